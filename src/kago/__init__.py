@@ -1,0 +1,10 @@
+"""kago (籠, "cage"): a Linux container runtime and manager built from the kernel's own parts.
+
+Data flows one way: OCI bundle (``oci``) -> Plan (``plan``, pure) -> fork choreography
+(``process``) -> mechanisms (``linux``) -> kernel (``kernel``, the only ctypes user).
+``runtime`` is the library API; ``cli.oci`` is the runc-compatible ``kago-oci`` command.
+Nothing here imports anything heavy: ``kago-oci``'s start-up is its latency.
+"""
+
+__version__ = "0.1.0"
+OCI_VERSION = "1.2.0"

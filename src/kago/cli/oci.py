@@ -1,0 +1,211 @@
+"""``kago-oci``: the runc-compatible command line.
+
+One short function per command: parsed args -> runtime call -> output; errors become one
+``level=error`` log line (to ``--log`` in text or JSON, where containerd looks for it) plus a
+line on stderr, and exit status 1; ``run`` and ``exec`` exit with the container's status.
+Each command imports only what it uses: start-up is kago-oci's latency.
+"""
+
+import os
+import sys
+
+from kago import __version__, OCI_VERSION, log
+from kago.cli.args import Namespace, parse_command, parse_global
+from kago.errors import KagoError, UsageError
+
+USAGE = """kago-oci: a runc-compatible OCI container runtime
+
+usage: kago-oci [global options] command [command options] [arguments...]
+
+commands: create, start, state, kill, delete, run, exec, ps, list, pause, resume,
+          features, spec, update, events
+
+global options: --root DIR (default /run/kago), --log FILE, --log-format text|json,
+                --debug, --systemd-cgroup, --version
+"""
+
+
+def main(argv=None):
+    argv = sys.argv[1:] if argv is None else argv
+    command = None
+    try:
+        glob, command, rest = parse_global(argv)
+        log.configure(glob.log, glob.log_format or "text", bool(glob.debug))
+        if glob.version:
+            return _print(f"kago-oci version {__version__}\nspec: {OCI_VERSION}")
+        if glob.help or command is None:
+            return _print(USAGE)
+        if glob.systemd_cgroup:
+            raise UsageError("--systemd-cgroup is not supported by kago-oci yet: "
+                             "use the cgroupfs driver (omit the flag)")
+        args = parse_command(command, rest)
+        if args.help:
+            return _print(USAGE)
+        return COMMANDS[command](glob, args) or 0
+    except KagoError as e:
+        return _fail(command, e)
+    except KeyboardInterrupt:
+        return 130
+
+
+def _fail(command, err):
+    prefix = f"{command} failed: " if command in ("create", "run", "exec") else ""
+    msg = prefix + str(err)
+    log.error(msg)
+    if not log.logs_to_stderr():
+        os.write(2, (msg + "\n").encode())
+    return getattr(err, "exit_code", 1)
+
+
+def _print(text):
+    sys.stdout.write(text if text.endswith("\n") else text + "\n")
+    return 0
+
+
+def _store(glob):
+    from kago.runtime.store import Store
+    return Store(glob.root or "/run/kago")
+
+
+def _options(args, **extra):
+    from kago.runtime.options import Options
+    return Options(no_pivot=bool(args.no_pivot), pid_file=args.pid_file,
+                   console_socket=args.console_socket, preserve_fds=args.preserve_fds or 0,
+                   detach=bool(args.detach), no_new_keyring=bool(args.no_new_keyring), **extra)
+
+
+def _bundle(args):
+    return os.path.abspath(args.bundle or ".")
+
+
+# --- commands -------------------------------------------------------------------------------
+
+def cmd_create(glob, args):
+    from kago.runtime import container
+    container.create(_store(glob), args.id, _bundle(args), _options(args))
+
+
+def cmd_run(glob, args):
+    from kago.runtime import container
+    return container.run(_store(glob), args.id, _bundle(args), _options(args))
+
+
+def cmd_start(glob, args):
+    from kago.runtime import container
+    container.start(_store(glob), args.id)
+
+
+def cmd_state(glob, args):
+    from kago import jsonio
+    from kago.runtime import container
+    return _print(jsonio.dumps(container.state(_store(glob), args.id), indent=2))
+
+
+def cmd_kill(glob, args):
+    from kago.plan.tables import parse_signal
+    from kago.runtime import container
+    sig = parse_signal(args.signal or "SIGTERM")
+    container.kill(_store(glob), args.id, sig, all_processes=bool(args.all))
+
+
+def cmd_delete(glob, args):
+    from kago.runtime import container
+    container.delete(_store(glob), args.id, force=bool(args.force))
+
+
+def cmd_exec(glob, args):
+    from kago.runtime import exec as ex
+    from kago.runtime.options import Options
+    store = _store(glob)
+    record = store.load(args.id)
+    if args.process:
+        proc = ex.load_process(args.process)
+    elif args.rest:
+        proc = ex.process_from_args(record, args.rest, cwd=args.cwd, env=args.env or (),
+                                    user=args.user, caps=args.cap or (), tty=bool(args.tty),
+                                    no_new_privs=args.no_new_privs)
+    else:
+        raise UsageError("exec: nothing to run: give a command or --process FILE")
+    if args.gids:
+        proc.setdefault("user", {}).setdefault("additionalGids", [])
+        proc["user"]["additionalGids"] += [int(g) for g in args.gids]
+    opts = Options(pid_file=args.pid_file, console_socket=args.console_socket,
+                   preserve_fds=args.preserve_fds or 0, detach=bool(args.detach))
+    return ex.execute(store, args.id, proc, opts)
+
+
+def cmd_ps(glob, args):
+    from kago.runtime import container
+    pids = container.pids(_store(glob), args.id)
+    if args.format == "json":
+        from kago import jsonio
+        return _print(jsonio.dumps(pids))
+    if args.format != "table":
+        raise UsageError(f"invalid format option: {args.format}")
+    import subprocess
+    out = subprocess.run(["ps"] + (args.rest or ["-ef"]), capture_output=True, text=True)
+    lines = out.stdout.splitlines()
+    if not lines:
+        raise KagoError(f"ps: {out.stderr.strip()}")
+    col = lines[0].split().index("PID")
+    wanted = {str(p) for p in pids}
+    keep = [lines[0]] + [ln for ln in lines[1:] if ln.split()[col:col + 1][0] in wanted]
+    return _print("\n".join(keep))
+
+
+def cmd_list(glob, args):
+    from kago.runtime import container
+    states = container.list_states(_store(glob))
+    if args.quiet:
+        return _print("\n".join(s["id"] for s in states)) if states else 0
+    if args.format == "json":
+        from kago import jsonio
+        return _print(jsonio.dumps(states))
+    if args.format != "table":
+        raise UsageError(f"invalid format option: {args.format}")
+    rows = [("ID", "PID", "STATUS", "BUNDLE", "CREATED", "OWNER")]
+    rows += [(s["id"], str(s["pid"]), s["status"], s["bundle"], s["created"], s["owner"] or "")
+             for s in states]
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    return _print("\n".join("   ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip()
+                            for r in rows))
+
+
+def cmd_pause(glob, args):
+    from kago.runtime import container
+    container.pause(_store(glob), args.id)
+
+
+def cmd_resume(glob, args):
+    from kago.runtime import container
+    container.resume(_store(glob), args.id)
+
+
+def cmd_features(glob, args):
+    from kago import jsonio
+    from kago.oci.defaults import features
+    return _print(jsonio.dumps(features(), indent=2))
+
+
+def cmd_spec(glob, args):
+    from kago import jsonio
+    from kago.oci.defaults import default_spec
+    path = os.path.join(args.bundle or ".", "config.json")
+    if os.path.exists(path):
+        raise KagoError("File config.json exists. Remove it first")
+    with open(path, "w") as f:
+        f.write(jsonio.dumps(default_spec(rootless=bool(args.rootless)), indent=2) + "\n")
+
+
+def cmd_not_yet(glob, args):
+    raise UsageError("this command is not supported by kago-oci yet (it comes with cgroup "
+                     "limits): the container is unchanged")
+
+
+COMMANDS = {"create": cmd_create, "run": cmd_run, "start": cmd_start, "state": cmd_state,
+            "kill": cmd_kill, "delete": cmd_delete, "exec": cmd_exec, "ps": cmd_ps,
+            "list": cmd_list, "pause": cmd_pause, "resume": cmd_resume,
+            "features": cmd_features, "spec": cmd_spec, "update": cmd_not_yet,
+            "events": cmd_not_yet}
+
+__all__ = ["main", "Namespace"]

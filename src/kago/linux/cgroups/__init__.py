@@ -1,0 +1,69 @@
+"""Cgroup placement: find the hierarchies, make a container's cgroup, put processes in it.
+
+Extractable (like youki's libcgroups): imports only ``kago.errors`` and the stdlib, and nothing
+that costs start-up time (no enum/signal/dataclasses/re), because ``kago-oci create`` loads it.
+
+    layout = detect()                                  # v1, v2 or hybrid, from mountinfo
+    m = open_manager("/kago/" + container_id, layout)  # absolute: from each hierarchy's top
+    m.create(); m.add(pid)
+    record = m.to_record()                             # stored beside state.json
+    ...
+    m = Manager.from_record(record)                    # a later `kago-oci kill` / `delete`
+    m.kill_all(9); m.destroy()
+
+Cgroups paths follow runc: "/a/b" hangs from each hierarchy's top, "a/b" from the caller's
+(or ``owner_pid``'s) own cgroup in that hierarchy; ".." components, "/" and "" are refused.
+Hierarchies are named as /proc/PID/cgroup names them, controllers sorted (``memory``,
+``cpu,cpuacct``, ``name=systemd``); the cgroup2 tree is ``unified``.
+
+The Manager protocol (V1Manager, V2Manager and HybridManager implement it):
+
+    create()                mkdir -p in every hierarchy, remembering which directories it made;
+                            v1 cpuset gets cpus/mems copied from its parent so tasks can join.
+                            On failure it removes what it made, then raises.
+    add(pid)                write pid to cgroup.procs in every hierarchy.
+    pids() -> list[int]     every process in the cgroup and its children, deduplicated, sorted:
+                            from the cgroup2 tree when there is one, else pids/freezer/first v1.
+    kill_all(sig=9)         SIGKILL by cgroup.kill where present; otherwise each pid, the cgroup
+                            frozen around a SIGKILL walk so forks cannot race it (as runc).
+    freeze(timeout=2.0)     v1 freezer.state until FROZEN (the v1 freezer is preferred on hybrid),
+    thaw(), frozen()        v2 cgroup.freeze until cgroup.events says "frozen 1".
+    can_freeze() -> bool    whether a freezer is there at all (v1 without a freezer mount: no).
+    exists() -> bool        any of its directories still exists.
+    destroy(timeout=2.0)    rmdir the directories it made, deepest first, in every hierarchy;
+                            EBUSY is retried until timeout (exiting tasks leave late), then a
+                            CgroupError says which processes remain. Gone already is fine.
+    path_in(name) -> str    the directory in one hierarchy (``memory``, ``cpuacct``, ``unified``).
+    paths() -> dict         hierarchy name -> absolute directory.
+    to_record() -> dict     str/list values only; ``Manager.from_record(d)`` rebuilds it.
+
+Every failure is ``kago.errors.CgroupError(path, message, errno)`` naming the file or directory.
+"""
+
+from kago.errors import CgroupError
+
+from .common import SIGKILL, Manager
+from .hybrid import HybridManager
+from .mountinfo import (UNIFIED, Hierarchy, Layout, detect, parse_mountinfo, parse_proc_cgroup,
+                        read_proc_cgroup, split_path)
+from .v1 import V1Manager
+from .v2 import V2Manager
+
+_BY_MODE = {"v1": V1Manager, "v2": V2Manager, "hybrid": HybridManager}
+
+
+def open_manager(cgroups_path, layout=None, owner_pid=None):
+    """The Manager of ``cgroups_path`` (not created yet: call create()).
+
+    ``layout`` defaults to detect(); a relative path is resolved against the cgroups of
+    ``owner_pid`` (default: the calling process), read from /proc/PID/cgroup.
+    """
+    layout = layout or detect()
+    split_path(cgroups_path)  # refuse ".." before reading anything else
+    own = None if cgroups_path.startswith("/") else read_proc_cgroup(owner_pid)
+    return _BY_MODE[layout.mode](cgroups_path, layout.resolve(cgroups_path, own))
+
+
+__all__ = ["CgroupError", "Hierarchy", "HybridManager", "Layout", "Manager", "SIGKILL", "UNIFIED",
+           "V1Manager", "V2Manager", "detect", "open_manager", "parse_mountinfo",
+           "parse_proc_cgroup", "read_proc_cgroup", "split_path"]

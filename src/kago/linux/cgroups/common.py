@@ -1,0 +1,335 @@
+"""The Manager base: one container cgroup as a directory in each hierarchy, and cgroupfs file I/O.
+
+What is the same on v1 and v2 lives here (mkdir -p with rollback, cgroup.procs, rmdir with
+retry, the kill algorithm); v1.py, v2.py and hybrid.py only say which directory answers pids(),
+how to freeze, and whether ``cgroup.kill`` exists.
+
+Kernel docs: Documentation/admin-guide/cgroup-v1/cgroups.rst (section 2: cgroup.procs, rmdir
+fails with EBUSY while tasks or child cgroups remain) and Documentation/admin-guide/cgroup-v2.rst
+(cgroup.procs, cgroup.kill, "Removing a cgroup is ... only if it has no children and is not
+populated").
+"""
+
+import errno
+import os
+import time
+
+from kago.errors import CgroupError
+
+# signal.SIGKILL without importing signal, which pulls in enum (~5 ms of start-up).
+SIGKILL = 9
+
+_CLASSES = {}  # mode -> Manager subclass, filled by __init_subclass__
+
+
+def _strerror(err):
+    return os.strerror(err).lower() if err else "failed"
+
+
+def read_text(path):
+    try:
+        with open(path) as f:
+            return f.read()
+    except OSError as e:
+        raise CgroupError(path, f"cannot read: {_strerror(e.errno)}", e.errno) from e
+
+
+def write_text(path, value, what=None):
+    """Write ``value`` in one write(2): cgroupfs acts on each write, so it must not be split."""
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CLOEXEC)
+    except OSError as e:
+        raise CgroupError(path, f"cannot open: {_strerror(e.errno)}", e.errno) from e
+    try:
+        os.write(fd, value.encode())
+    except OSError as e:
+        raise CgroupError(path, f"{what or 'write ' + value}: {_strerror(e.errno)}", e.errno) from e
+    finally:
+        os.close(fd)
+
+
+def read_pids(procs_file):
+    """The pids listed in one cgroup.procs; [] when the cgroup has gone (a racing rmdir)."""
+    try:
+        text = read_text(procs_file)
+    except CgroupError as e:
+        if e.errno in (errno.ENOENT, errno.ENODEV):
+            return []
+        raise
+    return [int(line) for line in text.split()]
+
+
+def walk_pids(top):
+    """Every pid in ``top`` and its child cgroups, deduplicated and sorted."""
+    found = set(read_pids(top + "/cgroup.procs"))
+    try:
+        entries = list(os.scandir(top))
+    except (FileNotFoundError, NotADirectoryError):
+        return sorted(found)
+    for entry in entries:
+        if entry.is_dir(follow_symlinks=False):
+            found.update(walk_pids(entry.path))
+    return sorted(found)
+
+
+def mkdir_p(path, made):
+    """mkdir -p ``path``, appending each directory this call created to ``made``, parents first."""
+    missing = []
+    while not os.path.isdir(path):
+        missing.append(path)
+        path = os.path.dirname(path)
+    for d in reversed(missing):
+        try:
+            os.mkdir(d, 0o755)
+        except FileExistsError:
+            if os.path.isdir(d):
+                continue  # another create() made it just now: it is not ours to remove
+            raise CgroupError(d, "cannot create: a file of that name exists", errno.EEXIST)
+        except OSError as e:
+            raise CgroupError(d, f"cannot create: {_strerror(e.errno)}", e.errno) from e
+        made.append(d)
+
+
+def _depth(path):
+    return path.count("/")
+
+
+def _busy_error(path, err):
+    """Why rmdir(``path``) still fails: remaining processes are the answer the user needs."""
+    if err != errno.EBUSY:
+        return CgroupError(path, f"cannot remove: {_strerror(err)}", err)
+    pids = walk_pids(path)
+    if pids:
+        shown = " ".join(str(p) for p in pids[:8]) + (" ..." if len(pids) > 8 else "")
+        return CgroupError(path, f"cannot remove: {len(pids)} processes remain ({shown})", err)
+    children = [e.name for e in os.scandir(path) if e.is_dir(follow_symlinks=False)]
+    if children:
+        return CgroupError(path, f"cannot remove: child cgroups remain ({children[0]})", err)
+    return CgroupError(path, f"cannot remove: {_strerror(err)}", err)
+
+
+def rmdir_leaf(path, deadline):
+    """rmdir a container cgroup, retrying EBUSY until ``deadline``: killed tasks leave late."""
+    delay = 0.001
+    while True:
+        try:
+            os.rmdir(path)
+            return
+        except FileNotFoundError:
+            return
+        except OSError as e:
+            if e.errno != errno.EBUSY or time.monotonic() >= deadline:
+                raise _busy_error(path, e.errno) from e
+        time.sleep(delay)
+        delay = min(delay * 2, 0.05)
+
+
+def rmdir_parent(path):
+    """rmdir a parent we made (``/kago``); still holding other containers' cgroups is fine."""
+    try:
+        os.rmdir(path)
+    except OSError as e:
+        if e.errno not in (errno.ENOENT, errno.EBUSY, errno.ENOTEMPTY):
+            raise CgroupError(path, f"cannot remove: {_strerror(e.errno)}", e.errno) from e
+
+
+def _check_record_dir(path):
+    if not isinstance(path, str) or not path.startswith("/") or ".." in path.split("/"):
+        raise ValueError(f"{path!r} is not an absolute path free of '..'")
+    return path
+
+
+class Manager:
+    """One container's cgroup: ``dirs`` maps hierarchy name -> its absolute directory.
+
+    ``path`` is the cgroups path it was opened with; ``created`` the directories this manager
+    (or the one whose record it was rebuilt from) made, which are the only ones destroy() removes.
+    """
+
+    __slots__ = ("path", "dirs", "created")
+    mode = None
+
+    def __init_subclass__(cls, **kw):
+        super().__init_subclass__(**kw)
+        _CLASSES[cls.mode] = cls
+
+    def __init__(self, path, dirs, created=()):
+        self.path = path
+        self.dirs = dict(dirs)
+        self.created = list(created)
+
+    def __repr__(self):
+        return f"{type(self).__name__}({self.path!r})"
+
+    # --- where ---------------------------------------------------------------------------------
+
+    def paths(self):
+        """hierarchy name -> absolute directory of the container cgroup."""
+        return dict(self.dirs)
+
+    def path_in(self, hierarchy):
+        """The directory in ``hierarchy`` (a name like ``cpu,cpuacct`` or one controller)."""
+        d = self._find(hierarchy)
+        if d is None:
+            raise CgroupError(self.path, f"no {hierarchy} hierarchy is mounted", errno.ENOENT)
+        return d
+
+    def _find(self, hierarchy):
+        for name, d in self.dirs.items():
+            if name == hierarchy or hierarchy in name.split(","):
+                return d
+        return None
+
+    def exists(self):
+        """True while any of its directories exists (a half-removed set still needs destroy())."""
+        return any(os.path.isdir(d) for d in self.dirs.values())
+
+    # --- lifecycle -----------------------------------------------------------------------------
+
+    def create(self):
+        """mkdir -p in every hierarchy; on failure remove what this call made, then raise."""
+        made = []
+        try:
+            for name, d in self.dirs.items():
+                mkdir_p(d, made)
+                self._prepare(name, d)
+        except BaseException as e:
+            self._rollback(made, e)
+            raise
+        self.created += [d for d in made if d not in self.created]
+
+    def _prepare(self, name, d):
+        """Make a new directory joinable (v1 cpuset); nothing to do by default."""
+
+    def _rollback(self, made, cause):
+        for d in sorted(made, key=_depth, reverse=True):
+            try:
+                os.rmdir(d)
+            except OSError as e:
+                if e.errno != errno.ENOENT:
+                    cause.add_note(f"cleanup: cannot remove {d}: {_strerror(e.errno)}")
+
+    def add(self, pid):
+        """Move process ``pid`` (all its threads) into the container cgroup in every hierarchy.
+
+        Not atomic across v1 hierarchies: a child forked between two writes stays in the
+        parent's cgroups for the rest. Add a process before it can fork (init waits for us).
+        """
+        for d in self.dirs.values():
+            write_text(d + "/cgroup.procs", str(pid), f"cannot add pid {pid}")
+
+    def destroy(self, timeout=2.0):
+        """rmdir what create() made, deepest first, in every hierarchy; see rmdir_leaf()."""
+        deadline = time.monotonic() + timeout
+        leaves = set(self.dirs.values())
+        errors = []
+        for d in sorted(self.created, key=_depth, reverse=True):
+            try:
+                if d in leaves:
+                    rmdir_leaf(d, deadline)
+                else:
+                    rmdir_parent(d)
+            except CgroupError as e:
+                errors.append(e)
+        self.created = [d for d in self.created if os.path.isdir(d)]
+        if errors:
+            for e in errors[1:]:
+                errors[0].add_note(str(e))
+            raise errors[0]
+
+    # --- processes -----------------------------------------------------------------------------
+
+    def pids(self):
+        """Every process in the container cgroup and its child cgroups, sorted."""
+        return walk_pids(self._pids_dir())
+
+    def _pids_dir(self):
+        raise NotImplementedError
+
+    def kill_all(self, sig=SIGKILL):
+        """Signal every process; SIGKILL via cgroup.kill if the kernel has it, else by pid."""
+        sig = int(sig)
+        if sig != SIGKILL:
+            self._signal_each(sig)  # a paused container gets it on resume, as with runc
+            return
+        kill_file = self._kill_file()
+        if kill_file and os.path.exists(kill_file):
+            self._kill_by_file(kill_file)
+        else:
+            self._kill_frozen(sig)
+
+    def _kill_by_file(self, kill_file):
+        # cgroup.kill reaches tasks the v2 freezer holds, but not those in a v1 freezer's
+        # refrigerator (hybrid): a paused container is thawed so the SIGKILLs land.
+        paused = self.can_freeze() and self.frozen()
+        write_text(kill_file, "1", "cannot kill")
+        if paused:
+            self.thaw()
+
+    def _kill_frozen(self, sig):
+        """Freeze, SIGKILL each pid, thaw: a frozen cgroup cannot fork new pids behind our list."""
+        freezing = self.can_freeze()
+        if freezing:
+            try:
+                self.freeze()
+            except CgroupError:
+                pass  # as runc: a cgroup that will not freeze is still killed, only less surely
+        try:
+            self._signal_each(sig)
+        finally:
+            if freezing:
+                self.thaw()  # the SIGKILLs queued on frozen tasks are delivered now
+
+    def _signal_each(self, sig):
+        for pid in self.pids():
+            try:
+                os.kill(pid, sig)
+            except ProcessLookupError:
+                pass  # exited since pids() read it
+
+    def _kill_file(self):
+        return None
+
+    # --- freezer -------------------------------------------------------------------------------
+
+    def can_freeze(self):
+        raise NotImplementedError
+
+    def freeze(self, timeout=2.0):
+        raise NotImplementedError
+
+    def thaw(self):
+        raise NotImplementedError
+
+    def frozen(self):
+        raise NotImplementedError
+
+    # --- records -------------------------------------------------------------------------------
+
+    def to_record(self):
+        """Plain str/list values, so a later command can rebuild this manager (JSON-safe)."""
+        return {"mode": self.mode, "path": self.path, "hierarchies": list(self.dirs),
+                "dirs": list(self.dirs.values()), "created": list(self.created)}
+
+    @classmethod
+    def from_record(cls, record):
+        """The manager to_record() described, of the class its mode names."""
+        try:
+            kind = _CLASSES[record["mode"]]
+            dirs = dict(zip(record["hierarchies"], map(_check_record_dir, record["dirs"]),
+                            strict=True))
+            created = [_check_record_dir(d) for d in record["created"]]
+            path = record["path"]
+        except (KeyError, TypeError, ValueError, AttributeError) as e:
+            where = record.get("path") if isinstance(record, dict) else None
+            raise CgroupError(str(where), f"bad cgroup record: {e}", errno.EINVAL) from e
+        _check_created(path, dirs, created)
+        return kind(path, dirs, created)
+
+
+def _check_created(path, dirs, created):
+    """destroy() removes ``created``: each must be one of ``dirs`` or an ancestor of one."""
+    for c in created:
+        if not any(d == c or d.startswith(c + "/") for d in dirs.values()):
+            raise CgroupError(path, f"bad cgroup record: {c} is not on a cgroup path",
+                              errno.EINVAL)

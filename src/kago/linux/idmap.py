@@ -1,0 +1,25 @@
+"""User-namespace ID maps, written by the parent for the child (user_namespaces(7)).
+
+The parent (root in the initial user namespace) writes /proc/CHILD/uid_map and gid_map. Because
+it holds CAP_SETGID in the parent namespace, setgroups(2) stays allowed inside the container, so
+additionalGids work; several ranges may be given (up to 340 lines since Linux 4.15).
+"""
+
+from kago.errors import KernelError
+
+
+def format_map(mappings):
+    return "".join(f"{cid} {hid} {size}\n" for cid, hid, size in mappings)
+
+
+def write_maps(pid, uid_maps, gid_maps):
+    _write(f"/proc/{pid}/uid_map", format_map(uid_maps))
+    _write(f"/proc/{pid}/gid_map", format_map(gid_maps))
+
+
+def _write(path, text):
+    try:
+        with open(path, "w") as f:
+            f.write(text)
+    except OSError as e:
+        raise KernelError("write", e.errno, path, text.strip().replace("\n", ", ")) from None

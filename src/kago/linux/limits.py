@@ -1,0 +1,60 @@
+"""Small per-process settings: rlimits, oom_score_adj, hostname, domainname, sysctl.
+
+sysctls are written through the container's own /proc/sys, resolved inside the rootfs, while
+the process is already in the container's namespaces: net.*, kernel.shm* etc. are per
+namespace, so they land in the container's (plan.validate refused the non-namespaced ones).
+"""
+
+import errno
+import os
+import resource
+
+from kago.errors import KernelError
+from kago.kernel import libc
+from kago.linux import mounts
+
+
+def set_rlimits(rlimits):
+    for res, soft, hard in rlimits or ():
+        try:
+            resource.setrlimit(res, (soft, hard))
+        except (OSError, ValueError) as e:
+            err = getattr(e, "errno", None) or errno.EPERM
+            hint = ("raising a hard limit needs CAP_SYS_RESOURCE"
+                    if err == errno.EPERM else None)
+            raise KernelError("setrlimit", err, _RLIMIT_NAMES.get(res, str(res)),
+                              hint) from None
+
+
+_RLIMIT_NAMES = {getattr(resource, n): n for n in dir(resource) if n.startswith("RLIMIT_")}
+
+
+def set_oom_score_adj(value):
+    if value is None:
+        return
+    try:
+        with open("/proc/self/oom_score_adj", "w") as f:
+            f.write(str(value))
+    except OSError as e:
+        hint = "lowering it needs CAP_SYS_RESOURCE" if e.errno in (errno.EPERM,
+                                                                  errno.EACCES) else None
+        raise KernelError("write", e.errno, "/proc/self/oom_score_adj", hint) from None
+
+
+def set_names(hostname, domainname):
+    if hostname is not None:
+        libc.sethostname(hostname)
+    if domainname is not None:
+        libc.setdomainname(domainname)
+
+
+def write_sysctls(rootfd, sysctl):
+    for key, value in (sysctl or {}).items():
+        path = "/proc/sys/" + key.replace(".", "/")
+        fd = mounts.open_in_root(rootfd, path, os.O_WRONLY)
+        try:
+            os.write(fd, str(value).encode())
+        except OSError as e:
+            raise KernelError("write sysctl", e.errno, path, key) from None
+        finally:
+            os.close(fd)

@@ -1,0 +1,219 @@
+"""Mounts inside the container's root filesystem, resolved safely.
+
+Every destination is resolved by the kernel under the rootfs (openat2(2) with RESOLVE_IN_ROOT,
+so ``..`` and symlinks, absolute or relative, stay inside it), then mounted through the resulting
+file descriptor's ``/proc/self/fd/N`` link: the mount lands on the dentry that was resolved, even
+if the path is changed afterwards (the CVE-2019-19921 / CVE-2021-30465 class of races). Missing
+directories are created one component at a time, each resolved again from the root.
+
+Bind mounts take their flags only on a second MS_REMOUNT|MS_BIND call (mount(2)); in a user
+namespace, that remount must keep the flags the kernel locked on the source (nosuid, nodev, ...),
+so on EPERM it retries with the source's current flags added, as runc does.
+Man pages: mount(2), openat2(2), mount_setattr(2), mount_namespaces(7).
+"""
+
+import errno
+import os
+import stat
+
+from kago import log
+from kago.errors import KernelError, MountError
+from kago.kernel import consts as C
+from kago.kernel import libc
+
+RESOLVE = C.RESOLVE_IN_ROOT | C.RESOLVE_NO_MAGICLINKS
+
+# statvfs f_flag bits -> the MS_* flags a user-namespaced remount must keep
+_LOCKED = ((os.ST_RDONLY, C.MS_RDONLY), (os.ST_NOSUID, C.MS_NOSUID), (os.ST_NODEV, C.MS_NODEV),
+           (os.ST_NOEXEC, C.MS_NOEXEC), (os.ST_NOATIME, C.MS_NOATIME),
+           (os.ST_NODIRATIME, C.MS_NODIRATIME), (os.ST_RELATIME, C.MS_RELATIME))
+
+
+def fdpath(fd):
+    return f"/proc/self/fd/{fd}"
+
+
+def open_in_root(rootfd, path, flags=os.O_PATH):
+    """Open ``path`` (relative to the container's /) with the rootfs as the resolution root."""
+    return libc.openat2(rootfd, path.lstrip("/") or ".", flags, RESOLVE, shown=path)
+
+
+def _split(path):
+    return [p for p in path.split("/") if p and p != "."]
+
+
+def mkdirs_in_root(rootfd, path, mode=0o755):
+    """Create ``path`` and its parents inside the root; return an O_PATH fd of the directory."""
+    try:
+        return open_in_root(rootfd, path, os.O_PATH | os.O_DIRECTORY)
+    except KernelError as e:
+        if e.errno != errno.ENOENT:
+            raise
+    parts = _split(path)
+    fd = os.dup(rootfd)
+    done = []
+    for name in parts:
+        done.append(name)
+        try:
+            nxt = open_in_root(rootfd, "/".join(done), os.O_PATH | os.O_DIRECTORY)
+        except KernelError as e:
+            if e.errno != errno.ENOENT:
+                os.close(fd)
+                raise
+            nxt = _mkdir_at(fd, rootfd, name, "/".join(done), mode)
+        os.close(fd)
+        fd = nxt
+    return fd
+
+
+def _mkdir_at(parentfd, rootfd, name, shown, mode):
+    try:
+        os.mkdir(name, mode, dir_fd=parentfd)
+    except FileExistsError:
+        # a name that exists but did not resolve: a dangling symlink; never follow it out
+        raise MountError("mkdir", errno.ENOENT, "/" + shown,
+                         "it is a symlink whose target does not exist in the rootfs") from None
+    except OSError as e:
+        raise MountError("mkdir", e.errno, "/" + shown) from None
+    return open_in_root(rootfd, shown, os.O_PATH | os.O_DIRECTORY)
+
+
+def create_file_in_root(rootfd, path, mode=0o644):
+    """Create an empty file at ``path`` inside the root (for file bind mounts and devices)."""
+    try:
+        return open_in_root(rootfd, path)
+    except KernelError as e:
+        if e.errno != errno.ENOENT:
+            raise
+    parent, _, name = path.rstrip("/").rpartition("/")
+    pfd = mkdirs_in_root(rootfd, parent or "/")
+    try:
+        # O_NOFOLLOW|O_EXCL: a symlink planted at the last component is never followed
+        os.close(os.open(name, os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_WRONLY | os.O_CLOEXEC,
+                         mode, dir_fd=pfd))
+    except FileExistsError:
+        raise MountError("create", errno.ENOENT, path,
+                         "it is a symlink whose target does not exist in the rootfs") from None
+    except OSError as e:
+        raise MountError("create", e.errno, path) from None
+    finally:
+        os.close(pfd)
+    return open_in_root(rootfd, path)
+
+
+def _source_is_dir(op):
+    if not op.is_bind:
+        return True
+    try:
+        return stat.S_ISDIR(os.stat(op.source).st_mode)
+    except OSError as e:
+        raise MountError("stat", e.errno, op.source, f"source of mount {op.destination}") from None
+
+
+def prepare_target(rootfd, op):
+    """Return an O_PATH fd of the mount point, creating it (dir or file like the source)."""
+    if _source_is_dir(op):
+        return mkdirs_in_root(rootfd, op.destination)
+    return create_file_in_root(rootfd, op.destination)
+
+
+def mount_one(rootfd, op, userns=False):
+    """Perform one MountOp inside the root."""
+    if op.source is None and op.fstype is None:  # change the flags of what is mounted there
+        mnt = open_in_root(rootfd, op.destination)
+        try:
+            return remount_bind(fdpath(mnt), op.remount_flags or 0, op.destination)
+        finally:
+            os.close(mnt)
+    target = prepare_target(rootfd, op)
+    try:
+        _first_mount(op, target, userns)
+    finally:
+        os.close(target)
+    if op.remount_flags is not None or op.propagation or op.attr_set or op.attr_clr:
+        mnt = open_in_root(rootfd, op.destination)
+        try:
+            _finish_mount(op, mnt)
+        finally:
+            os.close(mnt)
+
+
+def _first_mount(op, target, userns):
+    try:
+        libc.mount(op.source, fdpath(target), op.fstype, op.flags, op.data or None,
+                   shown=op.destination)
+    except MountError as e:
+        if op.fstype == "sysfs" and userns and e.errno == errno.EPERM:
+            # sysfs cannot be mounted in a user namespace that does not own the network
+            # namespace; show the host's /sys read-only instead, as runc does
+            log.debug("sysfs: falling back to a read-only bind of /sys", dest=op.destination)
+            libc.mount("/sys", fdpath(target), None, C.MS_BIND | C.MS_REC, shown=op.destination)
+            libc.mount(None, fdpath(target), None,
+                       C.MS_REMOUNT | C.MS_BIND | C.MS_RDONLY | C.MS_NOSUID | C.MS_NODEV
+                       | C.MS_NOEXEC, shown=op.destination)
+            return
+        raise
+
+
+def _finish_mount(op, mnt):
+    path = fdpath(mnt)
+    if op.remount_flags is not None:
+        remount_bind(path, op.remount_flags, op.destination)
+    for flag in op.propagation or ():
+        libc.mount(None, path, None, flag, shown=op.destination)
+    if op.attr_set or op.attr_clr:
+        libc.mount_setattr(mnt, "", C.AT_EMPTY_PATH | C.AT_RECURSIVE, op.attr_set or 0,
+                           op.attr_clr or 0, shown=op.destination)
+
+
+def remount_bind(path, flags, shown):
+    """MS_REMOUNT|MS_BIND with ``flags``, keeping any flags the kernel locked on the mount."""
+    base = C.MS_REMOUNT | C.MS_BIND | (flags & ~(C.MS_BIND | C.MS_REC | C.MS_REMOUNT))
+    try:
+        libc.mount(None, path, None, base, shown=shown)
+    except MountError as e:
+        if e.errno != errno.EPERM:
+            raise
+        libc.mount(None, path, None, base | locked_flags(path), shown=shown)
+
+
+def locked_flags(path):
+    f_flag = os.statvfs(path).f_flag
+    return sum(ms for st, ms in _LOCKED if f_flag & st)
+
+
+def bind_readonly(rootfd, path):
+    """readonlyPaths: bind the path over itself and remount it read-only (missing = skip)."""
+    try:
+        fd = open_in_root(rootfd, path)
+    except KernelError as e:
+        if e.errno == errno.ENOENT:
+            return
+        raise
+    try:
+        libc.mount(fdpath(fd), fdpath(fd), None, C.MS_BIND | C.MS_REC, shown=path)
+    finally:
+        os.close(fd)
+    fd = open_in_root(rootfd, path)
+    try:
+        remount_bind(fdpath(fd), C.MS_RDONLY | C.MS_NOSUID | C.MS_NODEV | C.MS_NOEXEC, path)
+    finally:
+        os.close(fd)
+
+
+def mask(rootfd, path):
+    """maskedPaths: /dev/null over a file, an empty read-only tmpfs over a directory."""
+    try:
+        fd = open_in_root(rootfd, path)
+    except KernelError as e:
+        if e.errno == errno.ENOENT:
+            return
+        raise
+    try:
+        target = fdpath(fd)
+        if stat.S_ISDIR(os.stat(target).st_mode):
+            libc.mount("tmpfs", target, "tmpfs", C.MS_RDONLY, shown=path)
+        else:
+            libc.mount("/dev/null", target, None, C.MS_BIND, shown=path)
+    finally:
+        os.close(fd)

@@ -1,0 +1,93 @@
+"""Entering namespaces: join the ones the spec names by path, unshare the new ones.
+
+Rules (namespaces(7), setns(2), unshare(2)):
+- every namespace file is opened before the first setns, because joining a mount namespace
+  changes what paths mean;
+- the user namespace is joined first: the others may be owned by it, and joining it is what
+  grants the capabilities to join them;
+- CLONE_NEWPID and CLONE_NEWTIME only affect children, so the caller forks after this.
+"""
+
+import os
+
+from kago.kernel import consts as C
+from kago.kernel import libc
+
+# spec namespace type -> /proc/PID/ns file name
+NS_FILES = {"pid": "pid", "network": "net", "mount": "mnt", "ipc": "ipc", "uts": "uts",
+            "user": "user", "cgroup": "cgroup", "time": "time"}
+
+
+def open_paths(namespaces):
+    """Open every joined namespace file: list of (type, flag, fd), user first."""
+    opened = []
+    try:
+        for kind, flag, path in namespaces:
+            if path:
+                opened.append((kind, flag, _open_ns(path)))
+    except BaseException:
+        close_all(opened)
+        raise
+    opened.sort(key=lambda item: item[0] != "user")
+    return opened
+
+
+def _open_ns(path):
+    try:
+        return os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    except OSError as e:
+        from kago.errors import KernelError
+        raise KernelError("open namespace", e.errno, path) from None
+
+
+def close_all(opened):
+    for _k, _f, fd in opened:
+        os.close(fd)
+
+
+def join(opened):
+    for kind, flag, fd in opened:
+        libc.setns(fd, flag, path=f"{kind} namespace")
+
+
+def unshare_flags(namespaces, skip_user=True):
+    """The CLONE_NEW* flags of the namespaces the container gets fresh."""
+    flags = 0
+    for kind, flag, path in namespaces:
+        if path is None and not (skip_user and kind == "user"):
+            flags |= flag
+    return flags
+
+
+def write_time_offsets(offsets):
+    """/proc/self/timens_offsets, written after unshare(CLONE_NEWTIME) and before the fork."""
+    if not offsets:
+        return
+    clocks = {"monotonic": 1, "boottime": 7}
+    lines = "".join(f"{clocks[name]} {v.get('secs', 0)} {v.get('nanosecs', 0)}\n"
+                    for name, v in offsets.items())
+    with open("/proc/self/timens_offsets", "w") as f:
+        f.write(lines)
+
+
+def ns_inode(pid, kind):
+    try:
+        return os.stat(f"/proc/{pid}/ns/{NS_FILES[kind]}").st_ino
+    except OSError:
+        return None
+
+
+def differing(pid):
+    """Namespaces of ``pid`` that differ from ours: (type, flag, /proc path), for exec."""
+    me = os.getpid()
+    out = []
+    for kind, name in NS_FILES.items():
+        theirs = ns_inode(pid, kind)
+        if theirs is not None and theirs != ns_inode(me, kind):
+            out.append((kind, _FLAG[kind], f"/proc/{pid}/ns/{name}"))
+    return out
+
+
+_FLAG = {"pid": C.CLONE_NEWPID, "network": C.CLONE_NEWNET, "mount": C.CLONE_NEWNS,
+         "ipc": C.CLONE_NEWIPC, "uts": C.CLONE_NEWUTS, "user": C.CLONE_NEWUSER,
+         "cgroup": C.CLONE_NEWCGROUP, "time": C.CLONE_NEWTIME}

@@ -1,0 +1,81 @@
+"""The container's root: propagation, the root bind, pivot_root (or chroot), read-only root.
+
+Order (runc's prepareRootfs, see mount_namespaces(7) and pivot_root(2)):
+1. make the whole tree rslave (or the spec's rootfsPropagation) so nothing we mount propagates
+   back to the host;
+2. make the rootfs's parent mount private (pivot_root refuses a shared parent) and bind the
+   rootfs onto itself so it is a mount point;
+3. the spec's mounts, devices, masked and read-only paths (mounts.py, devices.py);
+4. pivot_root(".", ".") on the rootfs and detach the old root, which is stacked underneath;
+5. remount / read-only if root.readonly.
+"""
+
+import os
+
+from kago.kernel import consts as C
+from kago.kernel import libc
+
+
+def isolate_propagation(propagation):
+    """Step 1: stop mount events reaching the host (default rslave, as runc)."""
+    flags = propagation or (C.MS_SLAVE | C.MS_REC)
+    # a plain shared/slave/private without MS_REC would leave sub-mounts as they are
+    libc.mount(None, "/", None, flags | C.MS_REC if flags & C.MS_PROPAGATION else flags)
+
+
+def _mount_point_of(path):
+    """The mount point holding ``path`` (walking up until st_dev changes)."""
+    path = os.path.realpath(path)
+    dev = os.stat(path).st_dev
+    while path != "/":
+        parent = os.path.dirname(path)
+        if os.stat(parent).st_dev != dev:
+            return path
+        path = parent
+    return "/"
+
+
+def bind_rootfs(rootfs):
+    """Step 2: the rootfs becomes its own mount point; its parent mount becomes private."""
+    parent = _mount_point_of(os.path.dirname(rootfs.rstrip("/")) or "/")
+    libc.mount(None, parent, None, C.MS_PRIVATE)
+    libc.mount(rootfs, rootfs, None, C.MS_BIND | C.MS_REC)
+    return os.open(rootfs, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
+
+
+def pivot(rootfs):
+    """Step 4: make ``rootfs`` the root and drop every trace of the old one."""
+    old = os.open("/", os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    new = os.open(rootfs, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    try:
+        os.fchdir(new)
+        # pivot_root(".", ".") stacks the old root on top of the new one, so no put_old
+        # directory is needed inside the (possibly read-only) rootfs
+        libc.pivot_root(".", ".")
+        os.fchdir(old)
+        # the old root must not propagate its unmount to the host
+        libc.mount(None, ".", None, C.MS_SLAVE | C.MS_REC)
+        libc.umount2(".", C.MNT_DETACH)
+    finally:
+        os.close(old)
+        os.close(new)
+    os.chdir("/")
+
+
+def move_root(rootfs):
+    """``--no-pivot``: move the rootfs over / and chroot into it (for ramfs roots)."""
+    os.chdir(rootfs)
+    libc.mount(rootfs, "/", None, C.MS_MOVE)
+    os.chroot(".")
+    os.chdir("/")
+
+
+def apply_root_propagation(propagation):
+    """After the switch, the spec's rootfsPropagation (e.g. rshared) is applied to /."""
+    if propagation:
+        libc.mount(None, "/", None, propagation)
+
+
+def make_root_readonly():
+    from kago.linux.mounts import remount_bind
+    remount_bind("/", C.MS_RDONLY, "/")

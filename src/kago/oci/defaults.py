@@ -1,0 +1,124 @@
+"""What ``kago-oci spec`` and ``kago-oci features`` print.
+
+``default_spec`` is ``runc spec``'s document (and ``runc spec --rootless``'s), with kago's
+ociVersion and hostname, so bundles made for runc and for kago look alike. It is built from
+literals on each call, so a caller may change the result freely.
+
+``features`` is the runtime-spec "features" document (features.md): what this runtime
+understands, for podman and containerd to ask before they write a spec. Its vocabulary lists come
+from ``kago.plan.tables``, imported inside the function since ``features`` is not on the
+``create`` path and ``oci`` sits below ``plan`` in the import order.
+"""
+
+from __future__ import annotations
+
+import os
+
+import kago
+
+HOOK_KINDS = ["prestart", "createRuntime", "createContainer", "startContainer",
+              "poststart", "poststop"]
+_DEFAULT_CAPS = ["CAP_AUDIT_WRITE", "CAP_KILL", "CAP_NET_BIND_SERVICE"]
+
+
+def _process(args, terminal: bool) -> dict:
+    caps = {name: list(_DEFAULT_CAPS) for name in ("bounding", "effective", "permitted", "ambient")}
+    return {
+        "terminal": terminal,
+        "user": {"uid": 0, "gid": 0},
+        "args": list(args) if args is not None else ["sh"],
+        "env": [
+            "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+            "TERM=xterm",
+        ],
+        "cwd": "/",
+        "capabilities": caps,
+        "rlimits": [{"type": "RLIMIT_NOFILE", "hard": 1024, "soft": 1024}],
+        "noNewPrivileges": True,
+    }
+
+
+def _mounts(rootless: bool) -> list:
+    devpts = ["nosuid", "noexec", "newinstance", "ptmxmode=0666", "mode=0620"]
+    if not rootless:
+        devpts.append("gid=5")  # an unprivileged user cannot map the tty group, so no gid=5
+    # sysfs cannot be mounted by a user namespace that does not own the netns: bind the host's.
+    sysfs = ({"destination": "/sys", "type": "none", "source": "/sys",
+              "options": ["rbind", "nosuid", "noexec", "nodev", "ro"]} if rootless else
+             {"destination": "/sys", "type": "sysfs", "source": "sysfs",
+              "options": ["nosuid", "noexec", "nodev", "ro"]})
+    return [
+        {"destination": "/proc", "type": "proc", "source": "proc"},
+        {"destination": "/dev", "type": "tmpfs", "source": "tmpfs",
+         "options": ["nosuid", "strictatime", "mode=755", "size=65536k"]},
+        {"destination": "/dev/pts", "type": "devpts", "source": "devpts", "options": devpts},
+        {"destination": "/dev/shm", "type": "tmpfs", "source": "shm",
+         "options": ["nosuid", "noexec", "nodev", "mode=1777", "size=65536k"]},
+        {"destination": "/dev/mqueue", "type": "mqueue", "source": "mqueue",
+         "options": ["nosuid", "noexec", "nodev"]},
+        sysfs,
+        {"destination": "/sys/fs/cgroup", "type": "cgroup", "source": "cgroup",
+         "options": ["nosuid", "noexec", "nodev", "relatime", "ro"]},
+    ]
+
+
+_MASKED_PATHS = [
+    "/proc/acpi", "/proc/asound", "/proc/kcore", "/proc/keys", "/proc/latency_stats",
+    "/proc/timer_list", "/proc/timer_stats", "/proc/sched_debug", "/sys/firmware", "/proc/scsi",
+]
+_READONLY_PATHS = ["/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys", "/proc/sysrq-trigger"]
+
+
+def _linux(rootless: bool) -> dict:
+    if not rootless:
+        return {
+            "resources": {"devices": [{"allow": False, "access": "rwm"}]},
+            "namespaces": [{"type": t} for t in ("pid", "network", "ipc", "uts", "mount")],
+            "maskedPaths": list(_MASKED_PATHS),
+            "readonlyPaths": list(_READONLY_PATHS),
+        }
+    # Rootless, as runc: map the caller's own IDs to root, keep the host network (no way to
+    # plumb one without privileges), and leave devices to the user namespace's own limits.
+    return {
+        "uidMappings": [{"containerID": 0, "hostID": os.geteuid(), "size": 1}],
+        "gidMappings": [{"containerID": 0, "hostID": os.getegid(), "size": 1}],
+        "namespaces": [{"type": t} for t in ("pid", "ipc", "uts", "mount", "user")],
+        "maskedPaths": list(_MASKED_PATHS),
+        "readonlyPaths": list(_READONLY_PATHS),
+    }
+
+
+def default_spec(args=None, rootless: bool = False, terminal: bool = True) -> dict:
+    """A fresh copy of the default config.json; ``args`` replaces ``["sh"]``."""
+    return {
+        "ociVersion": kago.OCI_VERSION,
+        "process": _process(args, terminal),
+        "root": {"path": "rootfs", "readonly": True},
+        "hostname": "kago",
+        "mounts": _mounts(rootless),
+        "linux": _linux(rootless),
+    }
+
+
+def features() -> dict:
+    """The runtime-spec features document for this build of kago."""
+    from kago.oci.schema import NAMESPACE_TYPES
+    from kago.plan.tables import CAPABILITIES, known_mount_options
+
+    return {
+        "ociVersionMin": "1.0.0",
+        "ociVersionMax": kago.OCI_VERSION,
+        "hooks": list(HOOK_KINDS),
+        "mountOptions": known_mount_options(),
+        "linux": {
+            "namespaces": sorted(NAMESPACE_TYPES),
+            "capabilities": list(CAPABILITIES),  # kernel-number order, as runc lists them
+            "cgroup": {"v1": True, "v2": True, "systemd": False, "systemdUser": False},
+            "seccomp": {"enabled": False},
+            "apparmor": {"enabled": False},
+            "selinux": {"enabled": False},
+            "intelRdt": {"enabled": False},
+            "mountExtensions": {"idmap": {"enabled": True}},
+        },
+        "annotations": {"io.github.kago.version": kago.__version__},
+    }

@@ -1,0 +1,172 @@
+"""Spec -> Plan (runc's specconv): pure, one function per spec section.
+
+The input is a config dict that ``oci.schema`` and ``plan.validate`` accepted; the output is
+``plan.model`` objects in kernel vocabulary (flags, masks, numbers). No I/O here: host checks
+(does the rootfs exist, is a bind source there) are in ``check_host``, called by the runtime.
+"""
+
+import errno
+import os
+
+from kago.errors import SpecError
+from kago.kernel import consts as C
+from kago.plan import tables
+from kago.plan.model import DeviceOp, Hook, MountOp, Plan, ProcessPlan
+
+HOOK_KINDS = ("prestart", "createRuntime", "createContainer", "startContainer", "poststart",
+              "poststop")
+DEFAULT_DEVICES = (("/dev/null", 1, 3), ("/dev/zero", 1, 5), ("/dev/full", 1, 7),
+                   ("/dev/random", 1, 8), ("/dev/urandom", 1, 9), ("/dev/tty", 5, 0))
+DEFAULT_UMASK = 0o022
+
+
+def build(cfg, bundle, container_id, no_pivot=False, extra_env=()):
+    linux = cfg.get("linux") or {}
+    root = cfg.get("root") or {}
+    return Plan(
+        id=container_id, bundle=bundle,
+        rootfs=rootfs_path(bundle, root.get("path", "rootfs")),
+        root_readonly=bool(root.get("readonly")),
+        rootfs_propagation=tables.ROOTFS_PROPAGATION.get(linux.get("rootfsPropagation"), 0),
+        no_pivot=no_pivot,
+        namespaces=namespaces(linux.get("namespaces") or ()),
+        uid_maps=mappings(linux.get("uidMappings")), gid_maps=mappings(linux.get("gidMappings")),
+        time_offsets=linux.get("timeOffsets") or {},
+        mounts=[mount_op(m, bundle, f"mounts[{i}]") for i, m in enumerate(cfg.get("mounts") or ())],
+        devices=devices(linux.get("devices") or ()), default_devices=True,
+        masked_paths=list(linux.get("maskedPaths") or ()),
+        readonly_paths=list(linux.get("readonlyPaths") or ()),
+        hostname=cfg.get("hostname"), domainname=cfg.get("domainname"),
+        sysctl=dict(linux.get("sysctl") or {}),
+        process=process(cfg.get("process") or {}, extra_env),
+        hooks=hooks(cfg.get("hooks") or {}),
+        cgroups_path=linux.get("cgroupsPath") or f"/kago/{container_id}",
+        annotations=dict(cfg.get("annotations") or {}), warnings=[])
+
+
+def rootfs_path(bundle, path):
+    return os.path.normpath(path if os.path.isabs(path) else os.path.join(bundle, path))
+
+
+def namespaces(items):
+    return [(ns["type"], tables.NAMESPACES[ns["type"]][0], ns.get("path") or None)
+            for ns in items]
+
+
+def mappings(items):
+    return [(m["containerID"], m["hostID"], m["size"]) for m in items or ()]
+
+
+def is_bind(mount):
+    opts = mount.get("options") or ()
+    return mount.get("type") == "bind" or "bind" in opts or "rbind" in opts
+
+
+def mount_op(mount, bundle, field):
+    opts = tables.parse_mount_options(mount.get("options"))
+    bind = is_bind(mount)
+    source = mount.get("source")
+    if bind:
+        if not source:
+            raise SpecError(f"{field}.source", "a bind mount needs a source")
+        # runc: a relative bind source is relative to the bundle
+        source = source if os.path.isabs(source) else os.path.join(bundle, source)
+        recursive = "rbind" in (mount.get("options") or ())
+        flags = C.MS_BIND | (C.MS_REC if recursive else 0)
+        extra = opts.flags & ~(C.MS_BIND | C.MS_REC | C.MS_REMOUNT)
+        remount = opts.flags if extra else None
+        fstype = None
+    else:
+        flags, remount, fstype = opts.flags, None, mount.get("type") or None
+    return MountOp(destination=mount["destination"], source=source, fstype=fstype, flags=flags,
+                   data=opts.data, remount_flags=remount, propagation=list(opts.propagation),
+                   attr_set=opts.rec_attr_set, attr_clr=opts.rec_attr_clr, is_bind=bind,
+                   field=field)
+
+
+def devices(items):
+    spec = [DeviceOp(path=d["path"], kind=d["type"], major=d.get("major"), minor=d.get("minor"),
+                     mode=d.get("fileMode"), uid=d.get("uid"), gid=d.get("gid")) for d in items]
+    given = {d.path for d in spec}
+    defaults = [DeviceOp(path=p, kind="c", major=ma, minor=mi, mode=0o666, uid=0, gid=0)
+                for p, ma, mi in DEFAULT_DEVICES if p not in given]
+    return defaults + spec
+
+
+def cap_mask(names):
+    mask = 0
+    for name in names or ():
+        mask |= 1 << tables.CAPABILITIES[name]
+    return mask
+
+
+def process(proc, extra_env=()):
+    user = proc.get("user") or {}
+    capabilities = proc.get("capabilities") or {}
+    return ProcessPlan(
+        args=list(proc.get("args") or ()), env=list(proc.get("env") or ()) + list(extra_env),
+        cwd=proc.get("cwd") or "/", uid=user.get("uid", 0), gid=user.get("gid", 0),
+        additional_gids=list(user.get("additionalGids") or ()),
+        umask=user.get("umask", DEFAULT_UMASK),
+        bounding=cap_mask(capabilities.get("bounding")),
+        effective=cap_mask(capabilities.get("effective")),
+        inheritable=cap_mask(capabilities.get("inheritable")),
+        permitted=cap_mask(capabilities.get("permitted")),
+        ambient=cap_mask(capabilities.get("ambient")),
+        rlimits=[(tables.RLIMITS[r["type"]], r["soft"], r["hard"])
+                 for r in proc.get("rlimits") or ()],
+        no_new_privileges=bool(proc.get("noNewPrivileges")),
+        terminal=bool(proc.get("terminal")), console_size=proc.get("consoleSize"),
+        oom_score_adj=proc.get("oomScoreAdj"),
+        apparmor_profile=proc.get("apparmorProfile"), selinux_label=proc.get("selinuxLabel"),
+        seccomp=None)
+
+
+def hooks(section):
+    return {kind: [Hook(path=h["path"], args=list(h.get("args") or [h["path"]]),
+                        env=list(h.get("env") or ()), timeout=h.get("timeout"))
+                   for h in section.get(kind) or ()]
+            for kind in HOOK_KINDS if section.get(kind)}
+
+
+def expand_cgroup_mount(op, host_paths):
+    """A ``cgroup`` mount: a tmpfs with the container's own cgroup of each hierarchy bound in.
+
+    Works on v1, v2 and hybrid hosts alike and never exposes other cgroups (runc does the same
+    without a cgroup namespace). ``host_paths``: hierarchy name -> the container's cgroup dir.
+    """
+    dest = op.destination.rstrip("/")
+    readonly = bool(op.flags & C.MS_RDONLY)
+    if set(host_paths) == {"unified"}:  # pure v2: the container's cgroup is the whole mount
+        return [MountOp(destination=dest, source=host_paths["unified"], fstype=None,
+                        flags=C.MS_BIND | C.MS_REC, data="", remount_flags=_ro_flags(op),
+                        propagation=[], attr_set=0, attr_clr=0, is_bind=True, field=op.field)]
+    ops = [MountOp(destination=dest, source="tmpfs", fstype="tmpfs",
+                   flags=C.MS_NOSUID | C.MS_NODEV | C.MS_NOEXEC, data="mode=755", remount_flags=None,
+                   propagation=[], attr_set=0, attr_clr=0, is_bind=False, field=op.field)]
+    for name, path in sorted(host_paths.items()):
+        ops.append(MountOp(destination=f"{dest}/{name.replace('name=', '')}", source=path,
+                           fstype=None, flags=C.MS_BIND, data="", remount_flags=_ro_flags(op),
+                           propagation=[], attr_set=0, attr_clr=0, is_bind=True, field=op.field))
+    if readonly:  # the tmpfs itself last, once the binds are in place
+        ops.append(MountOp(destination=dest, source=None, fstype=None, flags=0, data="",
+                           remount_flags=C.MS_RDONLY | C.MS_NOSUID | C.MS_NODEV | C.MS_NOEXEC,
+                           propagation=[], attr_set=0, attr_clr=0, is_bind=False, field=op.field))
+    return ops
+
+
+def _ro_flags(op):
+    return C.MS_NOSUID | C.MS_NODEV | C.MS_NOEXEC | (op.flags & C.MS_RDONLY)
+
+
+def check_host(plan):
+    """The checks that look at the host: the rootfs and bind sources must exist."""
+    if not os.path.isdir(plan.rootfs):
+        raise SpecError("root.path", f"rootfs {plan.rootfs} does not exist or is not a directory")
+    for op in plan.mounts:
+        if op.is_bind and not os.path.lexists(op.source):
+            raise SpecError(f"{op.field}.source", f"bind source {op.source} "
+                            f"for {op.destination}: {os.strerror(errno.ENOENT).lower()}")
+    for kind, _flag, path in plan.namespaces:
+        if path and not os.path.exists(path):
+            raise SpecError("linux.namespaces", f"{kind} namespace path {path} does not exist")

@@ -1,0 +1,339 @@
+"""The kernel's vocabulary as data: capabilities, rlimits, signals, namespaces, mount options.
+
+Pure tables and small parsers, no I/O. Numbers are the kernel's (include/uapi/linux/capability.h,
+asm-generic/resource.h, asm/signal.h for x86_64 and the other generic-ABI architectures), so a
+name maps straight to what a system call takes. The mount option words and their meanings follow
+runc's libcontainer/specconv, because podman and containerd write specs against runc.
+
+Plain dicts and ints, not enums: this module is on ``kago-oci``'s start-up path.
+"""
+
+from __future__ import annotations
+
+from kago.errors import KagoError
+from kago.kernel import consts as k
+from kago.oci.schema import quote
+
+# ---------------------------------------------------------------- capabilities
+
+_CAP_NAMES = (
+    "CHOWN", "DAC_OVERRIDE", "DAC_READ_SEARCH", "FOWNER", "FSETID", "KILL", "SETGID", "SETUID",
+    "SETPCAP", "LINUX_IMMUTABLE", "NET_BIND_SERVICE", "NET_BROADCAST", "NET_ADMIN", "NET_RAW",
+    "IPC_LOCK", "IPC_OWNER", "SYS_MODULE", "SYS_RAWIO", "SYS_CHROOT", "SYS_PTRACE", "SYS_PACCT",
+    "SYS_ADMIN", "SYS_BOOT", "SYS_NICE", "SYS_RESOURCE", "SYS_TIME", "SYS_TTY_CONFIG", "MKNOD",
+    "LEASE", "AUDIT_WRITE", "AUDIT_CONTROL", "SETFCAP", "MAC_OVERRIDE", "MAC_ADMIN", "SYSLOG",
+    "WAKE_ALARM", "BLOCK_SUSPEND", "AUDIT_READ", "PERFMON", "BPF", "CHECKPOINT_RESTORE",
+)
+# Insertion order is kernel-number order, which `features` relies on to list them like runc.
+CAPABILITIES = {"CAP_" + name: number for number, name in enumerate(_CAP_NAMES)}
+CAP_LAST_CAP = len(CAPABILITIES) - 1
+
+# ---------------------------------------------------------------- rlimits
+
+_RLIMIT_NAMES = (
+    "CPU", "FSIZE", "DATA", "STACK", "CORE", "RSS", "NPROC", "NOFILE", "MEMLOCK", "AS", "LOCKS",
+    "SIGPENDING", "MSGQUEUE", "NICE", "RTPRIO", "RTTIME",
+)
+RLIMITS = {"RLIMIT_" + name: number for number, name in enumerate(_RLIMIT_NAMES)}
+RLIM_INFINITY = 2**64 - 1
+
+# ---------------------------------------------------------------- signals
+
+_SIGNAL_NAMES = (
+    "HUP", "INT", "QUIT", "ILL", "TRAP", "ABRT", "BUS", "FPE", "KILL", "USR1", "SEGV", "USR2",
+    "PIPE", "ALRM", "TERM", "STKFLT", "CHLD", "CONT", "STOP", "TSTP", "TTIN", "TTOU", "URG",
+    "XCPU", "XFSZ", "VTALRM", "PROF", "WINCH", "IO", "PWR", "SYS",
+)
+SIGNALS = {"SIG" + name: number for number, name in enumerate(_SIGNAL_NAMES, 1)}
+# Old names the kernel headers still define; accepted on input, never printed.
+SIGNAL_ALIASES = {"SIGIOT": 6, "SIGCLD": 17, "SIGPOLL": 29}
+# glibc keeps 32 and 33 for its threads, so the first signal a program can use is 34.
+SIGRTMIN = 34
+SIGRTMAX = 64
+
+
+def _parse_rt_signal(name: str) -> int | None:
+    """``SIGRTMIN``, ``SIGRTMIN+3``, ``SIGRTMAX-1`` -> number, or None if not of that form."""
+    for base, number, sign in (("SIGRTMIN", SIGRTMIN, "+"), ("SIGRTMAX", SIGRTMAX, "-")):
+        if not name.startswith(base):
+            continue
+        rest = name[len(base):]
+        if not rest:
+            return number
+        offset = rest[1:]
+        if rest[0] != sign or not (offset.isascii() and offset.isdigit()):
+            return None
+        number = number + int(offset) if sign == "+" else number - int(offset)
+        return number if SIGRTMIN <= number <= SIGRTMAX else None
+    return None
+
+
+def parse_signal(text: str) -> int:
+    """A signal as ``kill`` takes it: ``9``, ``KILL``, ``SIGKILL``, ``sigkill``, ``RTMIN+3``.
+
+    runc upper-cases the name and adds a missing ``SIG``; numbers must name a real signal
+    (1 to 64). Anything else is ``unknown signal "FOO"``, runc's words.
+    """
+    if text.isascii() and text.isdigit():
+        number = int(text)
+        if 1 <= number <= SIGRTMAX:
+            return number
+        raise KagoError(f"unknown signal {quote(text)}")
+    name = text.upper()
+    if not name.startswith("SIG"):
+        name = "SIG" + name
+    number = SIGNALS.get(name) or SIGNAL_ALIASES.get(name) or _parse_rt_signal(name)
+    if number is None:
+        raise KagoError(f"unknown signal {quote(text)}")
+    return number
+
+
+# ---------------------------------------------------------------- namespaces
+
+# spec type -> (clone/unshare/setns flag, name under /proc/PID/ns/)
+NAMESPACES = {
+    "pid": (k.CLONE_NEWPID, "pid"),
+    "network": (k.CLONE_NEWNET, "net"),
+    "mount": (k.CLONE_NEWNS, "mnt"),
+    "ipc": (k.CLONE_NEWIPC, "ipc"),
+    "uts": (k.CLONE_NEWUTS, "uts"),
+    "user": (k.CLONE_NEWUSER, "user"),
+    "cgroup": (k.CLONE_NEWCGROUP, "cgroup"),
+    "time": (k.CLONE_NEWTIME, "time"),
+}
+
+# ---------------------------------------------------------------- sysctls
+
+# Sysctls the kernel keeps per namespace, by the namespace that owns them (runc's list).
+# Exact names first, then prefixes; anything else is global to the host.
+SYSCTL_EXACT = {
+    "kernel.sem": "ipc",
+    "kernel.hostname": "uts",
+    "kernel.domainname": "uts",
+}
+SYSCTL_PREFIXES = (
+    ("kernel.shm", "ipc"),
+    ("kernel.msg", "ipc"),
+    ("kernel.sem_", "ipc"),
+    ("fs.mqueue.", "ipc"),
+    ("net.", "network"),
+)
+
+
+def sysctl_namespace(name: str) -> str | None:
+    """The namespace type that owns sysctl ``name`` (``/`` or ``.`` separated), or None."""
+    name = name.replace("/", ".")
+    if name in SYSCTL_EXACT:
+        return SYSCTL_EXACT[name]
+    for prefix, ns in SYSCTL_PREFIXES:
+        if name.startswith(prefix):
+            return ns
+    return None
+
+
+# ---------------------------------------------------------------- mount options
+
+# word -> (clear?, MS_* flag). "clear" words remove a flag an earlier word (or a default) set.
+MOUNT_FLAGS = {
+    "acl": (False, k.MS_POSIXACL),
+    "async": (True, k.MS_SYNCHRONOUS),
+    "atime": (True, k.MS_NOATIME),
+    "bind": (False, k.MS_BIND),
+    "dev": (True, k.MS_NODEV),
+    "diratime": (True, k.MS_NODIRATIME),
+    "dirsync": (False, k.MS_DIRSYNC),
+    "exec": (True, k.MS_NOEXEC),
+    "iversion": (False, k.MS_I_VERSION),
+    "lazytime": (False, k.MS_LAZYTIME),
+    "loud": (True, k.MS_SILENT),
+    "mand": (False, k.MS_MANDLOCK),
+    "noacl": (True, k.MS_POSIXACL),
+    "noatime": (False, k.MS_NOATIME),
+    "nodev": (False, k.MS_NODEV),
+    "nodiratime": (False, k.MS_NODIRATIME),
+    "noexec": (False, k.MS_NOEXEC),
+    "noiversion": (True, k.MS_I_VERSION),
+    "nolazytime": (True, k.MS_LAZYTIME),
+    "nomand": (True, k.MS_MANDLOCK),
+    "norelatime": (True, k.MS_RELATIME),
+    "nostrictatime": (True, k.MS_STRICTATIME),
+    "nosuid": (False, k.MS_NOSUID),
+    "nosymfollow": (False, k.MS_NOSYMFOLLOW),
+    "rbind": (False, k.MS_BIND | k.MS_REC),
+    "relatime": (False, k.MS_RELATIME),
+    "remount": (False, k.MS_REMOUNT),
+    "ro": (False, k.MS_RDONLY),
+    "rw": (True, k.MS_RDONLY),
+    "silent": (False, k.MS_SILENT),
+    "strictatime": (False, k.MS_STRICTATIME),
+    "suid": (True, k.MS_NOSUID),
+    "symfollow": (True, k.MS_NOSYMFOLLOW),
+    "sync": (False, k.MS_SYNCHRONOUS),
+}
+
+# Propagation words; each becomes its own mount(2) call, in order, after the mount itself.
+PROPAGATION_FLAGS = {
+    "private": k.MS_PRIVATE,
+    "rprivate": k.MS_PRIVATE | k.MS_REC,
+    "shared": k.MS_SHARED,
+    "rshared": k.MS_SHARED | k.MS_REC,
+    "slave": k.MS_SLAVE,
+    "rslave": k.MS_SLAVE | k.MS_REC,
+    "unbindable": k.MS_UNBINDABLE,
+    "runbindable": k.MS_UNBINDABLE | k.MS_REC,
+}
+ROOTFS_PROPAGATION = PROPAGATION_FLAGS
+# What runc does to / when the spec says nothing: host mounts reach the container, not back.
+ROOTFS_PROPAGATION_DEFAULT = k.MS_SLAVE | k.MS_REC
+
+# Recursive mount_setattr(2) words: word -> (clear?, MOUNT_ATTR_* flag).
+RECURSIVE_ATTRS = {
+    "rro": (False, k.MOUNT_ATTR_RDONLY),
+    "rrw": (True, k.MOUNT_ATTR_RDONLY),
+    "rnosuid": (False, k.MOUNT_ATTR_NOSUID),
+    "rsuid": (True, k.MOUNT_ATTR_NOSUID),
+    "rnodev": (False, k.MOUNT_ATTR_NODEV),
+    "rdev": (True, k.MOUNT_ATTR_NODEV),
+    "rnoexec": (False, k.MOUNT_ATTR_NOEXEC),
+    "rexec": (True, k.MOUNT_ATTR_NOEXEC),
+    "rnodiratime": (False, k.MOUNT_ATTR_NODIRATIME),
+    "rdiratime": (True, k.MOUNT_ATTR_NODIRATIME),
+    "rrelatime": (False, k.MOUNT_ATTR_RELATIME),
+    "rnorelatime": (True, k.MOUNT_ATTR_RELATIME),
+    "rnoatime": (False, k.MOUNT_ATTR_NOATIME),
+    "ratime": (True, k.MOUNT_ATTR_NOATIME),
+    "rstrictatime": (False, k.MOUNT_ATTR_STRICTATIME),
+    "rnostrictatime": (True, k.MOUNT_ATTR_STRICTATIME),
+    "rnosymfollow": (False, k.MOUNT_ATTR_NOSYMFOLLOW),
+    "rsymfollow": (True, k.MOUNT_ATTR_NOSYMFOLLOW),
+}
+
+# Words that are neither flags nor filesystem data: kago (or runc) acts on them itself.
+# idmap/ridmap: an idmapped mount (the top one, or the whole tree); tmpcopyup: runc's
+# "copy the image's files into this fresh tmpfs"; defaults: means "nothing", never data.
+EXTENSIONS = ("defaults", "idmap", "ridmap", "tmpcopyup")
+
+# MS_* flags that have a mount_setattr(2) twin, for the non-recursive attr_set/attr_clr.
+_MS_TO_ATTR = (
+    (k.MS_RDONLY, k.MOUNT_ATTR_RDONLY),
+    (k.MS_NOSUID, k.MOUNT_ATTR_NOSUID),
+    (k.MS_NODEV, k.MOUNT_ATTR_NODEV),
+    (k.MS_NOEXEC, k.MOUNT_ATTR_NOEXEC),
+    (k.MS_NODIRATIME, k.MOUNT_ATTR_NODIRATIME),
+    (k.MS_NOSYMFOLLOW, k.MOUNT_ATTR_NOSYMFOLLOW),
+)
+_ATIME_FLAGS = k.MS_NOATIME | k.MS_RELATIME | k.MS_STRICTATIME
+
+
+def known_mount_options() -> list:
+    """Every option word kago understands (not filesystem data), sorted, for ``features``."""
+    words = set(MOUNT_FLAGS) | set(PROPAGATION_FLAGS) | set(RECURSIVE_ATTRS) | set(EXTENSIONS)
+    return sorted(words)
+
+
+class MountOptions:
+    """A spec mount's ``options`` split into what each system call needs.
+
+    flags / clear_flags   MS_* bits to set / to clear on the mount (clear: "rw", "suid"...)
+    propagation           MS_* propagation values, one mount(2) call each, in given order
+    data                  filesystem data, comma-joined ("mode=755,size=65536k")
+    attr_set / attr_clr   the same as ``flags``/``clear_flags`` in MOUNT_ATTR_* terms, for
+                          mount_setattr(2) on this mount only (the atime mode included)
+    rec_attr_set / rec_attr_clr
+                          MOUNT_ATTR_* bits from the r* words, for mount_setattr with AT_RECURSIVE
+    extra                 the EXTENSIONS words present ("idmap", "ridmap", "tmpcopyup")
+    """
+
+    __slots__ = ("flags", "clear_flags", "propagation", "data", "attr_set", "attr_clr",
+                 "rec_attr_set", "rec_attr_clr", "extra")
+
+    def __init__(self):
+        self.flags = self.clear_flags = 0
+        self.attr_set = self.attr_clr = self.rec_attr_set = self.rec_attr_clr = 0
+        self.propagation = []
+        self.data = ""
+        self.extra = []
+
+    @property
+    def idmap(self) -> bool:
+        return "idmap" in self.extra or "ridmap" in self.extra
+
+    @property
+    def recursive_idmap(self) -> bool:
+        return "ridmap" in self.extra
+
+    def __repr__(self):
+        fields = ", ".join(f"{name}={getattr(self, name)!r}" for name in self.__slots__)
+        return f"MountOptions({fields})"
+
+
+def _apply_flag(m: MountOptions, clear: bool, flag: int) -> None:
+    # A later word wins over an earlier one ("ro,rw" is rw), as in runc.
+    if clear:
+        m.flags &= ~flag
+        m.clear_flags |= flag
+    else:
+        m.flags |= flag
+        m.clear_flags &= ~flag
+
+
+def _apply_rec_attr(m: MountOptions, clear: bool, attr: int) -> None:
+    if clear:
+        m.rec_attr_clr |= attr
+        m.rec_attr_set &= ~attr
+        return
+    m.rec_attr_set |= attr
+    m.rec_attr_clr &= ~attr
+    # mount_setattr(2): an atime mode is set only if MOUNT_ATTR__ATIME is also in attr_clr.
+    # (RELATIME is 0, so this test is true for it too, which is the point.)
+    if attr & k.MOUNT_ATTR__ATIME == attr:
+        m.rec_attr_clr |= k.MOUNT_ATTR__ATIME
+
+
+def _atime_attr(flags: int) -> int | None:
+    """The one atime mode mount(2) would pick from ``flags``: strictatime beats noatime."""
+    if flags & k.MS_STRICTATIME:
+        return k.MOUNT_ATTR_STRICTATIME
+    if flags & k.MS_NOATIME:
+        return k.MOUNT_ATTR_NOATIME
+    if flags & k.MS_RELATIME:
+        return k.MOUNT_ATTR_RELATIME
+    return None
+
+
+def _derive_attrs(m: MountOptions) -> None:
+    """Fill attr_set/attr_clr from flags/clear_flags, for the new mount API's non-recursive path."""
+    for ms, attr in _MS_TO_ATTR:
+        if m.flags & ms:
+            m.attr_set |= attr
+        elif m.clear_flags & ms:
+            m.attr_clr |= attr
+    atime = _atime_attr(m.flags)
+    if atime is not None:
+        m.attr_set |= atime
+        m.attr_clr |= k.MOUNT_ATTR__ATIME
+
+
+def parse_mount_options(options) -> MountOptions:
+    """Split a spec mount's ``options`` list the way runc's specconv does.
+
+    Unknown words are filesystem data, kept in order: the kernel (or the filesystem) is the
+    judge of "mode=755" or "newinstance", not us.
+    """
+    m = MountOptions()
+    data = []
+    for word in options or ():
+        if word in MOUNT_FLAGS:
+            _apply_flag(m, *MOUNT_FLAGS[word])
+        elif word in PROPAGATION_FLAGS:
+            m.propagation.append(PROPAGATION_FLAGS[word])
+        elif word in RECURSIVE_ATTRS:
+            _apply_rec_attr(m, *RECURSIVE_ATTRS[word])
+        elif word in EXTENSIONS:
+            if word != "defaults" and word not in m.extra:
+                m.extra.append(word)
+        else:
+            data.append(word)
+    m.data = ",".join(data)
+    _derive_attrs(m)
+    return m

@@ -1,0 +1,253 @@
+"""Semantic checks of an OCI config: what the values mean together, with field paths.
+
+``kago.oci.schema`` has already said each value has the right JSON type; here we check the
+things a type cannot: a capability name the kernel does not have, ID mappings that overlap or
+reach outside what the caller may map, sysctls that would change the host, a hostname with no
+UTS namespace to hold it. Errors raise ``SpecError(field, message)`` (the first one found);
+things runc merely warns about come back as a list of warning strings.
+
+Pure functions: host facts (``cap_last_cap``, the ID ranges the caller may map) are arguments,
+gathered by ``kago.host``; nothing here reads /proc. One consequence: a namespace joined by
+``path`` is taken to be the container's own (runc compares it with the host's netns for
+``net.*`` sysctls; that needs I/O and belongs to the caller).
+
+The mapping arithmetic (``ranges_overlap``, ``range_within``, ``check_mappings``) is exported:
+a manager cutting ID ranges out of the host's subuid space reuses it.
+"""
+
+from __future__ import annotations
+
+from kago.errors import SpecError
+from kago.oci.schema import CAPABILITY_SETS, quote, validate_config
+from kago.plan.tables import CAPABILITIES, NAMESPACES, RLIMITS, sysctl_namespace
+
+ID_MAX = 2**32 - 1  # (uid_t)-1: the kernel's "no ID", never mappable
+FULL_RANGE = ((0, ID_MAX),)  # what root may map: every ID but ID_MAX
+MAX_EXTENTS = 340  # UID_GID_MAP_MAX_EXTENTS since Linux 4.15
+
+
+# ---------------------------------------------------------------- range arithmetic
+# A range is (start, size), covering IDs start .. start + size - 1.
+
+def ranges_overlap(a, b) -> bool:
+    """True if the (start, size) ranges ``a`` and ``b`` share at least one ID."""
+    return a[0] < b[0] + b[1] and b[0] < a[0] + a[1]
+
+
+def merge_ranges(ranges) -> list:
+    """Sort and coalesce overlapping or touching ranges (two subuid lines may abut)."""
+    merged = []
+    for start, size in sorted(r for r in ranges if r[1] > 0):
+        if merged and start <= merged[-1][0] + merged[-1][1]:
+            last_start, last_size = merged[-1]
+            merged[-1] = (last_start, max(last_size, start + size - last_start))
+        else:
+            merged.append((start, size))
+    return merged
+
+
+def range_within(r, available) -> bool:
+    """True if every ID of range ``r`` is inside the union of the ``available`` ranges."""
+    start, size = r
+    return any(a_start <= start and start + size <= a_start + a_size
+               for a_start, a_size in merge_ranges(available))
+
+
+def _show_range(start, size) -> str:
+    return f"{start}-{start + size - 1}"
+
+
+def _show_ranges(ranges) -> str:
+    return ", ".join(_show_range(s, n) for s, n in merge_ranges(ranges)) or "none"
+
+
+def _first_overlap(ranges):
+    """Indices (i, j), i < j, of two overlapping ranges, or None. Sorted scan, O(n log n)."""
+    order = sorted(range(len(ranges)), key=lambda i: ranges[i])
+    for prev, cur in zip(order, order[1:]):
+        if ranges_overlap(ranges[prev], ranges[cur]):
+            return min(prev, cur), max(prev, cur)
+    return None
+
+
+def _check_extent(m, field):
+    """Neither side of one mapping may reach ID_MAX, which the kernel reserves."""
+    for key in ("containerID", "hostID"):
+        if m[key] + m["size"] > ID_MAX:
+            raise SpecError(f"{field}.size",
+                            f"{key} {m[key]} + size {m['size']} reaches {ID_MAX}, "
+                            "which can never be mapped")
+
+
+def check_mappings(mappings, field: str, available=FULL_RANGE) -> None:
+    """Check an ID map (``linux.uidMappings`` or a mount's) the way the kernel and the host will.
+
+    Structure is assumed checked (schema). Rules: at most 340 extents; no extent reaching
+    4294967295; container ranges pairwise disjoint; host ranges pairwise disjoint; every host
+    range inside the ``available`` (start, size) ranges the caller may map.
+    """
+    if len(mappings) > MAX_EXTENTS:
+        raise SpecError(field, f"at most {MAX_EXTENTS} mappings are allowed, got {len(mappings)}")
+    for i, m in enumerate(mappings):
+        _check_extent(m, f"{field}[{i}]")
+    for key, side in (("containerID", "container"), ("hostID", "host")):
+        pair = _first_overlap([(m[key], m["size"]) for m in mappings])
+        if pair:
+            i, j = pair
+            rng = _show_range(mappings[j][key], mappings[j]["size"])
+            raise SpecError(f"{field}[{j}]", f"{side} range {rng} overlaps {field}[{i}]")
+    for i, m in enumerate(mappings):
+        if not range_within((m["hostID"], m["size"]), available):
+            raise SpecError(f"{field}[{i}].hostID",
+                            f"host range {_show_range(m['hostID'], m['size'])} is not within "
+                            f"the IDs that may be mapped ({_show_ranges(available)})")
+
+
+# ---------------------------------------------------------------- process
+
+def check_capabilities(caps, field: str, cap_last_cap: int = 40) -> list:
+    """Unknown names are errors; names this kernel lacks are warned about and dropped (runc)."""
+    warnings = []
+    # Only the five sets: schema lets unknown keys through, and they mean nothing to us.
+    for set_name in CAPABILITY_SETS:
+        for i, name in enumerate(caps.get(set_name, ())):
+            where = f"{field}.{set_name}[{i}]"
+            number = CAPABILITIES.get(name)
+            if number is None:
+                raise SpecError(where, f"unknown capability {quote(name)}")
+            if number > cap_last_cap:
+                warnings.append(f"{where}: capability {quote(name)} is not supported by this "
+                                f"kernel (cap_last_cap {cap_last_cap}), ignored")
+    return warnings
+
+
+def check_rlimits(rlimits, field: str) -> None:
+    """Known types, each at most once, soft not above hard (setrlimit would say EINVAL)."""
+    seen = set()
+    for i, rl in enumerate(rlimits):
+        where = f"{field}[{i}]"
+        if rl["type"] not in RLIMITS:
+            raise SpecError(f"{where}.type", f"unknown rlimit type {quote(rl['type'])}")
+        if rl["type"] in seen:
+            raise SpecError(f"{where}.type", f"duplicate rlimit {quote(rl['type'])}")
+        seen.add(rl["type"])
+        if rl["soft"] > rl["hard"]:
+            raise SpecError(where, f"soft limit {rl['soft']} is above hard limit {rl['hard']}")
+
+
+def check_process(p, field: str = "process", cap_last_cap: int = 40) -> list:
+    """Semantic checks of one process object (config.json's or ``exec --process``'s)."""
+    check_rlimits(p.get("rlimits", ()), f"{field}.rlimits")
+    return check_capabilities(p.get("capabilities", {}), f"{field}.capabilities", cap_last_cap)
+
+
+# ---------------------------------------------------------------- namespaces
+
+def namespace_index(cfg) -> dict:
+    """spec type -> the namespace entry, raising on a type the kernel does not have."""
+    index = {}
+    for i, ns in enumerate(cfg.get("linux", {}).get("namespaces", ())):
+        if ns["type"] not in NAMESPACES:
+            raise SpecError(f"linux.namespaces[{i}].type",
+                            f"unknown namespace type {quote(ns['type'])}")
+        index[ns["type"]] = ns
+    return index
+
+
+def check_user_namespace(cfg, ns, uid_ranges, gid_ranges) -> None:
+    """Mappings need a user namespace; a new user namespace needs both mappings."""
+    linux = cfg.get("linux", {})
+    for key, kind, available in (("uidMappings", "uid", uid_ranges),
+                                 ("gidMappings", "gid", gid_ranges)):
+        field = f"linux.{key}"
+        mappings = linux.get(key) or []
+        if mappings and "user" not in ns:
+            raise SpecError(field, "user namespace mappings given but no user namespace")
+        if "user" in ns and "path" not in ns["user"] and not mappings:
+            raise SpecError(field, f"a new user namespace needs {kind} mappings "
+                                   "(or a path to join an existing one)")
+        check_mappings(mappings, field, available)
+
+
+def check_time_namespace(cfg, ns) -> None:
+    """Offsets are written into a new time namespace: no namespace, or a joined one, is wrong."""
+    if "timeOffsets" not in cfg.get("linux", {}):
+        return
+    if "time" not in ns:
+        raise SpecError("linux.timeOffsets", "time offsets given but no time namespace")
+    if "path" in ns["time"]:
+        raise SpecError("linux.timeOffsets",
+                        "time offsets cannot be applied to a joined time namespace (path given)")
+
+
+def check_uts(cfg, ns) -> None:
+    for key in ("hostname", "domainname"):
+        if cfg.get(key) and "uts" not in ns:
+            raise SpecError(key, f"unable to set {key} without a private UTS namespace")
+
+
+def check_mount_namespace(cfg, ns) -> None:
+    """Masking /proc entries without a mount namespace would mask them on the host (runc)."""
+    linux = cfg.get("linux", {})
+    for key in ("maskedPaths", "readonlyPaths"):
+        if linux.get(key) and "mount" not in ns:
+            raise SpecError(f"linux.{key}",
+                            "unable to restrict sys entries without a private MNT namespace")
+
+
+# ---------------------------------------------------------------- sysctl
+
+def check_sysctl(name: str, ns) -> None:
+    """A sysctl may be set only if a namespace of the container's own holds it (runc's rules)."""
+    field = f"linux.sysctl[{quote(name)}]"
+    owner = sysctl_namespace(name)
+    if name.replace("/", ".") == "kernel.hostname":
+        raise SpecError(field, "sysctl conflicts with the \"hostname\" field: set hostname instead")
+    if owner is None:
+        raise SpecError(field, "sysctl is not namespaced and cannot be set in a container")
+    if owner not in ns:
+        raise SpecError(field, f"sysctl needs a private {owner} namespace, "
+                               f"the container shares the host's")
+
+
+def check_sysctls(cfg, ns) -> None:
+    for name in cfg.get("linux", {}).get("sysctl", {}):
+        check_sysctl(name, ns)
+
+
+# ---------------------------------------------------------------- mounts
+
+def check_mounts(cfg, ns) -> None:
+    """Per-mount ID maps (spec 1.2 idmapped mounts): arithmetic, and something to map with."""
+    for i, m in enumerate(cfg.get("mounts", ())):
+        field = f"mounts[{i}]"
+        for key in ("uidMappings", "gidMappings"):
+            check_mappings(m.get(key) or [], f"{field}.{key}")
+        options = m.get("options") or ()
+        wants_idmap = "idmap" in options or "ridmap" in options
+        has_maps = m.get("uidMappings") and m.get("gidMappings")
+        if wants_idmap and not has_maps and "user" not in ns:
+            raise SpecError(f"{field}.options", "idmap needs uidMappings and gidMappings on the "
+                                                "mount, or a user namespace to take them from")
+
+
+# ---------------------------------------------------------------- entry point
+
+def validate(cfg, cap_last_cap: int = 40, host_uid_ranges=FULL_RANGE,
+             host_gid_ranges=FULL_RANGE) -> list:
+    """Validate ``cfg`` (structure, then meaning); return warnings, raise SpecError on an error.
+
+    ``cap_last_cap`` is /proc/sys/kernel/cap_last_cap; ``host_*_ranges`` are the (start, size)
+    ranges the caller may map: ``FULL_RANGE`` for root, own ID plus /etc/subuid for a user.
+    """
+    validate_config(cfg)
+    ns = namespace_index(cfg)
+    check_user_namespace(cfg, ns, host_uid_ranges, host_gid_ranges)
+    check_time_namespace(cfg, ns)
+    check_uts(cfg, ns)
+    check_mount_namespace(cfg, ns)
+    check_sysctls(cfg, ns)
+    check_mounts(cfg, ns)
+    if "process" in cfg:
+        return check_process(cfg["process"], "process", cap_last_cap)
+    return []

@@ -1,0 +1,96 @@
+"""Typed messages between the runtime (parent) and the processes it forks.
+
+A SOCK_SEQPACKET socketpair keeps message boundaries; each message is a ``marshal``-ed dict (a
+builtin: no import cost, and both ends are the same interpreter). Exceptions cannot cross a
+fork, so errors travel as ``error`` messages and are rebuilt as KagoError in the parent.
+
+Protocol (P = runtime, I = intermediate child, C = container init or exec'd process):
+
+| from | message                      | meaning / reply                                            |
+| ---- | ---------------------------- | ---------------------------------------------------------- |
+| I    | {"t": "hello", "userns": b}  | I exists (after unshare(CLONE_NEWUSER) when b). P puts I in |
+|      |                              | the cgroup, writes I's uid/gid maps, replies {"t": "ok"}    |
+| I    | {"t": "pid", "pid": n}       | C forked; n is its pid in P's pid namespace; I then exits   |
+| C    | {"t": "hooks"}               | mounts done, before pivot_root: P runs prestart +           |
+|      |                              | createRuntime hooks, replies {"t": "ok", "state": json}     |
+| C    | {"t": "ready"}               | set up; C now waits on the exec fifo (create) or execs (run)|
+| I, C | {"t": "error", ...}          | kind, errno, msg: the step that failed; the sender exits    |
+| P    | {"t": "abort"}               | give up (a hook failed); the receiver exits                 |
+
+End of file on either side means the other process died: the survivor gives up.
+"""
+
+import _socket
+import marshal
+import os
+
+from kago import errors
+
+_MAX = 65536
+
+
+class ChannelClosed(errors.KagoError):
+    pass
+
+
+class Channel:
+    __slots__ = ("sock",)
+
+    def __init__(self, sock):
+        self.sock = sock
+
+    @classmethod
+    def pair(cls):
+        # _socket, not socket: socket.py imports enum and selectors (~9 ms)
+        a, b = _socket.socketpair(_socket.AF_UNIX, _socket.SOCK_SEQPACKET | _socket.SOCK_CLOEXEC)
+        return cls(a), cls(b)
+
+    def send(self, **msg):
+        self.sock.send(marshal.dumps(msg))
+
+    def recv(self, expect=None):
+        data = self.sock.recv(_MAX)
+        if not data:
+            raise ChannelClosed("the other side of the channel exited")
+        msg = marshal.loads(data)
+        if msg.get("t") == "error":
+            raise rebuild_error(msg)
+        if expect and msg.get("t") not in expect:
+            raise errors.KagoError(f"unexpected message {msg.get('t')!r}, wanted {expect}")
+        return msg
+
+    def send_error(self, exc):
+        try:
+            self.send(t="error", kind=type(exc).__name__, errno=getattr(exc, "errno", None),
+                      msg=str(exc) or type(exc).__name__)
+        except OSError:
+            pass  # the parent is gone; nobody to tell
+
+    def fileno(self):
+        return self.sock.fileno()
+
+    def close(self):
+        self.sock.close()
+
+
+def rebuild_error(msg):
+    kind = msg.get("kind")
+    cls = getattr(errors, kind, None)
+    text = msg.get("msg", "")
+    if cls is errors.ExecError:
+        return errors.ExecError(text)
+    err = errors.KagoError(text)
+    err.errno = msg.get("errno")
+    err.kind = kind
+    return err
+
+
+def send_fd(sock_fd, fd, name):
+    """Send ``fd`` over a connected unix socket with SCM_RIGHTS (runc's console protocol)."""
+    sock = _socket.socket(fileno=os.dup(sock_fd))
+    try:
+        import array
+        fds = array.array("i", [fd]).tobytes()
+        sock.sendmsg([name.encode()], [(_socket.SOL_SOCKET, _socket.SCM_RIGHTS, fds)])
+    finally:
+        sock.close()

@@ -1,0 +1,258 @@
+"""The container init sequence, as small named steps run in order by ``child.run_steps``.
+
+Why this order (runc's standard_init_linux.go and prepareRootfs, crun's container_init_setup):
+- oom_score_adj first, while the host's /proc is still ours;
+- the rootfs is prepared (propagation, mounts, devices) before hooks, so createContainer hooks
+  see it, and before pivot_root, so mount sources still resolve on the host;
+- sysctls, then read-only and masked paths, before the root switch: the writes go through the
+  container's /proc, which is about to be made read-only;
+- the terminal is made after the switch, from the container's own devpts;
+- the program is looked up and cwd entered while still privileged, so a missing program is
+  reported by ``create`` (with runc's wording), not lost after ``create`` returned;
+- capabilities and the user switch come late (they take away the rights the steps above use);
+- fds are marked close-on-exec, ``ready`` is sent, and only then does init wait for ``start``;
+- no_new_privs right before execve (seccomp joins it there in a later issue).
+"""
+
+import errno
+import os
+import stat
+
+from kago import log
+from kago.errors import ExecError, KernelError
+from kago.kernel import consts as C
+from kago.kernel import libc
+from kago.linux import caps, devices, limits, mounts, rootfs
+
+
+class InitContext:
+    """What the steps share: the plan, the channel to the runtime, and fds opened before fork."""
+
+    __slots__ = ("plan", "chan", "fifo_fd", "console_fd", "rootfd", "top", "preserve",
+                 "exe", "state_json", "root_fd_for_exec", "has_devpts", "dev_is_bind")
+
+    def __init__(self, plan, chan, fifo_fd=None, console_fd=None, preserve=0,
+                 root_fd_for_exec=None):
+        self.plan = plan
+        self.chan = chan
+        self.fifo_fd = fifo_fd
+        self.console_fd = console_fd
+        self.preserve = preserve
+        self.root_fd_for_exec = root_fd_for_exec
+        self.rootfd = None
+        self.top = caps.last_cap()
+        self.exe = None
+        self.state_json = None
+        self.has_devpts = False
+        self.dev_is_bind = False
+
+
+# --- create/run: the container's first process --------------------------------------------
+
+def set_oom_score(ctx):
+    limits.set_oom_score_adj(ctx.plan.process.oom_score_adj)
+
+
+def prepare_root(ctx):
+    rootfs.isolate_propagation(ctx.plan.rootfs_propagation)
+    ctx.rootfd = rootfs.bind_rootfs(ctx.plan.rootfs)
+
+
+def mount_all(ctx):
+    userns = ctx.plan.userns
+    for op in ctx.plan.mounts:
+        with log.phase(f"mount {op.destination}"):
+            mounts.mount_one(ctx.rootfd, op, userns)
+        dest = op.destination.rstrip("/")
+        if op.fstype == "devpts" and dest == "/dev/pts":
+            ctx.has_devpts = True
+        if dest == "/dev" and op.is_bind:
+            ctx.dev_is_bind = True
+
+
+def make_devices(ctx):
+    if ctx.dev_is_bind:
+        return  # the host's /dev (or the user's) is used as it is, as runc does
+    userns = ctx.plan.userns
+    for dev in ctx.plan.devices:
+        devices.create_device(ctx.rootfd, dev, userns)
+    devices.create_dev_links(ctx.rootfd, ctx.has_devpts)
+
+
+def make_cwd(ctx):
+    os.close(mounts.mkdirs_in_root(ctx.rootfd, ctx.plan.process.cwd))
+
+
+def creation_hooks(ctx):
+    hooks = ctx.plan.hooks
+    if not any(hooks.get(k) for k in ("prestart", "createRuntime", "createContainer",
+                                       "startContainer")):
+        return
+    ctx.chan.send(t="hooks")
+    ctx.state_json = ctx.chan.recv(expect=("ok",))["state"]
+    from kago.process.hooks import run_hooks
+    run_hooks("createContainer", hooks.get("createContainer"), ctx.state_json)
+
+
+def sysctls(ctx):
+    limits.write_sysctls(ctx.rootfd, ctx.plan.sysctl)
+
+
+def protect_paths(ctx):
+    for path in ctx.plan.readonly_paths:
+        mounts.bind_readonly(ctx.rootfd, path)
+    for path in ctx.plan.masked_paths:
+        mounts.mask(ctx.rootfd, path)
+
+
+def switch_root(ctx):
+    os.close(ctx.rootfd)
+    ctx.rootfd = None
+    if ctx.plan.no_pivot:
+        rootfs.move_root(ctx.plan.rootfs)
+    else:
+        rootfs.pivot(ctx.plan.rootfs)
+    rootfs.apply_root_propagation(ctx.plan.rootfs_propagation)
+    if ctx.plan.root_readonly:
+        rootfs.make_root_readonly()
+
+
+def set_names(ctx):
+    limits.set_names(ctx.plan.hostname, ctx.plan.domainname)
+
+
+# --- shared by init and exec ---------------------------------------------------------------
+
+def enter_exec_root(ctx):
+    """exec: take the container's root (the fd was opened before joining its namespaces)."""
+    os.fchdir(ctx.root_fd_for_exec)
+    os.chroot(".")
+    os.close(ctx.root_fd_for_exec)
+    ctx.root_fd_for_exec = None
+
+
+def terminal(ctx):
+    if ctx.plan.process.terminal:
+        from kago.process import tty
+        tty.setup_console(ctx.console_fd, ctx.plan.process.console_size)
+    if ctx.console_fd is not None:
+        os.close(ctx.console_fd)
+        ctx.console_fd = None
+
+
+def rlimits(ctx):
+    limits.set_rlimits(ctx.plan.process.rlimits)
+
+
+def find_program(ctx):
+    proc = ctx.plan.process
+    ctx.exe = lookup(proc.args[0], proc.env)
+
+
+def enter_cwd(ctx):
+    try:
+        os.chdir(ctx.plan.process.cwd)
+    except OSError as e:
+        raise KernelError("chdir", e.errno, ctx.plan.process.cwd) from None
+
+
+def credentials(ctx):
+    caps.apply(ctx.plan.process, ctx.top)
+    if ctx.plan.process.umask is not None:
+        os.umask(ctx.plan.process.umask)
+
+
+def close_fds(ctx):
+    """Only 0-2 and the preserved/LISTEN_FDS fds may reach the program (CVE-2024-21626)."""
+    keep = 3 + ctx.preserve
+    libc.close_range(keep, 0xFFFFFFFF, C.CLOSE_RANGE_CLOEXEC)
+    for fd in range(3, keep):
+        try:
+            os.set_inheritable(fd, True)
+        except OSError:
+            pass  # a preserved fd the caller did not actually pass
+
+
+def signal_ready(ctx):
+    ctx.chan.send(t="ready")
+    ctx.chan.close()
+
+
+def wait_for_start(ctx):
+    """create: block on the exec fifo until ``kago-oci start`` opens it for reading."""
+    if ctx.fifo_fd is None:
+        return
+    try:
+        fd = os.open(mounts.fdpath(ctx.fifo_fd), os.O_WRONLY | os.O_CLOEXEC)
+    except OSError as e:
+        raise KernelError("open exec fifo", e.errno, None, "is /proc mounted?") from None
+    os.write(fd, b"0")
+    os.close(fd)
+    os.close(ctx.fifo_fd)
+
+
+def start_hooks(ctx):
+    if ctx.plan.hooks.get("startContainer"):
+        from kago.process.hooks import run_hooks
+        run_hooks("startContainer", ctx.plan.hooks["startContainer"], ctx.state_json or "{}")
+
+
+def no_new_privileges(ctx):
+    if ctx.plan.process.no_new_privileges:
+        libc.prctl(C.PR_SET_NO_NEW_PRIVS, 1, op="prctl(PR_SET_NO_NEW_PRIVS)")
+
+
+def execute(ctx):
+    proc = ctx.plan.process
+    try:
+        os.execve(ctx.exe, proc.args, _env_dict(proc.env))
+    except OSError as e:
+        raise ExecError(f"exec {ctx.exe}: {os.strerror(e.errno).lower()}") from None
+
+
+CREATE_STEPS = (set_oom_score, prepare_root, mount_all, make_devices, make_cwd, creation_hooks,
+                sysctls, protect_paths, switch_root, set_names, terminal, rlimits,
+                find_program, enter_cwd, credentials, close_fds, signal_ready, wait_for_start,
+                start_hooks, no_new_privileges, execute)
+
+EXEC_STEPS = (set_oom_score, enter_exec_root, terminal, rlimits, find_program, enter_cwd,
+              credentials, close_fds, signal_ready, no_new_privileges, execute)
+
+
+# --- helpers -------------------------------------------------------------------------------
+
+DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+
+
+def _env_dict(env):
+    out = {}
+    for item in env or ():
+        key, sep, value = item.partition("=")
+        if sep:
+            out[key] = value
+    return out
+
+
+def lookup(name, env):
+    """Find the program like Go's exec.LookPath, with runc's error wording (conmon parses it)."""
+    if "/" in name:
+        _check_executable(name, name)
+        return name
+    path = _env_dict(env).get("PATH", DEFAULT_PATH)
+    for directory in path.split(":"):
+        candidate = os.path.join(directory or ".", name)
+        try:
+            _check_executable(candidate, name)
+            return candidate
+        except ExecError:
+            continue
+    raise ExecError(f'exec: "{name}": executable file not found in $PATH')
+
+
+def _check_executable(path, shown):
+    try:
+        st = os.stat(path)
+    except OSError as e:
+        raise ExecError(f'exec: "{shown}": stat {path}: {os.strerror(e.errno).lower()}') from None
+    if stat.S_ISDIR(st.st_mode) or not os.access(path, os.X_OK):
+        raise ExecError(f'exec: "{shown}": {os.strerror(errno.EACCES).lower()}')

@@ -1,0 +1,97 @@
+"""The container's terminal (process.terminal: true).
+
+The pty pair comes from the container's own devpts instance (/dev/ptmx after the root switch).
+The slave becomes the controlling terminal and fds 0-2; the master is sent over the console
+socket with SCM_RIGHTS, exactly as runc does, so containerd, conmon and podman can take it.
+Without a console socket, ``kago-oci run`` in the foreground passes its own socketpair end here
+and copies between its terminal and the master (``proxy``).
+"""
+
+import os
+import struct
+
+from kago.errors import KagoError
+from kago.kernel import consts as C
+from kago.kernel import libc
+from kago.process.channel import send_fd
+
+
+def open_pty():
+    """Return (master fd, slave fd) from /dev/ptmx of the current root."""
+    master = os.open("/dev/ptmx", os.O_RDWR | os.O_NOCTTY | os.O_CLOEXEC)
+    libc.ioctl_int(master, C.TIOCSPTLCK, 0, op="unlock pty")
+    num = libc.ioctl_int(master, C.TIOCGPTN, 0, op="get pty number")
+    slave = os.open(f"/dev/pts/{num}", os.O_RDWR | os.O_NOCTTY | os.O_CLOEXEC)
+    return master, slave
+
+
+def setup_console(console_fd, size=None):
+    if console_fd is None:
+        raise KagoError("process.terminal is true but no console socket was given: "
+                        "use --console-socket")
+    master, slave = open_pty()
+    try:
+        if size:
+            set_size(slave, size.get("height", 0), size.get("width", 0))
+        send_fd(console_fd, master, "/dev/ptmx")
+    finally:
+        os.close(master)
+    libc.ioctl_val(slave, C.TIOCSCTTY, 0, op="set controlling terminal")
+    for fd in (0, 1, 2):
+        os.dup2(slave, fd)
+    os.close(slave)
+
+
+def set_size(fd, rows, cols):
+    import fcntl
+    fcntl.ioctl(fd, C.TIOCSWINSZ, struct.pack("HHHH", rows, cols, 0, 0))
+
+
+def recv_master(sock):
+    """Receive the pty master sent by the container (the console socket's other end)."""
+    import array
+    import _socket
+    fds = array.array("i")
+    _msg, anc, _flags, _addr = sock.recvmsg(1024, _socket.CMSG_SPACE(4))
+    for level, kind, data in anc:
+        if level == _socket.SOL_SOCKET and kind == _socket.SCM_RIGHTS:
+            fds.frombytes(data[:4])
+    if not fds:
+        raise KagoError("the container did not send its terminal")
+    return fds[0]
+
+
+def proxy(master, pid_alive):
+    """Copy stdin -> master and master -> stdout until the container's terminal closes."""
+    import select
+    import termios
+    import tty as _tty
+    saved = None
+    if os.isatty(0):
+        saved = termios.tcgetattr(0)
+        _tty.setraw(0)
+    try:
+        _copy_loop(master, select, pid_alive)
+    finally:
+        if saved is not None:
+            termios.tcsetattr(0, termios.TCSADRAIN, saved)
+
+
+def _copy_loop(master, select, pid_alive):
+    fds = [master, 0]
+    while pid_alive():
+        ready, _, _ = select.select(fds, [], [], 0.2)
+        if master in ready:
+            try:
+                data = os.read(master, 65536)
+            except OSError:
+                return  # EIO: the last slave fd closed
+            if not data:
+                return
+            os.write(1, data)
+        if 0 in ready:
+            data = os.read(0, 65536)
+            if not data:
+                fds.remove(0)
+            else:
+                os.write(master, data)

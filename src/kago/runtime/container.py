@@ -1,0 +1,475 @@
+"""The container lifecycle: the library API the CLI (and later the manager) calls.
+
+States (runtime-spec runtime.md): creating -> created -> running -> stopped, and paused.
+The persisted record says what was done; the live status is derived from it and the kernel:
+the init's pid + start time (is it alive), the exec fifo (has ``start`` happened), the freezer.
+
+    create  validate -> plan -> reserve ID -> cgroup -> fork (process.parent) -> record
+            any failure undoes every step before it (a failed create leaves nothing behind)
+    start   open the exec fifo: the init's blocked open returns and it execs the program
+    run     create without the fifo, then wait (or detach) and, in the foreground, delete
+    delete  kill what is left, remove the cgroup, poststop hooks, remove the record
+"""
+
+import errno
+import os
+import time
+
+from kago import jsonio, log
+from kago import OCI_VERSION
+from kago.errors import (ContainerNotFound, CreateError, IncorrectStatus, KagoError, SpecError,
+                         UsageError)
+from kago.runtime import store as st
+from kago.runtime.options import Options
+
+CREATED, RUNNING, STOPPED, PAUSED, CREATING = "created", "running", "stopped", "paused", "creating"
+
+
+# --- loading and planning (no side effects) -----------------------------------------------
+
+def load_config(bundle):
+    path = os.path.join(bundle, "config.json")
+    try:
+        with open(path, "rb") as f:
+            data = f.read()
+    except OSError as e:
+        raise SpecError("", f"open {path}: {os.strerror(e.errno).lower()}") from None
+    cfg = jsonio.loads(data, what="config.json")
+    from kago.oci import schema
+    schema.validate_config(cfg)
+    if not isinstance(cfg.get("process"), dict):
+        raise SpecError("process", "is required to create a container")
+    return cfg
+
+
+def make_plan(cfg, bundle, container_id, opts):
+    from kago.plan import build, validate
+    from kago.linux.caps import last_cap
+    with log.phase("validate"):
+        for warning in validate.validate(cfg, cap_last_cap=last_cap()):
+            log.warning(warning)
+    with log.phase("plan"):
+        plan = build.build(cfg, bundle, container_id, no_pivot=opts.no_pivot,
+                           extra_env=opts.listen_env())
+        build.check_host(plan)
+    if not plan.has_ns("mount"):
+        raise SpecError("linux.namespaces", "a mount namespace is required")
+    return plan
+
+
+# --- create / run ---------------------------------------------------------------------------
+
+class _Undo:
+    """What create made so far, undone in reverse on failure."""
+
+    __slots__ = ("steps",)
+
+    def __init__(self):
+        self.steps = []
+
+    def push(self, fn, *args):
+        self.steps.append((fn, args))
+
+    def run(self):
+        errors = []
+        for fn, args in reversed(self.steps):
+            try:
+                fn(*args)
+            except Exception as e:  # noqa: BLE001 - collect, keep undoing
+                errors.append(e)
+        return errors
+
+
+def create(store, container_id, bundle, opts, mode="create"):
+    """Create the container (mode "create") or create it started (mode "run").
+
+    Returns the container's record. On failure nothing is left: no process, mount, cgroup or
+    state directory.
+    """
+    bundle = os.path.abspath(bundle)
+    st.validate_id(container_id)
+    with log.phase("spec load"):
+        cfg = load_config(bundle)
+    plan = make_plan(cfg, bundle, container_id, opts)
+    _check_terminal(plan, opts, mode)
+    undo = _Undo()
+    try:
+        return _create(store, container_id, bundle, cfg, plan, opts, mode, undo)
+    except BaseException as e:
+        cleanup_errors = undo.run()
+        if cleanup_errors or not isinstance(e, KagoError):
+            raise CreateError(e, cleanup_errors) from e
+        raise
+
+
+def _check_terminal(plan, opts, mode):
+    if plan.process.terminal and not opts.console_socket and (mode == "create" or opts.detach):
+        raise UsageError("cannot allocate tty if kago-oci will detach without setting "
+                         "console socket")
+    if opts.console_socket and not plan.process.terminal:
+        raise UsageError("--console-socket given but process.terminal is false")
+
+
+def _create(store, container_id, bundle, cfg, plan, opts, mode, undo):
+    state_dir = store.reserve(container_id)
+    undo.push(store.remove, container_id)
+    record = new_record(container_id, bundle, plan, cfg)
+    store.save(container_id, record)
+    fifo = None
+    if mode == "create":
+        fifo = st.mkfifo(os.path.join(state_dir, st.FIFO))
+    cgroup = _make_cgroup(plan, undo)
+    if cgroup is not None:
+        record["kago"]["cgroup"] = cgroup.to_record()
+    fds = _Fds(undo)
+    ctx_args = {"preserve": opts.total_preserved()}
+    if fifo:
+        ctx_args["fifo_fd"] = fds.open(fifo, os.O_PATH)
+    console = _console(plan, opts, fds)
+    ctx_args["console_fd"] = console[0] if console else None
+    from kago.process import parent
+    with log.phase("spawn"):
+        sp = parent.spawn(plan, ctx_args, cgroup,
+                          on_hooks=lambda pid: _creation_hooks(plan, record, pid))
+    undo.push(sp.kill)
+    fds.close_all()
+    record["pid"] = sp.pid
+    record["kago"]["pid_start"] = st.start_time(sp.pid)
+    record["status"] = CREATED if mode == "create" else RUNNING
+    store.save(container_id, record)
+    if opts.pid_file:
+        write_pid_file(opts.pid_file, sp.pid)
+    record["kago"]["console_peer"] = console[1] if console else None
+    return record
+
+
+class _Fds:
+    """fds opened for the child; closed after the spawn, or by the rollback."""
+
+    __slots__ = ("fds",)
+
+    def __init__(self, undo):
+        self.fds = []
+        undo.push(self.close_all)
+
+    def open(self, path, flags):
+        fd = os.open(path, flags | os.O_CLOEXEC)
+        self.fds.append(fd)
+        return fd
+
+    def add(self, fd):
+        self.fds.append(fd)
+        return fd
+
+    def close_all(self):
+        while self.fds:
+            try:
+                os.close(self.fds.pop())
+            except OSError:
+                pass
+
+
+def _console(plan, opts, fds):
+    """(fd for the child, our end or None): the console socket, or a pair for run's proxy."""
+    if not plan.process.terminal:
+        return None
+    import _socket
+    if opts.console_socket:
+        sock = _socket.socket(_socket.AF_UNIX, _socket.SOCK_STREAM | _socket.SOCK_CLOEXEC)
+        try:
+            sock.connect(opts.console_socket)
+        except OSError as e:
+            sock.close()
+            raise KagoError(f"connect console socket {opts.console_socket}: "
+                            f"{os.strerror(e.errno).lower()}") from None
+        return fds.add(sock.detach()), None
+    a, b = _socket.socketpair(_socket.AF_UNIX, _socket.SOCK_STREAM | _socket.SOCK_CLOEXEC)
+    return fds.add(b.detach()), a
+
+
+def _make_cgroup(plan, undo):
+    from kago.linux import cgroups
+    from kago.plan.build import expand_cgroup_mount
+    with log.phase("cgroups"):
+        layout = cgroups.detect()
+        if not layout.hierarchies:
+            log.warning("no cgroup hierarchy is mounted: the container gets no cgroup")
+            return None
+        mgr = cgroups.open_manager(plan.cgroups_path, layout)
+        mgr.create()
+        undo.push(mgr.destroy)
+    mounts = []
+    for op in plan.mounts:
+        mounts.extend(expand_cgroup_mount(op, mgr.paths()) if op.fstype == "cgroup" else [op])
+    plan.mounts = mounts
+    return mgr
+
+
+def _creation_hooks(plan, record, pid):
+    from kago.process.hooks import run_hooks
+    state = oci_state(record, CREATING, pid)
+    text = jsonio.dumps(state)
+    run_hooks("prestart", plan.hooks.get("prestart"), text)
+    run_hooks("createRuntime", plan.hooks.get("createRuntime"), text)
+    return text
+
+
+def new_record(container_id, bundle, plan, cfg):
+    return {
+        "ociVersion": cfg.get("ociVersion", OCI_VERSION), "id": container_id, "pid": 0,
+        "status": CREATING, "bundle": bundle, "rootfs": plan.rootfs,
+        "created": _now(), "owner": "", "annotations": plan.annotations,
+        "kago": {"creator": os.getpid(), "creator_start": st.start_time(os.getpid()),
+                 "process": cfg.get("process"), "hooks": (cfg.get("hooks") or {}),
+                 "cgroup": None, "pid_start": None},
+    }
+
+
+def _now():
+    now = time.time()
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(now)) + f".{int(now % 1 * 1e9):09d}Z"
+
+
+def write_pid_file(path, pid):
+    """Write via tmp + rename (as runc): a reader never sees an empty pid file."""
+    path = os.path.abspath(path)
+    tmp = os.path.join(os.path.dirname(path), f".{os.path.basename(path)}.tmp")
+    with open(tmp, "w") as f:
+        f.write(str(pid))
+    os.rename(tmp, path)
+
+
+# --- status ---------------------------------------------------------------------------------
+
+def status(store, record):
+    kago = record.get("kago") or {}
+    if record.get("status") == CREATING:
+        alive = st.alive(kago.get("creator"), kago.get("creator_start"))
+        return CREATING if alive else STOPPED
+    if not st.alive(record.get("pid"), kago.get("pid_start")):
+        return STOPPED
+    mgr = cgroup_of(record)
+    if mgr is not None and mgr.can_freeze() and mgr.frozen():
+        return PAUSED
+    if os.path.exists(os.path.join(store.dir(record["id"]), st.FIFO)):
+        return CREATED
+    return RUNNING
+
+
+def cgroup_of(record):
+    rec = (record.get("kago") or {}).get("cgroup")
+    if not rec:
+        return None
+    from kago.linux.cgroups import Manager
+    return Manager.from_record(rec)
+
+
+def oci_state(record, status_now, pid=None):
+    state = {"ociVersion": record["ociVersion"], "id": record["id"],
+             "pid": record["pid"] if pid is None else pid, "status": status_now,
+             "bundle": record["bundle"], "rootfs": record["rootfs"],
+             "created": record["created"], "owner": record.get("owner", "")}
+    if status_now == STOPPED:
+        state["pid"] = 0
+    if record.get("annotations"):
+        state["annotations"] = record["annotations"]
+    return state
+
+
+def state(store, container_id):
+    record = store.load(container_id)
+    return oci_state(record, status(store, record))
+
+
+# --- start ----------------------------------------------------------------------------------
+
+def start(store, container_id):
+    with store.lock(container_id):
+        record = store.load(container_id)
+        now = status(store, record)
+        if now != CREATED:
+            raise IncorrectStatus(_cannot_start(now))
+        _release_init(store, record)
+        record["status"] = RUNNING
+        store.save(container_id, record)
+    _post_hooks("poststart", record, RUNNING)
+
+
+def _cannot_start(now):
+    return {RUNNING: "cannot start an already running container",
+            STOPPED: "cannot start a container that has stopped",
+            PAUSED: "cannot start a paused container"}.get(now, f"cannot start a {now} container")
+
+
+def _release_init(store, record):
+    """Read the exec fifo: the init's blocked open(O_WRONLY) completes and it writes one byte."""
+    fifo = os.path.join(store.dir(record["id"]), st.FIFO)
+    fd = os.open(fifo, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+    try:
+        deadline = time.monotonic() + 10
+        while True:
+            try:
+                if os.read(fd, 1):
+                    break
+            except BlockingIOError:
+                pass
+            if not st.alive(record["pid"], record["kago"]["pid_start"]):
+                raise KagoError("container init exited before start")
+            if time.monotonic() > deadline:
+                raise KagoError("timed out waiting for the container init to take the start")
+            time.sleep(0.0005)
+    finally:
+        os.close(fd)
+        os.unlink(fifo)
+
+
+def _post_hooks(kind, record, status_now):
+    hooks_section = (record.get("kago") or {}).get("hooks") or {}
+    if not hooks_section.get(kind):
+        return
+    from kago.plan.build import hooks as build_hooks
+    from kago.process.hooks import run_hooks
+    run_hooks(kind, build_hooks(hooks_section).get(kind), jsonio.dumps(
+        oci_state(record, status_now)))
+
+
+# --- run ------------------------------------------------------------------------------------
+
+def run(store, container_id, bundle, opts):
+    """create + start; in the foreground, wait and delete; return the exit status."""
+    record = create(store, container_id, bundle, opts, mode="run")
+    _post_hooks("poststart", record, RUNNING)
+    if opts.detach:
+        return 0
+    from kago.process import parent
+    peer = record["kago"].pop("console_peer", None)
+    if peer is not None:
+        _proxy_terminal(peer, record)
+    code = parent.wait(record["pid"])
+    try:
+        delete(store, container_id, force=True)
+    except ContainerNotFound:
+        pass
+    return code
+
+
+def _proxy_terminal(peer, record):
+    from kago.process import tty
+    master = tty.recv_master(peer)
+    peer.close()
+    try:
+        tty.proxy(master, lambda: st.alive(record["pid"], record["kago"]["pid_start"]))
+    finally:
+        os.close(master)
+
+
+# --- kill / delete --------------------------------------------------------------------------
+
+def kill(store, container_id, sig, all_processes=False):
+    record = store.load(container_id)
+    now = status(store, record)
+    if now in (STOPPED, CREATING):
+        raise IncorrectStatus("container not running")
+    mgr = cgroup_of(record)
+    if all_processes and mgr is not None:
+        mgr.kill_all(sig)
+        return
+    try:
+        os.kill(record["pid"], sig)
+    except ProcessLookupError:
+        raise IncorrectStatus("container not running") from None
+
+
+def delete(store, container_id, force=False):
+    with store.lock(container_id):
+        record = store.load(container_id)
+        now = status(store, record)
+        if now in (RUNNING, PAUSED) and not force:
+            raise IncorrectStatus(f"cannot delete container {container_id} that is not "
+                                  f"stopped: {now}")
+        if now == CREATING and not force:
+            raise IncorrectStatus(f"cannot delete container {container_id} that is being "
+                                  f"created")
+        mgr = cgroup_of(record)
+        if now != STOPPED:
+            _kill_and_wait(record, mgr)
+        if mgr is not None:
+            mgr.destroy()
+        _post_hooks("poststop", record, STOPPED)
+        store.remove(container_id)
+
+
+def _kill_and_wait(record, mgr, timeout=5.0):
+    if mgr is not None:
+        mgr.kill_all(9)
+    pid, started = record.get("pid"), record["kago"].get("pid_start")
+    if pid and st.alive(pid, started):
+        try:
+            os.kill(pid, 9)
+        except ProcessLookupError:
+            pass
+    deadline = time.monotonic() + timeout
+    while pid and st.alive(pid, started):
+        _reap_if_ours(pid)
+        if time.monotonic() > deadline:
+            raise KagoError(f"container init {pid} did not die after SIGKILL")
+        time.sleep(0.002)
+
+
+def _reap_if_ours(pid):
+    try:
+        os.waitpid(pid, os.WNOHANG)
+    except ChildProcessError:
+        pass
+
+
+# --- ps / list ------------------------------------------------------------------------------
+
+def pids(store, container_id):
+    record = store.load(container_id)
+    if status(store, record) in (STOPPED, CREATING):
+        raise IncorrectStatus("container not running")
+    mgr = cgroup_of(record)
+    if mgr is not None:
+        return mgr.pids()
+    return [record["pid"]]
+
+
+def list_states(store):
+    out = []
+    for container_id in store.ids():
+        try:
+            out.append(state(store, container_id))
+        except (ContainerNotFound, SpecError):
+            continue  # removed or half-written between listdir and load
+    return out
+
+
+def is_enoent(err):
+    return getattr(err, "errno", None) == errno.ENOENT
+
+
+# --- pause / resume -------------------------------------------------------------------------
+
+def pause(store, container_id):
+    with store.lock(container_id):
+        record = store.load(container_id)
+        now = status(store, record)
+        if now != RUNNING and now != CREATED:
+            raise IncorrectStatus(f"container not running or created: {now}")
+        _freezer(record).freeze()
+
+
+def resume(store, container_id):
+    with store.lock(container_id):
+        record = store.load(container_id)
+        if status(store, record) != PAUSED:
+            raise IncorrectStatus("container not paused")
+        _freezer(record).thaw()
+
+
+def _freezer(record):
+    mgr = cgroup_of(record)
+    if mgr is None or not mgr.can_freeze():
+        raise KagoError("this host has no cgroup freezer: cannot pause")
+    return mgr

@@ -1,0 +1,136 @@
+"""Container records under the state root (``--root``, default /run/kago).
+
+    <root>/<id>/state.json   the record: the OCI state fields plus kago's own ("kago" key)
+    <root>/<id>/exec.fifo    exists from create until start (runc's handshake)
+
+The directory is made with mkdir(2), which is atomic: two ``create`` of one ID cannot both win.
+``state.json`` is replaced by write-to-temp + rename, so a reader never sees half a record.
+Commands that change a container hold an flock on its directory. The init's pid is stored with
+its start time (field 22 of /proc/PID/stat), so a recycled PID is never taken for the container.
+"""
+
+import errno
+import fcntl
+import os
+
+from kago import jsonio
+from kago.errors import ContainerExists, ContainerNotFound, InvalidIDError, KagoError
+
+DEFAULT_ROOT = "/run/kago"
+FIFO = "exec.fifo"
+STATE = "state.json"
+
+
+def validate_id(container_id):
+    """IDs become directory names: no '/', no '..', no control characters (runc's rule)."""
+    ok = (container_id and len(container_id) <= 1024 and container_id not in (".", "..")
+          and all(c.isalnum() or c in "_+-." for c in container_id) and container_id.isascii())
+    if not ok:
+        raise InvalidIDError(container_id)
+    return container_id
+
+
+class Store:
+    __slots__ = ("root",)
+
+    def __init__(self, root=DEFAULT_ROOT):
+        self.root = os.path.abspath(root)
+
+    def dir(self, container_id):
+        return os.path.join(self.root, validate_id(container_id))
+
+    def reserve(self, container_id):
+        """Claim the ID by creating its directory; ContainerExists if it is taken."""
+        os.makedirs(self.root, mode=0o700, exist_ok=True)
+        path = self.dir(container_id)
+        try:
+            os.mkdir(path, 0o711)
+        except FileExistsError:
+            raise ContainerExists(container_id) from None
+        return path
+
+    def load(self, container_id):
+        path = os.path.join(self.dir(container_id), STATE)
+        try:
+            with open(path, "rb") as f:
+                return jsonio.loads(f.read(), what=path)
+        except FileNotFoundError:
+            raise ContainerNotFound(container_id) from None
+
+    def save(self, container_id, record):
+        path = os.path.join(self.dir(container_id), STATE)
+        tmp = f"{path}.{os.getpid()}.tmp"
+        with open(tmp, "w") as f:
+            f.write(jsonio.dumps(record))
+        os.rename(tmp, path)
+
+    def ids(self):
+        try:
+            names = sorted(os.listdir(self.root))
+        except FileNotFoundError:
+            return []
+        return [n for n in names if os.path.isfile(os.path.join(self.root, n, STATE))]
+
+    def remove(self, container_id):
+        path = self.dir(container_id)
+        for name in os.listdir(path) if os.path.isdir(path) else ():
+            os.unlink(os.path.join(path, name))
+        try:
+            os.rmdir(path)
+        except FileNotFoundError:
+            pass
+
+    def lock(self, container_id):
+        return Lock(self.dir(container_id), container_id)
+
+
+class Lock:
+    """An exclusive flock on a container's directory, as a context manager."""
+
+    __slots__ = ("path", "id", "fd")
+
+    def __init__(self, path, container_id):
+        self.path = path
+        self.id = container_id
+        self.fd = None
+
+    def __enter__(self):
+        try:
+            self.fd = os.open(self.path, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+        except FileNotFoundError:
+            raise ContainerNotFound(self.id) from None
+        fcntl.flock(self.fd, fcntl.LOCK_EX)
+        return self
+
+    def __exit__(self, *exc):
+        os.close(self.fd)
+        return False
+
+
+def start_time(pid):
+    """Field 22 of /proc/PID/stat (clock ticks since boot), or None if there is no such pid."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            data = f.read()
+    except (FileNotFoundError, ProcessLookupError):
+        return None
+    fields = data[data.rfind(b")") + 2:].split()
+    if fields[0] == b"Z" or fields[0] == b"X":
+        return None  # a zombie has exited: the container is stopped
+    return int(fields[19])
+
+
+def alive(pid, started):
+    return bool(pid) and start_time(pid) == started
+
+
+def mkfifo(path):
+    try:
+        os.mkfifo(path, 0o622)
+    except OSError as e:
+        raise KagoError(f"mkfifo {path}: {os.strerror(e.errno).lower()}") from None
+    return path
+
+
+def is_missing(err):
+    return isinstance(err, OSError) and err.errno == errno.ENOENT

@@ -1,0 +1,155 @@
+"""Manager logic against a fake cgroupfs in tmp_path: no root, no real cgroups, no signals.
+
+A plain directory tree stands in for the hierarchies. What it cannot imitate (the kernel
+creating control files on mkdir, EBUSY while tasks remain, freezing taking time) is covered by
+tests/integration/test_cgroups_placement.py.
+"""
+
+import errno
+import os
+
+import pytest
+
+from kago.errors import CgroupError
+from kago.linux.cgroups import V1Manager, V2Manager, v1, v2
+
+
+def _v1(tmp_path, path="kago-t/c1", names=("memory", "pids", "freezer")):
+    for name in names:
+        (tmp_path / name).mkdir(exist_ok=True)
+    return V1Manager("/" + path, {n: str(tmp_path / n / path) for n in names})
+
+
+def _tree(tmp_path):
+    return sorted(str(p.relative_to(tmp_path)) for p in tmp_path.rglob("*"))
+
+
+def test_create_makes_every_directory_and_remembers_them(tmp_path):
+    m = _v1(tmp_path)
+    m.create()
+    assert all(os.path.isdir(d) for d in m.paths().values())
+    assert str(tmp_path / "memory/kago-t") in m.created
+    assert len(m.created) == 6  # parent and leaf in three hierarchies
+    assert m.exists()
+
+
+def test_create_keeps_what_was_already_there(tmp_path):
+    (tmp_path / "memory/kago-t").mkdir(parents=True)
+    m = _v1(tmp_path)
+    m.create()
+    assert str(tmp_path / "memory/kago-t") not in m.created
+    m.destroy()
+    assert (tmp_path / "memory/kago-t").is_dir()  # not ours: left in place
+    assert not (tmp_path / "pids/kago-t").exists()
+
+
+def test_failed_create_removes_what_it_made(tmp_path):
+    m = _v1(tmp_path)
+    (tmp_path / "freezer/kago-t").write_text("in the way")  # the third hierarchy fails
+    before = _tree(tmp_path)
+    with pytest.raises(CgroupError) as info:
+        m.create()
+    assert info.value.path == str(tmp_path / "freezer/kago-t")
+    assert "a file of that name exists" in str(info.value)
+    assert _tree(tmp_path) == before
+    assert m.created == []
+
+
+def test_destroy_is_deepest_first_and_idempotent(tmp_path):
+    m = _v1(tmp_path)
+    m.create()
+    m.destroy()
+    assert _tree(tmp_path) == ["freezer", "memory", "pids"]
+    assert m.created == [] and not m.exists()
+    m.destroy()  # already gone is fine
+
+
+def test_destroy_leaves_a_shared_parent_holding_another_container(tmp_path):
+    m = _v1(tmp_path)
+    m.create()
+    (tmp_path / "memory/kago-t/other").mkdir()
+    m.destroy()
+    assert _tree(tmp_path) == ["freezer", "memory", "memory/kago-t", "memory/kago-t/other",
+                               "pids"]
+
+
+def test_destroy_reports_the_leaf_it_cannot_remove_and_removes_the_rest(tmp_path):
+    m = _v1(tmp_path)
+    m.create()
+    (tmp_path / "pids/kago-t/c1/stray").write_text("")
+    with pytest.raises(CgroupError) as info:
+        m.destroy(timeout=0.05)
+    assert info.value.path == str(tmp_path / "pids/kago-t/c1")
+    assert info.value.errno == errno.ENOTEMPTY
+    assert not (tmp_path / "memory/kago-t").exists()
+    assert m.created == [str(tmp_path / "pids/kago-t"), str(tmp_path / "pids/kago-t/c1")]
+
+
+def test_pids_walks_child_cgroups_and_deduplicates(tmp_path):
+    m = _v1(tmp_path)
+    m.create()
+    leaf = tmp_path / "pids/kago-t/c1"
+    (leaf / "cgroup.procs").write_text("30\n10\n")
+    (leaf / "sub").mkdir()
+    (leaf / "sub/cgroup.procs").write_text("20\n10\n")
+    (leaf / "sub/empty").mkdir()  # a cgroup that went away between listing and reading
+    assert m.pids() == [10, 20, 30]
+
+
+def test_pids_of_a_removed_cgroup_is_empty(tmp_path):
+    assert _v1(tmp_path).pids() == []
+
+
+def test_v1_pids_prefer_the_pids_hierarchy_then_freezer(tmp_path):
+    assert _v1(tmp_path)._pids_dir().endswith("/pids/kago-t/c1")
+    assert _v1(tmp_path, names=("memory", "freezer"))._pids_dir().endswith("/freezer/kago-t/c1")
+    assert _v1(tmp_path, names=("memory",))._pids_dir().endswith("/memory/kago-t/c1")
+
+
+def test_add_names_the_file_on_failure(tmp_path):
+    m = _v1(tmp_path)
+    with pytest.raises(CgroupError) as info:
+        m.add(1234)
+    assert info.value.path.endswith("/memory/kago-t/c1/cgroup.procs")
+    assert info.value.errno == errno.ENOENT
+
+
+def test_fill_cpuset_copies_from_the_nearest_filled_ancestor(tmp_path):
+    (tmp_path / "a/b").mkdir(parents=True)
+    for d, cpus, mems in ((tmp_path, "0-3\n", "0\n"), (tmp_path / "a", "", ""),
+                          (tmp_path / "a/b", "", "")):
+        (d / "cpuset.cpus").write_text(cpus)
+        (d / "cpuset.mems").write_text(mems)
+    v1.fill_cpuset(str(tmp_path / "a/b"))
+    assert (tmp_path / "a/b/cpuset.cpus").read_text() == "0-3"
+    assert (tmp_path / "a/cpuset.mems").read_text() == "0"
+
+
+def test_v1_freeze_writes_and_reads_freezer_state(tmp_path):
+    (tmp_path / "freezer.state").write_text("THAWED\n")
+    v1.freeze_dir(str(tmp_path))  # a plain file "freezes" at once
+    assert v1.freezer_state(str(tmp_path)) == "FROZEN"
+    v1.thaw_dir(str(tmp_path))
+    assert v1.freezer_state(str(tmp_path)) == "THAWED"
+
+
+def test_v2_freeze_timeout_thaws_again(tmp_path):
+    (tmp_path / "cgroup.freeze").write_text("0")
+    (tmp_path / "cgroup.events").write_text("populated 1\nfrozen 0\n")
+    with pytest.raises(CgroupError, match="not frozen after 0.05s, thawed again") as info:
+        v2.freeze_dir(str(tmp_path), timeout=0.05)
+    assert info.value.path.endswith("cgroup.events")
+    assert (tmp_path / "cgroup.freeze").read_text() == "0"
+
+
+def test_v2_frozen_reads_cgroup_events(tmp_path):
+    m = V2Manager("/c", {"unified": str(tmp_path)})
+    (tmp_path / "cgroup.events").write_text("populated 1\nfrozen 1\n")
+    assert m.frozen()
+
+
+def test_v1_without_freezer_cannot_freeze(tmp_path):
+    m = _v1(tmp_path, names=("memory",))
+    assert not m.can_freeze() and not m.frozen()
+    with pytest.raises(CgroupError, match="no freezer hierarchy is mounted"):
+        m.freeze()
