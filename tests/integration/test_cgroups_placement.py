@@ -309,6 +309,30 @@ def test_kill_all_by_walking_pids_under_the_v1_freezer(box, layout):
     assert not v1_only.frozen()  # thawed again, or the next task to join would stop
 
 
+def test_v2_manager_on_the_cgroup2_tree(box, layout):
+    # The V2Manager code paths (cgroup.freeze, cgroup.events, cgroup.kill) on the real kernel,
+    # here over the hybrid host's controller-less cgroup2 tree.
+    if layout.unified is None:
+        pytest.skip("no cgroup2 tree")
+    m = box.open()
+    m.create()
+    v2_only = Manager.from_record({"mode": "v2", "path": m.path, "hierarchies": ["unified"],
+                                   "dirs": [m.path_in("unified")], "created": []})
+    p = box.spawn("sh", "-c", "while :; do :; done")
+    m.add(p.pid)
+    assert v2_only.pids() == [p.pid]
+    v2_only.freeze()
+    assert v2_only.frozen()
+    assert "frozen 1" in open(m.path_in("unified") + "/cgroup.events").read()
+    ticks = _cpu_ticks(p.pid)
+    time.sleep(0.2)
+    assert _cpu_ticks(p.pid) == ticks
+    v2_only.kill_all()  # by cgroup.kill, on a paused container
+    assert p.wait(timeout=5) == -signal.SIGKILL
+    v2_only.thaw()
+    assert not v2_only.frozen()
+
+
 # --- destroy ----------------------------------------------------------------------------------
 
 def test_destroy_removes_every_directory_and_the_parent(box, layout):
@@ -323,6 +347,16 @@ def test_destroy_removes_every_directory_and_the_parent(box, layout):
     for h in layout.hierarchies:
         assert not os.path.exists(h.mountpoint + "/" + box.name), h.name
     m.destroy()  # already gone is fine
+
+
+def test_destroy_removes_cgroups_the_container_made_inside(box, layout):
+    m = box.open()
+    m.create()
+    for d in m.paths().values():
+        os.makedirs(d + "/inner/deeper")  # as systemd inside a container would
+    m.destroy()
+    for h in layout.hierarchies:
+        assert not os.path.exists(h.mountpoint + "/" + box.name), h.name
 
 
 def test_destroy_waits_for_a_task_that_is_still_exiting(box):

@@ -73,6 +73,14 @@ def test_destroy_leaves_a_shared_parent_holding_another_container(tmp_path):
                                "pids"]
 
 
+def test_destroy_removes_child_cgroups_of_the_leaf(tmp_path):
+    m = _v1(tmp_path)
+    m.create()
+    (tmp_path / "memory/kago-t/c1/inner/deeper").mkdir(parents=True)
+    m.destroy()
+    assert _tree(tmp_path) == ["freezer", "memory", "pids"]
+
+
 def test_destroy_reports_the_leaf_it_cannot_remove_and_removes_the_rest(tmp_path):
     m = _v1(tmp_path)
     m.create()

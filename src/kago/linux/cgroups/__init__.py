@@ -30,9 +30,11 @@ The Manager protocol (V1Manager, V2Manager and HybridManager implement it):
     thaw(), frozen()        v2 cgroup.freeze until cgroup.events says "frozen 1".
     can_freeze() -> bool    whether a freezer is there at all (v1 without a freezer mount: no).
     exists() -> bool        any of its directories still exists.
-    destroy(timeout=2.0)    rmdir the directories it made, deepest first, in every hierarchy;
-                            EBUSY is retried until timeout (exiting tasks leave late), then a
+    destroy(timeout=2.0)    rmdir the directories it made, deepest first, in every hierarchy,
+                            with any cgroups the container made inside its own; EBUSY is
+                            retried until timeout (exiting tasks leave late), then a
                             CgroupError says which processes remain. Gone already is fine.
+                            A parent it made that holds other containers' cgroups is kept.
     path_in(name) -> str    the directory in one hierarchy (``memory``, ``cpuacct``, ``unified``).
     paths() -> dict         hierarchy name -> absolute directory.
     to_record() -> dict     str/list values only; ``Manager.from_record(d)`` rebuilds it.

@@ -102,7 +102,7 @@ def _busy_error(path, err):
     if pids:
         shown = " ".join(str(p) for p in pids[:8]) + (" ..." if len(pids) > 8 else "")
         return CgroupError(path, f"cannot remove: {len(pids)} processes remain ({shown})", err)
-    children = [e.name for e in os.scandir(path) if e.is_dir(follow_symlinks=False)]
+    children = _subdirs(path)
     if children:
         return CgroupError(path, f"cannot remove: child cgroups remain ({children[0]})", err)
     return CgroupError(path, f"cannot remove: {_strerror(err)}", err)
@@ -122,6 +122,24 @@ def rmdir_leaf(path, deadline):
                 raise _busy_error(path, e.errno) from e
         time.sleep(delay)
         delay = min(delay * 2, 0.05)
+
+
+def _subdirs(path):
+    try:
+        return [e.path for e in os.scandir(path) if e.is_dir(follow_symlinks=False)]
+    except (FileNotFoundError, NotADirectoryError):
+        return []
+
+
+def rmdir_tree(path, deadline):
+    """rmdir a container cgroup and the cgroups the container made inside it, deepest first.
+
+    Those children (systemd in a container, a nested runtime) belong to the container, and the
+    kernel refuses to remove a cgroup that still has any (as runc's RemovePath does).
+    """
+    for sub in _subdirs(path):
+        rmdir_tree(sub, deadline)
+    rmdir_leaf(path, deadline)
 
 
 def rmdir_parent(path):
@@ -219,14 +237,14 @@ class Manager:
             write_text(d + "/cgroup.procs", str(pid), f"cannot add pid {pid}")
 
     def destroy(self, timeout=2.0):
-        """rmdir what create() made, deepest first, in every hierarchy; see rmdir_leaf()."""
+        """rmdir what create() made, deepest first, in every hierarchy; see rmdir_tree()."""
         deadline = time.monotonic() + timeout
         leaves = set(self.dirs.values())
         errors = []
         for d in sorted(self.created, key=_depth, reverse=True):
             try:
                 if d in leaves:
-                    rmdir_leaf(d, deadline)
+                    rmdir_tree(d, deadline)
                 else:
                     rmdir_parent(d)
             except CgroupError as e:

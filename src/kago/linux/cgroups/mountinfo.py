@@ -42,10 +42,6 @@ class Hierarchy:
             return ()
         return tuple(c for c in self.name.split(",") if not c.startswith("name="))
 
-    def dir_of(self, cgroup):
-        """The directory of absolute cgroup path ``cgroup`` as seen through this mount."""
-        return _join(self.mountpoint, cgroup)
-
     def __repr__(self):
         return f"Hierarchy({self.name!r}, {self.mountpoint!r}, root={self.root!r})"
 

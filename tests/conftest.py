@@ -1,0 +1,178 @@
+"""Shared fixtures: real bundles on a session tmpfs, a kago-oci runner, and a leak check.
+
+Integration tests run the installed ``kago-oci`` (next to this interpreter) as a subprocess,
+exactly as containerd or podman would, with a private ``--root`` per session. After every test
+that uses ``oci``, ``leak_check`` asserts the test left no mount, cgroup, state directory or
+process of its containers behind: a failed create must leave nothing, and so must a test.
+"""
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+
+import pytest
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+KAGO_OCI = os.path.join(os.path.dirname(sys.executable), "kago-oci")
+IS_ROOT = os.geteuid() == 0
+
+needs_root = pytest.mark.skipif(not IS_ROOT, reason="needs root and the real kernel")
+
+
+def pytest_collection_modifyitems(config, items):
+    for item in items:
+        if "/integration/" in str(item.fspath) or "/security/" in str(item.fspath):
+            item.add_marker(pytest.mark.root)
+            if not IS_ROOT:
+                item.add_marker(needs_root)
+
+
+@pytest.fixture(scope="session")
+def workdir():
+    """A tmpfs for bundles and state: this VM's ext4 makes rootfs copies 50x slower."""
+    path = tempfile.mkdtemp(prefix="kago-test-")
+    mounted = False
+    if IS_ROOT:
+        subprocess.run(["mount", "-t", "tmpfs", "-o", "mode=755,size=2g", "kago-test", path],
+                       check=True)
+        mounted = True
+    try:
+        yield path
+    finally:
+        if mounted:
+            subprocess.run(["umount", "-l", path], check=False)
+        shutil.rmtree(path, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def rootfs_cache(workdir):
+    from kago.testing import busybox
+    return str(busybox.cached_rootfs(os.path.join(workdir, "cache")))
+
+
+@pytest.fixture(scope="session")
+def state_root(workdir):
+    return os.path.join(workdir, "state")
+
+
+class Bundle:
+    """A busybox bundle: ``.path``, ``.config`` (a dict; call ``.write()`` after editing)."""
+
+    def __init__(self, path):
+        self.path = path
+        with open(os.path.join(path, "config.json")) as f:
+            self.config = json.load(f)
+
+    @property
+    def rootfs(self):
+        return os.path.join(self.path, "rootfs")
+
+    def write(self):
+        with open(os.path.join(self.path, "config.json"), "w") as f:
+            json.dump(self.config, f, indent=1)
+        return self
+
+    def edit(self, fn):
+        fn(self.config)
+        return self.write()
+
+
+@pytest.fixture
+def make_bundle(workdir, rootfs_cache):
+    """make_bundle(args, mutate=None) -> Bundle, a fresh copy of the busybox rootfs."""
+    from kago.testing import busybox
+    made = []
+
+    def factory(args=("sh", "-c", "true"), mutate=None, **overrides):
+        path = os.path.join(workdir, "bundles", uuid.uuid4().hex[:12])
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        busybox.build_bundle(path, args=list(args), mutate=mutate,
+                             cache_dir=os.path.dirname(rootfs_cache), **overrides)
+        made.append(path)
+        return Bundle(path)
+
+    yield factory
+    for path in made:
+        shutil.rmtree(path, ignore_errors=True)
+
+
+class Runner:
+    """Runs kago-oci with the session's --root; remembers container IDs to clean up."""
+
+    def __init__(self, root):
+        self.root = root
+        self.ids = []
+
+    def __call__(self, *args, timeout=30, check=False, input=None, env=None, root=True,
+                 **kw):
+        argv = [KAGO_OCI] + (["--root", self.root] if root else []) + [str(a) for a in args]
+        proc = subprocess.run(argv, capture_output=True, text=True, timeout=timeout,
+                              input=input, env=env, **kw)
+        if check and proc.returncode != 0:
+            raise AssertionError(f"{argv} exited {proc.returncode}: {proc.stderr}")
+        return proc
+
+    def new_id(self, prefix="t"):
+        cid = f"{prefix}-{uuid.uuid4().hex[:10]}"
+        self.ids.append(cid)
+        return cid
+
+    def state(self, cid):
+        proc = self(["state", cid][0], cid, check=True)
+        return json.loads(proc.stdout)
+
+    def cleanup(self):
+        for cid in self.ids:
+            self("delete", "--force", cid, timeout=15)
+
+
+@pytest.fixture
+def oci(state_root):
+    runner = Runner(state_root)
+    yield runner
+    runner.cleanup()
+    leaks = find_leaks(runner.ids, state_root)
+    assert not leaks, f"test left things behind: {leaks}"
+
+
+def find_leaks(ids, state_root):
+    """Mounts, cgroups, state dirs and processes that belong to the given container IDs."""
+    leaks = []
+    if not ids:
+        return leaks
+    mounts = open("/proc/self/mountinfo").read()
+    for cid in ids:
+        if os.path.exists(os.path.join(state_root, cid)):
+            leaks.append(f"state dir of {cid}")
+        for top in ("/sys/fs/cgroup",):
+            for dirpath, dirnames, _ in os.walk(top):
+                if os.path.basename(dirpath) == cid:
+                    leaks.append(f"cgroup {dirpath}")
+                if dirpath.count("/") > 6:
+                    dirnames[:] = []
+        if cid in mounts:
+            leaks.append(f"mount naming {cid}")
+    return leaks
+
+
+def wait_for(predicate, timeout=5.0, interval=0.01):
+    """Poll ``predicate`` until true (bounded); return its last value."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value or time.monotonic() > deadline:
+            return value
+        time.sleep(interval)
+
+
+def pid_alive(pid):
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] not in ("Z", "X")
+    except FileNotFoundError:
+        return False
