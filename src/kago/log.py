@@ -13,6 +13,8 @@ so start latency can be attributed phase by phase.
 import os
 import time
 
+from kago import jsonio
+
 _LEVELS = {"debug": 10, "info": 20, "warning": 30, "error": 40}
 
 
@@ -30,7 +32,7 @@ def configure(path=None, fmt="text", debug=False):
     """Send records to ``path`` (append) or stderr; ``fmt`` is "text" or "json"."""
     if fmt not in ("text", "json"):
         from kago.errors import UsageError
-        raise UsageError(f'invalid log format "{fmt}": use text or json')
+        raise UsageError(f"invalid log-format: {fmt}")
     if path:
         _cfg.fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o640)
         _cfg.owns_fd = True
@@ -49,12 +51,17 @@ def _timestamp():
 
 def _format(level, msg, fields):
     if _cfg.json:
-        import json
+        # jsonio, not json: it is imported already, and a lazy import would fail in a
+        # container process that has switched to the container's root
         record = {"level": level, "msg": msg, "time": _timestamp()}
-        record.update(fields)
-        return json.dumps(record, separators=(",", ":")) + "\n"
+        record.update((k, _plain(v)) for k, v in fields.items())
+        return jsonio.dumps(record) + "\n"
     extra = "".join(f" {k}={_quote(v)}" for k, v in fields.items())
     return f"time=\"{_timestamp()}\" level={level} msg={_quote(msg)}{extra}\n"
+
+
+def _plain(value):
+    return value if value is None or isinstance(value, (str, int, float, bool)) else str(value)
 
 
 def _quote(value):

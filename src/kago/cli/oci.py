@@ -54,6 +54,8 @@ def _fail(command, err):
     log.error(msg)
     if not log.logs_to_stderr():
         os.write(2, (msg + "\n").encode())
+    if command == "exec" and not isinstance(err, UsageError):
+        return 255  # runc: an exec that fails is told apart from the program's own status
     return getattr(err, "exit_code", 1)
 
 

@@ -16,12 +16,7 @@ from kago.kernel import consts as C
 from kago.kernel import libc
 
 
-def last_cap():
-    try:
-        with open("/proc/sys/kernel/cap_last_cap", "rb") as f:
-            return int(f.read())
-    except OSError:
-        return 40
+from kago.host.facts import last_cap  # noqa: E402,F401 - re-exported for the init steps
 
 
 def _bits(mask, top):
@@ -55,7 +50,7 @@ def set_caps(effective, permitted, inheritable, ambient, top):
     allowed = ambient & permitted & inheritable
     if ambient & ~allowed & full:
         from kago import log
-        log.warning("ambient capabilities not in both permitted and inheritable sets are "
+        log.debug("ambient capabilities not in both permitted and inheritable sets are "
                     "skipped", caps=",".join(str(c) for c in _bits(ambient & ~allowed, top)))
     for cap in _bits(allowed, top):
         libc.prctl(C.PR_CAP_AMBIENT, C.PR_CAP_AMBIENT_RAISE, cap,

@@ -101,35 +101,46 @@ def create_file_in_root(rootfd, path, mode=0o644):
     return open_in_root(rootfd, path)
 
 
-def _source_is_dir(op):
+def _source_is_dir(op, source_fd=None):
     if not op.is_bind:
         return True
     try:
-        return stat.S_ISDIR(os.stat(op.source).st_mode)
+        st = os.stat(op.source) if source_fd is None else os.fstat(source_fd)
     except OSError as e:
         raise MountError("stat", e.errno, op.source, f"source of mount {op.destination}") from None
+    return stat.S_ISDIR(st.st_mode)
 
 
-def prepare_target(rootfd, op):
+def prepare_target(rootfd, op, source_fd=None):
     """Return an O_PATH fd of the mount point, creating it (dir or file like the source)."""
-    if _source_is_dir(op):
+    if _source_is_dir(op, source_fd):
         return mkdirs_in_root(rootfd, op.destination)
     return create_file_in_root(rootfd, op.destination)
 
 
-def mount_one(rootfd, op, userns=False):
-    """Perform one MountOp inside the root."""
+def mount_one(rootfd, op, userns=False, source_fd=None):
+    """Perform one MountOp inside the root.
+
+    ``source_fd``: the bind source, opened beforehand by a process with the host's credentials
+    (see process.child.SourceOpener); it is closed here.
+    """
     if op.source is None and op.fstype is None:  # change the flags of what is mounted there
         mnt = open_in_root(rootfd, op.destination)
         try:
             return remount_bind(fdpath(mnt), op.remount_flags or 0, op.destination)
         finally:
             os.close(mnt)
-    target = prepare_target(rootfd, op)
     try:
-        _first_mount(op, target, userns)
+        target = prepare_target(rootfd, op, source_fd)
+        try:
+            fell_back = _first_mount(op, target, userns, source_fd)
+        finally:
+            os.close(target)
     finally:
-        os.close(target)
+        if source_fd is not None:
+            os.close(source_fd)
+    if fell_back:
+        return _seal_readonly(rootfd, op.destination)
     if op.remount_flags is not None or op.propagation or op.attr_set or op.attr_clr:
         mnt = open_in_root(rootfd, op.destination)
         try:
@@ -138,21 +149,38 @@ def mount_one(rootfd, op, userns=False):
             os.close(mnt)
 
 
-def _first_mount(op, target, userns):
+def _first_mount(op, target, userns, source_fd=None):
+    """Mount ``op`` on ``target``; True if sysfs fell back to a bind that still needs sealing."""
+    source = op.source if source_fd is None else fdpath(source_fd)
     try:
-        libc.mount(op.source, fdpath(target), op.fstype, op.flags, op.data or None,
+        libc.mount(source, fdpath(target), op.fstype, op.flags, op.data or None,
                    shown=op.destination)
     except MountError as e:
         if op.fstype == "sysfs" and userns and e.errno == errno.EPERM:
             # sysfs cannot be mounted in a user namespace that does not own the network
-            # namespace; show the host's /sys read-only instead, as runc does
+            # namespace; show the host's /sys read-only instead (runc's rootless spec does)
             log.debug("sysfs: falling back to a read-only bind of /sys", dest=op.destination)
             libc.mount("/sys", fdpath(target), None, C.MS_BIND | C.MS_REC, shown=op.destination)
-            libc.mount(None, fdpath(target), None,
-                       C.MS_REMOUNT | C.MS_BIND | C.MS_RDONLY | C.MS_NOSUID | C.MS_NODEV
-                       | C.MS_NOEXEC, shown=op.destination)
-            return
+            return True
         raise
+    return False
+
+
+_SEALED = C.MOUNT_ATTR_RDONLY | C.MOUNT_ATTR_NOSUID | C.MOUNT_ATTR_NODEV | C.MOUNT_ATTR_NOEXEC
+
+
+def _seal_readonly(rootfd, destination):
+    """Make the tree at ``destination`` read-only, nosuid, nodev, noexec, sub-mounts included.
+
+    The fd is opened again: the one the mount was made through names the directory underneath,
+    and a remount of that would fail with EINVAL (it is not a mount point).
+    """
+    mnt = open_in_root(rootfd, destination)
+    try:
+        libc.mount_setattr(mnt, "", C.AT_EMPTY_PATH | C.AT_RECURSIVE, _SEALED, 0,
+                           shown=destination)
+    finally:
+        os.close(mnt)
 
 
 def _finish_mount(op, mnt):

@@ -19,12 +19,12 @@ NS_FILES = {"pid": "pid", "network": "net", "mount": "mnt", "ipc": "ipc", "uts":
 
 
 def open_paths(namespaces):
-    """Open every joined namespace file: list of (type, flag, fd), user first."""
+    """Open every joined namespace file: list of (type, flag, fd, path), user first."""
     opened = []
     try:
         for kind, flag, path in namespaces:
             if path:
-                opened.append((kind, flag, _open_ns(path)))
+                opened.append((kind, flag, _open_ns(path), path))
     except BaseException:
         close_all(opened)
         raise
@@ -41,13 +41,13 @@ def _open_ns(path):
 
 
 def close_all(opened):
-    for _k, _f, fd in opened:
+    for _k, _f, fd, _p in opened:
         os.close(fd)
 
 
 def join(opened):
-    for kind, flag, fd in opened:
-        libc.setns(fd, flag, path=f"{kind} namespace")
+    for kind, flag, fd, path in opened:
+        libc.setns(fd, flag, path=f"{kind} namespace {path}")
 
 
 def unshare_flags(namespaces, skip_user=True):

@@ -33,10 +33,12 @@ def intermediate(chan, plan, ctx_args, exec_mode=False):
             opened = namespaces.open_paths(plan.namespaces)
             namespaces.join(opened)
             namespaces.close_all(opened)
+            opener = None if exec_mode else SourceOpener.start(plan)
             _new_userns_or_hello(chan, plan)
             flags = namespaces.unshare_flags(plan.namespaces)
             if flags:
                 libc.unshare(flags)
+            sources = opener.collect() if opener else {}
             if plan.new_ns("time"):
                 namespaces.write_time_offsets(plan.time_offsets)
         pid = os.fork()
@@ -45,6 +47,7 @@ def intermediate(chan, plan, ctx_args, exec_mode=False):
     if pid == 0:
         try:
             ctx = InitContext(plan, chan, **ctx_args)
+            ctx.sources = sources
         except BaseException as e:  # noqa: BLE001 - must reach os._exit
             _die(chan, e)
         run_steps(ctx, EXEC_STEPS if exec_mode else CREATE_STEPS)
@@ -53,6 +56,84 @@ def intermediate(chan, plan, ctx_args, exec_mode=False):
         chan.send(t="pid", pid=pid)
     finally:
         os._exit(0)
+
+
+class SourceOpener:
+    """Opens bind-mount sources with the host's credentials, for a user-namespaced container.
+
+    Root in a new user namespace is an unprivileged host ID: it cannot reach a source under a
+    host directory it may not search (mode 700, owned by root). Like runc's mount-source fds, a
+    helper forked before the user namespace keeps host root; once the container's mount
+    namespace exists it joins it, opens each source O_PATH and sends the fds over a socket.
+    The sources are opened in the container's mount namespace (not the host's), so a bind of
+    them there is allowed, and keeps the flags the kernel locked when that namespace was copied.
+    """
+
+    __slots__ = ("pid", "sock", "indices")
+
+    def __init__(self, pid, sock, indices):
+        self.pid = pid
+        self.sock = sock
+        self.indices = indices
+
+    @classmethod
+    def start(cls, plan):
+        indices = [i for i, op in enumerate(plan.mounts) if op.is_bind]
+        if not indices or not plan.new_ns("user") or not plan.new_ns("mount"):
+            return None
+        import _socket
+        ours, theirs = _socket.socketpair(_socket.AF_UNIX,
+                                          _socket.SOCK_SEQPACKET | _socket.SOCK_CLOEXEC)
+        pid = os.fork()
+        if pid == 0:
+            ours.close()
+            _serve_sources(theirs, plan, indices)
+        theirs.close()
+        return cls(pid, ours, indices)
+
+    def collect(self):
+        """Call once in the container's mount namespace: {mount index: O_PATH fd}."""
+        import array
+        import _socket
+        fds = {}
+        try:
+            self.sock.send(b"go")
+            for index in self.indices:
+                msg, anc, _f, _a = self.sock.recvmsg(4096, _socket.CMSG_SPACE(4))
+                if not anc:
+                    raise KagoError(msg.decode() or "the bind source opener exited")
+                fds[index] = array.array("i", anc[0][2][:4])[0]
+        finally:
+            self.sock.close()
+            os.waitpid(self.pid, 0)
+        return fds
+
+
+def _serve_sources(sock, plan, indices):
+    """The opener (host root): wait for "go", join the container's mount ns, send the fds."""
+    import array
+    import _socket
+    try:
+        if sock.recv(16) != b"go":
+            os._exit(0)  # the intermediate died: nothing to do
+        ns = os.open(f"/proc/{os.getppid()}/ns/mnt", os.O_RDONLY | os.O_CLOEXEC)
+        libc.setns(ns, C.CLONE_NEWNS, path="mount namespace of the container")
+        for index in indices:
+            op = plan.mounts[index]
+            try:
+                fd = os.open(op.source, os.O_PATH | os.O_CLOEXEC)
+            except OSError as e:
+                raise KagoError(f"open {op.source} (source of mount {op.destination}): "
+                                f"{os.strerror(e.errno).lower()}") from None
+            fds = array.array("i", [fd]).tobytes()
+            sock.sendmsg([b"fd"], [(_socket.SOL_SOCKET, _socket.SCM_RIGHTS, fds)])
+            os.close(fd)
+    except BaseException as e:  # noqa: BLE001 - must reach os._exit
+        try:
+            sock.send(str(e).encode() or b"bind source opener failed")
+        except OSError:
+            pass
+    os._exit(0)
 
 
 def _new_userns_or_hello(chan, plan):

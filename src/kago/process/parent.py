@@ -8,13 +8,13 @@ on to the caller's subreaper (containerd's shim, conmon) or PID 1, as with runc.
 """
 
 import os
-import signal
+import _signal as signal  # signal.py builds IntEnums (~4 ms); the C module is enough
+
+import _thread
 
 from kago import log
 from kago.errors import KagoError
 from kago.kernel import consts as C
-from kago.kernel import libc
-from kago.linux import idmap
 from kago.process.channel import Channel
 
 
@@ -55,11 +55,17 @@ def assert_single_threaded():
 def spawn(plan, ctx_args, cgroup=None, on_hooks=None, exec_mode=False):
     """Fork the container process; return the Spawn once it reported ``ready``.
 
-    ``on_hooks(pid)`` runs prestart/createRuntime hooks and returns the state JSON;
-    ``cgroup`` (or None) receives the intermediate before it unshares anything.
+    ``cgroup`` (or None, already created) receives the intermediate before it unshares
+    anything, so the container inherits it; ``on_hooks(pid)`` runs prestart and
+    createRuntime hooks and returns the state JSON.
+
+    Latency: the first move of a task between cgroups waits for an RCU grace period in the
+    kernel (~8 ms here, whatever the hierarchy). So the move happens in a short-lived thread
+    started after the fork, while the intermediate imports and prepares its namespaces and we
+    load ctypes; it is joined before the intermediate may unshare or fork. The thread makes
+    one blocking write per hierarchy and nothing else, so it barely needs the GIL.
     """
     assert_single_threaded()
-    libc.prctl(C.PR_SET_CHILD_SUBREAPER, 1)
     ours, theirs = Channel.pair()
     sp = Spawn()
     sp.chan = ours
@@ -73,21 +79,55 @@ def spawn(plan, ctx_args, cgroup=None, on_hooks=None, exec_mode=False):
             os._exit(1)  # whatever happens, the child never unwinds into our caller
     theirs.close()
     sp.intermediate = pid
+    placing = _Placement(cgroup, pid)
     try:
-        _handshake(sp, plan, cgroup, on_hooks)
+        from kago.kernel import libc  # ctypes: loaded while the thread waits on the kernel
+        libc.prctl(C.PR_SET_CHILD_SUBREAPER, 1)
+        _handshake(sp, plan, placing, on_hooks)
     except BaseException:
+        placing.join()
         sp.kill()
         ours.close()
         raise
     return sp
 
 
-def _handshake(sp, plan, cgroup, on_hooks):
+class _Placement:
+    """Create ``cgroup`` and move ``pid`` into it, in a thread; ``join()`` re-raises."""
+
+    __slots__ = ("lock", "error")
+
+    def __init__(self, cgroup, pid):
+        self.lock = _thread.allocate_lock()
+        self.error = None
+        if cgroup is None:
+            return
+        self.lock.acquire()
+        _thread.start_new_thread(self._run, (cgroup, pid))
+
+    def _run(self, cgroup, pid):
+        try:
+            with log.phase("cgroup placement"):
+                cgroup.add(pid)
+        except BaseException as e:  # noqa: BLE001 - handed to join()
+            self.error = e
+        finally:
+            self.lock.release()
+
+    def join(self):
+        self.lock.acquire()
+        self.lock.release()
+        if self.error is not None:
+            err, self.error = self.error, None
+            raise err
+
+
+def _handshake(sp, plan, placing, on_hooks):
     chan = sp.chan
     hello = chan.recv(expect=("hello",))
-    if cgroup is not None:
-        cgroup.add(sp.intermediate)
+    placing.join()
     if hello["userns"]:
+        from kago.linux import idmap
         with log.phase("id maps"):
             idmap.write_maps(sp.intermediate, plan.uid_maps, plan.gid_maps)
     chan.send(t="ok")

@@ -29,7 +29,8 @@ class InitContext:
     """What the steps share: the plan, the channel to the runtime, and fds opened before fork."""
 
     __slots__ = ("plan", "chan", "fifo_fd", "console_fd", "rootfd", "top", "preserve",
-                 "exe", "state_json", "root_fd_for_exec", "has_devpts", "dev_is_bind")
+                 "exe", "state_json", "root_fd_for_exec", "has_devpts", "dev_is_bind",
+                 "sources")
 
     def __init__(self, plan, chan, fifo_fd=None, console_fd=None, preserve=0,
                  root_fd_for_exec=None):
@@ -45,6 +46,7 @@ class InitContext:
         self.state_json = None
         self.has_devpts = False
         self.dev_is_bind = False
+        self.sources = {}  # mount index -> O_PATH fd of its bind source (user namespaces)
 
 
 # --- create/run: the container's first process --------------------------------------------
@@ -60,9 +62,9 @@ def prepare_root(ctx):
 
 def mount_all(ctx):
     userns = ctx.plan.userns
-    for op in ctx.plan.mounts:
+    for index, op in enumerate(ctx.plan.mounts):
         with log.phase(f"mount {op.destination}"):
-            mounts.mount_one(ctx.rootfd, op, userns)
+            mounts.mount_one(ctx.rootfd, op, userns, ctx.sources.pop(index, None))
         dest = op.destination.rstrip("/")
         if op.fstype == "devpts" and dest == "/dev/pts":
             ctx.has_devpts = True

@@ -44,7 +44,7 @@ def load_config(bundle):
 
 def make_plan(cfg, bundle, container_id, opts):
     from kago.plan import build, validate
-    from kago.linux.caps import last_cap
+    from kago.host.facts import last_cap
     with log.phase("validate"):
         for warning in validate.validate(cfg, cap_last_cap=last_cap()):
             log.warning(warning)
@@ -118,9 +118,7 @@ def _create(store, container_id, bundle, cfg, plan, opts, mode, undo):
     fifo = None
     if mode == "create":
         fifo = st.mkfifo(os.path.join(state_dir, st.FIFO))
-    cgroup = _make_cgroup(plan, undo)
-    if cgroup is not None:
-        record["kago"]["cgroup"] = cgroup.to_record()
+    cgroup = _plan_cgroup(plan, undo)
     fds = _Fds(undo)
     ctx_args = {"preserve": opts.total_preserved()}
     if fifo:
@@ -133,6 +131,8 @@ def _create(store, container_id, bundle, cfg, plan, opts, mode, undo):
                           on_hooks=lambda pid: _creation_hooks(plan, record, pid))
     undo.push(sp.kill)
     fds.close_all()
+    if cgroup is not None:
+        record["kago"]["cgroup"] = cgroup.to_record()  # after spawn: it lists what was made
     record["pid"] = sp.pid
     record["kago"]["pid_start"] = st.start_time(sp.pid)
     record["status"] = CREATED if mode == "create" else RUNNING
@@ -187,7 +187,8 @@ def _console(plan, opts, fds):
     return fds.add(b.detach()), a
 
 
-def _make_cgroup(plan, undo):
+def _plan_cgroup(plan, undo):
+    """Create the container's cgroup (process.parent moves the container into it)."""
     from kago.linux import cgroups
     from kago.plan.build import expand_cgroup_mount
     with log.phase("cgroups"):
@@ -196,8 +197,11 @@ def _make_cgroup(plan, undo):
             log.warning("no cgroup hierarchy is mounted: the container gets no cgroup")
             return None
         mgr = cgroups.open_manager(plan.cgroups_path, layout)
-        mgr.create()
+        if mgr.exists():
+            from kago.errors import CgroupError
+            raise CgroupError(plan.cgroups_path, "already exists: another container uses it")
         undo.push(mgr.destroy)
+        mgr.create()
     mounts = []
     for op in plan.mounts:
         mounts.extend(expand_cgroup_mount(op, mgr.paths()) if op.fstype == "cgroup" else [op])
@@ -381,6 +385,22 @@ def kill(store, container_id, sig, all_processes=False):
 
 
 def delete(store, container_id, force=False):
+    """Delete a stopped container (any container with ``force``).
+
+    As runc: a directory left without a record by an aborted create is removed, and with
+    ``force`` a container that does not exist is not an error (containerd deletes after a
+    failed create).
+    """
+    try:
+        _delete(store, container_id, force)
+    except ContainerNotFound:
+        if not os.path.exists(os.path.join(store.dir(container_id), st.STATE)):
+            store.remove(container_id)
+        if not force:
+            raise
+
+
+def _delete(store, container_id, force):
     with store.lock(container_id):
         record = store.load(container_id)
         now = status(store, record)

@@ -95,8 +95,11 @@ def execute(store, container_id, proc, opts):
 def _exec_plan(record, proc, opts):
     from kago.plan import build, validate
     from kago.plan.model import Plan
-    from kago.linux.caps import last_cap
-    validate.validate({"process": proc}, cap_last_cap=last_cap())
+    from kago.host.facts import last_cap
+    from kago.oci import schema
+    schema.validate_process(proc, field="process")
+    for warning in validate.check_process(proc, "process", last_cap()):
+        log.warning(warning)
     return Plan(id=record["id"], bundle=record["bundle"], rootfs="/", namespaces=[],
                 uid_maps=[], gid_maps=[], mounts=[], devices=[], masked_paths=[],
                 readonly_paths=[], sysctl={}, hooks={},
