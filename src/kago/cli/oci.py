@@ -185,7 +185,7 @@ def cmd_resume(glob, args):
 
 def cmd_features(glob, args):
     from kago import jsonio
-    from kago.oci.defaults import features
+    from kago.plan.features import features
     return _print(jsonio.dumps(features(), indent=2))
 
 

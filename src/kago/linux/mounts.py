@@ -42,6 +42,72 @@ def _split(path):
     return [p for p in path.split("/") if p and p != "."]
 
 
+MAX_SYMLINKS = 40  # as the kernel's path walk (ELOOP beyond)
+
+
+def resolve_in_root(rootfd, path):
+    """Split ``path`` into (existing, missing) component lists, resolved inside the root.
+
+    ``existing`` is a symlink-free path of an entry that exists under the root; ``missing``
+    are the names still to be made below it. Symlinks met on the way, absolute or relative,
+    are followed with the rootfs as "/", so a dangling one (``/etc/resolv.conf ->
+    ../run/x``) names the place inside the rootfs to create, as runc's SecureJoin does. After
+    the first missing name nothing can be a symlink, so ``..`` there is taken lexically.
+    """
+    parts = _split(path)
+    done = []
+    links = 0
+    while parts:
+        name = parts.pop(0)
+        if name == "..":
+            done = done[:-1]
+            continue
+        target = _readlink_in_root(rootfd, done, name)
+        if target is _MISSING:
+            return done, _lexical(done, [name] + parts)
+        if target is None:
+            done.append(name)
+            continue
+        links += 1
+        if links > MAX_SYMLINKS:
+            raise MountError("resolve", errno.ELOOP, path)
+        if target.startswith("/"):
+            done = []
+        parts = _split(target) + parts
+    return done, []
+
+
+_MISSING = object()
+
+
+def _readlink_in_root(rootfd, done, name):
+    """The target of ``done/name`` if it is a symlink, None if it is not, _MISSING if absent."""
+    parent = open_in_root(rootfd, "/".join(done), os.O_PATH | os.O_DIRECTORY)
+    try:
+        return os.readlink(name, dir_fd=parent)
+    except FileNotFoundError:
+        return _MISSING
+    except OSError as e:
+        if e.errno == errno.EINVAL:  # exists, not a symlink
+            return None
+        raise MountError("readlink", e.errno, "/" + "/".join(done + [name])) from None
+    finally:
+        os.close(parent)
+
+
+def _lexical(done, rest):
+    """Clean the not-yet-existing tail: ``..`` eats a missing name, else an existing one."""
+    missing = []
+    for name in rest:
+        if name != "..":
+            missing.append(name)
+        elif missing:
+            missing.pop()
+        elif done:
+            done.pop()
+    return missing
+
+
 def mkdirs_in_root(rootfd, path, mode=0o755):
     """Create ``path`` and its parents inside the root; return an O_PATH fd of the directory."""
     try:
@@ -49,33 +115,25 @@ def mkdirs_in_root(rootfd, path, mode=0o755):
     except KernelError as e:
         if e.errno != errno.ENOENT:
             raise
-    parts = _split(path)
-    fd = os.dup(rootfd)
-    done = []
-    for name in parts:
-        done.append(name)
+    done, missing = resolve_in_root(rootfd, path)
+    return _make_dirs(rootfd, done, missing, mode)
+
+
+def _make_dirs(rootfd, done, missing, mode):
+    """mkdir each of ``missing`` under the existing ``done``; return an O_PATH fd of the last."""
+    fd = open_in_root(rootfd, "/".join(done), os.O_PATH | os.O_DIRECTORY)
+    for name in missing:
+        done = done + [name]
         try:
+            try:
+                os.mkdir(name, mode, dir_fd=fd)  # mkdir never follows a symlink at ``name``
+            except OSError as e:
+                raise MountError("mkdir", e.errno, "/" + "/".join(done)) from None
             nxt = open_in_root(rootfd, "/".join(done), os.O_PATH | os.O_DIRECTORY)
-        except KernelError as e:
-            if e.errno != errno.ENOENT:
-                os.close(fd)
-                raise
-            nxt = _mkdir_at(fd, rootfd, name, "/".join(done), mode)
-        os.close(fd)
+        finally:
+            os.close(fd)
         fd = nxt
     return fd
-
-
-def _mkdir_at(parentfd, rootfd, name, shown, mode):
-    try:
-        os.mkdir(name, mode, dir_fd=parentfd)
-    except FileExistsError:
-        # a name that exists but did not resolve: a dangling symlink; never follow it out
-        raise MountError("mkdir", errno.ENOENT, "/" + shown,
-                         "it is a symlink whose target does not exist in the rootfs") from None
-    except OSError as e:
-        raise MountError("mkdir", e.errno, "/" + shown) from None
-    return open_in_root(rootfd, shown, os.O_PATH | os.O_DIRECTORY)
 
 
 def create_file_in_root(rootfd, path, mode=0o644):
@@ -85,20 +143,20 @@ def create_file_in_root(rootfd, path, mode=0o644):
     except KernelError as e:
         if e.errno != errno.ENOENT:
             raise
-    parent, _, name = path.rstrip("/").rpartition("/")
-    pfd = mkdirs_in_root(rootfd, parent or "/")
+    done, missing = resolve_in_root(rootfd, path)
+    if not missing:  # appeared meanwhile
+        return open_in_root(rootfd, "/".join(done))
+    shown = "/" + "/".join(done + missing)
+    pfd = _make_dirs(rootfd, done, missing[:-1], 0o755)
     try:
-        # O_NOFOLLOW|O_EXCL: a symlink planted at the last component is never followed
-        os.close(os.open(name, os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_WRONLY | os.O_CLOEXEC,
-                         mode, dir_fd=pfd))
-    except FileExistsError:
-        raise MountError("create", errno.ENOENT, path,
-                         "it is a symlink whose target does not exist in the rootfs") from None
+        # O_NOFOLLOW|O_EXCL: a symlink planted at the last component since is never followed
+        os.close(os.open(missing[-1], os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_WRONLY
+                         | os.O_CLOEXEC, mode, dir_fd=pfd))
     except OSError as e:
-        raise MountError("create", e.errno, path) from None
+        raise MountError("create", e.errno, shown) from None
     finally:
         os.close(pfd)
-    return open_in_root(rootfd, path)
+    return open_in_root(rootfd, shown)
 
 
 def _source_is_dir(op, source_fd=None):

@@ -1,13 +1,8 @@
-"""What ``kago-oci spec`` and ``kago-oci features`` print.
+"""What ``kago-oci spec`` prints (``features`` is in ``kago.plan.features``).
 
 ``default_spec`` is ``runc spec``'s document (and ``runc spec --rootless``'s), with kago's
 ociVersion and hostname, so bundles made for runc and for kago look alike. It is built from
 literals on each call, so a caller may change the result freely.
-
-``features`` is the runtime-spec "features" document (features.md): what this runtime
-understands, for podman and containerd to ask before they write a spec. Its vocabulary lists come
-from ``kago.plan.tables``, imported inside the function since ``features`` is not on the
-``create`` path and ``oci`` sits below ``plan`` in the import order.
 """
 
 from __future__ import annotations
@@ -97,28 +92,4 @@ def default_spec(args=None, rootless: bool = False, terminal: bool = True) -> di
         "hostname": "kago",
         "mounts": _mounts(rootless),
         "linux": _linux(rootless),
-    }
-
-
-def features() -> dict:
-    """The runtime-spec features document for this build of kago."""
-    from kago.oci.schema import NAMESPACE_TYPES
-    from kago.plan.tables import CAPABILITIES, known_mount_options
-
-    return {
-        "ociVersionMin": "1.0.0",
-        "ociVersionMax": kago.OCI_VERSION,
-        "hooks": list(HOOK_KINDS),
-        "mountOptions": known_mount_options(),
-        "linux": {
-            "namespaces": sorted(NAMESPACE_TYPES),
-            "capabilities": list(CAPABILITIES),  # kernel-number order, as runc lists them
-            "cgroup": {"v1": True, "v2": True, "systemd": False, "systemdUser": False},
-            "seccomp": {"enabled": False},
-            "apparmor": {"enabled": False},
-            "selinux": {"enabled": False},
-            "intelRdt": {"enabled": False},
-            "mountExtensions": {"idmap": {"enabled": True}},
-        },
-        "annotations": {"io.github.kago.version": kago.__version__},
     }

@@ -64,6 +64,10 @@ def is_bind(mount):
 
 def mount_op(mount, bundle, field):
     opts = tables.parse_mount_options(mount.get("options"))
+    if opts.extra:
+        # said plainly rather than ignored: the mount would not be what the spec asked for
+        raise SpecError(f"{field}.options", f"{', '.join(opts.extra)} is not supported by "
+                        "kago-oci yet (see kago-oci features)")
     bind = is_bind(mount)
     source = mount.get("source")
     if bind:

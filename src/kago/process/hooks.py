@@ -5,8 +5,15 @@ createRuntime, createContainer or startContainer hook fails the operation (the c
 back); a failing poststart or poststop hook is logged as a warning and the operation goes on.
 A hook that outlives its timeout is killed (SIGKILL) and counts as failed.
 
-Hooks are rare, so ``subprocess`` (~10 ms of imports) is only imported when one runs.
+Hooks are spawned with ``os.posix_spawn`` and watched by polling, not with ``subprocess``: the
+startContainer hooks run in the container's init after it switched to the container's root,
+where no module can be imported any more (and ``subprocess`` costs ~10 ms of imports).
+Only builtin modules are used here.
 """
+
+import _signal
+import os
+import time
 
 from kago import log
 from kago.errors import HookError
@@ -27,20 +34,123 @@ def run_hooks(kind, hooks, state_json):
 
 
 def run_one(kind, hook, state_json):
-    import subprocess
-    args = hook.args or [hook.path]
+    """Spawn one hook, feed it the state, wait (bounded by its timeout); HookError if it fails."""
+    pid, stdin_w, err_r = _spawn(kind, hook)
     try:
-        proc = subprocess.run(args, executable=hook.path, input=state_json.encode(),
-                              env=_env(hook.env), stdout=subprocess.DEVNULL,
-                              stderr=subprocess.PIPE, timeout=hook.timeout, close_fds=True)
-    except subprocess.TimeoutExpired:
-        raise HookError(kind, hook.path, f"timed out after {hook.timeout}s") from None
+        code, stderr = _watch(pid, stdin_w, err_r, state_json.encode(), hook.timeout)
+    finally:
+        for fd in (stdin_w, err_r):
+            _close(fd)
+    if code is None:
+        raise HookError(kind, hook.path, f"timed out after {hook.timeout}s")
+    if code != 0:
+        lines = stderr.decode(errors="replace").strip().splitlines()
+        tail = f": {lines[-1]}" if lines else ""
+        raise HookError(kind, hook.path, f"exit status {_status(code)}{tail}")
+
+
+def _spawn(kind, hook):
+    """posix_spawn the hook with stdin and stderr on pipes; return (pid, stdin_w, err_r)."""
+    stdin_r, stdin_w = os.pipe()
+    err_r, err_w = os.pipe()
+    out = _devnull(err_w)
+    actions = [(os.POSIX_SPAWN_DUP2, stdin_r, 0), (os.POSIX_SPAWN_DUP2, out, 1),
+               (os.POSIX_SPAWN_DUP2, err_w, 2)]
+    actions += [(os.POSIX_SPAWN_CLOSE, fd) for fd in _inheritable_fds({stdin_r, out, err_w})]
+    try:
+        pid = os.posix_spawn(hook.path, hook.args or [hook.path], _env(hook.env),
+                             file_actions=actions, setsigdef=(_signal.SIGPIPE,))
     except OSError as e:
-        raise HookError(kind, hook.path, e.strerror.lower()) from None
-    if proc.returncode != 0:
-        detail = proc.stderr.decode(errors="replace").strip().splitlines()
-        tail = f": {detail[-1]}" if detail else ""
-        raise HookError(kind, hook.path, f"exit status {_status(proc.returncode)}{tail}")
+        for fd in (stdin_w, err_r):
+            _close(fd)
+        raise HookError(kind, hook.path, os.strerror(e.errno).lower()) from None
+    finally:
+        for fd in {stdin_r, err_w, out}:
+            _close(fd)
+    os.set_blocking(stdin_w, False)
+    os.set_blocking(err_r, False)
+    return pid, stdin_w, err_r
+
+
+def _devnull(fallback):
+    try:
+        return os.open(os.devnull, os.O_WRONLY | os.O_CLOEXEC)
+    except OSError:
+        return fallback  # no /dev/null (a container without one): stdout joins stderr
+
+
+def _inheritable_fds(keep):
+    """fds >= 3 a hook would inherit (e.g. an init's preserved fds): closed in the hook."""
+    try:
+        names = os.listdir("/proc/self/fd")
+    except OSError:
+        return []
+    fds = []
+    for name in names:
+        fd = int(name)
+        if fd < 3 or fd in keep:
+            continue
+        try:
+            if os.get_inheritable(fd):
+                fds.append(fd)
+        except OSError:
+            pass  # the listing's own fd, closed by now
+    return fds
+
+
+def _watch(pid, stdin_w, err_r, data, timeout):
+    """Write ``data`` to the hook, collect its stderr, reap it: (exit code or None, stderr)."""
+    deadline = None if timeout is None else time.monotonic() + timeout
+    chunks = []
+    delay = 0.0002
+    while True:
+        data = _feed(stdin_w, data)
+        if data is None and stdin_w >= 0:
+            _close(stdin_w)
+            stdin_w = -1
+        _drain(err_r, chunks)
+        done, status = os.waitpid(pid, os.WNOHANG)
+        if done:
+            _drain(err_r, chunks)
+            return os.waitstatus_to_exitcode(status), b"".join(chunks)[-4096:]
+        if deadline is not None and time.monotonic() > deadline:
+            os.kill(pid, _signal.SIGKILL)
+            os.waitpid(pid, 0)
+            return None, b"".join(chunks)
+        time.sleep(delay)
+        delay = min(delay * 2, 0.01)
+
+
+def _feed(fd, data):
+    """Write what the pipe takes; return the rest, or None once all is written (or refused)."""
+    if data is None or fd < 0:
+        return None
+    try:
+        written = os.write(fd, data) if data else 0
+    except BlockingIOError:
+        return data
+    except OSError:
+        return None  # the hook closed its stdin (EPIPE): it does not want the state
+    return data[written:] or None
+
+
+def _drain(fd, chunks):
+    while True:
+        try:
+            chunk = os.read(fd, 65536)
+        except BlockingIOError:
+            return
+        if not chunk:
+            return
+        chunks.append(chunk)
+
+
+def _close(fd):
+    if fd is not None and fd >= 0:
+        try:
+            os.close(fd)
+        except OSError:
+            pass
 
 
 def _env(pairs):
