@@ -233,8 +233,28 @@ def check_mounts(cfg, ns) -> None:
 
 # ---------------------------------------------------------------- entry point
 
+def check_not_yet_supported(cfg, lsms=()) -> list:
+    """Security settings kago-oci does not apply yet: an error, or a warning where the host
+    could not apply them anyway. Never a silent ignore (a container would run less confined
+    than its spec says). ``lsms``: the LSMs this host has enabled ("apparmor", "selinux")."""
+    if (cfg.get("linux") or {}).get("seccomp") is not None:
+        raise SpecError("linux.seccomp", "seccomp filters are not supported by kago-oci yet: "
+                        "remove the section to run without one, or use runc")
+    warnings = []
+    proc = cfg.get("process") or {}
+    for field, lsm in (("apparmorProfile", "apparmor"), ("selinuxLabel", "selinux")):
+        if not proc.get(field):
+            continue
+        if lsm in lsms:
+            raise SpecError(f"process.{field}", f"{lsm} is enabled on this host but kago-oci "
+                            "cannot apply a profile yet")
+        warnings.append(f"process.{field}: {lsm} is not enabled on this host; "
+                        f"{quote(proc[field])} is not applied")
+    return warnings
+
+
 def validate(cfg, cap_last_cap: int = 40, host_uid_ranges=FULL_RANGE,
-             host_gid_ranges=FULL_RANGE) -> list:
+             host_gid_ranges=FULL_RANGE, lsms=()) -> list:
     """Validate ``cfg`` (structure, then meaning); return warnings, raise SpecError on an error.
 
     ``cap_last_cap`` is /proc/sys/kernel/cap_last_cap; ``host_*_ranges`` are the (start, size)
@@ -248,6 +268,7 @@ def validate(cfg, cap_last_cap: int = 40, host_uid_ranges=FULL_RANGE,
     check_mount_namespace(cfg, ns)
     check_sysctls(cfg, ns)
     check_mounts(cfg, ns)
+    warnings = check_not_yet_supported(cfg, lsms)
     if "process" in cfg:
-        return check_process(cfg["process"], "process", cap_last_cap)
-    return []
+        warnings += check_process(cfg["process"], "process", cap_last_cap)
+    return warnings

@@ -44,9 +44,9 @@ def load_config(bundle):
 
 def make_plan(cfg, bundle, container_id, opts):
     from kago.plan import build, validate
-    from kago.host.facts import last_cap
+    from kago.host.facts import enabled_lsms, last_cap
     with log.phase("validate"):
-        for warning in validate.validate(cfg, cap_last_cap=last_cap()):
+        for warning in validate.validate(cfg, cap_last_cap=last_cap(), lsms=enabled_lsms()):
             log.warning(warning)
     with log.phase("plan"):
         plan = build.build(cfg, bundle, container_id, no_pivot=opts.no_pivot,
@@ -413,6 +413,8 @@ def _delete(store, container_id, force):
         mgr = cgroup_of(record)
         if now != STOPPED:
             _kill_and_wait(record, mgr)
+        elif mgr is not None and mgr.exists() and mgr.pids():
+            mgr.kill_all(9)  # the init is gone but, without a pid namespace, others remain
         if mgr is not None:
             mgr.destroy()
         _post_hooks("poststop", record, STOPPED)

@@ -461,3 +461,26 @@ def test_fuzz_namespace_combinations_raise_only_spec_error(nss, sysctl, maps, ho
         assert isinstance(validate(cfg), list)
     except SpecError as err:
         assert err.field
+
+
+# ---------------------------------------------------------------- not yet supported
+
+def test_seccomp_section_is_an_error_until_it_is_applied():
+    from kago.oci.defaults import default_spec
+    cfg = default_spec()
+    cfg["linux"]["seccomp"] = {"defaultAction": "SCMP_ACT_ALLOW"}
+    with pytest.raises(SpecError) as e:
+        validate(cfg)
+    assert e.value.field == "linux.seccomp"
+    assert "not supported by kago-oci yet" in str(e.value)
+
+
+def test_lsm_label_warns_without_the_lsm_and_fails_with_it():
+    from kago.oci.defaults import default_spec
+    cfg = default_spec()
+    cfg["process"]["apparmorProfile"] = "docker-default"
+    warnings = validate(cfg, lsms=())
+    assert any("process.apparmorProfile: apparmor is not enabled" in w for w in warnings)
+    with pytest.raises(SpecError) as e:
+        validate(cfg, lsms=("apparmor",))
+    assert e.value.field == "process.apparmorProfile"
