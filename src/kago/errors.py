@@ -106,7 +106,15 @@ class CreateError(KagoError):
     def __init__(self, cause, cleanup_errors=()):
         self.cause = cause
         self.cleanup_errors = list(cleanup_errors)
-        text = str(cause)
+        text = describe(cause)
         if self.cleanup_errors:
-            text += "; cleanup also failed: " + "; ".join(str(e) for e in self.cleanup_errors)
+            text += "; cleanup also failed: " + "; ".join(describe(e) for e in self.cleanup_errors)
         super().__init__(text)
+
+
+def describe(err):
+    """One line for any exception: a plain OSError reads ``path: reason``, not ``[Errno 2] ...``."""
+    if isinstance(err, OSError) and not isinstance(err, KagoError) and err.strerror:
+        reason = err.strerror.lower()
+        return f"{err.filename}: {reason}" if err.filename else reason
+    return str(err) or type(err).__name__

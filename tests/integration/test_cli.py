@@ -181,3 +181,11 @@ def test_missing_container(oci, command):
 def test_delete_force_missing_is_ok(oci):
     """containerd deletes after a failed create: runc's ``delete --force`` succeeds."""
     ok(oci("delete", "--force", "never-created"))
+
+
+def test_delete_removes_a_stale_directory(oci, state_root):
+    """A directory without a record (an aborted create) is removed by delete, as runc does."""
+    cid = oci.new_id()
+    os.makedirs(os.path.join(state_root, cid))
+    failed(oci("delete", cid), "container does not exist")
+    assert not os.path.exists(os.path.join(state_root, cid))

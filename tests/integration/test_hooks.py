@@ -58,6 +58,7 @@ def logging_bundle(make_bundle, hookdir, args=SLEEPER):
                               "source": str(hookdir), "options": ["rbind", "rw"]})
     b = make_bundle(args, mutate=mutate)
     _script(Path(b.rootfs) / "bin/start-hook", LOGGER.format(log=hookdir / "log"))
+    assert not os.path.exists("/bin/start-hook")  # so it can only be found inside
     return b
 
 
@@ -228,3 +229,18 @@ def test_start_container_hook_alone(oci, make_bundle, hookdir):
     _script(Path(b.rootfs) / "bin/start-hook", LOGGER.format(log=hookdir / "log"))
     ok(oci("run", "--bundle", b.path, oci.new_id()))
     assert kinds(hookdir) == ["startContainer"]
+
+
+@pytest.mark.parametrize("how", ["start", "run"])
+def test_poststart_waits_for_the_program(oci, make_bundle, hookdir, how):
+    """poststart runs after the program was executed, so after a slow startContainer hook."""
+    b = logging_bundle(make_bundle, hookdir)
+    _script(Path(b.rootfs) / "bin/start-hook",
+            "#!/bin/sh\nsleep 0.3\n" + LOGGER.format(log=hookdir / "log").split("\n", 1)[1])
+    cid = oci.new_id()
+    if how == "start":
+        ok(detached(oci, "create", "--bundle", b.path, cid))
+        ok(oci("start", cid))
+    else:
+        ok(detached(oci, "run", "-d", "--bundle", b.path, cid))
+    assert kinds(hookdir) == list(CREATE_KINDS) + ["startContainer", "poststart"]

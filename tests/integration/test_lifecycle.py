@@ -21,7 +21,9 @@ import pytest
 from conftest import KAGO_OCI, pid_alive, wait_for
 
 SLEEPER = ["sleep", "100"]
-TERMABLE = ["sh", "-c", "trap 'exit 0' TERM; while :; do sleep 0.05; done"]
+# exits on SIGTERM (a pid namespace's init ignores signals it has no handler for); the trap
+# is set once /tmp/ready exists (the root must be writable: root__readonly=False)
+TERMABLE = ["sh", "-c", "trap 'exit 4' TERM; touch /tmp/ready; while :; do sleep 0.05; done"]
 
 
 # --- helpers ---------------------------------------------------------------------------------
@@ -95,7 +97,7 @@ def procs_naming(text):
             continue
         try:
             with open(f"/proc/{name}/cmdline", "rb") as f:
-                cmdline = f.read().decode(errors="replace")
+                cmdline = f.read().replace(b"\0", b" ").decode(errors="replace")
         except OSError:
             continue
         if text in cmdline and pid_alive(int(name)):
@@ -124,7 +126,7 @@ def test_create_waits_for_start(oci, make_bundle):
     state = oci.state(cid)
     assert state["status"] == "created" and state["id"] == cid and state["bundle"] == b.path
     assert pid > 0 and pid_alive(pid)
-    assert b"sleep" not in cmdline(pid)[0] and b"python" in cmdline(pid)[0]
+    assert cid.encode() in cmdline(pid)  # still kago-oci create's process, not the program
     time.sleep(0.1)
     assert not os.path.exists(os.path.join(b.rootfs, "tmp/marker"))
 
@@ -139,8 +141,13 @@ def test_start_runs_the_program(oci, make_bundle):
     assert oci.state(cid)["pid"] == pid
 
 
+def trap_set(b):
+    return wait_for(lambda: os.path.exists(os.path.join(b.rootfs, "tmp/ready")))
+
+
 def test_kill_default_is_sigterm(oci, make_bundle):
-    cid, _b, pid = running(oci, make_bundle, TERMABLE)
+    cid, b, pid = running(oci, make_bundle, TERMABLE, root__readonly=False)
+    assert trap_set(b)
     ok(oci("kill", cid))
     assert gone(pid)
     wait_status(oci, cid, "stopped")
@@ -191,6 +198,20 @@ def test_delete_created_never_started(oci, make_bundle):
     assert gone(pid)
     assert_not_exists(oci, cid)
     assert not procs_naming(cid)
+
+
+def test_delete_stopped_kills_leftovers_without_pid_namespace(oci, make_bundle):
+    """The init exited; without a pid namespace its child lives on in the cgroup (runc kills it)."""
+    def no_pidns(cfg):
+        cfg["linux"]["namespaces"] = [n for n in cfg["linux"]["namespaces"] if n["type"] != "pid"]
+    cid, b, pid = running(oci, make_bundle, ["sh", "-c", "sleep 100 & echo $! > /tmp/pid"],
+                          mutate=no_pidns, root__readonly=False)
+    wait_status(oci, cid, "stopped")
+    leftover = int(open(os.path.join(b.rootfs, "tmp/pid")).read())
+    assert pid_alive(leftover)
+    ok(oci("delete", cid))
+    assert gone(leftover)
+    assert_not_exists(oci, cid)
 
 
 def test_start_twice(oci, make_bundle):
@@ -248,6 +269,23 @@ def test_run_killed_by_signal_is_128_plus_n(oci, make_bundle):
             runner.kill()
             runner.wait()
         runner.stderr.close()
+    assert_not_exists(oci, cid)
+
+
+def test_run_forwards_signals(oci, make_bundle):
+    b = make_bundle(TERMABLE, root__readonly=False)
+    cid = oci.new_id()
+    argv = [KAGO_OCI, "--root", oci.root, "run", "--bundle", b.path, cid]
+    runner = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                              stderr=subprocess.DEVNULL)
+    try:
+        assert trap_set(b), "run did not start the container"
+        runner.send_signal(signal.SIGTERM)
+        assert runner.wait(timeout=10) == 4
+    finally:
+        if runner.poll() is None:
+            runner.kill()
+            runner.wait()
     assert_not_exists(oci, cid)
 
 

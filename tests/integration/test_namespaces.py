@@ -165,11 +165,15 @@ def _uptime():
 def netns():
     """A named network namespace (``ip netns add``), deleted afterwards; yields its path."""
     name = f"kago-t-{uuid.uuid4().hex[:8]}"
+    # the first ``ip netns add`` makes /run/netns a mount point of its own; undo that too
+    run_netns_was_mounted = os.path.ismount("/run/netns")
     subprocess.run(["ip", "netns", "add", name], check=True)
     try:
         yield f"/run/netns/{name}"
     finally:
         subprocess.run(["ip", "netns", "delete", name], check=False)
+        if not run_netns_was_mounted and not os.listdir("/run/netns"):
+            subprocess.run(["umount", "/run/netns"], check=False)
 
 
 @pytest.fixture

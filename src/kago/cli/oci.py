@@ -44,6 +44,9 @@ def main(argv=None):
         return COMMANDS[command](glob, args) or 0
     except KagoError as e:
         return _fail(command, e)
+    except OSError as e:  # a system call outside the runtime's own checks: still one line
+        from kago.errors import describe
+        return _fail(command, KagoError(describe(e)))
     except KeyboardInterrupt:
         return 130
 

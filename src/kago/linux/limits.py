@@ -12,6 +12,7 @@ import resource
 from kago.errors import KernelError
 from kago.kernel import libc
 from kago.linux import mounts
+from kago.plan.tables import RLIMITS  # already loaded by plan.build: costs nothing here
 
 
 def set_rlimits(rlimits):
@@ -22,11 +23,13 @@ def set_rlimits(rlimits):
             err = getattr(e, "errno", None) or errno.EPERM
             hint = ("raising a hard limit needs CAP_SYS_RESOURCE"
                     if err == errno.EPERM else None)
-            raise KernelError("setrlimit", err, _RLIMIT_NAMES.get(res, str(res)),
+            raise KernelError("setrlimit", err, _rlimit_name(res),
                               hint) from None
 
 
-_RLIMIT_NAMES = {getattr(resource, n): n for n in dir(resource) if n.startswith("RLIMIT_")}
+def _rlimit_name(number):
+    # from the spec's table, not dir(resource): that has aliases (RLIMIT_OFILE for NOFILE)
+    return next((name for name, n in RLIMITS.items() if n == number), str(number))
 
 
 def set_oom_score_adj(value):

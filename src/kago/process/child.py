@@ -17,10 +17,47 @@ from kago.process.steps import CREATE_STEPS, EXEC_STEPS, InitContext
 
 def _die(chan, exc):
     if not isinstance(exc, (KagoError, OSError)):
-        import traceback
-        exc = KagoError(f"internal error: {exc!r}: {traceback.format_exc(limit=3)}")
+        exc = KagoError(f"internal error: {exc!r}{_where(exc)}")
     chan.send_error(exc)
     os._exit(1)
+
+
+def _preload(plan):
+    """Import now what later steps need: once in the container's mount namespace (joined by
+    exec, or after the root switch) kago's module files are out of reach."""
+    if plan.process.terminal:
+        from kago.process import tty  # noqa: F401
+    if plan.hooks.get("startContainer") or plan.hooks.get("createContainer"):
+        from kago.process import hooks  # noqa: F401
+
+
+def _close_inherited(chan, ctx_args):
+    """Close every fd kago-oci inherited from its caller that the container was not given.
+
+    They would be closed at the program's execve anyway (close_fds marks them close-on-exec),
+    but a created container's init waits for ``start`` inside the container's namespaces
+    holding them; runc's init never has them (it is a fresh exec with chosen fds).
+    """
+    keep = {0, 1, 2, chan.fileno(), log._cfg.fd}  # the --log file, shared with the runtime
+    keep.update(range(3, 3 + (ctx_args.get("preserve") or 0)))
+    keep.update(ctx_args.get(k) for k in ("fifo_fd", "console_fd", "root_fd_for_exec"))
+    for name in os.listdir("/proc/self/fd"):
+        if int(name) not in keep:
+            try:
+                os.close(int(name))
+            except OSError:
+                pass  # the directory fd listdir used, already closed
+
+
+def _where(exc):
+    """Where ``exc`` was raised, without importing traceback: after the root switch no
+    module file can be imported, and a failing import here would lose the error."""
+    tb = exc.__traceback__
+    while tb is not None and tb.tb_next is not None:
+        tb = tb.tb_next
+    if tb is None:
+        return ""
+    return f" at {tb.tb_frame.f_code.co_filename}:{tb.tb_lineno}"
 
 
 def intermediate(chan, plan, ctx_args, exec_mode=False):
@@ -29,11 +66,14 @@ def intermediate(chan, plan, ctx_args, exec_mode=False):
         # non-dumpable while inside the container's namespaces: its processes must not be
         # able to ptrace us or open /proc/<pid>/exe (the CVE-2019-5736 class)
         libc.prctl(C.PR_SET_DUMPABLE, 0)
+        _preload(plan)
+        _close_inherited(chan, ctx_args)
         with log.phase("namespaces"):
+            # before joining anything: the opener must keep the host's user namespace
+            opener = None if exec_mode else SourceOpener.start(plan, chan)
             opened = namespaces.open_paths(plan.namespaces)
             namespaces.join(opened)
             namespaces.close_all(opened)
-            opener = None if exec_mode else SourceOpener.start(plan)
             _new_userns_or_hello(chan, plan)
             flags = namespaces.unshare_flags(plan.namespaces)
             if flags:
@@ -77,9 +117,9 @@ class SourceOpener:
         self.indices = indices
 
     @classmethod
-    def start(cls, plan):
+    def start(cls, plan, chan):
         indices = [i for i, op in enumerate(plan.mounts) if op.is_bind]
-        if not indices or not plan.new_ns("user") or not plan.new_ns("mount"):
+        if not indices or not plan.has_ns("user"):
             return None
         import _socket
         ours, theirs = _socket.socketpair(_socket.AF_UNIX,
@@ -87,14 +127,15 @@ class SourceOpener:
         pid = os.fork()
         if pid == 0:
             ours.close()
+            chan.close()  # the runtime must see EOF when the intermediate dies, not wait for us
             _serve_sources(theirs, plan, indices)
         theirs.close()
         return cls(pid, ours, indices)
 
     def collect(self):
         """Call once in the container's mount namespace: {mount index: O_PATH fd}."""
-        import array
         import _socket
+        import struct
         fds = {}
         try:
             self.sock.send(b"go")
@@ -102,7 +143,7 @@ class SourceOpener:
                 msg, anc, _f, _a = self.sock.recvmsg(4096, _socket.CMSG_SPACE(4))
                 if not anc:
                     raise KagoError(msg.decode() or "the bind source opener exited")
-                fds[index] = array.array("i", anc[0][2][:4])[0]
+                fds[index] = struct.unpack("i", anc[0][2][:4])[0]
         finally:
             self.sock.close()
             os.waitpid(self.pid, 0)
@@ -111,8 +152,8 @@ class SourceOpener:
 
 def _serve_sources(sock, plan, indices):
     """The opener (host root): wait for "go", join the container's mount ns, send the fds."""
-    import array
     import _socket
+    import struct
     try:
         if sock.recv(16) != b"go":
             os._exit(0)  # the intermediate died: nothing to do
@@ -125,8 +166,8 @@ def _serve_sources(sock, plan, indices):
             except OSError as e:
                 raise KagoError(f"open {op.source} (source of mount {op.destination}): "
                                 f"{os.strerror(e.errno).lower()}") from None
-            fds = array.array("i", [fd]).tobytes()
-            sock.sendmsg([b"fd"], [(_socket.SOL_SOCKET, _socket.SCM_RIGHTS, fds)])
+            sock.sendmsg([b"fd"], [(_socket.SOL_SOCKET, _socket.SCM_RIGHTS,
+                                    struct.pack("i", fd))])
             os.close(fd)
     except BaseException as e:  # noqa: BLE001 - must reach os._exit
         try:

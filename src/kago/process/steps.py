@@ -146,6 +146,13 @@ def rlimits(ctx):
     limits.set_rlimits(ctx.plan.process.rlimits)
 
 
+def home_env(ctx):
+    """Like runc: a spec without HOME gets the user's home from the container's /etc/passwd."""
+    proc = ctx.plan.process
+    if not any(item.startswith("HOME=") for item in proc.env or ()):
+        proc.env = list(proc.env or ()) + [f"HOME={passwd_home(proc.uid)}"]
+
+
 def find_program(ctx):
     proc = ctx.plan.process
     ctx.exe = lookup(proc.args[0], proc.env)
@@ -213,12 +220,12 @@ def execute(ctx):
 
 
 CREATE_STEPS = (set_oom_score, prepare_root, mount_all, make_devices, make_cwd, creation_hooks,
-                sysctls, protect_paths, switch_root, set_names, terminal, rlimits,
+                sysctls, protect_paths, switch_root, set_names, terminal, rlimits, home_env,
                 find_program, enter_cwd, credentials, close_fds, signal_ready, wait_for_start,
                 start_hooks, no_new_privileges, execute)
 
-EXEC_STEPS = (set_oom_score, enter_exec_root, terminal, rlimits, find_program, enter_cwd,
-              credentials, close_fds, signal_ready, no_new_privileges, execute)
+EXEC_STEPS = (set_oom_score, enter_exec_root, terminal, rlimits, home_env, find_program,
+              enter_cwd, credentials, close_fds, signal_ready, no_new_privileges, execute)
 
 
 # --- helpers -------------------------------------------------------------------------------
@@ -233,6 +240,27 @@ def _env_dict(env):
         if sep:
             out[key] = value
     return out
+
+
+def passwd_home(uid, path="/etc/passwd"):
+    """The home directory of the first ``path`` entry for ``uid``, else "/" (runc's default).
+
+    The file belongs to the image: only a regular file is read (a FIFO would block us), and
+    only its first MiB.
+    """
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_NOCTTY | os.O_CLOEXEC)
+    except OSError:
+        return "/"
+    try:
+        data = os.read(fd, 1 << 20) if stat.S_ISREG(os.fstat(fd).st_mode) else b""
+    finally:
+        os.close(fd)
+    for line in data.decode(errors="replace").splitlines():
+        fields = line.split(":")
+        if len(fields) >= 7 and fields[2] == str(uid):
+            return fields[5] or "/"
+    return "/"
 
 
 def lookup(name, env):

@@ -13,7 +13,6 @@ import struct
 from kago.errors import KagoError
 from kago.kernel import consts as C
 from kago.kernel import libc
-from kago.process.channel import send_fd
 
 
 def open_pty():
@@ -33,13 +32,27 @@ def setup_console(console_fd, size=None):
     try:
         if size:
             set_size(slave, size.get("height", 0), size.get("width", 0))
-        send_fd(console_fd, master, "/dev/ptmx")
+        send_fd(console_fd, master, b"/dev/ptmx")
     finally:
         os.close(master)
     libc.ioctl_val(slave, C.TIOCSCTTY, 0, op="set controlling terminal")
     for fd in (0, 1, 2):
         os.dup2(slave, fd)
     os.close(slave)
+
+
+def send_fd(sock_fd, fd, name):
+    """Send ``fd`` over the connected console socket with SCM_RIGHTS (runc's protocol).
+
+    struct, not array: ``import array`` imports collections.abc, and this runs after the root
+    switch, where no module file can be imported any more.
+    """
+    import _socket
+    sock = _socket.socket(fileno=os.dup(sock_fd))
+    try:
+        sock.sendmsg([name], [(_socket.SOL_SOCKET, _socket.SCM_RIGHTS, struct.pack("i", fd))])
+    finally:
+        sock.close()
 
 
 def set_size(fd, rows, cols):
@@ -49,16 +62,12 @@ def set_size(fd, rows, cols):
 
 def recv_master(sock):
     """Receive the pty master sent by the container (the console socket's other end)."""
-    import array
     import _socket
-    fds = array.array("i")
     _msg, anc, _flags, _addr = sock.recvmsg(1024, _socket.CMSG_SPACE(4))
     for level, kind, data in anc:
-        if level == _socket.SOL_SOCKET and kind == _socket.SCM_RIGHTS:
-            fds.frombytes(data[:4])
-    if not fds:
-        raise KagoError("the container did not send its terminal")
-    return fds[0]
+        if level == _socket.SOL_SOCKET and kind == _socket.SCM_RIGHTS and len(data) >= 4:
+            return struct.unpack("i", data[:4])[0]
+    raise KagoError("the container did not send its terminal")
 
 
 def proxy(master, pid_alive):

@@ -238,9 +238,12 @@ def write_pid_file(path, pid):
     """Write via tmp + rename (as runc): a reader never sees an empty pid file."""
     path = os.path.abspath(path)
     tmp = os.path.join(os.path.dirname(path), f".{os.path.basename(path)}.tmp")
-    with open(tmp, "w") as f:
-        f.write(str(pid))
-    os.rename(tmp, path)
+    try:
+        with open(tmp, "w") as f:
+            f.write(str(pid))
+        os.rename(tmp, path)
+    except OSError as e:
+        raise KagoError(f"write pid file {path}: {os.strerror(e.errno).lower()}") from None
 
 
 # --- status ---------------------------------------------------------------------------------
@@ -293,10 +296,11 @@ def start(store, container_id):
         now = status(store, record)
         if now != CREATED:
             raise IncorrectStatus(_cannot_start(now))
+        before = _identity(record["pid"])  # still kago's init: the create's command line
         _release_init(store, record)
         record["status"] = RUNNING
         store.save(container_id, record)
-    _post_hooks("poststart", record, RUNNING)
+    _poststart(record, before)
 
 
 def _cannot_start(now):
@@ -327,6 +331,29 @@ def _release_init(store, record):
         os.unlink(fifo)
 
 
+def _poststart(record, before):
+    """poststart hooks run after the program was executed (runtime-spec), so wait for the
+    init's execve: the init runs startContainer hooks after ``start`` released it."""
+    if not ((record.get("kago") or {}).get("hooks") or {}).get("poststart"):
+        return
+    pid, started = record["pid"], record["kago"]["pid_start"]
+    deadline = time.monotonic() + 10
+    while (st.alive(pid, started) and _identity(pid) == before
+           and time.monotonic() < deadline):
+        time.sleep(0.0005)
+    _post_hooks("poststart", record, RUNNING)
+
+
+def _identity(pid):
+    """What execve changes: the executable's inode and the command line."""
+    try:
+        exe = os.stat(f"/proc/{pid}/exe")
+        with open(f"/proc/{pid}/cmdline", "rb") as f:
+            return exe.st_dev, exe.st_ino, f.read()
+    except OSError:
+        return None
+
+
 def _post_hooks(kind, record, status_now):
     hooks_section = (record.get("kago") or {}).get("hooks") or {}
     if not hooks_section.get(kind):
@@ -342,7 +369,7 @@ def _post_hooks(kind, record, status_now):
 def run(store, container_id, bundle, opts):
     """create + start; in the foreground, wait and delete; return the exit status."""
     record = create(store, container_id, bundle, opts, mode="run")
-    _post_hooks("poststart", record, RUNNING)
+    _poststart(record, _identity(os.getpid()))  # the init is our fork until it execs
     if opts.detach:
         return 0
     from kago.process import parent

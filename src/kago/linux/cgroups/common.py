@@ -322,6 +322,56 @@ class Manager:
     def frozen(self):
         raise NotImplementedError
 
+    # --- limits, stats, OOM (limits.py, stats.py, oom.py; imported when first used) -----------
+
+    def apply(self, resources):
+        """Write a spec's ``linux.resources``: every write checked first, then made in order.
+
+        Call it after create() and before the first add(): cpuset and real-time bandwidth must
+        be in place before tasks join. A refused write is a CgroupError naming the directory,
+        file, value and errno (``.field`` names the spec field); something this host cannot do
+        is a SpecError naming the field. Returns the writes made.
+        """
+        from . import limits
+        return limits.apply(self, resources)
+
+    def update(self, resources):
+        """apply() for a running container, as ``runc update``: devices are left as they are,
+        and ``memory.checkBeforeUpdate`` refuses a limit below the current usage."""
+        from . import limits
+        return limits.apply(self, resources, updating=True)
+
+    def available(self):
+        """What plan_writes() needs to know about this host: controllers and optional files."""
+        from . import limits
+        return limits.available(self)
+
+    def stats(self):
+        """The ``data`` of runc's ``events --stats`` (cpu, memory, pids, blkio, ...; PSI in
+        cpu/memory/blkio ``psi`` where there is a cgroup2 directory)."""
+        from . import stats
+        return stats.collect(self)
+
+    def pressure(self):
+        """PSI of the container: {"cpu"|"memory"|"io": {"some"|"full": {"avg10", "avg60",
+        "avg300", "total"}}}, from its cgroup2 directory (on hybrid: the unified tree)."""
+        unified = self.dirs.get("unified")
+        if unified is None:
+            raise CgroupError(self.path, "no cgroup2 directory: PSI is per cgroup only on "
+                              "cgroup2", errno.ENOENT)
+        from . import stats
+        return stats.pressure_of(unified)
+
+    def oom_count(self):
+        """How many of the container's processes the OOM killer has killed."""
+        from . import oom
+        return oom.oom_count(self)
+
+    def oom_watch(self):
+        """An oom.OomWatch: ``wait(timeout)`` -> OOM kills since the last call; close() it."""
+        from . import oom
+        return oom.OomWatch(self)
+
     # --- records -------------------------------------------------------------------------------
 
     def to_record(self):

@@ -1,0 +1,220 @@
+"""Applying a plan of writes to a Manager's directories: Manager.apply() and Manager.update().
+
+The plan is resources.plan_writes() (pure); this module is the I/O around it:
+
+1. what the host offers: the v1 controllers the manager spans, the v2 controllers usable in its
+   cgroup2 directory, the optional files that change what is written, and the current memory
+   limit (the v1 memsw ordering depends on it);
+2. on cgroup2, the controllers the plan needs are enabled in the ancestors' subtree_control,
+   below the mount root (which is the host's: a hybrid host's controller-less tree is never
+   changed), and the plan is made again if that made more files appear;
+3. every write is checked before any is made: its directory and file exist (a missing file is
+   a SpecError naming the field: "not supported on this host");
+4. the writes, one write(2) each; a refusal is a CgroupError naming the directory, the file, the
+   value and the kernel's errno. EINVAL on a write that comes again later in the plan is skipped:
+   the plan repeats a write exactly where the kernel may refuse it until a later one is done.
+
+Kernel docs: Documentation/admin-guide/cgroup-v2.rst ("Enabling and Disabling": a controller is
+enabled for the children of a cgroup by "+name" in its cgroup.subtree_control, only if the
+cgroup's own cgroup.controllers lists it; "no internal process" constraint), cgroup-v1/memory.rst
+(EBUSY when a limit is below the current usage and reclaim fails).
+"""
+
+import errno
+import os
+
+from kago.errors import CgroupError, SpecError
+
+from .common import read_text, write_text
+from .mountinfo import UNIFIED
+from .resources import OPTIONAL_FILES, controllers_needed, plan_writes
+
+# Where each optional file is looked for: the v1 controller whose directory holds it.
+_PROBE_IN = {"memory.memsw.limit_in_bytes": "memory", "blkio.weight": "blkio",
+             "blkio.bfq.weight": "blkio", "io.bfq.weight": UNIFIED, "memory.swap.max": UNIFIED}
+
+
+def apply(manager, resources, updating=False):
+    """Plan, check and write ``resources``; returns the writes made (Write tuples)."""
+    resources = _for_update(resources) if updating else resources
+    writes = plan(manager, resources)
+    needed = controllers_needed(writes)
+    if needed and enable_controllers(manager.dirs[UNIFIED], needed):
+        writes = plan(manager, resources)  # new controllers bring new files (io.bfq.weight)
+    if updating:
+        check_before_update(manager, resources)
+    checked = [(target_dir(manager, w), w) for w in writes]
+    for d, w in checked:
+        _check_file(d, w)
+    for i, (d, w) in enumerate(checked):
+        _write(d, w, later=checked[i + 1:])
+    return writes
+
+
+def plan(manager, resources):
+    """plan_writes() for this manager's hierarchies, with what is read from them."""
+    return plan_writes(resources, manager.mode, available(manager), _current(manager, resources))
+
+
+def _for_update(resources):
+    """As ``runc update``: device rules stay as create set them.
+
+    On v1, rewriting them starts from deny-all, so a running container would lose /dev/null
+    for a moment; containerd sends the whole resources object, devices included, on update.
+    """
+    if isinstance(resources, dict) and "devices" in resources:
+        resources = {k: v for k, v in resources.items() if k != "devices"}
+    return resources
+
+
+# --- what the host offers ---------------------------------------------------------------------
+
+def available(manager):
+    """{"v1": controllers, "unified": v2 controllers usable, "files": optional files present}."""
+    v1 = {c for name in manager.dirs if name != UNIFIED
+          for c in name.split(",") if not c.startswith("name=")}
+    unified = manager.dirs.get(UNIFIED)
+    v2 = usable_v2_controllers(unified) if unified else ()
+    files = [f for f in OPTIONAL_FILES if _probe(manager, f)]
+    return {"v1": v1, UNIFIED: set(v2), "files": files}
+
+
+def _probe(manager, filename):
+    where = _PROBE_IN[filename]
+    d = manager.dirs.get(UNIFIED) if where == UNIFIED else manager._find(where)
+    return d is not None and os.path.exists(f"{d}/{filename}")
+
+
+def _current(manager, resources):
+    """The current v1 memory limit, when memory is being set (memsw ordering needs it)."""
+    memory_dir = manager._find("memory") if manager.mode != "v2" else None
+    if memory_dir is None or not isinstance(resources, dict) or not _sets_memory(resources):
+        return None
+    try:
+        return {"memory.limit_in_bytes": int(read_text(memory_dir + "/memory.limit_in_bytes"))}
+    except (CgroupError, ValueError):
+        return None  # not created yet: the plan assumes a fresh, unlimited cgroup
+
+
+def _sets_memory(resources):
+    unified = resources.get("unified")
+    return bool(resources.get("memory")) or (
+        isinstance(unified, dict) and any(str(k).startswith("memory.") for k in unified))
+
+
+def ancestors_below_root(d):
+    """[first cgroup below the cgroup2 root, ..., d]: the root has no cgroup.type file."""
+    chain = [d]
+    parent = os.path.dirname(d)
+    while parent != chain[-1] and os.path.exists(parent + "/cgroup.type"):
+        chain.append(parent)
+        parent = os.path.dirname(parent)
+    return chain[::-1]
+
+
+def usable_v2_controllers(d):
+    """The v2 controllers the container may use: what the mount root hands its children.
+
+    That is the top cgroup's cgroup.controllers (the root's subtree_control), read from the
+    first of ``d``'s ancestors that exists; on a hybrid host it is usually empty.
+    """
+    for top in ancestors_below_root(d):
+        try:
+            return read_text(top + "/cgroup.controllers").split()
+        except CgroupError as e:
+            if e.errno != errno.ENOENT:
+                raise
+    return []
+
+
+def enable_controllers(d, controllers):
+    """"+name" in the subtree_control of each ancestor of ``d`` below the root, top down.
+
+    Returns whether anything was written. The root's own subtree_control is the host's.
+    """
+    wrote = False
+    for parent in ancestors_below_root(d)[:-1]:
+        control = parent + "/cgroup.subtree_control"
+        have = read_text(control).split()
+        missing = [c for c in controllers if c not in have]
+        if missing:
+            write_text(control, " ".join("+" + c for c in missing),
+                       "enable controllers " + " ".join(missing))
+            wrote = True
+    return wrote
+
+
+# --- checks -----------------------------------------------------------------------------------
+
+def target_dir(manager, write):
+    d = manager.dirs.get(UNIFIED) if write.target == UNIFIED else manager._find(write.target)
+    if d is None:  # plan_writes checked the controller: only a hand-made plan gets here
+        raise SpecError(write.field, f"no {write.target} hierarchy for {write.filename}")
+    return d
+
+
+def _check_file(d, write):
+    if os.path.exists(f"{d}/{write.filename}"):
+        return
+    if not os.path.isdir(d):
+        raise CgroupError(d, f"cannot apply {write.field}: the cgroup does not exist",
+                          errno.ENOENT)
+    raise SpecError(write.field, f"not supported on this host: {d} has no {write.filename}")
+
+
+def check_before_update(manager, resources):
+    """memory.checkBeforeUpdate: refuse a limit below the current usage instead of reclaiming."""
+    memory = resources.get("memory") if isinstance(resources, dict) else None
+    if not isinstance(memory, dict) or memory.get("checkBeforeUpdate") is not True:
+        return
+    limit = memory.get("limit")
+    if type(limit) is not int or limit <= 0:
+        return
+    usage_dir, usage_file = _usage_file(manager)
+    usage = int(read_text(f"{usage_dir}/{usage_file}"))
+    if limit < usage:
+        raise CgroupError(usage_dir, f"memory limit {limit} is below the current usage {usage} "
+                          "(linux.resources.memory.checkBeforeUpdate)", errno.EBUSY)
+
+
+def _usage_file(manager):
+    d = manager._find("memory") if manager.mode != "v2" else None
+    if d is not None:
+        return d, "memory.usage_in_bytes"
+    return manager.dirs[UNIFIED], "memory.current"
+
+
+# --- writes -----------------------------------------------------------------------------------
+
+def _write(d, write, later=()):
+    path = f"{d}/{write.filename}"
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CLOEXEC)
+        try:
+            os.write(fd, write.value.encode())
+        finally:
+            os.close(fd)
+    except OSError as e:
+        if e.errno == errno.EINVAL and any(w[:2] == write[:2] for _, w in later):
+            return  # tried again after the write it depends on (see _bandwidth_writes)
+        hint = _HINTS.get((write.filename, e.errno))
+        err = CgroupError(d, f"write {write.filename}={write.value}: "
+                          f"{os.strerror(e.errno).lower()}" + (f" ({hint})" if hint else ""),
+                          e.errno)
+        err.field = write.field
+        raise err from e
+
+
+# The usual reason behind a refusal, where the errno alone does not say it.
+_HINTS = {
+    ("memory.limit_in_bytes", errno.EBUSY): "the cgroup uses more memory than that",
+    ("memory.max", errno.EBUSY): "the cgroup uses more memory than that",
+    ("memory.limit_in_bytes", errno.EINVAL): "above memory.memsw.limit_in_bytes?",
+    ("memory.memsw.limit_in_bytes", errno.EINVAL): "below memory.limit_in_bytes?",
+    ("cpuset.cpus", errno.EINVAL): "not all of them online and in the parent's cpuset",
+    ("cpuset.cpus", errno.ERANGE): "no such CPU",
+    ("cpuset.mems", errno.EINVAL): "not all of them online and in the parent's cpuset",
+    ("cpu.rt_runtime_us", errno.EINVAL): "the parent cgroup has no real-time runtime to give",
+    ("cpu.rt_runtime_us", errno.EBUSY): "the parent cgroup has no real-time runtime to give",
+    ("pids.max", errno.EINVAL): "pids.max takes a positive number or max",
+}

@@ -1,0 +1,545 @@
+"""The container's root filesystem and mounts, as seen from inside (mountinfo, stat, writes).
+
+Each test runs one busybox container and parses what ``sh -c`` prints. Host-side mounts a test
+needs (a shared source, a submount under a bind source) are made by fixtures and unmounted in
+their finalizers.
+"""
+
+import os
+import subprocess
+import uuid
+
+import pytest
+
+from conftest import KAGO_OCI, wait_for
+
+ALL_CAPS_FOR_MOUNT = ["CAP_SYS_ADMIN", "CAP_MKNOD", "CAP_DAC_OVERRIDE", "CAP_CHOWN",
+                      "CAP_FOWNER"]
+
+
+def ok(proc):
+    assert proc.returncode == 0, f"exit {proc.returncode}: {proc.stderr}"
+    return proc.stdout
+
+
+def run(oci, make_bundle, script, *mutators, args=()):
+    def mutate(cfg):
+        for fn in mutators:
+            fn(cfg)
+    b = make_bundle(["sh", "-c", script], mutate=mutate)
+    return oci("run", *args, "--bundle", b.path, oci.new_id())
+
+
+def add_mount(destination, type_, source, *options):
+    def mutate(cfg):
+        cfg["mounts"].append({"destination": destination, "type": type_, "source": str(source),
+                              "options": list(options)})
+    return mutate
+
+
+def writable_root(cfg):
+    cfg["root"]["readonly"] = False
+
+
+def mountinfo_line(out, point):
+    """The mountinfo line (split) whose mount point is ``point``, the last one if stacked."""
+    found = [line.split() for line in out.splitlines()
+             if len(line.split()) > 5 and line.split()[4] == point]
+    assert found, f"{point} not in mountinfo:\n{out}"
+    return found[-1]
+
+
+def options_of(line):
+    """(per-mount options, optional fields) of a split mountinfo line."""
+    return set(line[5].split(",")), line[6:line.index("-")]
+
+
+def host_mounts():
+    with open("/proc/self/mountinfo") as f:
+        return f.read()
+
+
+# --- the root ---------------------------------------------------------------------------------
+
+def test_readonly_root_refuses_writes_but_tmpfs_mount_is_writable(oci, make_bundle):
+    out = run(oci, make_bundle, "touch /x; echo rc=$?; touch /tmp/y && echo tmp-ok",
+              add_mount("/tmp", "tmpfs", "tmpfs", "nosuid", "nodev"))
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.split() == ["rc=1", "tmp-ok"]
+    assert "Read-only file system" in out.stderr
+
+
+def test_writable_root_when_not_readonly(oci, make_bundle):
+    b_out = ok(run(oci, make_bundle, "touch /x && echo wrote", writable_root))
+    assert b_out.split() == ["wrote"]
+
+
+@pytest.mark.parametrize("propagation,shared", [("rshared", True), ("shared", True),
+                                                ("rslave", False), ("slave", False),
+                                                ("private", False), ("rprivate", False)])
+def test_rootfs_propagation(oci, make_bundle, propagation, shared):
+    out = ok(run(oci, make_bundle, "cat /proc/self/mountinfo",
+                 lambda c: c["linux"].update(rootfsPropagation=propagation)))
+    _opts, optional = options_of(mountinfo_line(out, "/"))
+    assert any(f.startswith("shared:") for f in optional) == shared, optional
+    if not shared:
+        assert optional == [] or all(f.startswith("master:") for f in optional), optional
+
+
+def test_no_pivot_root_still_isolates(oci, make_bundle):
+    out = ok(run(oci, make_bundle,
+                 "ls /; echo --; stat -c %i /bin/busybox; ls /work 2>&1; echo rc=$?",
+                 args=("--no-pivot",)))
+    listing, rest = out.split("--\n")
+    assert {"bin", "etc", "proc", "dev", "sys"} <= set(listing.split())
+    assert "rc=1" in rest  # the host's tree is not reachable
+
+
+def test_no_pivot_root_is_the_bundle_rootfs(oci, make_bundle):
+    b = make_bundle(["sh", "-c", "stat -c %i /bin/busybox"])
+    out = ok(oci("run", "--no-pivot", "--bundle", b.path, oci.new_id()))
+    assert int(out) == os.stat(os.path.join(b.rootfs, "bin/busybox")).st_ino
+
+
+# --- filesystem mounts ------------------------------------------------------------------------
+
+def test_proc_is_the_containers(oci, make_bundle):
+    out = ok(run(oci, make_bundle, "grep ' /proc ' /proc/self/mountinfo; ls /proc | grep -c '^[0-9]'"))
+    line, count = out.splitlines()
+    assert line.split(" - ")[1].startswith("proc ")
+    assert int(count) <= 3  # sh, grep/ls: the container's pid namespace only
+
+
+def test_sysfs_is_read_only(oci, make_bundle):
+    # a create, not a write to a real attribute: a broken runtime must not change the host
+    out = run(oci, make_bundle, "cat /proc/self/mountinfo; touch /sys/kago-probe")
+    opts, _ = options_of(mountinfo_line(out.stdout, "/sys"))
+    assert {"ro", "nosuid", "nodev", "noexec"} <= opts
+    assert "Read-only file system" in out.stderr
+
+
+def test_devpts_newinstance_and_ptmx_link(oci, make_bundle):
+    out = ok(run(oci, make_bundle,
+                 "readlink /dev/ptmx; stat -c %a /dev/pts/ptmx; grep ' /dev/pts ' "
+                 "/proc/self/mountinfo"))
+    link, mode, line = out.splitlines()
+    assert link == "pts/ptmx"
+    assert mode == "666"
+    super_opts = line.split(" - ")[1].split()[2].split(",")
+    assert "ptmxmode=666" in super_opts and "gid=5" in super_opts
+    # a new instance: not the host's devpts (different device number)
+    host_dev = os.stat("/dev/pts").st_dev
+    assert line.split()[2] != f"{os.major(host_dev)}:{os.minor(host_dev)}"
+
+
+def test_mqueue_is_mounted(oci, make_bundle):
+    out = ok(run(oci, make_bundle, "grep ' /dev/mqueue ' /proc/self/mountinfo"))
+    assert out.split(" - ")[1].startswith("mqueue ")
+
+
+def test_tmpfs_size_and_mode(oci, make_bundle):
+    out = ok(run(oci, make_bundle, "stat -c %a /scratch; df -k /scratch | tail -1",
+                 add_mount("/scratch", "tmpfs", "tmpfs", "size=1m", "mode=1777", "nosuid")))
+    mode, df = out.splitlines()
+    assert mode == "1777"
+    assert df.split()[1] == "1024"  # 1 MiB in 1 KiB blocks
+
+
+def test_cgroup_mount_shows_only_the_containers_cgroup(oci, make_bundle):
+    cid = oci.new_id()
+    b = make_bundle(["sh", "-c",
+                     "ls /sys/fs/cgroup; echo --; cat /sys/fs/cgroup/pids/cgroup.procs; "
+                     "echo --; find /sys/fs/cgroup/pids -mindepth 1 -type d | wc -l; "
+                     "mkdir /sys/fs/cgroup/pids/x; echo rc=$?"])
+    proc = oci("run", "--bundle", b.path, cid)
+    ctrls, procs, rest = ok(proc).split("--\n")
+    assert {"cpu", "memory", "pids", "devices", "freezer"} <= set(ctrls.split())
+    assert "1" in procs.split()  # our own init, by its pid in the container
+    subdirs, rc = rest.split()
+    assert subdirs == "0"  # no other container's cgroup, no parent
+    assert rc == "rc=1" and "Read-only file system" in proc.stderr
+
+
+def test_cgroup_mount_options(oci, make_bundle):
+    out = ok(run(oci, make_bundle, "cat /proc/self/mountinfo"))
+    opts, _ = options_of(mountinfo_line(out, "/sys/fs/cgroup/pids"))
+    assert {"ro", "nosuid", "nodev", "noexec"} <= opts
+    opts, _ = options_of(mountinfo_line(out, "/sys/fs/cgroup"))
+    assert "ro" in opts
+
+
+@pytest.fixture
+def host_dir(tmp_path):
+    """A host directory with a file and an executable script, for bind mounts."""
+    path = tmp_path / f"src-{uuid.uuid4().hex[:6]}"
+    path.mkdir()
+    (path / "file").write_text("content\n")
+    script = path / "run.sh"
+    script.write_text("#!/bin/sh\necho ran\n")
+    os.chmod(script, 0o755)
+    return path
+
+
+@pytest.mark.parametrize("kind", ["bind", "rbind"])
+def test_bind_read_only(oci, make_bundle, host_dir, kind):
+    out = run(oci, make_bundle,
+              "cat /proc/self/mountinfo; cat /b/file; touch /b/new; echo rc=$?",
+              add_mount("/b", "bind", host_dir, kind, "ro"))
+    opts, _ = options_of(mountinfo_line(out.stdout, "/b"))
+    assert "ro" in opts
+    assert "content" in out.stdout and "rc=1" in out.stdout
+    assert "Read-only file system" in out.stderr
+    assert not (host_dir / "new").exists()
+
+
+def test_bind_read_write_reaches_host(oci, make_bundle, host_dir):
+    ok(run(oci, make_bundle, "echo from-container > /b/new",
+           add_mount("/b", "bind", host_dir, "rbind", "rw")))
+    assert (host_dir / "new").read_text() == "from-container\n"
+
+
+def test_bind_noexec_nosuid_nodev(oci, make_bundle, host_dir):
+    out = run(oci, make_bundle, "cat /proc/self/mountinfo; /b/run.sh; echo rc=$?",
+              add_mount("/b", "bind", host_dir, "rbind", "noexec", "nosuid", "nodev"))
+    opts, _ = options_of(mountinfo_line(out.stdout, "/b"))
+    assert {"noexec", "nosuid", "nodev"} <= opts
+    assert "ran" not in out.stdout and "rc=126" in out.stdout
+    assert "Permission denied" in out.stderr
+
+
+def test_bind_exec_allowed_by_default(oci, make_bundle, host_dir):
+    out = ok(run(oci, make_bundle, "/b/run.sh", add_mount("/b", "bind", host_dir, "rbind")))
+    assert out.strip() == "ran"
+
+
+def test_file_bind_mount(oci, make_bundle, host_dir):
+    out = ok(run(oci, make_bundle, "cat /etc/motd; stat -c %F /etc/motd",
+                 add_mount("/etc/motd", "bind", host_dir / "file", "bind", "ro")))
+    assert out.splitlines() == ["content", "regular file"]
+
+
+def test_file_bind_mount_creates_missing_parents(oci, make_bundle, host_dir):
+    out = ok(run(oci, make_bundle, "cat /new/dir/f",
+                 add_mount("/new/dir/f", "bind", host_dir / "file", "bind")))
+    assert out == "content\n"
+
+
+@pytest.mark.parametrize("atime,present,absent", [
+    ("relatime", {"relatime"}, {"noatime"}),
+    ("noatime", {"noatime"}, {"relatime"}),
+    ("strictatime", set(), {"relatime", "noatime"}),
+])
+def test_atime_options(oci, make_bundle, atime, present, absent):
+    out = ok(run(oci, make_bundle, "cat /proc/self/mountinfo",
+                 add_mount("/scratch", "tmpfs", "tmpfs", atime)))
+    opts, _ = options_of(mountinfo_line(out, "/scratch"))
+    assert present <= opts and not absent & opts, opts
+
+
+def test_bind_atime_option_is_applied_on_remount(oci, make_bundle, host_dir):
+    out = ok(run(oci, make_bundle, "cat /proc/self/mountinfo",
+                 add_mount("/b", "bind", host_dir, "rbind", "noatime")))
+    opts, _ = options_of(mountinfo_line(out, "/b"))
+    assert "noatime" in opts, opts
+
+
+def test_bind_with_rshared_propagation(oci, make_bundle, host_dir):
+    out = ok(run(oci, make_bundle, "cat /proc/self/mountinfo",
+                 add_mount("/b", "bind", host_dir, "rbind", "rshared")))
+    _opts, optional = options_of(mountinfo_line(out, "/b"))
+    assert any(f.startswith("shared:") for f in optional), optional
+
+
+@pytest.fixture
+def shared_source(tmp_path):
+    """A host tmpfs made shared, so its slaves in a container receive later host mounts."""
+    path = tmp_path / "shared-src"
+    path.mkdir()
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m", "kago-t-shared", str(path)],
+                   check=True)
+    try:
+        subprocess.run(["mount", "--make-shared", str(path)], check=True)
+        (path / "sub").mkdir()
+        yield path
+    finally:
+        subprocess.run(["umount", "-R", "-l", str(path)], check=False)
+
+
+def test_bind_rslave_receives_host_mounts(oci, make_bundle, shared_source):
+    b = make_bundle(["sh", "-c", "cat /b/sub/marker; grep ' /b ' /proc/self/mountinfo"],
+                    mutate=add_mount("/b", "bind", shared_source, "rbind", "rslave"))
+    cid = oci.new_id()
+    out_path = os.path.join(b.path, "out")
+    create_detached(oci, b, cid, out_path)
+    # mounted on the host after the container's mounts were made, before it runs
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m", "kago-t-late",
+                    str(shared_source / "sub")], check=True)
+    (shared_source / "sub" / "marker").write_text("late mount\n")
+    ok(oci("start", cid))
+    assert wait_for(lambda: oci.state(cid)["status"] == "stopped", timeout=10)
+    ok(oci("delete", cid))
+    with open(out_path) as f:
+        marker, line = f.read().splitlines()
+    assert marker == "late mount"
+    assert any(f.startswith("master:") for f in options_of(line.split())[1]), line
+
+
+def create_detached(oci, bundle, cid, out_path):
+    """``create`` with the container's stdio on a file: a pipe would stay open (held by the
+    container) and make subprocess.run wait for the container to exit."""
+    with open(out_path, "w") as out:
+        proc = subprocess.run([KAGO_OCI, "--root", oci.root, "create", "--bundle", bundle.path,
+                               cid], stdin=subprocess.DEVNULL, stdout=out, stderr=out,
+                              timeout=30)
+    assert proc.returncode == 0, open(out_path).read()
+
+
+@pytest.fixture
+def source_with_submount(tmp_path):
+    """A host directory with a tmpfs mounted under it (for recursive bind options)."""
+    path = tmp_path / "rsrc"
+    (path / "sub").mkdir(parents=True)
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m", "kago-t-sub", str(path / "sub")],
+                   check=True)
+    try:
+        yield path
+    finally:
+        subprocess.run(["umount", "-l", str(path / "sub")], check=False)
+
+
+def test_recursive_read_only_reaches_submounts(oci, make_bundle, source_with_submount):
+    out = run(oci, make_bundle,
+              "cat /proc/self/mountinfo; touch /b/top; echo top=$?; touch /b/sub/x; echo sub=$?",
+              add_mount("/b", "bind", source_with_submount, "rbind", "rro"))
+    assert "top=1" in out.stdout and "sub=1" in out.stdout, out.stdout + out.stderr
+    for point in ("/b", "/b/sub"):
+        opts, _ = options_of(mountinfo_line(out.stdout, point))
+        assert "ro" in opts, (point, opts)
+    assert not (source_with_submount / "sub" / "x").exists()
+
+
+def test_plain_ro_rbind_leaves_submounts_writable(oci, make_bundle, source_with_submount):
+    # the contrast that makes ``rro`` worth having (runc behaves the same way)
+    out = ok(run(oci, make_bundle, "touch /b/sub/x && echo sub-ok",
+                 add_mount("/b", "bind", source_with_submount, "rbind", "ro")))
+    assert out.strip() == "sub-ok"
+
+
+# --- devices ----------------------------------------------------------------------------------
+
+DEFAULT_DEVICES = {"null": "1:3", "zero": "1:5", "full": "1:7", "random": "1:8",
+                   "urandom": "1:9", "tty": "5:0"}
+
+
+def test_default_devices(oci, make_bundle):
+    script = "; ".join(f"stat -c '%n %F %t:%T %a' /dev/{name}" for name in DEFAULT_DEVICES)
+    out = ok(run(oci, make_bundle, script))
+    for line in out.splitlines():
+        path, rest = line.split(" ", 1)
+        name = path.rsplit("/", 1)[1]
+        kind, numbers, mode = rest.rsplit(" ", 2)
+        assert kind == "character special file", line
+        major, minor = (int(x, 16) for x in numbers.split(":"))
+        assert f"{major}:{minor}" == DEFAULT_DEVICES[name], line
+        assert mode == "666", line
+
+
+def test_default_devices_work(oci, make_bundle):
+    out = ok(run(oci, make_bundle,
+                 "echo x > /dev/null && head -c 4 /dev/zero | od -An -tx1; "
+                 "head -c 8 /dev/urandom | wc -c"))
+    zeros, count = out.splitlines()
+    assert zeros.split() == ["00"] * 4 and count.strip() == "8"
+
+
+def test_dev_fd_and_std_links(oci, make_bundle):
+    out = ok(run(oci, make_bundle,
+                 "for l in fd stdin stdout stderr; do readlink /dev/$l; done; "
+                 "echo via-link > /dev/stdout"))
+    assert out.splitlines() == ["/proc/self/fd", "/proc/self/fd/0", "/proc/self/fd/1",
+                                "/proc/self/fd/2", "via-link"]
+
+
+def add_device(path, major, minor, mode=0o666, uid=0, gid=0, kind="c"):
+    def mutate(cfg):
+        cfg["linux"].setdefault("devices", []).append(
+            {"path": path, "type": kind, "major": major, "minor": minor, "fileMode": mode,
+             "uid": uid, "gid": gid})
+    return mutate
+
+
+def test_spec_device_is_created_with_mode_and_owner(oci, make_bundle):
+    out = ok(run(oci, make_bundle, "stat -c '%F %t:%T %a %u:%g' /dev/kago0",
+                 add_device("/dev/kago0", 1, 3, mode=0o620, uid=1000, gid=5)))
+    assert out.strip() == "character special file 1:3 620 1000:5"
+
+
+def test_spec_device_fuse(oci, make_bundle):
+    out = ok(run(oci, make_bundle, "stat -c '%F %t:%T %a' /dev/fuse",
+                 add_device("/dev/fuse", 10, 229, mode=0o600)))
+    assert out.strip() == "character special file a:e5 600"
+
+
+def test_spec_device_in_a_subdirectory(oci, make_bundle):
+    out = ok(run(oci, make_bundle, "stat -c '%F %t:%T' /dev/net/tun",
+                 add_device("/dev/net/tun", 10, 200)))
+    assert out.strip() == "character special file a:c8"
+
+
+def userns(cfg):
+    cfg["linux"]["namespaces"].append({"type": "user"})
+    cfg["linux"]["uidMappings"] = [{"containerID": 0, "hostID": 100000, "size": 65536}]
+    cfg["linux"]["gidMappings"] = [{"containerID": 0, "hostID": 100000, "size": 65536}]
+
+
+def test_spec_device_in_user_namespace_is_bind_mounted(oci, make_bundle):
+    out = ok(run(oci, make_bundle,
+                 "stat -c '%F %t:%T' /dev/fuse; grep -c ' /dev/fuse ' /proc/self/mountinfo",
+                 userns, add_device("/dev/fuse", 10, 229, mode=0o600)))
+    kind, count = out.splitlines()
+    assert kind == "character special file a:e5"
+    assert count == "1"  # a bind of the host's node: mknod is not allowed in a user namespace
+
+
+def test_spec_device_the_host_lacks_in_user_namespace_fails_clearly(oci, make_bundle):
+    out = run(oci, make_bundle, "true", userns, add_device("/dev/kago0", 1, 3))
+    assert out.returncode != 0
+    assert "/dev/kago0" in out.stderr and "user namespace" in out.stderr, out.stderr
+
+
+def test_devices_without_user_namespace_are_not_mounts(oci, make_bundle):
+    out = ok(run(oci, make_bundle, "grep -c ' /dev/null ' /proc/self/mountinfo; true"))
+    assert out.strip() == "0"
+
+
+# --- masked and read-only paths ---------------------------------------------------------------
+
+@pytest.mark.parametrize("path", ["/proc/kcore", "/proc/keys", "/proc/timer_list"])
+def test_masked_proc_file_reads_empty(oci, make_bundle, path):
+    if not os.path.exists(path):
+        pytest.skip(f"this kernel has no {path}")
+    out = ok(run(oci, make_bundle, f"wc -c < {path}; stat -c '%t:%T' {path}"))
+    size, dev = out.split()
+    assert size == "0" and dev == "1:3"  # /dev/null bound over it
+
+
+def test_masked_directory_is_empty(oci, make_bundle):
+    if not os.path.isdir("/proc/acpi"):
+        pytest.skip("this kernel has no /proc/acpi")
+    out = ok(run(oci, make_bundle, "ls -A /proc/acpi | wc -l; touch /proc/acpi/x; echo rc=$?"))
+    assert out.split() == ["0", "rc=1"]
+
+
+def test_masked_file_of_the_image(oci, make_bundle):
+    out = ok(run(oci, make_bundle, "cat /etc/hostname; echo end",
+                 lambda c: c["linux"]["maskedPaths"].append("/etc/hostname")))
+    assert out == "end\n"
+
+
+def test_masked_path_missing_is_ignored(oci, make_bundle):
+    out = ok(run(oci, make_bundle, "echo fine",
+                 lambda c: c["linux"]["maskedPaths"].append("/no/such/path")))
+    assert out == "fine\n"
+
+
+def test_readonly_proc_sys(oci, make_bundle):
+    out = run(oci, make_bundle, "echo other > /proc/sys/kernel/hostname; echo rc=$?; hostname")
+    assert out.stdout.split() == ["rc=1", "kago"]
+    assert "Read-only file system" in out.stderr
+
+
+def test_readonly_path_of_the_image(oci, make_bundle):
+    out = run(oci, make_bundle, "touch /home/x; echo home=$?; touch /x && echo root-ok",
+              writable_root, lambda c: c["linux"]["readonlyPaths"].append("/home"))
+    assert out.stdout.split() == ["home=1", "root-ok"]
+    assert "Read-only file system" in out.stderr
+
+
+def test_without_readonly_paths_proc_sys_is_writable(oci, make_bundle):
+    out = ok(run(oci, make_bundle, "echo other > /proc/sys/kernel/hostname; hostname",
+                 lambda c: c["linux"].update(readonlyPaths=[])))
+    assert out.strip() == "other"  # the container's own UTS namespace: the host's is unchanged
+    assert os.uname().nodename != "other"
+
+
+# --- destinations that try to leave the rootfs ------------------------------------------------
+
+@pytest.fixture
+def canary(tmp_path):
+    """A host directory that a symlink in an image will point at; must stay untouched."""
+    path = tmp_path / f"canary-{uuid.uuid4().hex[:6]}"
+    path.mkdir()
+    (path / "keep").write_text("host\n")
+    return path
+
+
+def _assert_untouched(canary):
+    assert sorted(os.listdir(canary)) == ["keep"]
+    assert (canary / "keep").read_text() == "host\n"
+    assert str(canary) not in host_mounts()
+
+
+def test_destination_symlink_to_absolute_host_path_stays_inside(oci, make_bundle, canary):
+    b = make_bundle(["sh", "-c", f"ls -A {canary}; grep -c ' {canary} ' /proc/self/mountinfo"],
+                    mutate=add_mount("/link", "tmpfs", "tmpfs", "size=1m"))
+    os.symlink(str(canary), os.path.join(b.rootfs, "link"))
+    out = ok(oci("run", "--bundle", b.path, oci.new_id()))
+    # the tmpfs landed at <rootfs><canary>, which is empty and was created inside
+    assert out.split() == ["1"]
+    assert os.path.isdir(os.path.join(b.rootfs, str(canary).lstrip("/")))
+    _assert_untouched(canary)
+
+
+def test_destination_symlink_to_etc_lands_on_the_images_etc(oci, make_bundle):
+    before = sorted(os.listdir("/etc"))
+    b = make_bundle(["sh", "-c", "ls -A /etc | wc -l; grep -c ' /etc ' /proc/self/mountinfo"],
+                    mutate=add_mount("/conf", "tmpfs", "tmpfs", "size=1m"))
+    os.symlink("/etc", os.path.join(b.rootfs, "conf"))
+    out = ok(oci("run", "--bundle", b.path, oci.new_id()))
+    assert out.split() == ["0", "1"]  # the image's /etc is covered, inside the container
+    assert sorted(os.listdir("/etc")) == before
+    assert " /etc " not in "".join(line for line in host_mounts().splitlines(True)
+                                  if "tmpfs" in line and " /etc " in line)
+
+
+def test_destination_relative_symlink_escape_stays_inside(oci, make_bundle, canary):
+    rel = "../../../../../../../../.." + str(canary) + "/x"
+    b = make_bundle(["sh", "-c", f"grep -c ' {canary}/x ' /proc/self/mountinfo"],
+                    mutate=add_mount("/rel", "tmpfs", "tmpfs", "size=1m"))
+    os.symlink(rel, os.path.join(b.rootfs, "rel"))
+    out = ok(oci("run", "--bundle", b.path, oci.new_id()))
+    assert out.strip() == "1"
+    assert os.path.isdir(os.path.join(b.rootfs, str(canary).lstrip("/"), "x"))
+    _assert_untouched(canary)
+
+
+def test_destination_with_dotdot_stays_inside(oci, make_bundle):
+    b = make_bundle(["sh", "-c", "grep -c ' /b ' /proc/self/mountinfo; ls -d /a 2>&1; true"],
+                    mutate=add_mount("/a/../../../b", "tmpfs", "tmpfs", "size=1m"))
+    out = ok(oci("run", "--bundle", b.path, oci.new_id()))
+    count, ls = out.splitlines()
+    assert count == "1"
+    assert "No such file" in ls  # resolved lexically, like runc: /a is never created
+    assert not os.path.exists("/b")
+
+
+def test_dangling_symlink_file_destination_is_created_inside(oci, make_bundle, host_dir):
+    # images with systemd-resolved ship /etc/resolv.conf -> ../run/systemd/resolve/stub...
+    b = make_bundle(["sh", "-c", "cat /etc/resolv.conf; ls /run/systemd/resolve"],
+                    mutate=add_mount("/etc/resolv.conf", "bind", host_dir / "file", "bind",
+                                     "ro"))
+    conf = os.path.join(b.rootfs, "etc/resolv.conf")
+    os.unlink(conf)
+    os.symlink("../run/systemd/resolve/stub-resolv.conf", conf)
+    out = ok(oci("run", "--bundle", b.path, oci.new_id()))
+    assert out.splitlines() == ["content", "stub-resolv.conf"]
+
+
+def test_symlink_loop_destination_fails_cleanly(oci, make_bundle):
+    b = make_bundle(["sh", "-c", "true"], mutate=add_mount("/loop", "tmpfs", "tmpfs"))
+    os.symlink("loop2", os.path.join(b.rootfs, "loop"))
+    os.symlink("loop", os.path.join(b.rootfs, "loop2"))
+    out = oci("run", "--bundle", b.path, oci.new_id())
+    assert out.returncode != 0
+    assert "/loop" in out.stderr and "too many levels of symbolic links" in out.stderr, \
+        out.stderr
