@@ -107,6 +107,11 @@ def _v2_limit(value):
 
 # --- value checks: every bad value is a SpecError naming its field ----------------------------
 
+def _decimal(text):
+    """Only ASCII digits: str.isdigit() also accepts "²", which int() refuses."""
+    return text.isascii() and text.isdigit()
+
+
 def _show(value):
     text = repr(value)
     return text if len(text) <= 40 else text[:37] + "..."
@@ -517,7 +522,7 @@ def _weight_device_v2(entry, field, bfq):
 def _page_size(value, field):
     """"2MB", "1GB", "64KB": the name the kernel gives hugetlb.<size>.* files."""
     value = _str(value, field)
-    if len(value) < 3 or value[-2:] not in ("KB", "MB", "GB") or not value[:-2].isdigit():
+    if len(value) < 3 or value[-2:] not in ("KB", "MB", "GB") or not _decimal(value[:-2]):
         raise SpecError(field, f"must be a page size like 2MB or 1GB, not {_show(value)}")
     return value
 
@@ -664,7 +669,7 @@ def _number(value, field, lo=0, hi=INT64[1], allow_max=True):
     value = value.strip()
     if allow_max and value == "max":
         return UNLIMITED
-    if not value.isdigit() or not lo <= int(value) <= hi:
+    if not _decimal(value) or not lo <= int(value) <= hi:
         raise SpecError(field, f"must be a number from {lo} to {hi}{' or max' * allow_max}, "
                         f"not {_show(value)}")
     return int(value)
@@ -703,7 +708,7 @@ def _io_weight_to_v1(value, field, host):
 
 def _is_dev(text):
     major, sep, minor = text.partition(":")
-    return bool(sep) and major.isdigit() and minor.isdigit()
+    return bool(sep) and _decimal(major) and _decimal(minor)
 
 
 def _io_max_to_v1(value, field, host):
@@ -854,7 +859,7 @@ def parse_size(text, field):
         return UNLIMITED
     value = value[:-2] if value.endswith("ib") else value.removesuffix("b")  # 1gib, 1gb, 100b
     number, unit = (value[:-1], value[-1]) if value[-1:].isalpha() else (value, "")
-    if unit not in _UNITS or not number.replace(".", "", 1).isdigit():
+    if unit not in _UNITS or not _decimal(number.replace(".", "", 1)):
         raise SpecError(field, f"must be a size like 512m or 1g, not {_show(text)}")
     return int(float(number) * _UNITS[unit])
 

@@ -1,0 +1,236 @@
+"""Manager.apply()/update()/oom against a fake cgroupfs in tmp_path: no root, no kernel.
+
+Plain files stand in for control files. What they cannot do (refuse a value) is imitated by
+patching os.write in kago.linux.cgroups.limits; enabling v2 controllers in ancestors'
+cgroup.subtree_control is only tested here (the development host's cgroup2 tree offers none).
+"""
+
+import errno
+import os
+
+import pytest
+
+from kago.errors import CgroupError, SpecError
+from kago.linux.cgroups import HybridManager, V1Manager, V2Manager, limits
+from kago.linux.cgroups.oom import OomWatch
+
+V1_FILES = {
+    "cpuset": ["cpuset.cpus", "cpuset.mems"],
+    "cpu": ["cpu.shares", "cpu.cfs_quota_us", "cpu.cfs_period_us"],
+    "memory": ["memory.limit_in_bytes", "memory.memsw.limit_in_bytes", "memory.usage_in_bytes",
+               "memory.oom_control", "cgroup.event_control"],
+    "pids": ["pids.max"],
+    "devices": ["devices.allow", "devices.deny"],
+}
+
+
+def _v1(tmp_path, cls=V1Manager, extra=None):
+    dirs = {}
+    for controller, files in V1_FILES.items():
+        d = tmp_path / controller / "c1"
+        d.mkdir(parents=True)
+        for name in files:
+            (d / name).write_text("")
+        dirs[controller] = str(d)
+    if extra:
+        dirs.update(extra)
+    return cls("/c1", dirs)
+
+
+def _read(m, controller, name):
+    with open(f"{m.path_in(controller)}/{name}") as f:
+        return f.read()
+
+
+def test_apply_writes_each_value(tmp_path):
+    m = _v1(tmp_path)
+    m.apply({"pids": {"limit": 7}, "cpu": {"shares": 512, "cpus": "0"}})
+    assert _read(m, "pids", "pids.max") == "7"
+    assert _read(m, "cpu", "cpu.shares") == "512"
+    assert _read(m, "cpuset", "cpuset.cpus") == "0"
+
+
+def test_a_missing_file_names_the_field_and_nothing_is_written(tmp_path):
+    m = _v1(tmp_path)
+    with pytest.raises(SpecError) as info:
+        m.apply({"pids": {"limit": 7}, "cpu": {"idle": 1}})  # no cpu.idle in this "kernel"
+    assert info.value.field == "linux.resources.cpu.idle"
+    assert f"not supported on this host: {m.path_in('cpu')} has no cpu.idle" in str(info.value)
+    assert _read(m, "pids", "pids.max") == ""
+
+
+def test_a_missing_cgroup_is_a_cgroup_error(tmp_path):
+    m = V1Manager("/c1", {"pids": str(tmp_path / "pids/c1")})
+    with pytest.raises(CgroupError, match="the cgroup does not exist"):
+        m.apply({"pids": {"limit": 7}})
+
+
+def test_swap_accounting_is_probed(tmp_path):
+    m = _v1(tmp_path)
+    assert "memory.memsw.limit_in_bytes" in m.available()["files"]
+    os.unlink(m.path_in("memory") + "/memory.memsw.limit_in_bytes")
+    assert m.apply({"memory": {"limit": -1}}) == [("memory", "memory.limit_in_bytes", "-1")]
+    with pytest.raises(SpecError) as info:
+        m.apply({"memory": {"limit": 100, "swap": 200}})
+    assert info.value.field == "linux.resources.memory.swap"
+
+
+def test_the_current_limit_orders_memory_and_swap(tmp_path):
+    m = _v1(tmp_path)
+    (tmp_path / "memory/c1/memory.limit_in_bytes").write_text("16777216\n")
+    writes = m.apply({"memory": {"limit": 32 << 20, "swap": 64 << 20}})
+    assert [w[1] for w in writes] == ["memory.memsw.limit_in_bytes", "memory.limit_in_bytes"]
+    writes = m.apply({"memory": {"limit": 8 << 20, "swap": 16 << 20}})  # now 32M: lowering
+    assert [w[1] for w in writes] == ["memory.limit_in_bytes", "memory.memsw.limit_in_bytes"]
+
+
+def _refuse(monkeypatch, names, err, times=1):
+    """Make os.write refuse writes to files named in ``names`` (``times`` times each)."""
+    real_write, real_open = os.write, os.open
+    opened, left = {}, {n: times for n in names}
+
+    def fake_open(path, flags, *a):
+        fd = real_open(path, flags, *a)
+        opened[fd] = os.path.basename(path)
+        return fd
+
+    def fake_write(fd, data):
+        name = opened.get(fd)
+        if left.get(name):
+            left[name] -= 1
+            raise OSError(err, os.strerror(err))
+        return real_write(fd, data)
+
+    monkeypatch.setattr(limits.os, "open", fake_open)
+    monkeypatch.setattr(limits.os, "write", fake_write)
+
+
+def test_a_refused_write_names_dir_file_value_and_errno(tmp_path, monkeypatch):
+    m = _v1(tmp_path)
+    _refuse(monkeypatch, {"memory.limit_in_bytes"}, errno.EBUSY)
+    with pytest.raises(CgroupError) as info:
+        m.update({"memory": {"limit": 1 << 20}})
+    assert str(info.value) == (f"cgroup {m.path_in('memory')}: write memory.limit_in_bytes="
+                               f"{1 << 20}: device or resource busy (the cgroup uses more "
+                               "memory than that)")
+    assert info.value.errno == errno.EBUSY
+    assert info.value.path == m.path_in("memory")
+    assert info.value.field == "linux.resources.memory.limit"
+
+
+def test_einval_on_a_write_repeated_later_is_retried_there(tmp_path, monkeypatch):
+    m = _v1(tmp_path)
+    _refuse(monkeypatch, {"cpu.cfs_period_us"}, errno.EINVAL)
+    m.apply({"cpu": {"quota": 20000, "period": 50000}})
+    assert _read(m, "cpu", "cpu.cfs_period_us") == "50000"
+    assert _read(m, "cpu", "cpu.cfs_quota_us") == "20000"
+
+
+def test_einval_on_the_last_write_is_an_error(tmp_path, monkeypatch):
+    m = _v1(tmp_path)
+    _refuse(monkeypatch, {"cpu.cfs_period_us"}, errno.EINVAL, times=2)
+    with pytest.raises(CgroupError) as info:
+        m.apply({"cpu": {"quota": 20000, "period": 50000}})
+    assert "write cpu.cfs_period_us=50000: invalid argument" in str(info.value)
+
+
+def test_update_leaves_devices_alone(tmp_path):
+    m = _v1(tmp_path)
+    writes = m.update({"devices": [{"allow": False, "access": "rwm"}], "pids": {"limit": 3}})
+    assert writes == [("pids", "pids.max", "3")]
+    assert _read(m, "devices", "devices.deny") == ""
+    assert m.apply({"devices": [{"allow": True, "type": "c", "major": 1, "minor": 3}]})[0] == (
+        "devices", "devices.deny", "a")
+
+
+def test_check_before_update(tmp_path):
+    m = _v1(tmp_path)
+    (tmp_path / "memory/c1/memory.usage_in_bytes").write_text("5000000\n")
+    with pytest.raises(CgroupError, match="memory limit 4096 is below the current usage "
+                                          "5000000"):
+        m.update({"memory": {"limit": 4096, "checkBeforeUpdate": True}})
+    m.update({"memory": {"limit": 4096}})  # without the check the kernel decides
+    m.update({"memory": {"limit": 8000000, "checkBeforeUpdate": True}})
+
+
+# --- cgroup2: controllers enabled top down, below the root ------------------------------------
+
+def _v2_tree(tmp_path, offered="cpu memory pids"):
+    root = tmp_path / "cg"
+    root.mkdir(parents=True)
+    (root / "cgroup.controllers").write_text(offered + "\n")
+    (root / "cgroup.subtree_control").write_text(offered + "\n")
+    parent, leaf = root / "kago", root / "kago" / "c1"
+    for d in (parent, leaf):
+        d.mkdir()
+        for name in ("cgroup.type", "cgroup.subtree_control"):
+            (d / name).write_text("")
+        (d / "cgroup.controllers").write_text(offered + "\n")
+    (leaf / "pids.max").write_text("")
+    (leaf / "memory.max").write_text("")
+    return root, V2Manager("/kago/c1", {"unified": str(leaf)})
+
+
+def test_v2_available_is_what_the_root_hands_down(tmp_path):
+    _root, m = _v2_tree(tmp_path)
+    assert m.available()["unified"] == {"cpu", "memory", "pids"}
+    assert limits.ancestors_below_root(m.path_in("unified")) == [
+        str(tmp_path / "cg/kago"), str(tmp_path / "cg/kago/c1")]
+
+
+def test_v2_apply_enables_controllers_in_ancestors_only_below_the_root(tmp_path):
+    root, m = _v2_tree(tmp_path)
+    m.apply({"pids": {"limit": 5}, "memory": {"limit": 1 << 20}})
+    assert (root / "kago/cgroup.subtree_control").read_text() == "+memory +pids"
+    assert (root / "kago/c1/cgroup.subtree_control").read_text() == ""  # the leaf: none
+    assert (root / "cgroup.subtree_control").read_text() == "cpu memory pids\n"  # the host's
+    assert (root / "kago/c1/pids.max").read_text() == "5"
+    assert (root / "kago/c1/memory.max").read_text() == str(1 << 20)
+
+
+def test_v2_already_enabled_controllers_are_not_written_again(tmp_path):
+    root, m = _v2_tree(tmp_path)
+    (root / "kago/cgroup.subtree_control").write_text("memory pids\n")
+    assert not limits.enable_controllers(m.path_in("unified"), ["pids"])
+
+
+def test_v2_controller_the_root_does_not_offer_names_the_field(tmp_path):
+    _root, m = _v2_tree(tmp_path, offered="memory")
+    with pytest.raises(SpecError) as info:
+        m.apply({"pids": {"limit": 5}})
+    assert str(info.value) == ("linux.resources.pids.limit: the pids controller is not "
+                               "available on this host")
+
+
+def test_hybrid_with_a_controller_less_tree_never_touches_it(tmp_path):
+    root, v2 = _v2_tree(tmp_path, offered="")
+    m = _v1(tmp_path / "v1", cls=HybridManager, extra={"unified": v2.path_in("unified")})
+    m.apply({"pids": {"limit": 5}})
+    assert (root / "kago/cgroup.subtree_control").read_text() == ""
+    assert m.available()["unified"] == set()
+
+
+# --- OOM counters -----------------------------------------------------------------------------
+
+def test_oom_count_v1_and_v2(tmp_path):
+    m = _v1(tmp_path)
+    (tmp_path / "memory/c1/memory.oom_control").write_text(
+        "oom_kill_disable 0\nunder_oom 0\noom_kill 2\n")
+    assert m.oom_count() == 2
+    _root, v2 = _v2_tree(tmp_path / "v2")
+    (tmp_path / "v2/cg/kago/c1/memory.events").write_text("max 4\noom 1\noom_kill 1\n")
+    assert v2.oom_count() == 1
+
+
+def test_oom_watch_polls_memory_events_on_v2(tmp_path):
+    _root, m = _v2_tree(tmp_path)
+    events = tmp_path / "cg/kago/c1/memory.events"
+    events.write_text("oom 0\noom_kill 0\n")
+    with OomWatch(m, poll_interval=0.01) as watch:
+        assert watch.fileno() is None
+        assert watch.wait(timeout=0.05) == 0
+        events.write_text("oom 2\noom_kill 2\n")
+        assert watch.wait(timeout=1) == 2
+        assert watch.wait(timeout=0) == 0
+        events.unlink()
+        assert watch.wait(timeout=1) == 0 and watch.gone
