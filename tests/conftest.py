@@ -176,3 +176,18 @@ def pid_alive(pid):
             return f.read().rsplit(")", 1)[1].split()[0] not in ("Z", "X")
     except FileNotFoundError:
         return False
+
+
+def _kago_cgroup_dirs():
+    return sorted(d for h in os.listdir("/sys/fs/cgroup")
+                  for d in [os.path.join("/sys/fs/cgroup", h, "kago")] if os.path.isdir(d))
+
+
+@pytest.fixture(scope="session", autouse=True)
+def host_left_as_found():
+    """At the end of the run, kago's cgroup parents are gone again if they were not there."""
+    before = _kago_cgroup_dirs() if IS_ROOT else []
+    yield
+    if IS_ROOT and not before:
+        left = _kago_cgroup_dirs()
+        assert not left, f"the test run left kago cgroups behind: {left}"

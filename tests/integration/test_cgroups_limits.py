@@ -168,6 +168,16 @@ def test_limits_land_in_the_files(box, layout):
     assert _read(blkio, weight_file).split()[-1] == "300"
 
 
+def test_idle_and_shares_in_the_order_the_kernel_takes(box, layout):
+    m = box.manager()
+    if not os.path.exists(m.path_in("cpu") + "/cpu.idle"):
+        pytest.skip("no cpu.idle (linux < 5.15)")
+    m.apply({"cpu": {"idle": 1, "shares": 512}})  # shares first: refused while idle
+    assert _read(m.path_in("cpu"), "cpu.idle") == "1"
+    m.update({"cpu": {"idle": 0, "shares": 2048}})  # idle 0 first
+    assert _read(m.path_in("cpu"), "cpu.shares") == "2048"
+
+
 def test_unified_keys_become_v1_files(box, layout):
     m = box.manager()
     m.apply({"unified": {"cpu.max": "30000 60000", "cpu.weight": "100",

@@ -117,8 +117,6 @@ def test_hook_state_documents(oci, make_bundle, hookdir):
     assert states["poststop"]["status"] == "stopped"
 
 
-@pytest.mark.xfail(strict=True, reason="process/steps.py passes startContainer the create-time "
-                   "state (status 'creating'); runc passes status 'created'")
 def test_start_container_hook_sees_created(oci, make_bundle, hookdir):
     b = logging_bundle(make_bundle, hookdir)
     cid = oci.new_id()

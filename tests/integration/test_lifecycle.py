@@ -495,9 +495,6 @@ def test_list_formats(oci, box):
 
 # --- concurrency ------------------------------------------------------------------------------
 
-@pytest.mark.xfail(strict=True, reason="linux/cgroups/common.py mkdir_p: a shared parent "
-                   "cgroup (/kago) removed by another container's delete between the isdir "
-                   "check and the child's mkdir fails create with ENOENT; it should retry")
 def test_create_while_the_shared_parent_cgroup_is_removed(oci, make_bundle):
     """Another container's delete removes the parent it made (``/kago``) when it is empty.
 

@@ -6,10 +6,8 @@ test (``ip netns add``, an ``unshare --uts`` holder) and removed in a finalizer.
 """
 
 import os
-import signal
 import socket
 import subprocess
-import time
 import uuid
 
 import pytest

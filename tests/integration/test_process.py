@@ -345,3 +345,15 @@ def test_listen_fds_and_preserve_fds_add_up(oci, make_bundle):
     lines = ok(proc).splitlines()
     assert fd_listing(" ".join(lines[:-1])) == [0, 1, 2, 3, 4]
     assert lines[-1] == "1"
+
+
+# --- the runtime's record of the process ------------------------------------------------------
+
+def test_exited_process_without_start_time_is_not_alive():
+    # the deterministic core of the race above, at the store's level
+    from kago.runtime import store
+    pid = os.fork()
+    if pid == 0:
+        os._exit(0)
+    os.waitpid(pid, 0)
+    assert not store.alive(pid, None)

@@ -13,10 +13,6 @@ import pytest
 
 from conftest import KAGO_OCI, wait_for
 
-ALL_CAPS_FOR_MOUNT = ["CAP_SYS_ADMIN", "CAP_MKNOD", "CAP_DAC_OVERRIDE", "CAP_CHOWN",
-                      "CAP_FOWNER"]
-
-
 def ok(proc):
     assert proc.returncode == 0, f"exit {proc.returncode}: {proc.stderr}"
     return proc.stdout
@@ -104,7 +100,8 @@ def test_no_pivot_root_is_the_bundle_rootfs(oci, make_bundle):
 # --- filesystem mounts ------------------------------------------------------------------------
 
 def test_proc_is_the_containers(oci, make_bundle):
-    out = ok(run(oci, make_bundle, "grep ' /proc ' /proc/self/mountinfo; ls /proc | grep -c '^[0-9]'"))
+    out = ok(run(oci, make_bundle,
+                 "grep ' /proc ' /proc/self/mountinfo; ls /proc | grep -c '^[0-9]'"))
     line, count = out.splitlines()
     assert line.split(" - ")[1].startswith("proc ")
     assert int(count) <= 3  # sh, grep/ls: the container's pid namespace only

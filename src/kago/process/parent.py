@@ -14,6 +14,7 @@ import _thread
 
 from kago import log
 from kago.errors import KagoError
+from kago.host import procfs
 from kago.kernel import consts as C
 from kago.process.channel import Channel
 
@@ -21,11 +22,12 @@ from kago.process.channel import Channel
 class Spawn:
     """The processes of one spawn, kept so that a failure can undo them."""
 
-    __slots__ = ("intermediate", "pid", "chan")
+    __slots__ = ("intermediate", "pid", "pid_start", "chan")
 
     def __init__(self):
         self.intermediate = None
         self.pid = None
+        self.pid_start = None
         self.chan = None
 
     def kill(self):
@@ -132,6 +134,9 @@ def _handshake(sp, plan, placing, on_hooks):
             idmap.write_maps(sp.intermediate, plan.uid_maps, plan.gid_maps)
     chan.send(t="ok")
     sp.pid = chan.recv(expect=("pid",))["pid"]
+    # now, not after "ready": a program that exits at once is a zombie by then, and only the
+    # start time tells a live container from a recycled pid later
+    sp.pid_start = procfs.start_time(sp.pid)
     _reap(sp.intermediate)
     sp.intermediate = None
     while True:

@@ -18,7 +18,7 @@ import errno
 import os
 import stat
 
-from kago import log
+from kago import jsonio, log
 from kago.errors import ExecError, KernelError
 from kago.kernel import consts as C
 from kago.kernel import libc
@@ -202,8 +202,10 @@ def wait_for_start(ctx):
 
 def start_hooks(ctx):
     if ctx.plan.hooks.get("startContainer"):
-        from kago.process.hooks import run_hooks
-        run_hooks("startContainer", ctx.plan.hooks["startContainer"], ctx.state_json or "{}")
+        from kago.process.hooks import run_hooks  # loaded before the root switch
+        state = jsonio.loads(ctx.state_json or "{}")
+        state["status"] = "created"  # what `start` found, as runc reports it to these hooks
+        run_hooks("startContainer", ctx.plan.hooks["startContainer"], jsonio.dumps(state))
 
 
 def no_new_privileges(ctx):

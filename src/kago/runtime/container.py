@@ -134,7 +134,7 @@ def _create(store, container_id, bundle, cfg, plan, opts, mode, undo):
     if cgroup is not None:
         record["kago"]["cgroup"] = cgroup.to_record()  # after spawn: it lists what was made
     record["pid"] = sp.pid
-    record["kago"]["pid_start"] = st.start_time(sp.pid)
+    record["kago"]["pid_start"] = sp.pid_start
     record["status"] = CREATED if mode == "create" else RUNNING
     store.save(container_id, record)
     if opts.pid_file:
@@ -200,13 +200,33 @@ def _plan_cgroup(plan, undo):
         if mgr.exists():
             from kago.errors import CgroupError
             raise CgroupError(plan.cgroups_path, "already exists: another container uses it")
-        undo.push(mgr.destroy)
+        undo.push(destroy_cgroup, mgr)
         mgr.create()
     mounts = []
     for op in plan.mounts:
         mounts.extend(expand_cgroup_mount(op, mgr.paths()) if op.fstype == "cgroup" else [op])
     plan.mounts = mounts
     return mgr
+
+
+DEFAULT_CGROUP_PARENT = "kago"
+
+
+def destroy_cgroup(mgr):
+    """Remove the container's cgroups, and kago's shared default parent once it is empty.
+
+    The parent (/kago in each hierarchy) is made by whichever container comes first and is
+    rarely removed by the same one; a host should be left as kago found it. A create racing
+    this rmdir recreates the parent (cgroups.common.mkdir_p retries).
+    """
+    mgr.destroy()
+    if mgr.path.split("/")[:2] != ["", DEFAULT_CGROUP_PARENT]:
+        return  # a cgroupsPath chosen by the user: its parents are not ours
+    for leaf in mgr.paths().values():
+        try:
+            os.rmdir(os.path.dirname(leaf))
+        except OSError:
+            pass  # other containers still live there, or it is gone already
 
 
 def _creation_hooks(plan, record, pid):
@@ -443,7 +463,7 @@ def _delete(store, container_id, force):
         elif mgr is not None and mgr.exists() and mgr.pids():
             mgr.kill_all(9)  # the init is gone but, without a pid namespace, others remain
         if mgr is not None:
-            mgr.destroy()
+            destroy_cgroup(mgr)
         _post_hooks("poststop", record, STOPPED)
         store.remove(container_id)
 

@@ -88,7 +88,7 @@ def execute(store, container_id, proc, opts):
         return 0
     if console and console[1] is not None:
         ctr._proxy_terminal(console[1], {"pid": sp.pid,
-                                         "kago": {"pid_start": st.start_time(sp.pid)}})
+                                         "kago": {"pid_start": sp.pid_start}})
     return parent.wait(sp.pid)
 
 

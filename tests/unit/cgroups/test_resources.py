@@ -118,6 +118,15 @@ def test_cpu(cpu, want_v1, want_v2):
     assert v2({"cpu": cpu}) == want_v2
 
 
+@pytest.mark.parametrize("idle, first", [(0, "idle"), (1, "shares")])
+def test_idle_and_weight_order_follows_the_kernel(idle, first):
+    # the kernel refuses cpu.shares/cpu.weight while cpu.idle is 1
+    writes = plan_writes({"cpu": {"idle": idle, "shares": 512}}, "v1", V1)
+    assert writes[0].field == f"linux.resources.cpu.{first}"
+    assert [w.field for w in plan_writes({"cpu": {"idle": idle, "shares": 512}}, "v2", V2)] \
+        == [w.field for w in writes]
+
+
 def test_realtime_is_period_then_runtime_on_v1():
     assert v1({"cpu": {"realtimeRuntime": 950000, "realtimePeriod": 1000000}}) == [
         ("cpu", "cpu.rt_period_us", "1000000"), ("cpu", "cpu.rt_runtime_us", "950000")]

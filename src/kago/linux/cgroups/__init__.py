@@ -11,6 +11,12 @@ that costs start-up time (no enum/signal/dataclasses/re), because ``kago-oci cre
     m = Manager.from_record(record)                    # a later `kago-oci kill` / `delete`
     m.kill_all(9); m.destroy()
 
+Limits, stats and OOM (resources.py is the pure plan; limits.py, stats.py, oom.py the I/O):
+
+    m.create(); m.apply(spec["linux"]["resources"]); m.add(pid)   # kago-oci create
+    m.update(resources_from_flags({"memory": "512m"}))             # kago-oci update
+    m.stats(); m.pressure(); m.oom_count(); m.oom_watch()          # kago-oci events / state
+
 Cgroups paths follow runc: "/a/b" hangs from each hierarchy's top, "a/b" from the caller's
 (or ``owner_pid``'s) own cgroup in that hierarchy; ".." components, "/" and "" are refused.
 Hierarchies are named as /proc/PID/cgroup names them, controllers sorted (``memory``,
@@ -38,8 +44,20 @@ The Manager protocol (V1Manager, V2Manager and HybridManager implement it):
     path_in(name) -> str    the directory in one hierarchy (``memory``, ``cpuacct``, ``unified``).
     paths() -> dict         hierarchy name -> absolute directory.
     to_record() -> dict     str/list values only; ``Manager.from_record(d)`` rebuilds it.
+    apply(resources)        plan_writes() for this host, every write checked, then made in order;
+                            -> the Write tuples made. Before add(): cpuset/rt must come first.
+    update(resources)       apply() for a running container: devices left alone (as runc update),
+                            memory.checkBeforeUpdate honoured.
+    available() -> dict     {"v1": controllers, "unified": usable v2 controllers, "files": [...]}.
+    stats() -> dict         runc ``events --stats`` data (cpu, cpuset, memory, pids, blkio,
+                            hugetlb; PSI under cpu/memory/blkio "psi" where cgroup2 has it).
+    pressure() -> dict      {"cpu"|"memory"|"io": {"some"|"full": {avg10, avg60, avg300, total}}}
+                            from the cgroup2 directory (the unified tree on hybrid).
+    oom_count() -> int      oom_kill of memory.oom_control (v1) or memory.events (v2).
+    oom_watch() -> OomWatch wait(timeout) -> OOM kills since the last call (v1: eventfd).
 
-Every failure is ``kago.errors.CgroupError(path, message, errno)`` naming the file or directory.
+Every failure is ``kago.errors.CgroupError(path, message, errno)`` naming the file or directory;
+a resources field this host cannot honour, or a bad value, is ``SpecError(field, message)``.
 """
 
 from kago.errors import CgroupError
@@ -48,6 +66,7 @@ from .common import SIGKILL, Manager
 from .hybrid import HybridManager
 from .mountinfo import (UNIFIED, Hierarchy, Layout, detect, parse_mountinfo, parse_proc_cgroup,
                         read_proc_cgroup, split_path)
+from .resources import Write, plan_writes, resources_from_flags
 from .v1 import V1Manager
 from .v2 import V2Manager
 
@@ -67,5 +86,6 @@ def open_manager(cgroups_path, layout=None, owner_pid=None):
 
 
 __all__ = ["CgroupError", "Hierarchy", "HybridManager", "Layout", "Manager", "SIGKILL", "UNIFIED",
-           "V1Manager", "V2Manager", "detect", "open_manager", "parse_mountinfo",
-           "parse_proc_cgroup", "read_proc_cgroup", "split_path"]
+           "V1Manager", "V2Manager", "Write", "detect", "open_manager", "parse_mountinfo",
+           "parse_proc_cgroup", "plan_writes", "read_proc_cgroup", "resources_from_flags",
+           "split_path"]

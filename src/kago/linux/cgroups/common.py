@@ -16,6 +16,8 @@ import time
 
 from kago.errors import CgroupError
 
+from .mountinfo import UNIFIED
+
 # signal.SIGKILL without importing signal, which pulls in enum (~5 ms of start-up).
 SIGKILL = 9
 
@@ -72,8 +74,26 @@ def walk_pids(top):
     return sorted(found)
 
 
-def mkdir_p(path, made):
-    """mkdir -p ``path``, appending each directory this call created to ``made``, parents first."""
+def mkdir_p(path, made, timeout=2.0):
+    """mkdir -p ``path``, appending each directory this call created to ``made``, parents first.
+
+    A shared parent (``/kago``) is removed by another container's ``delete`` when it is empty;
+    if that happens between our parent's mkdir and the child's, the child's mkdir fails with
+    ENOENT. Then the chain is made again from where it broke: once our leaf exists, the parent
+    is busy and cannot go away.
+    """
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            _mkdir_chain(path, made)
+            return
+        except FileNotFoundError:
+            if time.monotonic() > deadline:
+                break
+    raise CgroupError(path, "cannot create: a parent cgroup keeps being removed", errno.ENOENT)
+
+
+def _mkdir_chain(path, made):
     missing = []
     while not os.path.isdir(path):
         missing.append(path)
@@ -85,9 +105,12 @@ def mkdir_p(path, made):
             if os.path.isdir(d):
                 continue  # another create() made it just now: it is not ours to remove
             raise CgroupError(d, "cannot create: a file of that name exists", errno.EEXIST)
+        except FileNotFoundError:
+            raise
         except OSError as e:
             raise CgroupError(d, f"cannot create: {_strerror(e.errno)}", e.errno) from e
-        made.append(d)
+        if d not in made:
+            made.append(d)
 
 
 def _depth(path):
@@ -355,7 +378,7 @@ class Manager:
     def pressure(self):
         """PSI of the container: {"cpu"|"memory"|"io": {"some"|"full": {"avg10", "avg60",
         "avg300", "total"}}}, from its cgroup2 directory (on hybrid: the unified tree)."""
-        unified = self.dirs.get("unified")
+        unified = self.dirs.get(UNIFIED)
         if unified is None:
             raise CgroupError(self.path, "no cgroup2 directory: PSI is per cgroup only on "
                               "cgroup2", errno.ENOENT)

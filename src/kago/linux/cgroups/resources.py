@@ -213,13 +213,11 @@ def _shares(cpu, field):
 def _cpu_v1(cpu, field, host):
     out = _rt_v1(cpu, field)
     shares = _shares(cpu, field)
-    if shares:
-        out.append(("cpu.shares", str(shares), field + ".shares"))
+    out += _weight_and_idle(cpu, field, shares and ("cpu.shares", str(shares)))
     quota, period, burst = _bandwidth(cpu, field)
-    out += _bandwidth_writes(("cpu.cfs_quota_us", quota and str(quota)),
-                             ("cpu.cfs_period_us", period and str(period)),
-                             ("cpu.cfs_burst_us", burst), field)
-    return out + _idle(cpu, field)
+    return out + _bandwidth_writes(("cpu.cfs_quota_us", quota and str(quota)),
+                                   ("cpu.cfs_period_us", period and str(period)),
+                                   ("cpu.cfs_burst_us", burst), field)
 
 
 def _cpu_v2(cpu, field, host):
@@ -228,10 +226,8 @@ def _cpu_v2(cpu, field, host):
             _int(cpu[key], f"{field}.{key}")
             raise SpecError(f"{field}.{key}", "cgroup v2 has no real-time group scheduling "
                             "(cpu.rt_runtime_us); run the container without it")
-    out = _idle(cpu, field)
     shares = _shares(cpu, field)
-    if shares:
-        out.append(("cpu.weight", str(shares_to_weight(shares)), field + ".shares"))
+    out = _weight_and_idle(cpu, field, shares and ("cpu.weight", str(shares_to_weight(shares))))
     quota, period, burst = _bandwidth(cpu, field)
     cpu_max = None
     if quota or period:
@@ -281,11 +277,15 @@ def _bandwidth_writes(quota, period, burst, field):
     return out
 
 
-def _idle(cpu, field):
+def _weight_and_idle(cpu, field, weight):
+    """cpu.shares/weight and cpu.idle: the kernel refuses a weight while the group is idle
+    (EINVAL), so idle 0 is written before the weight and idle 1 after it."""
+    out = [(weight[0], weight[1], field + ".shares")] if weight else []
     idle = cpu.get("idle")
     if idle is None:
-        return []
-    return [("cpu.idle", str(_int(idle, field + ".idle", 0, 1)), field + ".idle")]
+        return out
+    idle = [("cpu.idle", str(_int(idle, field + ".idle", 0, 1)), field + ".idle")]
+    return idle + out if idle[0][1] == "0" else out + idle
 
 
 def _cpuset(cpu, field, host):
@@ -300,8 +300,9 @@ def _cpuset(cpu, field, host):
 # --- memory ---------------------------------------------------------------------------------
 
 def _limit_and_swap(memory, field):
-    limit = _limit(memory.get("limit", 0), field + ".limit")
-    swap = _limit(memory.get("swap", 0), field + ".swap")
+    # null is unset, as a Go *int64 reads it
+    limit = _limit(0 if memory.get("limit") is None else memory["limit"], field + ".limit")
+    swap = _limit(0 if memory.get("swap") is None else memory["swap"], field + ".swap")
     if limit > 0 and swap > 0 and swap < limit:
         raise SpecError(field + ".swap", f"memory+swap limit {swap} must not be below the "
                         f"memory limit {limit}")
