@@ -50,11 +50,14 @@ def join(opened):
         libc.setns(fd, flag, path=f"{kind} namespace {path}")
 
 
-def unshare_flags(namespaces, skip_user=True):
-    """The CLONE_NEW* flags of the namespaces the container gets fresh."""
+def unshare_flags(namespaces, skip=("user", "cgroup")):
+    """The CLONE_NEW* flags of the namespaces the container gets fresh, but for ``skip``:
+    the user namespace comes first, alone (its ID maps must be written before the rest), and
+    the cgroup namespace last, by the container process once it is inside its cgroups (a new
+    cgroup namespace is rooted at the caller's cgroups at that moment)."""
     flags = 0
     for kind, flag, path in namespaces:
-        if path is None and not (skip_user and kind == "user"):
+        if path is None and kind not in skip:
             flags |= flag
     return flags
 

@@ -60,14 +60,21 @@ def _where(exc):
     return f" at {tb.tb_frame.f_code.co_filename}:{tb.tb_lineno}"
 
 
-def intermediate(chan, plan, ctx_args, exec_mode=False):
-    """Join/unshare namespaces, get ID maps, fork the container process, report its pid."""
+def intermediate(chan, plan, ctx_args, exec_mode=False, cgroup=None, join_unified=False):
+    """Join cgroups and namespaces, get ID maps, fork the container process, report its pid."""
     try:
         # non-dumpable while inside the container's namespaces: its processes must not be
         # able to ptrace us or open /proc/<pid>/exe (the CVE-2019-5736 class)
         libc.prctl(C.PR_SET_DUMPABLE, 0)
         _preload(plan)
         _close_inherited(chan, ctx_args)
+        with log.phase("cgroups join"):
+            # first: once a mount namespace is joined, the host's cgroupfs is out of reach
+            # (the cgroup2 tree: we were born there by clone3, unless the kernel lacks it)
+            if cgroup is not None:
+                cgroup.enter_self()
+                if join_unified:
+                    cgroup.enter_unified_self()
         with log.phase("namespaces"):
             # before joining anything: the opener must keep the host's user namespace
             opener = None if exec_mode else SourceOpener.start(plan, chan)

@@ -7,10 +7,10 @@ VM's PID 1 reaps orphans 1-2 s late). When a ``create`` returns, the container's
 on to the caller's subreaper (containerd's shim, conmon) or PID 1, as with runc.
 """
 
+import errno
 import os
+import sys
 import _signal as signal  # signal.py builds IntEnums (~4 ms); the C module is enough
-
-import _thread
 
 from kago import log
 from kago.errors import KagoError
@@ -57,77 +57,66 @@ def assert_single_threaded():
 def spawn(plan, ctx_args, cgroup=None, on_hooks=None, exec_mode=False):
     """Fork the container process; return the Spawn once it reported ``ready``.
 
-    ``cgroup`` (or None, already created) receives the intermediate before it unshares
-    anything, so the container inherits it; ``on_hooks(pid)`` runs prestart and
-    createRuntime hooks and returns the state JSON.
-
-    Latency: the first move of a task between cgroups waits for an RCU grace period in the
-    kernel (~8 ms here, whatever the hierarchy). So the move happens in a short-lived thread
-    started after the fork, while the intermediate imports and prepares its namespaces and we
-    load ctypes; it is joined before the intermediate may unshare or fork. The thread makes
-    one blocking write per hierarchy and nothing else, so it barely needs the GIL.
+    ``cgroup`` (a created Manager, or None): the intermediate joins its v1 hierarchies itself
+    and creates the container process directly in its cgroup2 directory (child.py), before
+    anything is unshared, so every process of the container starts inside it; we never move a
+    task, which would cost an RCU grace period (docs/latency.md). ``on_hooks(pid)`` runs
+    prestart and createRuntime hooks and returns the state JSON.
     """
     assert_single_threaded()
+    from kago.kernel import libc
+    libc.prctl(C.PR_SET_CHILD_SUBREAPER, 1)
     ours, theirs = Channel.pair()
     sp = Spawn()
     sp.chan = ours
-    pid = os.fork()
+    pid, born_in_cgroup = _fork_into(cgroup)
     if pid == 0:
         try:
             ours.close()
             from kago.process.child import intermediate
-            intermediate(theirs, plan, ctx_args, exec_mode)
+            intermediate(theirs, plan, ctx_args, exec_mode, cgroup,
+                         join_unified=cgroup is not None and not born_in_cgroup)
         finally:
             os._exit(1)  # whatever happens, the child never unwinds into our caller
     theirs.close()
     sp.intermediate = pid
-    placing = _Placement(cgroup, pid)
     try:
-        from kago.kernel import libc  # ctypes: loaded while the thread waits on the kernel
-        libc.prctl(C.PR_SET_CHILD_SUBREAPER, 1)
-        _handshake(sp, plan, placing, on_hooks)
+        _handshake(sp, plan, on_hooks)
     except BaseException:
-        placing.join()
         sp.kill()
         ours.close()
         raise
     return sp
 
 
-class _Placement:
-    """Create ``cgroup`` and move ``pid`` into it, in a thread; ``join()`` re-raises."""
+def _fork_into(cgroup):
+    """Fork the intermediate directly into the container's cgroup2 directory when there is one.
 
-    __slots__ = ("lock", "error")
-
-    def __init__(self, cgroup, pid):
-        self.lock = _thread.allocate_lock()
-        self.error = None
-        if cgroup is None:
-            return
-        self.lock.acquire()
-        _thread.start_new_thread(self._run, (cgroup, pid))
-
-    def _run(self, cgroup, pid):
-        try:
-            with log.phase("cgroup placement"):
-                cgroup.add(pid)
-        except BaseException as e:  # noqa: BLE001 - handed to join()
-            self.error = e
-        finally:
-            self.lock.release()
-
-    def join(self):
-        self.lock.acquire()
-        self.lock.release()
-        if self.error is not None:
-            err, self.error = self.error, None
-            raise err
+    clone3(CLONE_INTO_CGROUP) from here, where we are still host root (inside a user namespace
+    the kernel would refuse it); the v1 hierarchies the intermediate joins itself. Returns
+    (pid, whether the child was born in the cgroup2 directory). We are single-threaded here
+    (asserted), which is what makes a raw clone3 safe: see kernel.libc.clone3_into_cgroup.
+    """
+    fd = cgroup.unified_fd() if cgroup is not None else None
+    if fd is None or "threading" in sys.modules:
+        # threading registers after-fork hooks a raw clone3 would skip: use the safe path
+        if fd is not None:
+            os.close(fd)
+        return os.fork(), False
+    from kago.kernel import libc
+    try:
+        return libc.clone3_into_cgroup(fd), True
+    except OSError as e:
+        if e.errno not in (errno.ENOSYS, errno.EINVAL, errno.E2BIG, errno.EOPNOTSUPP):
+            raise
+        return os.fork(), False  # kernel < 5.7: the child moves itself (one grace period)
+    finally:
+        os.close(fd)
 
 
-def _handshake(sp, plan, placing, on_hooks):
+def _handshake(sp, plan, on_hooks):
     chan = sp.chan
     hello = chan.recv(expect=("hello",))
-    placing.join()
     if hello["userns"]:
         from kago.linux import idmap
         with log.phase("id maps"):

@@ -51,6 +51,12 @@ class InitContext:
 
 # --- create/run: the container's first process --------------------------------------------
 
+def enter_cgroup_ns(ctx):
+    """A new cgroup namespace, rooted at the container's own cgroups (we are in them now)."""
+    if ctx.plan.new_ns("cgroup"):
+        libc.unshare(C.CLONE_NEWCGROUP)
+
+
 def set_oom_score(ctx):
     limits.set_oom_score_adj(ctx.plan.process.oom_score_adj)
 
@@ -221,8 +227,8 @@ def execute(ctx):
         raise ExecError(f"exec {ctx.exe}: {os.strerror(e.errno).lower()}") from None
 
 
-CREATE_STEPS = (set_oom_score, prepare_root, mount_all, make_devices, make_cwd, creation_hooks,
-                sysctls, protect_paths, switch_root, set_names, terminal, rlimits, home_env,
+CREATE_STEPS = (enter_cgroup_ns, set_oom_score, prepare_root, mount_all, make_devices, make_cwd,
+                creation_hooks, sysctls, protect_paths, switch_root, set_names, terminal, rlimits, home_env,
                 find_program, enter_cwd, credentials, close_fds, signal_ready, wait_for_start,
                 start_hooks, no_new_privileges, execute)
 

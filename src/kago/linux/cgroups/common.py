@@ -259,6 +259,35 @@ class Manager:
         for d in self.dirs.values():
             write_text(d + "/cgroup.procs", str(pid), f"cannot add pid {pid}")
 
+    def enter_self(self):
+        """Move the calling process into every v1 hierarchy (the cgroup2 tree is not touched).
+
+        The caller must be single-threaded: writing "0" to a v1 ``tasks`` file moves just the
+        calling thread and skips the kernel's global cgroup_threadgroup_rwsem, whose first
+        writer waits a whole RCU grace period (8-17 ms here, see docs/latency.md). The cgroup2
+        tree has no such path: the process is created there with clone3(CLONE_INTO_CGROUP)
+        (``unified_fd``), or moves with ``enter_unified_self``.
+        """
+        for name, d in self.dirs.items():
+            if name != UNIFIED:
+                write_text(d + "/tasks", "0", "cannot join")
+
+    def unified_fd(self):
+        """An O_RDONLY fd of the cgroup2 directory for clone3(CLONE_INTO_CGROUP), or None."""
+        unified = self.dirs.get(UNIFIED)
+        if unified is None:
+            return None
+        try:
+            return os.open(unified, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+        except OSError as e:
+            raise CgroupError(unified, f"cannot open: {_strerror(e.errno)}", e.errno) from e
+
+    def enter_unified_self(self):
+        """Fallback where clone3(CLONE_INTO_CGROUP) is missing: move ourselves (slow path)."""
+        unified = self.dirs.get(UNIFIED)
+        if unified is not None:
+            write_text(unified + "/cgroup.procs", "0", "cannot join")
+
     def destroy(self, timeout=2.0):
         """rmdir what create() made, deepest first, in every hierarchy; see rmdir_tree()."""
         deadline = time.monotonic() + timeout
