@@ -1,21 +1,31 @@
 """Thin wrappers over the system calls Python 3.11's ``os`` lacks.
 
-The only module in kago that imports ctypes. Each wrapper raises ``KernelError`` (an OSError)
-naming the operation and path, and retries EINTR (ctypes does not, unlike ``os.*``).
+The only module in kago that calls C (through ``kernel.ffi``, a lean ctypes). Each wrapper
+raises ``KernelError`` (an OSError) naming the operation and path, and retries EINTR (ctypes
+does not, unlike ``os.*``).
 Man pages: unshare(2), setns(2), mount(2), umount(2), pivot_root(2), mount_setattr(2),
 openat2(2), open_tree(2), move_mount(2), capget(2), prctl(2), close_range(2).
 """
 
-import ctypes
 import errno as _errno
 import os
 
 from kago.errors import KernelError, MountError
 from kago.kernel import consts as C
+from kago.kernel import ffi
 
-_libc = ctypes.CDLL(None, use_errno=True)
-_syscall = _libc.syscall
-_syscall.restype = ctypes.c_long
+
+class _Libc:
+    """libc's functions, looked up on first use (most commands call only a few)."""
+
+    def __getattr__(self, name):
+        fn = ffi.function(name)
+        setattr(self, name, fn)
+        return fn
+
+
+_libc = _Libc()
+_syscall = ffi.function("syscall", ffi.c_long)
 
 
 def _call(fn, args, op, path=None, exc=KernelError, detail=None):
@@ -23,7 +33,7 @@ def _call(fn, args, op, path=None, exc=KernelError, detail=None):
         ret = fn(*args)
         if ret != -1:
             return ret
-        err = ctypes.get_errno()
+        err = ffi.get_errno()
         if err != _errno.EINTR:
             raise exc(op, err, path, detail)
 
@@ -35,34 +45,34 @@ def _b(path):
 # --- namespaces -----------------------------------------------------------------------------
 
 def unshare(flags):
-    _call(_libc.unshare, (ctypes.c_int(flags),), "unshare", detail=hex(flags))
+    _call(_libc.unshare, (ffi.c_int(flags),), "unshare", detail=hex(flags))
 
 
 def setns(fd, nstype=0, path=None):
-    _call(_libc.setns, (ctypes.c_int(fd), ctypes.c_int(nstype)), "setns", path)
+    _call(_libc.setns, (ffi.c_int(fd), ffi.c_int(nstype)), "setns", path)
 
 
 def sethostname(name):
     raw = name.encode()
-    _call(_libc.sethostname, (raw, ctypes.c_size_t(len(raw))), "sethostname", name)
+    _call(_libc.sethostname, (raw, ffi.c_size_t(len(raw))), "sethostname", name)
 
 
 def setdomainname(name):
     raw = name.encode()
-    _call(_libc.setdomainname, (raw, ctypes.c_size_t(len(raw))), "setdomainname", name)
+    _call(_libc.setdomainname, (raw, ffi.c_size_t(len(raw))), "setdomainname", name)
 
 
 # --- mounts ---------------------------------------------------------------------------------
 
 def mount(source, target, fstype, flags, data=None, shown=None):
     """mount(2). ``shown`` is the path to name in errors when ``target`` is a /proc fd link."""
-    args = (_b(source), _b(target), _b(fstype), ctypes.c_ulong(flags), _b(data))
+    args = (_b(source), _b(target), _b(fstype), ffi.c_ulong(flags), _b(data))
     _call(_libc.mount, args, "mount", shown or target, MountError,
           detail=f"type {fstype or 'bind'}, source {source}" if source else None)
 
 
 def umount2(target, flags=0):
-    _call(_libc.umount2, (_b(target), ctypes.c_int(flags)), "umount", target, MountError)
+    _call(_libc.umount2, (_b(target), ffi.c_int(flags)), "umount", target, MountError)
 
 
 def pivot_root(new_root, put_old):
@@ -70,33 +80,33 @@ def pivot_root(new_root, put_old):
           MountError)
 
 
-class _MountAttr(ctypes.Structure):
-    _fields_ = [("attr_set", ctypes.c_uint64), ("attr_clr", ctypes.c_uint64),
-                ("propagation", ctypes.c_uint64), ("userns_fd", ctypes.c_uint64)]
+class _MountAttr(ffi.Structure):
+    _fields_ = [("attr_set", ffi.c_uint64), ("attr_clr", ffi.c_uint64),
+                ("propagation", ffi.c_uint64), ("userns_fd", ffi.c_uint64)]
 
 
 def mount_setattr(dirfd, path, flags, attr_set=0, attr_clr=0, propagation=0, userns_fd=0,
                   shown=None):
     attr = _MountAttr(attr_set, attr_clr, propagation, userns_fd)
-    _call(_syscall, (C.SYS_mount_setattr, ctypes.c_int(dirfd), _b(path), ctypes.c_uint(flags),
-                     ctypes.byref(attr), ctypes.c_size_t(ctypes.sizeof(attr))),
+    _call(_syscall, (C.SYS_mount_setattr, ffi.c_int(dirfd), _b(path), ffi.c_uint(flags),
+                     ffi.byref(attr), ffi.c_size_t(ffi.sizeof(attr))),
           "mount_setattr", shown or path, MountError)
 
 
 def open_tree(dirfd, path, flags):
-    return _call(_syscall, (C.SYS_open_tree, ctypes.c_int(dirfd), _b(path),
-                            ctypes.c_uint(flags)), "open_tree", path, MountError)
+    return _call(_syscall, (C.SYS_open_tree, ffi.c_int(dirfd), _b(path),
+                            ffi.c_uint(flags)), "open_tree", path, MountError)
 
 
 def move_mount(from_fd, from_path, to_fd, to_path, flags, shown=None):
-    _call(_syscall, (C.SYS_move_mount, ctypes.c_int(from_fd), _b(from_path), ctypes.c_int(to_fd),
-                     _b(to_path), ctypes.c_uint(flags)), "move_mount", shown or to_path,
+    _call(_syscall, (C.SYS_move_mount, ffi.c_int(from_fd), _b(from_path), ffi.c_int(to_fd),
+                     _b(to_path), ffi.c_uint(flags)), "move_mount", shown or to_path,
           MountError)
 
 
-class _OpenHow(ctypes.Structure):
-    _fields_ = [("flags", ctypes.c_uint64), ("mode", ctypes.c_uint64),
-                ("resolve", ctypes.c_uint64)]
+class _OpenHow(ffi.Structure):
+    _fields_ = [("flags", ffi.c_uint64), ("mode", ffi.c_uint64),
+                ("resolve", ffi.c_uint64)]
 
 
 def openat2(dirfd, path, flags, resolve, mode=0, shown=None):
@@ -105,8 +115,8 @@ def openat2(dirfd, path, flags, resolve, mode=0, shown=None):
     how = _OpenHow(flags | os.O_CLOEXEC, mode, resolve)
     for _ in range(64):
         try:
-            return _call(_syscall, (C.SYS_openat2, ctypes.c_int(dirfd), _b(path),
-                                    ctypes.byref(how), ctypes.c_size_t(ctypes.sizeof(how))),
+            return _call(_syscall, (C.SYS_openat2, ffi.c_int(dirfd), _b(path),
+                                    ffi.byref(how), ffi.c_size_t(ffi.sizeof(how))),
                          "open", shown or path)
         except KernelError as e:
             if e.errno != _errno.EAGAIN:
@@ -117,17 +127,17 @@ def openat2(dirfd, path, flags, resolve, mode=0, shown=None):
 # --- process credentials and controls --------------------------------------------------------
 
 def prctl(option, arg2=0, arg3=0, arg4=0, arg5=0, op="prctl"):
-    return _call(_libc.prctl, (ctypes.c_int(option), ctypes.c_ulong(arg2), ctypes.c_ulong(arg3),
-                               ctypes.c_ulong(arg4), ctypes.c_ulong(arg5)), op)
+    return _call(_libc.prctl, (ffi.c_int(option), ffi.c_ulong(arg2), ffi.c_ulong(arg3),
+                               ffi.c_ulong(arg4), ffi.c_ulong(arg5)), op)
 
 
-class _CapHeader(ctypes.Structure):
-    _fields_ = [("version", ctypes.c_uint32), ("pid", ctypes.c_int)]
+class _CapHeader(ffi.Structure):
+    _fields_ = [("version", ffi.c_uint32), ("pid", ffi.c_int)]
 
 
-class _CapData(ctypes.Structure):
-    _fields_ = [("effective", ctypes.c_uint32), ("permitted", ctypes.c_uint32),
-                ("inheritable", ctypes.c_uint32)]
+class _CapData(ffi.Structure):
+    _fields_ = [("effective", ffi.c_uint32), ("permitted", ffi.c_uint32),
+                ("inheritable", ffi.c_uint32)]
 
 
 def capset(effective, permitted, inheritable):
@@ -139,42 +149,42 @@ def capset(effective, permitted, inheritable):
         data[i].effective = (effective >> shift) & 0xFFFFFFFF
         data[i].permitted = (permitted >> shift) & 0xFFFFFFFF
         data[i].inheritable = (inheritable >> shift) & 0xFFFFFFFF
-    _call(_syscall, (C.SYS_capset, ctypes.byref(hdr), data), "capset")
+    _call(_syscall, (C.SYS_capset, ffi.byref(hdr), data), "capset")
 
 
 def capget(pid=0):
     """Return (effective, permitted, inheritable) masks of ``pid`` (0 = this thread)."""
     hdr = _CapHeader(C.LINUX_CAPABILITY_VERSION_3, pid)
     data = (_CapData * 2)()
-    _call(_syscall, (C.SYS_capget, ctypes.byref(hdr), data), "capget")
+    _call(_syscall, (C.SYS_capget, ffi.byref(hdr), data), "capget")
     join = lambda f: getattr(data[0], f) | (getattr(data[1], f) << 32)  # noqa: E731
     return join("effective"), join("permitted"), join("inheritable")
 
 
 def close_range(first, last, flags):
-    _call(_syscall, (C.SYS_close_range, ctypes.c_uint(first), ctypes.c_uint(last),
-                     ctypes.c_uint(flags)), "close_range")
+    _call(_syscall, (C.SYS_close_range, ffi.c_uint(first), ffi.c_uint(last),
+                     ffi.c_uint(flags)), "close_range")
 
 
 def ioctl_int(fd, request, value=0, op="ioctl"):
     """ioctl with an int argument passed by pointer (TIOCGPTN/TIOCSPTLCK style)."""
-    arg = ctypes.c_int(value)
-    _call(_libc.ioctl, (ctypes.c_int(fd), ctypes.c_ulong(request), ctypes.byref(arg)), op)
+    arg = ffi.c_int(value)
+    _call(_libc.ioctl, (ffi.c_int(fd), ffi.c_ulong(request), ffi.byref(arg)), op)
     return arg.value
 
 
 def ioctl_val(fd, request, value=0, op="ioctl"):
     """ioctl with an integer argument passed by value (TIOCSCTTY style)."""
-    _call(_libc.ioctl, (ctypes.c_int(fd), ctypes.c_ulong(request), ctypes.c_ulong(value)), op)
+    _call(_libc.ioctl, (ffi.c_int(fd), ffi.c_ulong(request), ffi.c_ulong(value)), op)
 
 
 def setgroups(gids):
-    arr = (ctypes.c_uint32 * max(len(gids), 1))(*gids)
-    _call(_libc.setgroups, (ctypes.c_size_t(len(gids)), arr), "setgroups")
+    arr = (ffi.c_uint32 * max(len(gids), 1))(*gids)
+    _call(_libc.setgroups, (ffi.c_size_t(len(gids)), arr), "setgroups")
 
 
-class _CloneArgs(ctypes.Structure):
-    _fields_ = [(name, ctypes.c_uint64) for name in (
+class _CloneArgs(ffi.Structure):
+    _fields_ = [(name, ffi.c_uint64) for name in (
         "flags", "pidfd", "child_tid", "parent_tid", "exit_signal", "stack", "stack_size", "tls",
         "set_tid", "set_tid_size", "cgroup")]
 
@@ -194,5 +204,5 @@ def clone3_into_cgroup(cgroup_fd):
     no RCU grace period (docs/latency.md).
     """
     args = _CloneArgs(flags=CLONE_INTO_CGROUP, exit_signal=SIGCHLD, cgroup=cgroup_fd)
-    return _call(_syscall, (C.SYS_clone3, ctypes.byref(args), ctypes.c_size_t(ctypes.sizeof(args))),
+    return _call(_syscall, (C.SYS_clone3, ffi.byref(args), ffi.c_size_t(ffi.sizeof(args))),
                  "clone3", detail="CLONE_INTO_CGROUP")

@@ -50,6 +50,49 @@ def join(opened):
         libc.setns(fd, flag, path=f"{kind} namespace {path}")
 
 
+# namespaces a process cannot enter itself, only its children (the caller forks afterwards)
+FOR_CHILDREN = ("pid", "time")
+
+
+class ForChildren:
+    """Put the caller's future children into the spec's pid/time namespaces, then back.
+
+    unshare(CLONE_NEWPID/NEWTIME) and setns to a pid/time namespace change only where the
+    caller's children go; the caller keeps its own. So the runtime can fork the container
+    straight into them and then point its later children (hooks) home again with setns.
+    """
+
+    __slots__ = ("saved",)
+
+    def __init__(self):
+        self.saved = []
+
+    def enter(self, plan_namespaces, time_offsets):
+        for kind, flag, path in plan_namespaces:
+            if kind not in FOR_CHILDREN:
+                continue
+            self.saved.append((flag, os.open(f"/proc/self/ns/{NS_FILES[kind]}_for_children",
+                                              os.O_RDONLY | os.O_CLOEXEC)))
+            if path:
+                fd = _open_ns(path)
+                try:
+                    libc.setns(fd, flag, path=path)
+                finally:
+                    os.close(fd)
+            else:
+                libc.unshare(flag)
+                if kind == "time":
+                    write_time_offsets(time_offsets)
+
+    def restore(self):
+        while self.saved:
+            flag, fd = self.saved.pop()
+            try:
+                libc.setns(fd, flag, path="the runtime's own namespace")
+            finally:
+                os.close(fd)
+
+
 def unshare_flags(namespaces, skip=("user", "cgroup")):
     """The CLONE_NEW* flags of the namespaces the container gets fresh, but for ``skip``:
     the user namespace comes first, alone (its ID maps must be written before the rest), and

@@ -4,7 +4,9 @@ A SOCK_SEQPACKET socketpair keeps message boundaries; each message is a ``marsha
 builtin: no import cost, and both ends are the same interpreter). Exceptions cannot cross a
 fork, so errors travel as ``error`` messages and are rebuilt as KagoError in the parent.
 
-Protocol (P = runtime, I = intermediate child, C = container init or exec'd process):
+Protocol (P = runtime, I = intermediate child, C = container init or exec'd process). With a
+user namespace P forks I, which forks C; without one P forks C directly, and the "hello" and
+"pid" rows do not happen (P knows C's pid from the fork).
 
 | from | message                      | meaning / reply                                            |
 | ---- | ---------------------------- | ---------------------------------------------------------- |

@@ -105,6 +105,36 @@ def intermediate(chan, plan, ctx_args, exec_mode=False, cgroup=None, join_unifie
         os._exit(0)
 
 
+def direct(chan, plan, ctx_args, exec_mode=False, cgroup=None, join_unified=False):
+    """The container process itself, forked straight from the runtime (no user namespace).
+
+    The runtime made the pid (and time) namespace for its children before forking us, so we
+    are already in them; the rest we join or make here, then run the init steps.
+    """
+    try:
+        libc.prctl(C.PR_SET_DUMPABLE, 0)  # see intermediate(): CVE-2019-5736 class
+        _preload(plan)
+        _close_inherited(chan, ctx_args)
+        with log.phase("cgroups join"):
+            if cgroup is not None:
+                cgroup.enter_self()
+                if join_unified:
+                    cgroup.enter_unified_self()
+        with log.phase("namespaces"):
+            own = [ns for ns in plan.namespaces if ns[0] not in namespaces.FOR_CHILDREN]
+            opened = namespaces.open_paths(own)
+            namespaces.join(opened)
+            namespaces.close_all(opened)
+            flags = namespaces.unshare_flags(own)
+            if flags:
+                libc.unshare(flags)
+        ctx = InitContext(plan, chan, **ctx_args)
+    except BaseException as e:  # noqa: BLE001 - must reach os._exit
+        _die(chan, e)
+    run_steps(ctx, EXEC_STEPS if exec_mode else CREATE_STEPS)
+    os._exit(1)  # not reached: run_steps execs or exits
+
+
 class SourceOpener:
     """Opens bind-mount sources with the host's credentials, for a user-namespaced container.
 

@@ -57,9 +57,14 @@ def assert_single_threaded():
 def spawn(plan, ctx_args, cgroup=None, on_hooks=None, exec_mode=False):
     """Fork the container process; return the Spawn once it reported ``ready``.
 
-    ``cgroup`` (a created Manager, or None): the intermediate joins its v1 hierarchies itself
-    and creates the container process directly in its cgroup2 directory (child.py), before
-    anything is unshared, so every process of the container starts inside it; we never move a
+    Two shapes (child.py). With a user namespace, an intermediate process unshares it, waits
+    for us to write its ID maps, makes the other namespaces and forks the container process
+    (the maps must exist before anything else is made in the namespace). Without one, we
+    fork the container process directly: we make its pid/time namespaces for our children
+    only (namespaces.ForChildren) and it makes the rest itself, which saves a whole process.
+
+    ``cgroup`` (a created Manager, or None): the first child is born in its cgroup2 directory
+    (clone3) and joins the v1 hierarchies itself, before anything is unshared; we never move a
     task, which would cost an RCU grace period (docs/latency.md). ``on_hooks(pid)`` runs
     prestart and createRuntime hooks and returns the state JSON.
     """
@@ -69,24 +74,48 @@ def spawn(plan, ctx_args, cgroup=None, on_hooks=None, exec_mode=False):
     ours, theirs = Channel.pair()
     sp = Spawn()
     sp.chan = ours
-    pid, born_in_cgroup = _fork_into(cgroup)
+    direct = not plan.has_ns("user")
+    pid, born_in_cgroup = _fork_first(plan, cgroup, direct)
     if pid == 0:
         try:
             ours.close()
-            from kago.process.child import intermediate
-            intermediate(theirs, plan, ctx_args, exec_mode, cgroup,
-                         join_unified=cgroup is not None and not born_in_cgroup)
+            from kago.process import child
+            entry = child.direct if direct else child.intermediate
+            entry(theirs, plan, ctx_args, exec_mode, cgroup,
+                  join_unified=cgroup is not None and not born_in_cgroup)
         finally:
             os._exit(1)  # whatever happens, the child never unwinds into our caller
     theirs.close()
-    sp.intermediate = pid
     try:
-        _handshake(sp, plan, on_hooks)
+        if direct:
+            sp.pid = pid
+            sp.pid_start = procfs.start_time(pid)
+        else:
+            sp.intermediate = pid
+            _intermediate_handshake(sp, plan)
+        _readiness(sp, on_hooks)
     except BaseException:
         sp.kill()
         ours.close()
         raise
     return sp
+
+
+def _fork_first(plan, cgroup, direct):
+    """Fork the first child; for the direct shape, into the container's pid/time namespaces."""
+    if not direct:
+        return _fork_into(cgroup)
+    from kago.linux.namespaces import ForChildren
+    children = ForChildren()
+    try:
+        children.enter(plan.namespaces, plan.time_offsets)
+        forked = _fork_into(cgroup)
+    except BaseException:
+        children.restore()
+        raise
+    if forked[0] != 0:
+        children.restore()  # our later children (hooks) are born in our own namespaces
+    return forked
 
 
 def _fork_into(cgroup):
@@ -114,7 +143,7 @@ def _fork_into(cgroup):
         os.close(fd)
 
 
-def _handshake(sp, plan, on_hooks):
+def _intermediate_handshake(sp, plan):
     chan = sp.chan
     hello = chan.recv(expect=("hello",))
     if hello["userns"]:
@@ -128,6 +157,11 @@ def _handshake(sp, plan, on_hooks):
     sp.pid_start = procfs.start_time(sp.pid)
     _reap(sp.intermediate)
     sp.intermediate = None
+
+
+def _readiness(sp, on_hooks):
+    """Serve hook requests until the container process says it is ready."""
+    chan = sp.chan
     while True:
         msg = chan.recv(expect=("hooks", "ready"))
         if msg["t"] == "ready":

@@ -66,7 +66,6 @@ from .common import SIGKILL, Manager
 from .hybrid import HybridManager
 from .mountinfo import (UNIFIED, Hierarchy, Layout, detect, parse_mountinfo, parse_proc_cgroup,
                         read_proc_cgroup, split_path)
-from .resources import Write, plan_writes, resources_from_flags
 from .v1 import V1Manager
 from .v2 import V2Manager
 
@@ -89,3 +88,14 @@ __all__ = ["CgroupError", "Hierarchy", "HybridManager", "Layout", "Manager", "SI
            "V1Manager", "V2Manager", "Write", "detect", "open_manager", "parse_mountinfo",
            "parse_proc_cgroup", "plan_writes", "read_proc_cgroup", "resources_from_flags",
            "split_path"]
+
+
+_LAZY = ("Write", "plan_writes", "resources_from_flags")
+
+
+def __getattr__(name):
+    """The resources plan is loaded on first use: ``create`` without limits never needs it."""
+    if name in _LAZY:
+        from . import resources
+        return getattr(resources, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
