@@ -221,6 +221,8 @@ def no_new_privileges(ctx):
 
 def execute(ctx):
     proc = ctx.plan.process
+    # the last line of the phase log: the time from here to the program is the kernel's
+    log.debug("phase exec", path=ctx.exe, pid=os.getpid())
     try:
         os.execve(ctx.exe, proc.args, _env_dict(proc.env))
     except OSError as e:
