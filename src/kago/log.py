@@ -90,6 +90,11 @@ def error(msg, **fields):
     log("error", msg, **fields)
 
 
+def fd():
+    """The descriptor records go to (a forked child keeps it open across its fd cleanup)."""
+    return _cfg.fd
+
+
 def logs_to_stderr():
     return _cfg.fd == 2
 

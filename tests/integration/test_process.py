@@ -327,7 +327,7 @@ def test_listen_fds(oci, make_bundle):
     b = make_bundle(["sh", "-c", "ls /proc/$$/fd; env | grep ^LISTEN_ | sort"])
     env = dict(os.environ, LISTEN_FDS="1")
     # LISTEN_PID must be kago-oci's own pid (systemd's rule): set it in the shell that execs it
-    argv = ["sh", "-c", f'LISTEN_PID=$$ exec "$@" 3</etc/hostname', "sh", KAGO_OCI, "--root",
+    argv = ["sh", "-c", 'LISTEN_PID=$$ exec "$@" 3</etc/hostname', "sh", KAGO_OCI, "--root",
             oci.root, "run", "--bundle", b.path, oci.new_id()]
     proc = subprocess.run(argv, capture_output=True, text=True, timeout=30, env=env)
     lines = ok(proc).splitlines()

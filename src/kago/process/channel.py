@@ -24,7 +24,6 @@ End of file on either side means the other process died: the survivor gives up.
 
 import _socket
 import marshal
-import os
 
 from kago import errors
 
@@ -85,14 +84,3 @@ def rebuild_error(msg):
     err.errno = msg.get("errno")
     err.kind = kind
     return err
-
-
-def send_fd(sock_fd, fd, name):
-    """Send ``fd`` over a connected unix socket with SCM_RIGHTS (runc's console protocol)."""
-    sock = _socket.socket(fileno=os.dup(sock_fd))
-    try:
-        import array
-        fds = array.array("i", [fd]).tobytes()
-        sock.sendmsg([name.encode()], [(_socket.SOL_SOCKET, _socket.SCM_RIGHTS, fds)])
-    finally:
-        sock.close()

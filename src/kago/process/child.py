@@ -38,7 +38,7 @@ def _close_inherited(chan, ctx_args):
     but a created container's init waits for ``start`` inside the container's namespaces
     holding them; runc's init never has them (it is a fresh exec with chosen fds).
     """
-    keep = {0, 1, 2, chan.fileno(), log._cfg.fd}  # the --log file, shared with the runtime
+    keep = {0, 1, 2, chan.fileno(), log.fd()}  # the --log file, shared with the runtime
     keep.update(range(3, 3 + (ctx_args.get("preserve") or 0)))
     keep.update(ctx_args.get(k) for k in ("fifo_fd", "console_fd", "root_fd_for_exec"))
     for name in os.listdir("/proc/self/fd"):

@@ -11,7 +11,6 @@ the init's pid + start time (is it alive), the exec fifo (has ``start`` happened
     delete  kill what is left, remove the cgroup, poststop hooks, remove the record
 """
 
-import errno
 import os
 import time
 
@@ -20,7 +19,6 @@ from kago import OCI_VERSION
 from kago.errors import (ContainerNotFound, CreateError, IncorrectStatus, KagoError, SpecError,
                          UsageError)
 from kago.runtime import store as st
-from kago.runtime.options import Options
 
 CREATED, RUNNING, STOPPED, PAUSED, CREATING = "created", "running", "stopped", "paused", "creating"
 
@@ -513,9 +511,6 @@ def list_states(store):
             continue  # removed or half-written between listdir and load
     return out
 
-
-def is_enoent(err):
-    return getattr(err, "errno", None) == errno.ENOENT
 
 
 # --- pause / resume -------------------------------------------------------------------------

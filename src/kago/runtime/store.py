@@ -9,7 +9,6 @@ Commands that change a container hold an flock on its directory. The init's pid 
 its start time (field 22 of /proc/PID/stat), so a recycled PID is never taken for the container.
 """
 
-import errno
 import fcntl
 import os
 
@@ -117,6 +116,3 @@ def mkfifo(path):
         raise KagoError(f"mkfifo {path}: {os.strerror(e.errno).lower()}") from None
     return path
 
-
-def is_missing(err):
-    return isinstance(err, OSError) and err.errno == errno.ENOENT
