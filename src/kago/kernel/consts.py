@@ -106,6 +106,7 @@ TIOCSWINSZ = 0x5414
 
 # x86_64 syscall numbers for calls glibc 2.36 has no wrapper for, or that we call directly.
 SYS_pivot_root = 155
+SYS_keyctl = 250
 SYS_capget = 125
 SYS_capset = 126
 SYS_open_tree = 428
@@ -118,3 +119,6 @@ SYS_clone3 = 435
 SYS_close_range = 436
 SYS_openat2 = 437
 SYS_mount_setattr = 442
+
+# keyctl(2)
+KEYCTL_JOIN_SESSION_KEYRING = 1

@@ -206,3 +206,9 @@ def clone3_into_cgroup(cgroup_fd):
     args = _CloneArgs(flags=CLONE_INTO_CGROUP, exit_signal=SIGCHLD, cgroup=cgroup_fd)
     return _call(_syscall, (C.SYS_clone3, ffi.byref(args), ffi.c_size_t(ffi.sizeof(args))),
                  "clone3", detail="CLONE_INTO_CGROUP")
+
+
+def join_session_keyring(name):
+    """keyctl(KEYCTL_JOIN_SESSION_KEYRING, name): a new session keyring of that name."""
+    return _call(_syscall, (C.SYS_keyctl, ffi.c_int(C.KEYCTL_JOIN_SESSION_KEYRING), _b(name)),
+                 "keyctl(KEYCTL_JOIN_SESSION_KEYRING)", name)

@@ -30,12 +30,13 @@ class InitContext:
 
     __slots__ = ("plan", "chan", "fifo_fd", "console_fd", "rootfd", "top", "preserve",
                  "exe", "state_json", "root_fd_for_exec", "has_devpts", "dev_is_bind",
-                 "sources")
+                 "sources", "new_keyring")
 
     def __init__(self, plan, chan, fifo_fd=None, console_fd=None, preserve=0,
-                 root_fd_for_exec=None):
+                 root_fd_for_exec=None, new_keyring=True):
         self.plan = plan
         self.chan = chan
+        self.new_keyring = new_keyring
         self.fifo_fd = fifo_fd
         self.console_fd = console_fd
         self.preserve = preserve
@@ -55,6 +56,18 @@ def enter_cgroup_ns(ctx):
     """A new cgroup namespace, rooted at the container's own cgroups (we are in them now)."""
     if ctx.plan.new_ns("cgroup"):
         libc.unshare(C.CLONE_NEWCGROUP)
+
+
+def session_keyring(ctx):
+    """A session keyring of the container's own, as runc: otherwise the container shares the
+    caller's session keyring and the keys in it (--no-new-keyring keeps the caller's)."""
+    if not ctx.new_keyring:
+        return
+    try:
+        libc.join_session_keyring(f"_ses.{ctx.plan.id}")
+    except KernelError as e:
+        if e.errno != errno.ENOSYS:  # a kernel without keys: nothing to share either
+            raise
 
 
 def set_oom_score(ctx):
@@ -229,10 +242,10 @@ def execute(ctx):
         raise ExecError(f"exec {ctx.exe}: {os.strerror(e.errno).lower()}") from None
 
 
-CREATE_STEPS = (enter_cgroup_ns, set_oom_score, prepare_root, mount_all, make_devices, make_cwd,
-                creation_hooks, sysctls, protect_paths, switch_root, set_names, terminal, rlimits, home_env,
-                find_program, enter_cwd, credentials, close_fds, signal_ready, wait_for_start,
-                start_hooks, no_new_privileges, execute)
+CREATE_STEPS = (enter_cgroup_ns, session_keyring, set_oom_score, prepare_root, mount_all,
+                make_devices, make_cwd, creation_hooks, sysctls, protect_paths, switch_root,
+                set_names, terminal, rlimits, home_env, find_program, enter_cwd, credentials,
+                close_fds, signal_ready, wait_for_start, start_hooks, no_new_privileges, execute)
 
 EXEC_STEPS = (set_oom_score, enter_exec_root, terminal, rlimits, home_env, find_program,
               enter_cwd, credentials, close_fds, signal_ready, no_new_privileges, execute)

@@ -118,7 +118,7 @@ def _create(store, container_id, bundle, cfg, plan, opts, mode, undo):
         fifo = st.mkfifo(os.path.join(state_dir, st.FIFO))
     cgroup = _plan_cgroup(plan, undo)
     fds = _Fds(undo)
-    ctx_args = {"preserve": opts.total_preserved()}
+    ctx_args = {"preserve": opts.total_preserved(), "new_keyring": not opts.no_new_keyring}
     if fifo:
         ctx_args["fifo_fd"] = fds.open(fifo, os.O_PATH)
     console = _console(plan, opts, fds)
