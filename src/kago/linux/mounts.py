@@ -115,8 +115,33 @@ def mkdirs_in_root(rootfd, path, mode=0o755):
     except KernelError as e:
         if e.errno != errno.ENOENT:
             raise
+    fd = _mkdir_last(rootfd, path, mode)
+    if fd is not None:
+        return fd
     done, missing = resolve_in_root(rootfd, path)
     return _make_dirs(rootfd, done, missing, mode)
+
+
+def _mkdir_last(rootfd, path, mode):
+    """The common case in three calls: the parent exists and only the last name is missing.
+
+    None when it is not that simple (a missing parent, ``..``, a dangling symlink at the name:
+    mkdir never follows one, it fails with EEXIST), and the careful walk takes over.
+    """
+    parent, _, name = path.rstrip("/").rpartition("/")
+    if name in ("", ".", "..") or ".." in parent.split("/"):
+        return None
+    try:
+        pfd = open_in_root(rootfd, parent or "/", os.O_PATH | os.O_DIRECTORY)
+    except KernelError:
+        return None
+    try:
+        os.mkdir(name, mode, dir_fd=pfd)
+    except OSError:
+        return None
+    finally:
+        os.close(pfd)
+    return open_in_root(rootfd, path, os.O_PATH | os.O_DIRECTORY)
 
 
 def _make_dirs(rootfd, done, missing, mode):
