@@ -41,6 +41,7 @@ def build(cfg, bundle, container_id, no_pivot=False, extra_env=()):
         process=process(cfg.get("process") or {}, extra_env),
         hooks=hooks(cfg.get("hooks") or {}),
         cgroups_path=linux.get("cgroupsPath") or f"/kago/{container_id}",
+        resources=cgroup_resources(linux.get("resources"), linux.get("devices") or ()),
         annotations=dict(cfg.get("annotations") or {}), warnings=[])
 
 
@@ -131,6 +132,43 @@ def hooks(section):
                         env=list(h.get("env") or ()), timeout=h.get("timeout"))
                    for h in section.get(kind) or ()]
             for kind in HOOK_KINDS if section.get(kind)}
+
+
+# runc's specconv.AllowedDevices: what every container may use once the spec restricts devices
+DEFAULT_DEVICE_RULES = (
+    ("c", None, None, "m"), ("b", None, None, "m"),  # mknod of anything (not open)
+    ("c", 1, 3, "rwm"), ("c", 1, 8, "rwm"), ("c", 1, 7, "rwm"), ("c", 5, 0, "rwm"),
+    ("c", 1, 5, "rwm"), ("c", 1, 9, "rwm"), ("c", 136, None, "rwm"), ("c", 5, 2, "rwm"),
+    ("c", 10, 200, "rwm"),  # null random full tty zero urandom pts/* ptmx net/tun
+)
+
+
+def cgroup_resources(resources, spec_devices):
+    """The spec's ``linux.resources`` with runc's implied device rules added.
+
+    A spec that restricts devices (podman's and runc's start with deny-all) still lets the
+    container use the default nodes and the devices it lists in ``linux.devices``; a spec
+    with no device rules leaves the device cgroup as it is, as runc does.
+    """
+    if not resources:
+        return None
+    resources = dict(resources)
+    if resources.get("devices"):
+        implied = [_rule(kind, major, minor, access) for kind, major, minor, access
+                   in DEFAULT_DEVICE_RULES]
+        implied += [_rule("c" if d["type"] == "u" else d["type"], d.get("major"), d.get("minor"),
+                          "rwm") for d in spec_devices if d["type"] != "p"]
+        resources["devices"] = list(resources["devices"]) + implied
+    return resources
+
+
+def _rule(kind, major, minor, access):
+    rule = {"allow": True, "type": kind, "access": access}
+    if major is not None:
+        rule["major"] = major
+    if minor is not None:
+        rule["minor"] = minor
+    return rule
 
 
 def expand_cgroup_mount(op, host_paths):

@@ -67,7 +67,7 @@ class Plan(_Record):
                  "namespaces", "uid_maps", "gid_maps", "time_offsets",
                  "mounts", "devices", "default_devices", "masked_paths", "readonly_paths",
                  "hostname", "domainname", "sysctl", "process", "hooks", "cgroups_path",
-                 "annotations", "warnings")
+                 "resources", "annotations", "warnings")
 
     def ns_path(self, ns_type):
         for kind, _flag, path in self.namespaces:

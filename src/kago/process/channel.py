@@ -13,6 +13,8 @@ user namespace P forks I, which forks C; without one P forks C directly, and the
 | I    | {"t": "hello", "userns": b}  | I exists (after unshare(CLONE_NEWUSER) when b). P puts I in |
 |      |                              | the cgroup, writes I's uid/gid maps, replies {"t": "ok"}    |
 | I    | {"t": "pid", "pid": n}       | C forked; n is its pid in P's pid namespace; I then exits   |
+| P    | {"t": "go"}                  | (no user namespace) cgroup limits are in place: C starts   |
+|      |                              | its steps                                                  |
 | C    | {"t": "hooks"}               | mounts done, before pivot_root: P runs prestart +           |
 |      |                              | createRuntime hooks, replies {"t": "ok", "state": json}     |
 | C    | {"t": "ready"}               | set up; C now waits on the exec fifo (create) or execs (run)|

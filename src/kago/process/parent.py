@@ -54,7 +54,7 @@ def assert_single_threaded():
         raise KagoError("kago-oci must be single-threaded when it forks a container")
 
 
-def spawn(plan, ctx_args, cgroup=None, on_hooks=None, exec_mode=False):
+def spawn(plan, ctx_args, cgroup=None, on_hooks=None, exec_mode=False, prepare=None):
     """Fork the container process; return the Spawn once it reported ``ready``.
 
     Two shapes (child.py). With a user namespace, an intermediate process unshares it, waits
@@ -66,7 +66,9 @@ def spawn(plan, ctx_args, cgroup=None, on_hooks=None, exec_mode=False):
     ``cgroup`` (a created Manager, or None): the first child is born in its cgroup2 directory
     (clone3) and joins the v1 hierarchies itself, before anything is unshared; we never move a
     task, which would cost an RCU grace period (docs/latency.md). ``on_hooks(pid)`` runs
-    prestart and createRuntime hooks and returns the state JSON.
+    prestart and createRuntime hooks and returns the state JSON. ``prepare()`` (cgroup limits)
+    runs right after the fork, while the child imports and makes its namespaces; the child
+    waits for it ("go", or the "ok" after "hello") before it does anything in the container.
     """
     assert_single_threaded()
     from kago.kernel import libc
@@ -90,9 +92,12 @@ def spawn(plan, ctx_args, cgroup=None, on_hooks=None, exec_mode=False):
         if direct:
             sp.pid = pid
             sp.pid_start = procfs.start_time(pid)
+            if prepare:
+                prepare()
+            ours.send(t="go")
         else:
             sp.intermediate = pid
-            _intermediate_handshake(sp, plan)
+            _intermediate_handshake(sp, plan, prepare)
         _readiness(sp, on_hooks)
     except BaseException:
         sp.kill()
@@ -143,8 +148,10 @@ def _fork_into(cgroup):
         os.close(fd)
 
 
-def _intermediate_handshake(sp, plan):
+def _intermediate_handshake(sp, plan, prepare):
     chan = sp.chan
+    if prepare:
+        prepare()  # while the intermediate imports; before its "ok" lets it fork anything
     hello = chan.recv(expect=("hello",))
     if hello["userns"]:
         from kago.linux import idmap

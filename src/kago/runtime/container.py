@@ -126,7 +126,8 @@ def _create(store, container_id, bundle, cfg, plan, opts, mode, undo):
     from kago.process import parent
     with log.phase("spawn"):
         sp = parent.spawn(plan, ctx_args, cgroup,
-                          on_hooks=lambda pid: _creation_hooks(plan, record, pid))
+                          on_hooks=lambda pid: _creation_hooks(plan, record, pid),
+                          prepare=_limits(cgroup, plan.resources))
     undo.push(sp.kill)
     fds.close_all()
     if cgroup is not None:
@@ -225,6 +226,18 @@ def destroy_cgroup(mgr):
             os.rmdir(os.path.dirname(leaf))
         except OSError:
             pass  # other containers still live there, or it is gone already
+
+
+def _limits(cgroup, resources):
+    """The cgroup limits, applied by process.parent while the first child gets ready (it
+    waits for them before its first step)."""
+    if cgroup is None or not resources:
+        return None
+
+    def apply():
+        with log.phase("cgroup limits"):
+            cgroup.apply(resources)
+    return apply
 
 
 def _creation_hooks(plan, record, pid):
