@@ -47,7 +47,12 @@ COMMANDS = {
     "features": ((), (), False),
     "spec": (((("rootless",), "bool", "rootless"), (("bundle", "b"), "str", "bundle")), (),
              False),
-    "update": (((("resources", "r"), "str", "resources"),), ("id",), True),
+    "update": (((("resources", "r"), "str", "resources"),) + tuple(
+        ((flag,), "str", flag.replace("-", "_")) for flag in (
+            "cpu-share", "cpu-quota", "cpu-period", "cpu-rt-period", "cpu-rt-runtime",
+            "cpuset-cpus", "cpuset-mems", "memory", "memory-swap", "memory-reservation",
+            "kernel-memory", "kernel-memory-tcp", "pids-limit", "blkio-weight")),
+               ("id",), False),
     "events": (((("stats",), "bool", "stats"), (("interval",), "str", "interval")), ("id",),
                False),
 }

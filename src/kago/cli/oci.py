@@ -18,7 +18,7 @@ USAGE = """kago-oci: a runc-compatible OCI container runtime
 usage: kago-oci [global options] command [command options] [arguments...]
 
 commands: create, start, state, kill, delete, run, exec, ps, list, pause, resume,
-          features, spec, update, events
+          update, events, features, spec
 
 global options: --root DIR (default /run/kago), --log FILE, --log-format text|json,
                 --debug, --systemd-cgroup, --version
@@ -41,7 +41,11 @@ def main(argv=None):
         args = parse_command(command, rest)
         if args.help:
             return _print(USAGE)
-        return COMMANDS[command](glob, args) or 0
+        code = COMMANDS[command](glob, args) or 0
+        sys.stdout.flush()
+        return code
+    except BrokenPipeError:
+        return _reader_gone()
     except KagoError as e:
         return _fail(command, e)
     except OSError as e:  # a system call outside the runtime's own checks: still one line
@@ -49,6 +53,16 @@ def main(argv=None):
         return _fail(command, KagoError(describe(e)))
     except KeyboardInterrupt:
         return 130
+
+
+def _reader_gone():
+    """stdout's reader left (``kago-oci events | head``): not an error. stdout goes to
+    /dev/null so the launcher's final flush has nowhere to fail."""
+    try:
+        os.dup2(os.open(os.devnull, os.O_WRONLY), 1)
+    except OSError:
+        pass
+    return 0
 
 
 def _fail(command, err):
@@ -202,15 +216,51 @@ def cmd_spec(glob, args):
         f.write(jsonio.dumps(default_spec(rootless=bool(args.rootless)), indent=2) + "\n")
 
 
-def cmd_not_yet(glob, args):
-    raise UsageError("this command is not supported by kago-oci yet (it comes with cgroup "
-                     "limits): the container is unchanged")
+def cmd_update(glob, args):
+    from kago.runtime import resources as res
+    text = None
+    if args.resources == "-":
+        text = sys.stdin.buffer.read()
+    elif args.resources:
+        try:
+            with open(args.resources, "rb") as f:
+                text = f.read()
+        except OSError as e:
+            raise UsageError(f"open {args.resources}: {os.strerror(e.errno).lower()}") from None
+    flags = {runc: getattr(args, dest) for dest, runc in res.UPDATE_FLAGS.items()}
+    res.update(_store(glob), args.id, res.resources_from(text, flags))
+
+
+def cmd_events(glob, args):
+    from kago import jsonio
+    from kago.runtime import resources as res
+    store = _store(glob)
+    if args.stats:
+        return _print(jsonio.dumps(res.stats_event(store, args.id)))
+
+    def emit(event):
+        sys.stdout.write(jsonio.dumps(event) + "\n")
+        sys.stdout.flush()
+    res.events(store, args.id, parse_duration(args.interval or "5s"), emit)
+
+
+def parse_duration(text):
+    """Go-style durations as runc takes them: "5s", "500ms", "1m", or plain seconds."""
+    for suffix, scale in (("ms", 0.001), ("s", 1), ("m", 60), ("h", 3600)):
+        if text.endswith(suffix) and text[:-len(suffix)].replace(".", "", 1).isdigit():
+            value = float(text[:-len(suffix)]) * scale
+            break
+    else:
+        value = float(text) if text.replace(".", "", 1).isdigit() else 0
+    if value <= 0:
+        raise UsageError(f'invalid interval "{text}": use a positive duration like 5s')
+    return value
 
 
 COMMANDS = {"create": cmd_create, "run": cmd_run, "start": cmd_start, "state": cmd_state,
             "kill": cmd_kill, "delete": cmd_delete, "exec": cmd_exec, "ps": cmd_ps,
             "list": cmd_list, "pause": cmd_pause, "resume": cmd_resume,
-            "features": cmd_features, "spec": cmd_spec, "update": cmd_not_yet,
-            "events": cmd_not_yet}
+            "features": cmd_features, "spec": cmd_spec, "update": cmd_update,
+            "events": cmd_events}
 
 __all__ = ["main", "Namespace"]

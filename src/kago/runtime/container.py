@@ -316,7 +316,13 @@ def oci_state(record, status_now, pid=None):
 
 def state(store, container_id):
     record = store.load(container_id)
-    return oci_state(record, status(store, record))
+    now = status(store, record)
+    doc = oci_state(record, now)
+    if now == STOPPED:
+        from kago.runtime.resources import oom_killed
+        if oom_killed(record):
+            doc["oomKilled"] = True  # an extra field, like runc's "rootfs" and "owner"
+    return doc
 
 
 # --- start ----------------------------------------------------------------------------------

@@ -1,0 +1,90 @@
+"""``update`` and ``events``: a running container's cgroup limits and statistics.
+
+The cgroup work itself is ``linux.cgroups`` (Manager.update, stats, pressure, oom_watch); this
+module checks the container's status, turns runc's flags into ``linux.resources``, and shapes
+runc's ``events`` JSON: ``{"type": "stats", "id": ID, "data": {...}}`` and
+``{"type": "oom", "id": ID}``.
+"""
+
+import time
+
+from kago import jsonio
+from kago.errors import IncorrectStatus, KagoError, SpecError
+from kago.runtime import container as ctr
+
+# runc update's flags, as kago-oci's parser names them (dest -> runc flag name)
+UPDATE_FLAGS = {"cpu_share": "cpu-share", "cpu_quota": "cpu-quota", "cpu_period": "cpu-period",
+                "cpu_rt_period": "cpu-rt-period", "cpu_rt_runtime": "cpu-rt-runtime",
+                "cpuset_cpus": "cpuset-cpus", "cpuset_mems": "cpuset-mems", "memory": "memory",
+                "memory_swap": "memory-swap", "memory_reservation": "memory-reservation",
+                "kernel_memory": "kernel-memory", "kernel_memory_tcp": "kernel-memory-tcp",
+                "pids_limit": "pids-limit", "blkio_weight": "blkio-weight"}
+
+
+def _live_cgroup(store, container_id, verb):
+    record = store.load(container_id)
+    now = ctr.status(store, record)
+    if now in (ctr.STOPPED, ctr.CREATING):
+        raise IncorrectStatus("container not running")
+    mgr = ctr.cgroup_of(record)
+    if mgr is None:
+        raise KagoError(f"cannot {verb}: the container has no cgroup (none was mounted)")
+    return record, mgr
+
+
+def resources_from(text=None, flags=None):
+    """``--resources`` JSON (a file's text or stdin's) and/or runc's flags -> linux.resources."""
+    from kago.linux.cgroups import resources_from_flags
+    resources = {}
+    if text is not None:
+        resources = jsonio.loads(text, what="--resources")
+        if not isinstance(resources, dict):
+            raise SpecError("--resources", "must be a JSON object (linux.resources)")
+    for section, values in resources_from_flags(flags or {}).items():
+        resources.setdefault(section, {}).update(values)
+    if not resources:
+        raise SpecError("", "nothing to update: give --resources FILE or a limit flag")
+    return resources
+
+
+def update(store, container_id, resources):
+    """Change a running (or created, or paused) container's limits; returns the writes."""
+    with store.lock(container_id):
+        _record, mgr = _live_cgroup(store, container_id, "update")
+        return mgr.update(resources)
+
+
+def stats_event(store, container_id):
+    _record, mgr = _live_cgroup(store, container_id, "read statistics")
+    return {"type": "stats", "id": container_id, "data": mgr.stats()}
+
+
+def events(store, container_id, interval, emit, max_events=None):
+    """runc's ``events``: a stats event every ``interval`` seconds and an oom event per OOM
+    kill as it happens, until the container stops (or ``max_events`` were emitted)."""
+    record, mgr = _live_cgroup(store, container_id, "watch events")
+    emitted = 0
+    with mgr.oom_watch() as watch:
+        deadline = time.monotonic()
+        while max_events is None or emitted < max_events:
+            kills = watch.wait(timeout=max(0.0, deadline - time.monotonic()))
+            for _ in range(kills):
+                emit({"type": "oom", "id": container_id})
+                emitted += 1
+            if ctr.status(store, record) == ctr.STOPPED or watch.gone:
+                return
+            if time.monotonic() >= deadline:
+                emit({"type": "stats", "id": container_id, "data": mgr.stats()})
+                emitted += 1
+                deadline = time.monotonic() + interval
+
+
+def oom_killed(record):
+    """True if the OOM killer killed any of the container's processes (cgroup still there)."""
+    mgr = ctr.cgroup_of(record)
+    if mgr is None or not mgr.exists():
+        return False
+    try:
+        return mgr.oom_count() > 0
+    except KagoError:
+        return False
