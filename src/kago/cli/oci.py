@@ -244,17 +244,40 @@ def cmd_events(glob, args):
     res.events(store, args.id, parse_duration(args.interval or "5s"), emit)
 
 
+_DURATION_UNITS = (("ns", 1e-9), ("us", 1e-6), ("\u00b5s", 1e-6), ("\u03bcs", 1e-6),
+                   ("ms", 1e-3), ("s", 1.0), ("m", 60.0), ("h", 3600.0))
+
+
 def parse_duration(text):
-    """Go-style durations as runc takes them: "5s", "500ms", "1m", or plain seconds."""
-    for suffix, scale in (("ms", 0.001), ("s", 1), ("m", 60), ("h", 3600)):
-        if text.endswith(suffix) and text[:-len(suffix)].replace(".", "", 1).isdigit():
-            value = float(text[:-len(suffix)]) * scale
-            break
-    else:
-        value = float(text) if text.replace(".", "", 1).isdigit() else 0
-    if value <= 0:
+    """Go-style durations as runc takes them (time.ParseDuration): "5s", "500ms", "1m30s",
+    "1.5h", "100us"; a plain number is seconds."""
+    value = _duration(text.strip())
+    if value is None or value <= 0:
         raise UsageError(f'invalid interval "{text}": use a positive duration like 5s')
     return value
+
+
+def _duration(text):
+    """Seconds, or None when ``text`` is not a duration."""
+    if _is_decimal(text):
+        return float(text)
+    total, rest = 0.0, text
+    while rest:
+        i = 0
+        while i < len(rest) and (rest[i].isascii() and rest[i].isdigit() or rest[i] == "."):
+            i += 1
+        number, rest = rest[:i], rest[i:]
+        unit = next((u for u in _DURATION_UNITS if rest.startswith(u[0])), None)
+        if not _is_decimal(number) or unit is None:
+            return None
+        rest = rest[len(unit[0]):]
+        total += float(number) * unit[1]
+    return total if text else None
+
+
+def _is_decimal(text):
+    whole, _dot, frac = text.partition(".")
+    return bool(whole or frac) and all(c.isascii() and c.isdigit() for c in whole + frac)
 
 
 COMMANDS = {"create": cmd_create, "run": cmd_run, "start": cmd_start, "state": cmd_state,

@@ -59,15 +59,25 @@ def stats_event(store, container_id):
     return {"type": "stats", "id": container_id, "data": mgr.stats()}
 
 
+# how often ``events`` looks whether the container stopped, between its stats ticks
+STATUS_POLL = 0.2
+
+
 def events(store, container_id, interval, emit, max_events=None):
     """runc's ``events``: a stats event every ``interval`` seconds and an oom event per OOM
-    kill as it happens, until the container stops (or ``max_events`` were emitted)."""
+    kill as it happens, until the container stops (or ``max_events`` were emitted).
+
+    The init's exit leaves the cgroup (and so the OOM watch) in place until ``delete``: the
+    status is looked at every STATUS_POLL seconds, so the command ends soon after the
+    container does, not at the next stats tick.
+    """
     record, mgr = _live_cgroup(store, container_id, "watch events")
     emitted = 0
     with mgr.oom_watch() as watch:
         deadline = time.monotonic()
         while max_events is None or emitted < max_events:
-            kills = watch.wait(timeout=max(0.0, deadline - time.monotonic()))
+            left = max(0.0, deadline - time.monotonic())
+            kills = watch.wait(timeout=min(left, STATUS_POLL))
             for _ in range(kills):
                 emit({"type": "oom", "id": container_id})
                 emitted += 1
