@@ -43,7 +43,16 @@ def loads(text, what="config.json"):
     except StopIteration as e:
         raise _syntax(what, text, e.value) from None
     except ValueError as e:  # JSONDecodeError and bad constants
-        raise _syntax(what, text, getattr(e, "pos", idx), str(e).split(":")[0]) from None
+        why = getattr(e, "msg", None) or str(e)
+        raise _syntax(what, text, getattr(e, "pos", idx), why.removesuffix(" at")) from None
+    except SystemError:
+        # _json's error path only looks json.decoder up in sys.modules (to build a
+        # JSONDecodeError) and fails without it: load it now, on the error path only, and
+        # scan again for the real message
+        import json.decoder  # noqa: F401
+        return loads(text, what)
+    except RecursionError:
+        raise SpecError("", f"{what}: nested too deeply") from None
     end = _skip(text, end)
     if end != len(text):
         raise _syntax(what, text, end, "extra data after the document")

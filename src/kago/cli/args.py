@@ -45,8 +45,8 @@ COMMANDS = {
     "pause": ((), ("id",), False),
     "resume": ((), ("id",), False),
     "features": ((), (), False),
-    "spec": (((("rootless",), "bool", "rootless"), (("bundle", "b"), "str", "bundle")), (),
-             False),
+    "spec": (((("rootless",), "bool", "rootless"), (("bundle", "b"), "str", "bundle"),
+              (("seccomp",), "bool", "seccomp")), (), False),
     "update": (((("resources", "r"), "str", "resources"),) + tuple(
         ((flag,), "str", flag.replace("-", "_")) for flag in (
             "cpu-share", "cpu-quota", "cpu-period", "cpu-rt-period", "cpu-rt-runtime",

@@ -213,7 +213,10 @@ def cmd_spec(glob, args):
     if os.path.exists(path):
         raise KagoError("File config.json exists. Remove it first")
     with open(path, "w") as f:
-        f.write(jsonio.dumps(default_spec(rootless=bool(args.rootless)), indent=2) + "\n")
+        # --seccomp (kago's own flag): add the default seccomp profile; without it the
+        # document is runc's
+        spec = default_spec(rootless=bool(args.rootless), seccomp=bool(args.seccomp))
+        f.write(jsonio.dumps(spec, indent=2) + "\n")
 
 
 def cmd_update(glob, args):
@@ -232,6 +235,8 @@ def cmd_update(glob, args):
 
 
 def cmd_events(glob, args):
+    import gc
+    gc.enable()  # the launcher turns it off for short commands; this one may run for days
     from kago import jsonio
     from kago.runtime import resources as res
     store = _store(glob)

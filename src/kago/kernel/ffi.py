@@ -42,6 +42,14 @@ class c_char_p(_SimpleCData):
     _type_ = "z"
 
 
+class c_ushort(_SimpleCData):
+    _type_ = "H"
+
+
+class c_void_p(_SimpleCData):
+    _type_ = "P"
+
+
 c_size_t = c_ulong  # LP64
 
 
@@ -61,5 +69,28 @@ class _Program:
 def function(name, restype=c_int):
     """The libc function ``name`` (a symbol of the running process)."""
     fn = _Function((name, _Program))
+    fn.restype = restype
+    return fn
+
+
+class _Library:
+    """What CFuncPtr((name, library)) reads from a library: its dlopen handle."""
+
+    __slots__ = ("_handle", "path")
+
+    def __init__(self, path):
+        self.path = path
+        self._handle = _ctypes.dlopen(path, _ctypes.RTLD_LOCAL)  # _ctypes adds RTLD_NOW
+
+
+def library(path):
+    """dlopen the shared library ``path`` (a soname such as "libseccomp.so.2" is looked up
+    the dynamic linker's way). Raises OSError when it cannot be loaded."""
+    return _Library(path)
+
+
+def library_function(lib, name, restype=c_int):
+    """The function ``name`` of a ``library()``; errno is saved for get_errno() as for libc's."""
+    fn = _Function((name, lib))
     fn.restype = restype
     return fn

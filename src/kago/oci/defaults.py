@@ -83,9 +83,15 @@ def _linux(rootless: bool) -> dict:
     }
 
 
-def default_spec(args=None, rootless: bool = False, terminal: bool = True) -> dict:
-    """A fresh copy of the default config.json; ``args`` replaces ``["sh"]``."""
-    return {
+def default_spec(args=None, rootless: bool = False, terminal: bool = True,
+                 seccomp: bool = False) -> dict:
+    """A fresh copy of the default config.json; ``args`` replaces ``["sh"]``.
+
+    ``seccomp``: add kago's default seccomp profile (docker's, see ``oci.seccomp_profile``)
+    for the spec's bounding capabilities. ``kago-oci spec`` leaves it out, as ``runc spec``
+    does (its output stays runc's); ``kago-oci spec --seccomp`` and the manager put it in.
+    """
+    spec = {
         "ociVersion": kago.OCI_VERSION,
         "process": _process(args, terminal),
         "root": {"path": "rootfs", "readonly": True},
@@ -93,3 +99,14 @@ def default_spec(args=None, rootless: bool = False, terminal: bool = True) -> di
         "mounts": _mounts(rootless),
         "linux": _linux(rootless),
     }
+    if seccomp:
+        bounding = spec["process"]["capabilities"]["bounding"]
+        spec["linux"]["seccomp"] = default_seccomp_profile(bounding)
+    return spec
+
+
+def default_seccomp_profile(capabilities=None) -> dict:
+    """kago's default ``linux.seccomp``: docker's default profile for a container with these
+    (bounding) capabilities; None means docker's default capability set."""
+    from kago.oci.seccomp_profile import default_profile
+    return default_profile(capabilities)

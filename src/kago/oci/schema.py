@@ -75,6 +75,19 @@ def _is_int(value) -> bool:
 def check_string(value, field):
     if not isinstance(value, str):
         raise SpecError(field, "must be a string")
+    check_text(value, field)
+
+
+def check_text(value, field):
+    """What every string reaching the kernel must be: no NUL (a C string ends there, so
+    "a\x00b" would silently mean "a"), and real Unicode (a lone surrogate has no bytes)."""
+    if "\x00" in value:
+        raise SpecError(field, "must not contain a NUL character")
+    if not value.isascii():
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            raise SpecError(field, "is not valid Unicode (it has a lone surrogate)") from None
 
 
 def check_bool(value, field):
@@ -153,6 +166,7 @@ def map_of(check):
         for key, item in value.items():
             if not isinstance(key, str):
                 raise SpecError(field, f"keys must be strings, got {_show(key)}")
+            check_text(key, field)
             check(item, join(field, key))
     return check_each
 
@@ -170,15 +184,14 @@ def check_args(value, field):
 
 
 def check_env_entry(value, field):
-    """runc refuses what the kernel's execve cannot carry: no '=', an empty name, a NUL."""
+    """runc refuses what the kernel's execve cannot carry: no '=', an empty name (a NUL is
+    refused for every string by check_text)."""
     check_string(value, field)
     name, sep, val = value.partition("=")
     if not sep:
         raise SpecError(field, f"must be \"KEY=VALUE\", got {quote(value)}")
     if not name:
         raise SpecError(field, f"variable name cannot be empty, got {quote(value)}")
-    if "\x00" in value:
-        raise SpecError(field, f"must not contain a nul byte, got {quote(value)}")
 
 
 _USER = (

@@ -38,7 +38,7 @@ def build(cfg, bundle, container_id, no_pivot=False, extra_env=()):
         readonly_paths=list(linux.get("readonlyPaths") or ()),
         hostname=cfg.get("hostname"), domainname=cfg.get("domainname"),
         sysctl=dict(linux.get("sysctl") or {}),
-        process=process(cfg.get("process") or {}, extra_env),
+        process=process(cfg.get("process") or {}, extra_env, linux.get("seccomp")),
         hooks=hooks(cfg.get("hooks") or {}),
         cgroups_path=linux.get("cgroupsPath") or f"/kago/{container_id}",
         resources=cgroup_resources(linux.get("resources"), linux.get("devices") or ()),
@@ -105,7 +105,9 @@ def cap_mask(names):
     return mask
 
 
-def process(proc, extra_env=()):
+def process(proc, extra_env=(), seccomp_section=None):
+    """The process to run; ``seccomp_section`` is the spec's ``linux.seccomp`` (exec passes
+    the container's, as runc applies the container's filter to every process it starts)."""
     user = proc.get("user") or {}
     capabilities = proc.get("capabilities") or {}
     return ProcessPlan(
@@ -124,7 +126,43 @@ def process(proc, extra_env=()):
         terminal=bool(proc.get("terminal")), console_size=proc.get("consoleSize"),
         oom_score_adj=proc.get("oomScoreAdj"),
         apparmor_profile=proc.get("apparmorProfile"), selinux_label=proc.get("selinuxLabel"),
-        seccomp=None)
+        seccomp=seccomp(seccomp_section) if seccomp_section is not None else None)
+
+
+def seccomp(section, field="linux.seccomp"):
+    """``linux.seccomp`` -> SeccompPlan, the way runc's specconv + InitSeccomp read it.
+
+    Each name of a ``syscalls`` entry becomes a rule. Its ``args`` are ANDed in one rule,
+    unless the entry tests the same argument more than once: then each condition is a rule
+    of its own (runc's "old behaviour", which profiles rely on). A rule whose action is the
+    default action is dropped (it changes nothing, and libseccomp refuses it). Names are
+    resolved later, by libseccomp, when the filter is compiled.
+    """
+    from kago.kernel import libseccomp as S
+    from kago.plan.model import SeccompPlan
+    default = S.action_value(section["defaultAction"], section.get("defaultErrnoRet"))
+    rules, notify = [], False
+    for i, entry in enumerate(section.get("syscalls") or ()):
+        action = S.action_value(entry["action"], entry.get("errnoRet"))
+        if action == default:
+            continue
+        notify = notify or entry["action"] == "SCMP_ACT_NOTIFY"
+        conds = tuple((a["index"], S.OPERATORS[a["op"]], a.get("value", 0),
+                       a.get("valueTwo", 0)) for a in entry.get("args") or ())
+        indices = [c[0] for c in conds]
+        groups = [(c,) for c in conds] if len(set(indices)) < len(indices) else [conds]
+        where = f"{field}.syscalls[{i}]"
+        rules += [(where, name, action, group) for name in entry["names"] for group in groups]
+    flags = 0
+    for name in section.get("flags") or ():
+        flags |= S.FILTER_FLAGS[name]
+    return SeccompPlan(
+        default_action=default,
+        arches=[(f"{field}.architectures[{i}]", S.ARCHES[a])
+                for i, a in enumerate(section.get("architectures") or ())],
+        flags=flags, rules=rules, notify=notify,
+        listener_path=section.get("listenerPath") or None,
+        listener_metadata=section.get("listenerMetadata") or "", program=None, skipped=[])
 
 
 def hooks(section):
@@ -153,7 +191,10 @@ def cgroup_resources(resources, spec_devices):
     if not resources:
         return None
     resources = dict(resources)
-    if resources.get("devices"):
+    devices = resources.get("devices")
+    if devices is not None and not isinstance(devices, list):
+        raise SpecError("linux.resources.devices", "must be an array")
+    if devices:
         implied = [_rule(kind, major, minor, access) for kind, major, minor, access
                    in DEFAULT_DEVICE_RULES]
         implied += [_rule("c" if d["type"] == "u" else d["type"], d.get("major"), d.get("minor"),

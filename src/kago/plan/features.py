@@ -1,7 +1,8 @@
 """The runtime-spec "features" document (``kago-oci features``): what this build really does.
 
-Only what is implemented is listed: idmapped mounts and seccomp come with later issues, and the
-document says so until they exist (clients use it to decide what to send).
+Only what is implemented is listed: idmapped mounts come with a later issue, and the document
+says so until they exist (clients use it to decide what to send). seccomp is listed as runc
+lists it, from what this host's libseccomp and kernel really support.
 """
 
 import kago
@@ -21,11 +22,29 @@ def features():
             "namespaces": sorted(NAMESPACE_TYPES),
             "capabilities": list(CAPABILITIES),  # kernel-number order, as runc lists them
             "cgroup": {"v1": True, "v2": True, "systemd": False, "systemdUser": False},
-            "seccomp": {"enabled": False},
+            "seccomp": seccomp_features(),
             "apparmor": {"enabled": False},
             "selinux": {"enabled": False},
             "intelRdt": {"enabled": False},
             "mountExtensions": {"idmap": {"enabled": False}},
         },
         "annotations": {"io.github.kago.version": kago.__version__},
+    }
+
+
+def seccomp_features():
+    """runc's seccomp block: enabled when libseccomp loads; the architectures it knows; the
+    filter flags kago knows and those this kernel takes (asked as runc asks)."""
+    from kago.kernel import libseccomp as S
+    if not S.available():
+        return {"enabled": False}
+    nr = S.resolve_syscall("seccomp")
+    return {
+        "enabled": True,
+        "actions": sorted(S.ACTIONS),
+        "operators": sorted(S.OPERATORS),
+        "archs": sorted(name for name, arch in S.ARCHES.items() if S.resolve_arch(arch)),
+        "knownFlags": list(S.FILTER_FLAGS),
+        "supportedFlags": [name for name, flag in S.FILTER_FLAGS.items()
+                           if nr is not None and S.flag_supported(flag, nr)],
     }

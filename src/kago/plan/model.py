@@ -56,6 +56,23 @@ class ProcessPlan(_Record):
                  "oom_score_adj", "apparmor_profile", "selinux_label", "seccomp")
 
 
+class SeccompPlan(_Record):
+    """``linux.seccomp`` in libseccomp's numbers, before any syscall name is resolved.
+
+    default_action: the libseccomp action (errno included); arches: [(field, libseccomp arch
+    name)]; flags: seccomp(2) filter flags; rules: [(field, syscall name, action, conditions)],
+    conditions a tuple of (arg index, operator, value, value two), all of a rule's conditions
+    ANDed (runc's expansion of a syscalls entry is done: an entry testing one argument twice
+    became one rule per condition); notify: some rule's action is SCMP_ACT_NOTIFY (the filter
+    is then loaded with a listener, sent to listener_path). ``program`` is the compiled
+    ``kernel.libseccomp.Program`` (``linux.seccomp.compile`` fills it in before the fork),
+    ``skipped`` the names this architecture has no system call for.
+    """
+
+    __slots__ = ("default_action", "arches", "flags", "rules", "notify", "listener_path",
+                 "listener_metadata", "program", "skipped")
+
+
 class Plan(_Record):
     """A container, as a sequence of kernel operations.
 

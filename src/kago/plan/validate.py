@@ -18,7 +18,9 @@ a manager cutting ID ranges out of the host's subuid space reuses it.
 from __future__ import annotations
 
 from kago.errors import SpecError
-from kago.oci.schema import CAPABILITY_SETS, quote, validate_config
+from kago.oci.schema import (CAPABILITY_SETS, check_abs_path, check_array, check_object,
+                             check_string, check_uint32, check_uint64, int_range, quote,
+                             validate_config)
 from kago.plan.tables import CAPABILITIES, NAMESPACES, RLIMITS, sysctl_namespace
 
 ID_MAX = 2**32 - 1  # (uid_t)-1: the kernel's "no ID", never mappable
@@ -231,15 +233,122 @@ def check_mounts(cfg, ns) -> None:
                                                 "mount, or a user namespace to take them from")
 
 
+# ---------------------------------------------------------------- seccomp
+
+# System calls kago's init makes between loading a filter that has a listener and handing the
+# listener fd to the runtime: notifying them would wait for an agent that has no fd yet
+# (runc refuses "write" for the same reason).
+NOTIFY_FORBIDDEN = ("write", "sendmsg")
+
+
+def _check_action(value, field):
+    from kago.kernel.libseccomp import ACTIONS
+    check_string(value, field)
+    if value not in ACTIONS:
+        raise SpecError(field, f"unknown action {quote(value)}")
+
+
+def _check_errno_ret(entry, action_key, key, field, warnings):
+    from kago.kernel.libseccomp import ACTIONS_WITH_DATA
+    if key not in entry:
+        return
+    int_range(0, 0xFFFF)(entry[key], f"{field}.{key}")
+    if entry[action_key] not in ACTIONS_WITH_DATA:
+        warnings.append(f"{field}.{key}: only SCMP_ACT_ERRNO and SCMP_ACT_TRACE return a "
+                        f"value; ignored with {entry[action_key]}")
+
+
+def _check_names(value, field, table, what):
+    check_array(value, field)
+    for i, name in enumerate(value):
+        check_string(name, f"{field}[{i}]")
+        if name not in table:
+            raise SpecError(f"{field}[{i}]", f"unknown {what} {quote(name)}")
+
+
+def _check_seccomp_arg(arg, field):
+    from kago.kernel.libseccomp import MAX_ARGS, OPERATORS
+    check_object(arg, field)
+    for key, check in (("index", check_uint32), ("value", check_uint64), ("op", check_string)):
+        if key not in arg:
+            raise SpecError(f"{field}.{key}", "is required")
+        check(arg[key], f"{field}.{key}")
+    if "valueTwo" in arg:
+        check_uint64(arg["valueTwo"], f"{field}.valueTwo")
+    if arg["index"] >= MAX_ARGS:
+        raise SpecError(f"{field}.index", f"a system call has {MAX_ARGS} arguments "
+                        f"(0 to {MAX_ARGS - 1}), got {arg['index']}")
+    if arg["op"] not in OPERATORS:
+        raise SpecError(f"{field}.op", f"unknown operator {quote(arg['op'])}")
+
+
+def _check_seccomp_syscall(entry, field, warnings):
+    check_object(entry, field)
+    for key in ("names", "action"):
+        if key not in entry:
+            raise SpecError(f"{field}.{key}", "is required")
+    names = entry["names"]
+    check_array(names, f"{field}.names")
+    if not names:
+        raise SpecError(f"{field}.names", "must name at least one system call")
+    for j, name in enumerate(names):
+        check_string(name, f"{field}.names[{j}]")
+        if not name:
+            raise SpecError(f"{field}.names[{j}]", "empty string is not a valid syscall")
+    _check_action(entry["action"], f"{field}.action")
+    _check_errno_ret(entry, "action", "errnoRet", field, warnings)
+    args = entry.get("args")
+    if args is not None:
+        check_array(args, f"{field}.args")
+        for j, arg in enumerate(args):
+            _check_seccomp_arg(arg, f"{field}.args[{j}]")
+    if entry["action"] == "SCMP_ACT_NOTIFY":
+        for j, name in enumerate(names):
+            if name in NOTIFY_FORBIDDEN:
+                raise SpecError(f"{field}.names[{j}]", f"SCMP_ACT_NOTIFY cannot be used for "
+                                f"{quote(name)}: kago-oci needs it to hand over the listener")
+
+
+def check_seccomp(sec, field: str = "linux.seccomp") -> list:
+    """``linux.seccomp``, structure and meaning: known actions, operators, architectures and
+    flags, argument indices below 6, errno values that fit. Names of system calls are not
+    checked: one this architecture lacks is skipped when the filter is built (runc)."""
+    from kago.kernel.libseccomp import ARCHES, FILTER_FLAGS
+    warnings = []
+    check_object(sec, field)
+    if "defaultAction" not in sec:
+        raise SpecError(f"{field}.defaultAction", "is required")
+    _check_action(sec["defaultAction"], f"{field}.defaultAction")
+    if sec["defaultAction"] == "SCMP_ACT_NOTIFY":
+        raise SpecError(f"{field}.defaultAction",
+                        "SCMP_ACT_NOTIFY cannot be the default action")
+    _check_errno_ret(sec, "defaultAction", "defaultErrnoRet", field, warnings)
+    if "architectures" in sec:
+        _check_names(sec["architectures"], f"{field}.architectures", ARCHES, "architecture")
+    if "flags" in sec:
+        _check_names(sec["flags"], f"{field}.flags", FILTER_FLAGS, "seccomp filter flag")
+    if "listenerPath" in sec:
+        check_abs_path(sec["listenerPath"], f"{field}.listenerPath")
+    if "listenerMetadata" in sec:
+        check_string(sec["listenerMetadata"], f"{field}.listenerMetadata")
+    syscalls = sec.get("syscalls")
+    if syscalls is not None:
+        check_array(syscalls, f"{field}.syscalls")
+        for i, entry in enumerate(syscalls):
+            _check_seccomp_syscall(entry, f"{field}.syscalls[{i}]", warnings)
+    notify = [i for i, e in enumerate(syscalls or ()) if e["action"] == "SCMP_ACT_NOTIFY"]
+    if notify and not sec.get("listenerPath"):
+        raise SpecError(f"{field}.listenerPath", f"is required: {field}.syscalls[{notify[0]}] "
+                        "uses SCMP_ACT_NOTIFY")
+    return warnings
+
+
 # ---------------------------------------------------------------- entry point
 
 def check_not_yet_supported(cfg, lsms=()) -> list:
     """Security settings kago-oci does not apply yet: an error, or a warning where the host
     could not apply them anyway. Never a silent ignore (a container would run less confined
     than its spec says). ``lsms``: the LSMs this host has enabled ("apparmor", "selinux")."""
-    if (cfg.get("linux") or {}).get("seccomp") is not None:
-        raise SpecError("linux.seccomp", "seccomp filters are not supported by kago-oci yet: "
-                        "remove the section to run without one, or use runc")
     warnings = []
     proc = cfg.get("process") or {}
     for field, lsm in (("apparmorProfile", "apparmor"), ("selinuxLabel", "selinux")):
@@ -269,6 +378,9 @@ def validate(cfg, cap_last_cap: int = 40, host_uid_ranges=FULL_RANGE,
     check_sysctls(cfg, ns)
     check_mounts(cfg, ns)
     warnings = check_not_yet_supported(cfg, lsms)
+    seccomp = (cfg.get("linux") or {}).get("seccomp")
+    if seccomp is not None:
+        warnings += check_seccomp(seccomp)
     if "process" in cfg:
         warnings += check_process(cfg["process"], "process", cap_last_cap)
     return warnings

@@ -17,6 +17,9 @@ user namespace P forks I, which forks C; without one P forks C directly, and the
 |      |                              | its steps                                                  |
 | C    | {"t": "hooks"}               | mounts done, before pivot_root: P runs prestart +           |
 |      |                              | createRuntime hooks, replies {"t": "ok", "state": json}     |
+| C    | {"t": "seccomp"} + fd        | (a profile with SCMP_ACT_NOTIFY) the filter is loaded; the |
+|      |                              | fd (SCM_RIGHTS) is its listener. P sends it and the state  |
+|      |                              | to listenerPath, replies {"t": "ok"}                        |
 | C    | {"t": "ready"}               | set up; C now waits on the exec fifo (create) or execs (run)|
 | I, C | {"t": "error", ...}          | kind, errno, msg: the step that failed; the sender exits    |
 | P    | {"t": "abort"}               | give up (a hook failed); the receiver exits                 |
@@ -26,6 +29,7 @@ End of file on either side means the other process died: the survivor gives up.
 
 import _socket
 import marshal
+import sys
 
 from kago import errors
 
@@ -51,11 +55,26 @@ class Channel:
     def send(self, **msg):
         self.sock.send(marshal.dumps(msg))
 
-    def recv(self, expect=None):
-        data = self.sock.recv(_MAX)
+    def send_fd(self, fd, **msg):
+        """A message carrying one file descriptor (SCM_RIGHTS); the receiver finds it in
+        ``msg["fds"]`` when it asks ``recv(with_fds=True)``."""
+        self.sock.sendmsg([marshal.dumps(msg)], [(_socket.SOL_SOCKET, _socket.SCM_RIGHTS,
+                                                  fd.to_bytes(4, sys.byteorder, signed=True))])
+
+    def recv(self, expect=None, with_fds=False):
+        if with_fds:
+            data, anc, _flags, _addr = self.sock.recvmsg(_MAX, _socket.CMSG_SPACE(4 * 4))
+            fds = [int.from_bytes(raw[i:i + 4], sys.byteorder, signed=True)
+                   for level, kind, raw in anc
+                   if level == _socket.SOL_SOCKET and kind == _socket.SCM_RIGHTS
+                   for i in range(0, len(raw) - len(raw) % 4, 4)]
+        else:
+            data = self.sock.recv(_MAX)
         if not data:
             raise ChannelClosed("the other side of the channel exited")
         msg = marshal.loads(data)
+        if with_fds:
+            msg["fds"] = fds
         if msg.get("t") == "error":
             raise rebuild_error(msg)
         if expect and msg.get("t") not in expect:

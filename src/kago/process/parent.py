@@ -12,7 +12,7 @@ import os
 import sys
 import _signal as signal  # signal.py builds IntEnums (~4 ms); the C module is enough
 
-from kago import log
+from kago import OCI_VERSION, log
 from kago.errors import KagoError
 from kago.host import procfs
 from kago.kernel import consts as C
@@ -54,7 +54,8 @@ def assert_single_threaded():
         raise KagoError("kago-oci must be single-threaded when it forks a container")
 
 
-def spawn(plan, ctx_args, cgroup=None, on_hooks=None, exec_mode=False, prepare=None):
+def spawn(plan, ctx_args, cgroup=None, on_hooks=None, exec_mode=False, prepare=None,
+          state=None, seccomp_cache=None):
     """Fork the container process; return the Spawn once it reported ``ready``.
 
     Two shapes (child.py). With a user namespace, an intermediate process unshares it, waits
@@ -69,7 +70,14 @@ def spawn(plan, ctx_args, cgroup=None, on_hooks=None, exec_mode=False, prepare=N
     prestart and createRuntime hooks and returns the state JSON. ``prepare()`` (cgroup limits)
     runs right after the fork, while the child imports and makes its namespaces; the child
     waits for it ("go", or the "ok" after "hello") before it does anything in the container.
+    A seccomp filter is compiled here, before the fork (the child only loads it), or taken
+    from ``seccomp_cache``, a directory of compiled filters; ``state(pid)`` is the container's
+    OCI state, sent with a seccomp listener fd to ``listenerPath``.
     """
+    if plan.process.seccomp is not None:
+        from kago.linux import seccomp
+        with log.phase("seccomp compile"):
+            seccomp.compile(plan.process.seccomp, seccomp_cache)
     assert_single_threaded()
     from kago.kernel import libc
     libc.prctl(C.PR_SET_CHILD_SUBREAPER, 1)
@@ -98,7 +106,7 @@ def spawn(plan, ctx_args, cgroup=None, on_hooks=None, exec_mode=False, prepare=N
         else:
             sp.intermediate = pid
             _intermediate_handshake(sp, plan, prepare)
-        _readiness(sp, on_hooks)
+        _readiness(sp, on_hooks, lambda fd: _pass_listener(plan, sp.pid, fd, state, exec_mode))
     except BaseException:
         sp.kill()
         ours.close()
@@ -166,13 +174,26 @@ def _intermediate_handshake(sp, plan, prepare):
     sp.intermediate = None
 
 
-def _readiness(sp, on_hooks):
-    """Serve hook requests until the container process says it is ready."""
+def _readiness(sp, on_hooks, on_listener):
+    """Serve hook requests (and a seccomp listener) until the container process is ready."""
     chan = sp.chan
     while True:
-        msg = chan.recv(expect=("hooks", "ready"))
+        msg = chan.recv(expect=("hooks", "seccomp", "ready"), with_fds=True)
+        fds = msg["fds"]
+        listener = fds.pop(0) if msg["t"] == "seccomp" and fds else None
+        for fd in fds:
+            os.close(fd)  # only "seccomp" comes with an fd
         if msg["t"] == "ready":
             break
+        if msg["t"] == "seccomp":
+            if listener is None:
+                raise KagoError("the container process sent no seccomp listener fd")
+            try:
+                on_listener(listener)
+            finally:
+                os.close(listener)
+            chan.send(t="ok")
+            continue
         try:
             state = on_hooks(sp.pid) if on_hooks else "{}"
         except BaseException:
@@ -180,6 +201,16 @@ def _readiness(sp, on_hooks):
             raise
         chan.send(t="ok", state=state)
     chan.close()
+
+
+def _pass_listener(plan, pid, fd, state, exec_mode):
+    """Send a seccomp listener fd, with the container's state, to the spec's listenerPath."""
+    from kago.linux import seccomp
+    doc = state(pid) if state else {"ociVersion": OCI_VERSION, "id": plan.id,
+                                    "status": "running" if exec_mode else "creating",
+                                    "pid": pid, "bundle": plan.bundle}
+    with log.phase("seccomp listener"):
+        seccomp.send_listener(plan.process.seccomp, fd, pid, doc)
 
 
 def wait(pid, forward_signals=True):

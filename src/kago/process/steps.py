@@ -11,7 +11,18 @@ Why this order (runc's standard_init_linux.go and prepareRootfs, crun's containe
   reported by ``create`` (with runc's wording), not lost after ``create`` returned;
 - capabilities and the user switch come late (they take away the rights the steps above use);
 - fds are marked close-on-exec, ``ready`` is sent, and only then does init wait for ``start``;
-- no_new_privs right before execve (seccomp joins it there in a later issue).
+- no_new_privs right before execve, then the seccomp filter: the filter applies to every
+  system call made after it, so the fewer the better (the profile need not allow what
+  init does, only what the program does). The filter was compiled by the runtime before the
+  fork; loading it is one seccomp(2) call.
+- ...unless noNewPrivileges is false: then loading a filter needs CAP_SYS_ADMIN, which
+  ``credentials`` may drop, so (runc's order) the filter is loaded right before
+  ``credentials`` and everything after it (capset, setuid, close_range, the ready message,
+  the exec fifo, startContainer hooks, execve) runs under the filter;
+- ...or unless the profile has SCMP_ACT_NOTIFY: the listener fd it makes must reach the
+  runtime (which passes it to ``listenerPath``) while the channel is open, so the filter is
+  loaded right before ``ready`` (with no_new_privs set there first when the spec asks for
+  it, as runc sets it early).
 """
 
 import errno
@@ -232,6 +243,42 @@ def no_new_privileges(ctx):
         libc.prctl(C.PR_SET_NO_NEW_PRIVS, 1, op="prctl(PR_SET_NO_NEW_PRIVS)")
 
 
+# --- seccomp: one filter, loaded by the first of these three steps that applies ---------------
+
+def seccomp_privileged(ctx):
+    """noNewPrivileges false: load now, while init still has CAP_SYS_ADMIN (see the top)."""
+    sp = ctx.plan.process.seccomp
+    if sp is not None and not ctx.plan.process.no_new_privileges:
+        _load_seccomp(ctx, sp)
+
+
+def seccomp_listener(ctx):
+    """A profile with SCMP_ACT_NOTIFY (and noNewPrivileges): load before ``ready``, so the
+    listener fd can still be sent to the runtime."""
+    sp = ctx.plan.process.seccomp
+    if sp is not None and sp.notify and ctx.plan.process.no_new_privileges:
+        no_new_privileges(ctx)  # now rather than later: without it the load needs SYS_ADMIN
+        _load_seccomp(ctx, sp)
+
+
+def seccomp(ctx):
+    """The usual case: the filter is the last thing before execve."""
+    sp = ctx.plan.process.seccomp
+    if sp is not None and not sp.notify and ctx.plan.process.no_new_privileges:
+        _load_seccomp(ctx, sp)
+
+
+def _load_seccomp(ctx, sp):
+    from kago.linux import seccomp as sc  # imported by the runtime before the fork
+    listener = sc.load(sp)
+    if listener is not None:
+        try:
+            ctx.chan.send_fd(listener, t="seccomp")
+            ctx.chan.recv(expect=("ok",))  # the runtime has passed it on to listenerPath
+        finally:
+            os.close(listener)
+
+
 def execute(ctx):
     proc = ctx.plan.process
     # the last line of the phase log: the time from here to the program is the kernel's
@@ -244,11 +291,13 @@ def execute(ctx):
 
 CREATE_STEPS = (enter_cgroup_ns, session_keyring, set_oom_score, prepare_root, mount_all,
                 make_devices, make_cwd, creation_hooks, sysctls, protect_paths, switch_root,
-                set_names, terminal, rlimits, home_env, find_program, enter_cwd, credentials,
-                close_fds, signal_ready, wait_for_start, start_hooks, no_new_privileges, execute)
+                set_names, terminal, rlimits, home_env, find_program, enter_cwd,
+                seccomp_privileged, credentials, close_fds, seccomp_listener, signal_ready,
+                wait_for_start, start_hooks, no_new_privileges, seccomp, execute)
 
 EXEC_STEPS = (set_oom_score, enter_exec_root, terminal, rlimits, home_env, find_program,
-              enter_cwd, credentials, close_fds, signal_ready, no_new_privileges, execute)
+              enter_cwd, seccomp_privileged, credentials, close_fds, seccomp_listener,
+              signal_ready, no_new_privileges, seccomp, execute)
 
 
 # --- helpers -------------------------------------------------------------------------------

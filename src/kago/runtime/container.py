@@ -127,7 +127,9 @@ def _create(store, container_id, bundle, cfg, plan, opts, mode, undo):
     with log.phase("spawn"):
         sp = parent.spawn(plan, ctx_args, cgroup,
                           on_hooks=lambda pid: _creation_hooks(plan, record, pid),
-                          prepare=_limits(cgroup, plan.resources))
+                          prepare=_limits(cgroup, plan.resources),
+                          state=lambda pid: oci_state(record, CREATING, pid),
+                          seccomp_cache=store.seccomp_cache())
     undo.push(sp.kill)
     fds.close_all()
     if cgroup is not None:
@@ -256,6 +258,8 @@ def new_record(container_id, bundle, plan, cfg):
         "created": _now(), "owner": "", "annotations": plan.annotations,
         "kago": {"creator": os.getpid(), "creator_start": st.start_time(os.getpid()),
                  "process": cfg.get("process"), "hooks": (cfg.get("hooks") or {}),
+                 # exec'd processes get the container's filter too, as with runc
+                 "seccomp": (cfg.get("linux") or {}).get("seccomp"),
                  "cgroup": None, "pid_start": None},
     }
 

@@ -78,7 +78,9 @@ def execute(store, container_id, proc, opts):
         ctx_args = {"preserve": opts.total_preserved(), "root_fd_for_exec": root_fd,
                     "console_fd": console[0] if console else None}
         with log.phase("spawn exec"):
-            sp = parent.spawn(plan, ctx_args, ctr.cgroup_of(record), exec_mode=True)
+            sp = parent.spawn(plan, ctx_args, ctr.cgroup_of(record), exec_mode=True,
+                              state=lambda _pid: ctr.oci_state(record, now),
+                              seccomp_cache=store.seccomp_cache())
     finally:
         undo.run()
     if opts.pid_file:
@@ -102,4 +104,5 @@ def _exec_plan(record, proc, opts):
     return Plan(id=record["id"], bundle=record["bundle"], rootfs="/", namespaces=[],
                 uid_maps=[], gid_maps=[], mounts=[], devices=[], masked_paths=[],
                 readonly_paths=[], sysctl={}, hooks={},
-                process=build.process(proc, opts.listen_env()), annotations={}, warnings=[])
+                process=build.process(proc, opts.listen_env(), record["kago"].get("seccomp")),
+                annotations={}, warnings=[])

@@ -2,6 +2,8 @@
 
     <root>/<id>/state.json   the record: the OCI state fields plus kago's own ("kago" key)
     <root>/<id>/exec.fifo    exists from create until start (runc's handshake)
+    <root>/@seccomp/         compiled seccomp filters (linux.seccomp's cache; '@' is never in
+                             an ID, so this is no container's directory)
 
 The directory is made with mkdir(2), which is atomic: two ``create`` of one ID cannot both win.
 ``state.json`` is replaced by write-to-temp + rename, so a reader never sees half a record.
@@ -78,6 +80,9 @@ class Store:
             os.rmdir(path)
         except FileNotFoundError:
             pass
+
+    def seccomp_cache(self):
+        return os.path.join(self.root, "@seccomp")
 
     def lock(self, container_id):
         return Lock(self.dir(container_id), container_id)

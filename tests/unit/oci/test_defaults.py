@@ -124,7 +124,7 @@ def test_features_linux():
     assert linux["capabilities"][0] == "CAP_CHOWN"
     assert linux["capabilities"][-1] == "CAP_CHECKPOINT_RESTORE"
     assert linux["cgroup"] == {"v1": True, "v2": True, "systemd": False, "systemdUser": False}
-    assert linux["seccomp"] == {"enabled": False}
+    assert linux["seccomp"]["enabled"] is True  # details: tests/unit/seccomp/test_features.py
     assert linux["apparmor"] == {"enabled": False}
     assert linux["selinux"] == {"enabled": False}
     assert linux["intelRdt"] == {"enabled": False}

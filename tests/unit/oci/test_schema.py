@@ -185,7 +185,7 @@ def test_env_must_be_key_value():
     assert_error(with_("process.env", ["A=b", "NOVALUE"]), "process.env[1]",
                  'must be "KEY=VALUE", got "NOVALUE"')
     assert_error(with_("process.env", ["=x"]), "process.env[0]", "name cannot be empty")
-    assert_error(with_("process.env", ["A=x\x00y"]), "process.env[0]", "nul byte")
+    assert_error(with_("process.env", ["A=x\x00y"]), "process.env[0]", "must not contain a NUL")
 
 
 def test_env_allows_empty_value_and_equals_in_value():

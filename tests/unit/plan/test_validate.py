@@ -465,14 +465,19 @@ def test_fuzz_namespace_combinations_raise_only_spec_error(nss, sysctl, maps, ho
 
 # ---------------------------------------------------------------- not yet supported
 
-def test_seccomp_section_is_an_error_until_it_is_applied():
+def test_seccomp_section_is_validated_and_accepted():
+    """linux.seccomp is applied now (issue 4): a good section passes, a bad one names its
+    field (the full matrix is in tests/unit/seccomp/test_validate_seccomp.py)."""
     from kago.oci.defaults import default_spec
     cfg = default_spec()
     cfg["linux"]["seccomp"] = {"defaultAction": "SCMP_ACT_ALLOW"}
+    assert validate(cfg) == []
+    cfg["linux"]["seccomp"] = {"defaultAction": "SCMP_ACT_ALLOW",
+                               "syscalls": [{"names": ["mkdir"], "action": "SCMP_ACT_FOO"}]}
     with pytest.raises(SpecError) as e:
         validate(cfg)
-    assert e.value.field == "linux.seccomp"
-    assert "not supported by kago-oci yet" in str(e.value)
+    assert e.value.field == "linux.seccomp.syscalls[0].action"
+    assert str(e.value) == 'linux.seccomp.syscalls[0].action: unknown action "SCMP_ACT_FOO"'
 
 
 def test_lsm_label_warns_without_the_lsm_and_fails_with_it():
