@@ -345,21 +345,20 @@ def check_seccomp(sec, field: str = "linux.seccomp") -> list:
 
 # ---------------------------------------------------------------- entry point
 
-def check_not_yet_supported(cfg, lsms=()) -> list:
-    """Security settings kago-oci does not apply yet: an error, or a warning where the host
-    could not apply them anyway. Never a silent ignore (a container would run less confined
-    than its spec says). ``lsms``: the LSMs this host has enabled ("apparmor", "selinux")."""
+def check_lsm_labels(cfg, lsms=()) -> list:
+    """AppArmor/SELinux labels: applied where the host runs that LSM; a warning where it does
+    not (the runtime then drops the label), never a silent ignore. ``lsms``: the LSMs this
+    host has enabled ("apparmor", "selinux")."""
     warnings = []
     proc = cfg.get("process") or {}
-    for field, lsm in (("apparmorProfile", "apparmor"), ("selinuxLabel", "selinux")):
-        if not proc.get(field):
-            continue
-        if lsm in lsms:
-            raise SpecError(f"process.{field}", f"{lsm} is enabled on this host but kago-oci "
-                            "cannot apply a profile yet")
-        warnings.append(f"process.{field}: {lsm} is not enabled on this host; "
-                        f"{quote(proc[field])} is not applied")
+    for field, lsm in LSM_FIELDS:
+        if proc.get(field) and lsm not in lsms:
+            warnings.append(f"process.{field}: {lsm} is not enabled on this host; "
+                            f"{quote(proc[field])} is not applied")
     return warnings
+
+
+LSM_FIELDS = (("apparmorProfile", "apparmor"), ("selinuxLabel", "selinux"))
 
 
 def validate(cfg, cap_last_cap: int = 40, host_uid_ranges=FULL_RANGE,
@@ -377,7 +376,7 @@ def validate(cfg, cap_last_cap: int = 40, host_uid_ranges=FULL_RANGE,
     check_mount_namespace(cfg, ns)
     check_sysctls(cfg, ns)
     check_mounts(cfg, ns)
-    warnings = check_not_yet_supported(cfg, lsms)
+    warnings = check_lsm_labels(cfg, lsms)
     seccomp = (cfg.get("linux") or {}).get("seccomp")
     if seccomp is not None:
         warnings += check_seccomp(seccomp)

@@ -238,6 +238,16 @@ def start_hooks(ctx):
         run_hooks("startContainer", ctx.plan.hooks["startContainer"], jsonio.dumps(state))
 
 
+def lsm_labels(ctx):
+    """AppArmor profile / SELinux label for the program, taking effect at execve (runc applies
+    them here, before the capability drop). plan.validate dropped them, with a warning, where
+    the host has no such LSM."""
+    proc = ctx.plan.process
+    if proc.apparmor_profile or proc.selinux_label:
+        from kago.linux import lsm
+        lsm.apply(proc.apparmor_profile, proc.selinux_label)
+
+
 def no_new_privileges(ctx):
     if ctx.plan.process.no_new_privileges:
         libc.prctl(C.PR_SET_NO_NEW_PRIVS, 1, op="prctl(PR_SET_NO_NEW_PRIVS)")
@@ -291,12 +301,12 @@ def execute(ctx):
 
 CREATE_STEPS = (enter_cgroup_ns, session_keyring, set_oom_score, prepare_root, mount_all,
                 make_devices, make_cwd, creation_hooks, sysctls, protect_paths, switch_root,
-                set_names, terminal, rlimits, home_env, find_program, enter_cwd,
+                set_names, terminal, rlimits, home_env, find_program, enter_cwd, lsm_labels,
                 seccomp_privileged, credentials, close_fds, seccomp_listener, signal_ready,
                 wait_for_start, start_hooks, no_new_privileges, seccomp, execute)
 
 EXEC_STEPS = (set_oom_score, enter_exec_root, terminal, rlimits, home_env, find_program,
-              enter_cwd, seccomp_privileged, credentials, close_fds, seccomp_listener,
+              enter_cwd, lsm_labels, seccomp_privileged, credentials, close_fds, seccomp_listener,
               signal_ready, no_new_privileges, seccomp, execute)
 
 

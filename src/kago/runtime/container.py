@@ -43,13 +43,18 @@ def load_config(bundle):
 def make_plan(cfg, bundle, container_id, opts):
     from kago.plan import build, validate
     from kago.host.facts import enabled_lsms, last_cap
+    lsms = enabled_lsms()
     with log.phase("validate"):
-        for warning in validate.validate(cfg, cap_last_cap=last_cap(), lsms=enabled_lsms()):
+        for warning in validate.validate(cfg, cap_last_cap=last_cap(), lsms=lsms):
             log.warning(warning)
     with log.phase("plan"):
         plan = build.build(cfg, bundle, container_id, no_pivot=opts.no_pivot,
                            extra_env=opts.listen_env())
         build.check_host(plan)
+    if "apparmor" not in lsms:
+        plan.process.apparmor_profile = None  # warned about above: nothing can apply it
+    if "selinux" not in lsms:
+        plan.process.selinux_label = None
     if not plan.has_ns("mount"):
         raise SpecError("linux.namespaces", "a mount namespace is required")
     return plan

@@ -96,13 +96,19 @@ def execute(store, container_id, proc, opts):
 def _exec_plan(record, proc, opts):
     from kago.plan import build, validate
     from kago.plan.model import Plan
-    from kago.host.facts import last_cap
+    from kago.host.facts import enabled_lsms, last_cap
     from kago.oci import schema
     schema.validate_process(proc, field="process")
-    for warning in validate.check_process(proc, "process", last_cap()):
+    lsms = enabled_lsms()
+    for warning in validate.check_process(proc, "process", last_cap()) + \
+            validate.check_lsm_labels({"process": proc}, lsms):
         log.warning(warning)
+    process = build.process(proc, opts.listen_env(), record["kago"].get("seccomp"))
+    if "apparmor" not in lsms:
+        process.apparmor_profile = None
+    if "selinux" not in lsms:
+        process.selinux_label = None
     return Plan(id=record["id"], bundle=record["bundle"], rootfs="/", namespaces=[],
                 uid_maps=[], gid_maps=[], mounts=[], devices=[], masked_paths=[],
-                readonly_paths=[], sysctl={}, hooks={},
-                process=build.process(proc, opts.listen_env(), record["kago"].get("seccomp")),
+                readonly_paths=[], sysctl={}, hooks={}, process=process,
                 annotations={}, warnings=[])
