@@ -469,7 +469,8 @@ def test_exe_hunt_during_exec_never_opens_the_runtime(oci, box, tmp_path):
     # the race was really run: the hunt saw exec's runtime processes, and was refused
     sightings = int(out.split("probe: ")[1].split()[0])
     assert sightings > 0, out
-    assert r.errno == "EACCES", out
+    # the refusal of a non-dumpable process; ESRCH when the one caught was already exiting
+    assert r.errno in ("EACCES", "EPERM", "ESRCH"), out
 
 
 # ------------------------------------------------------------------------------ /proc/<pid>/root
