@@ -10,7 +10,7 @@ import os
 import sys
 
 from kago import __version__, OCI_VERSION, log
-from kago.cli.args import Namespace, parse_command, parse_global
+from kago.cli.args import parse_command, parse_global
 from kago.errors import KagoError, UsageError
 
 USAGE = """kago-oci: a runc-compatible OCI container runtime
@@ -291,4 +291,3 @@ COMMANDS = {"create": cmd_create, "run": cmd_run, "start": cmd_start, "state": c
             "features": cmd_features, "spec": cmd_spec, "update": cmd_update,
             "events": cmd_events}
 
-__all__ = ["main", "Namespace"]
