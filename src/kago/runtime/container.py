@@ -422,9 +422,11 @@ def run(store, container_id, bundle, opts):
     peer = record["kago"].pop("console_peer", None)
     if peer is not None:
         _proxy_terminal(peer, record)
-    code = parent.wait(record["pid"])
+    with log.phase("wait"):
+        code = parent.wait(record["pid"])
     try:
-        delete(store, container_id, force=True)
+        with log.phase("delete"):
+            delete(store, container_id, force=True)
     except ContainerNotFound:
         pass
     return code
