@@ -60,21 +60,26 @@ def _where(exc):
     return f" at {tb.tb_frame.f_code.co_filename}:{tb.tb_lineno}"
 
 
+def _prologue(chan, plan, ctx_args, cgroup, join_unified):
+    """What the first child does before any namespace: shared by both shapes (parent.spawn)."""
+    # non-dumpable while inside the container's namespaces: its processes must not be able to
+    # ptrace us or open /proc/<pid>/exe (the CVE-2019-5736 class)
+    libc.prctl(C.PR_SET_DUMPABLE, 0)
+    _preload(plan)
+    _close_inherited(chan, ctx_args)
+    with log.phase("cgroups join"):
+        # first: once a mount namespace is joined, the host's cgroupfs is out of reach (the
+        # cgroup2 tree: we were born there by clone3, unless the kernel lacks it)
+        if cgroup is not None:
+            cgroup.enter_self()
+            if join_unified:
+                cgroup.enter_unified_self()
+
+
 def intermediate(chan, plan, ctx_args, exec_mode=False, cgroup=None, join_unified=False):
     """Join cgroups and namespaces, get ID maps, fork the container process, report its pid."""
     try:
-        # non-dumpable while inside the container's namespaces: its processes must not be
-        # able to ptrace us or open /proc/<pid>/exe (the CVE-2019-5736 class)
-        libc.prctl(C.PR_SET_DUMPABLE, 0)
-        _preload(plan)
-        _close_inherited(chan, ctx_args)
-        with log.phase("cgroups join"):
-            # first: once a mount namespace is joined, the host's cgroupfs is out of reach
-            # (the cgroup2 tree: we were born there by clone3, unless the kernel lacks it)
-            if cgroup is not None:
-                cgroup.enter_self()
-                if join_unified:
-                    cgroup.enter_unified_self()
+        _prologue(chan, plan, ctx_args, cgroup, join_unified)
         with log.phase("namespaces"):
             # before joining anything: the opener must keep the host's user namespace
             opener = None if exec_mode else SourceOpener.start(plan, chan)
@@ -112,14 +117,7 @@ def direct(chan, plan, ctx_args, exec_mode=False, cgroup=None, join_unified=Fals
     are already in them; the rest we join or make here, then run the init steps.
     """
     try:
-        libc.prctl(C.PR_SET_DUMPABLE, 0)  # see intermediate(): CVE-2019-5736 class
-        _preload(plan)
-        _close_inherited(chan, ctx_args)
-        with log.phase("cgroups join"):
-            if cgroup is not None:
-                cgroup.enter_self()
-                if join_unified:
-                    cgroup.enter_unified_self()
+        _prologue(chan, plan, ctx_args, cgroup, join_unified)
         with log.phase("namespaces"):
             own = [ns for ns in plan.namespaces if ns[0] not in namespaces.FOR_CHILDREN]
             opened = namespaces.open_paths(own)
