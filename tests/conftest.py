@@ -151,7 +151,7 @@ def find_leaks(ids, state_root):
             leaks.append(f"state dir of {cid}")
         for top in ("/sys/fs/cgroup",):
             for dirpath, dirnames, _ in os.walk(top):
-                if os.path.basename(dirpath) == cid:
+                if os.path.basename(dirpath) in (cid, f"kago-{cid}"):
                     leaks.append(f"cgroup {dirpath}")
                 if dirpath.count("/") > 6:
                     dirnames[:] = []
@@ -179,13 +179,20 @@ def pid_alive(pid):
 
 
 def _kago_cgroup_dirs():
-    return sorted(d for h in os.listdir("/sys/fs/cgroup")
-                  for d in [os.path.join("/sys/fs/cgroup", h, "kago")] if os.path.isdir(d))
+    """kago's cgroups at the top of every hierarchy: the default kago-<id>, or a kago parent."""
+    top = "/sys/fs/cgroup"
+    found = []
+    for h in os.listdir(top):
+        hierarchy = os.path.join(top, h)
+        if os.path.isdir(hierarchy):
+            found += [os.path.join(hierarchy, d) for d in os.listdir(hierarchy)
+                      if d == "kago" or d.startswith("kago-")]
+    return sorted(d for d in found if os.path.isdir(d))
 
 
 @pytest.fixture(scope="session", autouse=True)
 def host_left_as_found():
-    """At the end of the run, kago's cgroup parents are gone again if they were not there."""
+    """At the end of the run, no cgroup of the tests' containers is left in any hierarchy."""
     before = _kago_cgroup_dirs() if IS_ROOT else []
     yield
     if IS_ROOT and not before:

@@ -1,6 +1,6 @@
 """Cgroups through ``kago-oci`` (issue 3), black-box: limits at create, ``update``, ``events``,
 ``pause``/``resume``, ``kill --all`` and OOM, each checked for the exit status, the message and
-the files in /sys/fs/cgroup/<controller>/kago/<id>/.
+the files in /sys/fs/cgroup/<controller>/kago-<id>/.
 
 This host is hybrid: the v1 controllers (cpu and cpuacct apart, cpuset, memory, pids, blkio
 with BFQ only, devices, freezer) under /sys/fs/cgroup/<controller>, and a cgroup2 tree at
@@ -48,7 +48,7 @@ HOG = "x=a; i=0; while [ $i -lt 40 ]; do x=$x$x; i=$((i+1)); done; echo survived
 # --- helpers ---------------------------------------------------------------------------------
 
 def cgdir(hierarchy, cid):
-    return f"{CG}/{hierarchy}/kago/{cid}"
+    return f"{CG}/{hierarchy}/kago-{cid}"
 
 
 def cgread(hierarchy, cid, name):

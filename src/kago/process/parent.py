@@ -102,7 +102,7 @@ def spawn(plan, ctx_args, cgroup=None, on_hooks=None, exec_mode=False, prepare=N
             sp.pid_start = procfs.start_time(pid)
             if prepare:
                 prepare()
-            ours.send(t="go")
+            _send_go(ours)
         else:
             sp.intermediate = pid
             _intermediate_handshake(sp, plan, prepare)
@@ -112,6 +112,17 @@ def spawn(plan, ctx_args, cgroup=None, on_hooks=None, exec_mode=False, prepare=N
         ours.close()
         raise
     return sp
+
+
+def _send_go(chan):
+    """Tell the container process to start its steps. It may have failed already (joining a
+    namespace, say) and closed its end: then its error, waiting in the channel, is the one
+    to report, not our EPIPE."""
+    try:
+        chan.send(t="go")
+    except OSError:
+        chan.recv()  # raises the child's error (or ChannelClosed if it left none)
+        raise
 
 
 def _fork_first(plan, cgroup, direct):

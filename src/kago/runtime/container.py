@@ -215,24 +215,9 @@ def _plan_cgroup(plan, undo):
     return mgr
 
 
-DEFAULT_CGROUP_PARENT = "kago"
-
-
 def destroy_cgroup(mgr):
-    """Remove the container's cgroups, and kago's shared default parent once it is empty.
-
-    The parent (/kago in each hierarchy) is made by whichever container comes first and is
-    rarely removed by the same one; a host should be left as kago found it. A create racing
-    this rmdir recreates the parent (cgroups.common.mkdir_p retries).
-    """
+    """Remove the container's cgroups (and any parent the manager itself created)."""
     mgr.destroy()
-    if mgr.path.split("/")[:2] != ["", DEFAULT_CGROUP_PARENT]:
-        return  # a cgroupsPath chosen by the user: its parents are not ours
-    for leaf in mgr.paths().values():
-        try:
-            os.rmdir(os.path.dirname(leaf))
-        except OSError:
-            pass  # other containers still live there, or it is gone already
 
 
 def _limits(cgroup, resources):

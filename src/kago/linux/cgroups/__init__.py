@@ -4,7 +4,7 @@ Extractable (like youki's libcgroups): imports only ``kago.errors`` and the stdl
 that costs start-up time (no enum/signal/dataclasses/re), because ``kago-oci create`` loads it.
 
     layout = detect()                                  # v1, v2 or hybrid, from mountinfo
-    m = open_manager("/kago/" + container_id, layout)  # absolute: from each hierarchy's top
+    m = open_manager("/kago-" + container_id, layout)  # absolute: from each hierarchy's top
     m.create(); m.add(pid)
     record = m.to_record()                             # stored beside state.json
     ...

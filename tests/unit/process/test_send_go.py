@@ -1,0 +1,28 @@
+"""process.parent._send_go: a child that failed before "go" gets its own error reported."""
+
+import pytest
+
+from kago.errors import KagoError
+from kago.process.channel import Channel, ChannelClosed
+from kago.process.parent import _send_go
+
+
+def test_the_childs_error_wins_over_a_broken_pipe():
+    ours, theirs = Channel.pair()
+    theirs.send_error(KagoError("setns network namespace /x: invalid argument"))
+    theirs.close()  # the child exited after reporting
+    with pytest.raises(KagoError, match="setns network namespace /x: invalid argument"):
+        _send_go(ours)
+
+
+def test_a_child_gone_without_a_word_is_channel_closed():
+    ours, theirs = Channel.pair()
+    theirs.close()
+    with pytest.raises(ChannelClosed):
+        _send_go(ours)
+
+
+def test_a_live_child_receives_go():
+    ours, theirs = Channel.pair()
+    _send_go(ours)
+    assert theirs.recv(expect=("go",))["t"] == "go"
