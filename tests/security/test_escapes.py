@@ -449,9 +449,18 @@ def test_control_ptrace_of_an_ordinary_container_process_works(oci, box):
 
 def test_exe_hunt_during_exec_never_opens_the_runtime(oci, box, tmp_path):
     # CVE-2019-5736: a container process watches /proc for exec's runtime process and opens
-    # its /proc/PID/exe for writing before it execs. Fire execs while the probe hunts.
+    # its /proc/PID/exe for writing before it execs. Fire execs while the probe hunts. A hunt
+    # that never catches a runtime process proves nothing, so it is tried again (3 at most);
+    # every attempt must be refused.
+    for attempt in range(3):
+        sightings, out = _exe_hunt(oci, box, tmp_path / f"run{attempt}.log")
+        if sightings > 0:
+            break
+    assert sightings > 0, f"no hunt caught a runtime process: {out}"
+
+
+def _exe_hunt(oci, box, log):
     cid = oci.new_id()
-    log = tmp_path / "run.log"
     detached(oci, "run", "-d", "--bundle", box("probe exe-hunt 4", caps=DOCKER_CAPS).path,
              cid, log=log)
     deadline = time.monotonic() + 3
@@ -466,11 +475,14 @@ def test_exe_hunt_during_exec_never_opens_the_runtime(oci, box, tmp_path):
     (r,) = results(out)
     assert not r.ok, f"opened the runtime for writing: {r.detail}"
     assert execs > 5, f"only {execs} execs ran during the hunt"
-    # the race was really run: the hunt saw exec's runtime processes, and was refused
     sightings = int(out.split("probe: ")[1].split()[0])
-    assert sightings > 0, out
-    # the refusal of a non-dumpable process; ESRCH when the one caught was already exiting
-    assert r.errno in ("EACCES", "EPERM", "ESRCH"), out
+    if sightings:
+        # EACCES/EPERM: the refusal of a non-dumpable process; ESRCH: it was exiting; ETXTBSY:
+        # it had exec'd into the container's own busybox between the probe's readlink and its
+        # open (the host interpreter is never reachable: the runtime is born non-dumpable, and
+        # the autouse fixture checks the host python is unchanged)
+        assert r.errno in ("EACCES", "EPERM", "ESRCH", "ETXTBSY"), out
+    return sightings, out
 
 
 # ------------------------------------------------------------------------------ /proc/<pid>/root

@@ -81,6 +81,11 @@ def spawn(plan, ctx_args, cgroup=None, on_hooks=None, exec_mode=False, prepare=N
     assert_single_threaded()
     from kago.kernel import libc
     libc.prctl(C.PR_SET_CHILD_SUBREAPER, 1)
+    # non-dumpable before the fork, not just in the child: the child inherits the flag, and
+    # from its first instant it may be visible in the container's pid namespace (exec forks it
+    # straight there), where a dumpable process would expose /proc/<pid>/exe, the host's
+    # interpreter, to the container (the CVE-2019-5736 window)
+    libc.prctl(C.PR_SET_DUMPABLE, 0)
     ours, theirs = Channel.pair()
     sp = Spawn()
     sp.chan = ours
