@@ -72,6 +72,12 @@ class ExecError(KagoError):
 
     exit_code = 1
 
+    def __init__(self, message, status=126):
+        #: what the container's process exits with when this happens after "ready", when
+        #: nobody is left to report to: 127 "not found", 126 "cannot execute" (the shell's)
+        self.status = status
+        super().__init__(message)
+
 
 class KernelError(KagoError, OSError):
     """A system call failed: ``op`` on ``path`` with ``errno``."""

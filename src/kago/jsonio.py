@@ -78,10 +78,6 @@ def _default(obj):
     raise TypeError(f"{type(obj).__name__} is not JSON serializable")
 
 
-def _float_repr(value):
-    return float.__repr__(value)
-
-
 _compact = _json.make_encoder(None, _default, _encode_str, None, ":", ",", False, False, True)
 
 

@@ -93,11 +93,10 @@ def _take_flag(args, i, table, out, where):
         if i + 1 >= len(args):
             raise UsageError(f"flag needs an argument: -{name}" + where)
         value, i = args[i + 1], i + 1
-    if kind == "int":
-        try:
-            value = int(value)
-        except ValueError:
-            raise UsageError(f'invalid value "{value}" for flag -{name}: not a number') from None
+    if kind == "int":  # runc's numeric flags are unsigned
+        if not value.isdigit():
+            raise UsageError(f'invalid value "{value}" for flag -{name}: not a number')
+        value = int(value)
     if kind == "list":
         out.setdefault(dest, []).append(value)
     else:

@@ -144,7 +144,7 @@ def cmd_exec(glob, args):
                                     user=args.user, caps=args.cap or (), tty=bool(args.tty),
                                     no_new_privs=args.no_new_privs)
     else:
-        raise UsageError("exec: nothing to run: give a command or --process FILE")
+        raise UsageError("nothing to run: give a command or --process FILE")
     if args.gids:
         proc.setdefault("user", {}).setdefault("additionalGids", [])
         proc["user"]["additionalGids"] += [int(g) for g in args.gids]

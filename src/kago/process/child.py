@@ -248,4 +248,4 @@ def run_steps(ctx, steps):
         try:
             os.write(2, f"{e}\n".encode())
         finally:
-            os._exit(127 if "not found" in str(e) or "no such file" in str(e) else 126)
+            os._exit(getattr(e, "status", 126))

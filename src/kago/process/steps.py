@@ -296,7 +296,8 @@ def execute(ctx):
     try:
         os.execve(ctx.exe, proc.args, _env_dict(proc.env))
     except OSError as e:
-        raise ExecError(f"exec {ctx.exe}: {os.strerror(e.errno).lower()}") from None
+        raise ExecError(f"exec {ctx.exe}: {os.strerror(e.errno).lower()}",
+                        127 if e.errno == errno.ENOENT else 126) from None
 
 
 CREATE_STEPS = (enter_cgroup_ns, session_keyring, set_oom_score, prepare_root, mount_all,
@@ -358,13 +359,14 @@ def lookup(name, env):
             return candidate
         except ExecError:
             continue
-    raise ExecError(f'exec: "{name}": executable file not found in $PATH')
+    raise ExecError(f'exec: "{name}": executable file not found in $PATH', 127)
 
 
 def _check_executable(path, shown):
     try:
         st = os.stat(path)
     except OSError as e:
-        raise ExecError(f'exec: "{shown}": stat {path}: {os.strerror(e.errno).lower()}') from None
+        raise ExecError(f'exec: "{shown}": stat {path}: {os.strerror(e.errno).lower()}',
+                        127 if e.errno == errno.ENOENT else 126) from None
     if stat.S_ISDIR(st.st_mode) or not os.access(path, os.X_OK):
         raise ExecError(f'exec: "{shown}": {os.strerror(errno.EACCES).lower()}')

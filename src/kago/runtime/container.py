@@ -206,18 +206,13 @@ def _plan_cgroup(plan, undo):
         if mgr.exists():
             from kago.errors import CgroupError
             raise CgroupError(plan.cgroups_path, "already exists: another container uses it")
-        undo.push(destroy_cgroup, mgr)
+        undo.push(mgr.destroy)
         mgr.create()
     mounts = []
     for op in plan.mounts:
         mounts.extend(expand_cgroup_mount(op, mgr.paths()) if op.fstype == "cgroup" else [op])
     plan.mounts = mounts
     return mgr
-
-
-def destroy_cgroup(mgr):
-    """Remove the container's cgroups (and any parent the manager itself created)."""
-    mgr.destroy()
 
 
 def _limits(cgroup, resources):
@@ -476,7 +471,7 @@ def _delete(store, container_id, force):
         elif mgr is not None and mgr.exists() and mgr.pids():
             mgr.kill_all(9)  # the init is gone but, without a pid namespace, others remain
         if mgr is not None:
-            destroy_cgroup(mgr)
+            mgr.destroy()
         _post_hooks("poststop", record, STOPPED)
         store.remove(container_id)
 
