@@ -1,0 +1,1 @@
+"""Container networking (issue 6): netns, veth, bridge, IPAM, published ports, /etc files."""
