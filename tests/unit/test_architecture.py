@@ -23,7 +23,7 @@ def test_import_contracts_hold():
 
 def test_runtime_start_path_imports_nothing_heavy():
     """kago-oci's latency is its start-up: these modules must stay off the create/run path."""
-    code = ("import sys; import kago.cli.oci, kago.runtime.container, kago.process.parent,"
+    code = ("import sys; import kago.bundle, kago.cli.oci, kago.runtime.container, kago.process.parent,"
             " kago.process.child, kago.plan.build, kago.plan.validate, kago.linux.cgroups;"
             " print(' '.join(sorted(sys.modules)))")
     out = subprocess.run([sys.executable, "-S", "-c", code], capture_output=True, text=True,
