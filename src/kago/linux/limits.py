@@ -7,7 +7,6 @@ namespace, so they land in the container's (plan.validate refused the non-namesp
 
 import errno
 import os
-import resource
 
 from kago.errors import KernelError
 from kago.kernel import libc
@@ -18,13 +17,11 @@ from kago.plan.tables import RLIMITS  # already loaded by plan.build: costs noth
 def set_rlimits(rlimits):
     for res, soft, hard in rlimits or ():
         try:
-            resource.setrlimit(res, (soft, hard))
-        except (OSError, ValueError) as e:
-            err = getattr(e, "errno", None) or errno.EPERM
+            libc.setrlimit(res, soft, hard)
+        except KernelError as e:
             hint = ("raising a hard limit needs CAP_SYS_RESOURCE"
-                    if err == errno.EPERM else None)
-            raise KernelError("setrlimit", err, _rlimit_name(res),
-                              hint) from None
+                    if e.errno == errno.EPERM else None)
+            raise KernelError("setrlimit", e.errno, _rlimit_name(res), hint) from None
 
 
 def _rlimit_name(number):
