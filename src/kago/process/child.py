@@ -127,7 +127,7 @@ def direct(chan, plan, ctx_args, exec_mode=False, cgroup=None, join_unified=Fals
             if flags:
                 libc.unshare(flags)
         ctx = InitContext(plan, chan, **ctx_args)
-        chan.recv(expect=("go",))  # the runtime has applied the cgroup limits
+        ctx.awaiting_go = True  # the cgroup_limits step waits for it, after the mounts
     except BaseException as e:  # noqa: BLE001 - must reach os._exit
         _die(chan, e)
     run_steps(ctx, EXEC_STEPS if exec_mode else CREATE_STEPS)

@@ -68,8 +68,9 @@ def spawn(plan, ctx_args, cgroup=None, on_hooks=None, exec_mode=False, prepare=N
     (clone3) and joins the v1 hierarchies itself, before anything is unshared; we never move a
     task, which would cost an RCU grace period (docs/latency.md). ``on_hooks(pid)`` runs
     prestart and createRuntime hooks and returns the state JSON. ``prepare()`` (cgroup limits)
-    runs right after the fork, while the child imports and makes its namespaces; the child
-    waits for it ("go", or the "ok" after "hello") before it does anything in the container.
+    runs right after the fork, while the child makes its namespaces and mounts; the child
+    waits for it ("go", or the "ok" after "hello") before any hook or anything of the
+    container runs (steps.cgroup_limits; runc sets the limits at the same point).
     A seccomp filter is compiled here, before the fork (the child only loads it), or taken
     from ``seccomp_cache``, a directory of compiled filters; ``state(pid)`` is the container's
     OCI state, sent with a seccomp listener fd to ``listenerPath``.

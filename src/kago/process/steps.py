@@ -4,6 +4,9 @@ Why this order (runc's standard_init_linux.go and prepareRootfs, crun's containe
 - oom_score_adj first, while the host's /proc is still ours;
 - the rootfs is prepared (propagation, mounts, devices) before hooks, so createContainer hooks
   see it, and before pivot_root, so mount sources still resolve on the host;
+- the cgroup limits are awaited (the runtime's "go") after the rootfs is prepared and before
+  the first hook or anything of the container runs: runc sets them at the same point (at
+  procHooks or procReady), and the runtime writes them while we mount, instead of us waiting;
 - sysctls, then read-only and masked paths, before the root switch: the writes go through the
   container's /proc, which is about to be made read-only;
 - the terminal is made after the switch, from the container's own devpts;
@@ -41,7 +44,7 @@ class InitContext:
 
     __slots__ = ("plan", "chan", "fifo_fd", "console_fd", "rootfd", "top", "preserve",
                  "exe", "state_json", "root_fd_for_exec", "has_devpts", "dev_is_bind",
-                 "sources", "new_keyring")
+                 "sources", "new_keyring", "awaiting_go")
 
     def __init__(self, plan, chan, fifo_fd=None, console_fd=None, preserve=0,
                  root_fd_for_exec=None, new_keyring=True):
@@ -59,6 +62,7 @@ class InitContext:
         self.has_devpts = False
         self.dev_is_bind = False
         self.sources = {}  # mount index -> O_PATH fd of its bind source (user namespaces)
+        self.awaiting_go = False  # child.direct: the runtime's "go" is still to come
 
 
 # --- create/run: the container's first process --------------------------------------------
@@ -113,6 +117,13 @@ def make_devices(ctx):
 
 def make_cwd(ctx):
     os.close(mounts.mkdirs_in_root(ctx.rootfd, ctx.plan.process.cwd))
+
+
+def cgroup_limits(ctx):
+    """Wait until the runtime has applied the cgroup limits (child.direct: its "go")."""
+    if ctx.awaiting_go:
+        ctx.chan.recv(expect=("go",))
+        ctx.awaiting_go = False
 
 
 def creation_hooks(ctx):
@@ -301,12 +312,12 @@ def execute(ctx):
 
 
 CREATE_STEPS = (enter_cgroup_ns, session_keyring, set_oom_score, prepare_root, mount_all,
-                make_devices, make_cwd, creation_hooks, sysctls, protect_paths, switch_root,
+                make_devices, make_cwd, cgroup_limits, creation_hooks, sysctls, protect_paths, switch_root,
                 set_names, terminal, rlimits, home_env, find_program, enter_cwd, lsm_labels,
                 seccomp_privileged, credentials, close_fds, seccomp_listener, signal_ready,
                 wait_for_start, start_hooks, no_new_privileges, seccomp, execute)
 
-EXEC_STEPS = (set_oom_score, enter_exec_root, terminal, rlimits, home_env, find_program,
+EXEC_STEPS = (cgroup_limits, set_oom_score, enter_exec_root, terminal, rlimits, home_env, find_program,
               enter_cwd, lsm_labels, seccomp_privileged, credentials, close_fds, seccomp_listener,
               signal_ready, no_new_privileges, seccomp, execute)
 
