@@ -1,0 +1,77 @@
+"""What a container got from the network: the record ``attach`` returns and ``detach`` undoes."""
+
+from kago.network.ports import PortMapping
+
+# Field order is the public constructor's positional order (the lead's API); the fields after
+# ``ports`` are kago.network's own bookkeeping, useful to callers but optional.
+FIELDS = ("cid", "mode", "network", "netns_name", "netns_path", "ifname", "ipv4", "ipv6", "mac",
+          "gateway", "prefixlen", "ports", "ipv6_gateway", "ipv6_prefixlen", "bridge",
+          "host_ifname", "hostname", "aliases", "etc_dir", "shares")
+
+
+class Attachment:
+    """One container's network: where its netns is and what addresses it has.
+
+    mode "host": no netns (netns_path None). mode "container:<other>": ``shares`` is the other
+    container's id and ``netns_path`` its netns. "none" and "bridge" own a named netns at
+    ``netns_path`` (/run/netns/<netns_name>); bridge mode also has addresses on ``ifname``.
+    """
+
+    __slots__ = FIELDS
+
+    def __init__(self, cid, mode, network=None, netns_name=None, netns_path=None, ifname="eth0",
+                 ipv4=None, ipv6=None, mac=None, gateway=None, prefixlen=None, ports=(),
+                 ipv6_gateway=None, ipv6_prefixlen=None, bridge=None, host_ifname=None,
+                 hostname=None, aliases=(), etc_dir=None, shares=None):
+        self.cid = cid
+        self.mode = mode
+        self.network = network
+        self.netns_name = netns_name
+        self.netns_path = netns_path
+        self.ifname = ifname
+        self.ipv4 = ipv4
+        self.ipv6 = ipv6
+        self.mac = mac
+        self.gateway = gateway
+        self.prefixlen = prefixlen
+        self.ports = tuple(p if isinstance(p, PortMapping) else PortMapping.from_dict(p)
+                           for p in ports)
+        self.ipv6_gateway = ipv6_gateway
+        self.ipv6_prefixlen = ipv6_prefixlen
+        self.bridge = bridge
+        self.host_ifname = host_ifname
+        self.hostname = hostname
+        self.aliases = tuple(aliases)
+        self.etc_dir = etc_dir
+        self.shares = shares
+
+    @property
+    def owns_netns(self):
+        """True when detaching must remove the netns (none and bridge modes)."""
+        return self.mode in ("none", "bridge")
+
+    @property
+    def names(self):
+        """Names peers know this container by: hostname, aliases, then the id."""
+        seen = []
+        for name in (self.hostname, *self.aliases, self.cid):
+            if name and name not in seen:
+                seen.append(name)
+        return seen
+
+    def to_dict(self):
+        data = {name: getattr(self, name) for name in FIELDS}
+        data["ports"] = [p.to_dict() for p in self.ports]
+        data["aliases"] = list(self.aliases)
+        return data
+
+    @classmethod
+    def from_dict(cls, data):
+        return cls(**{name: data[name] for name in FIELDS if name in data})
+
+    def __eq__(self, other):
+        return isinstance(other, Attachment) and self.to_dict() == other.to_dict()
+
+    def __repr__(self):
+        return (f"Attachment({self.cid!r}, mode={self.mode!r}, network={self.network!r}, "
+                f"netns={self.netns_path!r}, ipv4={self.ipv4!r}, mac={self.mac!r})")

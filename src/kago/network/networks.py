@@ -1,0 +1,539 @@
+"""``Networks``: persisted networks, per-container attachments, and their undo.
+
+An attach is a list of steps, each recorded in attachments/<cid>.json *before* it runs::
+
+    leases -> ports -> netns -> veth -> addresses -> nft -> etc files
+
+so detach (and the rollback of a failed attach, which is the same code) removes exactly what
+was made, even when the attaching process died half-way. A step that fails because its object
+already existed (a veth name clash, a netns name taken) is unmarked: that object is somebody
+else's and stays. Locks: ``lock`` shared by attach/detach and exclusive for create/remove (a
+network cannot vanish under an attach); leases/<net>.lock only around IPAM and hosts files;
+ports.lock around the published-port registry.
+"""
+
+import contextlib
+import errno
+import hashlib
+import os
+import socket
+
+from kago.network import ipam, netns, nft, state
+from kago.network.attachment import Attachment
+from kago.network.errors import (AttachmentExists, NetworkBusy, NetworkError, NetworkExists,
+                                 NetworkNotFound, ObjectExists, AddressInUse)
+from kago.network.ports import PortMapping
+
+IP_FORWARD = "/proc/sys/net/ipv4/ip_forward"
+MODES = ("none", "bridge", "host")
+CID_CHARS = set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_+-.")
+
+
+def check_cid(cid):
+    """The runtime's container ID rule (runc's): it becomes file and netns names."""
+    if (not isinstance(cid, str) or not cid or len(cid) > 1024 or cid in (".", "..")
+            or not set(cid) <= CID_CHARS):
+        raise NetworkError(f"container id {cid!r}: use letters, digits, '_', '+', '-', '.'")
+    return cid
+
+
+def parse_mode(mode):
+    """Returns (kind, other): ("bridge", None) ... ("container", "<cid>")."""
+    if isinstance(mode, str) and mode.startswith("container:"):
+        return "container", check_cid(mode.split(":", 1)[1])
+    if mode not in MODES:
+        raise NetworkError(f"network mode {mode!r}: use bridge, none, host or container:<id>")
+    return mode, None
+
+
+def _ports(ports):
+    return tuple(p if isinstance(p, PortMapping) else PortMapping.parse(p) for p in ports)
+
+
+class Networks:
+    """Networks and container attachments kept under ``state_dir``.
+
+    ``nft_table`` names kago's ``inet`` table; ``netns_dir``/``netns_prefix`` where and how
+    container netns are named (``/run/netns/kago-<cid>``); ``veth_prefix`` starts host-side
+    veth names; the ``default_*`` settings describe the network ``ensure_default`` makes;
+    ``outbound`` is the default for new networks: masquerade their traffic leaving the host,
+    which needs net.ipv4.ip_forward=1 (set if it is 0, restored when kago's last bridge goes).
+    """
+
+    def __init__(self, state_dir="/var/lib/kago/network", nft_table="kago",
+                 netns_dir=netns.RUN_DIR, netns_prefix="kago-", veth_prefix="kv",
+                 default_network="kago", default_bridge="kago0",
+                 default_subnet="10.89.0.0/24", default_ipv6_subnet=None, outbound=True,
+                 etc_netns_dir=netns.ETC_DIR):
+        self.state = state.StateDir(state_dir)
+        self.nft_table = nft.check_table(nft_table)
+        self.netns_dir = netns_dir
+        self.netns_prefix = netns_prefix
+        if not 1 <= len(veth_prefix) <= 7 or ipam.check_ifname(veth_prefix, "veth prefix") \
+                is None:
+            raise NetworkError(f"veth prefix {veth_prefix!r}: 1-7 characters (15 with the "
+                               "hash that follows)")
+        self.veth_prefix = veth_prefix
+        self.default_network = default_network
+        self.default_bridge = default_bridge
+        self.default_subnet = default_subnet
+        self.default_ipv6_subnet = default_ipv6_subnet
+        self.outbound = outbound
+        self.etc_netns_dir = etc_netns_dir
+
+    # ------------------------------------------------------------------ networks
+
+    def create(self, name, subnet="10.89.0.0/24", bridge=None, gateway=None, ipv6_subnet=None,
+               ipv6_gateway=None, outbound=None):
+        """Checks, makes the bridge and nft elements, and records a network. Returns its dict."""
+        record = ipam.network_record(name, subnet, bridge or self._bridge_name(name), gateway,
+                                     ipv6_subnet, ipv6_gateway,
+                                     self.outbound if outbound is None else outbound)
+        with self.state.lock(exclusive=True):
+            if os.path.exists(self.state.network(name)):
+                raise NetworkExists(name)
+            others = [self._record(n) for n in self.state.network_names()]
+            self._check_unshared(record, others)
+            from kago.network import links  # noqa: PLC0415 (pyroute2 is heavy)
+            with links.host() as ipr:
+                self._check_routes(ipr, record)
+                made = None
+                try:
+                    made = links.ensure_bridge(ipr, record, self._alias(name))
+                    self._nft_network(record)
+                    if record["outbound"]:
+                        self._ensure_ip_forward()
+                    state.write_json(self.state.network(name), record)
+                except BaseException:
+                    with contextlib.suppress(Exception):
+                        self._undo_network(ipr, record, others, made)
+                    raise
+        return dict(record)
+
+    def ensure_default(self):
+        """The default network ("kago" on bridge kago0), made on first use; its dict."""
+        with contextlib.suppress(NetworkNotFound):
+            return self._setup_if_missing(self.get(self.default_network))
+        try:
+            return self.create(self.default_network, self.default_subnet, self.default_bridge,
+                               ipv6_subnet=self.default_ipv6_subnet)
+        except NetworkExists:               # another process made it meanwhile
+            return self.get(self.default_network)
+
+    def get(self, name):
+        ipam.check_name(name)
+        record = state.read_json(self.state.network(name))
+        if record is None:
+            raise NetworkNotFound(name)
+        return record
+
+    def list(self):
+        """Every network's dict, with "containers": the ids attached to it."""
+        attached = {}
+        for att in self.attachments():
+            attached.setdefault(att.network, []).append(att.cid)
+        return [dict(self._record(n), containers=attached.get(n, []))
+                for n in self.state.network_names()]
+
+    def remove(self, name):
+        """Removes the bridge, nft elements and records; refuses while containers are attached."""
+        with self.state.lock(exclusive=True):
+            record = self.get(name)
+            users = [a.cid for a in self.attachments() if a.network == name]
+            if users:
+                raise NetworkBusy(name, users)
+            others = [self._record(n) for n in self.state.network_names() if n != name]
+            from kago.network import links  # noqa: PLC0415
+            with links.host() as ipr:
+                self._undo_network(ipr, record, others, made=True)
+            state.remove_file(self.state.network(name))
+            state.remove_file(self.state.leases(name))
+            state.remove_file(self.state.leases(name)[:-5] + ".lock")
+
+    def _record(self, name):
+        return self.get(name)
+
+    def _bridge_name(self, name):
+        """kago-<name> when it fits in IFNAMSIZ, else kago- and a hash of the name."""
+        candidate = f"kago-{name}"
+        if len(candidate) < ipam.IFNAMSIZ:
+            return candidate
+        return "kago-" + hashlib.sha256(name.encode()).hexdigest()[:10]
+
+    def _alias(self, name):
+        """IFLA_IFALIAS of our bridges: shows in ``ip link``, ties the bridge to this state."""
+        return f"kago:{name}:{self.state.root}"[:255]
+
+    @staticmethod
+    def _check_unshared(record, others):
+        clash = ipam.overlapping(record, others)
+        if clash:
+            raise NetworkError(f"subnet {record['subnet']}: overlaps network "
+                               f"{clash['name']!r} ({clash['subnet']}): choose another subnet")
+        for other in others:
+            if other["bridge"] == record["bridge"]:
+                raise NetworkError(f"bridge {record['bridge']}: already used by network "
+                                   f"{other['name']!r}")
+
+    @staticmethod
+    def _check_routes(ipr, record):
+        from kago.network import links  # noqa: PLC0415
+        for subnet in filter(None, (record["subnet"], record["ipv6_subnet"])):
+            routes = links.routes_overlapping(ipr, subnet, exclude=(record["bridge"],))
+            if routes:
+                dst, dev = routes[0]
+                raise NetworkError(f"subnet {subnet}: overlaps the host's route {dst} on "
+                                   f"{dev}: choose another subnet")
+
+    def _nft_network(self, record):
+        nft.apply(nft.base_ruleset(self.nft_table)
+                  + nft.add_elements(self.nft_table, nft.network_elements(record)))
+
+    def _undo_network(self, ipr, record, others, made):
+        """Host side of a network away: its bridge (if we made it), its nft elements, the whole
+        table when no network is left, and ip_forward back if kago turned it on."""
+        from kago.network import links  # noqa: PLC0415
+        if made:
+            links.delete_link(ipr, record["bridge"])
+        if others:
+            nft.apply(nft.delete_elements(self.nft_table, nft.network_elements(record)))
+        else:
+            nft.apply(nft.delete_table(self.nft_table))
+            self._restore_ip_forward(ipr)
+
+    def _setup_if_missing(self, record):
+        """After a reboot the records survive but the bridge and nft table do not: remake
+        them. One netlink lookup when all is in place."""
+        from kago.network import links  # noqa: PLC0415
+        with links.host() as ipr:
+            if ipr.link_lookup(ifname=record["bridge"]):
+                return record
+            with self.state.lease_lock(record["name"]):
+                links.ensure_bridge(ipr, record, self._alias(record["name"]))
+                self._nft_network(record)
+                if record["outbound"]:
+                    self._ensure_ip_forward()
+        return record
+
+    def _ensure_ip_forward(self):
+        """Outbound masquerade is useless unless the host forwards; turn it on only if off,
+        and remember that kago did (host.json) so the last network's removal turns it off."""
+        from kago.network import links  # noqa: PLC0415
+        if links.read_sysctl(IP_FORWARD) != "0":
+            return
+        with self.state.host_lock():
+            state.write_json(self.state.host(), {"ip_forward_was": "0"})
+            links.write_sysctl(IP_FORWARD, 1)
+
+    def _restore_ip_forward(self, ipr):
+        """Back to 0 only if kago set it, and no kago bridge of any state dir still needs it
+        (writing ip_forward resets every interface's forwarding flag)."""
+        from kago.network import links  # noqa: PLC0415
+        saved = state.read_json(self.state.host(), {})
+        if saved.get("ip_forward_was") != "0":
+            return
+        if links.kago_bridges(ipr):
+            return
+        if links.read_sysctl(IP_FORWARD) != "1":
+            return                          # somebody changed it since: theirs now
+        links.write_sysctl(IP_FORWARD, 0)
+        state.remove_file(self.state.host())
+
+    # ------------------------------------------------------------------ attachments
+
+    def attach(self, cid, mode="bridge", network=None, netns_name=None, ip=None, mac=None,
+               ports=(), hostname=None, aliases=(), ipv6=None, etc_dir=None, resolv_conf=None):
+        """Gives container ``cid`` its network; returns an ``Attachment``.
+
+        ``ip``/``ipv6``/``mac`` request static values; ``ports`` are PortMappings or "-p"
+        strings; ``hostname``/``aliases`` are the names peers see in /etc/hosts. With
+        ``etc_dir``, hosts/resolv.conf/hostname are written there (and kept up to date as peers
+        come and go). Anything failing undoes everything this call made.
+        """
+        check_cid(cid)
+        kind, other = parse_mode(mode)
+        ports = _ports(ports)
+        if ports and kind != "bridge":
+            raise NetworkError(f"published ports need bridge mode, not {mode!r}")
+        if kind == "bridge":
+            network = network or self.default_network
+            if network == self.default_network:
+                self.ensure_default()
+            else:
+                self._setup_if_missing(self.get(network))
+        with self.state.lock():
+            if os.path.exists(self.state.attachment(cid)):
+                raise AttachmentExists(cid)
+            if kind == "host":
+                att = Attachment(cid, "host", hostname=hostname, aliases=aliases,
+                                 etc_dir=etc_dir)
+            elif kind == "container":
+                att = self._shared(cid, other, hostname, aliases, etc_dir)
+            else:
+                att = self._own_netns(cid, kind, network, netns_name, hostname, aliases,
+                                      etc_dir)
+            steps = _Steps(self, att)
+            try:
+                steps.mark("record", lambda: None)
+                if kind == "bridge":
+                    self._bridge_steps(steps, att, ip, ipv6, mac, ports)
+                elif kind == "none":
+                    steps.mark("netns", lambda: self._make_netns(att), exists_ok=False)
+                if etc_dir:
+                    steps.mark("etc", lambda: self._write_etc(att, resolv_conf))
+            except BaseException as err:
+                failed = steps.undo()
+                if failed and isinstance(err, Exception):
+                    raise NetworkError(f"{err}; cleanup also failed: {failed}") from err
+                raise
+        return att
+
+    def _own_netns(self, cid, kind, network, netns_name, hostname, aliases, etc_dir):
+        name = netns.check_name(netns_name or f"{self.netns_prefix}{cid}")
+        att = Attachment(cid, kind, netns_name=name,
+                         netns_path=os.path.join(self.netns_dir, name), hostname=hostname,
+                         aliases=aliases, etc_dir=etc_dir)
+        if kind == "bridge":
+            record = self.get(network)
+            att.network = network
+            att.bridge = record["bridge"]
+            att.gateway = record["gateway"]
+            att.prefixlen = record["prefixlen"]
+            att.ipv6_gateway = record["ipv6_gateway"]
+            att.ipv6_prefixlen = record["ipv6_prefixlen"]
+            att.host_ifname = self.veth_name(cid)
+        return att
+
+    def _shared(self, cid, other, hostname, aliases, etc_dir):
+        """container:<other>: the other's netns and addresses, followed to the container that
+        owns the netns when <other> itself shares one."""
+        if other == cid:
+            raise NetworkError(f"network mode container:{cid}: a container cannot join itself")
+        owner = self.attachment(other)
+        if owner is None:
+            raise NetworkError(f"network mode container:{other}: that container has no "
+                               "network: start it first")
+        if owner.shares:
+            owner = self.attachment(owner.shares) or owner
+        att = Attachment.from_dict(owner.to_dict())
+        att.cid, att.mode, att.shares, att.ports = cid, f"container:{other}", owner.cid, ()
+        att.host_ifname = None
+        att.hostname, att.aliases, att.etc_dir = hostname, tuple(aliases), etc_dir
+        return att
+
+    def veth_name(self, cid):
+        """Host end of a container's veth: prefix + a hash of the id, within IFNAMSIZ."""
+        digest = hashlib.sha256(cid.encode()).hexdigest()
+        return self.veth_prefix + digest[:ipam.IFNAMSIZ - 1 - len(self.veth_prefix)]
+
+    def _bridge_steps(self, steps, att, ip, ipv6, mac, ports):
+        record = self.get(att.network)
+        leases = ipam.Leases(self.state, record)
+
+        def take():
+            att.ipv4, att.ipv6, att.mac = leases.take(att.cid, ip, ipv6, mac)
+        steps.mark("leases", take)
+        if ports:
+            def reserve():
+                att.ports = ports
+                self._reserve_ports(att.cid, ports)
+            steps.mark("ports", reserve)
+        steps.mark("netns", lambda: self._make_netns(att), exists_ok=False)
+        steps.mark("veth", lambda: self._make_veth(att), exists_ok=False)
+        if ports:
+            steps.mark("nft", lambda: self._publish(att, record))
+
+    def _make_netns(self, att):
+        from kago.network import links  # noqa: PLC0415
+        netns.ensure_run_dir(self.netns_dir)
+        netns.create(att.netns_path)
+        if att.mode == "none":
+            with links.inside(att.netns_path) as ipr:
+                links.loopback_up(ipr)
+
+    def _make_veth(self, att):
+        from kago.network import links  # noqa: PLC0415
+        with links.host() as ipr:
+            links.add_veth(ipr, att.host_ifname, att.bridge, att.netns_path, att.ifname,
+                           att.mac)
+        with links.inside(att.netns_path) as ipr:
+            links.configure(ipr, att)
+
+    def _publish(self, att, record):
+        elements = nft.port_elements(att.ports, att.ipv4, att.ipv6)
+        nft.apply(nft.base_ruleset(self.nft_table)
+                  + nft.add_elements(self.nft_table, nft.network_elements(record))
+                  + nft.create_elements(self.nft_table, elements))
+
+    def _reserve_ports(self, cid, ports):
+        """Registers ``ports`` for ``cid``, refusing ones another container publishes or a host
+        process already listens on (its connections would silently go to the container)."""
+        with self.state.ports_lock():
+            table = state.read_json(self.state.ports(), [])
+            for p in ports:
+                for entry in table:
+                    theirs = PortMapping.from_dict(entry)
+                    if entry["cid"] != cid and p.conflicts(theirs):
+                        raise AddressInUse(f"host port {p.host_port}/{p.proto}: already "
+                                           f"published by container {entry['cid']}")
+                _check_port_free(p)
+            table += [dict(p.to_dict(), cid=cid) for p in ports]
+            state.write_json(self.state.ports(), table)
+
+    def _release_ports(self, cid):
+        with self.state.ports_lock():
+            table = state.read_json(self.state.ports(), [])
+            kept = [e for e in table if e["cid"] != cid]
+            if len(kept) != len(table):
+                state.write_json(self.state.ports(), kept)
+
+    def detach(self, cid):
+        """Removes what ``attach`` made for ``cid``: veth, leases, nft elements, netns bind
+        mount, records. Calling it again, or for an unknown id, does nothing."""
+        check_cid(cid)
+        with self.state.lock():
+            data = state.read_json(self.state.attachment(cid))
+            if data is None:
+                return
+            _Steps.load(self, data).undo(raise_errors=True)
+
+    def attachment(self, cid):
+        """The ``Attachment`` of ``cid``, or None."""
+        data = state.read_json(self.state.attachment(check_cid(cid)))
+        return Attachment.from_dict(data["attachment"]) if data else None
+
+    def attachments(self, network=None):
+        found = []
+        for cid in self.state.attachment_ids():
+            att = self.attachment(cid)
+            if att is not None and (network is None or att.network == network):
+                found.append(att)
+        return found
+
+    def peers(self, network):
+        """[(name, ip)] of every container on ``network``, for /etc/hosts."""
+        return [(name, att.ipv4) for att in self.attachments(network) if att.ipv4
+                for name in att.names]
+
+    # ------------------------------------------------------------------ /etc files
+
+    def _write_etc(self, att, resolv_conf):
+        from kago.network.files import write_etc_files  # noqa: PLC0415
+        peers = self.peers(att.network) if att.network else ()
+        write_etc_files(att.etc_dir, att.hostname, att, peers, resolv_conf)
+        self._refresh_hosts(att.network, skip=att.cid)
+
+    def _refresh_hosts(self, network, skip=None, gone=None):
+        """Rewrites (in place) the hosts file of every container on ``network`` that asked for
+        etc files, so running peers learn about a container that came (``skip``: it wrote its
+        own) or went (``gone``: no longer anybody's peer)."""
+        if not network:
+            return
+        from kago.network.files import hosts_text, write_in_place  # noqa: PLC0415
+        with self.state.lease_lock(network):
+            everyone = [a for a in self.attachments(network) if a.cid != gone]
+            peers = [(n, a.ipv4) for a in everyone if a.ipv4 for n in a.names]
+            for att in everyone:
+                if att.etc_dir and att.cid != skip and os.path.isdir(att.etc_dir):
+                    write_in_place(os.path.join(att.etc_dir, "hosts"),
+                                   hosts_text(att.hostname, att, peers))
+
+
+def _check_port_free(p):
+    family = socket.AF_INET6 if p.family == 6 else socket.AF_INET
+    kind = socket.SOCK_STREAM if p.proto == "tcp" else socket.SOCK_DGRAM
+    with socket.socket(family, kind) as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            s.bind((p.host_ip or "0.0.0.0", p.host_port))
+        except OSError as err:
+            if err.errno == errno.EADDRINUSE:
+                raise AddressInUse(f"host port {p.host_port}/{p.proto}: a process on the host "
+                                   "already uses it") from None
+            if err.errno != errno.EADDRNOTAVAIL:
+                raise
+            raise NetworkError(f"port {p}: {p.host_ip} is not an address of this host") \
+                from None
+
+
+class _Steps:
+    """The attach journal: marks a step in attachments/<cid>.json before running it, and
+    undoes marked steps in reverse. The journal file itself is the last thing removed."""
+
+    UNDO_ORDER = ("etc", "nft", "veth", "netns", "ports", "leases", "record")
+
+    def __init__(self, nets, att, made=()):
+        self.nets = nets
+        self.att = att
+        self.made = list(made)
+
+    @classmethod
+    def load(cls, nets, data):
+        return cls(nets, Attachment.from_dict(data["attachment"]), data.get("made", ()))
+
+    def save(self):
+        state.write_json(self.nets.state.attachment(self.att.cid),
+                         {"attachment": self.att.to_dict(), "made": self.made})
+
+    def mark(self, step, action, exists_ok=True):
+        """Journal ``step``, run ``action``, journal the result. With exists_ok False an
+        ObjectExists from the action means the object is not ours: the mark is taken back."""
+        self.made.append(step)
+        self.save()
+        try:
+            action()
+        except ObjectExists:
+            if not exists_ok:
+                self.made.remove(step)
+            raise
+        self.save()
+
+    def undo(self, raise_errors=False):
+        """Undoes every marked step, newest kind first. Returns what could not be undone ("" if
+        all went), or raises it as a NetworkError with ``raise_errors``."""
+        errors = []
+        for step in self.UNDO_ORDER:
+            if step not in self.made:
+                continue
+            try:
+                getattr(self, f"_undo_{step}")()
+                self.made.remove(step)
+                if self.made:
+                    self.save()
+            except Exception as err:     # keep going: undo as much as possible, report all
+                errors.append(f"{step}: {err}")
+        if errors:
+            self.save()
+            message = f"container {self.att.cid}: could not undo " + "; ".join(errors)
+            if raise_errors:
+                raise NetworkError(message)
+            return message
+        return ""
+
+    def _undo_etc(self):
+        for name in ("hosts", "resolv.conf", "hostname"):
+            state.remove_file(os.path.join(self.att.etc_dir, name))
+        self.nets._refresh_hosts(self.att.network, gone=self.att.cid)
+
+    def _undo_nft(self):
+        elements = nft.port_elements(self.att.ports, self.att.ipv4, self.att.ipv6)
+        nft.apply(nft.delete_elements(self.nets.nft_table, elements))
+
+    def _undo_veth(self):
+        from kago.network import links  # noqa: PLC0415
+        with links.host() as ipr:
+            links.delete_link(ipr, self.att.host_ifname)
+
+    def _undo_netns(self):
+        netns.remove(self.att.netns_path)
+
+    def _undo_ports(self):
+        self.nets._release_ports(self.att.cid)
+
+    def _undo_leases(self):
+        record = state.read_json(self.nets.state.network(self.att.network))
+        if record is not None:
+            ipam.Leases(self.nets.state, record).release(self.att.cid)
+
+    def _undo_record(self):
+        state.remove_file(self.nets.state.attachment(self.att.cid))
