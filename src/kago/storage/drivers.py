@@ -1,0 +1,276 @@
+"""Layer drivers: how layers are kept on disk and stacked into a container's root filesystem.
+
+Every driver keeps a layer in its own directory (``layers/<chain id>``) and mounts a
+container's root at ``containers/<cid>/rootfs``:
+
+- ``overlay``: a layer holds only its own changes (whiteouts as overlayfs's); a container is an
+  overlay of its image's layers (read-only lowers, any depth) plus its own upper directory.
+  Making one is O(1) in the image's size.
+- ``btrfs``: a layer is a read-only subvolume, a snapshot of its parent with its changes
+  applied; a container is a writable snapshot of the top layer, bind-mounted. O(1) too.
+- ``vfs``: like btrfs with plain copies (``cp -a --reflink=auto``): works on any filesystem,
+  costs a copy of the image per container. The last resort.
+
+ID shifting (see idshift.py): overlay idmaps each lower layer and stacks the overlay on top
+(idmapping the overlay mount itself is refused by the kernel, EINVAL), with the upper directory
+owned by the container's root; btrfs and vfs idmap the bind mount of the container's copy. Where
+the kernel or filesystem refuses an idmapped mount, the container's own layer is re-owned
+(``chown``): for overlay with ``metacopy=on``, so only metadata is copied up.
+"""
+
+import errno
+import os
+import shutil
+import stat
+import subprocess
+
+from kago.errors import KernelError
+from kago.kernel import consts as C
+from kago.kernel import libc
+from kago.storage import idshift, syscalls
+from kago.storage.errors import StoreError
+
+SHIFTS = ("idmapped", "chown")
+# errnos with which the kernel or a filesystem refuses an idmapped mount
+_NO_IDMAP = (errno.EINVAL, errno.EPERM, errno.ENOTSUP, errno.EOPNOTSUPP, errno.ENOSYS)
+
+
+def _fd_path(fd):
+    return f"/proc/self/fd/{fd}"
+
+
+class Driver:
+    name = None
+    apply_mode = "merge"
+
+    def __init__(self, root):
+        self.root = root
+
+    # layers
+    def stage_layer(self, staged, parent):
+        """Make ``staged`` ready to receive a layer applied on top of ``parent`` (a layer path
+        or None)."""
+        raise NotImplementedError
+
+    def publish_layer(self, staged, final):
+        os.rename(staged, final)
+
+    def remove_layer(self, path):
+        _rmtree(path)
+
+    # containers
+    def create(self, cdir, layers, idmap, shift, userns):
+        """Make the container's own layer in ``cdir`` and mount its root; return (shift,
+        options) for its record. ``layers``: layer paths, bottom first."""
+        raise NotImplementedError
+
+    def mount(self, cdir, layers, record, userns):
+        raise NotImplementedError
+
+    def remove(self, cdir):
+        _rmtree(cdir)
+
+    def own_tree(self, cdir):
+        """The directory that holds the container's files (its diff for overlay)."""
+        raise NotImplementedError
+
+
+class Overlay(Driver):
+    name = "overlay"
+    apply_mode = "overlay"
+
+    def stage_layer(self, staged, parent):
+        os.mkdir(staged, 0o755)
+
+    def own_tree(self, cdir):
+        return os.path.join(cdir, "upper")
+
+    def create(self, cdir, layers, idmap, shift, userns):
+        upper, work = os.path.join(cdir, "upper"), os.path.join(cdir, "work")
+        os.mkdir(upper)
+        os.mkdir(work, 0o700)
+        top = os.lstat(layers[-1])
+        os.chmod(upper, stat.S_IMODE(top.st_mode))
+        if idmap is None:
+            os.chown(upper, top.st_uid, top.st_gid)
+            self._mount(cdir, layers, None, None, "none")
+            return "none", ""
+        uid, gid = idshift.shift_owner(top, idmap, layers[-1])
+        os.chown(upper, uid, gid)  # the container's root owns its writable root
+        if shift in (None, "idmapped"):
+            try:
+                self._mount(cdir, layers, idmap, userns, "idmapped")
+                return "idmapped", ""
+            except KernelError as e:
+                if shift == "idmapped" or e.errno not in _NO_IDMAP:
+                    raise
+        options = "metacopy=on"
+        self._mount(cdir, layers, None, None, "chown", options)
+        idshift.chown_tree(os.path.join(cdir, "rootfs"), idmap)
+        return "chown", options
+
+    def mount(self, cdir, layers, record, userns):
+        self._mount(cdir, layers, record.idmap, userns, record.shift, record.options)
+
+    def _mount(self, cdir, layers, idmap, userns, shift, options=""):
+        """overlay(5) with every path passed as /proc/self/fd/N: short (any depth fits in one
+        page of options) and free of the ',' and ':' a store path might contain."""
+        fds = []
+        try:
+            for path in reversed(layers):  # overlay lists the top layer first
+                if shift == "idmapped":
+                    fds.append(idshift.idmapped_clone(path, userns.get(idmap)))
+                else:
+                    fds.append(os.open(path, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC))
+            upper = os.open(os.path.join(cdir, "upper"), os.O_PATH | os.O_CLOEXEC)
+            fds.append(upper)
+            work = os.open(os.path.join(cdir, "work"), os.O_PATH | os.O_CLOEXEC)
+            fds.append(work)
+            lower = ":".join(_fd_path(fd) for fd in fds[:-2])
+            data = f"lowerdir={lower},upperdir={_fd_path(upper)},workdir={_fd_path(work)}"
+            if options:
+                data += "," + options
+            target = os.path.join(cdir, "rootfs")
+            libc.mount("overlay", target, "overlay", 0, data, shown=target)
+        finally:
+            for fd in fds:
+                os.close(fd)
+
+
+class _Copying(Driver):
+    """btrfs and vfs: the container owns a full tree, bind-mounted (idmapped) at rootfs."""
+
+    def own_tree(self, cdir):
+        return os.path.join(cdir, "fs")
+
+    def create(self, cdir, layers, idmap, shift, userns):
+        fs = self.own_tree(cdir)
+        self.copy_tree(layers[-1] if layers else None, fs)
+        if idmap is None:
+            self.mount(cdir, layers, _Shift("none"), userns)
+            return "none", ""
+        if shift in (None, "idmapped"):
+            try:
+                idshift.bind(fs, os.path.join(cdir, "rootfs"), idmap, userns)
+                return "idmapped", ""
+            except KernelError as e:
+                if shift == "idmapped" or e.errno not in _NO_IDMAP:
+                    raise
+        idshift.chown_tree(fs, idmap)
+        self.mount(cdir, layers, _Shift("chown"), userns)
+        return "chown", ""
+
+    def mount(self, cdir, layers, record, userns):
+        idmap = record.idmap if record.shift == "idmapped" else None
+        idshift.bind(self.own_tree(cdir), os.path.join(cdir, "rootfs"), idmap, userns)
+
+    def copy_tree(self, source, dest):
+        raise NotImplementedError
+
+
+class _Shift:
+    __slots__ = ("shift", "idmap", "options")
+
+    def __init__(self, shift):
+        self.shift = shift
+        self.idmap = None
+        self.options = ""
+
+
+class Vfs(_Copying):
+    name = "vfs"
+
+    def stage_layer(self, staged, parent):
+        self.copy_tree(parent, staged)
+
+    def copy_tree(self, source, dest):
+        if source is None:
+            os.mkdir(dest, 0o755)
+            return
+        proc = subprocess.run(["cp", "-a", "--reflink=auto", "--", source, dest],
+                              capture_output=True, text=True)
+        if proc.returncode != 0:
+            err = proc.stderr.strip().splitlines()
+            if "No space left" in proc.stderr:
+                raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), dest)
+            raise StoreError(f"copy {source} to {dest}: {err[-1] if err else 'cp failed'}")
+
+
+class Btrfs(_Copying):
+    name = "btrfs"
+
+    def stage_layer(self, staged, parent):
+        self.copy_tree(parent, staged)
+
+    def copy_tree(self, source, dest):
+        if source is None:
+            syscalls.btrfs_subvolume_create(dest)
+        else:
+            syscalls.btrfs_snapshot(source, dest)
+
+    def publish_layer(self, staged, final):
+        syscalls.btrfs_set_readonly(staged)
+        os.rename(staged, final)
+
+    def remove_layer(self, path):
+        _rmtree(path)
+
+    def remove(self, cdir):
+        _rmtree(cdir)
+
+
+def _rmtree(path):
+    """Remove a tree; btrfs subvolumes in it are deleted with the ioctl (rmdir cannot delete a
+    read-only or non-empty one). Missing is fine."""
+    if not os.path.lexists(path):
+        return
+    if syscalls.is_btrfs_subvolume(path) and syscalls.fstype_of(path) == "btrfs":
+        syscalls.btrfs_subvolume_delete(path)
+        return
+    if os.path.isdir(path) and not os.path.islink(path):
+        for entry in os.scandir(path):
+            if entry.is_dir(follow_symlinks=False) and entry.inode() == 256 \
+                    and syscalls.fstype_of(entry.path) == "btrfs":
+                syscalls.btrfs_subvolume_delete(entry.path)
+        shutil.rmtree(path)
+    else:
+        os.unlink(path)
+
+
+DRIVERS = {"overlay": Overlay, "btrfs": Btrfs, "vfs": Vfs}
+
+
+def overlay_works(tmp):
+    """Whether overlayfs can use ``tmp``'s filesystem as its upper layer (a real mount)."""
+    probe = os.path.join(tmp, f"overlay-probe-{os.getpid()}")
+    paths = [os.path.join(probe, d) for d in ("lower", "upper", "work", "merged")]
+    try:
+        for p in [probe] + paths:
+            os.mkdir(p)
+        os.mknod(os.path.join(paths[0], "wh"), stat.S_IFCHR | 0o600, os.makedev(0, 0))
+        data = f"lowerdir={paths[0]},upperdir={paths[1]},workdir={paths[2]}"
+        libc.mount("overlay", paths[3], "overlay", 0, data)
+        libc.umount2(paths[3], C.MNT_DETACH)
+        return True
+    except OSError:
+        return False
+    finally:
+        shutil.rmtree(probe, ignore_errors=True)
+
+
+def choose(root, tmp, wanted=None):
+    """The driver for a store at ``root``: ``wanted`` if it works there, else btrfs on btrfs,
+    overlay where overlayfs accepts the filesystem as upper, vfs otherwise."""
+    if wanted is not None and wanted not in DRIVERS:
+        raise StoreError(f"unknown storage driver {wanted!r} (use overlay, btrfs or vfs)")
+    fstype = syscalls.fstype_of(root)
+    if wanted == "btrfs" and fstype != "btrfs":
+        raise StoreError(f"storage driver btrfs needs the store on btrfs; {root} is on {fstype}")
+    if wanted == "overlay" and not overlay_works(tmp):
+        raise StoreError(f"storage driver overlay: overlayfs cannot use {root} ({fstype}) as "
+                         "its upper layer (use driver vfs, or a store on ext4, xfs or btrfs)")
+    if wanted:
+        return wanted
+    if fstype == "btrfs":
+        return "btrfs"
+    return "overlay" if overlay_works(tmp) else "vfs"

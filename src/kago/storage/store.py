@@ -1,0 +1,590 @@
+"""The image store: content-addressed blobs, layers shared by images and containers, images
+with names, and containers' root filesystems (see records.py for the layout on disk).
+
+Imports stage everything under <root>/tmp without the lock (a long import does not stop
+containers from being made), then publish it under the lock by renames; see ``_Staging``.
+"""
+
+import errno
+import hashlib
+import json
+import os
+import platform
+import shutil
+import uuid
+
+from kago.storage import drivers, idshift, reference, syscalls
+from kago.storage.apply import apply_layer
+from kago.storage.errors import (BadArchive, DigestMismatch, ImageInUse, ImageNotFound,
+                                 NameTaken, RootfsExists, RootfsNotFound, StoreError)
+from kago.storage.model import IdMap, ImageInfo, RootfsInfo, now_rfc3339
+from kago.storage.records import StoreLock, pid_alive, read_json, write_json
+from kago.storage.stream import (MEDIA_TYPES, HashingReader, decompressed, gzip_copy, hex_of,
+                                 is_enospc, sniff)
+from kago.storage.writer import LayerTar
+
+DEFAULT_ROOT = "/var/lib/kago/storage"
+DEFAULT_PATH = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+_ARCH = {"x86_64": "amd64", "aarch64": "arm64", "armv7l": "arm", "i686": "386",
+         "ppc64le": "ppc64le", "s390x": "s390x", "riscv64": "riscv64"}
+
+
+def host_platform():
+    """The host's OCI platform: ("linux", "amd64") and so on."""
+    machine = platform.machine()
+    return "linux", _ARCH.get(machine, machine)
+
+
+def chain_id(parent, diff_id):
+    """OCI ChainID: a layer's identity given everything under it."""
+    if parent is None:
+        return diff_id
+    return "sha256:" + hashlib.sha256(f"{parent} {diff_id}".encode()).hexdigest()
+
+
+class Layer:
+    """A layer to stack: its blob (digest, size, media type) and, once read, its diff_id."""
+
+    __slots__ = ("digest", "size", "media_type", "diff_id", "path", "chain", "content_size")
+
+    def __init__(self, digest, size, media_type, diff_id=None, path=None):
+        self.digest = digest
+        self.size = size
+        self.media_type = media_type
+        self.diff_id = diff_id
+        self.path = path            # where the blob's bytes are (staged or in the store)
+        self.chain = None
+        self.content_size = 0
+
+    def to_json(self):
+        return {"digest": self.digest, "size": self.size, "media_type": self.media_type,
+                "diff_id": self.diff_id}
+
+
+class Store:
+    """An image and layer store rooted at ``root``; see the package docstring for the API."""
+
+    def __init__(self, root=DEFAULT_ROOT, driver=None, devices="allow"):
+        self.root = os.path.abspath(root)
+        for sub in ("blobs/sha256", "layers", "images", "containers", "tmp"):
+            os.makedirs(os.path.join(self.root, sub), mode=0o700, exist_ok=True)
+        self.devices = devices
+        self._lock = StoreLock(self._p("lock"))
+        self._userns = idshift.UsernsCache()
+        with self._lock:
+            self.driver = self._pick_driver(driver)
+        self._driver = drivers.DRIVERS[self.driver](self.root)
+
+    def _p(self, *parts):
+        return os.path.join(self.root, *parts)
+
+    def _pick_driver(self, wanted):
+        path = self._p("driver")
+        try:
+            with open(path) as f:
+                recorded = f.read().strip()
+        except FileNotFoundError:
+            recorded = None
+        if recorded:
+            if wanted and wanted != recorded:
+                raise StoreError(f"store {self.root} uses driver {recorded}, not {wanted} "
+                                 "(use another root for another driver)")
+            return recorded
+        name = drivers.choose(self.root, self._p("tmp"), wanted)
+        with open(path, "w") as f:
+            f.write(name + "\n")
+        return name
+
+    def close(self):
+        """Release the user namespaces cached for idmapped mounts."""
+        self._userns.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+    # --- images: queries ----------------------------------------------------------------------
+
+    def _image_records(self):
+        out = []
+        for entry in sorted(os.listdir(self._p("images"))):
+            if entry.endswith(".json"):
+                rec = read_json(self._p("images", entry))
+                if rec is not None:
+                    out.append(rec)
+        return out
+
+    def _find(self, ref):
+        """The record of the image ``ref`` names: a name[:tag], an ID or an ID prefix."""
+        if not isinstance(ref, str) or not ref:
+            raise ImageNotFound(repr(ref))
+        records = self._image_records()
+        try:
+            name = reference.normalize(ref)
+        except StoreError:
+            name = None
+        for rec in records:
+            if name in rec["names"]:
+                return rec
+        if reference.looks_like_id(ref):
+            prefix = ref[7:] if ref.startswith("sha256:") else ref
+            hits = [r for r in records if r["id"].startswith(prefix)]
+            if len(hits) == 1:
+                return hits[0]
+            if len(hits) > 1:
+                raise StoreError(f"image id prefix {ref} is ambiguous (it matches "
+                                 f"{len(hits)} images); give more digits")
+        raise ImageNotFound(ref)
+
+    def _config(self, rec):
+        with open(self._blob_path(rec["config"])) as f:
+            return json.load(f)
+
+    def _info(self, rec):
+        cfg = self._config(rec)
+        return ImageInfo(rec["id"], rec["names"], cfg.get("created") or rec["created"],
+                         rec["size"], [layer["diff_id"] for layer in rec["layers"]],
+                         cfg.get("config") or {}, cfg.get("author"), cfg.get("history") or (),
+                         cfg.get("architecture"), cfg.get("os"))
+
+    def images(self):
+        """Every image, oldest first."""
+        return sorted((self._info(r) for r in self._image_records()),
+                      key=lambda i: (i.created, i.id))
+
+    def image(self, ref):
+        return self._info(self._find(ref))
+
+    def image_config(self, ref):
+        """The whole OCI image config document (rootfs, history, config, ...)."""
+        return self._config(self._find(ref))
+
+    # --- images: names ------------------------------------------------------------------------
+
+    def tag(self, ref, name):
+        """Give the image ``ref`` the name ``name`` too; NameTaken if another image has it."""
+        name = reference.normalize(name)
+        with self._lock:
+            rec = self._find(ref)
+            self._check_names([name], rec["id"])
+            if name not in rec["names"]:
+                rec["names"].append(name)
+                self._write_image(rec)
+        return self._info(rec)
+
+    def untag(self, name):
+        name = reference.normalize(name)
+        with self._lock:
+            rec = self._find(name)
+            rec["names"].remove(name)
+            self._write_image(rec)
+
+    def _check_names(self, names, image_id):
+        for rec in self._image_records():
+            for name in names:
+                if name in rec["names"] and rec["id"] != image_id:
+                    raise NameTaken(name, rec["id"])
+
+    def _write_image(self, rec):
+        write_json(self._p("images", rec["id"] + ".json"), rec)
+
+    def remove_image(self, ref, force=False):
+        """Remove an image, or only one name of it when ``ref`` is a name and it has others.
+
+        An image that containers use is refused unless ``force``; then only its record goes,
+        and its layers stay while those containers use them. Returns what was removed.
+        """
+        with self._lock:
+            rec = self._find(ref)
+            try:
+                name = reference.normalize(ref)
+            except StoreError:
+                name = None
+            if name in rec["names"] and len(rec["names"]) > 1:
+                rec["names"].remove(name)
+                self._write_image(rec)
+                return [f"name {name}"]
+            users = [c["cid"] for c in self._container_records() if c["image"] == rec["id"]]
+            if users and not force:
+                raise ImageInUse(ref, users)
+            os.unlink(self._p("images", rec["id"] + ".json"))
+            return [f"image {rec['id']}"] + self._prune()
+
+    # --- blobs --------------------------------------------------------------------------------
+
+    def _blob_path(self, digest):
+        return self._p("blobs", "sha256", hex_of(digest))
+
+    def has_blob(self, digest):
+        return os.path.exists(self._blob_path(digest))
+
+    def blob_path(self, digest):
+        """Where the blob ``digest`` is (to read it); StoreError if the store lacks it."""
+        path = self._blob_path(digest)
+        if not os.path.exists(path):
+            raise StoreError(f"blob {digest} is not in the store")
+        return path
+
+    # --- imports ------------------------------------------------------------------------------
+
+    def staging(self):
+        """A staging area for one command (a context manager); see _Staging."""
+        return _Staging(self)
+
+    def import_archive(self, path, name=None, config=None, message=None, author=None):
+        """Import a root filesystem: a tarball (.tar, .tar.gz, .tar.xz, .tar.zst, .tar.bz2,
+        the compression found from its first bytes) or a directory, as a one-layer image.
+        ``config`` fills the image config's "config" object (default: PATH in Env)."""
+        names = [reference.normalize(name)] if name else []
+        with self._lock:
+            self._check_names(names, None)
+        if not os.path.exists(path):
+            raise StoreError(f"{path}: no such file or directory")
+        with self.staging() as stage:
+            if os.path.isdir(path):
+                layer = stage.blob_from_dir(path)
+            else:
+                layer = stage.blob_from_file(path)
+            stage.apply([layer], source=path)
+            created = now_rfc3339()
+            image_config = {"Env": [DEFAULT_PATH]}
+            image_config.update(config or {})
+            history = {"created": created, "created_by": f"kago import {os.path.basename(path)}"}
+            if message:
+                history["comment"] = message
+            doc = new_config([layer], image_config, created, [history], author)
+            return self._info(stage.publish(doc, [layer], names))
+
+    def new_image(self, stage, config_doc, layers, names):
+        """Publish an image whose layers ``stage`` has applied (for the OCI/registry code)."""
+        return self._info(stage.publish(config_doc, layers, names))
+
+    # --- containers' root filesystems ---------------------------------------------------------
+
+    def _cdir(self, cid):
+        return self._p("containers", reference.validate_cid(cid))
+
+    def _container_records(self):
+        out = []
+        for cid in sorted(os.listdir(self._p("containers"))):
+            rec = read_json(self._p("containers", cid, "rootfs.json"))
+            if rec is not None:
+                out.append(rec)
+        return out
+
+    def _layer_paths(self, chain):
+        if not chain:
+            empty = self._p("layers", "empty")
+            os.makedirs(empty, mode=0o755, exist_ok=True)
+            return [empty]
+        return [self._p("layers", hex_of(c)) for c in chain]
+
+    def create_rootfs(self, cid, image_ref, idmap=None, shift=None):
+        """Make the container's writable layer on ``image_ref`` and mount it.
+
+        ``idmap`` (an IdMap) shifts the image's files to the container's IDs; ``shift`` forces
+        how: "idmapped" or "chown" (default: idmapped where the kernel allows it, else chown).
+        """
+        if shift not in (None, "idmapped", "chown"):
+            raise StoreError(f"shift {shift!r}: use idmapped or chown")
+        if idmap is not None and not isinstance(idmap, IdMap):
+            raise StoreError(f"idmap must be an IdMap, not {type(idmap).__name__}")
+        cdir = self._cdir(cid)
+        with self._lock:
+            rec = self._find(image_ref)
+            try:
+                os.mkdir(cdir, 0o700)
+            except FileExistsError:
+                raise RootfsExists(cid) from None
+            try:
+                os.mkdir(os.path.join(cdir, "rootfs"), 0o755)
+                layers = self._layer_paths(rec["chain"])
+                used, options = self._driver.create(cdir, layers, idmap, shift, self._userns)
+                record = {"cid": cid, "image": rec["id"], "chain": rec["chain"],
+                          "driver": self.driver, "shift": used, "options": options,
+                          "idmap": idmap.to_json() if idmap else None, "created": now_rfc3339()}
+                write_json(os.path.join(cdir, "rootfs.json"), record)
+            except BaseException as e:
+                self._destroy_container_dir(cdir)
+                if is_enospc(e):
+                    raise StoreError(f"no space left in store {self.root} for container "
+                                     f"{cid}'s layer (free some space)") from None
+                raise
+        return self._rootfs_info(record)
+
+    def _rootfs_info(self, record):
+        path = self._p("containers", record["cid"], "rootfs")
+        return RootfsInfo(record["cid"], path, record["driver"], record["shift"],
+                          record["image"], IdMap.from_json(record["idmap"]),
+                          syscalls.is_mountpoint(path))
+
+    def _container(self, cid):
+        record = read_json(os.path.join(self._cdir(cid), "rootfs.json"))
+        if record is None:
+            raise RootfsNotFound(cid)
+        return record
+
+    def rootfs(self, cid):
+        """The container's RootfsInfo, or None if it has none here."""
+        try:
+            return self._rootfs_info(self._container(cid))
+        except RootfsNotFound:
+            return None
+
+    def containers(self):
+        return [self._rootfs_info(r) for r in self._container_records()]
+
+    def mount_rootfs(self, cid):
+        """Mount the container's root filesystem if it is not (after a reboot); its path."""
+        with self._lock:
+            record = self._container(cid)
+            cdir = self._cdir(cid)
+            path = os.path.join(cdir, "rootfs")
+            if not syscalls.is_mountpoint(path):
+                self._driver.mount(cdir, self._layer_paths(record["chain"]),
+                                   _Record(record), self._userns)
+            return path
+
+    def unmount_rootfs(self, cid):
+        """Unmount the container's root filesystem; nothing to do if it is not mounted."""
+        with self._lock:
+            syscalls.unmount(os.path.join(self._cdir(cid), "rootfs"))
+
+    def remove_rootfs(self, cid):
+        """Unmount and delete the container's layer; nothing to do if it has none."""
+        with self._lock:
+            cdir = self._cdir(cid)
+            if os.path.lexists(cdir):
+                self._destroy_container_dir(cdir)
+
+    def _destroy_container_dir(self, cdir):
+        syscalls.unmount(os.path.join(cdir, "rootfs"))
+        self._driver.remove(cdir)
+
+    # --- garbage --------------------------------------------------------------------------------
+
+    def gc(self):
+        """Remove what nothing references: staging of dead commands, half-made containers,
+        layers no image or container uses, blobs no image lists. Returns what was removed."""
+        removed = []
+        with self._lock:
+            for entry in os.listdir(self._p("tmp")):
+                pid = entry.split("-", 1)[0]
+                if not (pid.isdigit() and pid_alive(int(pid))):
+                    drivers._rmtree(self._p("tmp", entry))
+                    removed.append(f"tmp/{entry}")
+            for cid in os.listdir(self._p("containers")):
+                cdir = self._p("containers", cid)
+                if not os.path.exists(os.path.join(cdir, "rootfs.json")):
+                    self._destroy_container_dir(cdir)
+                    removed.append(f"container {cid}")
+            removed += self._prune()
+        return removed
+
+    def _prune(self):
+        """Delete layers and blobs nothing references (the caller holds the lock)."""
+        images = self._image_records()
+        used_chains = {c for r in images for c in r["chain"]}
+        used_chains |= {c for r in self._container_records() for c in r["chain"]}
+        used_blobs = {r["config"] for r in images} | {layer["digest"] for r in images
+                                                      for layer in r["layers"]}
+        removed = []
+        for entry in os.listdir(self._p("layers")):
+            stem = entry[:-5] if entry.endswith(".json") else entry
+            if stem == "empty" or "sha256:" + stem in used_chains:
+                continue
+            path = self._p("layers", entry)
+            if entry.endswith(".json"):
+                os.unlink(path)
+            else:
+                self._driver.remove_layer(path)
+                removed.append(f"layer sha256:{stem}")
+        for entry in os.listdir(self._p("blobs", "sha256")):
+            if "sha256:" + entry not in used_blobs:
+                os.unlink(self._p("blobs", "sha256", entry))
+                removed.append(f"blob sha256:{entry}")
+        return removed
+
+
+class _Record:
+    """A container record as the drivers read it."""
+
+    __slots__ = ("shift", "idmap", "options")
+
+    def __init__(self, record):
+        self.shift = record["shift"]
+        self.idmap = IdMap.from_json(record["idmap"])
+        self.options = record.get("options", "")
+
+
+def new_config(layers, image_config, created, history, author=None, base=None):
+    """An OCI image config document for ``layers`` (with their diff_ids)."""
+    os_name, arch = host_platform()
+    doc = dict(base or {})
+    doc.update({"created": created, "architecture": doc.get("architecture", arch),
+                "os": doc.get("os", os_name), "config": image_config,
+                "rootfs": {"type": "layers", "diff_ids": [layer.diff_id for layer in layers]},
+                "history": list(doc.get("history", [])) + list(history)})
+    if author:
+        doc["author"] = author
+    return doc
+
+
+class _Staging:
+    """One command's staging area, <root>/tmp/<pid>-<random>: blobs and layers are written
+    and checked here, then ``publish`` renames them into the store under its lock. Leaving the
+    block removes whatever was not published, so a failure leaves nothing behind."""
+
+    def __init__(self, store):
+        self.store = store
+        self.dir = store._p("tmp", f"{os.getpid()}-{uuid.uuid4().hex[:12]}")
+        self._staged_layers = {}   # chain -> staged path (not yet in the store)
+
+    def __enter__(self):
+        os.mkdir(self.dir, 0o700)
+        return self
+
+    def __exit__(self, kind, err, tb):
+        drivers._rmtree(self.dir)
+        if err is not None and is_enospc(err):
+            raise StoreError(f"no space left in store {self.store.root} (free some space and "
+                             "retry; nothing was kept)") from None
+        return False
+
+    def path(self, name):
+        return os.path.join(self.dir, name)
+
+    # blobs
+
+    def blob_from_file(self, path):
+        """Stage a rootfs tarball as a layer blob: kept as is if plain, gzip or zstd (OCI media
+        types exist for those), else recompressed to gzip."""
+        with open(path, "rb") as f:
+            kind = sniff(f.read(6))
+        if kind in MEDIA_TYPES:
+            return self.copy_blob(path, MEDIA_TYPES[kind])
+        out = self.path(f"blob-{uuid.uuid4().hex}")
+        with open(path, "rb") as f:
+            src, _ = decompressed(f)
+            try:
+                digest, size = gzip_copy(src, out)
+            except (EOFError, OSError, ValueError) as e:
+                if is_enospc(e):
+                    raise
+                raise BadArchive(f"{path}: corrupt or truncated {kind} stream ({e})") from None
+        return Layer(digest, size, MEDIA_TYPES["gzip"], path=out)
+
+    def copy_blob(self, path, media_type, expected=None, what=None):
+        out = self.path(f"blob-{uuid.uuid4().hex}")
+        with open(path, "rb") as src, open(out, "wb") as dst:
+            reader = HashingReader(src, tee=dst)
+            reader.drain()
+        digest = reader.digest()
+        if expected and digest != expected:
+            raise DigestMismatch(what or path, expected, digest)
+        return Layer(digest, reader.size, media_type, path=out)
+
+    def blob_from_dir(self, path):
+        out = self.path(f"blob-{uuid.uuid4().hex}")
+        tar = LayerTar(out)
+        try:
+            tar.add_tree(path)
+            digest, size, diff_id = tar.close()
+        except BaseException:
+            tar.abort()
+            raise
+        return Layer(digest, size, MEDIA_TYPES["gzip"], diff_id, out)
+
+    # layers
+
+    def apply(self, layers, source):
+        """Apply each layer's blob on top of the one before; sets diff_id, chain and size.
+        A layer whose chain is already in the store (known diff_id) is not applied again."""
+        parent = None
+        for index, layer in enumerate(layers):
+            what = f"{source} layer {index + 1} ({layer.digest[:19]})"
+            if layer.diff_id:
+                chain = chain_id(parent, layer.diff_id)
+                existing = self.store._p("layers", hex_of(chain) + ".json")
+                if os.path.exists(existing):
+                    layer.chain, parent = chain, chain
+                    layer.content_size = read_json(existing)["size"]
+                    continue
+            staged = self.path(f"layer-{index}")
+            self.store._driver.stage_layer(staged, self._path_of(parent))
+            with open(layer.path, "rb") as f:
+                reader = HashingReader(decompressed(f)[0])
+                layer.content_size = apply_layer(reader, staged, self.store._driver.apply_mode,
+                                                 what, self.store.devices)
+                try:
+                    reader.drain()
+                except (EOFError, OSError, ValueError) as e:
+                    if is_enospc(e):
+                        raise
+                    raise BadArchive(f"{what}: corrupt or truncated stream ({e})") from None
+            diff_id = reader.digest()
+            if layer.diff_id and layer.diff_id != diff_id:
+                raise DigestMismatch(f"{what} (uncompressed)", layer.diff_id, diff_id)
+            layer.diff_id = diff_id
+            layer.chain = parent = chain_id(parent, diff_id)
+            self._staged_layers[layer.chain] = staged
+
+    def _path_of(self, chain):
+        if chain is None:
+            return None
+        return self._staged_layers.get(chain) or self.store._p("layers", hex_of(chain))
+
+    # publication
+
+    def publish(self, config_doc, layers, names):
+        """Rename blobs and layers into the store, write the config and the image record."""
+        config = json.dumps(config_doc, sort_keys=True, separators=(",", ":")).encode()
+        return self.publish_config(config, layers, names)
+
+    def publish_config(self, config, layers, names):
+        image_id = hashlib.sha256(config).hexdigest()
+        cfg_path = self.path("config")
+        with open(cfg_path, "wb") as f:
+            f.write(config)
+        store = self.store
+        with store._lock:
+            store._check_names(names, image_id)
+            parent = None
+            for layer in layers:
+                self._publish_blob(layer.path, layer.digest)
+                self._publish_layer(layer, parent)
+                parent = layer.chain
+            self._publish_blob(cfg_path, "sha256:" + image_id)
+            rec = read_json(store._p("images", image_id + ".json")) or {
+                "id": image_id, "names": [], "created": now_rfc3339(),
+                "config": "sha256:" + image_id, "layers": [l.to_json() for l in layers],
+                "chain": [l.chain for l in layers],
+                "size": sum(l.content_size for l in layers)}
+            rec["names"] += [n for n in names if n not in rec["names"]]
+            store._write_image(rec)
+        return rec
+
+    def _publish_blob(self, staged, digest):
+        final = self.store._blob_path(digest)
+        if staged == final or os.path.exists(final):
+            return
+        os.rename(staged, final)
+
+    def _publish_layer(self, layer, parent):
+        store = self.store
+        record = store._p("layers", hex_of(layer.chain) + ".json")
+        staged = self._staged_layers.pop(layer.chain, None)
+        if os.path.exists(record):
+            return
+        final = store._p("layers", hex_of(layer.chain))
+        if staged is None:
+            raise StoreError(f"layer {layer.chain} vanished from the store while an image "
+                             "using it was imported (retry the import)")
+        if os.path.lexists(final):  # a leftover without a record (a crash): replace it
+            store._driver.remove_layer(final)
+        store._driver.publish_layer(staged, final)
+        write_json(record, {"chain_id": layer.chain, "diff_id": layer.diff_id,
+                            "parent": parent, "size": layer.content_size,
+                            "created": now_rfc3339()})
