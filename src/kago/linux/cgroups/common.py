@@ -94,6 +94,12 @@ def mkdir_p(path, made, timeout=2.0):
 
 
 def _mkdir_chain(path, made):
+    try:
+        os.mkdir(path, 0o755)  # the usual case, one system call: the parent is there
+        made.append(path)
+        return
+    except OSError:
+        pass  # the walk below tells which of the cases it is, and what to say
     missing = []
     while not os.path.isdir(path):
         missing.append(path)
@@ -160,6 +166,15 @@ def rmdir_tree(path, deadline):
     Those children (systemd in a container, a nested runtime) belong to the container, and the
     kernel refuses to remove a cgroup that still has any (as runc's RemovePath does).
     """
+    try:
+        os.rmdir(path)  # the usual case, one system call: no child cgroups, no tasks left
+        return
+    except FileNotFoundError:
+        return
+    except OSError as e:
+        # cgroupfs says EBUSY for child cgroups or tasks not gone yet (other fs: ENOTEMPTY)
+        if e.errno not in (errno.EBUSY, errno.ENOTEMPTY):
+            raise _busy_error(path, e.errno) from e
     for sub in _subdirs(path):
         rmdir_tree(sub, deadline)
     rmdir_leaf(path, deadline)
@@ -293,15 +308,19 @@ class Manager:
         deadline = time.monotonic() + timeout
         leaves = set(self.dirs.values())
         errors = []
+        left = set()
         for d in sorted(self.created, key=_depth, reverse=True):
             try:
                 if d in leaves:
                     rmdir_tree(d, deadline)
                 else:
                     rmdir_parent(d)
+                    if os.path.isdir(d):
+                        left.add(d)  # still holds other containers' cgroups
             except CgroupError as e:
                 errors.append(e)
-        self.created = [d for d in self.created if os.path.isdir(d)]
+                left.add(d)
+        self.created = [d for d in self.created if d in left]
         if errors:
             for e in errors[1:]:
                 errors[0].add_note(str(e))
