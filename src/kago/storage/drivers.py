@@ -95,15 +95,16 @@ class Overlay(Driver):
             os.chown(upper, top.st_uid, top.st_gid)
             self._mount(cdir, layers, None, None, "none")
             return "none", ""
-        uid, gid = idshift.shift_owner(top, idmap, layers[-1])
-        os.chown(upper, uid, gid)  # the container's root owns its writable root
         if shift in (None, "idmapped"):
+            uid, gid = idshift.shift_owner(top, idmap, layers[-1])
+            os.chown(upper, uid, gid)  # the container's root owns its writable root
             try:
                 self._mount(cdir, layers, idmap, userns, "idmapped")
                 return "idmapped", ""
             except KernelError as e:
                 if shift == "idmapped" or e.errno not in _NO_IDMAP:
                     raise
+        os.chown(upper, top.st_uid, top.st_gid)  # chown_tree shifts it with the rest
         options = "metacopy=on"
         self._mount(cdir, layers, None, None, "chown", options)
         idshift.chown_tree(os.path.join(cdir, "rootfs"), idmap)

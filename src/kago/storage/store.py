@@ -257,9 +257,38 @@ class Store:
             doc = new_config([layer], image_config, created, [history], author)
             return self._info(stage.publish(doc, [layer], names))
 
-    def new_image(self, stage, config_doc, layers, names):
-        """Publish an image whose layers ``stage`` has applied (for the OCI/registry code)."""
-        return self._info(stage.publish(config_doc, layers, names))
+    def new_image_from_config(self, stage, config, layers, names):
+        """Publish an image whose layers ``stage`` has applied, with ``config`` (bytes) as its
+        config blob as is: its digest is the image ID (for the OCI, docker and registry code)."""
+        return self._info(stage.publish_config(config, layers, names))
+
+    def import_oci(self, path, name=None):
+        """Import the host platform's images of an OCI image layout (a directory or a tar);
+        names from its annotations, or ``name`` when it holds one image."""
+        from kago.storage import oci
+        return oci.import_oci(self, path, name)
+
+    def import_docker_archive(self, path):
+        """Import the images of a ``docker save`` archive, named by its RepoTags."""
+        from kago.storage import oci
+        return oci.import_docker_archive(self, path)
+
+    def export_oci(self, ref, path):
+        """Write image ``ref`` as an OCI image layout: a directory, or a tar if ``path`` ends
+        in .tar. ``path`` must not exist (or be an empty directory)."""
+        from kago.storage import oci
+        return oci.export(self, ref, path)
+
+    def export_docker_archive(self, ref, path):
+        """Write image ``ref`` as a tar that ``docker load`` reads (and that is an OCI layout)."""
+        from kago.storage import oci
+        return oci.export(self, ref, path, docker=True)
+
+    def manifest(self, ref):
+        """(OCI manifest bytes, image record) of a stored image (for push and export)."""
+        from kago.storage import oci
+        rec = self._find(ref)
+        return oci.manifest_of(self, rec), rec
 
     # --- containers' root filesystems ---------------------------------------------------------
 
@@ -363,6 +392,77 @@ class Store:
         syscalls.unmount(os.path.join(cdir, "rootfs"))
         self._driver.remove(cdir)
 
+    # --- commit -------------------------------------------------------------------------------
+
+    def commit(self, cid, name, message=None, author=None, config=None):
+        """Make the container's changes (running or stopped) a new layer on its image, and
+        that an image named ``name``. ``config`` overrides keys of the image config's
+        "config" (Cmd, Env, ...). A running container's files are read as they are: pause it
+        for a consistent snapshot."""
+        names = [reference.normalize(name)] if name else []
+        with self._lock:
+            record = self._container(cid)
+            self._check_names(names, None)
+        base_layers = [self._layer_of(chain) for chain in record["chain"]]
+        base_doc = self._base_config(record)
+        with self.staging() as stage:
+            layer = self._diff_layer(stage, cid, record)
+            stage.apply([layer], f"container {cid}'s changes", parent=record["chain"][-1]
+                        if record["chain"] else None)
+            created = now_rfc3339()
+            image_config = dict(base_doc.get("config") or {})
+            image_config.update(config or {})
+            history = {"created": created, "created_by": f"kago commit {cid}"}
+            if message:
+                history["comment"] = message
+            if author:
+                history["author"] = author
+            doc = new_config(base_layers + [layer], image_config, created, [history], author,
+                             base=base_doc)
+            return self._info(stage.publish(doc, base_layers + [layer], names))
+
+    def _layer_of(self, chain):
+        """A Layer for a layer in the store, from its record."""
+        rec = read_json(self._p("layers", hex_of(chain) + ".json"))
+        if rec is None or not rec.get("blob"):
+            raise StoreError(f"layer {chain} is missing from the store (run gc, re-import "
+                             "the image)")
+        blob = rec["blob"]
+        layer = Layer(blob["digest"], blob["size"], blob["media_type"], rec["diff_id"],
+                      self._blob_path(blob["digest"]))
+        layer.chain = chain
+        layer.content_size = rec["size"]
+        return layer
+
+    def _base_config(self, record):
+        """The config document of the container's image; a bare one if it was removed."""
+        path = self._blob_path("sha256:" + record["image"])
+        try:
+            with open(path) as f:
+                return json.load(f)
+        except FileNotFoundError:
+            return {}
+
+    def _diff_layer(self, stage, cid, record):
+        from kago.storage import diff
+        cdir = self._cdir(cid)
+        out = stage.path("commit.tar.gz")
+        tar = LayerTar(out)
+        idmap = IdMap.from_json(record["idmap"])
+        own = self._driver.own_tree(cdir)
+        layers = self._layer_paths(record["chain"])
+        try:
+            if self.driver == "overlay":
+                diff.overlay_changes(tar, own, list(reversed(layers)), idmap)
+            else:
+                back = idmap if record["shift"] == "chown" else None
+                diff.tree_changes(tar, own, layers[-1], back)
+            digest, size, diff_id = tar.close()
+        except BaseException:
+            tar.abort()
+            raise
+        return Layer(digest, size, MEDIA_TYPES["gzip"], diff_id, out)
+
     # --- garbage --------------------------------------------------------------------------------
 
     def gc(self):
@@ -394,6 +494,10 @@ class Store:
         for entry in os.listdir(self._p("layers")):
             stem = entry[:-5] if entry.endswith(".json") else entry
             if stem == "empty" or "sha256:" + stem in used_chains:
+                if entry.endswith(".json"):  # a kept layer keeps its blob (commit, export)
+                    blob = (read_json(self._p("layers", entry)) or {}).get("blob")
+                    if blob:
+                        used_blobs.add(blob["digest"])
                 continue
             path = self._p("layers", entry)
             if entry.endswith(".json"):
@@ -499,10 +603,10 @@ class _Staging:
 
     # layers
 
-    def apply(self, layers, source):
-        """Apply each layer's blob on top of the one before; sets diff_id, chain and size.
-        A layer whose chain is already in the store (known diff_id) is not applied again."""
-        parent = None
+    def apply(self, layers, source, parent=None):
+        """Apply each layer's blob on top of the one before (the first on ``parent``, a chain
+        id in the store); sets diff_id, chain and size. A layer whose chain is already in the
+        store (known diff_id) is not applied again."""
         for index, layer in enumerate(layers):
             what = f"{source} layer {index + 1} ({layer.digest[:19]})"
             if layer.diff_id:
@@ -587,4 +691,4 @@ class _Staging:
         store._driver.publish_layer(staged, final)
         write_json(record, {"chain_id": layer.chain, "diff_id": layer.diff_id,
                             "parent": parent, "size": layer.content_size,
-                            "created": now_rfc3339()})
+                            "blob": layer.to_json(), "created": now_rfc3339()})
