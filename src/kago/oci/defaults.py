@@ -5,8 +5,6 @@ ociVersion and hostname, so bundles made for runc and for kago look alike. It is
 literals on each call, so a caller may change the result freely.
 """
 
-from __future__ import annotations
-
 import os
 
 import kago

@@ -14,8 +14,6 @@ vendor extension must not stop an older runtime.
 Imports only ``kago.errors``: this module is on ``kago-oci create``'s start-up path.
 """
 
-from __future__ import annotations
-
 from kago.errors import SpecError
 
 UINT32_MAX = 2**32 - 1

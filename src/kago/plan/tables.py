@@ -8,8 +8,6 @@ runc's libcontainer/specconv, because podman and containerd write specs against 
 Plain dicts and ints, not enums: this module is on ``kago-oci``'s start-up path.
 """
 
-from __future__ import annotations
-
 from kago.errors import KagoError
 from kago.kernel import consts as k
 from kago.oci.schema import quote

@@ -15,8 +15,6 @@ The mapping arithmetic (``ranges_overlap``, ``range_within``, ``check_mappings``
 a manager cutting ID ranges out of the host's subuid space reuses it.
 """
 
-from __future__ import annotations
-
 from kago.errors import SpecError
 from kago.oci.schema import (CAPABILITY_SETS, check_abs_path, check_array, check_object,
                              check_string, check_uint32, check_uint64, int_range, quote,
