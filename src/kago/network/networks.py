@@ -360,10 +360,18 @@ class Networks:
             links.configure(ipr, att)
 
     def _publish(self, att, record):
-        elements = nft.port_elements(att.ports, att.ipv4, att.ipv6)
-        nft.apply(nft.base_ruleset(self.nft_table)
-                  + nft.add_elements(self.nft_table, nft.network_elements(record))
-                  + nft.create_elements(self.nft_table, elements))
+        """One nft transaction of elements only (~2.5 ms; declaring the table's sets and chains
+        costs ~16 ms, so that happens only when the table is missing: after a reboot or an
+        ``nft flush ruleset``). The network's own elements ride along, idempotently."""
+        elements = (nft.add_elements(self.nft_table, nft.network_elements(record))
+                    + nft.create_elements(self.nft_table,
+                                          nft.port_elements(att.ports, att.ipv4, att.ipv6)))
+        try:
+            nft.apply(elements)
+        except NetworkError:
+            if nft.table_exists(self.nft_table):
+                raise
+            nft.apply(nft.base_ruleset(self.nft_table) + elements)
 
     def _reserve_ports(self, cid, ports):
         """Registers ``ports`` for ``cid``, refusing ones another container publishes or a host
@@ -516,8 +524,13 @@ class _Steps:
         self.nets._refresh_hosts(self.att.network, gone=self.att.cid)
 
     def _undo_nft(self):
+        table = self.nets.nft_table
         elements = nft.port_elements(self.att.ports, self.att.ipv4, self.att.ipv6)
-        nft.apply(nft.delete_elements(self.nets.nft_table, elements))
+        try:
+            nft.apply(nft.delete_elements(table, elements))
+        except NetworkError:
+            if nft.table_exists(table):
+                raise                       # a table without the elements is already undone
 
     def _undo_veth(self):
         from kago.network import links  # noqa: PLC0415
