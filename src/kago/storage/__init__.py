@@ -16,9 +16,9 @@ from kago.storage.errors import (BadArchive, DigestMismatch, ImageInUse, ImageNo
                                  NameTaken, PlatformNotFound, RegistryError, RootfsExists,
                                  RootfsNotFound, StoreError, UnsafeArchive)
 from kago.storage.model import IdMap, ImageInfo, RootfsInfo
-from kago.storage.store import DEFAULT_ROOT, Store
+from kago.storage.store import DEFAULT_ROOT, HOST_ROOT, Store
 
 __all__ = ["Store", "StoreError", "ImageNotFound", "IdMap", "ImageInfo", "RootfsInfo",
            "NameTaken", "ImageInUse", "RootfsExists", "RootfsNotFound", "BadArchive",
            "UnsafeArchive", "DigestMismatch", "PlatformNotFound", "RegistryError",
-           "DEFAULT_ROOT"]
+           "DEFAULT_ROOT", "HOST_ROOT"]

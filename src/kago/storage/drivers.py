@@ -85,7 +85,9 @@ class Overlay(Driver):
     def own_tree(self, cdir):
         return os.path.join(cdir, "upper")
 
-    def create(self, cdir, layers, idmap, shift, userns):
+    def create(self, cdir, layers, idmap, shift, userns, hide=()):
+        """``hide``: paths (relative to /) of the lower layers to whiteout in the container,
+        such as the store itself when the base is the host's root."""
         upper, work = os.path.join(cdir, "upper"), os.path.join(cdir, "work")
         os.mkdir(upper)
         os.mkdir(work, 0o700)
@@ -93,11 +95,13 @@ class Overlay(Driver):
         os.chmod(upper, stat.S_IMODE(top.st_mode))
         if idmap is None:
             os.chown(upper, top.st_uid, top.st_gid)
+            _whiteouts(upper, layers[-1], hide, None)
             self._mount(cdir, layers, None, None, "none")
             return "none", ""
         if shift in (None, "idmapped"):
             uid, gid = idshift.shift_owner(top, idmap, layers[-1])
             os.chown(upper, uid, gid)  # the container's root owns its writable root
+            _whiteouts(upper, layers[-1], hide, idmap)
             try:
                 self._mount(cdir, layers, idmap, userns, "idmapped")
                 return "idmapped", ""
@@ -105,6 +109,7 @@ class Overlay(Driver):
                 if shift == "idmapped" or e.errno not in _NO_IDMAP:
                     raise
         os.chown(upper, top.st_uid, top.st_gid)  # chown_tree shifts it with the rest
+        _whiteouts(upper, layers[-1], hide, None)
         options = "metacopy=on"
         self._mount(cdir, layers, None, None, "chown", options)
         idshift.chown_tree(os.path.join(cdir, "rootfs"), idmap)
@@ -136,6 +141,26 @@ class Overlay(Driver):
         finally:
             for fd in fds:
                 os.close(fd)
+
+
+def _whiteouts(upper, lower, paths, idmap):
+    """Hide ``paths`` of ``lower`` in an overlay: a whiteout at each, under copies of its
+    parent directories (same mode and owner, shifted by ``idmap``: an upper directory's
+    attributes are what the container sees)."""
+    for rel in paths:
+        parts = [p for p in rel.split("/") if p]
+        if not parts:
+            continue
+        for depth in range(1, len(parts)):
+            here = os.path.join(upper, *parts[:depth])
+            if os.path.isdir(here):
+                continue
+            st = os.lstat(os.path.join(lower, *parts[:depth]))
+            os.mkdir(here, stat.S_IMODE(st.st_mode))
+            os.chmod(here, stat.S_IMODE(st.st_mode))
+            owner = idshift.shift_owner(st, idmap, here) if idmap else (st.st_uid, st.st_gid)
+            os.chown(here, *owner)
+        os.mknod(os.path.join(upper, *parts), stat.S_IFCHR | 0o600, os.makedev(0, 0))
 
 
 class _Copying(Driver):

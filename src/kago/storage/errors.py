@@ -9,9 +9,9 @@ class StoreError(KagoError):
 
 
 class ImageNotFound(StoreError):
-    def __init__(self, ref):
+    def __init__(self, ref, hint="list the store's images, or import or pull it"):
         self.ref = ref
-        super().__init__(f"image {ref} not found (see the store's images, or import/pull it)")
+        super().__init__(f"image {ref} not found ({hint})")
 
 
 class NameTaken(StoreError):

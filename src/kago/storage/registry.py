@@ -205,7 +205,9 @@ class Client:
             resp = self.request("GET", self.url(f"manifests/{ref}"), {"Accept": ACCEPT})
         except RegistryError as e:
             if ": 404" in str(e):
-                raise ImageNotFound(f"{self.host}/{self.repository}:{ref}") from None
+                raise ImageNotFound(f"{self.host}/{self.repository}:{ref}",
+                                    "the registry has no such manifest; check the name and "
+                                    "tag") from None
             raise
         kind = resp.headers.get("content-type", "").split(";")[0].strip()
         body = resp.read_all()

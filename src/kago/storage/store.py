@@ -24,6 +24,7 @@ from kago.storage.stream import (MEDIA_TYPES, HashingReader, decompressed, gzip_
 from kago.storage.writer import LayerTar
 
 DEFAULT_ROOT = "/var/lib/kago/storage"
+HOST_ROOT = "@host"  # create_rootfs's image for "the host's own root filesystem"
 DEFAULT_PATH = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 _ARCH = {"x86_64": "amd64", "aarch64": "arm64", "armv7l": "arm", "i686": "386",
          "ppc64le": "ppc64le", "s390x": "s390x", "riscv64": "riscv64"}
@@ -310,30 +311,61 @@ class Store:
             return [empty]
         return [self._p("layers", hex_of(c)) for c in chain]
 
+    def _lowers(self, record):
+        """The paths a container's root is stacked on, bottom first."""
+        if record.get("base") == "host":
+            return ["/"]
+        return self._layer_paths(record["chain"])
+
+    def _host_hide(self):
+        """What a container on the host's root must not see: the store, when it is on the
+        root filesystem (overlayfs takes the root mount alone, without the mounts on it)."""
+        if os.stat(self.root).st_dev != os.stat("/").st_dev:
+            return []
+        return [os.path.relpath(self.root, "/")]
+
     def create_rootfs(self, cid, image_ref, idmap=None, shift=None):
         """Make the container's writable layer on ``image_ref`` and mount it.
 
         ``idmap`` (an IdMap) shifts the image's files to the container's IDs; ``shift`` forces
         how: "idmapped" or "chown" (default: idmapped where the kernel allows it, else chown).
+        ``image_ref`` HOST_ROOT ("@host") stacks the container on the host's own root
+        filesystem (read-only beneath its writable layer; overlay driver only), hiding the
+        store.
         """
+        if image_ref == HOST_ROOT:
+            return self._create_rootfs(cid, None, idmap, shift)
         if shift not in (None, "idmapped", "chown"):
             raise StoreError(f"shift {shift!r}: use idmapped or chown")
         if idmap is not None and not isinstance(idmap, IdMap):
             raise StoreError(f"idmap must be an IdMap, not {type(idmap).__name__}")
+        return self._create_rootfs(cid, image_ref, idmap, shift)
+
+    def _create_rootfs(self, cid, image_ref, idmap, shift):
         cdir = self._cdir(cid)
+        if image_ref is None and self.driver != "overlay":
+            raise StoreError(f"a container on the host's root needs the overlay driver; store "
+                             f"{self.root} uses {self.driver}")
         with self._lock:
-            rec = self._find(image_ref)
+            rec = self._find(image_ref) if image_ref is not None else None
             try:
                 os.mkdir(cdir, 0o700)
             except FileExistsError:
                 raise RootfsExists(cid) from None
             try:
                 os.mkdir(os.path.join(cdir, "rootfs"), 0o755)
-                layers = self._layer_paths(rec["chain"])
-                used, options = self._driver.create(cdir, layers, idmap, shift, self._userns)
-                record = {"cid": cid, "image": rec["id"], "chain": rec["chain"],
-                          "driver": self.driver, "shift": used, "options": options,
+                record = {"cid": cid, "image": rec["id"] if rec else None,
+                          "chain": rec["chain"] if rec else [],
+                          "base": "image" if rec else "host", "driver": self.driver,
                           "idmap": idmap.to_json() if idmap else None, "created": now_rfc3339()}
+                lowers = self._lowers(record)
+                if rec:
+                    used, options = self._driver.create(cdir, lowers, idmap, shift,
+                                                        self._userns)
+                else:
+                    used, options = self._driver.create(cdir, lowers, idmap, shift,
+                                                        self._userns, hide=self._host_hide())
+                record.update(shift=used, options=options)
                 write_json(os.path.join(cdir, "rootfs.json"), record)
             except BaseException as e:
                 self._destroy_container_dir(cdir)
@@ -372,8 +404,7 @@ class Store:
             cdir = self._cdir(cid)
             path = os.path.join(cdir, "rootfs")
             if not syscalls.is_mountpoint(path):
-                self._driver.mount(cdir, self._layer_paths(record["chain"]),
-                                   _Record(record), self._userns)
+                self._driver.mount(cdir, self._lowers(record), _Record(record), self._userns)
             return path
 
     def unmount_rootfs(self, cid):
@@ -403,6 +434,9 @@ class Store:
         with self._lock:
             record = self._container(cid)
             self._check_names(names, None)
+        if record.get("base") == "host":
+            raise StoreError(f"container {cid} is stacked on the host's root; only containers "
+                             "made from an image can be committed")
         base_layers = [self._layer_of(chain) for chain in record["chain"]]
         base_doc = self._base_config(record)
         with self.staging() as stage:
