@@ -44,14 +44,15 @@ def inside(path):
 
 
 @contextlib.contextmanager
-def netlink_errors(what):
-    """pyroute2's NetlinkError(code) as a NetworkError naming the object ("veth ktv1: ...")."""
+def netlink_errors(what, creating=False):
+    """pyroute2's NetlinkError(code) as a NetworkError naming the object ("veth ktv1: ...").
+    ``creating``: EEXIST means the name belongs to somebody else (ObjectExists)."""
     from pyroute2.netlink.exceptions import NetlinkError  # noqa: PLC0415
     try:
         yield
     except NetlinkError as err:
         text = os.strerror(err.code).lower() if err.code else str(err)
-        kind = ObjectExists if err.code == errno.EEXIST else NetworkError
+        kind = ObjectExists if creating and err.code == errno.EEXIST else NetworkError
         raise kind(f"{what}: {text}") from None
 
 
@@ -173,7 +174,7 @@ def add_veth(ipr, host_ifname, bridge, netns_path, ifname, mac):
     host under a name that could clash with the host's own eth0)."""
     fd = os.open(netns_path, os.O_RDONLY | os.O_CLOEXEC)
     try:
-        with netlink_errors(f"veth {host_ifname}"):
+        with netlink_errors(f"veth {host_ifname}", creating=True):
             master = _index(ipr, bridge)
             if master is None:
                 raise NetworkError(f"bridge {bridge} is gone")

@@ -274,11 +274,11 @@ class Networks:
                                       etc_dir)
             steps = _Steps(self, att)
             try:
-                steps.mark("record", lambda: None)
+                steps.mark("record", lambda: None, atomic=True)
                 if kind == "bridge":
                     self._bridge_steps(steps, att, ip, ipv6, mac, ports)
                 elif kind == "none":
-                    steps.mark("netns", lambda: self._make_netns(att), exists_ok=False)
+                    steps.mark("netns", lambda: self._make_netns(att))
                 if etc_dir:
                     steps.mark("etc", lambda: self._write_etc(att, resolv_conf))
             except BaseException as err:
@@ -329,19 +329,22 @@ class Networks:
     def _bridge_steps(self, steps, att, ip, ipv6, mac, ports):
         record = self.get(att.network)
         leases = ipam.Leases(self.state, record)
+        # ports the addresses cannot carry (an IPv6 host ip, no IPv6 subnet) fail before any
+        # step: placeholders stand for the addresses IPAM has not handed out yet
+        nft.port_elements(ports, "0.0.0.0", "::" if record["ipv6_subnet"] else None)
 
         def take():
             att.ipv4, att.ipv6, att.mac = leases.take(att.cid, ip, ipv6, mac)
-        steps.mark("leases", take)
+        steps.mark("leases", take, atomic=True)
         if ports:
             def reserve():
                 att.ports = ports
                 self._reserve_ports(att.cid, ports)
-            steps.mark("ports", reserve)
-        steps.mark("netns", lambda: self._make_netns(att), exists_ok=False)
-        steps.mark("veth", lambda: self._make_veth(att), exists_ok=False)
-        if ports:
-            steps.mark("nft", lambda: self._publish(att, record))
+            steps.mark("ports", reserve, atomic=True)
+        steps.mark("netns", lambda: self._make_netns(att))
+        steps.mark("veth", lambda: self._make_veth(att))
+        if ports:   # one nft transaction: all elements or none
+            steps.mark("nft", lambda: self._publish(att, record), atomic=True)
 
     def _make_netns(self, att):
         from kago.network import links  # noqa: PLC0415
@@ -483,15 +486,16 @@ class _Steps:
         state.write_json(self.nets.state.attachment(self.att.cid),
                          {"attachment": self.att.to_dict(), "made": self.made})
 
-    def mark(self, step, action, exists_ok=True):
-        """Journal ``step``, run ``action``, journal the result. With exists_ok False an
-        ObjectExists from the action means the object is not ours: the mark is taken back."""
+    def mark(self, step, action, atomic=False):
+        """Journal ``step``, run ``action``, journal the result. The mark is taken back when the
+        action failed without making anything: an ``atomic`` action (all or nothing), or one
+        that found its object already there (ObjectExists: somebody else's, left alone)."""
         self.made.append(step)
         self.save()
         try:
             action()
-        except ObjectExists:
-            if not exists_ok:
+        except BaseException as err:
+            if atomic or isinstance(err, ObjectExists):
                 self.made.remove(step)
             raise
         self.save()
