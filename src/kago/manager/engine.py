@@ -1,0 +1,558 @@
+"""The manager's verbs as a library: ``Manager(root).create(cfg)``, ``.start(ref)``, ``.stop``...
+
+``kago``'s command line (cli/main.py) and ``kago up`` (define/) both call this. A container's
+life here:
+
+    create  record + name, ID range, rootfs (kago.storage, or a directory), network
+            (kago.network), /etc files, then the OCI bundle (spec.build) -- no process yet;
+            any failure undoes what was made, in reverse
+    start   the shared supervisor runs the bundle with the runtime (supervisor.py)
+    stop    the stop signal, then SIGKILL after the timeout; the record says "stopped by user"
+            so no restart policy brings it back
+    rm      runtime state, rootfs, network, ID range, record and name
+
+Live status always comes from the runtime's state (which checks the init's pid and start
+time in /proc): a record's "running" is believed only if the runtime agrees.
+"""
+
+import json
+import os
+import shutil
+import time
+
+from kago.errors import KagoError
+from kago.manager import config as C
+from kago.manager.errors import (BadValue, IdRangeError, ImageNotFound, ManagerError,
+                                 NoSuchContainer, StateError, SupervisorError)
+from kago.manager.paths import Paths
+from kago.manager.records import Records, check_name, new_state, random_name
+
+AUTO_ID_BASE = 1 << 30        # --userns=auto ranges start here, 65536-aligned
+AUTO_ID_SIZE = 65536
+STOP_TIMEOUT = 10
+
+
+class Undo:
+    """What a create made so far; undone in reverse when a later step fails."""
+
+    def __init__(self):
+        self.steps = []
+
+    def push(self, fn, *args):
+        self.steps.append((fn, args))
+
+    def run(self):
+        errors = []
+        for fn, args in reversed(self.steps):
+            try:
+                fn(*args)
+            except Exception as e:  # noqa: BLE001 - keep undoing, report at the end
+                errors.append(e)
+        self.steps = []
+        return errors
+
+
+def load_settings(paths):
+    """ROOT/kago.json: {"runtime": path, "network": {Networks options}, "storage": {...}}.
+
+    Lets a root carry its own settings (tests give theirs their own nft table and netns
+    prefix), so every command on that root agrees without repeating flags."""
+    try:
+        with open(os.path.join(paths.root, "kago.json")) as f:
+            return json.load(f)
+    except FileNotFoundError:
+        return {}
+    except ValueError as e:
+        raise ManagerError(f"{paths.root}/kago.json: {e}") from None
+
+
+class Manager:
+    def __init__(self, root=None, runroot=None, runtime=None):
+        self.paths = Paths(root, runroot)
+        self.settings = load_settings(self.paths)
+        self.records = Records(self.paths)
+        self.runtime_path = runtime or self.settings.get("runtime")
+        self._store = None
+        self._nets = None
+        self._runtimes = {}
+
+    # --- collaborators, made on first use -----------------------------------------------------
+    @property
+    def store(self):
+        if self._store is None:
+            from kago.storage import Store
+            opts = self.settings.get("storage") or {}
+            self._store = Store(self.paths.storage(), driver=opts.get("driver"))
+        return self._store
+
+    @property
+    def nets(self):
+        if self._nets is None:
+            from kago.network import Networks
+            self._nets = Networks(self.paths.network(), **(self.settings.get("network") or {}))
+        return self._nets
+
+    def runtime(self, record=None):
+        path = record.get("runtime") if record else self.runtime_path
+        root = record.get("runtime_root") if record else self._runtime_root(path)
+        key = (path, root)
+        if key not in self._runtimes:
+            from kago.manager.runtimes import open_runtime
+            self._runtimes[key] = open_runtime(path, root)
+        return self._runtimes[key]
+
+    def _runtime_root(self, path):
+        name = "kago" if path is None else os.path.basename(path)
+        return os.path.join(self.paths.oci(), name)
+
+    # --- create -------------------------------------------------------------------------------
+    def create(self, cfg, group=None):
+        """Prepare a container (no process yet); returns its record."""
+        cfg = C.validate(dict(cfg))
+        cid = Records.new_id()
+        name = check_name(cfg.get("name") or random_name())
+        cfg["name"] = name
+        undo = Undo()
+        try:
+            return self._create(cid, name, cfg, group, undo)
+        except BaseException as e:
+            failed = undo.run()
+            if failed:
+                from kago.errors import describe
+                raise ManagerError(f"{_describe(e)}; cleanup also failed: "
+                                   + "; ".join(describe(f) for f in failed)) from e
+            if isinstance(e, KagoError) and not isinstance(e, ManagerError):
+                raise ManagerError(str(e)) from e
+            raise
+
+    def _create(self, cid, name, cfg, group, undo):
+        self.records.reserve_name(name, cid)
+        undo.push(self.records.release_name, name, cid)
+        os.makedirs(self.paths.container(cid))
+        undo.push(shutil.rmtree, self.paths.container(cid), True)
+        image = self._image(cfg)
+        uid_map, gid_map = self._reserve_ids(cid, cfg)
+        if uid_map:
+            undo.push(self._release_ids, cid)
+        rootfs = self._make_rootfs(cid, cfg, uid_map, gid_map, undo)
+        from kago.manager.rootfs_files import resolve_user
+        from kago.manager.spec import ImageConfig, build
+        image_cfg = ImageConfig(image.config if image else None)
+        user = resolve_user(rootfs["path"], cfg.get("user") or image_cfg.user)
+        hostname = cfg.get("hostname") or cid[:12]
+        netns, attachment, etc = self._attach(cid, cfg, hostname, undo)
+        volumes = self._volumes(cfg)
+        cgroups_path = f"/kago-{cid}"
+        spec = build(cfg, cid=cid, rootfs=rootfs["path"], image=image_cfg, user=user,
+                     netns=netns, etc=etc, uid_map=uid_map, gid_map=gid_map, volumes=volumes,
+                     cgroups_path=cgroups_path)
+        bundle = self.paths.bundle(cid)
+        os.makedirs(bundle)
+        with open(os.path.join(bundle, "config.json"), "w") as f:
+            json.dump(spec, f, indent=1)
+        record = {
+            "id": cid, "name": name, "created": time.time(), "config": cfg,
+            "image": cfg.get("image") or "", "image_id": image.id if image else "",
+            "image_config": image.config if image else {}, "rootfs": rootfs,
+            "network": attachment, "uid_map": uid_map, "gid_map": gid_map,
+            "runtime": self.runtime_path, "runtime_root": self._runtime_root(self.runtime_path),
+            "cgroups_path": cgroups_path, "group": group, "state": new_state(),
+            "args": spec["process"]["args"], "env": spec["process"]["env"],
+            "hostname": hostname,
+            "stop_signal": cfg.get("stop_signal") or image_cfg.stop_signal or "SIGTERM",
+        }
+        self.records.save(record)
+        undo.steps = []  # made: nothing to undo any more
+        return record
+
+    def _image(self, cfg):
+        if not cfg.get("image"):
+            if not os.path.isdir(cfg["rootfs"]):
+                raise BadValue("--rootfs", f"{cfg['rootfs']}: not a directory")
+            return None
+        from kago.storage import ImageNotFound as StoreImageNotFound
+        try:
+            return self.store.image(cfg["image"])
+        except StoreImageNotFound:
+            raise ImageNotFound(cfg["image"]) from None
+
+    def _make_rootfs(self, cid, cfg, uid_map, gid_map, undo):
+        if not cfg.get("image"):
+            return {"kind": "dir", "path": os.path.abspath(cfg["rootfs"])}
+        idmap = None
+        if uid_map:
+            from kago.storage import IdMap
+            idmap = IdMap([tuple(r) for r in uid_map], [tuple(r) for r in gid_map or uid_map])
+        info = self.store.create_rootfs(cid, cfg["image"], idmap=idmap)
+        undo.push(self.store.remove_rootfs, cid)
+        return {"kind": "image", "path": info.path, "driver": info.driver, "shift": info.shift}
+
+    def _attach(self, cid, cfg, hostname, undo):
+        """(netns for the spec, attachment dict, {dest: host file} to bind)."""
+        mode = cfg.get("network") or "bridge"
+        network = None
+        if mode not in ("bridge", "host", "none") and not mode.startswith("container:"):
+            mode, network = "bridge", mode  # a network's name
+        if mode.startswith("container:"):
+            other = self.records.resolve(mode.split(":", 1)[1])
+            if other["id"] == cid:
+                raise BadValue("--network", "a container cannot join its own network")
+            mode = f"container:{other['id']}"
+        etc_dir = self.paths.etc(cid)
+        att = self.nets.attach(cid, mode=mode, network=network, ip=cfg.get("ip"),
+                               ports=cfg.get("ports") or (), hostname=hostname,
+                               aliases=tuple(cfg.get("aliases") or ()) + (cfg["name"],),
+                               etc_dir=etc_dir)
+        undo.push(self.nets.detach, cid)
+        netns = "host" if att.mode == "host" else att.netns_path
+        if cfg.get("network_etc") == "host":
+            etc = {d: d for d in ("/etc/resolv.conf", "/etc/hosts") if os.path.exists(d)}
+        else:
+            etc = {d: os.path.join(etc_dir, os.path.basename(d))
+                   for d in ("/etc/hosts", "/etc/hostname", "/etc/resolv.conf")
+                   if os.path.exists(os.path.join(etc_dir, os.path.basename(d)))}
+        return netns, att.to_dict(), etc
+
+    def _volumes(self, cfg):
+        out = {}
+        for m in cfg.get("mounts") or ():
+            if m["type"] == "volume":
+                path = os.path.join(self.paths.root, "volumes", m["source"], "_data")
+                os.makedirs(path, exist_ok=True)
+                out[m["source"]] = path
+            elif m["type"] == "bind" and not os.path.exists(m["source"]):
+                raise BadValue("-v", f"bind source path does not exist: {m['source']}")
+        return out
+
+    # --- user-namespace ID ranges -----------------------------------------------------------
+    def _reserve_ids(self, cid, cfg):
+        """The container's (uid_map, gid_map), reserved in ROOT/idranges.json so no two
+        containers share host IDs. ``userns=auto`` takes the lowest free 64 Ki block."""
+        userns = cfg.get("userns") or "host"
+        uid_map = C.parse_id_map(cfg.get("uid_map"), "uid_map") if cfg.get("uid_map") else []
+        gid_map = C.parse_id_map(cfg.get("gid_map"), "gid_map") if cfg.get("gid_map") else []
+        if not uid_map and not userns.startswith("auto"):
+            return None, None
+        with _FileLock(os.path.join(self.paths.root, "idranges.lock")):
+            table = self._id_table()
+            if not uid_map:
+                size = int(userns.split("=", 1)[1]) if "=" in userns else AUTO_ID_SIZE
+                base = _free_block(table, size)
+                uid_map = [[0, base, size]]
+            gid_map = gid_map or [list(r) for r in uid_map]
+            for kind, ranges in (("uids", uid_map), ("gids", gid_map)):
+                _check_free(table, kind, ranges, self._name_of)
+            table[cid] = {"uids": uid_map, "gids": gid_map}
+            self._write_id_table(table)
+        return uid_map, gid_map
+
+    def _release_ids(self, cid):
+        with _FileLock(os.path.join(self.paths.root, "idranges.lock")):
+            table = self._id_table()
+            if table.pop(cid, None) is not None:
+                self._write_id_table(table)
+
+    def _id_table(self):
+        try:
+            with open(os.path.join(self.paths.root, "idranges.json")) as f:
+                return json.load(f)
+        except FileNotFoundError:
+            return {}
+
+    def _write_id_table(self, table):
+        path = os.path.join(self.paths.root, "idranges.json")
+        with open(path + ".tmp", "w") as f:
+            json.dump(table, f)
+        os.rename(path + ".tmp", path)
+
+    def _name_of(self, cid):
+        try:
+            return self.records.load(cid)["name"]
+        except NoSuchContainer:
+            return cid[:12]
+
+    # --- state --------------------------------------------------------------------------------
+    def states(self):
+        """{runtime container ID: OCI state} for every runtime this root's records use."""
+        out = {}
+        paths = {(r.get("runtime"), r.get("runtime_root")) for r in self.records.all()}
+        for path, root in paths:
+            if root and os.path.isdir(root):
+                out.update(self.runtime({"runtime": path, "runtime_root": root}).states())
+        return out
+
+    def live(self, record, states=None):
+        """The container's status now: created, running, paused, restarting, exited."""
+        cid = record["id"]
+        rt = states.get(cid) if states is not None else self.runtime(record).state(cid)
+        state = record.get("state") or {}
+        if rt is not None and rt.get("status") in ("running", "paused", "created"):
+            return "paused" if rt["status"] == "paused" else "running"
+        status = state.get("status", "created")
+        if status == "restarting":
+            return "restarting"
+        if status == "running":
+            return "exited"  # the runtime does not have it running: it ended unobserved
+        return status
+
+    def resolve(self, ref):
+        return self.records.resolve(ref)
+
+    def list(self, all=False):
+        """[(record, live status)], newest first (docker's order)."""
+        states = self.states()
+        out = []
+        for record in reversed(self.records.all()):
+            status = self.live(record, states)
+            if all or status in ("running", "paused", "restarting"):
+                out.append((record, status))
+        return out
+
+    # --- start / stop -------------------------------------------------------------------------
+    def supervisor(self):
+        from kago.manager import supervisor
+        return supervisor.connect(self.paths)
+
+    def start(self, ref, attached=False, conn=None):
+        """Start a created or exited container under the supervisor; returns its pid."""
+        record = self.resolve(ref)
+        status = self.live(record)
+        if status in ("running", "paused"):
+            return record["state"]["pid"]  # docker: starting a running container is a no-op
+        self._prepare_start(record)
+        own = conn is None
+        conn = conn or self.supervisor()
+        try:
+            reply = conn.request("start", id=record["id"], attached=attached)
+        finally:
+            if own:
+                conn.close()
+        return _started(reply)
+
+    def _prepare_start(self, record):
+        """What a start needs that may have gone since create: the rootfs mount (a reboot)."""
+        self.records.update(record["id"], _clear_stop)
+        if (record.get("rootfs") or {}).get("kind") == "image":
+            self.store.mount_rootfs(record["id"])
+
+    def stop(self, ref, timeout=None, signal_name=None):
+        """docker stop: the stop signal, SIGKILL after ``timeout`` s; returns the record."""
+        record = self.resolve(ref)
+        self.records.update(record["id"], _mark_stopped)
+        status = self.live(record)
+        if status not in ("running", "paused"):
+            return record
+        timeout = STOP_TIMEOUT if timeout is None else timeout
+        runtime = self.runtime(record)
+        from kago.plan.tables import parse_signal
+        if status == "paused":
+            runtime.kill(record["id"], parse_signal("SIGKILL"), all=True)
+        else:
+            try:
+                runtime.kill(record["id"], parse_signal(signal_name or record["stop_signal"]))
+            except ManagerError:
+                pass  # it ended meanwhile
+        if not self.wait_exit(record, timeout):
+            try:
+                runtime.kill(record["id"], parse_signal("SIGKILL"), all=True)
+            except ManagerError:
+                pass
+            if not self.wait_exit(record, 10):
+                raise ManagerError(f"container {record['name']} did not stop after SIGKILL")
+        return self.records.load(record["id"])
+
+    def kill(self, ref, signal_name="SIGKILL"):
+        from kago.plan.tables import parse_signal
+        record = self.resolve(ref)
+        if self.live(record) not in ("running", "paused"):
+            raise StateError(f"cannot kill container {record['name']}: it is not running")
+        sig = parse_signal(signal_name if signal_name.upper().startswith("SIG") or
+                           signal_name.isdigit() else "SIG" + signal_name.upper())
+        if sig == 9:
+            self.records.update(record["id"], _mark_stopped)
+        self.runtime(record).kill(record["id"], sig)
+        return record
+
+    def wait_exit(self, record, timeout=None):
+        """Wait until the container's end is recorded; False on timeout. Uses the supervisor
+        when one is alive, else the pid's pidfd (and then records the end itself)."""
+        from kago.manager import supervisor
+        conn = supervisor.connect(self.paths, spawn=False)
+        if conn is not None:
+            try:
+                reply = conn.request("wait", timeout=timeout, id=record["id"])
+            except (ManagerError, OSError):
+                reply = None
+            finally:
+                conn.close()
+            if reply is not None:
+                return True
+            if self.live(self.records.load(record["id"])) not in ("running", "paused"):
+                return True
+            return False
+        return self._wait_unsupervised(record, timeout)
+
+    def _wait_unsupervised(self, record, timeout):
+        import select
+        state = self.records.load(record["id"])["state"]
+        pid = state.get("pid")
+        if pid and self.live(record) in ("running", "paused"):
+            try:
+                fd = os.pidfd_open(pid)
+            except OSError:
+                fd = None
+            if fd is not None:
+                try:
+                    if not select.select([fd], [], [], timeout)[0]:
+                        return False
+                finally:
+                    os.close(fd)
+        self._settle(record)
+        return True
+
+    def _settle(self, record):
+        """Record the end of a container nobody watched (its exit status is lost)."""
+        runtime = self.runtime(record)
+        try:
+            runtime.delete(record["id"], force=True)
+        except ManagerError:
+            pass
+
+        def ended(r):
+            if r["state"]["status"] in ("running", "restarting"):
+                r["state"].update(status="exited", pid=0, finished_at=time.time(),
+                                  error="exited while no supervisor was watching: exit "
+                                        "status unknown")
+        try:
+            self.records.update(record["id"], ended)
+        except NoSuchContainer:
+            pass
+
+    def wait(self, ref):
+        """docker wait: block until the container stops; its exit code (None if unknown)."""
+        record = self.resolve(ref)
+        from kago.manager import supervisor
+        conn = supervisor.connect(self.paths, spawn=False)
+        if conn is None:
+            self._wait_unsupervised(record, None)
+            return self.records.load(record["id"])["state"].get("exit_code")
+        try:
+            return conn.request("wait", id=record["id"]).get("exit_code")
+        finally:
+            conn.close()
+
+    def restart(self, ref, timeout=None):
+        record = self.stop(ref, timeout)
+        return self.start(record["id"])
+
+    # --- remove -------------------------------------------------------------------------------
+    def remove(self, ref, force=False, volumes=False):
+        record = self.resolve(ref)
+        status = self.live(record)
+        if status in ("running", "paused", "restarting"):
+            if not force:
+                raise StateError(f"cannot remove container {record['name']}: it is {status}: "
+                                 f"stop it first or use rm -f")
+            self.stop(record["id"], timeout=0)
+        self._teardown(record)
+        return record
+
+    def _teardown(self, record):
+        """Everything create made, in reverse; the record goes last, so a failure can be
+        retried with another rm."""
+        cid = record["id"]
+        errors = []
+        steps = [lambda: self.runtime(record).delete(cid, force=True)]
+        if (record.get("rootfs") or {}).get("kind") == "image":
+            steps.append(lambda: self.store.remove_rootfs(cid))
+        if record.get("network"):
+            steps.append(lambda: self.nets.detach(cid))
+        if record.get("uid_map"):
+            steps.append(lambda: self._release_ids(cid))
+        steps.append(lambda: shutil.rmtree(self.paths.fifos(cid), ignore_errors=True))
+        for step in steps:
+            try:
+                step()
+            except (KagoError, OSError) as e:
+                errors.append(e)
+        if errors:
+            raise ManagerError(f"remove {record['name']}: " + "; ".join(_describe(e)
+                                                                         for e in errors))
+        self.records.remove(cid)
+
+    def prune(self):
+        """system prune: every container that is not running; returns their records."""
+        removed = []
+        for record, status in self.list(all=True):
+            if status in ("exited", "created"):
+                self.remove(record["id"])
+                removed.append(record)
+        return removed
+
+
+# --- helpers ------------------------------------------------------------------------------------
+
+def _started(reply):
+    if reply.get("ok"):
+        return reply["pid"]
+    from kago.manager.errors import CommandError
+    code = reply.get("code", 125)
+    if code in (126, 127):
+        raise CommandError(reply.get("error", "cannot start"), code)
+    raise ManagerError(reply.get("error", "the supervisor could not start the container"))
+
+
+def _clear_stop(r):
+    r["state"]["stopped_by_user"] = False
+    r["state"]["error"] = ""
+
+
+def _mark_stopped(r):
+    r["state"]["stopped_by_user"] = True
+
+
+def _describe(e):
+    from kago.errors import describe
+    return describe(e)
+
+
+def _free_block(table, size):
+    taken = sorted((h, h + s) for entry in table.values() for kind in ("uids", "gids")
+                   for _, h, s in entry[kind])
+    base = AUTO_ID_BASE
+    for start, end in taken:
+        if start < base + size and base < end:
+            base = ((end + AUTO_ID_SIZE - 1) // AUTO_ID_SIZE) * AUTO_ID_SIZE
+    if base + size > 1 << 32:
+        raise IdRangeError("no free user-namespace ID range is left: remove containers or "
+                           "use smaller ranges")
+    return base
+
+
+def _check_free(table, kind, ranges, name_of):
+    for _, host, size in ranges:
+        for other, entry in table.items():
+            for _, oh, osz in entry[kind]:
+                if host < oh + osz and oh < host + size:
+                    raise IdRangeError(
+                        f"{kind[:-1]} range {host}-{host + size - 1} overlaps container "
+                        f"{name_of(other)}'s {oh}-{oh + osz - 1}: choose another range")
+
+
+class _FileLock:
+    def __init__(self, path):
+        self.path = path
+        self.fd = None
+
+    def __enter__(self):
+        import fcntl
+        os.makedirs(os.path.dirname(self.path), exist_ok=True)
+        self.fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        fcntl.flock(self.fd, fcntl.LOCK_EX)
+        return self
+
+    def __exit__(self, *exc):
+        os.close(self.fd)
+
+
+__all__ = ["Manager", "SupervisorError", "Undo", "load_settings"]

@@ -1,0 +1,165 @@
+"""Container output as docker's json-file log: one JSON object per line, rotated by size.
+
+    {"log": "hello\\n", "stream": "stdout", "time": "2025-01-02T03:04:05.123456789Z"}
+
+``LogWriter`` is the supervisor's half: it gets raw bytes from a container's stdout/stderr
+FIFOs, cuts them into lines (a line longer than 16 KiB is cut, as docker does, and a partial
+line is kept until its newline or the end of the stream) and appends them to ``ctr.log``.
+When the file would pass ``max_size`` it is renamed to ``ctr.log.1`` (older files shift up,
+the oldest beyond ``max_files`` is dropped) and a fresh one started.
+
+``read`` / ``follow`` are the ``kago logs`` half: oldest file first, with ``--since`` and
+``--tail``; ``follow`` keeps reading as the file grows and notices a rotation by its inode.
+"""
+
+import json
+import os
+import time
+
+MAX_LINE = 16 * 1024
+
+
+def timestamp(ns=None):
+    """RFC 3339 with nanoseconds, UTC (docker's log time)."""
+    ns = time.time_ns() if ns is None else ns
+    secs, frac = divmod(ns, 1_000_000_000)
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(secs)) + f".{frac:09d}Z"
+
+
+def parse_timestamp(text):
+    """The inverse of ``timestamp`` (to the microsecond), as epoch seconds."""
+    base, _, frac = text.rstrip("Z").partition(".")
+    import calendar
+    secs = calendar.timegm(time.strptime(base, "%Y-%m-%dT%H:%M:%S"))
+    return secs + (float("0." + frac) if frac else 0.0)
+
+
+class LogWriter:
+    __slots__ = ("path", "max_size", "max_files", "fd", "size", "partial")
+
+    def __init__(self, path, max_size=10 << 20, max_files=3):
+        self.path = path
+        self.max_size = max(int(max_size), 1024)
+        self.max_files = max(int(max_files), 1)
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        self.fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o640)
+        self.size = os.fstat(self.fd).st_size
+        self.partial = {"stdout": b"", "stderr": b""}
+
+    def write(self, stream, data):
+        """Append ``data`` from ``stream``; only complete lines (or 16 KiB pieces) go out."""
+        buf = self.partial[stream] + data
+        records = []
+        while True:
+            nl = buf.find(b"\n")
+            if nl < 0 or nl >= MAX_LINE:
+                if len(buf) < MAX_LINE:
+                    break
+                records.append(self._record(stream, buf[:MAX_LINE]))
+                buf = buf[MAX_LINE:]
+                continue
+            records.append(self._record(stream, buf[:nl + 1]))
+            buf = buf[nl + 1:]
+        self.partial[stream] = buf
+        if records:
+            self._append(b"".join(records))
+
+    def flush(self, stream=None):
+        """The end of a stream: write what is left of its last line."""
+        for name in ([stream] if stream else list(self.partial)):
+            if self.partial[name]:
+                self._append(self._record(name, self.partial[name]))
+                self.partial[name] = b""
+
+    def _record(self, stream, line):
+        text = line.decode("utf-8", errors="replace")
+        return (json.dumps({"log": text, "stream": stream, "time": timestamp()},
+                           ensure_ascii=False) + "\n").encode()
+
+    def _append(self, data):
+        if self.size and self.size + len(data) > self.max_size:
+            self._rotate()
+        os.write(self.fd, data)
+        self.size += len(data)
+
+    def _rotate(self):
+        os.close(self.fd)
+        if self.max_files == 1:
+            os.unlink(self.path)
+        else:
+            # ctr.log -> .1 -> .2 ...: renaming onto the last one drops the oldest
+            for n in range(self.max_files - 1, 0, -1):
+                src = self.path if n == 1 else f"{self.path}.{n - 1}"
+                if os.path.exists(src):
+                    os.rename(src, f"{self.path}.{n}")
+        self.fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC,
+                          0o640)
+        self.size = 0
+
+    def close(self):
+        self.flush()
+        if self.fd is not None:
+            os.close(self.fd)
+            self.fd = None
+
+
+def files(path, max_files=10):
+    """The log files of one container, oldest first."""
+    out = [f"{path}.{n}" for n in range(max_files, 0, -1) if os.path.exists(f"{path}.{n}")]
+    return out + ([path] if os.path.exists(path) else [])
+
+
+def _entries(lines):
+    for line in lines:
+        try:
+            yield json.loads(line)
+        except ValueError:
+            continue  # a line cut by a crash mid-write
+
+
+def read(path, since=None, tail=None, max_files=10):
+    """The log entries (dicts), oldest first; ``since`` epoch seconds, ``tail`` last N."""
+    entries = []
+    for name in files(path, max_files):
+        with open(name, "rb") as f:
+            entries.extend(_entries(f.read().splitlines()))
+    if since is not None:
+        entries = [e for e in entries if parse_timestamp(e["time"]) >= since]
+    if tail is not None:
+        entries = entries[-tail:] if tail > 0 else []
+    return entries
+
+
+def follow(path, stop, interval=0.05, offset=None):
+    """Yield entries written to ``path`` from byte ``offset`` (None: its end now) until
+    ``stop()`` is true; ``stop`` is checked before each read, so what was written before it
+    turned true is still drained. A rotation (a new inode) restarts at the new file's start."""
+    fd, ino, pos, rest = None, None, 0, b""
+    while True:
+        if fd is None and os.path.exists(path):
+            fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+            ino = os.fstat(fd).st_ino
+            pos = os.fstat(fd).st_size if offset is None else offset
+            offset = 0
+        finished = stop()
+        if fd is not None:
+            chunk = os.pread(fd, 1 << 20, pos)
+            while chunk:
+                pos += len(chunk)
+                lines = (rest + chunk).split(b"\n")
+                rest = lines.pop()
+                yield from _entries(lines)
+                chunk = os.pread(fd, 1 << 20, pos)
+            try:
+                rotated = os.stat(path).st_ino != ino
+            except FileNotFoundError:
+                rotated = True
+            if rotated:
+                os.close(fd)
+                fd, rest = None, b""
+                continue
+        if finished:
+            break
+        time.sleep(interval)
+    if fd is not None:
+        os.close(fd)

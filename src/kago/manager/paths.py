@@ -1,0 +1,91 @@
+"""Where the manager keeps things: persistent state under ROOT, volatile state under RUNROOT.
+
+    ROOT (default /var/lib/kago, or $KAGO_ROOT, or --root)
+      containers/<id>/container.json     the record (records.py)
+      containers/<id>/bundle/            the OCI bundle handed to the runtime (config.json)
+      containers/<id>/etc/               hosts, hostname, resolv.conf made for the container
+      containers/<id>/logs/ctr.log[.N]   stdout/stderr as json lines, rotated by size
+      names/<name>                       the name's owner (an id), made with O_EXCL
+      storage/                           kago.storage's Store
+      network/                           kago.network's state
+      groups/<key>.json                  what ``kago up FILE`` started
+    RUNROOT (default /run/kago/manager; ROOT/run when only --root is given)
+      oci/                               the runtime's --root
+      supervisor.sock / .pid / .log      the shared supervisor
+      fifos/<id>/{stdout,stderr}         the container's output, read by the supervisor
+
+Tests give every run its own ROOT in a temp dir, so nothing they do reaches /var/lib/kago.
+"""
+
+import os
+
+DEFAULT_ROOT = "/var/lib/kago"
+DEFAULT_RUNROOT = "/run/kago/manager"
+
+
+class Paths:
+    __slots__ = ("root", "runroot")
+
+    def __init__(self, root=None, runroot=None):
+        env_root = os.environ.get("KAGO_ROOT")
+        self.root = os.path.abspath(root or env_root or DEFAULT_ROOT)
+        explicit = root or env_root
+        self.runroot = os.path.abspath(runroot or os.environ.get("KAGO_RUNROOT") or (
+            os.path.join(self.root, "run") if explicit else DEFAULT_RUNROOT))
+
+    # --- persistent
+    def containers(self):
+        return os.path.join(self.root, "containers")
+
+    def container(self, cid):
+        return os.path.join(self.root, "containers", cid)
+
+    def record(self, cid):
+        return os.path.join(self.root, "containers", cid, "container.json")
+
+    def bundle(self, cid):
+        return os.path.join(self.root, "containers", cid, "bundle")
+
+    def etc(self, cid):
+        return os.path.join(self.root, "containers", cid, "etc")
+
+    def logs(self, cid):
+        return os.path.join(self.root, "containers", cid, "logs")
+
+    def log(self, cid):
+        return os.path.join(self.root, "containers", cid, "logs", "ctr.log")
+
+    def names(self):
+        return os.path.join(self.root, "names")
+
+    def storage(self):
+        return os.path.join(self.root, "storage")
+
+    def network(self):
+        return os.path.join(self.root, "network")
+
+    def groups(self):
+        return os.path.join(self.root, "groups")
+
+    def rootfs_cache(self):
+        """Directory rootfs trees bootstrapped once by definitions (``rootfs=tarball(...)``)."""
+        return os.path.join(self.root, "rootfs")
+
+    # --- volatile
+    def oci(self):
+        return os.path.join(self.runroot, "oci")
+
+    def socket(self):
+        return os.path.join(self.runroot, "supervisor.sock")
+
+    def supervisor_pid(self):
+        return os.path.join(self.runroot, "supervisor.pid")
+
+    def supervisor_log(self):
+        return os.path.join(self.runroot, "supervisor.log")
+
+    def fifos(self, cid):
+        return os.path.join(self.runroot, "fifos", cid)
+
+    def hooks(self, cid):
+        return os.path.join(self.runroot, "hooks", cid)

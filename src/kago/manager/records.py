@@ -1,0 +1,190 @@
+"""Container records: one JSON file per container, written by tmp + rename, edited under flock.
+
+The record is the manager's memory of a container: its configuration (what ``run``/``create``
+or a definition asked for), where its rootfs and network are, and the last known state
+(``state``: status, pid, start/finish times, exit code, OOM kill, restarts). Live status never
+comes from the record alone: ``engine.Manager.status`` asks the runtime and /proc, so a killed
+supervisor cannot make ``kago ps`` lie.
+
+Two processes edit a record: the command line (create, stop, rm) and the supervisor (start,
+exit, restart). Each edit is ``update(cid, fn)``: flock the container's directory, load, apply,
+write to a temp file, rename over. Names are reserved with ``O_EXCL`` files under names/, so two
+``kago run --name x`` at once cannot both win.
+"""
+
+import fcntl
+import json
+import os
+import secrets
+import time
+
+from kago.manager.errors import AmbiguousContainer, BadValue, NameInUse, NoSuchContainer
+
+_NAME_FIRST = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789"
+_NAME_REST = _NAME_FIRST + "_.-"
+_ADJECTIVES = ("brave", "calm", "eager", "fond", "keen", "lucid", "merry", "nimble", "proud",
+               "quiet", "sharp", "tidy", "vivid", "witty", "zesty", "bold", "crisp", "gentle")
+_NOUNS = ("bamboo", "crane", "lantern", "maple", "otter", "pine", "river", "sparrow", "tatami",
+          "willow", "heron", "koi", "lotus", "cedar", "badger", "comet", "ember", "fern")
+
+
+def new_state():
+    return {"status": "created", "pid": 0, "pid_start": None, "started_at": 0.0,
+            "finished_at": 0.0, "exit_code": None, "oom_killed": False, "restart_count": 0,
+            "stopped_by_user": False, "error": "", "provisioned": False, "attached": False}
+
+
+def check_name(name, field="--name"):
+    """docker's rule: [a-zA-Z0-9][a-zA-Z0-9_.-]*; it also names files here, so no "/"."""
+    if (not name or len(name) > 128 or name[0] not in _NAME_FIRST
+            or any(c not in _NAME_REST for c in name)):
+        raise BadValue(field, f'invalid container name "{name}": only [a-zA-Z0-9][a-zA-Z0-9_.-] '
+                              f'are allowed')
+    return name
+
+
+def random_name():
+    return f"{secrets.choice(_ADJECTIVES)}_{secrets.choice(_NOUNS)}_{secrets.token_hex(2)}"
+
+
+class Records:
+    __slots__ = ("paths",)
+
+    def __init__(self, paths):
+        self.paths = paths
+
+    # --- ids and names
+    @staticmethod
+    def new_id():
+        return secrets.token_hex(32)
+
+    def reserve_name(self, name, cid):
+        """Claim ``name`` for ``cid`` atomically; NameInUse names the current owner."""
+        os.makedirs(self.paths.names(), exist_ok=True)
+        path = os.path.join(self.paths.names(), name)
+        try:
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o644)
+        except FileExistsError:
+            owner = self._name_owner(name)
+            if owner and os.path.exists(self.paths.record(owner)):
+                raise NameInUse(name, owner) from None
+            # a name file left by a crash between reserve and save: take it over
+            _write_atomic(path, cid.encode())
+            return
+        with os.fdopen(fd, "wb") as f:
+            f.write(cid.encode())
+
+    def release_name(self, name, cid):
+        if self._name_owner(name) == cid:
+            try:
+                os.unlink(os.path.join(self.paths.names(), name))
+            except FileNotFoundError:
+                pass
+
+    def _name_owner(self, name):
+        try:
+            with open(os.path.join(self.paths.names(), name)) as f:
+                return f.read().strip()
+        except (FileNotFoundError, NotADirectoryError):
+            return None
+
+    # --- records
+    def save(self, record):
+        path = self.paths.record(record["id"])
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        _write_atomic(path, json.dumps(record, indent=1, sort_keys=True).encode())
+
+    def load(self, cid):
+        try:
+            with open(self.paths.record(cid), "rb") as f:
+                return json.loads(f.read())
+        except (FileNotFoundError, NotADirectoryError):
+            raise NoSuchContainer(cid) from None
+        except ValueError:
+            raise NoSuchContainer(cid) from None  # half-written by a crash: treat as gone
+
+    def ids(self):
+        try:
+            return sorted(os.listdir(self.paths.containers()))
+        except FileNotFoundError:
+            return []
+
+    def all(self):
+        """Every readable record, oldest first (docker's ps lists newest first: reverse it)."""
+        out = []
+        for cid in self.ids():
+            try:
+                out.append(self.load(cid))
+            except NoSuchContainer:
+                continue
+        out.sort(key=lambda r: r.get("created", 0))
+        return out
+
+    def resolve(self, ref):
+        """A record by full ID, name, or unique ID prefix (docker's lookup order)."""
+        if not ref or "/" in ref or ref in (".", ".."):
+            raise NoSuchContainer(ref)
+        if len(ref) == 64 and os.path.exists(self.paths.record(ref)):
+            return self.load(ref)
+        owner = self._name_owner(ref)
+        if owner and os.path.exists(self.paths.record(owner)):
+            return self.load(owner)
+        matches = [cid for cid in self.ids() if cid.startswith(ref.lower())]
+        if len(matches) == 1:
+            return self.load(matches[0])
+        if len(matches) > 1:
+            raise AmbiguousContainer(ref, matches)
+        raise NoSuchContainer(ref)
+
+    def update(self, cid, fn):
+        """Load, ``fn(record)``, save: under the container's lock. Returns the record."""
+        with self.lock(cid):
+            record = self.load(cid)
+            fn(record)
+            self.save(record)
+            return record
+
+    def lock(self, cid):
+        return _Lock(self.paths.container(cid), cid)
+
+    def remove(self, cid):
+        import shutil
+        record = None
+        try:
+            record = self.load(cid)
+        except NoSuchContainer:
+            pass
+        if record is not None:
+            self.release_name(record.get("name", ""), cid)
+        shutil.rmtree(self.paths.container(cid), ignore_errors=True)
+
+
+class _Lock:
+    __slots__ = ("path", "cid", "fd")
+
+    def __init__(self, path, cid):
+        self.path = path
+        self.cid = cid
+        self.fd = None
+
+    def __enter__(self):
+        try:
+            self.fd = os.open(self.path, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+        except (FileNotFoundError, NotADirectoryError):
+            raise NoSuchContainer(self.cid) from None
+        fcntl.flock(self.fd, fcntl.LOCK_EX)
+        return self
+
+    def __exit__(self, *exc):
+        os.close(self.fd)
+
+
+def _write_atomic(path, data):
+    tmp = f"{path}.{os.getpid()}.tmp"
+    with open(tmp, "wb") as f:
+        f.write(data)
+    os.rename(tmp, path)
+
+
+def now():
+    return time.time()

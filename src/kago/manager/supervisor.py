@@ -1,0 +1,706 @@
+"""One supervisor per manager root: it starts detached containers, reaps them, records how they
+ended, restarts them by policy and copies their output into rotated logs.
+
+Why one process for all containers (and not conmon per container): memory. Each conmon is a
+~1 MB C process; this is one Python process (~10 MB, shared by every container), so the memory
+kago adds per detached container is a record, two pipe buffers and a few fds
+(bench/supervisor_memory measures it).
+
+How it holds on to containers:
+
+- It is a child subreaper (PR_SET_CHILD_SUBREAPER) and it starts every container itself (the
+  runtime is called in this process, or as its child), so each container's init ends up as
+  its child: it reaps it at once (this VM's PID 1 reaps orphans 1-2 s late) and gets the real
+  exit status. OOM kills are read from the container's cgroup before the runtime deletes it.
+- A container's stdout and stderr are named FIFOs under RUNROOT/fifos/<id>, which the
+  container holds open read-write: if the supervisor dies, the container's writes never fail
+  with EPIPE (they block once the 64 KiB pipe is full), and a new supervisor reopens the FIFOs
+  and carries on. It adopts running containers it did not start through a pidfd, which says
+  when they end but not how: their exit status is recorded as unknown.
+- Nothing ``kago ps`` shows depends on this process being alive: live state comes from the
+  runtime and /proc, this process only adds exit codes and restarts to the records.
+
+It is started on demand by the first command that needs it, holds RUNROOT/supervisor.lock
+for its lifetime (so a second one exits at once), and exits after ``KAGO_SUPERVISOR_IDLE``
+seconds (default 30) with nothing to watch. Containers keep running when it exits or is killed.
+
+Protocol: a unix stream socket, one JSON object per line each way.
+
+    {"op": "ping"}                          -> {"ok": true, "pid": N, "watching": [ids]}
+    {"op": "start", "id": ID, "attached": b} -> {"ok": true, "pid": N} | {"ok": false,
+                                               "error": "...", "code": 125|126|127}
+    {"op": "wait", "id": ID}                -> when it has exited: {"ok": true, "exit_code": N,
+                                               "oom_killed": b}
+    {"op": "events"}                        -> a stream of {"event": "start"|"exit"|
+                                               "restart", "id": ID, ...}
+    {"op": "quit"}                          -> {"ok": true}, then it exits (containers stay)
+
+It never imports ``subprocess`` or ``threading``: the runtime forks from this process, which
+must stay single-threaded.
+"""
+
+import errno
+import fcntl
+import json
+import os
+import selectors
+import signal
+import socket
+import sys
+import time
+
+from kago.manager import logs
+from kago.manager.config import parse_restart
+from kago.manager.errors import ManagerError, NoSuchContainer
+from kago.manager.paths import Paths
+from kago.manager.records import Records
+
+STREAMS = ("stdout", "stderr")
+RESTART_DELAY_MIN = 0.1     # docker: 100 ms, doubled each time, reset after 10 s of running
+RESTART_DELAY_MAX = 10.0
+RESTART_RESET_AFTER = 10.0
+
+
+def idle_timeout():
+    try:
+        return float(os.environ.get("KAGO_SUPERVISOR_IDLE", "30"))
+    except ValueError:
+        return 30.0
+
+
+class Watched:
+    """A running container this supervisor looks after."""
+
+    __slots__ = ("cid", "pid", "pid_start", "child", "pidfd", "readers", "log", "started",
+                 "attached")
+
+    def __init__(self, cid, pid, pid_start, child):
+        self.cid, self.pid, self.pid_start, self.child = cid, pid, pid_start, child
+        self.pidfd = None
+        self.readers = {}
+        self.log = None
+        self.started = time.monotonic()
+        self.attached = False
+
+
+class Client:
+    __slots__ = ("sock", "buf", "subscribed")
+
+    def __init__(self, sock):
+        self.sock = sock
+        self.buf = b""
+        self.subscribed = False
+
+    def send(self, doc):
+        try:
+            self.sock.sendall((json.dumps(doc) + "\n").encode())
+            return True
+        except OSError:
+            return False
+
+
+class Supervisor:
+    def __init__(self, paths):
+        self.paths = paths
+        self.records = Records(paths)
+        self.sel = selectors.DefaultSelector()
+        self.watched = {}          # cid -> Watched
+        self.by_pid = {}           # pid -> Watched (our children)
+        self.waiters = {}          # cid -> [Client]
+        self.clients = set()
+        self.timers = []           # [(when, cid)] pending restarts
+        self.delays = {}           # cid -> next restart delay
+        self.runtimes = {}
+        self.idle_since = time.monotonic()
+        self.running = True
+
+    # --- set-up
+    def serve(self):
+        from kago.kernel import consts, libc
+        libc.prctl(consts.PR_SET_CHILD_SUBREAPER, 1)
+        rfd, wfd = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
+        signal.set_wakeup_fd(wfd)
+        for sig in (signal.SIGCHLD, signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+            signal.signal(sig, _note)
+        signal.signal(signal.SIGPIPE, signal.SIG_IGN)
+        self.sel.register(rfd, selectors.EVENT_READ, ("signal", None))
+        listener = self._listen()
+        self.sel.register(listener, selectors.EVENT_READ, ("listen", None))
+        self._adopt()
+        try:
+            self._loop(rfd)
+        finally:
+            listener.close()
+            try:
+                os.unlink(self.paths.socket())
+            except FileNotFoundError:
+                pass
+            for w in list(self.watched.values()):
+                self._close_output(w)
+
+    def _listen(self):
+        path = self.paths.socket()
+        try:
+            os.unlink(path)  # we hold the lock: a socket file here is a dead supervisor's
+        except FileNotFoundError:
+            pass
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM | socket.SOCK_CLOEXEC)
+        old = os.umask(0o077)
+        try:
+            sock.bind(path)
+        finally:
+            os.umask(old)
+        sock.listen(64)
+        return sock
+
+    def _adopt(self):
+        """Containers a previous supervisor started: watch the live ones, settle the rest."""
+        for record in self.records.all():
+            state = record.get("state") or {}
+            if state.get("status") == "restarting":
+                self._schedule(record["id"], RESTART_DELAY_MIN)
+            elif state.get("status") == "running":
+                pid, start = state.get("pid"), state.get("pid_start")
+                if _alive(pid, start):
+                    w = Watched(record["id"], pid, start, child=False)
+                    try:
+                        w.pidfd = os.pidfd_open(pid)
+                    except OSError:
+                        continue
+                    self.sel.register(w.pidfd, selectors.EVENT_READ, ("pidfd", w))
+                    self._open_output(w, record, create=False)
+                    self.watched[w.cid] = w
+                else:
+                    self._finish(record["id"], None, unknown=True)
+
+    # --- the loop
+    def _loop(self, signal_fd):
+        while self.running:
+            timeout = self._next_timeout()
+            for key, mask in self.sel.select(timeout):
+                kind, obj = key.data
+                if kind == "signal":
+                    self._signals(signal_fd)
+                elif kind == "listen":
+                    self._accept(key.fileobj)
+                elif kind == "client":
+                    self._client_readable(obj)
+                elif kind == "fifo":
+                    self._output(obj[0], obj[1], key.fd)
+                elif kind == "pidfd":
+                    self._adopted_exit(obj)
+            self._run_timers()
+            if self._idle():
+                break
+
+    def _next_timeout(self):
+        waits = [when - time.monotonic() for when, _ in self.timers]
+        if not self.watched and not self.clients:
+            waits.append(self.idle_since + idle_timeout() - time.monotonic())
+        return max(0.0, min(waits)) if waits else None
+
+    def _idle(self):
+        if self.watched or self.clients or self.timers:
+            self.idle_since = time.monotonic()
+            return False
+        return time.monotonic() - self.idle_since >= idle_timeout()
+
+    def _signals(self, fd):
+        try:
+            got = os.read(fd, 4096)
+        except BlockingIOError:
+            got = b""
+        if any(s in got for s in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)):
+            self.running = False
+        self._reap()
+
+    def _reap(self):
+        while True:
+            try:
+                pid, status = os.waitpid(-1, os.WNOHANG)
+            except ChildProcessError:
+                return
+            if pid == 0:
+                return
+            w = self.by_pid.pop(pid, None)
+            if w is not None:
+                code = os.waitstatus_to_exitcode(status)
+                self._exited(w, 128 - code if code < 0 else code)
+            # anything else is a helper we spawned (kago rm) or a runtime leftover
+
+    def _adopted_exit(self, w):
+        self.sel.unregister(w.pidfd)
+        os.close(w.pidfd)
+        w.pidfd = None
+        self._exited(w, None)
+
+    # --- clients
+    def _accept(self, listener):
+        try:
+            sock, _ = listener.accept()
+        except OSError:
+            return
+        client = Client(sock)
+        self.clients.add(client)
+        self.sel.register(sock, selectors.EVENT_READ, ("client", client))
+
+    def _client_readable(self, client):
+        try:
+            data = client.sock.recv(65536)
+        except OSError:
+            data = b""
+        if not data:
+            self._drop(client)
+            return
+        client.buf += data
+        while b"\n" in client.buf:
+            line, client.buf = client.buf.split(b"\n", 1)
+            try:
+                request = json.loads(line)
+            except ValueError:
+                client.send({"ok": False, "error": "bad request", "code": 125})
+                continue
+            self._handle(client, request)
+
+    def _drop(self, client):
+        self.clients.discard(client)
+        try:
+            self.sel.unregister(client.sock)
+        except (KeyError, ValueError):
+            pass
+        client.sock.close()
+        for waiting in self.waiters.values():
+            while client in waiting:
+                waiting.remove(client)
+
+    def _handle(self, client, req):
+        op = req.get("op")
+        if op == "ping":
+            client.send({"ok": True, "pid": os.getpid(), "watching": sorted(self.watched),
+                         "restarting": sorted(cid for _, cid in self.timers)})
+        elif op == "start":
+            client.send(self._start_request(req.get("id", ""), bool(req.get("attached"))))
+        elif op == "wait":
+            self._wait_request(client, req.get("id", ""))
+        elif op == "events":
+            client.subscribed = True
+            client.send({"ok": True})
+        elif op == "quit":
+            client.send({"ok": True})
+            self.running = False
+        else:
+            client.send({"ok": False, "error": f"unknown request {op!r}", "code": 125})
+
+    def _start_request(self, cid, attached):
+        try:
+            pid = self.start(cid, attached)
+        except ManagerError as e:
+            return {"ok": False, "error": str(e), "code": getattr(e, "exit_code", 125)}
+        except OSError as e:
+            return {"ok": False, "error": f"start {cid[:12]}: {e}", "code": 125}
+        return {"ok": True, "pid": pid}
+
+    def _wait_request(self, client, cid):
+        if cid in self.watched:
+            self.waiters.setdefault(cid, []).append(client)
+            return
+        try:
+            state = self.records.load(cid).get("state") or {}
+        except NoSuchContainer:
+            client.send({"ok": False, "error": f"no such container: {cid}", "code": 125})
+            return
+        client.send({"ok": True, "exit_code": state.get("exit_code"),
+                     "oom_killed": state.get("oom_killed", False),
+                     "status": state.get("status")})
+
+    def _broadcast(self, doc):
+        for client in list(self.clients):
+            if client.subscribed and not client.send(doc):
+                self._drop(client)
+
+    # --- starting
+    def runtime_for(self, record):
+        path = record.get("runtime")
+        if path not in self.runtimes:
+            from kago.manager.runtimes import open_runtime
+            self.runtimes[path] = open_runtime(path, record["runtime_root"])
+        return self.runtimes[path]
+
+    def start(self, cid, attached=False):
+        """Run the prepared bundle of ``cid`` detached, with its output coming to us."""
+        if cid in self.watched:
+            raise ManagerError(f"container {cid[:12]} is already running")
+        record = self.records.load(cid)
+        runtime = self.runtime_for(record)
+        if runtime.state(cid) is not None:
+            runtime.delete(cid, force=True)  # a stopped run of it the runtime still lists
+        fifo_dir = self.paths.fifos(cid)
+        os.makedirs(fifo_dir, exist_ok=True)
+        writers = []
+        devnull = os.open(os.devnull, os.O_RDONLY | os.O_CLOEXEC)
+        w = Watched(cid, 0, None, child=True)
+        try:
+            self._open_output(w, record, create=True)
+            # O_RDWR: the container is a reader too, so its writes never get EPIPE even when
+            # no supervisor is reading (they block once the pipe is full, until one is back)
+            writers = [os.open(os.path.join(fifo_dir, s), os.O_RDWR | os.O_CLOEXEC)
+                       for s in STREAMS]
+            try:
+                w.pid, w.pid_start = runtime.start(cid, self.paths.bundle(cid),
+                                                   (devnull, writers[0], writers[1]))
+            except ManagerError as e:
+                self._close_output(w)
+                self._failed_start(cid, e)
+                raise
+        finally:
+            for fd in writers + [devnull]:
+                os.close(fd)
+        w.attached = attached
+        self.watched[cid] = w
+        self.by_pid[w.pid] = w
+        self.records.update(cid, lambda r: _started(r, w.pid, w.pid_start, attached))
+        self._broadcast({"event": "start", "id": cid, "pid": w.pid})
+        # it may have died already, before we mapped its pid: reap now rather than never
+        self._reap()
+        return w.pid
+
+    def _failed_start(self, cid, error):
+        def fail(r):
+            r["state"]["error"] = str(error)
+            r["state"]["exit_code"] = getattr(error, "exit_code", 125)
+            if r["state"]["status"] == "restarting":
+                r["state"]["status"] = "exited"
+        try:
+            self.records.update(cid, fail)
+        except NoSuchContainer:
+            pass
+
+    def _open_output(self, w, record, create):
+        fifo_dir = self.paths.fifos(w.cid)
+        opts = (record.get("config") or {}).get("log") or {}
+        w.log = logs.LogWriter(self.paths.log(w.cid), opts.get("max_size", 10 << 20),
+                               opts.get("max_files", 3))
+        for stream in STREAMS:
+            path = os.path.join(fifo_dir, stream)
+            if create and not os.path.exists(path):
+                os.mkfifo(path, 0o600)
+            try:
+                fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+            except FileNotFoundError:
+                continue
+            w.readers[stream] = fd
+            self.sel.register(fd, selectors.EVENT_READ, ("fifo", (w, stream)))
+
+    def _output(self, w, stream, fd):
+        try:
+            data = os.read(fd, 65536)
+        except BlockingIOError:
+            return
+        except OSError:
+            data = b""
+        if data:
+            w.log.write(stream, data)
+        else:  # every writer is gone: the container (and all it forked) exited
+            self._close_reader(w, stream)
+
+    def _close_reader(self, w, stream):
+        fd = w.readers.pop(stream, None)
+        if fd is not None:
+            self.sel.unregister(fd)
+            os.close(fd)
+            w.log.flush(stream)
+
+    def _drain(self, w):
+        for stream, fd in list(w.readers.items()):
+            for _ in range(1024):  # bounded: a process left in the host pid ns may still write
+                try:
+                    data = os.read(fd, 65536)
+                except (BlockingIOError, OSError):
+                    break
+                if not data:
+                    break
+                w.log.write(stream, data)
+
+    def _close_output(self, w):
+        self._drain(w)
+        for stream in list(w.readers):
+            self._close_reader(w, stream)
+        if w.log is not None:
+            w.log.close()
+            w.log = None
+
+    # --- endings
+    def _exited(self, w, code):
+        self.watched.pop(w.cid, None)
+        self.by_pid.pop(w.pid, None)
+        self._close_output(w)
+        ran = time.monotonic() - w.started
+        if ran >= RESTART_RESET_AFTER:
+            self.delays.pop(w.cid, None)
+        self._finish(w.cid, code, unknown=code is None, attached=w.attached)
+
+    def _finish(self, cid, code, unknown=False, attached=False):
+        """Record how ``cid`` ended, free its runtime state, then restart or remove it."""
+        try:
+            record = self.records.load(cid)
+        except NoSuchContainer:
+            self._answer_waiters(cid, {"ok": True, "exit_code": code, "oom_killed": False,
+                                       "status": "removed"})
+            return
+        runtime = self.runtime_for(record)
+        oom = _oom_killed(record)
+        try:
+            runtime.delete(cid, force=True)
+        except ManagerError as e:
+            _say(f"{cid[:12]}: {e}")
+        restart = _should_restart(record, code)
+        try:
+            record = self.records.update(cid, lambda r: _ended(r, code, oom, unknown, restart))
+        except NoSuchContainer:
+            restart = False
+        self._broadcast({"event": "exit", "id": cid, "exit_code": code, "oom_killed": oom})
+        # docker wait returns at every end, even one a restart policy will undo
+        self._answer_waiters(cid, {"ok": True, "exit_code": code, "oom_killed": oom,
+                                   "status": "restarting" if restart else "exited"})
+        if restart:
+            delay = self.delays.get(cid, RESTART_DELAY_MIN)
+            self.delays[cid] = min(delay * 2, RESTART_DELAY_MAX)
+            self._schedule(cid, delay)
+            return
+        if (record.get("config") or {}).get("auto_remove") and not attached:
+            self._remove(record)
+
+    def _answer_waiters(self, cid, doc):
+        for client in self.waiters.pop(cid, []):
+            client.send(doc)
+
+    def _remove(self, record):
+        """--rm: the full removal (rootfs, network, record) is ``kago rm``'s job; spawn it."""
+        argv = [sys.executable, "-m", "kago.cli.main", "--root", self.paths.root,
+                "--runroot", self.paths.runroot, "rm", "--force", record["id"]]
+        null = os.open(os.devnull, os.O_RDWR)
+        try:
+            log = os.open(self.paths.supervisor_log(), os.O_WRONLY | os.O_APPEND | os.O_CREAT)
+            try:
+                os.posix_spawn(sys.executable, argv, os.environ, file_actions=[
+                    (os.POSIX_SPAWN_DUP2, null, 0), (os.POSIX_SPAWN_DUP2, log, 1),
+                    (os.POSIX_SPAWN_DUP2, log, 2)])
+            finally:
+                os.close(log)
+        except OSError as e:
+            _say(f"{record['id'][:12]}: --rm: {e}")
+        finally:
+            os.close(null)
+
+    # --- restarts
+    def _schedule(self, cid, delay):
+        self.timers.append((time.monotonic() + delay, cid))
+        self.timers.sort()
+
+    def _run_timers(self):
+        now = time.monotonic()
+        while self.timers and self.timers[0][0] <= now:
+            _, cid = self.timers.pop(0)
+            try:
+                record = self.records.load(cid)
+            except NoSuchContainer:
+                self._answer_waiters(cid, {"ok": True, "exit_code": None, "status": "removed"})
+                continue
+            state = record.get("state") or {}
+            if state.get("stopped_by_user") or state.get("status") != "restarting":
+                self._answer_waiters(cid, {"ok": True, "exit_code": state.get("exit_code"),
+                                           "oom_killed": state.get("oom_killed", False),
+                                           "status": state.get("status")})
+                continue
+            try:
+                self.records.update(cid, _count_restart)
+                self.start(cid)
+                self._broadcast({"event": "restart", "id": cid})
+            except ManagerError as e:
+                _say(f"{cid[:12]}: restart failed: {e}")
+                self._answer_waiters(cid, {"ok": True, "exit_code": getattr(e, "exit_code", 125),
+                                           "status": "exited"})
+
+
+# --- record edits (run under the record's lock) ----------------------------------------------
+
+def _started(r, pid, pid_start, attached):
+    s = r["state"]
+    s.update(status="running", pid=pid, pid_start=pid_start, started_at=time.time(),
+             finished_at=0.0, exit_code=None, oom_killed=False, error="", attached=attached)
+
+
+def _ended(r, code, oom, unknown, restart):
+    s = r["state"]
+    s.update(status="restarting" if restart else "exited", pid=0, pid_start=None,
+             finished_at=time.time(), exit_code=code, oom_killed=oom)
+    if unknown:
+        s["error"] = "exited while no supervisor was watching: exit status unknown"
+
+
+def _count_restart(r):
+    r["state"]["restart_count"] = r["state"].get("restart_count", 0) + 1
+
+
+def _should_restart(record, code):
+    state = record.get("state") or {}
+    if state.get("stopped_by_user"):
+        return False
+    name, retries = parse_restart((record.get("config") or {}).get("restart"))
+    if name in ("always", "unless-stopped"):
+        return True
+    if name == "on-failure":
+        return code != 0 and (retries == 0 or state.get("restart_count", 0) < retries)
+    return False
+
+
+def _oom_killed(record):
+    """Read before the runtime deletes the cgroup (runc's state has no such field)."""
+    path = record.get("cgroups_path")
+    if not path:
+        return False
+    from kago.errors import KagoError
+    from kago.linux import cgroups
+    try:
+        mgr = cgroups.open_manager(path)
+        return mgr.exists() and mgr.oom_count() > 0
+    except (KagoError, OSError):
+        return False
+
+
+def _alive(pid, start):
+    from kago.host.procfs import alive
+    return bool(pid) and alive(pid, start)
+
+
+def _note(signum, frame):
+    """Signals only wake the loop (set_wakeup_fd); the work happens there."""
+
+
+def _say(text):
+    sys.stderr.write(f"{logs.timestamp()} {text}\n")
+    sys.stderr.flush()
+
+
+# --- client side ----------------------------------------------------------------------------
+
+class Connection:
+    """A client connection: ``request(op, **fields)``, or ``send`` many then ``receive``."""
+
+    def __init__(self, sock):
+        self.sock = sock
+        self.buf = b""
+
+    def send(self, op, **fields):
+        fields["op"] = op
+        self.sock.sendall((json.dumps(fields) + "\n").encode())
+
+    def receive(self, timeout=None):
+        self.sock.settimeout(timeout)
+        while b"\n" not in self.buf:
+            try:
+                data = self.sock.recv(65536)
+            except (socket.timeout, BlockingIOError):
+                return None
+            if not data:
+                raise ManagerError("the supervisor went away")
+            self.buf += data
+        line, self.buf = self.buf.split(b"\n", 1)
+        return json.loads(line)
+
+    def request(self, op, timeout=None, **fields):
+        self.send(op, **fields)
+        return self.receive(timeout)
+
+    def close(self):
+        self.sock.close()
+
+
+def connect(paths, spawn=True, timeout=10.0):
+    """A Connection to the root's supervisor, starting one if there is none (and ``spawn``)."""
+    conn = _try_connect(paths)
+    if conn is not None or not spawn:
+        return conn
+    _spawn(paths)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        conn = _try_connect(paths)
+        if conn is not None:
+            return conn
+        time.sleep(0.01)
+    from kago.manager.errors import SupervisorError
+    raise SupervisorError(f"the supervisor did not start in {timeout:.0f} s: see "
+                          f"{paths.supervisor_log()}")
+
+
+def _try_connect(paths):
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM | socket.SOCK_CLOEXEC)
+    try:
+        sock.connect(paths.socket())
+    except OSError:
+        sock.close()
+        return None
+    return Connection(sock)
+
+
+def _spawn(paths):
+    """Start a supervisor in its own session, its output to supervisor.log. If another
+    command starts one at the same moment, the loser finds the lock taken and exits."""
+    os.makedirs(paths.runroot, exist_ok=True)
+    argv = [sys.executable, "-m", "kago.manager.supervisor", "--root", paths.root,
+            "--runroot", paths.runroot]
+    null = os.open(os.devnull, os.O_RDWR | os.O_CLOEXEC)
+    log = os.open(paths.supervisor_log(), os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC,
+                  0o640)
+    try:
+        os.posix_spawn(sys.executable, argv, os.environ, setsid=True, file_actions=[
+            (os.POSIX_SPAWN_DUP2, null, 0), (os.POSIX_SPAWN_DUP2, log, 1),
+            (os.POSIX_SPAWN_DUP2, log, 2)])
+    finally:
+        os.close(null)
+        os.close(log)
+
+
+def running_pid(paths):
+    """The live supervisor's pid, or None (from its pid file; no connection made)."""
+    try:
+        with open(paths.supervisor_pid()) as f:
+            pid = int(f.read().strip())
+        os.kill(pid, 0)
+        return pid
+    except (OSError, ValueError):
+        return None
+
+
+def main(argv=None):
+    argv = list(sys.argv[1:] if argv is None else argv)
+    opts = dict(zip(argv[::2], argv[1::2]))
+    paths = Paths(opts.get("--root"), opts.get("--runroot"))
+    os.makedirs(paths.runroot, exist_ok=True)
+    lock = os.open(os.path.join(paths.runroot, "supervisor.lock"),
+                   os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+    try:
+        fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError as e:
+        if e.errno in (errno.EWOULDBLOCK, errno.EAGAIN):
+            return 0  # another supervisor serves this root
+        raise
+    from kago import log
+    log.configure(paths.supervisor_log())  # the runtime's own warnings go here too
+    with open(paths.supervisor_pid() + ".tmp", "w") as f:
+        f.write(str(os.getpid()))
+    os.rename(paths.supervisor_pid() + ".tmp", paths.supervisor_pid())
+    _say(f"supervisor {os.getpid()} serving {paths.root}")
+    try:
+        Supervisor(paths).serve()
+    finally:
+        try:
+            os.unlink(paths.supervisor_pid())
+        except FileNotFoundError:
+            pass
+        _say(f"supervisor {os.getpid()} exits")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,204 @@
+"""What ``inspect``, ``top`` and ``stats`` show, shaped like docker's output.
+
+``inspect`` is docker's document (Id, State, Config, HostConfig, NetworkSettings, Mounts...)
+with a ``Kago`` section for what docker has no word for (bundle, runtime, ID maps, rootfs
+driver and shift). ``stats`` samples the runtime's cgroup statistics (runc's ``events --stats``
+data, PSI included) twice and derives CPU % from the difference, as docker does.
+"""
+
+import time
+
+from kago.manager import format as F
+
+
+def iso(ts):
+    if not ts:
+        return "0001-01-01T00:00:00Z"
+    from kago.manager.logs import timestamp
+    return timestamp(int(ts * 1e9))
+
+
+def inspect(mgr, record, live=None):
+    live = live or mgr.live(record)
+    cfg = record.get("config") or {}
+    state = record.get("state") or {}
+    att = record.get("network") or {}
+    args = record.get("args") or []
+    ports = {}
+    for p in att.get("ports") or ():
+        ports.setdefault(f"{p['container_port']}/{p.get('proto', 'tcp')}", []).append(
+            {"HostIp": p.get("host_ip") or "0.0.0.0", "HostPort": str(p["host_port"])})
+    mounts = [{"Type": m["type"], "Source": m.get("source", ""),
+               "Destination": m["destination"], "RW": not m.get("readonly"),
+               "Mode": "ro" if m.get("readonly") else "rw"} for m in cfg.get("mounts") or ()]
+    return {
+        "Id": record["id"],
+        "Created": iso(record.get("created")),
+        "Path": args[0] if args else "",
+        "Args": args[1:],
+        "State": {
+            "Status": live, "Running": live in ("running", "paused"), "Paused": live == "paused",
+            "Restarting": live == "restarting", "OOMKilled": bool(state.get("oom_killed")),
+            "Dead": False, "Pid": state.get("pid", 0) if live in ("running", "paused") else 0,
+            "ExitCode": state.get("exit_code") or 0, "Error": state.get("error", ""),
+            "StartedAt": iso(state.get("started_at")),
+            "FinishedAt": iso(state.get("finished_at")),
+        },
+        "Image": record.get("image_id") or "",
+        "Name": "/" + record["name"],
+        "RestartCount": state.get("restart_count", 0),
+        "LogPath": mgr.paths.log(record["id"]),
+        "HostConfig": {
+            "NetworkMode": cfg.get("network") or "bridge",
+            "RestartPolicy": _policy(cfg.get("restart")),
+            "AutoRemove": bool(cfg.get("auto_remove")),
+            "ReadonlyRootfs": bool(cfg.get("read_only")),
+            "CapAdd": cfg.get("cap_add") or None, "CapDrop": cfg.get("cap_drop") or None,
+            "Memory": cfg.get("memory") or 0, "NanoCpus": int((cfg.get("cpus") or 0) * 1e9),
+            "PidsLimit": cfg.get("pids_limit"), "UsernsMode": cfg.get("userns") or "",
+            "PortBindings": {k: v for k, v in ports.items()},
+        },
+        "Config": {
+            "Hostname": record.get("hostname", ""), "User": cfg.get("user") or "",
+            "Env": record.get("env") or cfg.get("env") or [], "Cmd": cfg.get("command"),
+            "Entrypoint": cfg.get("entrypoint"), "Image": record.get("image") or "",
+            "WorkingDir": cfg.get("workdir") or "", "Labels": cfg.get("labels") or {},
+            "Tty": bool(cfg.get("tty")), "OpenStdin": bool(cfg.get("interactive")),
+            "StopSignal": record.get("stop_signal", "SIGTERM"),
+        },
+        "NetworkSettings": {
+            "IPAddress": att.get("ipv4") or "", "Gateway": att.get("gateway") or "",
+            "MacAddress": att.get("mac") or "", "IPPrefixLen": att.get("prefixlen") or 0,
+            "Ports": ports, "SandboxKey": att.get("netns_path") or "",
+            "Networks": ({att["network"]: {"IPAddress": att.get("ipv4") or "",
+                                           "Gateway": att.get("gateway") or "",
+                                           "MacAddress": att.get("mac") or ""}}
+                         if att.get("network") else {}),
+        },
+        "Mounts": mounts,
+        "Kago": {
+            "Bundle": mgr.paths.bundle(record["id"]), "Runtime": record.get("runtime") or
+            "kago-oci (in process)", "RuntimeRoot": record.get("runtime_root"),
+            "Rootfs": record.get("rootfs"), "UidMap": record.get("uid_map"),
+            "GidMap": record.get("gid_map"), "CgroupsPath": record.get("cgroups_path"),
+            "Group": record.get("group"),
+        },
+    }
+
+
+def _policy(text):
+    name, _, count = str(text or "no").partition(":")
+    return {"Name": name, "MaximumRetryCount": int(count or 0)}
+
+
+def top(mgr, record, ps_args=()):
+    """docker top: ``ps`` output (``-ef`` by default) filtered to the container's pids."""
+    import subprocess
+    pids = {str(p) for p in mgr.runtime(record).pids(record["id"])}
+    out = subprocess.run(["ps"] + list(ps_args or ["-ef"]), capture_output=True, text=True)
+    lines = out.stdout.splitlines()
+    if not lines:
+        from kago.manager.errors import ManagerError
+        raise ManagerError(f"ps: {out.stderr.strip()}")
+    header = lines[0].split()
+    if "PID" not in header:
+        from kago.manager.errors import ManagerError
+        raise ManagerError("ps options must keep the PID column")
+    col = header.index("PID")
+    keep = [ln for ln in lines[1:] if len(ln.split()) > col and ln.split()[col] in pids]
+    return [lines[0]] + keep
+
+
+# --- stats --------------------------------------------------------------------------------------
+
+def sample(mgr, record):
+    """One reading: cpu ns, memory usage/limit, pids, block I/O, net I/O, PSI avg10."""
+    data = mgr.runtime(record).stats(record["id"])
+    mem = data["memory"]["usage"]
+    usage = mem["usage"] - (data["memory"].get("raw") or {}).get("total_inactive_file", 0)
+    limit = mem["limit"]
+    if not limit or limit >= 1 << 62:
+        limit = _host_memory()
+    read = write = 0
+    for entry in (data.get("blkio") or {}).get("ioServiceBytesRecursive") or ():
+        op = entry.get("op", "").lower()
+        read += entry["value"] if op == "read" else 0
+        write += entry["value"] if op == "write" else 0
+    psi = {key: ((data.get(key) or {}).get("psi") or {}).get("some", {}).get("avg10")
+           for key in ("cpu", "memory", "blkio")}
+    return {"t": time.monotonic(), "cpu": data["cpu"]["usage"]["total"], "mem": max(usage, 0),
+            "limit": limit, "pids": data["pids"]["current"], "read": read, "write": write,
+            "net": _net_io(record), "psi": psi}
+
+
+def _host_memory():
+    with open("/proc/meminfo") as f:
+        for line in f:
+            if line.startswith("MemTotal:"):
+                return int(line.split()[1]) * 1024
+    return 0
+
+
+def _net_io(record):
+    """(rx, tx) bytes of the container's own network namespace; None for the host's."""
+    att = record.get("network") or {}
+    if att.get("mode") == "host" or not (record.get("state") or {}).get("pid"):
+        return None
+    rx = tx = 0
+    try:
+        with open(f"/proc/{record['state']['pid']}/net/dev") as f:
+            for line in f.readlines()[2:]:
+                name, _, rest = line.partition(":")
+                if name.strip() == "lo":
+                    continue
+                fields = rest.split()
+                rx += int(fields[0])
+                tx += int(fields[8])
+    except (OSError, IndexError, ValueError):
+        return None
+    return rx, tx
+
+
+def row(record, before, after):
+    """docker stats' columns (plus kago's PRESSURE) from two samples."""
+    wall = max(after["t"] - before["t"], 1e-9) * 1e9
+    cpu = max(after["cpu"] - before["cpu"], 0) / wall * 100
+    mem_pct = after["mem"] / after["limit"] * 100 if after["limit"] else 0.0
+    net = after["net"]
+    psi = after["psi"]
+    pressure = "/".join("--" if psi[k] is None else f"{psi[k]:.1f}"
+                        for k in ("cpu", "memory", "blkio"))
+    return {
+        "ID": record["id"][:12], "Container": record["id"][:12], "Name": record["name"],
+        "CPUPerc": f"{cpu:.2f}%",
+        "MemUsage": f"{F.binary_size(after['mem'])} / {F.binary_size(after['limit'])}",
+        "MemPerc": f"{mem_pct:.2f}%",
+        "NetIO": "--" if net is None else f"{F.human_size(net[0])} / {F.human_size(net[1])}",
+        "BlockIO": f"{F.human_size(after['read'])} / {F.human_size(after['write'])}",
+        "PIDs": str(after["pids"]), "Pressure": pressure,
+    }
+
+
+STATS_COLUMNS = ("ID", "Name", "CPUPerc", "MemUsage", "MemPerc", "NetIO", "BlockIO", "PIDs",
+                 "Pressure")
+
+
+def stats_rows(mgr, records, interval=0.5):
+    """One table's worth of rows for ``records`` (running ones), sampled ``interval`` apart."""
+    from kago.manager.errors import ManagerError
+    first = {}
+    for record in records:
+        try:
+            first[record["id"]] = sample(mgr, record)
+        except ManagerError:
+            continue
+    time.sleep(interval)
+    rows = []
+    for record in records:
+        if record["id"] not in first:
+            continue
+        try:
+            rows.append(row(record, first[record["id"]], sample(mgr, record)))
+        except ManagerError:
+            continue
+    return rows
