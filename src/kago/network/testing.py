@@ -27,7 +27,7 @@ class NetEnv:
     def __init__(self, state_dir, tag=None, **kwargs):
         self.tag = tag or new_tag()
         self.state_dir = state_dir
-        self.table = f"kagotest_{self.tag}"
+        self.table = kwargs.get("nft_table", f"kagotest_{self.tag}")
         self.octet = random.randrange(1, 250)
         settings = dict(nft_table=self.table, netns_prefix=f"kagotest-{self.tag}-",
                         veth_prefix=f"kt{self.tag}", default_network="kt",
