@@ -236,6 +236,10 @@ class Client:
                 with open(path, mode) as f:
                     while chunk := resp.raw.read(CHUNK):
                         f.write(chunk)
+        except (http.client.HTTPException, ConnectionError, TimeoutError) as e:
+            raise RegistryError(f"registry {self.host}: download of blob {digest[:19]} broke "
+                                f"off after {os.path.getsize(path)} bytes ({_describe(e)}); "
+                                "pull again to resume it") from None
         finally:
             resp.close()
         actual = _sha256_file(path)
