@@ -185,7 +185,12 @@ class Manager:
             idmap = IdMap([tuple(r) for r in uid_map], [tuple(r) for r in gid_map or uid_map])
         info = self.store.create_rootfs(cid, cfg["image"], idmap=idmap)
         undo.push(self.store.remove_rootfs, cid)
-        return {"kind": "image", "path": info.path, "driver": info.driver, "shift": info.shift}
+        path = os.path.join(self.paths.container(cid), "rootfs")
+        os.mkdir(path, 0o755)
+        _bind(info.path, path)
+        undo.push(_unbind, path)
+        return {"kind": "image", "path": path, "store_path": info.path, "driver": info.driver,
+                "shift": info.shift}
 
     def _attach(self, cid, cfg, hostname, undo):
         """(netns for the spec, attachment dict, {dest: host file} to bind)."""
@@ -332,8 +337,11 @@ class Manager:
     def _prepare_start(self, record):
         """What a start needs that may have gone since create: the rootfs mount (a reboot)."""
         self.records.update(record["id"], _clear_stop)
-        if (record.get("rootfs") or {}).get("kind") == "image":
-            self.store.mount_rootfs(record["id"])
+        rootfs = record.get("rootfs") or {}
+        if rootfs.get("kind") == "image":
+            source = self.store.mount_rootfs(record["id"])
+            if not os.path.ismount(rootfs["path"]):
+                _bind(source, rootfs["path"])
 
     def stop(self, ref, timeout=None, signal_name=None):
         """docker stop: the stop signal, SIGKILL after ``timeout`` s; returns the record."""
@@ -464,6 +472,7 @@ class Manager:
         errors = []
         steps = [lambda: self.runtime(record).delete(cid, force=True)]
         if (record.get("rootfs") or {}).get("kind") == "image":
+            steps.append(lambda: _unbind(record["rootfs"]["path"]))
             steps.append(lambda: self.store.remove_rootfs(cid))
         if record.get("network"):
             steps.append(lambda: self.nets.detach(cid))
@@ -500,6 +509,27 @@ def _started(reply):
     if code in (126, 127):
         raise CommandError(reply.get("error", "cannot start"), code)
     raise ManagerError(reply.get("error", "the supervisor could not start the container"))
+
+
+def _bind(source, target):
+    """The store's rootfs, bind-mounted at ROOT/containers/<id>/rootfs for the bundle.
+
+    Why not hand the runtime the store's own path: the store keeps its directories 0700, and
+    a container with a user namespace sets its root up as the namespace's root, which may not
+    search them (EACCES). Our container directory is 0755 and the mount's root is the
+    rootfs itself, whose ownership the ID shift already made right."""
+    from kago.kernel import consts, libc
+    libc.mount(source, target, None, consts.MS_BIND)
+
+
+def _unbind(target):
+    from kago.errors import KernelError
+    from kago.kernel import consts, libc
+    try:
+        libc.umount2(target, consts.MNT_DETACH)
+    except KernelError as e:
+        if e.errno not in (22, 2):  # EINVAL: not a mount point (any more); ENOENT: gone
+            raise
 
 
 def _clear_stop(r):

@@ -207,13 +207,14 @@ def _go_show(value):
     return "[" + " ".join(_show(v) for v in value) + "]"
 
 
-def formatted(fmt, rows, headers):
-    """Lines for ``--format``: "json", "table ...", or a template; rows are dicts."""
+def formatted(fmt, rows, headers, names=None):
+    """Lines for ``--format``: "json", "table ...", or a template; rows are dicts. ``names``
+    overrides column titles ({"ID": "IMAGE ID"})."""
     if fmt == "json":
         return [json.dumps(r) for r in rows]
     if fmt.startswith("table"):
         template = fmt[5:].strip() or "\t".join("{{." + h + "}}" for h in headers)
-        names = [_header(a) for a in _actions(template)]
+        names = [_header(a, names or {}) for a in _actions(template)]
         body = [render(template, r).split("\t") for r in rows]
         width = max([len(names)] + [len(b) for b in body])
         return table(names + [""] * (width - len(names)),
@@ -240,6 +241,6 @@ _HEADERS = {"ID": "CONTAINER ID", "Names": "NAMES", "Image": "IMAGE", "Command":
             "Container": "CONTAINER", "Pressure": "PRESSURE (CPU/MEM/IO)"}
 
 
-def _header(action):
+def _header(action, names):
     last = action.split()[-1].split(".")[-1] if action else ""
-    return _HEADERS.get(last, last.upper())
+    return names.get(last) or _HEADERS.get(last, last.upper())

@@ -47,8 +47,9 @@ def cmd_images(mgr, argv, parser, out):
             out(row)
         return 0
     for line in F.formatted(args.format or "table", rows,
-                            ("Repository", "Tag", "ID", "CreatedSince", "Size")):
-        out(line.replace("ID  ", "IMAGE ID", 1) if line.startswith("REPOSITORY") else line)
+                            ("Repository", "Tag", "ID", "CreatedSince", "Size"),
+                            {"ID": "IMAGE ID"}):
+        out(line)
     return 0
 
 

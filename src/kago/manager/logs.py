@@ -61,14 +61,13 @@ class LogWriter:
             records.append(self._record(stream, buf[:nl + 1]))
             buf = buf[nl + 1:]
         self.partial[stream] = buf
-        if records:
-            self._append(b"".join(records))
+        self._append(records)
 
     def flush(self, stream=None):
         """The end of a stream: write what is left of its last line."""
         for name in ([stream] if stream else list(self.partial)):
             if self.partial[name]:
-                self._append(self._record(name, self.partial[name]))
+                self._append([self._record(name, self.partial[name])])
                 self.partial[name] = b""
 
     def _record(self, stream, line):
@@ -76,11 +75,21 @@ class LogWriter:
         return (json.dumps({"log": text, "stream": stream, "time": timestamp()},
                            ensure_ascii=False) + "\n").encode()
 
-    def _append(self, data):
-        if self.size and self.size + len(data) > self.max_size:
-            self._rotate()
-        os.write(self.fd, data)
-        self.size += len(data)
+    def _append(self, records):
+        """One write per run of records that fits; rotate before the one that would not."""
+        batch = b""
+        for rec in records:
+            if self.size + len(batch) + len(rec) > self.max_size and self.size + len(batch):
+                self._write(batch)
+                batch = b""
+                self._rotate()
+            batch += rec
+        self._write(batch)
+
+    def _write(self, data):
+        if data:
+            os.write(self.fd, data)
+            self.size += len(data)
 
     def _rotate(self):
         os.close(self.fd)

@@ -28,8 +28,9 @@ def _ls(mgr, argv, parser, out):
             out(r["Name"])
         return 0
     for line in F.formatted(args.format or "table", rows,
-                            ("ID", "Name", "Driver", "Subnet", "Bridge", "Containers")):
-        out(line.replace("ID  ", "NETWORK ID", 1) if line.startswith("ID") else line)
+                            ("ID", "Name", "Driver", "Subnet", "Bridge", "Containers"),
+                            {"ID": "NETWORK ID"}):
+        out(line)
     return 0
 
 

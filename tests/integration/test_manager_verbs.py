@@ -1,0 +1,235 @@
+"""kago's docker-like verbs against the real kernel: run/ps/logs/stop/rm, exit codes, exec,
+restart policies, published ports, ID-mapped containers, OOM, and the supervisor's death.
+
+Every test gets its own manager root (kago.manager.testing.KagoEnv) and must leave nothing
+behind: the fixture removes everything and asserts no mount, netns, link, nft table, cgroup
+or supervisor process is left.
+"""
+
+import json
+import os
+import signal
+import time
+
+import pytest
+
+from kago.manager.testing import kmt, wait_http  # noqa: F401 - the fixture
+
+pytestmark = pytest.mark.usefixtures("kmt")
+
+
+def wait_until(predicate, timeout=10.0, interval=0.05):
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value or time.monotonic() > deadline:
+            return value
+        time.sleep(interval)
+
+
+def test_run_foreground_streams_output_and_exits_with_the_containers_status(kmt):
+    proc = kmt.kago("run", "--name", "kmt-fg", "--network", "none", "busybox",
+                    "sh", "-c", "echo out; echo err >&2; exit 3")
+    assert proc.returncode == 3
+    assert proc.stdout == "out\n"
+    assert "err\n" in proc.stderr
+    ps = kmt.kago("ps", "-a", "--format", "{{.Names}} {{.Status}}", check=True).stdout
+    assert ps.startswith("kmt-fg Exited (3)")
+    logs = kmt.kago("logs", "kmt-fg", check=True)
+    assert logs.stdout == "out\n" and logs.stderr == "err\n"
+
+
+def test_run_rm_leaves_no_container(kmt):
+    proc = kmt.kago("run", "--rm", "--name", "kmt-rm", "--network", "none", "busybox",
+                    "echo", "bye")
+    assert (proc.returncode, proc.stdout) == (0, "bye\n")
+    assert kmt.kago("ps", "-aq", check=True).stdout == ""
+
+
+def test_detached_lifecycle_ps_logs_stop_rm(kmt):
+    cid = kmt.kago("run", "-d", "--name", "kmt-d", "--network", "none", "busybox", "sh", "-c",
+                   "trap 'echo term; exit 0' TERM; echo up; while :; do sleep 0.1; done",
+                   check=True).stdout.strip()
+    assert len(cid) == 64
+    assert wait_until(lambda: "up" in kmt.kago("logs", "kmt-d").stdout)
+    row = kmt.kago("ps", "--format", "{{.ID}}|{{.Names}}|{{.Status}}", check=True).stdout
+    assert row.startswith(f"{cid[:12]}|kmt-d|Up ")
+    doc = kmt.inspect("kmt-d")
+    assert doc["State"]["Running"] and doc["State"]["Pid"] > 0
+    assert doc["Name"] == "/kmt-d" and doc["Id"] == cid
+    assert kmt.kago("stop", "-t", "5", "kmt-d", check=True).stdout == "kmt-d\n"
+    doc = kmt.inspect("kmt-d")
+    assert (doc["State"]["Status"], doc["State"]["ExitCode"]) == ("exited", 0)
+    assert "term" in kmt.kago("logs", "kmt-d").stdout
+    assert kmt.kago("ps", "-q", check=True).stdout == ""
+    kmt.kago("rm", "kmt-d", check=True)
+    assert kmt.kago("inspect", "kmt-d").returncode == 125
+
+
+def test_stop_kills_after_the_timeout(kmt):
+    kmt.kago("run", "-d", "--name", "kmt-stubborn", "--network", "none", "busybox", "sh", "-c",
+             "trap '' TERM; while :; do sleep 0.1; done", check=True)
+    start = time.monotonic()
+    kmt.kago("stop", "-t", "1", "kmt-stubborn", check=True)
+    assert 0.9 < time.monotonic() - start < 5
+    assert kmt.inspect("kmt-stubborn")["State"]["ExitCode"] == 137
+
+
+def test_exit_codes_for_kagos_own_errors_and_unusable_commands(kmt):
+    assert kmt.kago("run", "--network", "none", "no-such-image").returncode == 125
+    assert kmt.kago("run", "--memory", "lots", "busybox", "true").returncode == 125
+    assert kmt.kago("run", "--bogus-flag", "busybox").returncode == 125
+    proc = kmt.kago("run", "--name", "kmt-127", "--network", "none", "busybox", "no-such-cmd")
+    assert proc.returncode == 127, proc.stderr
+    assert "not found" in proc.stderr
+    proc = kmt.kago("run", "--name", "kmt-126", "--network", "none", "busybox", "/etc/passwd")
+    assert proc.returncode == 126, proc.stderr
+    assert kmt.kago("ps", "-a", "--format", "{{.Names}}:{{.Status}}").stdout.count(
+        "Created") == 2
+
+
+def test_name_in_use_is_refused_and_leaves_nothing(kmt):
+    kmt.kago("create", "--name", "kmt-dup", "--network", "none", "busybox", "true", check=True)
+    before = sorted(os.listdir(os.path.join(kmt.root, "containers")))
+    proc = kmt.kago("create", "--name", "kmt-dup", "--network", "none", "busybox", "true")
+    assert proc.returncode == 125 and "already in use" in proc.stderr
+    assert sorted(os.listdir(os.path.join(kmt.root, "containers"))) == before
+    storage = os.path.join(kmt.root, "storage", "containers")
+    assert len(os.listdir(storage)) == 1
+
+
+def test_exec_user_workdir_env_and_missing_command(kmt):
+    kmt.kago("run", "-d", "--name", "kmt-x", "--network", "none", "busybox", "sleep", "60",
+             check=True)
+    out = kmt.kago("exec", "-u", "user", "-w", "/tmp", "-e", "GREETING=hi", "kmt-x", "sh",
+                   "-c", "id -un; pwd; echo $GREETING", check=True).stdout
+    assert out.split() == ["user", "/tmp", "hi"]
+    assert kmt.kago("exec", "kmt-x", "sh", "-c", "exit 7").returncode == 7
+    assert kmt.kago("exec", "kmt-x", "no-such-cmd").returncode == 127
+    top = kmt.kago("top", "kmt-x", check=True).stdout
+    assert "sleep 60" in top and top.startswith("UID")
+    kmt.kago("rm", "-f", "kmt-x", check=True)
+
+
+def test_restart_on_failure_stops_after_the_count(kmt):
+    kmt.kago("run", "-d", "--name", "kmt-flaky", "--network", "none", "--restart",
+             "on-failure:2", "busybox", "sh", "-c", "echo try; exit 1", check=True)
+    assert wait_until(lambda: kmt.inspect("kmt-flaky")["RestartCount"] == 2
+                      and kmt.inspect("kmt-flaky")["State"]["Status"] == "exited", timeout=10)
+    assert kmt.kago("logs", "kmt-flaky").stdout.count("try") == 3
+
+
+def test_restart_always_until_stopped(kmt):
+    kmt.kago("run", "-d", "--name", "kmt-always", "--network", "none", "--restart", "always",
+             "busybox", "sh", "-c", "sleep 0.2; exit 0", check=True)
+    assert wait_until(lambda: kmt.inspect("kmt-always")["RestartCount"] >= 2, timeout=10)
+    kmt.kago("stop", "-t", "1", "kmt-always", check=True)
+    count = kmt.inspect("kmt-always")["RestartCount"]
+    time.sleep(0.8)
+    doc = kmt.inspect("kmt-always")
+    assert doc["State"]["Status"] == "exited" and doc["RestartCount"] == count
+
+
+def test_logs_rotate_by_size(kmt):
+    kmt.kago("run", "--name", "kmt-chatty", "--network", "none", "--log-opt", "max-size=4k",
+             "--log-opt", "max-file=2", "busybox", "sh", "-c",
+             "i=0; while [ $i -lt 300 ]; do echo line-$i; i=$((i+1)); done", check=True)
+    logdir = os.path.dirname(kmt.inspect("kmt-chatty")["LogPath"])
+    files = sorted(os.listdir(logdir))
+    assert files == ["ctr.log", "ctr.log.1"]
+    assert all(os.path.getsize(os.path.join(logdir, f)) <= 4096 for f in files)
+    lines = kmt.kago("logs", "kmt-chatty", check=True).stdout.split()
+    assert lines[-1] == "line-299" and len(lines) < 300   # the oldest were rotated away
+    assert lines == [f"line-{i}" for i in range(300 - len(lines), 300)]
+    assert kmt.kago("logs", "--tail", "2", "kmt-chatty").stdout.split() == ["line-298",
+                                                                           "line-299"]
+
+
+def test_a_killed_supervisor_leaves_containers_running_and_ps_truthful(kmt):
+    kmt.kago("run", "-d", "--name", "kmt-orphan", "--network", "none", "busybox", "sh", "-c",
+             "i=0; while :; do echo tick-$i; i=$((i+1)); sleep 0.05; done", check=True)
+    pid = kmt.supervisor_pid()
+    os.kill(pid, signal.SIGKILL)
+    assert wait_until(lambda: kmt.supervisor_pid() is None)
+    time.sleep(0.3)
+    status = kmt.kago("ps", "--format", "{{.Status}}", check=True).stdout
+    assert status.startswith("Up")
+    # a new supervisor (started by the next command that needs one) reopens the output FIFO
+    kmt.kago("run", "-d", "--name", "kmt-other", "--network", "none", "busybox", "true",
+             check=True)
+    seen = len(kmt.kago("logs", "kmt-orphan").stdout.split())
+    assert wait_until(lambda: len(kmt.kago("logs", "kmt-orphan").stdout.split()) > seen + 5)
+    kmt.kago("stop", "-t", "1", "kmt-orphan", check=True)
+    doc = kmt.inspect("kmt-orphan")
+    assert doc["State"]["Status"] == "exited" and not doc["State"]["Running"]
+
+
+def test_published_port_answers_on_localhost(kmt):
+    kmt.kago("run", "-d", "--name", "kmt-web", "-p", "127.0.0.1:18931:80", "busybox",
+             "httpd", "-f", "-p", "80", "-h", "/etc", check=True)
+    assert wait_http(18931, "/hostname") == kmt.inspect("kmt-web")["Config"]["Hostname"] + "\n"
+    ports = kmt.kago("ps", "--format", "{{.Ports}}", check=True).stdout.strip()
+    assert ports == "127.0.0.1:18931->80/tcp"
+    doc = kmt.inspect("kmt-web")
+    assert doc["NetworkSettings"]["IPAddress"].startswith("10.250.")
+
+
+def test_userns_auto_maps_root_and_image_files(kmt):
+    # host network: kago-oci's exec joins the user namespace first, and then may not join a
+    # network namespace kago.network made outside it (reported; runc joins those first)
+    kmt.kago("run", "-d", "--name", "kmt-userns", "--network", "host", "--userns", "auto",
+             "busybox", "sleep", "60", check=True)
+    doc = kmt.inspect("kmt-userns")
+    (inside, host, size), = doc["Kago"]["UidMap"]
+    assert inside == 0 and size == 65536 and host >= 1 << 30
+    pid = doc["State"]["Pid"]
+    with open(f"/proc/{pid}/status") as f:
+        uids = next(line for line in f if line.startswith("Uid:")).split()[1:]
+    assert int(uids[0]) == host
+    # the image's files belong to the container's root, not to nobody
+    out = kmt.kago("exec", "kmt-userns", "stat", "-c", "%u:%g", "/bin/busybox",
+                   check=True).stdout
+    assert out.strip() == "0:0"
+    kmt.kago("exec", "kmt-userns", "touch", "/etc/written", check=True)
+
+
+def test_oom_kill_is_recorded(kmt):
+    proc = kmt.kago("run", "--name", "kmt-oom", "--network", "none", "--memory", "16m",
+                    "--memory-swap", "16m", "busybox", "sh", "-c",
+                    "x=$(head -c 200000000 /dev/zero | tr '\\0' a); echo survived")
+    assert proc.returncode == 137, proc.stderr
+    doc = kmt.inspect("kmt-oom")
+    assert doc["State"]["OOMKilled"] is True
+
+
+def test_wait_and_stats(kmt):
+    kmt.kago("run", "-d", "--name", "kmt-w", "--network", "none", "--pids-limit", "20",
+             "busybox", "sh", "-c", "sleep 1; exit 4", check=True)
+    stats = kmt.kago("stats", "--no-stream", "--format", "{{json .}}", "kmt-w",
+                     check=True).stdout
+    row = json.loads(stats)
+    assert row["Name"] == "kmt-w" and int(row["PIDs"]) >= 1 and "/" in row["MemUsage"]
+    assert kmt.kago("wait", "kmt-w", check=True).stdout == "4\n"
+
+
+def test_runc_runs_what_the_manager_makes(kmt, workdir, rootfs_cache):
+    """The bundle is the seam: the same container under runc (on this hybrid host)."""
+    import shutil
+    from kago.manager.testing import KagoEnv
+    runc = shutil.which("runc")
+    if runc is None:
+        pytest.skip("runc is not installed")
+    env = KagoEnv(workdir, runtime=runc, rootfs_cache=rootfs_cache)
+    try:
+        proc = env.kago("run", "--name", "kmt-runc", "--network", "none", "busybox", "sh",
+                        "-c", "echo from runc; exit 5")
+        assert (proc.returncode, proc.stdout) == (5, "from runc\n"), proc.stderr
+        env.kago("run", "-d", "--name", "kmt-runc-d", "--network", "none", "busybox",
+                 "sleep", "60", check=True)
+        assert env.kago("ps", "--format", "{{.Status}}").stdout.startswith("Up")
+        assert env.kago("exec", "kmt-runc-d", "echo", "hi", check=True).stdout == "hi\n"
+        env.kago("rm", "-f", "kmt-runc-d", check=True)
+        assert os.listdir(os.path.join(env.root, "run", "oci", "runc")) == []
+    finally:
+        left = env.destroy()
+    assert not left, left
