@@ -8,7 +8,7 @@ import signal
 import time
 
 from kago.network import Networks
-from kago.network.testing import netenv, links_in  # noqa: F401 (fixture)
+from kago.network.testing import links_in, netenv_fixture  # noqa: F401 (fixture)
 
 COUNT = 100
 

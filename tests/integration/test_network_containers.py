@@ -9,10 +9,10 @@ reaches it (a peer by name, a published port from the host's 127.0.0.1 and from 
 import socket
 
 import pytest
+from test_lifecycle import detached, ok
 
 from kago.network.files import write_etc_files
-from kago.network.testing import netenv, wait_port  # noqa: F401 (fixture)
-from test_lifecycle import detached, ok
+from kago.network.testing import netenv_fixture, wait_port  # noqa: F401 (fixture)
 
 
 def joined(att, etc=None):

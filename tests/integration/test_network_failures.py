@@ -8,12 +8,18 @@ failed call (another container, somebody else's interface or netns) is untouched
 import json
 import os
 import socket
+from pathlib import Path
 
 import pytest
 
-from kago.network import (AddressInUse, AttachmentExists, NetworkError, ObjectExists,
-                          PortMapping)
-from kago.network.testing import NetEnv, netenv, run  # noqa: F401 (fixture)
+from kago.network import (
+    AddressInUse,
+    AttachmentExists,
+    NetworkError,
+    ObjectExists,
+    PortMapping,
+)
+from kago.network.testing import NetEnv, netenv_fixture, run  # noqa: F401 (fixture)
 
 
 def nothing_of(env, cid):
@@ -22,7 +28,7 @@ def nothing_of(env, cid):
     left = []
     if os.path.lexists(os.path.join(nets.netns_dir, env.netns_name(cid))):
         left.append("netns file")
-    if f"/{env.netns_name(cid)} " in open("/proc/self/mountinfo").read():
+    if f"/{env.netns_name(cid)} " in Path("/proc/self/mountinfo").read_text():
         left.append("netns mount")
     if run(["ip", "link", "show", nets.veth_name(cid)]).returncode == 0:
         left.append("veth")
@@ -35,7 +41,7 @@ def nothing_of(env, cid):
             if any(cid in table.values() for table in (data["ipv4"], data["mac"])):
                 left.append(f"lease in {name}")
     ports = os.path.join(env.state_dir, "ports.json")
-    if os.path.exists(ports) and any(e["cid"] == cid for e in json.load(open(ports))):
+    if os.path.exists(ports) and any(e["cid"] == cid for e in json.loads(Path(ports).read_text())):
         left.append("published port")
     return left
 

@@ -4,12 +4,13 @@
 import os
 import subprocess
 import time
+from pathlib import Path
 
 import pytest
 
 from kago.network import NetworkBusy, NetworkExists, NetworkNotFound
 from kago.network.files import write_etc_files
-from kago.network.testing import links_in, netenv, run  # noqa: F401 (fixture)
+from kago.network.testing import links_in, netenv_fixture, run  # noqa: F401 (fixture)
 
 IP_FORWARD = "/proc/sys/net/ipv4/ip_forward"
 
@@ -97,15 +98,15 @@ def test_write_etc_files_for_each_mode(netenv, tmp_path):
     host = nets.attach("e1", mode="host")
     assert host.netns_path is None
     files = write_etc_files(str(tmp_path / "host"), "hostbox", host)
-    assert open(files["/etc/hosts"]).read() == open("/etc/hosts").read()
-    assert open(files["/etc/resolv.conf"]).read() == open("/etc/resolv.conf").read()
+    assert Path(files["/etc/hosts"]).read_text() == Path("/etc/hosts").read_text()
+    assert Path(files["/etc/resolv.conf"]).read_text() == Path("/etc/resolv.conf").read_text()
     none = nets.attach("e2", mode="none")
     assert links_in(none.netns_name) == ["lo"]
     files = write_etc_files(str(tmp_path / "none"), "alone", none,
                             resolv_conf="nameserver 192.0.2.53")
-    assert "127.0.1.1\talone e2" in open(files["/etc/hosts"]).read()
-    assert open(files["/etc/resolv.conf"]).read() == "nameserver 192.0.2.53\n"
-    assert open(files["/etc/hostname"]).read() == "alone\n"
+    assert "127.0.1.1\talone e2" in Path(files["/etc/hosts"]).read_text()
+    assert Path(files["/etc/resolv.conf"]).read_text() == "nameserver 192.0.2.53\n"
+    assert Path(files["/etc/hostname"]).read_text() == "alone\n"
 
 
 def test_bridge_and_table_come_back_after_a_reboot(netenv):
@@ -127,7 +128,7 @@ def test_outbound_turns_ip_forward_on_and_back_off(netenv, tmp_path):
     state dir, other test runs included) remains."""
     from kago.network import links
     from kago.network.testing import NetEnv
-    before = open(IP_FORWARD).read().strip()
+    before = Path(IP_FORWARD).read_text().strip()
     with links.host() as ipr:
         others = links.kago_bridges(ipr)
     if before == "0" and others:
@@ -137,12 +138,12 @@ def test_outbound_turns_ip_forward_on_and_back_off(netenv, tmp_path):
                  nft_table=f"{netenv.table}f", default_bridge=netenv.bridge(4))
     try:
         env.nets.ensure_default()
-        assert open(IP_FORWARD).read().strip() == "1"
+        assert Path(IP_FORWARD).read_text().strip() == "1"
         table = run(["nft", "list", "set", "inet", env.table, "outbound4"]).stdout
         assert env.subnet(0) in table
     finally:
         env.cleanup()
-    after = open(IP_FORWARD).read().strip()
+    after = Path(IP_FORWARD).read_text().strip()
     if before == "1":
         assert after == "1"                     # not ours to turn off
     else:

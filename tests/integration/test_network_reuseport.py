@@ -8,7 +8,7 @@ import socket
 import subprocess
 import sys
 
-from kago.network.testing import netenv, wait_port  # noqa: F401 (fixture)
+from kago.network.testing import netenv_fixture, wait_port  # noqa: F401 (fixture)
 
 LISTENER = r"""
 import socket, sys

@@ -11,12 +11,11 @@ netns is configured, and the OCI runtime (kago-oci) never imports kago.network.
 """
 
 from kago.network.attachment import Attachment
-from kago.network.errors import (AddressExhausted, AddressInUse, AttachmentExists,
-                                 NetworkBusy, NetworkError, NetworkExists, NetworkNotFound,
-                                 ObjectExists)
+from kago.network.errors import (AddressExhausted, AddressInUse, AttachmentExists, NetworkBusy,
+                                 NetworkError, NetworkExists, NetworkNotFound, ObjectExists)
 from kago.network.networks import Networks
 from kago.network.ports import PortMapping
 
-__all__ = ["Attachment", "AddressExhausted", "AddressInUse", "AttachmentExists",
-           "NetworkBusy", "NetworkError", "NetworkExists", "NetworkNotFound", "Networks",
-           "ObjectExists", "PortMapping"]
+__all__ = ["AddressExhausted", "AddressInUse", "Attachment", "AttachmentExists", "NetworkBusy",
+           "NetworkError", "NetworkExists", "NetworkNotFound", "Networks", "ObjectExists",
+           "PortMapping"]

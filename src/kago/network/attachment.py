@@ -46,11 +46,6 @@ class Attachment:
         self.shares = shares
 
     @property
-    def owns_netns(self):
-        """True when detaching must remove the netns (none and bridge modes)."""
-        return self.mode in ("none", "bridge")
-
-    @property
     def names(self):
         """Names peers know this container by: hostname, aliases, then the id."""
         seen = []

@@ -154,7 +154,7 @@ def check_mac(text):
 class Leases:
     """One network's lease file. Every method takes the network's lock for its whole duration."""
 
-    __slots__ = ("state", "record")
+    __slots__ = ("record", "state")
 
     def __init__(self, state_dir, record):
         self.state = state_dir

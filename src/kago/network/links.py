@@ -1,8 +1,8 @@
 """Interfaces, addresses and routes over netlink (pyroute2's IPRoute; never NDB, which starts
 threads, and never ``ip``).
 
-pyroute2 takes ~150 ms to import, so this module is imported only when a bridge or veth is
-really touched; ``kago-oci`` never imports kago.network at all.
+pyroute2 takes ~150 ms to import, so it is imported inside the functions that open a netlink
+socket: importing this module costs nothing, and ``kago-oci`` never imports kago.network at all.
 """
 
 import contextlib
@@ -18,7 +18,7 @@ IFA_F_NODAD = 0x02      # no duplicate address detection: the address is ours by
 
 
 def _iproute():
-    from pyroute2 import IPRoute  # noqa: PLC0415 (lazy: heavy import, see module docstring)
+    from pyroute2 import IPRoute  # lazy: see the module docstring
     return IPRoute()
 
 
@@ -47,7 +47,7 @@ def inside(path):
 def netlink_errors(what, creating=False):
     """pyroute2's NetlinkError(code) as a NetworkError naming the object ("veth ktv1: ...").
     ``creating``: EEXIST means the name belongs to somebody else (ObjectExists)."""
-    from pyroute2.netlink.exceptions import NetlinkError  # noqa: PLC0415
+    from pyroute2.netlink.exceptions import NetlinkError
     try:
         yield
     except NetlinkError as err:
@@ -208,7 +208,7 @@ def configure(ipr, att):
 def routes_overlapping(ipr, subnet, exclude=()):
     """Host routes (main table) that overlap ``subnet`` on interfaces not in ``exclude``:
     a kago network must not shadow the host's own LAN."""
-    import ipaddress  # noqa: PLC0415
+    import ipaddress
     net = ipaddress.ip_network(subnet)
     family = 2 if net.version == 4 else 10
     names = {}

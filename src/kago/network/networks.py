@@ -18,10 +18,11 @@ import hashlib
 import os
 import socket
 
-from kago.network import ipam, netns, nft, state
+from kago.network import ipam, links, netns, nft, state
 from kago.network.attachment import Attachment
-from kago.network.errors import (AttachmentExists, NetworkBusy, NetworkError, NetworkExists,
-                                 NetworkNotFound, ObjectExists, AddressInUse)
+from kago.network.errors import (AddressInUse, AttachmentExists, NetworkBusy, NetworkError,
+                                 NetworkExists, NetworkNotFound, ObjectExists)
+from kago.network.files import hosts_text, write_etc_files, write_in_place
 from kago.network.ports import PortMapping
 
 IP_FORWARD = "/proc/sys/net/ipv4/ip_forward"
@@ -94,7 +95,6 @@ class Networks:
                 raise NetworkExists(name)
             others = [self._record(n) for n in self.state.network_names()]
             self._check_unshared(record, others)
-            from kago.network import links  # noqa: PLC0415 (pyroute2 is heavy)
             with links.host() as ipr:
                 self._check_routes(ipr, record)
                 made = None
@@ -143,7 +143,6 @@ class Networks:
             if users:
                 raise NetworkBusy(name, users)
             others = [self._record(n) for n in self.state.network_names() if n != name]
-            from kago.network import links  # noqa: PLC0415
             with links.host() as ipr:
                 self._undo_network(ipr, record, others, made=True)
             state.remove_file(self.state.network(name))
@@ -177,7 +176,6 @@ class Networks:
 
     @staticmethod
     def _check_routes(ipr, record):
-        from kago.network import links  # noqa: PLC0415
         for subnet in filter(None, (record["subnet"], record["ipv6_subnet"])):
             routes = links.routes_overlapping(ipr, subnet, exclude=(record["bridge"],))
             if routes:
@@ -192,7 +190,6 @@ class Networks:
     def _undo_network(self, ipr, record, others, made):
         """Host side of a network away: its bridge (if we made it), its nft elements, the whole
         table when no network is left, and ip_forward back if kago turned it on."""
-        from kago.network import links  # noqa: PLC0415
         if made:
             links.delete_link(ipr, record["bridge"])
         if others:
@@ -204,7 +201,6 @@ class Networks:
     def _setup_if_missing(self, record):
         """After a reboot the records survive but the bridge and nft table do not: remake
         them. One netlink lookup when all is in place."""
-        from kago.network import links  # noqa: PLC0415
         with links.host() as ipr:
             if ipr.link_lookup(ifname=record["bridge"]):
                 return record
@@ -218,7 +214,6 @@ class Networks:
     def _ensure_ip_forward(self):
         """Outbound masquerade is useless unless the host forwards; turn it on only if off,
         and remember that kago did (host.json) so the last network's removal turns it off."""
-        from kago.network import links  # noqa: PLC0415
         if links.read_sysctl(IP_FORWARD) != "0":
             return
         with self.state.host_lock():
@@ -228,7 +223,6 @@ class Networks:
     def _restore_ip_forward(self, ipr):
         """Back to 0 only if kago set it, and no kago bridge of any state dir still needs it
         (writing ip_forward resets every interface's forwarding flag)."""
-        from kago.network import links  # noqa: PLC0415
         saved = state.read_json(self.state.host(), {})
         if saved.get("ip_forward_was") != "0":
             return
@@ -347,7 +341,6 @@ class Networks:
             steps.mark("nft", lambda: self._publish(att, record), atomic=True)
 
     def _make_netns(self, att):
-        from kago.network import links  # noqa: PLC0415
         netns.ensure_run_dir(self.netns_dir)
         netns.create(att.netns_path)
         if att.mode == "none":
@@ -355,7 +348,6 @@ class Networks:
                 links.loopback_up(ipr)
 
     def _make_veth(self, att):
-        from kago.network import links  # noqa: PLC0415
         with links.host() as ipr:
             links.add_veth(ipr, att.host_ifname, att.bridge, att.netns_path, att.ifname,
                            att.mac)
@@ -429,7 +421,6 @@ class Networks:
     # ------------------------------------------------------------------ /etc files
 
     def _write_etc(self, att, resolv_conf):
-        from kago.network.files import write_etc_files  # noqa: PLC0415
         peers = self.peers(att.network) if att.network else ()
         write_etc_files(att.etc_dir, att.hostname, att, peers, resolv_conf)
         self._refresh_hosts(att.network, skip=att.cid)
@@ -440,7 +431,6 @@ class Networks:
         own) or went (``gone``: no longer anybody's peer)."""
         if not network:
             return
-        from kago.network.files import hosts_text, write_in_place  # noqa: PLC0415
         with self.state.lease_lock(network):
             everyone = [a for a in self.attachments(network) if a.cid != gone]
             peers = [(n, a.ipv4) for a in everyone if a.ipv4 for n in a.names]
@@ -512,7 +502,7 @@ class _Steps:
                 self.made.remove(step)
                 if self.made:
                     self.save()
-            except Exception as err:     # keep going: undo as much as possible, report all
+            except Exception as err:  # noqa: BLE001 (undo as much as possible, report all)
                 errors.append(f"{step}: {err}")
         if errors:
             self.save()
@@ -537,7 +527,6 @@ class _Steps:
                 raise                       # a table without the elements is already undone
 
     def _undo_veth(self):
-        from kago.network import links  # noqa: PLC0415
         with links.host() as ipr:
             links.delete_link(ipr, self.att.host_ifname)
 

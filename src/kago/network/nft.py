@@ -163,7 +163,7 @@ def apply(script):
         return
     try:
         proc = subprocess.run([NFT, "-f", "-"], input=script, capture_output=True, text=True,
-                              timeout=30)
+                              timeout=30, check=False)
     except FileNotFoundError:
         raise NetworkError("nft not found: apt-get install nftables") from None
     if proc.returncode != 0:
@@ -183,5 +183,5 @@ def _first_error(stderr):
 
 def table_exists(table):
     proc = subprocess.run([NFT, "list", "table", "inet", table], capture_output=True,
-                          timeout=30)
+                          timeout=30, check=False)
     return proc.returncode == 0

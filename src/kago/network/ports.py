@@ -37,7 +37,7 @@ class PortMapping:
     ``host_ip`` "" means every local address of the host, 127.0.0.1 included.
     """
 
-    __slots__ = ("host_port", "container_port", "proto", "host_ip")
+    __slots__ = ("container_port", "host_ip", "host_port", "proto")
 
     def __init__(self, host_port, container_port, proto="tcp", host_ip="", _text=None):
         text = _text or f"{host_ip}:{host_port}:{container_port}/{proto}"

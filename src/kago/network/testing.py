@@ -59,7 +59,8 @@ class NetEnv:
 
 
 def run(argv, timeout=10, **kwargs):
-    return subprocess.run(argv, capture_output=True, text=True, timeout=timeout, **kwargs)
+    return subprocess.run(argv, capture_output=True, text=True, timeout=timeout, check=False,
+                          **kwargs)
 
 
 def leftovers(tag, table):
@@ -85,8 +86,8 @@ def links_in(netns_name):
     return sorted(line.split(":")[1].strip().split("@")[0] for line in out.splitlines())
 
 
-@pytest.fixture
-def netenv(tmp_path):
+@pytest.fixture(name="netenv")
+def netenv_fixture(tmp_path):
     """A NetEnv in a fresh state dir; afterwards detaches/removes everything and asserts the
     host has no netns, mount, interface or nft table of this test left."""
     env = NetEnv(str(tmp_path / "netstate"))
