@@ -235,8 +235,8 @@ class Btrfs(_Copying):
             syscalls.btrfs_snapshot(source, dest)
 
     def publish_layer(self, staged, final):
-        syscalls.btrfs_set_readonly(staged)
-        os.rename(staged, final)
+        os.rename(staged, final)  # first: renaming a read-only subvolume is EROFS
+        syscalls.btrfs_set_readonly(final)
 
     def remove_layer(self, path):
         _rmtree(path)
@@ -250,13 +250,14 @@ def _rmtree(path):
     read-only or non-empty one). Missing is fine."""
     if not os.path.lexists(path):
         return
-    if syscalls.is_btrfs_subvolume(path) and syscalls.fstype_of(path) == "btrfs":
+    on_btrfs = syscalls.fstype_of(path) == "btrfs"
+    if on_btrfs and syscalls.is_btrfs_subvolume(path):
         syscalls.btrfs_subvolume_delete(path)
         return
     if os.path.isdir(path) and not os.path.islink(path):
-        for entry in os.scandir(path):
-            if entry.is_dir(follow_symlinks=False) and entry.inode() == 256 \
-                    and syscalls.fstype_of(entry.path) == "btrfs":
+        for entry in os.scandir(path) if on_btrfs else ():
+            # readdir's d_ino of a subvolume is not 256: lstat it
+            if entry.is_dir(follow_symlinks=False) and syscalls.is_btrfs_subvolume(entry.path):
                 syscalls.btrfs_subvolume_delete(entry.path)
         shutil.rmtree(path)
     else:

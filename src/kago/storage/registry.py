@@ -233,9 +233,15 @@ class Client:
                 resp.close()
             else:
                 mode = "ab" if resp.status == 206 else "wb"
+                expected = resp.headers.get("content-length")
+                got = 0
                 with open(path, mode) as f:
                     while chunk := resp.raw.read(CHUNK):
                         f.write(chunk)
+                        got += len(chunk)
+                if expected is not None and got != int(expected):
+                    # http.client's read(n) returns b"" when the peer closes early
+                    raise http.client.IncompleteRead(b"", int(expected) - got)
         except (http.client.HTTPException, ConnectionError, TimeoutError) as e:
             raise RegistryError(f"registry {self.host}: download of blob {digest[:19]} broke "
                                 f"off after {os.path.getsize(path)} bytes ({_describe(e)}); "

@@ -385,3 +385,44 @@ class Proxy:
             h.close_connection = True
             return
         self._send(h, resp.status, out, data)
+
+
+def as_container_root(root, idmap, fn):
+    """Run ``fn()`` in a forked child whose cwd is ``root`` and who is root in a user
+    namespace with ``idmap`` (none: plain root), as a container's init would be: its file
+    operations carry the container's IDs. Raises AssertionError with the child's error."""
+    import traceback
+    from kago.kernel import consts as C
+    from kago.kernel import libc
+    from kago.storage import idshift
+    nsfd = idshift.make_userns(idmap) if idmap else None
+    r, w = os.pipe()
+    pid = os.fork()
+    if pid == 0:
+        status = 1
+        try:
+            os.close(r)
+            os.chdir(root)  # before the user namespace: the host's parents stay traversable
+            if nsfd is not None:
+                libc.setns(nsfd, C.CLONE_NEWUSER)
+                os.setgroups([])
+                os.setresgid(0, 0, 0)
+                os.setresuid(0, 0, 0)
+            fn()
+            status = 0
+        except BaseException:  # noqa: BLE001 - reported to the parent
+            os.write(w, traceback.format_exc().encode()[-4000:])
+        finally:
+            os._exit(status)
+    os.close(w)
+    try:
+        err = b""
+        while chunk := os.read(r, 4096):
+            err += chunk
+        _, status = os.waitpid(pid, 0)
+    finally:
+        os.close(r)
+        if nsfd is not None:
+            os.close(nsfd)
+    if status != 0:
+        raise AssertionError(f"in the container: {err.decode(errors='replace')}")
