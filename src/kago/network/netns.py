@@ -56,18 +56,34 @@ def _home():
             os.close(home)
 
 
-def create(path):
-    """Makes a new netns bound at ``path``; EEXIST if the name is taken. Leaves nothing on error."""
+def _reserve(path):
+    """The empty file a netns is bound on, made exclusively: a taken name is somebody else's."""
     try:
         os.close(os.open(path, os.O_RDONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0))
     except FileExistsError:
         raise ObjectExists(f"network namespace {path} already exists: remove it "
                            f"(ip netns delete {os.path.basename(path)}) or choose another "
                            "name") from None
+
+
+def create(path):
+    """Makes a new netns bound at ``path``; EEXIST if the name is taken. Leaves nothing on error."""
+    _reserve(path)
     try:
         with _home():
             libc.unshare(C.CLONE_NEWNET)
             libc.mount(SELF, path, None, C.MS_BIND, shown=path)
+    except BaseException:
+        remove(path)
+        raise
+
+
+def adopt(path, pid):
+    """Names the netns process ``pid`` is in (``ip netns attach``): for an OCI hook, where the
+    runtime made the netns and kago.network only plumbs it. Leaves nothing on error."""
+    _reserve(path)
+    try:
+        libc.mount(f"/proc/{pid}/ns/net", path, None, C.MS_BIND, shown=path)
     except BaseException:
         remove(path)
         raise

@@ -236,13 +236,16 @@ class Networks:
     # ------------------------------------------------------------------ attachments
 
     def attach(self, cid, mode="bridge", network=None, netns_name=None, ip=None, mac=None,
-               ports=(), hostname=None, aliases=(), ipv6=None, etc_dir=None, resolv_conf=None):
+               ports=(), hostname=None, aliases=(), ipv6=None, etc_dir=None, resolv_conf=None,
+               pid=None):
         """Gives container ``cid`` its network; returns an ``Attachment``.
 
         ``ip``/``ipv6``/``mac`` request static values; ``ports`` are PortMappings or "-p"
         strings; ``hostname``/``aliases`` are the names peers see in /etc/hosts. With
         ``etc_dir``, hosts/resolv.conf/hostname are written there (and kept up to date as peers
-        come and go). Anything failing undoes everything this call made.
+        come and go). With ``pid`` (an OCI hook's case: the runtime already made the
+        container's netns), that process's netns is named and plumbed instead of a new one.
+        Anything failing undoes everything this call made.
         """
         check_cid(cid)
         kind, other = parse_mode(mode)
@@ -270,9 +273,9 @@ class Networks:
             try:
                 steps.mark("record", lambda: None, atomic=True)
                 if kind == "bridge":
-                    self._bridge_steps(steps, att, ip, ipv6, mac, ports)
+                    self._bridge_steps(steps, att, ip, ipv6, mac, ports, pid)
                 elif kind == "none":
-                    steps.mark("netns", lambda: self._make_netns(att))
+                    steps.mark("netns", lambda: self._make_netns(att, pid))
                 if etc_dir:
                     steps.mark("etc", lambda: self._write_etc(att, resolv_conf))
             except BaseException as err:
@@ -320,7 +323,7 @@ class Networks:
         digest = hashlib.sha256(cid.encode()).hexdigest()
         return self.veth_prefix + digest[:ipam.IFNAMSIZ - 1 - len(self.veth_prefix)]
 
-    def _bridge_steps(self, steps, att, ip, ipv6, mac, ports):
+    def _bridge_steps(self, steps, att, ip, ipv6, mac, ports, pid=None):
         record = self.get(att.network)
         leases = ipam.Leases(self.state, record)
         # ports the addresses cannot carry (an IPv6 host ip, no IPv6 subnet) fail before any
@@ -335,14 +338,17 @@ class Networks:
                 att.ports = ports
                 self._reserve_ports(att.cid, ports)
             steps.mark("ports", reserve, atomic=True)
-        steps.mark("netns", lambda: self._make_netns(att))
+        steps.mark("netns", lambda: self._make_netns(att, pid))
         steps.mark("veth", lambda: self._make_veth(att))
         if ports:   # one nft transaction: all elements or none
             steps.mark("nft", lambda: self._publish(att, record), atomic=True)
 
-    def _make_netns(self, att):
+    def _make_netns(self, att, pid=None):
         netns.ensure_run_dir(self.netns_dir)
-        netns.create(att.netns_path)
+        if pid is None:
+            netns.create(att.netns_path)
+        else:
+            netns.adopt(att.netns_path, pid)
         if att.mode == "none":
             with links.inside(att.netns_path) as ipr:
                 links.loopback_up(ipr)

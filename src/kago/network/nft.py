@@ -29,13 +29,21 @@ Why each rule exists:
   bridge are dropped before routing.
 """
 
+import os
 import re
+import shutil
 import subprocess
 
 from kago.network.errors import NetworkError
 
 TABLE_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_]{0,31}$")
 NFT = "nft"
+
+
+def _nft():
+    """nft lives in /usr/sbin, which an OCI hook's empty environment does not have in PATH."""
+    path = os.environ.get("PATH", os.defpath) + ":/usr/sbin:/sbin"
+    return shutil.which(NFT, path=path) or NFT
 
 SETS = (
     ("bridges", "type ifname;"),
@@ -162,7 +170,7 @@ def apply(script):
     if not script:
         return
     try:
-        proc = subprocess.run([NFT, "-f", "-"], input=script, capture_output=True, text=True,
+        proc = subprocess.run([_nft(), "-f", "-"], input=script, capture_output=True, text=True,
                               timeout=30, check=False)
     except FileNotFoundError:
         raise NetworkError("nft not found: apt-get install nftables") from None
@@ -182,6 +190,6 @@ def _first_error(stderr):
 
 
 def table_exists(table):
-    proc = subprocess.run([NFT, "list", "table", "inet", table], capture_output=True,
+    proc = subprocess.run([_nft(), "list", "table", "inet", table], capture_output=True,
                           timeout=30, check=False)
     return proc.returncode == 0
