@@ -248,3 +248,15 @@ def test_attaching_twice_keeps_the_first(netenv):
         netenv.nets.attach("t1")
     assert netenv.nets.attachment("t1") == first
     assert run(["ip", "link", "show", first.host_ifname]).returncode == 0
+
+
+def test_racing_attaches_of_one_id_make_one_attachment(netenv, tmp_path):
+    from test_network_concurrency import in_processes
+    netenv.nets.ensure_default()
+    results = in_processes(6, lambda i: netenv.nets.attach("race1").ipv4, str(tmp_path))
+    won = [r["ok"] for r in results if "ok" in r]
+    lost = [r["error"] for r in results if "error" in r]
+    assert len(won) == 1, results
+    assert all(e.startswith("AttachmentExists: container race1 is already attached") for e in lost)
+    assert netenv.nets.attachment("race1").ipv4 == won[0]
+    assert [a.cid for a in netenv.nets.attachments()] == ["race1"]

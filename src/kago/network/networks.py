@@ -64,23 +64,20 @@ class Networks:
     def __init__(self, state_dir="/var/lib/kago/network", nft_table="kago",
                  netns_dir=netns.RUN_DIR, netns_prefix="kago-", veth_prefix="kv",
                  default_network="kago", default_bridge="kago0",
-                 default_subnet="10.89.0.0/24", default_ipv6_subnet=None, outbound=True,
-                 etc_netns_dir=netns.ETC_DIR):
+                 default_subnet="10.89.0.0/24", default_ipv6_subnet=None, outbound=True):
         self.state = state.StateDir(state_dir)
         self.nft_table = nft.check_table(nft_table)
         self.netns_dir = netns_dir
         self.netns_prefix = netns_prefix
-        if not 1 <= len(veth_prefix) <= 7 or ipam.check_ifname(veth_prefix, "veth prefix") \
-                is None:
-            raise NetworkError(f"veth prefix {veth_prefix!r}: 1-7 characters (15 with the "
-                               "hash that follows)")
+        if len(ipam.check_ifname(veth_prefix, "veth prefix")) > 7:
+            raise NetworkError(f"veth prefix {veth_prefix!r}: at most 7 characters (a hash "
+                               "of the id fills the name to 15)")
         self.veth_prefix = veth_prefix
         self.default_network = default_network
         self.default_bridge = default_bridge
         self.default_subnet = default_subnet
         self.default_ipv6_subnet = default_ipv6_subnet
         self.outbound = outbound
-        self.etc_netns_dir = etc_netns_dir
 
     # ------------------------------------------------------------------ networks
 
@@ -93,7 +90,7 @@ class Networks:
         with self.state.lock(exclusive=True):
             if os.path.exists(self.state.network(name)):
                 raise NetworkExists(name)
-            others = [self._record(n) for n in self.state.network_names()]
+            others = [self.get(n) for n in self.state.network_names()]
             self._check_unshared(record, others)
             with links.host() as ipr:
                 self._check_routes(ipr, record)
@@ -132,7 +129,7 @@ class Networks:
         attached = {}
         for att in self.attachments():
             attached.setdefault(att.network, []).append(att.cid)
-        return [dict(self._record(n), containers=attached.get(n, []))
+        return [dict(self.get(n), containers=attached.get(n, []))
                 for n in self.state.network_names()]
 
     def remove(self, name):
@@ -142,15 +139,12 @@ class Networks:
             users = [a.cid for a in self.attachments() if a.network == name]
             if users:
                 raise NetworkBusy(name, users)
-            others = [self._record(n) for n in self.state.network_names() if n != name]
+            others = [self.get(n) for n in self.state.network_names() if n != name]
             with links.host() as ipr:
                 self._undo_network(ipr, record, others, made=True)
             state.remove_file(self.state.network(name))
             state.remove_file(self.state.leases(name))
-            state.remove_file(self.state.leases(name)[:-5] + ".lock")
-
-    def _record(self, name):
-        return self.get(name)
+            state.remove_file(self.state.lease_lock_path(name))
 
     def _bridge_name(self, name):
         """kago-<name> when it fits in IFNAMSIZ, else kago- and a hash of the name."""
@@ -259,8 +253,6 @@ class Networks:
             else:
                 self._setup_if_missing(self.get(network))
         with self.state.lock():
-            if os.path.exists(self.state.attachment(cid)):
-                raise AttachmentExists(cid)
             if kind == "host":
                 att = Attachment(cid, "host", hostname=hostname, aliases=aliases,
                                  etc_dir=etc_dir)
@@ -270,8 +262,8 @@ class Networks:
                 att = self._own_netns(cid, kind, network, netns_name, hostname, aliases,
                                       etc_dir)
             steps = _Steps(self, att)
+            steps.claim()
             try:
-                steps.mark("record", lambda: None, atomic=True)
                 if kind == "bridge":
                     self._bridge_steps(steps, att, ip, ipv6, mac, ports, pid)
                 elif kind == "none":
@@ -481,6 +473,21 @@ class _Steps:
     def save(self):
         state.write_json(self.nets.state.attachment(self.att.cid),
                          {"attachment": self.att.to_dict(), "made": self.made})
+
+    def claim(self):
+        """Creates the record exclusively (two attaches of one id race here, and only one wins)
+        and journals it as the first step."""
+        path = self.nets.state.attachment(self.att.cid)
+        try:
+            os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600))
+        except FileExistsError:
+            raise AttachmentExists(self.att.cid) from None
+        self.made.append("record")
+        try:
+            self.save()
+        except BaseException:
+            state.remove_file(path)
+            raise
 
     def mark(self, step, action, atomic=False):
         """Journal ``step``, run ``action``, journal the result. The mark is taken back when the

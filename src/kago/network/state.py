@@ -75,8 +75,11 @@ class StateDir:
     def leases(self, name):
         return os.path.join(self.root, "leases", f"{name}.json")
 
+    def lease_lock_path(self, name):
+        return os.path.join(self.root, "leases", f"{name}.lock")
+
     def lease_lock(self, name):
-        return locked(os.path.join(self.root, "leases", f"{name}.lock"))
+        return locked(self.lease_lock_path(name))
 
     def attachment(self, cid):
         return os.path.join(self.root, "attachments", f"{cid}.json")
