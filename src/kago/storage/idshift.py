@@ -27,8 +27,26 @@ from kago.storage import syscalls
 from kago.storage.errors import StoreError
 
 
+_exiting = []  # helper children released but not reaped yet (see make_userns)
+
+
+def reap_helpers(block=False):
+    """Reap released helper children; ``block`` waits for each."""
+    for pid in list(_exiting):
+        try:
+            done, _ = os.waitpid(pid, 0 if block else os.WNOHANG)
+        except ChildProcessError:
+            done = pid
+        if done:
+            _exiting.remove(pid)
+
+
 def make_userns(idmap):
-    """A new user namespace with ``idmap``'s maps; returns an O_RDONLY fd of it."""
+    """A new user namespace with ``idmap``'s maps; returns an O_RDONLY fd of it.
+
+    The helper is not waited for here: it exits while we go on (its exit costs as much as the
+    fork), and is reaped by the next call or by ``UsernsCache.close``."""
+    reap_helpers()
     ready_r, ready_w = os.pipe2(os.O_CLOEXEC)
     hold_r, hold_w = os.pipe2(os.O_CLOEXEC)
     pid = os.fork()
@@ -49,30 +67,41 @@ def make_userns(idmap):
             err = status[0] if status else 0
             raise KernelError("unshare", err, detail="CLONE_NEWUSER for an idmapped mount")
         linux_idmap.write_maps(pid, idmap.uids, idmap.gids)
-        return os.open(f"/proc/{pid}/ns/user", os.O_RDONLY | os.O_CLOEXEC)
+        nsfd = os.open(f"/proc/{pid}/ns/user", os.O_RDONLY | os.O_CLOEXEC)
+    except BaseException:
+        os.close(hold_w)
+        os.waitpid(pid, 0)
+        raise
     finally:
         os.close(ready_r)
-        os.close(hold_w)  # the child's read returns: it exits
-        os.waitpid(pid, 0)
+    os.close(hold_w)  # the child's read returns: it exits
+    _exiting.append(pid)
+    return nsfd
 
 
 class UsernsCache:
-    """One user namespace fd per distinct map, for the life of the store object."""
+    """User namespace fds by map, the ``size`` most recently used kept open (a mount made
+    with one keeps its namespace alive by itself; the fd only saves a fork next time)."""
 
-    def __init__(self):
+    def __init__(self, size=16):
         self._fds = {}
+        self.size = size
 
     def get(self, idmap):
         key = idmap.key()
-        fd = self._fds.get(key)
+        fd = self._fds.pop(key, None)
         if fd is None:
-            fd = self._fds[key] = make_userns(idmap)
+            fd = make_userns(idmap)
+            while len(self._fds) >= self.size:
+                os.close(self._fds.pop(next(iter(self._fds))))
+        self._fds[key] = fd  # (re)inserted last: dicts keep insertion order
         return fd
 
     def close(self):
         for fd in self._fds.values():
             os.close(fd)
         self._fds.clear()
+        reap_helpers(block=True)
 
 
 def idmapped_clone(path, userns_fd, recursive=False):

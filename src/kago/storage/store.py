@@ -69,6 +69,10 @@ class Store:
         self.root = os.path.abspath(root)
         for sub in ("blobs/sha256", "layers", "images", "containers", "tmp"):
             os.makedirs(os.path.join(self.root, sub), mode=0o700, exist_ok=True)
+        # a runtime that has entered a container's user namespace still has to reach the
+        # rootfs: the way there is traversable (x), not listable
+        for sub in ("", "containers"):
+            os.chmod(os.path.join(self.root, sub), 0o711)
         self.devices = devices
         self._lock = StoreLock(self._p("lock"))
         self._userns = idshift.UsernsCache()
@@ -349,7 +353,7 @@ class Store:
         with self._lock:
             rec = self._find(image_ref) if image_ref is not None else None
             try:
-                os.mkdir(cdir, 0o700)
+                os.mkdir(cdir, 0o711)
             except FileExistsError:
                 raise RootfsExists(cid) from None
             try:
