@@ -6,13 +6,15 @@ check what a container sees (its interfaces in a fresh /sys, its names in /etc/h
 reaches it (a peer by name, a published port from the host's 127.0.0.1 and from a container).
 """
 
+import shutil
 import socket
+from pathlib import Path
 
 import pytest
 from test_lifecycle import detached, ok
 
-from kago.network.files import write_etc_files
-from kago.network.testing import netenv_fixture, wait_port  # noqa: F401 (fixture)
+from kago.network.files import netns_etc_mounts, write_etc_files
+from kago.network.testing import netenv_fixture, run, wait_port  # noqa: F401 (fixture)
 
 
 def joined(att, etc=None):
@@ -113,3 +115,22 @@ def test_detach_takes_the_port_away(oci, make_bundle, netenv):
     nets.detach("web3")
     with pytest.raises(OSError):
         http_get("127.0.0.1", 18483)
+
+
+def test_etc_netns_files_show_inside_like_ip_netns_exec(oci, make_bundle, netenv):
+    """Files an operator puts in /etc/netns/<name>/ are what ``ip netns exec`` shows in /etc;
+    netns_etc_mounts gives the manager the same bind mounts for the container."""
+    att = netenv.nets.attach("etc1")
+    etc = Path("/etc/netns") / att.netns_name
+    made_parent = not etc.parent.exists()
+    etc.mkdir(parents=True)
+    try:
+        (etc / "resolv.conf").write_text("nameserver 192.0.2.44\n")
+        mounts = dict((dest, src) for src, dest in netns_etc_mounts(att.netns_name))
+        assert mounts == {"/etc/resolv.conf": str(etc / "resolv.conf")}
+        seen_by_ip = run(["ip", "netns", "exec", att.netns_name, "cat", "/etc/resolv.conf"])
+        proc = in_container(oci, make_bundle, att, "cat /etc/resolv.conf", mounts)
+        assert proc.returncode == 0, proc.stderr
+        assert proc.stdout == seen_by_ip.stdout == "nameserver 192.0.2.44\n"
+    finally:
+        shutil.rmtree(etc.parent if made_parent else etc)
