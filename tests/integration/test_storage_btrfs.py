@@ -25,12 +25,8 @@ def btrfs(tmp_path_factory):
 
 @pytest.fixture
 def store(btrfs, tmp_path):
-    made = testkit.Stores(btrfs)
-    store = made.new(os.path.basename(tmp_path))
-    yield store
-    leaks = made.leaks()
-    made.cleanup()
-    assert not leaks, f"test left things behind: {leaks}"
+    for made in testkit.checked_stores(btrfs):
+        yield made.new(os.path.basename(tmp_path))
 
 
 def subvolumes(path):

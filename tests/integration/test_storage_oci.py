@@ -14,11 +14,7 @@ from kago.storage.store import host_platform
 
 @pytest.fixture
 def stores(tmp_path):
-    made = testkit.Stores(tmp_path)
-    yield made
-    leaks = made.leaks()
-    made.cleanup()
-    assert not leaks, f"test left things behind: {leaks}"
+    yield from testkit.checked_stores(tmp_path)
 
 
 LAYERS = [testkit.TarBuilder().dir("etc").file("etc/one", "1").bytes(),
@@ -28,6 +24,14 @@ LAYERS = [testkit.TarBuilder().dir("etc").file("etc/one", "1").bytes(),
 def empty(store):
     return (store.images() == [] and os.listdir(os.path.join(store.root, "blobs/sha256")) == []
             and [e for e in os.listdir(os.path.join(store.root, "layers")) if e != "empty"] == [])
+
+
+def layer_blob(layout, index):
+    """The path of layer ``index``'s blob in a one-image layout."""
+    top = json.load(open(os.path.join(layout, "index.json")))
+    manifest = json.load(open(os.path.join(layout, "blobs/sha256",
+                                           top["manifests"][0]["digest"][7:])))
+    return os.path.join(layout, "blobs/sha256", manifest["layers"][index]["digest"][7:])
 
 
 def tar_dir(src, dest):
@@ -118,10 +122,7 @@ def test_an_image_only_for_another_platform_is_refused(stores, tmp_path):
 def test_a_tampered_layer_blob_is_a_digest_mismatch(stores, tmp_path):
     layout = str(tmp_path / "bad")
     testkit.oci_layout(layout, LAYERS)
-    index = json.load(open(os.path.join(layout, "index.json")))
-    manifest = json.load(open(os.path.join(layout, "blobs/sha256",
-                                           index["manifests"][0]["digest"][7:])))
-    blob = os.path.join(layout, "blobs/sha256", manifest["layers"][1]["digest"][7:])
+    blob = layer_blob(layout, 1)
     data = bytearray(open(blob, "rb").read())
     data[-1] ^= 0xFF
     open(blob, "wb").write(bytes(data))
@@ -144,10 +145,7 @@ def test_a_wrong_diff_id_is_a_digest_mismatch(stores, tmp_path):
 def test_a_missing_base_layer_is_named(stores, tmp_path):
     layout = str(tmp_path / "missing")
     testkit.oci_layout(layout, LAYERS)
-    index = json.load(open(os.path.join(layout, "index.json")))
-    manifest = json.load(open(os.path.join(layout, "blobs/sha256",
-                                           index["manifests"][0]["digest"][7:])))
-    os.unlink(os.path.join(layout, "blobs/sha256", manifest["layers"][0]["digest"][7:]))
+    os.unlink(layer_blob(layout, 0))
     store = stores.new()
     with pytest.raises(BadArchive, match="layer 1 .* is missing"):
         store.import_oci(layout, name="x")

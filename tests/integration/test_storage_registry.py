@@ -27,11 +27,7 @@ def server(tmp_path_factory):
 
 @pytest.fixture
 def stores(tmp_path):
-    made = testkit.Stores(tmp_path)
-    yield made
-    leaks = made.leaks()
-    made.cleanup()
-    assert not leaks, f"test left things behind: {leaks}"
+    yield from testkit.checked_stores(tmp_path)
 
 
 @pytest.fixture

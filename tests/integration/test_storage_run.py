@@ -19,11 +19,8 @@ SCRIPT = ("id -u; stat -c %u /bin/busybox /etc/passwd; echo hi > /written; cat /
 @pytest.fixture
 def store(workdir):
     """A store on the session tmpfs: its parents are traversable, as /var/lib's are."""
-    made = testkit.Stores(os.path.join(workdir, f"st-{uuid.uuid4().hex[:8]}"))
-    yield made.new()
-    leaks = made.leaks()
-    made.cleanup()
-    assert not leaks, f"test left things behind: {leaks}"
+    for made in testkit.checked_stores(os.path.join(workdir, f"st-{uuid.uuid4().hex[:8]}")):
+        yield made.new()
 
 
 def bundle_for(workdir, rootfs_path, userns):

@@ -20,11 +20,7 @@ SHIFTED = IdMap([(0, 100000, 65536)])
 
 @pytest.fixture
 def stores(tmp_path):
-    made = testkit.Stores(tmp_path)
-    yield made
-    leaks = made.leaks()
-    made.cleanup()
-    assert not leaks, f"test left things behind: {leaks}"
+    yield from testkit.checked_stores(tmp_path)
 
 
 @pytest.fixture(scope="module")

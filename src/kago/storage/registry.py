@@ -24,7 +24,7 @@ import urllib.parse
 
 from kago.storage import oci, reference
 from kago.storage.errors import DigestMismatch, ImageNotFound, RegistryError, StoreError
-from kago.storage.stream import CHUNK, check_digest, hex_of
+from kago.storage.stream import CHUNK, check_digest, hex_of, sha256_file
 
 ACCEPT = ", ".join([oci.MEDIA_OCI_INDEX, oci.MEDIA_OCI_MANIFEST, oci.MEDIA_DOCKER_LIST,
                     oci.MEDIA_DOCKER_MANIFEST])
@@ -248,7 +248,7 @@ class Client:
                                 "pull again to resume it") from None
         finally:
             resp.close()
-        actual = _sha256_file(path)
+        actual = sha256_file(path)
         if actual != digest:
             os.unlink(path)  # wrong bytes are not worth resuming
             raise DigestMismatch(f"registry {self.host}: blob", digest, actual)
@@ -283,14 +283,6 @@ def _basic(auth):
 def _describe(err):
     text = getattr(err, "strerror", None) or str(err) or type(err).__name__
     return text.lower()
-
-
-def _sha256_file(path):
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        while chunk := f.read(CHUNK):
-            h.update(chunk)
-    return "sha256:" + h.hexdigest()
 
 
 def _client(ref, insecure, auth):

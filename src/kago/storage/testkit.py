@@ -239,6 +239,16 @@ class Stores:
                 _rmtree(store.root)
 
 
+def checked_stores(base):
+    """For a pytest fixture (``yield from checked_stores(tmp_path)``): a Stores, then the
+    check that the test left nothing behind, after everything was cleaned up anyway."""
+    made = Stores(base)
+    yield made
+    leaks = made.leaks()
+    made.cleanup()
+    assert not leaks, f"test left things behind: {leaks}"
+
+
 def sha256(data):
     import hashlib
     return "sha256:" + hashlib.sha256(data).hexdigest()
