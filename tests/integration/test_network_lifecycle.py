@@ -1,6 +1,7 @@
 """Networks made, listed and removed; what operators see with ``ip`` and ``nft``; IPv6;
 /etc/hosts kept current; the host's ip_forward; a host that lost its bridge (reboot)."""
 
+import ipaddress
 import os
 import subprocess
 import time
@@ -34,6 +35,19 @@ def test_create_list_remove(netenv):
     assert run(["nft", "list", "table", "inet", netenv.table]).returncode != 0
     with pytest.raises(NetworkNotFound):
         nets.remove("front")
+
+
+def test_create_without_subnet_picks_free_ones(netenv):
+    nets = netenv.nets
+    first = nets.create("auto1", bridge=netenv.bridge(1))
+    second = nets.create("auto2", bridge=netenv.bridge(2))
+    a, b = (ipaddress.ip_network(n["subnet"]) for n in (first, second))
+    assert a.prefixlen == b.prefixlen == 24 and not a.overlaps(b)
+    assert a.subnet_of(ipaddress.ip_network("10.89.0.0/16"))
+    routes = run(["ip", "-4", "-o", "route", "show"]).stdout.splitlines()
+    foreign = [r.split()[0] for r in routes
+               if "/" in r.split()[0] and netenv.bridge(1) not in r and netenv.bridge(2) not in r]
+    assert not [r for r in foreign if ipaddress.ip_network(r).overlaps(a)]
 
 
 def test_operators_see_it_with_ip_and_nft(netenv):

@@ -98,6 +98,19 @@ def overlapping(record, others):
     return None
 
 
+# Where networks created without a subnet get theirs: the first free /24 (the default network's
+# 10.89.0.0/24 included), like podman's 10.89.N.0/24.
+AUTO_POOL = "10.89.0.0/16"
+
+
+def free_subnet(used, pool=AUTO_POOL, prefixlen=24):
+    """The first /``prefixlen`` of ``pool`` that overlaps none of ``used`` (ip_networks)."""
+    for candidate in ipaddress.ip_network(pool).subnets(new_prefix=prefixlen):
+        if not any(candidate.overlaps(u) for u in used if u.version == 4):
+            return str(candidate)
+    raise NetworkError(f"no free /{prefixlen} subnet left in {pool}: give one with --subnet")
+
+
 def pick_address(net, reserved, taken, cursor=None):
     """The first free host address after ``cursor`` (wrapping), so a released address is
     reused last: peers' ARP/neighbour caches may still point at its old MAC."""

@@ -8,6 +8,7 @@ socket: importing this module costs nothing, and ``kago-oci`` never imports kago
 import contextlib
 import errno
 import hashlib
+import ipaddress
 import os
 
 from kago.network import netns
@@ -205,24 +206,20 @@ def configure(ipr, att):
             ipr.route("add", dst="::/0", gateway=att.ipv6_gateway, oif=index, family=10)
 
 
-def routes_overlapping(ipr, subnet, exclude=()):
-    """Host routes (main table) that overlap ``subnet`` on interfaces not in ``exclude``:
-    a kago network must not shadow the host's own LAN."""
-    import ipaddress
-    net = ipaddress.ip_network(subnet)
-    family = 2 if net.version == 4 else 10
+def host_routes(ipr, version, exclude=()):
+    """[(ip_network, device)] of the host's main-table routes, the default route excepted
+    (it overlaps everything by design), on interfaces not in ``exclude``."""
     names = {}
     found = []
-    for route in ipr.route("dump", family=family, table=254):
+    for route in ipr.route("dump", family=2 if version == 4 else 10, table=254):
         dst = route.get_attr("RTA_DST")
         if dst is None:
-            continue              # the default route overlaps everything by design
+            continue
         oif = route.get_attr("RTA_OIF")
         if oif not in names:
             names[oif] = (ipr.link("get", index=oif)[0].get_attr("IFLA_IFNAME")
                           if oif else None)
-        if names[oif] in exclude:
-            continue
-        if net.overlaps(ipaddress.ip_network(f"{dst}/{route['dst_len']}", strict=False)):
-            found.append((f"{dst}/{route['dst_len']}", names[oif]))
+        if names[oif] not in exclude:
+            found.append((ipaddress.ip_network(f"{dst}/{route['dst_len']}", strict=False),
+                          names[oif]))
     return found

@@ -15,6 +15,7 @@ ports.lock around the published-port registry.
 import contextlib
 import errno
 import hashlib
+import ipaddress
 import os
 import socket
 
@@ -81,31 +82,44 @@ class Networks:
 
     # ------------------------------------------------------------------ networks
 
-    def create(self, name, subnet="10.89.0.0/24", bridge=None, gateway=None, ipv6_subnet=None,
+    def create(self, name, subnet=None, bridge=None, gateway=None, ipv6_subnet=None,
                ipv6_gateway=None, outbound=None):
-        """Checks, makes the bridge and nft elements, and records a network. Returns its dict."""
-        record = ipam.network_record(name, subnet, bridge or self._bridge_name(name), gateway,
-                                     ipv6_subnet, ipv6_gateway,
-                                     self.outbound if outbound is None else outbound)
+        """Checks, makes the bridge and nft elements, and records a network. Returns its dict.
+        Without ``subnet``, the first free /24 of 10.89.0.0/16 (free of kago networks and of
+        the host's routes)."""
+        outbound = self.outbound if outbound is None else outbound
+        bridge = bridge or self._bridge_name(ipam.check_name(name))
+        if subnet is not None:              # bad input fails before any lock or netlink
+            ipam.network_record(name, subnet, bridge, gateway, ipv6_subnet, ipv6_gateway)
         with self.state.lock(exclusive=True):
             if os.path.exists(self.state.network(name)):
                 raise NetworkExists(name)
             others = [self.get(n) for n in self.state.network_names()]
-            self._check_unshared(record, others)
             with links.host() as ipr:
-                self._check_routes(ipr, record)
-                made = None
-                try:
-                    made = links.ensure_bridge(ipr, record, self._alias(name))
-                    self._nft_network(record)
-                    if record["outbound"]:
-                        self._ensure_ip_forward()
-                    state.write_json(self.state.network(name), record)
-                except BaseException:
-                    with contextlib.suppress(Exception):
-                        self._undo_network(ipr, record, others, made)
-                    raise
+                routes = {4: links.host_routes(ipr, 4, exclude=(bridge,)),
+                          6: links.host_routes(ipr, 6, exclude=(bridge,))}
+                if subnet is None:
+                    used = [ipaddress.ip_network(o["subnet"]) for o in others]
+                    subnet = ipam.free_subnet(used + [net for net, _ in routes[4]])
+                record = ipam.network_record(name, subnet, bridge, gateway, ipv6_subnet,
+                                             ipv6_gateway, outbound)
+                self._check_unshared(record, others)
+                self._check_routes(record, routes)
+                self._make_network(ipr, record, others)
         return dict(record)
+
+    def _make_network(self, ipr, record, others):
+        made = None
+        try:
+            made = links.ensure_bridge(ipr, record, self._alias(record["name"]))
+            self._nft_network(record)
+            if record["outbound"]:
+                self._ensure_ip_forward()
+            state.write_json(self.state.network(record["name"]), record)
+        except BaseException:
+            with contextlib.suppress(Exception):
+                self._undo_network(ipr, record, others, made)
+            raise
 
     def ensure_default(self):
         """The default network ("kago" on bridge kago0), made on first use; its dict."""
@@ -169,13 +183,14 @@ class Networks:
                                    f"{other['name']!r}")
 
     @staticmethod
-    def _check_routes(ipr, record):
-        for subnet in filter(None, (record["subnet"], record["ipv6_subnet"])):
-            routes = links.routes_overlapping(ipr, subnet, exclude=(record["bridge"],))
-            if routes:
-                dst, dev = routes[0]
-                raise NetworkError(f"subnet {subnet}: overlaps the host's route {dst} on "
-                                   f"{dev}: choose another subnet")
+    def _check_routes(record, routes):
+        """A kago network must not shadow the host's own LAN (or a VPN's routes)."""
+        for text in filter(None, (record["subnet"], record["ipv6_subnet"])):
+            subnet = ipaddress.ip_network(text)
+            for dst, dev in routes[subnet.version]:
+                if subnet.overlaps(dst):
+                    raise NetworkError(f"subnet {text}: overlaps the host's route {dst} on "
+                                       f"{dev}: choose another subnet")
 
     def _nft_network(self, record):
         nft.apply(nft.base_ruleset(self.nft_table)

@@ -119,3 +119,12 @@ def test_refused_take_writes_nothing(tmp_path):
     with pytest.raises(AddressInUse):
         leases.take("b", mac="02:42:0a:09:00:02")
     assert Path(os.path.join(tmp_path, "leases", "n.json")).read_text() == before
+
+
+def test_free_subnet_skips_what_is_used():
+    used = [ipaddress.ip_network(n) for n in ("10.89.0.0/24", "10.89.1.128/25", "10.0.0.0/8",
+                                               "fd00::/8")]
+    assert ipam.free_subnet(used[:2]) == "10.89.2.0/24"
+    assert ipam.free_subnet([]) == "10.89.0.0/24"
+    with pytest.raises(NetworkError, match="no free /24 subnet left in 10.89.0.0/16"):
+        ipam.free_subnet(used)
