@@ -403,3 +403,19 @@ def test_unknown_driver_and_device_policy(stores):
         stores.new("z", driver="zfs")
     with pytest.raises(StoreError, match="needs the store on btrfs"):
         stores.new("b", driver="btrfs")
+
+
+def test_a_full_disk_while_publishing_takes_everything_back(stores, tarball, monkeypatch):
+    """The records are written last; if that fails (ENOSPC), the renamed blobs and layer go."""
+    from kago.storage.store import Store
+    store = stores.new()
+
+    def full(self, rec):
+        raise OSError(28, "No space left on device")
+    monkeypatch.setattr(Store, "_write_image", full)
+    with pytest.raises(StoreError, match="no space left"):
+        store.import_archive(tarball(), name="bb")
+    monkeypatch.undo()
+    assert layer_dirs(store) == [] and store.images() == []
+    assert os.listdir(os.path.join(store.root, "blobs/sha256")) == []
+    assert store.import_archive(tarball(), name="bb").names == ["bb:latest"]

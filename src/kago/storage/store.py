@@ -691,28 +691,45 @@ class _Staging:
         with open(cfg_path, "wb") as f:
             f.write(config)
         store = self.store
+        self._added = []
         with store._lock:
             store._check_names(names, image_id)
-            parent = None
-            for layer in layers:
-                self._publish_blob(layer.path, layer.digest)
-                self._publish_layer(layer, parent)
-                parent = layer.chain
-            self._publish_blob(cfg_path, "sha256:" + image_id)
-            rec = read_json(store._p("images", image_id + ".json")) or {
-                "id": image_id, "names": [], "created": now_rfc3339(),
-                "config": "sha256:" + image_id, "layers": [l.to_json() for l in layers],
-                "chain": [l.chain for l in layers],
-                "size": sum(l.content_size for l in layers)}
-            rec["names"] += [n for n in names if n not in rec["names"]]
-            store._write_image(rec)
+            try:
+                parent = None
+                for layer in layers:
+                    self._publish_blob(layer.path, layer.digest)
+                    self._publish_layer(layer, parent)
+                    parent = layer.chain
+                self._publish_blob(cfg_path, "sha256:" + image_id)
+                rec = read_json(store._p("images", image_id + ".json")) or {
+                    "id": image_id, "names": [], "created": now_rfc3339(),
+                    "config": "sha256:" + image_id, "layers": [l.to_json() for l in layers],
+                    "chain": [l.chain for l in layers],
+                    "size": sum(l.content_size for l in layers)}
+                rec["names"] += [n for n in names if n not in rec["names"]]
+                store._write_image(rec)
+            except BaseException:
+                self._unpublish()
+                raise
         return rec
+
+    def _unpublish(self):
+        """Take back what this publication renamed into the store (a record could not be
+        written: a full disk): no blob or layer of a failed import stays visible."""
+        for kind, path in reversed(self._added):
+            if kind == "layer":
+                if os.path.exists(path + ".json"):
+                    os.unlink(path + ".json")
+                self.store._driver.remove_layer(path)
+            elif os.path.exists(path):
+                os.unlink(path)
 
     def _publish_blob(self, staged, digest):
         final = self.store._blob_path(digest)
         if staged == final or os.path.exists(final):
             return
         os.rename(staged, final)
+        self._added.append(("blob", final))
 
     def _publish_layer(self, layer, parent):
         store = self.store
@@ -727,6 +744,7 @@ class _Staging:
         if os.path.lexists(final):  # a leftover without a record (a crash): replace it
             store._driver.remove_layer(final)
         store._driver.publish_layer(staged, final)
+        self._added.append(("layer", final))
         write_json(record, {"chain_id": layer.chain, "diff_id": layer.diff_id,
                             "parent": parent, "size": layer.content_size,
                             "blob": layer.to_json(), "created": now_rfc3339()})
