@@ -97,12 +97,16 @@ def _dispatch(handler, glob, rest):
         print(f"kago: {e}", file=sys.stderr)
         code = getattr(e, "exit_code", 125)
         return code if code in (125, 126, 127) else 125
+    except BrokenPipeError:
+        try:  # the reader left (kago ps | head): not an error, and nothing more to flush
+            os.dup2(os.open(os.devnull, os.O_WRONLY), 1)
+        except OSError:
+            pass
+        return 0
     except OSError as e:
         from kago.errors import describe
         print(f"kago: {describe(e)}", file=sys.stderr)
         return 125
-    except BrokenPipeError:
-        return 0
     except KeyboardInterrupt:
         return 130
 
@@ -866,6 +870,11 @@ def _up_flags(p):
     p.add_argument("--no-wait", action="store_true", help="do not wait for readiness checks")
 
 
+def _down_flags(p):
+    p.add_argument("-t", "--timeout", type=int, default=10,
+                   help="seconds between the stop signal and SIGKILL (default 10)")
+
+
 def _archive_flags(p):
     p.add_argument("--tag", help="image name (default: the container's name)")
 
@@ -971,7 +980,8 @@ VERBS = {
     "network": cmd_network, "system": cmd_system, "version": cmd_version, "info": cmd_info,
     "up": _definition_verb("up", "Start every container a definition file defines.",
                            _up_flags),
-    "down": _definition_verb("down", "Stop and remove a definition's containers."),
+    "down": _definition_verb("down", "Stop and remove a definition's containers.",
+                             _down_flags),
     "reload": _definition_verb("reload", "Apply a definition's changed limits to its running "
                                          "containers, without restarting them."),
     "archive": _definition_verb("archive", "Bootstrap and provision a definition's rootfs, "

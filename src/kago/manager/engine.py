@@ -149,7 +149,7 @@ class Manager:
         bundle = self.paths.bundle(cid)
         os.makedirs(bundle)
         with open(os.path.join(bundle, "config.json"), "w") as f:
-            json.dump(spec, f, indent=1)
+            f.write(json.dumps(spec))  # dumps without indent is the C encoder: ~8x faster
         record = {
             "id": cid, "name": name, "created": time.time(), "config": cfg,
             "image": cfg.get("image") or "", "image_id": image.id if image else "",
@@ -267,7 +267,7 @@ class Manager:
     def _write_id_table(self, table):
         path = os.path.join(self.paths.root, "idranges.json")
         with open(path + ".tmp", "w") as f:
-            json.dump(table, f)
+            f.write(json.dumps(table))
         os.rename(path + ".tmp", path)
 
     def _name_of(self, cid):

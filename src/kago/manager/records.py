@@ -92,7 +92,8 @@ class Records:
     def save(self, record):
         path = self.paths.record(record["id"])
         os.makedirs(os.path.dirname(path), exist_ok=True)
-        _write_atomic(path, json.dumps(record, indent=1, sort_keys=True).encode())
+        # no indent: json's C encoder (with indent it falls back to Python, ~8x slower)
+        _write_atomic(path, json.dumps(record).encode())
 
     def load(self, cid):
         try:

@@ -77,6 +77,13 @@ class LibraryRuntime:
         os.makedirs(self.root, exist_ok=True)
         return Store(self.root)
 
+    def warm(self):
+        """Import what ``start`` uses now, so that each forked start does not."""
+        from kago.runtime import container, options, resources  # noqa: F401
+        from kago.process import channel, child, hooks, parent, steps  # noqa: F401
+        from kago.plan import build, validate  # noqa: F401
+        from kago.linux import cgroups, mounts, namespaces  # noqa: F401
+
     def start(self, cid, bundle, stdio):
         from kago.errors import KagoError
         from kago.runtime import container
@@ -87,7 +94,8 @@ class LibraryRuntime:
             # the runtime hands the container our fds 0-2 (and nothing else): make them the
             # container's for the length of the call
             for target, fd in enumerate(stdio):
-                os.dup2(fd, target)
+                if fd != target:
+                    os.dup2(fd, target)
             container.run(store, cid, bundle, Options(detach=True, listen_fds=0))
         except KagoError as e:
             raise _failure(str(e), "create") from None
@@ -171,6 +179,9 @@ class ProcessRuntime:
 
     def _base(self):
         return [self.path, "--root", self.root]
+
+    def warm(self):
+        """Nothing to import: the binary runs in its own process."""
 
     def start(self, cid, bundle, stdio):
         os.makedirs(self.root, exist_ok=True)

@@ -106,6 +106,8 @@ def build(cfg, *, cid, rootfs, image=None, user=None, netns=None, etc=None, uid_
         from kago.oci.defaults import default_seccomp_profile
         spec["linux"]["seccomp"] = default_seccomp_profile(
             spec["process"]["capabilities"]["bounding"])
+    if cfg.get("oci_hooks"):
+        spec["hooks"] = {kind: list(hooks) for kind, hooks in cfg["oci_hooks"].items()}
     spec["annotations"] = {"io.kago.id": cid, "io.kago.name": cfg.get("name") or ""}
     for key, value in (cfg.get("labels") or {}).items():
         spec["annotations"][str(key)] = str(value)

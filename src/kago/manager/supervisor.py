@@ -111,6 +111,8 @@ class Supervisor:
         self.timers = []           # [(when, cid)] pending restarts
         self.delays = {}           # cid -> next restart delay
         self.runtimes = {}
+        self.starting = {}         # worker report fd -> (Watched, Client or None)
+        self.early = {}            # pid -> exit status, reaped before its worker reported
         self.idle_since = time.monotonic()
         self.running = True
 
@@ -189,6 +191,8 @@ class Supervisor:
                     self._output(obj[0], obj[1], key.fd)
                 elif kind == "pidfd":
                     self._adopted_exit(obj)
+                elif kind == "worker":
+                    self._worker_done(key.fd)
             self._run_timers()
             if self._idle():
                 break
@@ -200,7 +204,7 @@ class Supervisor:
         return max(0.0, min(waits)) if waits else None
 
     def _idle(self):
-        if self.watched or self.clients or self.timers:
+        if self.watched or self.clients or self.timers or self.starting:
             self.idle_since = time.monotonic()
             return False
         return time.monotonic() - self.idle_since >= idle_timeout()
@@ -222,11 +226,17 @@ class Supervisor:
                 return
             if pid == 0:
                 return
+            code = os.waitstatus_to_exitcode(status)
+            code = 128 - code if code < 0 else code
             w = self.by_pid.pop(pid, None)
             if w is not None:
-                code = os.waitstatus_to_exitcode(status)
-                self._exited(w, 128 - code if code < 0 else code)
-            # anything else is a helper we spawned (kago rm) or a runtime leftover
+                self._exited(w, code)
+            elif self.starting:
+                # a container that ended before its worker's report came (or a worker, or a
+                # helper we spawned): kept until the report says whose it is
+                self.early[pid] = code
+                if len(self.early) > 4096:
+                    self.early.pop(next(iter(self.early)))
 
     def _adopted_exit(self, w):
         self.sel.unregister(w.pidfd)
@@ -279,7 +289,7 @@ class Supervisor:
             client.send({"ok": True, "pid": os.getpid(), "watching": sorted(self.watched),
                          "restarting": sorted(cid for _, cid in self.timers)})
         elif op == "start":
-            client.send(self._start_request(req.get("id", ""), bool(req.get("attached"))))
+            self._start_request(client, req.get("id", ""), bool(req.get("attached")))
         elif op == "wait":
             self._wait_request(client, req.get("id", ""))
         elif op == "events":
@@ -291,17 +301,18 @@ class Supervisor:
         else:
             client.send({"ok": False, "error": f"unknown request {op!r}", "code": 125})
 
-    def _start_request(self, cid, attached):
+    def _start_request(self, client, cid, attached):
         try:
-            pid = self.start(cid, attached)
+            self.start(cid, attached, client)
         except ManagerError as e:
-            return {"ok": False, "error": str(e), "code": getattr(e, "exit_code", 125)}
+            client.send({"ok": False, "id": cid, "error": str(e),
+                         "code": getattr(e, "exit_code", 125)})
         except OSError as e:
-            return {"ok": False, "error": f"start {cid[:12]}: {e}", "code": 125}
-        return {"ok": True, "pid": pid}
+            client.send({"ok": False, "id": cid, "error": f"start {cid[:12]}: {e}",
+                         "code": 125})
 
     def _wait_request(self, client, cid):
-        if cid in self.watched:
+        if cid in self.watched or cid in self.starting_ids():
             self.waiters.setdefault(cid, []).append(client)
             return
         try:
@@ -320,15 +331,21 @@ class Supervisor:
 
     # --- starting
     def runtime_for(self, record):
-        path = record.get("runtime")
-        if path not in self.runtimes:
+        key = (record.get("runtime"), record["runtime_root"])
+        if key not in self.runtimes:
             from kago.manager.runtimes import open_runtime
-            self.runtimes[path] = open_runtime(path, record["runtime_root"])
-        return self.runtimes[path]
+            self.runtimes[key] = open_runtime(*key)
+            self.runtimes[key].warm()
+        return self.runtimes[key]
 
-    def start(self, cid, attached=False):
-        """Run the prepared bundle of ``cid`` detached, with its output coming to us."""
-        if cid in self.watched:
+    def start(self, cid, attached=False, client=None):
+        """Start the prepared bundle of ``cid`` detached, with its output coming to us.
+
+        The runtime is called in a worker forked for this one start, so that many starts
+        run at once (each mostly waits for its own container's set-up): the worker reports
+        the pid on a pipe and exits, and the container's init, left without its parent,
+        comes to us as the subreaper. ``client`` gets the reply when the worker reports."""
+        if cid in self.watched or cid in self.starting_ids():
             raise ManagerError(f"container {cid[:12]} is already running")
         record = self.records.load(cid)
         runtime = self.runtime_for(record)
@@ -337,32 +354,70 @@ class Supervisor:
         fifo_dir = self.paths.fifos(cid)
         os.makedirs(fifo_dir, exist_ok=True)
         writers = []
-        devnull = os.open(os.devnull, os.O_RDONLY | os.O_CLOEXEC)
         w = Watched(cid, 0, None, child=True)
+        w.attached = attached
+        self._open_output(w, record, create=True)
         try:
-            self._open_output(w, record, create=True)
             # O_RDWR: the container is a reader too, so its writes never get EPIPE even when
             # no supervisor is reading (they block once the pipe is full, until one is back)
             writers = [os.open(os.path.join(fifo_dir, s), os.O_RDWR | os.O_CLOEXEC)
                        for s in STREAMS]
-            try:
-                w.pid, w.pid_start = runtime.start(cid, self.paths.bundle(cid),
-                                                   (devnull, writers[0], writers[1]))
-            except ManagerError as e:
-                self._close_output(w)
-                self._failed_start(cid, e)
-                raise
+            report = _fork_worker(runtime, cid, self.paths.bundle(cid), writers)
+        except BaseException:
+            self._close_output(w)
+            raise
         finally:
-            for fd in writers + [devnull]:
+            for fd in writers:
                 os.close(fd)
-        w.attached = attached
-        self.watched[cid] = w
+        self.starting[report] = (w, client, b"")
+        self.sel.register(report, selectors.EVENT_READ, ("worker", None))
+
+    def starting_ids(self):
+        return {entry[0].cid for entry in self.starting.values()}
+
+    def _worker_done(self, fd):
+        """A worker's report, one JSON line: the container runs (pid) or could not start.
+        Taken as soon as the line is complete: the container's init may keep the pipe's
+        other end open until it execs its program."""
+        w, client, buf = self.starting[fd]
+        try:
+            chunk = os.read(fd, 65536)
+        except BlockingIOError:
+            return
+        buf += chunk
+        if chunk and b"\n" not in buf:
+            self.starting[fd] = (w, client, buf)
+            return
+        data = buf.split(b"\n", 1)[0]
+        self.sel.unregister(fd)
+        os.close(fd)
+        del self.starting[fd]
+        try:
+            report = json.loads(data)
+        except ValueError:
+            report = {"error": f"start {w.cid[:12]}: the worker died without a report",
+                      "code": 125}
+        if "error" in report:
+            self._close_output(w)
+            error = ManagerError(report["error"])
+            error.exit_code = report.get("code", 125)
+            self._failed_start(w.cid, error)
+            if client is not None:
+                client.send({"ok": False, "id": w.cid, "error": report["error"],
+                             "code": error.exit_code})
+            self._answer_waiters(w.cid, {"ok": True, "exit_code": error.exit_code,
+                                         "status": "exited"})
+            return
+        w.pid, w.pid_start = report["pid"], report["pid_start"]
+        self.watched[w.cid] = w
         self.by_pid[w.pid] = w
-        self.records.update(cid, lambda r: _started(r, w.pid, w.pid_start, attached))
-        self._broadcast({"event": "start", "id": cid, "pid": w.pid})
-        # it may have died already, before we mapped its pid: reap now rather than never
-        self._reap()
-        return w.pid
+        self.records.update(w.cid, lambda r: _started(r, w.pid, w.pid_start, w.attached))
+        if client is not None:
+            client.send({"ok": True, "id": w.cid, "pid": w.pid})
+        self._broadcast({"event": "start", "id": w.cid, "pid": w.pid})
+        status = self.early.pop(w.pid, None)
+        if status is not None:  # it ended before its worker's report reached us
+            self._exited(w, status)
 
     def _failed_start(self, cid, error):
         def fail(r):
@@ -515,11 +570,40 @@ class Supervisor:
             try:
                 self.records.update(cid, _count_restart)
                 self.start(cid)
-                self._broadcast({"event": "restart", "id": cid})
             except ManagerError as e:
                 _say(f"{cid[:12]}: restart failed: {e}")
                 self._answer_waiters(cid, {"ok": True, "exit_code": getattr(e, "exit_code", 125),
                                            "status": "exited"})
+
+
+def _fork_worker(runtime, cid, bundle, writers):
+    """Fork a process that runs ``runtime.start`` with the container's stdio and reports
+    {"pid", "pid_start"} or {"error", "code"} as JSON on the returned pipe."""
+    report_r, report_w = os.pipe2(os.O_CLOEXEC)
+    pid = os.fork()
+    if pid:
+        os.close(report_w)
+        os.set_blocking(report_r, False)
+        return report_r
+    try:  # the worker: never returns
+        signal.set_wakeup_fd(-1)  # its signals are not the supervisor's business
+        for sig in (signal.SIGCHLD, signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+            signal.signal(sig, signal.SIG_DFL)
+        os.close(report_r)
+        devnull = os.open(os.devnull, os.O_RDONLY)
+        os.dup2(devnull, 0)
+        os.dup2(writers[0], 1)
+        os.dup2(writers[1], 2)
+        try:
+            started, start_time = runtime.start(cid, bundle, (0, 1, 2))
+            doc = {"pid": started, "pid_start": start_time}
+        except ManagerError as e:
+            doc = {"error": str(e), "code": getattr(e, "exit_code", 125)}
+        except BaseException as e:  # noqa: BLE001 - reported, never raised past the fork
+            doc = {"error": f"start {cid[:12]}: {type(e).__name__}: {e}", "code": 125}
+        os.write(report_w, json.dumps(doc).encode() + b"\n")
+    finally:
+        os._exit(0)
 
 
 # --- record edits (run under the record's lock) ----------------------------------------------
@@ -562,10 +646,15 @@ def _oom_killed(record):
     from kago.errors import KagoError
     from kago.linux import cgroups
     try:
-        mgr = cgroups.open_manager(path)
+        if not _LAYOUT:
+            _LAYOUT.append(cgroups.detect())  # the hierarchies do not move; mountinfo grows
+        mgr = cgroups.open_manager(path, _LAYOUT[0])
         return mgr.exists() and mgr.oom_count() > 0
     except (KagoError, OSError):
         return False
+
+
+_LAYOUT = []
 
 
 def _alive(pid, start):

@@ -1,0 +1,262 @@
+"""A definition's agent: the process that runs its resident hooks after ``kago up`` returns.
+
+Started by ``kago up`` (only for definitions that have such hooks) in its own session, with
+its output in ROOT/groups/<key>.log; ``kago down`` stops it, ``kago reload`` restarts it with
+the new file. It loads the definition itself, so hooks are the file's own callables, and runs
+one single-threaded poll loop over:
+
+- the supervisor's event stream: ``exit`` -> on("exit") hooks fn(c, status), and on("failure")
+  hooks fn(c, error) when the status is not 0 or the OOM killer struck; ``start`` re-arms the
+  watches below (a restart makes a new cgroup);
+- timers: ``every(ms, times)`` -> fn(c), at most ``times`` times;
+- PSI triggers: ``on_pressure(resource, stall_ms, window_ms)`` writes "some <stall> <window>"
+  (microseconds) to the container's cgroup2 <resource>.pressure and waits for POLLPRI
+  (Documentation/accounting/psi.rst, "Monitoring for pressure thresholds");
+- OOM: ``on_oom`` -> the cgroup's OOM watch (an eventfd on v1);
+- signals: ``on_signal("USR1")`` -> fn(c) when this process gets SIGUSR1 (``kago ps FILE``
+  shows its pid).
+
+It exits when the group is gone (``kago down``) or on SIGTERM. Usage (internal):
+``python -m kago.manager.define.agent --root R --runroot RR FILE [KEY=VAL...]``.
+"""
+
+import heapq
+import json
+import os
+import select
+import signal
+import sys
+import time
+
+from kago.manager.define import hooks as H
+
+
+class Agent:
+    def __init__(self, mgr, definition, group):
+        self.mgr, self.definition, self.group = mgr, definition, group
+        self.poller = select.poll()
+        self.fds = {}          # fd -> (kind, data)
+        self.timers = []       # heap of (when, seq, name, ms, left, fn)
+        self.watches = {}      # cid -> [fds] (PSI, OOM) to close on re-arm
+        self.conn = None
+        self.running = True
+        self.seq = 0
+
+    def handle(self, name):
+        cid = self.group.containers.get(name)
+        record = self.mgr.records.load(cid)
+        return H.Handle(self.mgr, record)
+
+    # --- set-up
+    def setup(self):
+        rfd, wfd = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
+        signal.set_wakeup_fd(wfd)
+        wanted = {signal.SIGTERM, signal.SIGINT}
+        for c in self.definition.containers:
+            wanted |= {getattr(signal, sig) for sig, _fn in c.signals}
+        for sig in wanted:
+            signal.signal(sig, _note)
+        self._watch(rfd, "signal", None)
+        now = time.monotonic()
+        for c in self.definition.containers:
+            for ms, times, fn in c.timers:
+                self._timer(now + ms / 1000, c.name, ms, times, fn)
+            if c.name in self.group.containers:
+                self._arm(c)
+        self._subscribe()
+
+    def _watch(self, fd, kind, data, events=select.POLLIN):
+        self.poller.register(fd, events)
+        self.fds[fd] = (kind, data)
+
+    def _unwatch(self, fd):
+        try:
+            self.poller.unregister(fd)
+        except (KeyError, ValueError):
+            pass
+        self.fds.pop(fd, None)
+        os.close(fd)
+
+    def _timer(self, when, name, ms, left, fn):
+        self.seq += 1
+        heapq.heappush(self.timers, (when, self.seq, name, ms, left, fn))
+
+    def _subscribe(self):
+        from kago.manager import supervisor
+        from kago.manager.errors import ManagerError
+        try:
+            self.conn = supervisor.connect(self.mgr.paths)
+            self.conn.request("events", timeout=5)
+        except (ManagerError, OSError) as e:
+            H.warn(f"agent: no supervisor events ({e}); exit hooks wait for it")
+            self.conn = None
+            return
+        self._watch(self.conn.sock.fileno(), "events", None)
+
+    def _arm(self, c):
+        """PSI triggers and the OOM watch of one container (again after a restart)."""
+        cid = self.group.containers.get(c.name)
+        for fd in self.watches.pop(cid, []):
+            kind, data = self.fds.get(fd, (None, None))
+            if kind == "oom":
+                data[1].close()
+            self._unwatch(fd)
+        if not cid or not (c.pressure or c.oom):
+            return
+        record = self.mgr.records.load(cid)
+        fds = []
+        for resource, stall_ms, window_ms, fn in c.pressure:
+            path = f"/sys/fs/cgroup/unified{record['cgroups_path']}/{resource}.pressure"
+            if not os.path.isdir(os.path.dirname(path)):
+                path = f"/sys/fs/cgroup{record['cgroups_path']}/{resource}.pressure"
+            try:
+                fd = os.open(path, os.O_RDWR | os.O_NONBLOCK | os.O_CLOEXEC)
+                os.write(fd, f"some {stall_ms * 1000} {window_ms * 1000}\0".encode())
+            except OSError as e:
+                H.warn(f"agent: {c.name}: cannot watch {resource} pressure ({path}: "
+                       f"{os.strerror(e.errno).lower()})")
+                continue
+            self._watch(fd, "psi", (c.name, fn), select.POLLPRI)
+            fds.append(fd)
+        if c.oom:
+            from kago.errors import KagoError
+            from kago.linux import cgroups
+            try:
+                watch = cgroups.open_manager(record["cgroups_path"]).oom_watch()
+            except KagoError as e:
+                H.warn(f"agent: {c.name}: cannot watch for OOM: {e}")
+                watch = None
+            if watch is not None and watch.fileno() is not None:
+                fd = os.dup(watch.fileno())
+                self._watch(fd, "oom", (c.name, watch))
+                fds.append(fd)
+        self.watches[cid] = fds
+
+    # --- the loop
+    def run(self):
+        self.setup()
+        last_check = time.monotonic()
+        while self.running:
+            timeout = 1000
+            if self.timers:
+                timeout = max(0, min(timeout, int((self.timers[0][0] - time.monotonic()) * 1000)))
+            for fd, events in self.poller.poll(timeout):
+                kind, data = self.fds.get(fd, (None, None))
+                if kind == "signal":
+                    self._signals(fd)
+                elif kind == "events":
+                    self._events()
+                elif kind == "psi" and events & select.POLLPRI:
+                    self._fire(data[0], data[1])
+                elif kind == "oom":
+                    self._oom(fd, data)
+            self._run_timers()
+            if time.monotonic() - last_check > 1:
+                last_check = time.monotonic()
+                if not os.path.exists(self.group.file):
+                    break
+                if self.conn is None:
+                    self._subscribe()
+
+    def _fire(self, name, fn, *args):
+        try:
+            handle = self.handle(name)
+        except Exception:  # noqa: BLE001 - the container went away meanwhile
+            return
+        ok, result = H.call(fn, handle, *args)
+        if not ok:
+            H.warn(f"agent: {name}: hook {getattr(fn, '__name__', fn)} failed: {result}")
+
+    def _signals(self, fd):
+        try:
+            got = os.read(fd, 256)
+        except BlockingIOError:
+            return
+        for signum in got:
+            if signum in (signal.SIGTERM, signal.SIGINT):
+                self.running = False
+                continue
+            name = signal.Signals(signum).name
+            for c in self.definition.containers:
+                for sig, fn in c.signals:
+                    if sig == name and c.name in self.group.containers:
+                        self._fire(c.name, fn)
+
+    def _events(self):
+        from kago.manager.errors import ManagerError
+        try:
+            event = self.conn.receive(timeout=1)
+        except (ManagerError, OSError, ValueError):
+            fd = self.conn.sock.fileno()  # the supervisor went away: subscribe again later
+            self.poller.unregister(fd)
+            self.fds.pop(fd, None)
+            self.conn.close()
+            self.conn = None
+            return
+        if event is None:
+            return
+        by_id = {cid: name for name, cid in self.group.containers.items()}
+        name = by_id.get(event.get("id"))
+        if name is None:
+            return
+        c = self.definition.container(name)
+        if event.get("event") == "exit":
+            code = event.get("exit_code")
+            for fn in c.hooks["exit"]:
+                self._fire(name, fn, code)
+            if code != 0 or event.get("oom_killed"):
+                reason = "killed by the OOM killer" if event.get("oom_killed") else \
+                    f"exited with status {code}"
+                for fn in c.hooks["failure"]:
+                    self._fire(name, fn, reason)
+        elif event.get("event") in ("start", "restart"):
+            self._arm(c)
+        while self.conn is not None and b"\n" in self.conn.buf:
+            self._events()
+
+    def _oom(self, fd, data):
+        name, watch = data
+        try:
+            os.eventfd_read(fd)
+        except BlockingIOError:
+            return
+        if watch.wait(0.05):  # the eventfd also fires when the cgroup is removed
+            for fn in self.definition.container(name).oom:
+                self._fire(name, fn)
+
+    def _run_timers(self):
+        now = time.monotonic()
+        while self.timers and self.timers[0][0] <= now:
+            _when, _seq, name, ms, left, fn = heapq.heappop(self.timers)
+            self._fire(name, fn)
+            if left is None or left > 1:
+                self._timer(now + ms / 1000, name, ms, None if left is None else left - 1, fn)
+
+
+def _note(signum, frame):
+    """Signals only wake the loop (set_wakeup_fd)."""
+
+
+def main(argv=None):
+    argv = list(sys.argv[1:] if argv is None else argv)
+    opts = {}
+    while argv and argv[0].startswith("--"):
+        opts[argv[0]] = argv[1]
+        argv = argv[2:]
+    path, pairs = argv[0], argv[1:]
+    env = dict(p.split("=", 1) for p in pairs)
+    from kago.manager.define.group import Group
+    from kago.manager.define.load import load
+    from kago.manager.engine import Manager
+    mgr = Manager(opts.get("--root"), opts.get("--runroot"))
+    definition = load(path, env)
+    group = Group(mgr, path)
+    sys.stderr.write(f"agent {os.getpid()} for {path}: "
+                     f"{json.dumps(sorted(group.containers))}\n")
+    sys.stderr.flush()
+    Agent(mgr, definition, group).run()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
