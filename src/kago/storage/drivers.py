@@ -169,6 +169,9 @@ class _Copying(Driver):
     def own_tree(self, cdir):
         return os.path.join(cdir, "fs")
 
+    def stage_layer(self, staged, parent):
+        self.copy_tree(parent, staged)  # a layer is its parent plus its changes
+
     def create(self, cdir, layers, idmap, shift, userns):
         fs = self.own_tree(cdir)
         self.copy_tree(layers[-1] if layers else None, fs)
@@ -206,9 +209,6 @@ class _Shift:
 class Vfs(_Copying):
     name = "vfs"
 
-    def stage_layer(self, staged, parent):
-        self.copy_tree(parent, staged)
-
     def copy_tree(self, source, dest):
         if source is None:
             os.mkdir(dest, 0o755)
@@ -225,9 +225,6 @@ class Vfs(_Copying):
 class Btrfs(_Copying):
     name = "btrfs"
 
-    def stage_layer(self, staged, parent):
-        self.copy_tree(parent, staged)
-
     def copy_tree(self, source, dest):
         if source is None:
             syscalls.btrfs_subvolume_create(dest)
@@ -237,12 +234,6 @@ class Btrfs(_Copying):
     def publish_layer(self, staged, final):
         os.rename(staged, final)  # first: renaming a read-only subvolume is EROFS
         syscalls.btrfs_set_readonly(final)
-
-    def remove_layer(self, path):
-        _rmtree(path)
-
-    def remove(self, cdir):
-        _rmtree(cdir)
 
 
 def _rmtree(path):
