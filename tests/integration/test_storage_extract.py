@@ -99,7 +99,7 @@ def test_hardlink_to_a_directory_is_refused(layer):
 
 
 def test_device_nodes_follow_the_policy(layer):
-    tar = lambda: TarBuilder().device("dev/null", 1, 3).device("dev/loop9", 7, 9, char=False)  # noqa: E731
+    tar = lambda: TarBuilder().device("dev/null", 1, 3).device("dev/loop9", 7, 9, char=False)
     apply(tar(), layer)
     st = os.lstat(layer / "dev/null")
     assert stat.S_ISCHR(st.st_mode) and os.major(st.st_rdev) == 1 and os.minor(st.st_rdev) == 3

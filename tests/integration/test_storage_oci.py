@@ -8,7 +8,13 @@ import tarfile
 
 import pytest
 
-from kago.storage import (BadArchive, DigestMismatch, PlatformNotFound, StoreError, testkit)
+from kago.storage import (
+    BadArchive,
+    DigestMismatch,
+    PlatformNotFound,
+    StoreError,
+    testkit,
+)
 from kago.storage.store import host_platform
 
 

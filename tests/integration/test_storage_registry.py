@@ -8,8 +8,14 @@ import urllib.request
 
 import pytest
 
-from kago.storage import (DigestMismatch, ImageNotFound, PlatformNotFound, RegistryError,
-                          registry, testkit)
+from kago.storage import (
+    DigestMismatch,
+    ImageNotFound,
+    PlatformNotFound,
+    RegistryError,
+    registry,
+    testkit,
+)
 from kago.storage.store import host_platform
 
 pytestmark = pytest.mark.skipif(not os.path.exists(testkit.Registry.BINARY),

@@ -11,9 +11,17 @@ import tarfile
 
 import pytest
 
-from kago.storage import (HOST_ROOT, IdMap, ImageInUse, ImageNotFound, NameTaken,
-                          RootfsExists, StoreError)
-from kago.storage import syscalls, testkit
+from kago.storage import (
+    HOST_ROOT,
+    IdMap,
+    ImageInUse,
+    ImageNotFound,
+    NameTaken,
+    RootfsExists,
+    StoreError,
+    syscalls,
+    testkit,
+)
 
 SHIFTED = IdMap([(0, 100000, 65536)])
 

@@ -12,13 +12,38 @@ registry client (``kago.storage.registry``).
 See docs/storage.md.
 """
 
-from kago.storage.errors import (BadArchive, DigestMismatch, ImageInUse, ImageNotFound,
-                                 NameTaken, PlatformNotFound, RegistryError, RootfsExists,
-                                 RootfsNotFound, StoreError, UnsafeArchive)
+from kago.storage.errors import (
+                                 BadArchive,
+                                 DigestMismatch,
+                                 ImageInUse,
+                                 ImageNotFound,
+                                 NameTaken,
+                                 PlatformNotFound,
+                                 RegistryError,
+                                 RootfsExists,
+                                 RootfsNotFound,
+                                 StoreError,
+                                 UnsafeArchive,
+)
 from kago.storage.model import IdMap, ImageInfo, RootfsInfo
 from kago.storage.store import DEFAULT_ROOT, HOST_ROOT, Store
 
-__all__ = ["Store", "StoreError", "ImageNotFound", "IdMap", "ImageInfo", "RootfsInfo",
-           "NameTaken", "ImageInUse", "RootfsExists", "RootfsNotFound", "BadArchive",
-           "UnsafeArchive", "DigestMismatch", "PlatformNotFound", "RegistryError",
-           "DEFAULT_ROOT", "HOST_ROOT"]
+__all__ = [
+                                 "DEFAULT_ROOT",
+                                 "HOST_ROOT",
+                                 "BadArchive",
+                                 "DigestMismatch",
+                                 "IdMap",
+                                 "ImageInUse",
+                                 "ImageInfo",
+                                 "ImageNotFound",
+                                 "NameTaken",
+                                 "PlatformNotFound",
+                                 "RegistryError",
+                                 "RootfsExists",
+                                 "RootfsInfo",
+                                 "RootfsNotFound",
+                                 "Store",
+                                 "StoreError",
+                                 "UnsafeArchive",
+]

@@ -26,7 +26,6 @@ from kago.linux import idmap as linux_idmap
 from kago.storage import syscalls
 from kago.storage.errors import StoreError
 
-
 _exiting = []  # helper children released but not reaped yet (see make_userns)
 
 

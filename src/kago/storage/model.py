@@ -14,7 +14,7 @@ class IdMap:
     for an ID the map does not cover (as the kernel does, which shows it as the overflow ID).
     """
 
-    __slots__ = ("uids", "gids")
+    __slots__ = ("gids", "uids")
 
     def __init__(self, uids, gids=None):
         self.uids = _ranges("uids", uids)
@@ -92,7 +92,7 @@ def _translate(ranges, value, src, dst):
 
 def now_rfc3339():
     """UTC now as RFC 3339 with seconds: 2024-05-01T12:00:00Z (what OCI configs carry)."""
-    return datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 class ImageInfo:
@@ -104,8 +104,8 @@ class ImageInfo:
     ``size`` the bytes of file content in its layers.
     """
 
-    __slots__ = ("id", "names", "created", "size", "layers", "config", "author", "history",
-                 "architecture", "os")
+    __slots__ = ("architecture", "author", "config", "created", "history", "id", "layers",
+                 "names", "os", "size")
 
     def __init__(self, id, names, created, size, layers, config, author=None, history=(),
                  architecture=None, os=None):
@@ -132,7 +132,7 @@ class RootfsInfo:
     were shifted to the container's IDs: "idmapped" (an idmapped mount, nothing copied),
     "chown" (its own copy re-owned) or "none" (no idmap)."""
 
-    __slots__ = ("cid", "path", "driver", "shift", "image_id", "idmap", "mounted")
+    __slots__ = ("cid", "driver", "idmap", "image_id", "mounted", "path", "shift")
 
     def __init__(self, cid, path, driver, shift, image_id=None, idmap=None, mounted=False):
         self.cid = cid

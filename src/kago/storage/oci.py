@@ -18,7 +18,7 @@ import uuid
 
 from kago.storage import reference
 from kago.storage.errors import BadArchive, DigestMismatch, PlatformNotFound, StoreError
-from kago.storage.stream import HashingReader, MEDIA_TYPES, check_digest, hex_of, sniff
+from kago.storage.stream import MEDIA_TYPES, HashingReader, check_digest, hex_of, sniff
 
 MEDIA_OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
 MEDIA_OCI_INDEX = "application/vnd.oci.image.index.v1+json"
@@ -313,7 +313,7 @@ def import_oci(store, path, name=None):
 
 def _import_manifest(store, stage, source, desc, names, host):
     what = source.path
-    load = lambda digest: read_verified(source, digest, f"manifest {digest[:19]}")  # noqa: E731
+    load = lambda digest: read_verified(source, digest, f"manifest {digest[:19]}")
     manifest, _ = resolve_manifest(load, desc, host, what)
     cdesc = manifest.get("config") or {}
     config = read_verified(source, check_digest(cdesc.get("digest"), f"{what}: config"),

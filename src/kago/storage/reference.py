@@ -22,7 +22,7 @@ DOCKER_HUB = "registry-1.docker.io"
 
 
 class Reference:
-    __slots__ = ("domain", "path", "tag", "digest")
+    __slots__ = ("digest", "domain", "path", "tag")
 
     def __init__(self, domain, path, tag, digest):
         self.domain = domain
@@ -80,7 +80,7 @@ def normalize(name):
 
 def looks_like_id(ref):
     """An image ID or an unambiguous-looking prefix of one (``sha256:`` allowed)."""
-    text = ref[7:] if ref.startswith("sha256:") else ref
+    text = ref.removeprefix("sha256:")
     return 3 <= len(text) <= 64 and all(c in "0123456789abcdef" for c in text)
 
 

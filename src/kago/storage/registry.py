@@ -59,7 +59,7 @@ def parse_challenge(header):
 
 
 class Response:
-    __slots__ = ("status", "headers", "body", "conn", "raw")
+    __slots__ = ("body", "conn", "headers", "raw", "status")
 
     def __init__(self, status, headers, conn, raw):
         self.status = status
@@ -305,7 +305,7 @@ def pull(store, ref, insecure=False, auth=None):
             cache[digest] = body
         return cache[digest]
 
-    body, kind, digest = client.manifest(tag)
+    body, _kind, digest = client.manifest(tag)
     cache[digest] = body
     manifest, _ = oci.resolve_manifest(load, {"digest": digest}, host_platform(), what)
     cdigest = check_digest((manifest.get("config") or {}).get("digest"), f"{what}: config")

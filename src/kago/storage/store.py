@@ -5,22 +5,35 @@ Imports stage everything under <root>/tmp without the lock (a long import does n
 containers from being made), then publish it under the lock by renames; see ``_Staging``.
 """
 
-import errno
 import hashlib
 import json
 import os
 import platform
-import shutil
 import uuid
 
 from kago.storage import drivers, idshift, reference, syscalls
 from kago.storage.apply import apply_layer
-from kago.storage.errors import (BadArchive, DigestMismatch, ImageInUse, ImageNotFound,
-                                 NameTaken, RootfsExists, RootfsNotFound, StoreError)
+from kago.storage.errors import (
+    BadArchive,
+    DigestMismatch,
+    ImageInUse,
+    ImageNotFound,
+    NameTaken,
+    RootfsExists,
+    RootfsNotFound,
+    StoreError,
+)
 from kago.storage.model import IdMap, ImageInfo, RootfsInfo, now_rfc3339
 from kago.storage.records import StoreLock, pid_alive, read_json, write_json
-from kago.storage.stream import (MEDIA_TYPES, HashingReader, decompressed, gzip_copy, hex_of,
-                                 is_enospc, sniff)
+from kago.storage.stream import (
+    MEDIA_TYPES,
+    HashingReader,
+    decompressed,
+    gzip_copy,
+    hex_of,
+    is_enospc,
+    sniff,
+)
 from kago.storage.writer import LayerTar
 
 DEFAULT_ROOT = "/var/lib/kago/storage"
@@ -46,7 +59,7 @@ def chain_id(parent, diff_id):
 class Layer:
     """A layer to stack: its blob (digest, size, media type) and, once read, its diff_id."""
 
-    __slots__ = ("digest", "size", "media_type", "diff_id", "path", "chain", "content_size")
+    __slots__ = ("chain", "content_size", "diff_id", "digest", "media_type", "path", "size")
 
     def __init__(self, digest, size, media_type, diff_id=None, path=None):
         self.digest = digest
@@ -134,7 +147,7 @@ class Store:
             if name in rec["names"]:
                 return rec
         if reference.looks_like_id(ref):
-            prefix = ref[7:] if ref.startswith("sha256:") else ref
+            prefix = ref.removeprefix("sha256:")
             hits = [r for r in records if r["id"].startswith(prefix)]
             if len(hits) == 1:
                 return hits[0]
@@ -530,7 +543,7 @@ class Store:
                                                       for layer in r["layers"]}
         removed = []
         for entry in os.listdir(self._p("layers")):
-            stem = entry[:-5] if entry.endswith(".json") else entry
+            stem = entry.removesuffix(".json")
             if stem == "empty" or "sha256:" + stem in used_chains:
                 if entry.endswith(".json"):  # a kept layer keeps its blob (commit, export)
                     blob = (read_json(self._p("layers", entry)) or {}).get("blob")
@@ -553,7 +566,7 @@ class Store:
 class _Record:
     """A container record as the drivers read it."""
 
-    __slots__ = ("shift", "idmap", "options")
+    __slots__ = ("idmap", "options", "shift")
 
     def __init__(self, record):
         self.shift = record["shift"]

@@ -261,6 +261,7 @@ def oci_layout(path, layer_tars, platforms=None, name=None, config=None, diff_id
     ``diff_ids`` overrides the config's (to make a bad one). Returns {platform: manifest digest}.
     """
     import json
+
     from kago.storage.store import host_platform
     blobs = os.path.join(path, "blobs", "sha256")
     os.makedirs(blobs, exist_ok=True)
@@ -402,6 +403,7 @@ def as_container_root(root, idmap, fn):
     namespace with ``idmap`` (none: plain root), as a container's init would be: its file
     operations carry the container's IDs. Raises AssertionError with the child's error."""
     import traceback
+
     from kago.kernel import consts as C
     from kago.kernel import libc
     from kago.storage import idshift

@@ -2,7 +2,15 @@
 
 import pytest
 
-from kago.storage import IdMap, PlatformNotFound, StoreError, oci, registry, stream, syscalls
+from kago.storage import (
+    IdMap,
+    PlatformNotFound,
+    StoreError,
+    oci,
+    registry,
+    stream,
+    syscalls,
+)
 from kago.storage.store import chain_id
 
 

@@ -2,8 +2,7 @@
 
 import pytest
 
-from kago.storage import StoreError
-from kago.storage import reference
+from kago.storage import StoreError, reference
 
 
 @pytest.mark.parametrize("text, name", [
