@@ -285,6 +285,7 @@ class Networks:
                     steps.mark("netns", lambda: self._make_netns(att, pid))
                 if etc_dir:
                     steps.mark("etc", lambda: self._write_etc(att, resolv_conf))
+                steps.done()
             except BaseException as err:
                 failed = steps.undo()
                 if failed and isinstance(err, Exception):
@@ -505,9 +506,11 @@ class _Steps:
             raise
 
     def mark(self, step, action, atomic=False):
-        """Journal ``step``, run ``action``, journal the result. The mark is taken back when the
-        action failed without making anything: an ``atomic`` action (all or nothing), or one
-        that found its object already there (ObjectExists: somebody else's, left alone)."""
+        """Journal ``step``, then run ``action``. The mark is taken back when the action failed
+        without making anything: an ``atomic`` action (all or nothing), or one that found its
+        object already there (ObjectExists: somebody else's, left alone). What a step learns
+        (addresses) reaches the record with the next step's mark, or ``done``: undo needs only
+        the id and the planned names up to there (leases are released by id)."""
         self.made.append(step)
         self.save()
         try:
@@ -516,6 +519,8 @@ class _Steps:
             if atomic or isinstance(err, ObjectExists):
                 self.made.remove(step)
             raise
+
+    def done(self):
         self.save()
 
     def undo(self, raise_errors=False):
