@@ -62,14 +62,13 @@ class Channel:
                                                   fd.to_bytes(4, sys.byteorder, signed=True))])
 
     def recv(self, expect=None, with_fds=False):
-        if with_fds:
-            data, anc, _flags, _addr = self.sock.recvmsg(_MAX, _socket.CMSG_SPACE(4 * 4))
-            fds = [int.from_bytes(raw[i:i + 4], sys.byteorder, signed=True)
-                   for level, kind, raw in anc
-                   if level == _socket.SOL_SOCKET and kind == _socket.SCM_RIGHTS
-                   for i in range(0, len(raw) - len(raw) % 4, 4)]
-        else:
-            data = self.sock.recv(_MAX)
+        try:
+            data, fds = self._recv(with_fds)
+        except ConnectionResetError:
+            # The other side exited with a message of ours unread (a "go" or "clone" that
+            # crossed its error): the kernel reports that once, before the messages it sent
+            # us, which are still queued. Read on: its error message is the one to report.
+            data, fds = self._recv(with_fds)
         if not data:
             raise ChannelClosed("the other side of the channel exited")
         msg = marshal.loads(data)
@@ -80,6 +79,16 @@ class Channel:
         if expect and msg.get("t") not in expect:
             raise errors.KagoError(f"unexpected message {msg.get('t')!r}, wanted {expect}")
         return msg
+
+    def _recv(self, with_fds):
+        if not with_fds:
+            return self.sock.recv(_MAX), None
+        data, anc, _flags, _addr = self.sock.recvmsg(_MAX, _socket.CMSG_SPACE(4 * 4))
+        fds = [int.from_bytes(raw[i:i + 4], sys.byteorder, signed=True)
+               for level, kind, raw in anc
+               if level == _socket.SOL_SOCKET and kind == _socket.SCM_RIGHTS
+               for i in range(0, len(raw) - len(raw) % 4, 4)]
+        return data, fds
 
     def send_error(self, exc):
         try:

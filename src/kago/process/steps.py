@@ -4,9 +4,10 @@ Why this order (runc's standard_init_linux.go and prepareRootfs, crun's containe
 - oom_score_adj first, while the host's /proc is still ours;
 - the rootfs is prepared (propagation, mounts, devices) before hooks, so createContainer hooks
   see it, and before pivot_root, so mount sources still resolve on the host;
-- the cgroup limits are awaited (the runtime's "go") after the rootfs is prepared and before
-  the first hook or anything of the container runs: runc sets them at the same point (at
-  procHooks or procReady), and the runtime writes them while we mount, instead of us waiting;
+- the cgroup limits are awaited (the runtime's "go") after the mounts, before the devices are
+  made and before the first hook or anything of the container runs: the runtime writes them
+  while we mount instead of us waiting, and a v1 device list is rewritten from deny-all, so
+  a mknod during that write could be refused;
 - sysctls, then read-only and masked paths, before the root switch: the writes go through the
   container's /proc, which is about to be made read-only;
 - the terminal is made after the switch, from the container's own devpts;
@@ -312,8 +313,8 @@ def execute(ctx):
 
 
 CREATE_STEPS = (enter_cgroup_ns, session_keyring, set_oom_score, prepare_root, mount_all,
-                make_devices, make_cwd, cgroup_limits, creation_hooks, sysctls, protect_paths, switch_root,
-                set_names, terminal, rlimits, home_env, find_program, enter_cwd, lsm_labels,
+                cgroup_limits, make_devices, make_cwd, creation_hooks, sysctls, protect_paths,
+                switch_root, set_names, terminal, rlimits, home_env, find_program, enter_cwd, lsm_labels,
                 seccomp_privileged, credentials, close_fds, seccomp_listener, signal_ready,
                 wait_for_start, start_hooks, no_new_privileges, seccomp, execute)
 
