@@ -59,6 +59,7 @@ STREAMS = ("stdout", "stderr")
 RESTART_DELAY_MIN = 0.1     # docker: 100 ms, doubled each time, reset after 10 s of running
 RESTART_DELAY_MAX = 10.0
 RESTART_RESET_AFTER = 10.0
+WORKER_TIMEOUT = 60.0       # a start that takes longer is stuck (a hook that never returns)
 
 
 def idle_timeout():
@@ -111,7 +112,8 @@ class Supervisor:
         self.timers = []           # [(when, cid)] pending restarts
         self.delays = {}           # cid -> next restart delay
         self.runtimes = {}
-        self.starting = {}         # worker report fd -> (Watched, Client or None)
+        self.starting = {}         # worker report fd -> (Watched, Client or None, bytes read)
+        self.workers = {}          # worker report fd -> (worker pid, deadline)
         self.early = {}            # pid -> exit status, reaped before its worker reported
         self.idle_since = time.monotonic()
         self.running = True
@@ -199,6 +201,7 @@ class Supervisor:
 
     def _next_timeout(self):
         waits = [when - time.monotonic() for when, _ in self.timers]
+        waits += [deadline - time.monotonic() for _pid, deadline in self.workers.values()]
         if not self.watched and not self.clients:
             waits.append(self.idle_since + idle_timeout() - time.monotonic())
         return max(0.0, min(waits)) if waits else None
@@ -362,7 +365,7 @@ class Supervisor:
             # no supervisor is reading (they block once the pipe is full, until one is back)
             writers = [os.open(os.path.join(fifo_dir, s), os.O_RDWR | os.O_CLOEXEC)
                        for s in STREAMS]
-            report = _fork_worker(runtime, cid, self.paths.bundle(cid), writers)
+            report, worker = _fork_worker(runtime, cid, self.paths.bundle(cid), writers)
         except BaseException:
             self._close_output(w)
             raise
@@ -370,6 +373,7 @@ class Supervisor:
             for fd in writers:
                 os.close(fd)
         self.starting[report] = (w, client, b"")
+        self.workers[report] = (worker, time.monotonic() + WORKER_TIMEOUT)
         self.sel.register(report, selectors.EVENT_READ, ("worker", None))
 
     def starting_ids(self):
@@ -388,10 +392,14 @@ class Supervisor:
         if chunk and b"\n" not in buf:
             self.starting[fd] = (w, client, buf)
             return
-        data = buf.split(b"\n", 1)[0]
+        self._report(fd, buf.split(b"\n", 1)[0])
+
+    def _report(self, fd, data):
+        w, client, _buf = self.starting[fd]
         self.sel.unregister(fd)
         os.close(fd)
         del self.starting[fd]
+        self.workers.pop(fd, None)
         try:
             report = json.loads(data)
         except ValueError:
@@ -552,7 +560,21 @@ class Supervisor:
         self.timers.append((time.monotonic() + delay, cid))
         self.timers.sort()
 
+    def _stuck_workers(self):
+        """A worker past WORKER_TIMEOUT is killed: its pipe then ends without a report, and
+        the start fails with "the worker died without a report"."""
+        now = time.monotonic()
+        for fd, (pid, deadline) in list(self.workers.items()):
+            if now > deadline:
+                _say(f"{self.starting[fd][0].cid[:12]}: start timed out, killing its worker")
+                try:
+                    os.kill(pid, signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
+                self._report(fd, b"")
+
     def _run_timers(self):
+        self._stuck_workers()
         now = time.monotonic()
         while self.timers and self.timers[0][0] <= now:
             _, cid = self.timers.pop(0)
@@ -584,7 +606,7 @@ def _fork_worker(runtime, cid, bundle, writers):
     if pid:
         os.close(report_w)
         os.set_blocking(report_r, False)
-        return report_r
+        return report_r, pid
     try:  # the worker: never returns
         signal.set_wakeup_fd(-1)  # its signals are not the supervisor's business
         for sig in (signal.SIGCHLD, signal.SIGTERM, signal.SIGINT, signal.SIGHUP):

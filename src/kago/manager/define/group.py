@@ -26,6 +26,8 @@ from kago.manager.define import hooks as H
 from kago.manager.define.load import load
 from kago.manager.errors import DefinitionError, ManagerError, NoSuchContainer
 
+START_TIMEOUT = 120  # seconds without any answer from the supervisor: something is stuck
+
 
 def key_of(path):
     return hashlib.sha256(os.path.abspath(path).encode()).hexdigest()[:16]
@@ -159,6 +161,8 @@ class _Up:
         self.server = H.RootSwitchServer()
         self.conn = None
         self.pending = {}  # cid -> (Container, record, Handle), replies come in any order
+        self.deferred = {}  # cid -> (Container, record, Handle, reply): awaiting its hook
+        self.switched = set()  # cids whose after_root_switch hook has been served
         self.t0 = time.monotonic()
 
     # --- creating and starting
@@ -176,7 +180,7 @@ class _Up:
                 self.mgr._prepare_start(record)  # a reboot may have unmounted its rootfs
             self._start(c, record)
             self._collect(block=False)
-        while self.pending:
+        while self.pending or self.deferred:
             self._collect(block=True)
         self.progress.end()
 
@@ -227,22 +231,51 @@ class _Up:
         self.pending[record["id"]] = (c, record, handle)
 
     def _root_hook(self, c, handle, moment):
+        ok = True
         for fn in c.hooks.get(moment, ()):
-            ok, result = H.call(fn, handle.refresh())
-            if not ok:
+            good, result = H.call(fn, handle.refresh())
+            if not good:
                 H.warn(f"{c.name}: {moment} hook failed: {result}")
-                return False
-        return True
+                ok = False
+                break
+        if moment == "after_root_switch":
+            self.switched.add(handle.id)
+        return ok
 
     def _collect(self, block):
-        """Handle the supervisor's replies that have arrived (or wait for the next one)."""
-        while self.pending:
-            if not self.server.wait(self.conn.sock, None if block else 0):
+        """Handle the supervisor's replies that have arrived (or wait for the next one).
+
+        A reply can come before the container's after_root_switch hook has called back (the
+        runtime runs startContainer hooks after ``create`` returned), so such a container's
+        reply waits in ``deferred`` until its hook was served: after_fork comes after it."""
+        deadline = time.monotonic() + START_TIMEOUT
+        while self.pending or self.deferred:
+            for cid in [cid for cid in self.deferred if cid in self.switched]:
+                self._started(*self.deferred.pop(cid))
+            if not self.pending and not self.deferred:
                 return
+            if b"\n" not in self.conn.buf:
+                left = max(0.0, deadline - time.monotonic()) if block else 0
+                what = self.server.wait(self.conn.sock, left)
+                if what == "served":
+                    continue
+                if what is None:
+                    if not block:
+                        return
+                    raise ManagerError(f"no answer in {START_TIMEOUT} s about "
+                                       + ", ".join(c.name for c, *_ in self._waiting()))
             reply = self.conn.receive()
             c, record, handle = self.pending.pop(reply.get("id"))
-            self._started(c, record, handle, reply)
+            if c.hooks["after_root_switch"] and reply.get("ok") and \
+                    record["id"] not in self.switched:
+                self.deferred[record["id"]] = (c, record, handle, reply)
+            else:
+                self._started(c, record, handle, reply)
             block = False
+            deadline = time.monotonic() + START_TIMEOUT
+
+    def _waiting(self):
+        return list(self.pending.values()) + [v[:3] for v in self.deferred.values()]
 
     def _started(self, c, record, handle, reply):
         from kago.manager.engine import _started as started_pid
@@ -252,7 +285,9 @@ class _Up:
             for fn in c.hooks["failure"]:
                 H.call(fn, handle, e)
             if not self.keep_going:
-                raise ManagerError(f"container {c.name}: {e}") from None
+                error = ManagerError(f"container {c.name}: {e}")
+                error.exit_code = getattr(e, "exit_code", 125)  # 127/126 as for kago run
+                raise error from None
             self.errors[c.name] = str(e)
             self.progress.step(c.name, "failed")
             return
@@ -299,7 +334,7 @@ class _Up:
                     self.errors[name] = error
                     del checks[name]
             if checks:
-                time.sleep(0.02)
+                self.server.poll(0.02)
 
     def rollback(self):
         """Undo this up: remove what it made, stop what it started."""

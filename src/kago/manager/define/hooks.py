@@ -134,17 +134,26 @@ class RootSwitchServer:
             os.write(ack, b"0\n" if ok else b"1\n")
 
     def wait(self, sock, timeout):
-        """Serve hook requests until ``sock`` is readable (or ``timeout``); True if it is."""
-        deadline = None if timeout is None else time.monotonic() + timeout
+        """Wait up to ``timeout`` (None: no limit) for ``sock`` to be readable, serving hook
+        requests meanwhile: "sock" when it is, "served" after a hook was answered, None on
+        timeout."""
+        ready, _, _ = select.select([sock] + self.fds(), [], [], timeout)
+        if sock in ready:
+            return "sock"
+        for fd in ready:
+            self.serve(fd)
+        return "served" if ready else None
+
+    def poll(self, seconds):
+        """Serve hook requests for ``seconds`` (used while waiting for readiness)."""
+        deadline = time.monotonic() + seconds
         while True:
-            left = None if deadline is None else max(0.0, deadline - time.monotonic())
-            ready, _, _ = select.select([sock] + self.fds(), [], [], left)
-            if sock in ready:
-                return True
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return
+            ready, _, _ = select.select(self.fds(), [], [], left)
             for fd in ready:
                 self.serve(fd)
-            if not ready:
-                return False
 
     def close(self):
         for fd, (directory, ack, _cb) in self.channels.items():

@@ -1,0 +1,272 @@
+"""Definitions that are programs: kago up / ps / down / reload / archive on the real kernel.
+
+Each test writes a small definition file, runs the command line against its own manager root
+(kago.manager.testing.KagoEnv) and checks what the kernel shows: host UIDs of ID-mapped
+workers, PID namespaces, CPU quotas, separate writable layers, hooks' order, the agent's
+timers and exit hooks, live limit changes, and that a failing definition leaves nothing.
+"""
+
+import os
+import textwrap
+import time
+
+import pytest
+
+from kago.manager.testing import kmt, wait_http  # noqa: F401 - the fixture
+
+pytestmark = pytest.mark.usefixtures("kmt")
+
+
+def definition(tmp_path, text, name="def.py"):
+    path = tmp_path / name
+    path.write_text(textwrap.dedent(text))
+    return str(path)
+
+
+def wait_until(predicate, timeout=10.0, interval=0.05):
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value or time.monotonic() > deadline:
+            return value
+        time.sleep(interval)
+
+
+def containers_of(kmt):
+    return sorted(r["name"] for r in kmt.manager().records.all())
+
+
+WEB = """
+from kago.manager.define import Container, id_range, tcp
+
+for port in range({first}, {first} + {count}):
+    web = Container(f"kmt-web-{{port}}", image="busybox", network="host",
+                    command=["httpd", "-f", "-p", str(port), "-u", "33:33", "-h", "/etc"],
+                    ids=id_range(port * 100, 100), cgroup={{"cpu.cfs_quota_us": 30000}},
+                    stop_signal="SIGKILL")
+    web.ready(tcp(port), timeout=5)
+"""
+
+
+def test_up_ps_down_id_ranges_pid_namespaces_quota_and_layers(kmt, tmp_path):
+    first = 18411
+    path = definition(tmp_path, WEB.format(first=first, count=3))
+    up = kmt.kago("up", path, check=True)
+    assert up.stdout.splitlines()[0].split()[:3] == ["NAME", "CONTAINER", "ID"]
+    pids = {}
+    for port in range(first, first + 3):
+        assert wait_http(port, "/hostname") == f"kmt-web-{port}\n"
+        doc = kmt.inspect(f"kmt-web-{port}")
+        pid = doc["State"]["Pid"]
+        pids[port] = pid
+        with open(f"/proc/{pid}/status") as f:
+            uid = next(line for line in f if line.startswith("Uid:")).split()[1]
+        assert int(uid) == port * 100 + 33  # httpd dropped to 33 inside
+        assert os.readlink(f"/proc/{pid}/ns/pid") != os.readlink("/proc/self/ns/pid")
+        with open(f"/sys/fs/cgroup/cpu/kago-{doc['Id']}/cpu.cfs_quota_us") as f:
+            assert f.read().strip() == "30000"
+    # each has its own writable layer over the one image
+    kmt.kago("exec", f"kmt-web-{first}", "touch", "/mine", check=True)
+    assert kmt.kago("exec", f"kmt-web-{first + 1}", "test", "-e", "/mine").returncode == 1
+    ps = kmt.kago("ps", path, check=True).stdout
+    assert ps.count("Up ") == 3
+    kmt.kago("down", "-t", "1", path, check=True)
+    assert containers_of(kmt) == []
+    assert not any(os.path.exists(f"/proc/{p}") for p in pids.values())
+
+
+def test_a_definition_error_names_file_and_line_and_starts_nothing(kmt, tmp_path):
+    path = definition(tmp_path, """\
+        from kago.manager.define import Container
+        Container("kmt-ok", image="busybox", network="none", command=["true"])
+        Container("kmt-bad", image="busybox", network="none",
+                  cgroup={"not a key": 1})
+        """)
+    proc = kmt.kago("up", path)
+    assert proc.returncode == 125
+    assert f"{path}:3: container kmt-bad: cgroup" in proc.stderr
+    path = definition(tmp_path, "from kago.manager.define import Container\n\nx = 1 +\n",
+                      "syntax.py")
+    proc = kmt.kago("up", path)
+    assert proc.returncode == 125 and f"{path}:3: syntax error" in proc.stderr
+    path = definition(tmp_path, """\
+        def broken():
+            return {}["nope"]
+        broken()
+        """, "raises.py")
+    proc = kmt.kago("up", path)
+    assert f"{path}:2: KeyError" in proc.stderr
+    path = definition(tmp_path, """\
+        from kago.manager.define import Container
+        Container("kmt-twice", image="busybox", command=["true"])
+        Container("kmt-twice", image="busybox", command=["true"])
+        """, "dup.py")
+    assert "also used on line 2" in kmt.kago("up", path).stderr
+    assert containers_of(kmt) == []
+
+
+def test_a_failing_start_rolls_the_group_back(kmt, tmp_path):
+    path = definition(tmp_path, """\
+        from kago.manager.define import Container
+        Container("kmt-first", image="busybox", network="none", command=["sleep", "60"])
+        Container("kmt-second", image="busybox", network="none", command=["no-such-cmd"])
+        """)
+    proc = kmt.kago("up", path)
+    assert proc.returncode == 127, proc.stderr
+    assert "kmt-second" in proc.stderr
+    assert containers_of(kmt) == []
+    proc = kmt.kago("up", "--keep-going", path)
+    assert proc.returncode == 1
+    assert containers_of(kmt) == ["kmt-first", "kmt-second"]
+    kmt.kago("down", "-t", "0", path, check=True)
+
+
+def test_overlapping_id_ranges_are_refused(kmt, tmp_path):
+    a = definition(tmp_path, """\
+        from kago.manager.define import Container, id_range
+        Container("kmt-a", image="busybox", network="none", command=["sleep", "60"],
+                  ids=id_range(3000000, 1000))
+        """, "a.py")
+    b = definition(tmp_path, """\
+        from kago.manager.define import Container, id_range
+        Container("kmt-b", image="busybox", network="none", command=["sleep", "60"],
+                  ids=id_range(3000500, 1000))
+        """, "b.py")
+    kmt.kago("up", a, check=True)
+    proc = kmt.kago("up", b)
+    assert proc.returncode == 125 and "overlaps container kmt-a" in proc.stderr
+    assert containers_of(kmt) == ["kmt-a"]
+    kmt.kago("down", "-t", "0", a, check=True)
+
+
+def test_hooks_run_in_order_and_readiness_waits(kmt, tmp_path):
+    log = tmp_path / "hooks.log"
+    path = definition(tmp_path, f"""\
+        from kago.manager.define import Container, tcp
+        LOG = {str(log)!r}
+        def note(what):
+            def hook(c, *rest):
+                with open(LOG, "a") as f:
+                    f.write(f"{{what}} {{c.name}} {{c.pid > 0}}\\n")
+            return hook
+        web = Container("kmt-hooked", image="busybox", network="none",
+                        command=["sh", "-c", "sleep 0.3; exec httpd -f -p 8080 -h /etc"],
+                        stop_signal="SIGKILL")
+        for moment in ("before_fork", "before_root_switch", "after_root_switch",
+                       "after_fork"):
+            web.on(moment)(note(moment))
+        web.ready(tcp(8080), timeout=5)
+        """)
+    up = kmt.kago("up", path, check=True)
+    lines = log.read_text().splitlines()
+    assert [ln.split()[0] for ln in lines] == ["before_fork", "before_root_switch",
+                                              "after_root_switch", "after_fork"]
+    assert lines[0].endswith("False") and lines[-1].endswith("True")
+    ready = float(up.stdout.splitlines()[1].split()[-1].rstrip("s"))
+    assert ready >= 0.3
+    kmt.kago("down", "-t", "0", path, check=True)
+
+
+def test_readiness_timeout_fails_and_rolls_back(kmt, tmp_path):
+    path = definition(tmp_path, """\
+        from kago.manager.define import Container, tcp
+        c = Container("kmt-never", image="busybox", network="none", command=["sleep", "60"])
+        c.ready(tcp(9), timeout=0.5)
+        """)
+    proc = kmt.kago("up", path)
+    assert proc.returncode == 125 and "not ready after 0.5 s" in proc.stderr
+    assert containers_of(kmt) == []
+
+
+def test_agent_runs_timers_exit_and_signal_hooks(kmt, tmp_path):
+    log = tmp_path / "agent.log"
+    path = definition(tmp_path, f"""\
+        from kago.manager.define import Container
+        LOG = {str(log)!r}
+        def write(text):
+            with open(LOG, "a") as f:
+                f.write(text + "\\n")
+        c = Container("kmt-agent", image="busybox", network="none",
+                      command=["sh", "-c", "sleep 1.5; exit 3"])
+        @c.every(ms=100, times=3)
+        def tick(c):
+            write("tick")
+        @c.on("exit")
+        def ended(c, status):
+            write(f"exit {{status}}")
+        @c.on("failure")
+        def failed(c, why):
+            write(f"failure {{why}}")
+        @c.on_signal("USR1")
+        def poked(c):
+            write("usr1")
+        """)
+    kmt.kago("up", path, check=True)
+    assert "agent: pid" in kmt.kago("ps", path, check=True).stdout
+    from kago.manager.define.group import Group
+    agent = Group(kmt.manager(), path).data["agent"]
+    kmt.pids_seen.add(agent)
+    assert wait_until(lambda: log.exists() and log.read_text().count("tick") == 3)
+    os.kill(agent, 10)
+    assert wait_until(lambda: "usr1" in log.read_text())
+    assert wait_until(lambda: "exit 3" in log.read_text(), timeout=5)
+    assert "failure exited with status 3" in log.read_text()
+    time.sleep(0.3)
+    assert log.read_text().count("tick") == 3
+    kmt.kago("down", path, check=True)
+    assert wait_until(lambda: not os.path.exists(f"/proc/{agent}/stat") or
+                      open(f"/proc/{agent}/stat").read().split()[2] == "Z")
+
+
+def test_reload_changes_limits_without_a_restart(kmt, tmp_path):
+    path = definition(tmp_path, """\
+        from kago.manager.define import Container
+        Container("kmt-reload", image="busybox", network="none", command=["sleep", "60"],
+                  cgroup={"cpu.max": env.get("CPU", "30000 100000")},
+                  rlimits={"nofile": (int(env.get("NOFILE", "512")), 1024)},
+                  stop_signal="SIGKILL")
+        """)
+    kmt.kago("up", "-e", "CPU=30000 100000", path, check=True)
+    doc = kmt.inspect("kmt-reload")
+    pid = doc["State"]["Pid"]
+    quota = f"/sys/fs/cgroup/cpu/kago-{doc['Id']}/cpu.cfs_quota_us"
+    assert open(quota).read().strip() == "30000"
+    out = kmt.kago("reload", "-e", "CPU=50000 100000", "-e", "NOFILE=256", path,
+                   check=True).stdout
+    assert "kmt-reload: limits applied" in out
+    assert open(quota).read().strip() == "50000"
+    with open(f"/proc/{pid}/limits") as f:
+        nofile = next(line for line in f if line.startswith("Max open files")).split()
+    assert nofile[3:5] == ["256", "1024"]
+    assert kmt.inspect("kmt-reload")["State"]["Pid"] == pid  # not restarted
+    kmt.kago("down", "-t", "0", path, check=True)
+
+
+def test_bootstrap_provision_and_archive(kmt, tmp_path, rootfs_cache):
+    import subprocess
+    tarball = tmp_path / "rootfs.tar"
+    subprocess.run(["tar", "-C", rootfs_cache, "-cf", str(tarball), "."], check=True)
+    rootfs = tmp_path / "made-rootfs"
+    path = definition(tmp_path, f"""\
+        from kago.manager.define import Container, tarball, shell, python
+        def stamp(rootfs):
+            with open(rootfs + "/etc/stamp", "w") as f:
+                f.write("bootstrapped\\n")
+        Container("kmt-boot", rootfs={str(rootfs)!r}, network="none",
+                  command=["sleep", "60"], stop_signal="SIGKILL",
+                  bootstrap=[tarball({str(tarball)!r}), shell("echo shell > $ROOTFS/etc/sh"),
+                             python(stamp)],
+                  provision=[shell("echo provisioned > /etc/prov")])
+        """)
+    kmt.kago("up", path, check=True)
+    assert (rootfs / "etc" / "stamp").read_text() == "bootstrapped\n"
+    assert (rootfs / "etc" / "sh").read_text() == "shell\n"
+    assert kmt.kago("exec", "kmt-boot", "cat", "/etc/prov", check=True).stdout == \
+        "provisioned\n"
+    kmt.kago("down", "-t", "0", path, check=True)
+    out = kmt.kago("archive", "--tag", "kmt-archived", path, check=True).stdout
+    assert "kmt-boot: image kmt-archived" in out
+    run = kmt.kago("run", "--rm", "--network", "none", "kmt-archived", "cat", "/etc/stamp",
+                   "/etc/prov", check=True)
+    assert run.stdout == "bootstrapped\nprovisioned\n"
+    kmt.kago("rmi", "kmt-archived", check=True)
