@@ -11,7 +11,8 @@ that costs start-up time (no enum/signal/dataclasses/re), because ``kago-oci cre
     m = Manager.from_record(record)                    # a later `kago-oci kill` / `delete`
     m.kill_all(9); m.destroy()
 
-Limits, stats and OOM (resources/ is the pure plan, one module per section; limits.py, stats.py, oom.py the I/O):
+Limits, stats and OOM (resources/ is the pure plan, one module per section; limits.py,
+stats.py, oom.py the I/O):
 
     m.create(); m.apply(spec["linux"]["resources"]); m.add(pid)   # kago-oci create
     m.update(resources_from_flags({"memory": "512m"}))             # kago-oci update
