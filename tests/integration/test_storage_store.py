@@ -18,6 +18,7 @@ from kago.storage import (
     ImageNotFound,
     NameTaken,
     RootfsExists,
+    RootfsNotFound,
     StoreError,
     syscalls,
     testkit,
@@ -202,7 +203,7 @@ def test_rootfs_with_an_idmap_is_owned_by_the_containers_root(stores, tarball, s
         assert stat.S_IMODE(st.st_mode) == 0o1777
         # the container's root (host uid 100000) can write where its root owns
         out = subprocess.run(["sh", "-c", "echo hi > etc/new && cat etc/new"], cwd=r.path,
-                             user=100000, group=100000, extra_groups=[],
+                             user=100000, group=100000, extra_groups=[], check=False,
                              capture_output=True, text=True, timeout=30)
         assert out.stdout == "hi\n", out.stderr
         store.remove_rootfs("c1")
@@ -300,6 +301,65 @@ def test_host_root_base_hides_the_store(stores):
             store.commit("h1", "x")
         store.remove_rootfs("h1")
 
+
+
+def test_create_rootfs_knows_it_mounted_and_containers_reads_the_mount_table(stores, tarball):
+    with stores.new() as store:
+        store.import_archive(tarball(), name="bb")
+        for cid in ("c1", "c2"):
+            assert store.create_rootfs(cid, "bb", idmap=SHIFTED).mounted
+        store.unmount_rootfs("c2")
+        assert {(r.cid, r.mounted) for r in store.containers()} == {("c1", True),
+                                                                     ("c2", False)}
+        assert store.rootfs("c1").mounted and not store.rootfs("c2").mounted
+        cdir = os.path.join(store.root, "containers", "c1")
+        assert sorted(os.listdir(cdir)) == ["rootfs", "rootfs.json", "upper", "work"]
+        for cid in ("c1", "c2"):
+            store.remove_rootfs(cid)
+
+
+def test_an_empty_record_counts_as_half_made(stores, tarball):
+    """Container records are renamed into place but not fsynced: after a power loss one may
+    be empty. Such a container is as one whose record was never written; a corrupt non-empty
+    record is still an error."""
+    with stores.new() as store:
+        img = store.import_archive(tarball(), name="bb")
+        store.create_rootfs("c1", "bb", idmap=SHIFTED)
+        store.create_rootfs("c2", "bb")
+        record = os.path.join(store.root, "containers", "c1", "rootfs.json")
+        os.truncate(record, 0)
+        assert store.rootfs("c1") is None
+        assert [r.cid for r in store.containers()] == ["c2"]
+        with pytest.raises(RootfsExists):  # its directory is still there until gc
+            store.create_rootfs("c1", "bb")
+        with pytest.raises(RootfsNotFound):
+            store.mount_rootfs("c1")
+        assert store.gc() == ["container c1"]
+        assert not os.path.exists(os.path.dirname(record))
+        assert store.create_rootfs("c1", "bb", idmap=SHIFTED).mounted
+        with open(record, "w") as f:
+            f.write("{not json")
+        with pytest.raises(StoreError, match="corrupt"):
+            store.rootfs("c1")
+        os.truncate(record, 0)
+        store.remove_rootfs("c2")
+        store.remove_image(img.id)  # only c1 used it, and c1 is half made
+        assert store.gc() == ["container c1"]
+
+
+def test_a_full_id_reads_only_its_record(stores, tarball, monkeypatch):
+    with stores.new() as store:
+        img = store.import_archive(tarball(), name="bb")
+        monkeypatch.setattr(type(store), "_image_records", lambda self: pytest.fail("scanned"))
+        assert store.image(img.id).names == ["bb:latest"]
+        r = store.create_rootfs("c1", img.id)
+        assert r.image_id == img.id
+        monkeypatch.undo()
+        with pytest.raises(ImageNotFound):
+            store.image("0" * 64)
+        with pytest.raises(StoreError, match="64-digit hex"):
+            store.tag(img.id, "f" * 64)
+        store.remove_rootfs("c1")
 
 # --- gc, locking, full disk, filesystems ----------------------------------------------------------
 

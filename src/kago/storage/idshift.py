@@ -2,15 +2,14 @@
 
 The cheap way is an idmapped mount (mount_setattr(2) with MOUNT_ATTR_IDMAP, Linux 5.12+): a
 clone of a layer's mount whose owners the kernel translates through a user namespace's maps,
-nothing copied. It needs a user namespace file descriptor with those maps. We make one by
-forking a child that unshares CLONE_NEWUSER and waits; the parent writes its uid_map and gid_map
-(root in the initial namespace may map any IDs), opens /proc/CHILD/ns/user, then releases and
-reaps it. The namespace lives on as long as the fd (and each mount made with it).
-
-That fork is a documented exception to "only kago.process forks": the child runs no Python
-after the fork beyond two pipe operations and one unshare(2), execs nothing and joins nothing;
-it never becomes a container. Its cost is ~2-3 ms, once per distinct map per process
-(``UsernsCache``).
+nothing copied. It needs a user namespace file descriptor with those maps. We make one with a
+holder process (``syscalls.UsernsHolder``): clone(2) with CLONE_VM | CLONE_NEWUSER, running
+libc's getpid and exiting, no Python and no page-table copy. The parent (root in the initial
+namespace, which may map any IDs) writes its uid_map and gid_map, opens /proc/PID/ns/user and
+reaps it. The namespace lives on as long as the fd (and each mount made with it). That clone
+is a documented exception to "only kago.process makes processes": the child runs two libc
+functions and execs nothing. It costs ~0.1-0.3 ms (a Python fork of the same helper cost
+1-3 ms), once per distinct map per process (``UsernsCache``).
 
 The fallback, where a filesystem cannot be idmapped, is ``chown_tree``: re-own every file of
 the container's own copy, keeping setuid bits and file capabilities that chown(2) clears.
@@ -19,62 +18,62 @@ the container's own copy, keeping setuid bits and file capabilities that chown(2
 import os
 import stat
 
-from kago.errors import KernelError
 from kago.kernel import consts as C
 from kago.kernel import libc
 from kago.linux import idmap as linux_idmap
 from kago.storage import syscalls
 from kago.storage.errors import StoreError
 
-_exiting = []  # helper children released but not reaped yet (see make_userns)
+# holders whose make_userns was interrupted before it reaped them: each keeps its stack alive
+# until its child is reaped (by the next make_userns, or UsernsCache.close)
+_abandoned = []
 
 
 def reap_helpers(block=False):
-    """Reap released helper children; ``block`` waits for each."""
-    for pid in list(_exiting):
+    """Reap abandoned holders; ``block`` waits for each."""
+    for holder in _abandoned.copy():
         try:
-            done, _ = os.waitpid(pid, 0 if block else os.WNOHANG)
+            done, _ = os.waitpid(holder.pid, 0 if block else os.WNOHANG)
         except ChildProcessError:
-            done = pid
-        if done:
-            _exiting.remove(pid)
+            done = True
+        if done and holder in _abandoned:
+            _abandoned.remove(holder)
+
+
+def _reap(holder):
+    """Reap ``holder``'s child; False if someone else already had (its PID may have been
+    reused since: what was opened through /proc/PID cannot be trusted). An interrupted wait
+    leaves the holder to reap_helpers."""
+    if holder.pid <= 0:  # the clone failed: nothing runs on the stack
+        return True
+    try:
+        os.waitpid(holder.pid, 0)
+    except ChildProcessError:
+        return False
+    except BaseException:
+        _abandoned.append(holder)
+        raise
+    return True
 
 
 def make_userns(idmap):
-    """A new user namespace with ``idmap``'s maps; returns an O_RDONLY fd of it.
-
-    The helper is not waited for here: it exits while we go on (its exit costs as much as the
-    fork), and is reaped by the next call or by ``UsernsCache.close``."""
+    """A new user namespace with ``idmap``'s maps; returns an O_RDONLY fd of it."""
     reap_helpers()
-    ready_r, ready_w = os.pipe2(os.O_CLOEXEC)
-    hold_r, hold_w = os.pipe2(os.O_CLOEXEC)
-    pid = os.fork()
-    if pid == 0:  # the child: unshare, say so, wait until the parent has the fd
-        try:
-            os.close(ready_r)
-            os.close(hold_w)
-            err = syscalls.unshare_in_child(C.CLONE_NEWUSER)
-            os.write(ready_w, bytes([min(err, 255)]))
-            os.read(hold_r, 1)
-        finally:
-            os._exit(0)
-    os.close(ready_w)
-    os.close(hold_r)
+    holder = syscalls.UsernsHolder()
     try:
-        status = os.read(ready_r, 1)
-        if status != b"\x00":
-            err = status[0] if status else 0
-            raise KernelError("unshare", err, detail="CLONE_NEWUSER for an idmapped mount")
+        pid = holder.start()
         linux_idmap.write_maps(pid, idmap.uids, idmap.gids)
         nsfd = os.open(f"/proc/{pid}/ns/user", os.O_RDONLY | os.O_CLOEXEC)
     except BaseException:
-        os.close(hold_w)
-        os.waitpid(pid, 0)
+        _reap(holder)
         raise
-    finally:
-        os.close(ready_r)
-    os.close(hold_w)  # the child's read returns: it exits
-    _exiting.append(pid)
+    try:
+        if not _reap(holder):
+            raise StoreError(f"the user namespace helper {pid} was reaped by someone else (a "
+                             "waitpid(-1) in another thread?); retry")
+    except BaseException:
+        os.close(nsfd)
+        raise
     return nsfd
 
 

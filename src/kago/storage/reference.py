@@ -70,6 +70,9 @@ def parse(ref):
     if domain and not ("." in domain or ":" in domain or domain == "localhost"):
         path = f"{domain}/{path}"  # 'team/app': the first part is a path, not a registry
         domain = None
+    if HEX64.match(path):
+        raise StoreError(f"invalid image reference {ref!r}: a 64-digit hex name would read as "
+                         "an image ID (as docker, kago refuses it)")
     return Reference(domain, path, m.group("tag"), m.group("digest"))
 
 

@@ -24,7 +24,14 @@ from kago.storage.errors import (
     StoreError,
 )
 from kago.storage.model import IdMap, ImageInfo, RootfsInfo, now_rfc3339
-from kago.storage.records import StoreLock, pid_alive, read_json, write_json
+from kago.storage.records import (
+    StoreLock,
+    container_half_made,
+    pid_alive,
+    read_container_record,
+    read_json,
+    write_json,
+)
 from kago.storage.stream import (
     MEDIA_TYPES,
     HashingReader,
@@ -138,6 +145,10 @@ class Store:
         """The record of the image ``ref`` names: a name[:tag], an ID or an ID prefix."""
         if not isinstance(ref, str) or not ref:
             raise ImageNotFound(repr(ref))
+        if reference.HEX64.match(ref):  # a full ID (never a name): one record to read
+            rec = read_json(self._p("images", ref + ".json"))
+            if rec is not None:
+                return rec
         records = self._image_records()
         try:
             name = reference.normalize(ref)
@@ -316,7 +327,7 @@ class Store:
     def _container_records(self):
         out = []
         for cid in sorted(os.listdir(self._p("containers"))):
-            rec = read_json(self._p("containers", cid, "rootfs.json"))
+            rec = read_container_record(self._p("containers", cid, "rootfs.json"))
             if rec is not None:
                 out.append(rec)
         return out
@@ -383,23 +394,27 @@ class Store:
                     used, options = self._driver.create(cdir, lowers, idmap, shift,
                                                         self._userns, hide=self._host_hide())
                 record.update(shift=used, options=options)
-                write_json(os.path.join(cdir, "rootfs.json"), record)
+                # atomic (tmp + rename) but not fsynced: see read_container_record
+                write_json(os.path.join(cdir, "rootfs.json"), record, sync=False)
             except BaseException as e:
                 self._destroy_container_dir(cdir)
                 if is_enospc(e):
                     raise StoreError(f"no space left in store {self.root} for container "
                                      f"{cid}'s layer (free some space)") from None
                 raise
-        return self._rootfs_info(record)
+        return self._rootfs_info(record, mounted=True)
 
-    def _rootfs_info(self, record):
+    def _rootfs_info(self, record, mounted=None):
+        """``mounted``: known by the caller, else read from the mount table (whose size is
+        the number of mounts: containers() reads it once for all)."""
         path = self._p("containers", record["cid"], "rootfs")
+        if mounted is None:
+            mounted = syscalls.is_mountpoint(path)
         return RootfsInfo(record["cid"], path, record["driver"], record["shift"],
-                          record["image"], IdMap.from_json(record["idmap"]),
-                          syscalls.is_mountpoint(path))
+                          record["image"], IdMap.from_json(record["idmap"]), mounted)
 
     def _container(self, cid):
-        record = read_json(os.path.join(self._cdir(cid), "rootfs.json"))
+        record = read_container_record(os.path.join(self._cdir(cid), "rootfs.json"))
         if record is None:
             raise RootfsNotFound(cid)
         return record
@@ -412,7 +427,9 @@ class Store:
             return None
 
     def containers(self):
-        return [self._rootfs_info(r) for r in self._container_records()]
+        points = {mp for mp, _t, _s in syscalls.mounts()}
+        return [self._rootfs_info(r, os.path.realpath(self._p("containers", r["cid"], "rootfs"))
+                                  in points) for r in self._container_records()]
 
     def mount_rootfs(self, cid):
         """Mount the container's root filesystem if it is not (after a reboot); its path."""
@@ -528,7 +545,7 @@ class Store:
                     removed.append(f"tmp/{entry}")
             for cid in os.listdir(self._p("containers")):
                 cdir = self._p("containers", cid)
-                if not os.path.exists(os.path.join(cdir, "rootfs.json")):
+                if container_half_made(os.path.join(cdir, "rootfs.json")):
                     self._destroy_container_dir(cdir)
                     removed.append(f"container {cid}")
             removed += self._prune()

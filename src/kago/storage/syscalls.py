@@ -1,28 +1,79 @@
 """The few kernel calls the store makes that kago.kernel.libc does not wrap for it.
 
-``unshare`` is looked up when this module is imported, not on first use as libc's functions
-are: it is called in a child right after fork, where a symbol lookup (dlsym takes a lock that
-another thread of the parent may have held at fork time) must not happen.
-Also the mount table, read from /proc/self/mountinfo, and btrfs ioctls through fcntl.
+The user namespace holder (``UsernsHolder``: glibc's ``clone`` running ``getpid``), the mount
+table, read from /proc/self/mountinfo, and btrfs ioctls through fcntl.
 """
 
 import errno
 import fcntl
 import os
+import signal
 import struct
 
 from kago.errors import KernelError
 from kago.kernel import consts as C
 from kago.kernel import ffi, libc
 
-_unshare = ffi.function("unshare")
+# --- the user namespace holder (idshift.make_userns) ------------------------------------------
+
+CLONE_VM = 0x00000100
+CLONE_PARENT_SETTID = 0x00100000
+_HOLDER_FLAGS = CLONE_VM | C.CLONE_NEWUSER | CLONE_PARENT_SETTID | signal.SIGCHLD
+_STACK_WORDS = 512          # 4 KiB: the holder pushes one return address
+_clone = ffi.function("clone")
+_getpid = ffi.function("getpid")  # the holder's whole life: getpid(2), then glibc's exit(2)
+_ALL_SIGNALS = signal.valid_signals()
 
 
-def unshare_in_child(flags):
-    """unshare(2) for a freshly forked child: returns 0 or the errno (never raises)."""
-    if _unshare(ffi.c_int(flags)) == -1:
-        return ffi.get_errno() or errno.EPERM
-    return 0
+class UsernsHolder:
+    """A process whose only job is to be the first member of a new user namespace.
+
+    ``start`` makes it with clone(2) CLONE_VM | CLONE_NEWUSER | SIGCHLD: it shares our memory,
+    so no page table is copied (a Python fork copies those of the whole process and runs the
+    interpreter's fork hooks: 1-3 ms, most of an idmapped ``create_rootfs``). It runs libc's
+    ``getpid`` (three instructions: mov, syscall, ret) on ``stack``, a buffer this object owns,
+    and glibc's clone wrapper (x86-64: pop fn and arg, call, exit syscall) ends it: no Python,
+    no lock, no TLS and no errno are touched in the child. Signals are blocked around the
+    clone, so the child inherits a full mask and no signal handler of ours runs on its stack.
+
+    The child may be a zombie by the time the parent writes /proc/PID/uid_map and gid_map and
+    opens /proc/PID/ns/user: a zombie keeps its credentials, hence its user namespace, until
+    it is reaped, and the maps of a namespace can be written whoever is left in it. So there
+    is nothing to release, and nothing outlives a parent that dies (init reaps the zombie).
+    The parent reaps it with waitpid(2) last: that succeeding proves that PID was our child
+    the whole time (an unreaped PID is never reused), so the files opened were its.
+
+    The object (its stack) must stay alive until the child is reaped: it runs on that memory.
+    ``tid`` is written by the kernel (CLONE_PARENT_SETTID) before clone returns, so the PID is
+    known even if a KeyboardInterrupt strikes right after.
+    """
+
+    __slots__ = ("stack", "tid")
+
+    def __init__(self):
+        self.stack = (ffi.c_uint64 * _STACK_WORDS)()  # calloc: 16-byte aligned
+        self.tid = ffi.c_int(0)
+
+    @property
+    def pid(self):
+        return self.tid.value
+
+    def start(self):
+        """Clone the holder; returns its PID. Raises KernelError (EPERM, ENOSPC: too many
+        user namespaces, ...)."""
+        # the top of the stack (it grows down), 64 bytes in, keeping 16-byte alignment
+        top = ffi.byref(self.stack, ffi.sizeof(self.stack) - 64)
+        old = signal.pthread_sigmask(signal.SIG_BLOCK, _ALL_SIGNALS)
+        try:
+            pid = _clone(_getpid, top, ffi.c_int(_HOLDER_FLAGS), None, ffi.byref(self.tid),
+                         None, None)
+            err = ffi.get_errno() if pid == -1 else 0
+        finally:
+            signal.pthread_sigmask(signal.SIG_SETMASK, old)
+        if pid == -1:
+            raise KernelError("clone", err or errno.EPERM,
+                              detail="CLONE_NEWUSER for an idmapped mount")
+        return pid
 
 
 # --- mount table ------------------------------------------------------------------------------

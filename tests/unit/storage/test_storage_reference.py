@@ -56,3 +56,12 @@ def test_valid_container_ids(cid):
 def test_container_ids_never_become_paths(cid):
     with pytest.raises(StoreError, match="invalid container id"):
         reference.validate_cid(cid)
+
+
+def test_a_64_digit_hex_name_is_refused_as_it_would_read_as_an_image_id():
+    with pytest.raises(StoreError, match="64-digit hex"):
+        reference.normalize("a" * 64)
+    with pytest.raises(StoreError, match="64-digit hex"):
+        reference.normalize("reg.io/" + "a" * 64 + ":1")
+    assert reference.normalize("team/" + "a" * 64) == "team/" + "a" * 64 + ":latest"
+    assert reference.normalize("a" * 63) == "a" * 63 + ":latest"
