@@ -82,7 +82,9 @@ class LibraryRuntime:
         from kago.runtime import container, options, resources  # noqa: F401
         from kago.process import channel, child, hooks, parent, steps  # noqa: F401
         from kago.plan import build, validate  # noqa: F401
-        from kago.linux import cgroups, mounts, namespaces  # noqa: F401
+        from kago.linux import cgroups, mounts, namespaces, seccomp  # noqa: F401
+        from kago.linux.cgroups import limits, resources as plan_writes  # noqa: F401
+        from kago.kernel import libseccomp  # noqa: F401
 
     def start(self, cid, bundle, stdio):
         from kago.errors import KagoError
