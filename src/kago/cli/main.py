@@ -531,7 +531,8 @@ def cmd_ps(glob, argv):
     from kago.manager import format as F
     rows = [_ps_row(record, live, args.no_trunc)
             for record, live in mgr.list(all=args.all)]
-    rows = [r for r in rows if _matches(r, args.filter)]
+    filters = _filters(args.filter)
+    rows = [r for r in rows if _matches(r, filters)]
     if args.quiet:
         for r in rows:
             _out(r["ID"])
@@ -563,21 +564,31 @@ def _local_time(ts):
     return time.strftime("%Y-%m-%d %H:%M:%S %z", time.localtime(ts))
 
 
+def _filters(items):
+    """-f KEY=VALUE for name, status, id and label (label=K or label=K=V)."""
+    out = []
+    for item in items:
+        key, eq, value = item.partition("=")
+        if key not in ("name", "status", "id", "label") or not eq:
+            raise _Usage(f"invalid filter '{item}': use name=, status=, id= or label=")
+        out.append((key, value))
+    return out
+
+
 def _matches(row, filters):
-    for f in filters:
-        key, _, value = f.partition("=")
+    labels = dict(pair.split("=", 1) if "=" in pair else (pair, "")
+                  for pair in row["Labels"].split(",") if pair)
+    for key, value in filters:
         if key == "name" and value not in row["Names"]:
             return False
         if key == "status" and row["State"] != value:
             return False
         if key == "id" and not row["ID"].startswith(value):
             return False
-        if key == "label" and value not in row["Labels"].split(","):
-            if "=" in value or not any(l.split("=")[0] == value for l in row["Labels"]
-                                       .split(",")):
+        if key == "label":
+            name, eq, wanted = value.partition("=")
+            if name not in labels or (eq and labels[name] != wanted):
                 return False
-        if key not in ("name", "status", "id", "label"):
-            raise _Usage(f"invalid filter '{key}': use name, status, id or label")
     return True
 
 

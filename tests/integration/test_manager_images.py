@@ -1,0 +1,88 @@
+"""Image, network and system verbs: thin over kago.storage and kago.network, with docker's
+output; plus the `kago ps` shapes (--format, filters) and `system prune`."""
+
+import json
+import os
+import subprocess
+
+import pytest
+
+from kago.manager.testing import kmt  # noqa: F401 - the fixture
+
+pytestmark = pytest.mark.usefixtures("kmt")
+
+
+def test_images_tag_inspect_rmi(kmt):
+    out = kmt.kago("images", check=True).stdout.splitlines()
+    assert out[0].split()[:4] == ["REPOSITORY", "TAG", "IMAGE", "ID"]
+    assert out[1].split()[:2] == ["busybox", "latest"]
+    kmt.kago("tag", "busybox", "kmt-copy:v1", check=True)
+    names = kmt.kago("images", "--format", "{{.Repository}}:{{.Tag}}", check=True).stdout
+    assert "kmt-copy:v1" in names.split()
+    doc = json.loads(kmt.kago("inspect", "--type", "image", "kmt-copy:v1", check=True).stdout)
+    assert doc[0]["Id"].startswith("sha256:") and "kmt-copy:v1" in doc[0]["RepoTags"]
+    assert kmt.kago("rmi", "kmt-copy:v1", check=True).stdout.startswith("Untagged")
+    assert kmt.kago("rmi", "no-such-image").returncode == 125
+
+
+def test_commit_export_save_load(kmt, tmp_path):
+    kmt.kago("run", "--name", "kmt-src", "--network", "none", "busybox", "sh", "-c",
+             "echo made > /etc/made", check=True)
+    kmt.kago("commit", "-m", "a file", "kmt-src", "kmt-committed", check=True)
+    out = kmt.kago("run", "--rm", "--network", "none", "kmt-committed", "cat", "/etc/made",
+                   check=True).stdout
+    assert out == "made\n"
+    tar = tmp_path / "fs.tar"
+    kmt.kago("export", "-o", str(tar), "kmt-src", check=True)
+    listing = subprocess.run(["tar", "-tf", str(tar)], capture_output=True, text=True).stdout
+    assert "./etc/made" in listing.split()
+    saved = tmp_path / "img.tar"
+    kmt.kago("save", "-o", str(saved), "kmt-committed", check=True)
+    kmt.kago("rm", "kmt-src", check=True)
+    kmt.kago("rmi", "kmt-committed", check=True)
+    assert "kmt-committed" in kmt.kago("load", "-i", str(saved), check=True).stdout
+    kmt.kago("rmi", "kmt-committed", check=True)
+
+
+def test_network_create_ls_rm_and_a_container_on_it(kmt):
+    kmt.kago("network", "create", "--subnet", "10.249.17.0/24", "--internal", "kmtnet",
+             check=True)
+    ls = kmt.kago("network", "ls", "--format", "{{.Name}} {{.Subnet}}", check=True).stdout
+    assert "kmtnet 10.249.17.0/24" in ls
+    kmt.kago("run", "-d", "--name", "kmt-on-net", "--network", "kmtnet", "--ip", "10.249.17.9",
+             "busybox", "sleep", "60", check=True)
+    doc = kmt.inspect("kmt-on-net")
+    assert doc["NetworkSettings"]["IPAddress"] == "10.249.17.9"
+    assert kmt.kago("network", "rm", "kmtnet").returncode == 125  # still in use
+    kmt.kago("rm", "-f", "kmt-on-net", check=True)
+    kmt.kago("network", "rm", "kmtnet", check=True)
+
+
+def test_ps_format_filters_and_prune(kmt):
+    kmt.kago("create", "--name", "kmt-made", "--network", "none", "-l", "tier=web",
+             "busybox", "true", check=True)
+    kmt.kago("run", "--name", "kmt-ran", "--network", "none", "busybox", "true", check=True)
+    names = kmt.kago("ps", "-a", "--format", "{{.Names}}", check=True).stdout.split()
+    assert names == ["kmt-ran", "kmt-made"]  # newest first
+    assert kmt.kago("ps", "-a", "-f", "name=made", "--format", "{{.Names}}",
+                    check=True).stdout.split() == ["kmt-made"]
+    assert kmt.kago("ps", "-a", "-f", "label=tier=web", "-q", check=True).stdout.strip()
+    rows = [json.loads(line) for line in kmt.kago("ps", "-a", "--format", "json",
+                                                   check=True).stdout.splitlines()]
+    assert {r["State"] for r in rows} == {"created", "exited"}
+    table = kmt.kago("ps", "-a", "--format", "table {{.Names}}\t{{.Status}}",
+                     check=True).stdout.splitlines()
+    assert table[0].split()[:2] == ["NAMES", "STATUS"]
+    assert kmt.kago("ps", "-f", "bogus=1").returncode == 125
+    out = kmt.kago("system", "prune", "-f", check=True).stdout
+    assert "Deleted Containers:" in out
+    assert kmt.kago("ps", "-aq", check=True).stdout == ""
+
+
+def test_info_and_version(kmt):
+    info = kmt.kago("info", check=True).stdout
+    assert "Cgroup Version:" in info and "Storage Driver:" in info
+    assert f"Kago Root Dir: {kmt.root}" in info
+    version = kmt.kago("version", check=True).stdout
+    assert version.startswith("kago version") and "runtime: kago-oci" in version
+    assert os.path.isdir(kmt.root)
