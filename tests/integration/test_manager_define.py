@@ -270,3 +270,38 @@ def test_bootstrap_provision_and_archive(kmt, tmp_path, rootfs_cache):
                    "/etc/prov", check=True)
     assert run.stdout == "bootstrapped\nprovisioned\n"
     kmt.kago("rmi", "kmt-archived", check=True)
+
+
+WATCHED = r"""
+from kago.manager.define import Container
+
+def write(text):
+    with open(env["LOG"], "a") as f:
+        f.write(text + "\n")
+
+busy = Container("kmt-busy", image="busybox", network="none", stop_signal="SIGKILL",
+                 command=["sh", "-c", "while :; do :; done"], cgroup={"cpu.cfs_quota_us": 2000})
+hog = Container("kmt-hog", image="busybox", network="none", stop_signal="SIGKILL",
+                command=["sh", "-c", "while :; do sh -c 'x=$(head -c 60000000 /dev/zero | "
+                                     "tr \"\\0\" a)'; sleep 0.2; done"],
+                cgroup={"memory.limit_in_bytes": "16m", "memory.memsw.limit_in_bytes": "16m"})
+
+@busy.on_pressure("cpu", stall_ms=100, window_ms=2000)
+def starved(c):
+    write("cpu pressure")
+
+@hog.on_oom
+def killed(c):
+    write("oom")
+"""
+
+
+def test_agent_fires_pressure_and_oom_hooks(kmt, tmp_path):
+    log = tmp_path / "watch.log"
+    path = definition(tmp_path, WATCHED)
+    kmt.kago("up", "-e", f"LOG={log}", path, check=True)
+    from kago.manager.define.group import Group
+    kmt.pids_seen.add(Group(kmt.manager(), path).data["agent"])
+    assert wait_until(lambda: log.exists() and "cpu pressure" in log.read_text(), timeout=10)
+    assert wait_until(lambda: "oom" in log.read_text(), timeout=10)
+    kmt.kago("down", "-t", "0", path, check=True)

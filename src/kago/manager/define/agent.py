@@ -110,8 +110,7 @@ class Agent:
             if not os.path.isdir(os.path.dirname(path)):
                 path = f"/sys/fs/cgroup{record['cgroups_path']}/{resource}.pressure"
             try:
-                fd = os.open(path, os.O_RDWR | os.O_NONBLOCK | os.O_CLOEXEC)
-                os.write(fd, f"some {stall_ms * 1000} {window_ms * 1000}\0".encode())
+                fd = _psi_trigger(path, stall_ms, window_ms)
             except OSError as e:
                 H.warn(f"agent: {c.name}: cannot watch {resource} pressure ({path}: "
                        f"{os.strerror(e.errno).lower()})")
@@ -231,6 +230,28 @@ class Agent:
             self._fire(name, fn)
             if left is None or left > 1:
                 self._timer(now + ms / 1000, name, ms, None if left is None else left - 1, fn)
+
+
+def _psi_trigger(path, stall_ms, window_ms):
+    """An fd of ``path`` with a PSI trigger armed (POLLPRI when it fires).
+
+    Without CAP_SYS_RESOURCE the kernel (6.x) only takes a 2 s window (psi.rst: "unprivileged
+    triggers"); then the stall is scaled to the same share of a 2 s window."""
+    fd = os.open(path, os.O_RDWR | os.O_NONBLOCK | os.O_CLOEXEC)
+    try:
+        try:
+            os.write(fd, f"some {stall_ms * 1000} {window_ms * 1000}\0".encode())
+        except OSError as e:
+            if e.errno != 22 or window_ms == 2000:
+                raise
+            stall = max(1, stall_ms * 2000 // window_ms)
+            os.write(fd, f"some {stall * 1000} 2000000\0".encode())
+            H.warn(f"agent: {path}: a {window_ms} ms window needs CAP_SYS_RESOURCE; "
+                   f"watching {stall} ms in 2000 ms instead")
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd
 
 
 def _note(signum, frame):

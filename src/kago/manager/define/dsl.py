@@ -178,9 +178,10 @@ class Container:
             return fn
         return register
 
-    def on_pressure(self, resource="memory", stall_ms=100, window_ms=1000):
+    def on_pressure(self, resource="memory", stall_ms=200, window_ms=2000):
         """Decorator: fn(container) when tasks stall on ``resource`` (memory, cpu, io) for
-        more than ``stall_ms`` within ``window_ms`` (a PSI trigger on the cgroup)."""
+        more than ``stall_ms`` within ``window_ms`` (a PSI trigger on the cgroup). Without
+        CAP_SYS_RESOURCE the kernel takes only 2 s windows; the agent then scales."""
         if resource not in ("memory", "cpu", "io"):
             raise BadValue("on_pressure", f'"{resource}": use memory, cpu or io')
         if not 0 < int(stall_ms) <= int(window_ms) or not 500 <= int(window_ms) <= 10000:
