@@ -380,7 +380,8 @@ def _run_foreground(mgr, record):
     cid = record["id"]
     mgr._prepare_start(record)
     runtime = mgr.runtime(record)
-    mgr.records.update(cid, lambda r: r["state"].update(status="running",
+    # "foreground": no supervisor owns it, so a supervisor starting meanwhile leaves it alone
+    mgr.records.update(cid, lambda r: r["state"].update(status="running", foreground=True,
                                                         started_at=time.time()))
     code = None
     try:
@@ -388,7 +389,8 @@ def _run_foreground(mgr, record):
         code = 128 - code if code < 0 else code
     finally:
         mgr.records.update(cid, lambda r: r["state"].update(
-            status="exited", exit_code=code, finished_at=time.time(), pid=0))
+            status="exited", exit_code=code, finished_at=time.time(), pid=0,
+            foreground=False))
         if record["config"].get("auto_remove"):
             mgr.remove(cid, force=True)
     return code

@@ -393,17 +393,18 @@ class Manager:
                 reply = None
             finally:
                 conn.close()
-            if reply is not None:
-                return True
             if self.live(self.records.load(record["id"])) not in ("running", "paused"):
                 return True
-            return False
+            if reply is None:
+                return False
+            # answered at once but still running: not the supervisor's (kago run -it)
         return self._wait_unsupervised(record, timeout)
 
     def _wait_unsupervised(self, record, timeout):
         import select
         state = self.records.load(record["id"])["state"]
-        pid = state.get("pid")
+        rt = self.runtime(record).state(record["id"]) or {}
+        pid = state.get("pid") or rt.get("pid")  # a foreground run records no pid
         if pid and self.live(record) in ("running", "paused"):
             try:
                 fd = os.pidfd_open(pid)
@@ -427,6 +428,8 @@ class Manager:
             pass
 
         def ended(r):
+            if r["state"].get("foreground"):
+                return  # its command line records the real status
             if r["state"]["status"] in ("running", "restarting"):
                 r["state"].update(status="exited", pid=0, finished_at=time.time(),
                                   error="exited while no supervisor was watching: exit "

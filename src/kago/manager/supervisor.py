@@ -161,6 +161,8 @@ class Supervisor:
         """Containers a previous supervisor started: watch the live ones, settle the rest."""
         for record in self.records.all():
             state = record.get("state") or {}
+            if state.get("foreground"):
+                continue  # `kago run -it`: its own command line waits for it
             if state.get("status") == "restarting":
                 self._schedule(record["id"], RESTART_DELAY_MIN)
             elif state.get("status") == "running":
