@@ -1,5 +1,5 @@
-"""The user namespace holder behind idmapped mounts (idshift.make_userns): a clone(CLONE_VM)
-child that runs libc's getpid and exits. Each test checks, by PID, that no holder is left:
+"""The user namespace holder behind idmapped mounts (idshift.make_userns): a clone(CLONE_VM |
+CLONE_VFORK) child that runs libc's getpid and exits. Each test checks, by PID, that no holder is left:
 no process, no zombie, nothing kept in idshift's list of unreaped holders."""
 
 import os

@@ -3,13 +3,14 @@
 The cheap way is an idmapped mount (mount_setattr(2) with MOUNT_ATTR_IDMAP, Linux 5.12+): a
 clone of a layer's mount whose owners the kernel translates through a user namespace's maps,
 nothing copied. It needs a user namespace file descriptor with those maps. We make one with a
-holder process (``syscalls.UsernsHolder``): clone(2) with CLONE_VM | CLONE_NEWUSER, running
-libc's getpid and exiting, no Python and no page-table copy. The parent (root in the initial
-namespace, which may map any IDs) writes its uid_map and gid_map, opens /proc/PID/ns/user and
-reaps it. The namespace lives on as long as the fd (and each mount made with it). That clone
-is a documented exception to "only kago.process makes processes": the child runs two libc
-functions and execs nothing. It costs ~0.1-0.3 ms (a Python fork of the same helper cost
-1-3 ms), once per distinct map per process (``UsernsCache``).
+holder process (``syscalls.UsernsHolder``): clone(2) with CLONE_VM | CLONE_VFORK |
+CLONE_NEWUSER, running libc's getpid and exiting, no Python and no page-table copy. The parent
+(root in the initial namespace, which may map any IDs) writes the zombie's uid_map and gid_map,
+opens /proc/PID/ns/user and reaps it. The namespace lives on as long as the fd (and each mount
+made with it). That clone is a documented exception to "only kago.process makes processes":
+the child runs libc's getpid, then exit(2), and execs nothing. It costs ~0.15-0.4 ms (the
+Python fork it replaced cost 1.5-3.5 ms), once per distinct map per process
+(``UsernsCache``).
 
 The fallback, where a filesystem cannot be idmapped, is ``chown_tree``: re-own every file of
 the container's own copy, keeping setuid bits and file capabilities that chown(2) clears.
@@ -24,34 +25,35 @@ from kago.linux import idmap as linux_idmap
 from kago.storage import syscalls
 from kago.storage.errors import StoreError
 
-# holders whose make_userns was interrupted before it reaped them: each keeps its stack alive
-# until its child is reaped (by the next make_userns, or UsernsCache.close)
+# holders whose make_userns was interrupted before it reaped them (zombies: nothing runs on
+# their stacks any more); reaped by the next make_userns, or UsernsCache.close
 _abandoned = []
 
 
 def reap_helpers(block=False):
     """Reap abandoned holders; ``block`` waits for each."""
-    for holder in _abandoned.copy():
+    for pid in _abandoned.copy():
         try:
-            done, _ = os.waitpid(holder.pid, 0 if block else os.WNOHANG)
+            done, _ = os.waitpid(pid, 0 if block else os.WNOHANG)
         except ChildProcessError:
             done = True
-        if done and holder in _abandoned:
-            _abandoned.remove(holder)
+        if done and pid in _abandoned:
+            _abandoned.remove(pid)
 
 
 def _reap(holder):
     """Reap ``holder``'s child; False if someone else already had (its PID may have been
     reused since: what was opened through /proc/PID cannot be trusted). An interrupted wait
-    leaves the holder to reap_helpers."""
-    if holder.pid <= 0:  # the clone failed: nothing runs on the stack
+    leaves the PID to reap_helpers."""
+    pid = holder.pid
+    if pid <= 0:  # the clone failed
         return True
     try:
-        os.waitpid(holder.pid, 0)
+        os.waitpid(pid, 0)
     except ChildProcessError:
         return False
     except BaseException:
-        _abandoned.append(holder)
+        _abandoned.append(pid)
         raise
     return True
 

@@ -17,8 +17,10 @@ from kago.kernel import ffi, libc
 # --- the user namespace holder (idshift.make_userns) ------------------------------------------
 
 CLONE_VM = 0x00000100
+CLONE_VFORK = 0x00004000
 CLONE_PARENT_SETTID = 0x00100000
-_HOLDER_FLAGS = CLONE_VM | C.CLONE_NEWUSER | CLONE_PARENT_SETTID | signal.SIGCHLD
+_HOLDER_FLAGS = (CLONE_VM | CLONE_VFORK | C.CLONE_NEWUSER | CLONE_PARENT_SETTID
+                 | signal.SIGCHLD)
 _STACK_WORDS = 512          # 4 KiB: the holder pushes one return address
 _clone = ffi.function("clone")
 _getpid = ffi.function("getpid")  # the holder's whole life: getpid(2), then glibc's exit(2)
@@ -28,22 +30,24 @@ _ALL_SIGNALS = signal.valid_signals()
 class UsernsHolder:
     """A process whose only job is to be the first member of a new user namespace.
 
-    ``start`` makes it with clone(2) CLONE_VM | CLONE_NEWUSER | SIGCHLD: it shares our memory,
-    so no page table is copied (a Python fork copies those of the whole process and runs the
-    interpreter's fork hooks: 1-3 ms, most of an idmapped ``create_rootfs``). It runs libc's
-    ``getpid`` (three instructions: mov, syscall, ret) on ``stack``, a buffer this object owns,
-    and glibc's clone wrapper (x86-64: pop fn and arg, call, exit syscall) ends it: no Python,
-    no lock, no TLS and no errno are touched in the child. Signals are blocked around the
-    clone, so the child inherits a full mask and no signal handler of ours runs on its stack.
+    ``start`` makes it with clone(2) CLONE_VM | CLONE_VFORK | CLONE_NEWUSER | SIGCHLD, the way
+    posix_spawn starts a child. CLONE_VM: it shares our memory, so no page table is copied (a
+    Python fork copies those of the whole process and runs the interpreter's fork hooks: 1-3
+    ms, most of an idmapped ``create_rootfs``). It runs libc's ``getpid`` (mov, syscall, ret)
+    on ``stack``, a buffer this object owns, then glibc's clone wrapper (x86-64: pop fn and
+    arg, call, exit syscall) ends it: no Python, no lock, no TLS and no errno are touched in
+    the child. CLONE_VFORK: clone returns only once the child has let go of our memory in
+    exit(2), so nothing runs on the stack after ``start``, and the child never waits for a
+    CPU while we wait for it. Signals are blocked around the clone, so the child inherits a
+    full mask and no signal handler of ours runs on its stack.
 
-    The child may be a zombie by the time the parent writes /proc/PID/uid_map and gid_map and
-    opens /proc/PID/ns/user: a zombie keeps its credentials, hence its user namespace, until
-    it is reaped, and the maps of a namespace can be written whoever is left in it. So there
-    is nothing to release, and nothing outlives a parent that dies (init reaps the zombie).
-    The parent reaps it with waitpid(2) last: that succeeding proves that PID was our child
-    the whole time (an unreaped PID is never reused), so the files opened were its.
+    The child is thus a zombie when the parent writes /proc/PID/uid_map and gid_map and opens
+    /proc/PID/ns/user: a zombie keeps its credentials, hence its user namespace, until it is
+    reaped, and the maps of a namespace can be written whoever is left in it. There is
+    nothing to release, and nothing outlives a parent that dies (init reaps the zombie). The
+    parent reaps it last: that succeeding proves that PID was our child the whole time (an
+    unreaped PID is never reused), so the files opened were its.
 
-    The object (its stack) must stay alive until the child is reaped: it runs on that memory.
     ``tid`` is written by the kernel (CLONE_PARENT_SETTID) before clone returns, so the PID is
     known even if a KeyboardInterrupt strikes right after.
     """
