@@ -10,11 +10,7 @@ import os
 import textwrap
 import time
 
-import pytest
-
-from kago.manager.testing import kmt, wait_http  # noqa: F401 - the fixture
-
-pytestmark = pytest.mark.usefixtures("kmt")
+from kago.manager.testing import kmt_fixture, wait_http  # noqa: F401 (fixture)
 
 
 def definition(tmp_path, text, name="def.py"):
@@ -30,6 +26,18 @@ def wait_until(predicate, timeout=10.0, interval=0.05):
         if value or time.monotonic() > deadline:
             return value
         time.sleep(interval)
+
+
+def read(path):
+    with open(path) as f:
+        return f.read().strip()
+
+
+def _running(pid):
+    try:
+        return read(f"/proc/{pid}/stat").rsplit(")", 1)[1].split()[0] != "Z"
+    except FileNotFoundError:
+        return False
 
 
 def containers_of(kmt):
@@ -214,8 +222,7 @@ def test_agent_runs_timers_exit_and_signal_hooks(kmt, tmp_path):
     time.sleep(0.3)
     assert log.read_text().count("tick") == 3
     kmt.kago("down", path, check=True)
-    assert wait_until(lambda: not os.path.exists(f"/proc/{agent}/stat") or
-                      open(f"/proc/{agent}/stat").read().split()[2] == "Z")
+    assert wait_until(lambda: not _running(agent))
 
 
 def test_reload_changes_limits_without_a_restart(kmt, tmp_path):
@@ -230,11 +237,11 @@ def test_reload_changes_limits_without_a_restart(kmt, tmp_path):
     doc = kmt.inspect("kmt-reload")
     pid = doc["State"]["Pid"]
     quota = f"/sys/fs/cgroup/cpu/kago-{doc['Id']}/cpu.cfs_quota_us"
-    assert open(quota).read().strip() == "30000"
+    assert read(quota) == "30000"
     out = kmt.kago("reload", "-e", "CPU=50000 100000", "-e", "NOFILE=256", path,
                    check=True).stdout
     assert "kmt-reload: limits applied" in out
-    assert open(quota).read().strip() == "50000"
+    assert read(quota) == "50000"
     with open(f"/proc/{pid}/limits") as f:
         nofile = next(line for line in f if line.startswith("Max open files")).split()
     assert nofile[3:5] == ["256", "1024"]

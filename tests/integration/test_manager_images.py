@@ -5,11 +5,7 @@ import json
 import os
 import subprocess
 
-import pytest
-
-from kago.manager.testing import kmt  # noqa: F401 - the fixture
-
-pytestmark = pytest.mark.usefixtures("kmt")
+from kago.manager.testing import kmt_fixture  # noqa: F401 (fixture)
 
 
 def test_images_tag_inspect_rmi(kmt):
@@ -34,7 +30,8 @@ def test_commit_export_save_load(kmt, tmp_path):
     assert out == "made\n"
     tar = tmp_path / "fs.tar"
     kmt.kago("export", "-o", str(tar), "kmt-src", check=True)
-    listing = subprocess.run(["tar", "-tf", str(tar)], capture_output=True, text=True).stdout
+    listing = subprocess.run(["tar", "-tf", str(tar)], capture_output=True, text=True,
+                             check=True).stdout
     assert "./etc/made" in listing.split()
     saved = tmp_path / "img.tar"
     kmt.kago("save", "-o", str(saved), "kmt-committed", check=True)

@@ -13,9 +13,7 @@ import time
 
 import pytest
 
-from kago.manager.testing import kmt, wait_http  # noqa: F401 - the fixture
-
-pytestmark = pytest.mark.usefixtures("kmt")
+from kago.manager.testing import kmt_fixture, wait_http  # noqa: F401 (fixture)
 
 EXAMPLE = os.path.join(os.path.dirname(__file__), "..", "..", "examples", "web100.py")
 COUNT = 100

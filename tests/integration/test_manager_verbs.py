@@ -13,9 +13,7 @@ import time
 
 import pytest
 
-from kago.manager.testing import kmt, wait_http  # noqa: F401 - the fixture
-
-pytestmark = pytest.mark.usefixtures("kmt")
+from kago.manager.testing import kmt_fixture, wait_http  # noqa: F401 (fixture)
 
 
 def wait_until(predicate, timeout=10.0, interval=0.05):
@@ -215,6 +213,7 @@ def test_wait_and_stats(kmt):
 def test_runc_runs_what_the_manager_makes(kmt, workdir, rootfs_cache):
     """The bundle is the seam: the same container under runc (on this hybrid host)."""
     import shutil
+
     from kago.manager.testing import KagoEnv
     runc = shutil.which("runc")
     if runc is None:

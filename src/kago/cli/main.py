@@ -264,7 +264,7 @@ def _key_value(text, flag):
 
 def _ulimit(text):
     """--ulimit nofile=1024[:2048]"""
-    name, eq, values = text.partition("=")
+    name, _eq, values = text.partition("=")
     soft, _, hard = values.partition(":")
     try:
         return name, [int(soft), int(hard or soft)]
@@ -328,6 +328,7 @@ def _run_attached(mgr, record, remove=False, start=True):
     """Start under the supervisor and stream the log until the container ends; docker's
     ``run`` without -d. Ctrl-C and SIGTERM go to the container (docker's sig-proxy)."""
     import signal
+
     from kago.manager import logs, supervisor
     cid = record["id"]
     conn = supervisor.connect(mgr.paths)
@@ -340,10 +341,11 @@ def _run_attached(mgr, record, remove=False, start=True):
         reply = {}
 
         def proxy(signum, _frame):
+            from kago.errors import KagoError
             try:
                 mgr.runtime(record).kill(cid, signum)
-            except Exception:  # noqa: BLE001 - it may have ended meanwhile
-                pass
+            except KagoError:  # it ended meanwhile: the wait reply is on its way
+                return
         old = {s: signal.signal(s, proxy) for s in (signal.SIGINT, signal.SIGTERM)}
 
         def ended():
@@ -509,7 +511,7 @@ def cmd_attach(glob, argv):
     mgr = _manager(glob)
     record = mgr.resolve(args.container)
     if mgr.live(record) not in ("running", "paused"):
-        raise _Usage(f"you cannot attach to a stopped container: start it first")
+        raise _Usage("you cannot attach to a stopped container: start it first")
     return _run_attached(mgr, record, start=False)
 
 
@@ -547,8 +549,9 @@ def cmd_ps(glob, argv):
 
 
 def _ps_row(record, live, no_trunc=False):
-    from kago.manager import format as F
     import time
+
+    from kago.manager import format as F
     return {"ID": record["id"] if no_trunc else record["id"][:12],
             "Image": record.get("image") or record["config"].get("rootfs") or "",
             "Command": F.command_text(record, trunc=not no_trunc),
@@ -637,6 +640,7 @@ def _log_line(entry, timestamps):
 def _since(text):
     """docker's --since: a duration (10m, 1h30m), RFC 3339, or a unix timestamp."""
     import time
+
     from kago.cli.oci import _duration
     seconds = _duration(text) if not text[:1].isdigit() or text[-1:].isalpha() else None
     if seconds is not None and not text.replace(".", "").isdigit():
@@ -659,7 +663,9 @@ def cmd_inspect(glob, argv):
     p.add_argument("names", nargs="+")
     args = p.parse_args(argv)
     import json
-    from kago.manager import format as F, views
+
+    from kago.manager import format as F
+    from kago.manager import views
     from kago.manager.errors import NoSuchContainer
     mgr = _manager(glob)
     docs = []
@@ -705,7 +711,8 @@ def cmd_stats(glob, argv):
     p.add_argument("--format")
     p.add_argument("containers", nargs="*")
     args = p.parse_args(argv)
-    from kago.manager import format as F, views
+    from kago.manager import format as F
+    from kago.manager import views
     mgr = _manager(glob)
     while True:
         if args.containers:

@@ -22,8 +22,15 @@ import time
 
 from kago.errors import KagoError
 from kago.manager import config as C
-from kago.manager.errors import (BadValue, IdRangeError, ImageNotFound, ManagerError,
-                                 NoSuchContainer, StateError, SupervisorError)
+from kago.manager.errors import (
+    BadValue,
+    IdRangeError,
+    ImageNotFound,
+    ManagerError,
+    NoSuchContainer,
+    StateError,
+    SupervisorError,
+)
 from kago.manager.paths import Paths
 from kago.manager.records import Records, check_name, new_state, random_name
 

@@ -35,7 +35,7 @@ def parse_timestamp(text):
 
 
 class LogWriter:
-    __slots__ = ("path", "max_size", "max_files", "fd", "size", "partial")
+    __slots__ = ("fd", "max_files", "max_size", "partial", "path", "size")
 
     def __init__(self, path, max_size=10 << 20, max_files=3):
         self.path = path

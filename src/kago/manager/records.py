@@ -161,7 +161,7 @@ class Records:
 
 
 class _Lock:
-    __slots__ = ("path", "cid", "fd")
+    __slots__ = ("cid", "fd", "path")
 
     def __init__(self, path, cid):
         self.path = path

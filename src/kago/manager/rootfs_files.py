@@ -13,8 +13,8 @@ from kago.manager.spec import User
 
 def read_in_root(rootfs, path, limit=1 << 20):
     """The bytes of ``path`` resolved inside ``rootfs``, or None when it does not exist."""
-    from kago.kernel import consts, libc
     from kago.errors import KernelError
+    from kago.kernel import consts, libc
     root = os.open(rootfs, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
     try:
         fd = libc.openat2(root, path.lstrip("/"), os.O_RDONLY | os.O_NOFOLLOW,

@@ -79,12 +79,12 @@ class LibraryRuntime:
 
     def warm(self):
         """Import what ``start`` uses now, so that each forked start does not."""
-        from kago.runtime import container, options, resources  # noqa: F401
-        from kago.process import channel, child, hooks, parent, steps  # noqa: F401
-        from kago.plan import build, validate  # noqa: F401
-        from kago.linux import cgroups, mounts, namespaces, seccomp  # noqa: F401
-        from kago.linux.cgroups import limits, resources as plan_writes  # noqa: F401
         from kago.kernel import libseccomp  # noqa: F401
+        from kago.linux import cgroups, mounts, namespaces, seccomp  # noqa: F401
+        from kago.linux.cgroups import limits  # noqa: F401
+        from kago.plan import build, validate  # noqa: F401
+        from kago.process import channel, child, hooks, parent, steps  # noqa: F401
+        from kago.runtime import container, options, resources  # noqa: F401
 
     def start(self, cid, bundle, stdio):
         from kago.errors import KagoError

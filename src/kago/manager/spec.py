@@ -44,11 +44,11 @@ _RLIMITS = ("as", "core", "cpu", "data", "fsize", "locks", "memlock", "msgqueue"
 class ImageConfig:
     """What an image says about how to run it (docker's ``config`` section)."""
 
-    __slots__ = ("env", "cmd", "entrypoint", "workdir", "user", "stop_signal")
+    __slots__ = ("cmd", "entrypoint", "env", "stop_signal", "user", "workdir")
 
     def __init__(self, doc=None):
         doc = doc or {}
-        get = lambda *names: next((doc[n] for n in names if doc.get(n) is not None), None)  # noqa: E731
+        get = lambda *names: next((doc[n] for n in names if doc.get(n) is not None), None)
         self.env = list(get("Env", "env") or ())
         self.cmd = list(get("Cmd", "cmd") or ())
         self.entrypoint = list(get("Entrypoint", "entrypoint") or ())
@@ -60,7 +60,7 @@ class ImageConfig:
 class User:
     """A resolved user: numeric IDs (the runtime takes nothing else)."""
 
-    __slots__ = ("uid", "gid", "groups", "home")
+    __slots__ = ("gid", "groups", "home", "uid")
 
     def __init__(self, uid=0, gid=0, groups=(), home="/root"):
         self.uid, self.gid, self.groups, self.home = uid, gid, list(groups), home

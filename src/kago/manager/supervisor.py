@@ -72,8 +72,17 @@ def idle_timeout():
 class Watched:
     """A running container this supervisor looks after."""
 
-    __slots__ = ("cid", "pid", "pid_start", "child", "pidfd", "readers", "log", "started",
-                 "attached")
+    __slots__ = (
+        "attached",
+        "child",
+        "cid",
+        "log",
+        "pid",
+        "pid_start",
+        "pidfd",
+        "readers",
+        "started",
+    )
 
     def __init__(self, cid, pid, pid_start, child):
         self.cid, self.pid, self.pid_start, self.child = cid, pid, pid_start, child
@@ -85,7 +94,7 @@ class Watched:
 
 
 class Client:
-    __slots__ = ("sock", "buf", "subscribed")
+    __slots__ = ("buf", "sock", "subscribed")
 
     def __init__(self, sock):
         self.sock = sock
@@ -718,7 +727,7 @@ class Connection:
         while b"\n" not in self.buf:
             try:
                 data = self.sock.recv(65536)
-            except (socket.timeout, BlockingIOError):
+            except (TimeoutError, BlockingIOError):
                 return None
             if not data:
                 raise ManagerError("the supervisor went away")

@@ -48,7 +48,7 @@ class KagoEnv:
     # --- running the command line
     def kago(self, *args, check=False, timeout=60, input=None):
         proc = subprocess.run([KAGO] + [str(a) for a in args], capture_output=True, text=True,
-                              env=self.env, timeout=timeout, input=input)
+                              env=self.env, timeout=timeout, input=input, check=False)
         if check and proc.returncode != 0:
             raise AssertionError(f"kago {' '.join(map(str, args))} exited {proc.returncode}:"
                                  f"\n{proc.stdout}\n{proc.stderr}")
@@ -95,8 +95,8 @@ class KagoEnv:
         if conn is not None:
             try:
                 conn.request("quit", timeout=5)
-            except Exception:  # noqa: BLE001 - it may be on its way out already
-                pass
+            except (OSError, ValueError) as e:  # it may be on its way out already
+                sys.stderr.write(f"stop_supervisor: {e}\n")
             conn.close()
         deadline = time.monotonic() + 5
         while any(_alive(p) for p in self.pids_seen) and time.monotonic() < deadline:
@@ -115,11 +115,11 @@ class KagoEnv:
             found += [f"netns {n}" for n in os.listdir("/run/netns")
                       if n.startswith(f"kmt-{self.tag}-")]
         links = subprocess.run(["ip", "-o", "link", "show"], capture_output=True,
-                               text=True).stdout
+                               text=True, check=False).stdout
         found += [f"link {ln.split(':')[1].strip()}" for ln in links.splitlines()
                   if ln.split(":")[1].strip().startswith(f"km{self.tag}")]
         if subprocess.run(["nft", "list", "table", "inet", self.table],
-                          capture_output=True).returncode == 0:
+                          capture_output=True, check=False).returncode == 0:
             found.append(f"nft table {self.table}")
         for cid in ids:
             for h in os.listdir("/sys/fs/cgroup"):
@@ -164,8 +164,8 @@ except ImportError:  # benchmarks import KagoEnv without pytest installed
     pytest = None
 
 if pytest is not None:
-    @pytest.fixture
-    def kmt(workdir, rootfs_cache):
+    @pytest.fixture(name="kmt")
+    def kmt_fixture(workdir, rootfs_cache):
         """A KagoEnv with busybox imported; afterwards everything removed and checked."""
         env = KagoEnv(workdir, rootfs_cache=rootfs_cache)
         yield env

@@ -95,7 +95,8 @@ def top(mgr, record, ps_args=()):
     """docker top: ``ps`` output (``-ef`` by default) filtered to the container's pids."""
     import subprocess
     pids = {str(p) for p in mgr.runtime(record).pids(record["id"])}
-    out = subprocess.run(["ps"] + list(ps_args or ["-ef"]), capture_output=True, text=True)
+    out = subprocess.run(["ps", *(ps_args or ["-ef"])], capture_output=True, text=True,
+                         check=False)
     lines = out.stdout.splitlines()
     if not lines:
         from kago.manager.errors import ManagerError

@@ -53,7 +53,7 @@ def test_table_format_names_columns_like_docker():
     lines = F.formatted("table {{.ID}}\\t{{.Names}}", rows, ())
     assert lines[0].split("   ") == ["CONTAINER ID", "NAMES"]
     assert lines[1].split() == ["abc", "web"]
-    assert F.formatted("json", rows, ()) == ['{"ID": "abc", "Names": "web", '
-                                             '"Status": "Up 1 second"}']
+    expected = '{"ID": "abc", "Names": "web", "Status": "Up 1 second"}'
+    assert F.formatted("json", rows, ()) == [expected]
     assert F.formatted("{{.Names}}", rows, ()) == ["web"]
     assert F.formatted("table", rows, ("ID",), {"ID": "IMAGE ID"})[0] == "IMAGE ID"

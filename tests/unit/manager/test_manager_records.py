@@ -3,8 +3,13 @@
 import pytest
 
 from kago.manager import engine
-from kago.manager.errors import (AmbiguousContainer, BadValue, IdRangeError, NameInUse,
-                                 NoSuchContainer)
+from kago.manager.errors import (
+    AmbiguousContainer,
+    BadValue,
+    IdRangeError,
+    NameInUse,
+    NoSuchContainer,
+)
 from kago.manager.paths import Paths
 from kago.manager.records import Records, check_name, new_state
 

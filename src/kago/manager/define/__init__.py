@@ -11,8 +11,17 @@
 ``env`` holds the ``-e KEY=VAL`` values of the command line. See docs/manager.md.
 """
 
-from kago.manager.define.dsl import (Container, Ready, bind, id_range, python, shell, tarball,
-                                     tcp, tmpfs)
+from kago.manager.define.dsl import (
+                                     Container,
+                                     Ready,
+                                     bind,
+                                     id_range,
+                                     python,
+                                     shell,
+                                     tarball,
+                                     tcp,
+                                     tmpfs,
+)
 
 env = {}
 

@@ -44,7 +44,7 @@ _registry = []  # the Containers of the definition being loaded (define/load.py)
 class Step:
     """One bootstrap or provision step: kind "tarball", "shell" or "python"."""
 
-    __slots__ = ("kind", "value", "line")
+    __slots__ = ("kind", "line", "value")
 
     def __init__(self, kind, value):
         self.kind = kind
@@ -91,7 +91,7 @@ class Ready:
     """A readiness check: a TCP port accepting connections inside the container's network
     namespace, or a callable fn(container) -> bool; ``kago up`` polls it until ``timeout``."""
 
-    __slots__ = ("port", "fn", "timeout", "line")
+    __slots__ = ("fn", "line", "port", "timeout")
 
     def __init__(self, port=None, fn=None, timeout=10.0):
         self.port, self.fn, self.timeout = port, fn, float(timeout)

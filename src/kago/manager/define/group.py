@@ -402,12 +402,12 @@ def _run_bootstrap(c, rootfs):
         where = f"container {c.name}: bootstrap ({step.kind}, line {step.line})"
         if step.kind == "tarball":
             proc = subprocess.run(["tar", "--numeric-owner", "-xf", step.value, "-C", rootfs],
-                                  capture_output=True, text=True)
+                                  capture_output=True, text=True, check=False)
             if proc.returncode:
                 raise ManagerError(f"{where}: tar: {proc.stderr.strip()}")
         elif step.kind == "shell":
             proc = subprocess.run(["/bin/sh", "-c", step.value], capture_output=True,
-                                  text=True, env=dict(os.environ, ROOTFS=rootfs))
+                                  text=True, env=dict(os.environ, ROOTFS=rootfs), check=False)
             if proc.returncode:
                 raise ManagerError(f"{where}: exited {proc.returncode}: "
                                    f"{(proc.stderr or proc.stdout).strip()[-300:]}")
@@ -675,8 +675,9 @@ def archive(mgr, file, env=None, out=print, tag=None, **_):
     """Bootstrap and provision each container's rootfs in a scratch container, then save it
     as an image (a commit of the layer, or an import of a directory rootfs)."""
     definition = load(file, env)
-    from kago.manager import images
     import secrets
+
+    from kago.manager import images
     made = []
     for c in definition.containers:
         if not (c.bootstrap or c.provision):

@@ -52,7 +52,7 @@ class Handle:
         if isinstance(args, str):
             args = ["/bin/sh", "-c", args]
         argv = runtime.exec_argv(self.id, args, user=user)
-        proc = subprocess.run(argv, capture_output=True, text=True)
+        proc = subprocess.run(argv, capture_output=True, text=True, check=False)
         if check and proc.returncode:
             from kago.manager.errors import ManagerError
             raise ManagerError(f"{self.name}: {' '.join(args)} exited {proc.returncode}: "
@@ -124,7 +124,7 @@ class RootSwitchServer:
         return list(self.channels)
 
     def serve(self, fd):
-        directory, ack, callback = self.channels[fd]
+        _directory, ack, callback = self.channels[fd]
         try:
             data = os.read(fd, 4096)
         except BlockingIOError:
@@ -174,6 +174,7 @@ def tcp_ready(netns_path, pid, port):
     The socket is made inside that namespace (setns there, socket(), setns back: a socket
     stays in the namespace it was made in), so no process is forked for the check."""
     import socket
+
     from kago.kernel import consts, libc
     target = netns_path or (f"/proc/{pid}/ns/net" if pid else None)
     own = os.open("/proc/self/ns/net", os.O_RDONLY | os.O_CLOEXEC)
