@@ -8,6 +8,7 @@ bind-mounted into the container show which host IDs the container's writes get.
 import os
 import stat
 import subprocess
+import sys
 
 import pytest
 
@@ -219,3 +220,59 @@ def test_owner_of_devices_in_user_namespace(oci, make_bundle):
     assert uid == "65534"  # the host's node, owned by host root
     assert rc == "rc=0"
     assert stat.S_ISCHR(os.stat("/dev/null").st_mode)
+
+
+# --- a host-made network namespace, joined by a user-namespaced container -------------------
+
+@pytest.fixture
+def host_netns():
+    """A named network namespace made on the host (owned by the host's user namespace), as
+    kago.network or `ip netns add` makes them."""
+    name = f"kagotest-uns-{os.urandom(3).hex()}"
+    subprocess.run(["ip", "netns", "add", name], check=True)
+    try:
+        yield f"/run/netns/{name}"
+    finally:
+        subprocess.run(["ip", "netns", "del", name], check=False)
+
+
+def oci_path():
+    return os.path.join(os.path.dirname(sys.executable), "kago-oci")
+
+
+def join_netns(path):
+    def mutate(cfg):
+        for ns in cfg["linux"]["namespaces"]:
+            if ns["type"] == "network":
+                ns["path"] = path
+    return mutate
+
+
+def test_exec_joins_a_host_owned_netns_and_the_user_namespace(oci, make_bundle, host_netns):
+    """create + start + exec of a user-namespaced container on a host-made netns.
+
+    Two bugs found here: the exec fifo was 0600 (mkfifo's mode minus the umask), so the
+    container's root, an unprivileged host ID, could not open it and the init died at start;
+    and exec joined the user namespace first, after which the host-owned network namespace
+    can no longer be entered (EPERM)."""
+    def mutate(cfg):
+        userns()(cfg)
+        join_netns(host_netns)(cfg)
+    b = make_bundle(["sleep", "30"], mutate=mutate)
+    cid = oci.new_id()
+    # the container keeps its stdio: not pipes, or create's caller would wait for their end
+    created = subprocess.run(
+        [oci_path(), "--root", oci.root, "create", "--bundle", b.path, cid],
+        stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        timeout=30)
+    assert created.returncode == 0
+    try:
+        ok(oci("start", cid))
+        inode = os.stat(host_netns).st_ino
+        out = ok(oci("exec", cid, "sh", "-c",
+                     "readlink /proc/self/ns/net; id -u; cat /proc/self/uid_map"))
+        net, uid, uid_map = out.split("\n", 2)
+        assert net == f"net:[{inode}]"
+        assert uid == "0" and uid_map.split()[:3] == ["0", "100000", "65536"]
+    finally:
+        oci("delete", "-f", cid)

@@ -8,6 +8,7 @@ Rules (namespaces(7), setns(2), unshare(2)):
 - CLONE_NEWPID and CLONE_NEWTIME only affect children, so the caller forks after this.
 """
 
+import errno
 import os
 
 from kago.kernel import consts as C
@@ -46,8 +47,32 @@ def close_all(opened):
 
 
 def join(opened):
-    for kind, flag, fd, path in opened:
-        libc.setns(fd, flag, path=f"{kind} namespace {path}")
+    """setns into every opened namespace.
+
+    The others before the user namespace where we can: a namespace that the container's user
+    namespace does not own (a network namespace made on the host by ``kago.network``, joined
+    by a user-namespaced container) cannot be entered from inside it, where we hold no
+    capability over its owner. A namespace refused now (EPERM: an unprivileged caller needs
+    the user namespace's capabilities first) is joined again after the user namespace.
+    """
+    user = [item for item in opened if item[0] == "user"]
+    later = []
+    for item in opened:
+        if item[0] == "user":
+            continue
+        try:
+            _setns(item)
+        except OSError as e:
+            if e.errno != errno.EPERM or not user:
+                raise
+            later.append(item)
+    for item in user + later:
+        _setns(item)
+
+
+def _setns(item):
+    kind, flag, fd, path = item
+    libc.setns(fd, flag, path=f"{kind} namespace {path}")
 
 
 # namespaces a process cannot enter itself, only its children (the caller forks afterwards)

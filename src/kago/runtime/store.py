@@ -115,8 +115,11 @@ from kago.host.procfs import alive, start_time  # noqa: E402,F401 - the record's
 
 
 def mkfifo(path):
+    """The exec fifo: writable by anyone (0622, whatever the umask), as runc makes it, so a
+    container whose root is an unprivileged host ID (a user namespace) can open it too."""
     try:
         os.mkfifo(path, 0o622)
+        os.chmod(path, 0o622)
     except OSError as e:
         raise KagoError(f"mkfifo {path}: {os.strerror(e.errno).lower()}") from None
     return path
