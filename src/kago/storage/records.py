@@ -108,11 +108,12 @@ def read_json(path):
 def read_container_record(path):
     """A container's rootfs.json; None if there is none, or if it is empty.
 
-    Container records are not fsynced (``create_rootfs`` would pay ~0.6 ms, more on a busy
-    journal, for each). A power loss within the filesystem's writeback delay (ext4: a journal
-    commit every 5 s, file data up to 30 s) can leave the renamed record empty: that container
-    counts as half made, as if the crash had come before its record (gc removes its layer,
-    whose own writes were no more durable). A non-empty unreadable record is still an error.
+    Container records are not fsynced (the file and directory fsyncs cost ``create_rootfs``
+    0.5-0.8 ms, more on a busy disk). A power loss within the filesystem's writeback delay
+    (ext4: a journal commit every 5 s, file data up to 30 s) can lose the record or leave it
+    empty: that container counts as half made, as if the crash had come before its record
+    (gc removes its layer, whose own writes were no more durable). A non-empty unreadable
+    record is still an error. See docs/storage.md, Durability.
     """
     try:
         if os.stat(path).st_size == 0:
