@@ -13,8 +13,8 @@ user namespace P forks I, which forks C; without one P forks C directly, and the
 | I    | {"t": "hello", "userns": b}  | I exists (after unshare(CLONE_NEWUSER) when b). P puts I in |
 |      |                              | the cgroup, writes I's uid/gid maps, replies {"t": "ok"}    |
 | I    | {"t": "pid", "pid": n}       | C forked; n is its pid in P's pid namespace; I then exits   |
-| P    | {"t": "go"}                  | (no user namespace) cgroup limits are in place: C, which   |
-|      |                              | mounted meanwhile, goes on to hooks and the rest            |
+| P    | {"t": "go"}                  | cgroup limits are in place: C, which mounted meanwhile,     |
+|      |                              | goes on to its devices, hooks and the rest                  |
 | C    | {"t": "hooks"}               | mounts done, before pivot_root: P runs prestart +           |
 |      |                              | createRuntime hooks, replies {"t": "ok", "state": json}     |
 | C    | {"t": "seccomp"} + fd        | (a profile with SCMP_ACT_NOTIFY) the filter is loaded; the |

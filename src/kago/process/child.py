@@ -100,6 +100,7 @@ def intermediate(chan, plan, ctx_args, exec_mode=False, cgroup=None, join_unifie
         try:
             ctx = InitContext(plan, chan, **ctx_args)
             ctx.sources = sources
+            ctx.awaiting_go = True  # the cgroup_limits step waits for it, after the mounts
         except BaseException as e:  # noqa: BLE001 - must reach os._exit
             _die(chan, e)
         run_steps(ctx, EXEC_STEPS if exec_mode else CREATE_STEPS)
@@ -154,9 +155,13 @@ class SourceOpener:
 
     @classmethod
     def start(cls, plan, chan):
-        indices = [i for i, op in enumerate(plan.mounts) if op.is_bind]
-        if not indices or not plan.has_ns("user"):
+        if not plan.has_ns("user"):
             return None
+        searchable = {}
+        indices = [i for i, op in enumerate(plan.mounts)
+                   if op.is_bind and not _reachable_by_anyone(op.source, searchable)]
+        if not indices:
+            return None  # no helper process (a fork and its exit, ~2 ms) for what anyone reaches
         import _socket
         ours, theirs = _socket.socketpair(_socket.AF_UNIX,
                                           _socket.SOCK_SEQPACKET | _socket.SOCK_CLOEXEC)
@@ -184,6 +189,27 @@ class SourceOpener:
             self.sock.close()
             os.waitpid(self.pid, 0)
         return fds
+
+
+def _reachable_by_anyone(source, searchable):
+    """True when every directory above ``source`` may be searched by others (o+x): then the
+    mapped root reaches it as well as host root does, and needs no opened fd for it (the
+    container's own cgroup directories, the usual binds). ``searchable`` caches directories."""
+    if not source or not source.startswith("/"):
+        return False
+    parent = os.path.dirname(source.rstrip("/"))
+    while True:
+        ok = searchable.get(parent)
+        if ok is None:
+            try:
+                ok = searchable[parent] = bool(os.stat(parent).st_mode & 0o001)
+            except OSError:
+                ok = searchable[parent] = False
+        if not ok:
+            return False
+        if parent == "/":
+            return True
+        parent = os.path.dirname(parent)
 
 
 def _serve_sources(sock, plan, indices):
