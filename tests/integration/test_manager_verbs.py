@@ -173,10 +173,10 @@ def test_published_port_answers_on_localhost(kmt):
 
 
 def test_userns_auto_maps_root_and_image_files(kmt):
-    # host network: kago-oci's exec joins the user namespace first, and then may not join a
-    # network namespace kago.network made outside it (reported; runc joins those first)
-    kmt.kago("run", "-d", "--name", "kmt-userns", "--network", "host", "--userns", "auto",
-             "busybox", "sleep", "60", check=True)
+    # the default bridge network: kago-oci's exec joins the host-made network namespace
+    # before the container's user namespace
+    kmt.kago("run", "-d", "--name", "kmt-userns", "--userns", "auto", "busybox", "sleep", "60",
+             check=True)
     doc = kmt.inspect("kmt-userns")
     (inside, host, size), = doc["Kago"]["UidMap"]
     assert inside == 0 and size == 65536 and host >= 1 << 30
@@ -189,6 +189,20 @@ def test_userns_auto_maps_root_and_image_files(kmt):
                    check=True).stdout
     assert out.strip() == "0:0"
     kmt.kago("exec", "kmt-userns", "touch", "/etc/written", check=True)
+    address = doc["NetworkSettings"]["IPAddress"]
+    assert address.startswith("10.250.")
+    assert address in kmt.kago("exec", "kmt-userns", "ip", "-4", "addr", "show", "eth0",
+                                check=True).stdout
+    # stopped (rootfs unmounted, network detached) and started again: the ID-mapped layer
+    # is mounted again with its changes, the network attached again
+    kmt.kago("stop", "-t", "0", "kmt-userns", check=True)
+    assert kmt.held(doc["Id"]) == []
+    kmt.kago("start", "kmt-userns", check=True)
+    out = kmt.kago("exec", "kmt-userns", "stat", "-c", "%u:%g", "/etc/written",
+                   check=True).stdout
+    assert out.strip() == "0:0"
+    assert kmt.kago("exec", "kmt-userns", "cat", "/sys/class/net/eth0/operstate",
+                    check=True).stdout.strip() == "up"
 
 
 def test_oom_kill_is_recorded(kmt):

@@ -370,6 +370,9 @@ def _run_attached(mgr, record, remove=False, start=True):
         conn.close()
     if remove:
         mgr.remove(cid, force=True)
+    elif reply.get("status") == "exited":
+        # the supervisor releases it as well; this returns once it is done (docker's run)
+        mgr.release_quietly(cid)
     code = reply.get("exit_code")
     return 255 if code is None else code
 
@@ -380,7 +383,7 @@ def _run_foreground(mgr, record):
     import subprocess
     import time
     cid = record["id"]
-    mgr._prepare_start(record)
+    mgr.prepare(record)
     runtime = mgr.runtime(record)
     # "foreground": no supervisor owns it, so a supervisor starting meanwhile leaves it alone
     mgr.records.update(cid, lambda r: r["state"].update(status="running", foreground=True,
@@ -392,9 +395,11 @@ def _run_foreground(mgr, record):
     finally:
         mgr.records.update(cid, lambda r: r["state"].update(
             status="exited", exit_code=code, finished_at=time.time(), pid=0,
-            foreground=False))
+            foreground=False, fresh=False))
         if record["config"].get("auto_remove"):
             mgr.remove(cid, force=True)
+        else:
+            mgr.release_quietly(cid)  # docker: an ended container holds no network or mount
     return code
 
 
@@ -816,7 +821,9 @@ def _supervisor(glob, argv):
             _out("supervisor stopped (containers keep running)")
         else:
             reply = conn.request("ping", timeout=5)
-            _out(f"pid {reply['pid']}, watching {len(reply['watching'])} container(s)")
+            idle = reply.get("idle_timeout")
+            _out(f"pid {reply['pid']}, watching {len(reply['watching'])} container(s)"
+                 + (f", exits after {idle:g} s with nothing to do" if idle is not None else ""))
     finally:
         conn.close()
     return 0

@@ -6,15 +6,20 @@ life here:
     create  record + name, ID range, rootfs (kago.storage, or a directory), network
             (kago.network), /etc files, then the OCI bundle (spec.build) -- no process yet;
             any failure undoes what was made, in reverse
-    start   the shared supervisor runs the bundle with the runtime (supervisor.py)
+    start   ``prepare``: what an earlier end released comes back (rootfs mount, network
+            attachment), then the shared supervisor runs the bundle (supervisor.py)
     stop    the stop signal, then SIGKILL after the timeout; the record says "stopped by user"
             so no restart policy brings it back
+    end     whoever records it (the supervisor, ``stop``, ``run``, a settle) calls ``release``:
+            the rootfs is unmounted (its writable layer stays) and the network detached, as
+            docker does; the next start prepares them again
     rm      runtime state, rootfs, network, ID range, record and name
 
 Live status always comes from the runtime's state (which checks the init's pid and start
 time in /proc): a record's "running" is believed only if the runtime agrees.
 """
 
+import contextlib
 import json
 import os
 import shutil
@@ -211,10 +216,7 @@ class Manager:
                 raise BadValue("--network", "a container cannot join its own network")
             mode = f"container:{other['id']}"
         etc_dir = self.paths.etc(cid)
-        att = self.nets.attach(cid, mode=mode, network=network, ip=cfg.get("ip"),
-                               ports=cfg.get("ports") or (), hostname=hostname,
-                               aliases=tuple(cfg.get("aliases") or ()) + (cfg["name"],),
-                               etc_dir=etc_dir)
+        att = self._attach_network(cid, cfg, mode, network, hostname)
         undo.push(self.nets.detach, cid)
         netns = "host" if att.mode == "host" else att.netns_path
         if cfg.get("network_etc") == "host":
@@ -224,6 +226,14 @@ class Manager:
                    for d in ("/etc/hosts", "/etc/hostname", "/etc/resolv.conf")
                    if os.path.exists(os.path.join(etc_dir, os.path.basename(d)))}
         return netns, att.to_dict(), etc
+
+    def _attach_network(self, cid, cfg, mode, network, hostname):
+        """kago.network's attach with what create asked for (again at a start after a
+        release: the same static --ip and published ports; a dynamic address may change)."""
+        return self.nets.attach(cid, mode=mode, network=network, ip=cfg.get("ip"),
+                                ports=cfg.get("ports") or (), hostname=hostname,
+                                aliases=tuple(cfg.get("aliases") or ()) + (cfg["name"],),
+                                etc_dir=self.paths.etc(cid))
 
     def _volumes(self, cfg):
         out = {}
@@ -331,7 +341,7 @@ class Manager:
         status = self.live(record)
         if status in ("running", "paused"):
             return record["state"]["pid"]  # docker: starting a running container is a no-op
-        self._prepare_start(record)
+        self.prepare(record)
         own = conn is None
         conn = conn or self.supervisor()
         try:
@@ -341,14 +351,195 @@ class Manager:
                 conn.close()
         return _started(reply)
 
-    def _prepare_start(self, record):
-        """What a start needs that may have gone since create: the rootfs mount (a reboot)."""
-        self.records.update(record["id"], _clear_stop)
+    # --- what an ended container gives back, and a start takes again -------------------------
+    def prepare(self, ref):
+        """Set up what a start needs and an end released (or a reboot took): the rootfs mount
+        and the network attachment. The record is marked ``fresh`` under its lock, so that a
+        release of the previous run still on its way leaves them alone. Returns the record."""
+        cid = ref["id"] if isinstance(ref, dict) else self.resolve(ref)["id"]
+        with self.records.lock(cid):
+            record = self.records.load(cid)
+            self.prepare_locked(record)
+            _clear_stop(record)
+            self.records.save(record)
+        return record
+
+    def prepare_locked(self, record):
+        """``prepare`` for a caller that holds the record's lock and saves ``record`` after
+        (the supervisor's start worker)."""
+        made = self._mount_rootfs(record)
+        try:
+            att = self._reattach(record)
+        except BaseException:
+            if made:
+                self._unmount_rootfs(record)
+            raise
+        if att is not None:
+            record["network"] = att
+        record["state"].update(fresh=True, released=False, network_kept=False,
+                               removing=False)
+
+    def _mount_rootfs(self, record):
         rootfs = record.get("rootfs") or {}
-        if rootfs.get("kind") == "image":
-            source = self.store.mount_rootfs(record["id"])
-            if not os.path.ismount(rootfs["path"]):
-                _bind(source, rootfs["path"])
+        if rootfs.get("kind") != "image":
+            return False
+        from kago.storage import syscalls
+        if syscalls.is_mountpoint(rootfs["path"]):
+            return False
+        source = self.store.mount_rootfs(record["id"])
+        _bind(source, rootfs["path"])
+        return True
+
+    def _unmount_rootfs(self, record):
+        rootfs = record.get("rootfs") or {}
+        if rootfs.get("kind") != "image":
+            return
+        from kago.storage import syscalls
+        syscalls.unmount(rootfs["path"])  # every stacked bind, lazily when busy
+        self.store.unmount_rootfs(record["id"])
+
+    def _reattach(self, record):
+        """The network again if it is not there: the new attachment dict, or None."""
+        cid = record["id"]
+        old = record.get("network") or {}
+        mode = old.get("mode")
+        if not mode or mode == "host":
+            return None  # a host-network container holds nothing: never released
+        current = self.nets.attachment(cid)
+        if current is not None:
+            if not current.netns_path or os.path.exists(current.netns_path):
+                return None  # never released, or kept for a running container sharing it
+            self.nets.detach(cid)  # half there: a reboot emptied /run, or a release failed
+        att = self._attach_network(cid, record["config"], mode, old.get("network"),
+                                   record.get("hostname"))
+        try:
+            if att.netns_path != old.get("netns_path"):
+                self._retarget_bundle(cid, att.netns_path)
+        except BaseException:
+            self.nets.detach(cid)
+            raise
+        return att.to_dict()
+
+    def _retarget_bundle(self, cid, netns_path):
+        """The bundle's network namespace path, when a new attach put it elsewhere (the
+        root's network settings changed since create)."""
+        path = os.path.join(self.paths.bundle(cid), "config.json")
+        with open(path) as f:
+            spec = json.load(f)
+        for ns in (spec.get("linux") or {}).get("namespaces") or ():
+            if ns.get("type") == "network" and ns.get("path"):
+                ns["path"] = netns_path
+        with open(path + ".tmp", "w") as f:
+            f.write(json.dumps(spec))
+        os.rename(path + ".tmp", path)
+
+    def release(self, ref, by=None):
+        """Give back what an ended container holds on the host, as docker does at a stop: its
+        rootfs is unmounted (the writable layer stays) and its network detached (veth, netns,
+        IP lease, published ports; peers' /etc/hosts follow). ``prepare`` sets them up again.
+
+        Nothing is done while it runs or a start is on its way (``fresh``), while it is being
+        removed, for a --rm container (its removal comes), for a host-network one's network
+        (it holds nothing), for a network another running container shares (released when
+        that one ends), and, while the definition's agent lives, for a container whose
+        definition has exit or failure hooks: the agent releases it after they ran
+        (``by="agent"``), so they still see its rootfs. True if something was released;
+        ManagerError names what could not be (the rest is released)."""
+        try:
+            cid = ref["id"] if isinstance(ref, dict) else self.resolve(ref)["id"]
+            with self.records.lock(cid):
+                record = self.records.load(cid)
+                if not self._releasable(record, by):
+                    return False
+                errors, kept = self._release(record)
+                record["state"].update(released=True, network_kept=kept)
+                self.records.save(record)
+        except NoSuchContainer:
+            return False  # removed meanwhile: rm released everything
+        shares = (record.get("network") or {}).get("shares")
+        if shares and not kept:
+            self.release(shares, by)  # the owner may have waited for us
+        if errors:
+            raise ManagerError(f"release {record['name']}: " + "; ".join(_describe(e)
+                                                                          for e in errors))
+        return True
+
+    def _releasable(self, record, by):
+        state = record.get("state") or {}
+        if state.get("fresh", state.get("status") == "created") or state.get("removing") \
+                or state.get("foreground"):
+            return False
+        if state.get("released") and not state.get("network_kept"):
+            return False
+        if (record.get("config") or {}).get("auto_remove"):
+            return False
+        group = record.get("group") or {}
+        if group.get("release") == "agent" and by != "agent" and _agent_alive(self.paths,
+                                                                              group):
+            return False
+        return self.live(record) not in ("running", "paused")
+
+    def _release(self, record):
+        """(errors, whether the network was kept for a running container sharing it)."""
+        cid = record["id"]
+        errors = []
+        try:
+            self._unmount_rootfs(record)
+        except (KagoError, OSError) as e:
+            errors.append(e)
+        kept = False
+        if (record.get("network") or {}).get("mode") not in (None, "host"):
+            kept = self._shared_by_running(cid)
+            if not kept:
+                try:
+                    self.nets.detach(cid)
+                except (KagoError, OSError) as e:
+                    errors.append(e)
+        return errors, kept
+
+    def _shared_by_running(self, cid):
+        """Whether a running container uses ``cid``'s network (--network container:ID)."""
+        for att in self.nets.attachments():
+            if att.shares == cid and att.cid != cid:
+                try:
+                    other = self.records.load(att.cid)
+                except NoSuchContainer:
+                    continue
+                if self.live(other) in ("running", "paused"):
+                    return True
+        return False
+
+    def release_quietly(self, ref, by=None):
+        """``release`` for a command whose own work is done (stop, run): a failure is a
+        warning on stderr, not the command's failure."""
+        try:
+            return self.release(ref, by)
+        except (KagoError, OSError) as e:
+            import sys
+            sys.stderr.write(f"kago: warning: {_describe(e)}\n")
+            return False
+
+    @contextlib.contextmanager
+    def rootfs_mounted(self, record):
+        """The container's root filesystem as the host sees it, mounted for the duration
+        (``export`` of an ended container) and unmounted again if it was released."""
+        rootfs = record.get("rootfs") or {}
+        if rootfs.get("kind") != "image":
+            yield rootfs["path"]
+            return
+        from kago.storage import syscalls
+        if syscalls.is_mountpoint(rootfs["path"]):
+            yield rootfs["path"]
+            return
+        source = self.store.mount_rootfs(record["id"])
+        try:
+            yield source
+        finally:
+            with self.records.lock(record["id"]):
+                state = self.records.load(record["id"])["state"]
+                if state.get("released") and not state.get("fresh") and \
+                        not syscalls.is_mountpoint(rootfs["path"]):
+                    self.store.unmount_rootfs(record["id"])
 
     def stop(self, ref, timeout=None, signal_name=None):
         """docker stop: the stop signal, SIGKILL after ``timeout`` s; returns the record."""
@@ -356,7 +547,8 @@ class Manager:
         self.records.update(record["id"], _mark_stopped)
         status = self.live(record)
         if status not in ("running", "paused"):
-            return record
+            self.release_quietly(record)  # restarting (or an end nobody released)
+            return self.records.load(record["id"])
         timeout = STOP_TIMEOUT if timeout is None else timeout
         runtime = self.runtime(record)
         from kago.plan.tables import parse_signal
@@ -374,6 +566,8 @@ class Manager:
                 pass
             if not self.wait_exit(record, 10):
                 raise ManagerError(f"container {record['name']} did not stop after SIGKILL")
+        # the supervisor releases it too; this makes stop return with it done (docker's)
+        self.release_quietly(record)
         return self.records.load(record["id"])
 
     def kill(self, ref, signal_name="SIGKILL"):
@@ -439,12 +633,14 @@ class Manager:
                 return  # its command line records the real status
             if r["state"]["status"] in ("running", "restarting"):
                 r["state"].update(status="exited", pid=0, finished_at=time.time(),
+                                  fresh=False,
                                   error="exited while no supervisor was watching: exit "
                                         "status unknown")
         try:
             self.records.update(record["id"], ended)
         except NoSuchContainer:
-            pass
+            return
+        self.release_quietly(record["id"])
 
     def wait(self, ref):
         """docker wait: block until the container stops; its exit code (None if unknown)."""
@@ -471,6 +667,7 @@ class Manager:
             if not force:
                 raise StateError(f"cannot remove container {record['name']}: it is {status}: "
                                  f"stop it first or use rm -f")
+            self.records.update(record["id"], mark_removing)  # its end releases nothing
             self.stop(record["id"], timeout=0)
         self._teardown(record)
         return record
@@ -551,6 +748,27 @@ def _mark_stopped(r):
     r["state"]["stopped_by_user"] = True
 
 
+def mark_removing(r):
+    """rm -f, kago down: stopped by the user and about to be removed (teardown frees all)."""
+    r["state"].update(stopped_by_user=True, removing=True)
+
+
+def _agent_alive(paths, group):
+    """Whether the agent of a container's definition (ROOT/groups/<key>.json) is running."""
+    try:
+        with open(os.path.join(paths.groups(), group.get("key", "") + ".json")) as f:
+            pid = json.load(f).get("agent")
+    except (OSError, ValueError):
+        return False
+    if not pid:
+        return False
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as f:
+            return b"kago.manager.define.agent" in f.read()
+    except OSError:
+        return False
+
+
 def _describe(e):
     from kago.errors import describe
     return describe(e)
@@ -595,4 +813,4 @@ class _FileLock:
         os.close(self.fd)
 
 
-__all__ = ["Manager", "SupervisorError", "Undo", "load_settings"]
+__all__ = ["Manager", "SupervisorError", "Undo", "load_settings", "mark_removing"]

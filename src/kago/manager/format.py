@@ -81,8 +81,17 @@ def _code(state):
     return "?" if code is None else code
 
 
+def released(record):
+    """Whether the container's end released its network (and rootfs): ``Manager.release``."""
+    state = record.get("state") or {}
+    return bool(state.get("released")) and not state.get("network_kept")
+
+
 def ports_text(record):
+    """docker ps's PORTS: what is published now (nothing once an end released it)."""
     att = record.get("network") or {}
+    if released(record):
+        return ""
     out = []
     for p in att.get("ports") or ():
         ip = p.get("host_ip") or "0.0.0.0"

@@ -205,14 +205,13 @@ def cmd_export(mgr, argv, parser, out):
     record = mgr.resolve(args.container)
     import subprocess
     import sys
-    rootfs = record["rootfs"]["path"]
-    if record["rootfs"]["kind"] == "image":
-        mgr.store.mount_rootfs(record["id"])
     target = args.output or "-"
     if target == "-" and sys.stdout.isatty():
         raise ManagerError("refusing to write a tar archive to a terminal: use -o FILE or "
                            "redirect stdout")
-    code = subprocess.call(["tar", "--numeric-owner", "-C", rootfs, "-cf", target, "."])
+    # an ended container's rootfs was released: mounted for the export, unmounted after
+    with mgr.rootfs_mounted(record) as rootfs:
+        code = subprocess.call(["tar", "--numeric-owner", "-C", rootfs, "-cf", target, "."])
     if code:
         raise ManagerError(f"export {record['name']}: tar exited {code}")
     return 0

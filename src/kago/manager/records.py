@@ -2,7 +2,8 @@
 
 The record is the manager's memory of a container: its configuration (what ``run``/``create``
 or a definition asked for), where its rootfs and network are, and the last known state
-(``state``: status, pid, start/finish times, exit code, OOM kill, restarts). Live status never
+(``state``: status, pid, start/finish times, exit code, OOM kill, restarts, and whether the
+rootfs mount and network attachment are held or were released at its end). Live status never
 comes from the record alone: ``engine.Manager.status`` asks the runtime and /proc, so a killed
 supervisor cannot make ``kago ps`` lie.
 
@@ -29,9 +30,17 @@ _NOUNS = ("bamboo", "crane", "lantern", "maple", "otter", "pine", "river", "spar
 
 
 def new_state():
+    """A new container's state. Besides docker's fields:
+
+    ``fresh``     its rootfs and network were set up for a start that has not ended yet
+                  (create, or ``Manager.prepare``); cleared when an end is recorded
+    ``released``  an end released them (``Manager.release``): the next start sets them up
+    ``removing``  ``rm -f`` / ``kago down`` is removing it: its end releases nothing
+    """
     return {"status": "created", "pid": 0, "pid_start": None, "started_at": 0.0,
             "finished_at": 0.0, "exit_code": None, "oom_killed": False, "restart_count": 0,
-            "stopped_by_user": False, "error": "", "provisioned": False, "attached": False}
+            "stopped_by_user": False, "error": "", "provisioned": False, "attached": False,
+            "fresh": True, "released": False, "removing": False}
 
 
 def check_name(name, field="--name"):
@@ -149,15 +158,22 @@ class Records:
         return _Lock(self.paths.container(cid), cid)
 
     def remove(self, cid):
+        """The record, its name and its directory. Under the record's lock: an edit in
+        progress (the supervisor's, a release's) ends first, and cannot write the record
+        back into a directory removed under it."""
         import shutil
-        record = None
         try:
-            record = self.load(cid)
+            with self.lock(cid):
+                record = None
+                try:
+                    record = self.load(cid)
+                except NoSuchContainer:
+                    pass
+                if record is not None:
+                    self.release_name(record.get("name", ""), cid)
+                shutil.rmtree(self.paths.container(cid), ignore_errors=True)
         except NoSuchContainer:
-            pass
-        if record is not None:
-            self.release_name(record.get("name", ""), cid)
-        shutil.rmtree(self.paths.container(cid), ignore_errors=True)
+            return  # no directory: removed already
 
 
 class _Lock:

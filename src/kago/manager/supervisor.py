@@ -19,14 +19,24 @@ How it holds on to containers:
   when they end but not how: their exit status is recorded as unknown.
 - Nothing ``kago ps`` shows depends on this process being alive: live state comes from the
   runtime and /proc, this process only adds exit codes and restarts to the records.
+- When a container ends, its rootfs mount and network attachment are released
+  (``Manager.release``, docker's behaviour; a restart or ``kago start`` prepares them again).
+  That needs kago.network and pyroute2 (~18 MB, ~150 ms to import), which this process never
+  loads: a forked releaser does it, for every container that ended meanwhile in one go, under
+  each record's lock. A start worker takes the same lock and prepares what a release took.
 
 It is started on demand by the first command that needs it, holds RUNROOT/supervisor.lock
-for its lifetime (so a second one exits at once), and exits after ``KAGO_SUPERVISOR_IDLE``
-seconds (default 30) with nothing to watch. Containers keep running when it exits or is killed.
+for its lifetime (so a second one exits at once), and exits when it has had nothing to do for
+the idle timeout: no container watched, starting, restarting or being released, no request
+pending (subscribers to events, such as a definition's agent, do not keep it). The timeout is
+``KAGO_SUPERVISOR_IDLE`` seconds in its environment, else ``{"supervisor": {"idle_timeout":
+N}}`` in ROOT/kago.json, else 30. Containers keep running when it exits or is killed; the next
+command that needs it starts it again.
 
 Protocol: a unix stream socket, one JSON object per line each way.
 
-    {"op": "ping"}                          -> {"ok": true, "pid": N, "watching": [ids]}
+    {"op": "ping"}                          -> {"ok": true, "pid": N, "watching": [ids],
+                                               "restarting": [ids], "idle_timeout": s}
     {"op": "start", "id": ID, "attached": b} -> {"ok": true, "pid": N} | {"ok": false,
                                                "error": "...", "code": 125|126|127}
     {"op": "wait", "id": ID}                -> when it has exited: {"ok": true, "exit_code": N,
@@ -49,6 +59,7 @@ import socket
 import sys
 import time
 
+from kago.errors import KagoError
 from kago.manager import logs
 from kago.manager.config import parse_restart
 from kago.manager.errors import ManagerError, NoSuchContainer
@@ -62,11 +73,26 @@ RESTART_RESET_AFTER = 10.0
 WORKER_TIMEOUT = 60.0       # a start that takes longer is stuck (a hook that never returns)
 
 
-def idle_timeout():
+IDLE_TIMEOUT = 30.0
+RELEASER_WAIT = 10.0        # at exit, how long to wait for a releaser still at work
+RELEASE_POLL = 0.05         # a restart due while its container is being released waits so
+
+
+def idle_timeout(paths=None):
+    """Seconds without anything to do before the supervisor exits: KAGO_SUPERVISOR_IDLE, else
+    ROOT/kago.json's {"supervisor": {"idle_timeout": N}}, else 30."""
+    text = os.environ.get("KAGO_SUPERVISOR_IDLE")
+    if text is None and paths is not None:
+        try:
+            with open(os.path.join(paths.root, "kago.json")) as f:
+                text = ((json.load(f).get("supervisor") or {}).get("idle_timeout"))
+        except (OSError, ValueError, AttributeError):
+            text = None
     try:
-        return float(os.environ.get("KAGO_SUPERVISOR_IDLE", "30"))
-    except ValueError:
-        return 30.0
+        value = float(IDLE_TIMEOUT if text is None else text)
+    except (TypeError, ValueError):
+        return IDLE_TIMEOUT
+    return value if value >= 0 else IDLE_TIMEOUT
 
 
 class Watched:
@@ -110,8 +136,9 @@ class Client:
 
 
 class Supervisor:
-    def __init__(self, paths):
+    def __init__(self, paths, lock_fd=None):
         self.paths = paths
+        self.lock_fd = lock_fd     # RUNROOT/supervisor.lock: closed in the releaser
         self.records = Records(paths)
         self.sel = selectors.DefaultSelector()
         self.watched = {}          # cid -> Watched
@@ -124,6 +151,10 @@ class Supervisor:
         self.starting = {}         # worker report fd -> (Watched, Client or None, bytes read)
         self.workers = {}          # worker report fd -> (worker pid, deadline)
         self.early = {}            # pid -> exit status, reaped before its worker reported
+        self.to_release = []       # ended containers waiting for the next releaser
+        self.releaser = None       # (pid, [cids]) of the releaser at work
+        self.idle_after = idle_timeout(paths)
+        self.adopting = False      # _adopt batches its releases into one releaser
         self.idle_since = time.monotonic()
         self.running = True
 
@@ -150,6 +181,7 @@ class Supervisor:
                 pass
             for w in list(self.watched.values()):
                 self._close_output(w)
+            self._wait_releaser()
 
     def _listen(self):
         path = self.paths.socket()
@@ -167,11 +199,24 @@ class Supervisor:
         return sock
 
     def _adopt(self):
-        """Containers a previous supervisor started: watch the live ones, settle the rest."""
+        """Containers a previous supervisor started: watch the live ones, settle the rest, and
+        release ended ones that still hold their rootfs mount and network (an end recorded
+        while the releaser could not run, or by a kago without releases)."""
+        self.adopting = True
+        try:
+            self._adopt_all()
+        finally:
+            self.adopting = False
+        self._run_releaser()
+
+    def _adopt_all(self):
         for record in self.records.all():
             state = record.get("state") or {}
             if state.get("foreground"):
                 continue  # `kago run -it`: its own command line waits for it
+            if state.get("status") == "exited" and _wants_release(record) and (
+                    not state.get("released") or state.get("network_kept")):
+                self._release_later(record["id"])
             if state.get("status") == "restarting":
                 self._schedule(record["id"], RESTART_DELAY_MIN)
             elif state.get("status") == "running":
@@ -213,15 +258,22 @@ class Supervisor:
     def _next_timeout(self):
         waits = [when - time.monotonic() for when, _ in self.timers]
         waits += [deadline - time.monotonic() for _pid, deadline in self.workers.values()]
-        if not self.watched and not self.clients:
-            waits.append(self.idle_since + idle_timeout() - time.monotonic())
+        if not self._busy():
+            waits.append(self.idle_since + self.idle_after - time.monotonic())
         return max(0.0, min(waits)) if waits else None
 
+    def _busy(self):
+        """Something to do or to answer. Event subscribers (a definition's agent) only
+        listen: they do not keep an idle supervisor alive (they subscribe again to the next
+        one, and catch up on what they missed from the records)."""
+        return bool(self.watched or self.timers or self.starting or self.releaser
+                    or self.to_release or any(not c.subscribed for c in self.clients))
+
     def _idle(self):
-        if self.watched or self.clients or self.timers or self.starting:
+        if self._busy():
             self.idle_since = time.monotonic()
             return False
-        return time.monotonic() - self.idle_since >= idle_timeout()
+        return time.monotonic() - self.idle_since >= self.idle_after
 
     def _signals(self, fd):
         try:
@@ -242,6 +294,10 @@ class Supervisor:
                 return
             code = os.waitstatus_to_exitcode(status)
             code = 128 - code if code < 0 else code
+            if self.releaser is not None and pid == self.releaser[0]:
+                self.releaser = None
+                self._run_releaser()  # the containers that ended meanwhile
+                continue
             w = self.by_pid.pop(pid, None)
             if w is not None:
                 self._exited(w, code)
@@ -301,7 +357,8 @@ class Supervisor:
         op = req.get("op")
         if op == "ping":
             client.send({"ok": True, "pid": os.getpid(), "watching": sorted(self.watched),
-                         "restarting": sorted(cid for _, cid in self.timers)})
+                         "restarting": sorted(cid for _, cid in self.timers),
+                         "idle_timeout": self.idle_after})
         elif op == "start":
             self._start_request(client, req.get("id", ""), bool(req.get("attached")))
         elif op == "wait":
@@ -364,6 +421,8 @@ class Supervisor:
         comes to us as the subreaper. ``client`` gets the reply when the worker reports."""
         if cid in self.watched or cid in self.starting_ids():
             raise ManagerError(f"container {cid[:12]} is already running")
+        if cid in self.to_release:
+            self.to_release.remove(cid)  # not released yet: nothing to prepare again
         record = self.records.load(cid)
         runtime = self.runtime_for(record)
         if runtime.state(cid) is not None:
@@ -379,7 +438,7 @@ class Supervisor:
             # no supervisor is reading (they block once the pipe is full, until one is back)
             writers = [os.open(os.path.join(fifo_dir, s), os.O_RDWR | os.O_CLOEXEC)
                        for s in STREAMS]
-            report, worker = _fork_worker(runtime, cid, self.paths.bundle(cid), writers)
+            report, worker = _fork_worker(runtime, cid, self.paths, writers)
         except BaseException:
             self._close_output(w)
             raise
@@ -445,12 +504,15 @@ class Supervisor:
         def fail(r):
             r["state"]["error"] = str(error)
             r["state"]["exit_code"] = getattr(error, "exit_code", 125)
+            r["state"]["fresh"] = False
             if r["state"]["status"] == "restarting":
                 r["state"]["status"] = "exited"
         try:
-            self.records.update(cid, fail)
+            record = self.records.update(cid, fail)
         except NoSuchContainer:
-            pass
+            return
+        if _wants_release(record):
+            self._release_later(cid)  # docker cleans up after a failed start too
 
     def _open_output(self, w, record, create):
         fifo_dir = self.paths.fifos(w.cid)
@@ -531,10 +593,15 @@ class Supervisor:
         except ManagerError as e:
             _say(f"{cid[:12]}: {e}")
         restart = _should_restart(record, code)
+        gone = False
         try:
             record = self.records.update(cid, lambda r: _ended(r, code, oom, unknown, restart))
         except NoSuchContainer:
-            restart = False
+            restart, gone = False, True
+        if not gone and _wants_release(record):
+            # also before a restart (docker's): the restart prepares them again, and a
+            # dynamic address may change
+            self._release_later(cid)
         self._broadcast({"event": "exit", "id": cid, "exit_code": code, "oom_killed": oom})
         # docker wait returns at every end, even one a restart policy will undo
         self._answer_waiters(cid, {"ok": True, "exit_code": code, "oom_killed": oom,
@@ -569,6 +636,40 @@ class Supervisor:
         finally:
             os.close(null)
 
+    # --- releases
+    def _release_later(self, cid):
+        if cid not in self.to_release:
+            self.to_release.append(cid)
+        if not self.adopting:
+            self._run_releaser()
+
+    def _run_releaser(self):
+        """Fork a releaser for every container waiting, unless one is at work (it is then
+        forked again when that one is reaped)."""
+        if self.releaser is not None or not self.to_release:
+            return
+        cids, self.to_release = self.to_release, []
+        fds = [key.fd for key in self.sel.get_map().values()]
+        if self.lock_fd is not None:
+            fds.append(self.lock_fd)
+        try:
+            self.releaser = (_fork_releaser(self.paths, cids, fds), cids)
+        except OSError as e:
+            _say(f"cannot fork a releaser: {e}")
+
+    def _wait_releaser(self):
+        """At exit: let a releaser at work finish (bounded), so that none outlives us."""
+        deadline = time.monotonic() + RELEASER_WAIT
+        while self.releaser is not None and time.monotonic() < deadline:
+            try:
+                pid, _status = os.waitpid(self.releaser[0], os.WNOHANG)
+            except ChildProcessError:
+                pid = self.releaser[0]
+            if pid:
+                self.releaser = None
+            else:
+                time.sleep(0.01)
+
     # --- restarts
     def _schedule(self, cid, delay):
         self.timers.append((time.monotonic() + delay, cid))
@@ -592,6 +693,10 @@ class Supervisor:
         now = time.monotonic()
         while self.timers and self.timers[0][0] <= now:
             _, cid = self.timers.pop(0)
+            if self.releaser is not None and cid in self.releaser[1]:
+                # its release holds the record's lock: come back rather than block on it
+                self._schedule(cid, RELEASE_POLL)
+                continue
             try:
                 record = self.records.load(cid)
             except NoSuchContainer:
@@ -599,6 +704,11 @@ class Supervisor:
                 continue
             state = record.get("state") or {}
             if state.get("stopped_by_user") or state.get("status") != "restarting":
+                if state.get("status") == "restarting":  # stopped during the back-off
+                    try:
+                        state = self.records.update(cid, _abandoned)["state"]
+                    except NoSuchContainer:
+                        pass
                 self._answer_waiters(cid, {"ok": True, "exit_code": state.get("exit_code"),
                                            "oom_killed": state.get("oom_killed", False),
                                            "status": state.get("status")})
@@ -612,9 +722,10 @@ class Supervisor:
                                            "status": "exited"})
 
 
-def _fork_worker(runtime, cid, bundle, writers):
-    """Fork a process that runs ``runtime.start`` with the container's stdio and reports
-    {"pid", "pid_start"} or {"error", "code"} as JSON on the returned pipe."""
+def _fork_worker(runtime, cid, paths, writers):
+    """Fork a process that prepares the container (``_prepare``), runs ``runtime.start`` with
+    its stdio and reports {"pid", "pid_start"} or {"error", "code"} as JSON on the returned
+    pipe."""
     report_r, report_w = os.pipe2(os.O_CLOEXEC)
     pid = os.fork()
     if pid:
@@ -633,7 +744,12 @@ def _fork_worker(runtime, cid, bundle, writers):
         os.dup2(writers[0], 1)
         os.dup2(writers[1], 2)
         try:
-            started, start_time = runtime.start(cid, bundle, (0, 1, 2))
+            try:
+                _prepare(paths, cid)
+            except (KagoError, OSError) as e:  # a port taken meanwhile, a network gone...
+                from kago.errors import describe
+                raise ManagerError(f"container {cid[:12]}: {describe(e)}") from e
+            started, start_time = runtime.start(cid, paths.bundle(cid), (0, 1, 2))
             doc = {"pid": started, "pid_start": start_time}
         except ManagerError as e:
             doc = {"error": str(e), "code": getattr(e, "exit_code", 125)}
@@ -642,6 +758,60 @@ def _fork_worker(runtime, cid, bundle, writers):
         os.write(report_w, json.dumps(doc).encode() + b"\n")
     finally:
         os._exit(0)
+
+
+def _prepare(paths, cid):
+    """In a start worker: under the record's lock, set up again what an end released (rootfs
+    mount, network: ``Manager.prepare_locked``, which imports kago.network only then) and
+    mark the record ``fresh``, so a releaser still to come leaves this start alone. A start
+    right after create finds everything in place and imports nothing."""
+    records = Records(paths)
+    with records.lock(cid):
+        record = records.load(cid)
+        state = record["state"]
+        rootfs = record.get("rootfs") or {}
+        if state.get("released") or (rootfs.get("kind") == "image"
+                                     and not os.path.ismount(rootfs["path"])):
+            from kago.manager.engine import Manager
+            Manager(paths.root, paths.runroot).prepare_locked(record)
+        else:
+            state["fresh"] = True
+        records.save(record)
+
+
+def _fork_releaser(paths, cids, fds):
+    """Fork a process that releases ``cids`` (``Manager.release``) and exits; its pid. It
+    closes ``fds`` first (the supervisor's sockets, FIFOs and lock), so that a client sees
+    the supervisor's end when it comes, and a new supervisor can take the lock."""
+    pid = os.fork()
+    if pid:
+        return pid
+    try:  # the releaser: never returns
+        signal.set_wakeup_fd(-1)
+        for sig in (signal.SIGCHLD, signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+            signal.signal(sig, signal.SIG_DFL)
+        for fd in fds:
+            try:
+                os.close(fd)
+            except OSError:
+                pass
+        from kago.manager.engine import Manager
+        mgr = Manager(paths.root, paths.runroot)
+        for cid in cids:
+            try:
+                mgr.release(cid, by="supervisor")
+            except Exception as e:  # noqa: BLE001 - logged; the next start prepares anyway
+                _say(f"{cid[:12]}: {e}")
+    finally:
+        os._exit(0)
+
+
+def _wants_release(record):
+    """Whether an end of this container should be followed by a release at all (the
+    releaser checks the rest under the record's lock)."""
+    state = record.get("state") or {}
+    return not (state.get("removing") or state.get("foreground")
+                or (record.get("config") or {}).get("auto_remove"))
 
 
 # --- record edits (run under the record's lock) ----------------------------------------------
@@ -655,9 +825,14 @@ def _started(r, pid, pid_start, attached):
 def _ended(r, code, oom, unknown, restart):
     s = r["state"]
     s.update(status="restarting" if restart else "exited", pid=0, pid_start=None,
-             finished_at=time.time(), exit_code=code, oom_killed=oom)
+             finished_at=time.time(), exit_code=code, oom_killed=oom, fresh=False)
     if unknown:
         s["error"] = "exited while no supervisor was watching: exit status unknown"
+
+
+def _abandoned(r):
+    if r["state"]["status"] == "restarting":
+        r["state"]["status"] = "exited"
 
 
 def _count_restart(r):
@@ -819,7 +994,7 @@ def main(argv=None):
     os.rename(paths.supervisor_pid() + ".tmp", paths.supervisor_pid())
     _say(f"supervisor {os.getpid()} serving {paths.root}")
     try:
-        Supervisor(paths).serve()
+        Supervisor(paths, lock).serve()
     finally:
         try:
             os.unlink(paths.supervisor_pid())

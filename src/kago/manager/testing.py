@@ -6,7 +6,8 @@ a random 10.250.x.0/24, no outbound NAT), a short supervisor idle time, and ``ka
 run the command line against it. ``cleanup()`` removes every container and network and stops
 the supervisor; ``leftovers()`` lists what is still on the host (mounts under ROOT, netns,
 links, nft table, cgroups of its containers, live processes of its supervisor), so a test
-can assert that a failure left nothing behind.
+can assert that a failure left nothing behind; ``held(cid)`` what one container still holds
+(an ended one: nothing).
 
 Container names in tests start with ``kmt-``.
 """
@@ -126,6 +127,33 @@ class KagoEnv:
                 if os.path.isdir(f"/sys/fs/cgroup/{h}/kago-{cid}"):
                     found.append(f"cgroup {h}/kago-{cid}")
         found += [f"supervisor process {p}" for p in self.pids_seen if _alive(p)]
+        return found
+
+    def held(self, cid):
+        """What container ``cid`` still holds on the host: its veth, netns, attachment
+        record, IP leases, published ports and mounts (an ended container holds none)."""
+        from kago.network import ipam, state
+        mgr = self.manager()
+        nets = mgr.nets
+        found = []
+        veth = nets.veth_name(cid)
+        if os.path.exists(f"/sys/class/net/{veth}"):
+            found.append(f"link {veth}")
+        netns = os.path.join(nets.netns_dir, f"{nets.netns_prefix}{cid}")
+        if os.path.exists(netns):
+            found.append(f"netns {netns}")
+        if nets.attachment(cid) is not None:
+            found.append("attachment record")
+        names = nets.state.network_names() if os.path.isdir(
+            os.path.join(mgr.paths.network(), "networks")) else []
+        for name in names:
+            record = nets.get(name)
+            if cid in ipam.Leases(nets.state, record).holders():
+                found.append(f"lease on {name}")
+        if any(e.get("cid") == cid for e in state.read_json(nets.state.ports(), [])):
+            found.append("published ports")
+        with open("/proc/self/mountinfo") as f:
+            found += [f"mount {line.split()[4]}" for line in f if cid in line.split()[4]]
         return found
 
     def destroy(self):

@@ -28,6 +28,8 @@ def inspect(mgr, record, live=None):
     for p in att.get("ports") or ():
         ports.setdefault(f"{p['container_port']}/{p.get('proto', 'tcp')}", []).append(
             {"HostIp": p.get("host_ip") or "0.0.0.0", "HostPort": str(p["host_port"])})
+    # an ended container's network was released (docker: no address, no ports, no sandbox)
+    net = {} if F.released(record) and live not in ("running", "paused") else att
     mounts = [{"Type": m["type"], "Source": m.get("source", ""),
                "Destination": m["destination"], "RW": not m.get("readonly"),
                "Mode": "ro" if m.get("readonly") else "rw"} for m in cfg.get("mounts") or ()]
@@ -67,12 +69,12 @@ def inspect(mgr, record, live=None):
             "StopSignal": record.get("stop_signal", "SIGTERM"),
         },
         "NetworkSettings": {
-            "IPAddress": att.get("ipv4") or "", "Gateway": att.get("gateway") or "",
-            "MacAddress": att.get("mac") or "", "IPPrefixLen": att.get("prefixlen") or 0,
-            "Ports": ports, "SandboxKey": att.get("netns_path") or "",
-            "Networks": ({att["network"]: {"IPAddress": att.get("ipv4") or "",
-                                           "Gateway": att.get("gateway") or "",
-                                           "MacAddress": att.get("mac") or ""}}
+            "IPAddress": net.get("ipv4") or "", "Gateway": net.get("gateway") or "",
+            "MacAddress": net.get("mac") or "", "IPPrefixLen": net.get("prefixlen") or 0,
+            "Ports": ports if net else {}, "SandboxKey": net.get("netns_path") or "",
+            "Networks": ({att["network"]: {"IPAddress": net.get("ipv4") or "",
+                                           "Gateway": net.get("gateway") or "",
+                                           "MacAddress": net.get("mac") or ""}}
                          if att.get("network") else {}),
         },
         "Mounts": mounts,

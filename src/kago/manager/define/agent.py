@@ -16,6 +16,12 @@ one single-threaded poll loop over:
 - signals: ``on_signal("USR1")`` -> fn(c) when this process gets SIGUSR1 (``kago ps FILE``
   shows its pid).
 
+After a container's exit hooks ran, the agent releases its rootfs mount and network
+(``Manager.release``; the supervisor leaves such containers to it, so the hooks see the
+rootfs). An idle supervisor exits even while the agent is subscribed; the agent then
+subscribes to the next one (starting one only when a container of its group should be
+running) and catches up on ends it missed from the records.
+
 It exits when the group is gone (``kago down``) or on SIGTERM. Usage (internal):
 ``python -m kago.manager.define.agent --root R --runroot RR FILE [KEY=VAL...]``.
 """
@@ -29,6 +35,7 @@ import sys
 import time
 
 from kago.manager.define import hooks as H
+from kago.manager.errors import NoSuchContainer
 
 
 class Agent:
@@ -41,6 +48,7 @@ class Agent:
         self.conn = None
         self.running = True
         self.seq = 0
+        self.ends = {}         # cid -> finished_at of the last end whose hooks ran
 
     def handle(self, name):
         cid = self.group.containers.get(name)
@@ -63,6 +71,8 @@ class Agent:
                 self._timer(now + ms / 1000, c.name, ms, times, fn)
             if c.name in self.group.containers:
                 self._arm(c)
+        for cid in self.group.containers.values():
+            self.ends[cid] = self._finished_at(cid)
         self._subscribe()
 
     def _watch(self, fd, kind, data, events=select.POLLIN):
@@ -82,16 +92,70 @@ class Agent:
         heapq.heappush(self.timers, (when, self.seq, name, ms, left, fn))
 
     def _subscribe(self):
+        """Subscribe to the supervisor's events. One is started only when a container of the
+        group should be running (it adopts them if the last one was killed): an idle
+        supervisor exits, and the agent must not keep bringing it back."""
         from kago.manager import supervisor
         from kago.manager.errors import ManagerError
         try:
-            self.conn = supervisor.connect(self.mgr.paths)
+            self.conn = supervisor.connect(self.mgr.paths, spawn=self._any_running())
+            if self.conn is None:
+                return  # none: nothing of ours runs; the next one is looked for in 1 s
             self.conn.request("events", timeout=5)
         except (ManagerError, OSError) as e:
             H.warn(f"agent: no supervisor events ({e}); exit hooks wait for it")
+            if self.conn is not None:
+                self.conn.close()
             self.conn = None
             return
         self._watch(self.conn.sock.fileno(), "events", None)
+        self._catch_up()
+
+    def _any_running(self):
+        for cid in self.group.containers.values():
+            try:
+                status = self.mgr.records.load(cid)["state"].get("status")
+            except NoSuchContainer:  # removed meanwhile
+                continue
+            if status in ("running", "restarting"):
+                return True
+        return False
+
+    def _finished_at(self, cid):
+        try:
+            return self.mgr.records.load(cid)["state"].get("finished_at") or 0.0
+        except NoSuchContainer:  # removed meanwhile
+            return 0.0
+
+    def _catch_up(self):
+        """Ends recorded while no supervisor told us (between two supervisors)."""
+        for name, cid in list(self.group.containers.items()):
+            try:
+                state = self.mgr.records.load(cid)["state"]
+            except NoSuchContainer:  # removed meanwhile
+                continue
+            if state.get("status") in ("exited", "restarting") and \
+                    (state.get("finished_at") or 0.0) > self.ends.get(cid, 0.0):
+                self._ended(name, cid, state.get("exit_code"), state.get("oom_killed"))
+
+    def _ended(self, name, cid, code, oom):
+        """A container's end: its exit and failure hooks, then the release they delayed."""
+        finished = self._finished_at(cid)
+        if finished and finished <= self.ends.get(cid, 0.0):
+            return  # its hooks ran already (caught up before the event came)
+        self.ends[cid] = finished
+        c = self.definition.container(name)
+        for fn in c.hooks["exit"]:
+            self._fire(name, fn, code)
+        if code != 0 or oom:
+            reason = "killed by the OOM killer" if oom else f"exited with status {code}"
+            for fn in c.hooks["failure"]:
+                self._fire(name, fn, reason)
+        from kago.errors import KagoError
+        try:
+            self.mgr.release(cid, by="agent")
+        except (KagoError, OSError) as e:
+            H.warn(f"agent: {name}: {e}")
 
     def _arm(self, c):
         """PSI triggers and the OOM watch of one container (again after a restart)."""
@@ -200,14 +264,7 @@ class Agent:
             return
         c = self.definition.container(name)
         if event.get("event") == "exit":
-            code = event.get("exit_code")
-            for fn in c.hooks["exit"]:
-                self._fire(name, fn, code)
-            if code != 0 or event.get("oom_killed"):
-                reason = "killed by the OOM killer" if event.get("oom_killed") else \
-                    f"exited with status {code}"
-                for fn in c.hooks["failure"]:
-                    self._fire(name, fn, reason)
+            self._ended(name, event["id"], event.get("exit_code"), event.get("oom_killed"))
         elif event.get("event") in ("start", "restart"):
             self._arm(c)
         while self.conn is not None and b"\n" in self.conn.buf:

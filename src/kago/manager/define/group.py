@@ -177,7 +177,7 @@ class _Up:
             if record is None:
                 record = self._create(c)
             else:
-                self.mgr._prepare_start(record)  # a reboot may have unmounted its rootfs
+                self.mgr.prepare(record)  # what its end (or a reboot) released
             self._start(c, record)
             self._collect(block=False)
         while self.pending or self.deferred:
@@ -202,8 +202,11 @@ class _Up:
             cfg["oci_hooks"], extra = H.oci_hooks(directory, moments)
             cfg["mounts"] = list(cfg["mounts"]) + extra
             os.makedirs(directory, exist_ok=True)
+        group = {"key": self.group.key, "file": self.group.path}
+        if c.hooks["exit"] or c.hooks["failure"]:
+            group["release"] = "agent"  # its exit hooks see its rootfs: the agent releases it
         try:
-            record = self.mgr.create(cfg, group={"key": self.group.key, "file": self.group.path})
+            record = self.mgr.create(cfg, group=group)
         except BaseException:
             if made_dir:
                 shutil.rmtree(made_dir, ignore_errors=True)
@@ -500,10 +503,11 @@ def down(mgr, file, env=None, out=print, timeout=10, **_):
 
 def _stop_many(mgr, records, timeout=10):
     """Stop signals to all at once, one wait for all, then SIGKILL the rest."""
+    from kago.manager.engine import mark_removing
     from kago.plan.tables import parse_signal
     running = []
     for record in records:
-        mgr.records.update(record["id"], lambda r: r["state"].update(stopped_by_user=True))
+        mgr.records.update(record["id"], mark_removing)  # removed next: nothing to release
         if mgr.live(record) in ("running", "paused"):
             try:
                 mgr.runtime(record).kill(record["id"], parse_signal(record["stop_signal"]))
@@ -541,7 +545,7 @@ def ps(mgr, file, env=None, out=print, **_):
         live = mgr.live(record, states)
         pid = record["state"].get("pid") if live == "running" else ""
         rows.append((name, record["id"][:12], F.status_text(record, live), pid or "",
-                     F.ports_text(record) or (record.get("network") or {}).get("ipv4") or ""))
+                     _address(record)))
     out(F.table(("NAME", "CONTAINER ID", "STATUS", "PID", "PORTS/ADDRESS"), rows))
     agent = group.data.get("agent")
     if agent and _is_agent(agent):
@@ -560,8 +564,16 @@ def _table(mgr, group, out, ready_at):
         ready = ready_at.get(name)
         rows.append((name, record["id"][:12], F.status_text(record, live),
                      record["state"].get("pid") or "", "" if ready is None else f"{ready:.2f}s",
-                     F.ports_text(record) or (record.get("network") or {}).get("ipv4") or ""))
+                     _address(record)))
     out(F.table(("NAME", "CONTAINER ID", "STATUS", "PID", "READY", "PORTS/ADDRESS"), rows))
+
+
+def _address(record):
+    """PORTS/ADDRESS: published ports, else the address (none once its end released it)."""
+    from kago.manager import format as F
+    if F.released(record):
+        return ""
+    return F.ports_text(record) or (record.get("network") or {}).get("ipv4") or ""
 
 
 def _follow(mgr, group, names):
