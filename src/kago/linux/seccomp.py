@@ -43,10 +43,10 @@ def compile(sp, cache_dir=None):
     hit = _cache_get(cache_dir, key) if cache_dir else None
     if hit is not None:
         bpf, nr_seccomp, skipped = hit
+    elif cache_dir:
+        bpf, nr_seccomp, skipped = _build_once(sp, cache_dir, key)
     else:
         bpf, nr_seccomp, skipped = _build(sp)
-        if cache_dir:
-            _cache_put(cache_dir, key, (bpf, nr_seccomp, skipped))
     flags = sp.flags
     if sp.notify:
         flags |= S.FLAG_NEW_LISTENER
@@ -58,6 +58,39 @@ def compile(sp, cache_dir=None):
                   names=",".join(skipped))
     sp.program = S.Program(bpf, flags, nr_seccomp)
     return sp.program
+
+
+def _build_once(sp, cache_dir, key):
+    """A miss: compile and cache under an flock of the cache directory, so that creates
+    missing the same filter at once (a manager starting many containers of one profile) wait
+    for the first one's compile and take it from the cache instead of each compiling it."""
+    lock = _lock_cache(cache_dir)
+    try:
+        hit = _cache_get(cache_dir, key) if lock is not None else None
+        if hit is not None:
+            return hit
+        value = _build(sp)
+        _cache_put(cache_dir, key, value)
+        return value
+    finally:
+        if lock is not None:
+            os.close(lock)  # releases the flock
+
+
+def _lock_cache(cache_dir):
+    """An fd holding an exclusive flock on ``cache_dir``, or None (best effort, as the cache)."""
+    import fcntl
+    try:
+        os.makedirs(cache_dir, mode=0o700, exist_ok=True)
+        fd = os.open(cache_dir, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    except OSError:
+        return None
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+    except OSError:
+        os.close(fd)
+        return None
+    return fd
 
 
 def _build(sp):

@@ -85,6 +85,7 @@ class LibraryRuntime:
         from kago.plan import build, validate  # noqa: F401
         from kago.process import channel, child, hooks, parent, steps  # noqa: F401
         from kago.runtime import container, options, resources  # noqa: F401
+        container.LAYOUT = cgroups.detect()  # the hierarchies do not move; mountinfo grows
 
     def start(self, cid, bundle, stdio):
         from kago.errors import KagoError

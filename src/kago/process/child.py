@@ -41,12 +41,14 @@ def _close_inherited(chan, ctx_args):
     keep = {0, 1, 2, chan.fileno(), log.fd()}  # the --log file, shared with the runtime
     keep.update(range(3, 3 + (ctx_args.get("preserve") or 0)))
     keep.update(ctx_args.get(k) for k in ("fifo_fd", "console_fd", "root_fd_for_exec"))
-    for name in os.listdir("/proc/self/fd"):
-        if int(name) not in keep:
-            try:
-                os.close(int(name))
-            except OSError:
-                pass  # the directory fd listdir used, already closed
+    # the gaps between the kept fds, each in one close_range(2) (os.closerange): no listing of
+    # /proc/self/fd and a close per fd (a supervisor's worker inherits hundreds)
+    low = 0
+    for fd in sorted(fd for fd in keep if fd is not None and fd >= 0):
+        if fd > low:
+            os.closerange(low, fd)
+        low = fd + 1
+    os.closerange(low, 0x7FFFFFFF)
 
 
 def _where(exc):

@@ -22,6 +22,11 @@ from kago.runtime import store as st
 
 CREATED, RUNNING, STOPPED, PAUSED, CREATING = "created", "running", "stopped", "paused", "creating"
 
+# The cgroup layout (kago.linux.cgroups.detect), when a long-lived caller detected it once: the
+# manager's supervisor, whose forked start workers would otherwise each parse a mountinfo that
+# grows by a mount per container. None: detect it per create (kago-oci, one create a process).
+LAYOUT = None
+
 
 # --- loading and planning (no side effects) -----------------------------------------------
 
@@ -198,7 +203,7 @@ def _plan_cgroup(plan, undo):
     from kago.linux import cgroups
     from kago.plan.build import expand_cgroup_mount
     with log.phase("cgroups"):
-        layout = cgroups.detect()
+        layout = LAYOUT if LAYOUT is not None else cgroups.detect()
         if not layout.hierarchies:
             log.warning("no cgroup hierarchy is mounted: the container gets no cgroup")
             return None
