@@ -246,3 +246,17 @@ def test_runc_runs_what_the_manager_makes(kmt, workdir, rootfs_cache):
     finally:
         left = env.destroy()
     assert not left, left
+
+
+def test_userns_under_a_root_closed_to_others_is_a_clear_error(kmt):
+    # a container with its own user namespace reaches its files as an unprivileged host ID:
+    # a 0700 --root would fail later with a bare EACCES; say why first, and make nothing
+    os.chmod(kmt.root, 0o700)
+    try:
+        out = kmt.kago("run", "--rm", "--userns", "auto", "busybox", "true")
+    finally:
+        os.chmod(kmt.root, 0o755)
+    assert out.returncode == 125
+    assert f"{kmt.root} is not searchable by others" in out.stderr, out.stderr
+    assert "chmod o+x" in out.stderr and len(out.stderr.strip().splitlines()) == 1
+    assert kmt.kago("ps", "-aq", check=True).stdout.strip() == ""

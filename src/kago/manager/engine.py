@@ -78,6 +78,26 @@ def load_settings(paths):
         raise ManagerError(f"{paths.root}/kago.json: {e}") from None
 
 
+def _check_reachable(path):
+    """A container with its own user namespace reaches its bundle as an unprivileged host ID:
+    every directory above it must be searchable by others (o+x). Say so before the runtime
+    fails with a bare EACCES."""
+    parent = os.path.dirname(path)
+    while True:
+        try:
+            mode = os.stat(parent).st_mode
+        except OSError:
+            return  # the runtime reports what is missing
+        if not mode & 0o001:
+            raise ManagerError(
+                f"{parent} is not searchable by others (mode {mode & 0o777:o}): a container "
+                f"with its own user namespace could not reach its files under it; "
+                f"chmod o+x {parent}, or use another --root")
+        if parent == "/":
+            return
+        parent = os.path.dirname(parent)
+
+
 class Manager:
     def __init__(self, root=None, runroot=None, runtime=None):
         self.paths = Paths(root, runroot)
@@ -146,6 +166,7 @@ class Manager:
         uid_map, gid_map = self._reserve_ids(cid, cfg)
         if uid_map:
             undo.push(self._release_ids, cid)
+            _check_reachable(self.paths.container(cid))
         rootfs = self._make_rootfs(cid, cfg, uid_map, gid_map, undo)
         from kago.manager.rootfs_files import resolve_user
         from kago.manager.spec import ImageConfig, build
