@@ -10,6 +10,7 @@ import os
 import textwrap
 import time
 
+from conftest import wait_for
 from kago.manager.testing import kmt_fixture, wait_http  # noqa: F401 (fixture)
 
 
@@ -20,12 +21,7 @@ def definition(tmp_path, text, name="def.py"):
 
 
 def wait_until(predicate, timeout=10.0, interval=0.05):
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value or time.monotonic() > deadline:
-            return value
-        time.sleep(interval)
+    return wait_for(predicate, timeout, interval)  # conftest's, with the manager's pace
 
 
 def read(path):

@@ -16,16 +16,12 @@ import subprocess
 import textwrap
 import time
 
+from conftest import wait_for
 from kago.manager.testing import kmt_fixture, wait_http  # noqa: F401 (fixture)
 
 
 def wait_until(predicate, timeout=10.0, interval=0.05):
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value or time.monotonic() > deadline:
-            return value
-        time.sleep(interval)
+    return wait_for(predicate, timeout, interval)  # conftest's, with the manager's pace
 
 
 def free_port():

@@ -13,16 +13,12 @@ import time
 
 import pytest
 
+from conftest import wait_for
 from kago.manager.testing import kmt_fixture, wait_http  # noqa: F401 (fixture)
 
 
 def wait_until(predicate, timeout=10.0, interval=0.05):
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value or time.monotonic() > deadline:
-            return value
-        time.sleep(interval)
+    return wait_for(predicate, timeout, interval)  # conftest's, with the manager's pace
 
 
 def test_run_foreground_streams_output_and_exits_with_the_containers_status(kmt):

@@ -38,30 +38,11 @@ from kago.manager.errors import (
 )
 from kago.manager.paths import Paths
 from kago.manager.records import Records, check_name, new_state, random_name
+from kago.runtime.undo import Undo
 
 AUTO_ID_BASE = 1 << 30        # --userns=auto ranges start here, 65536-aligned
 AUTO_ID_SIZE = 65536
 STOP_TIMEOUT = 10
-
-
-class Undo:
-    """What a create made so far; undone in reverse when a later step fails."""
-
-    def __init__(self):
-        self.steps = []
-
-    def push(self, fn, *args):
-        self.steps.append((fn, args))
-
-    def run(self):
-        errors = []
-        for fn, args in reversed(self.steps):
-            try:
-                fn(*args)
-            except Exception as e:  # noqa: BLE001 - keep undoing, report at the end
-                errors.append(e)
-        self.steps = []
-        return errors
 
 
 def load_settings(paths):

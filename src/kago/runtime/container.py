@@ -19,6 +19,7 @@ from kago import OCI_VERSION
 from kago.errors import (ContainerNotFound, CreateError, IncorrectStatus, KagoError, SpecError,
                          UsageError)
 from kago.runtime import store as st
+from kago.runtime.undo import Undo
 
 CREATED, RUNNING, STOPPED, PAUSED, CREATING = "created", "running", "stopped", "paused", "creating"
 
@@ -67,27 +68,6 @@ def make_plan(cfg, bundle, container_id, opts):
 
 # --- create / run ---------------------------------------------------------------------------
 
-class _Undo:
-    """What create made so far, undone in reverse on failure."""
-
-    __slots__ = ("steps",)
-
-    def __init__(self):
-        self.steps = []
-
-    def push(self, fn, *args):
-        self.steps.append((fn, args))
-
-    def run(self):
-        errors = []
-        for fn, args in reversed(self.steps):
-            try:
-                fn(*args)
-            except Exception as e:  # noqa: BLE001 - collect, keep undoing
-                errors.append(e)
-        return errors
-
-
 def create(store, container_id, bundle, opts, mode="create"):
     """Create the container (mode "create") or create it started (mode "run").
 
@@ -100,7 +80,7 @@ def create(store, container_id, bundle, opts, mode="create"):
         cfg = load_config(bundle)
     plan = make_plan(cfg, bundle, container_id, opts)
     _check_terminal(plan, opts, mode)
-    undo = _Undo()
+    undo = Undo()
     try:
         return _create(store, container_id, bundle, cfg, plan, opts, mode, undo)
     except BaseException as e:

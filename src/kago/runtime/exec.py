@@ -9,6 +9,7 @@ import os
 from kago import log
 from kago.errors import IncorrectStatus, SpecError
 from kago.runtime import container as ctr
+from kago.runtime.undo import Undo
 
 
 def process_from_args(record, args, cwd=None, env=(), user=None, caps=(), tty=False,
@@ -69,7 +70,7 @@ def execute(store, container_id, proc, opts):
     ctr._check_terminal(plan, opts, "run")
     from kago.linux import namespaces
     from kago.process import parent
-    undo = ctr._Undo()
+    undo = Undo()
     fds = ctr._Fds(undo)
     try:
         root_fd = fds.open(f"/proc/{record['pid']}/root", os.O_PATH | os.O_DIRECTORY)
