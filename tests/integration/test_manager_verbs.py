@@ -168,6 +168,19 @@ def test_published_port_answers_on_localhost(kmt):
     assert doc["NetworkSettings"]["IPAddress"].startswith("10.250.")
 
 
+def test_port_in_use_is_refused_and_leaves_nothing(kmt):
+    kmt.kago("run", "-d", "--name", "kmt-p1", "-p", "127.0.0.1:18932:80", "busybox",
+             "httpd", "-f", "-p", "80", "-h", "/etc", check=True)
+    before = sorted(os.listdir(os.path.join(kmt.root, "containers")))
+    proc = kmt.kago("run", "-d", "--name", "kmt-p2", "-p", "127.0.0.1:18932:80", "busybox",
+                    "httpd", "-f", "-p", "80", "-h", "/etc")
+    assert proc.returncode == 125, proc.stderr
+    assert "18932" in proc.stderr and len(proc.stderr.strip().splitlines()) == 1, proc.stderr
+    assert sorted(os.listdir(os.path.join(kmt.root, "containers"))) == before
+    assert kmt.kago("ps", "-a", "--format", "{{.Names}}", check=True).stdout.split() == ["kmt-p1"]
+    assert wait_http(18932, "/hostname")  # the first one still answers
+
+
 def test_userns_auto_maps_root_and_image_files(kmt):
     # the default bridge network: kago-oci's exec joins the host-made network namespace
     # before the container's user namespace
