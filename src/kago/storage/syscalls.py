@@ -13,6 +13,7 @@ import struct
 from kago.errors import KernelError
 from kago.kernel import consts as C
 from kago.kernel import ffi, libc
+from kago.linux.cgroups.mountinfo import unescape
 
 # --- the user namespace holder (idshift.make_userns) ------------------------------------------
 
@@ -82,21 +83,6 @@ class UsernsHolder:
 
 # --- mount table ------------------------------------------------------------------------------
 
-def _unescape(field):
-    """mountinfo escapes space, tab, newline and backslash as \\ooo octal."""
-    if "\\" not in field:
-        return field
-    out, i = [], 0
-    while i < len(field):
-        if field[i] == "\\" and field[i + 1:i + 4].isdigit() and i + 3 < len(field):
-            out.append(chr(int(field[i + 1:i + 4], 8)))
-            i += 4
-        else:
-            out.append(field[i])
-            i += 1
-    return "".join(out)
-
-
 def mounts(mountinfo="/proc/self/mountinfo"):
     """[(mount point, fstype, source)] in mount order."""
     out = []
@@ -105,7 +91,7 @@ def mounts(mountinfo="/proc/self/mountinfo"):
             left, _, right = line.partition(" - ")
             fields = left.split()
             rfields = right.split()
-            out.append((_unescape(fields[4]), rfields[0], _unescape(rfields[1])))
+            out.append((unescape(fields[4]), rfields[0], unescape(rfields[1])))
     return out
 
 

@@ -133,13 +133,13 @@ def _join(base, *parts):
     return path or "/"
 
 
-def _unescape(field):
-    """mountinfo escapes space, tab, newline and backslash as \\ooo octal."""
+def unescape(field):
+    """mountinfo escapes space, tab, newline and backslash as \\ooo octal (three digits)."""
     if "\\" not in field:
         return field
     out, i = [], 0
     while i < len(field):
-        if field[i] == "\\" and field[i + 1:i + 4].isdigit():
+        if field[i] == "\\" and len(field[i + 1:i + 4]) == 3 and field[i + 1:i + 4].isdigit():
             out.append(chr(int(field[i + 1:i + 4], 8)))
             i += 4
         else:
@@ -154,7 +154,7 @@ def _parse_line(line):
     fields, tail = left.split(), right.split()
     if not sep or len(fields) < 6 or len(tail) < 3:
         return None
-    return tail[0], _unescape(fields[3]), _unescape(fields[4]), tail[2]
+    return tail[0], unescape(fields[3]), unescape(fields[4]), tail[2]
 
 
 def _v1_name(super_options):
