@@ -38,7 +38,7 @@ from kago.manager.errors import (
 )
 from kago.manager.paths import Paths
 from kago.manager.records import Records, check_name, new_state, random_name
-from kago.runtime.undo import Undo
+from kago.runtime import Undo
 
 AUTO_ID_BASE = 1 << 30        # --userns=auto ranges start here, 65536-aligned
 AUTO_ID_SIZE = 65536
@@ -61,22 +61,15 @@ def load_settings(paths):
 
 def _check_reachable(path):
     """A container with its own user namespace reaches its bundle as an unprivileged host ID:
-    every directory above it must be searchable by others (o+x). Say so before the runtime
-    fails with a bare EACCES."""
-    parent = os.path.dirname(path)
-    while True:
-        try:
-            mode = os.stat(parent).st_mode
-        except OSError:
-            return  # the runtime reports what is missing
-        if not mode & 0o001:
-            raise ManagerError(
-                f"{parent} is not searchable by others (mode {mode & 0o777:o}): a container "
-                f"with its own user namespace could not reach its files under it; "
-                f"chmod o+x {parent}, or use another --root")
-        if parent == "/":
-            return
-        parent = os.path.dirname(parent)
+    say so before the runtime fails with a bare EACCES (a missing directory it reports)."""
+    from kago.linux.idmap import closed_ancestor
+    closed = closed_ancestor(path)
+    if closed and closed[1] is not None:
+        parent, mode = closed
+        raise ManagerError(
+            f"{parent} is not searchable by others (mode {mode & 0o777:o}): a container "
+            f"with its own user namespace could not reach its files under it; "
+            f"chmod o+x {parent}, or use another --root")
 
 
 class Manager:

@@ -159,11 +159,14 @@ class SourceOpener:
     def start(cls, plan, chan):
         if not plan.has_ns("user"):
             return None
-        searchable = {}
-        indices = [i for i, op in enumerate(plan.mounts)
-                   if op.is_bind and not _reachable_by_anyone(op.source, searchable)]
+        # only sources the mapped root cannot reach need one (the container's own cgroup
+        # dirs, the usual binds, it can): no helper process, a fork and its exit (~2 ms)
+        from kago.linux import idmap
+        modes = {}
+        indices = [i for i, op in enumerate(plan.mounts) if op.is_bind and (
+            not (op.source or "").startswith("/") or idmap.closed_ancestor(op.source, modes))]
         if not indices:
-            return None  # no helper process (a fork and its exit, ~2 ms) for what anyone reaches
+            return None
         import _socket
         ours, theirs = _socket.socketpair(_socket.AF_UNIX,
                                           _socket.SOCK_SEQPACKET | _socket.SOCK_CLOEXEC)
@@ -191,27 +194,6 @@ class SourceOpener:
             self.sock.close()
             os.waitpid(self.pid, 0)
         return fds
-
-
-def _reachable_by_anyone(source, searchable):
-    """True when every directory above ``source`` may be searched by others (o+x): then the
-    mapped root reaches it as well as host root does, and needs no opened fd for it (the
-    container's own cgroup directories, the usual binds). ``searchable`` caches directories."""
-    if not source or not source.startswith("/"):
-        return False
-    parent = os.path.dirname(source.rstrip("/"))
-    while True:
-        ok = searchable.get(parent)
-        if ok is None:
-            try:
-                ok = searchable[parent] = bool(os.stat(parent).st_mode & 0o001)
-            except OSError:
-                ok = searchable[parent] = False
-        if not ok:
-            return False
-        if parent == "/":
-            return True
-        parent = os.path.dirname(parent)
 
 
 def _serve_sources(sock, plan, indices):
