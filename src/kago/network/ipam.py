@@ -48,6 +48,19 @@ def parse_subnet(text, version, what="subnet"):
     return net
 
 
+def _address_in(text, net, what, outside):
+    """``text`` as an address of ``net``'s usable range, else a NetworkError ending in
+    ``outside``."""
+    try:
+        addr = ipaddress.ip_address(text)
+    except ValueError:
+        raise NetworkError(f"{what} {text!r} is not an IP address") from None
+    first, last = _host_range(net)
+    if addr.version != net.version or not first <= int(addr) <= last:
+        raise NetworkError(f"{what} {addr}: {outside}")
+    return addr
+
+
 def _host_range(net):
     """First and last usable address as ints: not the network address, not IPv4 broadcast."""
     first = int(net.network_address) + 1
@@ -58,13 +71,7 @@ def _host_range(net):
 def parse_gateway(text, net, what="gateway"):
     if text is None:
         return str(net.network_address + 1)
-    try:
-        addr = ipaddress.ip_address(text)
-    except ValueError:
-        raise NetworkError(f"{what} {text!r} is not an IP address") from None
-    first, last = _host_range(net)
-    if addr.version != net.version or not first <= int(addr) <= last:
-        raise NetworkError(f"{what} {text}: not a usable address of {net}")
+    addr = _address_in(text, net, what, f"not a usable address of {net}")
     return str(addr)
 
 
@@ -129,13 +136,7 @@ def pick_address(net, reserved, taken, cursor=None):
 
 def check_static(text, net, reserved, taken, network):
     """A requested address: inside the subnet, not the gateway, not somebody else's."""
-    try:
-        addr = ipaddress.ip_address(text)
-    except ValueError:
-        raise NetworkError(f"ip {text!r} is not an IP address") from None
-    first, last = _host_range(net)
-    if addr.version != net.version or not first <= int(addr) <= last:
-        raise NetworkError(f"ip {addr}: outside network {network!r} ({net})")
+    addr = _address_in(text, net, "ip", f"outside network {network!r} ({net})")
     if str(addr) in reserved:
         raise AddressInUse(f"ip {addr} is the gateway of network {network!r}")
     if str(addr) in taken:

@@ -23,25 +23,16 @@ def _iproute():
     return IPRoute()
 
 
-@contextlib.contextmanager
 def host():
-    """A netlink socket in the caller's (host) netns."""
-    ipr = _iproute()
-    try:
-        yield ipr
-    finally:
-        ipr.close()
+    """A netlink socket in the caller's (host) netns (a context manager that closes it)."""
+    return contextlib.closing(_iproute())
 
 
-@contextlib.contextmanager
 def inside(path):
-    """A netlink socket in the netns at ``path``: opened while the thread is inside it."""
+    """A netlink socket in the netns at ``path``: opened while the thread is inside it (a
+    socket keeps the netns it was made in)."""
     with netns.entered(path):
-        ipr = _iproute()
-    try:
-        yield ipr
-    finally:
-        ipr.close()
+        return contextlib.closing(_iproute())
 
 
 @contextlib.contextmanager
