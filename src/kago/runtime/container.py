@@ -19,7 +19,7 @@ from kago import OCI_VERSION
 from kago.errors import (ContainerNotFound, CreateError, IncorrectStatus, KagoError, SpecError,
                          UsageError)
 from kago.runtime import store as st
-from kago.runtime.undo import Undo
+from kago.runtime import Undo
 
 CREATED, RUNNING, STOPPED, PAUSED, CREATING = "created", "running", "stopped", "paused", "creating"
 

@@ -9,7 +9,7 @@ import os
 from kago import log
 from kago.errors import IncorrectStatus, SpecError
 from kago.runtime import container as ctr
-from kago.runtime.undo import Undo
+from kago.runtime import Undo
 
 
 def process_from_args(record, args, cwd=None, env=(), user=None, caps=(), tty=False,
