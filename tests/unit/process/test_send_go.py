@@ -26,3 +26,14 @@ def test_a_live_child_receives_go():
     ours, theirs = Channel.pair()
     _send_go(ours)
     assert theirs.recv(expect=("go",))["t"] == "go"
+
+
+def test_the_childs_error_wins_over_a_reset_when_our_go_was_never_read():
+    # the child failed after our "go" reached its queue: closing with unread data makes the
+    # kernel report ECONNRESET once, before the error message the child sent us
+    ours, theirs = Channel.pair()
+    _send_go(ours)
+    theirs.send_error(KagoError("mknod /dev/null: operation not permitted"))
+    theirs.close()
+    with pytest.raises(KagoError, match="mknod /dev/null: operation not permitted"):
+        ours.recv(expect=("ready",))
