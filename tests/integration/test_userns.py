@@ -276,3 +276,17 @@ def test_exec_joins_a_host_owned_netns_and_the_user_namespace(oci, make_bundle, 
         assert uid == "0" and uid_map.split()[:3] == ["0", "100000", "65536"]
     finally:
         oci("delete", "-f", cid)
+
+
+def test_rootfs_under_a_directory_closed_to_others_is_a_clear_error(oci, make_bundle):
+    # root in the user namespace is an unprivileged host ID: it cannot pass a 0700 bundle
+    b = make_bundle(["true"], mutate=userns())
+    os.chmod(b.path, 0o700)
+    try:
+        out = oci("run", "--bundle", b.path, oci.new_id())
+    finally:
+        os.chmod(b.path, 0o755)
+    assert out.returncode == 1
+    line, = out.stderr.strip().splitlines()
+    assert b.path in line and "permission denied" in line, line
+    assert "searchable by others" in line and "[Errno" not in line, line

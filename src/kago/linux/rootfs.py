@@ -10,8 +10,10 @@ Order (runc's prepareRootfs, see mount_namespaces(7) and pivot_root(2)):
 5. remount / read-only if root.readonly.
 """
 
+import errno
 import os
 
+from kago.errors import KernelError
 from kago.kernel import consts as C
 from kago.kernel import libc
 
@@ -35,12 +37,32 @@ def _mount_point_of(path):
     return "/"
 
 
-def bind_rootfs(rootfs):
+def bind_rootfs(rootfs, userns=False):
     """Step 2: the rootfs becomes its own mount point; its parent mount becomes private."""
-    parent = _mount_point_of(os.path.dirname(rootfs.rstrip("/")) or "/")
-    libc.mount(None, parent, None, C.MS_PRIVATE)
-    libc.mount(rootfs, rootfs, None, C.MS_BIND | C.MS_REC)
-    return os.open(rootfs, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
+    try:
+        try:
+            parent = _mount_point_of(os.path.dirname(rootfs.rstrip("/")) or "/")
+        except OSError as e:
+            raise KernelError("stat", e.errno, e.filename) from None
+        libc.mount(None, parent, None, C.MS_PRIVATE)
+        libc.mount(rootfs, rootfs, None, C.MS_BIND | C.MS_REC)
+        try:
+            return os.open(rootfs, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
+        except OSError as e:
+            raise KernelError("open", e.errno, rootfs) from None
+    except KernelError as e:
+        if userns and e.errno == errno.EACCES:
+            raise _closed_to_mapped_root(e) from None
+        raise
+
+
+def _closed_to_mapped_root(e):
+    """In a user namespace we are an unprivileged host ID: a directory closed to others above
+    the rootfs is the usual reason for EACCES here. Say so, keeping the error's own words."""
+    hint = ("every directory above the rootfs must be searchable by others (o+x) for a "
+            "container with a user namespace")
+    detail = f"{e.detail}; {hint}" if e.detail else hint
+    return type(e)(e.op, e.errno, e.path, detail)
 
 
 def pivot(rootfs):

@@ -93,7 +93,7 @@ class Channel:
     def send_error(self, exc):
         try:
             self.send(t="error", kind=type(exc).__name__, errno=getattr(exc, "errno", None),
-                      msg=str(exc) or type(exc).__name__)
+                      msg=describe(exc))
         except OSError:
             pass  # the parent is gone; nobody to tell
 
@@ -102,6 +102,15 @@ class Channel:
 
     def close(self):
         self.sock.close()
+
+
+def describe(exc):
+    """The one line the user sees: a plain OSError that escaped a step (os.stat, os.open...)
+    as "PATH: reason", lower case, not Python's "[Errno 13] Permission denied: 'PATH'"."""
+    if isinstance(exc, OSError) and not isinstance(exc, errors.KagoError) and exc.strerror:
+        reason = exc.strerror.lower()
+        return f"{exc.filename}: {reason}" if exc.filename is not None else reason
+    return str(exc) or type(exc).__name__
 
 
 def rebuild_error(msg):

@@ -92,7 +92,7 @@ def set_oom_score(ctx):
 
 def prepare_root(ctx):
     rootfs.isolate_propagation(ctx.plan.rootfs_propagation)
-    ctx.rootfd = rootfs.bind_rootfs(ctx.plan.rootfs)
+    ctx.rootfd = rootfs.bind_rootfs(ctx.plan.rootfs, ctx.plan.userns)
 
 
 def mount_all(ctx):

@@ -37,3 +37,10 @@ def test_the_childs_error_wins_over_a_reset_when_our_go_was_never_read():
     theirs.close()
     with pytest.raises(KagoError, match="mknod /dev/null: operation not permitted"):
         ours.recv(expect=("ready",))
+
+
+def test_a_plain_oserror_from_a_step_reads_as_path_and_reason():
+    from kago.process.channel import describe
+    assert describe(PermissionError(13, "Permission denied", "/b")) == "/b: permission denied"
+    assert describe(OSError(5, "Input/output error")) == "input/output error"
+    assert describe(KagoError("mknod /dev/null: x")) == "mknod /dev/null: x"
