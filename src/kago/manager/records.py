@@ -13,13 +13,13 @@ write to a temp file, rename over. Names are reserved with ``O_EXCL`` files unde
 ``kago run --name x`` at once cannot both win.
 """
 
-import fcntl
 import json
 import os
 import secrets
 import time
 
 from kago.manager.errors import AmbiguousContainer, BadValue, NameInUse, NoSuchContainer
+from kago.runtime.store import Lock
 
 _NAME_FIRST = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789"
 _NAME_REST = _NAME_FIRST + "_.-"
@@ -176,24 +176,11 @@ class Records:
             return  # no directory: removed already
 
 
-class _Lock:
-    __slots__ = ("cid", "fd", "path")
+class _Lock(Lock):
+    """The runtime's container-directory flock, saying "no such container" as the manager does."""
 
-    def __init__(self, path, cid):
-        self.path = path
-        self.cid = cid
-        self.fd = None
-
-    def __enter__(self):
-        try:
-            self.fd = os.open(self.path, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
-        except (FileNotFoundError, NotADirectoryError):
-            raise NoSuchContainer(self.cid) from None
-        fcntl.flock(self.fd, fcntl.LOCK_EX)
-        return self
-
-    def __exit__(self, *exc):
-        os.close(self.fd)
+    __slots__ = ()
+    not_found = NoSuchContainer
 
 
 def _write_atomic(path, data):

@@ -92,6 +92,7 @@ class Lock:
     """An exclusive flock on a container's directory, as a context manager."""
 
     __slots__ = ("path", "id", "fd")
+    not_found = ContainerNotFound  # raised with the id when the directory is gone
 
     def __init__(self, path, container_id):
         self.path = path
@@ -101,8 +102,8 @@ class Lock:
     def __enter__(self):
         try:
             self.fd = os.open(self.path, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
-        except FileNotFoundError:
-            raise ContainerNotFound(self.id) from None
+        except (FileNotFoundError, NotADirectoryError):
+            raise self.not_found(self.id) from None
         fcntl.flock(self.fd, fcntl.LOCK_EX)
         return self
 
