@@ -162,6 +162,7 @@ def test_errors_go_to_log_and_stderr(oci, tmp_path):
 def test_default_root(oci, make_bundle):
     b = make_bundle(SLEEPER)
     cid = oci.new_id()
+    made_root = not os.path.exists(DEFAULT_ROOT)
     try:
         ok(detached(oci, "create", "--bundle", b.path, cid, root=False))
         assert os.path.isfile(os.path.join(DEFAULT_ROOT, cid, "state.json"))
@@ -170,6 +171,8 @@ def test_default_root(oci, make_bundle):
     finally:
         oci("delete", "--force", cid, root=False)
     assert not os.path.exists(os.path.join(DEFAULT_ROOT, cid))
+    if made_root:  # the host as it was: this test made the default state dir, it removes it
+        os.rmdir(DEFAULT_ROOT)
 
 
 @pytest.mark.parametrize("command", ["state", "start", "kill", "delete", "pause", "resume",
