@@ -242,3 +242,28 @@ def test_poststart_waits_for_the_program(oci, make_bundle, hookdir, how):
     else:
         ok(detached(oci, "run", "-d", "--bundle", b.path, cid))
     assert kinds(hookdir) == list(CREATE_KINDS) + ["startContainer", "poststart"]
+
+
+def test_hook_without_env_inherits_the_runtimes(oci, make_bundle, hookdir):
+    """runc 1.1: a hook with no ``env`` gets the environment of whoever runs it (exec.Cmd
+    with a nil Env): kago-oci's for the runtime's hooks, the container process's for
+    createContainer (run by the container's init); ``env: []`` is an empty environment."""
+    def mutate(cfg):
+        cfg["process"]["env"] = ["HOOK_VAR=process", "PATH=/bin:/process/path"]
+        cfg["hooks"] = {kind: [_hook(hookdir / "env.sh", kind)]
+                        for kind in ("prestart", "createRuntime", "createContainer",
+                                     "poststart", "poststop")}
+        cfg["hooks"]["poststop"].append(_hook(hookdir / "env.sh", "empty", env=[]))
+        # by name, found through the inherited PATH
+        cfg["hooks"]["poststart"].append({"path": "/bin/sh", "args": [
+            "sh", "-c", f"echo \"named:$(basename $(command -v env.sh))\" >> {hookdir}/log"]})
+    b = make_bundle(["true"], mutate=mutate)
+    env = dict(os.environ, HOOK_VAR="runtime", PATH=f"{hookdir}:/usr/bin:/bin")
+    ok(oci("run", "--bundle", b.path, oci.new_id(), env=env))
+    runtime = f"runtime:{hookdir}:/usr/bin:/bin"
+    lines = (hookdir / "log").read_text().splitlines()
+    assert lines[:-1] == [
+        f"prestart:{runtime}", f"createRuntime:{runtime}",
+        "createContainer:process:/bin:/process/path",
+        f"poststart:{runtime}", "named:env.sh", f"poststop:{runtime}"]
+    assert lines[-1].startswith("empty::") and str(hookdir) not in lines[-1]  # sh's own PATH

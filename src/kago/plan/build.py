@@ -169,9 +169,14 @@ def seccomp(section, field="linux.seccomp"):
 
 def hooks(section):
     return {kind: [Hook(path=h["path"], args=list(h.get("args") or [h["path"]]),
-                        env=list(h.get("env") or ()), timeout=h.get("timeout"))
+                        env=_hook_env(h.get("env")), timeout=h.get("timeout"))
                    for h in section.get(kind) or ()]
             for kind in HOOK_KINDS if section.get(kind)}
+
+
+def _hook_env(env):
+    """None when the hook has no ``env`` (it inherits one), else its list (``[]``: empty)."""
+    return None if env is None else list(env)
 
 
 # runc's specconv.AllowedDevices: what every container may use once the spec restricts devices

@@ -5,6 +5,12 @@ createRuntime, createContainer or startContainer hook fails the operation (the c
 back); a failing poststart or poststop hook is logged as a warning and the operation goes on.
 A hook that outlives its timeout is killed (SIGKILL) and counts as failed.
 
+Environment: a hook's ``env`` is its whole environment (``[]`` is an empty one). A hook with
+no ``env`` inherits the environment of the process that runs it, as in runc 1.1 (Go's
+exec.Cmd with a nil Env): kago-oci's own for prestart, createRuntime, poststart and poststop;
+the container process's ``env`` for createContainer and startContainer, which run in the
+container's init (runc's init replaced its environment with the process's by then).
+
 Hooks are spawned with ``os.posix_spawn`` and watched by polling, not with ``subprocess``: the
 startContainer hooks run in the container's init after it switched to the container's root,
 where no module can be imported any more (and ``subprocess`` costs ~10 ms of imports).
@@ -21,21 +27,25 @@ from kago.errors import HookError
 FATAL = ("prestart", "createRuntime", "createContainer", "startContainer")
 
 
-def run_hooks(kind, hooks, state_json):
-    """Run the hooks of one kind in order; raise HookError for a fatal kind's failure."""
+def run_hooks(kind, hooks, state_json, inherited=None):
+    """Run the hooks of one kind in order; raise HookError for a fatal kind's failure.
+
+    ``inherited``: the environment ("KEY=value" strings) a hook without ``env`` gets; None
+    for this process's own.
+    """
     for hook in hooks or ():
         try:
             with log.phase(f"hook {kind} {hook.path}"):
-                run_one(kind, hook, state_json)
+                run_one(kind, hook, state_json, inherited)
         except HookError as e:
             if kind in FATAL:
                 raise
             log.warning(str(e))
 
 
-def run_one(kind, hook, state_json):
+def run_one(kind, hook, state_json, inherited=None):
     """Spawn one hook, feed it the state, wait (bounded by its timeout); HookError if it fails."""
-    pid, stdin_w, err_r = _spawn(kind, hook)
+    pid, stdin_w, err_r = _spawn(kind, hook, inherited)
     try:
         code, stderr = _watch(pid, stdin_w, err_r, state_json.encode(), hook.timeout)
     finally:
@@ -49,7 +59,7 @@ def run_one(kind, hook, state_json):
         raise HookError(kind, hook.path, f"exit status {_status(code)}{tail}")
 
 
-def _spawn(kind, hook):
+def _spawn(kind, hook, inherited=None):
     """posix_spawn the hook with stdin and stderr on pipes; return (pid, stdin_w, err_r)."""
     stdin_r, stdin_w = os.pipe()
     err_r, err_w = os.pipe()
@@ -58,8 +68,9 @@ def _spawn(kind, hook):
                (os.POSIX_SPAWN_DUP2, err_w, 2)]
     actions += [(os.POSIX_SPAWN_CLOSE, fd) for fd in _inheritable_fds({stdin_r, out, err_w})]
     try:
-        pid = os.posix_spawn(hook.path, hook.args or [hook.path], _env(hook.env),
-                             file_actions=actions, setsigdef=(_signal.SIGPIPE,))
+        pid = os.posix_spawn(hook.path, hook.args or [hook.path],
+                             hook_env(hook.env, inherited), file_actions=actions,
+                             setsigdef=(_signal.SIGPIPE,))
     except OSError as e:
         for fd in (stdin_w, err_r):
             _close(fd)
@@ -155,9 +166,15 @@ def _close(fd):
             pass
 
 
-def _env(pairs):
+def hook_env(pairs, inherited=None):
+    """The environment a hook runs with: its ``env`` if given (None: not given), else
+    ``inherited`` (None: this process's)."""
+    if pairs is None:
+        if inherited is None:
+            return os.environ
+        pairs = inherited
     env = {}
-    for item in pairs or ():
+    for item in pairs:
         key, _, value = item.partition("=")
         env[key] = value
     return env

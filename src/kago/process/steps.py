@@ -135,7 +135,8 @@ def creation_hooks(ctx):
     ctx.chan.send(t="hooks")
     ctx.state_json = ctx.chan.recv(expect=("ok",))["state"]
     from kago.process.hooks import run_hooks
-    run_hooks("createContainer", hooks.get("createContainer"), ctx.state_json)
+    run_hooks("createContainer", hooks.get("createContainer"), ctx.state_json,
+              ctx.plan.process.env)
 
 
 def sysctls(ctx):
@@ -247,7 +248,8 @@ def start_hooks(ctx):
         from kago.process.hooks import run_hooks  # loaded before the root switch
         state = jsonio.loads(ctx.state_json or "{}")
         state["status"] = "created"  # what `start` found, as runc reports it to these hooks
-        run_hooks("startContainer", ctx.plan.hooks["startContainer"], jsonio.dumps(state))
+        run_hooks("startContainer", ctx.plan.hooks["startContainer"], jsonio.dumps(state),
+                  ctx.plan.process.env)
 
 
 def lsm_labels(ctx):
