@@ -540,3 +540,63 @@ def test_symlink_loop_destination_fails_cleanly(oci, make_bundle):
     assert out.returncode != 0
     assert "/loop" in out.stderr and "too many levels of symbolic links" in out.stderr, \
         out.stderr
+
+
+# --- tmpcopyup ----------------------------------------------------------------------------------
+
+def image_tmp(make_bundle, script, *mutators, base=0):
+    """A bundle whose image /tmp has a file (1000:1000, 0604), a subdirectory and a symlink,
+    owned as seen inside a container whose IDs start at host ID ``base``."""
+    def mutate(cfg):
+        for fn in mutators:
+            fn(cfg)
+    b = make_bundle(["sh", "-c", script], mutate=mutate)
+    tmp = os.path.join(b.rootfs, "tmp")
+    hello, sub = os.path.join(tmp, "hello"), os.path.join(tmp, "sub")
+    with open(hello, "w") as f:
+        f.write("from the image\n")
+    os.chmod(hello, 0o604)
+    os.makedirs(sub)
+    with open(os.path.join(sub, "deep"), "w") as f:
+        f.write("deep\n")
+    os.symlink("/etc/hostname", os.path.join(tmp, "abs"))  # copied as a link, not followed
+    for path, owner in ((hello, base + 1000), (sub, base), (os.path.join(sub, "deep"), base),
+                        (os.path.join(tmp, "abs"), base)):
+        os.chown(path, owner, owner, follow_symlinks=False)
+    return b
+
+
+COPYUP_SCRIPT = ("cat /tmp/hello /tmp/sub/deep; stat -c '%a %u %g' /tmp/hello; "
+                 "stat -c '%a' /tmp; readlink /tmp/abs; "
+                 "grep ' /tmp ' /proc/self/mountinfo | cut -d' ' -f9; "
+                 "touch /tmp/new && echo writable; touch /x 2>/dev/null || echo root-ro")
+
+
+@pytest.mark.parametrize("with_userns", [False, True], ids=["host-ids", "userns"])
+def test_tmpcopyup_fills_the_tmpfs_with_the_images_files(oci, make_bundle, with_userns):
+    mutators = [add_mount("/tmp", "tmpfs", "tmpfs", "rw", "nosuid", "nodev", "tmpcopyup")]
+    if with_userns:
+        mutators.append(userns)
+    b = image_tmp(make_bundle, COPYUP_SCRIPT, *mutators, base=100000 if with_userns else 0)
+    assert b.config["root"]["readonly"]
+    out = ok(oci("run", "--bundle", b.path, oci.new_id()))
+    assert out.splitlines() == ["from the image", "deep", "604 1000 1000", "1777",
+                                "/etc/hostname", "tmpfs", "writable", "root-ro"]
+    assert not os.path.exists(os.path.join(b.rootfs, "tmp", "new"))  # the image is untouched
+
+
+def test_tmpcopyup_read_only_tmpfs_is_filled_then_read_only(oci, make_bundle):
+    b = image_tmp(make_bundle, "cat /tmp/hello; touch /tmp/new 2>/dev/null || echo ro; "
+                  "grep ' /tmp ' /proc/self/mountinfo",
+                  add_mount("/tmp", "tmpfs", "tmpfs", "ro", "tmpcopyup"))
+    out = ok(oci("run", "--bundle", b.path, oci.new_id()))
+    lines = out.splitlines()
+    assert lines[:2] == ["from the image", "ro"]
+    opts, _ = options_of(lines[2].split())
+    assert "ro" in opts
+
+
+def test_tmpcopyup_of_a_missing_directory_is_an_empty_tmpfs(oci, make_bundle):
+    out = ok(run(oci, make_bundle, "ls -A /fresh | wc -l; touch /fresh/x && echo writable",
+                 add_mount("/fresh", "tmpfs", "tmpfs", "tmpcopyup")))
+    assert out.split() == ["0", "writable"]

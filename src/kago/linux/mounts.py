@@ -213,15 +213,22 @@ def mount_one(rootfd, op, userns=False, source_fd=None):
             return remount_bind(fdpath(mnt), op.remount_flags or 0, op.destination)
         finally:
             os.close(mnt)
+    image_dir = None
     try:
         target = prepare_target(rootfd, op, source_fd)
         try:
+            if op.copy_up:  # the image's directory, before the tmpfs covers it
+                image_dir = _reopen_dir(target, op.destination)
             fell_back = _first_mount(op, target, userns, source_fd)
         finally:
             os.close(target)
+        if image_dir is not None:
+            _copy_up(rootfd, image_dir, op.destination)
     finally:
         if source_fd is not None:
             os.close(source_fd)
+        if image_dir is not None:
+            os.close(image_dir)
     if fell_back:
         return _seal_readonly(rootfd, op.destination)
     if op.remount_flags is not None or op.propagation or op.attr_set or op.attr_clr:
@@ -230,6 +237,29 @@ def mount_one(rootfd, op, userns=False, source_fd=None):
             _finish_mount(op, mnt)
         finally:
             os.close(mnt)
+
+
+def _reopen_dir(path_fd, shown):
+    """A readable directory fd of the O_PATH ``path_fd`` (through its /proc/self/fd link)."""
+    try:
+        return os.open(fdpath(path_fd), os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    except OSError as e:
+        raise MountError("open", e.errno, shown, "for tmpcopyup") from None
+
+
+def _copy_up(rootfd, image_dir, destination):
+    """tmpcopyup: copy the image's directory into the tmpfs just mounted over it."""
+    from kago.linux import copyup
+    fs = open_in_root(rootfd, destination, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        copyup.copy_tree(image_dir, fs, destination)
+        copyup.copy_root_mode(image_dir, fs)
+    except OSError as e:
+        if isinstance(e, KernelError):
+            raise
+        raise MountError("tmpcopyup", e.errno, destination) from None
+    finally:
+        os.close(fs)
 
 
 def _first_mount(op, target, userns, source_fd=None):

@@ -67,11 +67,14 @@ def is_bind(mount):
 
 def mount_op(mount, bundle, field):
     opts = tables.parse_mount_options(mount.get("options"))
-    if opts.extra:
+    unsupported = [word for word in opts.extra if word != "tmpcopyup"]
+    if unsupported:
         # said plainly rather than ignored: the mount would not be what the spec asked for
-        raise SpecError(f"{field}.options", f"{', '.join(opts.extra)} is not supported by "
+        raise SpecError(f"{field}.options", f"{', '.join(unsupported)} is not supported by "
                         "kago-oci yet (see kago-oci features)")
     bind = is_bind(mount)
+    # runc acts on tmpcopyup for tmpfs mounts only, and ignores it on any other
+    copy_up = "tmpcopyup" in opts.extra and not bind and mount.get("type") == "tmpfs"
     source = mount.get("source")
     if bind:
         if not source:
@@ -85,10 +88,12 @@ def mount_op(mount, bundle, field):
         fstype = None
     else:
         flags, remount, fstype = opts.flags, None, mount.get("type") or None
+        if copy_up and flags & C.MS_RDONLY:  # written first, made read-only after the copy
+            flags, remount = flags & ~C.MS_RDONLY, flags
     return MountOp(destination=mount["destination"], source=source, fstype=fstype, flags=flags,
                    data=opts.data, remount_flags=remount, propagation=list(opts.propagation),
                    attr_set=opts.rec_attr_set, attr_clr=opts.rec_attr_clr, is_bind=bind,
-                   field=field)
+                   field=field, copy_up=copy_up)
 
 
 def devices(items):

@@ -9,7 +9,7 @@ import kago
 from kago.oci.schema import HOOK_KINDS, NAMESPACE_TYPES
 from kago.plan.tables import CAPABILITIES, known_mount_options
 
-NOT_YET = ("idmap", "ridmap", "tmpcopyup")
+NOT_YET = ("idmap", "ridmap")
 
 
 def features():

@@ -31,10 +31,12 @@ class MountOp(_Record):
     whose ro/nosuid/... flags need a second MS_REMOUNT|MS_BIND call (the kernel ignores them on the
     first); propagation: MS_* propagation flags applied afterwards, in order; attr_set/attr_clr:
     mount_setattr(AT_RECURSIVE) attributes for the r* options (rro, rnosuid, ...).
+    copy_up: a tmpfs ``tmpcopyup`` fills with the image's files at the destination (mounted
+    read-write, made read-only by remount_flags after the copy).
     """
 
     __slots__ = ("destination", "source", "fstype", "flags", "data", "remount_flags",
-                 "propagation", "attr_set", "attr_clr", "is_bind", "field")
+                 "propagation", "attr_set", "attr_clr", "is_bind", "field", "copy_up")
 
 
 class DeviceOp(_Record):

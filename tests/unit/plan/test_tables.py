@@ -283,3 +283,18 @@ def test_known_mount_options_cover_every_table():
     for word in known:
         assert parse_mount_options([word]).data == "", word
     assert "mode=755" not in known
+
+
+def test_tmpcopyup_mount_op():
+    from kago.plan.build import mount_op
+    op = mount_op({"destination": "/tmp", "type": "tmpfs", "source": "tmpfs",
+                   "options": ["nosuid", "tmpcopyup"]}, "/b", "mounts[0]")
+    assert op.copy_up and op.flags == k.MS_NOSUID and op.remount_flags is None
+    # read-only: mounted writable, filled, then made read-only
+    op = mount_op({"destination": "/tmp", "type": "tmpfs", "source": "tmpfs",
+                   "options": ["ro", "tmpcopyup"]}, "/b", "mounts[0]")
+    assert op.copy_up and op.flags == 0 and op.remount_flags == k.MS_RDONLY
+    # runc ignores it on anything but a tmpfs
+    op = mount_op({"destination": "/d", "type": "bind", "source": "/srv",
+                   "options": ["rbind", "tmpcopyup"]}, "/b", "mounts[0]")
+    assert not op.copy_up
