@@ -90,7 +90,8 @@ def _options(args, **extra):
     from kago.runtime.options import Options
     return Options(no_pivot=bool(args.no_pivot), pid_file=args.pid_file,
                    console_socket=args.console_socket, preserve_fds=args.preserve_fds or 0,
-                   detach=bool(args.detach), no_new_keyring=bool(args.no_new_keyring), **extra)
+                   detach=bool(args.detach), no_new_keyring=bool(args.no_new_keyring),
+                   notify_socket=os.environ.get("NOTIFY_SOCKET") or None, **extra)
 
 
 def _bundle(args):
@@ -111,7 +112,7 @@ def cmd_run(glob, args):
 
 def cmd_start(glob, args):
     from kago.runtime import container
-    container.start(_store(glob), args.id)
+    container.start(_store(glob), args.id, notify_socket=os.environ.get("NOTIFY_SOCKET") or None)
 
 
 def cmd_state(glob, args):

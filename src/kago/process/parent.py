@@ -238,12 +238,17 @@ def _pass_listener(plan, pid, fd, state, exec_mode):
         seccomp.send_listener(plan.process.seccomp, fd, pid, doc)
 
 
+def forward_signals_to(pid):
+    """From now on, the signals a shell sends us go to ``pid``."""
+    for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT,
+                signal.SIGUSR1, signal.SIGUSR2, signal.SIGWINCH):
+        signal.signal(sig, lambda s, _f: _forward(pid, s))
+
+
 def wait(pid, forward_signals=True):
     """Wait for ``pid`` (our child as subreaper), forwarding signals; return a shell status."""
     if forward_signals:
-        for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT,
-                    signal.SIGUSR1, signal.SIGUSR2, signal.SIGWINCH):
-            signal.signal(sig, lambda s, _f: _forward(pid, s))
+        forward_signals_to(pid)
     while True:
         try:
             _, status = os.waitpid(pid, 0)

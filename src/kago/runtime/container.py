@@ -103,6 +103,7 @@ def _create(store, container_id, bundle, cfg, plan, opts, mode, undo):
     undo.push(store.remove, container_id)
     record = new_record(container_id, bundle, plan, cfg)
     store.save(container_id, record)
+    notify_sock = _notify(plan, state_dir, bundle, opts, mode, undo)
     fifo = None
     if mode == "create":
         fifo = st.mkfifo(os.path.join(state_dir, st.FIFO))
@@ -131,7 +132,25 @@ def _create(store, container_id, bundle, cfg, plan, opts, mode, undo):
     if opts.pid_file:
         write_pid_file(opts.pid_file, sp.pid)
     record["kago"]["console_peer"] = console[1] if console else None
+    record["kago"]["notify_socket"] = notify_sock
     return record
+
+
+def _notify(plan, state_dir, bundle, opts, mode, undo):
+    """NOTIFY_SOCKET (runtime.notify): the container gets a notify directory of its own, and
+    ``run`` binds the socket it will relay from; returns that socket (or None)."""
+    if not opts.notify_socket:
+        return None
+    from kago.runtime import notify
+    from kago.plan.build import mount_op
+    notify.make_directory(state_dir)
+    plan.mounts.append(mount_op(notify.mount(state_dir), bundle, f"mounts[{len(plan.mounts)}]"))
+    plan.process.env = list(plan.process.env or ()) + [notify.ENV]
+    if mode != "run":
+        return None  # ``start`` binds it
+    sock = notify.bind(state_dir)
+    undo.push(sock.close)
+    return sock
 
 
 class _Fds:
@@ -301,17 +320,38 @@ def state(store, container_id):
 
 # --- start ----------------------------------------------------------------------------------
 
-def start(store, container_id):
+def start(store, container_id, notify_socket=None):
+    """Start a created container; with ``notify_socket`` (the host's NOTIFY_SOCKET), relay
+    its READY= there and return only then (runtime.notify)."""
+    from kago.runtime import notify
+    host = notify_socket
     with store.lock(container_id):
         record = store.load(container_id)
         now = status(store, record)
         if now != CREATED:
             raise IncorrectStatus(_cannot_start(now))
         before = _identity(record["pid"])  # still kago's init: the create's command line
-        _release_init(store, record)
+        state_dir = store.dir(container_id)
+        # bound before the init is released, so that an early READY is not lost
+        sock = notify.bind(state_dir) if host and notify.created_with_notify(state_dir) else None
+        try:
+            _release_init(store, record)
+        except BaseException:
+            if sock is not None:
+                sock.close()
+            raise
         record["status"] = RUNNING
         store.save(container_id, record)
     _poststart(record, before)
+    if sock is not None:
+        _relay_ready(sock, host, record, record["pid"])
+
+
+def _relay_ready(sock, host, record, main_pid):
+    from kago.runtime import notify
+    with log.phase("notify"):
+        notify.relay(sock, host, main_pid,
+                     lambda: st.alive(record["pid"], record["kago"]["pid_start"]))
 
 
 def _cannot_start(now):
@@ -381,9 +421,16 @@ def run(store, container_id, bundle, opts):
     """create + start; in the foreground, wait and delete; return the exit status."""
     record = create(store, container_id, bundle, opts, mode="run")
     _poststart(record, _identity(os.getpid()))  # the init is our fork until it execs
+    sock = record["kago"].pop("notify_socket", None)
     if opts.detach:
+        if sock is not None:
+            _relay_ready(sock, opts.notify_socket, record, record["pid"])
         return 0
     from kago.process import parent
+    if sock is not None:
+        # as runc: in the foreground the runtime stays the main process systemd watches
+        parent.forward_signals_to(record["pid"])
+        _relay_ready(sock, opts.notify_socket, record, os.getpid())
     peer = record["kago"].pop("console_peer", None)
     if peer is not None:
         _proxy_terminal(peer, record)

@@ -73,9 +73,11 @@ class Store:
         return [n for n in names if os.path.isfile(os.path.join(self.root, n, STATE))]
 
     def remove(self, container_id):
+        """Remove the container's directory: its files, and their files one level down
+        (``notify/``, runtime.notify's); nothing deeper is ever made there."""
         path = self.dir(container_id)
         for name in os.listdir(path) if os.path.isdir(path) else ():
-            os.unlink(os.path.join(path, name))
+            _remove_entry(os.path.join(path, name), 1)
         try:
             os.rmdir(path)
         except FileNotFoundError:
@@ -86,6 +88,17 @@ class Store:
 
     def lock(self, container_id):
         return Lock(self.dir(container_id), container_id)
+
+
+def _remove_entry(path, depth):
+    try:
+        os.unlink(path)
+    except IsADirectoryError:
+        if depth <= 0:
+            raise
+        for name in os.listdir(path):
+            _remove_entry(os.path.join(path, name), depth - 1)
+        os.rmdir(path)
 
 
 class Lock:

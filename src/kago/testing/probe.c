@@ -12,6 +12,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <stddef.h>
 #include <linux/bpf.h>
 #include <linux/kexec.h>
 #include <linux/keyctl.h>
@@ -23,8 +24,10 @@
 #include <sys/mount.h>
 #include <sys/ptrace.h>
 #include <sys/stat.h>
+#include <sys/socket.h>
 #include <sys/syscall.h>
 #include <sys/sysmacros.h>
+#include <sys/un.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -247,6 +250,23 @@ VERB(v_exe_hunt)
     return fail(hidden ? hidden_err : last);
 }
 
+/* sd_notify(3)'s wire format: MESSAGE as one datagram to $NOTIFY_SOCKET ('@': abstract) */
+static int v_notify(char **a)
+{
+    const char *path = getenv("NOTIFY_SOCKET");
+    struct sockaddr_un addr = {.sun_family = AF_UNIX};
+    if (!path || !*path || strlen(path) >= sizeof addr.sun_path)
+        return fail(EINVAL);
+    strcpy(addr.sun_path, path);
+    if (addr.sun_path[0] == '@')
+        addr.sun_path[0] = 0;
+    int fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+    if (fd < 0)
+        return fail(errno);
+    socklen_t len = offsetof(struct sockaddr_un, sun_path) + strlen(path);
+    return result(sendto(fd, a[0], strlen(a[0]), 0, (struct sockaddr *)&addr, len));
+}
+
 struct verb {
     const char *name;
     int nargs;  /* required arguments */
@@ -267,6 +287,7 @@ static const struct verb verbs[] = {
     {"list-dir", 1, v_list_dir, "PATH"}, {"chown", 3, v_chown, "PATH UID GID"},
     {"setuid", 1, v_setuid, "UID"}, {"creds", 0, v_creds, ""},
     {"setuid-regain", 0, v_setuid_regain, ""}, {"exe-hunt", 1, v_exe_hunt, "SECONDS"},
+    {"notify", 1, v_notify, "MESSAGE"},
 };
 
 int main(int argc, char **argv)

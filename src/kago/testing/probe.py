@@ -41,7 +41,7 @@ VERBS = {
     "mknod": "PATH b|c MAJOR MINOR", "open-write": "PATH", "create-file": "PATH",
     "write-file": "PATH DATA", "read-file": "PATH", "list-dir": "PATH",
     "chown": "PATH UID GID", "setuid": "UID", "creds": "", "setuid-regain": "",
-    "exe-hunt": "SECONDS",
+    "exe-hunt": "SECONDS", "notify": "MESSAGE (to $NOTIFY_SOCKET)",
 }
 ENV = "PROBE_CONTAINED=1"
 
