@@ -600,3 +600,74 @@ def test_tmpcopyup_of_a_missing_directory_is_an_empty_tmpfs(oci, make_bundle):
     out = ok(run(oci, make_bundle, "ls -A /fresh | wc -l; touch /fresh/x && echo writable",
                  add_mount("/fresh", "tmpfs", "tmpfs", "tmpcopyup")))
     assert out.split() == ["0", "writable"]
+
+
+# --- idmapped bind mounts (idmap / ridmap, mounts[].uidMappings) ---------------------------------
+
+@pytest.fixture
+def owned_dir(tmp_path):
+    """A host directory owned by root with a root file and a file of host user 1000."""
+    path = tmp_path / f"idm-{uuid.uuid4().hex[:6]}"
+    path.mkdir()
+    os.chmod(tmp_path, 0o755)
+    (path / "root-file").write_text("root\n")
+    (path / "user-file").write_text("user\n")
+    os.chown(path / "user-file", 1000, 1000)
+    return path
+
+
+# at /home, a directory the image has: the container's root in a user namespace could not
+# make one in the image (owned by the host's root)
+STAT_OWNERS = "stat -c '%n %u:%g' /home /home/root-file /home/user-file"
+
+
+def test_idmap_bind_shows_host_owners_as_the_containers(oci, make_bundle, owned_dir):
+    """idmap without maps of its own takes the container's: host root is the container's root
+    (and 1000 its 1000), where a plain bind shows them unmapped (nobody, 65534)."""
+    out = ok(run(oci, make_bundle, STAT_OWNERS + "; echo new > /home/made; echo wrote",
+                 userns, writable_root, add_mount("/home", "bind", owned_dir, "rbind", "idmap")))
+    assert out.splitlines() == ["/home 0:0", "/home/root-file 0:0", "/home/user-file 1000:1000",
+                                "wrote"]
+    st = os.stat(owned_dir / "made")  # the container's root writes as the host's root
+    assert (st.st_uid, st.st_gid) == (0, 0)
+    out = ok(run(oci, make_bundle, STAT_OWNERS, userns,
+                 add_mount("/home", "bind", owned_dir, "rbind")))
+    assert out.splitlines() == ["/home 65534:65534", "/home/root-file 65534:65534",
+                                "/home/user-file 65534:65534"]
+
+
+def idmapped_mount(source, uid_maps, gid_maps, *options):
+    def mutate(cfg):
+        cfg["mounts"].append({"destination": "/home", "type": "bind", "source": str(source),
+                              "options": ["rbind", *options], "uidMappings": uid_maps,
+                              "gidMappings": gid_maps})
+    return mutate
+
+
+def test_mount_maps_of_its_own_without_a_user_namespace(oci, make_bundle, owned_dir):
+    """mounts[].uidMappings: containerID is the ID on disk, hostID what the mount shows."""
+    maps = [{"containerID": 0, "hostID": 5000, "size": 1001}]
+    out = ok(run(oci, make_bundle, STAT_OWNERS, idmapped_mount(owned_dir, maps, maps, "idmap")))
+    assert out.splitlines() == ["/home 5000:5000", "/home/root-file 5000:5000",
+                                "/home/user-file 6000:6000"]
+
+
+def test_ridmap_reaches_submounts_and_idmap_does_not(oci, make_bundle, owned_dir):
+    sub = owned_dir / "sub"
+    sub.mkdir()
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "mode=755", "kago-idmap-sub", str(sub)],
+                   check=True)
+    try:
+        maps = [{"containerID": 0, "hostID": 7000, "size": 10}]
+        for option, owner in (("ridmap", "7000:7000"), ("idmap", "0:0")):
+            out = ok(run(oci, make_bundle, "stat -c '%u:%g' /home /home/sub",
+                         idmapped_mount(owned_dir, maps, maps, option)))
+            assert out.split() == ["7000:7000", owner], option
+    finally:
+        subprocess.run(["umount", str(sub)], check=True)
+
+
+def test_idmap_on_a_tmpfs_is_refused(oci, make_bundle):
+    out = run(oci, make_bundle, "true", userns, add_mount("/home", "tmpfs", "tmpfs", "idmap"))
+    assert out.returncode == 1
+    assert "mounts[" in out.stderr and "only supported for bind mounts" in out.stderr

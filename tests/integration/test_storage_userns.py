@@ -10,6 +10,7 @@ import types
 import pytest
 
 from kago.errors import KernelError
+from kago.kernel import userns as kernel_userns
 from kago.storage import IdMap, StoreError, idshift, syscalls
 
 SHIFTED = IdMap([(0, 100000, 65536)])
@@ -104,7 +105,7 @@ def test_a_map_the_kernel_refuses_is_an_error_and_leaves_nothing(started):
 
 
 def test_a_failed_clone_leaves_nothing(monkeypatch):
-    monkeypatch.setattr(syscalls, "_clone", lambda *args: -1)
+    monkeypatch.setattr(kernel_userns, "_clone", lambda *args: -1)  # the holder lives there
     with pytest.raises(KernelError, match="clone"):
         idshift.make_userns(SHIFTED)
     assert idshift._abandoned == []

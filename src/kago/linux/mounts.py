@@ -205,7 +205,8 @@ def mount_one(rootfd, op, userns=False, source_fd=None):
     """Perform one MountOp inside the root.
 
     ``source_fd``: the bind source, opened beforehand by a process with the host's credentials
-    (see process.child.SourceOpener); it is closed here.
+    (see process.child.SourceOpener): an O_PATH fd, or for an idmapped bind the detached
+    idmapped tree; it is closed here.
     """
     if op.source is None and op.fstype is None:  # change the flags of what is mounted there
         mnt = open_in_root(rootfd, op.destination)
@@ -219,7 +220,10 @@ def mount_one(rootfd, op, userns=False, source_fd=None):
         try:
             if op.copy_up:  # the image's directory, before the tmpfs covers it
                 image_dir = _reopen_dir(target, op.destination)
-            fell_back = _first_mount(op, target, userns, source_fd)
+            if op.idmap is not None:
+                fell_back = _attach_idmapped(op, target, source_fd)
+            else:
+                fell_back = _first_mount(op, target, userns, source_fd)
         finally:
             os.close(target)
         if image_dir is not None:
@@ -260,6 +264,36 @@ def _copy_up(rootfd, image_dir, destination):
         raise MountError("tmpcopyup", e.errno, destination) from None
     finally:
         os.close(fs)
+
+
+def _attach_idmapped(op, target, tree_fd=None):
+    """An idmapped bind: attach the detached idmapped tree at ``target`` with move_mount(2).
+
+    ``tree_fd``: the tree, made by the runtime's opener (a container with a user namespace,
+    whose root may not idmap host filesystems); else it is made here, as host root.
+    Either way the user namespace fd is closed: nothing of the runtime reaches the program.
+    """
+    from kago.linux import idmap
+    try:
+        if tree_fd is None:
+            _uids, _gids, _path, recursive = op.idmap
+            tree_fd = idmap.idmapped_tree(op.source, op.userns_fd,
+                                          bool(op.flags & C.MS_REC), recursive)
+            made = True
+        else:
+            made = False
+        try:
+            libc.move_mount(tree_fd, "", target, "",
+                            C.MOVE_MOUNT_F_EMPTY_PATH | C.MOVE_MOUNT_T_EMPTY_PATH,
+                            shown=op.destination)
+        finally:
+            if made:
+                os.close(tree_fd)
+    finally:
+        if op.userns_fd is not None:
+            os.close(op.userns_fd)
+            op.userns_fd = None
+    return False
 
 
 def _first_mount(op, target, userns, source_fd=None):

@@ -32,7 +32,8 @@ def build(cfg, bundle, container_id, no_pivot=False, extra_env=()):
         namespaces=namespaces(linux.get("namespaces") or ()),
         uid_maps=mappings(linux.get("uidMappings")), gid_maps=mappings(linux.get("gidMappings")),
         time_offsets=linux.get("timeOffsets") or {},
-        mounts=[mount_op(m, bundle, f"mounts[{i}]") for i, m in enumerate(cfg.get("mounts") or ())],
+        mounts=[mount_op(m, bundle, f"mounts[{i}]", container_userns(linux))
+                for i, m in enumerate(cfg.get("mounts") or ())],
         devices=devices(linux.get("devices") or ()), default_devices=True,
         masked_paths=list(linux.get("maskedPaths") or ()),
         readonly_paths=list(linux.get("readonlyPaths") or ()),
@@ -65,14 +66,45 @@ def is_bind(mount):
     return mount.get("type") == "bind" or "bind" in opts or "rbind" in opts
 
 
-def mount_op(mount, bundle, field):
+def container_userns(linux):
+    """(uid maps, gid maps, path of a joined user namespace or None), or None without one:
+    what an ``idmap`` mount without maps of its own maps with (runc 1.2's specconv)."""
+    for ns in linux.get("namespaces") or ():
+        if ns.get("type") == "user":
+            return (mappings(linux.get("uidMappings")), mappings(linux.get("gidMappings")),
+                    ns.get("path") or None)
+    return None
+
+
+def mount_idmap(mount, opts, field, userns=None):
+    """An idmapped bind's (uid maps, gid maps, userns path, recursive), or None.
+
+    As runc 1.2: ``idmap``/``ridmap`` or ID maps on the mount make it idmapped (maps without
+    an option: not recursive); without maps of its own it takes the container's, or the
+    joined user namespace itself. plan.validate has checked the rest (a bind, both maps).
+    """
+    uids, gids = mount.get("uidMappings"), mount.get("gidMappings")
+    if not opts.idmap and uids is None and gids is None:
+        return None
+    if uids or gids:
+        return mappings(uids), mappings(gids), None, opts.recursive_idmap
+    if userns is None:
+        raise SpecError(f"{field}.options", "idmap needs uidMappings and gidMappings on the "
+                                            "mount, or a user namespace to take them from")
+    own_uids, own_gids, path = userns
+    if path:
+        return [], [], path, opts.recursive_idmap
+    return own_uids, own_gids, None, opts.recursive_idmap
+
+
+def mount_op(mount, bundle, field, userns=None):
+    """One spec mount as a MountOp; ``userns``: container_userns(linux), for idmap."""
     opts = tables.parse_mount_options(mount.get("options"))
-    unsupported = [word for word in opts.extra if word != "tmpcopyup"]
-    if unsupported:
-        # said plainly rather than ignored: the mount would not be what the spec asked for
-        raise SpecError(f"{field}.options", f"{', '.join(unsupported)} is not supported by "
-                        "kago-oci yet (see kago-oci features)")
     bind = is_bind(mount)
+    idmap = mount_idmap(mount, opts, field, userns)
+    if idmap is not None and not bind:
+        raise SpecError(f"{field}.options", "idmapped mounts are only supported for bind "
+                                            "mounts")
     # runc acts on tmpcopyup for tmpfs mounts only, and ignores it on any other
     copy_up = "tmpcopyup" in opts.extra and not bind and mount.get("type") == "tmpfs"
     source = mount.get("source")
@@ -93,7 +125,7 @@ def mount_op(mount, bundle, field):
     return MountOp(destination=mount["destination"], source=source, fstype=fstype, flags=flags,
                    data=opts.data, remount_flags=remount, propagation=list(opts.propagation),
                    attr_set=opts.rec_attr_set, attr_clr=opts.rec_attr_clr, is_bind=bind,
-                   field=field, copy_up=copy_up)
+                   field=field, copy_up=copy_up, idmap=idmap)
 
 
 def devices(items):

@@ -1,15 +1,12 @@
 """The runtime-spec "features" document (``kago-oci features``): what this build really does.
 
-Only what is implemented is listed: idmapped mounts come with a later issue, and the document
-says so until they exist (clients use it to decide what to send). seccomp is listed as runc
-lists it, from what this host's libseccomp and kernel really support.
+Only what is implemented is listed (clients use it to decide what to send). seccomp is
+listed as runc lists it, from what this host's libseccomp and kernel really support.
 """
 
 import kago
 from kago.oci.schema import HOOK_KINDS, NAMESPACE_TYPES
 from kago.plan.tables import CAPABILITIES, known_mount_options
-
-NOT_YET = ("idmap", "ridmap")
 
 
 def features():
@@ -17,7 +14,7 @@ def features():
         "ociVersionMin": "1.0.0",
         "ociVersionMax": kago.OCI_VERSION,
         "hooks": list(HOOK_KINDS),
-        "mountOptions": [o for o in known_mount_options() if o not in NOT_YET],
+        "mountOptions": known_mount_options(),
         "linux": {
             "namespaces": sorted(NAMESPACE_TYPES),
             "capabilities": list(CAPABILITIES),  # kernel-number order, as runc lists them
@@ -26,7 +23,7 @@ def features():
             "apparmor": {"enabled": False},
             "selinux": {"enabled": False},
             "intelRdt": {"enabled": False},
-            "mountExtensions": {"idmap": {"enabled": False}},
+            "mountExtensions": {"idmap": {"enabled": True}},
         },
         "annotations": {"io.github.kago.version": kago.__version__},
     }

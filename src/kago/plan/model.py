@@ -33,10 +33,15 @@ class MountOp(_Record):
     mount_setattr(AT_RECURSIVE) attributes for the r* options (rro, rnosuid, ...).
     copy_up: a tmpfs ``tmpcopyup`` fills with the image's files at the destination (mounted
     read-write, made read-only by remount_flags after the copy).
+    idmap: an idmapped bind (spec ``idmap``/``ridmap``, or mount ID maps), as
+    (uid maps, gid maps, user namespace path or None, recursive); userns_fd: the user
+    namespace with those maps, opened by the runtime before the fork (like SeccompPlan's
+    program) and closed by the container process once the mount is made.
     """
 
     __slots__ = ("destination", "source", "fstype", "flags", "data", "remount_flags",
-                 "propagation", "attr_set", "attr_clr", "is_bind", "field", "copy_up")
+                 "propagation", "attr_set", "attr_clr", "is_bind", "field", "copy_up",
+                 "idmap", "userns_fd")
 
 
 class DeviceOp(_Record):

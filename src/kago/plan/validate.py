@@ -218,15 +218,29 @@ def check_sysctls(cfg, ns) -> None:
 # ---------------------------------------------------------------- mounts
 
 def check_mounts(cfg, ns) -> None:
-    """Per-mount ID maps (spec 1.2 idmapped mounts): arithmetic, and something to map with."""
+    """Per-mount ID maps (spec 1.1 idmapped mounts): arithmetic, and something to map with.
+
+    runc 1.2's rules (libcontainer/configs/validate checkIDMapMounts): ``idmap``/``ridmap``
+    or maps on the mount make an idmapped mount; it must be a bind; maps of its own come as
+    a pair; without any, the container's user namespace gives them.
+    """
     for i, m in enumerate(cfg.get("mounts", ())):
         field = f"mounts[{i}]"
         for key in ("uidMappings", "gidMappings"):
             check_mappings(m.get(key) or [], f"{field}.{key}")
         options = m.get("options") or ()
-        wants_idmap = "idmap" in options or "ridmap" in options
-        has_maps = m.get("uidMappings") and m.get("gidMappings")
-        if wants_idmap and not has_maps and "user" not in ns:
+        uids, gids = m.get("uidMappings"), m.get("gidMappings")
+        wants_idmap = "idmap" in options or "ridmap" in options or uids or gids
+        if not wants_idmap:
+            continue
+        if not (m.get("type") == "bind" or "bind" in options or "rbind" in options):
+            raise SpecError(f"{field}.options",
+                            "idmapped mounts are only supported for bind mounts")
+        if bool(uids) != bool(gids):
+            missing = "gidMappings" if uids else "uidMappings"
+            raise SpecError(f"{field}.{missing}", "an idmapped mount needs both uid and gid "
+                                                  "mappings")
+        if not uids and "user" not in ns:
             raise SpecError(f"{field}.options", "idmap needs uidMappings and gidMappings on the "
                                                 "mount, or a user namespace to take them from")
 

@@ -8,7 +8,7 @@ Errors are sent to the runtime over the channel, then the process exits 1.
 import os
 
 from kago import log
-from kago.errors import KagoError
+from kago.errors import KagoError, KernelError
 from kago.kernel import consts as C
 from kago.kernel import libc
 from kago.linux import namespaces
@@ -31,7 +31,7 @@ def _preload(plan):
         from kago.process import hooks  # noqa: F401
 
 
-def _close_inherited(chan, ctx_args):
+def _close_inherited(chan, ctx_args, plan=None):
     """Close every fd kago-oci inherited from its caller that the container was not given.
 
     They would be closed at the program's execve anyway (close_fds marks them close-on-exec),
@@ -41,6 +41,8 @@ def _close_inherited(chan, ctx_args):
     keep = {0, 1, 2, chan.fileno(), log.fd()}  # the --log file, shared with the runtime
     keep.update(range(3, 3 + (ctx_args.get("preserve") or 0)))
     keep.update(ctx_args.get(k) for k in ("fifo_fd", "console_fd", "root_fd_for_exec"))
+    # idmapped mounts' user namespaces: closed by mounts.mount_one once each mount is made
+    keep.update(op.userns_fd for op in (plan.mounts if plan is not None else ()))
     # the gaps between the kept fds, each in one close_range(2) (os.closerange): no listing of
     # /proc/self/fd and a close per fd (a supervisor's worker inherits hundreds)
     low = 0
@@ -68,7 +70,7 @@ def _prologue(chan, plan, ctx_args, cgroup, join_unified):
     # ptrace us or open /proc/<pid>/exe (the CVE-2019-5736 class)
     libc.prctl(C.PR_SET_DUMPABLE, 0)
     _preload(plan)
-    _close_inherited(chan, ctx_args)
+    _close_inherited(chan, ctx_args, plan)
     with log.phase("cgroups join"):
         # first: once a mount namespace is joined, the host's cgroupfs is out of reach (the
         # cgroup2 tree: we were born there by clone3, unless the kernel lacks it)
@@ -163,8 +165,10 @@ class SourceOpener:
         # dirs, the usual binds, it can): no helper process, a fork and its exit (~2 ms)
         from kago.linux import idmap
         modes = {}
+        # and idmapped binds: only host root may idmap a host filesystem
         indices = [i for i, op in enumerate(plan.mounts) if op.is_bind and (
-            not (op.source or "").startswith("/") or idmap.closed_ancestor(op.source, modes))]
+            op.idmap is not None or not (op.source or "").startswith("/")
+            or idmap.closed_ancestor(op.source, modes))]
         if not indices:
             return None
         import _socket
@@ -208,7 +212,14 @@ def _serve_sources(sock, plan, indices):
         for index in indices:
             op = plan.mounts[index]
             try:
-                fd = os.open(op.source, os.O_PATH | os.O_CLOEXEC)
+                if op.idmap is not None:  # the detached idmapped tree (linux.idmap)
+                    from kago.linux import idmap
+                    fd = idmap.idmapped_tree(op.source, op.userns_fd,
+                                             bool(op.flags & C.MS_REC), op.idmap[3])
+                else:
+                    fd = os.open(op.source, os.O_PATH | os.O_CLOEXEC)
+            except KernelError as e:
+                raise KagoError(f"{e} (idmapped mount {op.destination})") from None
             except OSError as e:
                 raise KagoError(f"open {op.source} (source of mount {op.destination}): "
                                 f"{os.strerror(e.errno).lower()}") from None

@@ -109,6 +109,7 @@ def _create(store, container_id, bundle, cfg, plan, opts, mode, undo):
         fifo = st.mkfifo(os.path.join(state_dir, st.FIFO))
     cgroup = _plan_cgroup(plan, undo)
     fds = _Fds(undo)
+    _idmap_namespaces(plan, fds)
     ctx_args = {"preserve": opts.total_preserved(), "new_keyring": not opts.no_new_keyring}
     if fifo:
         ctx_args["fifo_fd"] = fds.open(fifo, os.O_PATH)
@@ -151,6 +152,31 @@ def _notify(plan, state_dir, bundle, opts, mode, undo):
     sock = notify.bind(state_dir)
     undo.push(sock.close)
     return sock
+
+
+def _idmap_namespaces(plan, fds):
+    """The user namespace of each idmapped mount, as an fd the container process inherits
+    (mounts.mount_one closes it): a new one with the mount's maps, made once per distinct
+    map (kernel.userns's holder), or the joined user namespace's path, opened."""
+    made = {}
+    for op in plan.mounts:
+        if op.idmap is None:
+            continue
+        uids, gids, path, _recursive = op.idmap
+        if path:
+            try:
+                fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+            except OSError as e:
+                raise KagoError(f"open user namespace {path} for idmapped mount "
+                                f"{op.destination}: {os.strerror(e.errno).lower()}") from None
+        else:
+            key = (tuple(map(tuple, uids)), tuple(map(tuple, gids)))
+            if key not in made:
+                from kago.linux import idmap
+                with log.phase("idmap user namespace"):
+                    made[key] = fds.add(idmap.make_userns(uids, gids))
+            fd = os.dup(made[key])  # one per mount: each is closed once its mount is made
+        op.userns_fd = fds.add(fd)
 
 
 class _Fds:

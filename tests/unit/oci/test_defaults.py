@@ -129,7 +129,7 @@ def test_features_linux():
     assert linux["selinux"] == {"enabled": False}
     assert linux["intelRdt"] == {"enabled": False}
     # idmapped mounts come with the storage issue; until then the document must not claim them
-    assert linux["mountExtensions"] == {"idmap": {"enabled": False}}
+    assert linux["mountExtensions"] == {"idmap": {"enabled": True}}
 
 
 def test_features_mount_options_are_the_parsers_words():
@@ -138,9 +138,8 @@ def test_features_mount_options_are_the_parsers_words():
     for word in ("ro", "rw", "bind", "rbind", "rprivate", "rro", "rnosymfollow",
                  "nosymfollow", "strictatime"):
         assert word in options
-    assert "tmpcopyup" in options
-    for word in ("idmap", "ridmap"):  # not implemented yet: not advertised
-        assert word not in options
+    for word in ("idmap", "ridmap", "tmpcopyup"):  # implemented, so advertised
+        assert word in options
     for word in options:
         assert parse_mount_options([word]).data == "", word
 
@@ -151,14 +150,3 @@ def test_features_annotations_and_json():
     assert json.loads(json.dumps(f)) == f
     f["hooks"].clear()
     assert len(features()["hooks"]) == 6
-
-
-def test_unimplemented_mount_extension_is_refused_not_ignored():
-    import pytest
-    from kago.errors import SpecError
-    from kago.plan.build import mount_op
-    with pytest.raises(SpecError) as e:
-        mount_op({"destination": "/data", "type": "bind", "source": "/tmp",
-                  "options": ["bind", "idmap"]}, "/b", "mounts[3]")
-    assert e.value.field == "mounts[3].options"
-    assert "idmap is not supported" in str(e.value)

@@ -298,3 +298,22 @@ def test_tmpcopyup_mount_op():
     op = mount_op({"destination": "/d", "type": "bind", "source": "/srv",
                    "options": ["rbind", "tmpcopyup"]}, "/b", "mounts[0]")
     assert not op.copy_up
+
+
+def test_idmap_mount_op():
+    from kago.plan.build import mount_op
+    own = [(0, 100000, 65536)]
+    bind = {"destination": "/d", "type": "bind", "source": "/srv", "options": ["rbind", "idmap"]}
+    # no maps of its own: the container's, or the joined user namespace
+    assert mount_op(bind, "/b", "mounts[0]", (own, own, None)).idmap == (own, own, None, False)
+    assert mount_op(bind, "/b", "mounts[0]", ([], [], "/proc/7/ns/user")).idmap == (
+        [], [], "/proc/7/ns/user", False)
+    maps = [{"containerID": 0, "hostID": 5000, "size": 10}]
+    op = mount_op(dict(bind, options=["bind", "ridmap"], uidMappings=maps, gidMappings=maps),
+                  "/b", "mounts[0]", (own, own, None))
+    assert op.idmap == ([(0, 5000, 10)], [(0, 5000, 10)], None, True)
+    assert op.flags == k.MS_BIND and op.userns_fd is None
+    op = mount_op(dict(bind, options=["rbind"], uidMappings=maps, gidMappings=maps), "/b",
+                  "mounts[0]")
+    assert op.idmap == ([(0, 5000, 10)], [(0, 5000, 10)], None, False)  # maps alone: idmap
+    assert mount_op(dict(bind, options=["rbind"]), "/b", "mounts[0]").idmap is None

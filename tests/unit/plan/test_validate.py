@@ -403,6 +403,20 @@ def test_idmap_needs_something_to_map_with():
     assert validate(user) == []
 
 
+def test_idmap_only_on_bind_mounts_and_with_both_maps():
+    cfg = userns([mapping(0, 1000, 1)])
+    cfg["mounts"] = [{"destination": "/d", "type": "tmpfs", "source": "tmpfs",
+                      "options": ["idmap"]}]
+    assert_error(cfg, "mounts[0].options", "only supported for bind mounts")
+    # maps on the mount make it idmapped even without the option (runc 1.2)
+    cfg["mounts"] = [{"destination": "/d", "type": "tmpfs", "source": "tmpfs",
+                      "uidMappings": [mapping(0, 1000, 1)], "gidMappings": [mapping(0, 1000, 1)]}]
+    assert_error(cfg, "mounts[0].options", "only supported for bind mounts")
+    cfg["mounts"] = [{"destination": "/d", "source": "/srv", "options": ["bind"],
+                      "uidMappings": [mapping(0, 1000, 1)]}]
+    assert_error(cfg, "mounts[0].gidMappings", "needs both uid and gid mappings")
+
+
 # ---------------------------------------------------------------- fuzzing
 
 json_values = st.recursive(
