@@ -7,6 +7,7 @@ their finalizers.
 
 import os
 import subprocess
+import tempfile
 import uuid
 
 import pytest
@@ -671,3 +672,31 @@ def test_idmap_on_a_tmpfs_is_refused(oci, make_bundle):
     out = run(oci, make_bundle, "true", userns, add_mount("/home", "tmpfs", "tmpfs", "idmap"))
     assert out.returncode == 1
     assert "mounts[" in out.stderr and "only supported for bind mounts" in out.stderr
+
+
+@pytest.mark.parametrize("with_userns", [False, True], ids=["host-ids", "userns"])
+def test_idmapped_mounts_user_namespace_fds_do_not_reach_the_container(
+        oci, make_bundle, owned_dir, with_userns):
+    """The runtime opens a user namespace fd per idmapped mount for the container process;
+    each is closed once its mount is made: a created init holds 0-2 and the exec fifo."""
+    maps = [{"containerID": 0, "hostID": 5000, "size": 1001}]
+    mutators = [idmapped_mount(owned_dir, maps, maps, "idmap")]
+    if with_userns:
+        mutators.append(userns)
+    def mutate(cfg):
+        for fn in mutators:
+            fn(cfg)
+    b = make_bundle(["sleep", "100"], mutate=mutate)
+    cid = oci.new_id()
+    argv = [KAGO_OCI, "--root", oci.root, "create", "--bundle", b.path, cid]
+    with tempfile.TemporaryFile() as err:  # the init keeps its stderr: not a pipe to wait on
+        proc = subprocess.run(argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                              stderr=err, timeout=30)
+        err.seek(0)
+        assert proc.returncode == 0, err.read()
+    pid = oci.state(cid)["pid"]
+    targets = [os.readlink(f"/proc/{pid}/fd/{n}")
+               for n in sorted(os.listdir(f"/proc/{pid}/fd"), key=int)]
+    assert len(targets) == 4 and targets[3].endswith("/exec.fifo"), targets
+    assert not any(t.startswith("user:") for t in targets), targets
+    ok(oci("delete", "--force", cid))

@@ -12,11 +12,13 @@ fstat after the open (a symlink, or an entry swapped for one, is never followed)
 copied as symlinks, their targets untouched; nothing is resolved against the host's /.
 
 What is kept, per entry: type, content, mode (setuid/setgid/sticky included, set after the
-chown that would clear them), owner, extended attributes (best effort: a name the tmpfs or the
-user namespace refuses is skipped, as crun does), and atime/mtime. Regular files, directories,
-symlinks, FIFOs and device nodes are copied (a device node needs CAP_MKNOD: in a user namespace
-mknod fails, as it does for runc); sockets are skipped (a socket file without its listener is
-meaningless; runc fails on them). Hard links become separate files, as with runc.
+chown that would clear them, never reduced by a umask: runc's copy makes directories under
+its umask), owner, extended attributes (as crun copies them; a name the tmpfs or the user
+namespace refuses is skipped, runc drops them all), and atime/mtime. Regular files,
+directories, symlinks, FIFOs and device nodes are copied (a device node needs CAP_MKNOD: in a
+user namespace mknod fails, as it does for runc); sockets are skipped (a socket file without
+its listener is meaningless; runc fails on them and on FIFOs). Hard links become separate
+files, as with runc.
 """
 
 import errno
