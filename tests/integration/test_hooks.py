@@ -257,6 +257,11 @@ def test_hook_without_env_inherits_the_runtimes(oci, make_bundle, hookdir):
         # by name, found through the inherited PATH
         cfg["hooks"]["poststart"].append({"path": "/bin/sh", "args": [
             "sh", "-c", f"echo \"named:$(basename $(command -v env.sh))\" >> {hookdir}/log"]})
+        # in the container (after HOME was added to the process's env, as runc)
+        cfg["hooks"]["startContainer"] = [{"path": "/bin/sh", "args": [
+            "sh", "-c", f"echo \"startContainer:$HOOK_VAR:$HOME\" >> {hookdir}/log"]}]
+        cfg["mounts"].append({"destination": str(hookdir), "type": "bind",
+                              "source": str(hookdir), "options": ["rbind", "rw"]})
     b = make_bundle(["true"], mutate=mutate)
     env = dict(os.environ, HOOK_VAR="runtime", PATH=f"{hookdir}:/usr/bin:/bin")
     ok(oci("run", "--bundle", b.path, oci.new_id(), env=env))
@@ -264,6 +269,6 @@ def test_hook_without_env_inherits_the_runtimes(oci, make_bundle, hookdir):
     lines = (hookdir / "log").read_text().splitlines()
     assert lines[:-1] == [
         f"prestart:{runtime}", f"createRuntime:{runtime}",
-        "createContainer:process:/bin:/process/path",
+        "createContainer:process:/bin:/process/path", "startContainer:process:/root",
         f"poststart:{runtime}", "named:env.sh", f"poststop:{runtime}"]
     assert lines[-1].startswith("empty::") and str(hookdir) not in lines[-1]  # sh's own PATH

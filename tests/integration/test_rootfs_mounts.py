@@ -700,3 +700,24 @@ def test_idmapped_mounts_user_namespace_fds_do_not_reach_the_container(
     assert len(targets) == 4 and targets[3].endswith("/exec.fifo"), targets
     assert not any(t.startswith("user:") for t in targets), targets
     ok(oci("delete", "--force", cid))
+
+
+def test_idmap_in_a_joined_user_namespace_uses_that_namespace(oci, make_bundle, owned_dir):
+    """A container joining another's user namespace (a path, no maps): an idmap mount
+    without maps of its own is idmapped through the joined namespace itself (runc 1.2)."""
+    first = make_bundle(["sleep", "100"], mutate=userns)
+    cid = oci.new_id()
+    with tempfile.TemporaryFile() as err:
+        proc = subprocess.run([KAGO_OCI, "--root", oci.root, "create", "--bundle", first.path,
+                               cid], stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                              stderr=err, timeout=30)
+        err.seek(0)
+        assert proc.returncode == 0, err.read()
+    pid = oci.state(cid)["pid"]
+
+    def join(cfg):
+        cfg["linux"]["namespaces"].append({"type": "user", "path": f"/proc/{pid}/ns/user"})
+    out = ok(run(oci, make_bundle, STAT_OWNERS, join,
+                 add_mount("/home", "bind", owned_dir, "rbind", "idmap")))
+    assert out.splitlines() == ["/home 0:0", "/home/root-file 0:0", "/home/user-file 1000:1000"]
+    ok(oci("delete", "--force", cid))

@@ -243,6 +243,13 @@ def _new_userns_or_hello(chan, plan):
     if new_user:
         with log.phase("become root in user namespace"):
             _become_root(plan)
+    elif plan.has_ns("user"):
+        # a joined user namespace: its root, as runc's nsexec stage 2 (setuid(0), setgid(0),
+        # setgroups) does; else kago's host IDs are unmapped there, and every mkdir of the
+        # mounts fails with EOVERFLOW
+        os.setgroups([])
+        os.setresgid(0, 0, 0)
+        os.setresuid(0, 0, 0)
 
 
 def _become_root(plan):

@@ -349,17 +349,14 @@ def state(store, container_id):
 def start(store, container_id, notify_socket=None):
     """Start a created container; with ``notify_socket`` (the host's NOTIFY_SOCKET), relay
     its READY= there and return only then (runtime.notify)."""
-    from kago.runtime import notify
-    host = notify_socket
     with store.lock(container_id):
         record = store.load(container_id)
         now = status(store, record)
         if now != CREATED:
             raise IncorrectStatus(_cannot_start(now))
         before = _identity(record["pid"])  # still kago's init: the create's command line
-        state_dir = store.dir(container_id)
         # bound before the init is released, so that an early READY is not lost
-        sock = notify.bind(state_dir) if host and notify.created_with_notify(state_dir) else None
+        sock = _notify_start(store.dir(container_id)) if notify_socket else None
         try:
             _release_init(store, record)
         except BaseException:
@@ -370,7 +367,13 @@ def start(store, container_id, notify_socket=None):
         store.save(container_id, record)
     _poststart(record, before)
     if sock is not None:
-        _relay_ready(sock, host, record, record["pid"])
+        _relay_ready(sock, notify_socket, record, record["pid"])
+
+
+def _notify_start(state_dir):
+    """``start``'s notify socket, for a container created with NOTIFY_SOCKET (else None)."""
+    from kago.runtime import notify
+    return notify.bind(state_dir) if notify.created_with_notify(state_dir) else None
 
 
 def _relay_ready(sock, host, record, main_pid):
