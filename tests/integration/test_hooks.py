@@ -156,10 +156,11 @@ def _create_fails(oci, b, fragments, within=None):
 
 
 def test_prestart_timeout(oci, make_bundle):
-    hook = {"path": "/bin/sleep", "args": ["sleep", "10"], "timeout": 1}
+    # an argument no other test's process has ("sleep 10" also matched "sleep 100")
+    hook = {"path": "/bin/sleep", "args": ["sleep", "9.75"], "timeout": 1}
     b = make_bundle(SLEEPER, mutate=with_hooks(prestart=[hook]))
     _create_fails(oci, b, ["prestart hook /bin/sleep", "timed out"], within=3)
-    assert not procs_naming("sleep 10") or all(gone(p, 1) for p in procs_naming("sleep 10"))
+    assert all(gone(p, 1) for p in procs_naming("sleep 9.75"))
 
 
 def test_failing_create_runtime_hook(oci, make_bundle, hookdir):
