@@ -721,3 +721,19 @@ def test_idmap_in_a_joined_user_namespace_uses_that_namespace(oci, make_bundle, 
                  add_mount("/home", "bind", owned_dir, "rbind", "idmap")))
     assert out.splitlines() == ["/home 0:0", "/home/root-file 0:0", "/home/user-file 1000:1000"]
     ok(oci("delete", "--force", cid))
+
+
+def test_idmap_read_only_and_file_binds(oci, make_bundle, owned_dir):
+    """Flags are applied to the idmapped mount as to any bind (a remount); a file can be
+    idmapped too."""
+    maps = [{"containerID": 0, "hostID": 5000, "size": 1001}]
+
+    def file_bind(cfg):
+        cfg["mounts"].append({"destination": "/etc/idmapped", "type": "bind",
+                              "source": str(owned_dir / "user-file"), "options": ["bind", "idmap"],
+                              "uidMappings": maps, "gidMappings": maps})
+    out = run(oci, make_bundle, "stat -c '%u:%g' /home /etc/idmapped; cat /etc/idmapped; "
+              "touch /home/x 2>/dev/null || echo read-only",
+              idmapped_mount(owned_dir, maps, maps, "idmap", "ro"), file_bind)
+    assert ok(out).split() == ["5000:5000", "6000:6000", "user", "read-only"]
+    assert not (owned_dir / "x").exists()
