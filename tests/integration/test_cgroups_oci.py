@@ -282,6 +282,37 @@ def test_value_the_kernel_refuses_fails_create_cleanly(oci, make_bundle):
     assert left_behind(oci, cid) == []
 
 
+KMEM_DEFAULT = "9223372036854771712"  # memory.kmem.*limit_in_bytes of a cgroup no one limited
+KMEM_WARNING = "linux.resources.memory: kernel memory settings are ignored and will be removed"
+
+
+def test_kernel_memory_is_ignored_with_runcs_warning(oci, make_bundle):
+    """As runc and crun (was: the container refused): kernel and kernelTCP are not written,
+    the rest of linux.resources.memory is, and the warning says so once."""
+    b = bundle_with(make_bundle, resources={"memory": {"limit": 64 * MIB, "kernel": 32 * MIB,
+                                                       "kernelTCP": 16 * MIB}})
+    cid = oci.new_id("cg")
+    proc = ok(detached(oci, "create", "--bundle", b.path, cid))
+    assert proc.stderr.count(KMEM_WARNING) == 1, proc.stderr
+    assert cgread("memory", cid, "memory.limit_in_bytes") == str(64 * MIB)
+    for name in ("memory.kmem.limit_in_bytes", "memory.kmem.tcp.limit_in_bytes"):
+        if os.path.exists(f"{cgdir('memory', cid)}/{name}"):
+            assert cgread("memory", cid, name) == KMEM_DEFAULT
+    ok(oci("start", cid))
+    # update: runc warns when either is not 0, and writes the rest
+    proc = ok(oci("update", "--kernel-memory", "10m", "--kernel-memory-tcp", "5m",
+                  "--memory", "80m", cid))
+    assert proc.stderr.count(KMEM_WARNING) == 1, proc.stderr
+    assert cgread("memory", cid, "memory.limit_in_bytes") == str(80 * MIB)
+    assert cgread("memory", cid, "memory.kmem.tcp.limit_in_bytes") == KMEM_DEFAULT
+    proc = ok(oci("update", "--kernel-memory", "0", cid))
+    assert "kernel memory" not in proc.stderr
+    proc = ok(oci("update", "--resources", "-", cid,
+                  input=json.dumps({"memory": {"kernelTCP": 1 * MIB}})))
+    assert KMEM_WARNING in proc.stderr
+    ok(oci("delete", "--force", cid))
+
+
 # --- 4. update ---------------------------------------------------------------------------------
 
 def test_update_flags_land_in_their_files(oci, make_bundle):

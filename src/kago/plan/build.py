@@ -101,9 +101,13 @@ def devices(items):
 
 
 def cap_mask(names):
+    """The capabilities' bits; a name kago does not know is left out (validate warned, as
+    runc does), and one beyond this kernel's last is masked off when it is applied."""
     mask = 0
     for name in names or ():
-        mask |= 1 << tables.CAPABILITIES[name]
+        number = tables.CAPABILITIES.get(name)
+        if number is not None:
+            mask |= 1 << number
     return mask
 
 
