@@ -230,6 +230,31 @@ def test_join_missing_namespace_path_fails_cleanly(oci, make_bundle):
     assert "network" in out.stderr
 
 
+def test_join_path_the_runtime_may_not_open_says_permission_denied(oci, make_bundle, tmp_path,
+                                                                   uts_holder):
+    """EACCES is not "does not exist" (was): a namespace path under a directory closed to
+    the runtime, which here runs as root without CAP_DAC_OVERRIDE/CAP_DAC_READ_SEARCH."""
+    closed = tmp_path / "closed"
+    closed.mkdir(mode=0o700)
+    os.chown(closed, 65534, 65534)
+    link = closed / "uts"
+    os.symlink(f"/proc/{uts_holder}/ns/uts", link)
+
+    def mutate(cfg):
+        add_ns("uts", str(link))(cfg)
+        cfg.pop("hostname", None)
+    b = make_bundle(["true"], mutate=mutate)
+    from conftest import KAGO_OCI
+    proc = subprocess.run(["setpriv", "--bounding-set=-dac_override,-dac_read_search",
+                           "--inh-caps=-dac_override,-dac_read_search", KAGO_OCI, "--root",
+                           oci.root, "run", "--bundle", b.path, oci.new_id()],
+                          capture_output=True, text=True, timeout=30)
+    assert proc.returncode == 1
+    assert (f"linux.namespaces: uts namespace: failed to open {link}: permission denied"
+            in proc.stderr), proc.stderr
+    assert "does not exist" not in proc.stderr
+
+
 def test_join_path_that_is_not_a_namespace_fails_cleanly(oci, make_bundle, tmp_path):
     bogus = tmp_path / "not-a-ns"
     bogus.write_text("")
