@@ -189,8 +189,7 @@ def _plan_cgroup(plan, undo):
             return None
         mgr = cgroups.open_manager(plan.cgroups_path, layout)
         if mgr.exists():
-            from kago.errors import CgroupError
-            raise CgroupError(plan.cgroups_path, "already exists: another container uses it")
+            mgr.check_reusable()  # an empty cgroup is reused, as runc does
         undo.push(mgr.destroy)
         mgr.create()
     mounts = []
