@@ -188,13 +188,28 @@ def check_uts(cfg, ns) -> None:
             raise SpecError(key, f"unable to set {key} without a private UTS namespace")
 
 
-def check_mount_namespace(cfg, ns) -> None:
-    """Masking /proc entries without a mount namespace would mask them on the host (runc)."""
+def check_mount_namespace(cfg, ns) -> list:
+    """Masking /proc entries without a mount namespace would mask them on the host (runc).
+
+    A spec without one otherwise runs (the container shares the host's mount table and is
+    chrooted into its rootfs, as with runc and crun); what would change the host's own
+    mounts then is not done, with a warning: a read-only root (runc skips it silently) and
+    rootfsPropagation (which runc would apply to the host's "/")."""
     linux = cfg.get("linux", {})
     for key in ("maskedPaths", "readonlyPaths"):
         if linux.get(key) and "mount" not in ns:
             raise SpecError(f"linux.{key}",
                             "unable to restrict sys entries without a private MNT namespace")
+    if "mount" in ns:
+        return []
+    warnings = []
+    if (cfg.get("root") or {}).get("readonly"):
+        warnings.append("root.readonly: ignored without a private mount namespace (the "
+                        "rootfs is a mount of the host's)")
+    if linux.get("rootfsPropagation"):
+        warnings.append("linux.rootfsPropagation: ignored without a private mount namespace "
+                        "(it would change the host's mounts)")
+    return warnings
 
 
 # ---------------------------------------------------------------- sysctl
@@ -396,10 +411,10 @@ def validate(cfg, cap_last_cap: int = 40, host_uid_ranges=FULL_RANGE,
     check_user_namespace(cfg, ns, host_uid_ranges, host_gid_ranges)
     check_time_namespace(cfg, ns)
     check_uts(cfg, ns)
-    check_mount_namespace(cfg, ns)
+    warnings = check_mount_namespace(cfg, ns)
     check_sysctls(cfg, ns)
     check_mounts(cfg, ns)
-    warnings = check_lsm_labels(cfg, lsms) + check_resources(cfg)
+    warnings += check_lsm_labels(cfg, lsms) + check_resources(cfg)
     seccomp = (cfg.get("linux") or {}).get("seccomp")
     if seccomp is not None:
         warnings += check_seccomp(seccomp)

@@ -94,6 +94,9 @@ def set_oom_score(ctx):
 
 
 def prepare_root(ctx):
+    if not ctx.plan.has_ns("mount"):  # the host's mount table: change nothing of it
+        ctx.rootfd = rootfs.open_root(ctx.plan.rootfs)
+        return
     rootfs.isolate_propagation(ctx.plan.rootfs_propagation)
     ctx.rootfd = rootfs.bind_rootfs(ctx.plan.rootfs, ctx.plan.userns)
 
@@ -155,6 +158,9 @@ def protect_paths(ctx):
 def switch_root(ctx):
     os.close(ctx.rootfd)
     ctx.rootfd = None
+    if not ctx.plan.has_ns("mount"):
+        rootfs.chroot_into(ctx.plan.rootfs)  # as runc and crun: pivot_root needs our own
+        return
     if ctx.plan.no_pivot:
         rootfs.move_root(ctx.plan.rootfs)
     else:

@@ -61,8 +61,6 @@ def make_plan(cfg, bundle, container_id, opts):
         plan.process.apparmor_profile = None  # warned about above: nothing can apply it
     if "selinux" not in lsms:
         plan.process.selinux_label = None
-    if not plan.has_ns("mount"):
-        raise SpecError("linux.namespaces", "a mount namespace is required")
     return plan
 
 
@@ -107,6 +105,8 @@ def _create(store, container_id, bundle, cfg, plan, opts, mode, undo):
     if mode == "create":
         fifo = st.mkfifo(os.path.join(state_dir, st.FIFO))
     cgroup = _plan_cgroup(plan, undo)
+    if not plan.has_ns("mount"):
+        _host_mounts(plan, record, undo)
     fds = _Fds(undo)
     ctx_args = {"preserve": opts.total_preserved(), "new_keyring": not opts.no_new_keyring}
     if fifo:
@@ -132,6 +132,23 @@ def _create(store, container_id, bundle, cfg, plan, opts, mode, undo):
         write_pid_file(opts.pid_file, sp.pid)
     record["kago"]["console_peer"] = console[1] if console else None
     return record
+
+
+def _host_mounts(plan, record, undo):
+    """No mount namespace: the container's mounts are made in the host's, under the rootfs.
+    Remember what was there before, so that a failed create and ``delete`` take away every
+    mount under the rootfs the container made (its own included), and only those."""
+    from kago.linux import rootfs
+    before = [mid for mid, _point in rootfs.mounts_under(plan.rootfs)]
+    record["kago"]["host_mounts"] = {"root": plan.rootfs, "before": before}
+    undo.push(rootfs.unmount_new, plan.rootfs, before)
+
+
+def _unmount_host_mounts(record):
+    found = (record.get("kago") or {}).get("host_mounts")
+    if found:
+        from kago.linux import rootfs
+        rootfs.unmount_new(found["root"], found["before"])
 
 
 class _Fds:
@@ -454,6 +471,7 @@ def _delete(store, container_id, force):
             _kill_and_wait(record, mgr)
         elif mgr is not None and mgr.exists() and mgr.pids():
             mgr.kill_all(9)  # the init is gone but, without a pid namespace, others remain
+        _unmount_host_mounts(record)  # no mount namespace: the container's, in the host's
         if mgr is not None:
             mgr.destroy()
         _post_hooks("poststop", record, STOPPED)

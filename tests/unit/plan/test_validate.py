@@ -94,6 +94,21 @@ def test_kernel_memory_is_accepted_with_runcs_warning():
     assert validate(cfg) == []
 
 
+def test_without_a_mount_namespace_what_would_change_the_hosts_mounts_is_warned_about():
+    cfg = base("pid")  # no mount namespace: runs, as with runc and crun
+    assert validate(cfg) == []
+    cfg["root"]["readonly"] = True
+    cfg["linux"]["rootfsPropagation"] = "rshared"
+    assert validate(cfg) == [
+        "root.readonly: ignored without a private mount namespace (the rootfs is a mount "
+        "of the host's)",
+        "linux.rootfsPropagation: ignored without a private mount namespace (it would "
+        "change the host's mounts)"]
+    assert validate(base("mount") | {"root": {"path": "r", "readonly": True}}) == []
+    cfg["linux"]["maskedPaths"] = ["/proc/kcore"]
+    assert_error(cfg, "linux.maskedPaths", "without a private MNT namespace")
+
+
 def test_config_without_process_is_valid():
     cfg = base()
     del cfg["process"]
