@@ -648,8 +648,8 @@ def test_a_cgroup_with_a_process_in_it_is_refused(oci, make_bundle, premade):
         f.write(str(stranger.pid))
     proc = detached(oci, "create", "--bundle", bundle_with(make_bundle).path, cid)
     assert proc.returncode == 1
-    assert error_message(proc.stderr) == (f"create failed: cgroup /kago-{cid}: container's cgroup is not "
-                                          "empty: 1 process(es) found")
+    assert error_message(proc.stderr) == (f"create failed: cgroup /kago-{cid}: container's "
+                                          "cgroup is not empty: 1 process(es) found")
     assert cgroup_dirs(cid) == [cgdir("memory", cid), cgdir("unified", cid)]
     assert stranger.poll() is None
     assert not os.path.exists(os.path.join(oci.root, cid))
@@ -662,6 +662,6 @@ def test_a_frozen_cgroup_is_refused(oci, make_bundle, premade):
         f.write("FROZEN")
     proc = detached(oci, "create", "--bundle", bundle_with(make_bundle).path, cid)
     assert proc.returncode == 1
-    assert error_message(proc.stderr) == (f"create failed: cgroup /kago-{cid}: container's cgroup "
-                                          "unexpectedly frozen")
+    assert error_message(proc.stderr) == (f"create failed: cgroup /kago-{cid}: container's "
+                                          "cgroup unexpectedly frozen")
     assert cgroup_dirs(cid) == [cgdir("freezer", cid)]

@@ -221,3 +221,15 @@ def test_a_frozen_cgroup_is_refused_v1_and_v2(tmp_path):
 def test_reusable_when_only_some_hierarchies_have_it(tmp_path):
     (tmp_path / "memory/kago-t/c1").mkdir(parents=True)  # no freezer directory yet
     _v1(tmp_path).check_reusable()
+
+
+def test_v2_an_empty_cgroup_at_the_path_is_reused_and_removed_at_destroy(tmp_path):
+    m = _v2(tmp_path)
+    os.makedirs(m.dirs["unified"])
+    (tmp_path / "unified/kago-t/cgroup.events").write_text("populated 0\nfrozen 0\n")
+    m.check_reusable()
+    m.create()
+    assert m.created == [m.dirs["unified"]]
+    os.unlink(tmp_path / "unified/kago-t/cgroup.events")
+    m.destroy()
+    assert not os.path.exists(m.dirs["unified"])
