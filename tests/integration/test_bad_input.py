@@ -136,12 +136,6 @@ def test_mapping_beyond_32_bits(oci, make_bundle):
 
 # --- vocabulary -------------------------------------------------------------------------------
 
-def test_unknown_capability(oci, make_bundle):
-    bad_config(oci, make_bundle,
-               lambda c: c["process"]["capabilities"]["bounding"].append("CAP_FOO"),
-               'process.capabilities.bounding[3]: unknown capability "CAP_FOO"')
-
-
 def test_unknown_namespace(oci, make_bundle):
     bad_config(oci, make_bundle, lambda c: c["linux"]["namespaces"].append({"type": "foo"}),
                'linux.namespaces[5].type: must be one of')

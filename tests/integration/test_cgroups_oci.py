@@ -282,6 +282,37 @@ def test_value_the_kernel_refuses_fails_create_cleanly(oci, make_bundle):
     assert left_behind(oci, cid) == []
 
 
+KMEM_DEFAULT = "9223372036854771712"  # memory.kmem.*limit_in_bytes of a cgroup no one limited
+KMEM_WARNING = "linux.resources.memory: kernel memory settings are ignored and will be removed"
+
+
+def test_kernel_memory_is_ignored_with_runcs_warning(oci, make_bundle):
+    """As runc and crun (was: the container refused): kernel and kernelTCP are not written,
+    the rest of linux.resources.memory is, and the warning says so once."""
+    b = bundle_with(make_bundle, resources={"memory": {"limit": 64 * MIB, "kernel": 32 * MIB,
+                                                       "kernelTCP": 16 * MIB}})
+    cid = oci.new_id("cg")
+    proc = ok(detached(oci, "create", "--bundle", b.path, cid))
+    assert proc.stderr.count(KMEM_WARNING) == 1, proc.stderr
+    assert cgread("memory", cid, "memory.limit_in_bytes") == str(64 * MIB)
+    for name in ("memory.kmem.limit_in_bytes", "memory.kmem.tcp.limit_in_bytes"):
+        if os.path.exists(f"{cgdir('memory', cid)}/{name}"):
+            assert cgread("memory", cid, name) == KMEM_DEFAULT
+    ok(oci("start", cid))
+    # update: runc warns when either is not 0, and writes the rest
+    proc = ok(oci("update", "--kernel-memory", "10m", "--kernel-memory-tcp", "5m",
+                  "--memory", "80m", cid))
+    assert proc.stderr.count(KMEM_WARNING) == 1, proc.stderr
+    assert cgread("memory", cid, "memory.limit_in_bytes") == str(80 * MIB)
+    assert cgread("memory", cid, "memory.kmem.tcp.limit_in_bytes") == KMEM_DEFAULT
+    proc = ok(oci("update", "--kernel-memory", "0", cid))
+    assert "kernel memory" not in proc.stderr
+    proc = ok(oci("update", "--resources", "-", cid,
+                  input=json.dumps({"memory": {"kernelTCP": 1 * MIB}})))
+    assert KMEM_WARNING in proc.stderr
+    ok(oci("delete", "--force", cid))
+
+
 # --- 4. update ---------------------------------------------------------------------------------
 
 def test_update_flags_land_in_their_files(oci, make_bundle):
@@ -560,3 +591,77 @@ def test_delete_removes_the_cgroup_from_every_hierarchy(oci, make_bundle, tmp_pa
     assert wait_for(lambda: not pid_alive(pid) and not pid_alive(exec_pid), 5)
     assert cgroup_dirs(cid) == []
     assert not os.path.exists(os.path.join(oci.root, cid))
+
+
+# --- 7. a cgroup already at the container's path ----------------------------------------------
+
+@pytest.fixture
+def premade():
+    """premade(cid, hierarchies) makes kago-<cid> there, as another tool would; whatever is
+    left at the end (and any process put in) is cleaned up."""
+    made, procs = [], []
+
+    def make(cid, hierarchies=HIERARCHIES):
+        for h in hierarchies:
+            os.mkdir(cgdir(h, cid))
+            made.append(cgdir(h, cid))
+        return made
+    make.procs = procs
+    yield make
+    for p in procs:
+        p.kill()
+        p.wait(timeout=5)
+    for d in made:
+        if os.path.isdir(d):
+            if os.path.exists(d + "/freezer.state"):
+                with open(d + "/freezer.state", "w") as f:
+                    f.write("THAWED")
+            wait_for(lambda d=d: not open(d + "/cgroup.procs").read().split(), 5)
+            os.rmdir(d)
+
+
+def test_an_empty_cgroup_left_at_the_path_is_reused_and_removed_at_delete(
+        oci, make_bundle, premade):
+    """As runc (was: "already exists: another container uses it"): every v1 hierarchy and
+    the cgroup2 tree had the container's directory before create; delete removes them."""
+    cid = oci.new_id("cg")
+    premade(cid)
+    b = bundle_with(make_bundle, resources={"pids": {"limit": 40}})
+    ok(detached(oci, "create", "--bundle", b.path, cid))
+    pid = oci.state(cid)["pid"]
+    for h in HIERARCHIES:
+        assert str(pid) in cgread(h, cid, "cgroup.procs").split(), h
+    assert cgread("pids", cid, "pids.max") == "40"
+    ok(oci("start", cid))
+    ok(oci("delete", "--force", cid))
+    assert cgroup_dirs(cid) == []
+
+
+def test_a_cgroup_with_a_process_in_it_is_refused(oci, make_bundle, premade):
+    """runc 1.2's rule (1.1 warned and went on, and its delete then killed the stranger):
+    nothing is created, and the cgroup and its process are left as they were."""
+    cid = oci.new_id("cg")
+    premade(cid, ["memory", "unified"])
+    stranger = subprocess.Popen(["sleep", "60"])
+    premade.procs.append(stranger)
+    with open(cgdir("memory", cid) + "/cgroup.procs", "w") as f:
+        f.write(str(stranger.pid))
+    proc = detached(oci, "create", "--bundle", bundle_with(make_bundle).path, cid)
+    assert proc.returncode == 1
+    assert error_message(proc.stderr) == (f"create failed: cgroup /kago-{cid}: container's "
+                                          "cgroup is not empty: 1 process(es) found")
+    assert cgroup_dirs(cid) == [cgdir("memory", cid), cgdir("unified", cid)]
+    assert stranger.poll() is None
+    assert not os.path.exists(os.path.join(oci.root, cid))
+
+
+def test_a_frozen_cgroup_is_refused(oci, make_bundle, premade):
+    cid = oci.new_id("cg")
+    premade(cid, ["freezer"])
+    with open(cgdir("freezer", cid) + "/freezer.state", "w") as f:
+        f.write("FROZEN")
+    proc = detached(oci, "create", "--bundle", bundle_with(make_bundle).path, cid)
+    assert proc.returncode == 1
+    assert error_message(proc.stderr) == (f"create failed: cgroup /kago-{cid}: container's "
+                                          "cgroup unexpectedly frozen")
+    assert cgroup_dirs(cid) == [cgdir("freezer", cid)]

@@ -79,6 +79,67 @@ def test_mount_namespace_hides_container_mounts(oci, make_bundle):
         assert "kago-ns-probe" not in f.read()
 
 
+def host_mounts_under(path):
+    real = os.path.realpath(path)
+    with open("/proc/self/mountinfo") as f:
+        points = [line.split()[4] for line in f]
+    return [p for p in points if p == real or p.startswith(real + "/")]
+
+
+def without_mount_ns(cfg):
+    drop_ns("mount")(cfg)
+    for key in ("maskedPaths", "readonlyPaths"):  # refused without one, as by runc
+        cfg["linux"].pop(key, None)
+
+
+def test_without_a_mount_namespace_the_program_is_chrooted_in_the_hosts(oci, make_bundle):
+    """Was refused ("a mount namespace is required"). As runc and crun: the container shares
+    the host's mount namespace, the spec's mounts are made under the rootfs and the program
+    is chrooted there; unlike them, kago takes those mounts away again (here at the end of
+    run's delete) and leaves the host's propagation and the read-only root alone."""
+    b = make_bundle(["sh", "-c", "stat -c %i /; readlink /proc/self/ns/mnt; "
+                     "ls /proc/1/cmdline /dev/null /dev/pts/ptmx /sys/kernel >/dev/null && "
+                     "echo mounted; touch /written && echo writable"], mutate=without_mount_ns)
+    propagation_before = subprocess.run(["findmnt", "-no", "PROPAGATION", "/"],
+                                        capture_output=True, text=True).stdout
+    proc = oci("run", "--bundle", b.path, oci.new_id())
+    lines = ok(proc).split()
+    assert int(lines[0]) == inode(b.rootfs)
+    assert lines[1] == os.readlink("/proc/self/ns/mnt")
+    assert lines[2:] == ["mounted", "writable"]
+    assert ("root.readonly: ignored without a private mount namespace" in proc.stderr)
+    assert host_mounts_under(b.rootfs) == []
+    assert subprocess.run(["findmnt", "-no", "PROPAGATION", "/"], capture_output=True,
+                          text=True).stdout == propagation_before
+
+
+def test_without_a_mount_namespace_delete_takes_the_containers_mounts_away(oci, make_bundle):
+    from test_lifecycle import detached
+    def mutate(cfg):
+        without_mount_ns(cfg)
+        with_caps("CAP_SYS_ADMIN")(cfg)
+        cfg["root"]["readonly"] = False
+    b = make_bundle(["sh", "-c", "mkdir -p /mnt/own && mount -t tmpfs own /mnt/own && "
+                     "sleep 30"], mutate=mutate)
+    cid = oci.new_id()
+    assert detached(oci, "create", "--bundle", b.path, cid).returncode == 0
+    real = os.path.realpath(b.rootfs)
+    made = host_mounts_under(b.rootfs)
+    assert f"{real}/proc" in made and f"{real}/dev" in made  # the host's, while it lives
+    assert ok(oci("start", cid)) == ""
+    assert wait_for(lambda: f"{real}/mnt/own" in host_mounts_under(b.rootfs), 5)
+    assert int(ok(oci("exec", cid, "stat", "-c", "%i", "/"))) == inode(b.rootfs)  # exec too
+    ok(oci("delete", "--force", cid))
+    assert host_mounts_under(b.rootfs) == []
+
+
+def test_without_a_mount_namespace_a_failed_create_leaves_no_mount(oci, make_bundle):
+    b = make_bundle(["/no/such/program"], mutate=without_mount_ns)
+    proc = oci("create", "--bundle", b.path, oci.new_id())
+    assert proc.returncode != 0 and "no such file or directory" in proc.stderr
+    assert host_mounts_under(b.rootfs) == []
+
+
 def test_uts_namespace_hostname_and_domainname(oci, make_bundle):
     host_before = socket.gethostname()
 
@@ -228,6 +289,31 @@ def test_join_missing_namespace_path_fails_cleanly(oci, make_bundle):
     assert out.returncode != 0
     assert "/run/netns/kago-t-does-not-exist" in out.stderr
     assert "network" in out.stderr
+
+
+def test_join_path_the_runtime_may_not_open_says_permission_denied(oci, make_bundle, tmp_path,
+                                                                   uts_holder):
+    """EACCES is not "does not exist" (was): a namespace path under a directory closed to
+    the runtime, which here runs as root without CAP_DAC_OVERRIDE/CAP_DAC_READ_SEARCH."""
+    closed = tmp_path / "closed"
+    closed.mkdir(mode=0o700)
+    os.chown(closed, 65534, 65534)
+    link = closed / "uts"
+    os.symlink(f"/proc/{uts_holder}/ns/uts", link)
+
+    def mutate(cfg):
+        add_ns("uts", str(link))(cfg)
+        cfg.pop("hostname", None)
+    b = make_bundle(["true"], mutate=mutate)
+    from conftest import KAGO_OCI
+    proc = subprocess.run(["setpriv", "--bounding-set=-dac_override,-dac_read_search",
+                           "--inh-caps=-dac_override,-dac_read_search", KAGO_OCI, "--root",
+                           oci.root, "run", "--bundle", b.path, oci.new_id()],
+                          capture_output=True, text=True, timeout=30)
+    assert proc.returncode == 1
+    assert (f"linux.namespaces: uts namespace: failed to open {link}: permission denied"
+            in proc.stderr), proc.stderr
+    assert "does not exist" not in proc.stderr
 
 
 def test_join_path_that_is_not_a_namespace_fails_cleanly(oci, make_bundle, tmp_path):

@@ -291,6 +291,94 @@ def test_default_spec_capabilities(oci, make_bundle):
     assert got["inheritable"] == got["ambient"] == set()  # runc warns and skips ambient too
 
 
+def test_unknown_capabilities_are_skipped_with_a_warning(oci, make_bundle):
+    """As runc and crun: a name the kernel does not have is left out of every set, with one
+    warning naming it (was: the whole container refused)."""
+    want = {"CAP_KILL", "CAP_NET_BIND_SERVICE"}
+    spec = {k: want | {"CAP_UNKNOWN", "CAP_LAST_CAP_PLUS_ONE"} for k in
+            ("bounding", "effective", "permitted", "inheritable", "ambient")}
+    proc = sh(oci, make_bundle, CAP_SCRIPT, caps(**spec))
+    got = decode_caps(ok(proc))
+    assert got == {k: want for k in spec}
+    assert ("process.capabilities: ignoring unknown or unavailable capabilities: "
+            "[CAP_LAST_CAP_PLUS_ONE CAP_UNKNOWN]") in proc.stderr
+    assert proc.stderr.count("ignoring unknown") == 1
+
+
+def _exec_caps(oci, make_bundle, *exec_args, user=None, inheritable=()):
+    from test_lifecycle import detached
+    default = ["CAP_AUDIT_WRITE", "CAP_KILL", "CAP_NET_BIND_SERVICE"]
+
+    def mutate(cfg):
+        cfg["process"]["capabilities"] = {k: list(default) for k in
+                                          ("bounding", "effective", "permitted", "ambient")}
+        cfg["process"]["capabilities"]["inheritable"] = list(inheritable)
+        cfg["process"]["capabilities"]["bounding"] += list(inheritable)  # capset(2)'s rule
+        if user is not None:
+            cfg["process"]["user"] = {"uid": user, "gid": user}
+    b = make_bundle(["sleep", "30"], mutate=mutate)
+    cid = oci.new_id()
+    assert detached(oci, "run", "--detach", "--bundle", b.path, cid).returncode == 0
+    proc = oci("exec", *exec_args, cid, "sh", "-c", CAP_SCRIPT)
+    oci("delete", "--force", cid)
+    return proc
+
+
+DEFAULT_CAPS = {"CAP_AUDIT_WRITE", "CAP_KILL", "CAP_NET_BIND_SERVICE"}
+
+
+def test_exec_cap_as_root_adds_to_bounding_effective_permitted_not_inheritable(
+        oci, make_bundle):
+    """runc 1.1's exec.go: bounding, effective, permitted and ambient, never inheritable
+    (was: all five), so an ambient one cannot be raised either (read back from runc 1.1.5:
+    CapInh 0, CapAmb 0)."""
+    got = decode_caps(ok(_exec_caps(oci, make_bundle, "--cap", "CAP_SYS_ADMIN")))
+    with_admin = DEFAULT_CAPS | {"CAP_SYS_ADMIN"}
+    assert got == {"bounding": with_admin, "effective": with_admin, "permitted": with_admin,
+                   "inheritable": set(), "ambient": set()}
+
+
+def test_exec_cap_as_non_root(oci, make_bundle):
+    """uid 1000 keeps no effective/permitted capability across execve without ambient ones:
+    --cap widens only the bounding set then (runc 1.1.5 shows the same)."""
+    got = decode_caps(ok(_exec_caps(oci, make_bundle, "--cap", "CAP_SYS_ADMIN", user=1000)))
+    assert got == {"bounding": DEFAULT_CAPS | {"CAP_SYS_ADMIN"}, "effective": set(),
+                   "permitted": set(), "inheritable": set(), "ambient": set()}
+
+
+def test_exec_cap_is_ambient_where_the_spec_makes_it_inheritable(oci, make_bundle):
+    """Ambient needs inheritable (and permitted, which --cap adds): then uid 1000 keeps it."""
+    got = decode_caps(ok(_exec_caps(oci, make_bundle, "--cap", "CAP_SYS_ADMIN", user=1000,
+                                    inheritable=["CAP_SYS_ADMIN"])))
+    assert got["ambient"] == got["effective"] == got["permitted"] == {"CAP_SYS_ADMIN"}
+    assert got["inheritable"] == {"CAP_SYS_ADMIN"}
+
+
+def test_exec_unknown_cap_is_skipped_with_a_warning(oci, make_bundle):
+    proc = _exec_caps(oci, make_bundle, "--cap", "CAP_UNKNOWN", "--cap", "CAP_SYS_ADMIN")
+    got = decode_caps(ok(proc))
+    assert "CAP_SYS_ADMIN" in got["effective"]
+    assert ("ignoring unknown or unavailable capabilities: [CAP_UNKNOWN]") in proc.stderr
+
+
+def test_exec_process_json_with_an_unknown_cap(oci, make_bundle, tmp_path):
+    import json
+    from test_lifecycle import detached
+    b = make_bundle(["sleep", "30"])
+    cid = oci.new_id()
+    assert detached(oci, "run", "--detach", "--bundle", b.path, cid).returncode == 0
+    path = tmp_path / "process.json"
+    path.write_text(json.dumps({"args": ["sh", "-c", CAP_SCRIPT], "cwd": "/",
+                                "capabilities": {k: ["CAP_KILL", "CAP_NOPE"] for k in
+                                                 ("bounding", "effective", "permitted")}}))
+    proc = oci("exec", "--process", path, cid)
+    oci("delete", "--force", cid)
+    got = decode_caps(ok(proc))
+    assert got["bounding"] == got["effective"] == {"CAP_KILL"}
+    assert "process.capabilities: ignoring unknown or unavailable capabilities: [CAP_NOPE]" \
+        in proc.stderr
+
+
 # --- inherited fds ----------------------------------------------------------------------------
 
 def _oci_with_fds(oci, redirections, *args, env=None):

@@ -409,3 +409,115 @@ def test_features_report_seccomp(oci):
     assert "SCMP_ACT_NOTIFY" in sc["actions"] and "SCMP_CMP_MASKED_EQ" in sc["operators"]
     assert "SCMP_ARCH_X86_64" in sc["archs"]
     assert sc["supportedFlags"] == sc["knownFlags"]
+
+
+# --- restrictive profiles: what init does after loading the filter --------------------------
+# runtime-tools' profile (its validation suite's default) lists neither close_range nor clone3;
+# with noNewPrivileges false the filter is loaded before the capabilities are dropped, so init's
+# remaining steps (capset, setgroups, setresgid/uid, the ready message, the exec fifo,
+# startContainer hooks, execve) all run under it.
+
+# what a busybox `sh -c` program makes (strace of `sh -c 'id; ls; cat'` on busybox-static)
+BUSYBOX_SH = ("read", "write", "close", "mmap", "mprotect", "munmap", "brk", "rt_sigaction",
+              "rt_sigreturn", "rt_sigprocmask", "ioctl", "dup2", "getpid", "getppid", "clone",
+              "execve", "wait4", "uname", "fcntl", "readlink", "getuid", "geteuid", "getgid",
+              "getegid", "getgroups", "prctl", "arch_prctl", "getdents64", "set_tid_address",
+              "openat", "newfstatat", "set_robust_list", "prlimit64", "getrandom", "rseq",
+              "exit_group", "getcwd")
+# what kago's init does after a filter loaded before ``credentials`` (noNewPrivileges false),
+# beyond the program's own: the same kind of list runc needs there (docs/security.md)
+INIT_AFTER_FILTER = ("capset", "prctl", "setgroups", "setresgid", "setresuid", "umask",
+                     "sendto", "close", "openat", "write")
+
+
+def only(*names):
+    return {"defaultAction": "SCMP_ACT_ERRNO", "syscalls": [rule("SCMP_ACT_ALLOW", *names)]}
+
+
+def as_user_with_hook(nnp, script):
+    def mutate(cfg):
+        cfg["process"]["noNewPrivileges"] = nnp
+        cfg["process"]["user"] = {"uid": 1000, "gid": 1000, "additionalGids": [5, 6],
+                                  "umask": 0o27}
+        cfg["hooks"] = {"startContainer": [
+            {"path": "/bin/sh", "args": ["sh", "-c", f"echo hook-ran > {WRITABLE}/hook"]}]}
+        cfg["process"]["args"] = ["sh", "-c", script]
+    return mutate
+
+
+PROGRAM = (f"cat {WRITABLE}/hook; id; umask; ls /proc/$$/fd; "
+           "grep -E '^(Seccomp|NoNewPrivs|CapEff|CapBnd):' /proc/self/status")
+
+
+def check_program_output(out, nnp):
+    lines = out.splitlines()
+    assert lines[0] == "hook-ran"
+    assert lines[1] == "uid=1000(user) gid=1000(user) groups=5(tty),6"
+    assert lines[2] == "0027"
+    status = status_fields("\n".join(lines[-4:]))
+    assert sorted(int(x) for x in lines[3:-4]) == [0, 1, 2]  # CVE-2024-21626: nothing else
+    assert status["Seccomp"] == "2" and status["NoNewPrivs"] == ("1" if nnp else "0")
+    assert status["CapEff"] == "0000000000000000"  # uid 1000 keeps no effective caps
+    assert status["CapBnd"] == "0000000020000420"  # AUDIT_WRITE, KILL, NET_BIND_SERVICE
+
+
+@pytest.mark.parametrize("nnp", [False, True])
+def test_runtime_tools_profile_runs_everything_init_does(oci, make_bundle, nnp):
+    """Was: create died with "close_range: operation not permitted" (nnp false), and a
+    startContainer hook with "operation not permitted" (posix_spawn's clone3)."""
+    import runtime_tools_seccomp
+    b = make_bundle(mutate=as_user_with_hook(nnp, PROGRAM))
+    b.edit(lambda cfg: cfg["linux"].update(seccomp=runtime_tools_seccomp.profile(
+        cfg["process"]["capabilities"]["bounding"])))
+    proc = oci("run", "--bundle", b.path, oci.new_id())
+    check_program_output(ok(proc), nnp)
+
+
+@pytest.mark.parametrize("nnp", [False, True])
+def test_runtime_tools_profile_create_start_exec(oci, make_bundle, nnp):
+    """create (the exec fifo is opened under the filter), start, then exec under it too."""
+    import runtime_tools_seccomp
+    b = make_bundle(mutate=as_user_with_hook(nnp, f"({PROGRAM}) > {WRITABLE}/out; sleep 30"))
+    b.edit(lambda cfg: cfg["linux"].update(seccomp=runtime_tools_seccomp.profile(
+        cfg["process"]["capabilities"]["bounding"])))
+    cid = oci.new_id()
+    ok(detached(oci, "create", "--bundle", b.path, cid))
+    ok(oci("start", cid))
+    out = ""
+    for _ in range(200):  # bounded: 2 s
+        out = oci("exec", cid, "cat", f"{WRITABLE}/out").stdout
+        if "CapBnd" in out:
+            break
+        import time
+        time.sleep(0.01)
+    check_program_output(out, nnp)
+    out = ok(oci("exec", "--cap", "CAP_SYS_ADMIN", cid, "sh", "-c",
+                 "ls /proc/$$/fd; grep Seccomp: /proc/self/status")).splitlines()
+    assert sorted(int(x) for x in out[:-1]) == [0, 1, 2]
+    assert out[-1].split() == ["Seccomp:", "2"]
+    ok(oci("delete", "--force", cid))
+
+
+def test_a_minimal_profile_with_no_new_privileges(oci, make_bundle):
+    """With no_new_privs the filter is the last thing before execve: a profile needs only
+    what the program needs."""
+    b = make_bundle(mutate=as_user_with_hook(True, "id; ls /proc/$$/fd; true"))
+    b.edit(lambda cfg: (cfg.pop("hooks"), cfg["linux"].update(seccomp=only(*BUSYBOX_SH))))
+    out = ok(oci("run", "--bundle", b.path, oci.new_id())).splitlines()
+    assert out[0].startswith("uid=1000(user)")
+    assert sorted(int(x) for x in out[1:]) == [0, 1, 2]
+
+
+def test_a_minimal_profile_without_no_new_privileges(oci, make_bundle):
+    """Without it, the program's needs plus what init does after the filter, as with runc:
+    no close_range, no clone3, nothing of kago's start path (imports, /proc walks)."""
+    b = make_bundle(mutate=as_user_with_hook(False, "id; ls /proc/$$/fd; true"))
+    sec = only(*BUSYBOX_SH, *INIT_AFTER_FILTER)
+    b.edit(lambda cfg: (cfg.pop("hooks"), cfg["linux"].update(seccomp=sec)))
+    cid = oci.new_id()
+    ok(detached(oci, "create", "--bundle", b.path, cid))  # the exec fifo path, too
+    ok(oci("start", cid))
+    ok(oci("delete", "--force", cid))
+    out = ok(oci("run", "--bundle", b.path, oci.new_id())).splitlines()
+    assert out[0].startswith("uid=1000(user)")
+    assert sorted(int(x) for x in out[1:]) == [0, 1, 2]

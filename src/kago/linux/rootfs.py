@@ -8,6 +8,15 @@ Order (runc's prepareRootfs, see mount_namespaces(7) and pivot_root(2)):
 3. the spec's mounts, devices, masked and read-only paths (mounts.py, devices.py);
 4. pivot_root(".", ".") on the rootfs and detach the old root, which is stacked underneath;
 5. remount / read-only if root.readonly.
+
+Without a mount namespace (a spec that lists none: the container shares the host's) runc and
+crun still make the spec's mounts under the rootfs, in the host's mount table, and then only
+chroot into it; so does kago, but without runc's other steps there (runc makes the host's
+whole tree rslave and binds the rootfs onto itself; crun does neither): steps 1, 2 and 5 and
+the rootfsPropagation are skipped (plan.validate warns about a read-only root). The mounts
+are the host's while the container lives; ``unmount_new`` takes away every mount under the
+rootfs that was not there before create, at delete or when create fails (runc and crun leave
+them behind).
 """
 
 import errno
@@ -101,3 +110,54 @@ def apply_root_propagation(propagation):
 def make_root_readonly():
     from kago.linux.mounts import remount_bind
     remount_bind("/", C.MS_RDONLY, "/")
+
+
+# --- without a mount namespace -----------------------------------------------------------------
+
+def open_root(rootfs):
+    """The rootfs as it is (no bind, no propagation change: those would be the host's)."""
+    try:
+        return os.open(rootfs, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
+    except OSError as e:
+        raise KernelError("open", e.errno, rootfs) from None
+
+
+def chroot_into(rootfs):
+    """The root switch without a mount namespace of our own (runc's and crun's chroot)."""
+    try:
+        os.chdir(rootfs)
+        os.chroot(".")
+    except OSError as e:
+        raise KernelError("chroot", e.errno, rootfs) from None
+    os.chdir("/")
+
+
+def mounts_under(path, mountinfo="/proc/self/mountinfo"):
+    """[(mount ID, mount point)] of the mounts at or under ``path`` (resolved), in mount
+    order (parents before children)."""
+    from kago.linux.cgroups.mountinfo import unescape
+    top = os.path.realpath(path)
+    found = []
+    with open(mountinfo) as f:
+        for line in f:
+            fields = line.split(" ", 5)
+            point = unescape(fields[4])
+            if point == top or point.startswith(top.rstrip("/") + "/"):
+                found.append((int(fields[0]), point))
+    return found
+
+
+def unmount_new(path, before, mountinfo="/proc/self/mountinfo"):
+    """Unmount (lazily) every mount under ``path`` whose ID is not in ``before``, deepest
+    first; returns the mount points. One already gone is fine."""
+    keep = set(before)
+    new = [(mid, point) for mid, point in mounts_under(path, mountinfo) if mid not in keep]
+    done = []
+    for _mid, point in reversed(new):
+        try:
+            libc.umount2(point, C.MNT_DETACH)
+        except KernelError as e:
+            if e.errno not in (errno.EINVAL, errno.ENOENT):  # gone with its parent
+                raise
+        done.append(point)
+    return done

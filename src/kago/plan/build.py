@@ -138,9 +138,13 @@ def devices(items):
 
 
 def cap_mask(names):
+    """The capabilities' bits; a name kago does not know is left out (validate warned, as
+    runc does), and one beyond this kernel's last is masked off when it is applied."""
     mask = 0
     for name in names or ():
-        mask |= 1 << tables.CAPABILITIES[name]
+        number = tables.CAPABILITIES.get(name)
+        if number is not None:
+            mask |= 1 << number
     return mask
 
 
@@ -295,5 +299,21 @@ def check_host(plan):
             raise SpecError(f"{op.field}.source", f"bind source {op.source} "
                             f"for {op.destination}: {os.strerror(errno.ENOENT).lower()}")
     for kind, _flag, path in plan.namespaces:
-        if path and not os.path.exists(path):
-            raise SpecError("linux.namespaces", f"{kind} namespace path {path} does not exist")
+        if path:
+            check_namespace_path(kind, path)
+
+
+def check_namespace_path(kind, path):
+    """A namespace to join must be there and openable by us: ENOENT says it does not exist,
+    anything else (EACCES under a directory closed to us, a FUSE mount of another user) is
+    said with its own errno, in runc's words ("failed to open PATH: permission denied")."""
+    try:
+        # O_NONBLOCK: a FIFO named there must not hang us; the child opens it for setns
+        os.close(os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC))
+        return
+    except OSError as e:
+        err = e.errno
+    if err in (errno.ENOENT, errno.ENOTDIR):
+        raise SpecError("linux.namespaces", f"{kind} namespace path {path} does not exist")
+    raise SpecError("linux.namespaces", f"{kind} namespace: failed to open {path}: "
+                    f"{os.strerror(err).lower()}")

@@ -1,10 +1,11 @@
 """Semantic checks of an OCI config: what the values mean together, with field paths.
 
 ``kago.oci.schema`` has already said each value has the right JSON type; here we check the
-things a type cannot: a capability name the kernel does not have, ID mappings that overlap or
-reach outside what the caller may map, sysctls that would change the host, a hostname with no
-UTS namespace to hold it. Errors raise ``SpecError(field, message)`` (the first one found);
-things runc merely warns about come back as a list of warning strings.
+things a type cannot: ID mappings that overlap or reach outside what the caller may map,
+sysctls that would change the host, a hostname with no UTS namespace to hold it. Errors
+raise ``SpecError(field, message)`` (the first one found); things runc merely warns about (a
+capability name the kernel does not have, kernel memory limits) come back as a list of
+warning strings.
 
 Pure functions: host facts (``cap_last_cap``, the ID ranges the caller may map) are arguments,
 gathered by ``kago.host``; nothing here reads /proc. One consequence: a namespace joined by
@@ -106,19 +107,20 @@ def check_mappings(mappings, field: str, available=FULL_RANGE) -> None:
 # ---------------------------------------------------------------- process
 
 def check_capabilities(caps, field: str, cap_last_cap: int = 40) -> list:
-    """Unknown names are errors; names this kernel lacks are warned about and dropped (runc)."""
-    warnings = []
+    """Names unknown to kago or to this kernel are skipped with one warning naming them all,
+    in runc's words (runc and crun run the container without them); ``plan.build`` leaves
+    them out of the masks."""
+    skipped = set()
     # Only the five sets: schema lets unknown keys through, and they mean nothing to us.
     for set_name in CAPABILITY_SETS:
-        for i, name in enumerate(caps.get(set_name, ())):
-            where = f"{field}.{set_name}[{i}]"
+        for name in caps.get(set_name, ()):
             number = CAPABILITIES.get(name)
-            if number is None:
-                raise SpecError(where, f"unknown capability {quote(name)}")
-            if number > cap_last_cap:
-                warnings.append(f"{where}: capability {quote(name)} is not supported by this "
-                                f"kernel (cap_last_cap {cap_last_cap}), ignored")
-    return warnings
+            if number is None or number > cap_last_cap:
+                skipped.add(name)
+    if not skipped:
+        return []
+    return [f"{field}: ignoring unknown or unavailable capabilities: "
+            f"[{' '.join(sorted(skipped))}]"]
 
 
 def check_rlimits(rlimits, field: str) -> None:
@@ -186,13 +188,28 @@ def check_uts(cfg, ns) -> None:
             raise SpecError(key, f"unable to set {key} without a private UTS namespace")
 
 
-def check_mount_namespace(cfg, ns) -> None:
-    """Masking /proc entries without a mount namespace would mask them on the host (runc)."""
+def check_mount_namespace(cfg, ns) -> list:
+    """Masking /proc entries without a mount namespace would mask them on the host (runc).
+
+    A spec without one otherwise runs (the container shares the host's mount table and is
+    chrooted into its rootfs, as with runc and crun); what would change the host's own
+    mounts then is not done, with a warning: a read-only root (runc skips it silently) and
+    rootfsPropagation (which runc would apply to the host's "/")."""
     linux = cfg.get("linux", {})
     for key in ("maskedPaths", "readonlyPaths"):
         if linux.get(key) and "mount" not in ns:
             raise SpecError(f"linux.{key}",
                             "unable to restrict sys entries without a private MNT namespace")
+    if "mount" in ns:
+        return []
+    warnings = []
+    if (cfg.get("root") or {}).get("readonly"):
+        warnings.append("root.readonly: ignored without a private mount namespace (the "
+                        "rootfs is a mount of the host's)")
+    if linux.get("rootfsPropagation"):
+        warnings.append("linux.rootfsPropagation: ignored without a private mount namespace "
+                        "(it would change the host's mounts)")
+    return warnings
 
 
 # ---------------------------------------------------------------- sysctl
@@ -355,6 +372,29 @@ def check_seccomp(sec, field: str = "linux.seccomp") -> list:
     return warnings
 
 
+# ---------------------------------------------------------------- resources
+
+# runc's words: cgroup v2 has no kernel memory limit and v1's is deprecated; runc and crun
+# accept the fields and ignore them (linux.cgroups never writes them)
+KERNEL_MEMORY_IGNORED = "kernel memory settings are ignored and will be removed"
+
+
+def kernel_memory_warning(memory, field="linux.resources.memory", set_if=lambda v: v is not None):
+    """The warning for ``memory.kernel``/``kernelTCP``, or None. runc warns at create when
+    either is present, at ``update`` when either is not 0 (``set_if``)."""
+    if isinstance(memory, dict) and any(set_if(memory.get(k)) for k in ("kernel", "kernelTCP")):
+        return f"{field}: {KERNEL_MEMORY_IGNORED}"
+    return None
+
+
+def check_resources(cfg) -> list:
+    """What runc accepts in ``linux.resources`` and ignores, with its warning."""
+    resources = (cfg.get("linux") or {}).get("resources")
+    warning = kernel_memory_warning((resources or {}).get("memory")) \
+        if isinstance(resources, dict) else None
+    return [warning] if warning else []
+
+
 # ---------------------------------------------------------------- entry point
 
 def check_lsm_labels(cfg, lsms=()) -> list:
@@ -385,10 +425,10 @@ def validate(cfg, cap_last_cap: int = 40, host_uid_ranges=FULL_RANGE,
     check_user_namespace(cfg, ns, host_uid_ranges, host_gid_ranges)
     check_time_namespace(cfg, ns)
     check_uts(cfg, ns)
-    check_mount_namespace(cfg, ns)
+    warnings = check_mount_namespace(cfg, ns)
     check_sysctls(cfg, ns)
     check_mounts(cfg, ns)
-    warnings = check_lsm_labels(cfg, lsms)
+    warnings += check_lsm_labels(cfg, lsms) + check_resources(cfg)
     seccomp = (cfg.get("linux") or {}).get("seccomp")
     if seccomp is not None:
         warnings += check_seccomp(seccomp)

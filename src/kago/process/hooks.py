@@ -68,9 +68,9 @@ def _spawn(kind, hook, inherited=None):
                (os.POSIX_SPAWN_DUP2, err_w, 2)]
     actions += [(os.POSIX_SPAWN_CLOSE, fd) for fd in _inheritable_fds({stdin_r, out, err_w})]
     try:
-        pid = os.posix_spawn(hook.path, hook.args or [hook.path],
-                             hook_env(hook.env, inherited), file_actions=actions,
-                             setsigdef=(_signal.SIGPIPE,))
+        pid = _posix_spawn(hook.path, hook.args or [hook.path],
+                           hook_env(hook.env, inherited), file_actions=actions,
+                           setsigdef=(_signal.SIGPIPE,))
     except OSError as e:
         for fd in (stdin_w, err_r):
             _close(fd)
@@ -81,6 +81,47 @@ def _spawn(kind, hook, inherited=None):
     os.set_blocking(stdin_w, False)
     os.set_blocking(err_r, False)
     return pid, stdin_w, err_r
+
+
+def _posix_spawn(path, args, env, file_actions, setsigdef):
+    """``os.posix_spawn``, or the same by fork + execve when it fails.
+
+    glibc's posix_spawn makes its child with clone3(2) and falls back to clone(2) only on
+    ENOSYS: under a seccomp filter that refuses clone3 otherwise (runtime-tools' default
+    profile returns EPERM; init loads the filter before the startContainer hooks when
+    noNewPrivileges is false) it cannot start anything, while fork's clone(2) is allowed.
+    The fork path reports the execve's own error, so a missing hook still reads as one.
+    """
+    try:
+        return os.posix_spawn(path, args, env, file_actions=file_actions, setsigdef=setsigdef)
+    except OSError:
+        pass
+    err_r, err_w = os.pipe()  # close-on-exec: a successful execve closes it, EOF
+    pid = os.fork()
+    if pid == 0:
+        try:
+            for action in file_actions:
+                if action[0] == os.POSIX_SPAWN_DUP2:
+                    os.dup2(action[1], action[2])
+                else:
+                    _close(action[1])
+            for sig in setsigdef:
+                _signal.signal(sig, _signal.SIG_DFL)
+            os.execve(path, args, env)
+        except OSError as e:
+            os.write(err_w, str(e.errno or 0).encode())
+        finally:
+            os._exit(127)
+    os.close(err_w)
+    try:
+        failed = os.read(err_r, 16)
+    finally:
+        os.close(err_r)
+    if failed:
+        os.waitpid(pid, 0)
+        code = int(failed)
+        raise OSError(code, os.strerror(code))
+    return pid
 
 
 def _devnull(fallback):

@@ -13,16 +13,19 @@ Why this order (runc's standard_init_linux.go and prepareRootfs, crun's containe
 - the terminal is made after the switch, from the container's own devpts;
 - the program is looked up and cwd entered while still privileged, so a missing program is
   reported by ``create`` (with runc's wording), not lost after ``create`` returned;
+- fds are marked close-on-exec before any seccomp filter can be loaded (a profile need not
+  allow close_range, and runtime-tools' default does not);
 - capabilities and the user switch come late (they take away the rights the steps above use);
-- fds are marked close-on-exec, ``ready`` is sent, and only then does init wait for ``start``;
+- ``ready`` is sent, and only then does init wait for ``start``;
 - no_new_privs right before execve, then the seccomp filter: the filter applies to every
   system call made after it, so the fewer the better (the profile need not allow what
   init does, only what the program does). The filter was compiled by the runtime before the
   fork; loading it is one seccomp(2) call.
 - ...unless noNewPrivileges is false: then loading a filter needs CAP_SYS_ADMIN, which
   ``credentials`` may drop, so (runc's order) the filter is loaded right before
-  ``credentials`` and everything after it (capset, setuid, close_range, the ready message,
-  the exec fifo, startContainer hooks, execve) runs under the filter;
+  ``credentials`` and everything after it (capset, setgroups, setresgid, setresuid, prctl,
+  the ready message, the exec fifo, startContainer hooks, execve) runs under the filter, as
+  in runc: such a profile must allow those (docker's and runtime-tools' do);
 - ...or unless the profile has SCMP_ACT_NOTIFY: the listener fd it makes must reach the
   runtime (which passes it to ``listenerPath``) while the channel is open, so the filter is
   loaded right before ``ready`` (with no_new_privs set there first when the spec asks for
@@ -91,6 +94,9 @@ def set_oom_score(ctx):
 
 
 def prepare_root(ctx):
+    if not ctx.plan.has_ns("mount"):  # the host's mount table: change nothing of it
+        ctx.rootfd = rootfs.open_root(ctx.plan.rootfs)
+        return
     rootfs.isolate_propagation(ctx.plan.rootfs_propagation)
     ctx.rootfd = rootfs.bind_rootfs(ctx.plan.rootfs, ctx.plan.userns)
 
@@ -153,6 +159,9 @@ def protect_paths(ctx):
 def switch_root(ctx):
     os.close(ctx.rootfd)
     ctx.rootfd = None
+    if not ctx.plan.has_ns("mount"):
+        rootfs.chroot_into(ctx.plan.rootfs)  # as runc and crun: pivot_root needs our own
+        return
     if ctx.plan.no_pivot:
         rootfs.move_root(ctx.plan.rootfs)
     else:
@@ -215,14 +224,46 @@ def credentials(ctx):
 
 
 def close_fds(ctx):
-    """Only 0-2 and the preserved/LISTEN_FDS fds may reach the program (CVE-2024-21626)."""
+    """Only 0-2 and the preserved/LISTEN_FDS fds may reach the program (CVE-2024-21626).
+
+    Every other fd is marked close-on-exec, before any seccomp filter is loaded: a profile
+    need not allow close_range(2) (runtime-tools' default does not), nor anything else this
+    takes. What init opens after this (the exec fifo, hook pipes, a seccomp listener) is
+    close-on-exec from birth.
+    """
     keep = 3 + ctx.preserve
-    libc.close_range(keep, 0xFFFFFFFF, C.CLOSE_RANGE_CLOEXEC)
+    cloexec_from(keep)
     for fd in range(3, keep):
         try:
             os.set_inheritable(fd, True)
         except OSError:
             pass  # a preserved fd the caller did not actually pass
+
+
+def cloexec_from(first, fd_dir="/proc/self/fd"):
+    """Mark every fd >= ``first`` close-on-exec: close_range(2) with CLOSE_RANGE_CLOEXEC,
+    else (a kernel before 5.11, or a seccomp filter around the runtime refusing it) each fd
+    listed in /proc/self/fd, as runc does. Neither possible: an error, never a leak."""
+    try:
+        libc.close_range(first, 0xFFFFFFFF, C.CLOSE_RANGE_CLOEXEC)
+        return
+    except KernelError as e:
+        if e.errno not in (errno.ENOSYS, errno.EPERM, errno.EINVAL):
+            raise
+    try:
+        names = os.listdir(fd_dir)
+    except OSError as e:
+        raise KernelError("mark fds close-on-exec: list", e.errno, fd_dir,
+                          "close_range(2) is not available either") from None
+    for name in names:
+        fd = int(name)
+        if fd >= first:
+            try:
+                os.set_inheritable(fd, False)
+            except OSError as e:
+                if e.errno != errno.EBADF:  # the listing's own fd, closed since
+                    raise KernelError("mark fd close-on-exec", e.errno, f"{fd_dir}/{fd}") \
+                        from None
 
 
 def signal_ready(ctx):
@@ -317,11 +358,11 @@ def execute(ctx):
 CREATE_STEPS = (enter_cgroup_ns, session_keyring, set_oom_score, prepare_root, mount_all,
                 cgroup_limits, make_devices, make_cwd, creation_hooks, sysctls, protect_paths,
                 switch_root, set_names, terminal, rlimits, home_env, find_program, enter_cwd, lsm_labels,
-                seccomp_privileged, credentials, close_fds, seccomp_listener, signal_ready,
+                close_fds, seccomp_privileged, credentials, seccomp_listener, signal_ready,
                 wait_for_start, start_hooks, no_new_privileges, seccomp, execute)
 
 EXEC_STEPS = (cgroup_limits, set_oom_score, enter_exec_root, terminal, rlimits, home_env, find_program,
-              enter_cwd, lsm_labels, seccomp_privileged, credentials, close_fds, seccomp_listener,
+              enter_cwd, lsm_labels, close_fds, seccomp_privileged, credentials, seccomp_listener,
               signal_ready, no_new_privileges, seccomp, execute)
 
 

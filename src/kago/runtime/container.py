@@ -61,8 +61,6 @@ def make_plan(cfg, bundle, container_id, opts):
         plan.process.apparmor_profile = None  # warned about above: nothing can apply it
     if "selinux" not in lsms:
         plan.process.selinux_label = None
-    if not plan.has_ns("mount"):
-        raise SpecError("linux.namespaces", "a mount namespace is required")
     return plan
 
 
@@ -108,6 +106,8 @@ def _create(store, container_id, bundle, cfg, plan, opts, mode, undo):
     if mode == "create":
         fifo = st.mkfifo(os.path.join(state_dir, st.FIFO))
     cgroup = _plan_cgroup(plan, undo)
+    if not plan.has_ns("mount"):
+        _host_mounts(plan, record, undo)
     fds = _Fds(undo)
     _idmap_namespaces(plan, fds)
     ctx_args = {"preserve": opts.total_preserved(), "new_keyring": not opts.no_new_keyring}
@@ -179,6 +179,23 @@ def _idmap_namespaces(plan, fds):
         op.userns_fd = fds.add(fd)
 
 
+def _host_mounts(plan, record, undo):
+    """No mount namespace: the container's mounts are made in the host's, under the rootfs.
+    Remember what was there before, so that a failed create and ``delete`` take away every
+    mount under the rootfs the container made (its own included), and only those."""
+    from kago.linux import rootfs
+    before = [mid for mid, _point in rootfs.mounts_under(plan.rootfs)]
+    record["kago"]["host_mounts"] = {"root": plan.rootfs, "before": before}
+    undo.push(rootfs.unmount_new, plan.rootfs, before)
+
+
+def _unmount_host_mounts(record):
+    found = (record.get("kago") or {}).get("host_mounts")
+    if found:
+        from kago.linux import rootfs
+        rootfs.unmount_new(found["root"], found["before"])
+
+
 class _Fds:
     """fds opened for the child; closed after the spawn, or by the rollback."""
 
@@ -234,8 +251,7 @@ def _plan_cgroup(plan, undo):
             return None
         mgr = cgroups.open_manager(plan.cgroups_path, layout)
         if mgr.exists():
-            from kago.errors import CgroupError
-            raise CgroupError(plan.cgroups_path, "already exists: another container uses it")
+            mgr.check_reusable()  # an empty cgroup is reused, as runc does
         undo.push(mgr.destroy)
         mgr.create()
     mounts = []
@@ -531,6 +547,7 @@ def _delete(store, container_id, force):
             _kill_and_wait(record, mgr)
         elif mgr is not None and mgr.exists() and mgr.pids():
             mgr.kill_all(9)  # the init is gone but, without a pid namespace, others remain
+        _unmount_host_mounts(record)  # no mount namespace: the container's, in the host's
         if mgr is not None:
             mgr.destroy()
         _post_hooks("poststop", record, STOPPED)

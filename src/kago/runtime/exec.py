@@ -12,6 +12,9 @@ from kago.runtime import container as ctr
 from kago.runtime import Undo
 
 
+EXEC_CAP_SETS = ("bounding", "effective", "permitted", "ambient")
+
+
 def process_from_args(record, args, cwd=None, env=(), user=None, caps=(), tty=False,
                       no_new_privs=None):
     """runc's newProcess: the spec's process with args and the flags applied."""
@@ -27,9 +30,11 @@ def process_from_args(record, args, cwd=None, env=(), user=None, caps=(), tty=Fa
     if user:
         proc["user"] = parse_user(user)
     if caps:
+        # runc 1.1's exec.go: every set but the inheritable one (so an ambient one takes
+        # effect only where the spec's inheritable set has it: the kernel's rule)
         sets = {k: list(v) for k, v in (proc.get("capabilities") or {}).items()}
         for name in caps:
-            for kind in ("bounding", "effective", "permitted", "inheritable", "ambient"):
+            for kind in EXEC_CAP_SETS:
                 sets.setdefault(kind, [])
                 if name not in sets[kind]:
                     sets[kind].append(name)

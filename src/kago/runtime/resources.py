@@ -49,6 +49,12 @@ def resources_from(text=None, flags=None):
 
 def update(store, container_id, resources):
     """Change a running (or created, or paused) container's limits; returns the writes."""
+    from kago.plan.validate import kernel_memory_warning
+    warning = kernel_memory_warning(resources.get("memory") if isinstance(resources, dict)
+                                    else None, set_if=lambda v: v not in (None, 0))
+    if warning:
+        from kago import log
+        log.warning(warning)  # as runc: the limits are not written, the rest is
     with store.lock(container_id):
         _record, mgr = _live_cgroup(store, container_id, "update")
         return mgr.update(resources)

@@ -161,3 +161,75 @@ def test_v1_without_freezer_cannot_freeze(tmp_path):
     assert not m.can_freeze() and not m.frozen()
     with pytest.raises(CgroupError, match="no freezer hierarchy is mounted"):
         m.freeze()
+
+
+# --- a cgroup already at the container's path (another tool's, or left behind) ------------
+
+def _v2(tmp_path, path="kago-t"):
+    (tmp_path / "unified").mkdir(exist_ok=True)
+    return V2Manager("/" + path, {"unified": str(tmp_path / "unified" / path)})
+
+
+def test_an_empty_cgroup_at_the_path_is_reused_and_removed_at_destroy(tmp_path):
+    """As runc: the container takes it over, and destroy() removes the path it used."""
+    for name in ("memory", "pids", "freezer"):
+        (tmp_path / name / "kago-t/c1").mkdir(parents=True)
+        (tmp_path / name / "kago-t/c1/cgroup.procs").write_text("")
+    (tmp_path / "freezer/kago-t/c1/freezer.state").write_text("THAWED\n")
+    m = _v1(tmp_path)
+    assert m.exists()
+    m.check_reusable()
+    m.create()
+    leaves = sorted(m.paths().values())
+    assert sorted(d for d in m.created if d in leaves) == leaves
+    assert str(tmp_path / "memory/kago-t") not in m.created  # a parent that was there
+    for d in leaves:  # a fake tree keeps the files the kernel would drop at rmdir
+        os.unlink(d + "/cgroup.procs")
+    os.unlink(str(tmp_path / "freezer/kago-t/c1/freezer.state"))
+    m.destroy()
+    assert not any(os.path.exists(d) for d in leaves)
+    assert (tmp_path / "memory/kago-t").is_dir()
+
+
+def test_a_cgroup_with_processes_is_refused(tmp_path):
+    (tmp_path / "pids/kago-t/c1/sub").mkdir(parents=True)
+    (tmp_path / "pids/kago-t/c1/cgroup.procs").write_text("")
+    (tmp_path / "pids/kago-t/c1/sub/cgroup.procs").write_text("4242\n4243\n")
+    m = _v1(tmp_path)
+    with pytest.raises(CgroupError) as info:
+        m.check_reusable()
+    assert str(info.value) == ("cgroup /kago-t/c1: container's cgroup is not empty: "
+                               "2 process(es) found")
+
+
+def test_a_frozen_cgroup_is_refused_v1_and_v2(tmp_path):
+    (tmp_path / "freezer/kago-t/c1").mkdir(parents=True)
+    (tmp_path / "freezer/kago-t/c1/freezer.state").write_text("FROZEN\n")
+    with pytest.raises(CgroupError) as info:
+        _v1(tmp_path).check_reusable()
+    assert "container's cgroup unexpectedly frozen" in str(info.value)
+    m = _v2(tmp_path)
+    os.makedirs(m.dirs["unified"])
+    (tmp_path / "unified/kago-t/cgroup.events").write_text("populated 0\nfrozen 1\n")
+    with pytest.raises(CgroupError) as info:
+        m.check_reusable()
+    assert "unexpectedly frozen" in str(info.value)
+    (tmp_path / "unified/kago-t/cgroup.events").write_text("populated 0\nfrozen 0\n")
+    m.check_reusable()
+
+
+def test_reusable_when_only_some_hierarchies_have_it(tmp_path):
+    (tmp_path / "memory/kago-t/c1").mkdir(parents=True)  # no freezer directory yet
+    _v1(tmp_path).check_reusable()
+
+
+def test_v2_an_empty_cgroup_at_the_path_is_reused_and_removed_at_destroy(tmp_path):
+    m = _v2(tmp_path)
+    os.makedirs(m.dirs["unified"])
+    (tmp_path / "unified/kago-t/cgroup.events").write_text("populated 0\nfrozen 0\n")
+    m.check_reusable()
+    m.create()
+    assert m.created == [m.dirs["unified"]]
+    os.unlink(tmp_path / "unified/kago-t/cgroup.events")
+    m.destroy()
+    assert not os.path.exists(m.dirs["unified"])

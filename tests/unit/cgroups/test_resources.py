@@ -199,7 +199,6 @@ def test_memory_v2():
 
 @pytest.mark.parametrize("memory, v1_writes", [
     ({"reservation": 16 * M}, [("memory", "memory.soft_limit_in_bytes", str(16 * M))]),
-    ({"kernelTCP": 8 * M}, [("memory", "memory.kmem.tcp.limit_in_bytes", str(8 * M))]),
     ({"swappiness": 0}, [("memory", "memory.swappiness", "0")]),
     ({"swappiness": -1}, []),
     ({"disableOOMKiller": True}, [("memory", "memory.oom_control", "1")]),
@@ -212,12 +211,10 @@ def test_memory_v1_fields(memory, v1_writes):
 
 
 @pytest.mark.parametrize("memory, field, words", [
-    ({"kernelTCP": 8 * M}, "kernelTCP", "no equivalent"),
     ({"swappiness": 10}, "swappiness", "no equivalent"),
     ({"disableOOMKiller": True}, "disableOOMKiller", "no equivalent"),
     ({"useHierarchy": False}, "useHierarchy", "always hierarchical"),
-    ({"swap": 64 * M}, "swap", "without a memory limit"),
-    ({"kernel": 8 * M}, "kernel", "not supported")])
+    ({"swap": 64 * M}, "swap", "without a memory limit")])
 def test_memory_fields_v2_cannot_do_name_the_field(memory, field, words):
     e = error(v2, {"memory": memory})
     assert e.field == f"linux.resources.memory.{field}"
@@ -232,9 +229,21 @@ def test_memory_v2_silently_fine_values():
 @pytest.mark.parametrize("memory, field", [
     ({"limit": -2}, "limit"), ({"limit": "1g"}, "limit"), ({"swap": 10, "limit": 20}, "swap"),
     ({"swappiness": 101}, "swappiness"), ({"disableOOMKiller": 1}, "disableOOMKiller"),
-    ({"reservation": 1 << 63}, "reservation"), ({"kernel": 4096}, "kernel")])
+    ({"reservation": 1 << 63}, "reservation"), ({"kernel": "4096"}, "kernel"),
+    ({"kernelTCP": -2}, "kernelTCP")])
 def test_bad_memory_values_name_the_field(memory, field):
     assert error(v1, {"memory": memory}).field == f"linux.resources.memory.{field}"
+
+
+@pytest.mark.parametrize("plan", [v1, v2, hybrid])
+def test_kernel_memory_is_ignored_on_every_layout(plan):
+    """As runc and crun: cgroup v2 has no kernel memory limit and v1's is deprecated, so
+    kernel and kernelTCP are never written (the runtime warns); the rest still is."""
+    for memory in ({"kernel": 8 * M}, {"kernelTCP": 8 * M}, {"kernel": -1, "kernelTCP": 0}):
+        assert plan({"memory": memory}) == []
+        writes = plan({"memory": dict(memory, limit=64 * M)})
+        assert [w[1] for w in writes if "kmem" in w[1]] == []
+        assert any(w[1] in ("memory.limit_in_bytes", "memory.max") for w in writes)
 
 
 # --- pids -------------------------------------------------------------------------------------

@@ -54,3 +54,73 @@ def test_no_seccomp_no_load(monkeypatch):
         ctx.plan.process.no_new_privileges = nnp
         for step in (steps.seccomp_privileged, steps.seccomp_listener, steps.seccomp):
             step(ctx)
+
+
+def test_fds_are_marked_close_on_exec_before_any_filter_is_loaded():
+    """A profile need not allow close_range (runtime-tools' default does not): fds are marked
+    before the first step that can load a filter, whatever noNewPrivileges says."""
+    for seq in (CREATE_STEPS, EXEC_STEPS):
+        first_load = min(seq.index(s) for s in (steps.seccomp_privileged,
+                                               steps.seccomp_listener, steps.seccomp))
+        assert seq.index(steps.close_fds) < first_load
+
+
+def _high_inheritable_fds(count=3, base=900):
+    import os
+    fds = []
+    for i in range(count):
+        r = os.open("/dev/null", os.O_RDONLY)
+        os.dup2(r, base + i, inheritable=True)
+        os.close(r)
+        fds.append(base + i)
+    return fds
+
+
+def test_cloexec_from_falls_back_to_proc_self_fd_when_close_range_is_refused(monkeypatch):
+    """EPERM (a seccomp filter around the runtime), ENOSYS/EINVAL (a kernel before 5.11):
+    each fd listed in /proc/self/fd is marked instead, as runc does."""
+    import errno
+    import os
+
+    from kago.errors import KernelError
+    for err in (errno.EPERM, errno.ENOSYS, errno.EINVAL):
+        def refuse(first, last, flags, err=err):
+            raise KernelError("close_range", err)
+        monkeypatch.setattr(steps.libc, "close_range", refuse)
+        fds = _high_inheritable_fds()
+        try:
+            steps.cloexec_from(fds[1])
+            assert os.get_inheritable(fds[0])  # below ``first``: left as it was
+            assert not os.get_inheritable(fds[1]) and not os.get_inheritable(fds[2])
+        finally:
+            for fd in fds:
+                os.close(fd)
+
+
+def test_cloexec_from_without_close_range_or_proc_is_an_error_not_a_leak(monkeypatch, tmp_path):
+    import errno
+
+    import pytest
+
+    from kago.errors import KernelError
+
+    def refuse(first, last, flags):
+        raise KernelError("close_range", errno.EPERM)
+    monkeypatch.setattr(steps.libc, "close_range", refuse)
+    with pytest.raises(KernelError) as e:
+        steps.cloexec_from(900, fd_dir=str(tmp_path / "no-proc"))
+    assert "no-proc" in str(e.value) and "no such file" in str(e.value)
+
+
+def test_cloexec_from_other_close_range_errors_are_raised(monkeypatch):
+    import errno
+
+    import pytest
+
+    from kago.errors import KernelError
+
+    def refuse(first, last, flags):
+        raise KernelError("close_range", errno.EBADF)
+    monkeypatch.setattr(steps.libc, "close_range", refuse)
+    with pytest.raises(KernelError):
+        steps.cloexec_from(900)

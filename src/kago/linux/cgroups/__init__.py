@@ -27,7 +27,10 @@ The Manager protocol (V1Manager, V2Manager and HybridManager implement it):
 
     create()                mkdir -p in every hierarchy, remembering which directories it made;
                             v1 cpuset gets cpus/mems copied from its parent so tasks can join.
-                            On failure it removes what it made, then raises.
+                            On failure it removes what it made, then raises. A container
+                            directory already there becomes the container's (runc).
+    check_reusable()        for a cgroup already at the path: CgroupError if it holds a
+                            process or is frozen (runc's checks), else it may be reused.
     add(pid)                write pid to cgroup.procs in every hierarchy.
     pids() -> list[int]     every process in the cgroup and its children, deduplicated, sorted:
                             from the cgroup2 tree when there is one, else pids/freezer/first v1.

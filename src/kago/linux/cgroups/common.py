@@ -243,7 +243,12 @@ class Manager:
     # --- lifecycle -----------------------------------------------------------------------------
 
     def create(self):
-        """mkdir -p in every hierarchy; on failure remove what this call made, then raise."""
+        """mkdir -p in every hierarchy; on failure remove what this call made, then raise.
+
+        A container directory that was already there (an empty cgroup another tool left at
+        the path: check it with check_reusable() first) is the container's from now on, as
+        with runc: destroy() removes it. Parents that were there are never removed.
+        """
         made = []
         try:
             for name, d in self.dirs.items():
@@ -252,7 +257,27 @@ class Manager:
         except BaseException as e:
             self._rollback(made, e)
             raise
-        self.created += [d for d in made if d not in self.created]
+        adopted = [d for d in self.dirs.values() if d not in made]
+        self.created += [d for d in made + adopted if d not in self.created]
+
+    def check_reusable(self):
+        """Whether a cgroup found at this path may become the container's (runc's checks):
+        one with processes in it (in any hierarchy, child cgroups included) is refused, as
+        runc 1.2 does (1.1 warned and went on), and so is a frozen one."""
+        found = set()
+        for d in self.dirs.values():
+            found.update(walk_pids(d))
+        if found:
+            raise CgroupError(self.path, f"container's cgroup is not empty: {len(found)} "
+                              "process(es) found", errno.EBUSY)
+        try:
+            frozen = self.can_freeze() and self.frozen()
+        except CgroupError as e:
+            if e.errno not in (errno.ENOENT, errno.ENODEV):
+                raise
+            frozen = False  # no directory in the freezer's hierarchy yet: nothing frozen
+        if frozen:
+            raise CgroupError(self.path, "container's cgroup unexpectedly frozen", errno.EBUSY)
 
     def _prepare(self, name, d):
         """Make a new directory joinable (v1 cpuset); nothing to do by default."""

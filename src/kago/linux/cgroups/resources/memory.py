@@ -6,6 +6,10 @@ Rules, from the kernel docs as runc applies them:
   moment, so raising writes memsw first and lowering writes the limit first; -1 is unlimited.
 - Documentation/admin-guide/cgroup-v2.rst: memory.max/low/swap.max "max"; v2 swap.max = swap -
   limit (the spec's swap is memory+swap, as v1 memsw: swap_to_v2).
+- kernel and kernelTCP (memory.kmem.*) are checked and never written, on any layout: cgroup v2
+  has no kernel memory limit, v1's is deprecated (linux 6.x accepts memory.kmem.limit_in_bytes
+  and ignores it) and the runtime spec deprecates both. runc and crun ignore them too, with a
+  warning, which is the caller's (``plan.validate.check_resources``, ``runtime.resources``).
 """
 
 from kago.errors import SpecError
@@ -69,12 +73,10 @@ def _swappiness(value, field):
     return None if value == -1 else str(value)
 
 
-def _kernel(value, field):
+def _ignored(value, field):
+    """kernel, kernelTCP: a value of the right type, then nothing (see the top)."""
     _limit(value, field)
-    if value == 0:
-        return None
-    raise SpecError(field, "kernel memory limits are not supported: linux 6.x accepts "
-                    "memory.kmem.limit_in_bytes and ignores it (deprecated in the runtime spec)")
+    return None
 
 
 def _no_v2(key, what):
@@ -89,9 +91,8 @@ def _no_v2(key, what):
 _MEMORY_V1 = (
     ("reservation", "memory.soft_limit_in_bytes",
      lambda v, f: _v1_limit(v) if _limit(v, f) else None),
-    ("kernel", "memory.kmem.limit_in_bytes", _kernel),
-    ("kernelTCP", "memory.kmem.tcp.limit_in_bytes",
-     lambda v, f: _v1_limit(v) if _limit(v, f) else None),
+    ("kernel", None, _ignored),
+    ("kernelTCP", None, _ignored),
     ("disableOOMKiller", "memory.oom_control", lambda v, f: "1" if _bool(v, f) else None),
     ("swappiness", "memory.swappiness", _swappiness),
     ("useHierarchy", "memory.use_hierarchy", lambda v, f: "1" if _bool(v, f) else "0"),
@@ -100,8 +101,8 @@ _MEMORY_V1 = (
 _MEMORY_V2 = (
     # runc maps the reservation (a soft limit) to memory.low (best-effort protection)
     ("reservation", "memory.low", lambda v, f: _v2_limit(v) if _limit(v, f) else None),
-    ("kernel", None, _kernel),
-    ("kernelTCP", None, _no_v2("kernelTCP", "memory.kmem.tcp.limit_in_bytes")),
+    ("kernel", None, _ignored),
+    ("kernelTCP", None, _ignored),
     ("disableOOMKiller", None, _no_v2("disableOOMKiller", "memory.oom_control")),
     ("swappiness", None, _no_v2("swappiness", "memory.swappiness")),
     # cgroup v2 is always hierarchical: true is what it does anyway
