@@ -42,7 +42,7 @@ def _close_inherited(chan, ctx_args, plan=None):
     keep.update(range(3, 3 + (ctx_args.get("preserve") or 0)))
     keep.update(ctx_args.get(k) for k in ("fifo_fd", "console_fd", "root_fd_for_exec"))
     # idmapped mounts' user namespaces: closed by mounts.mount_one once each mount is made
-    keep.update(op.userns_fd for op in (plan.mounts if plan is not None else ()))
+    keep.update(op.userns_fd for op in ((plan.mounts or ()) if plan is not None else ()))
     # the gaps between the kept fds, each in one close_range(2) (os.closerange): no listing of
     # /proc/self/fd and a close per fd (a supervisor's worker inherits hundreds)
     low = 0
