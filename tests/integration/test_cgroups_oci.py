@@ -41,6 +41,7 @@ pytestmark = pytest.mark.skipif(not hostprobe.is_hybrid_or_v1(),
 
 CG = "/sys/fs/cgroup"
 MIB = 1 << 20
+LIMIT_32M = {"memory": {"limit": 32 * MIB, "swappiness": 0}}  # what the HOG meets
 HIERARCHIES = hostprobe.hierarchies()  # every one a container is placed in, unified included
 WEIGHT_FILE = hostprobe.blkio_weight_file()  # CFQ's, BFQ's or None
 SWAP = hostprobe.has_cgroup_file("memory", "memory.memsw.limit_in_bytes")
@@ -411,7 +412,7 @@ def test_update_stopped_container(oci, make_bundle):
 # --- 5. workloads ------------------------------------------------------------------------------
 
 def test_memory_hog_is_oom_killed_run_exits_137(oci, make_bundle):
-    b = bundle_with(make_bundle, ["sh", "-c", HOG], {"memory": {"limit": 32 * MIB, "swappiness": 0}})
+    b = bundle_with(make_bundle, ["sh", "-c", HOG], LIMIT_32M)
     cid = oci.new_id("cg")
     proc = oci("run", "--bundle", b.path, cid, timeout=30)
     assert proc.returncode == 137, (proc.returncode, proc.stdout, proc.stderr)
@@ -420,7 +421,7 @@ def test_memory_hog_is_oom_killed_run_exits_137(oci, make_bundle):
 
 
 def test_memory_hog_detached_state_says_oom_killed(oci, make_bundle):
-    b = bundle_with(make_bundle, ["sh", "-c", HOG], {"memory": {"limit": 32 * MIB, "swappiness": 0}})
+    b = bundle_with(make_bundle, ["sh", "-c", HOG], LIMIT_32M)
     cid = oci.new_id("cg")
     ok(detached(oci, "run", "-d", "--bundle", b.path, cid))
     assert wait_for(lambda: oci.state(cid)["status"] == "stopped", 15)
@@ -432,7 +433,7 @@ def test_memory_hog_detached_state_says_oom_killed(oci, make_bundle):
 
 
 def test_not_oom_killed_has_no_flag(oci, make_bundle):
-    cid, _b, _pid = start(oci, make_bundle, ["true"], resources={"memory": {"limit": 32 * MIB, "swappiness": 0}})
+    cid, _b, _pid = start(oci, make_bundle, ["true"], resources=LIMIT_32M)
     assert wait_for(lambda: oci.state(cid)["status"] == "stopped", 5)
     assert "oomKilled" not in oci.state(cid)
 
@@ -535,7 +536,7 @@ def test_events_stats_sections_and_psi(oci, make_bundle):
 
 
 def test_events_interval_prints_stats_then_oom(oci, make_bundle, lines):
-    cid, _b, _pid = start(oci, make_bundle, resources={"memory": {"limit": 32 * MIB, "swappiness": 0}})
+    cid, _b, _pid = start(oci, make_bundle, resources=LIMIT_32M)
     events = lines("--root", oci.root, "events", "--interval", "1s", cid)
     first = events.next(5)
     t0 = time.monotonic()
@@ -556,7 +557,7 @@ def test_events_interval_prints_stats_then_oom(oci, make_bundle, lines):
 def test_events_reports_the_init_oom_killed_then_ends(oci, make_bundle, lines):
     """Watching from ``created``: the hog starts at ``start``, is killed, and events prints
     the oom event before it notices the container stopped and exits 0."""
-    b = bundle_with(make_bundle, ["sh", "-c", HOG], {"memory": {"limit": 32 * MIB, "swappiness": 0}})
+    b = bundle_with(make_bundle, ["sh", "-c", HOG], LIMIT_32M)
     cid = oci.new_id("cg")
     ok(detached(oci, "create", "--bundle", b.path, cid))
     events = lines("--root", oci.root, "events", "--interval", "30s", cid)
