@@ -45,6 +45,7 @@ RUN = ["--network", "none", "--log-driver", "k8s-file",
 # doubles a shell string until the memory cgroup's OOM killer stops it (2**40 bytes is the bound)
 HOG = "x=a; i=0; while [ $i -lt 40 ]; do x=$x$x; i=$((i+1)); done; echo survived"
 LIBPOD_PARENT = "libpod_parent"
+IMAGE_FILE = "kago-image-file"  # in the test image's /var/tmp
 
 
 class Podman:
@@ -57,6 +58,7 @@ class Podman:
             os.makedirs(d, exist_ok=True)
         self.env = dict(os.environ, TMPDIR=self.dirs["tmp"])
         self.image = None
+        self.tar = None
 
     def __call__(self, *args, timeout=60, check=False, input=None):
         argv = ["podman", "--root", self.dirs["root"], "--runroot", self.dirs["runroot"],
@@ -134,10 +136,14 @@ def pod(workdir):
     had_parent = {h: os.path.isdir(f"{m[2]}/{LIBPOD_PARENT}")
                   for h, m in hostprobe.cgroup_mounts().items()}
     rootfs = busybox.build_rootfs(os.path.join(p.base, "rootfs"))
+    os.makedirs(os.path.join(rootfs, "var", "tmp"), exist_ok=True)  # for --read-only's copy-up
+    with open(os.path.join(rootfs, "var", "tmp", IMAGE_FILE), "w") as f:
+        f.write("from the image\n")
     tar = os.path.join(p.base, "rootfs.tar")
     with tarfile.open(tar, "w") as t:
         t.add(rootfs, arcname=".")
     p.image = f"localhost/kago-test-{uuid.uuid4().hex[:8]}"
+    p.tar = tar
     p("import", tar, p.image, check=True)
     try:
         yield p
@@ -150,6 +156,7 @@ def pod(workdir):
                 base = f"{hostprobe.cgroup_mounts()[h][2]}/{LIBPOD_PARENT}"
                 _rmdir_quietly(f"{base}/conmon")
                 _rmdir_quietly(base)
+        wait_for(lambda: not leftovers(ids), 5)  # conmon exits on its own time
         left = leftovers(ids)
         mounted = [line.split()[4] for line in open("/proc/self/mountinfo")
                    if line.split()[4].startswith(p.base + "/")]
@@ -345,11 +352,46 @@ def test_read_only_root_with_writable_tmpfs(podman):
     proc = podman.run("--rm", "--read-only", "--", "sh", "-c",
                       "touch /x 2>&1; echo root=$?; "
                       "for d in /tmp /var/tmp /run; do touch $d/y && echo $d=ok; done; "
-                      "grep -E ' / | /tmp ' /proc/self/mounts | cut -d' ' -f2,4")
+                      f"cat /var/tmp/{IMAGE_FILE}; "
+                      "grep -E ' / | /tmp | /var/tmp ' /proc/self/mounts | cut -d' ' -f2,3,4")
     assert proc.returncode == 0, proc.stderr
     out = proc.stdout
+    assert "from the image" in out, out  # copied up into the tmpfs
     assert "Read-only file system" in out and "root=1" in out, out
     assert "/tmp=ok" in out and "/var/tmp=ok" in out and "/run=ok" in out, out
-    mounts = dict(line.split(" ", 1) for line in out.splitlines()
-                  if line.startswith("/") and " " in line)
-    assert mounts["/"].split(",")[0] == "ro" and mounts["/tmp"].split(",")[0] == "rw", mounts
+    mounts = {line.split()[0]: line.split()[1:] for line in out.splitlines()
+              if line.startswith("/") and " " in line}
+    assert mounts["/"][1].split(",")[0] == "ro", mounts
+    for d in ("/tmp", "/var/tmp"):
+        assert mounts[d][0] == "tmpfs" and mounts[d][1].split(",")[0] == "rw", mounts
+
+
+# --- a user's own podman -----------------------------------------------------------------------
+
+def test_a_users_podman_containers_are_left_alone(podman, workdir):
+    """Another store's running container (as a user's would be, in podman's default store)
+    is not seen, stopped or counted by these tests' cleanup and leak check."""
+    user = Podman(os.path.join(workdir, f"user-podman-{uuid.uuid4().hex[:6]}"))
+    user.image = "localhost/users-own"
+    try:
+        user("import", podman.tar, user.image, check=True)
+        theirs = name()
+        user.run("-d", "--", "sleep", "600", name=theirs, check=True)
+        their_id = user("inspect", "--format", "{{.Id}}", theirs).stdout.strip()
+        mine = name()
+        podman.run("-d", "--", "sleep", "60", name=mine, check=True)
+        assert podman("ps", "-aq", "--no-trunc").stdout.split() == [
+            podman("inspect", "--format", "{{.Id}}", mine).stdout.strip()]
+        podman("rm", "-af", "-t", "0", check=True)  # what the fixtures do
+        assert their_id not in podman.container_ids()
+        assert wait_for(lambda: not leftovers(podman.container_ids()), 5)
+        assert user("inspect", "--format", "{{.State.Status}}", theirs).stdout.strip() \
+            == "running"
+        assert leftovers([their_id])  # it holds its cgroups and conmon: the check sees them
+    finally:
+        user("rm", "-af", "-t", "0")
+        user("rmi", "-af")
+        ids = user.container_ids()
+        wait_for(lambda: not leftovers(ids), 5)
+        shutil.rmtree(user.base, ignore_errors=True)
+    assert not leftovers(ids), leftovers(ids)
