@@ -151,17 +151,17 @@ def pod(workdir):
         p("rm", "-af", "-t", "0")
         p("rmi", "-af")
         ids = p.container_ids()
+        wait_for(lambda: not leftovers(ids), 5)  # conmon exits on its own time
         for h, made in had_parent.items():  # podman's cgroupfs parent, if our tests made it
             if not made:
                 base = f"{hostprobe.cgroup_mounts()[h][2]}/{LIBPOD_PARENT}"
                 _rmdir_quietly(f"{base}/conmon")
                 _rmdir_quietly(base)
-        wait_for(lambda: not leftovers(ids), 5)  # conmon exits on its own time
         left = leftovers(ids)
-        mounted = [line.split()[4] for line in open("/proc/self/mountinfo")
-                   if line.split()[4].startswith(p.base + "/")]
-        for m in reversed(mounted):  # podman's storage mounts (it unmounts on rm; belt, braces)
-            subprocess.run(["umount", "-l", m], check=False)
+        with open("/proc/self/mountinfo") as f:
+            mounted = [line.split()[4] for line in f if line.split()[4].startswith(p.base + "/")]
+        for m in reversed(mounted):  # podman unmounts its storage on rm: any left is a leak,
+            subprocess.run(["umount", "-l", m], check=False)  # reported once it is undone
         shutil.rmtree(p.base, ignore_errors=True)
         assert not left, f"podman's containers left things behind: {left}"
         assert not mounted, f"podman left mounts in its store: {mounted}"
