@@ -23,6 +23,7 @@ import uuid
 import pytest
 
 import hostprobe
+from conftest import note_ids
 from kago.errors import CgroupError, SpecError
 from kago.linux.cgroups import Manager, detect, open_manager
 
@@ -56,6 +57,7 @@ class Box:
 
     def __init__(self):
         self.name = f"kago-test-{uuid.uuid4().hex[:10]}"
+        note_ids(self.name)  # the session's leak check looks for it too
         self.managers = []
         self.procs = []
 
