@@ -2,11 +2,13 @@
 ``pause``/``resume``, ``kill --all`` and OOM, each checked for the exit status, the message and
 the files in /sys/fs/cgroup/<controller>/kago-<id>/.
 
-This host is hybrid: the v1 controllers (cpu and cpuacct apart, cpuset, memory, pids, blkio
-with BFQ only, devices, freezer) under /sys/fs/cgroup/<controller>, and a cgroup2 tree at
-/sys/fs/cgroup/unified with no controller but the PSI files. So here ``linux.resources`` lands
-in v1 files, ``unified`` keys are translated to v1, and PSI is read from the container's own
-directory in the cgroup2 tree.
+Written for a hybrid (or v1) host: the v1 controllers under /sys/fs/cgroup/<controller>, and
+a cgroup2 tree at /sys/fs/cgroup/unified with no controller but the PSI files. So here
+``linux.resources`` lands in v1 files, ``unified`` keys are translated to v1, and PSI is read
+from the container's own directory in the cgroup2 tree. What differs between kernels is probed
+(tests/hostprobe.py): the hierarchies mounted, the blkio weight file (CFQ's blkio.weight, BFQ's
+blkio.bfq.weight, or neither where the disks use mq-deadline/none: then a weight must fail
+create cleanly), swap accounting (memory.memsw.*), PSI, hugetlb and net_cls.
 
 Covered only by the pure and fake-tree unit tests (tests/unit/cgroups) and by the library's
 own integration tests (test_cgroups_limits.py, test_cgroups_placement.py), because no v2
@@ -30,18 +32,26 @@ import subprocess
 import time
 
 import pytest
+import hostprobe
 from conftest import KAGO_OCI, pid_alive, wait_for
 from test_lifecycle import SLEEPER, detached, error_message, failed, ok
 
+pytestmark = pytest.mark.skipif(not hostprobe.is_hybrid_or_v1(),
+                                reason="reads v1 controller files; this host is cgroup v2 only")
+
 CG = "/sys/fs/cgroup"
 MIB = 1 << 20
-V1 = ("blkio", "cpu", "cpuacct", "cpuset", "devices", "freezer", "memory", "pids", "systemd")
-HIERARCHIES = V1 + ("unified",)
+LIMIT_32M = {"memory": {"limit": 32 * MIB, "swappiness": 0}}  # what the HOG meets
+HIERARCHIES = hostprobe.hierarchies()  # every one a container is placed in, unified included
+WEIGHT_FILE = hostprobe.blkio_weight_file()  # CFQ's, BFQ's or None
+SWAP = hostprobe.has_cgroup_file("memory", "memory.memsw.limit_in_bytes")
+PSI = hostprobe.has_cgroup_file("unified", "cpu.pressure")
 # runc's default device rules, as devices.list shows them once deny-all came first
 IMPLIED = ["c *:* m", "b *:* m", "c 1:3 rwm", "c 1:8 rwm", "c 1:7 rwm", "c 5:0 rwm",
            "c 1:5 rwm", "c 1:9 rwm", "c 136:* rwm", "c 5:2 rwm", "c 10:200 rwm"]
 BURNER = ["sh", "-c", "while :; do :; done"]
-# doubles a shell string until the memory cgroup's OOM killer stops it (2**40 bytes is the bound)
+# doubles a shell string until the memory cgroup's OOM killer stops it (2**40 bytes is the bound);
+# the limits it meets come with swappiness 0, so that a host with swap does not page it out
 HOG = "x=a; i=0; while [ $i -lt 40 ]; do x=$x$x; i=$((i+1)); done; echo survived"
 
 
@@ -57,8 +67,10 @@ def cgread(hierarchy, cid, name):
 
 
 def cgroup_dirs(cid):
-    """Every directory of the container in any hierarchy (v1, name=systemd and unified)."""
-    return sorted(d for h in os.listdir(CG) for d in [cgdir(h, cid)] if os.path.isdir(d))
+    """Every directory of the container in any hierarchy (v1, name=systemd and unified); the
+    symlinks some hosts add (cpu -> cpu,cpuacct) are not hierarchies of their own."""
+    return sorted(d for h in os.listdir(CG) if not os.path.islink(f"{CG}/{h}")
+                  for d in [cgdir(h, cid)] if os.path.isdir(d))
 
 
 def bundle_with(make_bundle, args=SLEEPER, resources=None, **kw):
@@ -150,8 +162,7 @@ LIMITS = {
     "cpu": {"shares": 512, "quota": 50000, "period": 100000, "cpus": "0", "mems": "0"},
     "memory": {"limit": 128 * MIB, "reservation": 64 * MIB, "swappiness": 10},
     "pids": {"limit": 50},
-    "blockIO": {"weight": 300},
-}
+} | ({"blockIO": {"weight": 300}} if WEIGHT_FILE else {})
 
 
 def test_create_applies_resources_in_every_v1_controller(oci, make_bundle):
@@ -168,9 +179,8 @@ def test_create_applies_resources_in_every_v1_controller(oci, make_bundle):
     assert cgread("memory", cid, "memory.soft_limit_in_bytes") == str(64 * MIB)
     assert cgread("memory", cid, "memory.swappiness") == "10"
     assert cgread("pids", cid, "pids.max") == "50"
-    # BFQ is this host's only weight (CFQ's blkio.weight left linux in 5.0)
-    assert not os.path.exists(f"{cgdir('blkio', cid)}/blkio.weight")
-    assert cgread("blkio", cid, "blkio.bfq.weight").split()[-1] == "300"
+    if WEIGHT_FILE:  # CFQ's or BFQ's, whichever the host has (CFQ left linux in 5.0)
+        assert cgread("blkio", cid, WEIGHT_FILE).split()[-1] == "300"
     # the init is in the container's cgroup of every hierarchy, the cgroup2 tree included
     for h in HIERARCHIES:
         assert str(pid) in cgread(h, cid, "cgroup.procs").split(), h
@@ -179,6 +189,24 @@ def test_create_applies_resources_in_every_v1_controller(oci, make_bundle):
     ok(oci("start", cid))
     assert oci.state(cid)["status"] == "running"
     assert cgread("cpuset", cid, "cpuset.cpus") == "0"  # start changes nothing
+
+
+@pytest.mark.skipif(WEIGHT_FILE is not None, reason=f"this host's blkio has {WEIGHT_FILE}")
+def test_blkio_weight_without_cfq_or_bfq_fails_create_cleanly(oci, make_bundle):
+    """Block devices on mq-deadline or none: blkio has only blkio.throttle.*. runc 1.1.5
+    fails the same create (ENOENT on blkio.bfq.weight); kago says which field and why."""
+    b = bundle_with(make_bundle, SLEEPER, {"pids": {"limit": 10}, "blockIO": {"weight": 300}})
+    for command in ("create", "run"):
+        cid = oci.new_id("cg")
+        proc = failed(detached(oci, command, "--bundle", b.path, cid),
+                      "linux.resources.blockIO.weight: not supported on this host: the blkio "
+                      "hierarchy has neither blkio.weight nor blkio.bfq.weight "
+                      "(no CFQ or BFQ I/O scheduler)")
+        assert len(proc.stderr.strip().splitlines()) == 1, proc.stderr
+        assert left_behind(oci, cid) == []
+    cid, _b, _pid = start(oci, make_bundle)
+    failed(oci("update", "--blkio-weight", "300", cid), "has neither blkio.weight nor")
+    assert oci.state(cid)["status"] == "running"
 
 
 def test_default_deny_all_keeps_the_default_devices(oci, make_bundle):
@@ -250,11 +278,17 @@ def test_unified_key_without_v1_equivalent_is_refused(oci, make_bundle):
 # --- 3. what this host cannot honour ---------------------------------------------------------
 
 @pytest.mark.parametrize("resources, field, words", [
-    ({"hugepageLimits": [{"pageSize": "2MB", "limit": 4 * MIB}]},
-     "linux.resources.hugepageLimits[0]", "the hugetlb controller is not available"),
-    ({"network": {"classID": 0x100001}}, "linux.resources.network.classID",
-     "the net_cls controller is not available"),
-], ids=["hugepageLimits", "network.classID"])
+    pytest.param({"hugepageLimits": [{"pageSize": "2MB", "limit": 4 * MIB}]},
+                 "linux.resources.hugepageLimits[0]", "the hugetlb controller is not available",
+                 marks=pytest.mark.skipif(hostprobe.hierarchy_of("hugetlb") is not None,
+                                          reason="hugetlb is mounted here"),
+                 id="hugepageLimits"),
+    pytest.param({"network": {"classID": 0x100001}}, "linux.resources.network.classID",
+                 "the net_cls controller is not available",
+                 marks=pytest.mark.skipif(hostprobe.hierarchy_of("net_cls") is not None,
+                                          reason="net_cls is mounted here"),
+                 id="network.classID"),
+])
 def test_unsupported_field_fails_create_cleanly(oci, make_bundle, resources, field, words):
     b = bundle_with(make_bundle, SLEEPER, dict(resources, pids={"limit": 10}))
     for command in ("create", "run"):
@@ -317,19 +351,25 @@ def test_kernel_memory_is_ignored_with_runcs_warning(oci, make_bundle):
 
 def test_update_flags_land_in_their_files(oci, make_bundle):
     cid, _b, pid = start(oci, make_bundle)
+    optional = (["--blkio-weight", "300"] if WEIGHT_FILE else []) + \
+        (["--memory-swap", "128m"] if SWAP else [])
     proc = ok(oci("update", "--memory", "64m", "--pids-limit", "30", "--cpu-quota", "20000",
-                  "--cpu-period", "100000", "--cpuset-cpus", "0", "--blkio-weight", "300",
-                  "--cpu-share", "256", "--memory-swap", "128m", cid))
+                  "--cpu-period", "100000", "--cpuset-cpus", "0", "--cpu-share", "256",
+                  *optional, cid))
     assert proc.stdout == "" and proc.stderr == ""
     assert cgread("memory", cid, "memory.limit_in_bytes") == str(64 * MIB)
-    assert cgread("memory", cid, "memory.memsw.limit_in_bytes") == str(128 * MIB)
+    if SWAP:
+        assert cgread("memory", cid, "memory.memsw.limit_in_bytes") == str(128 * MIB)
     assert cgread("pids", cid, "pids.max") == "30"
     assert cgread("cpu", cid, "cpu.cfs_quota_us") == "20000"
     assert cgread("cpu", cid, "cpu.cfs_period_us") == "100000"
     assert cgread("cpu", cid, "cpu.shares") == "256"
     assert cgread("cpuset", cid, "cpuset.cpus") == "0"
-    assert cgread("blkio", cid, "blkio.bfq.weight").split()[-1] == "300"
+    if WEIGHT_FILE:
+        assert cgread("blkio", cid, WEIGHT_FILE).split()[-1] == "300"
     assert oci.state(cid)["status"] == "running" and pid_alive(pid)
+    if not SWAP:
+        return
     # lowering the limit below memsw's: the limit is written first, then memsw (and back up)
     ok(oci("update", "--memory", "32m", "--memory-swap", "32m", cid))
     assert cgread("memory", cid, "memory.limit_in_bytes") == str(32 * MIB)
@@ -371,8 +411,9 @@ def test_update_resources_file_and_stdin_leave_devices_alone(oci, make_bundle, t
 
 
 def test_update_errors(oci, make_bundle, tmp_path):
-    cid, _b, pid = start(oci, make_bundle, resources={"memory": {"limit": 128 * MIB}})
-    # a limit below the usage: the kernel refuses it (v1 reclaims, then EBUSY)
+    cid, _b, pid = start(oci, make_bundle, resources={"memory": {"limit": 128 * MIB,
+                                                                 "swappiness": 0}})
+    # a limit below the usage: the kernel refuses it (v1 reclaims, then EBUSY; no swapping)
     proc = failed(oci("update", "--memory", "1k", cid), "device or resource busy")
     msg = error_message(proc.stderr)
     assert f"{cgdir('memory', cid)}" in msg and "memory.limit_in_bytes=1024" in msg, msg
@@ -402,7 +443,7 @@ def test_update_stopped_container(oci, make_bundle):
 # --- 5. workloads ------------------------------------------------------------------------------
 
 def test_memory_hog_is_oom_killed_run_exits_137(oci, make_bundle):
-    b = bundle_with(make_bundle, ["sh", "-c", HOG], {"memory": {"limit": 32 * MIB}})
+    b = bundle_with(make_bundle, ["sh", "-c", HOG], LIMIT_32M)
     cid = oci.new_id("cg")
     proc = oci("run", "--bundle", b.path, cid, timeout=30)
     assert proc.returncode == 137, (proc.returncode, proc.stdout, proc.stderr)
@@ -411,7 +452,7 @@ def test_memory_hog_is_oom_killed_run_exits_137(oci, make_bundle):
 
 
 def test_memory_hog_detached_state_says_oom_killed(oci, make_bundle):
-    b = bundle_with(make_bundle, ["sh", "-c", HOG], {"memory": {"limit": 32 * MIB}})
+    b = bundle_with(make_bundle, ["sh", "-c", HOG], LIMIT_32M)
     cid = oci.new_id("cg")
     ok(detached(oci, "run", "-d", "--bundle", b.path, cid))
     assert wait_for(lambda: oci.state(cid)["status"] == "stopped", 15)
@@ -423,7 +464,7 @@ def test_memory_hog_detached_state_says_oom_killed(oci, make_bundle):
 
 
 def test_not_oom_killed_has_no_flag(oci, make_bundle):
-    cid, _b, _pid = start(oci, make_bundle, ["true"], resources={"memory": {"limit": 32 * MIB}})
+    cid, _b, _pid = start(oci, make_bundle, ["true"], resources=LIMIT_32M)
     assert wait_for(lambda: oci.state(cid)["status"] == "stopped", 5)
     assert "oomKilled" not in oci.state(cid)
 
@@ -500,6 +541,7 @@ def test_pause_freezes_and_resume_thaws(oci, make_bundle, tmp_path):
     failed(oci("resume", cid), "container not paused")
 
 
+@pytest.mark.skipif(not PSI, reason="no cgroup2 tree with PSI (cpu.pressure) here")
 def test_events_stats_sections_and_psi(oci, make_bundle):
     cid, _b, pid = start(oci, make_bundle, BURNER, resources={
         "memory": {"limit": 64 * MIB}, "pids": {"limit": 33}})
@@ -525,7 +567,7 @@ def test_events_stats_sections_and_psi(oci, make_bundle):
 
 
 def test_events_interval_prints_stats_then_oom(oci, make_bundle, lines):
-    cid, _b, _pid = start(oci, make_bundle, resources={"memory": {"limit": 32 * MIB}})
+    cid, _b, _pid = start(oci, make_bundle, resources=LIMIT_32M)
     events = lines("--root", oci.root, "events", "--interval", "1s", cid)
     first = events.next(5)
     t0 = time.monotonic()
@@ -546,7 +588,7 @@ def test_events_interval_prints_stats_then_oom(oci, make_bundle, lines):
 def test_events_reports_the_init_oom_killed_then_ends(oci, make_bundle, lines):
     """Watching from ``created``: the hog starts at ``start``, is killed, and events prints
     the oom event before it notices the container stopped and exits 0."""
-    b = bundle_with(make_bundle, ["sh", "-c", HOG], {"memory": {"limit": 32 * MIB}})
+    b = bundle_with(make_bundle, ["sh", "-c", HOG], LIMIT_32M)
     cid = oci.new_id("cg")
     ok(detached(oci, "create", "--bundle", b.path, cid))
     events = lines("--root", oci.root, "events", "--interval", "30s", cid)

@@ -15,6 +15,7 @@ import uuid
 
 import pytest
 
+from conftest import note_ids
 from kago.errors import CgroupError
 from kago.linux.cgroups import Manager, detect, open_manager, read_proc_cgroup
 
@@ -71,6 +72,7 @@ class Box:
 
     def __init__(self):
         self.name = f"kago-test-{uuid.uuid4().hex[:10]}"
+        note_ids(self.name)  # the session's leak check looks for it too
         self.managers = []
         self.procs = []
 

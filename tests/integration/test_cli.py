@@ -5,6 +5,7 @@ follow the container ID, ``-bundle`` is ``--bundle``, an unknown flag is
 ``flag provided but not defined: -nope`` with exit status 1.
 """
 
+import errno
 import json
 import os
 
@@ -172,7 +173,11 @@ def test_default_root(oci, make_bundle):
         oci("delete", "--force", cid, root=False)
     assert not os.path.exists(os.path.join(DEFAULT_ROOT, cid))
     if made_root:  # the host as it was: this test made the default state dir, it removes it
-        os.rmdir(DEFAULT_ROOT)
+        try:        # unless podman (with kago-oci) or a user put containers there meanwhile
+            os.rmdir(DEFAULT_ROOT)
+        except OSError as e:
+            if e.errno != errno.ENOTEMPTY:
+                raise
 
 
 @pytest.mark.parametrize("command", ["state", "start", "kill", "delete", "pause", "resume",

@@ -18,7 +18,7 @@ import time
 
 import pytest
 
-from conftest import KAGO_OCI, pid_alive, wait_for
+from conftest import KAGO_OCI, note_ids, pid_alive, wait_for
 
 SLEEPER = ["sleep", "100"]
 # exits on SIGTERM (a pid namespace's init ignores signals it has no handler for); the trap
@@ -504,6 +504,7 @@ def test_create_while_the_shared_parent_cgroup_is_removed(oci, make_bundle):
     import threading
     import uuid
     parent = f"kago-race-{uuid.uuid4().hex[:8]}"
+    note_ids(parent)
     stop = threading.Event()
 
     def remove_parent():

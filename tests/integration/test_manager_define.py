@@ -10,6 +10,9 @@ import os
 import textwrap
 import time
 
+import pytest
+
+import hostprobe
 from conftest import wait_for
 from kago.manager.testing import kmt_fixture, wait_http  # noqa: F401 (fixture)
 
@@ -287,7 +290,7 @@ busy = Container("kmt-busy", image="busybox", network="none", stop_signal="SIGKI
 hog = Container("kmt-hog", image="busybox", network="none", stop_signal="SIGKILL",
                 command=["sh", "-c", "while :; do sh -c 'x=$(head -c 60000000 /dev/zero | "
                                      "tr \"\\0\" a)'; sleep 0.2; done"],
-                cgroup={"memory.limit_in_bytes": "16m", "memory.memsw.limit_in_bytes": "16m"})
+                cgroup={"memory.limit_in_bytes": "16m", NO_SWAP: NO_SWAP_VALUE})
 
 @busy.on_pressure("cpu", stall_ms=100, window_ms=2000)
 def starved(c):
@@ -299,9 +302,14 @@ def killed(c):
 """
 
 
+@pytest.mark.skipif(not hostprobe.has_cgroup_file("unified", "cpu.pressure"),
+                    reason="no cgroup2 tree with PSI (cpu.pressure) here")
 def test_agent_fires_pressure_and_oom_hooks(kmt, tmp_path):
     log = tmp_path / "watch.log"
-    path = definition(tmp_path, WATCHED)
+    # the hog gets no swap: a memsw limit where the host accounts swap, else swappiness 0
+    no_swap = ('"memory.memsw.limit_in_bytes": "16m"' if hostprobe.has_cgroup_file(
+        "memory", "memory.memsw.limit_in_bytes") else '"memory.swappiness": "0"')
+    path = definition(tmp_path, WATCHED.replace("NO_SWAP: NO_SWAP_VALUE", no_swap))
     kmt.kago("up", "-e", f"LOG={log}", path, check=True)
     from kago.manager.define.group import Group
     kmt.pids_seen.add(Group(kmt.manager(), path).data["agent"])

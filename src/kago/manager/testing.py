@@ -22,6 +22,9 @@ import time
 import uuid
 
 KAGO = os.path.join(os.path.dirname(sys.executable), "kago")
+# IDs of the containers the KagoEnvs of this process made (a test run's session-end leak check
+# looks at these, not at every kago cgroup on the host)
+MADE_IDS = set()
 
 
 class KagoEnv:
@@ -158,6 +161,7 @@ class KagoEnv:
 
     def destroy(self):
         ids = [r["id"] for r in self.manager().records.all()]
+        MADE_IDS.update(ids)
         self.cleanup()
         left = self.leftovers(ids)
         shutil.rmtree(self.root, ignore_errors=True)

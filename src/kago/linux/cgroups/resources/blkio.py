@@ -3,7 +3,9 @@
 - Documentation/admin-guide/cgroup-v2.rst: io.max "MAJ:MIN rbps= wbps= riops= wiops="; io.weight
   1..10000, from blkio's 10..1000 as runc converts it (blkio_to_io_weight).
 - CFQ (blkio.weight) left linux in 5.0; BFQ's blkio.bfq.weight and io.bfq.weight take blkio's
-  own range.
+  own range. A v1 host whose block devices use neither scheduler (mq-deadline, none) has only
+  blkio.throttle.*: a weight there is refused, as runc 1.1.5 refuses it (it probes blkio.weight,
+  falls back to blkio.bfq.weight and fails on ENOENT), but naming the field and both files.
 """
 
 from kago.errors import SpecError
@@ -40,35 +42,45 @@ def _throttles(blkio, field):
     return out
 
 
-def _bfq_v1(host):
-    """CFQ (blkio.weight) left linux in 5.0; BFQ's blkio.bfq.weight takes the same values."""
-    return not host.has("blkio.weight") and host.has("blkio.bfq.weight")
+def v1_weight_file(host, field):
+    """blkio.weight (CFQ), else blkio.bfq.weight (BFQ); a SpecError naming ``field`` if neither.
+
+    CFQ left linux in 5.0; BFQ's file takes the same values. An unprobed host (plain
+    controller set) is assumed to have blkio.weight.
+    """
+    if host.has("blkio.weight"):
+        return "blkio.weight"
+    if host.has("blkio.bfq.weight"):
+        return "blkio.bfq.weight"
+    raise SpecError(field, "not supported on this host: the blkio hierarchy has neither "
+                    "blkio.weight nor blkio.bfq.weight (no CFQ or BFQ I/O scheduler)")
 
 
 def _blkio_v1(blkio, field, host):
-    weight_file = "blkio.bfq.weight" if _bfq_v1(host) else "blkio.weight"
     out = []
     if blkio.get("weight") not in (None, 0):
+        weight_file = v1_weight_file(host, field + ".weight")
         out.append((weight_file, str(_weight(blkio["weight"], field + ".weight")),
                     field + ".weight"))
     if blkio.get("leafWeight") not in (None, 0):
         out.append(("blkio.leaf_weight", str(_weight(blkio["leafWeight"], field + ".leafWeight")),
                     field + ".leafWeight"))
     for i, entry in enumerate(_list(blkio.get("weightDevice"), field + ".weightDevice")):
-        out += _weight_device_v1(entry, f"{field}.weightDevice[{i}]", weight_file)
+        out += _weight_device_v1(entry, f"{field}.weightDevice[{i}]", host)
     for v1_file, _key, dev, rate, where in _throttles(blkio, field):
         out.append((v1_file, f"{dev} {rate}", where))
     return out
 
 
-def _weight_device_v1(entry, field, weight_file):
+def _weight_device_v1(entry, field, host):
     entry, dev = _device(entry, field)
     out = []
-    for key, filename in (("weight", weight_file + "_device"),
-                          ("leafWeight", "blkio.leaf_weight_device")):
+    for key in ("weight", "leafWeight"):
         if entry.get(key) is not None:
-            out.append((filename, f"{dev} {_weight(entry[key], f'{field}.{key}')}",
-                        f"{field}.{key}"))
+            value = f"{dev} {_weight(entry[key], f'{field}.{key}')}"
+            filename = (v1_weight_file(host, f"{field}.{key}") + "_device" if key == "weight"
+                        else "blkio.leaf_weight_device")
+            out.append((filename, value, f"{field}.{key}"))
     return out
 
 

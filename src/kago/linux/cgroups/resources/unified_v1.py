@@ -9,7 +9,7 @@ from kago.errors import SpecError
 
 from . import (INT64, UNLIMITED, Write, _cpulist, _decimal, _dict, _show, io_to_blkio_weight,
                swap_from_v2, weight_to_shares)
-from .blkio import _THROTTLES, _bfq_v1
+from .blkio import _THROTTLES, v1_weight_file
 from .cpu import _bandwidth_writes
 from .memory import memsw_order
 
@@ -62,7 +62,7 @@ def _cpu_max_to_v1(value, field, host):
 
 def _io_weight_to_v1(value, field, host):
     """io.weight lines: "default W", "W" or "MAJ:MIN W" -> blkio.weight(_device)."""
-    name = "blkio.bfq.weight" if _bfq_v1(host) else "blkio.weight"
+    name = v1_weight_file(host, field)
     out = []
     for line in value.replace(",", "\n").splitlines() or [""]:
         parts = line.split()
