@@ -444,20 +444,34 @@ class Manager:
             cid = ref["id"] if isinstance(ref, dict) else self.resolve(ref)["id"]
             with self.records.lock(cid):
                 record = self.records.load(cid)
+                state = record.get("state") or {}
                 if not self._releasable(record, by):
+                    # released by someone else (the supervisor reaping it): the owner of a
+                    # network it shared may still be being released by them; taking the
+                    # owner's lock below waits for that, so a stop returns with both done
+                    if state.get("released") and not state.get("network_kept"):
+                        self._release_owner(record, by)
                     return False
                 errors, kept = self._release(record)
                 record["state"].update(released=True, network_kept=kept)
                 self.records.save(record)
         except NoSuchContainer:
             return False  # removed meanwhile: rm released everything
-        shares = (record.get("network") or {}).get("shares")
-        if shares and not kept:
-            self.release(shares, by)  # the owner may have waited for us
+        if not kept:
+            self._release_owner(record, by)  # the owner may have waited for us
         if errors:
             raise ManagerError(f"release {record['name']}: " + "; ".join(_describe(e)
                                                                           for e in errors))
         return True
+
+    def _release_owner(self, record, by):
+        """Release the container whose network ``record``'s shared (--network container:ID)."""
+        shares = (record.get("network") or {}).get("shares")
+        if shares:
+            try:
+                self.release(shares, by)
+            except NoSuchContainer:
+                pass
 
     def _releasable(self, record, by):
         state = record.get("state") or {}
