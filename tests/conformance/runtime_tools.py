@@ -216,6 +216,9 @@ class Workspace:
         self.roots, self.wrappers = {}, {}
         self._wrap("kago-oci", kago_oci)
         self._wrap("runc", RUNC)
+        for cg in sorted(_named_cgroups(), key=len, reverse=True):
+            if not _has_processes(cg):  # an earlier, interrupted run's: it would change results
+                _remove_cgroup(cg)
         self.cgroups_before = set(_named_cgroups())
 
     def _wrap(self, name, binary, prefix=""):
@@ -347,6 +350,17 @@ def _named_cgroups(top="/sys/fs/cgroup", depth=8):
             if dirpath.count("/") - base.count("/") >= depth:
                 dirnames[:] = []
     return found
+
+
+def _has_processes(path):
+    for dirpath, _dirs, _files in os.walk(path):
+        try:
+            with open(os.path.join(dirpath, "cgroup.procs")) as f:
+                if f.read().strip():
+                    return True
+        except OSError:
+            pass
+    return False
 
 
 def _remove_cgroup(path):
