@@ -16,4 +16,7 @@ def pytest_terminal_summary(terminalreporter):
               f"skips)  failed {c['fail']:3} (not ok)  programs that did not run to their "
               f"plan: {c['incomplete']}")
     write(f"  assertions runc passes and kago-oci does not: {totals['regressions']}")
-    write(f"  per-assertion results: {totals['records']}")
+    if "crun" in totals["runtimes"]:
+        write(f"  assertions crun passes and kago-oci does not: {totals['behind_crun']} "
+              "(not failures)")
+    write(f"  per-assertion results: {totals['records']} (regressions.txt beside it)")
