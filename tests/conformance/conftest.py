@@ -14,7 +14,7 @@ def pytest_terminal_summary(terminalreporter):
     for runtime, c in totals["runtimes"].items():
         write(f"  {runtime:9} passed {c['pass'] + c['skip']:5} (ok lines, {c['skip']} of them "
               f"skips)  failed {c['fail']:3} (not ok)  programs that did not run to their "
-              f"plan: {c['incomplete']}")
+              f"plan: {c['incomplete']}  ({c['seconds']:.0f} s)")
     write(f"  assertions runc passes and kago-oci does not: {totals['regressions']}")
     if "crun" in totals["runtimes"]:
         write(f"  assertions crun passes and kago-oci does not: {totals['behind_crun']} "

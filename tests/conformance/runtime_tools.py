@@ -171,7 +171,7 @@ def _diagnostic(block):
         return " ".join(block.split())[:500], False
     if not isinstance(data, dict):
         return str(data)[:500], False
-    parts = [str(data[k]).strip() for k in ("error", "stderr") if data.get(k)]
+    parts = [" ".join(str(data[k]).split()) for k in ("error", "stderr") if data.get(k)]
     return " | ".join(parts)[:500], bool(data.get("error"))
 
 

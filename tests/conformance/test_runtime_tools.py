@@ -36,7 +36,7 @@ class Suite:
         rt.TOTALS["records"] = os.path.join(records, "results.jsonl")
         for runtime in runtimes:
             rt.TOTALS["runtimes"].setdefault(
-                runtime, {"pass": 0, "fail": 0, "skip": 0, "incomplete": 0})
+                runtime, {"pass": 0, "fail": 0, "skip": 0, "incomplete": 0, "seconds": 0.0})
 
     def record(self, runs, lost):
         totals = rt.TOTALS
@@ -48,6 +48,7 @@ class Suite:
                     counts[outcome] += n
                 counts["incomplete"] += run.outcomes()[rt.COMPLETED].outcome != rt.PASS
                 totals["seconds"] += run.seconds
+                counts["seconds"] += run.seconds
                 base = os.path.join(self.records, "tap", f"{run.program}.{run.runtime}")
                 with open(base + ".tap", "w") as t:
                     t.write(run.tap)
