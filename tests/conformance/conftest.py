@@ -16,6 +16,8 @@ def pytest_terminal_summary(terminalreporter):
               f"skips)  failed {c['fail']:3} (not ok)  programs that did not run to their "
               f"plan: {c['incomplete']}  ({c['seconds']:.0f} s)")
     write(f"  assertions runc passes and kago-oci does not: {totals['regressions']}")
+    if totals["second_run"]:
+        write(f"  passed under kago-oci only on a second run: {', '.join(totals['second_run'])}")
     if "crun" in totals["runtimes"]:
         write(f"  assertions crun passes and kago-oci does not: {totals['behind_crun']} "
               "(not failures)")
