@@ -275,7 +275,9 @@ def _limits(cgroup, resources):
 
 def _creation_hooks(plan, record, pid):
     from kago.process.hooks import run_hooks
-    state = oci_state(record, CREATING, pid)
+    # "created", as crun passes it (runc: "creating"): runtime-tools' hooks_stdin requires it
+    # of prestart; createContainer gets this same document
+    state = oci_state(record, CREATED, pid)
     text = jsonio.dumps(state)
     run_hooks("prestart", plan.hooks.get("prestart"), text)
     run_hooks("createRuntime", plan.hooks.get("createRuntime"), text)
