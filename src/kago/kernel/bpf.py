@@ -39,6 +39,8 @@ RLIM_INFINITY = (1 << 64) - 1
 LOG_SIZE = 1 << 16
 MAX_PROGS = 64  # the kernel's limit of programs on one cgroup and attach type
 
+_LOG_STATS = ("processed ", "verification time", "stack depth")  # the log's summary lines
+
 _syscall = ffi.function("syscall", ffi.c_long)
 
 
@@ -119,7 +121,8 @@ def _verifier_log(attr):
         _close(ret)
         return ""
     lines = [line.strip() for line in buf.value.decode(errors="replace").splitlines()]
-    return "; ".join([line for line in lines if line][-3:])
+    lines = [line for line in lines if line and not line.startswith(_LOG_STATS)]
+    return "; ".join(lines[-3:])
 
 
 def _raise_memlock():
