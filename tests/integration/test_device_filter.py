@@ -15,6 +15,7 @@ import threading
 import uuid
 
 import pytest
+from conftest import wait_for
 
 from kago.errors import CgroupError
 from kago.linux.cgroups import V2Manager, devices_v2
@@ -216,3 +217,58 @@ def test_a_missing_cgroup_is_a_cgroup_error_naming_it(cgroup):
     d = f"{root}/kago-test-bpf-missing-{uuid.uuid4().hex[:8]}"
     with pytest.raises(CgroupError, match=f"cgroup {d}: cannot open: no such file"):
         devices_v2.set_filter(d, "deny a")
+
+
+# --- through kago-oci, with the host seen as pure cgroup v2 -----------------------------------
+
+# kago-oci with its cgroup layout narrowed to this host's cgroup2 tree: what a pure v2 host
+# looks like to it (no v1 hierarchy to put the device rules in, so they become the filter).
+V2_LAUNCHER = r"""
+import sys
+from kago.linux import cgroups
+from kago.runtime import container
+container.LAYOUT = cgroups.Layout([], cgroups.detect().unified)
+from kago.cli.oci import main
+sys.exit(main())
+"""
+
+IN_CONTAINER = ("head -c1 /dev/zero >/dev/null && echo zero-ok; "
+                "mknod /tmp/mem c 1 1 && echo mknod-ok; "
+                "head -c1 /tmp/mem >/dev/null 2>/tmp/err; echo rc=$?; cat /tmp/err")
+
+
+def test_kago_oci_on_a_v2_layout_runs_a_spec_with_device_rules(oci, make_bundle, tmp_path):
+    """The default spec's deny-all plus runc's implied rules, as an eBPF filter on the
+    container's cgroup2 directory: /dev/zero opens, mknod is allowed for any node, but the
+    /dev/mem made with it cannot be opened. Then delete removes the cgroup with its filter."""
+    if _unified_root() != "/sys/fs/cgroup/unified":
+        pytest.skip("the host is pure v2 already: the plain tests cover it")
+
+    def mutate(spec):
+        assert spec["linux"]["resources"]["devices"] == [{"allow": False, "access": "rwm"}]
+        for kind in ("bounding", "effective", "permitted"):
+            spec["process"]["capabilities"][kind].append("CAP_MKNOD")
+        spec["root"]["readonly"] = False
+
+    bundle = make_bundle(["sh", "-c", IN_CONTAINER], mutate=mutate)
+    launcher = tmp_path / "kago-oci-v2.py"
+    launcher.write_text(V2_LAUNCHER)
+    cid = oci.new_id("bpf")
+    d = f"/sys/fs/cgroup/unified/kago-{cid}"
+    kago_oci = [sys.executable, str(launcher), "--root", oci.root]
+    out = tmp_path / "out"
+    with open(out, "w") as f:  # the container's stdout and stderr
+        proc = subprocess.run(kago_oci + ["create", "--bundle", str(bundle.path), cid],
+                              stdout=f, stderr=f, timeout=60)
+    assert proc.returncode == 0, out.read_text()
+    # v2 only: no v1 devices cgroup; the filter on the cgroup2 directory decides alone
+    assert not os.path.exists(f"/sys/fs/cgroup/devices/kago-{cid}")
+    assert len(devices_v2.attached(d)) == 1
+    proc = subprocess.run(kago_oci + ["start", cid], capture_output=True, text=True, timeout=30)
+    assert proc.returncode == 0, proc.stderr
+    assert wait_for(lambda: oci.state(cid)["status"] == "stopped", timeout=15)
+    lines = out.read_text().splitlines()
+    assert lines[:3] == ["zero-ok", "mknod-ok", "rc=1"], lines
+    assert "Operation not permitted" in lines[3]
+    assert oci("delete", cid).returncode == 0
+    assert not os.path.exists(d)
