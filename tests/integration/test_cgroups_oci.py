@@ -8,14 +8,16 @@ with BFQ only, devices, freezer) under /sys/fs/cgroup/<controller>, and a cgroup
 in v1 files, ``unified`` keys are translated to v1, and PSI is read from the container's own
 directory in the cgroup2 tree.
 
+v2 device rules (an eBPF filter) are tested on this host's cgroup2 tree, through kago-oci too,
+in test_device_filter.py.
+
 Covered only by the pure and fake-tree unit tests (tests/unit/cgroups) and by the library's
 own integration tests (test_cgroups_limits.py, test_cgroups_placement.py), because no v2
 controller is usable here: the v2 controller writes (cpu.weight, cpu.max, cpu.max.burst,
 memory.max/low/swap.max, io.weight/io.bfq.weight/io.max, pids.max, hugetlb.*.max, rdma.max in
 a cgroup2 directory), enabling controllers in cgroup.subtree_control, v2 statistics
-(memory.current/memory.stat/io.stat), the v2 OOM counter (memory.events), the refusal of v2
-device rules (no eBPF filter), the v2 freezer (cgroup.freeze; the v1 freezer wins on hybrid)
-and the v1<->v2 conversion formulas themselves. hugetlb and net_cls have no controller on
+(memory.current/memory.stat/io.stat), the v2 OOM counter (memory.events), the v2 freezer
+(cgroup.freeze; the v1 freezer wins on hybrid) and the v1<->v2 conversion formulas themselves. hugetlb and net_cls have no controller on
 this host either: here they are only checked to fail clearly, naming the field; real-time cpu
 (the host gives /kago no rt runtime), net_prio and rdma are not exercised through kago-oci.
 
