@@ -17,9 +17,10 @@ controller is usable here: the v2 controller writes (cpu.weight, cpu.max, cpu.ma
 memory.max/low/swap.max, io.weight/io.bfq.weight/io.max, pids.max, hugetlb.*.max, rdma.max in
 a cgroup2 directory), enabling controllers in cgroup.subtree_control, v2 statistics
 (memory.current/memory.stat/io.stat), the v2 OOM counter (memory.events), the v2 freezer
-(cgroup.freeze; the v1 freezer wins on hybrid) and the v1<->v2 conversion formulas themselves. hugetlb and net_cls have no controller on
-this host either: here they are only checked to fail clearly, naming the field; real-time cpu
-(the host gives /kago no rt runtime), net_prio and rdma are not exercised through kago-oci.
+(cgroup.freeze; the v1 freezer wins on hybrid) and the v1<->v2 conversion formulas themselves.
+hugetlb and net_cls have no controller on this host either: here they are only checked to fail
+clearly, naming the field; real-time cpu (the host gives /kago no rt runtime), net_prio and
+rdma are not exercised through kago-oci.
 
 Every test stops what it starts: containers are deleted by the ``oci`` fixture, which also
 checks no state dir, mount or cgroup of them is left; every wait and loop is bounded.
