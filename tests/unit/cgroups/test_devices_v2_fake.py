@@ -15,7 +15,7 @@ from kago.linux.cgroups import V2Manager, devices_v2
 class FakeBpf:
     """Programs attached to directories, by id; every call recorded."""
 
-    def __init__(self, attached=(), replace=True, fail=None, hidden=()):
+    def __init__(self, attached=(), replace=True, fail=None, hidden=(), races=0):
         self.attached = list(attached)
         self.replace = replace
         self.fail = fail or {}  # call name -> errno
@@ -23,6 +23,7 @@ class FakeBpf:
         self.calls = []
         self.fds = {}  # fd -> program id
         self.next_id = 100
+        self.races = races  # times another runtime swaps the program just before our attach
 
     def _maybe_fail(self, name, path=None):
         if name in self.fail:
@@ -52,6 +53,11 @@ class FakeBpf:
             self.attached.append(new)
         else:
             old = self.fds[replace_fd]
+            if self.races:
+                self.races -= 1
+                self.attached = [500 + self.races]
+                self.calls.append("raced")
+                raise KernelError("bpf(BPF_PROG_ATTACH)", errno.ENOENT, path)
             self.calls.append(("replace", old, new))
             self.attached[self.attached.index(old)] = new
 
@@ -87,7 +93,7 @@ def test_a_new_filter_is_loaded_with_runcs_license_and_attached(fake, tmp_path):
     f = fake()
     before = _open_fds()
     assert devices_v2.set_filter(str(tmp_path), "deny a\nallow c 1:3 rwm") is True
-    assert f.calls == ["query", ("load", "Apache", b"kago_devices", 13), ("attach", 101)]
+    assert f.calls == [("load", "Apache", b"kago_devices", 13), "query", ("attach", 101)]
     assert f.attached == [101]
     assert _open_fds() == before  # the directory's and the programs' fds are closed
 
@@ -97,6 +103,16 @@ def test_one_old_program_is_replaced_in_one_step(fake, tmp_path):
     devices_v2.set_filter(str(tmp_path), "allow a")
     assert f.calls[-1] == ("replace", 7, 101)
     assert f.attached == [101]
+
+
+def test_a_program_replaced_by_someone_else_meanwhile_is_looked_up_again(fake, tmp_path):
+    f = fake(attached=[7], races=2)
+    devices_v2.set_filter(str(tmp_path), "allow a")
+    assert f.calls[1:] == ["query", "raced", "query", "raced", "query", ("replace", 500, 101)]
+    assert f.attached == [101]
+    f = fake(attached=[7], races=50)
+    with pytest.raises(CgroupError, match="the attached program kept changing, 8 tries"):
+        devices_v2.set_filter(str(tmp_path), "allow a")
 
 
 @pytest.mark.parametrize("old, replace", [([7], False), ([7, 8], True), ([7, 8], False)])

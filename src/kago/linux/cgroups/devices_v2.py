@@ -8,6 +8,8 @@ ever decided by neither or both; with several old programs, or on an older kerne
 is attached first and the old ones detached after, so the cgroup is never without a filter
 (for that moment both apply: the stricter wins). Programs the kernel will not show us (EPERM or
 EACCES from an LSM) are left, as runc leaves them: a device program can only take access away.
+If another runtime swaps the program between our query and our attach, the query is made again,
+as crun does (src/libcrun/ebpf.c), a bounded number of times.
 
 The cgroup holds the programs: they go when the cgroup is removed, nothing to clean up. Imports
 the bpf(2) seam only when called (``kago.kernel.bpf``, not on the start path of a v1 host).
@@ -30,14 +32,9 @@ def set_filter(d, text):
     code = compile_filter(text)
     fd = _open(d)
     try:
-        old = bpf.prog_query(fd, path=d)
         prog = bpf.prog_load(code, LICENSE, PROGRAM_NAME)
         try:
-            if len(old) == 1 and bpf.replace_supported():
-                _replace(bpf, fd, prog, old[0], d)
-            else:
-                bpf.prog_attach(fd, prog, path=d)
-                _detach_ids(bpf, fd, old, d)
+            _attach(bpf, fd, prog, d)
         finally:
             os.close(prog)
     except KernelError as e:
@@ -49,18 +46,36 @@ def set_filter(d, text):
     return True
 
 
-def _replace(bpf, fd, prog, old_id, d):
-    try:
-        old_fd = bpf.prog_fd_by_id(old_id)
-    except KernelError as e:
-        if e.errno not in (errno.EPERM, errno.EACCES, errno.ENOENT):
-            raise
-        bpf.prog_attach(fd, prog, path=d)  # hidden from us, or gone since the query
+def _attach(bpf, fd, prog, d, attempts=8):
+    """Attach ``prog`` in place of the one device program there, or beside the old ones and
+    then detach them. Another runtime racing us on the same cgroup can make the old program
+    vanish between the query and the attach (ENOENT): then the query is made again (as crun)."""
+    for _ in range(attempts):
+        old = bpf.prog_query(fd, path=d)
+        if len(old) == 1 and bpf.replace_supported():
+            try:
+                old_fd = bpf.prog_fd_by_id(old[0])
+            except KernelError as e:
+                if e.errno == errno.ENOENT:
+                    continue  # gone since the query
+                if e.errno not in (errno.EPERM, errno.EACCES):
+                    raise
+                bpf.prog_attach(fd, prog, path=d)  # an LSM hides it: it stays, as with runc
+                return
+            try:
+                bpf.prog_attach(fd, prog, replace_fd=old_fd, path=d)
+                return
+            except KernelError as e:
+                if e.errno != errno.ENOENT:
+                    raise
+            finally:
+                os.close(old_fd)
+            continue  # replaced by someone else meanwhile
+        bpf.prog_attach(fd, prog, path=d)
+        _detach_ids(bpf, fd, old, d)
         return
-    try:
-        bpf.prog_attach(fd, prog, replace_fd=old_fd, path=d)
-    finally:
-        os.close(old_fd)
+    raise KernelError("bpf(BPF_PROG_ATTACH)", errno.ENOENT, d,
+                      f"the attached program kept changing, {attempts} tries")
 
 
 def _detach_ids(bpf, fd, ids, d):
