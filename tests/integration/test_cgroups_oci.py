@@ -9,7 +9,7 @@ in v1 files, ``unified`` keys are translated to v1, and PSI is read from the con
 directory in the cgroup2 tree.
 
 v2 device rules (an eBPF filter) are tested on this host's cgroup2 tree, through kago-oci too,
-in test_device_filter.py.
+in test_device_filter_kernel.py.
 
 Covered only by the pure and fake-tree unit tests (tests/unit/cgroups) and by the library's
 own integration tests (test_cgroups_limits.py, test_cgroups_placement.py), because no v2

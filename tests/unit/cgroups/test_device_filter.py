@@ -1,7 +1,7 @@
 """The v2 device filter, pure: runc's emulation of the rule list, the program compiled from it
 (compared with runc's devicefilter_test.go listings), and what the program decides, run here by
 a small interpreter of the instructions it uses (the kernel runs the same bytes in
-tests/integration/test_device_filter.py)."""
+tests/integration/test_device_filter_kernel.py)."""
 
 import pytest
 
@@ -254,7 +254,7 @@ def test_default_deny():
 
 
 def test_the_allow_all_shortcut_allows_everything():
-    assert F.allows_everything(planned([rule(True, "a")]))
+    assert planned([rule(True, "a")]) == "allow a"
     assert len(F.compile_filter("allow a")) == 8 * A.INSN_SIZE
     assert decide([rule(True, "a")], BLOCK, R | W | M, 8, 0) == 1
 

@@ -1,6 +1,6 @@
 """devices_v2 (attaching the v2 device filter) and limits' v2 device path, against a recording
 fake of the bpf(2) seam: which calls are made, in which order, and what errors become. The
-real kernel runs the same code in tests/integration/test_device_filter.py."""
+real kernel runs the same code in tests/integration/test_device_filter_kernel.py."""
 
 import errno
 import os

@@ -111,11 +111,6 @@ def listing(text):
     return A.listing(program(text))
 
 
-def allows_everything(text):
-    """True for the privileged case: allow all, no exception."""
-    return text == "allow a"
-
-
 def only_full_allows(text):
     """No deny and no partial access: runc's test for a load error it may skip
     (libcontainer/cgroups/devices/v2.go canSkipEBPFError)."""

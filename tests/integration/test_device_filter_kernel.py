@@ -212,6 +212,20 @@ def test_manager_apply_on_a_v2_directory_attaches_the_filter(cgroup, tmp_path):
         m.destroy()
 
 
+def test_a_program_the_verifier_refuses_is_reported_on_one_line():
+    from kago.errors import KernelError
+    from kago.kernel import bpf
+    from kago.linux.cgroups import bpf_asm as A
+    reads_past_the_context = A.assemble([A.load_word(2, 1, 64), A.mov_imm32(0, 0), A.exit_()])
+    with pytest.raises(KernelError) as info:
+        bpf.prog_load(reads_past_the_context, "Apache")
+    message = str(info.value)
+    assert message.startswith("bpf(BPF_PROG_LOAD) (3 instructions; verifier: ")
+    assert "invalid bpf_context access off=64" in message
+    assert "\n" not in message and "processed" not in message
+    assert info.value.errno == errno.EACCES
+
+
 def test_a_missing_cgroup_is_a_cgroup_error_naming_it(cgroup):
     root = os.path.dirname(cgroup)
     d = f"{root}/kago-test-bpf-missing-{uuid.uuid4().hex[:8]}"
