@@ -2,8 +2,8 @@
 
 As runc (libcontainer/cgroups/ebpf/ebpf_linux.go, LoadAttachCgroupDeviceFilter): the program is
 attached with BPF_F_ALLOW_MULTI to the container's cgroup2 directory. A cgroup that already has
-exactly one device program (an update, or a cgroup reused from an earlier container) gets the
-new one in its place in a single BPF_PROG_ATTACH with BPF_F_REPLACE (Linux 5.6), so no access is
+exactly one device program (a cgroup reused from an earlier container, or a filter set again)
+gets the new one in its place in a single BPF_PROG_ATTACH with BPF_F_REPLACE (Linux 5.6), so no access is
 ever decided by neither or both; with several old programs, or on an older kernel, the new one
 is attached first and the old ones detached after, so the cgroup is never without a filter
 (for that moment both apply: the stricter wins). Programs the kernel will not show us (EPERM or
