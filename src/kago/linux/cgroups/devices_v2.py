@@ -3,13 +3,13 @@
 As runc (libcontainer/cgroups/ebpf/ebpf_linux.go, LoadAttachCgroupDeviceFilter): the program is
 attached with BPF_F_ALLOW_MULTI to the container's cgroup2 directory. A cgroup that already has
 exactly one device program (a cgroup reused from an earlier container, or a filter set again)
-gets the new one in its place in a single BPF_PROG_ATTACH with BPF_F_REPLACE (Linux 5.6), so no access is
-ever decided by neither or both; with several old programs, or on an older kernel, the new one
-is attached first and the old ones detached after, so the cgroup is never without a filter
-(for that moment both apply: the stricter wins). Programs the kernel will not show us (EPERM or
-EACCES from an LSM) are left, as runc leaves them: a device program can only take access away.
-If another runtime swaps the program between our query and our attach, the query is made again,
-as crun does (src/libcrun/ebpf.c), a bounded number of times.
+gets the new one in its place in a single BPF_PROG_ATTACH with BPF_F_REPLACE (Linux 5.6), so
+no access is ever decided by neither or both; with several old programs, or on an older
+kernel, the new one is attached first and the old ones detached after, so the cgroup is never
+without a filter (for that moment both apply: the stricter wins). Programs the kernel will not
+show us (EPERM or EACCES from an LSM) are left, as runc leaves them: a device program can only
+take access away. If another runtime swaps the program between our query and our attach, the
+query is made again, as crun does (src/libcrun/ebpf.c), a bounded number of times.
 
 The cgroup holds the programs: they go when the cgroup is removed, nothing to clean up. Imports
 the bpf(2) seam only when called (``kago.kernel.bpf``, not on the start path of a v1 host).
