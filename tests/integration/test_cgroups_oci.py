@@ -10,16 +10,19 @@ from the container's own directory in the cgroup2 tree. What differs between ker
 blkio.bfq.weight, or neither where the disks use mq-deadline/none: then a weight must fail
 create cleanly), swap accounting (memory.memsw.*), PSI, hugetlb and net_cls.
 
+v2 device rules (an eBPF filter) are tested on this host's cgroup2 tree, through kago-oci too,
+in test_device_filter_kernel.py.
+
 Covered only by the pure and fake-tree unit tests (tests/unit/cgroups) and by the library's
 own integration tests (test_cgroups_limits.py, test_cgroups_placement.py), because no v2
 controller is usable here: the v2 controller writes (cpu.weight, cpu.max, cpu.max.burst,
 memory.max/low/swap.max, io.weight/io.bfq.weight/io.max, pids.max, hugetlb.*.max, rdma.max in
 a cgroup2 directory), enabling controllers in cgroup.subtree_control, v2 statistics
-(memory.current/memory.stat/io.stat), the v2 OOM counter (memory.events), the refusal of v2
-device rules (no eBPF filter), the v2 freezer (cgroup.freeze; the v1 freezer wins on hybrid)
-and the v1<->v2 conversion formulas themselves. hugetlb and net_cls have no controller on
-this host either: here they are only checked to fail clearly, naming the field; real-time cpu
-(the host gives /kago no rt runtime), net_prio and rdma are not exercised through kago-oci.
+(memory.current/memory.stat/io.stat), the v2 OOM counter (memory.events), the v2 freezer
+(cgroup.freeze; the v1 freezer wins on hybrid) and the v1<->v2 conversion formulas themselves.
+hugetlb and net_cls have no controller on this host either: here they are only checked to fail
+clearly, naming the field; real-time cpu (the host gives /kago no rt runtime), net_prio and
+rdma are not exercised through kago-oci.
 
 Every test stops what it starts: containers are deleted by the ``oci`` fixture, which also
 checks no state dir, mount or cgroup of them is left; every wait and loop is bounded.

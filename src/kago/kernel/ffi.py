@@ -9,7 +9,7 @@ errno capture behave exactly as with ``ctypes``. Only ``kago.kernel`` imports th
 """
 
 import _ctypes
-from _ctypes import Structure, byref, get_errno, sizeof  # noqa: F401 - re-exported
+from _ctypes import Structure, addressof, byref, get_errno, sizeof  # noqa: F401 - re-exported
 
 _SimpleCData = _ctypes._SimpleCData
 
@@ -48,6 +48,10 @@ class c_ushort(_SimpleCData):
 
 class c_void_p(_SimpleCData):
     _type_ = "P"
+
+
+class c_char(_SimpleCData):
+    _type_ = "c"
 
 
 c_size_t = c_ulong  # LP64

@@ -25,7 +25,9 @@ def features():
             "intelRdt": {"enabled": False},
             "mountExtensions": {"idmap": {"enabled": True}},
         },
-        "annotations": {"io.github.kago.version": kago.__version__},
+        # cgroup v2 device rules: an eBPF BPF_PROG_TYPE_CGROUP_DEVICE program, as runc's
+        "annotations": {"io.github.kago.version": kago.__version__,
+                        "io.github.kago.cgroup.v2.devices": "ebpf"},
     }
 
 

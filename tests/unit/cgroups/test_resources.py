@@ -402,10 +402,11 @@ def test_device_rule_line():
     assert device_rule({"type": "c", "major": 136, "access": "rw"}, "f") == "c 136:* rw"
 
 
-def test_devices_on_v2_are_an_error_not_silence():
-    e = error(v2, {"devices": [{"allow": False, "access": "rwm"}]})
-    assert e.field == "linux.resources.devices"
-    assert "eBPF" in str(e)
+def test_devices_on_v2_are_one_device_filter_write():
+    """The eBPF program's rule list (tests/unit/cgroups/test_device_filter.py for the rest)."""
+    assert v2({"devices": [{"allow": False, "access": "rwm"},
+                           {"allow": True, "type": "c", "major": 1, "minor": 3}]}) == [
+        ("unified", "<eBPF device filter>", "deny a\nallow c 1:3 rwm")]
     assert v2({"devices": []}) == []
 
 

@@ -36,6 +36,15 @@ def test_devices_only_plan_loads_only_devices(version, available):
     assert loaded == {"devices"}
 
 
+def test_v2_devices_plan_loads_only_devices():
+    # the compiler and the bpf(2) seam are loaded when the filter is attached, not to plan it
+    loaded = loaded_after(
+        f"from {PACKAGE} import plan_writes\n"
+        "w = plan_writes({'devices': [{'allow': False, 'access': 'rwm'}]}, 'v2', set())\n"
+        "assert [tuple(x) for x in w] == [('unified', '<eBPF device filter>', 'deny a')], w")
+    assert loaded == {"devices"}
+
+
 def test_raw_v2_keys_do_not_load_the_v1_translations():
     loaded = loaded_after(
         f"from {PACKAGE} import plan_writes\n"

@@ -146,7 +146,8 @@ def test_features_mount_options_are_the_parsers_words():
 
 def test_features_annotations_and_json():
     f = features()
-    assert f["annotations"] == {"io.github.kago.version": kago.__version__}
+    assert f["annotations"] == {"io.github.kago.version": kago.__version__,
+                                "io.github.kago.cgroup.v2.devices": "ebpf"}
     assert json.loads(json.dumps(f)) == f
     f["hooks"].clear()
     assert len(features()["hooks"]) == 6

@@ -50,6 +50,8 @@ The Manager protocol (V1Manager, V2Manager and HybridManager implement it):
     to_record() -> dict     str/list values only; ``Manager.from_record(d)`` rebuilds it.
     apply(resources)        plan_writes() for this host, every write checked, then made in order;
                             -> the Write tuples made. Before add(): cpuset/rt must come first.
+                            v2 device rules are one Write (DEVICE_FILTER): an eBPF program
+                            attached to the cgroup2 directory (device_filter, devices_v2).
     update(resources)       apply() for a running container: devices left alone (as runc update),
                             memory.checkBeforeUpdate honoured.
     available() -> dict     {"v1": controllers, "unified": usable v2 controllers, "files": [...]}.

@@ -27,7 +27,7 @@ from kago.errors import CgroupError, SpecError
 
 from .common import read_text, write_text
 from .mountinfo import UNIFIED
-from .resources import OPTIONAL_FILES, controllers_needed, plan_writes
+from .resources import DEVICE_FILTER, OPTIONAL_FILES, controllers_needed, plan_writes
 
 # Where each optional file is looked for: the v1 controller whose directory holds it.
 _PROBE_IN = {"memory.memsw.limit_in_bytes": "memory", "blkio.weight": "blkio",
@@ -154,7 +154,7 @@ def target_dir(manager, write):
 
 
 def _check_file(d, write):
-    if os.path.exists(f"{d}/{write.filename}"):
+    if os.path.exists(d if write.filename == DEVICE_FILTER else f"{d}/{write.filename}"):
         return
     if not os.path.isdir(d):
         raise CgroupError(d, f"cannot apply {write.field}: the cgroup does not exist",
@@ -187,6 +187,9 @@ def _usage_file(manager):
 # --- writes -----------------------------------------------------------------------------------
 
 def _write(d, write, later=()):
+    if write.filename == DEVICE_FILTER:
+        _set_device_filter(d, write)
+        return
     path = f"{d}/{write.filename}"
     try:
         fd = os.open(path, os.O_WRONLY | os.O_CLOEXEC)
@@ -203,6 +206,16 @@ def _write(d, write, later=()):
                           e.errno)
         err.field = write.field
         raise err from e
+
+
+def _set_device_filter(d, write):
+    """The v2 device rules: an eBPF program attached to the cgroup (devices_v2)."""
+    from . import devices_v2
+    try:
+        devices_v2.set_filter(d, write.value)
+    except CgroupError as e:
+        e.field = write.field
+        raise
 
 
 # The usual reason behind a refusal, where the errno alone does not say it.

@@ -31,12 +31,15 @@ memory+swap, as v1 memsw).
 
 from kago.errors import SpecError
 
-__all__ = ["DEFAULT_FILES", "INT64", "OPTIONAL_FILES", "UINT64", "UNIFIED", "UNLIMITED", "Write",
+__all__ = ["DEFAULT_FILES", "DEVICE_FILTER", "INT64", "OPTIONAL_FILES", "UINT64", "UNIFIED",
+           "UNLIMITED", "Write",
            "blkio_to_io_weight", "controllers_needed", "device_rule", "io_to_blkio_weight",
            "memsw_order", "parse_size", "plan_writes", "resources_from_flags",
            "shares_to_weight", "swap_from_v2", "swap_to_v2", "weight_to_shares"]
 
 UNIFIED = "unified"
+# The v2 device filter's pseudo file name in a plan: an eBPF program, not a file (devices.py).
+DEVICE_FILTER = "<eBPF device filter>"
 INT64 = (-(1 << 63), (1 << 63) - 1)
 UINT64 = (0, (1 << 64) - 1)
 UNLIMITED = -1
@@ -197,7 +200,7 @@ class _Host:
         """"v1", "v2" or None (not available) for a setting of these controllers."""
         if self.version != "v2" and v1_controller in self.v1:
             return "v1"
-        if self.version != "v1" and v2_controller in self.v2:
+        if self.version != "v1" and (v2_controller == DEVICE_FILTER or v2_controller in self.v2):
             return "v2"
         return None
 
@@ -209,11 +212,12 @@ class _Host:
 
 # (spec section, v1 controller, v2 controller, planner module, v1 planner, v2 planner), in the
 # order runc's fs driver applies them: cpuset before anything joins, devices next, memory before
-# cpu. Planners are named, not imported: a section the spec does not set costs nothing. A planner
+# cpu. On v2, devices are an eBPF program (DEVICE_FILTER), which any cgroup2 directory takes.
+# Planners are named, not imported: a section the spec does not set costs nothing. A planner
 # takes (section, field, host) and returns (filename, value, field) tuples.
 _STEPS = (
     ("cpu", "cpuset", "cpuset", "cpu", "_cpuset", "_cpuset"),
-    ("devices", "devices", "devices", "devices", "_devices", "_no_devices_on_v2"),
+    ("devices", "devices", DEVICE_FILTER, "devices", "_devices", "_device_filter"),
     ("memory", "memory", "memory", "memory", "_memory_v1", "_memory_v2"),
     ("cpu", "cpu", "cpu", "cpu", "_cpu_v1", "_cpu_v2"),
     ("pids", "pids", "pids", "misc", "_pids", "_pids"),
@@ -272,7 +276,7 @@ def plan_writes(resources, version, available, current=None):
 
 def controllers_needed(writes):
     """The v2 controllers the ``unified`` writes need enabled (``cgroup.*`` is the core)."""
-    names = {w[1].split(".", 1)[0] for w in writes if w[0] == UNIFIED}
+    names = {w[1].split(".", 1)[0] for w in writes if w[0] == UNIFIED and w[1] != DEVICE_FILTER}
     names.discard("cgroup")
     return sorted(names)
 
