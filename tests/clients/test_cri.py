@@ -1,0 +1,353 @@
+"""containerd's CRI plugin running pods with kago-oci as a RuntimeClass handler, driven over
+gRPC the way the kubelet drives it.
+
+A private containerd (tests/clients/containerd_fixture.py) is configured the way a cluster
+node would be to offer kago::
+
+    [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.kago]
+      runtime_type = "io.containerd.runc.v2"
+    [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.kago.options]
+      BinaryName = "/path/to/kago-oci"
+
+and the test speaks runtime.v1 to its socket as the kubelet does: RunPodSandbox with
+``runtime_handler: kago`` (what a pod's ``runtimeClassName`` becomes), CreateContainer,
+StartContainer, ExecSync, ContainerStats, StopContainer, RemoveContainer, StopPodSandbox,
+RemovePodSandbox. The messages are the subset in cri_subset.proto (the CRI's own field
+numbers), compiled with grpcio-tools into a temporary directory when the module loads: no
+generated code to keep in step with the protobuf runtime, and the .proto stays readable.
+
+What this does not cover (docs/kubernetes.md): no kubelet, no CNI (pods use the node's
+network namespace, ``NamespaceOption.network = NODE``), no image pulls (the images are
+imported from OCI archives written here), no streaming Exec/Attach/PortForward.
+"""
+
+import importlib
+import json
+import os
+import shutil
+import sys
+import tempfile
+import time
+import uuid
+
+import pytest
+
+from conftest import KAGO_OCI, wait_for
+from containerd_fixture import DISABLED, Containerd, mount_tmpfs, unmount, write_oci_archive
+
+grpc = pytest.importorskip("grpc")
+protoc = pytest.importorskip("grpc_tools.protoc")
+
+pytestmark = [
+    pytest.mark.root,
+    pytest.mark.skipif(os.geteuid() != 0, reason="needs root and the real kernel"),
+    pytest.mark.skipif(shutil.which("containerd") is None
+                       or shutil.which("containerd-shim-runc-v2") is None,
+                       reason="containerd is not installed: apt-get install containerd"),
+]
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+IMAGE = "docker.io/kago/busybox:test"
+PAUSE = "docker.io/kago/pause:test"
+CRI = 'plugins."io.containerd.grpc.v1.cri"'
+CG = "/sys/fs/cgroup"
+K8S = "k8s.io"  # the containerd namespace the CRI plugin keeps its images and containers in
+
+
+def compile_proto(out):
+    """cri_subset.proto -> cri_subset_pb2(_grpc) modules, compiled into ``out``."""
+    code = protoc.main(["grpc_tools.protoc", f"-I{HERE}", f"--python_out={out}",
+                        f"--grpc_python_out={out}", "cri_subset.proto"])
+    assert code == 0, "grpc_tools.protoc could not compile cri_subset.proto"
+    sys.path.insert(0, out)
+    try:
+        return (importlib.import_module("cri_subset_pb2"),
+                importlib.import_module("cri_subset_pb2_grpc"))
+    finally:
+        sys.path.remove(out)
+
+
+class Cri:
+    """The runtime and image services on the private containerd's socket."""
+
+    def __init__(self, daemon, pb, pb_grpc, cgroup_parent, log_dir):
+        self.daemon = daemon
+        self.pb = pb
+        self.cgroup_parent = cgroup_parent
+        self.log_dir = log_dir
+        self.channel = grpc.insecure_channel(f"unix://{daemon.address}")
+        self.runtime = pb_grpc.RuntimeServiceStub(self.channel)
+        self.images = pb_grpc.ImageServiceStub(self.channel)
+
+    def __getattr__(self, name):  # cri.RunPodSandbox(req) -> the runtime service's call
+        call = getattr(self.runtime, name)
+        return lambda req, timeout=30: call(req, timeout=timeout)
+
+    def pod_config(self, name):
+        pb = self.pb
+        return pb.PodSandboxConfig(
+            metadata=pb.PodSandboxMetadata(name=name, uid=uuid.uuid4().hex, namespace="default"),
+            # no hostname: the kubelet sets none for a pod on the node's network (which has
+            # the node's UTS namespace too, and runc refuses a hostname without its own)
+            log_directory=self.log_dir,
+            labels={"app": name},
+            linux=pb.LinuxPodSandboxConfig(
+                cgroup_parent=self.cgroup_parent,
+                security_context=pb.LinuxSandboxSecurityContext(
+                    namespace_options=pb.NamespaceOption(network=pb.NODE))))
+
+    def run_pod(self, name):
+        config = self.pod_config(name)
+        resp = self.RunPodSandbox(self.pb.RunPodSandboxRequest(config=config,
+                                                               runtime_handler="kago"))
+        return resp.pod_sandbox_id, config
+
+    def remove_pod(self, pod_id):
+        self.StopPodSandbox(self.pb.StopPodSandboxRequest(pod_sandbox_id=pod_id))
+        self.RemovePodSandbox(self.pb.RemovePodSandboxRequest(pod_sandbox_id=pod_id))
+
+    def container_config(self, name, args, resources=None, security=None, log_path=""):
+        pb = self.pb
+        return pb.ContainerConfig(
+            metadata=pb.ContainerMetadata(name=name), image=pb.ImageSpec(image=IMAGE),
+            command=list(args[:1]), args=list(args[1:]),
+            envs=[pb.KeyValue(key="GREETING", value="hello")], log_path=log_path,
+            linux=pb.LinuxContainerConfig(resources=resources, security_context=security))
+
+    def create(self, pod_id, pod_config, config):
+        return self.CreateContainer(self.pb.CreateContainerRequest(
+            pod_sandbox_id=pod_id, config=config, sandbox_config=pod_config)).container_id
+
+    def status(self, cid):
+        return self.ContainerStatus(self.pb.ContainerStatusRequest(container_id=cid)).status
+
+    def exec_sync(self, cid, *cmd, timeout=10):
+        return self.ExecSync(self.pb.ExecSyncRequest(container_id=cid, cmd=list(cmd),
+                                                     timeout=timeout), timeout=timeout + 20)
+
+    def pods(self):
+        return list(self.ListPodSandbox(self.pb.ListPodSandboxRequest()).items)
+
+    def containers(self):
+        return list(self.ListContainers(self.pb.ListContainersRequest()).containers)
+
+    def kago_record(self, cid):
+        """kago-oci's state record for a task (the handler's Root is ours): proof it ran it."""
+        path = os.path.join(self.daemon.runc_root, K8S, cid, "state.json")
+        with open(path) as f:
+            return json.load(f)
+
+    def cgroup_file(self, controller, cid, name):
+        with open(f"{CG}/{controller}{self.cgroup_parent}/{cid}/{name}") as f:
+            return f.read().strip()
+
+
+def cri_config(base, sandbox_image):
+    return {
+        CRI: {"sandbox_image": sandbox_image, "disable_tcp_service": True,
+              "stream_server_address": "127.0.0.1", "stream_server_port": "0",
+              "enable_selinux": False, "disable_apparmor": True,
+              # this host's root lacks CAP_SYS_RESOURCE: no oom_score_adj below containerd's
+              "restrict_oom_score_adj": True, "stats_collect_period": 1},
+        f"{CRI}.containerd": {"snapshotter": "overlayfs", "default_runtime_name": "runc"},
+        # the node's default stays runc; pods ask for kago by their RuntimeClass
+        f"{CRI}.containerd.runtimes.runc": {"runtime_type": "io.containerd.runc.v2"},
+        f"{CRI}.containerd.runtimes.kago": {"runtime_type": "io.containerd.runc.v2"},
+        f"{CRI}.containerd.runtimes.kago.options": {
+            "BinaryName": KAGO_OCI, "Root": os.path.join(base, "runc")},
+        # no CNI: pods here use the node's network; private directories so nothing is made
+        # under /etc/cni or /opt/cni
+        f"{CRI}.cni": {"bin_dir": os.path.join(base, "cni/bin"),
+                       "conf_dir": os.path.join(base, "cni/net.d")},
+    }
+
+
+@pytest.fixture(scope="module")
+def cri():
+    base = tempfile.mkdtemp(prefix="kago-cri-")
+    mount_tmpfs(base)
+    parent = f"/kago-cri-{uuid.uuid4().hex[:8]}"
+    disabled = list(DISABLED)
+    d = Containerd(base, extra=cri_config(base, PAUSE), disabled=disabled,
+                   cgroup_parents=[parent])
+    client = None
+    try:
+        from kago.testing import busybox
+        rootfs = busybox.build_rootfs(os.path.join(base, "image-rootfs"))
+        images = [write_oci_archive(os.path.join(base, "busybox.tar"), rootfs, IMAGE, ["sh"]),
+                  write_oci_archive(os.path.join(base, "pause.tar"), rootfs, PAUSE,
+                                    ["sleep", "2147483647"])]
+        os.makedirs(os.path.join(base, "proto"))
+        pb, pb_grpc = compile_proto(os.path.join(base, "proto"))
+        os.makedirs(os.path.join(base, "logs"))
+        d.start()
+        for archive in images:
+            d.ctr("images", "import", archive, ns=K8S, check=True)
+        client = Cri(d, pb, pb_grpc, parent, os.path.join(base, "logs"))
+
+        def known(ref):
+            try:
+                return client.images.ImageStatus(
+                    pb.ImageStatusRequest(image=pb.ImageSpec(image=ref)), timeout=5).image.id
+            except grpc.RpcError:
+                return ""
+        assert wait_for(lambda: known(PAUSE) and known(IMAGE), timeout=10), d.log()[-3000:]
+        yield client
+    finally:
+        if client is not None:
+            for pod in client.pods():
+                try:
+                    client.remove_pod(pod.id)
+                except grpc.RpcError:
+                    pass
+            client.channel.close()
+        left = d.stop()
+        unmount(base)
+        os.rmdir(base)
+    assert not left, f"containerd left things behind: {left}"
+
+
+@pytest.fixture
+def pod(cri, request):
+    """A running pod sandbox (kago handler, node network); removed and checked after the test."""
+    name = f"pod-{uuid.uuid4().hex[:6]}"
+    pod_id, config = cri.run_pod(name)
+    yield pod_id, config
+    if any(p.id == pod_id for p in cri.pods()):
+        cri.remove_pod(pod_id)
+    assert not cri.pods() and not cri.containers()
+    cgroups = [d for d in cri.daemon.cgroup_dirs()
+               if os.path.basename(d) != cri.cgroup_parent.strip("/")]
+    assert not cgroups, f"cgroups left: {cgroups}"
+    assert not cri.daemon.shim_pids(), "a shim outlived its pod"
+    mounts = [m for m in cri.daemon.mounts() if m != cri.daemon.base]
+    assert not mounts, f"mounts left: {mounts}"
+
+
+def test_version_and_runtime_ready(cri):
+    version = cri.Version(cri.pb.VersionRequest())
+    assert version.runtime_name == "containerd" and version.runtime_api_version == "v1"
+    conditions = {c.type: c.status for c in cri.Status(cri.pb.StatusRequest()).status.conditions}
+    assert conditions["RuntimeReady"] is True
+    # NetworkReady is false: no CNI configuration, on purpose (pods use the node's network)
+
+
+def test_sandbox_runs_on_kago(cri, pod):
+    pod_id, _ = pod
+    status = cri.PodSandboxStatus(cri.pb.PodSandboxStatusRequest(pod_sandbox_id=pod_id)).status
+    assert status.state == cri.pb.SANDBOX_READY and status.runtime_handler == "kago"
+    record = cri.kago_record(pod_id)
+    assert "kago" in record and record["status"] == "running"
+    procs = cri.cgroup_file("memory", pod_id, "cgroup.procs").split()
+    assert str(record["pid"]) in procs
+    with open(f"/proc/{record['pid']}/cmdline", "rb") as f:
+        assert f.read().split(b"\0")[:2] == [b"sleep", b"2147483647"]
+
+
+def test_container_exec_stats_limits_stop_remove(cri, pod):
+    pb = cri.pb
+    pod_id, pod_config = pod
+    resources = pb.LinuxContainerResources(cpu_period=100000, cpu_quota=50000, cpu_shares=512,
+                                           memory_limit_in_bytes=64 << 20)
+    script = ("echo $GREETING from $$; trap 'echo stopping; exit 0' TERM; "
+              "while :; do sleep 0.1; done")
+    config = cri.container_config("main", ["sh", "-c", script], resources=resources,
+                                  log_path="main.log")
+    cid = cri.create(pod_id, pod_config, config)
+    assert cri.status(cid).state == pb.CONTAINER_CREATED
+    cri.StartContainer(pb.StartContainerRequest(container_id=cid))
+    assert cri.status(cid).state == pb.CONTAINER_RUNNING
+    assert "kago" in cri.kago_record(cid)
+
+    # ExecSync: output and exit code, in the container's namespaces and environment
+    res = cri.exec_sync(cid, "sh", "-c", "echo out $GREETING; echo err >&2; exit 3")
+    assert (res.exit_code, res.stdout, res.stderr) == (3, b"out hello\n", b"err\n")
+    # the pod's PID namespace (NamespaceOption.pid POD): PID 1 is the sandbox's process
+    res = cri.exec_sync(cid, "cat", "/proc/1/cmdline")
+    assert res.exit_code == 0 and res.stdout == b"sleep\x002147483647\x00", res
+
+    # LinuxContainerResources, as kago-oci wrote them into the container's cgroups
+    assert cri.cgroup_file("memory", cid, "memory.limit_in_bytes") == str(64 << 20)
+    assert cri.cgroup_file("cpu", cid, "cpu.cfs_quota_us") == "50000"
+    assert cri.cgroup_file("cpu", cid, "cpu.cfs_period_us") == "100000"
+    assert cri.cgroup_file("cpu", cid, "cpu.shares") == "512"
+    inside = cri.exec_sync(cid, "cat", "/proc/self/cgroup").stdout.decode()
+    assert f":memory:{cri.cgroup_parent}/{cid}\n" in inside
+
+    # ContainerStats: containerd reads the cgroup kago-oci made
+    def stats():
+        s = cri.ContainerStats(pb.ContainerStatsRequest(container_id=cid)).stats
+        return s if s.cpu.usage_core_nano_seconds.value and s.memory.working_set_bytes.value \
+            else None
+    s = wait_for(stats, timeout=5, interval=0.2)
+    assert s, cri.ContainerStats(pb.ContainerStatsRequest(container_id=cid))
+    assert s.attributes.id == cid and s.attributes.metadata.name == "main"
+
+    # the log the kubelet would read: CRI format, "<time> stdout F <line>"
+    log = os.path.join(cri.log_dir, "main.log")
+    assert wait_for(lambda: os.path.exists(log) and " stdout F hello from " in open(log).read())
+
+    cri.StopContainer(pb.StopContainerRequest(container_id=cid, timeout=5))
+    status = cri.status(cid)
+    assert status.state == pb.CONTAINER_EXITED and status.exit_code == 0, status
+    assert wait_for(lambda: " stdout F stopping" in open(log).read())
+    assert not os.path.exists(f"{CG}/memory{cri.cgroup_parent}/{cid}")
+    cri.RemoveContainer(pb.RemoveContainerRequest(container_id=cid))
+    assert [c.id for c in cri.containers()] == []
+    assert not os.path.exists(os.path.join(cri.daemon.runc_root, K8S, cid))
+
+    cri.StopPodSandbox(pb.StopPodSandboxRequest(pod_sandbox_id=pod_id))
+    status = cri.PodSandboxStatus(pb.PodSandboxStatusRequest(pod_sandbox_id=pod_id)).status
+    assert status.state == pb.SANDBOX_NOTREADY
+    cri.RemovePodSandbox(pb.RemovePodSandboxRequest(pod_sandbox_id=pod_id))
+    assert cri.pods() == []
+    assert not os.path.exists(os.path.join(cri.daemon.runc_root, K8S, pod_id))
+
+
+def test_stop_kills_a_container_that_ignores_sigterm(cri, pod):
+    pb = cri.pb
+    pod_id, pod_config = pod
+    config = cri.container_config("stubborn", ["sh", "-c", "trap '' TERM; while :; do sleep 0.1; done"])
+    cid = cri.create(pod_id, pod_config, config)
+    cri.StartContainer(pb.StartContainerRequest(container_id=cid))
+    started = time.monotonic()
+    cri.StopContainer(pb.StopContainerRequest(container_id=cid, timeout=1))
+    assert time.monotonic() - started >= 1
+    status = cri.status(cid)
+    assert status.state == pb.CONTAINER_EXITED and status.exit_code == 137, status
+    cri.RemoveContainer(pb.RemoveContainerRequest(container_id=cid))
+
+
+def test_oom_killed_reason(cri, pod):
+    pb = cri.pb
+    pod_id, pod_config = pod
+    config = cri.container_config(
+        "hog", ["sh", "-c", "x=0123456789; while :; do x=$x$x; done"],
+        resources=pb.LinuxContainerResources(memory_limit_in_bytes=32 << 20))
+    cid = cri.create(pod_id, pod_config, config)
+    cri.StartContainer(pb.StartContainerRequest(container_id=cid))
+    assert wait_for(lambda: cri.status(cid).state == pb.CONTAINER_EXITED, timeout=20)
+    status = cri.status(cid)
+    assert status.exit_code == 137 and status.reason == "OOMKilled", status
+    cri.RemoveContainer(pb.RemoveContainerRequest(container_id=cid))
+
+
+def test_runtime_default_seccomp_and_readonly_root(cri, pod):
+    """A container as a hardened pod spec asks for it: RuntimeDefault seccomp, read-only root,
+    dropped capabilities (the kubelet leaves no_new_privs false unless asked)."""
+    pb = cri.pb
+    pod_id, pod_config = pod
+    security = pb.LinuxContainerSecurityContext(
+        seccomp=pb.SecurityProfile(profile_type=pb.SecurityProfile.RuntimeDefault),
+        readonly_rootfs=True, capabilities=pb.Capability(drop_capabilities=["ALL"]))
+    config = cri.container_config("hardened", ["sleep", "60"], security=security)
+    cid = cri.create(pod_id, pod_config, config)
+    cri.StartContainer(pb.StartContainerRequest(container_id=cid))
+    res = cri.exec_sync(cid, "sh", "-c", "grep -E '^(Seccomp|CapEff):' /proc/self/status; "
+                        "touch /x 2>&1; exit 0")
+    assert res.exit_code == 0, res
+    out = res.stdout.decode()
+    assert "Seccomp:\t2" in out and "CapEff:\t0000000000000000" in out, out
+    assert "Read-only file system" in out, out
+    cri.StopContainer(pb.StopContainerRequest(container_id=cid, timeout=1))
+    cri.RemoveContainer(pb.RemoveContainerRequest(container_id=cid))
