@@ -177,6 +177,9 @@ class Containerd:
         os.makedirs(self.fifo_dir, exist_ok=True)
         with open(self.config_path, "w") as f:
             f.write(self.config_text)
+        for sock in (self.address, self.address + ".ttrpc"):  # a killed daemon's
+            if os.path.exists(sock):
+                os.unlink(sock)
         log = open(self.log_path, "ab")
         self.proc = subprocess.Popen([CONTAINERD, "--config", self.config_path],
                                      stdout=log, stderr=log, stdin=subprocess.DEVNULL)
@@ -262,7 +265,7 @@ class Containerd:
         if self.proc.poll() is None:
             try:
                 self.kill_tasks()
-            except subprocess.TimeoutExpired:
+            except (subprocess.TimeoutExpired, OSError):
                 pass
             self.proc.send_signal(signal.SIGTERM)
             try:

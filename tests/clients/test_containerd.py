@@ -290,3 +290,28 @@ def test_read_only_root(ctr):
     assert proc.stdout.count("Read-only file system") == 2, proc.stdout
     root_mount = proc.stdout.splitlines()[-1].split()
     assert root_mount[1] == "/" and "ro" in root_mount[3].split(",")
+
+
+def test_task_survives_a_daemon_restart(ctr):
+    """containerd killed outright: the shim keeps the task; a new daemon reconnects to it and
+    kills and deletes it through kago-oci as before."""
+    cid = new_id()
+    assert ctr.run(cid, "sh", "-c", "trap 'exit 0' TERM; while :; do sleep 0.1; done",
+                   flags=["-d"]).returncode == 0
+    try:
+        shims = ctr.daemon.shim_pids()
+        assert shims
+        ctr.daemon.proc.send_signal(signal.SIGKILL)
+        ctr.daemon.proc.wait(10)
+        assert ctr.daemon.shim_pids() == shims  # the shims outlive the daemon
+        ctr.daemon.start()
+        assert wait_for(lambda: ctr.task_status(cid) == "RUNNING", timeout=10)
+        proc = ctr("tasks", "exec", "--exec-id", "after", cid, "echo", "still here")
+        assert proc.returncode == 0 and proc.stdout == "still here\n", proc.stderr
+        assert ctr("tasks", "kill", cid).returncode == 0
+        assert wait_for(lambda: ctr.task_status(cid) == "STOPPED", timeout=10)
+        assert ctr("tasks", "delete", cid).returncode == 0
+    finally:
+        if ctr.daemon.proc.poll() is not None:
+            ctr.daemon.start()
+        ctr.remove(cid)

@@ -195,11 +195,11 @@ def cri():
         yield client
     finally:
         if client is not None:
-            for pod in client.pods():
-                try:
+            try:  # as the kubelet would; stop() below kills what this does not remove
+                for pod in client.pods():
                     client.remove_pod(pod.id)
-                except grpc.RpcError:
-                    pass
+            except grpc.RpcError:
+                pass
             client.channel.close()
         left = d.stop()
         unmount(base)
