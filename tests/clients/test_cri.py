@@ -208,13 +208,11 @@ def cri():
 
 
 @pytest.fixture
-def pod(cri, request):
-    """A running pod sandbox (kago handler, node network); removed and checked after the test."""
-    name = f"pod-{uuid.uuid4().hex[:6]}"
-    pod_id, config = cri.run_pod(name)
-    yield pod_id, config
-    if any(p.id == pod_id for p in cri.pods()):
-        cri.remove_pod(pod_id)
+def clean(cri):
+    """After the test: no pod, container, cgroup, shim or mount of it is left."""
+    yield
+    for p in cri.pods():
+        cri.remove_pod(p.id)
     assert not cri.pods() and not cri.containers()
     cgroups = [d for d in cri.daemon.cgroup_dirs()
                if os.path.basename(d) != cri.cgroup_parent.strip("/")]
@@ -222,6 +220,12 @@ def pod(cri, request):
     assert not cri.daemon.shim_pids(), "a shim outlived its pod"
     mounts = [m for m in cri.daemon.mounts() if m != cri.daemon.base]
     assert not mounts, f"mounts left: {mounts}"
+
+
+@pytest.fixture
+def pod(cri, clean):
+    """A running pod sandbox (kago handler, node network), removed by ``clean``."""
+    return cri.run_pod(f"pod-{uuid.uuid4().hex[:6]}")
 
 
 def test_version_and_runtime_ready(cri):
@@ -274,6 +278,17 @@ def test_container_exec_stats_limits_stop_remove(cri, pod):
     inside = cri.exec_sync(cid, "cat", "/proc/self/cgroup").stdout.decode()
     assert f":memory:{cri.cgroup_parent}/{cid}\n" in inside
 
+    # UpdateContainerResources (a resize): containerd hands the new resources to
+    # `kago-oci update --resources -`
+    cri.UpdateContainerResources(pb.UpdateContainerResourcesRequest(
+        container_id=cid, linux=pb.LinuxContainerResources(
+            cpu_period=100000, cpu_quota=150000, cpu_shares=256,
+            memory_limit_in_bytes=96 << 20)))
+    assert cri.cgroup_file("memory", cid, "memory.limit_in_bytes") == str(96 << 20)
+    assert cri.cgroup_file("cpu", cid, "cpu.cfs_quota_us") == "150000"
+    assert cri.cgroup_file("cpu", cid, "cpu.shares") == "256"
+    assert cri.exec_sync(cid, "true").exit_code == 0  # /dev/null etc. still allowed (devices)
+
     # ContainerStats: containerd reads the cgroup kago-oci made
     def stats():
         s = cri.ContainerStats(pb.ContainerStatsRequest(container_id=cid)).stats
@@ -307,7 +322,8 @@ def test_container_exec_stats_limits_stop_remove(cri, pod):
 def test_stop_kills_a_container_that_ignores_sigterm(cri, pod):
     pb = cri.pb
     pod_id, pod_config = pod
-    config = cri.container_config("stubborn", ["sh", "-c", "trap '' TERM; while :; do sleep 0.1; done"])
+    config = cri.container_config("stubborn",
+                                  ["sh", "-c", "trap '' TERM; while :; do sleep 0.1; done"])
     cid = cri.create(pod_id, pod_config, config)
     cri.StartContainer(pb.StartContainerRequest(container_id=cid))
     started = time.monotonic()
@@ -339,15 +355,49 @@ def test_runtime_default_seccomp_and_readonly_root(cri, pod):
     pod_id, pod_config = pod
     security = pb.LinuxContainerSecurityContext(
         seccomp=pb.SecurityProfile(profile_type=pb.SecurityProfile.RuntimeDefault),
-        readonly_rootfs=True, capabilities=pb.Capability(drop_capabilities=["ALL"]))
+        readonly_rootfs=True, capabilities=pb.Capability(drop_capabilities=["ALL"]),
+        run_as_user=pb.Int64Value(value=1000),
+        namespace_options=pb.NamespaceOption(network=pb.NODE, pid=pb.CONTAINER))
     config = cri.container_config("hardened", ["sleep", "60"], security=security)
     cid = cri.create(pod_id, pod_config, config)
     cri.StartContainer(pb.StartContainerRequest(container_id=cid))
-    res = cri.exec_sync(cid, "sh", "-c", "grep -E '^(Seccomp|CapEff):' /proc/self/status; "
+    res = cri.exec_sync(cid, "sh", "-c", "grep -E '^(Seccomp|CapEff|NoNewPrivs):' "
+                        "/proc/self/status; id -u; cat /proc/1/cmdline; echo; "
                         "touch /x 2>&1; exit 0")
     assert res.exit_code == 0, res
     out = res.stdout.decode()
     assert "Seccomp:\t2" in out and "CapEff:\t0000000000000000" in out, out
+    assert "NoNewPrivs:\t0" in out, out
+    assert "\n1000\n" in out, out  # runAsUser
+    assert "sleep\x0060" in out, out  # its own PID namespace (pid CONTAINER): PID 1 is sleep
     assert "Read-only file system" in out, out
     cri.StopContainer(pb.StopContainerRequest(container_id=cid, timeout=1))
     cri.RemoveContainer(pb.RemoveContainerRequest(container_id=cid))
+
+
+def test_privileged_container(cri, clean):
+    """A privileged container (as node agents and CNI daemon sets run): every capability the
+    host's root has, the host's devices, writable /sys."""
+    pb = cri.pb
+    config = cri.pod_config(f"priv-{uuid.uuid4().hex[:6]}")
+    config.linux.security_context.privileged = True  # a privileged container needs this
+    priv_id = cri.RunPodSandbox(pb.RunPodSandboxRequest(config=config,
+                                                        runtime_handler="kago")).pod_sandbox_id
+    try:
+        cconfig = cri.container_config(
+            "agent", ["sleep", "60"], security=pb.LinuxContainerSecurityContext(privileged=True))
+        cid = cri.create(priv_id, config, cconfig)
+        cri.StartContainer(pb.StartContainerRequest(container_id=cid))
+        res = cri.exec_sync(cid, "sh", "-c", "grep CapEff: /proc/self/status; "
+                            "grep ' /sys ' /proc/self/mounts; ls /dev | wc -l")
+        assert res.exit_code == 0, res
+        with open("/proc/self/status") as f:
+            host_caps = [line for line in f if line.startswith("CapEff:")][0].split()[1]
+        lines = res.stdout.decode().splitlines()
+        assert lines[0].split()[1] == host_caps, lines
+        assert lines[1].split()[3].startswith("rw"), lines
+        assert int(lines[2]) > 20, lines  # the host's devices, not the default six
+        cri.StopContainer(pb.StopContainerRequest(container_id=cid, timeout=1))
+        cri.RemoveContainer(pb.RemoveContainerRequest(container_id=cid))
+    finally:
+        cri.remove_pod(priv_id)
