@@ -161,6 +161,8 @@ def test_exec_logs_pause_resume_kill_delete(ctr, tmp_path):
         assert proc.stdout.startswith("in exec ") and proc.stdout.split()[-1] != "1"
         assert ctr("tasks", "exec", "--exec-id", "e2", cid, "cat", "/proc/1/cmdline").stdout \
             .startswith("sh\0-c\0")  # exec joins the task's PID namespace
+        proc = ctr("tasks", "exec", "--exec-id", "e3", "--user", "1000", cid, "id")
+        assert proc.stdout.startswith("uid=1000(user) gid=1000(user)"), proc.stderr
 
         assert ctr("tasks", "pause", cid).returncode == 0
         assert ctr.task_status(cid) == "PAUSED"
@@ -202,6 +204,19 @@ def test_kill_sigkill_a_task_that_ignores_term(ctr):
         ctr.remove(cid)
 
 
+def test_kill_all_reaches_every_process(ctr):
+    cid = new_id()
+    assert ctr.run(cid, "sh", "-c", "sleep 1000 & sleep 1000 & wait", flags=["-d"]).returncode == 0
+    try:
+        assert wait_for(lambda: len(ctr("tasks", "ps", cid).stdout.splitlines()) == 4)
+        pids = [int(line.split()[0]) for line in ctr("tasks", "ps", cid).stdout.splitlines()[1:]]
+        assert ctr("tasks", "kill", "--all", "-s", "SIGKILL", cid).returncode == 0
+        assert wait_for(lambda: ctr.task_status(cid) == "STOPPED", timeout=10)
+        assert wait_for(lambda: not any(os.path.exists(f"/proc/{p}") for p in pids))
+    finally:
+        ctr.remove(cid)
+
+
 def _run_on_pty(argv, timeout=30):
     """Run ``argv`` with a terminal as its stdio (as a person at a shell); (exit code, output)."""
     master, slave = pty.openpty()
@@ -230,14 +245,22 @@ def _run_on_pty(argv, timeout=30):
         os.close(master)
 
 
-def test_tty(ctr):
+def test_tty_run_and_exec(ctr):
     cid = new_id()
-    argv = ["ctr", "--address", ctr.daemon.address, "--namespace", ctr.ns,
-            *ctr.run_args(cid, "--rm", "-t"),
-            "sh", "-c", "tty; test -t 0 && test -t 1 && echo both-ttys; exit 4"]
-    code, out = _run_on_pty(argv)
+    base = ["ctr", "--address", ctr.daemon.address, "--namespace", ctr.ns]
+    code, out = _run_on_pty([*base, *ctr.run_args(cid, "--rm", "-t"), "sh", "-c",
+                             "tty; test -t 0 && test -t 1 && echo both-ttys; exit 4"])
     assert code == 4, out
     assert "/dev/pts/0" in out and "both-ttys" in out
+    # exec -t: kago-oci exec hands the shim a new terminal through its console socket
+    assert ctr.run(cid, "sleep", "60", flags=["-d"]).returncode == 0
+    try:
+        code, out = _run_on_pty([*base, "tasks", "exec", "-t", "--exec-id", "t", cid,
+                                 "sh", "-c", "tty; test -t 0 && echo a-tty; exit 6"])
+        assert code == 6, out
+        assert "/dev/pts/" in out and "a-tty" in out
+    finally:
+        ctr.remove(cid)
 
 
 def test_memory_and_cpu_limits_in_the_cgroup(ctr):
@@ -252,6 +275,8 @@ def test_memory_and_cpu_limits_in_the_cgroup(ctr):
         procs = ctr.cgroup_file("memory", cid, "cgroup.procs").split()
         pid = ctr("tasks", "ls").stdout.split(cid)[1].split()[0]
         assert pid in procs
+        metrics = ctr("tasks", "metrics", cid).stdout  # the shim reads kago-oci's cgroup
+        assert f"memory.limit_in_bytes    {64 << 20}" in metrics, metrics
         # an exec'd process lands in the task's cgroups too (ctr's spec mounts no cgroupfs)
         inside = ctr("tasks", "exec", "--exec-id", "m", cid, "cat", "/proc/self/cgroup")
         lines = inside.stdout.splitlines()
