@@ -51,6 +51,28 @@ IMAGE = "docker.io/kago/busybox:test"
 PAUSE = "docker.io/kago/pause:test"
 CRI = 'plugins."io.containerd.grpc.v1.cri"'
 CG = "/sys/fs/cgroup"
+LOOPBACK = "/usr/lib/cni/loopback"  # Debian's containernetworking-plugins
+# containerd wants an address on the pod's eth0: this plugin gives the pod's network
+# namespace (containerd's, never the host's) an eth0 with a TEST-NET-1 address: a bridge
+# without ports (the kernel here has no dummy driver), so the pod has a network of its own
+# that reaches nothing
+DUMMY_PLUGIN = r"""#!/bin/sh
+case "$CNI_COMMAND" in
+VERSION) echo '{"cniVersion":"0.4.0","supportedVersions":["0.3.1","0.4.0"]}' ;;
+ADD)
+    nsenter --net="$CNI_NETNS" ip link add "$CNI_IFNAME" type bridge || exit 1
+    nsenter --net="$CNI_NETNS" ip addr add 192.0.2.2/24 dev "$CNI_IFNAME" || exit 1
+    nsenter --net="$CNI_NETNS" ip link set "$CNI_IFNAME" up || exit 1
+    printf '{"cniVersion":"0.4.0","interfaces":[{"name":"%s","sandbox":"%s"}],' \
+        "$CNI_IFNAME" "$CNI_NETNS"
+    printf '"ips":[{"version":"4","address":"192.0.2.2/24","interface":0}]}\n' ;;
+DEL) [ -n "$CNI_NETNS" ] && nsenter --net="$CNI_NETNS" ip link del "$CNI_IFNAME" 2>/dev/null
+    exit 0 ;;
+*) exit 0 ;;
+esac
+"""
+POD_NETWORK = {"cniVersion": "0.4.0", "name": "kago-pods",
+               "plugins": [{"type": "kago-dummy"}]}
 # what the kubelet puts in every unprivileged container's security context (its
 # securitycontext defaults, docker's list): containerd 1.6 adds none of its own
 KUBELET_MASKED_PATHS = ["/proc/asound", "/proc/acpi", "/proc/kcore", "/proc/keys",
@@ -90,12 +112,22 @@ class Cri:
         call = getattr(self.runtime, name)
         return lambda req, timeout=30: call(req, timeout=timeout)
 
-    def pod_config(self, name):
+    def pod_config(self, name, network="node"):
+        """A pod on the node's network (no hostname: the kubelet sets none there, and runc
+        refuses one without a UTS namespace of the container's own), or with its own
+        network namespace (``network="pod"``: the loopback-only CNI network) and hostname."""
         pb = self.pb
+        if network == "pod":
+            return pb.PodSandboxConfig(
+                metadata=pb.PodSandboxMetadata(name=name, uid=uuid.uuid4().hex,
+                                               namespace="default"),
+                hostname=name, log_directory=self.log_dir, labels={"app": name},
+                linux=pb.LinuxPodSandboxConfig(
+                    cgroup_parent=self.cgroup_parent,
+                    security_context=pb.LinuxSandboxSecurityContext(
+                        namespace_options=pb.NamespaceOption(network=pb.POD))))
         return pb.PodSandboxConfig(
             metadata=pb.PodSandboxMetadata(name=name, uid=uuid.uuid4().hex, namespace="default"),
-            # no hostname: the kubelet sets none for a pod on the node's network (which has
-            # the node's UTS namespace too, and runc refuses a hostname without its own)
             log_directory=self.log_dir,
             labels={"app": name},
             linux=pb.LinuxPodSandboxConfig(
@@ -161,7 +193,8 @@ def cri_config(base, sandbox_image):
               "stream_server_address": "127.0.0.1", "stream_server_port": "0",
               "enable_selinux": False, "disable_apparmor": True,
               # this host's root lacks CAP_SYS_RESOURCE: no oom_score_adj below containerd's
-              "restrict_oom_score_adj": True, "stats_collect_period": 1},
+              "restrict_oom_score_adj": True, "stats_collect_period": 1,
+              "netns_mounts_under_state_dir": True},
         f"{CRI}.containerd": {"snapshotter": "overlayfs", "default_runtime_name": "runc"},
         # the node's default stays runc (the reference the parity test compares kago with);
         # pods ask for kago by their RuntimeClass
@@ -171,10 +204,11 @@ def cri_config(base, sandbox_image):
         f"{CRI}.containerd.runtimes.kago": {"runtime_type": "io.containerd.runc.v2"},
         f"{CRI}.containerd.runtimes.kago.options": {
             "BinaryName": KAGO_OCI, "Root": os.path.join(base, "runc")},
-        # no CNI: pods here use the node's network; private directories so nothing is made
-        # under /etc/cni or /opt/cni
+        # CNI: a private configuration and plugin directory (DUMMY_PLUGIN and Debian's
+        # loopback), nothing under /etc/cni or /opt/cni; network namespaces under the
+        # private state directory (netns_mounts_under_state_dir), not /var/run/netns
         f"{CRI}.cni": {"bin_dir": os.path.join(base, "cni/bin"),
-                       "conf_dir": os.path.join(base, "cni/net.d")},
+                       "conf_dir": os.path.join(base, "cni/net.d"), "max_conf_num": 1},
     }
 
 
@@ -196,6 +230,14 @@ def cri():
         os.makedirs(os.path.join(base, "proto"))
         pb, pb_grpc = compile_proto(os.path.join(base, "proto"))
         os.makedirs(os.path.join(base, "logs"))
+        os.makedirs(os.path.join(base, "cni/net.d"))
+        os.makedirs(os.path.join(base, "cni/bin"))
+        os.symlink(LOOPBACK, os.path.join(base, "cni/bin/loopback"))
+        with open(os.path.join(base, "cni/bin/kago-dummy"), "w") as f:
+            f.write(DUMMY_PLUGIN)
+        os.chmod(os.path.join(base, "cni/bin/kago-dummy"), 0o755)
+        with open(os.path.join(base, "cni/net.d/10-kago-pods.conflist"), "w") as f:
+            json.dump(POD_NETWORK, f)
         d.start()
         for archive in images:
             d.ctr("images", "import", archive, ns=K8S, check=True)
@@ -248,8 +290,39 @@ def test_version_and_runtime_ready(cri):
     version = cri.Version(cri.pb.VersionRequest())
     assert version.runtime_name == "containerd" and version.runtime_api_version == "v1"
     conditions = {c.type: c.status for c in cri.Status(cri.pb.StatusRequest()).status.conditions}
-    assert conditions["RuntimeReady"] is True
-    # NetworkReady is false: no CNI configuration, on purpose (pods use the node's network)
+    assert conditions == {"RuntimeReady": True, "NetworkReady": True}  # DUMMY_PLUGIN's
+
+
+def test_pod_with_its_own_network_uts_and_ipc_namespaces(cri, clean):
+    """A pod off the node's network: kago-oci runs the sandbox in new network, UTS and IPC
+    namespaces (the network one made by containerd, joined by path), and each container
+    joins the sandbox's."""
+    pb = cri.pb
+    config = cri.pod_config("web-0", network="pod")
+    pod_id = cri.RunPodSandbox(pb.RunPodSandboxRequest(config=config,
+                                                       runtime_handler="kago")).pod_sandbox_id
+    try:
+        sandbox_pid = cri.kago_record(pod_id)["pid"]
+        cid = cri.create(pod_id, config, cri.container_config("app", ["sleep", "60"]))
+        cri.StartContainer(pb.StartContainerRequest(container_id=cid))
+        pid = cri.kago_record(cid)["pid"]
+        for ns in ("net", "uts", "ipc"):
+            mine = os.readlink(f"/proc/{pid}/ns/{ns}")
+            assert mine == os.readlink(f"/proc/{sandbox_pid}/ns/{ns}"), ns
+            assert mine != os.readlink(f"/proc/self/ns/{ns}"), ns
+        for ns in ("pid", "mnt"):  # PID namespace per container unless the pod shares one
+            assert os.readlink(f"/proc/{pid}/ns/{ns}") != os.readlink(f"/proc/self/ns/{ns}")
+        res = cri.exec_sync(cid, "sh", "-c", "hostname; cat /etc/hostname; "
+                            "ip -o -4 addr show | sed -E 's/^[0-9]+: ([^ ]+) +inet ([^ ]+).*/\\1 \\2/'")
+        assert res.exit_code == 0, res
+        lines = res.stdout.decode().splitlines()
+        assert lines[:2] == ["web-0", "web-0"], lines
+        # DUMMY_PLUGIN's address, not the host's (whose interface is also called eth0)
+        assert sorted(lines[2:]) == ["eth0 192.0.2.2/24", "lo 127.0.0.1/8"], lines
+        cri.StopContainer(pb.StopContainerRequest(container_id=cid, timeout=1))
+        cri.RemoveContainer(pb.RemoveContainerRequest(container_id=cid))
+    finally:
+        cri.remove_pod(pod_id)
 
 
 def test_sandbox_runs_on_kago(cri, pod):
@@ -441,10 +514,10 @@ CGROUP_FILES = ["devices/devices.list", "memory/memory.limit_in_bytes", "cpu/cpu
                 "memory/memory.swappiness", "cpuset/cpuset.cpus", "freezer/freezer.state"]
 
 
-def _view(cri, handler, security, resources):
+def _view(cri, handler, security, resources, network):
     """The probe's output and the container's cgroup files, in a fresh pod of ``handler``."""
     pb = cri.pb
-    config = cri.pod_config(f"view-{handler}")
+    config = cri.pod_config("view", network=network)
     pod_id = cri.RunPodSandbox(pb.RunPodSandboxRequest(config=config,
                                                        runtime_handler=handler)).pod_sandbox_id
     try:
@@ -509,10 +582,11 @@ def _without_masked_files(view):
     return view
 
 
-@pytest.mark.parametrize("kind", ["default", "hardened"])
+@pytest.mark.parametrize("kind", ["default", "hardened", "pod-network"])
 def test_kago_gives_a_pod_container_the_same_view_as_runc(cri, clean, kind):
     pb = cri.pb
-    if kind == "default":
+    network = "pod" if kind == "pod-network" else "node"
+    if kind != "hardened":
         security, resources = None, None
     else:
         security = pb.LinuxContainerSecurityContext(
@@ -522,8 +596,8 @@ def test_kago_gives_a_pod_container_the_same_view_as_runc(cri, clean, kind):
         resources = pb.LinuxContainerResources(cpu_period=100000, cpu_quota=50000,
                                                cpu_shares=512, memory_limit_in_bytes=64 << 20,
                                                cpuset_cpus="0")
-    runc = _known_differences(_view(cri, "runc", security, resources))
-    kago = _known_differences(_view(cri, "kago", security, resources))
+    runc = _known_differences(_view(cri, "runc", security, resources, network))
+    kago = _known_differences(_view(cri, "kago", security, resources, network))
     assert [line.split()[1] for line in _masked_files(kago)] == \
         [line.split()[1] for line in _masked_files(runc)]
     runc, kago = _without_masked_files(runc), _without_masked_files(kago)  # see below
