@@ -253,5 +253,12 @@ def check_host(plan):
             raise SpecError(f"{op.field}.source", f"bind source {op.source} "
                             f"for {op.destination}: {os.strerror(errno.ENOENT).lower()}")
     for kind, _flag, path in plan.namespaces:
-        if path and not os.path.exists(path):
-            raise SpecError("linux.namespaces", f"{kind} namespace path {path} does not exist")
+        if path:
+            try:
+                os.stat(path)
+            except OSError as e:  # EACCES is not "does not exist": a /proc/1/ns of a guarded init
+                if e.errno == errno.ENOENT:
+                    raise SpecError("linux.namespaces",
+                                    f"{kind} namespace path {path} does not exist") from None
+                raise SpecError("linux.namespaces", f"{kind} namespace path {path}: "
+                                f"{os.strerror(e.errno).lower()}") from None
