@@ -312,8 +312,8 @@ def test_pod_with_its_own_network_uts_and_ipc_namespaces(cri, clean):
             assert mine != os.readlink(f"/proc/self/ns/{ns}"), ns
         for ns in ("pid", "mnt"):  # PID namespace per container unless the pod shares one
             assert os.readlink(f"/proc/{pid}/ns/{ns}") != os.readlink(f"/proc/self/ns/{ns}")
-        res = cri.exec_sync(cid, "sh", "-c", "hostname; cat /etc/hostname; "
-                            "ip -o -4 addr show | sed -E 's/^[0-9]+: ([^ ]+) +inet ([^ ]+).*/\\1 \\2/'")
+        res = cri.exec_sync(cid, "sh", "-c", "hostname; cat /etc/hostname; ip -o -4 addr show"
+                            " | sed -E 's/^[0-9]+: ([^ ]+) +inet ([^ ]+).*/\\1 \\2/'")
         assert res.exit_code == 0, res
         lines = res.stdout.decode().splitlines()
         assert lines[:2] == ["web-0", "web-0"], lines
