@@ -287,24 +287,42 @@ def test_memory_and_cpu_limits_in_the_cgroup(ctr):
         ctr.remove(cid)
 
 
+def _read_until(fd, done, timeout=10):
+    """Read ``fd`` until ``done(what was read)`` (bounded); return what was read."""
+    out = b""
+    deadline = time.monotonic() + timeout
+    while not done(out) and time.monotonic() < deadline:
+        if select.select([fd], [], [], 0.1)[0]:
+            chunk = os.read(fd, 65536)
+            if not chunk:
+                break
+            out += chunk
+    return out
+
+
 def test_oom_kill_exits_137_with_an_oom_event(ctr):
     cid = new_id()
     events = subprocess.Popen(["ctr", "--address", ctr.daemon.address, "--namespace", ctr.ns,
-                               "events"], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
-                              text=True)
+                               "events"], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
     try:
-        time.sleep(0.2)  # subscribed before the task starts
+        # subscribed once an event of our own comes through
+        marker = new_id()
+        ctr("containers", "create", IMAGE, marker, "true", check=True)
+        ctr("containers", "delete", marker, check=True)
+        seen = _read_until(events.stdout.fileno(), lambda out: marker.encode() in out)
+        assert marker.encode() in seen
         proc = ctr.run(cid, "sh", "-c", "x=0123456789; while :; do x=$x$x; done",
                        flags=["--rm", "--memory-limit", str(32 << 20)])
         assert proc.returncode == 137, proc.stderr
-        time.sleep(0.2)
+        deleted = f'/containers/delete {{"id":"{cid}"}}'.encode()
+        out = _read_until(events.stdout.fileno(), lambda out: deleted in out).decode()
     finally:
         events.send_signal(signal.SIGTERM)
-        out, _ = events.communicate(timeout=10)
+        events.communicate(timeout=10)
     lines = [line for line in out.splitlines() if f'"{cid}"' in line]
     assert any("/tasks/oom" in line for line in lines), out
     exit_lines = [line for line in lines if "/tasks/exit" in line]
-    assert exit_lines and '"exit_status":137' in exit_lines[0]
+    assert exit_lines and '"exit_status":137' in exit_lines[0], out
 
 
 def test_read_only_root(ctr):
