@@ -246,17 +246,20 @@ def _run_on_pty(argv, timeout=30):
 
 
 def test_tty_run_and_exec(ctr):
+    # each command lingers after its output: ctr stops copying a terminal's output once it
+    # has the exit status, so output written just before a fast exit can be lost (rarely,
+    # under load; ctr's race, with runc as well)
     cid = new_id()
     base = ["ctr", "--address", ctr.daemon.address, "--namespace", ctr.ns]
     code, out = _run_on_pty([*base, *ctr.run_args(cid, "--rm", "-t"), "sh", "-c",
-                             "tty; test -t 0 && test -t 1 && echo both-ttys; exit 4"])
+                             "tty; test -t 0 && test -t 1 && echo both-ttys; sleep 0.2; exit 4"])
     assert code == 4, out
     assert "/dev/pts/0" in out and "both-ttys" in out
     # exec -t: kago-oci exec hands the shim a new terminal through its console socket
     assert ctr.run(cid, "sleep", "60", flags=["-d"]).returncode == 0
     try:
         code, out = _run_on_pty([*base, "tasks", "exec", "-t", "--exec-id", "t", cid,
-                                 "sh", "-c", "tty; test -t 0 && echo a-tty; exit 6"])
+                                 "sh", "-c", "tty; test -t 0 && echo a-tty; sleep 0.2; exit 6"])
         assert code == 6, out
         assert "/dev/pts/" in out and "a-tty" in out
     finally:
