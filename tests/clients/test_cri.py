@@ -337,6 +337,31 @@ def test_sandbox_runs_on_kago(cri, pod):
         assert f.read().split(b"\0")[:2] == [b"sleep", b"2147483647"]
 
 
+@pytest.mark.parametrize("handler", [
+    "runc",
+    pytest.param("kago", marks=pytest.mark.xfail(strict=True, reason=(
+        "kago-oci masks before pivot_root, binding the host's /dev/null (devtmpfs: its size "
+        "and inode count show in the container's mounts); runc binds the container's own "
+        "/dev/null after it. Fix in linux/mounts.py mask() / process/steps.py"))),
+])
+def test_a_masked_file_is_the_containers_own_dev_null(cri, clean, handler):
+    pb = cri.pb
+    config = cri.pod_config(f"mask-{handler}")
+    pod_id = cri.RunPodSandbox(pb.RunPodSandboxRequest(config=config,
+                                                       runtime_handler=handler)).pod_sandbox_id
+    try:
+        cid = cri.create(pod_id, config, cri.container_config("m", ["sleep", "60"]))
+        cri.StartContainer(pb.StartContainerRequest(container_id=cid))
+        res = cri.exec_sync(cid, "stat", "-c", "%d %t:%T %n", "/proc/keys", "/dev/null")
+        keys, null = res.stdout.decode().splitlines()
+        assert keys.split()[1] == null.split()[1] == "1:3"  # both are the null device
+        assert keys.split()[0] == null.split()[0], (keys, null)  # on the same filesystem
+        cri.StopContainer(pb.StopContainerRequest(container_id=cid, timeout=1))
+        cri.RemoveContainer(pb.RemoveContainerRequest(container_id=cid))
+    finally:
+        cri.remove_pod(pod_id)
+
+
 def test_container_exec_stats_limits_stop_remove(cri, pod):
     pb = cri.pb
     pod_id, pod_config = pod
@@ -604,28 +629,3 @@ def test_kago_gives_a_pod_container_the_same_view_as_runc(cri, clean, kind):
     assert runc.keys() == kago.keys()
     for section in runc:
         assert kago[section] == runc[section], f"{section} differs from runc's"
-
-
-@pytest.mark.parametrize("handler", [
-    "runc",
-    pytest.param("kago", marks=pytest.mark.xfail(strict=True, reason=(
-        "kago-oci masks before pivot_root, binding the host's /dev/null (devtmpfs: its size "
-        "and inode count show in the container's mounts); runc binds the container's own "
-        "/dev/null after it. Fix in linux/mounts.py mask() / process/steps.py"))),
-])
-def test_a_masked_file_is_the_containers_own_dev_null(cri, clean, handler):
-    pb = cri.pb
-    config = cri.pod_config(f"mask-{handler}")
-    pod_id = cri.RunPodSandbox(pb.RunPodSandboxRequest(config=config,
-                                                       runtime_handler=handler)).pod_sandbox_id
-    try:
-        cid = cri.create(pod_id, config, cri.container_config("m", ["sleep", "60"]))
-        cri.StartContainer(pb.StartContainerRequest(container_id=cid))
-        res = cri.exec_sync(cid, "stat", "-c", "%d %t:%T %n", "/proc/keys", "/dev/null")
-        keys, null = res.stdout.decode().splitlines()
-        assert keys.split()[1] == null.split()[1] == "1:3"  # both are the null device
-        assert keys.split()[0] == null.split()[0], (keys, null)  # on the same filesystem
-        cri.StopContainer(pb.StopContainerRequest(container_id=cid, timeout=1))
-        cri.RemoveContainer(pb.RemoveContainerRequest(container_id=cid))
-    finally:
-        cri.remove_pod(pod_id)
