@@ -12,13 +12,15 @@ node would be to offer kago::
 and the test speaks runtime.v1 to its socket as the kubelet does: RunPodSandbox with
 ``runtime_handler: kago`` (what a pod's ``runtimeClassName`` becomes), CreateContainer,
 StartContainer, ExecSync, ContainerStats, StopContainer, RemoveContainer, StopPodSandbox,
-RemovePodSandbox. The messages are the subset in cri_subset.proto (the CRI's own field
-numbers), compiled with grpcio-tools into a temporary directory when the module loads: no
-generated code to keep in step with the protobuf runtime, and the .proto stays readable.
+RemovePodSandbox, UpdateContainerResources. The messages are the subset in cri_subset.proto
+(the CRI's own field numbers), compiled with grpcio-tools into the fixture's temporary
+directory: no generated code to keep in step with the protobuf runtime, and the .proto stays
+readable. The node's default handler is runc, the reference that the parity tests compare
+kago-oci with.
 
-What this does not cover (docs/kubernetes.md): no kubelet, no CNI (pods use the node's
-network namespace, ``NamespaceOption.network = NODE``), no image pulls (the images are
-imported from OCI archives written here), no streaming Exec/Attach/PortForward.
+What this does not cover (docs/kubernetes.md): no kubelet, no real pod network (pods use the
+node's network, or their own with an eth0 that reaches nothing), no image pulls (the images
+are imported from OCI archives written here), no streaming Exec/Attach/PortForward.
 """
 
 import importlib
@@ -115,7 +117,7 @@ class Cri:
     def pod_config(self, name, network="node"):
         """A pod on the node's network (no hostname: the kubelet sets none there, and runc
         refuses one without a UTS namespace of the container's own), or with its own
-        network namespace (``network="pod"``: the loopback-only CNI network) and hostname."""
+        network namespace (``network="pod"``: DUMMY_PLUGIN's network) and hostname."""
         pb = self.pb
         if network == "pod":
             return pb.PodSandboxConfig(
