@@ -124,6 +124,11 @@ def _cmdline(pid):
         return []
 
 
+def argv_of(pid):
+    """A process's argv, read from /proc (empty once it is gone)."""
+    return [a.decode() for a in _cmdline(pid)[:-1]]
+
+
 def _alive(pid):
     try:
         with open(f"/proc/{pid}/stat") as f:

@@ -26,7 +26,7 @@ import uuid
 import pytest
 
 from conftest import KAGO_OCI, wait_for
-from containerd_fixture import Containerd, mount_tmpfs, unmount, write_oci_archive
+from containerd_fixture import Containerd, argv_of, mount_tmpfs, unmount, write_oci_archive
 
 pytestmark = [
     pytest.mark.root,
@@ -142,8 +142,8 @@ def test_kago_oci_is_the_runtime(ctr):
             record = json.load(f)
         assert "kago" in record and record["id"] == cid
         pid = int(ctr("tasks", "ls").stdout.split(cid)[1].split()[0])
-        with open(f"/proc/{pid}/cmdline", "rb") as f:
-            assert f.read().split(b"\0")[0] == b"sleep"
+        # `start` returns once the process is released, maybe before its execve is through
+        assert wait_for(lambda: argv_of(pid) == ["sleep", "60"]), argv_of(pid)
     finally:
         ctr.remove(cid)
 

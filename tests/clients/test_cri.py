@@ -27,6 +27,7 @@ import importlib
 import json
 import os
 import shutil
+import subprocess
 import sys
 import tempfile
 import time
@@ -35,7 +36,8 @@ import uuid
 import pytest
 
 from conftest import KAGO_OCI, wait_for
-from containerd_fixture import DISABLED, Containerd, mount_tmpfs, unmount, write_oci_archive
+from containerd_fixture import (DISABLED, Containerd, argv_of, mount_tmpfs, unmount,
+                                write_oci_archive)
 
 grpc = pytest.importorskip("grpc")
 protoc = pytest.importorskip("grpc_tools.protoc")
@@ -147,7 +149,8 @@ class Cri:
         self.StopPodSandbox(self.pb.StopPodSandboxRequest(pod_sandbox_id=pod_id))
         self.RemovePodSandbox(self.pb.RemovePodSandboxRequest(pod_sandbox_id=pod_id))
 
-    def container_config(self, name, args, resources=None, security=None, log_path=""):
+    def container_config(self, name, args, resources=None, security=None, log_path="",
+                         mounts=()):
         """A container config as the kubelet sends it: an unprivileged container gets the
         kubelet's masked and read-only /proc and /sys paths (ProcMount Default)."""
         pb = self.pb
@@ -159,6 +162,7 @@ class Cri:
             metadata=pb.ContainerMetadata(name=name), image=pb.ImageSpec(image=IMAGE),
             command=list(args[:1]), args=list(args[1:]),
             envs=[pb.KeyValue(key="GREETING", value="hello")], log_path=log_path,
+            mounts=list(mounts),
             linux=pb.LinuxContainerConfig(resources=resources, security_context=security))
 
     def create(self, pod_id, pod_config, config):
@@ -232,6 +236,10 @@ def cri():
         os.makedirs(os.path.join(base, "proto"))
         pb, pb_grpc = compile_proto(os.path.join(base, "proto"))
         os.makedirs(os.path.join(base, "logs"))
+        # a shared mount for volumes with host-to-container propagation (containerd refuses
+        # those on a private mount)
+        mount_tmpfs(os.path.join(base, "propagated"), size="16m")
+        subprocess.run(["mount", "--make-shared", os.path.join(base, "propagated")], check=True)
         os.makedirs(os.path.join(base, "cni/net.d"))
         os.makedirs(os.path.join(base, "cni/bin"))
         os.symlink(LOOPBACK, os.path.join(base, "cni/bin/loopback"))
@@ -278,7 +286,8 @@ def clean(cri):
                if os.path.basename(d) != cri.cgroup_parent.strip("/")]
     assert not cgroups, f"cgroups left: {cgroups}"
     assert not cri.daemon.shim_pids(), "a shim outlived its pod"
-    mounts = [m for m in cri.daemon.mounts() if m != cri.daemon.base]
+    ours = (cri.daemon.base, os.path.join(cri.daemon.base, "propagated"))
+    mounts = [m for m in cri.daemon.mounts() if m not in ours]
     assert not mounts, f"mounts left: {mounts}"
 
 
@@ -335,8 +344,10 @@ def test_sandbox_runs_on_kago(cri, pod):
     assert "kago" in record and record["status"] == "running"
     procs = cri.cgroup_file("memory", pod_id, "cgroup.procs").split()
     assert str(record["pid"]) in procs
-    with open(f"/proc/{record['pid']}/cmdline", "rb") as f:
-        assert f.read().split(b"\0")[:2] == [b"sleep", b"2147483647"]
+    # `start` returns once the process is released, maybe before its execve is through
+    # (runc's too): its argv is the image's command once it is
+    assert wait_for(lambda: argv_of(record["pid"]) == ["sleep", "2147483647"]), \
+        argv_of(record["pid"])
 
 
 @pytest.mark.parametrize("handler", [
@@ -478,7 +489,10 @@ def test_runtime_default_seccomp_and_readonly_root(cri, pod):
     cid = cri.create(pod_id, pod_config, config)
     cri.StartContainer(pb.StartContainerRequest(container_id=cid))
     res = cri.exec_sync(cid, "sh", "-c", "grep -E '^(Seccomp|CapEff|NoNewPrivs):' "
-                        "/proc/self/status; id -u; cat /proc/1/cmdline; echo; "
+                        "/proc/self/status; id -u; "
+                        # PID 1 may still be before its execve (start does not wait for it)
+                        "for i in $(seq 100); do grep -q sleep /proc/1/cmdline && break; "
+                        "sleep 0.05; done; cat /proc/1/cmdline; echo; "
                         "touch /x 2>&1; exit 0")
     assert res.exit_code == 0, res
     out = res.stdout.decode()
@@ -535,21 +549,25 @@ echo '## ns'; ls -l /proc/self/ns | sed -nE 's/.* ([a-z_]+) -> .*/\1/p'
 echo '## etc'; ls -ln /etc | sed -E 's/ [A-Z][a-z]{2} +[0-9]+ +[0-9:]+ / /'
 cat /etc/hosts /etc/resolv.conf /etc/hostname
 echo '## fds'; ls /proc/self/fd
+echo '## volumes'; ls -lnR /data /etc/config /shared 2>&1 | sed -E 's/ [A-Z][a-z]{2} +[0-9]+ +[0-9:]+ / /'
+cat /etc/config/app.conf /dev/termination-log 2>&1; touch /etc/config/x /data/x 2>&1
+echo '## sysctl'; cat /proc/sys/net/ipv4/ip_unprivileged_port_start /proc/sys/kernel/shm_rmid_forced
 """
 CGROUP_FILES = ["devices/devices.list", "memory/memory.limit_in_bytes", "cpu/cpu.shares",
                 "cpu/cpu.cfs_quota_us", "cpu/cpu.cfs_period_us", "pids/pids.max",
                 "memory/memory.swappiness", "cpuset/cpuset.cpus", "freezer/freezer.state"]
 
 
-def _view(cri, handler, security, resources, network):
+def _view(cri, handler, security, resources, network, mounts=(), sysctls=None):
     """The probe's output and the container's cgroup files, in a fresh pod of ``handler``."""
     pb = cri.pb
     config = cri.pod_config("view", network=network)
+    config.linux.sysctls.update(sysctls or {})
     pod_id = cri.RunPodSandbox(pb.RunPodSandboxRequest(config=config,
                                                        runtime_handler=handler)).pod_sandbox_id
     try:
         cid = cri.create(pod_id, config, cri.container_config(
-            "probe", ["sleep", "60"], security=security, resources=resources))
+            "probe", ["sleep", "60"], security=security, resources=resources, mounts=mounts))
         cri.StartContainer(pb.StartContainerRequest(container_id=cid))
         res = cri.exec_sync(cid, "sh", "-c", PROBE)
         view = {}
@@ -609,11 +627,45 @@ def _without_masked_files(view):
     return view
 
 
-@pytest.mark.parametrize("kind", ["default", "hardened", "pod-network"])
+def _kubelet_volumes(cri, handler):
+    """The mounts a kubelet gives a pod's container, each a bind from the node: a writable
+    volume (emptyDir), a read-only one (a configMap), the termination-log file into /dev,
+    the pod's /etc/hosts file; one volume with host-to-container propagation."""
+    pb = cri.pb
+    top = os.path.join(cri.daemon.base, "volumes", handler)
+    shared = os.path.join(cri.daemon.base, "propagated", handler)
+    for d in (f"{top}/data", f"{top}/config", shared):
+        os.makedirs(d, exist_ok=True)
+    with open(os.path.join(top, "config", "app.conf"), "w") as f:
+        f.write("answer=42\n")
+    with open(os.path.join(top, "termination-log"), "w"):
+        pass
+    with open(os.path.join(top, "hosts"), "w") as f:
+        f.write("127.0.0.1\tlocalhost\n192.0.2.2\tview\n")
+    return [
+        pb.Mount(container_path="/data", host_path=f"{top}/data"),
+        pb.Mount(container_path="/etc/config", host_path=f"{top}/config", readonly=True),
+        pb.Mount(container_path="/dev/termination-log", host_path=f"{top}/termination-log"),
+        pb.Mount(container_path="/etc/hosts", host_path=f"{top}/hosts"),
+        pb.Mount(container_path="/shared", host_path=shared,
+                 propagation=pb.PROPAGATION_HOST_TO_CONTAINER),
+    ]
+
+
+@pytest.mark.parametrize("kind", ["default", "hardened", "pod-network", "kubelet-volumes"])
 def test_kago_gives_a_pod_container_the_same_view_as_runc(cri, clean, kind):
     pb = cri.pb
-    network = "pod" if kind == "pod-network" else "node"
-    if kind != "hardened":
+    network = "node" if kind in ("default", "hardened") else "pod"
+    mounts = {}
+    sysctls = None
+    if kind == "kubelet-volumes":
+        mounts = {h: _kubelet_volumes(cri, h) for h in ("runc", "kago")}
+        sysctls = {"net.ipv4.ip_unprivileged_port_start": "80", "kernel.shm_rmid_forced": "1"}
+        security = pb.LinuxContainerSecurityContext(
+            run_as_user=pb.Int64Value(value=1000), run_as_group=pb.Int64Value(value=1000),
+            supplemental_groups=[100, 5])
+        resources = None
+    elif kind != "hardened":
         security, resources = None, None
     else:
         security = pb.LinuxContainerSecurityContext(
@@ -623,8 +675,13 @@ def test_kago_gives_a_pod_container_the_same_view_as_runc(cri, clean, kind):
         resources = pb.LinuxContainerResources(cpu_period=100000, cpu_quota=50000,
                                                cpu_shares=512, memory_limit_in_bytes=64 << 20,
                                                cpuset_cpus="0")
-    runc = _known_differences(_view(cri, "runc", security, resources, network))
-    kago = _known_differences(_view(cri, "kago", security, resources, network))
+    runc = _known_differences(_view(cri, "runc", security, resources, network,
+                                    mounts.get("runc", ()), sysctls))
+    kago = _known_differences(_view(cri, "kago", security, resources, network,
+                                    mounts.get("kago", ()), sysctls))
+    for view in (runc, kago):  # each handler's volumes are its own directory on the node
+        view["mounts"] = [line.replace("/runc", "/H").replace("/kago", "/H")
+                          for line in view["mounts"]]
     assert [line.split()[1] for line in _masked_files(kago)] == \
         [line.split()[1] for line in _masked_files(runc)]
     runc, kago = _without_masked_files(runc), _without_masked_files(kago)  # see below
