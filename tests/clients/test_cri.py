@@ -537,19 +537,19 @@ def test_privileged_container(cri, clean):
 # the node's network the UTS namespace is the node's). Timestamps, inode numbers and
 # snapshot numbers are cut; the container's own ID is replaced by CID.
 PROBE = r"""
+notime() { sed -E 's/ [A-Z][a-z]{2} +[0-9]+ +[0-9:]+ / /'; }
 echo '## status'; grep -E '^(Uid|Gid|Groups|Cap|Seccomp|NoNewPrivs|Umask)' /proc/self/status
 echo '## limits'; cat /proc/self/limits
 echo '## oom'; cat /proc/self/oom_score_adj
 echo '## cgroup'; cat /proc/self/cgroup
 echo '## mounts'; sed -E 's/snapshots\/[0-9]+/S/g; s/[0-9a-f]{64}/ID/g' /proc/self/mounts
-echo '## dev'; ls -lnR /dev | sed -E 's/ [A-Z][a-z]{2} +[0-9]+ +[0-9:]+ / /'
+echo '## dev'; ls -lnR /dev | notime
 echo '## env'; env | sort
 echo '## process'; pwd; hostname; umask
 echo '## ns'; ls -l /proc/self/ns | sed -nE 's/.* ([a-z_]+) -> .*/\1/p'
-echo '## etc'; ls -ln /etc | sed -E 's/ [A-Z][a-z]{2} +[0-9]+ +[0-9:]+ / /'
-cat /etc/hosts /etc/resolv.conf /etc/hostname
+echo '## etc'; ls -ln /etc | notime; cat /etc/hosts /etc/resolv.conf /etc/hostname
 echo '## fds'; ls /proc/self/fd
-echo '## volumes'; ls -lnR /data /etc/config /shared 2>&1 | sed -E 's/ [A-Z][a-z]{2} +[0-9]+ +[0-9:]+ / /'
+echo '## volumes'; ls -lnR /data /etc/config /shared 2>&1 | notime
 cat /etc/config/app.conf /dev/termination-log 2>&1; touch /etc/config/x /data/x 2>&1
 echo '## sysctl'; cat /proc/sys/net/ipv4/ip_unprivileged_port_start /proc/sys/kernel/shm_rmid_forced
 """
