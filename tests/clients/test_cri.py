@@ -685,6 +685,9 @@ def test_kago_gives_a_pod_container_the_same_view_as_runc(cri, clean, kind):
     assert [line.split()[1] for line in _masked_files(kago)] == \
         [line.split()[1] for line in _masked_files(runc)]
     runc, kago = _without_masked_files(runc), _without_masked_files(kago)  # see below
+    for view in (runc, kago):  # the probe ran to its end, in both
+        assert all(view.get(k) for k in ("status", "limits", "mounts", "dev", "env", "ns",
+                                         "sysctl")), view
     assert runc.keys() == kago.keys()
     for section in runc:
         assert kago[section] == runc[section], f"{section} differs from runc's"
