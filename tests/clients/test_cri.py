@@ -461,6 +461,24 @@ def test_stop_kills_a_container_that_ignores_sigterm(cri, pod):
     cri.RemoveContainer(pb.RemoveContainerRequest(container_id=cid))
 
 
+def test_tty_container_logs_its_terminal(cri, pod):
+    """``tty: true`` (a pod's ``tty``/``stdin``): the shim takes the terminal from kago-oci
+    through the console socket and logs what is written to it."""
+    pb = cri.pb
+    pod_id, pod_config = pod
+    config = cri.container_config("term", ["sh", "-c", "tty; test -t 1 && echo on-a-tty; "
+                                           "sleep 60"], log_path="term.log")
+    config.tty = config.stdin = True
+    cid = cri.create(pod_id, pod_config, config)
+    cri.StartContainer(pb.StartContainerRequest(container_id=cid))
+    log = os.path.join(cri.log_dir, "term.log")
+    assert wait_for(lambda: os.path.exists(log) and "on-a-tty" in open(log).read()), \
+        open(log).read() if os.path.exists(log) else "no log"
+    assert " stdout F /dev/pts/0" in open(log).read()
+    cri.StopContainer(pb.StopContainerRequest(container_id=cid, timeout=1))
+    cri.RemoveContainer(pb.RemoveContainerRequest(container_id=cid))
+
+
 def test_oom_killed_reason(cri, pod):
     pb = cri.pb
     pod_id, pod_config = pod
