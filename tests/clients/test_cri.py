@@ -651,6 +651,10 @@ def _kubelet_volumes(cri, handler):
     the pod's /etc/hosts file; one volume with host-to-container propagation."""
     pb = cri.pb
     top = os.path.join(cri.daemon.base, "volumes", handler)
+    # shared again: a runtime that runs a spec without a mount namespace on this host turns
+    # the host's mounts private (rslave of nothing); seen while other suites ran
+    subprocess.run(["mount", "--make-shared", os.path.join(cri.daemon.base, "propagated")],
+                   check=True)
     shared = os.path.join(cri.daemon.base, "propagated", handler)
     for d in (f"{top}/data", f"{top}/config", shared):
         os.makedirs(d, exist_ok=True)
