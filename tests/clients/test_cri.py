@@ -651,8 +651,9 @@ def _kubelet_volumes(cri, handler):
     the pod's /etc/hosts file; one volume with host-to-container propagation."""
     pb = cri.pb
     top = os.path.join(cri.daemon.base, "volumes", handler)
-    # shared again: a runtime that runs a spec without a mount namespace on this host turns
-    # the host's mounts private (rslave of nothing); seen while other suites ran
+    # shared again, right before use: every mount of the host was seen turned private
+    # while other suites ran beside this one (an rslave/rprivate of "/" outside a new
+    # mount namespace does that)
     subprocess.run(["mount", "--make-shared", os.path.join(cri.daemon.base, "propagated")],
                    check=True)
     shared = os.path.join(cri.daemon.base, "propagated", handler)
