@@ -13,6 +13,11 @@ process still in the cgroups our containers got, then those cgroups (deepest fir
 mounts under ``base`` (deepest first). ``leftovers()`` reports what is still there, for the
 tests to assert on.
 
+One thing containerd 1.6 puts outside ``base`` whatever its config says: each shim's ttrpc
+socket, ``/run/containerd/s/<sha256 of address/namespace/id>`` (a constant in its shim
+package). ``stop()`` removes the sockets of its shims that are left (a shim killed by SIGKILL
+leaves its socket) and the directories it had to create for them.
+
 ``write_oci_archive`` writes an OCI image layout tar (image-spec ``image-layout.md``) with one
 uncompressed layer, so ``ctr images import`` can load it without any registry.
 """
@@ -22,10 +27,12 @@ import io
 import json
 import os
 import signal
+import socket
 import subprocess
 import tarfile
 import time
 
+SOCKET_ROOT = "/run/containerd"  # containerd 1.6's shim socket directory is SOCKET_ROOT/s
 CONTAINERD = "/usr/bin/containerd"
 CTR = "/usr/bin/ctr"
 SHIM = "containerd-shim-runc-v2"
@@ -129,6 +136,24 @@ def argv_of(pid):
     return [a.decode() for a in _cmdline(pid)[:-1]]
 
 
+def _listdir(path):
+    try:
+        return os.listdir(path)
+    except FileNotFoundError:
+        return []
+
+
+def _socket_answers(path):
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        sock.connect(path)
+        return True
+    except OSError:
+        return False
+    finally:
+        sock.close()
+
+
 def _alive(pid):
     try:
         with open(f"/proc/{pid}/stat") as f:
@@ -178,6 +203,9 @@ class Containerd:
     # -- life
 
     def start(self, timeout=15):
+        if self.proc is None:  # what of SOCKET_ROOT was there before the first start
+            self._had = {d for d in (SOCKET_ROOT, f"{SOCKET_ROOT}/s") if os.path.isdir(d)}
+            self._sockets_before = set(_listdir(f"{SOCKET_ROOT}/s"))
         os.makedirs(self.runc_root, exist_ok=True)
         os.makedirs(self.fifo_dir, exist_ok=True)
         with open(self.config_path, "w") as f:
@@ -249,6 +277,9 @@ class Containerd:
             left.append(f"containerd pid {self.proc.pid}")
         left += [f"cgroup {d}" for d in self.cgroup_dirs()]
         left += [f"mount {m}" for m in self.mounts() if include_base_mount or m != self.base]
+        left += [f"shim socket {p}" for p in self.shim_sockets()]
+        left += [f"directory {d}" for d in (f"{SOCKET_ROOT}/s", SOCKET_ROOT)
+                 if os.path.isdir(d) and d not in getattr(self, "_had", {d})]
         return left
 
     # -- teardown
@@ -292,7 +323,27 @@ class Containerd:
         for m in sorted(self.mounts(), key=lambda m: m.count("/"), reverse=True):
             if m != self.base:
                 subprocess.run(["umount", "-l", m], check=False)
+        self._remove_shim_sockets()
         return self.leftovers()
+
+    def shim_sockets(self):
+        """Sockets in SOCKET_ROOT/s made since this daemon first started."""
+        return [f"{SOCKET_ROOT}/s/{n}" for n in _listdir(f"{SOCKET_ROOT}/s")
+                if n not in getattr(self, "_sockets_before", ())]
+
+    def _remove_shim_sockets(self):
+        for path in self.shim_sockets():
+            if not _socket_answers(path):  # a dead shim's (ours: its shims are gone by now)
+                try:
+                    os.unlink(path)
+                except FileNotFoundError:
+                    pass
+        for d in (f"{SOCKET_ROOT}/s", SOCKET_ROOT):
+            if d not in getattr(self, "_had", {d}):
+                try:
+                    os.rmdir(d)
+                except OSError:  # not empty: someone else's too
+                    pass
 
     @staticmethod
     def _empty_cgroup(d):

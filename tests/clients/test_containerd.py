@@ -64,8 +64,8 @@ class Ctr:
         before a fast exit was lost now and then under load (about 1 in 100 exits with
         kago-oci, none seen in 450 with runc: ctr's race or a timing kago-oci makes more likely)."""
         script = '"$@"; status=$?; sleep 0.1; exit $status'
-        return self("tasks", "exec", "--exec-id", exec_id, *flags, cid,
-                    "sh", "-c", script, "sh", *cmd)
+        return self("tasks", "exec", "--exec-id", exec_id, "--fifo-dir", self.daemon.fifo_dir,
+                    *flags, cid, "sh", "-c", script, "sh", *cmd)
 
     def cgroup(self, cid):
         return f"/{self.ns}/{cid}"
@@ -267,7 +267,8 @@ def test_tty_run_and_exec(ctr):
     # exec -t: kago-oci exec hands the shim a new terminal through its console socket
     assert ctr.run(cid, "sleep", "60", flags=["-d"]).returncode == 0
     try:
-        code, out = _run_on_pty([*base, "tasks", "exec", "-t", "--exec-id", "t", cid,
+        code, out = _run_on_pty([*base, "tasks", "exec", "-t", "--exec-id", "t",
+                                 "--fifo-dir", ctr.daemon.fifo_dir, cid,
                                  "sh", "-c", "tty; test -t 0 && echo a-tty; sleep 0.2; exit 6"])
         assert code == 6, out
         assert "/dev/pts/" in out and "a-tty" in out
