@@ -714,3 +714,28 @@ def test_kago_gives_a_pod_container_the_same_view_as_runc(cri, clean, kind):
     assert runc.keys() == kago.keys()
     for section in runc:
         assert kago[section] == runc[section], f"{section} differs from runc's"
+
+
+@pytest.mark.parametrize("handler", ["runc", "kago"])
+def test_a_command_that_cannot_start(cri, clean, handler):
+    """The kubelet shows StartContainer's error as the container's StartError message: the
+    runtime's wording reaches it, and the container is left exited, not running."""
+    pb = cri.pb
+    config = cri.pod_config(f"nostart-{handler}")
+    pod_id = cri.RunPodSandbox(pb.RunPodSandboxRequest(config=config,
+                                                       runtime_handler=handler)).pod_sandbox_id
+    try:
+        cid = cri.create(pod_id, config, cri.container_config("bad", ["/nonexistent"]))
+        with pytest.raises(grpc.RpcError) as info:
+            cri.StartContainer(pb.StartContainerRequest(container_id=cid))
+        status = cri.status(cid)
+        assert status.state == pb.CONTAINER_EXITED and status.reason == "StartError", status
+        # runc: '... runc create failed: unable to start container process: exec:
+        # "/nonexistent": stat /nonexistent: no such file or directory'; kago-oci: '... create
+        # failed: exec: "/nonexistent": stat /nonexistent: no such file or directory'
+        assert 'exec: "/nonexistent": stat /nonexistent: no such file or directory' \
+            in status.message, status.message
+        assert status.message in info.value.details()
+        cri.RemoveContainer(pb.RemoveContainerRequest(container_id=cid))
+    finally:
+        cri.remove_pod(pod_id)
