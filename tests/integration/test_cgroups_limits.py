@@ -140,8 +140,8 @@ ALL_READ_BACK = [  # (controller, file, value the kernel shows)
     ("memory", "memory.memsw.limit_in_bytes", str(96 << 20)),
     ("memory", "memory.soft_limit_in_bytes", str(32 << 20)),
     ("memory", "memory.swappiness", "10"),
-    # kernelTCP is ignored, as by runc: the file keeps the kernel's "unlimited"
-    ("memory", "memory.kmem.tcp.limit_in_bytes", "9223372036854771712"),
+    # kernelTCP is written where the kernel has TCP accounting, as crun does
+    ("memory", "memory.kmem.tcp.limit_in_bytes", str(16 << 20)),
     ("memory", "memory.use_hierarchy", "1"),
     ("cpu", "cpu.shares", "512"), ("cpu", "cpu.cfs_quota_us", "20000"),
     ("cpu", "cpu.cfs_period_us", "100000"), ("cpu", "cpu.cfs_burst_us", "1000"),

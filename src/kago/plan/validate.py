@@ -375,14 +375,15 @@ def check_seccomp(sec, field: str = "linux.seccomp") -> list:
 # ---------------------------------------------------------------- resources
 
 # runc's words: cgroup v2 has no kernel memory limit and v1's is deprecated; runc and crun
-# accept the fields and ignore them (linux.cgroups never writes them)
+# accept memory.kernel and ignore it (linux.cgroups never writes it; kernelTCP is written
+# where a v1 host has the file, as crun does: see linux/cgroups/resources/memory.py)
 KERNEL_MEMORY_IGNORED = "kernel memory settings are ignored and will be removed"
 
 
 def kernel_memory_warning(memory, field="linux.resources.memory", set_if=lambda v: v is not None):
-    """The warning for ``memory.kernel``/``kernelTCP``, or None. runc warns at create when
-    either is present, at ``update`` when either is not 0 (``set_if``)."""
-    if isinstance(memory, dict) and any(set_if(memory.get(k)) for k in ("kernel", "kernelTCP")):
+    """The warning for ``memory.kernel``, or None. runc warns at create when it is present,
+    at ``update`` when it is not 0 (``set_if``)."""
+    if isinstance(memory, dict) and set_if(memory.get("kernel")):
         return f"{field}: {KERNEL_MEMORY_IGNORED}"
     return None
 

@@ -238,12 +238,28 @@ def test_bad_memory_values_name_the_field(memory, field):
 @pytest.mark.parametrize("plan", [v1, v2, hybrid])
 def test_kernel_memory_is_ignored_on_every_layout(plan):
     """As runc and crun: cgroup v2 has no kernel memory limit and v1's is deprecated, so
-    kernel and kernelTCP are never written (the runtime warns); the rest still is."""
-    for memory in ({"kernel": 8 * M}, {"kernelTCP": 8 * M}, {"kernel": -1, "kernelTCP": 0}):
+    memory.kernel is never written (the runtime warns); the rest still is."""
+    for memory in ({"kernel": 8 * M}, {"kernel": -1, "kernelTCP": 0}):
         assert plan({"memory": memory}) == []
         writes = plan({"memory": dict(memory, limit=64 * M)})
         assert [w[1] for w in writes if "kmem" in w[1]] == []
         assert any(w[1] in ("memory.limit_in_bytes", "memory.max") for w in writes)
+
+
+TCP = "memory.kmem.tcp.limit_in_bytes"
+
+
+def test_kernel_tcp_is_written_where_v1_has_the_file():
+    """crun's behaviour (runc 1.1 drops it): the kernel still enforces it on v1."""
+    with_tcp = {"v1": V1_ALL, "files": V1_FILES | {TCP}}
+    assert v1({"memory": {"kernelTCP": 8 * M}}, available=with_tcp) == \
+        [("memory", TCP, str(8 * M))]
+    assert v1({"memory": {"kernelTCP": -1}}, available=with_tcp) == [("memory", TCP, "-1")]
+    assert v1({"memory": {"kernelTCP": 8 * M}}) == []  # a kernel without TCP accounting
+    hybrid_tcp = dict(HYBRID, files=HYBRID["files"] | {TCP})
+    assert hybrid({"memory": {"kernelTCP": 8 * M}}, available=hybrid_tcp) == \
+        [("memory", TCP, str(8 * M))]
+    assert v2({"memory": {"kernelTCP": 8 * M}}) == []
 
 
 # --- pids -------------------------------------------------------------------------------------

@@ -88,8 +88,10 @@ def test_kernel_memory_is_accepted_with_runcs_warning():
     warning = ("linux.resources.memory: kernel memory settings are ignored and will be "
                "removed")
     assert validate(cfg) == [warning]
-    cfg["linux"]["resources"]["memory"] = {"kernelTCP": 0}  # present: runc warns at create
+    cfg["linux"]["resources"]["memory"] = {"kernel": 0}  # present: runc warns at create
     assert validate(cfg) == [warning]
+    cfg["linux"]["resources"]["memory"] = {"kernelTCP": 1 << 20}  # written on v1, as crun
+    assert validate(cfg) == []
     cfg["linux"]["resources"]["memory"] = {"limit": 1 << 26}
     assert validate(cfg) == []
 

@@ -6,10 +6,13 @@ Rules, from the kernel docs as runc applies them:
   moment, so raising writes memsw first and lowering writes the limit first; -1 is unlimited.
 - Documentation/admin-guide/cgroup-v2.rst: memory.max/low/swap.max "max"; v2 swap.max = swap -
   limit (the spec's swap is memory+swap, as v1 memsw: swap_to_v2).
-- kernel and kernelTCP (memory.kmem.*) are checked and never written, on any layout: cgroup v2
-  has no kernel memory limit, v1's is deprecated (linux 6.x accepts memory.kmem.limit_in_bytes
-  and ignores it) and the runtime spec deprecates both. runc and crun ignore them too, with a
-  warning, which is the caller's (``plan.validate.check_resources``, ``runtime.resources``).
+- kernel (memory.kmem.limit_in_bytes) is checked and never written, on any layout: cgroup v2
+  has no kernel memory limit, v1's is deprecated (linux 6.x accepts the file and ignores it)
+  and the runtime spec deprecates it. runc and crun ignore it too, with runc's warning, which is
+  the caller's (``plan.validate.check_resources``, ``runtime.resources``).
+- kernelTCP is written to memory.kmem.tcp.limit_in_bytes on a v1 host that has the file, as
+  crun does (the kernel still enforces it there; runc 1.1 drops it); elsewhere (v2, or a v1
+  kernel without TCP accounting) it is checked and not written, as by both.
 """
 
 from kago.errors import SpecError
@@ -31,6 +34,10 @@ def _memory_v1(memory, field, host):
     limit, swap = _limit_and_swap(memory, field)
     out = memsw_order(limit, swap, host, field + ".limit", field + ".swap")
     out += _simple(memory, field, _MEMORY_V1)
+    tcp = memory.get("kernelTCP")
+    if tcp is not None and _limit(tcp, field + ".kernelTCP") \
+            and host.has("memory.kmem.tcp.limit_in_bytes"):
+        out.append(("memory.kmem.tcp.limit_in_bytes", _v1_limit(tcp), field + ".kernelTCP"))
     return out
 
 
@@ -74,7 +81,7 @@ def _swappiness(value, field):
 
 
 def _ignored(value, field):
-    """kernel, kernelTCP: a value of the right type, then nothing (see the top)."""
+    """kernel (and kernelTCP where it has no file): a value of the right type, then nothing."""
     _limit(value, field)
     return None
 
