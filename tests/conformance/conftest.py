@@ -20,5 +20,5 @@ def pytest_terminal_summary(terminalreporter):
         write(f"  passed under kago-oci only on a second run: {', '.join(totals['second_run'])}")
     if "crun" in totals["runtimes"]:
         write(f"  assertions crun passes and kago-oci does not: {totals['behind_crun']} "
-              "(not failures)")
+              "(each a failure)")
     write(f"  per-assertion results: {totals['records']} (regressions.txt beside it)")

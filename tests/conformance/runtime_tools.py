@@ -252,7 +252,11 @@ class Workspace:
         token = uuid.uuid4().hex
         env = dict(os.environ, RUNTIME=self.wrappers[runtime], TMPDIR=self.tmp,
                    **{MARKER: token})
-        argv = [os.path.join(PROGRAMS_DIR, program + ".t")]
+        # each program in a mount namespace of its own, a slave of the host's: runc given a
+        # spec without a mount namespace makes "/" rslave and mounts into the bundle, and
+        # none of that may reach the host's mount table (it dies with the namespace)
+        argv = ["unshare", "--mount", "--propagation", "slave",
+                os.path.join(PROGRAMS_DIR, program + ".t")]
         start = time.monotonic()
         proc = subprocess.Popen(argv, cwd=self.work, env=env, stdout=subprocess.PIPE,
                                 stderr=subprocess.PIPE, stdin=subprocess.DEVNULL,

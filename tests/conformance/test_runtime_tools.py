@@ -3,9 +3,8 @@
 One test per validation program (runtime_tools.py says how they are run). Each program runs
 under runc, then under kago-oci, on this host; the test fails on every assertion that runc
 passes and kago-oci does not, so the suite calibrates itself to what the host allows (hugetlb,
-blkio, AppArmor, SELinux labels...). crun runs too, as a third column that fails nothing
-(what crun passes and kago-oci does not is counted in the summary), unless it is not installed
-or ``KAGO_TEST_CRUN=0``. Every assertion of every runtime is written to ``results.jsonl`` (and
+blkio, AppArmor, SELinux labels...). crun runs too, as a third reference held to the same rule,
+unless it is not installed or ``KAGO_TEST_CRUN=0``. Every assertion of every runtime is written to ``results.jsonl`` (and
 the raw TAP to ``tap/``) in the test's tmp dir; the totals print at the end of the run.
 """
 
@@ -83,10 +82,37 @@ def suite(workdir, rootfs_cache, tmp_path_factory):
     return Suite(ws, records, runtimes)
 
 
+def _propagation():
+    """{mount point: its propagation fields} of the host's mount table, as mountinfo says."""
+    with open("/proc/self/mountinfo") as f:
+        return {(line.split()[4], line.split()[0]): " ".join(
+            field for field in line.split(" - ")[0].split()[6:]) for line in f}
+
+
+@pytest.fixture(scope="module", autouse=True)
+def host_mount_table_unchanged():
+    """No program, under any runtime, changes the propagation of a host mount (runc given a
+    spec without a mount namespace makes "/" rslave where it runs)."""
+    before = _propagation()
+    yield
+    after = _propagation()
+    changed = {m: (before[m], after[m]) for m in before if m in after and before[m] != after[m]}
+    assert not changed, f"host mounts whose propagation changed: {changed}"
+
+
+def lost_assertions(runs):
+    """What runc or crun (when it runs) passes and kago-oci does not."""
+    lost = rt.regressions(runs["runc"], runs["kago-oci"])
+    if "crun" in runs:
+        seen = {key for key, _outcome, _detail in lost}
+        lost += [r for r in rt.regressions(runs["crun"], runs["kago-oci"]) if r[0] not in seen]
+    return lost
+
+
 @pytest.mark.parametrize("program", PROGRAMS or ["(not built)"])
 def test_validation_program(suite, program):
     runs = {runtime: suite.ws.run(program, runtime, TIMEOUT) for runtime in suite.runtimes}
-    lost = rt.regressions(runs["runc"], runs["kago-oci"])
+    lost = lost_assertions(runs)
     left = [r.stderr for r in runs.values() if "left behind:" in r.stderr]
     if lost:
         # Some programs race their own containers (a trap and `sleep 10 &`; `true` exiting
@@ -95,7 +121,7 @@ def test_validation_program(suite, program):
         # counted in the summary when it passes.
         suite.keep_first(runs["kago-oci"])
         runs["kago-oci"] = suite.ws.run(program, "kago-oci", TIMEOUT)
-        lost = rt.regressions(runs["runc"], runs["kago-oci"])
+        lost = lost_assertions(runs)
         if not lost:
             rt.TOTALS["second_run"].append(program)
     suite.record(runs, lost)
@@ -104,7 +130,7 @@ def test_validation_program(suite, program):
                       for key, outcome, detail in lost[:30])
     more = f"\n  ... and {len(lost) - 30} more" if len(lost) > 30 else ""
     assert not lost, (
-        f"{program}: {len(lost)} assertion(s) runc passes and kago-oci does not "
+        f"{program}: {len(lost)} assertion(s) runc or crun passes and kago-oci does not "
         f"(kago-oci exit {kago.returncode}, {kago.seconds:.1f} s; stderr: "
         f"{kago.stderr.strip()[-300:]!r}):\n{shown}{more}")
     left += [r.stderr for r in runs.values() if "left behind:" in r.stderr]

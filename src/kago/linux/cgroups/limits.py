@@ -31,7 +31,8 @@ from .resources import DEVICE_FILTER, OPTIONAL_FILES, controllers_needed, plan_w
 
 # Where each optional file is looked for: the v1 controller whose directory holds it.
 _PROBE_IN = {"memory.memsw.limit_in_bytes": "memory", "blkio.weight": "blkio",
-             "blkio.bfq.weight": "blkio", "io.bfq.weight": UNIFIED, "memory.swap.max": UNIFIED}
+             "blkio.bfq.weight": "blkio", "io.bfq.weight": UNIFIED, "memory.swap.max": UNIFIED,
+             "memory.kmem.tcp.limit_in_bytes": "memory"}
 
 
 def apply(manager, resources, updating=False):

@@ -46,7 +46,7 @@ UNLIMITED = -1
 
 # Files whose presence changes what is written; assumed for a plain host when not probed.
 OPTIONAL_FILES = ("memory.memsw.limit_in_bytes", "blkio.weight", "blkio.bfq.weight",
-                  "io.bfq.weight", "memory.swap.max")
+                  "io.bfq.weight", "memory.swap.max", "memory.kmem.tcp.limit_in_bytes")
 DEFAULT_FILES = frozenset(("memory.memsw.limit_in_bytes", "blkio.weight", "memory.swap.max"))
 
 
