@@ -95,21 +95,8 @@ def blkio_weight_file():
 @functools.cache
 def lsms():
     """The LSMs this kernel runs, from securityfs or the modules' own traces."""
-    found = set()
-    try:
-        with open("/sys/kernel/security/lsm") as f:
-            found.update(f.read().strip().split(","))
-    except OSError:
-        pass
-    try:
-        with open("/sys/module/apparmor/parameters/enabled") as f:
-            if f.read().strip() == "Y":
-                found.add("apparmor")
-    except OSError:
-        pass
-    if os.path.exists("/sys/fs/selinux/enforce"):
-        found.add("selinux")
-    return frozenset(found - {""})
+    from kago.host.facts import enabled_lsms
+    return frozenset(enabled_lsms())
 
 
 def missing_cgroup_files(pairs):

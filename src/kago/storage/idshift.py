@@ -110,15 +110,8 @@ def idmapped_clone(path, userns_fd, recursive=False):
     Used as an overlay lower layer through /proc/self/fd/N (overlayfs keeps its own private
     clone, so the fd may be closed once the overlay is mounted), or attached with move_mount.
     """
-    flags = C.OPEN_TREE_CLONE | C.OPEN_TREE_CLOEXEC | (C.AT_RECURSIVE if recursive else 0)
-    fd = libc.open_tree(C.AT_FDCWD, path, flags)
-    try:
-        libc.mount_setattr(fd, "", C.AT_EMPTY_PATH | (C.AT_RECURSIVE if recursive else 0),
-                           C.MOUNT_ATTR_IDMAP, userns_fd=userns_fd, shown=path)
-    except BaseException:
-        os.close(fd)
-        raise
-    return fd
+    return linux_idmap.idmapped_tree(path, userns_fd, recursive_bind=recursive,
+                                     recursive_idmap=recursive)
 
 
 def attach(fd, target):
