@@ -3,6 +3,7 @@ rootfs, checked to be the null device), never the host's; a directory an empty r
 a /dev without a null device fails before anything is mounted (runc 1.3.3 and later)."""
 
 import os
+import stat
 
 import pytest
 
@@ -23,7 +24,7 @@ def root(tmp_path):
 
 def mknull(path, rdev=os.makedev(1, 3)):
     try:
-        os.mknod(path, 0o666 | 0o020000, rdev)
+        os.mknod(path, 0o666 | stat.S_IFCHR, rdev)
     except PermissionError:
         pytest.skip("mknod needs CAP_MKNOD")
 
@@ -81,9 +82,9 @@ def test_no_dev_null_fails_clearly_and_mounts_nothing(root, recorded):
     assert recorded == []
 
 
-def test_a_dangling_dev_null_symlink_to_the_host_is_not_followed_out(root, recorded):
+def test_a_dev_null_symlink_to_the_hosts_path_never_reaches_the_host(root, recorded):
     top, fd = root
-    os.symlink("/dev/null", top / "dev" / "null")  # a loop inside the root: not the host's
+    os.symlink("/dev/null", top / "dev" / "null")  # in the root: a loop (ELOOP), not the host's
     with pytest.raises(MountError, match="/dev/null"):
         mounts.mask_paths(fd, ["/proc/keys"])
     assert recorded == []
