@@ -350,13 +350,7 @@ def test_sandbox_runs_on_kago(cri, pod):
         argv_of(record["pid"])
 
 
-@pytest.mark.parametrize("handler", [
-    "runc",
-    pytest.param("kago", marks=pytest.mark.xfail(strict=True, reason=(
-        "kago-oci masks before pivot_root, binding the host's /dev/null (devtmpfs: its size "
-        "and inode count show in the container's mounts); runc binds the container's own "
-        "/dev/null after it. Fix in linux/mounts.py mask() / process/steps.py"))),
-])
+@pytest.mark.parametrize("handler", ["runc", "kago"])
 def test_a_masked_file_is_the_containers_own_dev_null(cri, clean, handler):
     pb = cri.pb
     config = cri.pod_config(f"mask-{handler}")

@@ -440,6 +440,99 @@ def test_masked_path_missing_is_ignored(oci, make_bundle):
     assert out == "fine\n"
 
 
+RUNC = "/usr/sbin/runc"
+MASKS = "grep -E ' /(proc/keys|proc/acpi|dev|dev/null) ' /proc/self/mountinfo; " \
+        "echo size=$(wc -c < /proc/keys) entries=$(ls -A /proc/acpi | wc -l); " \
+        "touch /proc/acpi/x 2>/dev/null || echo acpi-ro"
+
+
+def runc_run(tmp_path, bundle):
+    """``runc run`` of ``bundle`` with a private state root; the container is deleted after."""
+    if not os.access(RUNC, os.X_OK):
+        pytest.skip(f"{RUNC} is not installed")
+    root, cid = tmp_path / "runc-state", f"kago-mask-{uuid.uuid4().hex[:10]}"
+    try:
+        return ok(subprocess.run([RUNC, "--root", str(root), "run", "--bundle", bundle.path,
+                                  cid], capture_output=True, text=True, timeout=60,
+                                 stdin=subprocess.DEVNULL, check=False))
+    finally:
+        subprocess.run([RUNC, "--root", str(root), "delete", "-f", cid], capture_output=True,
+                       timeout=30, check=False)
+
+
+def masks_seen(out):
+    """What a container showed of its masks: each mount as (device, root, point, per-mount
+    options, fstype, source, superblock options), and the other lines (reads, writes)."""
+    seen, rest = {}, []
+    for line in out.splitlines():
+        f = line.split()
+        if not f[0].isdigit():
+            rest.append(line)
+            continue
+        seen[f[4]] = (f[2], f[3], f[4], f[5], *f[f.index("-") + 1:])
+    return seen, " ".join(rest)
+
+
+@pytest.mark.parametrize("with_userns", [False, True], ids=["plain", "userns"])
+def test_masks_are_the_containers_own_null_and_tmpfs_as_in_runc(oci, make_bundle, tmp_path,
+                                                                 with_userns):
+    """runc binds the container's own /dev/null (its /dev tmpfs, or in a user namespace the
+    host node bound there) over a masked file; so does kago-oci: the same mountinfo line, not
+    the host's devtmpfs. A masked directory is an empty read-only tmpfs under both."""
+    if not os.path.isdir("/proc/acpi"):
+        pytest.skip("this kernel has no /proc/acpi")
+    bundle = make_bundle(["sh", "-c", MASKS], mutate=userns if with_userns else None)
+    runc, runc_use = masks_seen(runc_run(tmp_path, bundle))
+    kago, kago_use = masks_seen(ok(oci("run", "--bundle", bundle.path, oci.new_id())))
+    assert kago_use == runc_use == "size=0 entries=0 acpi-ro"
+    null_of = "/dev/null" if with_userns else "/dev"  # the mount holding the container's null
+    for seen in (runc, kago):
+        device, root, _point, _opts, *fs = seen["/proc/keys"]
+        assert (device, root) == (seen[null_of][0], "/null"), seen
+        assert fs == list(seen[null_of][4:]), seen
+        assert seen["/proc/acpi"][4] == "tmpfs" and "ro" in seen["/proc/acpi"][3].split(",")
+    if not with_userns:
+        assert kago["/proc/keys"][4:] == ("tmpfs", "tmpfs", kago["/dev"][6])  # not devtmpfs
+    same = lambda seen, point: seen[point][1:]  # the device number is each container's own
+    assert same(kago, "/proc/keys") == same(runc, "/proc/keys")
+    assert same(kago, "/proc/acpi") == same(runc, "/proc/acpi")
+
+
+def dev_bind(host_dir):
+    def mutate(cfg):
+        cfg["mounts"] = [m for m in cfg["mounts"] if not m["destination"].startswith("/dev")]
+        cfg["mounts"].append({"destination": "/dev", "type": "bind", "source": str(host_dir),
+                              "options": ["rbind"]})
+    return mutate
+
+
+def test_masking_with_a_dev_that_has_no_null_fails_clearly(oci, make_bundle, tmp_path):
+    """A bind of a host directory over /dev, without a null device: create fails, as in runc
+    (whose init needs /dev/null too), rather than binding the host's."""
+    (tmp_path / "dev").mkdir()
+    out = run(oci, make_bundle, "cat /proc/keys", dev_bind(tmp_path / "dev"))
+    assert out.returncode != 0 and out.stdout == ""
+    assert "mask paths: open /dev/null (" in out.stderr, out.stderr
+    assert "no such file or directory" in out.stderr
+
+
+def test_masking_with_a_dev_whose_null_is_a_symlink_is_refused(oci, make_bundle, tmp_path):
+    """/dev/null a symlink (resolved in the rootfs) to an image file: never bound as a mask."""
+    (tmp_path / "dev").mkdir()
+    os.symlink("/etc/hostname", tmp_path / "dev" / "null")
+    out = run(oci, make_bundle, "cat /proc/keys", dev_bind(tmp_path / "dev"))
+    assert out.returncode != 0 and out.stdout == ""
+    assert ("mask paths: the container's /dev/null must be the null device (c 1:3), not a "
+            "regular file" in out.stderr), out.stderr
+
+
+def test_masks_through_a_bind_of_the_hosts_dev_are_its_null(oci, make_bundle):
+    out = ok(run(oci, make_bundle, MASKS, dev_bind("/dev")))
+    seen, use = masks_seen(out)
+    assert use == "size=0 entries=0 acpi-ro"
+    assert seen["/proc/keys"][0] == seen["/dev"][0] and seen["/proc/keys"][4] == "devtmpfs"
+
+
 def test_readonly_proc_sys(oci, make_bundle):
     out = run(oci, make_bundle, "echo other > /proc/sys/kernel/hostname; echo rc=$?; hostname")
     assert out.stdout.split() == ["rc=1", "kago"]

@@ -17,7 +17,7 @@ import os
 import stat
 
 from kago import log
-from kago.errors import KernelError, MountError
+from kago.errors import KagoError, KernelError, MountError
 from kago.kernel import consts as C
 from kago.kernel import libc
 
@@ -376,8 +376,59 @@ def bind_readonly(rootfd, path):
         os.close(fd)
 
 
-def mask(rootfd, path):
-    """maskedPaths: /dev/null over a file, an empty read-only tmpfs over a directory."""
+NULL_DEVICE = os.makedev(1, 3)
+
+
+def open_null(rootfd):
+    """The container's own /dev/null (an O_PATH fd), the source every masked file is bound from.
+
+    As runc, which opens /dev/null after pivot_root: the node kago made in the container's /dev
+    (or what a bind of /dev holds), resolved inside the root, so the masks show the container's
+    /dev filesystem in /proc/self/mountinfo and nothing of the host's devtmpfs. It must be the
+    null device: a /dev without one, or with something else there (a symlink is followed inside
+    the rootfs only), fails with a clear error, as in runc 1.3.3 and later, rather than binding
+    whatever it is over the masked files.
+    """
+    try:
+        fd = open_in_root(rootfd, "/dev/null")
+    except KernelError as e:
+        raise MountError("mask paths: open", e.errno, "/dev/null",
+                         "the container's null device, bound over each masked file") from None
+    st = os.fstat(fd)
+    if stat.S_ISCHR(st.st_mode) and st.st_rdev == NULL_DEVICE:
+        return fd
+    os.close(fd)
+    raise KagoError("mask paths: the container's /dev/null must be the null device (c 1:3), "
+                    f"not {_kind(st)}")
+
+
+_KINDS = ((stat.S_ISREG, "a regular file"), (stat.S_ISDIR, "a directory"),
+          (stat.S_ISFIFO, "a fifo"), (stat.S_ISSOCK, "a socket"))
+
+
+def _kind(st):
+    if stat.S_ISCHR(st.st_mode) or stat.S_ISBLK(st.st_mode):
+        kind = "c" if stat.S_ISCHR(st.st_mode) else "b"
+        return f"the device {kind} {os.major(st.st_rdev)}:{os.minor(st.st_rdev)}"
+    return next((name for test, name in _KINDS if test(st.st_mode)), "another kind of file")
+
+
+def mask_paths(rootfd, paths):
+    """maskedPaths: the container's /dev/null over each file, an empty read-only tmpfs over each
+    directory; a path the rootfs lacks is skipped. /dev/null is checked once, up front, when
+    there is any path to mask (runc's order)."""
+    if not paths:
+        return
+    null = open_null(rootfd)
+    try:
+        for path in paths:
+            mask(rootfd, path, null)
+    finally:
+        os.close(null)
+
+
+def mask(rootfd, path, null):
+    """One masked path; ``null``: the O_PATH fd of the container's /dev/null (open_null)."""
     try:
         fd = open_in_root(rootfd, path)
     except KernelError as e:
@@ -386,9 +437,9 @@ def mask(rootfd, path):
         raise
     try:
         target = fdpath(fd)
-        if stat.S_ISDIR(os.stat(target).st_mode):
+        if stat.S_ISDIR(os.fstat(fd).st_mode):
             libc.mount("tmpfs", target, "tmpfs", C.MS_RDONLY, shown=path)
         else:
-            libc.mount("/dev/null", target, None, C.MS_BIND, shown=path)
+            libc.mount(fdpath(null), target, None, C.MS_BIND, shown=path)
     finally:
         os.close(fd)

@@ -9,7 +9,9 @@ Why this order (runc's standard_init_linux.go and prepareRootfs, crun's containe
   while we mount instead of us waiting, and a v1 device list is rewritten from deny-all, so
   a mknod during that write could be refused;
 - sysctls, then read-only and masked paths, before the root switch: the writes go through the
-  container's /proc, which is about to be made read-only;
+  container's /proc, which is about to be made read-only; a masked file gets the container's
+  own /dev/null (made above), resolved in the rootfs, which is what runc binds after its
+  pivot_root: the mounts then name the container's /dev, never the host's devtmpfs;
 - the terminal is made after the switch, from the container's own devpts;
 - the program is looked up and cwd entered while still privileged, so a missing program is
   reported by ``create`` (with runc's wording), not lost after ``create`` returned;
@@ -152,8 +154,7 @@ def sysctls(ctx):
 def protect_paths(ctx):
     for path in ctx.plan.readonly_paths:
         mounts.bind_readonly(ctx.rootfd, path)
-    for path in ctx.plan.masked_paths:
-        mounts.mask(ctx.rootfd, path)
+    mounts.mask_paths(ctx.rootfd, ctx.plan.masked_paths)
 
 
 def switch_root(ctx):
