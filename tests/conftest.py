@@ -261,6 +261,9 @@ def pytest_terminal_summary(terminalreporter):
     write(f"  assertions runc passes and kago-oci does not: {totals['regressions']}")
     if totals["second_run"]:
         write(f"  passed under kago-oci only on a second run: {', '.join(totals['second_run'])}")
+    if totals["unstable"]:
+        write("  not held against kago-oci, as runc or crun did not pass them again: "
+              + "; ".join(totals["unstable"]))
     if "crun" in totals["runtimes"]:
         write(f"  assertions crun passes and kago-oci does not: {totals['behind_crun']} "
               "(each a failure)")

@@ -443,10 +443,12 @@ def test_container_exec_stats_limits_stop_remove(cri, pod):
 def test_stop_kills_a_container_that_ignores_sigterm(cri, pod):
     pb = cri.pb
     pod_id, pod_config = pod
-    config = cri.container_config("stubborn",
-                                  ["sh", "-c", "trap '' TERM; while :; do sleep 0.1; done"])
+    config = cri.container_config("stubborn", ["sh", "-c", "trap '' TERM; touch /tmp/trapped; "
+                                               "while :; do sleep 0.1; done"])
     cid = cri.create(pod_id, pod_config, config)
     cri.StartContainer(pb.StartContainerRequest(container_id=cid))
+    # in the pod's PID namespace sh is not its init: a TERM before the trap would kill it
+    assert wait_for(lambda: cri.exec_sync(cid, "test", "-f", "/tmp/trapped").exit_code == 0)
     started = time.monotonic()
     cri.StopContainer(pb.StopContainerRequest(container_id=cid, timeout=1))
     assert time.monotonic() - started >= 1

@@ -263,8 +263,10 @@ def test_detached_exec_top_pause_logs_stop_rm(podman):
 
 def test_stop_sends_sigterm_and_the_container_exits_its_way(podman):
     n = name()
-    podman.run("-d", "--", "sh", "-c", "trap 'exit 4' TERM; while :; do sleep 0.1; done",
-               name=n, check=True)
+    podman.run("-d", "--", "sh", "-c", "trap 'exit 4' TERM; echo trapped; "
+               "while :; do sleep 0.1; done", name=n, check=True)
+    # a TERM before the trap is in place would be ignored (sh is the namespace's init)
+    assert wait_for(lambda: "trapped" in podman("logs", n).stdout)
     t0 = time.monotonic()
     podman("stop", "-t", "10", n, check=True)
     assert time.monotonic() - t0 < 5  # the trap ran: no wait for the timeout

@@ -404,4 +404,4 @@ def _mounts_under(path):
 
 # What the whole run saw, for the summary conftest.py prints.
 TOTALS = {"programs": 0, "seconds": 0.0, "regressions": 0, "behind_crun": 0, "runtimes": {},
-          "records": "", "second_run": []}
+          "records": "", "second_run": [], "unstable": []}

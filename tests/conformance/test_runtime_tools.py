@@ -124,6 +124,16 @@ def test_validation_program(suite, program):
         lost = lost_assertions(runs)
         if not lost:
             rt.TOTALS["second_run"].append(program)
+    if lost:
+        # Still behind: the references run once more. An assertion a reference does not pass
+        # again is a race on this host (pidfile kills a `true` that has often exited), not
+        # something kago-oci lacks; it is named in the summary, not held against kago-oci.
+        again = {r: suite.ws.run(program, r, TIMEOUT) for r in runs if r != "kago-oci"}
+        steady = {key for r, run in again.items()
+                  for key, _o, _d in rt.regressions(run, runs["kago-oci"])}
+        unstable = [key for key, _o, _d in lost if key not in steady]
+        lost = [entry for entry in lost if entry[0] in steady]
+        rt.TOTALS["unstable"] += [f"{program}: {key}" for key in unstable]
     suite.record(runs, lost)
     kago = runs["kago-oci"]
     shown = "\n".join(f"  [{outcome}] {key}" + (f"\n      {detail}" if detail else "")
