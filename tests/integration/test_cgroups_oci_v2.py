@@ -281,3 +281,23 @@ def test_delete_removes_the_cgroup(oci, make_bundle, tmp_path):
     ok(oci("delete", "--force", cid))
     assert wait_for(lambda: not pid_alive(pid) and not pid_alive(exec_pid), 10)
     assert left_behind(oci, cid) == []
+
+
+def test_exec_joins_the_inits_cgroup_once_the_container_hands_controllers_down(
+        oci, make_bundle, tmp_path):
+    """What systemd or a nested runtime does inside: move the init into a child cgroup and
+    enable controllers for the children. No process may join the container's cgroup itself
+    after that (EBUSY): as runc, exec joins the init's cgroup."""
+    cid, _b, pid = start(oci, make_bundle, resources={"pids": {"limit": 40}})
+    os.mkdir(cgdir(cid) + "/init.scope")
+    with open(cgdir(cid) + "/init.scope/cgroup.procs", "w") as f:
+        f.write(str(pid))
+    with open(cgdir(cid) + "/cgroup.subtree_control", "w") as f:
+        f.write("+pids")
+    pid_file = tmp_path / "exec.pid"
+    ok(detached(oci, "exec", "-d", "--pid-file", pid_file, cid, "sleep", "100"))
+    exec_pid = int(pid_file.read_text())
+    assert open(f"/proc/{exec_pid}/cgroup").read() == f"0::/kago-{cid}/init.scope\n"
+    assert ok(oci("exec", cid, "echo", "hi")).stdout == "hi\n"
+    ok(oci("delete", "--force", cid))  # the child cgroup goes with the container's
+    assert left_behind(oci, cid) == []
