@@ -16,6 +16,7 @@ checks no state dir, mount or cgroup of them is left; every wait and loop is bou
 
 import json
 import os
+import subprocess
 import time
 
 import pytest
@@ -145,6 +146,33 @@ def test_limits_below_a_populated_cgroup_fail_create_saying_why(oci, make_bundle
     assert open(f"/proc/{pid}/cgroup").read().strip() == f"0::{own}/kago-{cid}"
     ok(oci("delete", "--force", cid))
     assert not os.path.exists(f"{CG}{own}/kago-{cid}")
+
+
+def test_below_a_thread_root_create_fails_saying_why(oci, make_bundle):
+    """Someone else's cgroup holds a process and hands the threaded pids controller down: it
+    is a thread root, and a new child is "domain invalid", where no process can go (clone3
+    says a bare ENOMEM). create fails in one line naming the cgroup, leaving nothing."""
+    cid = oci.new_id("cg")
+    parent = f"{CG}/kago-{cid}-parent"
+    os.mkdir(parent)
+    holder = subprocess.Popen(["sleep", "60"])
+    try:
+        with open(parent + "/cgroup.procs", "w") as f:
+            f.write(str(holder.pid))
+        with open(parent + "/cgroup.subtree_control", "w") as f:
+            f.write("+pids")
+        b = make_bundle(SLEEPER, mutate=lambda c: c["linux"].update(
+            cgroupsPath=f"/kago-{cid}-parent/kago-{cid}"))
+        proc = failed(detached(oci, "create", "--bundle", b.path, cid),
+                      f"cgroup {parent}/kago-{cid}: cgroup type is domain invalid")
+        assert len(proc.stderr.strip().splitlines()) == 1, proc.stderr
+        assert not os.path.exists(f"{parent}/kago-{cid}")
+        assert not os.path.exists(os.path.join(oci.root, cid))
+    finally:
+        holder.kill()
+        holder.wait(5)
+        assert wait_for(lambda: not open(parent + "/cgroup.procs").read().split(), 5)
+        os.rmdir(parent)
 
 
 # --- workloads ---------------------------------------------------------------------------------

@@ -286,6 +286,17 @@ def test_v2_a_parent_holding_processes_is_never_written(tmp_path, monkeypatch):
     assert seen == [] and (root / "kago/c1/pids.max").read_text() == ""
 
 
+def test_v2_create_refuses_a_domain_invalid_cgroup(tmp_path):
+    """Below a thread root no process can join (clone3 says a bare ENOMEM): create says so."""
+    root, m = _v2_tree(tmp_path)
+    (root / "kago/c1/cgroup.type").write_text("domain invalid\n")
+    with pytest.raises(CgroupError) as info:
+        m.create()
+    assert str(info.value).startswith(f"cgroup {root / 'kago/c1'}: cgroup type is domain "
+                                      "invalid: a parent holds processes")
+    assert m.created == []
+
+
 def test_hybrid_with_a_controller_less_tree_never_touches_it(tmp_path):
     root, v2 = _v2_tree(tmp_path, offered="")
     m = _v1(tmp_path / "v1", cls=HybridManager, extra={"unified": v2.path_in("unified")})

@@ -32,7 +32,9 @@ class V2Manager(Manager):
     mode = "v2"
 
     def _prepare(self, name, d):
-        enable_controllers(d, None, strict=False)
+        if enable_controllers(d, None, strict=False) is None:
+            return  # right below the root: always a valid domain
+        check_domain(d)
 
     def _pids_dir(self):
         return self.dirs[UNIFIED]
@@ -109,6 +111,20 @@ def usable_controllers(d):
     return []
 
 
+def check_domain(d):
+    """A CgroupError if ``d`` is "domain invalid": below a thread root (a cgroup that holds
+    processes and hands threaded controllers down, or has threaded children), where no process
+    can join (clone3 into it fails with a bare ENOMEM). runc refuses it too."""
+    try:
+        kind = read_text(d + "/cgroup.type").strip()
+    except CgroupError:
+        return  # no cgroup.type: a kernel before threaded cgroups (4.14), or a fake tree
+    if kind == "domain invalid":
+        raise CgroupError(d, "cgroup type is domain invalid: a parent holds processes and "
+                          "hands threaded controllers down (a thread root); no process can "
+                          "join it: use a cgroups path elsewhere", errno.EOPNOTSUPP)
+
+
 # Why "+name" cannot go in a cgroup.subtree_control.
 _ENABLE_HINTS = {
     errno.EBUSY: "it holds processes, and cgroup v2 hands controllers only to the children of "
@@ -127,11 +143,11 @@ def enable_controllers(d, controllers, strict=True):
     "domain invalid", where no process can go (EOPNOTSUPP). ``strict`` (apply): such a parent,
     or any refusal, is a CgroupError naming the file and why; else (create) the controllers it
     cannot have are left off, each tried alone (the kernel takes all of a write or none).
-    Returns whether anything was written.
+    Returns whether anything was written; None right below the root (nothing to enable).
     """
     parents = ancestors_below_root(d)[:-1]
     if not parents:
-        return False  # right below the root: the host's subtree_control decides
+        return None  # right below the root: the host's subtree_control decides
     if controllers is None:
         controllers = usable_controllers(d)
     wrote = False
