@@ -150,8 +150,9 @@ def test_limits_below_a_populated_cgroup_fail_create_saying_why(oci, make_bundle
 
 def test_below_a_thread_root_create_fails_saying_why(oci, make_bundle):
     """Someone else's cgroup holds a process and hands the threaded pids controller down: it
-    is a thread root, and a new child is "domain invalid", where no process can go (clone3
-    says a bare ENOMEM). create fails in one line naming the cgroup, leaving nothing."""
+    is a thread root, and a new child is "domain invalid", where no process can go (the start
+    failed with a bare "cannot allocate memory"). create fails in one line naming the cgroup,
+    leaving nothing."""
     cid = oci.new_id("cg")
     parent = f"{CG}/kago-{cid}-parent"
     os.mkdir(parent)

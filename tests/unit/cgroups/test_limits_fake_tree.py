@@ -287,7 +287,7 @@ def test_v2_a_parent_holding_processes_is_never_written(tmp_path, monkeypatch):
 
 
 def test_v2_create_refuses_a_domain_invalid_cgroup(tmp_path):
-    """Below a thread root no process can join (clone3 says a bare ENOMEM): create says so."""
+    """Below a thread root no process can join (the start failed with a bare ENOMEM)."""
     root, m = _v2_tree(tmp_path)
     (root / "kago/c1/cgroup.type").write_text("domain invalid\n")
     with pytest.raises(CgroupError) as info:

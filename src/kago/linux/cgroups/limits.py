@@ -104,9 +104,6 @@ def _sets_memory(resources):
         isinstance(unified, dict) and any(str(k).startswith("memory.") for k in unified))
 
 
-usable_v2_controllers = usable_controllers
-
-
 def enable_controllers(d, controllers, writes=()):
     """v2.enable_controllers, strict; a refusal names the field of the first write it stops."""
     try:

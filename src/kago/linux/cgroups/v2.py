@@ -114,7 +114,8 @@ def usable_controllers(d):
 def check_domain(d):
     """A CgroupError if ``d`` is "domain invalid": below a thread root (a cgroup that holds
     processes and hands threaded controllers down, or has threaded children), where no process
-    can join (clone3 into it fails with a bare ENOMEM). runc refuses it too."""
+    can join (the start then failed with a bare "cannot allocate memory"). runc refuses it
+    too."""
     try:
         kind = read_text(d + "/cgroup.type").strip()
     except CgroupError:
