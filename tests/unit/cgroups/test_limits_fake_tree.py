@@ -2,7 +2,8 @@
 
 Plain files stand in for control files. What they cannot do (refuse a value) is imitated by
 patching os.write in kago.linux.cgroups.limits; enabling v2 controllers in ancestors'
-cgroup.subtree_control is only tested here (the development host's cgroup2 tree offers none).
+cgroup.subtree_control is tested here and, on real v2 controllers, by
+tests/integration/test_cgroups_limits_v2.py (``./dev test-v2``).
 """
 
 import errno
