@@ -4,8 +4,9 @@ Every test works under its own "/kago-test-<random>" top: the `box` fixture thaw
 pid, with bounded waits) and removes everything the test made, even when it fails, and checks
 that the top is gone from every hierarchy.
 
-Only tested as pure functions (tests/unit/cgroups/test_resources.py), because this hybrid host
-has no v2 controller enabled in its cgroup2 tree: the v2 controller writes (cpu.weight, cpu.max,
+Tested here only as pure functions (tests/unit/cgroups/test_resources.py), because this hybrid
+host has no v2 controller enabled in its cgroup2 tree, and on a pure v2 host by
+test_cgroups_limits_v2.py (``./dev test-v2``): the v2 controller writes (cpu.weight, cpu.max,
 cpu.max.burst, memory.max/low/swap.max, io.weight/io.bfq.weight/io.max, pids.max, hugetlb.*.max,
 rdma.max on the cgroup2 side), enabling controllers in subtree_control (against a fake tree),
 v2 stats from memory.*/io.stat files, and the v2 OOM counter (memory.events). The V2Manager is

@@ -13,13 +13,13 @@ create cleanly), swap accounting (memory.memsw.*), PSI, hugetlb and net_cls.
 v2 device rules (an eBPF filter) are tested on this host's cgroup2 tree, through kago-oci too,
 in test_device_filter_kernel.py.
 
-Covered only by the pure and fake-tree unit tests (tests/unit/cgroups) and by the library's
-own integration tests (test_cgroups_limits.py, test_cgroups_placement.py), because no v2
-controller is usable here: the v2 controller writes (cpu.weight, cpu.max, cpu.max.burst,
-memory.max/low/swap.max, io.weight/io.bfq.weight/io.max, pids.max, hugetlb.*.max, rdma.max in
-a cgroup2 directory), enabling controllers in cgroup.subtree_control, v2 statistics
-(memory.current/memory.stat/io.stat), the v2 OOM counter (memory.events), the v2 freezer
-(cgroup.freeze; the v1 freezer wins on hybrid) and the v1<->v2 conversion formulas themselves.
+On a pure v2 host (``./dev test-v2``'s guest) test_cgroups_oci_v2.py and
+test_cgroups_limits_v2.py test what a hybrid host cannot show (no v2 controller is usable
+here): the v2 controller writes (cpu.weight, cpu.max, cpu.max.burst, cpuset.*,
+memory.max/low/swap.max, io.weight or io.bfq.weight, pids.max), enabling controllers in
+cgroup.subtree_control, v2 statistics (memory.current/memory.stat/io.stat), the v2 OOM counter
+(memory.events), the v2 freezer (cgroup.freeze; the v1 freezer wins on hybrid) and cgroup.kill.
+hugetlb.*.max, rdma.max and the conversion formulas are tested as pure functions only.
 hugetlb and net_cls have no controller on this host either: here they are only checked to fail
 clearly, naming the field; real-time cpu (the host gives /kago no rt runtime), net_prio and
 rdma are not exercised through kago-oci.

@@ -170,7 +170,7 @@ def test_oom_score_adj(oci, make_bundle):
 def test_negative_oom_score_adj(oci, make_bundle):
     out = sh(oci, make_bundle, "cat /proc/self/oom_score_adj", process(oomScoreAdj=-500))
     if out.returncode == 0:
-        assert out.strip() == "-500"
+        assert out.stdout.strip() == "-500"
         return
     assert "oom_score_adj" in out.stderr and "CAP_SYS_RESOURCE" in out.stderr, out.stderr
 

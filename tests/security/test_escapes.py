@@ -280,7 +280,10 @@ def _write_attempts():
              ("/sys/kernel/mm/ksm/run", _current("/sys/kernel/mm/ksm/run")),
              ("/sys/kernel/profiling", _current("/sys/kernel/profiling")),
              # on a cgroup v1 host: "a" would lift the container's device restrictions
-             ("/sys/fs/cgroup/devices/devices.allow", "a")]
+             ("/sys/fs/cgroup/devices/devices.allow", "a"),
+             # on a cgroup v2 host: "0" would move the prober out of the container's cgroup
+             # (its limits, its device filter) into the one the container sees as its top
+             ("/sys/fs/cgroup/cgroup.procs", "0")]
     return [pytest.param(p, d, id=p, marks=pytest.mark.skipif(
                 not os.path.exists(p), reason=f"{p} does not exist on this host"))
             for p, d in pairs]
@@ -474,7 +477,9 @@ def _exe_hunt(oci, box, log):
     out = read(log)
     (r,) = results(out)
     assert not r.ok, f"opened the runtime for writing: {r.detail}"
-    assert execs > 5, f"only {execs} execs ran during the hunt"
+    # a few execs are enough to overlap the hunt (sightings are what proves it); a TCG-emulated
+    # guest manages 4-5 in the 3 s, the host dozens
+    assert execs >= 3, f"only {execs} execs ran during the hunt"
     sightings = int(out.split("probe: ")[1].split()[0])
     if sightings:
         # EACCES/EPERM: the refusal of a non-dumpable process; ESRCH: it was exiting; ETXTBSY:

@@ -83,8 +83,11 @@ def execute(store, container_id, proc, opts):
         console = ctr._console(plan, opts, fds)
         ctx_args = {"preserve": opts.total_preserved(), "root_fd_for_exec": root_fd,
                     "console_fd": console[0] if console else None}
+        cgroup = ctr.cgroup_of(record)
+        if cgroup is not None:
+            cgroup = cgroup.for_exec(record["pid"])
         with log.phase("spawn exec"):
-            sp = parent.spawn(plan, ctx_args, ctr.cgroup_of(record), exec_mode=True,
+            sp = parent.spawn(plan, ctx_args, cgroup, exec_mode=True,
                               state=lambda _pid: ctr.oci_state(record, now),
                               seccomp_cache=store.seccomp_cache())
     finally:

@@ -7,7 +7,8 @@ kexec_load, open_by_handle_at, perf_event_open, keyctl), and busybox's applets h
 hence C. It must be static: the test rootfs has no libc.
 
 ``build_probe(dest_dir)`` compiles it once per source version (``gcc -static -O1``, cached under
-``cache_dir`` by the source's hash) and copies it to ``dest_dir/probe``::
+``cache_dir`` (default ``$KAGO_PROBE_CACHE`` or /tmp/kago-probe-cache) by the source's hash) and
+copies it to ``dest_dir/probe``::
 
     from kago.testing import probe
     path = probe.build_probe(os.path.join(bundle.rootfs, "bin"))   # -> .../rootfs/bin/probe
@@ -29,7 +30,10 @@ from kago.errors import KagoError
 from kago.testing.busybox import _has_pt_interp
 
 SOURCE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "probe.c")
-DEFAULT_CACHE = os.path.join(tempfile.gettempdir(), "kago-probe-cache")
+# KAGO_PROBE_CACHE: a cache filled elsewhere (./dev test-v2 compiles on the host for a guest
+# that has no gcc)
+DEFAULT_CACHE = os.environ.get("KAGO_PROBE_CACHE") or os.path.join(tempfile.gettempdir(),
+                                                                    "kago-probe-cache")
 GCC_HINT = "gcc is not installed: apt-get install gcc"
 LIBC_HINT = "glibc's static libc (libc.a) is missing: apt-get install libc6-dev"
 

@@ -2,7 +2,8 @@
 
 Plain files stand in for control files. What they cannot do (refuse a value) is imitated by
 patching os.write in kago.linux.cgroups.limits; enabling v2 controllers in ancestors'
-cgroup.subtree_control is only tested here (the development host's cgroup2 tree offers none).
+cgroup.subtree_control is tested here and, on real v2 controllers, by
+tests/integration/test_cgroups_limits_v2.py (``./dev test-v2``).
 """
 
 import errno
@@ -163,7 +164,7 @@ def _v2_tree(tmp_path, offered="cpu memory pids"):
     parent, leaf = root / "kago", root / "kago" / "c1"
     for d in (parent, leaf):
         d.mkdir()
-        for name in ("cgroup.type", "cgroup.subtree_control"):
+        for name in ("cgroup.type", "cgroup.subtree_control", "cgroup.procs"):
             (d / name).write_text("")
         (d / "cgroup.controllers").write_text(offered + "\n")
     (leaf / "pids.max").write_text("")
@@ -200,6 +201,101 @@ def test_v2_controller_the_root_does_not_offer_names_the_field(tmp_path):
         m.apply({"pids": {"limit": 5}})
     assert str(info.value) == ("linux.resources.pids.limit: the pids controller is not "
                                "available on this host")
+
+
+def _record_subtree_writes(monkeypatch, refuse=lambda value: None):
+    """Record each write to a cgroup.subtree_control; ``refuse(value)`` -> errno refuses it."""
+    real_write, real_open = os.write, os.open
+    opened, seen = {}, []
+
+    def fake_open(path, flags, *a):
+        fd = real_open(path, flags, *a)
+        opened[fd] = path
+        return fd
+
+    def fake_write(fd, data):
+        path = opened.get(fd, "")
+        if path.endswith("/cgroup.subtree_control"):
+            err = refuse(data.decode())
+            if err:
+                raise OSError(err, os.strerror(err))
+            seen.append((os.path.basename(os.path.dirname(path)), data.decode()))
+        return real_write(fd, data)
+
+    monkeypatch.setattr(os, "open", fake_open)
+    monkeypatch.setattr(os, "write", fake_write)
+    return seen
+
+
+def test_v2_create_enables_what_the_root_hands_down_in_the_parents(tmp_path, monkeypatch):
+    """runc's CreateCgroupPath: a container without limits still gets memory.events,
+    memory.stat, pids.current (stats, the OOM counter); the root and the leaf are left."""
+    root, m = _v2_tree(tmp_path)
+    seen = _record_subtree_writes(monkeypatch)
+    m.create()
+    assert seen == [("kago", "+cpu +memory +pids")]
+    assert (root / "cgroup.subtree_control").read_text() == "cpu memory pids\n"
+
+
+def test_v2_create_right_below_the_root_writes_nothing(tmp_path, monkeypatch):
+    root, _m = _v2_tree(tmp_path)
+    seen = _record_subtree_writes(monkeypatch)
+    V2Manager("/c2", {"unified": str(root / "c2")}).create()
+    assert seen == []
+
+
+def test_v2_create_leaves_off_what_the_kernel_refuses(tmp_path, monkeypatch):
+    """The kernel takes all of a write or none: as runc, each controller is tried alone."""
+    _root, m = _v2_tree(tmp_path)
+    seen = _record_subtree_writes(
+        monkeypatch, lambda v: errno.EBUSY if "memory" in v else None)
+    m.create()
+    assert seen == [("kago", "+cpu"), ("kago", "+pids")]
+
+
+def test_v2_apply_below_a_populated_cgroup_says_why(tmp_path, monkeypatch):
+    """No internal processes: the parent holds processes, so the kernel refuses (EBUSY)."""
+    root, m = _v2_tree(tmp_path)
+    _record_subtree_writes(monkeypatch, lambda v: errno.EBUSY)
+    with pytest.raises(CgroupError) as info:
+        m.apply({"pids": {"limit": 5}})
+    control = str(root / "kago/cgroup.subtree_control")
+    assert str(info.value) == (
+        f"cgroup {control}: cannot enable pids: device or resource busy (it holds processes, "
+        "and cgroup v2 hands controllers only to the children of a cgroup without processes "
+        "of its own: use a cgroups path beside them)")
+    assert (info.value.path, info.value.errno) == (control, errno.EBUSY)
+    assert info.value.field == "linux.resources.pids.limit"
+    assert (root / "kago/c1/pids.max").read_text() == ""
+
+
+def test_v2_a_parent_holding_processes_is_never_written(tmp_path, monkeypatch):
+    """The kernel would take the threaded controllers (cpu, pids) there and make it a thread
+    root: its children turn "domain invalid" and refuse every process (EOPNOTSUPP). create
+    leaves it alone; apply says why, naming the file, before writing anything."""
+    root, m = _v2_tree(tmp_path)
+    (root / "kago/cgroup.procs").write_text("4242\n")
+    seen = _record_subtree_writes(monkeypatch)
+    m.create()
+    assert seen == []
+    with pytest.raises(CgroupError) as info:
+        m.apply({"pids": {"limit": 5}})
+    assert info.value.errno == errno.EBUSY
+    assert str(info.value).startswith(
+        f"cgroup {root / 'kago/cgroup.subtree_control'}: cannot enable pids: device or "
+        "resource busy (it holds processes")
+    assert seen == [] and (root / "kago/c1/pids.max").read_text() == ""
+
+
+def test_v2_create_refuses_a_domain_invalid_cgroup(tmp_path):
+    """Below a thread root no process can join (the start failed with a bare ENOMEM)."""
+    root, m = _v2_tree(tmp_path)
+    (root / "kago/c1/cgroup.type").write_text("domain invalid\n")
+    with pytest.raises(CgroupError) as info:
+        m.create()
+    assert str(info.value).startswith(f"cgroup {root / 'kago/c1'}: cgroup type is domain "
+                                      "invalid: a parent holds processes")
+    assert m.created == []
 
 
 def test_hybrid_with_a_controller_less_tree_never_touches_it(tmp_path):

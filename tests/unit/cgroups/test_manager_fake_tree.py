@@ -233,3 +233,42 @@ def test_v2_an_empty_cgroup_at_the_path_is_reused_and_removed_at_destroy(tmp_pat
     os.unlink(tmp_path / "unified/kago-t/cgroup.events")
     m.destroy()
     assert not os.path.exists(m.dirs["unified"])
+
+
+# --- exec into a container whose cgroup hands controllers down ---------------------------------
+
+def _exec_tree(tmp_path, monkeypatch, subtree, init_cgroup):
+    """A v2 container cgroup at <mount>/kago/c1 with an init.scope child; /proc/<pid>/cgroup
+    of the init says ``init_cgroup``."""
+    from kago.linux.cgroups import V2Manager, common
+    mount = tmp_path / "cg"
+    leaf = mount / "kago" / "c1"
+    (leaf / "init.scope").mkdir(parents=True)
+    (leaf / "cgroup.subtree_control").write_text(subtree)
+    real = common.read_text
+
+    def fake_read(path):
+        return f"0::{init_cgroup}\n" if path == "/proc/4242/cgroup" else real(path)
+    monkeypatch.setattr(common, "read_text", fake_read)
+    return leaf, V2Manager("/kago/c1", {"unified": str(leaf)}, [str(leaf)])
+
+
+def test_exec_joins_the_containers_cgroup_when_it_hands_nothing_down(tmp_path, monkeypatch):
+    leaf, m = _exec_tree(tmp_path, monkeypatch, "", "/kago/c1/init.scope")
+    assert m.for_exec(4242) is m
+
+
+def test_exec_joins_the_inits_cgroup_where_no_process_may_join(tmp_path, monkeypatch):
+    """runc's fallback for cgroup v2 nesting (EBUSY on cgroup.procs): the init's own cgroup."""
+    leaf, m = _exec_tree(tmp_path, monkeypatch, "memory pids\n", "/kago/c1/init.scope")
+    e = m.for_exec(4242)
+    assert e.path_in("unified") == str(leaf / "init.scope")
+    assert e.created == m.created and e.path == m.path
+    assert m.path_in("unified") == str(leaf)  # the container's own manager is unchanged
+
+
+@pytest.mark.parametrize("init_cgroup", ["/other/init.scope", "/kago/c1/../../x", "/kago/c1x",
+                                         "/kago/c1/missing"])
+def test_exec_never_joins_a_cgroup_outside_the_containers(tmp_path, monkeypatch, init_cgroup):
+    leaf, m = _exec_tree(tmp_path, monkeypatch, "pids\n", init_cgroup)
+    assert m.for_exec(4242) is m

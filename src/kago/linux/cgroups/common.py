@@ -189,6 +189,21 @@ def rmdir_parent(path):
             raise CgroupError(path, f"cannot remove: {_strerror(e.errno)}", e.errno) from e
 
 
+def _below(unified, path):
+    """The directory of cgroup2 ``path`` (as /proc/PID/cgroup says it) if it is ``unified``
+    or inside it; None otherwise. The mount point is what ``unified`` has before a tail that
+    ``path`` starts with, so the result is always ``unified`` or below it."""
+    if ".." in path.split("/"):
+        return None
+    cut = unified.rfind("/")
+    while cut > 0:
+        mount, rel = unified[:cut], unified[cut:]
+        if path == rel or path.startswith(rel + "/"):
+            return mount + path if os.path.isdir(mount + path) else None
+        cut = unified.rfind("/", 0, cut)
+    return None
+
+
 def _check_record_dir(path):
     if not isinstance(path, str) or not path.startswith("/") or ".." in path.split("/"):
         raise ValueError(f"{path!r} is not an absolute path free of '..'")
@@ -321,6 +336,28 @@ class Manager:
             return os.open(unified, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
         except OSError as e:
             raise CgroupError(unified, f"cannot open: {_strerror(e.errno)}", e.errno) from e
+
+    def for_exec(self, init_pid):
+        """The manager an exec'd process joins: this one, unless the container's cgroup2
+        directory hands controllers to child cgroups (a systemd or a nested runtime inside
+        moved the init into one): no process may join such a cgroup (EBUSY, "no internal
+        processes"), so, as runc does, the exec joins the init's own cgroup below it."""
+        unified = self.dirs.get(UNIFIED)
+        if unified is None:
+            return self
+        try:
+            if not read_text(unified + "/cgroup.subtree_control").split():
+                return self
+            own = read_text(f"/proc/{init_pid}/cgroup")
+        except CgroupError:
+            return self  # gone or unreadable: the join itself will say what is wrong
+        path = next((line[3:] for line in own.splitlines() if line.startswith("0::")), None)
+        target = _below(unified, path) if path else None
+        if target is None:
+            return self
+        dirs = dict(self.dirs)
+        dirs[UNIFIED] = target
+        return type(self)(self.path, dirs, self.created)
 
     def enter_unified_self(self):
         """Fallback where clone3(CLONE_INTO_CGROUP) is missing: move ourselves (slow path)."""

@@ -28,6 +28,8 @@ from kago.errors import CgroupError, SpecError
 from .common import read_text, write_text
 from .mountinfo import UNIFIED
 from .resources import DEVICE_FILTER, OPTIONAL_FILES, controllers_needed, plan_writes
+from .v2 import ancestors_below_root, usable_controllers  # noqa: F401 (their home was here)
+from .v2 import enable_controllers as _enable
 
 # Where each optional file is looked for: the v1 controller whose directory holds it.
 _PROBE_IN = {"memory.memsw.limit_in_bytes": "memory", "blkio.weight": "blkio",
@@ -40,7 +42,7 @@ def apply(manager, resources, updating=False):
     resources = _for_update(resources) if updating else resources
     writes = plan(manager, resources)
     needed = controllers_needed(writes)
-    if needed and enable_controllers(manager.dirs[UNIFIED], needed):
+    if needed and enable_controllers(manager.dirs[UNIFIED], needed, writes):
         writes = plan(manager, resources)  # new controllers bring new files (io.bfq.weight)
     if updating:
         check_before_update(manager, resources)
@@ -75,7 +77,7 @@ def available(manager):
     v1 = {c for name in manager.dirs if name != UNIFIED
           for c in name.split(",") if not c.startswith("name=")}
     unified = manager.dirs.get(UNIFIED)
-    v2 = usable_v2_controllers(unified) if unified else ()
+    v2 = usable_controllers(unified) if unified else ()
     files = [f for f in OPTIONAL_FILES if _probe(manager, f)]
     return {"v1": v1, UNIFIED: set(v2), "files": files}
 
@@ -103,46 +105,16 @@ def _sets_memory(resources):
         isinstance(unified, dict) and any(str(k).startswith("memory.") for k in unified))
 
 
-def ancestors_below_root(d):
-    """[first cgroup below the cgroup2 root, ..., d]: the root has no cgroup.type file."""
-    chain = [d]
-    parent = os.path.dirname(d)
-    while parent != chain[-1] and os.path.exists(parent + "/cgroup.type"):
-        chain.append(parent)
-        parent = os.path.dirname(parent)
-    return chain[::-1]
-
-
-def usable_v2_controllers(d):
-    """The v2 controllers the container may use: what the mount root hands its children.
-
-    That is the top cgroup's cgroup.controllers (the root's subtree_control), read from the
-    first of ``d``'s ancestors that exists; on a hybrid host it is usually empty.
-    """
-    for top in ancestors_below_root(d):
-        try:
-            return read_text(top + "/cgroup.controllers").split()
-        except CgroupError as e:
-            if e.errno != errno.ENOENT:
-                raise
-    return []
-
-
-def enable_controllers(d, controllers):
-    """"+name" in the subtree_control of each ancestor of ``d`` below the root, top down.
-
-    Returns whether anything was written. The root's own subtree_control is the host's.
-    """
-    wrote = False
-    for parent in ancestors_below_root(d)[:-1]:
-        control = parent + "/cgroup.subtree_control"
-        have = read_text(control).split()
-        missing = [c for c in controllers if c not in have]
-        if missing:
-            write_text(control, " ".join("+" + c for c in missing),
-                       "enable controllers " + " ".join(missing))
-            wrote = True
-    return wrote
+def enable_controllers(d, controllers, writes=()):
+    """v2.enable_controllers, strict; a refusal names the field of the first write it stops."""
+    try:
+        return _enable(d, controllers)
+    except CgroupError as e:
+        stopped = [w for w in writes if w.target == UNIFIED and w.filename != DEVICE_FILTER
+                   and w.filename.split(".", 1)[0] in controllers]
+        if stopped:
+            e.field = stopped[0].field
+        raise
 
 
 # --- checks -----------------------------------------------------------------------------------
