@@ -1,4 +1,4 @@
-"""100 web servers, one per port 10001-10100 (the scenario of issue 7).
+"""100 web servers, one per port 10001-10100 (the 100-container scenario of README.md).
 
     kago import <busybox rootfs dir or tarball> busybox     # once
     kago up examples/web100.py                              # or -e COUNT=10 -e IMAGE=debian-web

@@ -39,7 +39,7 @@ def pytest_collection_modifyitems(config, items):
 
 @pytest.fixture(scope="session")
 def workdir():
-    """A tmpfs for bundles and state: this VM's ext4 makes rootfs copies 50x slower."""
+    """A tmpfs for bundles and state: an ext4 without a journal made rootfs copies 50x slower."""
     path = tempfile.mkdtemp(prefix="kago-test-")
     mounted = False
     if IS_ROOT:

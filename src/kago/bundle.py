@@ -2,7 +2,7 @@
 
 Why: a plain ``run`` imports ~45 kago modules. Through the normal import system each one costs
 a directory lookup, a stat of its source, an open/read of its ``.pyc`` and an unmarshal: about
-11 ms in all on this VM, a third of the whole ``run``. Read from one file, with docstrings and
+11 ms in all on a 2-core VM, a third of the whole ``run``. Read from one file, with docstrings and
 column tables (``-X no_debug_ranges``) left out of the code objects, the same imports take
 about 3 ms less. CPython freezes its own start-up modules (``os``, ``posixpath``...) for the
 same reason; PyOxidizer does this for whole applications.

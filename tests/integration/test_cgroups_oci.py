@@ -1,4 +1,4 @@
-"""Cgroups through ``kago-oci`` (issue 3), black-box: limits at create, ``update``, ``events``,
+"""Cgroups through ``kago-oci``, black-box: limits at create, ``update``, ``events``,
 ``pause``/``resume``, ``kill --all`` and OOM, each checked for the exit status, the message and
 the files in /sys/fs/cgroup/<controller>/kago-<id>/.
 

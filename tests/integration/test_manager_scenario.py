@@ -1,4 +1,4 @@
-"""The scenario of issue 7: ``kago up`` of examples/web100.py -- 100 busybox web servers, one
+"""The 100-container scenario: ``kago up`` of examples/web100.py -- 100 busybox web servers, one
 per port 10001-10100, each with its own 100-ID range at port * 100, its own PID namespace, a
 30% CPU quota and its own writable layer over the one shared image, all answering HTTP on
 127.0.0.1 -- then ``kago down``, leaving nothing behind.

@@ -1,4 +1,4 @@
-"""The kago manager (issue 7): docker-like verbs, a shared supervisor, and container
+"""The kago manager: docker-like verbs, a shared supervisor, and container
 definitions that are Python programs (``kago up FILE``).
 
     engine.Manager      the verbs as a library: create, start, stop, kill, remove, list, wait

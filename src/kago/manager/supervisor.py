@@ -10,7 +10,7 @@ How it holds on to containers:
 
 - It is a child subreaper (PR_SET_CHILD_SUBREAPER) and it starts every container itself (the
   runtime is called in this process, or as its child), so each container's init ends up as
-  its child: it reaps it at once (this VM's PID 1 reaps orphans 1-2 s late) and gets the real
+  its child: it reaps it at once (a VM's PID 1 was seen to reap orphans 1-2 s late) and gets the real
   exit status. OOM kills are read from the container's cgroup before the runtime deletes it.
 - A container's stdout and stderr are named FIFOs under RUNROOT/fifos/<id>, which the
   container holds open read-write: if the supervisor dies, the container's writes never fail

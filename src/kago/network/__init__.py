@@ -1,4 +1,4 @@
-"""Container networking (issue 6): netns, veth, bridge, IPAM, published ports, /etc files.
+"""Container networking: netns, veth, bridge, IPAM, published ports, /etc files.
 
     from kago.network import Networks, NetworkError, PortMapping, Attachment
     nets = Networks(state_dir="/var/lib/kago/network", nft_table="kago")

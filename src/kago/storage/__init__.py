@@ -1,4 +1,4 @@
-"""Images and layered storage (issue 5): a content-addressed store of images and layers,
+"""Images and layered storage: a content-addressed store of images and layers,
 layer drivers (overlay, btrfs, vfs), cheap ID shifting, commit, OCI/docker archives and a
 registry client (``kago.storage.registry``).
 

@@ -191,7 +191,7 @@ def clone_rootfs(src, dst):
 
     Why not shutil.copytree or ``cp -a``: measured on this tree (268 symlinks, 15 dirs, one
     2 MB binary) on tmpfs, median of 40: this walk 3.0 ms, copytree(symlinks=True) 5.9 ms,
-    ``cp -a --reflink=auto`` 6.9 ms, a fresh build_rootfs 8.1 ms. (On this VM's ext4, mounted
+    ``cp -a --reflink=auto`` 6.9 ms, a fresh build_rootfs 8.1 ms. (On the test machine's ext4, mounted
     with ``discard``, all four are I/O-bound at 100–350 ms and indistinguishable.)
     """
     dst = Path(dst).absolute()

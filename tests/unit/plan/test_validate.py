@@ -509,7 +509,7 @@ def test_fuzz_namespace_combinations_raise_only_spec_error(nss, sysctl, maps, ho
 # ---------------------------------------------------------------- not yet supported
 
 def test_seccomp_section_is_validated_and_accepted():
-    """linux.seccomp is applied now (issue 4): a good section passes, a bad one names its
+    """linux.seccomp is applied: a good section passes, a bad one names its
     field (the full matrix is in tests/unit/seccomp/test_validate_seccomp.py)."""
     from kago.oci.defaults import default_spec
     cfg = default_spec()
