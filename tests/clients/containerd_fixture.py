@@ -32,6 +32,8 @@ import subprocess
 import tarfile
 import time
 
+from conftest import pid_alive
+
 SOCKET_ROOT = "/run/containerd"  # containerd 1.6's shim socket directory is SOCKET_ROOT/s
 CONTAINERD = "/usr/bin/containerd"
 CTR = "/usr/bin/ctr"
@@ -154,19 +156,11 @@ def _socket_answers(path):
         sock.close()
 
 
-def _alive(pid):
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            return f.read().rsplit(")", 1)[1].split()[0] not in ("Z", "X")
-    except (FileNotFoundError, ProcessLookupError):
-        return False
-
-
 def _wait_gone(pids, timeout):
     deadline = time.monotonic() + timeout
-    while any(_alive(p) for p in pids) and time.monotonic() < deadline:
+    while any(pid_alive(p) for p in pids) and time.monotonic() < deadline:
         time.sleep(0.02)
-    return [p for p in pids if _alive(p)]
+    return [p for p in pids if pid_alive(p)]
 
 
 class Containerd:

@@ -13,6 +13,7 @@ import uuid
 import pytest
 
 from conftest import KAGO_OCI, wait_for
+from test_lifecycle import detached
 
 def ok(proc):
     assert proc.returncode == 0, f"exit {proc.returncode}: {proc.stderr}"
@@ -800,12 +801,7 @@ def test_idmap_in_a_joined_user_namespace_uses_that_namespace(oci, make_bundle, 
     without maps of its own is idmapped through the joined namespace itself (runc 1.2)."""
     first = make_bundle(["sleep", "100"], mutate=userns)
     cid = oci.new_id()
-    with tempfile.TemporaryFile() as err:
-        proc = subprocess.run([KAGO_OCI, "--root", oci.root, "create", "--bundle", first.path,
-                               cid], stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                              stderr=err, timeout=30)
-        err.seek(0)
-        assert proc.returncode == 0, err.read()
+    ok(detached(oci, "create", "--bundle", first.path, cid))  # the init keeps its stdio
     pid = oci.state(cid)["pid"]
 
     def join(cfg):

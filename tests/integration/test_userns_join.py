@@ -4,10 +4,7 @@ runc's nsexec stage 2 makes the init root of whatever user namespace it is in (s
 setgid(0), setgroups): in a joined one too, so what it creates has mapped owners.
 """
 
-import subprocess
-import tempfile
-
-from conftest import KAGO_OCI
+from test_lifecycle import detached
 
 MAP = [{"containerID": 0, "hostID": 100000, "size": 65536}]
 
@@ -21,12 +18,8 @@ def userns(cfg):
 def test_joined_user_namespace_is_entered_as_its_root(oci, make_bundle):
     first = make_bundle(["sleep", "100"], mutate=userns)
     cid = oci.new_id()
-    with tempfile.TemporaryFile() as err:  # the init keeps its stderr: not a pipe to wait on
-        proc = subprocess.run([KAGO_OCI, "--root", oci.root, "create", "--bundle", first.path,
-                               cid], stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                              stderr=err, timeout=30)
-        err.seek(0)
-        assert proc.returncode == 0, err.read()
+    proc = detached(oci, "create", "--bundle", first.path, cid)  # the init keeps its stdio
+    assert proc.returncode == 0, proc.stderr
     pid = oci.state(cid)["pid"]
 
     def join(cfg):
