@@ -90,7 +90,7 @@ def test_signal_mask_is_restored(started):
 def test_failure_after_the_clone_reaps_the_holder(started, monkeypatch):
     def interrupted(pid, uids, gids):
         raise KeyboardInterrupt
-    monkeypatch.setattr(idshift.linux_idmap, "write_maps", interrupted)
+    monkeypatch.setattr(idshift.kernel_idmap, "write_maps", interrupted)
     with pytest.raises(KeyboardInterrupt):
         idshift.make_userns(SHIFTED)
     assert len(started) == 1 and started[0].pid > 0
@@ -134,12 +134,12 @@ def test_reaped_by_someone_else_during_make_userns_is_an_error(started, monkeypa
 
 
 def test_reaped_before_the_maps_are_written(started, monkeypatch):
-    write_maps = idshift.linux_idmap.write_maps
+    write_maps = idshift.kernel_idmap.write_maps
 
     def stolen(pid, uids, gids):
         os.waitpid(pid, 0)
         write_maps(pid, uids, gids)
-    monkeypatch.setattr(idshift.linux_idmap, "write_maps", stolen)
+    monkeypatch.setattr(idshift.kernel_idmap, "write_maps", stolen)
     with pytest.raises(KernelError):
         idshift.make_userns(SHIFTED)
 

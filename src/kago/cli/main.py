@@ -846,9 +846,9 @@ def cmd_info(glob, argv):
     containers = mgr.list(all=True)
     for _record, live in containers:
         counts[live] = counts.get(live, 0) + 1
-    from kago.linux import cgroups
     from kago.manager import supervisor
-    layout = cgroups.detect()
+    from kago.runtime import container
+    layout = container.layout()
     _out(f"Containers: {len(containers)}")
     _out(f" Running: {counts['running']}")
     _out(f" Paused: {counts['paused']}")

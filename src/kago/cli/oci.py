@@ -122,7 +122,7 @@ def cmd_state(glob, args):
 
 
 def cmd_kill(glob, args):
-    from kago.plan.tables import parse_signal
+    from kago.oci.names import parse_signal
     from kago.runtime import container
     sig = parse_signal(args.signal or "SIGTERM")
     container.kill(_store(glob), args.id, sig, all_processes=bool(args.all))

@@ -1,4 +1,4 @@
-"""Facts about this host, read from /proc and /sys (cheap; no ctypes, nothing cached on disk)."""
+"""Facts about this host, read from /proc, /sys and its file system (cheap; no ctypes, nothing cached)."""
 
 import os
 
@@ -31,3 +31,27 @@ def enabled_lsms(path="/sys/kernel/security/lsm"):
     if os.path.exists("/sys/fs/selinux/enforce"):
         found.add("selinux")
     return tuple(sorted(found - {""}))
+
+
+def closed_ancestor(path, cache=None):
+    """The first directory above ``path`` that others may not search (no o+x), as
+    ``(directory, mode)``, or None when every one of them is open.
+
+    Root in a user namespace is an unprivileged host ID: a path below such a directory is out
+    of its reach. A directory that cannot be examined counts as closed, with mode None.
+    ``cache`` (a dict) keeps the modes seen, for callers that check many paths.
+    """
+    cache = {} if cache is None else cache
+    parent = os.path.dirname(path.rstrip("/"))
+    while True:
+        if parent not in cache:
+            try:
+                cache[parent] = os.stat(parent).st_mode
+            except OSError:
+                cache[parent] = None
+        mode = cache[parent]
+        if mode is None or not mode & 0o001:
+            return parent, mode
+        if parent == "/":
+            return None
+        parent = os.path.dirname(parent)

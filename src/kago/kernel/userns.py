@@ -1,7 +1,7 @@
 """The user namespace holder: a process whose only job is to own a new user namespace.
 
 An idmapped mount (mount_setattr(2) MOUNT_ATTR_IDMAP) needs a user namespace fd with the maps
-to apply. ``UsernsHolder`` makes one without a Python fork; kago.linux.idmap.make_userns
+to apply. ``UsernsHolder`` makes one without a Python fork; kago.kernel.idmap.make_userns
 writes its maps and keeps the namespace as an fd. Used by the store (idmapped layers) and by
 the runtime (idmapped bind mounts, spec ``idmap``/``ridmap``).
 """

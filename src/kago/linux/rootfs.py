@@ -26,6 +26,8 @@ from kago.errors import KernelError
 from kago.kernel import consts as C
 from kago.kernel import libc
 
+SELF_MOUNTINFO = "/proc/self/mountinfo"
+
 
 def isolate_propagation(propagation):
     """Step 1: stop mount events reaching the host (default rslave, as runc)."""
@@ -132,22 +134,14 @@ def chroot_into(rootfs):
     os.chdir("/")
 
 
-def mounts_under(path, mountinfo="/proc/self/mountinfo"):
+def mounts_under(path, mountinfo=SELF_MOUNTINFO):
     """[(mount ID, mount point)] of the mounts at or under ``path`` (resolved), in mount
     order (parents before children)."""
-    from kago.linux.cgroups.mountinfo import unescape
-    top = os.path.realpath(path)
-    found = []
-    with open(mountinfo) as f:
-        for line in f:
-            fields = line.split(" ", 5)
-            point = unescape(fields[4])
-            if point == top or point.startswith(top.rstrip("/") + "/"):
-                found.append((int(fields[0]), point))
-    return found
+    from kago.host import mountinfo as table
+    return [(m.id, m.point) for m in table.under(table.read(mountinfo), os.path.realpath(path))]
 
 
-def unmount_new(path, before, mountinfo="/proc/self/mountinfo"):
+def unmount_new(path, before, mountinfo=SELF_MOUNTINFO):
     """Unmount (lazily) every mount under ``path`` whose ID is not in ``before``, deepest
     first; returns the mount points. One already gone is fine."""
     keep = set(before)

@@ -198,7 +198,7 @@ def cap_name(name, field):
         return upper
     if not upper.startswith("CAP_"):
         upper = "CAP_" + upper
-    from kago.plan.tables import CAPABILITIES
+    from kago.oci.names import CAPABILITIES
     if upper not in CAPABILITIES:
         raise BadValue(field, f'unknown capability "{name}"')
     return upper
@@ -207,7 +207,7 @@ def cap_name(name, field):
 def capabilities(cap_add, cap_drop, base=DEFAULT_CAPS):
     """docker's rule: start from the defaults (or all with ALL), add, then drop (ALL drops
     every one); returns a sorted list of CAP_ names."""
-    from kago.plan.tables import CAPABILITIES
+    from kago.oci.names import CAPABILITIES
     adds = [cap_name(c, "--cap-add") for c in cap_add or ()]
     drops = [cap_name(c, "--cap-drop") for c in cap_drop or ()]
     caps = set(base)

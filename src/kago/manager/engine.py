@@ -62,7 +62,7 @@ def load_settings(paths):
 def _check_reachable(path):
     """A container with its own user namespace reaches its bundle as an unprivileged host ID:
     say so before the runtime fails with a bare EACCES (a missing directory it reports)."""
-    from kago.linux.idmap import closed_ancestor
+    from kago.host.facts import closed_ancestor
     closed = closed_ancestor(path)
     if closed and closed[1] is not None:
         parent, mode = closed
@@ -560,7 +560,7 @@ class Manager:
             return self.records.load(record["id"])
         timeout = STOP_TIMEOUT if timeout is None else timeout
         runtime = self.runtime(record)
-        from kago.plan.tables import parse_signal
+        from kago.oci.names import parse_signal
         if status == "paused":
             runtime.kill(record["id"], parse_signal("SIGKILL"), all=True)
         else:
@@ -580,7 +580,7 @@ class Manager:
         return self.records.load(record["id"])
 
     def kill(self, ref, signal_name="SIGKILL"):
-        from kago.plan.tables import parse_signal
+        from kago.oci.names import parse_signal
         record = self.resolve(ref)
         if self.live(record) not in ("running", "paused"):
             raise StateError(f"cannot kill container {record['name']}: it is not running")

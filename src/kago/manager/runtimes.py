@@ -79,13 +79,8 @@ class LibraryRuntime:
 
     def warm(self):
         """Import what ``start`` uses now, so that each forked start does not."""
-        from kago.kernel import libseccomp  # noqa: F401
-        from kago.linux import cgroups, mounts, namespaces, seccomp  # noqa: F401
-        from kago.linux.cgroups import limits  # noqa: F401
-        from kago.plan import build, validate  # noqa: F401
-        from kago.process import channel, child, hooks, parent, steps  # noqa: F401
-        from kago.runtime import container, options, resources  # noqa: F401
-        container.LAYOUT = cgroups.detect()  # the hierarchies do not move; mountinfo grows
+        from kago.runtime import container
+        container.warm()
 
     def start(self, cid, bundle, stdio):
         from kago.errors import KagoError

@@ -856,18 +856,8 @@ def _oom_killed(record):
     path = record.get("cgroups_path")
     if not path:
         return False
-    from kago.errors import KagoError
-    from kago.linux import cgroups
-    try:
-        if not _LAYOUT:
-            _LAYOUT.append(cgroups.detect())  # the hierarchies do not move; mountinfo grows
-        mgr = cgroups.open_manager(path, _LAYOUT[0])
-        return mgr.exists() and mgr.oom_count() > 0
-    except (KagoError, OSError):
-        return False
-
-
-_LAYOUT = []
+    from kago.runtime.resources import oom_killed_at
+    return oom_killed_at(path)
 
 
 def _alive(pid, start):

@@ -124,13 +124,9 @@ def is_netns(path):
 
 def _fs_type(path):
     """The type of the last filesystem mounted at ``path``, from mountinfo (os has no statfs)."""
-    real = os.path.realpath(path)
-    found = None
-    with open("/proc/self/mountinfo") as f:
-        for line in f:
-            if line.split()[4] == real:
-                found = line.split(" - ", 1)[1].split()[0]
-    return found
+    from kago.host import mountinfo
+    found = mountinfo.at(mountinfo.read(), os.path.realpath(path))
+    return found.fstype if found else None
 
 
 def etc_files(name, etc_dir=ETC_DIR):

@@ -163,12 +163,12 @@ class SourceOpener:
             return None
         # only sources the mapped root cannot reach need one (the container's own cgroup
         # dirs, the usual binds, it can): no helper process, a fork and its exit (~2 ms)
-        from kago.linux import idmap
+        from kago.host.facts import closed_ancestor
         modes = {}
         # and idmapped binds: only host root may idmap a host filesystem
         indices = [i for i, op in enumerate(plan.mounts) if op.is_bind and (
             op.idmap is not None or not (op.source or "").startswith("/")
-            or idmap.closed_ancestor(op.source, modes))]
+            or closed_ancestor(op.source, modes))]
         if not indices:
             return None
         import _socket
@@ -212,8 +212,8 @@ def _serve_sources(sock, plan, indices):
         for index in indices:
             op = plan.mounts[index]
             try:
-                if op.idmap is not None:  # the detached idmapped tree (linux.idmap)
-                    from kago.linux import idmap
+                if op.idmap is not None:  # the detached idmapped tree (kernel.idmap)
+                    from kago.kernel import idmap
                     fd = idmap.idmapped_tree(op.source, op.userns_fd,
                                              bool(op.flags & C.MS_REC), op.idmap[3])
                 else:

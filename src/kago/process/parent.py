@@ -184,7 +184,7 @@ def _intermediate_handshake(sp, plan, prepare):
     chan = sp.chan
     hello = chan.recv(expect=("hello",))
     if hello["userns"]:
-        from kago.linux import idmap
+        from kago.kernel import idmap
         with log.phase("id maps"):
             idmap.write_maps(sp.intermediate, plan.uid_maps, plan.gid_maps)
     chan.send(t="ok")

@@ -29,6 +29,28 @@ CREATED, RUNNING, STOPPED, PAUSED, CREATING = "created", "running", "stopped", "
 LAYOUT = None
 
 
+def warm():
+    """For a long-lived caller that forks a create per container (the manager's supervisor):
+    import what create uses once, and detect the cgroup layout once (the hierarchies do not
+    move; mountinfo grows by a mount per container)."""
+    global LAYOUT
+    from kago.kernel import libseccomp  # noqa: F401
+    from kago.linux import cgroups, mounts, namespaces, seccomp  # noqa: F401
+    from kago.linux.cgroups import limits  # noqa: F401
+    from kago.plan import build, validate  # noqa: F401
+    from kago.process import channel, child, hooks, parent, steps  # noqa: F401
+    from kago.runtime import options, resources  # noqa: F401
+    LAYOUT = cgroups.detect()
+
+
+def layout():
+    """The cgroup layout: the one warm() detected, or this mount namespace's now."""
+    if LAYOUT is not None:
+        return LAYOUT
+    from kago.linux import cgroups
+    return cgroups.detect()
+
+
 # --- loading and planning (no side effects) -----------------------------------------------
 
 def load_config(bundle):
@@ -172,7 +194,7 @@ def _idmap_namespaces(plan, fds):
         else:
             key = (tuple(map(tuple, uids)), tuple(map(tuple, gids)))
             if key not in made:
-                from kago.linux import idmap
+                from kago.kernel import idmap
                 with log.phase("idmap user namespace"):
                     made[key] = fds.add(idmap.make_userns(uids, gids))
             fd = os.dup(made[key])  # one per mount: each is closed once its mount is made

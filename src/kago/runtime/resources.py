@@ -104,3 +104,31 @@ def oom_killed(record):
         return mgr.oom_count() > 0
     except KagoError:
         return False
+
+
+# --- for the manager, which knows a container by its cgroup path, not a runtime record ------
+
+def oom_killed_at(cgroups_path):
+    """True if the OOM killer killed a process in the cgroup at ``cgroups_path`` (read it
+    before the runtime's delete removes the cgroup; runc's state has no such field)."""
+    from kago.linux import cgroups
+    try:
+        mgr = cgroups.open_manager(cgroups_path, ctr.layout())
+        return mgr.exists() and mgr.oom_count() > 0
+    except (KagoError, OSError):
+        return False
+
+
+def oom_watch_at(cgroups_path):
+    """A watch of OOM kills in the cgroup at ``cgroups_path`` (linux.cgroups' oom_watch: a
+    context manager with fileno() to poll and a count); KagoError if it cannot be made."""
+    from kago.linux import cgroups
+    return cgroups.open_manager(cgroups_path, ctr.layout()).oom_watch()
+
+
+def pressure_file_at(cgroups_path, resource):
+    """The PSI file (``cpu``, ``memory``, ``io``) of the cgroup at ``cgroups_path``, in its
+    cgroup2 directory (on hybrid hosts, the unified tree); KagoError where there is none."""
+    from kago.linux import cgroups
+    mgr = cgroups.open_manager(cgroups_path, ctr.layout())
+    return f"{mgr.path_in(cgroups.UNIFIED)}/{resource}.pressure"

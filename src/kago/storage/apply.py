@@ -25,7 +25,7 @@ import stat
 import tarfile
 
 from kago.errors import KernelError
-from kago.linux import mounts
+from kago.kernel import rooted
 from kago.storage.errors import BadArchive, StoreError, UnsafeArchive
 from kago.storage.stream import CHUNK, corrupt_errors, is_enospc
 
@@ -158,7 +158,7 @@ class Applier:
         if "/".join(tparts) == path:
             return  # a link to itself: nothing to do
         try:
-            tpfd = mounts.open_in_root(self.rootfd, "/".join(tparts[:-1]),
+            tpfd = rooted.open_in_root(self.rootfd, "/".join(tparts[:-1]),
                                        os.O_PATH | os.O_DIRECTORY)
         except KernelError:
             tpfd = None
@@ -204,11 +204,11 @@ class Applier:
     def _opaque(self, dir_parts):
         if self.mode == "overlay":
             pfd = self.parent(dir_parts, "/".join(dir_parts + [OPAQUE]))
-            os.setxattr(mounts.fdpath(pfd), OVERLAY_XATTR + "opaque", b"y")
+            os.setxattr(rooted.fdpath(pfd), OVERLAY_XATTR + "opaque", b"y")
             return
         prefix = "/".join(dir_parts)
         try:
-            dfd = mounts.open_in_root(self.rootfd, prefix or "/", os.O_RDONLY | os.O_DIRECTORY)
+            dfd = rooted.open_in_root(self.rootfd, prefix or "/", os.O_RDONLY | os.O_DIRECTORY)
         except KernelError:
             return
         try:
@@ -228,7 +228,7 @@ class Applier:
             return self._cache[1]
         self._drop_cache()
         try:
-            fd = mounts.mkdirs_in_root(self.rootfd, path or "/")
+            fd = rooted.mkdirs_in_root(self.rootfd, path or "/")
         except KernelError as e:
             if e.errno == errno.ENOTDIR:
                 raise BadArchive(f"{self.source}: entry {shown!r} is below something that is "
@@ -250,7 +250,7 @@ class Applier:
         if self._cache[0] == path:
             return self._cache[1]
         self._drop_cache()
-        fd = mounts.open_in_root(self.rootfd, path or "/", os.O_PATH | os.O_DIRECTORY)
+        fd = rooted.open_in_root(self.rootfd, path or "/", os.O_PATH | os.O_DIRECTORY)
         self._cache = (path, fd)
         return fd
 
@@ -285,7 +285,7 @@ class Applier:
             fd = os.open(name, os.O_PATH | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=pfd)
             try:
                 for key, value in xattrs.items():
-                    os.setxattr(mounts.fdpath(fd), key, value)
+                    os.setxattr(rooted.fdpath(fd), key, value)
             finally:
                 os.close(fd)
         if root:
@@ -297,11 +297,11 @@ class Applier:
         self._drop_cache()
         for path, mtime in reversed(self.dir_times):
             try:
-                fd = mounts.open_in_root(self.rootfd, path or "/", os.O_PATH | os.O_DIRECTORY)
+                fd = rooted.open_in_root(self.rootfd, path or "/", os.O_PATH | os.O_DIRECTORY)
             except KernelError:
                 continue  # removed by a later whiteout
             try:
-                os.utime(mounts.fdpath(fd), ns=(int(mtime * 10**9),) * 2)
+                os.utime(rooted.fdpath(fd), ns=(int(mtime * 10**9),) * 2)
             finally:
                 os.close(fd)
 

@@ -21,7 +21,7 @@ import stat
 
 from kago.kernel import consts as C
 from kago.kernel import libc
-from kago.linux import idmap as linux_idmap
+from kago.kernel import idmap as kernel_idmap
 from kago.storage import syscalls
 from kago.storage.errors import StoreError
 
@@ -64,7 +64,7 @@ def make_userns(idmap):
     holder = syscalls.UsernsHolder()
     try:
         pid = holder.start()
-        linux_idmap.write_maps(pid, idmap.uids, idmap.gids)
+        kernel_idmap.write_maps(pid, idmap.uids, idmap.gids)
         nsfd = os.open(f"/proc/{pid}/ns/user", os.O_RDONLY | os.O_CLOEXEC)
     except BaseException:
         _reap(holder)
@@ -110,7 +110,7 @@ def idmapped_clone(path, userns_fd, recursive=False):
     Used as an overlay lower layer through /proc/self/fd/N (overlayfs keeps its own private
     clone, so the fd may be closed once the overlay is mounted), or attached with move_mount.
     """
-    return linux_idmap.idmapped_tree(path, userns_fd, recursive_bind=recursive,
+    return kernel_idmap.idmapped_tree(path, userns_fd, recursive_bind=recursive,
                                      recursive_idmap=recursive)
 
 

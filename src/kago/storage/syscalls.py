@@ -13,20 +13,13 @@ from kago.errors import KernelError
 from kago.kernel import consts as C
 from kago.kernel import libc
 from kago.kernel.userns import UsernsHolder  # noqa: F401 - idshift.make_userns uses it here
-from kago.linux.cgroups.mountinfo import unescape
+from kago.host import mountinfo as table
 
 # --- mount table ------------------------------------------------------------------------------
 
-def mounts(mountinfo="/proc/self/mountinfo"):
+def mounts(mountinfo=table.SELF):
     """[(mount point, fstype, source)] in mount order."""
-    out = []
-    with open(mountinfo) as f:
-        for line in f:
-            left, _, right = line.partition(" - ")
-            fields = left.split()
-            rfields = right.split()
-            out.append((unescape(fields[4]), rfields[0], unescape(rfields[1])))
-    return out
+    return [(m.point, m.fstype, m.source) for m in table.read(mountinfo)]
 
 
 def is_mountpoint(path):

@@ -1,4 +1,5 @@
-"""Where the cgroup hierarchies are: mountinfo and /proc/PID/cgroup parsing, pure and injectable.
+"""Where the cgroup hierarchies are: from mountinfo (kago.host.mountinfo parses it) and
+/proc/PID/cgroup, pure and injectable.
 
 Kernel docs: Documentation/filesystems/proc.rst (3.5 /proc/<pid>/mountinfo),
 Documentation/admin-guide/cgroup-v1/cgroups.rst (one hierarchy per mount, its controllers named
@@ -16,6 +17,7 @@ import errno
 import os
 
 from kago.errors import CgroupError
+from kago.host import mountinfo
 
 UNIFIED = "unified"
 
@@ -133,30 +135,6 @@ def _join(base, *parts):
     return path or "/"
 
 
-def unescape(field):
-    """mountinfo escapes space, tab, newline and backslash as \\ooo octal (three digits)."""
-    if "\\" not in field:
-        return field
-    out, i = [], 0
-    while i < len(field):
-        if field[i] == "\\" and len(field[i + 1:i + 4]) == 3 and field[i + 1:i + 4].isdigit():
-            out.append(chr(int(field[i + 1:i + 4], 8)))
-            i += 4
-        else:
-            out.append(field[i])
-            i += 1
-    return "".join(out)
-
-
-def _parse_line(line):
-    """(fstype, root, mountpoint, super_options) of one mountinfo line, or None if malformed."""
-    left, sep, right = line.partition(" - ")
-    fields, tail = left.split(), right.split()
-    if not sep or len(fields) < 6 or len(tail) < 3:
-        return None
-    return tail[0], unescape(fields[3]), unescape(fields[4]), tail[2]
-
-
 def _v1_name(super_options):
     """The hierarchy's name from its super options: its controllers and name=, sorted."""
     names = [o for o in super_options.split(",")
@@ -174,15 +152,11 @@ def _keep(found, h):
 def parse_mountinfo(text):
     """The Layout described by mountinfo ``text``."""
     v1, unified = {}, {}
-    for line in text.splitlines():
-        parsed = _parse_line(line)
-        if parsed is None:
-            continue
-        fstype, root, mountpoint, options = parsed
-        if fstype == "cgroup2":
-            _keep(unified, Hierarchy(UNIFIED, mountpoint, root, 2))
-        elif fstype == "cgroup":
-            _keep(v1, Hierarchy(_v1_name(options), mountpoint, root, 1))
+    for m in mountinfo.parse(text):
+        if m.fstype == "cgroup2":
+            _keep(unified, Hierarchy(UNIFIED, m.point, m.root, 2))
+        elif m.fstype == "cgroup":
+            _keep(v1, Hierarchy(_v1_name(m.super_options), m.point, m.root, 1))
     return Layout(v1.values(), unified.get(UNIFIED))
 
 

@@ -170,9 +170,13 @@ class Agent:
         record = self.mgr.records.load(cid)
         fds = []
         for resource, stall_ms, window_ms, fn in c.pressure:
-            path = f"/sys/fs/cgroup/unified{record['cgroups_path']}/{resource}.pressure"
-            if not os.path.isdir(os.path.dirname(path)):
-                path = f"/sys/fs/cgroup{record['cgroups_path']}/{resource}.pressure"
+            from kago.errors import KagoError
+            from kago.runtime.resources import pressure_file_at
+            try:
+                path = pressure_file_at(record["cgroups_path"], resource)
+            except KagoError as e:
+                H.warn(f"agent: {c.name}: cannot watch {resource} pressure: {e}")
+                continue
             try:
                 fd = _psi_trigger(path, stall_ms, window_ms)
             except OSError as e:
@@ -183,9 +187,9 @@ class Agent:
             fds.append(fd)
         if c.oom:
             from kago.errors import KagoError
-            from kago.linux import cgroups
+            from kago.runtime.resources import oom_watch_at
             try:
-                watch = cgroups.open_manager(record["cgroups_path"]).oom_watch()
+                watch = oom_watch_at(record["cgroups_path"])
             except KagoError as e:
                 H.warn(f"agent: {c.name}: cannot watch for OOM: {e}")
                 watch = None

@@ -504,7 +504,7 @@ def down(mgr, file, env=None, out=print, timeout=10, **_):
 def _stop_many(mgr, records, timeout=10):
     """Stop signals to all at once, one wait for all, then SIGKILL the rest."""
     from kago.manager.engine import mark_removing
-    from kago.plan.tables import parse_signal
+    from kago.oci.names import parse_signal
     running = []
     for record in records:
         mgr.records.update(record["id"], mark_removing)  # removed next: nothing to release

@@ -27,30 +27,6 @@ def _write(path, text):
         raise KernelError("write", e.errno, path, text.strip().replace("\n", ", ")) from None
 
 
-def closed_ancestor(path, cache=None):
-    """The first directory above ``path`` that others may not search (no o+x), as
-    ``(directory, mode)``, or None when every one of them is open.
-
-    Root in a user namespace is an unprivileged host ID: a path below such a directory is out
-    of its reach. A directory that cannot be examined counts as closed, with mode None.
-    ``cache`` (a dict) keeps the modes seen, for callers that check many paths.
-    """
-    cache = {} if cache is None else cache
-    parent = os.path.dirname(path.rstrip("/"))
-    while True:
-        if parent not in cache:
-            try:
-                cache[parent] = os.stat(parent).st_mode
-            except OSError:
-                cache[parent] = None
-        mode = cache[parent]
-        if mode is None or not mode & 0o001:
-            return parent, mode
-        if parent == "/":
-            return None
-        parent = os.path.dirname(parent)
-
-
 def make_userns(uid_maps, gid_maps):
     """A new user namespace with these maps, as an O_RDONLY fd (for MOUNT_ATTR_IDMAP).
 

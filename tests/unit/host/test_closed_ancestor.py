@@ -2,7 +2,7 @@
 
 import os
 
-from kago.linux.idmap import closed_ancestor
+from kago.host.facts import closed_ancestor
 
 OPEN = 0o40755
 
