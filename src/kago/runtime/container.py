@@ -39,7 +39,7 @@ def warm():
     from kago.linux.cgroups import limits  # noqa: F401
     from kago.plan import build, validate  # noqa: F401
     from kago.process import channel, child, hooks, parent, steps  # noqa: F401
-    from kago.runtime import options, resources  # noqa: F401
+    from kago.runtime import options  # noqa: F401
     LAYOUT = cgroups.detect()
 
 
@@ -361,6 +361,17 @@ def cgroup_of(record):
     return Manager.from_record(rec)
 
 
+def oom_killed(record):
+    """True if the OOM killer killed any of the container's processes (cgroup still there)."""
+    mgr = cgroup_of(record)
+    if mgr is None or not mgr.exists():
+        return False
+    try:
+        return mgr.oom_count() > 0
+    except KagoError:
+        return False
+
+
 def oci_state(record, status_now, pid=None):
     state = {"ociVersion": record["ociVersion"], "id": record["id"],
              "pid": record["pid"] if pid is None else pid, "status": status_now,
@@ -378,7 +389,6 @@ def state(store, container_id):
     now = status(store, record)
     doc = oci_state(record, now)
     if now == STOPPED:
-        from kago.runtime.resources import oom_killed
         if oom_killed(record):
             doc["oomKilled"] = True  # an extra field, like runc's "rootfs" and "owner"
     return doc

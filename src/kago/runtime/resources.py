@@ -95,17 +95,6 @@ def events(store, container_id, interval, emit, max_events=None):
                 deadline = time.monotonic() + interval
 
 
-def oom_killed(record):
-    """True if the OOM killer killed any of the container's processes (cgroup still there)."""
-    mgr = ctr.cgroup_of(record)
-    if mgr is None or not mgr.exists():
-        return False
-    try:
-        return mgr.oom_count() > 0
-    except KagoError:
-        return False
-
-
 # --- for the manager, which knows a container by its cgroup path, not a runtime record ------
 
 def oom_killed_at(cgroups_path):

@@ -1,6 +1,8 @@
-"""The store's value types: IdMap, ImageInfo, RootfsInfo."""
+"""The store's value types: IdMap, ImageInfo, RootfsInfo, Layer; chain IDs and the host's platform."""
 
 import datetime
+import hashlib
+import platform
 
 from kago.storage.errors import StoreError
 
@@ -146,3 +148,39 @@ class RootfsInfo:
     def __repr__(self):
         return (f"RootfsInfo(cid={self.cid!r}, path={self.path!r}, driver={self.driver!r}, "
                 f"shift={self.shift!r})")
+
+
+_ARCH = {"x86_64": "amd64", "aarch64": "arm64", "armv7l": "arm", "i686": "386",
+         "ppc64le": "ppc64le", "s390x": "s390x", "riscv64": "riscv64"}
+
+
+def host_platform():
+    """The host's OCI platform: ("linux", "amd64") and so on."""
+    machine = platform.machine()
+    return "linux", _ARCH.get(machine, machine)
+
+
+def chain_id(parent, diff_id):
+    """OCI ChainID: a layer's identity given everything under it."""
+    if parent is None:
+        return diff_id
+    return "sha256:" + hashlib.sha256(f"{parent} {diff_id}".encode()).hexdigest()
+
+
+class Layer:
+    """A layer to stack: its blob (digest, size, media type) and, once read, its diff_id."""
+
+    __slots__ = ("chain", "content_size", "diff_id", "digest", "media_type", "path", "size")
+
+    def __init__(self, digest, size, media_type, diff_id=None, path=None):
+        self.digest = digest
+        self.size = size
+        self.media_type = media_type
+        self.diff_id = diff_id
+        self.path = path            # where the blob's bytes are (staged or in the store)
+        self.chain = None
+        self.content_size = 0
+
+    def to_json(self):
+        return {"digest": self.digest, "size": self.size, "media_type": self.media_type,
+                "diff_id": self.diff_id}

@@ -180,7 +180,7 @@ def read_verified(source, digest, what):
 
 def stage_blob(stage, source, name, expected, what, media_type):
     """Copy a layer blob from ``source`` into staging, checking its digest on the way."""
-    from kago.storage.store import Layer
+    from kago.storage.model import Layer
     out = stage.path(f"blob-{uuid.uuid4().hex}")
     with source.open(name, what) as src, open(out, "wb") as dst:
         reader = HashingReader(src, tee=dst)
@@ -199,7 +199,7 @@ def build_image(store, stage, config_bytes, layer_descs, fetch, names, what):
     """Stage and apply an image's layers, then publish it. ``layer_descs``: [(digest or None,
     media type or None, size)]; ``fetch(index, desc)`` stages layer ``index``'s blob and returns
     a Layer. A layer whose blob and layer are both in the store already is not fetched again."""
-    from kago.storage.store import Layer, chain_id
+    from kago.storage.model import Layer, chain_id
     cfg = parse_json(config_bytes, f"{what}: image config")
     try:
         diff_ids = list(cfg["rootfs"]["diff_ids"])
@@ -265,7 +265,7 @@ def _layout_entries(source, name):
     entries = [d for d in index.get("manifests") or [] if isinstance(d, dict)]
     if not entries:
         raise BadArchive(f"{source.path}: index.json lists no images")
-    from kago.storage.store import host_platform
+    from kago.storage.model import host_platform
     host = host_platform()
     with_platform = [d for d in entries if d.get("platform")]
     if with_platform and not any(matches_host(d["platform"], host) for d in with_platform) \
@@ -297,7 +297,7 @@ def _names_from(annotations):
 
 def import_oci(store, path, name=None):
     """Import the images of an OCI image layout (directory or tar)."""
-    from kago.storage.store import host_platform
+    from kago.storage.model import host_platform
     source = Source(path)
     try:
         entries = _layout_entries(source, name)
@@ -331,7 +331,7 @@ def _import_manifest(store, stage, source, desc, names, host):
 
 def import_docker_archive(store, path):
     """Import the images of a ``docker save`` archive (directory or tar)."""
-    from kago.storage.store import host_platform
+    from kago.storage.model import host_platform
     source = Source(path)
     try:
         if not source.exists("manifest.json"):
@@ -457,7 +457,7 @@ def _write_blobs(out, store, rec, manifest):
 
 
 def _index(rec, manifest, mdigest, name):
-    from kago.storage.store import host_platform
+    from kago.storage.model import host_platform
     os_name, arch = host_platform()
     ann = {}
     if name:

@@ -294,7 +294,7 @@ def _client(ref, insecure, auth):
 def pull(store, ref, insecure=False, auth=None):
     """Pull ``ref`` (``host[:port]/repo[:tag|@digest]``) into ``store``; the image is named
     ``ref`` (with ``:latest`` added when no tag is given). Returns its ImageInfo."""
-    from kago.storage.store import host_platform
+    from kago.storage.model import host_platform
     r, client, tag = _client(ref, insecure, auth)
     what = f"{client.host}/{client.repository}:{tag}"
     cache = {}
@@ -320,7 +320,7 @@ def pull(store, ref, insecure=False, auth=None):
     def fetch(index, desc):
         """Completed blobs stay in <root>/downloads until the image is in the store, so a
         pull that fails later (another blob, a full disk) does not fetch them again."""
-        from kago.storage.store import Layer
+        from kago.storage.model import Layer
         complete = os.path.join(downloads, hex_of(desc[0]))
         if not os.path.exists(complete):
             client.download(desc[0], complete + ".partial")

@@ -8,7 +8,6 @@ containers from being made), then publish it under the lock by renames; see ``_S
 import hashlib
 import json
 import os
-import platform
 import uuid
 
 from kago.storage import drivers, idshift, reference, syscalls
@@ -23,7 +22,8 @@ from kago.storage.errors import (
     RootfsNotFound,
     StoreError,
 )
-from kago.storage.model import IdMap, ImageInfo, RootfsInfo, now_rfc3339
+from kago.storage.model import (  # noqa: F401 - Layer, chain_id, host_platform: also here
+    IdMap, ImageInfo, Layer, RootfsInfo, chain_id, host_platform, now_rfc3339)
 from kago.storage.records import (
     StoreLock,
     container_half_made,
@@ -46,42 +46,6 @@ from kago.storage.writer import LayerTar
 DEFAULT_ROOT = "/var/lib/kago/storage"
 HOST_ROOT = "@host"  # create_rootfs's image for "the host's own root filesystem"
 DEFAULT_PATH = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
-_ARCH = {"x86_64": "amd64", "aarch64": "arm64", "armv7l": "arm", "i686": "386",
-         "ppc64le": "ppc64le", "s390x": "s390x", "riscv64": "riscv64"}
-
-
-def host_platform():
-    """The host's OCI platform: ("linux", "amd64") and so on."""
-    machine = platform.machine()
-    return "linux", _ARCH.get(machine, machine)
-
-
-def chain_id(parent, diff_id):
-    """OCI ChainID: a layer's identity given everything under it."""
-    if parent is None:
-        return diff_id
-    return "sha256:" + hashlib.sha256(f"{parent} {diff_id}".encode()).hexdigest()
-
-
-class Layer:
-    """A layer to stack: its blob (digest, size, media type) and, once read, its diff_id."""
-
-    __slots__ = ("chain", "content_size", "diff_id", "digest", "media_type", "path", "size")
-
-    def __init__(self, digest, size, media_type, diff_id=None, path=None):
-        self.digest = digest
-        self.size = size
-        self.media_type = media_type
-        self.diff_id = diff_id
-        self.path = path            # where the blob's bytes are (staged or in the store)
-        self.chain = None
-        self.content_size = 0
-
-    def to_json(self):
-        return {"digest": self.digest, "size": self.size, "media_type": self.media_type,
-                "diff_id": self.diff_id}
-
-
 class Store:
     """An image and layer store rooted at ``root``; see the package docstring for the API."""
 

@@ -262,7 +262,7 @@ def oci_layout(path, layer_tars, platforms=None, name=None, config=None, diff_id
     """
     import json
 
-    from kago.storage.store import host_platform
+    from kago.storage.model import host_platform
     blobs = os.path.join(path, "blobs", "sha256")
     os.makedirs(blobs, exist_ok=True)
 
