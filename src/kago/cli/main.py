@@ -68,7 +68,25 @@ def main(argv=None):
     if handler is None:
         print(f"kago: '{verb}' is not a kago command. See 'kago --help'", file=sys.stderr)
         return 125
+    if os.geteuid() != 0 and verb != "version" and not _asks_help(rest):
+        # the state, the runtime, cgroups and networks are root's: without root every verb
+        # would fail half-way, or read an empty root and print an empty table
+        print(NEEDS_ROOT, file=sys.stderr)
+        return 125
     return _dispatch(handler, glob, rest)
+
+
+NEEDS_ROOT = "kago: kago needs root (there is no rootless mode yet): run it as root or with sudo"
+
+
+def _asks_help(rest):
+    """``kago VERB --help`` (before a ``--`` or a container's command)"""
+    for arg in rest:
+        if arg == "--":
+            return False
+        if arg in ("-h", "--help"):
+            return True
+    return False
 
 
 def _globals(argv):

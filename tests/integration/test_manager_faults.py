@@ -1,0 +1,40 @@
+"""The manager under faults and hostile neighbours, through the real ``kago`` command line:
+a non-root caller, a full log disk and an fd limit in the supervisor, other local users
+reading the state root, a second root wanting the same host port, ``exec -d`` and a
+definition whose container exits before it is ready.
+
+Every test has its own manager root (kago.manager.testing.KagoEnv); mounts it makes for
+itself (a small tmpfs for a log directory) are unmounted before it ends.
+"""
+
+import os
+import subprocess
+
+import pytest
+
+from conftest import wait_for
+from kago.manager.testing import KAGO, kmt_fixture, wait_http  # noqa: F401 (fixture)
+
+NOBODY = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups"]
+
+
+def wait_until(predicate, timeout=10.0, interval=0.05):
+    return wait_for(predicate, timeout, interval)
+
+
+def as_nobody(argv, env=None):
+    return subprocess.run(NOBODY + list(argv), capture_output=True, text=True, env=env,
+                          timeout=30, check=False)
+
+
+# --- without root ---------------------------------------------------------------------------
+
+@pytest.mark.parametrize("argv", [["ps"], ["ps", "-a"], ["import", "/etc/hostname", "x"],
+                                  ["run", "busybox", "true"], ["inspect", "x"]])
+def test_a_non_root_user_is_told_kago_needs_root(kmt, argv):
+    before = sorted(os.listdir(kmt.root))
+    proc = as_nobody([KAGO, "--root", kmt.root] + argv)
+    assert proc.returncode == 125, proc
+    assert proc.stdout == ""
+    assert proc.stderr.count("\n") == 1 and "kago needs root" in proc.stderr, proc.stderr
+    assert sorted(os.listdir(kmt.root)) == before
