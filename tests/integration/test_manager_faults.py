@@ -38,3 +38,24 @@ def test_a_non_root_user_is_told_kago_needs_root(kmt, argv):
     assert proc.stdout == ""
     assert proc.stderr.count("\n") == 1 and "kago needs root" in proc.stderr, proc.stderr
     assert sorted(os.listdir(kmt.root)) == before
+
+
+# --- exec -d --------------------------------------------------------------------------------
+
+def test_exec_detached_returns_at_once_and_the_program_runs_on(kmt):
+    import time
+    kmt.kago("run", "-d", "--name", "kmt-xd", "--network", "none", "busybox", "sleep", "60",
+             check=True)
+    start = time.monotonic()
+    proc = kmt.kago("exec", "-d", "kmt-xd", "sh", "-c", "sleep 4; touch /tmp/done",
+                    timeout=30)
+    took = time.monotonic() - start
+    assert (proc.returncode, proc.stdout) == (0, ""), proc.stderr
+    assert took < 3, f"exec -d took {took:.1f} s"
+    assert kmt.kago("exec", "kmt-xd", "test", "-e", "/tmp/done").returncode == 1
+    assert wait_until(lambda: kmt.kago("exec", "kmt-xd", "test", "-e", "/tmp/done")
+                      .returncode == 0, timeout=10)
+    proc = kmt.kago("exec", "-d", "kmt-xd", "no-such-cmd")
+    assert proc.returncode == 127 and "not found" in proc.stderr, proc
+    assert proc.stderr.count("\n") == 1
+    kmt.kago("rm", "-f", "kmt-xd", check=True)
