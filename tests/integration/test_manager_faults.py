@@ -59,3 +59,26 @@ def test_exec_detached_returns_at_once_and_the_program_runs_on(kmt):
     assert proc.returncode == 127 and "not found" in proc.stderr, proc
     assert proc.stderr.count("\n") == 1
     kmt.kago("rm", "-f", "kmt-xd", check=True)
+
+
+# --- up: a container that exits before it is ready ------------------------------------------
+
+def test_up_reports_a_container_that_exits_before_it_is_ready_with_its_output(kmt, tmp_path):
+    import textwrap
+    import time
+    path = tmp_path / "def.py"
+    path.write_text(textwrap.dedent("""\
+        from kago.manager.define import Container, tcp
+        c = Container("kmt-early", image="busybox", network="none",
+                      command=["sh", "-c", "echo starting; echo DB_HOST is not set >&2; exit 1"])
+        c.ready(tcp(20321), timeout=10)
+        """))
+    start = time.monotonic()
+    proc = kmt.kago("up", str(path))
+    took = time.monotonic() - start
+    assert proc.returncode == 125, proc
+    assert "container kmt-early exited with 1 before it was ready: DB_HOST is not set" \
+        in proc.stderr, proc.stderr
+    assert "kmt-early | starting" in proc.stderr
+    assert took < 8, f"up took {took:.1f} s to notice"
+    assert kmt.manager().records.all() == []  # rolled back
