@@ -82,3 +82,89 @@ def test_up_reports_a_container_that_exits_before_it_is_ready_with_its_output(km
     assert "kmt-early | starting" in proc.stderr
     assert took < 8, f"up took {took:.1f} s to notice"
     assert kmt.manager().records.all() == []  # rolled back
+
+
+# --- the supervisor on a full log disk, and without fds -------------------------------------
+
+def _supervisor_log(kmt):
+    from kago.manager.paths import Paths
+    with open(Paths(kmt.root).supervisor_log()) as f:
+        return f.read()
+
+
+def _log_lines(kmt, ref):
+    return kmt.kago("logs", ref).stdout.splitlines()
+
+
+@pytest.fixture
+def small_log_disk(kmt):
+    """``mount(cid)``: a 64 KiB tmpfs on that container's log directory, unmounted after."""
+    mounted = []
+
+    def mount(cid):
+        path = os.path.join(kmt.root, "containers", cid, "logs")
+        os.makedirs(path, exist_ok=True)
+        subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64k,mode=700", "kmt-logs", path],
+                       check=True)
+        mounted.append(path)
+        return path
+    yield mount
+    for path in mounted:
+        subprocess.run(["umount", "-l", path], check=False)
+
+
+def test_a_full_log_disk_drops_lines_and_the_supervisor_goes_on(kmt, small_log_disk):
+    loud = kmt.kago("create", "--name", "kmt-loud", "--network", "none", "busybox", "sh", "-c",
+                    "i=0; while :; do i=$((i+1)); echo line $i padded to fill the disk; "
+                    "[ $((i % 50)) = 0 ] && sleep 0.05; done", check=True).stdout.strip()
+    logdir = small_log_disk(loud)
+    kmt.kago("start", "kmt-loud", check=True)
+    pid = kmt.supervisor_pid()
+    assert wait_until(lambda: "no space left on device" in _supervisor_log(kmt), timeout=20)
+    # the supervisor lives and still supervises: another container's end and output
+    kmt.kago("run", "-d", "--name", "kmt-other", "--network", "none", "busybox", "sh", "-c",
+             "echo other; exit 5", check=True)
+    assert wait_until(lambda: kmt.inspect("kmt-other")["State"]["Status"] == "exited")
+    assert kmt.inspect("kmt-other")["State"]["ExitCode"] == 5
+    assert _log_lines(kmt, "kmt-other") == ["other"]
+    assert kmt.supervisor_pid() == pid and kmt.inspect("kmt-loud")["State"]["Running"]
+    assert _supervisor_log(kmt).count("dropping log lines") == 1  # warned once
+    # space comes back: capture resumes
+    size = os.path.getsize(os.path.join(logdir, "ctr.log"))
+    subprocess.run(["mount", "-o", "remount,size=1m", logdir], check=True)
+    assert wait_until(lambda: os.path.getsize(os.path.join(logdir, "ctr.log")) > size + 4096)
+    assert wait_until(lambda: "writing again after dropping" in _supervisor_log(kmt))
+    kmt.kago("stop", "-t", "0", "kmt-loud", check=True)
+    last = _log_lines(kmt, "kmt-loud")[-1]
+    assert last.startswith("line ") and int(last.split()[1]) > 1000
+    subprocess.run(["umount", logdir], check=True)
+    assert kmt.supervisor_pid() == pid
+
+
+def test_no_fd_left_in_the_supervisor_loses_nothing_but_log_lines(kmt):
+    kmt.kago("run", "-d", "--name", "kmt-tick", "--network", "none", "--log-opt",
+             "max-size=1k", "busybox", "sh", "-c",
+             "i=0; while :; do i=$((i+1)); echo tick $i; sleep 0.02; done", check=True)
+    kmt.kago("run", "-d", "--name", "kmt-ends", "--network", "none", "busybox", "sh", "-c",
+             "sleep 2; exit 4", check=True)
+    pid = kmt.supervisor_pid()
+    hard = subprocess.run(["prlimit", "--pid", str(pid), "--nofile", "--raw", "--noheadings",
+                           "--output=HARD"], capture_output=True, text=True, check=True
+                          ).stdout.strip()
+    # below every fd it holds: each new one (a rotated log, a record edit) fails with EMFILE
+    subprocess.run(["prlimit", "--pid", str(pid), f"--nofile=3:{hard}"], check=True)
+    try:
+        assert wait_until(lambda: "too many open files" in _supervisor_log(kmt), timeout=10)
+        assert wait_until(lambda: "recording its end failed"
+                          in _supervisor_log(kmt), timeout=10)
+        assert kmt.supervisor_pid() == pid
+    finally:
+        subprocess.run(["prlimit", "--pid", str(pid), f"--nofile=1024:{hard}"], check=True)
+    # fds again: the end is recorded, and the log is written again
+    assert wait_until(lambda: kmt.inspect("kmt-ends")["State"]["Status"] == "exited")
+    assert kmt.inspect("kmt-ends")["State"]["ExitCode"] == 4
+    assert wait_until(lambda: "writing again after dropping" in _supervisor_log(kmt))
+    before = int(_log_lines(kmt, "kmt-tick")[-1].split()[1])
+    assert wait_until(lambda: int(_log_lines(kmt, "kmt-tick")[-1].split()[1]) > before)
+    assert kmt.supervisor_pid() == pid
+    kmt.kago("rm", "-f", "kmt-tick", "kmt-ends", check=True)

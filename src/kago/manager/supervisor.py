@@ -59,7 +59,7 @@ import socket
 import sys
 import time
 
-from kago.errors import KagoError
+from kago.errors import KagoError, describe
 from kago.manager import logs
 from kago.manager.config import parse_restart
 from kago.manager.errors import ManagerError, NoSuchContainer
@@ -76,6 +76,7 @@ WORKER_TIMEOUT = 60.0       # a start that takes longer is stuck (a hook that ne
 IDLE_TIMEOUT = 30.0
 RELEASER_WAIT = 10.0        # at exit, how long to wait for a releaser still at work
 RELEASE_POLL = 0.05         # a restart due while its container is being released waits so
+RETRY_DELAY = 0.5           # an end not recorded, a listener paused (EMFILE): tried again so
 
 
 def idle_timeout(paths=None):
@@ -157,6 +158,8 @@ class Supervisor:
         self.adopting = False      # _adopt batches its releases into one releaser
         self.idle_since = time.monotonic()
         self.running = True
+        self.unfinished = {}       # cid -> (code, attached): ends not recorded yet (EMFILE...)
+        self.listener_paused = None  # the listener, out of the selector while accept fails
 
     # --- set-up
     def serve(self):
@@ -238,25 +241,38 @@ class Supervisor:
         while self.running:
             timeout = self._next_timeout()
             for key, mask in self.sel.select(timeout):
-                kind, obj = key.data
-                if kind == "signal":
-                    self._signals(signal_fd)
-                elif kind == "listen":
-                    self._accept(key.fileobj)
-                elif kind == "client":
-                    self._client_readable(obj)
-                elif kind == "fifo":
-                    self._output(obj[0], obj[1], key.fd)
-                elif kind == "pidfd":
-                    self._adopted_exit(obj)
-                elif kind == "worker":
-                    self._worker_done(key.fd)
-            self._run_timers()
+                try:
+                    self._event(key, signal_fd)
+                except (OSError, KagoError) as e:
+                    # no fd left (EMFILE), a full disk...: this event's work failed, but the
+                    # supervisor of every container of the root must go on
+                    _say(f"{key.data[0]}: {describe(e)}")
+            try:
+                self._run_timers()
+            except (OSError, KagoError) as e:
+                _say(f"timers: {describe(e)}")
             if self._idle():
                 break
 
+    def _event(self, key, signal_fd):
+        kind, obj = key.data
+        if kind == "signal":
+            self._signals(signal_fd)
+        elif kind == "listen":
+            self._accept(key.fileobj)
+        elif kind == "client":
+            self._client_readable(obj)
+        elif kind == "fifo":
+            self._output(obj[0], obj[1], key.fd)
+        elif kind == "pidfd":
+            self._adopted_exit(obj)
+        elif kind == "worker":
+            self._worker_done(key.fd)
+
     def _next_timeout(self):
         waits = [when - time.monotonic() for when, _ in self.timers]
+        if self.unfinished or self.listener_paused:
+            waits.append(RETRY_DELAY)
         waits += [deadline - time.monotonic() for _pid, deadline in self.workers.values()]
         if not self._busy():
             waits.append(self.idle_since + self.idle_after - time.monotonic())
@@ -267,7 +283,8 @@ class Supervisor:
         listen: they do not keep an idle supervisor alive (they subscribe again to the next
         one, and catch up on what they missed from the records)."""
         return bool(self.watched or self.timers or self.starting or self.releaser
-                    or self.to_release or any(not c.subscribed for c in self.clients))
+                    or self.to_release or self.unfinished
+                    or any(not c.subscribed for c in self.clients))
 
     def _idle(self):
         if self._busy():
@@ -318,7 +335,13 @@ class Supervisor:
     def _accept(self, listener):
         try:
             sock, _ = listener.accept()
-        except OSError:
+        except OSError as e:
+            if e.errno in (errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM):
+                # the connection waits in the backlog; a listener left in the selector would
+                # spin: take it out until the next timer round
+                self.sel.unregister(listener)
+                self.listener_paused = listener
+                _say(f"cannot accept a client: {describe(e)}: retrying")
             return
         client = Client(sock)
         self.clients.add(client)
@@ -432,8 +455,8 @@ class Supervisor:
         writers = []
         w = Watched(cid, 0, None, child=True)
         w.attached = attached
-        self._open_output(w, record, create=True)
         try:
+            self._open_output(w, record, create=True)
             # O_RDWR: the container is a reader too, so its writes never get EPIPE even when
             # no supervisor is reading (they block once the pipe is full, until one is back)
             writers = [os.open(os.path.join(fifo_dir, s), os.O_RDWR | os.O_CLOEXEC)
@@ -518,7 +541,8 @@ class Supervisor:
         fifo_dir = self.paths.fifos(w.cid)
         opts = (record.get("config") or {}).get("log") or {}
         w.log = logs.LogWriter(self.paths.log(w.cid), opts.get("max_size", 10 << 20),
-                               opts.get("max_files", 3))
+                               opts.get("max_files", 3),
+                               warn=lambda text, cid=w.cid: _say(f"{cid[:12]}: {text}"))
         for stream in STREAMS:
             path = os.path.join(fifo_dir, stream)
             if create and not os.path.exists(path):
@@ -576,7 +600,18 @@ class Supervisor:
         ran = time.monotonic() - w.started
         if ran >= RESTART_RESET_AFTER:
             self.delays.pop(w.cid, None)
-        self._finish(w.cid, code, unknown=code is None, attached=w.attached)
+        self._record_end(w.cid, code, w.attached)
+
+    def _record_end(self, cid, code, attached):
+        try:
+            self._finish(cid, code, unknown=code is None, attached=attached)
+            self.unfinished.pop(cid, None)
+        except (OSError, KagoError) as e:
+            # the record could not be read or written (no fd left, a full disk): the end is
+            # kept and recorded by a later timer round
+            if cid not in self.unfinished:
+                _say(f"{cid[:12]}: recording its end failed: {describe(e)}: retrying")
+            self.unfinished[cid] = (code, attached)
 
     def _finish(self, cid, code, unknown=False, attached=False):
         """Record how ``cid`` ended, free its runtime state, then restart or remove it."""
@@ -690,6 +725,11 @@ class Supervisor:
 
     def _run_timers(self):
         self._stuck_workers()
+        if self.listener_paused is not None:
+            self.sel.register(self.listener_paused, selectors.EVENT_READ, ("listen", None))
+            self.listener_paused = None
+        for cid, (code, attached) in list(self.unfinished.items()):
+            self._record_end(cid, code, attached)
         now = time.monotonic()
         while self.timers and self.timers[0][0] <= now:
             _, cid = self.timers.pop(0)
@@ -720,6 +760,11 @@ class Supervisor:
                 _say(f"{cid[:12]}: restart failed: {e}")
                 self._answer_waiters(cid, {"ok": True, "exit_code": getattr(e, "exit_code", 125),
                                            "status": "exited"})
+            except OSError as e:  # no fd left, a full disk: try again after the next delay
+                delay = self.delays.get(cid, RESTART_DELAY_MIN)
+                self.delays[cid] = min(delay * 2, RESTART_DELAY_MAX)
+                _say(f"{cid[:12]}: restart failed: {describe(e)}: retrying in {delay:g} s")
+                self._schedule(cid, delay)
 
 
 def _fork_worker(runtime, cid, paths, writers):
@@ -880,8 +925,11 @@ def _note(signum, frame):
 
 
 def _say(text):
-    sys.stderr.write(f"{logs.timestamp()} {text}\n")
-    sys.stderr.flush()
+    try:
+        sys.stderr.write(f"{logs.timestamp()} {text}\n")
+        sys.stderr.flush()
+    except OSError:
+        pass  # its own log on a full disk: nothing better to do
 
 
 # --- client side ----------------------------------------------------------------------------
