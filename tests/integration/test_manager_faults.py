@@ -168,3 +168,60 @@ def test_no_fd_left_in_the_supervisor_loses_nothing_but_log_lines(kmt):
     assert wait_until(lambda: int(_log_lines(kmt, "kmt-tick")[-1].split()[1]) > before)
     assert kmt.supervisor_pid() == pid
     kmt.kago("rm", "-f", "kmt-tick", "kmt-ends", check=True)
+
+
+# --- who may read the state ------------------------------------------------------------------
+
+def _secret_container(kmt):
+    cid = kmt.kago("run", "-d", "--name", "kmt-secret", "--network", "none", "-e",
+                   "DB_PASSWORD=hunter2-kmt", "busybox", "sh", "-c",
+                   "echo pw=$DB_PASSWORD; sleep 60", check=True).stdout.strip()
+    assert wait_until(lambda: "hunter2-kmt" in kmt.kago("logs", "kmt-secret").stdout)
+    return cid
+
+
+def _mode(path):
+    return os.stat(path).st_mode & 0o777
+
+
+def test_other_users_cannot_read_records_specs_or_logs(kmt):
+    cid = _secret_container(kmt)
+    cdir = os.path.join(kmt.root, "containers", cid)
+    for path in (os.path.join(cdir, "container.json"), os.path.join(cdir, "bundle",
+                                                                     "config.json"),
+                 os.path.join(cdir, "logs", "ctr.log")):
+        proc = as_nobody(["cat", path])
+        assert proc.returncode != 0 and "Permission denied" in proc.stderr, (path, proc)
+        assert _mode(path) == 0o600
+    assert as_nobody(["ls", kmt.root]).returncode != 0  # searchable, not listable
+    proc = as_nobody(["grep", "-rl", "hunter2-kmt", kmt.root])
+    assert proc.stdout == "", proc.stdout
+    assert (_mode(kmt.root), _mode(os.path.join(cdir, "logs"))) == (0o711, 0o700)
+    proc = as_nobody([KAGO, "--root", kmt.root, "inspect", "kmt-secret"])
+    assert proc.returncode == 125 and "hunter2" not in proc.stdout + proc.stderr
+    kmt.kago("rm", "-f", "kmt-secret", check=True)
+
+
+def test_a_root_left_open_is_tightened_by_the_next_command(kmt):
+    cid = _secret_container(kmt)
+    cdir = os.path.join(kmt.root, "containers", cid)
+    old = {kmt.root: 0o755, os.path.join(kmt.root, "containers"): 0o755, cdir: 0o755,
+           os.path.join(cdir, "container.json"): 0o644,
+           os.path.join(cdir, "bundle", "config.json"): 0o644,
+           os.path.join(cdir, "logs"): 0o755, os.path.join(cdir, "logs", "ctr.log"): 0o644,
+           os.path.join(kmt.root, "names"): 0o755}
+    for path, mode in old.items():
+        os.chmod(path, mode)  # as an older kago left it
+    assert as_nobody(["cat", os.path.join(cdir, "container.json")]).returncode == 0
+    kmt.kago("ps", check=True)
+    assert {p: _mode(p) for p in old} == {
+        kmt.root: 0o711, os.path.join(kmt.root, "containers"): 0o711, cdir: 0o711,
+        os.path.join(cdir, "container.json"): 0o600,
+        os.path.join(cdir, "bundle", "config.json"): 0o600,
+        os.path.join(cdir, "logs"): 0o700, os.path.join(cdir, "logs", "ctr.log"): 0o600,
+        os.path.join(kmt.root, "names"): 0o700}
+    assert as_nobody(["cat", os.path.join(cdir, "container.json")]).returncode != 0
+    # the supervisor still writes its log, and a restart still works
+    kmt.kago("restart", "-t", "0", "kmt-secret", check=True)
+    assert wait_until(lambda: kmt.kago("logs", "kmt-secret").stdout.count("hunter2") == 2)
+    kmt.kago("rm", "-f", "kmt-secret", check=True)

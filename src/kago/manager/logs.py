@@ -59,7 +59,7 @@ class LogWriter:
         self.size = 0
         self.partial = {"stdout": b"", "stderr": b""}
         try:
-            os.makedirs(os.path.dirname(path), exist_ok=True)
+            os.makedirs(os.path.dirname(path), 0o700, exist_ok=True)
             self._open()
         except OSError as e:
             self._failed(e, 0)

@@ -451,7 +451,8 @@ class Supervisor:
         if runtime.state(cid) is not None:
             runtime.delete(cid, force=True)  # a stopped run of it the runtime still lists
         fifo_dir = self.paths.fifos(cid)
-        os.makedirs(fifo_dir, exist_ok=True)
+        os.makedirs(os.path.dirname(fifo_dir), 0o700, exist_ok=True)
+        os.makedirs(fifo_dir, 0o700, exist_ok=True)
         writers = []
         w = Watched(cid, 0, None, child=True)
         w.attached = attached
@@ -996,12 +997,13 @@ def _try_connect(paths):
 def _spawn(paths):
     """Start a supervisor in its own session, its output to supervisor.log. If another
     command starts one at the same moment, the loser finds the lock taken and exits."""
-    os.makedirs(paths.runroot, exist_ok=True)
+    from kago.manager import perms
+    perms.make_runroot(paths)
     argv = [sys.executable, "-m", "kago.manager.supervisor", "--root", paths.root,
             "--runroot", paths.runroot]
     null = os.open(os.devnull, os.O_RDWR | os.O_CLOEXEC)
     log = os.open(paths.supervisor_log(), os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC,
-                  0o640)
+                  0o600)
     try:
         os.posix_spawn(sys.executable, argv, os.environ, setsid=True, file_actions=[
             (os.POSIX_SPAWN_DUP2, null, 0), (os.POSIX_SPAWN_DUP2, log, 1),
@@ -1026,7 +1028,8 @@ def main(argv=None):
     argv = list(sys.argv[1:] if argv is None else argv)
     opts = dict(zip(argv[::2], argv[1::2]))
     paths = Paths(opts.get("--root"), opts.get("--runroot"))
-    os.makedirs(paths.runroot, exist_ok=True)
+    from kago.manager import perms
+    perms.make_runroot(paths)
     lock = os.open(os.path.join(paths.runroot, "supervisor.lock"),
                    os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
     try:

@@ -22,6 +22,7 @@ import sys
 import time
 
 from kago.errors import KagoError
+from kago.manager import perms
 from kago.manager.define import hooks as H
 from kago.manager.define.load import load
 from kago.manager.errors import DefinitionError, ManagerError, NoSuchContainer
@@ -55,8 +56,8 @@ class Group:
         return self.data["containers"]
 
     def save(self):
-        os.makedirs(os.path.dirname(self.file), exist_ok=True)
-        with open(self.file + ".tmp", "w") as f:
+        os.makedirs(os.path.dirname(self.file), perms.PRIVATE_DIR, exist_ok=True)
+        with perms.private_file(self.file + ".tmp") as f:  # its env (up -e) too
             f.write(json.dumps(self.data))
         os.rename(self.file + ".tmp", self.file)
 
