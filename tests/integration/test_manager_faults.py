@@ -225,3 +225,81 @@ def test_a_root_left_open_is_tightened_by_the_next_command(kmt):
     kmt.kago("restart", "-t", "0", "kmt-secret", check=True)
     assert wait_until(lambda: kmt.kago("logs", "kmt-secret").stdout.count("hunter2") == 2)
     kmt.kago("rm", "-f", "kmt-secret", check=True)
+
+
+# --- host-wide: ports and ip_forward shared by every kago root ------------------------------
+
+@pytest.fixture
+def second(workdir, rootfs_cache):
+    """Another manager root on the same host (its own table, bridge and netns names)."""
+    from kago.manager.testing import KagoEnv
+    env = KagoEnv(workdir, rootfs_cache=rootfs_cache)
+    yield env
+    left = env.destroy()
+    assert not left, f"test left things behind: {left}"
+
+
+def _outbound(env):
+    import json
+    env.settings["network"]["outbound"] = True
+    with open(os.path.join(env.root, "kago.json"), "w") as f:
+        json.dump(env.settings, f)
+
+
+def test_a_port_published_by_another_root_is_refused(kmt, second):
+    import random
+    port = random.randrange(20000, 29000)
+    kmt.kago("run", "-d", "--name", "kmt-first", "-p", f"127.0.0.1:{port}:8080", "busybox",
+             "httpd", "-f", "-p", "8080", "-h", "/etc", check=True)
+    assert wait_http(port, "/hostname")
+    proc = second.kago("run", "-d", "--name", "kmt-second", "-p", f"{port}:8080", "busybox",
+                       "httpd", "-f", "-p", "8080", "-h", "/etc")
+    assert proc.returncode == 125, proc
+    assert f"host port {port}/tcp: already published by container" in proc.stderr
+    assert kmt.root in proc.stderr and proc.stderr.count("\n") == 1, proc.stderr
+    assert second.kago("ps", "-aq", check=True).stdout == ""
+    assert wait_http(port, "/hostname")  # still the first root's container
+    # the port is free again once its container has ended (an ended container holds none)
+    kmt.kago("stop", "-t", "0", "kmt-first", check=True)
+    second.kago("run", "-d", "--name", "kmt-second", "-p", f"127.0.0.1:{port}:8080",
+                "busybox", "httpd", "-f", "-p", "8080", "-h", "/etc", check=True)
+    assert wait_http(port, "/hostname")
+    assert kmt.kago("start", "kmt-first").returncode != 0  # now the other way round
+    second.kago("rm", "-f", "kmt-second", check=True)
+    kmt.kago("rm", "-f", "kmt-first", check=True)
+
+
+def test_a_port_a_host_process_has_bound_is_refused_udp_with_reuseaddr_too(kmt):
+    import random
+    import socket
+    port = random.randrange(20000, 29000)
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # a bind test would pass
+        s.bind(("127.0.0.1", port))
+        proc = kmt.kago("run", "-d", "--name", "kmt-udp", "-p", f"127.0.0.1:{port}:53/udp",
+                        "busybox", "sleep", "30")
+    assert proc.returncode == 125, proc
+    assert f"host port {port}/udp: a process on the host already uses it" in proc.stderr
+    assert kmt.kago("ps", "-aq", check=True).stdout == ""
+
+
+def _ip_forward():
+    with open("/proc/sys/net/ipv4/ip_forward") as f:
+        return f.read().strip()
+
+
+def test_ip_forward_goes_back_when_the_last_network_of_any_root_goes(kmt, second):
+    import random
+    before = _ip_forward()
+    _outbound(kmt)
+    _outbound(second)
+    a, b = f"kmt{kmt.tag}o", f"kmt{second.tag}o"
+    net = random.randrange(1, 250)
+    kmt.kago("network", "create", "--subnet", f"10.251.{net}.0/24", a, check=True)
+    assert _ip_forward() == "1"
+    second.kago("network", "create", "--subnet", f"10.252.{net}.0/24", b, check=True)
+    assert _ip_forward() == "1"
+    kmt.kago("network", "rm", a, check=True)
+    assert _ip_forward() == "1"  # the other root's network still needs it
+    second.kago("network", "rm", b, check=True)
+    assert _ip_forward() == before
