@@ -146,7 +146,7 @@ def test_no_fd_left_in_the_supervisor_loses_nothing_but_log_lines(kmt):
              "max-size=1k", "busybox", "sh", "-c",
              "i=0; while :; do i=$((i+1)); echo tick $i; sleep 0.02; done", check=True)
     kmt.kago("run", "-d", "--name", "kmt-ends", "--network", "none", "busybox", "sh", "-c",
-             "sleep 2; exit 4", check=True)
+             "sleep 4; exit 4", check=True)
     pid = kmt.supervisor_pid()
     hard = subprocess.run(["prlimit", "--pid", str(pid), "--nofile", "--raw", "--noheadings",
                            "--output=HARD"], capture_output=True, text=True, check=True
@@ -154,9 +154,11 @@ def test_no_fd_left_in_the_supervisor_loses_nothing_but_log_lines(kmt):
     # below every fd it holds: each new one (a rotated log, a record edit) fails with EMFILE
     subprocess.run(["prlimit", "--pid", str(pid), f"--nofile=3:{hard}"], check=True)
     try:
-        assert wait_until(lambda: "too many open files" in _supervisor_log(kmt), timeout=10)
-        assert wait_until(lambda: "recording its end failed"
-                          in _supervisor_log(kmt), timeout=10)
+        assert kmt.inspect("kmt-ends")["State"]["Running"]  # so it ends under the limit
+        assert wait_until(lambda: "too many open files" in _supervisor_log(kmt), timeout=15), \
+            _supervisor_log(kmt)
+        assert wait_until(lambda: "recording its end failed" in _supervisor_log(kmt),
+                          timeout=15), _supervisor_log(kmt)
         assert kmt.supervisor_pid() == pid
     finally:
         subprocess.run(["prlimit", "--pid", str(pid), f"--nofile=1024:{hard}"], check=True)
@@ -254,7 +256,7 @@ def test_a_port_published_by_another_root_is_refused(kmt, second):
     assert wait_http(port, "/hostname")
     proc = second.kago("run", "-d", "--name", "kmt-second", "-p", f"{port}:8080", "busybox",
                        "httpd", "-f", "-p", "8080", "-h", "/etc")
-    assert proc.returncode == 125, proc
+    assert proc.returncode == 125, proc.stderr
     assert f"host port {port}/tcp: already published by container" in proc.stderr
     assert kmt.root in proc.stderr and proc.stderr.count("\n") == 1, proc.stderr
     assert second.kago("ps", "-aq", check=True).stdout == ""
