@@ -12,9 +12,10 @@ and its logs are whatever it prints: no other local user may read either. The ru
     ROOT/containers/<id>/bundle/config.json          0600  the spec (the environment again)
     ROOT/containers/<id>/logs/, ctr.log[.N]          0700, 0600
     ROOT/names, network, groups (+ their files)      0700 (0600): names, addresses, ``up -e``
-    RUNROOT/oci, RUNROOT/fifos, supervisor.log       0700, 0600
+    RUNROOT/fifos, supervisor.log                    0700, 0600
 
 (ROOT/storage is kago.storage's: 0711 at its top, image layers readable as in the images;
+RUNROOT/oci is the runtime's --root, with the runtime's own modes (kago-oci's: 0700);
 ROOT/containers/<id>/etc holds hosts, hostname and resolv.conf: 0755/0644, they are the
 container's to read.)
 
@@ -31,7 +32,7 @@ PRIVATE_DIR = 0o700
 PRIVATE_FILE = 0o600
 
 _ROOT_PRIVATE = ("names", "network", "groups")
-_RUN_PRIVATE = ("oci", "fifos")
+_RUN_PRIVATE = ("fifos",)
 
 
 def secure(paths):

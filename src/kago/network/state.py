@@ -64,6 +64,7 @@ class StateDir:
 
     def __init__(self, root):
         self.root = os.path.abspath(root)
+        os.makedirs(self.root, mode=0o700, exist_ok=True)  # addresses, ports: root's only
         for sub in ("networks", "leases", "attachments"):
             os.makedirs(os.path.join(self.root, sub), mode=0o700, exist_ok=True)
 
