@@ -141,6 +141,12 @@ def test_a_full_log_disk_drops_lines_and_the_supervisor_goes_on(kmt, small_log_d
     assert kmt.supervisor_pid() == pid
 
 
+def _cpu_seconds(pid):
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def test_no_fd_left_in_the_supervisor_loses_nothing_but_log_lines(kmt):
     kmt.kago("run", "-d", "--name", "kmt-tick", "--network", "none", "--log-opt",
              "max-size=1k", "busybox", "sh", "-c",
@@ -153,8 +159,17 @@ def test_no_fd_left_in_the_supervisor_loses_nothing_but_log_lines(kmt):
                           ).stdout.strip()
     # below every fd it holds: each new one (a rotated log, a record edit) fails with EMFILE
     subprocess.run(["prlimit", "--pid", str(pid), f"--nofile=3:{hard}"], check=True)
+    waiter = None
     try:
         assert kmt.inspect("kmt-ends")["State"]["Running"]  # so it ends under the limit
+        # a client it cannot accept waits in the backlog, without the supervisor spinning
+        waiter = subprocess.Popen([KAGO, "wait", "kmt-ends"], env=kmt.env, text=True,
+                                  stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        assert wait_until(lambda: "cannot accept a client" in _supervisor_log(kmt))
+        cpu = _cpu_seconds(pid)
+        import time
+        time.sleep(1)
+        assert _cpu_seconds(pid) - cpu < 0.5
         assert wait_until(lambda: "too many open files" in _supervisor_log(kmt), timeout=15), \
             _supervisor_log(kmt)
         assert wait_until(lambda: "recording its end failed" in _supervisor_log(kmt),
@@ -162,7 +177,9 @@ def test_no_fd_left_in_the_supervisor_loses_nothing_but_log_lines(kmt):
         assert kmt.supervisor_pid() == pid
     finally:
         subprocess.run(["prlimit", "--pid", str(pid), f"--nofile=1024:{hard}"], check=True)
-    # fds again: the end is recorded, and the log is written again
+    # fds again: the waiting client is served, the end is recorded, the log written again
+    out, err = waiter.communicate(timeout=30)
+    assert (waiter.returncode, out) == (0, "4\n"), err
     assert wait_until(lambda: kmt.inspect("kmt-ends")["State"]["Status"] == "exited")
     assert kmt.inspect("kmt-ends")["State"]["ExitCode"] == 4
     assert wait_until(lambda: "writing again after dropping" in _supervisor_log(kmt))

@@ -160,6 +160,7 @@ class Supervisor:
         self.running = True
         self.unfinished = {}       # cid -> (code, attached): ends not recorded yet (EMFILE...)
         self.listener_paused = None  # the listener, out of the selector while accept fails
+        self.retry_at = None       # when to try those again
 
     # --- set-up
     def serve(self):
@@ -271,8 +272,8 @@ class Supervisor:
 
     def _next_timeout(self):
         waits = [when - time.monotonic() for when, _ in self.timers]
-        if self.unfinished or self.listener_paused:
-            waits.append(RETRY_DELAY)
+        if self.retry_at is not None:
+            waits.append(self.retry_at - time.monotonic())
         waits += [deadline - time.monotonic() for _pid, deadline in self.workers.values()]
         if not self._busy():
             waits.append(self.idle_since + self.idle_after - time.monotonic())
@@ -341,6 +342,7 @@ class Supervisor:
                 # spin: take it out until the next timer round
                 self.sel.unregister(listener)
                 self.listener_paused = listener
+                self._retry_later()
                 _say(f"cannot accept a client: {describe(e)}: retrying")
             return
         client = Client(sock)
@@ -608,11 +610,31 @@ class Supervisor:
             self._finish(cid, code, unknown=code is None, attached=attached)
             self.unfinished.pop(cid, None)
         except (OSError, KagoError) as e:
+            if not _transient(e):
+                self.unfinished.pop(cid, None)
+                _say(f"{cid[:12]}: recording its end failed: {describe(e)}")
+                return
             # the record could not be read or written (no fd left, a full disk): the end is
-            # kept and recorded by a later timer round
+            # kept and recorded a little later
             if cid not in self.unfinished:
                 _say(f"{cid[:12]}: recording its end failed: {describe(e)}: retrying")
             self.unfinished[cid] = (code, attached)
+            self._retry_later()
+
+    def _retry_later(self):
+        if self.retry_at is None:
+            self.retry_at = time.monotonic() + RETRY_DELAY
+
+    def _retries(self):
+        """What failed for want of fds or space: the listener, ends not recorded yet."""
+        if self.retry_at is None or time.monotonic() < self.retry_at:
+            return
+        self.retry_at = None
+        if self.listener_paused is not None:
+            self.sel.register(self.listener_paused, selectors.EVENT_READ, ("listen", None))
+            self.listener_paused = None
+        for cid, (code, attached) in list(self.unfinished.items()):
+            self._record_end(cid, code, attached)
 
     def _finish(self, cid, code, unknown=False, attached=False):
         """Record how ``cid`` ended, free its runtime state, then restart or remove it."""
@@ -726,11 +748,7 @@ class Supervisor:
 
     def _run_timers(self):
         self._stuck_workers()
-        if self.listener_paused is not None:
-            self.sel.register(self.listener_paused, selectors.EVENT_READ, ("listen", None))
-            self.listener_paused = None
-        for cid, (code, attached) in list(self.unfinished.items()):
-            self._record_end(cid, code, attached)
+        self._retries()
         now = time.monotonic()
         while self.timers and self.timers[0][0] <= now:
             _, cid = self.timers.pop(0)
@@ -761,7 +779,13 @@ class Supervisor:
                 _say(f"{cid[:12]}: restart failed: {e}")
                 self._answer_waiters(cid, {"ok": True, "exit_code": getattr(e, "exit_code", 125),
                                            "status": "exited"})
-            except OSError as e:  # no fd left, a full disk: try again after the next delay
+            except OSError as e:
+                if not _transient(e):
+                    _say(f"{cid[:12]}: restart failed: {describe(e)}")
+                    self._answer_waiters(cid, {"ok": True, "exit_code": 125,
+                                               "status": "exited"})
+                    continue
+                # no fd left, a full disk: try again after the next delay
                 delay = self.delays.get(cid, RESTART_DELAY_MIN)
                 self.delays[cid] = min(delay * 2, RESTART_DELAY_MAX)
                 _say(f"{cid[:12]}: restart failed: {describe(e)}: retrying in {delay:g} s")
@@ -923,6 +947,20 @@ def _alive(pid, start):
 
 def _note(signum, frame):
     """Signals only wake the loop (set_wakeup_fd); the work happens there."""
+
+
+_TRANSIENT = frozenset((errno.EMFILE, errno.ENFILE, errno.ENOSPC, errno.EDQUOT, errno.ENOMEM,
+                        errno.ENOBUFS, errno.EAGAIN, errno.EINTR))
+
+
+def _transient(error):
+    """An error that passes when fds, space or memory come back (also found as the cause of
+    a KagoError)."""
+    while error is not None:
+        if isinstance(error, OSError) and error.errno in _TRANSIENT:
+            return True
+        error = error.__cause__ or error.__context__
+    return False
 
 
 def _say(text):
