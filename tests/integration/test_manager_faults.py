@@ -129,6 +129,8 @@ def test_a_full_log_disk_drops_lines_and_the_supervisor_goes_on(kmt, small_log_d
     assert _log_lines(kmt, "kmt-other") == ["other"]
     assert kmt.supervisor_pid() == pid and kmt.inspect("kmt-loud")["State"]["Running"]
     assert _supervisor_log(kmt).count("dropping log lines") == 1  # warned once
+    shown = kmt.kago("system", "supervisor", check=True).stdout
+    assert f"{loud[:12]}: " in shown and "log lines dropped" in shown, shown
     # space comes back: capture resumes
     size = os.path.getsize(os.path.join(logdir, "ctr.log"))
     subprocess.run(["mount", "-o", "remount,size=1m", logdir], check=True)

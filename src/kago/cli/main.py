@@ -842,6 +842,8 @@ def _supervisor(glob, argv):
             idle = reply.get("idle_timeout")
             _out(f"pid {reply['pid']}, watching {len(reply['watching'])} container(s)"
                  + (f", exits after {idle:g} s with nothing to do" if idle is not None else ""))
+            for cid, count in sorted((reply.get("dropped") or {}).items()):
+                _out(f"{cid[:12]}: {count} log lines dropped (its log could not be written)")
     finally:
         conn.close()
     return 0

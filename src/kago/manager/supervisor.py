@@ -36,7 +36,8 @@ command that needs it starts it again.
 Protocol: a unix stream socket, one JSON object per line each way.
 
     {"op": "ping"}                          -> {"ok": true, "pid": N, "watching": [ids],
-                                               "restarting": [ids], "idle_timeout": s}
+                                               "restarting": [ids], "idle_timeout": s,
+                                               "dropped": {id: log lines dropped}}
     {"op": "start", "id": ID, "attached": b} -> {"ok": true, "pid": N} | {"ok": false,
                                                "error": "...", "code": 125|126|127}
     {"op": "wait", "id": ID}                -> when it has exited: {"ok": true, "exit_code": N,
@@ -383,7 +384,9 @@ class Supervisor:
         if op == "ping":
             client.send({"ok": True, "pid": os.getpid(), "watching": sorted(self.watched),
                          "restarting": sorted(cid for _, cid in self.timers),
-                         "idle_timeout": self.idle_after})
+                         "idle_timeout": self.idle_after,
+                         "dropped": {cid: w.log.dropped for cid, w in self.watched.items()
+                                     if w.log is not None and w.log.dropped}})
         elif op == "start":
             self._start_request(client, req.get("id", ""), bool(req.get("attached")))
         elif op == "wait":
