@@ -52,13 +52,14 @@ class HostState:
         state.write_json(self._path("ports.json"), table)
 
     # --- ip_forward
-    def need_forwarding(self, state_dir, network, read, write):
+    def need_forwarding(self, state_dir, network, read, write, was=None):
         """``network`` of ``state_dir`` needs ip_forward on: remember the host's value before
-        the first such network, then turn it on. ``read()``/``write(value)`` the sysctl."""
+        the first such network (``was`` if an older kago saved it), then turn it on.
+        ``read()``/``write(value)`` the sysctl."""
         with self._lock("ip_forward"):
             doc = self._forward_doc()
             if doc is None:
-                doc = {"was": read(), "users": []}
+                doc = {"was": was if was in ("0", "1") else read(), "users": []}
             user = f"{state_dir}\t{network}"
             if user not in doc["users"]:
                 doc["users"].append(user)

@@ -227,8 +227,11 @@ class Networks:
     def _ensure_ip_forward(self, network):
         """Outbound masquerade is useless unless the host forwards: on, with its value before
         the first kago network of any state dir that needed it saved host-wide."""
+        legacy = os.path.join(self.state.root, "host.json")  # an older kago's saved value
+        was = (state.read_json(legacy, {}) or {}).get("ip_forward_was")
         self.host.need_forwarding(self.state.root, network, self._read_forward,
-                                  self._write_forward)
+                                  self._write_forward, was=was)
+        state.remove_file(legacy)
 
     def _restore_ip_forward(self, network):
         """``network`` is gone: ip_forward back to its saved value if it was the last kago

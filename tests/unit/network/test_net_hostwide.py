@@ -90,3 +90,12 @@ def test_a_listener_conflicts_on_a_shared_address_only():
     assert hostwide.listener_conflict(PortMapping(20007, 80, host_ip="127.0.0.1"), found) \
         is None
     assert hostwide.listener_conflict(PortMapping(20008, 80), found) is None
+
+
+def test_the_value_an_older_kago_saved_is_the_one_restored(tmp_path):
+    host = hostwide.HostState(str(tmp_path / "host"))
+    fwd = Sysctl("1")  # an older kago turned it on, and saved "0"
+    a = network(tmp_path, "a", "n1")
+    host.need_forwarding(a, "n1", fwd.read, fwd.write, was="0")
+    host.done_forwarding(a, "n1", fwd.read, fwd.write)
+    assert fwd.value == "0"
