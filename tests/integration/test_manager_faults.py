@@ -324,3 +324,28 @@ def test_ip_forward_goes_back_when_the_last_network_of_any_root_goes(kmt, second
     assert _ip_forward() == "1"  # the other root's network still needs it
     second.kago("network", "rm", b, check=True)
     assert _ip_forward() == before
+
+
+# --- bad input on a root that does not exist yet -------------------------------------------
+
+@pytest.mark.parametrize("argv", [
+    ["inspect", "nosuch"], ["rmi", "nosuch"], ["tag", "nosuch", "other"],
+    ["save", "-o", "/nonexistent/x.tar", "nosuch"], ["push", "nosuch"],
+    ["network", "rm", "nosuch"], ["network", "inspect", "nosuch"], ["logs", "nosuch"],
+    ["exec", "-d", "nosuch", "true"], ["run", "-p", "99999:80", "busybox", "true"]])
+def test_bad_input_on_a_new_root_makes_no_root(tmp_path, argv):
+    root = tmp_path / "root"
+    proc = subprocess.run([KAGO, "--root", str(root)] + argv, capture_output=True, text=True,
+                          timeout=60, check=False)
+    assert proc.returncode == 125, proc
+    assert proc.stderr.count("\n") == 1 and proc.stderr.startswith("kago: "), proc.stderr
+    assert not root.exists(), sorted(os.listdir(root))
+
+
+@pytest.mark.parametrize("argv", [["images"], ["network", "ls"], ["ps", "-a"]])
+def test_listing_a_new_root_makes_no_root(tmp_path, argv):
+    root = tmp_path / "root"
+    proc = subprocess.run([KAGO, "--root", str(root)] + argv, capture_output=True, text=True,
+                          timeout=60, check=False)
+    assert proc.returncode == 0 and proc.stderr == "", proc
+    assert not root.exists()
