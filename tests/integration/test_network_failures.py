@@ -189,12 +189,14 @@ def test_ipv6_port_without_ipv6_is_refused_before_anything_is_made(netenv):
 
 
 def test_failure_at_the_last_step_undoes_every_step_before_it(netenv, tmp_path):
-    """Two state dirs sharing one nft table: the second's port registry does not know the
-    first's port, so the clash shows only at the nft step, after leases, port registry, netns
-    and veth were made for the second container."""
+    """Two state dirs sharing one nft table but not the host-wide port registry (the second
+    has a host dir of its own): its registries do not know the first's port, so the clash
+    shows only at the nft step, after leases, port registry, netns and veth were made for the
+    second container."""
     netenv.nets.attach("l2", ports=["18492:80"])
     other = NetEnv(str(tmp_path / "other"), tag=netenv.tag, nft_table=netenv.table,
-                   default_bridge=netenv.bridge(3), default_subnet=netenv.subnet(1))
+                   default_bridge=netenv.bridge(3), default_subnet=netenv.subnet(1),
+                   host_dir=str(tmp_path / "other-host"))
     before = nft_elements(netenv)
     try:
         with pytest.raises(NetworkError, match="nft: could not process rule: file exists"):

@@ -68,7 +68,25 @@ def main(argv=None):
     if handler is None:
         print(f"kago: '{verb}' is not a kago command. See 'kago --help'", file=sys.stderr)
         return 125
+    if os.geteuid() != 0 and verb != "version" and not _asks_help(rest):
+        # the state, the runtime, cgroups and networks are root's: without root every verb
+        # would fail half-way, or read an empty root and print an empty table
+        print(NEEDS_ROOT, file=sys.stderr)
+        return 125
     return _dispatch(handler, glob, rest)
+
+
+NEEDS_ROOT = "kago: kago needs root (there is no rootless mode yet): run it as root or with sudo"
+
+
+def _asks_help(rest):
+    """``kago VERB --help`` (before a ``--`` or a container's command)"""
+    for arg in rest:
+        if arg == "--":
+            return False
+        if arg in ("-h", "--help"):
+            return True
+    return False
 
 
 def _globals(argv):
@@ -824,6 +842,8 @@ def _supervisor(glob, argv):
             idle = reply.get("idle_timeout")
             _out(f"pid {reply['pid']}, watching {len(reply['watching'])} container(s)"
                  + (f", exits after {idle:g} s with nothing to do" if idle is not None else ""))
+            for cid, count in sorted((reply.get("dropped") or {}).items()):
+                _out(f"{cid[:12]}: {count} log lines dropped (its log could not be written)")
     finally:
         conn.close()
     return 0

@@ -27,6 +27,7 @@ import time
 
 from kago.errors import KagoError
 from kago.manager import config as C
+from kago.manager import perms
 from kago.manager.errors import (
     BadValue,
     IdRangeError,
@@ -75,6 +76,7 @@ def _check_reachable(path):
 class Manager:
     def __init__(self, root=None, runroot=None, runtime=None):
         self.paths = Paths(root, runroot)
+        perms.secure(self.paths)  # a root an older kago left readable by all: tightened
         self.settings = load_settings(self.paths)
         self.records = Records(self.paths)
         self.runtime_path = runtime or self.settings.get("runtime")
@@ -134,7 +136,7 @@ class Manager:
     def _create(self, cid, name, cfg, group, undo):
         self.records.reserve_name(name, cid)
         undo.push(self.records.release_name, name, cid)
-        os.makedirs(self.paths.container(cid))
+        perms.make_container_dir(self.paths, cid)
         undo.push(shutil.rmtree, self.paths.container(cid), True)
         image = self._image(cfg)
         uid_map, gid_map = self._reserve_ids(cid, cfg)
@@ -154,8 +156,8 @@ class Manager:
                      netns=netns, etc=etc, uid_map=uid_map, gid_map=gid_map, volumes=volumes,
                      cgroups_path=cgroups_path)
         bundle = self.paths.bundle(cid)
-        os.makedirs(bundle)
-        with open(os.path.join(bundle, "config.json"), "w") as f:
+        os.mkdir(bundle, perms.SEARCH)
+        with perms.private_file(os.path.join(bundle, "config.json")) as f:
             f.write(json.dumps(spec))  # dumps without indent is the C encoder: ~8x faster
         record = {
             "id": cid, "name": name, "created": time.time(), "config": cfg,
@@ -424,7 +426,7 @@ class Manager:
         for ns in (spec.get("linux") or {}).get("namespaces") or ():
             if ns.get("type") == "network" and ns.get("path"):
                 ns["path"] = netns_path
-        with open(path + ".tmp", "w") as f:
+        with perms.private_file(path + ".tmp") as f:
             f.write(json.dumps(spec))
         os.rename(path + ".tmp", path)
 

@@ -26,6 +26,8 @@ def run(mgr, ref, command, tty=False, user=None, workdir=None, env=(), detach=Fa
     from kago.manager import config as C
     argv = mgr.runtime(record).exec_argv(record["id"], command, tty=tty, user=numeric,
                                           cwd=workdir, env=C.parse_env(env), detach=detach)
+    if detach:
+        return _detached(argv)
     proc = subprocess.Popen(argv, stderr=subprocess.PIPE)
     last = b""
     for line in proc.stderr:  # forwarded as it comes; the last line may be the runtime's
@@ -42,3 +44,23 @@ def run(mgr, ref, command, tty=False, user=None, workdir=None, env=(), detach=Fa
 
 
 
+
+
+def _detached(argv):
+    """``exec -d``: the runtime returns once the process runs, and the process keeps no stdio
+    of ours (docker discards a detached exec's output): a pipe of ours in its hands would keep
+    us reading until it ended. The runtime's own error comes from its --log, as JSON."""
+    import tempfile
+    from kago.manager.runtimes import _last_error
+    with tempfile.NamedTemporaryFile(prefix="kago-exec-", suffix=".log") as log:
+        argv = argv[:1] + ["--log", log.name, "--log-format", "json"] + argv[1:]
+        code = subprocess.call(argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                               stderr=subprocess.DEVNULL)
+        message = _last_error(log.name) if code else ""
+    code = 128 - code if code < 0 else code
+    if message:
+        sys.stderr.write(f"kago: {message}\n")
+        error = command_error(message)
+        if error is not None:
+            return error.exit_code
+    return code

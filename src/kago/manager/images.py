@@ -28,6 +28,15 @@ def _created(info):
         return time.time()
 
 
+def _store_of(mgr, ref):
+    """The root's image store, for a verb that needs ``ref`` in it: a root without a store
+    has no such image, and none is made to say so."""
+    if not os.path.isdir(mgr.paths.storage()):
+        from kago.storage.errors import ImageNotFound
+        raise ImageNotFound(ref)
+    return mgr.store
+
+
 def cmd_images(mgr, argv, parser, out):
     p = parser("images", "List images.")
     p.add_argument("-q", "--quiet", action="store_true")
@@ -35,7 +44,8 @@ def cmd_images(mgr, argv, parser, out):
     p.add_argument("--format")
     args = p.parse_args(argv)
     rows = []
-    for info in reversed(mgr.store.images()):
+    images = mgr.store.images() if os.path.isdir(mgr.paths.storage()) else []
+    for info in reversed(images):
         short = info.id if args.no_trunc else info.id[:12]
         for name in info.names or ["<none>:<none>"]:
             repo, tag = _split_name(name)
@@ -122,7 +132,7 @@ def cmd_push(mgr, argv, parser, out):
     p.add_argument("destination", nargs="?")
     args = p.parse_args(argv)
     from kago.storage import registry
-    digest = registry.push(mgr.store, args.image, args.destination or args.image,
+    digest = registry.push(_store_of(mgr, args.image), args.image, args.destination or args.image,
                            insecure=args.insecure)
     out(f"{args.destination or args.image}: digest: {digest}")
     return 0
@@ -133,7 +143,7 @@ def cmd_tag(mgr, argv, parser, out):
     p.add_argument("source")
     p.add_argument("target")
     args = p.parse_args(argv)
-    mgr.store.tag(args.source, args.target)
+    _store_of(mgr, args.source).tag(args.source, args.target)
     return 0
 
 
@@ -143,7 +153,7 @@ def cmd_rmi(mgr, argv, parser, out):
     p.add_argument("images", nargs="+")
     args = p.parse_args(argv)
     for ref in args.images:
-        for what in mgr.store.remove_image(ref, force=args.force):
+        for what in _store_of(mgr, ref).remove_image(ref, force=args.force):
             kind, _, value = what.partition(" ")
             out(f"Untagged: {value}" if kind == "name" else f"Deleted: {value}")
     return 0
@@ -155,10 +165,11 @@ def cmd_save(mgr, argv, parser, out):
     p.add_argument("--format", choices=("docker-archive", "oci"), default="docker-archive")
     p.add_argument("image")
     args = p.parse_args(argv)
+    store = _store_of(mgr, args.image)
     if args.format == "oci":
-        mgr.store.export_oci(args.image, args.output)
+        store.export_oci(args.image, args.output)
     else:
-        mgr.store.export_docker_archive(args.image, args.output)
+        store.export_docker_archive(args.image, args.output)
     return 0
 
 
@@ -219,7 +230,7 @@ def cmd_export(mgr, argv, parser, out):
 
 def inspect(mgr, ref):
     """docker image inspect's document for ``ref``."""
-    info = mgr.store.image(ref)
+    info = _store_of(mgr, ref).image(ref)
     return {"Id": "sha256:" + info.id, "RepoTags": info.names, "Created": info.created,
             "Size": info.size, "Author": info.author or "", "Config": info.config,
             "Architecture": info.architecture, "Os": info.os,

@@ -8,10 +8,18 @@ line is kept until its newline or the end of the stream) and appends them to ``c
 When the file would pass ``max_size`` it is renamed to ``ctr.log.1`` (older files shift up,
 the oldest beyond ``max_files`` is dropped) and a fresh one started.
 
+A log that cannot be written (a full disk: ENOSPC, EDQUOT; no fd left: EMFILE, ENFILE; any
+other OSError) never stops the writer's caller, the supervisor of every container: the lines
+are dropped and counted (``dropped``), ``warn`` is called once when the dropping starts and
+once when writing works again (with the count), and every later line tries again (reopening
+the file if it had to be closed), so capture resumes by itself when space or fds come back.
+A line cut by a short write is ended with a newline before the next one.
+
 ``read`` / ``follow`` are the ``kago logs`` half: oldest file first, with ``--since`` and
 ``--tail``; ``follow`` keeps reading as the file grows and notices a rotation by its inode.
 """
 
+import errno
 import json
 import os
 import time
@@ -35,16 +43,34 @@ def parse_timestamp(text):
 
 
 class LogWriter:
-    __slots__ = ("fd", "max_files", "max_size", "partial", "path", "size")
+    __slots__ = ("cut", "dropped", "dropped_before", "failing", "fd", "max_files", "max_size",
+                 "partial", "path", "size", "warn")
 
-    def __init__(self, path, max_size=10 << 20, max_files=3):
+    def __init__(self, path, max_size=10 << 20, max_files=3, warn=None):
         self.path = path
         self.max_size = max(int(max_size), 1024)
         self.max_files = max(int(max_files), 1)
-        os.makedirs(os.path.dirname(path), exist_ok=True)
-        self.fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o640)
-        self.size = os.fstat(self.fd).st_size
+        self.warn = warn            # warn(text): once when lines start to be dropped, once after
+        self.dropped = 0            # lines dropped because the log could not be written
+        self.dropped_before = 0     # ... before the current failure began
+        self.failing = None         # the error that is making us drop lines, while it lasts
+        self.cut = False            # the last write was short: the file ends mid-line
+        self.fd = None
+        self.size = 0
         self.partial = {"stdout": b"", "stderr": b""}
+        try:
+            os.makedirs(os.path.dirname(path), 0o700, exist_ok=True)
+            self._open()
+        except OSError as e:
+            self._failed(e, 0)
+
+    def _open(self):
+        self.fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC,
+                          0o600)
+        st = os.fstat(self.fd)
+        if st.st_mode & 0o077:
+            os.fchmod(self.fd, 0o600)  # output is the container's secrets too: its owner's only
+        self.size = st.st_size
 
     def write(self, stream, data):
         """Append ``data`` from ``stream``; only complete lines (or 16 KiB pieces) go out."""
@@ -87,23 +113,60 @@ class LogWriter:
         self._write(batch)
 
     def _write(self, data):
-        if data:
-            os.write(self.fd, data)
-            self.size += len(data)
+        if not data:
+            return
+        try:
+            if self.fd is None:
+                self._open()
+            if self.cut:
+                os.write(self.fd, b"\n")  # end the line a short write cut (readers skip it)
+                self.size += 1
+                self.cut = False
+            done = os.write(self.fd, data)
+            self.size += done
+            if done < len(data):  # a short write: the disk filled up mid-way
+                self.cut = True
+                self._failed(OSError(errno.ENOSPC, os.strerror(errno.ENOSPC)),
+                             data.count(b"\n", done))  # the cut record and those after
+                return
+        except OSError as e:
+            self._failed(e, data.count(b"\n"))
+            return
+        if self.failing is not None:
+            self._say(f"{self.path}: writing again after dropping "
+                      f"{self.dropped - self.dropped_before} lines ({self.failing})")
+            self.failing = None
+
+    def _failed(self, error, lines):
+        if self.failing is None:
+            self.dropped_before = self.dropped
+            self.failing = error.strerror.lower() if error.strerror else str(error)
+            self._say(f"{self.path}: {self.failing}: dropping log lines until it can be "
+                      f"written again")
+        self.dropped += lines
+
+    def _say(self, text):
+        if self.warn is not None:
+            self.warn(text)
 
     def _rotate(self):
-        os.close(self.fd)
-        if self.max_files == 1:
-            os.unlink(self.path)
-        else:
-            # ctr.log -> .1 -> .2 ...: renaming onto the last one drops the oldest
-            for n in range(self.max_files - 1, 0, -1):
-                src = self.path if n == 1 else f"{self.path}.{n - 1}"
-                if os.path.exists(src):
-                    os.rename(src, f"{self.path}.{n}")
-        self.fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC,
-                          0o640)
+        if self.fd is not None:
+            os.close(self.fd)
+            self.fd = None
         self.size = 0
+        self.cut = False
+        try:
+            if self.max_files == 1:
+                os.unlink(self.path)
+            else:
+                # ctr.log -> .1 -> .2 ...: renaming onto the last one drops the oldest
+                for n in range(self.max_files - 1, 0, -1):
+                    src = self.path if n == 1 else f"{self.path}.{n - 1}"
+                    if os.path.exists(src):
+                        os.rename(src, f"{self.path}.{n}")
+            self._open()
+        except OSError as e:
+            self._failed(e, 0)  # the next write tries to open it again
 
     def close(self):
         self.flush()

@@ -1,8 +1,20 @@
 """``kago network ls|create|rm|inspect``, thin over kago.network's Networks."""
 
 import json
+import os
 
 from kago.manager import format as F
+
+
+def _nets(mgr, name=None):
+    """The root's Networks; a root without network state has none, and none is made for
+    a verb that only reads or removes (NetworkNotFound for ``name``)."""
+    if os.path.isdir(mgr.paths.network()):
+        return mgr.nets
+    if name is not None:
+        from kago.network.errors import NetworkNotFound
+        raise NetworkNotFound(name)
+    return None
 
 
 def command(mgr, argv, parser, out):
@@ -22,7 +34,7 @@ def _ls(mgr, argv, parser, out):
     rows = [{"ID": _net_id(n["name"]), "Name": n["name"], "Driver": "bridge",
              "Subnet": n.get("subnet", ""), "Bridge": n.get("bridge", ""),
              "Containers": str(len(n.get("containers") or ()))}
-            for n in mgr.nets.list()]
+            for n in (_nets(mgr).list() if _nets(mgr) else ())]
     if args.quiet:
         for r in rows:
             out(r["Name"])
@@ -63,7 +75,7 @@ def _rm(mgr, argv, parser, out):
     p.add_argument("names", nargs="+")
     args = p.parse_args(argv)
     for name in args.names:
-        mgr.nets.remove(name)
+        _nets(mgr, name).remove(name)
         out(name)
     return 0
 
@@ -74,8 +86,9 @@ def _inspect(mgr, argv, parser, out):
     args = p.parse_args(argv)
     docs = []
     for name in args.names:
-        doc = dict(mgr.nets.get(name))
-        doc["containers"] = [a.to_dict() for a in mgr.nets.attachments(name)]
+        nets = _nets(mgr, name)
+        doc = dict(nets.get(name))
+        doc["containers"] = [a.to_dict() for a in nets.attachments(name)]
         docs.append(doc)
     out(json.dumps(docs, indent=4))
     return 0

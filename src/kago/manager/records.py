@@ -69,7 +69,7 @@ class Records:
 
     def reserve_name(self, name, cid):
         """Claim ``name`` for ``cid`` atomically; NameInUse names the current owner."""
-        os.makedirs(self.paths.names(), exist_ok=True)
+        os.makedirs(self.paths.names(), 0o700, exist_ok=True)
         path = os.path.join(self.paths.names(), name)
         try:
             fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o644)
@@ -185,7 +185,9 @@ class _Lock(Lock):
 
 def _write_atomic(path, data):
     tmp = f"{path}.{os.getpid()}.tmp"
-    with open(tmp, "wb") as f:
+    # the record holds the container's environment: its owner's only (0600)
+    with os.fdopen(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600),
+                   "wb") as f:
         f.write(data)
     os.rename(tmp, path)
 

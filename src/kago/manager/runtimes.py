@@ -74,7 +74,7 @@ class LibraryRuntime:
 
     def _store(self):
         from kago.runtime.store import Store
-        os.makedirs(self.root, exist_ok=True)
+        os.makedirs(self.root, 0o700, exist_ok=True)
         return Store(self.root)
 
     def warm(self):
@@ -182,7 +182,7 @@ class ProcessRuntime:
         """Nothing to import: the binary runs in its own process."""
 
     def start(self, cid, bundle, stdio):
-        os.makedirs(self.root, exist_ok=True)
+        os.makedirs(self.root, 0o700, exist_ok=True)
         pid_file = os.path.join(self.root, f".{cid}.pid")
         log_file = os.path.join(self.root, f".{cid}.log")
         argv = self._base() + ["--log", log_file, "--log-format", "json", "run", "-d",

@@ -36,7 +36,8 @@ command that needs it starts it again.
 Protocol: a unix stream socket, one JSON object per line each way.
 
     {"op": "ping"}                          -> {"ok": true, "pid": N, "watching": [ids],
-                                               "restarting": [ids], "idle_timeout": s}
+                                               "restarting": [ids], "idle_timeout": s,
+                                               "dropped": {id: log lines dropped}}
     {"op": "start", "id": ID, "attached": b} -> {"ok": true, "pid": N} | {"ok": false,
                                                "error": "...", "code": 125|126|127}
     {"op": "wait", "id": ID}                -> when it has exited: {"ok": true, "exit_code": N,
@@ -59,7 +60,7 @@ import socket
 import sys
 import time
 
-from kago.errors import KagoError
+from kago.errors import KagoError, describe
 from kago.manager import logs
 from kago.manager.config import parse_restart
 from kago.manager.errors import ManagerError, NoSuchContainer
@@ -76,6 +77,7 @@ WORKER_TIMEOUT = 60.0       # a start that takes longer is stuck (a hook that ne
 IDLE_TIMEOUT = 30.0
 RELEASER_WAIT = 10.0        # at exit, how long to wait for a releaser still at work
 RELEASE_POLL = 0.05         # a restart due while its container is being released waits so
+RETRY_DELAY = 0.5           # an end not recorded, a listener paused (EMFILE): tried again so
 
 
 def idle_timeout(paths=None):
@@ -157,6 +159,9 @@ class Supervisor:
         self.adopting = False      # _adopt batches its releases into one releaser
         self.idle_since = time.monotonic()
         self.running = True
+        self.unfinished = {}       # cid -> (code, attached): ends not recorded yet (EMFILE...)
+        self.listener_paused = None  # the listener, out of the selector while accept fails
+        self.retry_at = None       # when to try those again
 
     # --- set-up
     def serve(self):
@@ -238,25 +243,38 @@ class Supervisor:
         while self.running:
             timeout = self._next_timeout()
             for key, mask in self.sel.select(timeout):
-                kind, obj = key.data
-                if kind == "signal":
-                    self._signals(signal_fd)
-                elif kind == "listen":
-                    self._accept(key.fileobj)
-                elif kind == "client":
-                    self._client_readable(obj)
-                elif kind == "fifo":
-                    self._output(obj[0], obj[1], key.fd)
-                elif kind == "pidfd":
-                    self._adopted_exit(obj)
-                elif kind == "worker":
-                    self._worker_done(key.fd)
-            self._run_timers()
+                try:
+                    self._event(key, signal_fd)
+                except (OSError, KagoError) as e:
+                    # no fd left (EMFILE), a full disk...: this event's work failed, but the
+                    # supervisor of every container of the root must go on
+                    _say(f"{key.data[0]}: {describe(e)}")
+            try:
+                self._run_timers()
+            except (OSError, KagoError) as e:
+                _say(f"timers: {describe(e)}")
             if self._idle():
                 break
 
+    def _event(self, key, signal_fd):
+        kind, obj = key.data
+        if kind == "signal":
+            self._signals(signal_fd)
+        elif kind == "listen":
+            self._accept(key.fileobj)
+        elif kind == "client":
+            self._client_readable(obj)
+        elif kind == "fifo":
+            self._output(obj[0], obj[1], key.fd)
+        elif kind == "pidfd":
+            self._adopted_exit(obj)
+        elif kind == "worker":
+            self._worker_done(key.fd)
+
     def _next_timeout(self):
         waits = [when - time.monotonic() for when, _ in self.timers]
+        if self.retry_at is not None:
+            waits.append(self.retry_at - time.monotonic())
         waits += [deadline - time.monotonic() for _pid, deadline in self.workers.values()]
         if not self._busy():
             waits.append(self.idle_since + self.idle_after - time.monotonic())
@@ -267,7 +285,8 @@ class Supervisor:
         listen: they do not keep an idle supervisor alive (they subscribe again to the next
         one, and catch up on what they missed from the records)."""
         return bool(self.watched or self.timers or self.starting or self.releaser
-                    or self.to_release or any(not c.subscribed for c in self.clients))
+                    or self.to_release or self.unfinished
+                    or any(not c.subscribed for c in self.clients))
 
     def _idle(self):
         if self._busy():
@@ -318,7 +337,14 @@ class Supervisor:
     def _accept(self, listener):
         try:
             sock, _ = listener.accept()
-        except OSError:
+        except OSError as e:
+            if e.errno in (errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM):
+                # the connection waits in the backlog; a listener left in the selector would
+                # spin: take it out until the next timer round
+                self.sel.unregister(listener)
+                self.listener_paused = listener
+                self._retry_later()
+                _say(f"cannot accept a client: {describe(e)}: retrying")
             return
         client = Client(sock)
         self.clients.add(client)
@@ -358,7 +384,9 @@ class Supervisor:
         if op == "ping":
             client.send({"ok": True, "pid": os.getpid(), "watching": sorted(self.watched),
                          "restarting": sorted(cid for _, cid in self.timers),
-                         "idle_timeout": self.idle_after})
+                         "idle_timeout": self.idle_after,
+                         "dropped": {cid: w.log.dropped for cid, w in self.watched.items()
+                                     if w.log is not None and w.log.dropped}})
         elif op == "start":
             self._start_request(client, req.get("id", ""), bool(req.get("attached")))
         elif op == "wait":
@@ -428,12 +456,13 @@ class Supervisor:
         if runtime.state(cid) is not None:
             runtime.delete(cid, force=True)  # a stopped run of it the runtime still lists
         fifo_dir = self.paths.fifos(cid)
-        os.makedirs(fifo_dir, exist_ok=True)
+        os.makedirs(os.path.dirname(fifo_dir), 0o700, exist_ok=True)
+        os.makedirs(fifo_dir, 0o700, exist_ok=True)
         writers = []
         w = Watched(cid, 0, None, child=True)
         w.attached = attached
-        self._open_output(w, record, create=True)
         try:
+            self._open_output(w, record, create=True)
             # O_RDWR: the container is a reader too, so its writes never get EPIPE even when
             # no supervisor is reading (they block once the pipe is full, until one is back)
             writers = [os.open(os.path.join(fifo_dir, s), os.O_RDWR | os.O_CLOEXEC)
@@ -518,7 +547,8 @@ class Supervisor:
         fifo_dir = self.paths.fifos(w.cid)
         opts = (record.get("config") or {}).get("log") or {}
         w.log = logs.LogWriter(self.paths.log(w.cid), opts.get("max_size", 10 << 20),
-                               opts.get("max_files", 3))
+                               opts.get("max_files", 3),
+                               warn=lambda text, cid=w.cid: _say(f"{cid[:12]}: {text}"))
         for stream in STREAMS:
             path = os.path.join(fifo_dir, stream)
             if create and not os.path.exists(path):
@@ -576,7 +606,38 @@ class Supervisor:
         ran = time.monotonic() - w.started
         if ran >= RESTART_RESET_AFTER:
             self.delays.pop(w.cid, None)
-        self._finish(w.cid, code, unknown=code is None, attached=w.attached)
+        self._record_end(w.cid, code, w.attached)
+
+    def _record_end(self, cid, code, attached):
+        try:
+            self._finish(cid, code, unknown=code is None, attached=attached)
+            self.unfinished.pop(cid, None)
+        except (OSError, KagoError) as e:
+            if not _transient(e):
+                self.unfinished.pop(cid, None)
+                _say(f"{cid[:12]}: recording its end failed: {describe(e)}")
+                return
+            # the record could not be read or written (no fd left, a full disk): the end is
+            # kept and recorded a little later
+            if cid not in self.unfinished:
+                _say(f"{cid[:12]}: recording its end failed: {describe(e)}: retrying")
+            self.unfinished[cid] = (code, attached)
+            self._retry_later()
+
+    def _retry_later(self):
+        if self.retry_at is None:
+            self.retry_at = time.monotonic() + RETRY_DELAY
+
+    def _retries(self):
+        """What failed for want of fds or space: the listener, ends not recorded yet."""
+        if self.retry_at is None or time.monotonic() < self.retry_at:
+            return
+        self.retry_at = None
+        if self.listener_paused is not None:
+            self.sel.register(self.listener_paused, selectors.EVENT_READ, ("listen", None))
+            self.listener_paused = None
+        for cid, (code, attached) in list(self.unfinished.items()):
+            self._record_end(cid, code, attached)
 
     def _finish(self, cid, code, unknown=False, attached=False):
         """Record how ``cid`` ended, free its runtime state, then restart or remove it."""
@@ -690,6 +751,7 @@ class Supervisor:
 
     def _run_timers(self):
         self._stuck_workers()
+        self._retries()
         now = time.monotonic()
         while self.timers and self.timers[0][0] <= now:
             _, cid = self.timers.pop(0)
@@ -720,6 +782,17 @@ class Supervisor:
                 _say(f"{cid[:12]}: restart failed: {e}")
                 self._answer_waiters(cid, {"ok": True, "exit_code": getattr(e, "exit_code", 125),
                                            "status": "exited"})
+            except OSError as e:
+                if not _transient(e):
+                    _say(f"{cid[:12]}: restart failed: {describe(e)}")
+                    self._answer_waiters(cid, {"ok": True, "exit_code": 125,
+                                               "status": "exited"})
+                    continue
+                # no fd left, a full disk: try again after the next delay
+                delay = self.delays.get(cid, RESTART_DELAY_MIN)
+                self.delays[cid] = min(delay * 2, RESTART_DELAY_MAX)
+                _say(f"{cid[:12]}: restart failed: {describe(e)}: retrying in {delay:g} s")
+                self._schedule(cid, delay)
 
 
 def _fork_worker(runtime, cid, paths, writers):
@@ -869,9 +942,26 @@ def _note(signum, frame):
     """Signals only wake the loop (set_wakeup_fd); the work happens there."""
 
 
+_TRANSIENT = frozenset((errno.EMFILE, errno.ENFILE, errno.ENOSPC, errno.EDQUOT, errno.ENOMEM,
+                        errno.ENOBUFS, errno.EAGAIN, errno.EINTR))
+
+
+def _transient(error):
+    """An error that passes when fds, space or memory come back (also found as the cause of
+    a KagoError)."""
+    while error is not None:
+        if isinstance(error, OSError) and error.errno in _TRANSIENT:
+            return True
+        error = error.__cause__ or error.__context__
+    return False
+
+
 def _say(text):
-    sys.stderr.write(f"{logs.timestamp()} {text}\n")
-    sys.stderr.flush()
+    try:
+        sys.stderr.write(f"{logs.timestamp()} {text}\n")
+        sys.stderr.flush()
+    except OSError:
+        pass  # its own log on a full disk: nothing better to do
 
 
 # --- client side ----------------------------------------------------------------------------
@@ -938,12 +1028,13 @@ def _try_connect(paths):
 def _spawn(paths):
     """Start a supervisor in its own session, its output to supervisor.log. If another
     command starts one at the same moment, the loser finds the lock taken and exits."""
-    os.makedirs(paths.runroot, exist_ok=True)
+    from kago.manager import perms
+    perms.make_runroot(paths)
     argv = [sys.executable, "-m", "kago.manager.supervisor", "--root", paths.root,
             "--runroot", paths.runroot]
     null = os.open(os.devnull, os.O_RDWR | os.O_CLOEXEC)
     log = os.open(paths.supervisor_log(), os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC,
-                  0o640)
+                  0o600)
     try:
         os.posix_spawn(sys.executable, argv, os.environ, setsid=True, file_actions=[
             (os.POSIX_SPAWN_DUP2, null, 0), (os.POSIX_SPAWN_DUP2, log, 1),
@@ -968,7 +1059,8 @@ def main(argv=None):
     argv = list(sys.argv[1:] if argv is None else argv)
     opts = dict(zip(argv[::2], argv[1::2]))
     paths = Paths(opts.get("--root"), opts.get("--runroot"))
-    os.makedirs(paths.runroot, exist_ok=True)
+    from kago.manager import perms
+    perms.make_runroot(paths)
     lock = os.open(os.path.join(paths.runroot, "supervisor.lock"),
                    os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
     try:

@@ -197,6 +197,19 @@ def configure(ipr, att):
             ipr.route("add", dst="::/0", gateway=att.ipv6_gateway, oif=index, family=10)
 
 
+_GONE = object()
+
+
+def _link_name(ipr, index):
+    from pyroute2.netlink.exceptions import NetlinkError
+    try:
+        return ipr.link("get", index=index)[0].get_attr("IFLA_IFNAME")
+    except NetlinkError as err:
+        if err.code == errno.ENODEV:
+            return _GONE
+        raise
+
+
 def host_routes(ipr, version, exclude=()):
     """[(ip_network, device)] of the host's main-table routes, the default route excepted
     (it overlaps everything by design), on interfaces not in ``exclude``."""
@@ -208,8 +221,9 @@ def host_routes(ipr, version, exclude=()):
             continue
         oif = route.get_attr("RTA_OIF")
         if oif not in names:
-            names[oif] = (ipr.link("get", index=oif)[0].get_attr("IFLA_IFNAME")
-                          if oif else None)
+            names[oif] = _link_name(ipr, oif) if oif else None
+        if names[oif] is _GONE:
+            continue  # its interface went away since the dump (another run's bridge)
         if names[oif] not in exclude:
             found.append((ipaddress.ip_network(f"{dst}/{route['dst_len']}", strict=False),
                           names[oif]))

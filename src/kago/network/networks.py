@@ -19,7 +19,7 @@ import ipaddress
 import os
 import socket
 
-from kago.network import ipam, links, netns, nft, state
+from kago.network import hostwide, ipam, links, netns, nft, state
 from kago.network.attachment import Attachment
 from kago.network.errors import (AddressInUse, AttachmentExists, NetworkBusy, NetworkError,
                                  NetworkExists, NetworkNotFound, ObjectExists)
@@ -59,14 +59,18 @@ class Networks:
     container netns are named (``/run/netns/kago-<cid>``); ``veth_prefix`` starts host-side
     veth names; the ``default_*`` settings describe the network ``ensure_default`` makes;
     ``outbound`` is the default for new networks: masquerade their traffic leaving the host,
-    which needs net.ipv4.ip_forward=1 (set if it is 0, restored when kago's last bridge goes).
+    which needs net.ipv4.ip_forward=1 (set if it is 0, and back to its value before when the
+    last outbound network of any state dir on the host goes). ``host_dir`` holds what all
+    state dirs share (hostwide.py): published ports, ip_forward's saved value.
     """
 
     def __init__(self, state_dir="/var/lib/kago/network", nft_table="kago",
                  netns_dir=netns.RUN_DIR, netns_prefix="kago-", veth_prefix="kv",
                  default_network="kago", default_bridge="kago0",
-                 default_subnet="10.89.0.0/24", default_ipv6_subnet=None, outbound=True):
+                 default_subnet="10.89.0.0/24", default_ipv6_subnet=None, outbound=True,
+                 host_dir=hostwide.HOST_DIR):
         self.state = state.StateDir(state_dir)
+        self.host = hostwide.HostState(host_dir)
         self.nft_table = nft.check_table(nft_table)
         self.netns_dir = netns_dir
         self.netns_prefix = netns_prefix
@@ -114,7 +118,7 @@ class Networks:
             made = links.ensure_bridge(ipr, record, self._alias(record["name"]))
             self._nft_network(record)
             if record["outbound"]:
-                self._ensure_ip_forward()
+                self._ensure_ip_forward(record["name"])
             state.write_json(self.state.network(record["name"]), record)
         except BaseException:
             with contextlib.suppress(Exception):
@@ -205,7 +209,7 @@ class Networks:
             nft.apply(nft.delete_elements(self.nft_table, nft.network_elements(record)))
         else:
             nft.apply(nft.delete_table(self.nft_table))
-            self._restore_ip_forward(ipr)
+        self._restore_ip_forward(record["name"])
 
     def _setup_if_missing(self, record):
         """After a reboot the records survive but the bridge and nft table do not: remake
@@ -217,30 +221,32 @@ class Networks:
                 links.ensure_bridge(ipr, record, self._alias(record["name"]))
                 self._nft_network(record)
                 if record["outbound"]:
-                    self._ensure_ip_forward()
+                    self._ensure_ip_forward(record["name"])
         return record
 
-    def _ensure_ip_forward(self):
-        """Outbound masquerade is useless unless the host forwards; turn it on only if off,
-        and remember that kago did (host.json) so the last network's removal turns it off."""
-        if links.read_sysctl(IP_FORWARD) != "0":
-            return
-        with self.state.host_lock():
-            state.write_json(self.state.host(), {"ip_forward_was": "0"})
-            links.write_sysctl(IP_FORWARD, 1)
+    def _ensure_ip_forward(self, network):
+        """Outbound masquerade is useless unless the host forwards: on, with its value before
+        the first kago network of any state dir that needed it saved host-wide."""
+        legacy = os.path.join(self.state.root, "host.json")  # an older kago's saved value
+        was = (state.read_json(legacy, {}) or {}).get("ip_forward_was")
+        self.host.need_forwarding(self.state.root, network, self._read_forward,
+                                  self._write_forward, was=was)
+        state.remove_file(legacy)
 
-    def _restore_ip_forward(self, ipr):
-        """Back to 0 only if kago set it, and no kago bridge of any state dir still needs it
-        (writing ip_forward resets every interface's forwarding flag)."""
-        saved = state.read_json(self.state.host(), {})
-        if saved.get("ip_forward_was") != "0":
-            return
-        if links.kago_bridges(ipr):
-            return
-        if links.read_sysctl(IP_FORWARD) != "1":
-            return                          # somebody changed it since: theirs now
-        links.write_sysctl(IP_FORWARD, 0)
-        state.remove_file(self.state.host())
+    def _restore_ip_forward(self, network):
+        """``network`` is gone: ip_forward back to its saved value if it was the last kago
+        network of the host that needed it (writing ip_forward resets every interface's
+        forwarding flag, so nothing is written while one is left)."""
+        self.host.done_forwarding(self.state.root, network, self._read_forward,
+                                  self._write_forward)
+
+    @staticmethod
+    def _read_forward():
+        return links.read_sysctl(IP_FORWARD)
+
+    @staticmethod
+    def _write_forward(value):
+        links.write_sysctl(IP_FORWARD, value)
 
     # ------------------------------------------------------------------ attachments
 
@@ -385,24 +391,43 @@ class Networks:
     def _reserve_ports(self, cid, ports):
         """Registers ``ports`` for ``cid``, refusing ones another container publishes or a host
         process already listens on (its connections would silently go to the container)."""
-        with self.state.ports_lock():
+        mine = (self.state.root, cid)
+        with self.state.ports_lock(), self.host.ports_lock():
             table = state.read_json(self.state.ports(), [])
+            host = self.host.ports()  # every state dir's: another root's container too
+            found = {proto: hostwide.listeners(proto) for proto in {p.proto for p in ports}}
             for p in ports:
                 for entry in table:
                     theirs = PortMapping.from_dict(entry)
                     if entry["cid"] != cid and p.conflicts(theirs):
                         raise AddressInUse(f"host port {p.host_port}/{p.proto}: already "
                                            f"published by container {entry['cid']}")
+                for entry in host:
+                    if (entry["state"], entry["cid"]) != mine and \
+                            p.conflicts(PortMapping.from_dict(entry)):
+                        raise AddressInUse(f"host port {p.host_port}/{p.proto}: already "
+                                           f"published by container {entry['cid'][:12]} of "
+                                           f"the kago state in {entry['state']}")
+                clash = hostwide.listener_conflict(p, found[p.proto])
+                if clash:
+                    raise AddressInUse(f"host port {p.host_port}/{p.proto}: a process on the "
+                                       f"host already uses it (bound to {clash[0]})")
                 _check_port_free(p)
             table += [dict(p.to_dict(), cid=cid) for p in ports]
+            host = [e for e in host if (e["state"], e["cid"]) != mine]
+            host += [dict(p.to_dict(), cid=cid, state=self.state.root) for p in ports]
+            self.host.write_ports(host)
             state.write_json(self.state.ports(), table)
 
     def _release_ports(self, cid):
-        with self.state.ports_lock():
+        mine = (self.state.root, cid)
+        with self.state.ports_lock(), self.host.ports_lock():
             table = state.read_json(self.state.ports(), [])
             kept = [e for e in table if e["cid"] != cid]
             if len(kept) != len(table):
                 state.write_json(self.state.ports(), kept)
+            self.host.write_ports([e for e in self.host.ports()
+                                   if (e["state"], e["cid"]) != mine])
 
     def detach(self, cid):
         """Removes what ``attach`` made for ``cid``: veth, leases, nft elements, netns bind

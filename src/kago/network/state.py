@@ -9,7 +9,8 @@ Layout under ``state_dir``::
     attachments/<cid>.json  what a container got (an Attachment), written before the first
                             host object is made so a crashed attach can still be undone
     ports.json (+ .lock)    published host ports -> container id, across all networks
-    host.json               host settings kago changed (net.ipv4.ip_forward), to restore them
+
+(What all state dirs of the host share, published ports and ip_forward, is in hostwide.py.)
 """
 
 import contextlib
@@ -63,6 +64,7 @@ class StateDir:
 
     def __init__(self, root):
         self.root = os.path.abspath(root)
+        os.makedirs(self.root, mode=0o700, exist_ok=True)  # addresses, ports: root's only
         for sub in ("networks", "leases", "attachments"):
             os.makedirs(os.path.join(self.root, sub), mode=0o700, exist_ok=True)
 
@@ -89,12 +91,6 @@ class StateDir:
 
     def ports_lock(self):
         return locked(os.path.join(self.root, "ports.lock"))
-
-    def host_lock(self):
-        return locked(os.path.join(self.root, "host.lock"))
-
-    def host(self):
-        return os.path.join(self.root, "host.json")
 
     def network_names(self):
         return sorted(n[:-5] for n in os.listdir(os.path.join(self.root, "networks"))

@@ -80,3 +80,73 @@ def test_follow_drains_then_stops_and_survives_rotation(tmp_path):
     w.close()
     assert got[0] == "before\n"
     assert got[-1] == "during 59\n"
+
+
+class _Disk:
+    """os.write and os.open of the log module, failing with ``errno`` while ``full``."""
+
+    def __init__(self, monkeypatch, error):
+        import errno
+        import os
+        real_write, real_open, strerror = os.write, os.open, os.strerror
+        self.full, self.short = False, False
+        self.error = getattr(errno, error)
+
+        def write(fd, data):
+            if self.short:  # the disk fills up mid-write: some bytes go out, then ENOSPC
+                self.short, self.full = False, True
+                return real_write(fd, bytes(data)[:7])
+            if self.full:
+                raise OSError(self.error, strerror(self.error))
+            return real_write(fd, data)
+
+        def open_(path, flags, mode=0o777):
+            if self.full:
+                raise OSError(self.error, strerror(self.error))
+            return real_open(path, flags, mode)
+        monkeypatch.setattr(logs.os, "write", write)
+        monkeypatch.setattr(logs.os, "open", open_)
+
+
+def test_a_full_disk_drops_and_counts_lines_warns_once_and_resumes(tmp_path, monkeypatch):
+    disk = _Disk(monkeypatch, "ENOSPC")
+    said = []
+    w = logs.LogWriter(str(tmp_path / "ctr.log"), warn=said.append)
+    w.write("stdout", b"before\n")
+    disk.short = True
+    w.write("stdout", b"cut short\n")
+    for n in range(5):
+        w.write("stdout", f"lost {n}\n".encode())
+    assert w.dropped == 6 and len(said) == 1
+    assert "no space left on device" in said[0] and "dropping" in said[0]
+    disk.full = False
+    w.write("stderr", b"after\n")
+    w.close()
+    assert len(said) == 2 and "after dropping 6 lines" in said[1]
+    got = [e["log"] for e in entries_lenient(tmp_path / "ctr.log")]
+    assert got == ["before\n", "after\n"]  # the cut line ended with a newline: one bad line
+
+
+def entries_lenient(path):
+    return list(logs._entries(open(path, "rb").read().splitlines()))
+
+
+def test_no_fd_left_at_open_or_rotation_drops_lines_until_one_is(tmp_path, monkeypatch):
+    disk = _Disk(monkeypatch, "EMFILE")
+    said = []
+    disk.full = True
+    w = logs.LogWriter(str(tmp_path / "ctr.log"), max_size=1024, warn=said.append)
+    w.write("stdout", b"lost\n")
+    assert w.fd is None and w.dropped == 1 and "too many open files" in said[0]
+    disk.full = False
+    w.write("stdout", b"x" * 600 + b"\n")
+    disk.full = True
+    w.write("stdout", b"y" * 600 + b"\n")  # needs a rotation, whose reopen fails
+    assert w.fd is None and w.dropped == 2
+    disk.full = False
+    w.write("stdout", b"z\n")
+    w.close()
+    assert [e["log"][0] for e in entries(tmp_path / "ctr.log")] == ["z"]
+    assert [e["log"][0] for e in entries(str(tmp_path / "ctr.log") + ".1")] == ["x"]
+    assert len(said) == 4  # dropping, writing again, dropping (rotation), writing again
+    assert "after dropping 1 lines" in said[3]

@@ -22,6 +22,7 @@ import sys
 import time
 
 from kago.errors import KagoError
+from kago.manager import perms
 from kago.manager.define import hooks as H
 from kago.manager.define.load import load
 from kago.manager.errors import DefinitionError, ManagerError, NoSuchContainer
@@ -55,8 +56,8 @@ class Group:
         return self.data["containers"]
 
     def save(self):
-        os.makedirs(os.path.dirname(self.file), exist_ok=True)
-        with open(self.file + ".tmp", "w") as f:
+        os.makedirs(os.path.dirname(self.file), perms.PRIVATE_DIR, exist_ok=True)
+        with perms.private_file(self.file + ".tmp") as f:  # its env (up -e) too
             f.write(json.dumps(self.data))
         os.rename(self.file + ".tmp", self.file)
 
@@ -326,13 +327,23 @@ class _Up:
                               + c.readiness.timeout)
         while checks:
             for name, (c, handle, deadline) in list(checks.items()):
-                if _is_ready(c.readiness, handle):
+                ended = _ended(self.mgr, handle)
+                if ended is None and _is_ready(c.readiness, handle):
                     self.ready_at[name] = time.monotonic() - self.t0
                     del checks[name]
-                elif time.monotonic() > deadline:
-                    error = (f"container {name} not ready after {c.readiness.timeout:g} s "
-                             f"({_describe_check(c.readiness)})")
+                elif ended is not None or time.monotonic() > deadline:
+                    tail = _log_tail(self.mgr, handle.id)
+                    if ended is not None:
+                        last = tail[-1] if tail else "no output"
+                        error = f"container {name} exited with {ended} before it was ready: {last}"
+                    else:
+                        error = (f"container {name} not ready after {c.readiness.timeout:g} s "
+                                 f"({_describe_check(c.readiness)})")
                     if not self.keep_going:
+                        # the rollback removes the container and its logs: show them first
+                        # (docker compose keeps them; a rolled-back up keeps nothing)
+                        for line in tail[:-1] if ended is not None else tail:
+                            sys.stderr.write(f"{name} | {line}\n")
                         raise ManagerError(error)
                     self.errors[name] = error
                     del checks[name]
@@ -375,6 +386,45 @@ def _is_ready(check, handle):
         return H.tcp_ready(handle.netns, handle.refresh().pid, check.port)
     ok, result = H.call(check.fn, handle.refresh())
     return ok and bool(result)
+
+
+def _ended(mgr, handle):
+    """The exit code ("unknown" if none was recorded) of a container that has ended (or is
+    waiting for a restart), else None."""
+    pid = handle.pid
+    if pid and _alive(pid):
+        return None
+    deadline = time.monotonic() + 2.0  # the supervisor records the end once the output drained
+    while True:
+        try:
+            state = mgr.records.load(handle.id).get("state") or {}
+        except NoSuchContainer:
+            return "unknown"
+        if state.get("status") == "running" and state.get("pid") not in (None, 0, pid):
+            handle.pid = state["pid"]  # restarted meanwhile: watch the new run
+            return None
+        if state.get("status") != "running" or time.monotonic() > deadline:
+            code = state.get("exit_code")
+            return "unknown" if code is None else code
+        time.sleep(0.02)
+
+
+def _alive(pid):
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] not in ("Z", "X")
+    except OSError:
+        return False
+
+
+def _log_tail(mgr, cid, lines=10):
+    """The container's last output lines (its logs go with it in a rollback)."""
+    from kago.manager import logs
+    try:
+        entries = logs.read(mgr.paths.log(cid), tail=lines)
+    except OSError:
+        return []
+    return [e.get("log", "").rstrip("\n") for e in entries]
 
 
 def _describe_check(check):
