@@ -147,11 +147,22 @@ def test_update_leaves_devices_alone(tmp_path):
 def test_check_before_update(tmp_path):
     m = _v1(tmp_path)
     (tmp_path / "memory/c1/memory.usage_in_bytes").write_text("5000000\n")
-    with pytest.raises(CgroupError, match="memory limit 4096 is below the current usage "
+    with pytest.raises(CgroupError, match="memory limit 4096 is at or below the current usage "
                                           "5000000"):
         m.update({"memory": {"limit": 4096, "checkBeforeUpdate": True}})
     m.update({"memory": {"limit": 4096}})  # without the check the kernel decides
     m.update({"memory": {"limit": 8000000, "checkBeforeUpdate": True}})
+
+
+@pytest.mark.parametrize("memory, words", [
+    ({"limit": 5000000}, "memory limit 5000000 is at or below"),  # runc: limit <= usage
+    ({"limit": 8000000, "swap": 5000000}, "memory+swap limit 5000000 is at or below")])
+def test_check_before_update_as_runc_equal_usage_and_swap_too(tmp_path, memory, words):
+    m = _v1(tmp_path)
+    (tmp_path / "memory/c1/memory.usage_in_bytes").write_text("5000000\n")
+    with pytest.raises(CgroupError, match=words):
+        m.update({"memory": dict(memory, checkBeforeUpdate=True)})
+    assert _read(m, "memory", "memory.limit_in_bytes") == ""  # refused before any write
 
 
 # --- cgroup2: controllers enabled top down, below the root ------------------------------------

@@ -5,7 +5,8 @@ Rules, from the kernel docs as runc applies them:
 - Documentation/admin-guide/cgroup-v1/memory.rst: memsw.limit_in_bytes >= limit_in_bytes at every
   moment, so raising writes memsw first and lowering writes the limit first; -1 is unlimited.
 - Documentation/admin-guide/cgroup-v2.rst: memory.max/low/swap.max "max"; v2 swap.max = swap -
-  limit (the spec's swap is memory+swap, as v1 memsw: swap_to_v2).
+  limit (the spec's swap is memory+swap, as v1 memsw: swap_to_v2), swap as it is under an
+  unlimited (-1) memory limit, an error without any memory limit (runc).
 - kernel (memory.kmem.limit_in_bytes) is checked and never written, on any layout: cgroup v2
   has no kernel memory limit, v1's is deprecated (linux 6.x accepts the file and ignores it)
   and the runtime spec deprecates it. runc and crun ignore it too, with runc's warning, which is
@@ -60,7 +61,7 @@ def memsw_order(limit, swap, host, limit_field, swap_field):
 
 def _memory_v2(memory, field, host):
     limit, swap = _limit_and_swap(memory, field)
-    if swap > 0 and limit in (0, UNLIMITED):
+    if swap > 0 and limit == 0:  # runc: "unable to set swap limit without memory limit"
         raise SpecError(field + ".swap", "cgroup v2 cannot set a swap limit without a memory "
                         "limit (memory.swap.max is swap alone, the spec's swap is memory+swap)")
     out = []
