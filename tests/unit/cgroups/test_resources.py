@@ -482,6 +482,15 @@ def test_unified_on_v2_is_raw_and_last():
                                           "v2", V2)) == ["memory", "pids"]
 
 
+def test_unified_misc_and_rdma_limits_on_v2():
+    """misc.max has no runtime-spec section: unified is how a spec sets it (runc's fs2 only
+    reads misc.current/events)."""
+    assert v2({"unified": {"misc.max": "sev 2", "rdma.max": "mlx5_0 hca_handle=2"}}) == [
+        ("unified", "misc.max", "sev 2"), ("unified", "rdma.max", "mlx5_0 hca_handle=2")]
+    assert v2({"rdma": {"mlx5_0": {"hcaHandles": 3, "hcaObjects": 100}}}) == [
+        ("unified", "rdma.max", "mlx5_0 hca_handle=3 hca_object=100")]
+
+
 def test_unified_on_v2_controller_not_offered_names_the_key():
     e = error(v2, {"unified": {"misc.max": "x 1"}}, {"unified": {"memory"}})
     assert str(e) == ("linux.resources.unified.misc.max: the misc controller is not available "
