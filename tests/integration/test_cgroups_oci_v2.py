@@ -99,6 +99,9 @@ def test_update_flags_land_in_v2_files(oci, make_bundle):
     assert cgread(cid, "cpuset.cpus") == "0"
     if has("memory.swap.max"):
         assert cgread(cid, "memory.swap.max") == str(32 * MIB)  # memory+swap 96m - 64m
+        ok(oci("update", "--memory-swap", "128m", cid))  # alone: the limit the cgroup has
+        assert cgread(cid, "memory.swap.max") == str(64 * MIB)
+        assert cgread(cid, "memory.max") == str(64 * MIB)
     if os.path.exists(cgdir(cid) + "/io.bfq.weight"):
         assert cgread(cid, "io.bfq.weight").split()[-1] == "300"
     elif weight:

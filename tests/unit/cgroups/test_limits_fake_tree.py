@@ -413,3 +413,22 @@ def test_v2_swap_under_unlimited_memory_lands_as_it_is(tmp_path):
     m.apply({"memory": {"limit": -1, "swap": 1 << 30}})
     assert (root / "kago/c1/memory.swap.max").read_text() == str(1 << 30)
     assert (root / "kago/c1/memory.max").read_text() == "max"
+
+
+def test_v2_update_of_the_swap_alone_takes_the_limit_the_cgroup_has(tmp_path):
+    """runc update --memory-swap alone: the limit from the container's config; here memory.max
+    now. memory.max "max": the swap as it is; a swap below the limit: runc's error."""
+    root, m = _v2_tree(tmp_path)
+    leaf = root / "kago/c1"
+    (leaf / "memory.swap.max").write_text("")
+    (leaf / "memory.max").write_text(f"{64 << 20}\n")
+    writes = m.update({"memory": {"swap": 96 << 20}})
+    assert [tuple(w) for w in writes] == [("unified", "memory.swap.max", str(32 << 20))]
+    assert (leaf / "memory.max").read_text() == f"{64 << 20}\n"  # left as it was
+    with pytest.raises(SpecError) as info:
+        m.update({"memory": {"swap": 32 << 20}})
+    assert str(info.value) == (f"linux.resources.memory.swap: memory+swap limit {32 << 20} "
+                               f"must not be below the memory limit {64 << 20} (memory.max now)")
+    (leaf / "memory.max").write_text("max\n")
+    m.update({"memory": {"swap": 16 << 20}})
+    assert (leaf / "memory.swap.max").read_text() == str(16 << 20)

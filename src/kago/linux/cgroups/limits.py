@@ -107,14 +107,28 @@ def _probe(manager, filename):
 
 
 def _current(manager, resources):
-    """The current v1 memory limit, when memory is being set (memsw ordering needs it)."""
-    memory_dir = manager._find("memory") if manager.mode != "v2" else None
-    if memory_dir is None or not isinstance(resources, dict) or not _sets_memory(resources):
+    """What the memory plan depends on now, when memory is being set: the v1 limit (memsw
+    ordering), and the v2 memory.max when a swap comes without a memory limit (``update
+    --memory-swap`` alone: runc's update takes the limit the container has)."""
+    if not isinstance(resources, dict) or not _sets_memory(resources):
         return None
-    try:
-        return {"memory.limit_in_bytes": int(read_text(memory_dir + "/memory.limit_in_bytes"))}
-    except (CgroupError, ValueError):
-        return None  # not created yet: the plan assumes a fresh, unlimited cgroup
+    out = {}
+    memory_dir = manager._find("memory") if manager.mode != "v2" else None
+    if memory_dir is not None:
+        try:
+            out["memory.limit_in_bytes"] = int(read_text(memory_dir + "/memory.limit_in_bytes"))
+        except (CgroupError, ValueError):
+            pass  # not created yet: the plan assumes a fresh, unlimited cgroup
+    unified = manager.dirs.get(UNIFIED)
+    memory = resources.get("memory")
+    if unified and isinstance(memory, dict) and memory.get("swap") not in (None, 0, -1) \
+            and memory.get("limit") in (None, 0):
+        try:
+            text = read_text(unified + "/memory.max").strip()
+            out["memory.max"] = -1 if text == "max" else int(text)
+        except (CgroupError, ValueError):
+            pass
+    return out or None
 
 
 def _sets_memory(resources):
