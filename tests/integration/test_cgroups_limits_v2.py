@@ -342,6 +342,29 @@ def test_stats_and_pressure_are_the_cgroups_own(box, layout):
     assert stats["memory"]["psi"] and stats["blkio"]["psi"]
 
 
+def test_io_stat_counts_the_cgroups_own_reads(box, layout):
+    """io.stat -> runc's blkio stats: 4 MiB read past the page cache (O_DIRECT) from the disk
+    by a process in the cgroup show as Read bytes and ios of that device."""
+    m = box.manager()
+    dev = _disk()
+    if dev is None or not os.path.exists(unified(m) + "/io.stat"):
+        pytest.skip("no disk or no io.stat here")
+    name = next(n for n in sorted(os.listdir("/sys/block"))
+                if open(f"/sys/block/{n}/dev").read().strip() == dev)
+    p = box.start(m, GATE + f"dd if=/dev/{name} of=/dev/null bs=64k count=64 iflag=direct")
+    assert p.wait(timeout=60) == 0
+    major, minor = map(int, dev.split(":"))
+    blkio = m.stats()["blkio"]
+
+    def entry(key, op):
+        return [e["value"] for e in blkio[key]
+                if (e["major"], e["minor"], e["op"]) == (major, minor, op)]
+    assert entry("ioServiceBytesRecursive", "Read")[0] >= 4 * MIB, blkio
+    assert entry("ioServicedRecursive", "Read")[0] >= 64, blkio
+    line = next(li for li in _read(unified(m), "io.stat").splitlines() if li.startswith(dev))
+    assert int(dict(kv.split("=") for kv in line.split()[1:])["rbytes"]) >= 4 * MIB
+
+
 def test_destroy_leaves_nothing_and_the_parents_go_too(box, layout):
     m = box.manager()
     m.apply({"pids": {"limit": 5}, "memory": {"limit": 64 * MIB}})
