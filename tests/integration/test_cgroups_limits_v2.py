@@ -320,8 +320,14 @@ def test_stats_and_pressure_are_the_cgroups_own(box, layout):
     m = box.manager()
     m.apply({"cpu": {"quota": 10000, "period": 100000}, "pids": {"limit": 8},
              "memory": {"limit": 64 * MIB}})
-    box.start(m, GATE + "while :; do :; done")
-    assert _until(lambda: m.stats()["cpu"]["usage"]["total"] > 50_000_000, 30)
+    # memory is charged where it is allocated, and the shell moved in after its start-up:
+    # it takes some (a 1 MB variable) once in, so memory.current cannot read 0
+    box.start(m, GATE + "x=$(head -c 1000000 /dev/zero | tr '\\0' a); while :; do :; done")
+
+    def busy():  # the loop runs, head and tr are gone
+        stats = m.stats()
+        return stats["cpu"]["usage"]["total"] > 50_000_000 and stats["pids"]["current"] == 1
+    assert _until(busy, 30)
     stats = m.stats()
     usage = stats["cpu"]["usage"]
     assert usage["user"] + usage["kernel"] > 0 and usage["percpu"] == []  # v2: no per-cpu
