@@ -11,9 +11,9 @@ controllers (cpuset cpu io memory pids): ``./dev test-v2`` runs it in the pure v
 - pause/resume: cgroup.freeze, then cgroup.events says ``frozen 1``; kill: cgroup.kill;
 - OOM: memory.events ``oom_kill``; stats: cpu.stat, memory.stat/current/peak/max, io.stat,
   pids.current/max, *.pressure;
-- conversions: cpu.weight from the shares (1 + (shares - 2) * 9999 // 262142), memory.swap.max
-  = swap - limit (the spec's swap is memory+swap), io.bfq.weight where BFQ is there, else
-  io.weight converted from blkio's range.
+- conversions: cpu.weight from the shares by current runc's curve (1024 -> 100),
+  memory.swap.max = swap - limit (the spec's swap is memory+swap), io.bfq.weight where BFQ is
+  there, else io.weight converted from blkio's range.
 
 The same ``box`` as test_cgroups_limits.py: each test under its own /kago-test-<random> top,
 everything killed, thawed and removed at the end, every wait bounded. What only some kernels or
@@ -75,7 +75,7 @@ def test_limits_land_in_the_v2_files(box, layout):
         resources["cpu"]["burst"] = 1000
     m.apply(resources)
     d = unified(m)
-    assert _read(d, "cpu.weight") == str(shares_to_weight(512)) == "20"  # runc's formula
+    assert _read(d, "cpu.weight") == str(shares_to_weight(512)) == "59"  # runc's curve
     assert _read(d, "cpu.max") == "20000 100000"
     assert _read(d, "cpuset.cpus") == "0" and _read(d, "cpuset.mems") == "0"
     assert _read(d, "memory.max") == str(64 * MIB)
@@ -123,15 +123,18 @@ def test_a_cgroup_below_a_populated_one_gets_placement_not_limits(box, layout):
     assert info.value.field == "linux.resources.pids.limit"
 
 
-def test_relative_path_below_our_own_cgroup_places_the_process(box, layout):
-    """A relative cgroupsPath hangs from the caller's cgroup, which holds the caller: the
-    container is placed there with the controllers it cannot have left off."""
+def test_relative_path_hangs_beside_our_own_cgroup_and_takes_limits(box, layout):
+    """runc's fs2 (defaultDirPath): a relative cgroupsPath hangs from the parent of the
+    caller's cgroup, which holds the caller and could give its children no controller."""
     m = open_manager(box.name + "/c1")
     box.managers.append(m)
     m.create()
+    m.apply({"pids": {"limit": 9}})
     p = box.start(m, GATE + "sleep 60")
-    own = read_proc_cgroup()["unified"]
-    assert read_proc_cgroup(p.pid)["unified"] == own.rstrip("/") + f"/{box.name}/c1"
+    own = read_proc_cgroup()["unified"].rstrip("/")
+    assert read_proc_cgroup(p.pid)["unified"] == (os.path.dirname(own).rstrip("/")
+                                                  + f"/{box.name}/c1")
+    assert _read(unified(m), "pids.max") == "9"
     m.kill_all()
     assert p.wait(timeout=5) == -signal.SIGKILL
 
@@ -146,6 +149,33 @@ def test_unified_keys_are_written_as_they_are(box, layout):
     assert _read(d, "cpu.weight") == "300"
 
 
+def _disk():
+    """MAJ:MIN of a real disk (io.max takes only those), or None."""
+    for name in sorted(os.listdir("/sys/block")):
+        if not name.startswith(("loop", "ram", "zram", "nbd", "sr")):
+            with open(f"/sys/block/{name}/dev") as f:
+                return f.read().strip()
+    return None
+
+
+def test_unified_values_are_written_line_by_line(box, layout):
+    """runc's WriteFileByLine: io.max takes one device a write, so a two-line value is two
+    writes (as one write the kernel refuses it); an empty value is skipped (crun: "" would be
+    0 to memory.max); the core's own limits are written."""
+    m = box.manager()
+    d = unified(m)
+    dev = _disk()
+    if dev is None or not os.path.exists(d + "/io.max"):
+        pytest.skip("no disk or no io.max here")
+    m.apply({"unified": {"io.max": f"{dev} rbps=1048576\n{dev} wiops=100\n",
+                         "memory.max": "", "cgroup.max.depth": "2"}})
+    assert _read(d, "io.max") == f"{dev} rbps=1048576 wbps=max riops=max wiops=100"
+    assert _read(d, "memory.max") == "max"
+    assert _read(d, "cgroup.max.depth") == "2"
+    with pytest.raises(SpecError, match="cgroup.procs cannot be set through unified"):
+        m.apply({"unified": {"cgroup.procs": str(os.getpid())}})
+
+
 def test_swap_as_runc_computes_it(box, layout):
     if not has("memory.swap.max"):
         pytest.skip("no memory.swap.max here (swap accounting off)")
@@ -155,6 +185,8 @@ def test_swap_as_runc_computes_it(box, layout):
     m.update({"memory": {"limit": -1}})  # unlimited memory, swap unset: swap unlimited too
     assert _read(unified(m), "memory.max") == "max"
     assert _read(unified(m), "memory.swap.max") == "max"
+    m.update({"memory": {"limit": -1, "swap": 32 * MIB}})  # no limit to subtract: as it is
+    assert _read(unified(m), "memory.swap.max") == str(32 * MIB)
 
 
 def test_io_weight_goes_to_bfq_where_it_is_else_io_weight(box, layout):
@@ -288,8 +320,14 @@ def test_stats_and_pressure_are_the_cgroups_own(box, layout):
     m = box.manager()
     m.apply({"cpu": {"quota": 10000, "period": 100000}, "pids": {"limit": 8},
              "memory": {"limit": 64 * MIB}})
-    box.start(m, GATE + "while :; do :; done")
-    assert _until(lambda: m.stats()["cpu"]["usage"]["total"] > 50_000_000, 30)
+    # memory is charged where it is allocated, and the shell moved in after its start-up:
+    # it takes some (a 1 MB variable) once in, so memory.current cannot read 0
+    box.start(m, GATE + "x=$(head -c 1000000 /dev/zero | tr '\\0' a); while :; do :; done")
+
+    def busy():  # the loop runs, head and tr are gone
+        stats = m.stats()
+        return stats["cpu"]["usage"]["total"] > 50_000_000 and stats["pids"]["current"] == 1
+    assert _until(busy, 30)
     stats = m.stats()
     usage = stats["cpu"]["usage"]
     assert usage["user"] + usage["kernel"] > 0 and usage["percpu"] == []  # v2: no per-cpu
@@ -308,6 +346,29 @@ def test_stats_and_pressure_are_the_cgroups_own(box, layout):
     assert _until(lambda: m.pressure()["cpu"]["some"]["total"] > before, 10)
     assert stats["cpu"]["psi"]["some"].keys() == {"avg10", "avg60", "avg300", "total"}
     assert stats["memory"]["psi"] and stats["blkio"]["psi"]
+
+
+def test_io_stat_counts_the_cgroups_own_reads(box, layout):
+    """io.stat -> runc's blkio stats: 4 MiB read past the page cache (O_DIRECT) from the disk
+    by a process in the cgroup show as Read bytes and ios of that device."""
+    m = box.manager()
+    dev = _disk()
+    if dev is None or not os.path.exists(unified(m) + "/io.stat"):
+        pytest.skip("no disk or no io.stat here")
+    name = next(n for n in sorted(os.listdir("/sys/block"))
+                if open(f"/sys/block/{n}/dev").read().strip() == dev)
+    p = box.start(m, GATE + f"dd if=/dev/{name} of=/dev/null bs=64k count=64 iflag=direct")
+    assert p.wait(timeout=60) == 0
+    major, minor = map(int, dev.split(":"))
+    blkio = m.stats()["blkio"]
+
+    def entry(key, op):
+        return [e["value"] for e in blkio[key]
+                if (e["major"], e["minor"], e["op"]) == (major, minor, op)]
+    assert entry("ioServiceBytesRecursive", "Read")[0] >= 4 * MIB, blkio
+    assert entry("ioServicedRecursive", "Read")[0] >= 64, blkio
+    line = next(li for li in _read(unified(m), "io.stat").splitlines() if li.startswith(dev))
+    assert int(dict(kv.split("=") for kv in line.split()[1:])["rbytes"]) >= 4 * MIB
 
 
 def test_destroy_leaves_nothing_and_the_parents_go_too(box, layout):

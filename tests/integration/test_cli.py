@@ -35,6 +35,11 @@ def test_features_is_json(oci):
                             "poststart", "poststop"]
     caps = doc["linux"]["capabilities"]
     assert "CAP_SYS_ADMIN" in caps and "CAP_CHOWN" in caps and len(caps) >= 38
+    # the schema's cgroup block is what kago-oci implements; the host is in annotations
+    assert doc["linux"]["cgroup"] == {"v1": True, "v2": True, "systemd": False,
+                                      "systemdUser": False, "rdma": True}
+    from kago.linux.cgroups import detect
+    assert doc["annotations"]["io.github.kago.cgroup.host"] == detect().mode
 
 
 def test_spec_writes_config_and_refuses_to_overwrite(oci, tmp_path):

@@ -203,8 +203,14 @@ def cmd_resume(glob, args):
 
 def cmd_features(glob, args):
     from kago import jsonio
+    from kago.errors import CgroupError
+    from kago.linux.cgroups import detect
     from kago.plan.features import features
-    return _print(jsonio.dumps(features(), indent=2))
+    try:
+        layout = detect().mode
+    except CgroupError:
+        layout = "none"
+    return _print(jsonio.dumps(features(cgroup_host=layout), indent=2))
 
 
 def cmd_spec(glob, args):

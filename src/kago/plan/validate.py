@@ -388,6 +388,29 @@ def kernel_memory_warning(memory, field="linux.resources.memory", set_if=lambda 
     return None
 
 
+def check_cgroups_path(cfg) -> None:
+    """linux.cgroupsPath, before anything is made: kago-oci has runc's cgroupfs driver only.
+
+    "slice:prefix:name" (runc's and crun's systemd driver form, what podman, CRI-O and
+    containerd send with systemd cgroups) would otherwise become a directory of that name
+    below kago-oci's own cgroup, outside every slice: it is refused, saying so. A ".."
+    component, or a path naming no cgroup ("/"), is refused too, as split_path refuses them.
+    """
+    path = (cfg.get("linux") or {}).get("cgroupsPath")
+    if not isinstance(path, str) or path == "":
+        return  # the schema checked the type; "" is the default path
+    if not path.startswith("/") and path.count(":") == 2:
+        raise SpecError("linux.cgroupsPath", f"{quote(path)} is the systemd cgroup driver's "
+                        "slice:prefix:name form; kago-oci has only the cgroupfs driver: give a "
+                        "path such as /machine.slice/NAME")
+    parts = [p for p in path.split("/") if p not in ("", ".")]
+    if ".." in parts:
+        raise SpecError("linux.cgroupsPath", f"{quote(path)} must not contain '..' components")
+    if not parts:
+        raise SpecError("linux.cgroupsPath", f"{quote(path)} names no cgroup (the root is "
+                        "every process's)")
+
+
 def check_resources(cfg) -> list:
     """What runc accepts in ``linux.resources`` and ignores, with its warning."""
     resources = (cfg.get("linux") or {}).get("resources")
@@ -429,6 +452,7 @@ def validate(cfg, cap_last_cap: int = 40, host_uid_ranges=FULL_RANGE,
     warnings = check_mount_namespace(cfg, ns)
     check_sysctls(cfg, ns)
     check_mounts(cfg, ns)
+    check_cgroups_path(cfg)
     warnings += check_lsm_labels(cfg, lsms) + check_resources(cfg)
     seccomp = (cfg.get("linux") or {}).get("seccomp")
     if seccomp is not None:

@@ -147,11 +147,23 @@ def test_update_leaves_devices_alone(tmp_path):
 def test_check_before_update(tmp_path):
     m = _v1(tmp_path)
     (tmp_path / "memory/c1/memory.usage_in_bytes").write_text("5000000\n")
-    with pytest.raises(CgroupError, match="memory limit 4096 is below the current usage "
+    with pytest.raises(CgroupError, match="memory limit 4096 is at or below the current usage "
                                           "5000000"):
         m.update({"memory": {"limit": 4096, "checkBeforeUpdate": True}})
     m.update({"memory": {"limit": 4096}})  # without the check the kernel decides
     m.update({"memory": {"limit": 8000000, "checkBeforeUpdate": True}})
+
+
+@pytest.mark.parametrize("memory, words", [
+    ({"limit": 5000000}, "memory limit 5000000 is at or below"),  # runc: limit <= usage
+    ({"swap": 5000000}, "memory+swap limit 5000000 is at or below")])
+def test_check_before_update_as_runc_equal_usage_and_swap_too(tmp_path, memory, words):
+    m = _v1(tmp_path)
+    (tmp_path / "memory/c1/memory.usage_in_bytes").write_text("5000000\n")
+    with pytest.raises(CgroupError) as info:
+        m.update({"memory": dict(memory, checkBeforeUpdate=True)})
+    assert words in str(info.value)
+    assert _read(m, "memory", "memory.limit_in_bytes") == ""  # refused before any write
 
 
 # --- cgroup2: controllers enabled top down, below the root ------------------------------------
@@ -330,3 +342,93 @@ def test_oom_watch_polls_memory_events_on_v2(tmp_path):
         assert watch.wait(timeout=0) == 0
         events.unlink()
         assert watch.wait(timeout=1) == 0 and watch.gone
+
+
+# --- v2 values as runc writes them ------------------------------------------------------------
+
+def _record_writes(monkeypatch):
+    """(file name, bytes) of every write(2) to the fake tree, in order."""
+    real_write, real_open = os.write, os.open
+    opened, seen = {}, []
+
+    def fake_open(path, flags, *a):
+        fd = real_open(path, flags, *a)
+        opened[fd] = os.path.basename(path)
+        return fd
+
+    def fake_write(fd, data):
+        seen.append((opened.get(fd), data.decode()))
+        return real_write(fd, data)
+
+    monkeypatch.setattr(os, "open", fake_open)
+    monkeypatch.setattr(os, "write", fake_write)
+    return seen
+
+
+def test_v2_unified_multi_line_value_is_written_line_by_line(tmp_path, monkeypatch):
+    """runc's WriteFileByLine, crun's strtok loop: io.max takes one device a write."""
+    root, m = _v2_tree(tmp_path, offered="io pids")
+    (root / "kago/c1/io.max").write_text("")
+    seen = _record_writes(monkeypatch)
+    m.apply({"unified": {"io.max": "8:0 rbps=1048576\n\n8:16 wiops=100\n"}})
+    assert [w for w in seen if w[0] == "io.max"] == [("io.max", "8:0 rbps=1048576"),
+                                                     ("io.max", "8:16 wiops=100")]
+
+
+def test_v2_a_refused_line_is_named_in_the_error(tmp_path, monkeypatch):
+    root, m = _v2_tree(tmp_path, offered="io")
+    (root / "kago/c1/io.max").write_text("")
+    real_write = os.write
+
+    def refuse_second(fd, data):
+        if data.startswith(b"8:16"):
+            raise OSError(errno.ENODEV, os.strerror(errno.ENODEV))
+        return real_write(fd, data)
+    monkeypatch.setattr(os, "write", refuse_second)
+    with pytest.raises(CgroupError) as info:
+        m.apply({"unified": {"io.max": "8:0 rbps=1\n8:16 rbps=2"}})
+    assert str(info.value) == (f"cgroup {root / 'kago/c1'}: write io.max=8:16 rbps=2: "
+                               "no such device")
+    assert info.value.field == "linux.resources.unified.io.max"
+
+
+def test_v2_hugetlb_rsvd_is_written_where_the_file_is(tmp_path):
+    """runc: hugetlb.<size>.rsvd.max gets the limit too where the kernel has it (5.7)."""
+    root, m = _v2_tree(tmp_path, offered="hugetlb")
+    leaf = root / "kago/c1"
+    for name in ("hugetlb.2MB.max", "hugetlb.2MB.rsvd.max", "hugetlb.1GB.max"):
+        (leaf / name).write_text("")
+    writes = m.apply({"hugepageLimits": [{"pageSize": "2MB", "limit": 4 << 20},
+                                         {"pageSize": "1GB", "limit": 0}]})
+    assert [tuple(w) for w in writes] == [
+        ("unified", "hugetlb.2MB.max", str(4 << 20)),
+        ("unified", "hugetlb.2MB.rsvd.max", str(4 << 20)),
+        ("unified", "hugetlb.1GB.max", "0")]  # no rsvd file for this size: only the limit
+    assert (leaf / "hugetlb.2MB.rsvd.max").read_text() == str(4 << 20)
+
+
+def test_v2_swap_under_unlimited_memory_lands_as_it_is(tmp_path):
+    root, m = _v2_tree(tmp_path)
+    (root / "kago/c1/memory.swap.max").write_text("")
+    m.apply({"memory": {"limit": -1, "swap": 1 << 30}})
+    assert (root / "kago/c1/memory.swap.max").read_text() == str(1 << 30)
+    assert (root / "kago/c1/memory.max").read_text() == "max"
+
+
+def test_v2_update_of_the_swap_alone_takes_the_limit_the_cgroup_has(tmp_path):
+    """runc update --memory-swap alone: the limit from the container's config; here memory.max
+    now. memory.max "max": the swap as it is; a swap below the limit: runc's error."""
+    root, m = _v2_tree(tmp_path)
+    leaf = root / "kago/c1"
+    (leaf / "memory.swap.max").write_text("")
+    (leaf / "memory.max").write_text(f"{64 << 20}\n")
+    writes = m.update({"memory": {"swap": 96 << 20}})
+    assert [tuple(w) for w in writes] == [("unified", "memory.swap.max", str(32 << 20))]
+    assert (leaf / "memory.max").read_text() == f"{64 << 20}\n"  # left as it was
+    with pytest.raises(SpecError) as info:
+        m.update({"memory": {"swap": 32 << 20}})
+    assert str(info.value) == (f"linux.resources.memory.swap: memory+swap limit {32 << 20} "
+                               f"must not be below the memory limit {64 << 20} (memory.max now)")
+    (leaf / "memory.max").write_text("max\n")
+    m.update({"memory": {"swap": 16 << 20}})
+    assert (leaf / "memory.swap.max").read_text() == str(16 << 20)

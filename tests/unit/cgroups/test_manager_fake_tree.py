@@ -156,6 +156,45 @@ def test_v2_frozen_reads_cgroup_events(tmp_path):
     assert m.frozen()
 
 
+def _v2_leaf(tmp_path, procs="", kill_file=True):
+    d = tmp_path / "kago-t"
+    d.mkdir()
+    (d / "cgroup.procs").write_text(procs)
+    (d / "cgroup.freeze").write_text("0")
+    (d / "cgroup.events").write_text("populated 1\nfrozen 1\n")  # "freezes" at once
+    if kill_file:
+        (d / "cgroup.kill").write_text("")
+    return V2Manager("/kago-t", {"unified": str(d)}), d
+
+
+def test_v2_kill_all_writes_cgroup_kill_and_signals_nobody_by_pid(tmp_path, monkeypatch):
+    """Linux 5.14+: one write kills every task, frozen ones and those forking included."""
+    m, d = _v2_leaf(tmp_path, "4242\n")
+    monkeypatch.setattr(os, "kill", lambda *a: pytest.fail(f"os.kill{a}"))
+    m.kill_all()
+    assert (d / "cgroup.kill").read_text() == "1"
+
+
+def test_v2_kill_all_without_cgroup_kill_freezes_signals_each_and_thaws(tmp_path, monkeypatch):
+    """Before 5.14, as runc's signalAllProcesses: frozen, a task cannot fork behind the list."""
+    m, d = _v2_leaf(tmp_path, "4242\n4343\n", kill_file=False)
+    sent = []
+    monkeypatch.setattr(os, "kill", lambda pid, sig: sent.append(
+        (pid, sig, (d / "cgroup.freeze").read_text())))
+    m.kill_all()
+    assert sent == [(4242, 9, "1"), (4343, 9, "1")]  # while frozen
+    assert (d / "cgroup.freeze").read_text() == "0"  # thawed: the SIGKILLs land
+
+
+def test_v2_other_signals_go_to_each_pid_without_freezing(tmp_path, monkeypatch):
+    m, d = _v2_leaf(tmp_path, "4242\n")
+    sent = []
+    monkeypatch.setattr(os, "kill", lambda pid, sig: sent.append((pid, sig)))
+    m.kill_all(15)
+    assert sent == [(4242, 15)] and (d / "cgroup.kill").read_text() == ""
+    assert (d / "cgroup.freeze").read_text() == "0"
+
+
 def test_v1_without_freezer_cannot_freeze(tmp_path):
     m = _v1(tmp_path, names=("memory",))
     assert not m.can_freeze() and not m.frozen()

@@ -166,6 +166,33 @@ def test_relative_path_hangs_from_the_callers_cgroup():
     assert dirs["name=systemd"] == "/sys/fs/cgroup/systemd/user.slice/session-1.scope/kago/abc"
 
 
+def test_relative_path_on_v2_hangs_from_the_parent_of_the_callers_cgroup():
+    """runc's fs2 defaultDirPath: the caller's own cgroup holds processes (no internal
+    processes: its children could get no controller), so its parent is the base."""
+    own = {"unified": "/system.slice/kago.service"}
+    assert parse_mountinfo(PURE_V2).resolve("kago/abc", own) == {
+        "unified": "/sys/fs/cgroup/system.slice/kago/abc"}
+    assert parse_mountinfo(PURE_V2).resolve("abc", {"unified": "/"}) == {
+        "unified": "/sys/fs/cgroup/abc"}  # the root has no parent: the mount's top
+    text = "35 22 0:30 /outer /sys/fs/cgroup rw - cgroup2 cgroup2 rw\n"  # a cgroup namespace
+    assert parse_mountinfo(text).resolve("c1", {"unified": "/outer"}) == {
+        "unified": "/sys/fs/cgroup/c1"}  # never above the mount's top
+    assert parse_mountinfo(text).resolve("c1", {"unified": "/outer/me/x"}) == {
+        "unified": "/sys/fs/cgroup/me/c1"}
+
+
+def test_relative_path_on_hybrid_hangs_from_the_callers_own_cgroups():
+    own = parse_proc_cgroup("4:memory:/user.slice\n1:name=systemd:/user.slice/s.scope\n"
+                            "0::/user.slice/s.scope\n")
+    text = ("32 31 0:29 / /sys/fs/cgroup/memory rw - cgroup cgroup rw,memory\n"
+            "40 31 0:37 / /sys/fs/cgroup/systemd rw - cgroup cgroup rw,name=systemd\n"
+            "41 31 0:38 / /sys/fs/cgroup/unified rw - cgroup2 cgroup2 rw\n")
+    assert parse_mountinfo(text).resolve("c1", own) == {
+        "memory": "/sys/fs/cgroup/memory/user.slice/c1",
+        "name=systemd": "/sys/fs/cgroup/systemd/user.slice/s.scope/c1",
+        "unified": "/sys/fs/cgroup/unified/user.slice/s.scope/c1"}
+
+
 def test_relative_path_through_a_mount_of_a_subtree():
     # In a cgroup namespace or a bind mount the mount shows /outer; the caller is /outer/me.
     text = "35 31 0:32 /outer /sys/fs/cgroup/memory rw - cgroup cgroup rw,memory\n"

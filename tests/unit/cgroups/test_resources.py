@@ -46,12 +46,17 @@ def error(fn, resources, *args):
 
 # --- conversions ------------------------------------------------------------------------------
 
-@pytest.mark.parametrize("shares, weight", [(2, 1), (1024, 39), (262144, 10000), (512, 20)])
-def test_shares_to_weight_is_runcs_formula(shares, weight):
+# runc >= 1.3.2 (github.com/opencontainers/cgroups ConvertCPUSharesToCgroupV2Value) and crun
+# >= 1.23: the default shares (1024) are the default weight (100); runc 1.1's linear formula
+# gave 39. Values outside [2, 262144] clamp.
+@pytest.mark.parametrize("shares, weight", [
+    (1, 1), (2, 1), (3, 2), (10, 4), (256, 35), (512, 59), (1024, 100), (2048, 174),
+    (4096, 303), (100000, 4340), (262143, 10000), (262144, 10000), (1 << 40, 10000)])
+def test_shares_to_weight_is_current_runcs_curve(shares, weight):
     assert shares_to_weight(shares) == weight
 
 
-@pytest.mark.parametrize("weight, shares", [(1, 2), (100, 2597), (10000, 262144)])
+@pytest.mark.parametrize("weight, shares", [(1, 2), (100, 1024), (10000, 262144)])
 def test_weight_to_shares_inverts_it(weight, shares):
     assert weight_to_shares(weight) == shares
 
@@ -60,7 +65,14 @@ def test_weight_to_shares_inverts_it(weight, shares):
 def test_shares_round_trip_stays_in_range_and_close(shares):
     weight = shares_to_weight(shares)
     assert 1 <= weight <= 10000
-    assert abs(weight_to_shares(weight) - shares) <= 262142 // 9999 + 1
+    back = weight_to_shares(weight)
+    assert 2 <= back <= 262144
+    assert shares_to_weight(back) in (weight - 1, weight, weight + 1)
+
+
+@given(st.integers(1, 10000))
+def test_weight_round_trip_is_exact_where_shares_are_finer(weight):
+    assert abs(shares_to_weight(weight_to_shares(weight)) - weight) <= 1
 
 
 @pytest.mark.parametrize("blkio, io", [(10, 1), (500, 4950), (1000, 10000)])
@@ -75,7 +87,8 @@ def test_blkio_weight_round_trip_is_close(weight):
 
 @pytest.mark.parametrize("swap, limit, out", [
     (0, 0, None), (0, 100, None), (-1, 100, "max"), (0, -1, "max"), (300, 100, "200"),
-    (100, 100, "0")])
+    (100, 100, "0"), (-1, -1, "max"),
+    (300, -1, "300")])  # runc: with unlimited memory the swap is taken as it is
 def test_swap_to_v2_is_swap_minus_limit(swap, limit, out):
     assert swap_to_v2(swap, limit) == out
 
@@ -89,7 +102,8 @@ def test_swap_from_v2_adds_the_limit_back():
 
 CPU_TABLE = [
     # (cpu section, v1 writes, v2 writes)
-    ({"shares": 1024}, [("cpu", "cpu.shares", "1024")], [("unified", "cpu.weight", "39")]),
+    ({"shares": 1024}, [("cpu", "cpu.shares", "1024")], [("unified", "cpu.weight", "100")]),
+    ({"shares": 512}, [("cpu", "cpu.shares", "512")], [("unified", "cpu.weight", "59")]),
     ({"quota": 50000}, [("cpu", "cpu.cfs_quota_us", "50000")],
      [("unified", "cpu.max", "50000")]),
     ({"quota": -1}, [("cpu", "cpu.cfs_quota_us", "-1")], [("unified", "cpu.max", "max")]),
@@ -143,8 +157,16 @@ def test_cpuset_comes_before_everything_else():
     assert writes[0] == ("cpuset", "cpuset.cpus", "1")
 
 
+@pytest.mark.parametrize("shares, weight", [(1, "1"), (262145, "10000"), ((1 << 64) - 1, "10000")])
+def test_shares_outside_the_v1_range_clamp_on_v2(shares, weight):
+    """v1: the kernel would clamp and runc then fails on the read-back, so the range is
+    checked; v2: current runc and crun clamp the weight."""
+    assert v2({"cpu": {"shares": shares}}) == [("unified", "cpu.weight", weight)]
+    assert error(v1, {"cpu": {"shares": shares}}).field == "linux.resources.cpu.shares"
+
+
 @pytest.mark.parametrize("cpu, field", [
-    ({"shares": 1}, "shares"), ({"shares": 262145}, "shares"), ({"shares": "1024"}, "shares"),
+    ({"shares": "1024"}, "shares"), ({"shares": -1}, "shares"),
     ({"quota": -2}, "quota"), ({"period": -1}, "period"), ({"idle": 2}, "idle"),
     ({"cpus": "0;reboot"}, "cpus"), ({"cpus": 3}, "cpus"), ({"mems": "0\n1"}, "mems"),
     ({"quota": True}, "quota"), ({"quota": 1.5}, "quota"), ({"burst": -1}, "burst"),
@@ -325,6 +347,29 @@ def test_bad_blkio_values_name_the_field(blkio, field):
 
 # --- hugetlb, network, rdma -------------------------------------------------------------------
 
+def test_memory_v2_swap_under_unlimited_memory_is_taken_as_it_is():
+    """runc's ConvertMemorySwapToCgroupV2Value: no memory limit to subtract."""
+    assert v2({"memory": {"limit": -1, "swap": 64 * M}}) == [
+        ("unified", "memory.swap.max", str(64 * M)), ("unified", "memory.max", "max")]
+    e = error(v2, {"memory": {"swap": 64 * M}})  # no memory limit at all: runc's error too
+    assert (e.field, "without a memory limit" in str(e)) == ("linux.resources.memory.swap", True)
+
+
+def test_hugepage_reservation_limits_where_the_kernel_has_them():
+    """runc writes hugetlb.<size>.rsvd.max (.rsvd.limit_in_bytes on v1), same value, where it
+    exists (Linux 5.7)."""
+    pages = [{"pageSize": "2MB", "limit": 1 << 30}, {"pageSize": "1GB", "limit": 0}]
+    v2_files = {"unified": V2_ALL, "files": {"hugetlb.2MB.rsvd.max", "hugetlb.1GB.rsvd.max"}}
+    assert v2({"hugepageLimits": pages}, v2_files) == [
+        ("unified", "hugetlb.2MB.max", str(1 << 30)),
+        ("unified", "hugetlb.2MB.rsvd.max", str(1 << 30)),
+        ("unified", "hugetlb.1GB.max", "0"), ("unified", "hugetlb.1GB.rsvd.max", "0")]
+    v1_files = {"v1": V1_ALL, "files": {"hugetlb.2MB.rsvd.limit_in_bytes"}}
+    assert v1({"hugepageLimits": pages[:1]}, available=v1_files) == [
+        ("hugetlb", "hugetlb.2MB.limit_in_bytes", str(1 << 30)),
+        ("hugetlb", "hugetlb.2MB.rsvd.limit_in_bytes", str(1 << 30))]
+
+
 def test_hugepage_limits():
     pages = [{"pageSize": "2MB", "limit": 1 << 30}, {"pageSize": "1GB", "limit": 0}]
     assert v1({"hugepageLimits": pages}) == [
@@ -437,10 +482,59 @@ def test_unified_on_v2_is_raw_and_last():
                                           "v2", V2)) == ["memory", "pids"]
 
 
+def test_unified_misc_and_rdma_limits_on_v2():
+    """misc.max has no runtime-spec section: unified is how a spec sets it (runc's fs2 only
+    reads misc.current/events)."""
+    assert v2({"unified": {"misc.max": "sev 2", "rdma.max": "mlx5_0 hca_handle=2"}}) == [
+        ("unified", "misc.max", "sev 2"), ("unified", "rdma.max", "mlx5_0 hca_handle=2")]
+    assert v2({"rdma": {"mlx5_0": {"hcaHandles": 3, "hcaObjects": 100}}}) == [
+        ("unified", "rdma.max", "mlx5_0 hca_handle=3 hca_object=100")]
+
+
 def test_unified_on_v2_controller_not_offered_names_the_key():
     e = error(v2, {"unified": {"misc.max": "x 1"}}, {"unified": {"memory"}})
     assert str(e) == ("linux.resources.unified.misc.max: the misc controller is not available "
                       "on this host")
+
+
+def test_unified_empty_values_are_skipped_as_crun_does():
+    """Written, "" would be 0 to memory.max (the kernel parses an empty number as 0)."""
+    assert v2({"unified": {"memory.max": "", "memory.high": " \n", "pids.max": "5"}}) == [
+        ("unified", "pids.max", "5")]
+
+
+def test_unified_multi_line_value_is_one_write_of_lines():
+    """The executor writes it line by line (runc's WriteFileByLine): test_limits_fake_tree."""
+    assert v2({"unified": {"io.max": "8:0 rbps=1\n8:16 wbps=2"}}) == [
+        ("unified", "io.max", "8:0 rbps=1\n8:16 wbps=2")]
+
+
+@pytest.mark.parametrize("key", ["cgroup.max.depth", "cgroup.max.descendants",
+                                 "cgroup.pressure"])
+def test_unified_core_limits_are_written(key):
+    assert v2({"unified": {key: "3"}}) == [("unified", key, "3")]
+
+
+@pytest.mark.parametrize("key, words", [
+    ("cgroup.procs", "processes join the container's cgroup as the runtime puts them there"),
+    ("cgroup.threads", "processes join"), ("cgroup.kill", "use kago-oci kill --all"),
+    ("cgroup.freeze", "use kago-oci pause and resume"),
+    ("cgroup.subtree_control", "cannot hold the container's init"),
+    ("cgroup.type", "a threaded cgroup cannot hold"),
+    ("cgroup.events", "not a cgroup core limit")])
+def test_unified_core_files_that_are_not_limits_are_refused(key, words):
+    for fn in (v2, hybrid):
+        e = error(fn, {"unified": {key: "1"}})
+        assert e.field == f"linux.resources.unified.{key}"
+        assert str(e).startswith(f"linux.resources.unified.{key}: {key} cannot be set "
+                                 "through unified: ") and words in str(e), str(e)
+
+
+@pytest.mark.parametrize("key", ["memory", ".max", "memory.", "../memory.max", "memory.max ",
+                                 "a b.max", "memory.max\0"])
+def test_unified_keys_must_be_controller_dot_parameter(key):
+    e = error(v2, {"unified": {key: "1"}})
+    assert "unified keys must be file names like memory.high" in str(e)
 
 
 UNIFIED_TO_V1 = [
@@ -451,7 +545,7 @@ UNIFIED_TO_V1 = [
     ({"cpu.max": "max 50000"}, [("cpu", "cpu.cfs_period_us", "50000"),
                                 ("cpu", "cpu.cfs_quota_us", "-1"),
                                 ("cpu", "cpu.cfs_period_us", "50000")]),
-    ({"cpu.weight": "100"}, [("cpu", "cpu.shares", "2597")]),
+    ({"cpu.weight": "100"}, [("cpu", "cpu.shares", "1024")]),
     ({"cpu.idle": "1"}, [("cpu", "cpu.idle", "1")]),
     ({"cpu.max.burst": "1000"}, [("cpu", "cpu.cfs_burst_us", "1000")]),
     ({"cpuset.cpus": "0-1"}, [("cpuset", "cpuset.cpus", "0-1")]),

@@ -1,10 +1,12 @@
 """kago.oci.defaults: `kago-oci spec` is runc's document with kago's name; `features` is honest."""
 
+import errno
 import json
 import os
 
 import kago
 from kago.oci.defaults import default_spec
+from kago.plan import features as F
 from kago.plan.features import features
 from kago.oci.schema import validate_config
 from kago.plan.tables import CAPABILITIES, parse_mount_options
@@ -123,7 +125,10 @@ def test_features_linux():
     assert len(linux["capabilities"]) == 41
     assert linux["capabilities"][0] == "CAP_CHOWN"
     assert linux["capabilities"][-1] == "CAP_CHECKPOINT_RESTORE"
-    assert linux["cgroup"] == {"v1": True, "v2": True, "systemd": False, "systemdUser": False}
+    # what kago-oci implements, not what this host mounts (the spec's words; runc and crun
+    # fill it the same way): the host's layout is an annotation
+    assert linux["cgroup"] == {"v1": True, "v2": True, "systemd": False, "systemdUser": False,
+                               "rdma": True}
     assert linux["seccomp"]["enabled"] is True  # details: tests/unit/seccomp/test_features.py
     assert linux["apparmor"] == {"enabled": False}
     assert linux["selinux"] == {"enabled": False}
@@ -146,8 +151,41 @@ def test_features_mount_options_are_the_parsers_words():
 
 def test_features_annotations_and_json():
     f = features()
-    assert f["annotations"] == {"io.github.kago.version": kago.__version__,
-                                "io.github.kago.cgroup.v2.devices": "ebpf"}
+    assert f["annotations"] == {
+        "io.github.kago.version": kago.__version__,
+        "io.github.kago.cgroup.v2.devices": "ebpf" if F.device_filter_loads() else "none",
+        "io.github.kago.mount.idmap": "true" if F.idmap_mounts() else "false"}
+    assert features("hybrid")["annotations"]["io.github.kago.cgroup.host"] == "hybrid"
     assert json.loads(json.dumps(f)) == f
     f["hooks"].clear()
     assert len(features()["hooks"]) == 6
+
+
+def test_features_host_probes_say_no_where_the_kernel_says_no(monkeypatch):
+    """Each annotation follows its probe: no bpf(2) program loads (no CONFIG_CGROUP_BPF, no
+    privilege), no mount_setattr(2) (before 5.12)."""
+    from kago.errors import KernelError
+    from kago.kernel import bpf, libc
+
+    def refuse(err):
+        def call(*a, **k):
+            raise KernelError("call", err)
+        return call
+    monkeypatch.setattr(bpf, "prog_load", refuse(errno.EPERM))
+    monkeypatch.setattr(libc, "mount_setattr", refuse(errno.ENOSYS))
+    a = features()["annotations"]
+    assert (a["io.github.kago.cgroup.v2.devices"], a["io.github.kago.mount.idmap"]) == (
+        "none", "false")
+    monkeypatch.setattr(libc, "mount_setattr", refuse(errno.EINVAL))  # there, args refused
+    assert F.idmap_mounts() is True
+
+
+def test_features_probe_of_a_device_program_loads_and_closes_it(monkeypatch):
+    from kago.kernel import bpf
+    loaded, closed = [], []
+    monkeypatch.setattr(bpf, "prog_load", lambda insns, lic, name=b"": loaded.append(
+        (insns, lic)) or 99)
+    monkeypatch.setattr(bpf, "_close", closed.append)
+    assert F.device_filter_loads() is True
+    assert loaded == [(bytes((0xB4, 0, 0, 0, 1, 0, 0, 0, 0x95, 0, 0, 0, 0, 0, 0, 0)),
+                       "Apache")] and closed == [99]

@@ -82,6 +82,35 @@ def test_structure_is_checked_first():
     assert_error({"ociVersion": "1.0.0"}, "root", "is required")
 
 
+@pytest.mark.parametrize("path", ["system.slice:docker:abc", "machine.slice:libpod:x",
+                                  ":kago:abc", "user.slice:podman:1"])
+def test_systemd_cgroups_path_is_refused_saying_the_driver_is_not_there(path):
+    """runc's and crun's systemd driver form: kago-oci has the cgroupfs driver only, and says
+    so before anything is made (the path would otherwise be one odd directory)."""
+    cfg = base()
+    cfg["linux"]["cgroupsPath"] = path
+    err = error_of(cfg)
+    assert str(err) == (f'linux.cgroupsPath: "{path}" is the systemd cgroup driver\'s '
+                        "slice:prefix:name form; kago-oci has only the cgroupfs driver: give a "
+                        "path such as /machine.slice/NAME")
+
+
+@pytest.mark.parametrize("path", ["/kago/abc", "kago/abc", "/a:b:c", "a:b", "abc", ""])
+def test_cgroupfs_paths_are_accepted(path):
+    cfg = base()
+    cfg["linux"]["cgroupsPath"] = path
+    assert validate(cfg) == []
+
+
+@pytest.mark.parametrize("path, fragment", [("/a/../b", "must not contain '..'"),
+                                            ("..", "must not contain '..'"),
+                                            ("/", "names no cgroup"), ("/./", "names no cgroup")])
+def test_cgroups_path_naming_no_cgroup_or_climbing_is_refused(path, fragment):
+    cfg = base()
+    cfg["linux"]["cgroupsPath"] = path
+    assert_error(cfg, "linux.cgroupsPath", fragment)
+
+
 def test_kernel_memory_is_accepted_with_runcs_warning():
     cfg = base()
     cfg["linux"]["resources"] = {"memory": {"limit": 1 << 26, "kernel": 1 << 25}}

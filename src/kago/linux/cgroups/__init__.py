@@ -18,8 +18,9 @@ stats.py, oom.py the I/O):
     m.update(resources_from_flags({"memory": "512m"}))             # kago-oci update
     m.stats(); m.pressure(); m.oom_count(); m.oom_watch()          # kago-oci events / state
 
-Cgroups paths follow runc: "/a/b" hangs from each hierarchy's top, "a/b" from the caller's
-(or ``owner_pid``'s) own cgroup in that hierarchy; ".." components, "/" and "" are refused.
+Cgroups paths follow runc's cgroupfs drivers: "/a/b" hangs from each hierarchy's top, "a/b"
+from the caller's (or ``owner_pid``'s) own cgroup in each v1 hierarchy, and from that cgroup's
+parent on a pure v2 host (runc's fs2); ".." components, "/" and "" are refused.
 Hierarchies are named as /proc/PID/cgroup names them, controllers sorted (``memory``,
 ``cpu,cpuacct``, ``name=systemd``); the cgroup2 tree is ``unified``.
 

@@ -10,7 +10,8 @@ The plan is resources.plan_writes() (pure); this module is the I/O around it:
    changed), and the plan is made again if that made more files appear;
 3. every write is checked before any is made: its directory and file exist (a missing file is
    a SpecError naming the field: "not supported on this host");
-4. the writes, one write(2) each; a refusal is a CgroupError naming the directory, the file, the
+4. the writes, one write(2) a line (runc's WriteFileByLine: a multi-line unified value such as
+   io.max for two devices); a refusal is a CgroupError naming the directory, the file, the
    value and the kernel's errno. EINVAL on a write that comes again later in the plan is skipped:
    the plan repeats a write exactly where the kernel may refuse it until a later one is done.
 
@@ -56,7 +57,8 @@ def apply(manager, resources, updating=False):
 
 def plan(manager, resources):
     """plan_writes() for this manager's hierarchies, with what is read from them."""
-    return plan_writes(resources, manager.mode, available(manager), _current(manager, resources))
+    return plan_writes(resources, manager.mode, available(manager, resources),
+                       _current(manager, resources))
 
 
 def _for_update(resources):
@@ -72,14 +74,30 @@ def _for_update(resources):
 
 # --- what the host offers ---------------------------------------------------------------------
 
-def available(manager):
-    """{"v1": controllers, "unified": v2 controllers usable, "files": optional files present}."""
+def available(manager, resources=None):
+    """{"v1": controllers, "unified": v2 controllers usable, "files": optional files present}.
+
+    With hugepage limits to set, "files" also has the hugetlb.<size>.rsvd.* files there are
+    (Linux 5.7), which get the same limit as runc writes them.
+    """
     v1 = {c for name in manager.dirs if name != UNIFIED
           for c in name.split(",") if not c.startswith("name=")}
     unified = manager.dirs.get(UNIFIED)
     v2 = usable_controllers(unified) if unified else ()
     files = [f for f in OPTIONAL_FILES if _probe(manager, f)]
+    if isinstance(resources, dict) and resources.get("hugepageLimits"):
+        files += _rsvd_files(manager)
     return {"v1": v1, UNIFIED: set(v2), "files": files}
+
+
+def _rsvd_files(manager):
+    out = []
+    for d in (manager._find("hugetlb"), manager.dirs.get(UNIFIED)):
+        try:
+            out += [n for n in os.listdir(d) if n.startswith("hugetlb.") and ".rsvd." in n]
+        except (OSError, TypeError):
+            pass  # no such hierarchy, or not created yet
+    return out
 
 
 def _probe(manager, filename):
@@ -89,14 +107,28 @@ def _probe(manager, filename):
 
 
 def _current(manager, resources):
-    """The current v1 memory limit, when memory is being set (memsw ordering needs it)."""
-    memory_dir = manager._find("memory") if manager.mode != "v2" else None
-    if memory_dir is None or not isinstance(resources, dict) or not _sets_memory(resources):
+    """What the memory plan depends on now, when memory is being set: the v1 limit (memsw
+    ordering), and the v2 memory.max when a swap comes without a memory limit (``update
+    --memory-swap`` alone: runc's update takes the limit the container has)."""
+    if not isinstance(resources, dict) or not _sets_memory(resources):
         return None
-    try:
-        return {"memory.limit_in_bytes": int(read_text(memory_dir + "/memory.limit_in_bytes"))}
-    except (CgroupError, ValueError):
-        return None  # not created yet: the plan assumes a fresh, unlimited cgroup
+    out = {}
+    memory_dir = manager._find("memory") if manager.mode != "v2" else None
+    if memory_dir is not None:
+        try:
+            out["memory.limit_in_bytes"] = int(read_text(memory_dir + "/memory.limit_in_bytes"))
+        except (CgroupError, ValueError):
+            pass  # not created yet: the plan assumes a fresh, unlimited cgroup
+    unified = manager.dirs.get(UNIFIED)
+    memory = resources.get("memory")
+    if unified and isinstance(memory, dict) and memory.get("swap") not in (None, 0, -1) \
+            and memory.get("limit") in (None, 0):
+        try:
+            text = read_text(unified + "/memory.max").strip()
+            out["memory.max"] = -1 if text == "max" else int(text)
+        except (CgroupError, ValueError):
+            pass
+    return out or None
 
 
 def _sets_memory(resources):
@@ -136,18 +168,22 @@ def _check_file(d, write):
 
 
 def check_before_update(manager, resources):
-    """memory.checkBeforeUpdate: refuse a limit below the current usage instead of reclaiming."""
+    """memory.checkBeforeUpdate: refuse a limit at or below the current usage instead of
+    reclaiming, the memory limit and the memory+swap limit alike (runc's CheckMemoryUsage)."""
     memory = resources.get("memory") if isinstance(resources, dict) else None
     if not isinstance(memory, dict) or memory.get("checkBeforeUpdate") is not True:
         return
-    limit = memory.get("limit")
-    if type(limit) is not int or limit <= 0:
+    limits = [(memory.get(key), what) for key, what in (("swap", "memory+swap limit"),
+                                                          ("limit", "memory limit"))]
+    limits = [(value, what) for value, what in limits if type(value) is int and value > 0]
+    if not limits:
         return
     usage_dir, usage_file = _usage_file(manager)
     usage = int(read_text(f"{usage_dir}/{usage_file}"))
-    if limit < usage:
-        raise CgroupError(usage_dir, f"memory limit {limit} is below the current usage {usage} "
-                          "(linux.resources.memory.checkBeforeUpdate)", errno.EBUSY)
+    for limit, what in limits:
+        if limit <= usage:
+            raise CgroupError(usage_dir, f"{what} {limit} is at or below the current usage "
+                              f"{usage} (linux.resources.memory.checkBeforeUpdate)", errno.EBUSY)
 
 
 def _usage_file(manager):
@@ -164,17 +200,20 @@ def _write(d, write, later=()):
         _set_device_filter(d, write)
         return
     path = f"{d}/{write.filename}"
+    lines = [line for line in write.value.split("\n") if line.strip()] or [write.value]
+    value = write.value
     try:
         fd = os.open(path, os.O_WRONLY | os.O_CLOEXEC)
         try:
-            os.write(fd, write.value.encode())
+            for value in lines:  # one line a write(2): io.max, rdma.max take one device each
+                os.write(fd, value.encode())
         finally:
             os.close(fd)
     except OSError as e:
         if e.errno == errno.EINVAL and any(w[:2] == write[:2] for _, w in later):
             return  # tried again after the write it depends on (see _bandwidth_writes)
         hint = _HINTS.get((write.filename, e.errno))
-        err = CgroupError(d, f"write {write.filename}={write.value}: "
+        err = CgroupError(d, f"write {write.filename}={value}: "
                           f"{os.strerror(e.errno).lower()}" + (f" ({hint})" if hint else ""),
                           e.errno)
         err.field = write.field

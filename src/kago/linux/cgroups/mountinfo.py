@@ -76,14 +76,18 @@ class Layout:
         """name -> absolute directory of ``cgroups_path`` in every hierarchy.
 
         An absolute path hangs from each mount's top; a relative one from the caller's own
-        cgroup, ``own`` being parse_proc_cgroup()'s result (runc's rules).
+        cgroup, ``own`` being parse_proc_cgroup()'s result, as runc's cgroupfs drivers do: in
+        each v1 hierarchy (and the cgroup2 tree of a hybrid host) from the caller's cgroup
+        itself; on a pure v2 host from its parent (runc's fs2 defaultDirPath: the caller's own
+        cgroup holds processes, so its children could be given no controller).
         """
         parts = split_path(cgroups_path)
         if cgroups_path.startswith("/"):
             return {h.name: _join(h.mountpoint, *parts) for h in self.hierarchies}
         if own is None:
             raise CgroupError(cgroups_path, "a relative cgroups path needs the caller's cgroups")
-        return {h.name: _join(_own_dir(h, own), *parts) for h in self.hierarchies}
+        return {h.name: _join(_own_dir(h, own, parent=self.mode == "v2"), *parts)
+                for h in self.hierarchies}
 
     def __repr__(self):
         return f"Layout({self.mode!r}, v1={self.v1!r}, unified={self.unified!r})"
@@ -98,15 +102,19 @@ def _mode_of(v1, unified):
     return "hybrid" if unified is not None else "v1"
 
 
-def _own_dir(h, own):
-    """The caller's cgroup in ``h`` as a directory under its mount (which may show a subtree)."""
+def _own_dir(h, own, parent=False):
+    """The caller's cgroup in ``h`` (``parent``: its parent, never above the mount's top) as a
+    directory under its mount (which may show a subtree)."""
     cgroup = own.get(h.name)
     if cgroup is None:
         raise CgroupError(h.mountpoint, f"the caller has no cgroup in hierarchy {h.name}")
     root = h.root.rstrip("/")
     if cgroup != root and not cgroup.startswith(root + "/"):
         raise CgroupError(h.mountpoint, f"cgroup {cgroup} is outside the mount's root {h.root}")
-    return _join(h.mountpoint, cgroup[len(root):])
+    below = cgroup[len(root):].rstrip("/")
+    if parent:
+        below = below.rpartition("/")[0]
+    return _join(h.mountpoint, below)
 
 
 def split_path(cgroups_path):

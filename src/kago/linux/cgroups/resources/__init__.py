@@ -23,11 +23,13 @@ the spec uses: for the default spec, this module and ``devices``. Every public n
 importable from here: the submodule that owns it is imported on first access (PEP 562).
 Submodules import the shared names from here; this module imports none of them at load time.
 
-The conversions are the OCI runtime-spec's (config-linux.md) and runc's
-(libcontainer/cgroups/utils.go), with their inverses: weight = 1 + (shares - 2) * 9999 // 262142,
+The conversions are runc's (github.com/opencontainers/cgroups utils.go), with their inverses:
+cpu.weight from the shares by current runc's curve (shares_to_weight: 1024 -> 100),
 io.weight = 1 + (blkio - 10) * 9999 // 990, v2 swap.max = swap - limit (the spec's swap is
 memory+swap, as v1 memsw).
 """
+
+import math
 
 from kago.errors import SpecError
 
@@ -66,13 +68,29 @@ class Write(tuple):
 # --- conversions (runc's libcontainer/cgroups/utils.go and their inverses) --------------------
 
 def shares_to_weight(shares):
-    """cpu.shares [2, 262144] -> cpu.weight [1, 10000], linear (runc, OCI)."""
-    return 1 + ((shares - 2) * 9999) // 262142
+    """cpu.shares -> cpu.weight [1, 10000]: runc's (>= 1.3.2) and crun's (>= 1.23) curve.
+
+    A quadratic in log2(shares) through the ends and the defaults: 2 -> 1, 1024 -> 100,
+    262144 -> 10000; shares outside [2, 262144] are clamped. (runc 1.1 and 1.2 used the linear
+    1 + (shares - 2) * 9999 // 262142, which gave the default 1024 a weight of 39.)
+    """
+    if shares <= 2:
+        return 1
+    if shares >= 262144:
+        return 10000
+    log = math.log2(shares)
+    return math.ceil(math.pow(10, (log * log + 125 * log) / 612.0 - 7.0 / 34.0))
 
 
 def weight_to_shares(weight):
-    """cpu.weight [1, 10000] -> cpu.shares [2, 262144], the inverse mapping (crun)."""
-    return 2 + ((weight - 1) * 262142) // 9999
+    """cpu.weight [1, 10000] -> cpu.shares [2, 262144]: the inverse of shares_to_weight."""
+    if weight <= 1:
+        return 2
+    if weight >= 10000:
+        return 262144
+    exponent = math.log10(weight) + 7.0 / 34.0
+    log = (-125 + math.sqrt(125 * 125 + 4 * 612 * exponent)) / 2
+    return min(262144, max(2, round(2 ** log)))
 
 
 def blkio_to_io_weight(weight):
@@ -88,12 +106,16 @@ def io_to_blkio_weight(weight):
 def swap_to_v2(swap, limit):
     """The spec's swap (memory+swap, v1 memsw) -> memory.swap.max; None means no write.
 
-    As runc: unlimited memory with swap unset means unlimited swap too; swap == limit is "0".
+    runc's ConvertMemorySwapToCgroupV2Value: unlimited memory with swap unset means unlimited
+    swap too; with unlimited memory a swap value is taken as it is (there is no limit to take
+    away); swap == limit is "0". (A swap without a memory limit is the caller's error.)
     """
     if limit == UNLIMITED and swap == 0:
         return "max"
     if swap in (0, UNLIMITED):
         return None if swap == 0 else "max"
+    if limit == UNLIMITED:
+        return str(swap)
     return str(swap - limit)
 
 

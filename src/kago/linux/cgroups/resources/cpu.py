@@ -6,7 +6,7 @@ Rules, from the kernel docs as runc applies them:
   "$MAX $PERIOD" (v2); a new period can be refused until the quota is written (EINVAL), so it is
   written again after it. sched-rt-group.rst: rt_period before rt_runtime.
 - Documentation/admin-guide/cgroup-v2.rst: cpu.weight 1..10000, from the shares by
-  shares_to_weight.
+  shares_to_weight (current runc's and crun's curve: the default 1024 shares is weight 100).
 """
 
 from kago.errors import SpecError
@@ -14,11 +14,13 @@ from kago.errors import SpecError
 from . import UINT64, _cpulist, _int, shares_to_weight
 
 
-def _shares(cpu, field):
+def _shares(cpu, field, lo=2, hi=262144):
+    """v1: the kernel's range (it clamps silently, runc then fails on the read-back); v2: any
+    uint64, clamped by shares_to_weight as current runc and crun clamp it."""
     shares = cpu.get("shares")
     if shares in (None, 0):
         return None
-    return _int(shares, field + ".shares", 2, 262144)
+    return _int(shares, field + ".shares", lo, hi)
 
 
 def _cpu_v1(cpu, field, host):
@@ -37,7 +39,7 @@ def _cpu_v2(cpu, field, host):
             _int(cpu[key], f"{field}.{key}")
             raise SpecError(f"{field}.{key}", "cgroup v2 has no real-time group scheduling "
                             "(cpu.rt_runtime_us); run the container without it")
-    shares = _shares(cpu, field)
+    shares = _shares(cpu, field, 1, UINT64[1])
     out = _weight_and_idle(cpu, field, shares and ("cpu.weight", str(shares_to_weight(shares))))
     quota, period, burst = _bandwidth(cpu, field)
     cpu_max = None

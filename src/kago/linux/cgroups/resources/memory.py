@@ -5,7 +5,8 @@ Rules, from the kernel docs as runc applies them:
 - Documentation/admin-guide/cgroup-v1/memory.rst: memsw.limit_in_bytes >= limit_in_bytes at every
   moment, so raising writes memsw first and lowering writes the limit first; -1 is unlimited.
 - Documentation/admin-guide/cgroup-v2.rst: memory.max/low/swap.max "max"; v2 swap.max = swap -
-  limit (the spec's swap is memory+swap, as v1 memsw: swap_to_v2).
+  limit (the spec's swap is memory+swap, as v1 memsw: swap_to_v2), swap as it is under an
+  unlimited (-1) memory limit, an error without any memory limit (runc).
 - kernel (memory.kmem.limit_in_bytes) is checked and never written, on any layout: cgroup v2
   has no kernel memory limit, v1's is deprecated (linux 6.x accepts the file and ignores it)
   and the runtime spec deprecates it. runc and crun ignore it too, with runc's warning, which is
@@ -60,11 +61,20 @@ def memsw_order(limit, swap, host, limit_field, swap_field):
 
 def _memory_v2(memory, field, host):
     limit, swap = _limit_and_swap(memory, field)
-    if swap > 0 and limit in (0, UNLIMITED):
-        raise SpecError(field + ".swap", "cgroup v2 cannot set a swap limit without a memory "
-                        "limit (memory.swap.max is swap alone, the spec's swap is memory+swap)")
+    base = limit
+    if swap > 0 and limit == 0:
+        # an update of the swap alone: the limit is the one the cgroup has (runc's update
+        # merges the new values into the container's config the same way)
+        base = host.current.get("memory.max", 0)
+        if base == 0:  # runc: "unable to set swap limit without memory limit"
+            raise SpecError(field + ".swap", "cgroup v2 cannot set a swap limit without a "
+                            "memory limit (memory.swap.max is swap alone, the spec's swap is "
+                            "memory+swap)")
+        if 0 < swap < base:
+            raise SpecError(field + ".swap", f"memory+swap limit {swap} must not be below the "
+                            f"memory limit {base} (memory.max now)")
     out = []
-    swap_max = swap_to_v2(swap, limit)
+    swap_max = swap_to_v2(swap, base)
     if swap_max is not None and (host.has("memory.swap.max") or swap_max not in ("max", "0")):
         out.append(("memory.swap.max", swap_max, field + ".swap"))
     if limit:

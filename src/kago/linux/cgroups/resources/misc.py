@@ -1,7 +1,8 @@
 """The small sections: pids, hugepageLimits, network (v1 net_cls and net_prio) and rdma.
 
 - Documentation/admin-guide/cgroup-v2.rst: pids.max "max".
-- hugetlb.<size>.limit_in_bytes (v1), hugetlb.<size>.max (v2): <size> as the kernel names it.
+- hugetlb.<size>.limit_in_bytes (v1), hugetlb.<size>.max (v2): <size> as the kernel names it;
+  the .rsvd. twin of each gets the same value where it exists (runc).
 - cgroup v2 has no net_cls/net_prio: the plan checks the section with the v1 planner, then says so.
 """
 
@@ -28,6 +29,9 @@ def _page_size(value, field):
 
 
 def _hugepages(limits, field, host, suffix):
+    """hugetlb.<size>.<suffix>, then the reservation limit hugetlb.<size>.rsvd.<suffix> with
+    the same value where the kernel has it (5.7), as runc: a limit on faulted pages alone
+    lets a task reserve more (mmap MAP_NORESERVE aside) than it may fault in."""
     out = []
     for i, entry in enumerate(_list(limits, field)):
         where = f"{field}[{i}]"
@@ -35,6 +39,8 @@ def _hugepages(limits, field, host, suffix):
         size = _page_size(entry.get("pageSize"), where + ".pageSize")
         limit = _int(entry.get("limit"), where + ".limit", 0, UINT64[1])
         out.append((f"hugetlb.{size}.{suffix}", str(limit), where + ".limit"))
+        if host.has(f"hugetlb.{size}.rsvd.{suffix}"):
+            out.append((f"hugetlb.{size}.rsvd.{suffix}", str(limit), where + ".limit"))
     return out
 
 
