@@ -11,7 +11,7 @@ import os
 import pytest
 
 from kago.errors import CgroupError
-from kago.linux.cgroups import V1Manager, V2Manager, v1, v2
+from kago.linux.cgroups import V1Manager, V2Manager, v1, v2tree
 
 
 def _v1(tmp_path, path="kago-t/c1", names=("memory", "pids", "freezer")):
@@ -145,7 +145,7 @@ def test_v2_freeze_timeout_thaws_again(tmp_path):
     (tmp_path / "cgroup.freeze").write_text("0")
     (tmp_path / "cgroup.events").write_text("populated 1\nfrozen 0\n")
     with pytest.raises(CgroupError, match="not frozen after 0.05s, thawed again") as info:
-        v2.freeze_dir(str(tmp_path), timeout=0.05)
+        v2tree.freeze_dir(str(tmp_path), timeout=0.05)
     assert info.value.path.endswith("cgroup.events")
     assert (tmp_path / "cgroup.freeze").read_text() == "0"
 

@@ -16,38 +16,13 @@ import time
 
 from kago.errors import CgroupError
 
+from .files import _strerror, read_text, write_text  # noqa: F401 - v1/v2 take them here
 from .mountinfo import UNIFIED
 
 # signal.SIGKILL without importing signal, which pulls in enum (~5 ms of start-up).
 SIGKILL = 9
 
 _CLASSES = {}  # mode -> Manager subclass, filled by __init_subclass__
-
-
-def _strerror(err):
-    return os.strerror(err).lower() if err else "failed"
-
-
-def read_text(path):
-    try:
-        with open(path) as f:
-            return f.read()
-    except OSError as e:
-        raise CgroupError(path, f"cannot read: {_strerror(e.errno)}", e.errno) from e
-
-
-def write_text(path, value, what=None):
-    """Write ``value`` in one write(2): cgroupfs acts on each write, so it must not be split."""
-    try:
-        fd = os.open(path, os.O_WRONLY | os.O_CLOEXEC)
-    except OSError as e:
-        raise CgroupError(path, f"cannot open: {_strerror(e.errno)}", e.errno) from e
-    try:
-        os.write(fd, value.encode())
-    except OSError as e:
-        raise CgroupError(path, f"{what or 'write ' + value}: {_strerror(e.errno)}", e.errno) from e
-    finally:
-        os.close(fd)
 
 
 def read_pids(procs_file):

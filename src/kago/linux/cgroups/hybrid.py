@@ -13,7 +13,7 @@ The freezer is the v1 one when it is mounted: it is what runc and a v1-minded re
 (freezer.state), and the two freezers must not disagree about one container.
 """
 
-from . import v1, v2
+from . import v1, v2tree
 from .common import Manager
 from .mountinfo import UNIFIED
 
@@ -42,17 +42,17 @@ class HybridManager(Manager):
         if d is not None:
             v1.freeze_dir(d, timeout)
         else:
-            v2.freeze_dir(self.dirs[UNIFIED], timeout)
+            v2tree.freeze_dir(self.dirs[UNIFIED], timeout)
 
     def thaw(self):
         d = self._find("freezer")
         if d is not None:
             v1.thaw_dir(d)
         else:
-            v2.thaw_dir(self.dirs[UNIFIED])
+            v2tree.thaw_dir(self.dirs[UNIFIED])
 
     def frozen(self):
         d = self._find("freezer")
         if d is not None:
             return v1.freezer_state(d) == "FROZEN"
-        return v2.is_frozen(self.dirs[UNIFIED])
+        return v2tree.is_frozen(self.dirs[UNIFIED])

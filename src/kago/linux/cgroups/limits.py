@@ -26,11 +26,11 @@ import os
 
 from kago.errors import CgroupError, SpecError
 
-from .common import read_text, write_text
+from .files import read_text, write_text
 from .mountinfo import UNIFIED
 from .resources import DEVICE_FILTER, OPTIONAL_FILES, controllers_needed, plan_writes
-from .v2 import ancestors_below_root, usable_controllers  # noqa: F401 (their home was here)
-from .v2 import enable_controllers as _enable
+from .v2tree import ancestors_below_root, usable_controllers  # noqa: F401 (used from here)
+from .v2tree import enable_controllers as _enable
 
 # Where each optional file is looked for: the v1 controller whose directory holds it.
 _PROBE_IN = {"memory.memsw.limit_in_bytes": "memory", "blkio.weight": "blkio",
@@ -138,7 +138,7 @@ def _sets_memory(resources):
 
 
 def enable_controllers(d, controllers, writes=()):
-    """v2.enable_controllers, strict; a refusal names the field of the first write it stops."""
+    """v2tree.enable_controllers, strict; a refusal names the field of the first write it stops."""
     try:
         return _enable(d, controllers)
     except CgroupError as e:

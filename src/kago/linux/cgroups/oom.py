@@ -19,7 +19,7 @@ import time
 
 from kago.errors import CgroupError
 
-from .common import read_text, write_text
+from .files import read_text, write_text
 from .mountinfo import UNIFIED
 from .stats import parse_flat
 

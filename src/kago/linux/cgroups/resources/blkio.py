@@ -10,7 +10,7 @@
 
 from kago.errors import SpecError
 
-from . import UINT64, _dict, _int, _list, blkio_to_io_weight
+from .values import UINT64, _dict, _int, _list, blkio_to_io_weight
 
 
 def _weight(value, field, lo=10, hi=1000):

@@ -11,7 +11,7 @@ Rules, from the kernel docs as runc applies them:
 
 from kago.errors import SpecError
 
-from . import UINT64, _cpulist, _int, shares_to_weight
+from .values import UINT64, _cpulist, _int, shares_to_weight
 
 
 def _shares(cpu, field, lo=2, hi=262144):

@@ -23,7 +23,7 @@ and attaches it.
 
 from kago.errors import SpecError
 
-from . import DEVICE_FILTER, _bool, _dict, _int, _list, _show, _str
+from .values import DEVICE_FILTER, _bool, _dict, _int, _list, _show, _str
 
 _ORDER = "rwm"
 

@@ -5,7 +5,7 @@ Sizes ("512m", "1g") are binary units, as docker's RAMInBytes.
 
 from kago.errors import SpecError
 
-from . import UNLIMITED, _decimal, _show, _str
+from .values import UNLIMITED, _decimal, _show, _str
 
 _UNITS = {"": 1, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30, "t": 1 << 40, "p": 1 << 50}
 

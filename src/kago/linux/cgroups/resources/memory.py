@@ -18,7 +18,7 @@ Rules, from the kernel docs as runc applies them:
 
 from kago.errors import SpecError
 
-from . import UINT64, UNLIMITED, _bool, _int, _limit, _v1_limit, _v2_limit, swap_to_v2
+from .values import UINT64, UNLIMITED, _bool, _int, _limit, _v1_limit, _v2_limit, swap_to_v2
 
 
 def _limit_and_swap(memory, field):

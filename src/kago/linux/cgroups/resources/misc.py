@@ -8,7 +8,7 @@
 
 from kago.errors import SpecError
 
-from . import UINT64, _decimal, _dict, _int, _list, _show, _str
+from .values import UINT64, _decimal, _dict, _int, _list, _show, _str
 
 
 def _pids(pids, field, host):

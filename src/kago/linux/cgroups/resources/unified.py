@@ -15,7 +15,7 @@ which the runtime does itself at its own time: the key is refused, naming what t
 
 from kago.errors import SpecError
 
-from . import UNIFIED, Write, _show
+from .values import UNIFIED, Write, _show
 
 # cgroup core files a spec may set: limits, not placement or state.
 CORE_LIMITS = ("cgroup.max.depth", "cgroup.max.descendants", "cgroup.pressure")

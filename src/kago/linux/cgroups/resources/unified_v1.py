@@ -7,8 +7,8 @@ memory.swap.max as memory's memsw order.
 
 from kago.errors import SpecError
 
-from . import (INT64, UNLIMITED, Write, _cpulist, _decimal, _dict, _show, io_to_blkio_weight,
-               swap_from_v2, weight_to_shares)
+from .values import (INT64, UNLIMITED, Write, _cpulist, _decimal, _dict, _show, io_to_blkio_weight,
+                    swap_from_v2, weight_to_shares)
 from .blkio import _THROTTLES, v1_weight_file
 from .cpu import _bandwidth_writes
 from .memory import memsw_order
