@@ -21,13 +21,16 @@ the emulated guest. Every test leaves nothing behind (the ``kmt`` fixture checks
 
 import json
 import os
+import shutil
+import tempfile
 import textwrap
+import time
 
 import pytest
 
 import hostprobe
 from conftest import pid_alive, wait_for
-from kago.manager.testing import kmt_fixture, wait_http  # noqa: F401 (fixture)
+from kago.manager.testing import wait_http
 
 V2 = not hostprobe.is_hybrid_or_v1() and "unified" in hostprobe.cgroup_mounts()
 pytestmark = pytest.mark.skipif(not V2, reason="needs a pure cgroup v2 host: ./dev test-v2 "
@@ -35,6 +38,33 @@ pytestmark = pytest.mark.skipif(not V2, reason="needs a pure cgroup v2 host: ./d
 
 CG = "/sys/fs/cgroup"
 MIB = 1 << 20
+
+
+@pytest.fixture(scope="module")
+def kago_env(rootfs_cache):
+    """One manager root for the file (importing the image costs ~15 s in the guest), on a
+    disk filesystem rather than the tests' tmpfs: tmpfs takes idmapped mounts from Linux 6.3
+    only, and without them an ID range of 100 cannot own the image's /home/user (1000)."""
+    from kago.manager.testing import KagoEnv
+    base = tempfile.mkdtemp(prefix="kago-test-disk-", dir="/var/tmp")
+    os.chmod(base, 0o755)  # a container in its own user namespace reaches its files
+    try:
+        yield KagoEnv(base, rootfs_cache=rootfs_cache)
+    finally:
+        shutil.rmtree(base, ignore_errors=True)
+
+
+@pytest.fixture(name="kmt")
+def kmt_fixture(kago_env):
+    """The file's manager; after each test every container removed, the supervisor stopped
+    and nothing of them left (mounts, netns, links, nft table, cgroups, processes)."""
+    yield kago_env
+    ids = [r["id"] for r in kago_env.manager().records.all()]
+    from kago.manager import testing
+    testing.MADE_IDS.update(ids)
+    kago_env.cleanup()
+    left = kago_env.leftovers(ids)
+    assert not left, f"test left things behind: {left}"
 
 
 def has(name):
@@ -141,22 +171,29 @@ def test_up_reload_down_id_ranges_and_cpu_max(kmt, tmp_path):
 
 
 WATCHED = r"""
-from kago.manager.define import Container
+from kago.manager.define import Container, bind
 
 def write(text):
     with open(env["LOG"], "a") as f:
         f.write(text + "\n")
 
-busy = Container("kmt-busy", image="busybox", network="none", stop_signal="SIGKILL",
-                 command=["sh", "-c", "while :; do :; done"], cgroup={"cpu.max": "2000 100000"})
-hog = Container("kmt-hog", image="busybox", network="none", stop_signal="SIGKILL",
-                command=["sh", "-c", "while :; do sh -c 'x=$(head -c 60000000 /dev/zero | "
-                                     "tr \"\\0\" a)'; sleep 0.2; done"],
-                cgroup={"memory.max": "16m", NO_SWAP})
+shared = [bind(env["SHARED"], "/shared")]
+busy = Container("kmt-busy", image="busybox", network="none", mounts=shared,
+                 command=["sh", "-c", "while [ ! -e /shared/stop ]; do :; done"],
+                 cgroup={"cpu.max": "5000 100000"})
+hog = Container("kmt-hog", image="busybox", network="none", mounts=shared,
+                stop_signal="SIGKILL", cgroup={"memory.max": "16m", NO_SWAP},
+                command=["sh", "-c", "while :; do if [ -e /shared/hog ]; then rm /shared/hog; "
+                                     "sh -c 'x=$(head -c 60000000 /dev/zero | tr \"\\0\" a)'; "
+                                     "fi; sleep 0.1; done"])
 
 @busy.on_pressure("cpu", stall_ms=100, window_ms=2000)
 def starved(c):
     write("cpu pressure")
+
+@busy.on("exit")
+def ended(c, status):
+    write(f"exit {status}")
 
 @hog.on_oom
 def killed(c):
@@ -171,13 +208,51 @@ def _agent(kmt, path):
     return pid
 
 
-def test_agent_fires_pressure_and_oom_hooks_on_v2(kmt, tmp_path):
-    log = tmp_path / "watch.log"
+def holds(pid, path):
+    """Whether process ``pid`` has ``path`` open (the agent's armed trigger or watch)."""
+    try:
+        fds = os.listdir(f"/proc/{pid}/fd")
+    except FileNotFoundError:
+        return False
+    for fd in fds:
+        try:
+            if os.readlink(f"/proc/{pid}/fd/{fd}") == path:
+                return True
+        except OSError:
+            continue
+    return False
+
+
+def _cpu_ticks(pid):
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return int(fields[11]) + int(fields[12])  # utime + stime
+
+
+def test_agent_pressure_and_oom_hooks_on_v2_and_none_after_the_end(kmt, tmp_path):
+    log, shared = tmp_path / "watch.log", tmp_path / "shared"
+    shared.mkdir()
     no_swap = '"memory.swap.max": "0"' if has("memory.swap.max") else '"memory.high": "max"'
     path = definition(tmp_path, WATCHED.replace("NO_SWAP", no_swap))
-    kmt.kago("up", "-e", f"LOG={log}", path, check=True, timeout=120)
+    kmt.kago("up", "-e", f"LOG={log}", "-e", f"SHARED={shared}", path, check=True, timeout=120)
     agent = _agent(kmt, path)
+    busy, hog = (f"{CG}/kago-{kmt.inspect(n)['Id']}" for n in ("kmt-busy", "kmt-hog"))
+    # armed: a PSI trigger on the burner's cpu.pressure, the hog's memory.events watched
+    assert wait_for(lambda: holds(agent, f"{busy}/cpu.pressure")
+                    and holds(agent, f"{hog}/memory.events"), 60, 0.1)
     assert wait_for(lambda: lines(log, "cpu pressure") >= 1, 60, 0.1), log
+    (shared / "hog").touch()  # one allocation past memory.max: an OOM kill in the hog
     assert wait_for(lambda: lines(log, "oom") >= 1, 60, 0.1), log
+    with open(f"{hog}/memory.events") as f:
+        assert int(dict(ln.split() for ln in f)["oom_kill"]) >= 1
+    # the burner ends; its cgroup goes, and with it the trigger, which then polls as ready
+    # (POLLPRI|POLLERR) for ever: the agent drops it instead of firing on it
+    (shared / "stop").touch()
+    assert wait_for(lambda: lines(log, "exit 0") == 1, 60, 0.1), log.read_text()
+    assert wait_for(lambda: not holds(agent, f"{busy}/cpu.pressure"), 30, 0.1)
+    fired, cpu = lines(log, "cpu pressure"), _cpu_ticks(agent)
+    time.sleep(2)  # nothing to wait for: the agent's loop wakes at least twice meanwhile
+    assert lines(log, "cpu pressure") == fired, log.read_text()
+    assert _cpu_ticks(agent) - cpu < 100, "the agent spins after its container ended"
     kmt.kago("down", "-t", "0", path, check=True, timeout=120)
     assert wait_for(lambda: not pid_alive(agent), 30, 0.1)
