@@ -200,6 +200,8 @@ def _kago_cgroup_dirs():
     for h in os.listdir(top):
         hierarchy = os.path.join(top, h)
         if os.path.isdir(hierarchy) and not os.path.islink(hierarchy):
+            if h == "kago" or h.startswith("kago-"):  # a pure v2 host: top is the hierarchy
+                found.append(hierarchy)
             found += [os.path.join(hierarchy, d) for d in os.listdir(hierarchy)
                       if d == "kago" or d.startswith("kago-")]
     found += [os.path.join(d, c) for d in found if os.path.basename(d) == "kago"

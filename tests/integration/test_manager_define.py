@@ -316,3 +316,68 @@ def test_agent_fires_pressure_and_oom_hooks(kmt, tmp_path):
     assert wait_until(lambda: log.exists() and "cpu pressure" in log.read_text(), timeout=10)
     assert wait_until(lambda: "oom" in log.read_text(), timeout=10)
     kmt.kago("down", "-t", "0", path, check=True)
+
+
+ENDING = r"""
+from kago.manager.define import Container, bind
+
+def write(text):
+    with open(env["LOG"], "a") as f:
+        f.write(text + "\n")
+
+burst = Container("kmt-burst", image="busybox", network="none",
+                  command=["sh", "-c", "while [ ! -e /shared/stop ]; do :; done"],
+                  mounts=[bind(env["SHARED"], "/shared")], cgroup={"cpu.max": "2000 100000"})
+
+@burst.on_pressure("cpu", stall_ms=100, window_ms=2000)
+def starved(c):
+    write("cpu pressure")
+
+@burst.on("exit")
+def ended(c, status):
+    write(f"exit {status}")
+"""
+
+
+@pytest.mark.skipif(not hostprobe.has_cgroup_file("unified", "cpu.pressure"),
+                    reason="no cgroup2 tree with PSI (cpu.pressure) here")
+def test_a_pressure_hook_stops_when_its_container_ends(kmt, tmp_path):
+    # the runtime removes an ended container's cgroup; a PSI trigger of a removed cgroup
+    # polls as ready (POLLPRI|POLLERR) for ever: the agent must drop it, not fire on it
+    log = tmp_path / "watch.log"
+    shared = tmp_path / "shared"
+    shared.mkdir()
+    path = definition(tmp_path, ENDING)
+    kmt.kago("up", "-e", f"LOG={log}", "-e", f"SHARED={shared}", path, check=True,
+             timeout=120)
+    agent = _agent(kmt, path)
+    assert wait_until(lambda: lines(log, "cpu pressure") >= 1, 60, 0.1), log
+    (shared / "stop").touch()  # the burner ends: exit 0
+    assert wait_until(lambda: lines(log, "exit 0") == 1, 60, 0.1), log.read_text()
+    fired = lines(log, "cpu pressure")
+    cpu = _cpu_ticks(agent)
+    time.sleep(2.5)  # nothing to wait for: the agent's loop wakes at least twice meanwhile
+    assert lines(log, "cpu pressure") == fired, log.read_text()
+    assert _cpu_ticks(agent) - cpu < 100, "the agent spins after its container ended"
+    kmt.kago("down", "-t", "0", path, check=True, timeout=120)
+    assert wait_until(lambda: not _running(agent), 30, 0.1)
+
+
+def _agent(kmt, path):
+    from kago.manager.define.group import Group
+    pid = Group(kmt.manager(), path).data["agent"]
+    kmt.pids_seen.add(pid)
+    return pid
+
+
+def lines(path, text):
+    try:
+        return path.read_text().splitlines().count(text)
+    except FileNotFoundError:
+        return 0
+
+
+def _cpu_ticks(pid):
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return int(fields[11]) + int(fields[12])  # utime + stime

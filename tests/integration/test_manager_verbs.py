@@ -227,13 +227,17 @@ def test_oom_kill_is_recorded(kmt):
     assert doc["State"]["OOMKilled"] is True
 
 
-def test_wait_and_stats(kmt):
+def test_wait_and_stats(kmt, tmp_path):
+    # it runs until told to end, not for a set time: stats must find it running however slow
+    # the host (an emulated one takes seconds to start each kago)
     kmt.kago("run", "-d", "--name", "kmt-w", "--network", "none", "--pids-limit", "20",
-             "busybox", "sh", "-c", "sleep 1; exit 4", check=True)
+             "-v", f"{tmp_path}:/shared", "busybox", "sh", "-c",
+             "while [ ! -e /shared/end ]; do sleep 0.05; done; exit 4", check=True)
     stats = kmt.kago("stats", "--no-stream", "--format", "{{json .}}", "kmt-w",
                      check=True).stdout
     row = json.loads(stats)
     assert row["Name"] == "kmt-w" and int(row["PIDs"]) >= 1 and "/" in row["MemUsage"]
+    (tmp_path / "end").touch()
     assert kmt.kago("wait", "kmt-w", check=True).stdout == "4\n"
 
 

@@ -126,6 +126,8 @@ class KagoEnv:
                           capture_output=True, check=False).returncode == 0:
             found.append(f"nft table {self.table}")
         for cid in ids:
+            if os.path.isdir(f"/sys/fs/cgroup/kago-{cid}"):  # a pure cgroup v2 host's
+                found.append(f"cgroup kago-{cid}")
             for h in os.listdir("/sys/fs/cgroup"):
                 if os.path.isdir(f"/sys/fs/cgroup/{h}/kago-{cid}"):
                     found.append(f"cgroup {h}/kago-{cid}")

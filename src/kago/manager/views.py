@@ -118,7 +118,10 @@ def sample(mgr, record):
     """One reading: cpu ns, memory usage/limit, pids, block I/O, net I/O, PSI avg10."""
     data = mgr.runtime(record).stats(record["id"])
     mem = data["memory"]["usage"]
-    usage = mem["usage"] - (data["memory"].get("raw") or {}).get("total_inactive_file", 0)
+    raw = data["memory"].get("raw") or {}
+    # docker's usage without the page cache it may drop: v1's memory.stat counts the tree in
+    # total_inactive_file, v2's has inactive_file (hierarchical already)
+    usage = mem["usage"] - raw.get("total_inactive_file", raw.get("inactive_file", 0))
     limit = mem["limit"]
     if not limit or limit >= 1 << 62:
         limit = _host_memory()

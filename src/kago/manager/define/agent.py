@@ -12,7 +12,8 @@ one single-threaded poll loop over:
 - PSI triggers: ``on_pressure(resource, stall_ms, window_ms)`` writes "some <stall> <window>"
   (microseconds) to the container's cgroup2 <resource>.pressure and waits for POLLPRI
   (Documentation/accounting/psi.rst, "Monitoring for pressure thresholds");
-- OOM: ``on_oom`` -> the cgroup's OOM watch (an eventfd on v1);
+- OOM: ``on_oom`` -> the cgroup's OOM watch (an eventfd on v1; on v2 memory.events,
+  whose changes poll as POLLPRI);
 - signals: ``on_signal("USR1")`` -> fn(c) when this process gets SIGUSR1 (``kago ps FILE``
   shows its pid).
 
@@ -157,14 +158,23 @@ class Agent:
         except (KagoError, OSError) as e:
             H.warn(f"agent: {name}: {e}")
 
-    def _arm(self, c):
-        """PSI triggers and the OOM watch of one container (again after a restart)."""
-        cid = self.group.containers.get(c.name)
+    def _disarm(self, cid, ended=False):
+        """Close one container's PSI triggers and OOM watch (its cgroup ended or is new);
+        when it ended, its OOM hooks run first for kills not yet seen."""
         for fd in self.watches.pop(cid, []):
             kind, data = self.fds.get(fd, (None, None))
             if kind == "oom":
+                if ended and data[1].wait(0):
+                    for fn in self.definition.container(data[0]).oom:
+                        self._fire(data[0], fn)
                 data[1].close()
-            self._unwatch(fd)
+            if fd in self.fds:
+                self._unwatch(fd)
+
+    def _arm(self, c):
+        """PSI triggers and the OOM watch of one container (again after a restart)."""
+        cid = self.group.containers.get(c.name)
+        self._disarm(cid)
         if not cid or not (c.pressure or c.oom):
             return
         record = self.mgr.records.load(cid)
@@ -193,10 +203,18 @@ class Agent:
             except KagoError as e:
                 H.warn(f"agent: {c.name}: cannot watch for OOM: {e}")
                 watch = None
-            if watch is not None and watch.fileno() is not None:
-                fd = os.dup(watch.fileno())
-                self._watch(fd, "oom", (c.name, watch))
-                fds.append(fd)
+            if watch is not None:
+                try:
+                    fd = _oom_fd(watch)
+                except OSError as e:
+                    watch.close()
+                    H.warn(f"agent: {c.name}: cannot watch for OOM ({watch.dir}/{watch.file}: "
+                           f"{os.strerror(e.errno).lower()})")
+                else:
+                    # a cgroup file always polls readable: only its change notice counts
+                    self._watch(fd, "oom", (c.name, watch),
+                                select.POLLIN if watch.fileno() is not None else select.POLLPRI)
+                    fds.append(fd)
         self.watches[cid] = fds
 
     # --- the loop
@@ -213,8 +231,8 @@ class Agent:
                     self._signals(fd)
                 elif kind == "events":
                     self._events()
-                elif kind == "psi" and events & select.POLLPRI:
-                    self._fire(data[0], data[1])
+                elif kind == "psi":
+                    self._pressure(fd, events, data)
                 elif kind == "oom":
                     self._oom(fd, data)
             self._run_timers()
@@ -224,6 +242,17 @@ class Agent:
                     break
                 if self.conn is None:
                     self._subscribe()
+
+    def _pressure(self, fd, events, data):
+        """A PSI trigger fired (POLLPRI), or its cgroup was removed (POLLERR as well, on
+        every poll from then on): fire once, or drop the trigger."""
+        if events & (select.POLLERR | select.POLLHUP | select.POLLNVAL):
+            for fds in self.watches.values():
+                if fd in fds:
+                    fds.remove(fd)
+            self._unwatch(fd)
+        elif events & select.POLLPRI:
+            self._fire(data[0], data[1])
 
     def _fire(self, name, fn, *args):
         try:
@@ -268,6 +297,7 @@ class Agent:
             return
         c = self.definition.container(name)
         if event.get("event") == "exit":
+            self._disarm(event["id"], ended=True)  # the runtime removes its cgroup
             self._ended(name, event["id"], event.get("exit_code"), event.get("oom_killed"))
         elif event.get("event") in ("start", "restart"):
             self._arm(c)
@@ -276,10 +306,21 @@ class Agent:
 
     def _oom(self, fd, data):
         name, watch = data
-        try:
-            os.eventfd_read(fd)
-        except BlockingIOError:
-            return
+        if watch.fileno() is not None:
+            try:
+                os.eventfd_read(fd)
+            except BlockingIOError:
+                return
+        else:
+            try:
+                os.pread(fd, 4096, 0)  # a read takes the change notice (kernfs poll)
+            except OSError:  # the cgroup is gone: its file polls as changed for ever
+                for fds in self.watches.values():
+                    if fd in fds:
+                        fds.remove(fd)
+                watch.close()
+                self._unwatch(fd)
+                return
         if watch.wait(0.05):  # the eventfd also fires when the cgroup is removed
             for fn in self.definition.container(name).oom:
                 self._fire(name, fn)
@@ -309,6 +350,21 @@ def _psi_trigger(path, stall_ms, window_ms):
             os.write(fd, f"some {stall * 1000} 2000000\0".encode())
             H.warn(f"agent: {path}: a {window_ms} ms window needs CAP_SYS_RESOURCE; "
                    f"watching {stall} ms in 2000 ms instead")
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd
+
+
+def _oom_fd(watch):
+    """What the agent polls for ``watch``: a copy of its eventfd (v1), or else the file of its
+    counter (memory.events on v2), read once: the kernel notes every change of it as POLLPRI
+    until the next read (cgroup-v2.rst, "memory.events": "a file modified event")."""
+    if watch.fileno() is not None:
+        return os.dup(watch.fileno())
+    fd = os.open(f"{watch.dir}/{watch.file}", os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+    try:
+        os.pread(fd, 4096, 0)
     except BaseException:
         os.close(fd)
         raise
