@@ -209,6 +209,48 @@ def test_rootfs_with_an_idmap_is_owned_by_the_containers_root(stores, tarball, s
         store.remove_rootfs("c1")
 
 
+def test_idmapped_lowers_attached_where_the_kernel_takes_no_detached_lower(
+        stores, tarball, monkeypatch):
+    """Older kernels (6.1) refuse a detached mount as an overlay lower (EINVAL): the lowers
+    are attached under the container's directory for the mount(2), then detached again."""
+    from kago.storage import drivers
+    monkeypatch.setattr(drivers.Overlay, "attach_lowers", True)
+    with stores.new() as store:
+        if store.driver != "overlay":
+            pytest.skip(f"the {store.driver} driver stacks no lower layers")
+        store.import_archive(tarball(), name="bb")
+        r = store.create_rootfs("c1", "bb", idmap=SHIFTED, shift="idmapped")
+        assert r.shift == "idmapped"
+        for rel, owner in (("bin/busybox", 100000), ("home/user/mine", 101000)):
+            st = os.lstat(os.path.join(r.path, rel))
+            assert (st.st_uid, st.st_gid) == (owner, owner), rel
+        cdir = os.path.dirname(r.path)
+        assert not os.path.exists(os.path.join(cdir, "lowers"))
+        assert not [m for m in syscalls.mounts() if m[0].startswith(cdir + "/lowers")]
+        store.unmount_rootfs("c1")
+        store.mount_rootfs("c1")  # a remount (after a reboot) takes the same way
+        assert os.lstat(os.path.join(r.path, "home/user/mine")).st_uid == 101000
+        assert not os.path.exists(os.path.join(cdir, "lowers"))
+        store.remove_rootfs("c1")
+
+
+def test_a_refused_attached_lower_leaves_no_mount_point(stores, tarball, monkeypatch):
+    from kago.errors import KernelError
+    from kago.storage import drivers, idshift
+    monkeypatch.setattr(drivers.Overlay, "attach_lowers", True)
+
+    def refused(fd, target):
+        raise KernelError("move_mount", 22, target)
+    monkeypatch.setattr(idshift, "attach", refused)
+    with stores.new() as store:
+        if store.driver != "overlay":
+            pytest.skip(f"the {store.driver} driver stacks no lower layers")
+        store.import_archive(tarball(), name="bb")
+        with pytest.raises(KernelError):
+            store.create_rootfs("c1", "bb", idmap=SHIFTED, shift="idmapped")
+        assert store.rootfs("c1") is None
+
+
 def test_unmapped_owner_is_refused_for_chown(stores, tarball):
     with stores.new() as store:
         store.import_archive(tarball(), name="bb")

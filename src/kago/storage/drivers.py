@@ -118,14 +118,31 @@ class Overlay(Driver):
     def mount(self, cdir, layers, record, userns):
         self._mount(cdir, layers, record.idmap, userns, record.shift, record.options)
 
+    # Older kernels (6.1 does) take no detached mount as an overlay lower layer: overlayfs's
+    # clone_private_mount() refuses one ("failed to clone lowerpath", EINVAL). There each
+    # idmapped lower is attached under the container's directory for the length of the
+    # mount(2) and detached again (overlayfs keeps its own private clones). Learned once.
+    attach_lowers = False
+
     def _mount(self, cdir, layers, idmap, userns, shift, options=""):
+        if shift != "idmapped" or not Overlay.attach_lowers:
+            try:
+                return self._mount_overlay(cdir, layers, idmap, userns, shift, options)
+            except KernelError as e:
+                if shift != "idmapped" or e.errno != errno.EINVAL:
+                    raise
+        self._mount_overlay(cdir, layers, idmap, userns, shift, options, attach=True)
+        Overlay.attach_lowers = True
+
+    def _mount_overlay(self, cdir, layers, idmap, userns, shift, options, attach=False):
         """overlay(5) with every path passed as /proc/self/fd/N: short (any depth fits in one
         page of options) and free of the ',' and ':' a store path might contain."""
-        fds = []
+        fds, attached = [], []
         try:
             for path in reversed(layers):  # overlay lists the top layer first
                 if shift == "idmapped":
-                    fds.append(idshift.idmapped_clone(path, userns.get(idmap)))
+                    tree = idshift.idmapped_clone(path, userns.get(idmap))
+                    fds.append(self._attach_lower(cdir, tree, attached) if attach else tree)
                 else:
                     fds.append(os.open(path, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC))
             upper = os.open(os.path.join(cdir, "upper"), os.O_PATH | os.O_CLOEXEC)
@@ -141,6 +158,36 @@ class Overlay(Driver):
         finally:
             for fd in fds:
                 os.close(fd)
+            if attach:
+                _detach_lowers(cdir, attached)
+
+    @staticmethod
+    def _attach_lower(cdir, tree_fd, attached):
+        """Attach the detached idmapped tree at ``cdir/lowers/N``; an O_PATH fd of it.
+        ``tree_fd`` is closed either way."""
+        point = os.path.join(cdir, "lowers", str(len(attached)))
+        try:
+            os.makedirs(point, 0o700)
+            try:
+                idshift.attach(tree_fd, point)
+            except BaseException:
+                os.rmdir(point)
+                raise
+        finally:
+            os.close(tree_fd)
+        attached.append(point)
+        return os.open(point, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
+
+
+def _detach_lowers(cdir, attached):
+    """Undo Overlay._attach_lower: detach each lower, remove the mount points."""
+    for point in reversed(attached):
+        libc.umount2(point, C.MNT_DETACH)
+        os.rmdir(point)
+    try:
+        os.rmdir(os.path.join(cdir, "lowers"))
+    except FileNotFoundError:
+        pass
 
 
 def _whiteouts(upper, lower, paths, idmap):
