@@ -41,16 +41,17 @@ MIB = 1 << 20
 
 
 @pytest.fixture(scope="module")
-def kago_env(workdir, rootfs_cache):
+def kago_env(rootfs_cache):
     """One manager root for the file (importing the image costs ~10 s in the guest).
 
     Its busybox has a file of uid 1000, outside the definitions' 100-ID ranges: the store
     must shift IDs with idmapped layers (on Linux 6.1, lowers attached for the overlay mount),
-    which map what a range does not cover to nobody, not by chown, which refuses.
+    which map what a range does not cover to nobody, not by chown, which refuses. So the root
+    is on disk (/var/tmp), not on the suite's tmpfs: tmpfs takes idmapped mounts only from 6.3.
     """
     from kago.manager.testing import KagoEnv
     image = rootfs_cache
-    base = tempfile.mkdtemp(prefix="kmt-v2-", dir=workdir)
+    base = tempfile.mkdtemp(prefix="kmt-v2-", dir="/var/tmp")
     os.chmod(base, 0o755)  # a container in its own user namespace reaches its files
     try:
         yield KagoEnv(base, rootfs_cache=image)

@@ -98,6 +98,7 @@ class Overlay(Driver):
             _whiteouts(upper, layers[-1], hide, None)
             self._mount(cdir, layers, None, None, "none")
             return "none", ""
+        refused = None
         if shift in (None, "idmapped"):
             uid, gid = idshift.shift_owner(top, idmap, layers[-1])
             os.chown(upper, uid, gid)  # the container's root owns its writable root
@@ -108,11 +109,12 @@ class Overlay(Driver):
             except KernelError as e:
                 if shift == "idmapped" or e.errno not in _NO_IDMAP:
                     raise
+                refused = e
         os.chown(upper, top.st_uid, top.st_gid)  # chown_tree shifts it with the rest
         _whiteouts(upper, layers[-1], hide, None)
         options = "metacopy=on"
         self._mount(cdir, layers, None, None, "chown", options)
-        idshift.chown_tree(os.path.join(cdir, "rootfs"), idmap)
+        _chown_after(os.path.join(cdir, "rootfs"), idmap, refused)
         return "chown", options
 
     def mount(self, cdir, layers, record, userns):
@@ -179,6 +181,18 @@ class Overlay(Driver):
         return os.open(point, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
 
 
+def _chown_after(root, idmap, refused):
+    """The chown fallback; where it cannot map an owner, say why idmapped layers (which map
+    such an owner to nobody) were not used."""
+    try:
+        idshift.chown_tree(root, idmap)
+    except StoreError as e:
+        if refused is None:
+            raise
+        raise StoreError(f"{e}; the kernel refused idmapped layers, which would show that "
+                         f"owner as nobody: {refused}") from None
+
+
 def _detach_lowers(cdir, attached):
     """Undo Overlay._attach_lower: detach each lower, remove the mount points."""
     for point in reversed(attached):
@@ -225,6 +239,7 @@ class _Copying(Driver):
         if idmap is None:
             self.mount(cdir, layers, _Shift("none"), userns)
             return "none", ""
+        refused = None
         if shift in (None, "idmapped"):
             try:
                 idshift.bind(fs, os.path.join(cdir, "rootfs"), idmap, userns)
@@ -232,7 +247,8 @@ class _Copying(Driver):
             except KernelError as e:
                 if shift == "idmapped" or e.errno not in _NO_IDMAP:
                     raise
-        idshift.chown_tree(fs, idmap)
+                refused = e
+        _chown_after(fs, idmap, refused)
         self.mount(cdir, layers, _Shift("chown"), userns)
         return "chown", ""
 
