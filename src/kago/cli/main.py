@@ -787,24 +787,44 @@ def cmd_system(glob, argv):
     if argv[0] == "supervisor":
         return _supervisor(glob, argv[1:])
     p = _parser("system prune", "Remove stopped containers, dangling images, unused layers.")
-    p.add_argument("-f", "--force", action="store_true")
-    p.add_argument("-a", "--all", action="store_true")
-    p.parse_args(argv[1:])
+    p.add_argument("-f", "--force", action="store_true", help="do not prompt for confirmation")
+    p.add_argument("-a", "--all", action="store_true",
+                   help="remove all unused images, not just dangling ones")
+    args = p.parse_args(argv[1:])
+    if not args.force and not _confirm(_PRUNE_WARNING.format(
+            images="all images without at least one container associated to them"
+            if args.all else "all dangling images")):
+        return 0
     mgr = _manager(glob)
-    removed = mgr.prune()
-    _out("Deleted Containers:" if removed else "No stopped containers")
-    for record in removed:
+    done = mgr.prune(all_images=args.all)
+    _out("Deleted Containers:" if done["containers"] else "No stopped containers")
+    for record in done["containers"]:
         _out(record["id"])
-    if os.path.isdir(mgr.paths.storage()):
-        gone = mgr.store.gc()
-        _out(f"Storage: {_count(gone)} unused objects removed")
-    return 0
+    for what in done["orphans"]:
+        _out(f"Removed orphaned {what}")
+    if done["images"]:
+        _out("Deleted Images:")
+        for what in done["images"]:
+            _out(f"deleted: {what}")
+    for error in done["errors"]:
+        print(f"kago: system prune: {error}", file=sys.stderr)
+    return 1 if done["errors"] else 0
 
 
-def _count(gone):
-    if isinstance(gone, dict):
-        return sum(len(v) if hasattr(v, "__len__") else int(bool(v)) for v in gone.values())
-    return len(gone or ())
+_PRUNE_WARNING = """WARNING! This will remove:
+  - all stopped containers
+  - {images}
+  - what no container owns any more (attachments, layers, ID ranges of dead commands)
+
+Are you sure you want to continue? [y/N] """
+
+
+def _confirm(question):
+    """docker's prompt: only y or yes (any case) goes on; no terminal input is a no."""
+    sys.stdout.write(question)
+    sys.stdout.flush()
+    answer = sys.stdin.readline() if sys.stdin else ""
+    return answer.strip().lower() in ("y", "yes")
 
 
 def _supervisor(glob, argv):

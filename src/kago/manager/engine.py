@@ -27,6 +27,7 @@ import time
 
 from kago.errors import KagoError
 from kago.manager import config as C
+from kago.manager import journal
 from kago.manager.errors import (
     BadValue,
     IdRangeError,
@@ -36,6 +37,7 @@ from kago.manager.errors import (
     StateError,
     SupervisorError,
 )
+from kago.manager.journal import fault
 from kago.manager.paths import Paths
 from kago.manager.records import Records, check_name, new_state, random_name
 from kago.runtime import Undo
@@ -132,44 +134,60 @@ class Manager:
             raise
 
     def _create(self, cid, name, cfg, group, undo):
+        # the record first (journal.py): from here on, whatever dies, ps -a shows it and
+        # rm -f / system prune find what its intents name
+        record = {
+            "id": cid, "name": name, "created": time.time(), "config": cfg,
+            "image": cfg.get("image") or "", "image_id": "", "image_config": {},
+            "rootfs": None, "network": None, "uid_map": None, "gid_map": None,
+            "runtime": self.runtime_path, "runtime_root": self._runtime_root(self.runtime_path),
+            "cgroups_path": f"/kago-{cid}", "group": group,
+            "state": journal.begin(new_state()), "intents": [],
+        }
+        self.records.create(record)
+        undo.push(self.records.remove, cid)
+        fault("create.record")
         self.records.reserve_name(name, cid)
-        undo.push(self.records.release_name, name, cid)
-        os.makedirs(self.paths.container(cid))
-        undo.push(shutil.rmtree, self.paths.container(cid), True)
+        fault("create.name")
         image = self._image(cfg)
+        journal.intend(self.records, record, "ids")
         uid_map, gid_map = self._reserve_ids(cid, cfg)
+        fault("create.ids")
         if uid_map:
             undo.push(self._release_ids, cid)
             _check_reachable(self.paths.container(cid))
-        rootfs = self._make_rootfs(cid, cfg, uid_map, gid_map, undo)
+        rootfs = self._make_rootfs(record, cfg, uid_map, gid_map, undo)
         from kago.manager.rootfs_files import resolve_user
         from kago.manager.spec import ImageConfig, build
         image_cfg = ImageConfig(image.config if image else None)
         user = resolve_user(rootfs["path"], cfg.get("user") or image_cfg.user)
         hostname = cfg.get("hostname") or cid[:12]
+        journal.intend(self.records, record, "network")
         netns, attachment, etc = self._attach(cid, cfg, hostname, undo)
+        fault("create.network")
         volumes = self._volumes(cfg)
-        cgroups_path = f"/kago-{cid}"
+        cgroups_path = record["cgroups_path"]
         spec = build(cfg, cid=cid, rootfs=rootfs["path"], image=image_cfg, user=user,
                      netns=netns, etc=etc, uid_map=uid_map, gid_map=gid_map, volumes=volumes,
                      cgroups_path=cgroups_path)
         bundle = self.paths.bundle(cid)
+        journal.intend(self.records, record, "bundle")
         os.makedirs(bundle)
-        with open(os.path.join(bundle, "config.json"), "w") as f:
-            f.write(json.dumps(spec))  # dumps without indent is the C encoder: ~8x faster
-        record = {
-            "id": cid, "name": name, "created": time.time(), "config": cfg,
-            "image": cfg.get("image") or "", "image_id": image.id if image else "",
+        # dumps without indent is the C encoder: ~8x faster
+        journal.write_atomic(os.path.join(bundle, "config.json"), json.dumps(spec).encode())
+        fault("create.bundle")
+        record.update({
+            "image_id": image.id if image else "",
             "image_config": image.config if image else {}, "rootfs": rootfs,
             "network": attachment, "uid_map": uid_map, "gid_map": gid_map,
-            "runtime": self.runtime_path, "runtime_root": self._runtime_root(self.runtime_path),
-            "cgroups_path": cgroups_path, "group": group, "state": new_state(),
             "args": spec["process"]["args"], "env": spec["process"]["env"],
             "hostname": hostname,
             "stop_signal": cfg.get("stop_signal") or image_cfg.stop_signal or "SIGTERM",
-        }
+        })
+        journal.finish(record["state"])
         self.records.save(record)
         undo.steps = []  # made: nothing to undo any more
+        fault("create.done")
         return record
 
     def _image(self, cfg):
@@ -183,19 +201,24 @@ class Manager:
         except StoreImageNotFound:
             raise ImageNotFound(cfg["image"]) from None
 
-    def _make_rootfs(self, cid, cfg, uid_map, gid_map, undo):
+    def _make_rootfs(self, record, cfg, uid_map, gid_map, undo):
+        cid = record["id"]
         if not cfg.get("image"):
             return {"kind": "dir", "path": os.path.abspath(cfg["rootfs"])}
         idmap = None
         if uid_map:
             from kago.storage import IdMap
             idmap = IdMap([tuple(r) for r in uid_map], [tuple(r) for r in gid_map or uid_map])
-        info = self.store.create_rootfs(cid, cfg["image"], idmap=idmap)
+        journal.intend(self.records, record, "layer")
         undo.push(self.store.remove_rootfs, cid)
+        info = self.store.create_rootfs(cid, cfg["image"], idmap=idmap)
+        fault("create.layer")
         path = os.path.join(self.paths.container(cid), "rootfs")
+        journal.intend(self.records, record, "mount")
         os.mkdir(path, 0o755)
-        _bind(info.path, path)
         undo.push(_unbind, path)
+        _bind(info.path, path)
+        fault("create.mount")
         return {"kind": "image", "path": path, "store_path": info.path, "driver": info.driver,
                 "shift": info.shift}
 
@@ -683,36 +706,39 @@ class Manager:
 
     def _teardown(self, record):
         """Everything create made, in reverse; the record goes last, so a failure can be
-        retried with another rm."""
+        retried with another rm. An incomplete record (journal.py) names in ``intents``
+        what its creator may have made: each undo is idempotent, so all of them run."""
         cid = record["id"]
         errors = []
-        steps = [lambda: self.runtime(record).delete(cid, force=True)]
-        if (record.get("rootfs") or {}).get("kind") == "image":
-            steps.append(lambda: _unbind(record["rootfs"]["path"]))
-            steps.append(lambda: self.store.remove_rootfs(cid))
-        if record.get("network"):
-            steps.append(lambda: self.nets.detach(cid))
-        if record.get("uid_map"):
-            steps.append(lambda: self._release_ids(cid))
-        steps.append(lambda: shutil.rmtree(self.paths.fifos(cid), ignore_errors=True))
-        for step in steps:
+        rootfs = record.get("rootfs") or {}
+        steps = [("runtime", lambda: self.runtime(record).delete(cid, force=True))]
+        if rootfs.get("kind") == "image" or journal.intended(record, "mount"):
+            path = rootfs.get("path") or os.path.join(self.paths.container(cid), "rootfs")
+            steps.append(("mount", lambda: _unbind(path)))
+        if rootfs.get("kind") == "image" or journal.intended(record, "layer"):
+            steps.append(("rootfs", lambda: self.store.remove_rootfs(cid)))
+        if record.get("network") or journal.intended(record, "network"):
+            steps.append(("network", lambda: self.nets.detach(cid)))
+        if record.get("uid_map") or journal.intended(record, "ids"):
+            steps.append(("ids", lambda: self._release_ids(cid)))
+        steps.append(("fifos", lambda: shutil.rmtree(self.paths.fifos(cid), ignore_errors=True)))
+        for name, step in steps:
             try:
                 step()
             except (KagoError, OSError) as e:
                 errors.append(e)
+            fault(f"rm.{name}")
         if errors:
             raise ManagerError(f"remove {record['name']}: " + "; ".join(_describe(e)
                                                                          for e in errors))
         self.records.remove(cid)
+        fault("rm.record")
 
-    def prune(self):
-        """system prune: every container that is not running; returns their records."""
-        removed = []
-        for record, status in self.list(all=True):
-            if status in ("exited", "created"):
-                self.remove(record["id"])
-                removed.append(record)
-        return removed
+    def prune(self, all_images=False):
+        """system prune (orphans.py): stopped and abandoned containers, what no record owns,
+        unused images; {"containers", "orphans", "images", "errors"}."""
+        from kago.manager import orphans
+        return orphans.prune(self, all_images)
 
 
 # --- helpers ------------------------------------------------------------------------------------
