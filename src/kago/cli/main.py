@@ -379,23 +379,32 @@ def _run_attached(mgr, record, remove=False, start=True):
 
 def _run_foreground(mgr, record):
     """-i/-t: the runtime runs in the foreground with our terminal (it proxies the pty:
-    resize, Ctrl-C, exit status); not supervised, so no restart policy applies."""
+    resize, Ctrl-C, exit status); no restart policy applies. The record names this process
+    as its ``client``, and a connection to the supervisor stays open while it runs: if this
+    process dies, the supervisor takes the container over (manager/adoption.py)."""
     import subprocess
     import time
+
+    from kago.manager import supervisor
+    from kago.manager.journal import creator
     cid = record["id"]
     mgr.prepare(record)
     runtime = mgr.runtime(record)
-    # "foreground": no supervisor owns it, so a supervisor starting meanwhile leaves it alone
+    # "foreground": the supervisor leaves it to us while we live
     mgr.records.update(cid, lambda r: r["state"].update(status="running", foreground=True,
+                                                        client=creator(),
                                                         started_at=time.time()))
+    conn = supervisor.connect(mgr.paths)
     code = None
     try:
+        conn.request("foreground", id=cid)
         code = subprocess.call(runtime.run_argv(cid, mgr.paths.bundle(cid)))
         code = 128 - code if code < 0 else code
     finally:
         mgr.records.update(cid, lambda r: r["state"].update(
             status="exited", exit_code=code, finished_at=time.time(), pid=0,
             foreground=False, fresh=False))
+        conn.close()
         if record["config"].get("auto_remove"):
             mgr.remove(cid, force=True)
         else:

@@ -36,6 +36,7 @@ from kago.manager.errors import (
     NoSuchContainer,
     StateError,
     SupervisorError,
+    SupervisorGone,
 )
 from kago.manager.journal import fault
 from kago.manager.paths import Paths
@@ -360,14 +361,28 @@ class Manager:
         if status in ("running", "paused"):
             return record["state"]["pid"]  # docker: starting a running container is a no-op
         self.prepare(record)
+        fault("start.prepared")
         own = conn is None
         conn = conn or self.supervisor()
         try:
             reply = conn.request("start", id=record["id"], attached=attached)
+        except SupervisorGone:
+            reply = self._start_outcome(record)
         finally:
             if own:
                 conn.close()
+        fault("start.requested")
         return _started(reply)
+
+    def _start_outcome(self, record):
+        """The supervisor died during our start: the next one adopts the start (its worker
+        may have started the container: adoption.py) and says how it went."""
+        from kago.manager import supervisor
+        conn = supervisor.connect(self.paths)
+        try:
+            return conn.request("adopt", id=record["id"])
+        finally:
+            conn.close()
 
     # --- what an ended container gives back, and a start takes again -------------------------
     def prepare(self, ref):
@@ -499,7 +514,7 @@ class Manager:
     def _releasable(self, record, by):
         state = record.get("state") or {}
         if state.get("fresh", state.get("status") == "created") or state.get("removing") \
-                or state.get("foreground"):
+                or foreground(state):
             return False
         if state.get("released") and not state.get("network_kept"):
             return False
@@ -591,6 +606,7 @@ class Manager:
                 runtime.kill(record["id"], parse_signal(signal_name or record["stop_signal"]))
             except ManagerError:
                 pass  # it ended meanwhile
+        fault("stop.signalled")
         if not self.wait_exit(record, timeout):
             try:
                 runtime.kill(record["id"], parse_signal("SIGKILL"), all=True)
@@ -598,6 +614,7 @@ class Manager:
                 pass
             if not self.wait_exit(record, 10):
                 raise ManagerError(f"container {record['name']} did not stop after SIGKILL")
+        fault("stop.stopped")
         # the supervisor releases it too; this makes stop return with it done (docker's)
         self.release_quietly(record)
         return self.records.load(record["id"])
@@ -661,8 +678,9 @@ class Manager:
             pass
 
         def ended(r):
-            if r["state"].get("foreground"):
+            if foreground(r["state"]):
                 return  # its command line records the real status
+            r["state"]["foreground"] = False
             if r["state"]["status"] in ("running", "restarting"):
                 r["state"].update(status="exited", pid=0, finished_at=time.time(),
                                   fresh=False,
@@ -772,6 +790,14 @@ def _unbind(target):
     except KernelError as e:
         if e.errno not in (22, 2):  # EINVAL: not a mount point (any more); ENOENT: gone
             raise
+
+
+def foreground(state):
+    """A `kago run -it` whose command line still lives (it records the end itself)."""
+    if not state.get("foreground"):
+        return False
+    from kago.manager.adoption import lives
+    return "client" not in state or lives(state["client"])
 
 
 def _clear_stop(r):

@@ -8,7 +8,7 @@ intents name.
 Orphans: host objects and state no container record names any more, left by a process
 killed between its steps or by an older kago: a network attachment (veth, netns, lease,
 published port, nft elements: ``Networks.detach``), a store layer, an ID range, a runtime
-container, a name file, a record directory never completed (``containers/.new-*`` of a dead
+container, a name file, its output FIFOs, a record directory never completed (``containers/.new-*`` of a dead
 creator). A record is written before anything it owns is made and removed after all of it
 (journal.py), so an object whose container has no record (checked just before removing it) is
 nobody's.
@@ -45,7 +45,7 @@ def prune(mgr, all_images=False):
 
 def sweep(mgr, out):
     """Remove what no record names (see the module's docstring)."""
-    steps = (_new_dirs, _attachments, _layers, _runtime, _id_ranges, _names)
+    steps = (_new_dirs, _dirs, _attachments, _layers, _runtime, _id_ranges, _names, _fifos)
     for step in steps:
         try:
             step(mgr, out["orphans"])
@@ -63,6 +63,16 @@ def _new_dirs(mgr, found):
             continue
         shutil.rmtree(os.path.join(top, entry), ignore_errors=True)
         found.append(f"record directory {entry}")
+
+
+def _dirs(mgr, found):
+    """A container directory without its record: a removal that died half-way."""
+    from kago.manager.engine import _unbind
+    for cid in mgr.records.ids():
+        if _gone(mgr, cid):
+            _unbind(os.path.join(mgr.paths.container(cid), "rootfs"))
+            shutil.rmtree(mgr.paths.container(cid), ignore_errors=True)
+            found.append(f"container directory {cid[:12]}")
 
 
 def _attachments(mgr, found):
@@ -112,6 +122,14 @@ def _names(mgr, found):
             found.append(f"name {name}")
 
 
+def _fifos(mgr, found):
+    top = os.path.dirname(mgr.paths.fifos("x"))
+    for cid in _listdir(top):
+        if _gone(mgr, cid):
+            shutil.rmtree(os.path.join(top, cid), ignore_errors=True)
+            found.append(f"output pipes of {cid[:12]}")
+
+
 def _images(mgr, all_images, out):
     from kago.storage.errors import ImageInUse, StoreError
     used = {r.get("image_id") for r in mgr.records.all()}
@@ -130,7 +148,7 @@ def _images(mgr, all_images, out):
 
 def _gone(mgr, cid):
     """No record (looked at now, not from a list made before: a create may be under way)."""
-    return not os.path.exists(mgr.paths.container(cid))
+    return not os.path.exists(mgr.paths.record(cid))
 
 
 def _listdir(path):
