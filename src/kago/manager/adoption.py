@@ -43,14 +43,17 @@ def adopt_start(sup, record):
     return _from_runtime(sup, record, "its start was interrupted: the supervisor died")
 
 
-def adopt_foreground(sup, cid):
-    """A foreground run whose command line died: watch it, or record its end."""
+def adopt_foreground(sup, cid, dropped=False):
+    """A foreground run whose command line died: watch it, or record its end. ``dropped``:
+    its connection ended while the record still says foreground (a command line that ends
+    normally records its end first), so it died, even if /proc does not show it yet."""
     try:
         record = sup.records.load(cid)
     except NoSuchContainer:
         return None
     state = record.get("state") or {}
-    if not state.get("foreground") or lives(state.get("client")) or cid in sup.watched:
+    if not state.get("foreground") or cid in sup.watched or (
+            not dropped and lives(state.get("client"))):
         return None
     return _from_runtime(sup, record, None)
 

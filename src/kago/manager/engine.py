@@ -378,11 +378,19 @@ class Manager:
         """The supervisor died during our start: the next one adopts the start (its worker
         may have started the container: adoption.py) and says how it went."""
         from kago.manager import supervisor
-        conn = supervisor.connect(self.paths)
-        try:
-            return conn.request("adopt", id=record["id"])
-        finally:
-            conn.close()
+        deadline = time.monotonic() + 30
+        while True:
+            # its orphaned start worker still holds the dead one's socket and lock: a
+            # connection may reach nobody until that worker is done
+            conn = supervisor.connect(self.paths)
+            try:
+                return conn.request("adopt", id=record["id"])
+            except SupervisorGone:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.05)
+            finally:
+                conn.close()
 
     # --- what an ended container gives back, and a start takes again -------------------------
     def prepare(self, ref):

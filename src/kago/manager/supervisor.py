@@ -352,7 +352,7 @@ class Supervisor:
     def _drop(self, client):
         self.clients.discard(client)
         if client.foreground:  # a `kago run -it` ended, or died: then we take over
-            adoption.adopt_foreground(self, client.foreground)
+            adoption.adopt_foreground(self, client.foreground, dropped=True)
         try:
             self.sel.unregister(client.sock)
         except (KeyError, ValueError):
@@ -953,6 +953,8 @@ class Connection:
                 data = self.sock.recv(65536)
             except (TimeoutError, BlockingIOError):
                 return None
+            except ConnectionResetError:
+                data = b""  # it died with our request unread
             if not data:
                 from kago.manager.errors import SupervisorGone
                 raise SupervisorGone("the supervisor went away")
