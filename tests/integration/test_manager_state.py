@@ -111,7 +111,7 @@ def test_hundred_concurrent_runs_are_all_up_with_distinct_addresses(kmt):
     count = 100
     started = time.monotonic()
     results = many(kmt, [("run", "-d", "--name", f"kmt-c{i}", "-p", f"{30000 + i}:80",
-                          "busybox", "sleep", "120") for i in range(count)], timeout=300)
+                          "busybox", "sleep", "3600") for i in range(count)], timeout=600)
     wall = time.monotonic() - started
     failed = [r for r in results if r[0] != 0]
     assert not failed, failed[:3]
