@@ -28,8 +28,8 @@ kills itself with SIGKILL when it reaches ``fault("<step>")``: tests use it to p
 death at each named step is recovered from. The variable is read once, at import; without it
 ``fault`` is one comparison with None. Steps: ``create.<record|name|ids|layer|mount|network|
 bundle|done>``, ``start.<prepared|requested>``, ``supervisor.<forked|started>``,
-``worker.<prepared|started>``, ``stop.<signalled|stopped>``, ``rm.<runtime|rootfs|network|
-ids|record>``, ``up.created``, ``down.removed``.
+``worker.<prepared|started>``, ``stop.<signalled|stopped>``, ``rm.<runtime|mount|rootfs|
+network|ids|fifos|record>``, ``up.created``, ``down.removed``.
 """
 
 import os
@@ -39,8 +39,6 @@ from kago.host.procfs import alive
 
 FAULT_ENV = "KAGO_FAULT_STEP"
 _FAULT = os.environ.get(FAULT_ENV) or None
-
-INTENTS = ("ids", "layer", "mount", "network", "bundle")
 
 
 def fault(step):
