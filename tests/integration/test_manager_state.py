@@ -289,6 +289,16 @@ def test_a_foreground_container_stays_supervised_when_its_client_dies(kmt):
             proc.wait()
 
 
+def test_a_foreground_run_that_ends_records_its_own_status(kmt):
+    proc = kmt.kago("run", "-i", "--name", "kmt-in", "busybox", "sh", "-c",
+                    "read a; echo got $a; exit 3", input="hi\n")
+    assert (proc.returncode, proc.stdout) == (3, "got hi\n"), proc.stderr
+    # the supervisor saw the connection end after the end was recorded: nothing adopted
+    doc = kmt.inspect("kmt-in")
+    assert (doc["State"]["Status"], doc["State"]["ExitCode"]) == ("exited", 3)
+    assert kmt.held(ids_named(kmt, "kmt-in")[0]) == []
+
+
 # --- 7: system prune's prompt ---------------------------------------------------------------
 
 def test_system_prune_asks_and_n_keeps_everything(kmt):

@@ -385,7 +385,6 @@ def _run_foreground(mgr, record):
     import subprocess
     import time
 
-    from kago.manager import supervisor
     from kago.manager.journal import creator
     cid = record["id"]
     mgr.prepare(record)
@@ -394,22 +393,40 @@ def _run_foreground(mgr, record):
     mgr.records.update(cid, lambda r: r["state"].update(status="running", foreground=True,
                                                         client=creator(),
                                                         started_at=time.time()))
-    conn = supervisor.connect(mgr.paths)
+    conn = _foreground_watch(mgr, cid)
     code = None
     try:
-        conn.request("foreground", id=cid)
         code = subprocess.call(runtime.run_argv(cid, mgr.paths.bundle(cid)))
         code = 128 - code if code < 0 else code
     finally:
         mgr.records.update(cid, lambda r: r["state"].update(
             status="exited", exit_code=code, finished_at=time.time(), pid=0,
             foreground=False, fresh=False))
-        conn.close()
+        if conn is not None:
+            conn.close()
         if record["config"].get("auto_remove"):
             mgr.remove(cid, force=True)
         else:
             mgr.release_quietly(cid)  # docker: an ended container holds no network or mount
     return code
+
+
+def _foreground_watch(mgr, cid):
+    """The supervisor's connection that tells it when this command line dies; None (with a
+    warning) if no supervisor can be had: the container then runs unwatched, as before."""
+    from kago.errors import KagoError
+    from kago.manager import supervisor
+    try:
+        conn = supervisor.connect(mgr.paths)
+    except (KagoError, OSError) as e:
+        print(f"kago: warning: not supervised if this command dies: {e}", file=sys.stderr)
+        return None
+    try:
+        conn.request("foreground", id=cid, timeout=10)
+    except (KagoError, OSError, ValueError):
+        conn.close()
+        return None
+    return conn
 
 
 # ---------------------------------------------------------------- lifecycle verbs
