@@ -129,6 +129,8 @@ def test_hundred_concurrent_runs_are_all_up_with_distinct_addresses(kmt):
 
 CREATE_STEPS = ("create.record", "create.name", "create.ids", "create.layer", "create.mount",
                 "create.network", "create.bundle", "create.done")
+ATTACH_STEPS = ("attach.record", "attach.leases", "attach.ports", "attach.netns",
+                "attach.veth", "attach.nft", "attach.etc")
 START_STEPS = ("start.prepared", "start.requested")
 SUPERVISOR_STEPS = ("supervisor.forked", "worker.prepared", "worker.started")
 STOP_STEPS = ("stop.signalled", "stop.stopped")
@@ -158,7 +160,7 @@ def run_victim(kmt, port, step=None):
     return faulty(kmt, step, *args) if step else kmt.kago(*args)
 
 
-@pytest.mark.parametrize("step", CREATE_STEPS + START_STEPS + SUPERVISOR_STEPS)
+@pytest.mark.parametrize("step", CREATE_STEPS + ATTACH_STEPS + START_STEPS + SUPERVISOR_STEPS)
 def test_a_run_killed_at_each_step_is_shown_and_recovered(kmt, bystander, step):
     port = free_port()
     if step in SUPERVISOR_STEPS:
@@ -172,9 +174,9 @@ def test_a_run_killed_at_each_step_is_shown_and_recovered(kmt, bystander, step):
     ps = kmt.kago("ps", "-a", "--format", "{{.Names}}|{{.Status}}", check=True).stdout
     row = [line for line in ps.splitlines() if line.startswith("kmt-f|")]
     assert row, ps
-    if step in CREATE_STEPS or step in START_STEPS:
+    if step in CREATE_STEPS + ATTACH_STEPS + START_STEPS:
         assert proc.returncode == -signal.SIGKILL, (proc.returncode, proc.stderr)
-    if step in CREATE_STEPS[:-1]:
+    if step in CREATE_STEPS[:-1] + ATTACH_STEPS:
         assert row[0] == "kmt-f|Created (incomplete)", row
     elif step in ("supervisor.forked", "worker.started"):
         # the start went on: the next supervisor adopted it and says so truthfully
@@ -184,7 +186,7 @@ def test_a_run_killed_at_each_step_is_shown_and_recovered(kmt, bystander, step):
         assert row[0].startswith("kmt-f|Up ") and "years" not in row[0], row
     elif step == "worker.prepared":
         assert proc.returncode == 125 and "without a report" in proc.stderr, proc.stderr
-    if step in CREATE_STEPS:
+    if step in CREATE_STEPS + ATTACH_STEPS:
         out = kmt.kago("system", "prune", "-f", check=True).stdout
         assert cid in out, out
     else:
@@ -212,6 +214,21 @@ def test_a_stop_or_rm_killed_at_each_step_is_recovered_by_rm(kmt, bystander, ste
     check_bystander(kmt, bystander)
     assert run_victim(kmt, port).returncode == 0
     kmt.kago("rm", "-f", "kmt-f", check=True)
+
+
+def test_a_start_killed_after_preparing_is_started_again_and_removed(kmt, bystander):
+    port = free_port()
+    cid = run_victim(kmt, port).stdout.strip()
+    kmt.kago("stop", "-t", "1", "kmt-f", check=True)
+    assert kmt.held(cid) == []  # released
+    proc = faulty(kmt, "start.prepared", "start", "kmt-f")
+    assert proc.returncode == -signal.SIGKILL, (proc.returncode, proc.stderr)
+    assert "attachment record" in kmt.held(cid)  # prepared again, not started
+    kmt.kago("start", "kmt-f", check=True)
+    assert kmt.inspect("kmt-f")["State"]["Running"]
+    kmt.kago("rm", "-f", "kmt-f", check=True)
+    assert gone(kmt, cid, port) == []
+    check_bystander(kmt, bystander)
 
 
 DEFINITION = """

@@ -23,28 +23,20 @@ The last save clears ``incomplete``. So whatever the moment a process dies, the 
 names (each undo is idempotent), and ``system prune`` removes an incomplete container whose
 creator is gone, plus anything a record no longer names (``orphans.py``).
 
-Fault hook (tests only). With ``KAGO_FAULT_STEP=<step>`` in its environment, a kago process
-kills itself with SIGKILL when it reaches ``fault("<step>")``: tests use it to prove that a
-death at each named step is recovered from. The variable is read once, at import; without it
-``fault`` is one comparison with None. Steps: ``create.<record|name|ids|layer|mount|network|
+Fault hook (tests only, kago/faults.py). With ``KAGO_FAULT_STEP=<step>`` in its environment, a
+kago process kills itself with SIGKILL when it reaches ``fault("<step>")``: tests use it to
+prove that a death at each named step is recovered from. The variable is read once, at import;
+without it ``fault`` is one comparison with None. Steps: ``create.<record|name|ids|layer|mount|network|
 bundle|done>``, ``start.<prepared|requested>``, ``supervisor.<forked|started>``,
 ``worker.<prepared|started>``, ``stop.<signalled|stopped>``, ``rm.<runtime|mount|rootfs|
-network|ids|fifos|record>``, ``up.created``, ``down.removed``.
+network|ids|fifos|record>``, ``up.created``, ``down.removed``; inside kago.network's attach, after each of its own journalled
+steps: ``attach.<record|leases|ports|netns|veth|nft|etc>``.
 """
 
 import os
-import signal
 
+from kago.faults import fault  # noqa: F401 (the manager's steps call it from here)
 from kago.host.procfs import alive
-
-FAULT_ENV = "KAGO_FAULT_STEP"
-_FAULT = os.environ.get(FAULT_ENV) or None
-
-
-def fault(step):
-    """Test-only: SIGKILL this process at ``step`` when KAGO_FAULT_STEP names it."""
-    if _FAULT is not None and _FAULT == step:
-        os.kill(os.getpid(), signal.SIGKILL)
 
 
 # --- files ------------------------------------------------------------------------------------

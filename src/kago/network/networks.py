@@ -19,6 +19,7 @@ import ipaddress
 import os
 import socket
 
+from kago.faults import fault
 from kago.network import ipam, links, netns, nft, state
 from kago.network.attachment import Attachment
 from kago.network.errors import (AddressInUse, AttachmentExists, NetworkBusy, NetworkError,
@@ -501,6 +502,7 @@ class _Steps:
         except FileExistsError:
             self.made.remove("record")
             raise AttachmentExists(self.att.cid) from None
+        fault("attach.record")
 
     def mark(self, step, action, atomic=False):
         """Journal ``step``, then run ``action``. The mark is taken back when the action failed
@@ -516,6 +518,7 @@ class _Steps:
             if atomic or isinstance(err, ObjectExists):
                 self.made.remove(step)
             raise
+        fault(f"attach.{step}")
 
     def done(self):
         self.save()
