@@ -44,6 +44,13 @@ Protocol: a unix stream socket, one JSON object per line each way.
     {"op": "events"}                        -> a stream of {"event": "start"|"exit"|
                                                "restart", "id": ID, ...}
     {"op": "quit"}                          -> {"ok": true}, then it exits (containers stay)
+    {"op": "adopt", "id": ID}               -> a start whose supervisor died, as it went:
+                                               {"ok": true, "pid": N} | {"ok": false, ...}
+    {"op": "foreground", "id": ID}          -> {"ok": true}; `kago run -it` keeps this
+                                               connection open: its end while the record
+                                               still says foreground means the command line
+                                               died, and the container is adopted
+                                               (adoption.py)
 
 It never imports ``subprocess`` or ``threading``: the runtime forks from this process, which
 must stay single-threaded.
