@@ -186,7 +186,7 @@ class Manager:
             "stop_signal": cfg.get("stop_signal") or image_cfg.stop_signal or "SIGTERM",
         })
         journal.finish(record["state"])
-        self.records.save(record)
+        self.records.save(record, existing=True)
         undo.steps = []  # made: nothing to undo any more
         fault("create.done")
         return record

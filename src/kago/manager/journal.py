@@ -104,7 +104,7 @@ def intend(records, record, step):
     intents = record.setdefault("intents", [])
     if step not in intents:
         intents.append(step)
-    records.save(record)
+    records.save(record, existing=True)  # removed meanwhile (rm -f): the create fails
 
 
 def intended(record, step):

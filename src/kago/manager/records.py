@@ -126,11 +126,20 @@ class Records:
             shutil.rmtree(tmp, ignore_errors=True)
             raise
 
-    def save(self, record):
+    def save(self, record, existing=False):
+        """Write ``record``; with ``existing``, only into its directory as it is (NoSuchContainer
+        if ``rm -f`` removed it meanwhile: a create under way must not bring it back)."""
         path = self.paths.record(record["id"])
-        os.makedirs(os.path.dirname(path), exist_ok=True)
+        if existing:
+            if not os.path.isdir(os.path.dirname(path)):
+                raise NoSuchContainer(record["id"])
+        else:
+            os.makedirs(os.path.dirname(path), exist_ok=True)
         # no indent: json's C encoder (with indent it falls back to Python, ~8x slower)
-        _write_atomic(path, json.dumps(record).encode())
+        try:
+            _write_atomic(path, json.dumps(record).encode())
+        except FileNotFoundError:
+            raise NoSuchContainer(record["id"]) from None
 
     def load(self, cid):
         try:

@@ -12,7 +12,7 @@ import pytest
 
 from kago.manager import journal
 from kago.manager.engine import Manager
-from kago.manager.errors import NameInUse
+from kago.manager.errors import NameInUse, NoSuchContainer
 from kago.manager.paths import Paths
 from kago.manager.records import Records, new_state
 from kago.network import Attachment, state
@@ -119,3 +119,16 @@ def test_an_attachment_record_is_complete_from_its_first_moment(tmp_path, monkey
     assert doc["made"] == ["record"] and doc["attachment"]["cid"] == "c1"
     with pytest.raises(Exception, match="c1"):
         _Steps(nets, Attachment("c1", "host")).claim()  # the second claim of an id loses
+
+
+def test_a_record_removed_under_its_creator_is_not_brought_back(tmp_path):
+    """rm -f of a container still being created: the creator's next journal save fails
+    (its create then undoes what it made) instead of writing the record back."""
+    recs = Records(Paths(str(tmp_path / "root"), str(tmp_path / "run")))
+    record = {"id": "f1" * 32, "name": "y", "created": 1.0,
+              "state": journal.begin(new_state()), "intents": []}
+    recs.create(record)
+    recs.remove("f1" * 32)
+    with pytest.raises(NoSuchContainer):
+        journal.intend(recs, record, "layer")
+    assert recs.ids() == []
