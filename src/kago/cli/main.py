@@ -397,15 +397,21 @@ def _run_attached(mgr, record, remove=False, start=True):
 
 def _run_foreground(mgr, record):
     """-i/-t: the runtime runs in the foreground with our terminal (it proxies the pty:
-    resize, Ctrl-C, exit status); not supervised, so no restart policy applies."""
+    resize, Ctrl-C, exit status); no restart policy applies. The record names this process
+    as its ``client``, and a connection to the supervisor stays open while it runs: if this
+    process dies, the supervisor takes the container over (manager/adoption.py)."""
     import subprocess
     import time
+
+    from kago.manager.journal import creator
     cid = record["id"]
     mgr.prepare(record)
     runtime = mgr.runtime(record)
-    # "foreground": no supervisor owns it, so a supervisor starting meanwhile leaves it alone
+    # "foreground": the supervisor leaves it to us while we live
     mgr.records.update(cid, lambda r: r["state"].update(status="running", foreground=True,
+                                                        client=creator(),
                                                         started_at=time.time()))
+    conn = _foreground_watch(mgr, cid)
     code = None
     try:
         code = subprocess.call(runtime.run_argv(cid, mgr.paths.bundle(cid)))
@@ -414,11 +420,31 @@ def _run_foreground(mgr, record):
         mgr.records.update(cid, lambda r: r["state"].update(
             status="exited", exit_code=code, finished_at=time.time(), pid=0,
             foreground=False, fresh=False))
+        if conn is not None:
+            conn.close()
         if record["config"].get("auto_remove"):
             mgr.remove(cid, force=True)
         else:
             mgr.release_quietly(cid)  # docker: an ended container holds no network or mount
     return code
+
+
+def _foreground_watch(mgr, cid):
+    """The supervisor's connection that tells it when this command line dies; None (with a
+    warning) if no supervisor can be had: the container then runs unwatched, as before."""
+    from kago.errors import KagoError
+    from kago.manager import supervisor
+    try:
+        conn = supervisor.connect(mgr.paths)
+    except (KagoError, OSError) as e:
+        print(f"kago: warning: not supervised if this command dies: {e}", file=sys.stderr)
+        return None
+    try:
+        conn.request("foreground", id=cid, timeout=10)
+    except (KagoError, OSError, ValueError):
+        conn.close()
+        return None
+    return conn
 
 
 # ---------------------------------------------------------------- lifecycle verbs
@@ -805,24 +831,44 @@ def cmd_system(glob, argv):
     if argv[0] == "supervisor":
         return _supervisor(glob, argv[1:])
     p = _parser("system prune", "Remove stopped containers, dangling images, unused layers.")
-    p.add_argument("-f", "--force", action="store_true")
-    p.add_argument("-a", "--all", action="store_true")
-    p.parse_args(argv[1:])
+    p.add_argument("-f", "--force", action="store_true", help="do not prompt for confirmation")
+    p.add_argument("-a", "--all", action="store_true",
+                   help="remove all unused images, not just dangling ones")
+    args = p.parse_args(argv[1:])
+    if not args.force and not _confirm(_PRUNE_WARNING.format(
+            images="all images without at least one container associated to them"
+            if args.all else "all dangling images")):
+        return 0
     mgr = _manager(glob)
-    removed = mgr.prune()
-    _out("Deleted Containers:" if removed else "No stopped containers")
-    for record in removed:
+    done = mgr.prune(all_images=args.all)
+    _out("Deleted Containers:" if done["containers"] else "No stopped containers")
+    for record in done["containers"]:
         _out(record["id"])
-    if os.path.isdir(mgr.paths.storage()):
-        gone = mgr.store.gc()
-        _out(f"Storage: {_count(gone)} unused objects removed")
-    return 0
+    for what in done["orphans"]:
+        _out(f"Removed orphaned {what}")
+    if done["images"]:
+        _out("Deleted Images:")
+        for what in done["images"]:
+            _out(f"deleted: {what}")
+    for error in done["errors"]:
+        print(f"kago: system prune: {error}", file=sys.stderr)
+    return 1 if done["errors"] else 0
 
 
-def _count(gone):
-    if isinstance(gone, dict):
-        return sum(len(v) if hasattr(v, "__len__") else int(bool(v)) for v in gone.values())
-    return len(gone or ())
+_PRUNE_WARNING = """WARNING! This will remove:
+  - all stopped containers
+  - {images}
+  - what no container owns any more (attachments, layers, ID ranges of dead commands)
+
+Are you sure you want to continue? [y/N] """
+
+
+def _confirm(question):
+    """docker's prompt: only y or yes (any case) goes on; no terminal input is a no."""
+    sys.stdout.write(question)
+    sys.stdout.flush()
+    answer = sys.stdin.readline() if sys.stdin else ""
+    return answer.strip().lower() in ("y", "yes")
 
 
 def _supervisor(glob, argv):

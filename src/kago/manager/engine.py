@@ -27,7 +27,7 @@ import time
 
 from kago.errors import KagoError
 from kago.manager import config as C
-from kago.manager import perms
+from kago.manager import journal, perms
 from kago.manager.errors import (
     BadValue,
     IdRangeError,
@@ -36,7 +36,9 @@ from kago.manager.errors import (
     NoSuchContainer,
     StateError,
     SupervisorError,
+    SupervisorGone,
 )
+from kago.manager.journal import fault
 from kago.manager.paths import Paths
 from kago.manager.records import Records, check_name, new_state, random_name
 from kago.runtime import Undo
@@ -134,44 +136,61 @@ class Manager:
             raise
 
     def _create(self, cid, name, cfg, group, undo):
+        # the record first (journal.py): from here on, whatever dies, ps -a shows it and
+        # rm -f / system prune find what its intents name
+        record = {
+            "id": cid, "name": name, "created": time.time(), "config": cfg,
+            "image": cfg.get("image") or "", "image_id": "", "image_config": {},
+            "rootfs": None, "network": None, "uid_map": None, "gid_map": None,
+            "runtime": self.runtime_path, "runtime_root": self._runtime_root(self.runtime_path),
+            "cgroups_path": f"/kago-{cid}", "group": group,
+            "state": journal.begin(new_state()), "intents": [],
+        }
+        self.records.create(record)
+        undo.push(self.records.remove, cid)
+        fault("create.record")
         self.records.reserve_name(name, cid)
-        undo.push(self.records.release_name, name, cid)
-        perms.make_container_dir(self.paths, cid)
-        undo.push(shutil.rmtree, self.paths.container(cid), True)
+        fault("create.name")
         image = self._image(cfg)
+        journal.intend(self.records, record, "ids")
         uid_map, gid_map = self._reserve_ids(cid, cfg)
+        fault("create.ids")
         if uid_map:
             undo.push(self._release_ids, cid)
             _check_reachable(self.paths.container(cid))
-        rootfs = self._make_rootfs(cid, cfg, uid_map, gid_map, undo)
+        rootfs = self._make_rootfs(record, cfg, uid_map, gid_map, undo)
         from kago.manager.rootfs_files import resolve_user
         from kago.manager.spec import ImageConfig, build
         image_cfg = ImageConfig(image.config if image else None)
         user = resolve_user(rootfs["path"], cfg.get("user") or image_cfg.user)
         hostname = cfg.get("hostname") or cid[:12]
+        journal.intend(self.records, record, "network")
         netns, attachment, etc = self._attach(cid, cfg, hostname, undo)
+        fault("create.network")
         volumes = self._volumes(cfg)
-        cgroups_path = f"/kago-{cid}"
+        cgroups_path = record["cgroups_path"]
         spec = build(cfg, cid=cid, rootfs=rootfs["path"], image=image_cfg, user=user,
                      netns=netns, etc=etc, uid_map=uid_map, gid_map=gid_map, volumes=volumes,
                      cgroups_path=cgroups_path)
         bundle = self.paths.bundle(cid)
+        journal.intend(self.records, record, "bundle")
         os.mkdir(bundle, perms.SEARCH)
-        with perms.private_file(os.path.join(bundle, "config.json")) as f:
-            f.write(json.dumps(spec))  # dumps without indent is the C encoder: ~8x faster
-        record = {
-            "id": cid, "name": name, "created": time.time(), "config": cfg,
-            "image": cfg.get("image") or "", "image_id": image.id if image else "",
+        os.chmod(bundle, perms.SEARCH)  # mkdir's mode passed through the umask
+        # dumps without indent is the C encoder: ~8x faster
+        journal.write_atomic(os.path.join(bundle, "config.json"), json.dumps(spec).encode())
+        fault("create.bundle")
+        record.update({
+            "image_id": image.id if image else "",
             "image_config": image.config if image else {}, "rootfs": rootfs,
             "network": attachment, "uid_map": uid_map, "gid_map": gid_map,
-            "runtime": self.runtime_path, "runtime_root": self._runtime_root(self.runtime_path),
-            "cgroups_path": cgroups_path, "group": group, "state": new_state(),
             "args": spec["process"]["args"], "env": spec["process"]["env"],
             "hostname": hostname,
             "stop_signal": cfg.get("stop_signal") or image_cfg.stop_signal or "SIGTERM",
-        }
-        self.records.save(record)
+        })
+        journal.finish(record["state"])
+        self.records.save(record, existing=True)
         undo.steps = []  # made: nothing to undo any more
+        fault("create.done")
         return record
 
     def _image(self, cfg):
@@ -185,19 +204,24 @@ class Manager:
         except StoreImageNotFound:
             raise ImageNotFound(cfg["image"]) from None
 
-    def _make_rootfs(self, cid, cfg, uid_map, gid_map, undo):
+    def _make_rootfs(self, record, cfg, uid_map, gid_map, undo):
+        cid = record["id"]
         if not cfg.get("image"):
             return {"kind": "dir", "path": os.path.abspath(cfg["rootfs"])}
         idmap = None
         if uid_map:
             from kago.storage import IdMap
             idmap = IdMap([tuple(r) for r in uid_map], [tuple(r) for r in gid_map or uid_map])
-        info = self.store.create_rootfs(cid, cfg["image"], idmap=idmap)
+        journal.intend(self.records, record, "layer")
         undo.push(self.store.remove_rootfs, cid)
+        info = self.store.create_rootfs(cid, cfg["image"], idmap=idmap)
+        fault("create.layer")
         path = os.path.join(self.paths.container(cid), "rootfs")
+        journal.intend(self.records, record, "mount")
         os.mkdir(path, 0o755)
-        _bind(info.path, path)
         undo.push(_unbind, path)
+        _bind(info.path, path)
+        fault("create.mount")
         return {"kind": "image", "path": path, "store_path": info.path, "driver": info.driver,
                 "shift": info.shift}
 
@@ -339,14 +363,36 @@ class Manager:
         if status in ("running", "paused"):
             return record["state"]["pid"]  # docker: starting a running container is a no-op
         self.prepare(record)
+        fault("start.prepared")
         own = conn is None
         conn = conn or self.supervisor()
         try:
             reply = conn.request("start", id=record["id"], attached=attached)
+        except SupervisorGone:
+            reply = self._start_outcome(record)
         finally:
             if own:
                 conn.close()
+        fault("start.requested")
         return _started(reply)
+
+    def _start_outcome(self, record):
+        """The supervisor died during our start: the next one adopts the start (its worker
+        may have started the container: adoption.py) and says how it went."""
+        from kago.manager import supervisor
+        deadline = time.monotonic() + 30
+        while True:
+            # its orphaned start worker still holds the dead one's socket and lock: a
+            # connection may reach nobody until that worker is done
+            conn = supervisor.connect(self.paths)
+            try:
+                return conn.request("adopt", id=record["id"])
+            except SupervisorGone:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.05)
+            finally:
+                conn.close()
 
     # --- what an ended container gives back, and a start takes again -------------------------
     def prepare(self, ref):
@@ -478,7 +524,7 @@ class Manager:
     def _releasable(self, record, by):
         state = record.get("state") or {}
         if state.get("fresh", state.get("status") == "created") or state.get("removing") \
-                or state.get("foreground"):
+                or foreground(state):
             return False
         if state.get("released") and not state.get("network_kept"):
             return False
@@ -570,6 +616,7 @@ class Manager:
                 runtime.kill(record["id"], parse_signal(signal_name or record["stop_signal"]))
             except ManagerError:
                 pass  # it ended meanwhile
+        fault("stop.signalled")
         if not self.wait_exit(record, timeout):
             try:
                 runtime.kill(record["id"], parse_signal("SIGKILL"), all=True)
@@ -577,6 +624,7 @@ class Manager:
                 pass
             if not self.wait_exit(record, 10):
                 raise ManagerError(f"container {record['name']} did not stop after SIGKILL")
+        fault("stop.stopped")
         # the supervisor releases it too; this makes stop return with it done (docker's)
         self.release_quietly(record)
         return self.records.load(record["id"])
@@ -640,8 +688,9 @@ class Manager:
             pass
 
         def ended(r):
-            if r["state"].get("foreground"):
+            if foreground(r["state"]):
                 return  # its command line records the real status
+            r["state"]["foreground"] = False
             if r["state"]["status"] in ("running", "restarting"):
                 r["state"].update(status="exited", pid=0, finished_at=time.time(),
                                   fresh=False,
@@ -685,36 +734,39 @@ class Manager:
 
     def _teardown(self, record):
         """Everything create made, in reverse; the record goes last, so a failure can be
-        retried with another rm."""
+        retried with another rm. An incomplete record (journal.py) names in ``intents``
+        what its creator may have made: each undo is idempotent, so all of them run."""
         cid = record["id"]
         errors = []
-        steps = [lambda: self.runtime(record).delete(cid, force=True)]
-        if (record.get("rootfs") or {}).get("kind") == "image":
-            steps.append(lambda: _unbind(record["rootfs"]["path"]))
-            steps.append(lambda: self.store.remove_rootfs(cid))
-        if record.get("network"):
-            steps.append(lambda: self.nets.detach(cid))
-        if record.get("uid_map"):
-            steps.append(lambda: self._release_ids(cid))
-        steps.append(lambda: shutil.rmtree(self.paths.fifos(cid), ignore_errors=True))
-        for step in steps:
+        rootfs = record.get("rootfs") or {}
+        steps = [("runtime", lambda: self.runtime(record).delete(cid, force=True))]
+        if rootfs.get("kind") == "image" or journal.intended(record, "mount"):
+            path = rootfs.get("path") or os.path.join(self.paths.container(cid), "rootfs")
+            steps.append(("mount", lambda: _unbind(path)))
+        if rootfs.get("kind") == "image" or journal.intended(record, "layer"):
+            steps.append(("rootfs", lambda: self.store.remove_rootfs(cid)))
+        if record.get("network") or journal.intended(record, "network"):
+            steps.append(("network", lambda: self.nets.detach(cid)))
+        if record.get("uid_map") or journal.intended(record, "ids"):
+            steps.append(("ids", lambda: self._release_ids(cid)))
+        steps.append(("fifos", lambda: shutil.rmtree(self.paths.fifos(cid), ignore_errors=True)))
+        for name, step in steps:
             try:
                 step()
             except (KagoError, OSError) as e:
                 errors.append(e)
+            fault(f"rm.{name}")
         if errors:
             raise ManagerError(f"remove {record['name']}: " + "; ".join(_describe(e)
                                                                          for e in errors))
         self.records.remove(cid)
+        fault("rm.record")
 
-    def prune(self):
-        """system prune: every container that is not running; returns their records."""
-        removed = []
-        for record, status in self.list(all=True):
-            if status in ("exited", "created"):
-                self.remove(record["id"])
-                removed.append(record)
-        return removed
+    def prune(self, all_images=False):
+        """system prune (orphans.py): stopped and abandoned containers, what no record owns,
+        unused images; {"containers", "orphans", "images", "errors"}."""
+        from kago.manager import orphans
+        return orphans.prune(self, all_images)
 
 
 # --- helpers ------------------------------------------------------------------------------------
@@ -748,6 +800,14 @@ def _unbind(target):
     except KernelError as e:
         if e.errno not in (22, 2):  # EINVAL: not a mount point (any more); ENOENT: gone
             raise
+
+
+def foreground(state):
+    """A `kago run -it` whose command line still lives (it records the end itself)."""
+    if not state.get("foreground"):
+        return False
+    from kago.manager.adoption import lives
+    return "client" not in state or lives(state["client"])
 
 
 def _clear_stop(r):

@@ -67,6 +67,10 @@ class SupervisorError(ManagerError):
     """The supervisor could not be reached or started."""
 
 
+class SupervisorGone(SupervisorError):
+    """The supervisor's connection ended before its answer (it died)."""
+
+
 class DefinitionError(ManagerError):
     """A definition file that cannot be loaded; ``file`` and ``line`` say where."""
 

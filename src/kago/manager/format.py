@@ -73,6 +73,8 @@ def status_text(record, live, now=None):
         if not state.get("finished_at"):
             return "Exited (?)"
         return f"Exited ({_code(state)}) {human_duration(now - state['finished_at'])} ago"
+    if state.get("incomplete"):
+        return "Created (incomplete)"  # being created, or its creator died (journal.py)
     return "Created"
 
 

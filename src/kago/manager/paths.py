@@ -1,11 +1,12 @@
 """Where the manager keeps things: persistent state under ROOT, volatile state under RUNROOT.
 
     ROOT (default /var/lib/kago, or $KAGO_ROOT, or --root)
-      containers/<id>/container.json     the record (records.py)
+      containers/<id>/container.json     the record (records.py), with its intent journal
+                                         (journal.py); containers/.new-<id>-<pid> while made
       containers/<id>/bundle/            the OCI bundle handed to the runtime (config.json)
       containers/<id>/etc/               hosts, hostname, resolv.conf made for the container
       containers/<id>/logs/ctr.log[.N]   stdout/stderr as json lines, rotated by size
-      names/<name>                       the name's owner (an id), made with O_EXCL
+      names/<name>                       the name's owner (an id), linked complete
       storage/                           kago.storage's Store
       network/                           kago.network's state
       groups/<key>.json                  what ``kago up FILE`` started

@@ -43,16 +43,18 @@ def secure(paths):
         _tighten_runroot(paths)
 
 
-def make_container_dir(paths, cid):
-    """ROOT/containers/<id> (and ROOT, ROOT/containers if new), searchable only."""
-    for path in (paths.root, paths.containers()):
+def make_container_dir(paths, cid, path=None):
+    """ROOT/containers/<id> (or ``path`` beside it: a record's directory is made under another
+    name and renamed into place), and ROOT, ROOT/containers if new: searchable only."""
+    for parent in (paths.root, paths.containers()):
         try:
-            os.mkdir(path, SEARCH)
+            os.mkdir(parent, SEARCH)
         except FileExistsError:
             continue
-        os.chmod(path, SEARCH)  # mkdir's mode passed through the umask
-    os.mkdir(paths.container(cid), SEARCH)
-    os.chmod(paths.container(cid), SEARCH)
+        os.chmod(parent, SEARCH)  # mkdir's mode passed through the umask
+    path = path or paths.container(cid)
+    os.mkdir(path, SEARCH)
+    os.chmod(path, SEARCH)
 
 
 def make_runroot(paths):

@@ -9,8 +9,10 @@ supervisor cannot make ``kago ps`` lie.
 
 Two processes edit a record: the command line (create, stop, rm) and the supervisor (start,
 exit, restart). Each edit is ``update(cid, fn)``: flock the container's directory, load, apply,
-write to a temp file, rename over. Names are reserved with ``O_EXCL`` files under names/, so two
-``kago run --name x`` at once cannot both win.
+write to a temp file, fsync, rename over (journal.write_atomic). A new container's record is
+written before its name is taken (journal.py), and the name file names/<name> is created
+complete with link(2) (journal.create_exclusive): of racing ``kago run --name x`` exactly one
+wins, and a name whose owner has a record -- complete or not -- is in use.
 """
 
 import json
@@ -18,6 +20,7 @@ import os
 import secrets
 import time
 
+from kago.manager import journal, perms
 from kago.manager.errors import AmbiguousContainer, BadValue, NameInUse, NoSuchContainer
 from kago.runtime.store import Lock
 
@@ -68,20 +71,30 @@ class Records:
         return secrets.token_hex(32)
 
     def reserve_name(self, name, cid):
-        """Claim ``name`` for ``cid`` atomically; NameInUse names the current owner."""
+        """Claim ``name`` for ``cid`` atomically; NameInUse names the current owner.
+
+        The name file is linked into place complete. One whose owner has no record (removed
+        by an older kago between its steps) is stale: it is taken over under names/.lock, so
+        two takers cannot both succeed."""
         os.makedirs(self.paths.names(), 0o700, exist_ok=True)
         path = os.path.join(self.paths.names(), name)
-        try:
-            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o644)
-        except FileExistsError:
-            owner = self._name_owner(name)
-            if owner and os.path.exists(self.paths.record(owner)):
-                raise NameInUse(name, owner) from None
-            # a name file left by a crash between reserve and save: take it over
-            _write_atomic(path, cid.encode())
-            return
-        with os.fdopen(fd, "wb") as f:
-            f.write(cid.encode())
+        for _ in range(3):
+            try:
+                journal.create_exclusive(path, cid.encode())
+                return
+            except FileExistsError:
+                pass
+            with _NamesLock(self.paths.names()):
+                owner = self._name_owner(name)
+                if owner == cid:
+                    return
+                if owner and os.path.exists(self.paths.record(owner)):
+                    raise NameInUse(name, owner) from None
+                try:
+                    os.unlink(path)  # stale: its owner is gone
+                except FileNotFoundError:
+                    pass
+        raise NameInUse(name, self._name_owner(name) or "?")
 
     def release_name(self, name, cid):
         if self._name_owner(name) == cid:
@@ -98,11 +111,35 @@ class Records:
             return None
 
     # --- records
-    def save(self, record):
+    def create(self, record):
+        """A new container's directory with its record in it, appearing whole: made as
+        containers/.new-<id>-<pid> and renamed into place (system prune removes one whose
+        maker died before the rename)."""
+        final = self.paths.container(record["id"])
+        tmp = os.path.join(self.paths.containers(), f".new-{record['id']}-{os.getpid()}")
+        perms.make_container_dir(self.paths, record["id"], tmp)
+        try:
+            _write_atomic(os.path.join(tmp, "container.json"), json.dumps(record).encode())
+            os.rename(tmp, final)
+        except BaseException:
+            import shutil
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise
+
+    def save(self, record, existing=False):
+        """Write ``record``; with ``existing``, only into its directory as it is (NoSuchContainer
+        if ``rm -f`` removed it meanwhile: a create under way must not bring it back)."""
         path = self.paths.record(record["id"])
-        os.makedirs(os.path.dirname(path), exist_ok=True)
+        if existing:
+            if not os.path.isdir(os.path.dirname(path)):
+                raise NoSuchContainer(record["id"])
+        else:
+            os.makedirs(os.path.dirname(path), exist_ok=True)
         # no indent: json's C encoder (with indent it falls back to Python, ~8x slower)
-        _write_atomic(path, json.dumps(record).encode())
+        try:
+            _write_atomic(path, json.dumps(record).encode())
+        except FileNotFoundError:
+            raise NoSuchContainer(record["id"]) from None
 
     def load(self, cid):
         try:
@@ -115,7 +152,8 @@ class Records:
 
     def ids(self):
         try:
-            return sorted(os.listdir(self.paths.containers()))
+            return sorted(n for n in os.listdir(self.paths.containers())
+                          if not n.startswith("."))
         except FileNotFoundError:
             return []
 
@@ -184,12 +222,24 @@ class _Lock(Lock):
 
 
 def _write_atomic(path, data):
-    tmp = f"{path}.{os.getpid()}.tmp"
-    # the record holds the container's environment: its owner's only (0600)
-    with os.fdopen(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600),
-                   "wb") as f:
-        f.write(data)
-    os.rename(tmp, path)
+    journal.write_atomic(path, data)
+
+
+class _NamesLock:
+    """flock on names/.lock: only the slow path (a stale name file) takes it."""
+
+    def __init__(self, names_dir):
+        self.path = os.path.join(names_dir, ".lock")
+        self.fd = None
+
+    def __enter__(self):
+        import fcntl
+        self.fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        fcntl.flock(self.fd, fcntl.LOCK_EX)
+        return self
+
+    def __exit__(self, *exc):
+        os.close(self.fd)
 
 
 def now():

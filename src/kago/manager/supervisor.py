@@ -45,6 +45,13 @@ Protocol: a unix stream socket, one JSON object per line each way.
     {"op": "events"}                        -> a stream of {"event": "start"|"exit"|
                                                "restart", "id": ID, ...}
     {"op": "quit"}                          -> {"ok": true}, then it exits (containers stay)
+    {"op": "adopt", "id": ID}               -> a start whose supervisor died, as it went:
+                                               {"ok": true, "pid": N} | {"ok": false, ...}
+    {"op": "foreground", "id": ID}          -> {"ok": true}; `kago run -it` keeps this
+                                               connection open: its end while the record
+                                               still says foreground means the command line
+                                               died, and the container is adopted
+                                               (adoption.py)
 
 It never imports ``subprocess`` or ``threading``: the runtime forks from this process, which
 must stay single-threaded.
@@ -61,9 +68,10 @@ import sys
 import time
 
 from kago.errors import KagoError, describe
-from kago.manager import logs
+from kago.manager import adoption, logs
 from kago.manager.config import parse_restart
 from kago.manager.errors import ManagerError, NoSuchContainer
+from kago.manager.journal import creator, fault
 from kago.manager.paths import Paths
 from kago.manager.records import Records
 
@@ -122,12 +130,13 @@ class Watched:
 
 
 class Client:
-    __slots__ = ("buf", "sock", "subscribed")
+    __slots__ = ("buf", "foreground", "sock", "subscribed")
 
     def __init__(self, sock):
         self.sock = sock
         self.buf = b""
         self.subscribed = False
+        self.foreground = None  # the cid of a `kago run -it` that holds this connection
 
     def send(self, doc):
         try:
@@ -218,7 +227,12 @@ class Supervisor:
         for record in self.records.all():
             state = record.get("state") or {}
             if state.get("foreground"):
-                continue  # `kago run -it`: its own command line waits for it
+                # `kago run -it`: its own command line waits for it, while it lives
+                adoption.adopt_foreground(self, record["id"])
+                continue
+            if state.get("starter") and state.get("status") != "running":
+                adoption.adopt_start(self, record)  # a start whose supervisor died
+                continue
             if state.get("status") == "exited" and _wants_release(record) and (
                     not state.get("released") or state.get("network_kept")):
                 self._release_later(record["id"])
@@ -370,6 +384,8 @@ class Supervisor:
 
     def _drop(self, client):
         self.clients.discard(client)
+        if client.foreground:  # a `kago run -it` ended, or died: then we take over
+            adoption.adopt_foreground(self, client.foreground, dropped=True)
         try:
             self.sel.unregister(client.sock)
         except (KeyError, ValueError):
@@ -394,6 +410,11 @@ class Supervisor:
         elif op == "events":
             client.subscribed = True
             client.send({"ok": True})
+        elif op == "foreground":
+            client.foreground = req.get("id") or None
+            client.send({"ok": True})
+        elif op == "adopt":
+            self._adopt_request(client, req.get("id", ""))
         elif op == "quit":
             client.send({"ok": True})
             self.running = False
@@ -409,6 +430,24 @@ class Supervisor:
         except OSError as e:
             client.send({"ok": False, "id": cid, "error": f"start {cid[:12]}: {e}",
                          "code": 125})
+
+    def _adopt_request(self, client, cid):
+        """A client whose start request lost its supervisor: the start as it went."""
+        w = self.watched.get(cid)
+        if w is None:
+            try:
+                w = adoption.adopt_start(self, self.records.load(cid))
+            except NoSuchContainer:
+                w = None
+        if w is not None:
+            client.send({"ok": True, "id": cid, "pid": w.pid})
+            return
+        try:
+            error = self.records.load(cid)["state"].get("error")
+        except NoSuchContainer:
+            error = ""
+        client.send({"ok": False, "id": cid, "code": 125,
+                     "error": error or f"container {cid[:12]}: it did not start"})
 
     def _wait_request(self, client, cid):
         if cid in self.watched or cid in self.starting_ids():
@@ -468,6 +507,7 @@ class Supervisor:
             writers = [os.open(os.path.join(fifo_dir, s), os.O_RDWR | os.O_CLOEXEC)
                        for s in STREAMS]
             report, worker = _fork_worker(runtime, cid, self.paths, writers)
+            fault("supervisor.forked")
         except BaseException:
             self._close_output(w)
             raise
@@ -505,8 +545,7 @@ class Supervisor:
         try:
             report = json.loads(data)
         except ValueError:
-            report = {"error": f"start {w.cid[:12]}: the worker died without a report",
-                      "code": 125}
+            report = self._lost_report(w.cid)
         if "error" in report:
             self._close_output(w)
             error = ManagerError(report["error"])
@@ -529,8 +568,21 @@ class Supervisor:
         if status is not None:  # it ended before its worker's report reached us
             self._exited(w, status)
 
+    def _lost_report(self, cid):
+        """A worker that died without a report: the runtime says whether it started."""
+        try:
+            rt = self.runtime_for(self.records.load(cid)).state(cid) or {}
+        except (NoSuchContainer, ManagerError):
+            rt = {}
+        pid = rt.get("pid")
+        if rt.get("status") in ("running", "paused") and pid:
+            from kago.host.procfs import start_time
+            return {"pid": pid, "pid_start": start_time(pid)}
+        return {"error": f"start {cid[:12]}: the worker died without a report", "code": 125}
+
     def _failed_start(self, cid, error):
         def fail(r):
+            r["state"].pop("starter", None)
             r["state"]["error"] = str(error)
             r["state"]["exit_code"] = getattr(error, "exit_code", 125)
             r["state"]["fresh"] = False
@@ -822,7 +874,9 @@ def _fork_worker(runtime, cid, paths, writers):
             except (KagoError, OSError) as e:  # a port taken meanwhile, a network gone...
                 from kago.errors import describe
                 raise ManagerError(f"container {cid[:12]}: {describe(e)}") from e
+            fault("worker.prepared")
             started, start_time = runtime.start(cid, paths.bundle(cid), (0, 1, 2))
+            fault("worker.started")
             doc = {"pid": started, "pid_start": start_time}
         except ManagerError as e:
             doc = {"error": str(e), "code": getattr(e, "exit_code", 125)}
@@ -842,6 +896,7 @@ def _prepare(paths, cid):
     with records.lock(cid):
         record = records.load(cid)
         state = record["state"]
+        state["starter"] = creator()  # a new supervisor adopts this start if we are orphaned
         rootfs = record.get("rootfs") or {}
         if state.get("released") or (rootfs.get("kind") == "image"
                                      and not os.path.ismount(rootfs["path"])):
@@ -891,6 +946,7 @@ def _wants_release(record):
 
 def _started(r, pid, pid_start, attached):
     s = r["state"]
+    s.pop("starter", None)
     s.update(status="running", pid=pid, pid_start=pid_start, started_at=time.time(),
              finished_at=0.0, exit_code=None, oom_killed=False, error="", attached=attached)
 
@@ -984,8 +1040,11 @@ class Connection:
                 data = self.sock.recv(65536)
             except (TimeoutError, BlockingIOError):
                 return None
+            except ConnectionResetError:
+                data = b""  # it died with our request unread
             if not data:
-                raise ManagerError("the supervisor went away")
+                from kago.manager.errors import SupervisorGone
+                raise SupervisorGone("the supervisor went away")
             self.buf += data
         line, self.buf = self.buf.split(b"\n", 1)
         return json.loads(line)

@@ -19,6 +19,7 @@ import ipaddress
 import os
 import socket
 
+from kago.faults import fault
 from kago.network import hostwide, ipam, links, netns, nft, state
 from kago.network.attachment import Attachment
 from kago.network.errors import (AddressInUse, AttachmentExists, NetworkBusy, NetworkError,
@@ -516,19 +517,17 @@ class _Steps:
                          {"attachment": self.att.to_dict(), "made": self.made})
 
     def claim(self):
-        """Creates the record exclusively (two attaches of one id race here, and only one wins)
-        and journals it as the first step."""
-        path = self.nets.state.attachment(self.att.cid)
-        try:
-            os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600))
-        except FileExistsError:
-            raise AttachmentExists(self.att.cid) from None
+        """Creates the record exclusively and complete (two attaches of one id race here, and
+        only one wins; readers never see an empty or half-written record), journalling it as
+        the first step."""
         self.made.append("record")
         try:
-            self.save()
-        except BaseException:
-            state.remove_file(path)
-            raise
+            state.create_json(self.nets.state.attachment(self.att.cid),
+                              {"attachment": self.att.to_dict(), "made": self.made})
+        except FileExistsError:
+            self.made.remove("record")
+            raise AttachmentExists(self.att.cid) from None
+        fault("attach.record")
 
     def mark(self, step, action, atomic=False):
         """Journal ``step``, then run ``action``. The mark is taken back when the action failed
@@ -544,6 +543,7 @@ class _Steps:
             if atomic or isinstance(err, ObjectExists):
                 self.made.remove(step)
             raise
+        fault(f"attach.{step}")
 
     def done(self):
         self.save()

@@ -26,6 +26,7 @@ from kago.manager import perms
 from kago.manager.define import hooks as H
 from kago.manager.define.load import load
 from kago.manager.errors import DefinitionError, ManagerError, NoSuchContainer
+from kago.manager.journal import fault
 
 START_TIMEOUT = 120  # seconds without any answer from the supervisor: something is stuck
 
@@ -213,6 +214,7 @@ class _Up:
                 shutil.rmtree(made_dir, ignore_errors=True)
             raise
         self.made.append(record["id"])
+        fault("up.created")  # the record names the group: down finds it without the file
         self.group.containers[c.name] = record["id"]
         self.group.save()
         if cfg.get("image") and c.bootstrap:
@@ -531,16 +533,21 @@ def _is_agent(pid):
 
 def down(mgr, file, env=None, out=print, timeout=10, **_):
     group = Group(mgr, file)
-    if not group.containers and not os.path.exists(group.file):
+    records = [r for _n, r in group.records() if r is not None]
+    listed = {r["id"] for r in records}
+    # a container whose up died before the group file named it: its record names the group
+    records += [r for r in mgr.records.all() if r["id"] not in listed
+                and (r.get("group") or {}).get("key") == group.key]
+    if not records and not group.containers and not os.path.exists(group.file):
         raise DefinitionError(group.path, 0, "no containers of this definition are known "
                                              "(was it started with kago up?)")
     _stop_agent(group)
-    records = [r for _n, r in group.records() if r is not None]
     _stop_many(mgr, records, timeout)
     errors = []
     for record in reversed(records):
         try:
             mgr.remove(record["id"], force=True)
+            fault("down.removed")
         except KagoError as e:
             errors.append(f"{record['name']}: {e}")
     if errors:

@@ -1,0 +1,129 @@
+"""The manager's crash safety: atomic files, the per-container intent journal, and the
+test-only fault hook.
+
+Files. Every state file is written whole to a temp file in the same directory, fsynced, and
+renamed over its name (``write_atomic``) or linked to it (``create_exclusive``: link(2) fails
+with EEXIST, so of several writers exactly one wins, and readers see either no file or the
+complete one, never an empty or half-written file).
+
+Intent journal. A container's record (``containers/<id>/container.json``) is written first,
+before its name is taken or any host object made, with ``state.incomplete`` set and the
+``creator`` (pid and start time of the command making it). Before each step makes a host object,
+the step's name is appended to ``intents`` and the record saved again:
+
+    ids      its user-namespace ID range in ROOT/idranges.json
+    layer    its writable layer in the store (storage/containers/<id>)
+    mount    the layer bound at containers/<id>/rootfs
+    network  its attachment (netns, veth, lease, published ports, nft elements; kago.network
+             journals those steps itself in network/attachments/<id>.json)
+    bundle   containers/<id>/bundle/config.json
+
+The last save clears ``incomplete``. So whatever the moment a process dies, the container is in
+``kago ps -a`` ("Created (incomplete)" while it is), ``rm -f`` undoes every step its journal
+names (each undo is idempotent), and ``system prune`` removes an incomplete container whose
+creator is gone, plus anything a record no longer names (``orphans.py``).
+
+Fault hook (tests only, kago/faults.py). With ``KAGO_FAULT_STEP=<step>`` in its environment, a
+kago process kills itself with SIGKILL when it reaches ``fault("<step>")``: tests use it to
+prove that a death at each named step is recovered from. The variable is read once, at import;
+without it ``fault`` is one comparison with None. Steps: ``create.<record|name|ids|layer|mount|network|
+bundle|done>``, ``start.<prepared|requested>``, ``supervisor.<forked|started>``,
+``worker.<prepared|started>``, ``stop.<signalled|stopped>``, ``rm.<runtime|mount|rootfs|
+network|ids|fifos|record>``, ``up.created``, ``down.removed``; inside kago.network's attach, after each of its own journalled
+steps: ``attach.<record|leases|ports|netns|veth|nft|etc>``.
+"""
+
+import os
+
+from kago.faults import fault  # noqa: F401 (the manager's steps call it from here)
+from kago.host.procfs import alive
+
+
+# --- files ------------------------------------------------------------------------------------
+
+def _write_tmp(path, data):
+    tmp = f"{path}.{os.getpid()}.{os.urandom(4).hex()}.tmp"
+    # records and specs hold the container's environment (passwords): root's alone
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
+    try:
+        view = memoryview(data)
+        while view:
+            view = view[os.write(fd, view):]
+        os.fsync(fd)
+    except BaseException:
+        os.close(fd)
+        _unlink(tmp)
+        raise
+    os.close(fd)
+    return tmp
+
+
+def write_atomic(path, data):
+    """Replace ``path`` with ``data`` (bytes): readers see the old file or the new, whole."""
+    tmp = _write_tmp(path, data)
+    try:
+        os.rename(tmp, path)
+    except BaseException:
+        _unlink(tmp)
+        raise
+
+
+def create_exclusive(path, data):
+    """Create ``path`` holding ``data``, complete from its first moment; FileExistsError if it
+    exists (of racing creators exactly one wins)."""
+    tmp = _write_tmp(path, data)
+    try:
+        os.link(tmp, path)
+    finally:
+        _unlink(tmp)
+
+
+def _unlink(path):
+    try:
+        os.unlink(path)
+    except FileNotFoundError:
+        pass
+
+
+# --- the journal in a record ------------------------------------------------------------------
+
+def creator():
+    """{"pid", "start"} of this process, to tell later whether the creator still lives."""
+    from kago.host.procfs import start_time
+    pid = os.getpid()
+    return {"pid": pid, "start": start_time(pid)}
+
+
+def begin(state):
+    """Mark a new record's state incomplete, made by this process."""
+    state.update(incomplete=True, creator=creator())
+    return state
+
+
+def intend(records, record, step):
+    """Journal ``step`` in ``record`` and save it, before the step makes anything."""
+    intents = record.setdefault("intents", [])
+    if step not in intents:
+        intents.append(step)
+    records.save(record, existing=True)  # removed meanwhile (rm -f): the create fails
+
+
+def intended(record, step):
+    return step in (record.get("intents") or ())
+
+
+def finish(state):
+    state.pop("incomplete", None)
+    state.pop("creator", None)
+
+
+def incomplete(record):
+    return bool((record.get("state") or {}).get("incomplete"))
+
+
+def abandoned(record):
+    """An incomplete record whose creator died: nobody will complete or undo it."""
+    if not incomplete(record):
+        return False
+    who = record["state"].get("creator") or {}
+    return not (who.get("pid") and alive(who["pid"], who.get("start")))

@@ -1,0 +1,163 @@
+"""``kago system prune``: stopped containers, abandoned ones, and what no record owns.
+
+Containers: every one that is not running is removed (``Manager.remove``), except an
+incomplete one (journal.py) whose creator still lives: that one is being made right now. An
+incomplete one whose creator died is removed like any other: its teardown undoes what its
+intents name.
+
+Orphans: host objects and state no container record names any more, left by a process
+killed between its steps or by an older kago: a network attachment (veth, netns, lease,
+published port, nft elements: ``Networks.detach``), a store layer, an ID range, a runtime
+container, a name file, its output FIFOs, a record directory never completed (``containers/.new-*`` of a dead
+creator). A record is written before anything it owns is made and removed after all of it
+(journal.py), so an object whose container has no record (checked just before removing it) is
+nobody's.
+
+Images: dangling ones (no name, no container), or with ``all_images`` every one no container
+uses, as docker's ``system prune -a``.
+"""
+
+import os
+import shutil
+
+from kago.errors import KagoError
+from kago.manager import journal
+
+
+def prune(mgr, all_images=False):
+    """Returns {"containers": [records], "orphans": [str], "images": [str], "errors": [str]}."""
+    out = {"containers": [], "orphans": [], "images": [], "errors": []}
+    for record, status in mgr.list(all=True):
+        if status not in ("exited", "created"):
+            continue
+        if journal.incomplete(record) and not journal.abandoned(record):
+            continue  # its creator is at work
+        try:
+            mgr.remove(record["id"])
+            out["containers"].append(record)
+        except (KagoError, OSError) as e:
+            out["errors"].append(f"{record['name']}: {_describe(e)}")
+    sweep(mgr, out)
+    if os.path.isdir(mgr.paths.storage()):
+        _images(mgr, all_images, out)
+    return out
+
+
+def sweep(mgr, out):
+    """Remove what no record names (see the module's docstring)."""
+    steps = (_new_dirs, _dirs, _attachments, _layers, _runtime, _id_ranges, _names, _fifos)
+    for step in steps:
+        try:
+            step(mgr, out["orphans"])
+        except (KagoError, OSError) as e:
+            out["errors"].append(_describe(e))
+
+
+def _new_dirs(mgr, found):
+    top = mgr.paths.containers()
+    for entry in _listdir(top):
+        if not entry.startswith(".new-"):
+            continue
+        pid = entry.rsplit("-", 1)[-1]
+        if pid.isdigit() and os.path.exists(f"/proc/{pid}"):
+            continue
+        shutil.rmtree(os.path.join(top, entry), ignore_errors=True)
+        found.append(f"record directory {entry}")
+
+
+def _dirs(mgr, found):
+    """A container directory without its record: a removal that died half-way."""
+    from kago.manager.engine import _unbind
+    for cid in mgr.records.ids():
+        if _gone(mgr, cid):
+            _unbind(os.path.join(mgr.paths.container(cid), "rootfs"))
+            shutil.rmtree(mgr.paths.container(cid), ignore_errors=True)
+            found.append(f"container directory {cid[:12]}")
+
+
+def _attachments(mgr, found):
+    if not os.path.isdir(os.path.join(mgr.paths.network(), "attachments")):
+        return
+    for cid in mgr.nets.state.attachment_ids():
+        if _gone(mgr, cid):
+            mgr.nets.detach(cid)
+            found.append(f"network attachment {cid[:12]}")
+
+
+def _layers(mgr, found):
+    if not os.path.isdir(mgr.paths.storage()):
+        return
+    for info in mgr.store.containers():
+        if _gone(mgr, info.cid):
+            mgr.store.remove_rootfs(info.cid)
+            found.append(f"layer of {info.cid[:12]}")
+
+
+def _runtime(mgr, found):
+    if not os.path.isdir(mgr.paths.oci()):
+        return
+    states = dict(mgr.states())
+    states.update(mgr.runtime().states())
+    for cid in states:
+        if _gone(mgr, cid):
+            mgr.runtime().delete(cid, force=True)
+            found.append(f"runtime container {cid[:12]}")
+
+
+def _id_ranges(mgr, found):
+    for cid in list(mgr._id_table()):
+        if _gone(mgr, cid):
+            mgr._release_ids(cid)
+            found.append(f"ID range of {cid[:12]}")
+
+
+def _names(mgr, found):
+    names = mgr.paths.names()
+    for name in _listdir(names):
+        if name.startswith(".") or name.endswith(".tmp"):
+            continue
+        owner = mgr.records._name_owner(name)
+        if owner is not None and _gone(mgr, owner):
+            mgr.records.release_name(name, owner)
+            found.append(f"name {name}")
+
+
+def _fifos(mgr, found):
+    top = os.path.dirname(mgr.paths.fifos("x"))
+    for cid in _listdir(top):
+        if _gone(mgr, cid):
+            shutil.rmtree(os.path.join(top, cid), ignore_errors=True)
+            found.append(f"output pipes of {cid[:12]}")
+
+
+def _images(mgr, all_images, out):
+    from kago.storage.errors import ImageInUse, StoreError
+    used = {r.get("image_id") for r in mgr.records.all()}
+    used |= {info.image_id for info in mgr.store.containers()}
+    for image in mgr.store.images():
+        if image.id in used or (image.names and not all_images):
+            continue
+        try:
+            out["images"] += mgr.store.remove_image(image.id)
+        except ImageInUse:
+            continue
+        except StoreError as e:
+            out["errors"].append(_describe(e))
+    out["images"] += mgr.store.gc()
+
+
+def _gone(mgr, cid):
+    """No record (looked at now, not from a list made before: a create may be under way)."""
+    return not os.path.exists(mgr.paths.record(cid))
+
+
+def _listdir(path):
+    try:
+        return sorted(os.listdir(path))
+    except FileNotFoundError:
+        return []
+
+
+def _describe(e):
+    from kago.errors import describe
+    return describe(e)
