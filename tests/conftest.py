@@ -254,7 +254,10 @@ def pytest_terminal_summary(terminalreporter):
         return
     write = terminalreporter.write_line
     write("")
-    write(f"OCI runtime-tools, {totals['programs']} validation programs, "
+    subset = f" of {totals['of']}" if totals["programs"] < totals["of"] else ""
+    if totals["selected"]:
+        subset += f" (KAGO_RUNTIME_TOOLS_PROGRAMS={totals['selected']})"
+    write(f"OCI runtime-tools, {totals['programs']}{subset} validation programs, "
           f"{totals['seconds']:.0f} s of runs:")
     for runtime, c in totals["runtimes"].items():
         write(f"  {runtime:9} passed {c['pass'] + c['skip']:5} (ok lines, {c['skip']} of them "

@@ -45,6 +45,9 @@ RUN = ["--network", "none", "--log-driver", "k8s-file",
 # doubles a shell string until the memory cgroup's OOM killer stops it (2**40 bytes is the bound)
 HOG = "x=a; i=0; while [ $i -lt 40 ]; do x=$x$x; i=$((i+1)); done; echo survived"
 LIBPOD_PARENT = "libpod_parent"
+# the tests that read v1 controller files; test_podman_v2.py reads their v2 files instead
+v1_files = pytest.mark.skipif(not hostprobe.is_hybrid_or_v1(), reason="reads v1 controller "
+                              "files: test_podman_v2.py is their pure cgroup v2 counterpart")
 IMAGE_FILE = "kago-image-file"  # in the test image's /var/tmp
 
 
@@ -236,16 +239,20 @@ def test_detached_exec_top_pause_logs_stop_rm(podman):
         assert podman("exec", n, "sh", "-c", "exit 7").returncode == 7
         assert "sleep 60" in podman("top", n).stdout
         cid = podman("inspect", "--format", "{{.Id}}", n).stdout.strip()
-        freezer = f"{hostprobe.cgroup_mounts()['freezer'][2]}/{LIBPOD_PARENT}/libpod-{cid}" \
-            "/freezer.state"
+        if "freezer" in hostprobe.cgroup_mounts():
+            freezer, frozen = (f"{hostprobe.cgroup_mounts()['freezer'][2]}/{LIBPOD_PARENT}"
+                               f"/libpod-{cid}/freezer.state", ("FROZEN", "THAWED"))
+        else:  # pure v2 (test_podman_v2.py checks cgroup.events too)
+            freezer = f"/sys/fs/cgroup/{LIBPOD_PARENT}/libpod-{cid}/cgroup.freeze"
+            frozen = ("1", "0")
         podman("pause", n, check=True)
         # podman asks kago-oci's `state`, which reads the freezer
         assert podman("inspect", "--format", "{{.State.Status}}", n).stdout.strip() == "paused"
         with open(freezer) as f:
-            assert f.read().strip() == "FROZEN"
+            assert f.read().strip() == frozen[0]
         podman("unpause", n, check=True)
         with open(freezer) as f:
-            assert f.read().strip() == "THAWED"
+            assert f.read().strip() == frozen[1]
         assert podman("inspect", "--format", "{{.State.Status}}", n).stdout.strip() \
             == "running"
         assert podman("exec", n, "true").returncode == 0
@@ -289,6 +296,7 @@ def test_stop_kills_after_the_timeout_when_sigterm_is_ignored(podman):
 
 # --- limits: read back in the container's own cgroup files ----------------------------------
 
+@v1_files
 def test_memory_cpu_and_pids_limits_land_in_the_containers_cgroup(podman):
     proc = podman.run("--rm", "--memory", "64m", "--cpus", "0.5", "--pids-limit", "50",
                       "--cpu-shares", "512", "--", "sh", "-c",
@@ -303,6 +311,7 @@ def test_memory_cpu_and_pids_limits_land_in_the_containers_cgroup(podman):
     assert int(values[5]) == len(hostprobe.hierarchies()), proc.stdout
 
 
+@v1_files
 def test_pids_limit_stops_a_fork_bomb(podman):
     # (busybox sh gives up at a refused fork of its own: the forks are in subshells; the
     # counters are read by builtins, which need no fork)
@@ -317,24 +326,30 @@ def test_pids_limit_stops_a_fork_bomb(podman):
 
 # --- OOM -------------------------------------------------------------------------------------
 
+def no_swap():
+    """podman flags that leave a container no swap: memory+swap as its memory limit where the
+    host accounts swap (v1's memsw files, cgroup2's memory.swap.max), else swappiness 0."""
+    if hostprobe.has_cgroup_file("memory", "memory.memsw.limit_in_bytes") or \
+            not hostprobe.is_hybrid_or_v1():
+        return ["--memory-swap", "32m"]
+    return ["--memory-swappiness", "0"]
+
+
 def test_memory_hog_is_oom_killed_exit_137(podman):
-    no_swap = ["--memory-swap", "32m"] if hostprobe.has_cgroup_file(
-        "memory", "memory.memsw.limit_in_bytes") else ["--memory-swappiness", "0"]
     n = name()
-    proc = podman.run("--memory", "32m", *no_swap, "--", "sh", "-c", HOG, name=n)
+    proc = podman.run("--memory", "32m", *no_swap(), "--", "sh", "-c", HOG, name=n)
     assert proc.returncode == 137, (proc.returncode, proc.stdout, proc.stderr)
     assert "survived" not in proc.stdout
     assert podman("inspect", "--format", "{{.State.ExitCode}}", n).stdout.strip() == "137"
     podman("rm", n, check=True)
 
 
+@v1_files
 def test_oom_kill_in_exec_is_counted_by_the_containers_cgroup(podman):
     """The init (sleep) survives; the exec'd hog is killed (137) and the kernel's own OOM
     counter in the container's memory cgroup says so."""
-    no_swap = ["--memory-swap", "32m"] if hostprobe.has_cgroup_file(
-        "memory", "memory.memsw.limit_in_bytes") else ["--memory-swappiness", "0"]
     n = name()
-    podman.run("-d", "--memory", "32m", *no_swap, "--", "sleep", "60", name=n, check=True)
+    podman.run("-d", "--memory", "32m", *no_swap(), "--", "sleep", "60", name=n, check=True)
     try:
         hog = podman("exec", n, "sh", "-c", HOG)
         assert hog.returncode == 137, (hog.returncode, hog.stderr)

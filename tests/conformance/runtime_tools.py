@@ -18,6 +18,7 @@ timeout under one runtime shows even when it emitted no assertion at all.
 """
 
 import dataclasses
+import fnmatch
 import json
 import os
 import re
@@ -63,6 +64,20 @@ def programs():
     if available():
         return []
     return sorted(n[:-2] for n in os.listdir(PROGRAMS_DIR) if n.endswith(".t"))
+
+
+def select(names, patterns):
+    """The ``names`` matching one of the space-separated shell ``patterns`` (all when empty),
+    in order; a pattern that matches none is an error naming it (a typo must not make a
+    smaller run pass)."""
+    wanted = patterns.split()
+    if not wanted:
+        return list(names)
+    unmatched = [p for p in wanted if not fnmatch.filter(names, p)]
+    if unmatched:
+        raise ValueError(f"KAGO_RUNTIME_TOOLS_PROGRAMS: no validation program matches "
+                         f"{' '.join(unmatched)}")
+    return [n for n in names if any(fnmatch.fnmatchcase(n, p) for p in wanted)]
 
 
 # ---------------------------------------------------------------- TAP
@@ -403,5 +418,5 @@ def _mounts_under(path):
 
 
 # What the whole run saw, for the summary conftest.py prints.
-TOTALS = {"programs": 0, "seconds": 0.0, "regressions": 0, "behind_crun": 0, "runtimes": {},
+TOTALS = {"programs": 0, "of": 0, "selected": "", "seconds": 0.0, "regressions": 0, "behind_crun": 0, "runtimes": {},
           "records": "", "second_run": [], "unstable": []}

@@ -1,5 +1,7 @@
 """How runtime_tools reads TAP and matches assertions between runtimes (no root needed)."""
 
+import pytest
+
 import runtime_tools as rt
 
 
@@ -65,3 +67,12 @@ def test_a_program_that_judged_the_reference_wrong_does_not_hold_its_output_agai
     assert rt.regressions(ref, run("", returncode=0)) == []
     lost = rt.regressions(ref, run("", returncode=1))
     assert [key for key, _, _ in lost] == ["has expected hostname"]
+
+
+def test_a_selection_keeps_the_order_and_names_a_pattern_that_matches_nothing():
+    names = ["default", "delete", "kill", "linux_cgroups_cpus", "linux_cgroups_memory"]
+    assert rt.select(names, "") == names
+    assert rt.select(names, " linux_cgroups_* kill ") == ["kill", "linux_cgroups_cpus",
+                                                         "linux_cgroups_memory"]
+    with pytest.raises(ValueError, match="no validation program matches linux_cgroup_mem"):
+        rt.select(names, "delete linux_cgroup_mem")

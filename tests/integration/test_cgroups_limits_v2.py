@@ -205,13 +205,20 @@ def test_v1_only_settings_are_refused_naming_the_field(box, layout):
     m = box.manager()
     for resources, field in (({"memory": {"swappiness": 10}}, "linux.resources.memory.swappiness"),
                              ({"blockIO": {"leafWeight": 100}},
-                              "linux.resources.blockIO.leafWeight"),
-                             ({"network": {"classID": 0x100001}},
-                              "linux.resources.network.classID")):
+                              "linux.resources.blockIO.leafWeight")):
         with pytest.raises(SpecError) as info:
             m.apply({"pids": {"limit": 9}} | resources)
         assert info.value.field == field
     assert _read(unified(m), "pids.max") == "max"  # checked first, nothing written
+
+
+def test_network_is_checked_and_not_applied(box, layout, capfd):
+    """No net_cls/net_prio on v2: as runc 1.1, the section is accepted and the rest applied."""
+    m = box.manager()
+    m.apply({"pids": {"limit": 9}, "network": {"classID": 0x100001}})
+    assert _read(unified(m), "pids.max") == "9"
+    assert "linux.resources.network.classID: cgroup v2 has no net_cls controller: not " \
+        "applied" in capfd.readouterr().err
 
 
 # --- the kernel refuses ------------------------------------------------------------------------

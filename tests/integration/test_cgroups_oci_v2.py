@@ -118,12 +118,25 @@ def test_update_flags_land_in_v2_files(oci, make_bundle):
 
 def test_v1_only_setting_fails_create_cleanly(oci, make_bundle):
     b = bundle_with(make_bundle, SLEEPER, {"pids": {"limit": 10},
-                                           "network": {"classID": 0x100001}})
+                                           "memory": {"disableOOMKiller": True}})
     cid = oci.new_id("cg")
     proc = failed(detached(oci, "create", "--bundle", b.path, cid),
-                  "linux.resources.network.classID: cgroup v2 has no net_cls controller")
+                  "linux.resources.memory.disableOOMKiller: cgroup v2 has no equivalent")
     assert len(proc.stderr.strip().splitlines()) == 1, proc.stderr
     assert left_behind(oci, cid) == []
+
+
+def test_network_section_is_not_applied_with_a_warning(oci, make_bundle):
+    """v2 has no net_cls/net_prio: as runc 1.1, create accepts linux.resources.network and
+    applies the rest (crun refuses it); kago-oci warns naming the field."""
+    b = bundle_with(make_bundle, SLEEPER, {"pids": {"limit": 10},
+                                           "network": {"classID": 0x100001}})
+    cid = oci.new_id("cg")
+    proc = ok(detached(oci, "create", "--bundle", b.path, cid))
+    assert "level=warning" in proc.stderr, proc.stderr
+    assert "linux.resources.network.classID: cgroup v2 has no net_cls controller: not " \
+        "applied" in proc.stderr
+    assert cgread(cid, "pids.max") == "10"
 
 
 def own_cgroup():

@@ -99,8 +99,11 @@ _STEPS = (
 )
 
 _LIST_SECTIONS = ("devices", "hugepageLimits")
-_V2_NONE = {"net_cls": "cgroup v2 has no net_cls controller (classify with eBPF or nftables "
-            "cgroup matching instead)", "net_prio": "cgroup v2 has no net_prio controller"}
+# v2 has no net_cls/net_prio: runc 1.1 accepts linux.resources.network there and applies
+# nothing (crun refuses it); kago-oci checks the section, applies nothing and warns
+_V2_NONE = {"net_cls": "cgroup v2 has no net_cls controller: not applied (classify with eBPF or "
+            "nftables cgroup matching instead)",
+            "net_prio": "cgroup v2 has no net_prio controller: not applied"}
 
 
 def _run_step(step, resources, host):
@@ -115,10 +118,11 @@ def _run_step(step, resources, host):
         planner, target, controller = plan_v2, UNIFIED, v2_controller
     else:
         planner, target, controller = plan_v1, v1_controller, v1_controller
-    if planner is None:  # validate, then say why it cannot be done
+    if planner is None:  # validate, then say why it is not done
         writes = _load(module, plan_v1)(section, field, host)
         if writes:
-            raise SpecError(writes[0][2], _V2_NONE[v1_controller])
+            from kago import log
+            log.warning(f"{writes[0][2]}: {_V2_NONE[v1_controller]}")
         return []
     writes = _load(module, planner)(section, field, host)
     if writes and voc is None:

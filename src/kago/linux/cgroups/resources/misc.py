@@ -3,7 +3,8 @@
 - Documentation/admin-guide/cgroup-v2.rst: pids.max "max".
 - hugetlb.<size>.limit_in_bytes (v1), hugetlb.<size>.max (v2): <size> as the kernel names it;
   the .rsvd. twin of each gets the same value where it exists (runc).
-- cgroup v2 has no net_cls/net_prio: the plan checks the section with the v1 planner, then says so.
+- cgroup v2 has no net_cls/net_prio: the plan checks the section with the v1 planner, writes
+  nothing and warns (runc 1.1 accepts the section there; crun refuses it).
 """
 
 from kago.errors import SpecError
