@@ -1,10 +1,10 @@
 """The manager's crash safety: atomic files, the per-container intent journal, and the
 test-only fault hook.
 
-Files. Every state file is written whole to a temp file in the same directory, fsynced, and
-renamed over its name (``write_atomic``) or linked to it (``create_exclusive``: link(2) fails
-with EEXIST, so of several writers exactly one wins, and readers see either no file or the
-complete one, never an empty or half-written file).
+Files (kago.atomicfile). Every state file is written whole to a temp file in the same
+directory, fsynced, and renamed over its name (``write_atomic``) or linked to it
+(``create_exclusive``: link(2) fails with EEXIST, so of several writers exactly one wins, and
+readers see either no file or the complete one, never an empty or half-written file).
 
 Intent journal. A container's record (``containers/<id>/container.json``) is written first,
 before its name is taken or any host object made, with ``state.incomplete`` set and the
@@ -35,54 +35,16 @@ steps: ``attach.<record|leases|ports|netns|veth|nft|etc>``.
 
 import os
 
+from kago import atomicfile
 from kago.faults import fault  # noqa: F401 (the manager's steps call it from here)
 from kago.host.procfs import alive
 
 
 # --- files ------------------------------------------------------------------------------------
 
-def _write_tmp(path, data):
-    tmp = f"{path}.{os.getpid()}.{os.urandom(4).hex()}.tmp"
-    # records and specs hold the container's environment (passwords): root's alone
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
-    try:
-        view = memoryview(data)
-        while view:
-            view = view[os.write(fd, view):]
-        os.fsync(fd)
-    except BaseException:
-        os.close(fd)
-        _unlink(tmp)
-        raise
-    os.close(fd)
-    return tmp
-
-
-def write_atomic(path, data):
-    """Replace ``path`` with ``data`` (bytes): readers see the old file or the new, whole."""
-    tmp = _write_tmp(path, data)
-    try:
-        os.rename(tmp, path)
-    except BaseException:
-        _unlink(tmp)
-        raise
-
-
-def create_exclusive(path, data):
-    """Create ``path`` holding ``data``, complete from its first moment; FileExistsError if it
-    exists (of racing creators exactly one wins)."""
-    tmp = _write_tmp(path, data)
-    try:
-        os.link(tmp, path)
-    finally:
-        _unlink(tmp)
-
-
-def _unlink(path):
-    try:
-        os.unlink(path)
-    except FileNotFoundError:
-        pass
+# records and specs hold the container's environment (passwords): root's alone (0600)
+write_atomic = atomicfile.replace
+create_exclusive = atomicfile.create
 
 
 # --- the journal in a record ------------------------------------------------------------------

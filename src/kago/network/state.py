@@ -18,6 +18,7 @@ import fcntl
 import json
 import os
 
+from kago import atomicfile
 from kago.network.errors import NetworkError
 
 
@@ -32,43 +33,22 @@ def read_json(path, default=None):
                            "is stale") from None
 
 
-def _write_tmp(path, data):
-    tmp = f"{path}.{os.getpid()}.{os.urandom(4).hex()}.tmp"
-    try:
-        with open(tmp, "w") as f:
-            json.dump(data, f, indent=1, sort_keys=True)
-            f.write("\n")
-            f.flush()
-            os.fsync(f.fileno())
-    except BaseException:
-        remove_file(tmp)
-        raise
-    return tmp
+def _encode(data):
+    return (json.dumps(data, indent=1, sort_keys=True) + "\n").encode()
 
 
 def write_json(path, data):
     """Atomic replace: readers see the old or the new record, never half of one."""
-    tmp = _write_tmp(path, data)
-    try:
-        os.replace(tmp, path)
-    except BaseException:
-        remove_file(tmp)
-        raise
+    atomicfile.replace(path, _encode(data), mode=0o644)
 
 
 def create_json(path, data):
     """Create ``path`` complete from its first moment (link(2) of a written temp file);
     FileExistsError if it exists: of racing creators exactly one wins."""
-    tmp = _write_tmp(path, data)
-    try:
-        os.link(tmp, path)
-    finally:
-        remove_file(tmp)
+    atomicfile.create(path, _encode(data), mode=0o644)
 
 
-def remove_file(path):
-    with contextlib.suppress(FileNotFoundError):
-        os.unlink(path)
+remove_file = atomicfile.remove
 
 
 @contextlib.contextmanager

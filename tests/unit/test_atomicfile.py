@@ -1,0 +1,45 @@
+"""kago.atomicfile: files that appear whole, with the mode asked for, and nothing left over."""
+
+import os
+import stat
+
+import pytest
+
+from kago import atomicfile
+
+
+def test_replace_is_whole_private_and_leaves_no_temp(tmp_path):
+    path = tmp_path / "r.json"
+    path.write_text("old")
+    atomicfile.replace(str(path), b"new")
+    assert path.read_text() == "new"
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    assert os.listdir(tmp_path) == ["r.json"]
+
+
+def test_create_has_exactly_one_winner(tmp_path):
+    path = str(tmp_path / "name")
+    atomicfile.create(path, b"first", mode=0o644)
+    with pytest.raises(FileExistsError):
+        atomicfile.create(path, b"second")
+    assert open(path).read() == "first"
+    assert stat.S_IMODE(os.stat(path).st_mode) == 0o644
+    assert os.listdir(tmp_path) == ["name"]
+
+
+def test_a_failed_write_leaves_the_old_file_and_no_temp(tmp_path, monkeypatch):
+    path = tmp_path / "r"
+    path.write_text("old")
+
+    def full(fd, data):
+        raise OSError(28, "No space left on device")
+    monkeypatch.setattr(atomicfile.os, "write", full)
+    with pytest.raises(OSError):
+        atomicfile.replace(str(path), b"new")
+    monkeypatch.undo()
+    assert path.read_text() == "old"
+    assert os.listdir(tmp_path) == ["r"]
+
+
+def test_remove_of_a_missing_file_is_fine(tmp_path):
+    atomicfile.remove(str(tmp_path / "gone"))
