@@ -350,20 +350,20 @@ def test_a_pressure_hook_stops_when_its_container_ends(kmt, tmp_path):
     path = definition(tmp_path, ENDING)
     kmt.kago("up", "-e", f"LOG={log}", "-e", f"SHARED={shared}", path, check=True,
              timeout=120)
-    agent = _agent(kmt, path)
+    agent = agent_pid(kmt, path)
     assert wait_until(lambda: lines(log, "cpu pressure") >= 1, 60, 0.1), log
     (shared / "stop").touch()  # the burner ends: exit 0
     assert wait_until(lambda: lines(log, "exit 0") == 1, 60, 0.1), log.read_text()
     fired = lines(log, "cpu pressure")
-    cpu = _cpu_ticks(agent)
+    cpu = cpu_ticks(agent)
     time.sleep(2.5)  # nothing to wait for: the agent's loop wakes at least twice meanwhile
     assert lines(log, "cpu pressure") == fired, log.read_text()
-    assert _cpu_ticks(agent) - cpu < 100, "the agent spins after its container ended"
+    assert cpu_ticks(agent) - cpu < 100, "the agent spins after its container ended"
     kmt.kago("down", "-t", "0", path, check=True, timeout=120)
     assert wait_until(lambda: not _running(agent), 30, 0.1)
 
 
-def _agent(kmt, path):
+def agent_pid(kmt, path):
     from kago.manager.define.group import Group
     pid = Group(kmt.manager(), path).data["agent"]
     kmt.pids_seen.add(pid)
@@ -377,7 +377,7 @@ def lines(path, text):
         return 0
 
 
-def _cpu_ticks(pid):
+def cpu_ticks(pid):
     with open(f"/proc/{pid}/stat") as f:
         fields = f.read().rsplit(")", 1)[1].split()
     return int(fields[11]) + int(fields[12])  # utime + stime

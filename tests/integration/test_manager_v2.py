@@ -23,13 +23,13 @@ import json
 import os
 import shutil
 import tempfile
-import textwrap
 import time
 
 import pytest
 
 import hostprobe
 from conftest import pid_alive, wait_for
+from test_manager_define import agent_pid, cpu_ticks, definition, lines
 from kago.manager.testing import wait_http
 
 V2 = not hostprobe.is_hybrid_or_v1() and "unified" in hostprobe.cgroup_mounts()
@@ -79,19 +79,6 @@ def has(name):
 def cgread(cid, name):
     with open(f"{CG}/kago-{cid}/{name}") as f:
         return f.read().strip()
-
-
-def definition(tmp_path, text, name="def.py"):
-    path = tmp_path / name
-    path.write_text(textwrap.dedent(text))
-    return str(path)
-
-
-def lines(path, text):
-    try:
-        return path.read_text().splitlines().count(text)
-    except FileNotFoundError:
-        return 0
 
 
 def test_run_limits_land_in_v2_files_and_stats_read_them(kmt):
@@ -223,13 +210,6 @@ def killed(c):
 """
 
 
-def _agent(kmt, path):
-    from kago.manager.define.group import Group
-    pid = Group(kmt.manager(), path).data["agent"]
-    kmt.pids_seen.add(pid)
-    return pid
-
-
 def holds(pid, path):
     """Whether process ``pid`` has ``path`` open (the agent's armed trigger or watch)."""
     try:
@@ -245,19 +225,13 @@ def holds(pid, path):
     return False
 
 
-def _cpu_ticks(pid):
-    with open(f"/proc/{pid}/stat") as f:
-        fields = f.read().rsplit(")", 1)[1].split()
-    return int(fields[11]) + int(fields[12])  # utime + stime
-
-
 def test_agent_pressure_and_oom_hooks_on_v2_and_none_after_the_end(kmt, tmp_path):
     log, shared = tmp_path / "watch.log", tmp_path / "shared"
     shared.mkdir()
     no_swap = '"memory.swap.max": "0"' if has("memory.swap.max") else '"memory.high": "max"'
     path = definition(tmp_path, WATCHED.replace("NO_SWAP", no_swap))
     kmt.kago("up", "-e", f"LOG={log}", "-e", f"SHARED={shared}", path, check=True, timeout=120)
-    agent = _agent(kmt, path)
+    agent = agent_pid(kmt, path)
     busy, hog = (f"{CG}/kago-{kmt.inspect(n)['Id']}" for n in ("kmt-busy", "kmt-hog"))
     # armed: a PSI trigger on the burner's cpu.pressure, the hog's memory.events watched
     assert wait_for(lambda: holds(agent, f"{busy}/cpu.pressure")
@@ -275,9 +249,9 @@ def test_agent_pressure_and_oom_hooks_on_v2_and_none_after_the_end(kmt, tmp_path
     # after its exit hooks the agent releases the container (unmounts its rootfs): idle next
     busy_id = os.path.basename(busy)[len("kago-"):]
     assert wait_for(lambda: kmt.held(busy_id) == [], 60, 0.1), kmt.held(busy_id)
-    fired, cpu = lines(log, "cpu pressure"), _cpu_ticks(agent)
+    fired, cpu = lines(log, "cpu pressure"), cpu_ticks(agent)
     time.sleep(2)  # nothing to wait for: the agent's loop wakes at least twice meanwhile
     assert lines(log, "cpu pressure") == fired, log.read_text()
-    assert _cpu_ticks(agent) - cpu < 50, "the agent spins after its container ended"
+    assert cpu_ticks(agent) - cpu < 50, "the agent spins after its container ended"
     kmt.kago("down", "-t", "0", path, check=True, timeout=120)
     assert wait_for(lambda: not pid_alive(agent), 30, 0.1)
