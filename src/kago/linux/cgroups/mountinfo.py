@@ -14,10 +14,11 @@ A hierarchy is named the way /proc/PID/cgroup names it, with its controllers sor
 """
 
 import errno
-import os
 
 from kago.errors import CgroupError
 from kago.host import mountinfo
+
+from .files import read_text
 
 UNIFIED = "unified"
 
@@ -170,7 +171,7 @@ def parse_mountinfo(text):
 
 def detect(mountinfo_path="/proc/self/mountinfo"):
     """The Layout of this mount namespace (or of the mountinfo file given, for tests)."""
-    return parse_mountinfo(_read(mountinfo_path))
+    return parse_mountinfo(read_text(mountinfo_path))
 
 
 def parse_proc_cgroup(text):
@@ -187,12 +188,4 @@ def parse_proc_cgroup(text):
 
 def read_proc_cgroup(pid=None, proc="/proc"):
     """parse_proc_cgroup() of a live process (``pid`` None: the caller)."""
-    return parse_proc_cgroup(_read(f"{proc}/{pid or 'self'}/cgroup"))
-
-
-def _read(path):
-    try:
-        with open(path) as f:
-            return f.read()
-    except OSError as e:
-        raise CgroupError(path, f"cannot read: {os.strerror(e.errno).lower()}", e.errno) from e
+    return parse_proc_cgroup(read_text(f"{proc}/{pid or 'self'}/cgroup"))
