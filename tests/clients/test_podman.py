@@ -311,14 +311,15 @@ def test_memory_cpu_and_pids_limits_land_in_the_containers_cgroup(podman):
     assert int(values[5]) == len(hostprobe.hierarchies()), proc.stdout
 
 
-@v1_files
 def test_pids_limit_stops_a_fork_bomb(podman):
     # (busybox sh gives up at a refused fork of its own: the forks are in subshells; the
-    # counters are read by builtins, which need no fork)
+    # counters are read by builtins, which need no fork); v1: the pids hierarchy, v2: the
+    # container's cgroup2 directory, both at podman's cgroup namespace root
+    pids = "/sys/fs/cgroup/pids" if hostprobe.is_hybrid_or_v1() else "/sys/fs/cgroup"
     proc = podman.run("--rm", "--pids-limit", "10", "--", "sh", "-c",
                       "i=0; while [ $i -lt 30 ]; do (sleep 5 &) 2>/dev/null; i=$((i+1)); done; "
-                      "read c < /sys/fs/cgroup/pids/pids.current; "
-                      "read e < /sys/fs/cgroup/pids/pids.events; echo $c $e")
+                      f"read c < {pids}/pids.current; "
+                      f"read e < {pids}/pids.events; echo $c $e")
     assert proc.returncode == 0, proc.stderr
     current, _max, refused = proc.stdout.split()[:3]
     assert int(current) <= 10 and int(refused) > 0, proc.stdout
