@@ -1,26 +1,25 @@
-"""Image verbs, thin over kago.storage: images, import, pull, push, tag, rmi, save, load,
-commit, export, and ``inspect`` of an image.
-
-Each ``cmd_*(mgr, argv, parser, out)`` parses its flags with the CLI's parser factory and
-prints docker's output; the work is the store's. Store errors are KagoErrors already, so the
-CLI reports them with exit status 125.
+"""Images as a library, thin over kago.storage: list, import, pull, push, tag, remove, save,
+load, commit, export, and ``inspect`` of an image. ``kago``'s verbs (cli/images.py) and
+``kago.Client`` parse and print; these take typed arguments and return values. Store errors
+are KagoErrors already, so the CLI reports them with exit status 125.
 """
 
 import os
 import time
 
-from kago.manager import format as F
 from kago.manager.errors import ManagerError
 
 
-def _split_name(name):
+def split_name(name):
+    """``repo:tag`` -> (repo, tag); a name without a tag is ``latest``."""
     repo, _, tag = name.rpartition(":")
     if "/" in tag or not repo:
         return name, "latest"
     return repo, tag
 
 
-def _created(info):
+def created_time(info):
+    """An image's creation time (a unix time; now if it has none)."""
     from kago.manager.logs import parse_timestamp
     try:
         return parse_timestamp(info.created.replace("+00:00", "Z"))
@@ -28,7 +27,7 @@ def _created(info):
         return time.time()
 
 
-def _store_of(mgr, ref):
+def store_of(mgr, ref):
     """The root's image store, for a verb that needs ``ref`` in it: a root without a store
     has no such image, and none is made to say so."""
     if not os.path.isdir(mgr.paths.storage()):
@@ -37,47 +36,18 @@ def _store_of(mgr, ref):
     return mgr.store
 
 
-def cmd_images(mgr, argv, parser, out):
-    p = parser("images", "List images.")
-    p.add_argument("-q", "--quiet", action="store_true")
-    p.add_argument("--no-trunc", action="store_true")
-    p.add_argument("--format")
-    args = p.parse_args(argv)
-    rows = []
-    images = mgr.store.images() if os.path.isdir(mgr.paths.storage()) else []
-    for info in reversed(images):
-        short = info.id if args.no_trunc else info.id[:12]
-        for name in info.names or ["<none>:<none>"]:
-            repo, tag = _split_name(name)
-            rows.append({"Repository": repo, "Tag": tag, "ID": short,
-                         "CreatedSince": F.human_duration(time.time() - _created(info)) + " ago",
-                         "CreatedAt": info.created, "Size": F.human_size(info.size)})
-    if args.quiet:
-        for row in dict.fromkeys(r["ID"] for r in rows):
-            out(row)
-        return 0
-    for line in F.formatted(args.format or "table", rows,
-                            ("Repository", "Tag", "ID", "CreatedSince", "Size"),
-                            {"ID": "IMAGE ID"}):
-        out(line)
-    return 0
+def images(mgr):
+    """The root's images (kago.storage ImageInfo), oldest first; none without a store."""
+    return mgr.store.images() if os.path.isdir(mgr.paths.storage()) else []
 
 
-def cmd_import(mgr, argv, parser, out):
-    p = parser("import", "Import a root filesystem (tarball or directory) as an image.")
-    p.add_argument("-m", "--message")
-    p.add_argument("-c", "--change", action="append", default=[])
-    p.add_argument("file")
-    p.add_argument("reference", nargs="?")
-    args = p.parse_args(argv)
-    config = _changes(args.change)
-    info = mgr.store.import_archive(os.path.abspath(args.file), name=args.reference,
-                                    config=config or None, message=args.message)
-    out("sha256:" + info.id)
-    return 0
+def import_image(mgr, path, name=None, config=None, message=None):
+    """A root filesystem (tarball or directory) as an image; its ImageInfo."""
+    return mgr.store.import_archive(os.path.abspath(path), name=name, config=config or None,
+                                    message=message)
 
 
-def _changes(items):
+def parse_changes(items):
     """docker import/commit --change 'CMD ["sh"]' / 'ENV A=1' / 'WORKDIR /x' / 'USER u' /
     'ENTRYPOINT [...]' -> image config keys."""
     import json
@@ -112,92 +82,41 @@ def _changes(items):
     return config
 
 
-def cmd_pull(mgr, argv, parser, out):
-    p = parser("pull", "Pull an image from a registry.")
-    p.add_argument("--insecure", "--tls-verify=false", action="store_true",
-                   dest="insecure", help="plain HTTP / unverified TLS (local registries)")
-    p.add_argument("reference")
-    args = p.parse_args(argv)
+def pull(mgr, reference, insecure=False):
     from kago.storage import registry
-    info = registry.pull(mgr.store, args.reference, insecure=args.insecure)
-    out(f"Digest: sha256:{info.id}")
-    out(f"Status: downloaded image for {args.reference}")
-    return 0
+    return registry.pull(mgr.store, reference, insecure=insecure)
 
 
-def cmd_push(mgr, argv, parser, out):
-    p = parser("push", "Push an image to a registry.")
-    p.add_argument("--insecure", action="store_true")
-    p.add_argument("image")
-    p.add_argument("destination", nargs="?")
-    args = p.parse_args(argv)
+def push(mgr, image, destination=None, insecure=False):
+    """Push ``image`` (as ``destination``); returns the manifest's digest."""
     from kago.storage import registry
-    digest = registry.push(_store_of(mgr, args.image), args.image, args.destination or args.image,
-                           insecure=args.insecure)
-    out(f"{args.destination or args.image}: digest: {digest}")
-    return 0
+    return registry.push(store_of(mgr, image), image, destination or image, insecure=insecure)
 
 
-def cmd_tag(mgr, argv, parser, out):
-    p = parser("tag", "Give an image another name.")
-    p.add_argument("source")
-    p.add_argument("target")
-    args = p.parse_args(argv)
-    _store_of(mgr, args.source).tag(args.source, args.target)
-    return 0
+def tag(mgr, source, target):
+    store_of(mgr, source).tag(source, target)
 
 
-def cmd_rmi(mgr, argv, parser, out):
-    p = parser("rmi", "Remove images.")
-    p.add_argument("-f", "--force", action="store_true")
-    p.add_argument("images", nargs="+")
-    args = p.parse_args(argv)
-    for ref in args.images:
-        for what in _store_of(mgr, ref).remove_image(ref, force=args.force):
-            kind, _, value = what.partition(" ")
-            out(f"Untagged: {value}" if kind == "name" else f"Deleted: {value}")
-    return 0
+def remove(mgr, ref, force=False):
+    """Remove an image (or one of its names); ["name N" or "id I", ...] of what went."""
+    return store_of(mgr, ref).remove_image(ref, force=force)
 
 
-def cmd_save(mgr, argv, parser, out):
-    p = parser("save", "Write an image as a docker-loadable archive (or an OCI layout).")
-    p.add_argument("-o", "--output", required=True)
-    p.add_argument("--format", choices=("docker-archive", "oci"), default="docker-archive")
-    p.add_argument("image")
-    args = p.parse_args(argv)
-    store = _store_of(mgr, args.image)
-    if args.format == "oci":
-        store.export_oci(args.image, args.output)
+def save(mgr, image, output, format="docker-archive"):
+    """Write ``image`` as a docker-loadable archive or (``format="oci"``) an OCI layout."""
+    store = store_of(mgr, image)
+    if format == "oci":
+        store.export_oci(image, output)
     else:
-        store.export_docker_archive(args.image, args.output)
-    return 0
+        store.export_docker_archive(image, output)
 
 
-def cmd_load(mgr, argv, parser, out):
-    p = parser("load", "Load images from a docker archive or an OCI layout.")
-    p.add_argument("-i", "--input", required=True)
-    args = p.parse_args(argv)
-    path = os.path.abspath(args.input)
+def load(mgr, path):
+    """Images from a docker archive or an OCI layout; [ImageInfo]."""
+    path = os.path.abspath(path)
     is_oci = os.path.isdir(path) and os.path.exists(os.path.join(path, "oci-layout"))
     infos = mgr.store.import_oci(path) if is_oci else mgr.store.import_docker_archive(path)
-    for info in infos if isinstance(infos, list) else [infos]:
-        out(f"Loaded image: {', '.join(info.names) or info.id}")
-    return 0
-
-
-def cmd_commit(mgr, argv, parser, out):
-    p = parser("commit", "Make an image from a container's changes.")
-    p.add_argument("-m", "--message")
-    p.add_argument("-a", "--author")
-    p.add_argument("-c", "--change", action="append", default=[])
-    p.add_argument("container")
-    p.add_argument("reference", nargs="?")
-    args = p.parse_args(argv)
-    record = mgr.resolve(args.container)
-    info = commit(mgr, record, args.reference, args.message, args.author,
-                  _changes(args.change) or None)
-    out("sha256:" + info.id)
-    return 0
+    return infos if isinstance(infos, list) else [infos]
 
 
 def commit(mgr, record, name, message=None, author=None, config=None):
@@ -208,29 +127,19 @@ def commit(mgr, record, name, message=None, author=None, config=None):
     return mgr.store.commit(record["id"], name, message=message, author=author, config=config)
 
 
-def cmd_export(mgr, argv, parser, out):
-    p = parser("export", "Write a container's filesystem as a tar archive.")
-    p.add_argument("-o", "--output")
-    p.add_argument("container")
-    args = p.parse_args(argv)
-    record = mgr.resolve(args.container)
+def export(mgr, record, target):
+    """A container's filesystem as a tar archive at ``target`` ("-": standard output)."""
     import subprocess
-    import sys
-    target = args.output or "-"
-    if target == "-" and sys.stdout.isatty():
-        raise ManagerError("refusing to write a tar archive to a terminal: use -o FILE or "
-                           "redirect stdout")
     # an ended container's rootfs was released: mounted for the export, unmounted after
     with mgr.rootfs_mounted(record) as rootfs:
         code = subprocess.call(["tar", "--numeric-owner", "-C", rootfs, "-cf", target, "."])
     if code:
         raise ManagerError(f"export {record['name']}: tar exited {code}")
-    return 0
 
 
 def inspect(mgr, ref):
     """docker image inspect's document for ``ref``."""
-    info = _store_of(mgr, ref).image(ref)
+    info = store_of(mgr, ref).image(ref)
     return {"Id": "sha256:" + info.id, "RepoTags": info.names, "Created": info.created,
             "Size": info.size, "Author": info.author or "", "Config": info.config,
             "Architecture": info.architecture, "Os": info.os,
