@@ -1,6 +1,6 @@
 """What every ``kago`` verb shares: its argparse parser (flag errors exit 125, docker's), the
-manager of the global flags' root, output lines, and docker's partial failure over many
-containers."""
+client of the global flags' root (kago.client), output lines, and docker's partial failure
+over many containers."""
 
 import sys
 
@@ -19,9 +19,9 @@ def parser(prog, description):
     return Parser(prog=f"kago {prog}", description=description)
 
 
-def manager(glob):
-    from kago.manager.engine import Manager
-    return Manager(glob["root"], glob["runroot"], glob["runtime"])
+def client(glob):
+    from kago.client import Client
+    return Client(glob["root"], glob["runroot"], glob["runtime"])
 
 
 def out(line=""):
@@ -32,11 +32,11 @@ def each(glob, refs, fn, verb):
     """Apply ``fn`` to each container, printing its reference; docker's partial failure:
     go on, report each error, exit 1 if any failed."""
     from kago.errors import KagoError
-    mgr = manager(glob)
+    c = client(glob)
     failed = 0
     for ref in refs:
         try:
-            fn(mgr, ref)
+            fn(c, ref)
             out(ref)
         except KagoError as e:
             print(f"kago: {verb} {ref}: {e}", file=sys.stderr)

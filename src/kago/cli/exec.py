@@ -1,6 +1,6 @@
 """``kago exec``: a command in a running container."""
 
-from kago.cli.common import Usage, manager, parser
+from kago.cli.common import Usage, client, parser
 
 
 def cmd_exec(glob, argv):
@@ -16,7 +16,6 @@ def cmd_exec(glob, argv):
     args = p.parse_args(argv)
     if not args.command:
         raise Usage("exec needs a command to run in the container")
-    from kago.manager import execs
-    return execs.run(manager(glob), args.container, args.command, tty=args.tty,
-                     user=args.user, workdir=args.workdir, env=args.env, detach=args.detach)
+    return client(glob).exec(args.container, args.command, tty=args.tty, user=args.user,
+                             workdir=args.workdir, env=args.env, detach=args.detach)
 

@@ -4,7 +4,7 @@
 import os
 import sys
 
-from kago.cli.common import Usage, manager, out, parser
+from kago.cli.common import Usage, client, out, parser
 from kago.cli.flags import _add_container_flags, _container_config
 
 
@@ -12,8 +12,7 @@ def cmd_create(glob, argv):
     p = parser("create", "Create a container (prepared, not started).")
     _add_container_flags(p)
     cfg = _container_config(p.parse_args(argv))
-    record = manager(glob).create(cfg)
-    out(record["id"])
+    out(client(glob).create_from(cfg).id)
 
 
 def cmd_run(glob, argv):
@@ -24,24 +23,24 @@ def cmd_run(glob, argv):
     cfg = _container_config(args)
     if args.detach and cfg.get("auto_remove") is None:
         cfg["auto_remove"] = False
-    mgr = manager(glob)
-    record = mgr.create(cfg)
+    c = client(glob)
+    container = c.create_from(cfg)
     if cfg.get("tty") or cfg.get("interactive"):
         if args.detach:
-            mgr.remove(record["id"], force=True)
+            c.remove(container.id, force=True)
             raise Usage("-i/-t with -d would need attach over a console socket: run "
-                         "detached without -it, then kago exec -it")
-        return _run_foreground(mgr, record)
+                        "detached without -it, then kago exec -it")
+        return _run_foreground(c.manager, container.record)
     if args.detach:
         try:
-            mgr.start(record["id"])
+            c.start(container.id)
         except Exception:
             if cfg.get("auto_remove"):
-                mgr.remove(record["id"], force=True)
+                c.remove(container.id, force=True)
             raise
-        out(record["id"])
+        out(container.id)
         return 0
-    return run_attached(mgr, record, remove=cfg.get("auto_remove"))
+    return run_attached(c.manager, container.record, remove=cfg.get("auto_remove"))
 
 
 def run_attached(mgr, record, remove=False, start=True):

@@ -4,7 +4,7 @@ import os
 import sys
 
 from kago import __version__
-from kago.cli.common import Usage, confirm, manager, out, parser
+from kago.cli.common import Usage, client, confirm, out, parser
 
 
 def cmd_system(glob, argv):
@@ -23,8 +23,7 @@ def cmd_system(glob, argv):
             images="all images without at least one container associated to them"
             if args.all else "all dangling images")):
         return 0
-    mgr = manager(glob)
-    done = mgr.prune(all_images=args.all)
+    done = client(glob).prune(all_images=args.all)
     out("Deleted Containers:" if done["containers"] else "No stopped containers")
     for record in done["containers"]:
         out(record["id"])
@@ -50,7 +49,7 @@ Are you sure you want to continue? [y/N] """
 def _supervisor(glob, argv):
     """system supervisor [--stop]: the shared supervisor's pid and what it watches."""
     from kago.manager import supervisor
-    mgr = manager(glob)
+    mgr = client(glob).manager
     conn = supervisor.connect(mgr.paths, spawn=False)
     if conn is None:
         out("no supervisor is running")
@@ -63,7 +62,7 @@ def _supervisor(glob, argv):
             reply = conn.request("ping", timeout=5)
             idle = reply.get("idle_timeout")
             out(f"pid {reply['pid']}, watching {len(reply['watching'])} container(s)"
-                 + (f", exits after {idle:g} s with nothing to do" if idle is not None else ""))
+                + (f", exits after {idle:g} s with nothing to do" if idle is not None else ""))
             for cid, count in sorted((reply.get("dropped") or {}).items()):
                 out(f"{cid[:12]}: {count} log lines dropped (its log could not be written)")
     finally:
@@ -72,7 +71,7 @@ def _supervisor(glob, argv):
 
 
 def cmd_version(glob, argv):
-    mgr = manager(glob)
+    mgr = client(glob).manager
     runtime = mgr.runtime()
     out(f"kago version {__version__}")
     out(f"runtime: {runtime.name} ({runtime.path})")
@@ -83,7 +82,7 @@ def cmd_version(glob, argv):
 
 def cmd_info(glob, argv):
     import platform
-    mgr = manager(glob)
+    mgr = client(glob).manager
     counts = {"running": 0, "paused": 0, "exited": 0, "created": 0, "restarting": 0}
     containers = mgr.list(all=True)
     for _record, live in containers:

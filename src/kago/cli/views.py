@@ -1,9 +1,8 @@
 """``kago ps/logs/inspect/top/stats``: what the manager knows, in docker's columns and JSON."""
 
-import os
 import sys
 
-from kago.cli.common import Usage, manager, out, parser
+from kago.cli.common import Usage, client, out, parser
 
 
 def cmd_ps(glob, argv):
@@ -16,14 +15,15 @@ def cmd_ps(glob, argv):
     p.add_argument("-e", "--env", action="append", default=[])
     p.add_argument("file", nargs="?")
     args = p.parse_args(argv)
-    mgr = manager(glob)
+    c = client(glob)
     if args.file:
         from kago.cli.definitions import definition_env
-        from kago.manager.define import group
-        return group.ps(mgr, args.file, env=definition_env(args.env), out=out)
+        definition_env(args.env)  # checked as before, though ps reads the remembered group
+        c.group_table(args.file, out=out)
+        return 0
     from kago.manager import format as F
-    rows = [_ps_row(record, live, args.no_trunc)
-            for record, live in mgr.list(all=args.all)]
+    rows = [_ps_row(container.record, container.state, args.no_trunc)
+            for container in c.containers(all=args.all)]
     filters = _filters(args.filter)
     rows = [r for r in rows if _matches(r, filters)]
     if args.quiet:
@@ -94,27 +94,16 @@ def cmd_logs(glob, argv):
     p.add_argument("-t", "--timestamps", action="store_true")
     p.add_argument("container")
     args = p.parse_args(argv)
-    from kago.manager import logs
-    mgr = manager(glob)
-    record = mgr.resolve(args.container)
-    path = mgr.paths.log(record["id"])
+    c = client(glob)
+    container = c.container(args.container)
     tail = None
     if args.tail != "all":
         if not args.tail.lstrip("-").isdigit():
             raise Usage(f"--tail {args.tail}: give a number or all")
         tail = max(int(args.tail), 0)
     since = _since(args.since) if args.since else None
-    entries = logs.read(path, since=since, tail=tail)
-    for entry in entries:
+    for entry in c.log_entries(container.id, follow=args.follow, tail=tail, since=since):
         _log_line(entry, args.timestamps)
-    if args.follow:
-        size = os.path.getsize(path) if os.path.exists(path) else 0
-
-        def stopped():
-            return mgr.live(mgr.records.load(record["id"])) not in ("running", "paused",
-                                                                      "restarting")
-        for entry in logs.follow(path, stopped, interval=0.1, offset=size):
-            _log_line(entry, args.timestamps)
     return 0
 
 
@@ -154,21 +143,19 @@ def cmd_inspect(glob, argv):
     import json
 
     from kago.manager import format as F
-    from kago.manager import views
     from kago.manager.errors import NoSuchContainer
-    mgr = manager(glob)
+    c = client(glob)
     docs = []
     for name in args.names:
         doc = None
         if args.type != "image":
             try:
-                doc = views.inspect(mgr, mgr.resolve(name))
+                doc = c.inspect(name)
             except NoSuchContainer:
                 if args.type == "container":
                     raise
         if doc is None:
-            from kago.manager import images
-            doc = images.inspect(mgr, name)
+            doc = c.images.get(name)
         docs.append(doc)
     if args.format:
         for doc in docs:
@@ -183,12 +170,7 @@ def cmd_top(glob, argv):
     p.add_argument("container")
     p.add_argument("ps_args", nargs="...")
     args = p.parse_args(argv)
-    from kago.manager import views
-    mgr = manager(glob)
-    record = mgr.resolve(args.container)
-    if mgr.live(record) not in ("running", "paused"):
-        raise Usage(f"container {record['name']} is not running")
-    for line in views.top(mgr, record, args.ps_args):
+    for line in client(glob).top(args.container, args.ps_args):
         out(line)
     return 0
 
@@ -202,13 +184,9 @@ def cmd_stats(glob, argv):
     args = p.parse_args(argv)
     from kago.manager import format as F
     from kago.manager import views
-    mgr = manager(glob)
+    c = client(glob)
     while True:
-        if args.containers:
-            records = [mgr.resolve(c) for c in args.containers]
-        else:
-            records = [r for r, live in mgr.list() if live == "running"]
-        rows = views.stats_rows(mgr, records, interval=0.5 if args.no_stream else 1.0)
+        rows = c.stats(args.containers, interval=0.5 if args.no_stream else 1.0)
         lines = F.formatted(args.format or "table", rows, views.STATS_COLUMNS)
         if not args.no_stream:
             sys.stdout.write("\033[2J\033[H")
