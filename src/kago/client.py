@@ -389,7 +389,7 @@ class Client:
     def group(self, file):
         """The containers ``up`` made for ``file``, in definition order (removed ones
         left out)."""
-        from kago.manager.define.groups import Group
+        from kago.manager.define.group import Group
         states = self.manager.states()
         return [self._container(record, self.manager.live(record, states))
                 for _name, record in Group(self.manager, file).records() if record is not None]
