@@ -223,34 +223,36 @@ class Client:
     def run(self, image=None, command=None, *, name=None, detach=True, **options):
         """Create and start a container. ``detach=True``: returns it running. ``detach=False``:
         waits until it ends and returns it ended (``exit_code`` set; its output is in
-        ``logs()``; with ``remove=True`` it is removed, and the value returned is its last
-        snapshot). A terminal (``tty``/``interactive``) is the command line's: ClientError."""
+        ``logs()``; with ``remove=True`` it is removed before this returns, and the value
+        returned is its last snapshot). A terminal (``tty``/``interactive``) is the command
+        line's: ClientError."""
         config = container_config(image, command, name=name, **options)
         if config.get("tty") or config.get("interactive"):
             raise ClientError("tty/interactive need a terminal: use kago run -it")
         if detach and config.get("auto_remove") is None:
             config["auto_remove"] = False
         container = self.create_from(config)
+        remove = bool(config.get("auto_remove"))
         try:
-            self.manager.start(container.id)
+            # not detached with remove: this call removes it at its end (as kago run --rm)
+            self.manager.start(container.id, attached=remove and not detach)
         except BaseException:
-            if config.get("auto_remove"):
+            if remove:
                 self.manager.remove(container.id, force=True)
             raise
         if detach:
             return container.reload()
-        code = self.manager.wait(container.id)
-        if config.get("auto_remove"):
-            # the supervisor removes it (kago rm, spawned): our snapshot says how it ended
-            from kago.manager.errors import NoSuchContainer
-            try:
-                ended = self.container(container.id)
-            except NoSuchContainer:
-                ended = container
-            ended.state, ended.exit_code, ended.pid = "exited", code, 0
-            return ended
-        self.manager.release_quietly(container.id)
-        return self.container(container.id)
+        try:
+            code = self.manager.wait(container.id)
+            ended = self.container(container.id)
+            ended.exit_code = code
+        finally:
+            if remove:
+                self.manager.remove(container.id, force=True)
+        if not remove:
+            self.manager.release_quietly(container.id)
+            ended = self.container(container.id)
+        return ended
 
     def start(self, ref):
         self.manager.start(ref)
