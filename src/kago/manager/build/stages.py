@@ -40,9 +40,10 @@ class Plan:
     """``global_args`` {name: value or None} (build args applied), ``stages`` (all, in
     order), ``target`` (a Stage), ``needed`` (the stages to build, in order)."""
 
-    __slots__ = ("escape", "global_args", "needed", "stages", "target")
+    __slots__ = ("escape", "global_args", "needed", "source", "stages", "target")
 
-    def __init__(self, global_args, stages, target, needed, escape="\\"):
+    def __init__(self, global_args, stages, target, needed, escape="\\", source="Containerfile"):
+        self.source = source
         self.global_args = global_args
         self.stages = stages
         self.target = target
@@ -75,7 +76,8 @@ def plan(containerfile, build_args=None, target=None):
         chosen = next((s for s in stages if s.name == target.lower()), None)
         if chosen is None:
             raise BuildError(f"target stage {target} could not be found")
-    return Plan(global_args, stages, chosen, _needed(chosen, stages), escape)
+    return Plan(global_args, stages, chosen, _needed(chosen, stages), escape,
+                containerfile.source)
 
 
 def arg_pairs(instr, env, escape):
