@@ -99,6 +99,9 @@ def apply(state, instr, build_args):
             raise instr.error(f"{instr.keyword} --{flag}: unknown flag"
                               + (f" (it takes {', '.join('--' + a for a in sorted(allowed))})"
                                  if allowed else ""))
+    for flag, value in instr.flags:
+        if value is None and flag != "link":
+            raise instr.error(f"{instr.keyword} --{flag} needs a value: --{flag}=VALUE")
     try:
         return handler(state, instr, build_args)
     except SubstitutionError as e:
