@@ -115,7 +115,7 @@ class Builder:
                 raise instr.error("RUN needs a filesystem: FROM scratch has none until a COPY "
                                   "or ADD")
             made = runner.run(self.mgr, image, action, state.config, instr.where,
-                              self.write)
+                              self.write, self.out)
         else:
             source_tree, source_image, cleanup = self._source(plan, stage, results, action,
                                                               instr)
