@@ -139,6 +139,11 @@ def test_cache_hits_and_no_cache(kmt, tmp_path):
     assert second.stdout.count("--> Using cache") == 3
     assert _image_id(second) == _image_id(first)
     assert "Running in" not in second.stdout
+    # the steps' images are the cache: `images` hides them, `images -a` shows them
+    fmt = ("--format", "{{.Repository}}")
+    assert sorted(kmt.kago("images", *fmt, check=True).stdout.split()) == ["busybox",
+                                                                           "kmt-cache"]
+    assert kmt.kago("images", "-a", *fmt, check=True).stdout.split().count("<none>") == 3
     # a changed file misses from its COPY on
     _context(tmp_path, {"input.txt": "v2\n"})
     third = _build(kmt, "-t", "kmt-cache", ctx)

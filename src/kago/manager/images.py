@@ -42,9 +42,15 @@ def cmd_images(mgr, argv, parser, out):
     p.add_argument("-q", "--quiet", action="store_true")
     p.add_argument("--no-trunc", action="store_true")
     p.add_argument("--format")
+    p.add_argument("-a", "--all", action="store_true",
+                   help="also the intermediate images kago build keeps as its cache")
     args = p.parse_args(argv)
     rows = []
     images = mgr.store.images() if os.path.isdir(mgr.paths.storage()) else []
+    if not args.all:
+        from kago.manager.build.cache import Cache
+        hidden = Cache(mgr.paths.root).image_ids()
+        images = [i for i in images if i.names or i.id not in hidden]
     for info in reversed(images):
         short = info.id if args.no_trunc else info.id[:12]
         for name in info.names or ["<none>:<none>"]:

@@ -13,13 +13,14 @@ import os
 import uuid
 
 
-def key(**parts):
+def key(final=False, **parts):
+    """The key of a step (or with ``final``, of a build's result) from what it depends on."""
     text = json.dumps(parts, sort_keys=True, separators=(",", ":"))
-    return hashlib.sha256(text.encode()).hexdigest()
+    return ("f-" if final else "") + hashlib.sha256(text.encode()).hexdigest()
 
 
 class Cache:
-    def __init__(self, root, store):
+    def __init__(self, root, store=None):
         self.dir = os.path.join(root, "build", "cache")
         self.store = store
 
@@ -44,9 +45,12 @@ class Cache:
         os.rename(tmp, os.path.join(self.dir, k))
 
     def image_ids(self):
-        """Every image ID the cache names (the build's intermediate images)."""
+        """The IDs of the build's intermediate images: what the steps' keys name (a final
+        image's key starts with ``f-``: once its name moved on, it shows as dangling)."""
         out = set()
         for entry in os.listdir(self.dir) if os.path.isdir(self.dir) else ():
+            if entry.startswith(("f-", ".")):
+                continue
             try:
                 with open(os.path.join(self.dir, entry)) as f:
                     out.add(f.read().strip())

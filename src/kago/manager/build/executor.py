@@ -216,7 +216,7 @@ class Builder:
         state = result.state
         config = {k: v for k, v in state.config.items() if v not in (None, {}, [])
                   or k in ("Cmd", "Entrypoint") and v == []}
-        key = C.key(final=result.image, config=config, author=state.author,
+        key = C.key(final=True, image=result.image, config=config, author=state.author,
                     history=[h["created_by"] for h in result.history])
         image_id = None if self.opts.no_cache else self.cache.get(key)
         if image_id is None:

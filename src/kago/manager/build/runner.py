@@ -27,7 +27,11 @@ def run(mgr, image_id, step, config, where, write, out=lambda line: None):
                      env=list(step.env), workdir=step.workdir or "/",
                      user=step.user or None, name=f"kago-build-{uuid.uuid4().hex[:12]}",
                      labels={"io.kago.build": "step"})
-    record = mgr.create(cfg)
+    try:
+        record = mgr.create(cfg)
+    except KagoError as e:
+        raise BuildError(f"{step.text}: the build container cannot be made: {e}", where) \
+            from None
     cid = record["id"]
     out(f"--> Running in {cid[:12]}")
     try:
