@@ -270,6 +270,31 @@ def test_failed_run_leaves_nothing(kmt, tmp_path):
     assert proc.returncode == 1 and "about to fail" in proc.stderr
 
 
+def test_symlinks_stay_inside_the_image_and_the_context(kmt, tmp_path):
+    outside = tmp_path / "outside"
+    ctx = _context(tmp_path / "ctx", {
+        "Containerfile": f"FROM busybox\nRUN ln -s /../../../../../..{outside} /escape\n"
+                         "COPY f /escape/\nCOPY f /escape/sub/g\n",
+        "f": "data\n"})
+    _build(kmt, "-t", "kmt-links", ctx)
+    assert not outside.exists()   # the image's symlink was followed inside the image
+    out = kmt.kago("run", "--rm", "--network", "none", "kmt-links", "cat", f"{outside}/f",
+                   f"{outside}/sub/g", check=True).stdout
+    assert out == "data\ndata\n"
+    secret = tmp_path / "secret"
+    secret.write_text("host secret")
+    os.symlink(str(secret), tmp_path / "ctx" / "link")
+    os.symlink("../secret", tmp_path / "ctx" / "rel")  # the host file, seen from ctx
+    for name in ("link", "rel"):
+        with open(tmp_path / "ctx" / "Containerfile", "w") as f:
+            f.write(f"FROM busybox\nCOPY {name} /got\n")
+        proc = _build(kmt, ctx, check=False)
+        assert proc.returncode == 1
+        assert f"Containerfile:2: {name}: no such file or directory in the build context" \
+            in proc.stderr
+    assert os.stat(os.path.join(kmt.root, "build")).st_mode & 0o777 == 0o700
+
+
 def test_parse_error_names_the_line(kmt, tmp_path):
     ctx = _context(tmp_path, {"Containerfile": "FROM busybox\n# fine\nRUN true \\\n  && true\n"
                                                "FOO bar\n"})

@@ -153,9 +153,11 @@ def _file(top, name):
 
 
 def _scratch(mgr):
-    path = os.path.join(mgr.paths.root, "build", "tmp", f"ctx-{os.getpid()}-"
-                                                         f"{uuid.uuid4().hex[:8]}")
-    os.makedirs(path, mode=0o700)
+    from kago.manager.build.executor import private_dir
+    tmp = os.path.join(mgr.paths.root, "build", "tmp")
+    private_dir(tmp)
+    path = os.path.join(tmp, f"ctx-{os.getpid()}-{uuid.uuid4().hex[:8]}")
+    os.mkdir(path, 0o700)
     return path
 
 

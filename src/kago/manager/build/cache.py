@@ -38,7 +38,9 @@ class Cache:
             return None
 
     def put(self, k, image_id):
-        os.makedirs(self.dir, mode=0o700, exist_ok=True)
+        if not os.path.isdir(self.dir):
+            for level in (os.path.dirname(self.dir), self.dir):
+                os.makedirs(level, mode=0o700, exist_ok=True)
         tmp = os.path.join(self.dir, f".{k}.{uuid.uuid4().hex[:8]}")
         with open(tmp, "w") as f:
             f.write(image_id + "\n")

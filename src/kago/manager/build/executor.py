@@ -203,7 +203,7 @@ class Builder:
             raise instr.error(str(e)) from None
 
     def _scratch_dir(self):
-        os.makedirs(self.tmp, mode=0o700, exist_ok=True)
+        private_dir(self.tmp)
         path = os.path.join(self.tmp, f"{os.getpid()}-{uuid.uuid4().hex[:12]}")
         os.mkdir(path, 0o755)
         os.chmod(path, 0o755)
@@ -256,6 +256,13 @@ class Builder:
     def _announce(self, text):
         self.step_no += 1
         self.out(f"STEP {self.step_no}/{self.steps_total}: {text}")
+
+
+def private_dir(path):
+    """Make ``path`` and ROOT/build above it root's alone (0700): a context may hold secrets."""
+    for level in (os.path.dirname(path), path):
+        os.makedirs(level, mode=0o700, exist_ok=True)
+        os.chmod(level, 0o700)
 
 
 def _cid():
