@@ -48,6 +48,8 @@ COPY data/ /app/data/
 ADD bundle.tar.gz /opt/
 RUN chmod 755 greet.sh && echo "$GREETING $TARGET" > made.txt
 RUN echo "app:x:1234:1234::/app:/bin/sh" >> /etc/passwd && chown app /app/made.txt
+COPY --chown=1234:99 data/sub/x.txt /app/owned.txt
+COPY --chown=app --chmod=600 data/sub/x.txt /app/named.txt
 USER app
 EXPOSE 8080 53/udp
 VOLUME /state
@@ -68,13 +70,14 @@ def test_single_stage_build_then_run(kmt, tmp_path):
         "greet.sh": "#!/bin/sh\ncat /app/made.txt; id -u; pwd; cat /app/data/sub/x.txt\n",
         "data/sub/x.txt": "x\n"})
     proc = _build(kmt, "-t", "kmt-single:v1", "-t", "kmt-single", ctx)
-    assert "STEP 8/15: RUN chmod 755 greet.sh" in proc.stdout
+    assert "STEP 8/17: RUN chmod 755 greet.sh" in proc.stdout
     assert "Successfully tagged kmt-single:v1" in proc.stdout
     out = kmt.kago("run", "--rm", "--network", "none", "kmt-single:v1", check=True).stdout
     assert out == "hello world\n1234\n/app\nx\n"
     out = kmt.kago("run", "--rm", "--network", "none", "kmt-single", "stat", "-c", "%u:%g %a",
-                   "/opt/bundled/readme.txt", "/app/greet.sh", check=True).stdout
-    assert out.split("\n")[:2] == ["42:43 640", "0:0 755"]
+                   "/opt/bundled/readme.txt", "/app/greet.sh", "/app/owned.txt",
+                   "/app/named.txt", check=True).stdout
+    assert out.split("\n")[:4] == ["42:43 640", "0:0 755", "1234:99 644", "1234:1234 600"]
     cfg = _config(kmt, "kmt-single:v1")["Config"]
     assert cfg["Cmd"] == ["/app/greet.sh"] and "Entrypoint" not in cfg
     assert {"GREETING=hello", "TARGET=world"} <= set(cfg["Env"])

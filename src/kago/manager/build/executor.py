@@ -90,7 +90,7 @@ class Builder:
         if isinstance(stage.base, stages.Stage):
             done = results[stage.base.index]
             state = done.state.copy()
-            state.args = {}
+            state.args, state.cmd_set = {}, False   # ARGs and "CMD set here" are per stage
             return done.image, state, list(done.history)
         if stage.base == "scratch":
             return None, steps.State({}, plan.global_args, plan.escape), []
