@@ -199,6 +199,20 @@ def is_archive(path):
         return False
 
 
+def _make_parents(top, rel, what):
+    """Make the directories of ``rel`` under ``top``, one at a time, refusing to go through a
+    symlink (an archive's own ``l -> /tmp`` then ``l/x``), so nothing is made outside."""
+    path = top
+    for part in [p for p in rel.split("/") if p]:
+        path = os.path.join(path, part)
+        if os.path.islink(path):
+            raise BuildError(f"{what}: goes through a symlink")
+        if not os.path.isdir(path):
+            if os.path.lexists(path):
+                raise BuildError(f"{what}: a parent is not a directory")
+            os.mkdir(path, 0o755)
+
+
 def extract(fileobj, dest, owners=False, what="archive"):
     """Extract a tar stream into the empty directory ``dest`` without leaving it: names
     with ``..`` or through a symlink are refused, devices skipped. ``owners`` keeps the
@@ -216,10 +230,7 @@ def extract(fileobj, dest, owners=False, what="archive"):
             if ".." in member.name.split("/"):
                 raise BuildError(f"{what}: {member.name}: a path with .. is refused")
             path = os.path.join(top, name)
-            parent = os.path.dirname(path)
-            os.makedirs(parent, exist_ok=True)
-            if os.path.realpath(parent) != parent:
-                raise BuildError(f"{what}: {member.name}: goes through a symlink")
+            _make_parents(top, posixpath.dirname(name), f"{what}: {member.name}")
             if os.path.lexists(path) and not (member.isdir() and os.path.isdir(path)):
                 if os.path.isdir(path) and not os.path.islink(path):
                     raise BuildError(f"{what}: {member.name}: replaces a directory")
@@ -230,8 +241,7 @@ def extract(fileobj, dest, owners=False, what="archive"):
                 os.symlink(member.linkname, path)
             elif member.islnk():
                 source = os.path.join(top, posixpath.normpath("/" + member.linkname).lstrip("/"))
-                if os.path.realpath(os.path.dirname(source)) != os.path.dirname(source) or \
-                        not os.path.isfile(source) or os.path.islink(source):
+                if os.path.realpath(source) != source or not os.path.isfile(source):
                     raise BuildError(f"{what}: {member.name}: a hard link to "
                                      f"{member.linkname}, not a file of the archive")
                 os.link(source, path)

@@ -26,7 +26,7 @@ KNOWN = ("FROM", "RUN", "CMD", "LABEL", "MAINTAINER", "EXPOSE", "ENV", "ADD", "C
          "HEALTHCHECK", "SHELL")
 UNSUPPORTED = {"ONBUILD": "ONBUILD is not supported by kago build"}
 _DIRECTIVE = re.compile(r"^#\s*([a-zA-Z][a-zA-Z0-9]*)\s*=\s*(.+?)\s*$")
-_HEREDOC = re.compile(r"<<-?\s*[\"']?[A-Za-z_][A-Za-z0-9_]*[\"']?(\s|$)")
+_HEREDOC = re.compile(r"(?:^|\s)<<-?\s*[\"']?[A-Za-z_][A-Za-z0-9_]*[\"']?(\s|$)")
 _FLAG = re.compile(r"--([a-zA-Z][a-zA-Z0-9-]*)(?:=(\S*))?$")
 
 
