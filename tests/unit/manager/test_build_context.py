@@ -116,3 +116,12 @@ def test_is_archive(tmp_path):
     with tarfile.open(tmp_path / "a.tar.gz", "w:gz") as t:
         t.add(str(tmp_path / "plain"), "plain")
     assert context.is_archive(str(tmp_path / "a.tar.gz"))
+
+
+def test_sweep_tmp_removes_what_dead_builds_left(tmp_path):
+    from kago.manager.build.executor import sweep_tmp
+    dead = 2**22 + 12345   # above pid_max's default: no such process
+    for name in (f"{dead}-abc", f"ctx-{dead}-def", f"{os.getpid()}-mine", "1-init"):
+        (tmp_path / name).mkdir()
+    sweep_tmp(str(tmp_path))
+    assert sorted(os.listdir(tmp_path)) == sorted([f"{os.getpid()}-mine", "1-init"])

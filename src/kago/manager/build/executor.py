@@ -58,6 +58,7 @@ class Builder:
         self.used_args = set()
 
     def build(self, text, source="Containerfile"):
+        sweep_tmp(self.tmp)
         plan = stages.plan(parse(text, source), self.opts.build_args, self.opts.target)
         self.steps_total = sum(1 + len(s.instructions) for s in plan.needed)
         results = {}
@@ -256,6 +257,15 @@ class Builder:
     def _announce(self, text):
         self.step_no += 1
         self.out(f"STEP {self.step_no}/{self.steps_total}: {text}")
+
+
+def sweep_tmp(tmp):
+    """Remove what builds that died (SIGKILL) left in ROOT/build/tmp: entries are named
+    ``[ctx-]PID-RANDOM`` after the build that made them."""
+    for entry in os.listdir(tmp) if os.path.isdir(tmp) else ():
+        pid = entry.removeprefix("ctx-").split("-", 1)[0]
+        if pid.isdigit() and int(pid) != os.getpid() and not os.path.exists(f"/proc/{pid}"):
+            shutil.rmtree(os.path.join(tmp, entry), ignore_errors=True)
 
 
 def private_dir(path):
