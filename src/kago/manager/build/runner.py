@@ -35,7 +35,7 @@ def run(mgr, image_id, step, config, where, write, out=lambda line: None):
     cid = record["id"]
     out(f"--> Running in {cid[:12]}")
     try:
-        code = _start_and_wait(mgr, cid, write)
+        code = _start_and_wait(mgr, cid, write, step, where)
         if code != 0:
             raise BuildError(f"{step.text}: exited with status "
                              f"{'unknown' if code is None else code}", where)
@@ -44,7 +44,7 @@ def run(mgr, image_id, step, config, where, write, out=lambda line: None):
         mgr.remove(cid, force=True)
 
 
-def _start_and_wait(mgr, cid, write):
+def _start_and_wait(mgr, cid, write, step, where):
     from kago.manager import logs
     done = threading.Event()
     result = {}
@@ -60,7 +60,7 @@ def _start_and_wait(mgr, cid, write):
     try:
         mgr.start(cid)
     except KagoError as e:
-        raise BuildError(f"the build container did not start: {e}") from None
+        raise BuildError(f"{step.text}: did not start: {e}", where) from None
     thread = threading.Thread(target=waiter, daemon=True)
     thread.start()
     path = mgr.paths.log(cid)
