@@ -3,6 +3,7 @@ own isolated manager root (nft table, bridge and netns names of its own): the re
 config and `kago run` of it, multi-stage builds, the cache, build args, a tar context on
 stdin, .dockerignore, ADD of a local archive, and that a failed RUN leaves nothing behind."""
 
+import glob
 import io
 import json
 import os
@@ -227,13 +228,10 @@ def test_dockerignore(kmt, tmp_path):
 
 
 def _cgroups(prefix):
-    """The cgroups of the container whose ID starts with ``prefix``."""
-    found = []
-    for h in os.listdir("/sys/fs/cgroup"):
-        top = f"/sys/fs/cgroup/{h}"
-        if os.path.isdir(top):
-            found += [f"{h}/{e}" for e in os.listdir(top) if e.startswith("kago-" + prefix)]
-    return found
+    """The cgroups of the container whose ID starts with ``prefix`` (v1 hierarchies, the
+    hybrid host's cgroup2 tree, or a pure cgroup v2 host's root)."""
+    return (glob.glob(f"/sys/fs/cgroup/kago-{prefix}*")
+            + glob.glob(f"/sys/fs/cgroup/*/kago-{prefix}*"))
 
 
 def _store_state(kmt):

@@ -1070,7 +1070,7 @@ VERBS = {
     "images": _images_cmd("images"), "import": _images_cmd("import"),
     "pull": _images_cmd("pull"), "push": _images_cmd("push"), "tag": _images_cmd("tag"),
     "rmi": _images_cmd("rmi"), "save": _images_cmd("save"), "load": _images_cmd("load"),
-    "build": lambda glob, argv: __import__("kago.cli.build", fromlist=["main"]).main(glob, argv),
+    "build": lambda g, argv: __import__("kago.cli.build", fromlist=["main"]).main(g, argv),
     "network": cmd_network, "system": cmd_system, "version": cmd_version, "info": cmd_info,
     "up": _definition_verb("up", "Start every container a definition file defines.",
                            _up_flags),
