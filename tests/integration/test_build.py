@@ -308,3 +308,5 @@ def test_parse_error_names_the_line(kmt, tmp_path):
     assert "Dockerfile.dev:1: FROM nosuchimage: no such image here" in proc.stderr
     proc = _build(kmt, str(tmp_path / "absent"), check=False)
     assert proc.returncode == 1 and "is not a directory" in proc.stderr
+    proc = _build(kmt, "-t", "Bad:Name", ctx, check=False)   # a bad flag: docker's 125
+    assert proc.returncode == 125 and "-t Bad:Name" in proc.stderr

@@ -100,15 +100,14 @@ def _out(line=""):
 
 
 def _tags(items):
-    from kago.manager.build.errors import BuildError
     from kago.storage import reference
     from kago.storage.errors import StoreError
     out = []
     for item in items:
         try:
             out.append(reference.normalize(item))
-        except StoreError as e:
-            raise BuildError(f"-t {item}: {e}") from None
+        except StoreError as e:  # a bad flag: 125, before anything is built
+            raise UsageError(f"kago build: -t {item}: {e}") from None
     return out
 
 

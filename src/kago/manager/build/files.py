@@ -117,6 +117,8 @@ def _extract(target, host, dest, owner, chmod):
 
 
 def _put(target, path, host, st, owner, chmod):
+    if not (stat.S_ISDIR(st.st_mode) or stat.S_ISREG(st.st_mode) or stat.S_ISLNK(st.st_mode)):
+        return  # sockets, fifos and devices in a context are not copied
     parent, name = posixpath.split(path)
     dfd = target.dir(parent)
     uid, gid = owner if owner is not None else (0, 0)
