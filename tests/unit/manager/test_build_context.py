@@ -34,9 +34,15 @@ def test_resolve_stays_inside(tree):
 
 
 def test_match_and_walk(tree):
-    assert [tree.rel(h) for h in tree.match("*.txt", "F:1")] == ["c.txt"]
-    assert [tree.rel(h) for h in tree.match(".hidden", "F:1")] == [".hidden"]
-    walked = [rel for rel, _p, _st in tree.walk(tree.match("dir", "F:1")[0])]
+    assert [(n, tree.rel(h)) for n, h in tree.match("*.txt", "F:1")] == [("c.txt", "c.txt")]
+    assert [(n, tree.rel(h)) for n, h in tree.match(".hidden", "F:1")] == [(".hidden",
+                                                                              ".hidden")]
+    # a source's own symlink is followed; it keeps its own name
+    assert [(n, tree.rel(h)) for n, h in tree.match("abs-link", "F:1")] == [("abs-link",
+                                                                               "c.txt")]
+    assert [(n, tree.rel(h)) for n, h in tree.match("abs-*", "F:1")] == [("abs-link",
+                                                                            "c.txt")]
+    walked = [rel for rel, _p, _st in tree.walk(tree.match("dir", "F:1")[0][1])]
     assert walked == ["", "a.txt", "sub"]   # sub/b.log is ignored
     with pytest.raises(BuildError, match="F:2: escape: no such file or directory in the "
                                          "build context"):

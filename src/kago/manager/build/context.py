@@ -127,23 +127,24 @@ class Tree:
         return "" if rel == "." else rel
 
     def match(self, source, where):
-        """The host paths a COPY/ADD source names (wildcards in its last component);
-        BuildError if none."""
+        """[(name, host path)] of what a COPY/ADD source names (wildcards in its last
+        component): ``name`` as written or matched, the host path with symlinks followed
+        inside the tree (docker follows a source's own symlink); BuildError if none."""
         clean = posixpath.normpath("/" + source)
         head, tail = posixpath.split(clean)
         if not re.search(r"[*?\[]", tail):
             host = self.resolve(clean)
             if host is None or (self.rel(host) and self.ignore.ignored(self.rel(host))):
                 raise BuildError(f"{source}: no such file or directory in {self.name}", where)
-            return [host]
+            return [(tail or posixpath.basename(host), host)]
         parent = self.resolve(head)
         regex = _translate(tail)
         found = []
         if parent is not None and os.path.isdir(parent):
             for entry in sorted(os.listdir(parent)):
-                host = os.path.join(parent, entry)
-                if regex.match(entry) and not self.ignore.ignored(self.rel(host)):
-                    found.append(host)
+                host = self.resolve(self.rel(os.path.join(parent, entry)))
+                if regex.match(entry) and host and not self.ignore.ignored(self.rel(host)):
+                    found.append((entry, host))
         if not found:
             raise BuildError(f"{source}: no file matches it in {self.name}", where)
         return found
@@ -163,11 +164,13 @@ class Tree:
                 yield (entry + "/" + sub).rstrip("/"), path, cst
 
 
-def digest(tree, hosts):
-    """sha256 over the names, types, modes and contents of what ``hosts`` name (the cache's
-    view of a COPY's files: times and owners do not count, as in docker)."""
+def digest(tree, found):
+    """sha256 over the names, types, modes and contents of ``found`` ([(name, host)] from
+    ``match``): the cache's view of a COPY's files (times and owners do not count, as in
+    docker)."""
     h = hashlib.sha256()
-    for host in hosts:
+    for name, host in found:
+        h.update(f"{name}\0".encode())
         for rel, path, st in tree.walk(host):
             h.update(f"{tree.rel(path)}\0{rel}\0{stat.S_IFMT(st.st_mode)}\0"
                      f"{stat.S_IMODE(st.st_mode)}\0".encode())

@@ -121,19 +121,19 @@ class Builder:
             source_tree, source_image, cleanup = self._source(plan, stage, results, action,
                                                               instr)
             try:
-                hosts = []
+                found = []
                 for src in action.sources:
-                    hosts += source_tree.match(src, instr.where)
+                    found += source_tree.match(src, instr.where)
                 many = len(action.sources) > 1 or any(
                     ch in s for s in action.sources for ch in "*?[")
-                digest = (context.digest(source_tree, hosts) if source_image is None
+                digest = (context.digest(source_tree, found) if source_image is None
                           else [source_image, action.sources])
                 key = C.key(parent=image, config=state.config, step=action.key(),
                             files=digest)
                 cached = self._cached(key)
                 if cached:
                     return cached
-                made = self._copy(image, state, action, source_tree, hosts, many, instr)
+                made = self._copy(image, state, action, source_tree, found, many, instr)
             finally:
                 cleanup()
         self.cache.put(key, made)
@@ -175,11 +175,11 @@ class Builder:
         return (context.Tree(info.path, name), image,
                 lambda: self.store.remove_rootfs(cid))
 
-    def _copy(self, image, state, action, tree, hosts, many, instr):
+    def _copy(self, image, state, action, tree, found, many, instr):
         if image is None:
             root = self._scratch_dir()
             try:
-                self._copy_into(root, state, action, tree, hosts, many, instr)
+                self._copy_into(root, state, action, tree, found, many, instr)
                 return self.store.import_archive(root, config=state.config,
                                                  message=action.text).id
             finally:
@@ -187,16 +187,16 @@ class Builder:
         cid = _cid()
         info = self.store.create_rootfs(cid, image)
         try:
-            self._copy_into(info.path, state, action, tree, hosts, many, instr)
+            self._copy_into(info.path, state, action, tree, found, many, instr)
             return self.store.commit(cid, None, config=state.config, message=action.text).id
         finally:
             self.store.remove_rootfs(cid)
 
-    def _copy_into(self, root, state, action, tree, hosts, many, instr):
+    def _copy_into(self, root, state, action, tree, found, many, instr):
         try:
             owner = files.owner_ids(root, action.chown) if action.chown else None
             with files.Target(root) as target:
-                files.copy(target, tree, hosts, action.dest, owner, action.chmod,
+                files.copy(target, tree, found, action.dest, owner, action.chmod,
                            action.add, many)
         except BuildError as e:
             if e.where:

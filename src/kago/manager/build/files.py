@@ -65,16 +65,16 @@ class Target:
         return self._dirs[path]
 
 
-def copy(target, tree, hosts, dest, owner=None, chmod=None, add=False, many=False):
-    """Copy ``hosts`` (host paths in ``tree``) to ``dest`` in ``target``. ``owner``: (uid,
-    gid) for everything copied (None: root's, or the archive's for ADD). ``many``: the
-    source had a wildcard or there are several sources."""
-    if (many or len(hosts) > 1) and not dest.endswith("/"):
+def copy(target, tree, found, dest, owner=None, chmod=None, add=False, many=False):
+    """Copy ``found`` ([(name, host path)] in ``tree``) to ``dest`` in ``target``.
+    ``owner``: (uid, gid) for everything copied (None: root's, or the archive's for ADD).
+    ``many``: the source had a wildcard or there are several sources."""
+    if (many or len(found) > 1) and not dest.endswith("/"):
         raise BuildError(f"copying more than one file needs a directory as the destination, "
                          f"ending in /: {dest}/")
     into = dest.endswith("/") or target.is_dir(dest)
     dest = posixpath.normpath(dest)
-    for host in hosts:
+    for source_name, host in found:
         st = os.lstat(host)
         if stat.S_ISDIR(st.st_mode):
             _make_top(target, dest, owner)
@@ -85,9 +85,9 @@ def copy(target, tree, hosts, dest, owner=None, chmod=None, add=False, many=Fals
             _make_top(target, dest, owner)
             _extract(target, host, dest, owner, chmod)
         else:
-            name = posixpath.join(dest, os.path.basename(host)) if into else dest
+            name = posixpath.join(dest, source_name) if into else dest
             if name == "/":
-                raise BuildError(f"cannot copy file {os.path.basename(host)} over /")
+                raise BuildError(f"cannot copy file {source_name} over /")
             _put(target, name, host, st, owner, chmod)
 
 
