@@ -419,11 +419,11 @@ class Images:
     def __init__(self, manager):
         self.manager = manager
 
-    def list(self):
+    def list(self, all=False):
         """ImageInfo values (``id``, ``names``, ``created``, ``size``, ``config``...),
-        oldest first."""
+        oldest first; ``all`` adds the unnamed images ``kago build`` keeps as its cache."""
         from kago.manager import images
-        return images.images(self.manager)
+        return images.images(self.manager, all=all)
 
     def get(self, ref):
         """docker image inspect's document."""

@@ -12,11 +12,13 @@ def cmd_images(glob, argv):
     p.add_argument("-q", "--quiet", action="store_true")
     p.add_argument("--no-trunc", action="store_true")
     p.add_argument("--format")
+    p.add_argument("-a", "--all", action="store_true",
+                   help="also the intermediate images kago build keeps as its cache")
     args = p.parse_args(argv)
     from kago.manager import format as F
     from kago.manager.images import created_time, split_name
     rows = []
-    for info in reversed(client(glob).images.list()):
+    for info in reversed(client(glob).images.list(all=args.all)):
         short = info.id if args.no_trunc else info.id[:12]
         for name in info.names or ["<none>:<none>"]:
             repo, tag = split_name(name)

@@ -31,7 +31,7 @@ containers:
   run, create, start, stop, restart, kill, rm, ps, logs, exec, attach, wait,
   inspect, top, stats, pause, unpause, commit, export
 images:
-  images, import, pull, push, tag, rmi, save, load
+  images, import, pull, push, tag, rmi, save, load, build
 definitions (Python files, see docs/manager.md):
   up FILE [-e KEY=VAL], down FILE, ps FILE, reload FILE, archive FILE
 other:
@@ -147,7 +147,7 @@ VERBS = {
     "images": ("images", "cmd_images"), "import": ("images", "cmd_import"),
     "pull": ("images", "cmd_pull"), "push": ("images", "cmd_push"), "tag": ("images", "cmd_tag"),
     "rmi": ("images", "cmd_rmi"), "save": ("images", "cmd_save"), "load": ("images", "cmd_load"),
-    "network": ("networks", "cmd_network"),
+    "build": ("build", "main"), "network": ("networks", "cmd_network"),
     "system": ("system", "cmd_system"), "version": ("system", "cmd_version"),
     "info": ("system", "cmd_info"),
     "up": ("definitions", "cmd_up"), "down": ("definitions", "cmd_down"),

@@ -36,9 +36,15 @@ def store_of(mgr, ref):
     return mgr.store
 
 
-def images(mgr):
-    """The root's images (kago.storage ImageInfo), oldest first; none without a store."""
-    return mgr.store.images() if os.path.isdir(mgr.paths.storage()) else []
+def images(mgr, all=False):
+    """The root's images (kago.storage ImageInfo), oldest first; none without a store. The
+    unnamed images ``kago build`` keeps as its cache are left out unless ``all``."""
+    found = mgr.store.images() if os.path.isdir(mgr.paths.storage()) else []
+    if all:
+        return found
+    from kago.manager.build.cache import Cache
+    hidden = Cache(mgr.paths.root).image_ids()
+    return [i for i in found if i.names or i.id not in hidden]
 
 
 def import_image(mgr, path, name=None, config=None, message=None):
