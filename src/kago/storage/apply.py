@@ -70,6 +70,7 @@ class Applier:
         self.source = source
         self.devices = devices
         self.size = 0
+        self.newest = None      # the newest mtime of any entry (an import's reproducible date)
         self.seen = set()       # paths this layer wrote (for opaque dirs in merge mode)
         self.dir_times = []     # (path, mtime): set last, children change a dir's mtime
         self._cache = (None, None)
@@ -96,6 +97,8 @@ class Applier:
 
     def entry(self, tar, info):
         parts = clean(info.name, self.source)
+        if self.newest is None or info.mtime > self.newest:
+            self.newest = info.mtime
         if not parts:
             if not info.isdir():
                 raise UnsafeArchive(self.source, info.name, "replaces the layer's root")

@@ -97,6 +97,12 @@ def now_rfc3339():
     return datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
+def rfc3339(timestamp):
+    """A unix time as RFC 3339 in UTC, whole seconds (a file's mtime as an image's date)."""
+    return datetime.datetime.fromtimestamp(int(timestamp), datetime.UTC).strftime(
+        "%Y-%m-%dT%H:%M:%SZ")
+
+
 class ImageInfo:
     """An image as callers see it.
 
@@ -170,7 +176,8 @@ def chain_id(parent, diff_id):
 class Layer:
     """A layer to stack: its blob (digest, size, media type) and, once read, its diff_id."""
 
-    __slots__ = ("chain", "content_size", "diff_id", "digest", "media_type", "path", "size")
+    __slots__ = ("chain", "content_size", "diff_id", "digest", "media_type", "newest", "path",
+                 "size")
 
     def __init__(self, digest, size, media_type, diff_id=None, path=None):
         self.digest = digest
@@ -180,6 +187,7 @@ class Layer:
         self.path = path            # where the blob's bytes are (staged or in the store)
         self.chain = None
         self.content_size = 0
+        self.newest = None          # the newest mtime in its tar, once applied
 
     def to_json(self):
         return {"digest": self.digest, "size": self.size, "media_type": self.media_type,

@@ -11,7 +11,7 @@ import os
 import uuid
 
 from kago.storage import drivers, idshift, reference, syscalls
-from kago.storage.apply import apply_layer
+from kago.storage.apply import Applier
 from kago.storage.errors import (
     BadArchive,
     DigestMismatch,
@@ -23,7 +23,7 @@ from kago.storage.errors import (
     StoreError,
 )
 from kago.storage.model import (  # noqa: F401 - Layer, chain_id, host_platform: also here
-    IdMap, ImageInfo, Layer, RootfsInfo, chain_id, host_platform, now_rfc3339)
+    IdMap, ImageInfo, Layer, RootfsInfo, chain_id, host_platform, now_rfc3339, rfc3339)
 from kago.storage.records import (
     StoreLock,
     container_half_made,
@@ -45,6 +45,7 @@ from kago.storage.writer import LayerTar
 
 DEFAULT_ROOT = "/var/lib/kago/storage"
 HOST_ROOT = "@host"  # create_rootfs's image for "the host's own root filesystem"
+EPOCH = "1970-01-01T00:00:00Z"
 DEFAULT_PATH = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 class Store:
     """An image and layer store rooted at ``root``; see the package docstring for the API."""
@@ -229,10 +230,12 @@ class Store:
     def import_archive(self, path, name=None, config=None, message=None, author=None):
         """Import a root filesystem: a tarball (.tar, .tar.gz, .tar.xz, .tar.zst, .tar.bz2,
         the compression found from its first bytes) or a directory, as a one-layer image.
-        ``config`` fills the image config's "config" object (default: PATH in Env)."""
-        names = [reference.normalize(name)] if name else []
-        with self._lock:
-            self._check_names(names, None)
+        ``config`` fills the image config's "config" object (default: PATH in Env).
+
+        The config is a function of the content and the arguments only (its date is the
+        newest mtime in the archive), so importing the same content again gives the same
+        image ID: the existing image, with ``name`` added to its names."""
+        names = [reference.normalize(name)] if name else []  # checked once the ID is known
         if not os.path.exists(path):
             raise StoreError(f"{path}: no such file or directory")
         with self.staging() as stage:
@@ -241,10 +244,12 @@ class Store:
             else:
                 layer = stage.blob_from_file(path)
             stage.apply([layer], source=path)
-            created = now_rfc3339()
+            # content-addressed: the same tarball with the same options is the same config,
+            # so the same image ID (dated by its newest file, not by the clock; no file name)
+            created = rfc3339(layer.newest) if layer.newest is not None else EPOCH
             image_config = {"Env": [DEFAULT_PATH]}
             image_config.update(config or {})
-            history = {"created": created, "created_by": f"kago import {os.path.basename(path)}"}
+            history = {"created": created, "created_by": "kago import"}
             if message:
                 history["comment"] = message
             doc = new_config([layer], image_config, created, [history], author)
@@ -646,14 +651,17 @@ class _Staging:
                 existing = self.store._p("layers", hex_of(chain) + ".json")
                 if os.path.exists(existing):
                     layer.chain, parent = chain, chain
-                    layer.content_size = read_json(existing)["size"]
+                    rec = read_json(existing)
+                    layer.content_size, layer.newest = rec["size"], rec.get("newest")
                     continue
             staged = self.path(f"layer-{index}")
             self.store._driver.stage_layer(staged, self._path_of(parent))
             with open(layer.path, "rb") as f:
                 reader = HashingReader(decompressed(f)[0])
-                layer.content_size = apply_layer(reader, staged, self.store._driver.apply_mode,
-                                                 what, self.store.devices)
+                applier = Applier(staged, self.store._driver.apply_mode, what,
+                                  self.store.devices)
+                layer.content_size = applier.run(reader)
+                layer.newest = applier.newest
                 try:
                     reader.drain()
                 except (EOFError, OSError, ValueError) as e:
@@ -741,4 +749,5 @@ class _Staging:
         self._added.append(("layer", final))
         write_json(record, {"chain_id": layer.chain, "diff_id": layer.diff_id,
                             "parent": parent, "size": layer.content_size,
-                            "blob": layer.to_json(), "created": now_rfc3339()})
+                            "blob": layer.to_json(), "created": now_rfc3339(),
+                            "newest": layer.newest})
