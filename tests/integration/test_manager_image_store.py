@@ -6,7 +6,7 @@ import json
 import os
 import subprocess
 
-from kago.manager.testing import kmt_fixture  # noqa: F401 (fixture)
+from kago.manager.testing import KAGO, kmt_fixture  # noqa: F401 (fixture)
 
 
 def _tar(rootfs, path, *flags):
@@ -42,3 +42,53 @@ def test_importing_the_same_tarball_twice_is_one_image(kmt, tmp_path):
               if not e.endswith(".json") and e != "empty" and "." not in e]
     assert len(layers) == 2  # busybox imported from a directory, and this tar's one layer
     kmt.kago("rmi", "kmt-one", "kmt-two", check=True)
+
+
+def _kago_io(kmt, *args, stdin=None, stdout=None):
+    """`kago ARGS` with files (or fds) as its standard input and output."""
+    return subprocess.run([KAGO, *map(str, args)], stdin=stdin, stdout=stdout,
+                          stderr=subprocess.PIPE, env=kmt.env, timeout=60, check=False)
+
+
+def test_save_load_and_import_through_pipes(kmt, tmp_path):
+    archive = tmp_path / "bb.tar"
+    with open(archive, "wb") as f:
+        proc = _kago_io(kmt, "save", "busybox", stdout=f)
+    assert proc.returncode == 0, proc.stderr
+    names = subprocess.run(["tar", "-tf", archive], capture_output=True, text=True,
+                           check=True).stdout.split()
+    assert "manifest.json" in names and "index.json" in names
+    busybox = kmt.inspect("busybox")["Id"]
+    kmt.kago("rmi", "busybox", check=True)
+    with open(archive, "rb") as f:
+        proc = subprocess.run([KAGO, "load"], stdin=f, capture_output=True, text=True,
+                              env=kmt.env, timeout=60, check=False)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout == "Loaded image: busybox:latest\n"
+    assert kmt.inspect("busybox")["Id"] == busybox  # the same image back
+    tar = _tar(kmt.rootfs, tmp_path / "root.tar")
+    with open(tar, "rb") as f:
+        proc = subprocess.run([KAGO, "import", "-", "kmt-piped"], stdin=f, capture_output=True,
+                              text=True, env=kmt.env, timeout=60, check=False)
+    assert proc.returncode == 0, proc.stderr
+    from_file = kmt.kago("import", tar, check=True).stdout
+    assert proc.stdout == from_file  # the same content through a pipe is the same image
+    out = kmt.kago("run", "--rm", "--network", "none", "kmt-piped", "cat", "/etc/passwd",
+                   check=True).stdout
+    assert out.startswith("root:")
+    kmt.kago("rmi", "kmt-piped", check=True)
+
+
+def test_save_refuses_a_terminal_and_load_an_empty_stdin(kmt):
+    import pty
+    primary, secondary = pty.openpty()
+    try:
+        proc = _kago_io(kmt, "save", "busybox", stdout=secondary)
+    finally:
+        os.close(secondary)
+        os.close(primary)
+    assert proc.returncode == 125
+    assert proc.stderr.decode() == ("kago: cowardly refusing to save to a terminal. Use the -o "
+                                    "flag or redirect\n")
+    proc = _kago_io(kmt, "load", stdin=subprocess.DEVNULL)
+    assert proc.returncode == 125 and b"standard input is empty" in proc.stderr

@@ -70,11 +70,23 @@ def cmd_import(mgr, argv, parser, out):
     p.add_argument("file")
     p.add_argument("reference", nargs="?")
     args = p.parse_args(argv)
-    config = _changes(args.change)
-    info = mgr.store.import_archive(os.path.abspath(args.file), name=args.reference,
-                                    config=config or None, message=args.message)
+    info = import_image(mgr, args.file, args.reference, args.change, args.message)
     out("sha256:" + info.id)
     return 0
+
+
+def import_image(mgr, source, name=None, changes=(), message=None, stdin=None):
+    """docker import: ``source`` a tarball or directory, or "-" for standard input."""
+    import sys
+    config = _changes(changes)
+    if source == "-":
+        source = stdin or sys.stdin.buffer
+        if os.isatty(source.fileno()):
+            raise ManagerError("import from standard input: it is a terminal (redirect a "
+                               "tarball into it, or give a file)")
+    else:
+        source = os.path.abspath(source)
+    return mgr.store.import_archive(source, name=name, config=config or None, message=message)
 
 
 def _changes(items):
@@ -161,28 +173,56 @@ def cmd_rmi(mgr, argv, parser, out):
 
 def cmd_save(mgr, argv, parser, out):
     p = parser("save", "Write an image as a docker-loadable archive (or an OCI layout).")
-    p.add_argument("-o", "--output", required=True)
+    p.add_argument("-o", "--output")
     p.add_argument("--format", choices=("docker-archive", "oci"), default="docker-archive")
     p.add_argument("image")
     args = p.parse_args(argv)
-    store = _store_of(mgr, args.image)
-    if args.format == "oci":
-        store.export_oci(args.image, args.output)
-    else:
-        store.export_docker_archive(args.image, args.output)
+    save(mgr, args.image, args.output, args.format)
     return 0
+
+
+def save(mgr, ref, output=None, fmt="docker-archive", stdout=None):
+    """docker save: to ``output``, or to standard output (never a terminal) without one."""
+    import sys
+    store = _store_of(mgr, ref)
+    if output is None:
+        output = stdout or sys.stdout.buffer
+        if os.isatty(output.fileno()):
+            raise ManagerError("cowardly refusing to save to a terminal. Use the -o flag or "
+                               "redirect")
+    if fmt == "oci":
+        store.export_oci(ref, output)
+    else:
+        store.export_docker_archive(ref, output)
+    if hasattr(output, "flush"):
+        output.flush()
 
 
 def cmd_load(mgr, argv, parser, out):
     p = parser("load", "Load images from a docker archive or an OCI layout.")
-    p.add_argument("-i", "--input", required=True)
+    p.add_argument("-i", "--input")
     args = p.parse_args(argv)
-    path = os.path.abspath(args.input)
-    is_oci = os.path.isdir(path) and os.path.exists(os.path.join(path, "oci-layout"))
-    infos = mgr.store.import_oci(path) if is_oci else mgr.store.import_docker_archive(path)
-    for info in infos if isinstance(infos, list) else [infos]:
-        out(f"Loaded image: {', '.join(info.names) or info.id}")
+    for line in load(mgr, args.input):
+        out(line)
     return 0
+
+
+def load(mgr, source=None, stdin=None):
+    """docker load: from ``source`` or, without one, standard input. Returns docker's lines."""
+    import sys
+    if source is None:
+        source = stdin or sys.stdin.buffer
+        if os.isatty(source.fileno()):
+            raise ManagerError("requested load from stdin, but stdin is empty")
+    else:
+        source = os.path.abspath(source)
+    lines = []
+    for info in mgr.store.load(source):
+        if info.names:
+            lines += [f"Loaded image: {name}" for name in info.names]
+        else:
+            lines.append(f"Loaded image ID: sha256:{info.id}")
+    return lines
 
 
 def cmd_commit(mgr, argv, parser, out):

@@ -327,6 +327,22 @@ def _import_manifest(store, stage, source, desc, names, host):
     return build_image(store, stage, config, layers, fetch, names, what)
 
 
+# --- either form ---------------------------------------------------------------------------------
+
+def load(store, path):
+    """Import what ``path`` holds: a docker-save archive (manifest.json; Docker 25's are OCI
+    layouts too) or an OCI layout, a directory or a tar. Returns [ImageInfo]."""
+    source = Source(path)
+    try:
+        docker = source.exists("manifest.json")
+        oci = source.exists("oci-layout")
+    finally:
+        source.close()
+    if oci and not docker:
+        return import_oci(store, path)
+    return import_docker_archive(store, path)
+
+
 # --- docker save archives -----------------------------------------------------------------------
 
 def import_docker_archive(store, path):
@@ -386,9 +402,16 @@ def manifest_of(store, rec):
 
 class _Writer:
     """Writes an export into a directory or a tar, next to its final path, then renames it:
-    a failed export leaves nothing at ``path``."""
+    a failed export leaves nothing at ``path``. ``path`` may also be a binary file object
+    (a pipe: stdout), which gets the tar as a stream."""
 
     def __init__(self, path, as_tar):
+        if hasattr(path, "write"):
+            self.path = self.tmp = None
+            self.as_tar = True
+            self.tar = tarfile.open(fileobj=path, mode="w|", format=tarfile.PAX_FORMAT)
+            self.written = set()
+            return
         self.path = os.path.abspath(path)
         self.tmp = f"{self.path}.tmp-{os.getpid()}-{uuid.uuid4().hex[:8]}"
         self.as_tar = as_tar
@@ -433,13 +456,17 @@ class _Writer:
     def finish(self):
         if self.tar is not None:
             self.tar.close()
+        if self.path is None:
+            return
         if os.path.isdir(self.path):
             os.rmdir(self.path)
         os.rename(self.tmp, self.path)
 
     def abort(self):
-        if self.tar is not None:
+        if self.tar is not None and self.path is not None:
             self.tar.close()
+        if self.tmp is None:
+            return  # a stream: what was written is out; the caller reports the error
         if os.path.isdir(self.tmp):
             shutil.rmtree(self.tmp, ignore_errors=True)
         elif os.path.exists(self.tmp):
@@ -471,14 +498,15 @@ def _index(rec, manifest, mdigest, name):
 
 def export(store, ref, path, docker=False):
     """Write image ``ref`` as an OCI layout (a directory, or a tar if ``path`` ends in
-    .tar) or, with ``docker``, as a docker-save tar that is an OCI layout too."""
+    .tar or is a binary file object) or, with ``docker``, as a docker-save tar that is an
+    OCI layout too."""
     rec = store._find(ref)
     name = ref if ref in rec["names"] else (rec["names"][0] if rec["names"] else None)
     try:
         name = reference.normalize(ref) if reference.normalize(ref) in rec["names"] else name
     except StoreError:
         pass
-    out = _Writer(path, docker or path.endswith(".tar"))
+    out = _Writer(path, docker or hasattr(path, "write") or path.endswith(".tar"))
     try:
         manifest = manifest_of(store, rec)
         mdigest = _write_blobs(out, store, rec, manifest)

@@ -33,8 +33,10 @@ from kago.storage.records import (
     write_json,
 )
 from kago.storage.stream import (
+    CHUNK,
     MEDIA_TYPES,
     HashingReader,
+    Peek,
     decompressed,
     gzip_copy,
     hex_of,
@@ -229,17 +231,22 @@ class Store:
 
     def import_archive(self, path, name=None, config=None, message=None, author=None):
         """Import a root filesystem: a tarball (.tar, .tar.gz, .tar.xz, .tar.zst, .tar.bz2,
-        the compression found from its first bytes) or a directory, as a one-layer image.
+        the compression found from its first bytes; a path or a binary file object such as
+        standard input) or a directory, as a one-layer image.
         ``config`` fills the image config's "config" object (default: PATH in Env).
 
         The config is a function of the content and the arguments only (its date is the
         newest mtime in the archive), so importing the same content again gives the same
         image ID: the existing image, with ``name`` added to its names."""
         names = [reference.normalize(name)] if name else []  # checked once the ID is known
-        if not os.path.exists(path):
+        stream = hasattr(path, "read")
+        if not stream and not os.path.exists(path):
             raise StoreError(f"{path}: no such file or directory")
         with self.staging() as stage:
-            if os.path.isdir(path):
+            if stream:
+                layer = stage.blob_from_file(path, "standard input")
+                path = "standard input"
+            elif os.path.isdir(path):
                 layer = stage.blob_from_dir(path)
             else:
                 layer = stage.blob_from_file(path)
@@ -265,6 +272,23 @@ class Store:
         names from its annotations, or ``name`` when it holds one image."""
         from kago.storage import oci
         return oci.import_oci(self, path, name)
+
+    def load(self, path):
+        """Import a docker-save archive or an OCI layout (what ``path`` holds decides), from
+        a path or a binary file object (a pipe: copied into staging first, as the archive
+        is read out of order). Returns [ImageInfo]."""
+        from kago.storage import oci
+        if not hasattr(path, "read"):
+            return oci.load(self, path)
+        with self.staging() as stage:
+            copy = stage.path("input.tar")
+            with open(copy, "wb") as out:
+                while chunk := path.read(CHUNK):
+                    out.write(chunk)
+            if os.path.getsize(copy) == 0:
+                raise BadArchive("standard input is empty (give an archive: -i FILE or "
+                                 "redirect it)")
+            return oci.load(self, copy)
 
     def import_docker_archive(self, path):
         """Import the images of a ``docker save`` archive, named by its RepoTags."""
@@ -599,22 +623,31 @@ class _Staging:
 
     # blobs
 
-    def blob_from_file(self, path):
-        """Stage a rootfs tarball as a layer blob: kept as is if plain, gzip or zstd (OCI media
-        types exist for those), else recompressed to gzip."""
+    def blob_from_file(self, path, what=None):
+        """Stage a rootfs tarball (a path or a binary file object, read once) as a layer blob:
+        kept as is if plain, gzip or zstd (OCI media types exist for those), else
+        recompressed to gzip."""
+        if hasattr(path, "read"):
+            return self._blob_from_stream(path, what or "standard input")
         with open(path, "rb") as f:
-            kind = sniff(f.read(6))
-        if kind in MEDIA_TYPES:
-            return self.copy_blob(path, MEDIA_TYPES[kind])
+            return self._blob_from_stream(f, what or path)
+
+    def _blob_from_stream(self, f, what):
+        head = f.read(6)
+        kind = sniff(head)
+        src = Peek(f, head)
         out = self.path(f"blob-{uuid.uuid4().hex}")
-        with open(path, "rb") as f:
-            src, _ = decompressed(f)
-            try:
-                digest, size = gzip_copy(src, out)
-            except (EOFError, OSError, ValueError) as e:
-                if is_enospc(e):
-                    raise
-                raise BadArchive(f"{path}: corrupt or truncated {kind} stream ({e})") from None
+        if kind in MEDIA_TYPES:
+            with open(out, "wb") as dst:
+                reader = HashingReader(src, tee=dst)
+                reader.drain()
+            return Layer(reader.digest(), reader.size, MEDIA_TYPES[kind], path=out)
+        try:
+            digest, size = gzip_copy(decompressed(src)[0], out)
+        except (EOFError, OSError, ValueError) as e:
+            if is_enospc(e):
+                raise
+            raise BadArchive(f"{what}: corrupt or truncated {kind} stream ({e})") from None
         return Layer(digest, size, MEDIA_TYPES["gzip"], path=out)
 
     def copy_blob(self, path, media_type, expected=None, what=None):
