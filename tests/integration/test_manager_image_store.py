@@ -92,3 +92,61 @@ def test_save_refuses_a_terminal_and_load_an_empty_stdin(kmt):
                                     "flag or redirect\n")
     proc = _kago_io(kmt, "load", stdin=subprocess.DEVNULL)
     assert proc.returncode == 125 and b"standard input is empty" in proc.stderr
+
+
+def test_rmi_prints_each_name_and_id_once(kmt):
+    kmt.kago("tag", "busybox", "kmt-a:1", check=True)
+    kmt.kago("tag", "busybox", "kmt-b:1", check=True)
+    assert kmt.kago("rmi", "kmt-a:1", check=True).stdout == "Untagged: kmt-a:1\n"
+    image = kmt.inspect("busybox")
+    kmt.kago("rmi", "busybox", check=True)  # the name only: kmt-b:1 still has the image
+    out = kmt.kago("rmi", "kmt-b:1", check=True).stdout.splitlines()
+    assert out[:2] == ["Untagged: kmt-b:1", f"Deleted: {image['Id']}"]
+    assert out[2:] == [f"Deleted: {image['RootFS']['Layers'][0]}"]  # its one layer
+    assert len(out) == len(set(out))
+
+
+def test_inspect_of_nothing_is_no_such_object(kmt):
+    proc = kmt.kago("inspect", "nosuch")
+    assert proc.returncode == 125 and proc.stderr == "kago: no such object: nosuch\n"
+    assert "nosuch" in kmt.kago("inspect", "--type", "image", "nosuch").stderr
+
+
+def test_commit_changes_are_in_the_image_config(kmt):
+    kmt.kago("run", "--name", "kmt-src", "--network", "none", "busybox", "true", check=True)
+    changes = ["EXPOSE 8000", "EXPOSE 53/udp 9000-9001", "VOLUME /data", 'VOLUME ["/logs"]',
+               'LABEL team=web "note=two words"', "STOPSIGNAL SIGINT", "USER 1000:1000",
+               "WORKDIR /srv", "ENV A=1 B=2", "ENV A=3", 'CMD ["httpd", "-f"]',
+               "ENTRYPOINT /bin/env"]
+    args = [a for change in changes for a in ("-c", change)]
+    kmt.kago("commit", *args, "kmt-src", "kmt-changed", check=True)
+    config = kmt.inspect("kmt-changed")["Config"]
+    assert config["ExposedPorts"] == {"8000/tcp": {}, "53/udp": {}, "9000/tcp": {},
+                                      "9001/tcp": {}}
+    assert config["Volumes"] == {"/data": {}, "/logs": {}}
+    assert config["Labels"] == {"team": "web", "note": "two words"}
+    assert config["StopSignal"] == "SIGINT" and config["User"] == "1000:1000"
+    assert config["WorkingDir"] == "/srv"
+    assert config["Env"][0].startswith("PATH=") and config["Env"][1:] == ["B=2", "A=3"]
+    assert config["Cmd"] == ["httpd", "-f"]
+    assert config["Entrypoint"] == ["/bin/sh", "-c", "/bin/env"]
+    bad = kmt.kago("commit", "-c", "EXPOSE http", "kmt-src", "kmt-bad")
+    assert bad.returncode == 125 and "'http' is not a port" in bad.stderr
+    kmt.kago("rm", "kmt-src", check=True)
+    kmt.kago("rmi", "kmt-changed", check=True)
+
+
+def test_inspect_of_a_container_shows_the_image_cmd_and_user(kmt):
+    kmt.kago("run", "--name", "kmt-src", "--network", "none", "busybox", "true", check=True)
+    kmt.kago("commit", "-c", 'CMD ["sleep", "1"]', "-c", "USER 65534", "-c", "WORKDIR /tmp",
+             "kmt-src", "kmt-img", check=True)
+    kmt.kago("create", "--name", "kmt-made", "--network", "none", "kmt-img", check=True)
+    config = kmt.inspect("kmt-made")["Config"]
+    assert config["Cmd"] == ["sleep", "1"] and config["User"] == "65534"
+    assert config["WorkingDir"] == "/tmp" and config["Entrypoint"] is None
+    kmt.kago("create", "--name", "kmt-own", "--network", "none", "-u", "0", "kmt-img", "id",
+             check=True)
+    config = kmt.inspect("kmt-own")["Config"]
+    assert config["Cmd"] == ["id"] and config["User"] == "0"
+    kmt.kago("rm", "kmt-src", "kmt-made", "kmt-own", check=True)
+    kmt.kago("rmi", "kmt-img", check=True)

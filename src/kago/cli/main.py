@@ -728,7 +728,7 @@ def cmd_inspect(glob, argv):
                     raise
         if doc is None:
             from kago.manager import images
-            doc = images.inspect(mgr, name)
+            doc = images.inspect(mgr, name, args.type)
         docs.append(doc)
     if args.format:
         for doc in docs:
