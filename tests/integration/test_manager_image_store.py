@@ -6,7 +6,10 @@ import json
 import os
 import subprocess
 
+import pytest
+
 from kago.manager.testing import KAGO, kmt_fixture  # noqa: F401 (fixture)
+from kago.storage import testkit
 
 
 def _tar(rootfs, path, *flags):
@@ -150,3 +153,25 @@ def test_inspect_of_a_container_shows_the_image_cmd_and_user(kmt):
     assert config["Cmd"] == ["id"] and config["User"] == "0"
     kmt.kago("rm", "kmt-src", "kmt-made", "kmt-own", check=True)
     kmt.kago("rmi", "kmt-img", check=True)
+
+
+@pytest.mark.skipif(not os.path.exists(testkit.Registry.BINARY),
+                    reason="docker-registry is not installed")
+def test_push_and_pull_on_loopback_need_no_insecure_flag(kmt, tmp_path):
+    busybox = kmt.inspect("busybox")["Id"]
+    with testkit.Registry(str(tmp_path)) as reg:
+        port = reg.host.rpartition(":")[2]
+        out = kmt.kago("push", "busybox", f"{reg.host}/kmt/bb:1", check=True).stdout
+        assert out.startswith(f"{reg.host}/kmt/bb:1: digest: sha256:")
+        kmt.kago("rmi", "busybox", check=True)
+        out = kmt.kago("pull", f"localhost:{port}/kmt/bb:1", check=True).stdout
+        assert out.splitlines()[0] == f"Digest: {busybox}"  # plain HTTP to the same registry
+        # HTTPS is tried first (its certificate unverified, as docker does for insecure
+        # registries): a loopback registry that answers HTTPS gets HTTPS, not HTTP
+        cert = testkit.self_signed(str(tmp_path))
+        with testkit.Proxy(reg.host, tls=cert) as proxy:
+            kmt.kago("push", f"localhost:{port}/kmt/bb:1", f"{proxy.host}/kmt/bb:tls",
+                     check=True)
+            assert ("PUT", "/v2/kmt/bb/manifests/tls", None) in proxy.seen
+        kmt.kago("tag", f"localhost:{port}/kmt/bb:1", "busybox", check=True)
+        kmt.kago("rmi", f"localhost:{port}/kmt/bb:1", check=True)

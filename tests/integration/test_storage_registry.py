@@ -155,3 +155,19 @@ def test_unknown_image_and_unreachable_registry(server, stores):
     port = testkit.free_port()
     with pytest.raises(RegistryError, match=f"registry 127.0.0.1:{port}: .*refused"):
         registry.pull(dest, f"127.0.0.1:{port}/x:1", insecure=True)
+
+
+def test_verified_https_when_asked_and_a_plain_http_answer_names_the_fix(server, source,
+                                                                          stores, tmp_path):
+    dest = stores.new("dest")
+    with pytest.raises(RegistryError) as err:
+        registry.pull(dest, f"{server.host}/kagotest/app:1", insecure=False)
+    assert str(err.value) == (f"registry {server.host}: it answers plain HTTP, not HTTPS "
+                              "(wrong version number); if it is an HTTP registry you trust, "
+                              "use --insecure")
+    with testkit.Proxy(server.host, tls=testkit.self_signed(str(tmp_path))) as proxy:
+        with pytest.raises(RegistryError, match="certificate verify failed"):
+            registry.push(source, "app:1", f"{proxy.host}/kagotest/tls:1", insecure=False)
+        registry.push(source, "app:1", f"{proxy.host}/kagotest/tls:1")  # loopback: unverified
+        assert proxy.seen
+    assert dest.images() == []

@@ -194,7 +194,7 @@ def cmd_pull(mgr, argv, parser, out):
     p.add_argument("reference")
     args = p.parse_args(argv)
     from kago.storage import registry
-    info = registry.pull(mgr.store, args.reference, insecure=args.insecure)
+    info = registry.pull(mgr.store, args.reference, insecure=args.insecure or None)
     out(f"Digest: sha256:{info.id}")
     out(f"Status: downloaded image for {args.reference}")
     return 0
@@ -208,7 +208,7 @@ def cmd_push(mgr, argv, parser, out):
     args = p.parse_args(argv)
     from kago.storage import registry
     digest = registry.push(_store_of(mgr, args.image), args.image, args.destination or args.image,
-                           insecure=args.insecure)
+                           insecure=args.insecure or None)
     out(f"{args.destination or args.image}: digest: {digest}")
     return 0
 
