@@ -5,6 +5,7 @@ import hashlib
 import json
 import os
 import subprocess
+import tarfile
 
 import pytest
 
@@ -175,3 +176,20 @@ def test_push_and_pull_on_loopback_need_no_insecure_flag(kmt, tmp_path):
             assert ("PUT", "/v2/kmt/bb/manifests/tls", None) in proxy.seen
         kmt.kago("tag", f"localhost:{port}/kmt/bb:1", "busybox", check=True)
         kmt.kago("rmi", f"localhost:{port}/kmt/bb:1", check=True)
+
+
+def test_the_store_keeps_one_copy_of_a_layer_and_saves_its_exact_tar(kmt, tmp_path):
+    tar = _tar(kmt.rootfs, tmp_path / "bb.tar")
+    image = kmt.kago("import", tar, "kmt-one", check=True).stdout.strip()
+    blobs = os.listdir(os.path.join(kmt.root, "storage", "blobs", "sha256"))
+    ids = [i.removeprefix("sha256:") for i in (image, kmt.inspect("busybox")["Id"])]
+    assert sorted(blobs) == sorted(ids)  # image configs only: no layer tar beside its files
+    saved = tmp_path / "saved.tar"
+    kmt.kago("save", "-o", saved, "kmt-one", check=True)
+    diff_id = kmt.inspect("kmt-one")["RootFS"]["Layers"][0]
+    with tarfile.open(saved) as archive:
+        layer = archive.extractfile(f"blobs/sha256/{diff_id.removeprefix('sha256:')}").read()
+        manifest = json.load(archive.extractfile("manifest.json"))
+    assert layer == tar.read_bytes()  # played back from the layer's files, byte for byte
+    assert manifest[0]["Layers"] == [f"blobs/sha256/{diff_id.removeprefix('sha256:')}"]
+    kmt.kago("rmi", "kmt-one", check=True)

@@ -122,9 +122,11 @@ def _put(server, path, body, kind):
 
 def _index_for(server, source, repo, platforms):
     """Push app:1's manifest by digest and an index listing it under ``platforms``."""
-    registry.push(source, "app:1", f"{server.host}/{repo}:single", insecure=True)
-    manifest, _ = source.manifest("app:1")
-    digest = "sha256:" + hashlib.sha256(manifest).hexdigest()
+    digest = registry.push(source, "app:1", f"{server.host}/{repo}:single", insecure=True)
+    manifest = urllib.request.urlopen(urllib.request.Request(
+        f"http://{server.host}/v2/{repo}/manifests/{digest}",
+        headers={"Accept": "application/vnd.oci.image.manifest.v1+json"}), timeout=10).read()
+    assert "sha256:" + hashlib.sha256(manifest).hexdigest() == digest
     index = {"schemaVersion": 2, "mediaType": "application/vnd.oci.image.index.v1+json",
              "manifests": [{"mediaType": "application/vnd.oci.image.manifest.v1+json",
                             "digest": digest, "size": len(manifest),

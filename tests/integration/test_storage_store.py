@@ -64,7 +64,7 @@ def names(store):
 
 def layer_dirs(store):
     return sorted(e for e in os.listdir(os.path.join(store.root, "layers"))
-                  if not e.endswith(".json") and e != "empty")
+                  if not e.endswith((".json", ".tar-split.gz")) and e != "empty")
 
 
 # --- imports ----------------------------------------------------------------------------------

@@ -177,7 +177,7 @@ class Layer:
     """A layer to stack: its blob (digest, size, media type) and, once read, its diff_id."""
 
     __slots__ = ("chain", "content_size", "diff_id", "digest", "media_type", "newest", "path",
-                 "size")
+                 "size", "split", "tar_size")
 
     def __init__(self, digest, size, media_type, diff_id=None, path=None):
         self.digest = digest
@@ -188,6 +188,8 @@ class Layer:
         self.chain = None
         self.content_size = 0
         self.newest = None          # the newest mtime in its tar, once applied
+        self.split = None           # its tar-split file, once applied, if it plays back
+        self.tar_size = None        # bytes of its uncompressed tar
 
     def to_json(self):
         return {"digest": self.digest, "size": self.size, "media_type": self.media_type,

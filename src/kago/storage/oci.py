@@ -213,9 +213,12 @@ def build_image(store, stage, config_bytes, layer_descs, fetch, names, what):
         check_digest(diff_id, f"{what}: diff_id {index + 1}")
         chain = chain_id(parent, diff_id)
         digest, mtype, size = desc
-        have_layer = os.path.exists(store._p("layers", hex_of(chain) + ".json"))
-        if digest and have_layer and store.has_blob(digest):
-            layer = Layer(digest, size, mtype, diff_id, store._blob_path(digest))
+        if os.path.exists(store._p("layers", hex_of(chain) + ".json")):
+            # the layer (its files, and its tar through them) is in the store: the blob is
+            # not needed, whoever compressed it; the descriptor is kept for a push back
+            layer = store._layer_of(chain)
+            if digest:
+                layer.digest, layer.media_type, layer.size = digest, mtype, size
         else:
             layer = fetch(index, desc)
             layer.diff_id = diff_id
@@ -389,15 +392,24 @@ def _import_docker_entry(store, stage, source, entry, host):
 
 # --- export ---------------------------------------------------------------------------------------
 
-def manifest_of(store, rec):
-    """The OCI manifest (bytes) of a stored image."""
+def manifest_of(store, rec, layers=None):
+    """The OCI manifest (bytes) of a stored image: with ``layers`` (descriptors: mediaType,
+    digest, size), else with its layers as uncompressed tars (digest = diff_id), as docker
+    save writes them and as the store can always give them back."""
     config_path = store._blob_path(rec["config"])
+    if layers is None:
+        layers = [uncompressed_descriptor(store, chain) for chain in rec["chain"]]
     doc = {"schemaVersion": 2, "mediaType": MEDIA_OCI_MANIFEST,
            "config": {"mediaType": MEDIA_OCI_CONFIG, "digest": rec["config"],
                       "size": os.path.getsize(config_path)},
-           "layers": [{"mediaType": layer["media_type"], "digest": layer["digest"],
-                       "size": layer["size"]} for layer in rec["layers"]]}
+           "layers": layers}
     return json.dumps(doc, separators=(",", ":"), sort_keys=True).encode()
+
+
+def uncompressed_descriptor(store, chain):
+    tar = store.layer_tar(chain)
+    tar.close()
+    return {"mediaType": MEDIA_TYPES[None], "digest": tar.diff_id, "size": tar.expected_size}
 
 
 class _Writer:
@@ -453,6 +465,23 @@ class _Writer:
         with open(src, "rb") as f:
             self.tar.addfile(info, f)
 
+    def stream(self, name, reader, size):
+        """``size`` bytes read from ``reader`` (a Store.layer_tar, checked at the end)."""
+        if name in self.written:
+            reader.close()
+            return
+        self.written.add(name)
+        if self.tar is None:
+            os.makedirs(os.path.dirname(os.path.join(self.tmp, name)), exist_ok=True)
+            with open(os.path.join(self.tmp, name), "wb") as f:
+                while chunk := reader.read(1 << 20):
+                    f.write(chunk)
+        else:
+            info = tarfile.TarInfo(name)
+            info.size, info.mode = size, 0o644
+            self.tar.addfile(info, reader)
+        reader.check()
+
     def finish(self):
         if self.tar is not None:
             self.tar.close()
@@ -476,11 +505,16 @@ class _Writer:
 def _write_blobs(out, store, rec, manifest):
     import hashlib
     mdigest = "sha256:" + hashlib.sha256(manifest).hexdigest()
-    for layer in rec["layers"]:
-        out.file(f"blobs/sha256/{hex_of(layer['digest'])}", store.blob_path(layer["digest"]))
+    for chain in rec["chain"]:
+        tar = store.layer_tar(chain)
+        out.stream(f"blobs/sha256/{hex_of(tar.diff_id)}", tar, tar.expected_size)
     out.file(f"blobs/sha256/{hex_of(rec['config'])}", store.blob_path(rec["config"]))
     out.bytes(f"blobs/sha256/{hex_of(mdigest)}", manifest)
     return mdigest
+
+
+def _diff_ids(store, rec):
+    return [store._layer_of(chain).diff_id for chain in rec["chain"]]
 
 
 def _index(rec, manifest, mdigest, name):
@@ -515,7 +549,7 @@ def export(store, ref, path, docker=False):
         if docker:
             entry = {"Config": f"blobs/sha256/{hex_of(rec['config'])}",
                      "RepoTags": [name] if name else [],
-                     "Layers": [f"blobs/sha256/{hex_of(l['digest'])}" for l in rec["layers"]]}
+                     "Layers": [f"blobs/sha256/{hex_of(d)}" for d in _diff_ids(store, rec)]}
             out.bytes("manifest.json", json.dumps([entry]).encode())
         out.finish()
     except BaseException:

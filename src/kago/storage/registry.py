@@ -403,12 +403,38 @@ def pull(store, ref, insecure=None, auth=None):
 def push(store, ref, dest_ref, insecure=None, auth=None):
     """Push image ``ref`` to ``dest_ref`` (``host[:port]/repo[:tag]``); blobs the registry has
     are not sent again. Returns the manifest's digest."""
-    body, rec = store.manifest(ref)
+    rec = store._find(ref)
     r, client, tag = _client(dest_ref, insecure, auth)
     if r.digest:
         raise StoreError(f"push to {dest_ref}: give a tag, not a digest")
-    for digest in [layer["digest"] for layer in rec["layers"]] + [rec["config"]]:
-        if not client.has_blob(digest):
-            client.upload(digest, store.blob_path(digest))
+    layers = [_push_layer(store, client, chain, source)
+              for chain, source in zip(rec["chain"], rec["layers"])]
+    if not client.has_blob(rec["config"]):
+        client.upload(rec["config"], store.blob_path(rec["config"]))
+    body = oci.manifest_of(store, rec, layers)
     client.put_manifest(tag, body, oci.MEDIA_OCI_MANIFEST)
     return "sha256:" + hashlib.sha256(body).hexdigest()
+
+
+def _push_layer(store, client, chain, source):
+    """The descriptor of layer ``chain`` in the registry, uploading it if the registry lacks
+    it. A blob the registry already has is used as is: the one the layer came as (pulled or
+    imported; a blob is known by its tar, whoever compressed it) or the one kago pushed
+    before. Otherwise the layer's tar is played back, gzip-compressed into staging (as
+    docker pushes), uploaded, and its descriptor kept for the next push."""
+    from kago.storage.stream import MEDIA_TYPES, gzip_copy
+    pushed = store.pushed_blob(chain)
+    for desc in (source, pushed):
+        if desc and desc.get("digest") and client.has_blob(desc["digest"]):
+            return {"mediaType": desc["media_type"], "digest": desc["digest"],
+                    "size": desc["size"]}
+    with store.staging() as stage:
+        out = stage.path("layer.tar.gz")
+        tar = store.layer_tar(chain)
+        digest, size = gzip_copy(tar, out)
+        tar.check()
+        desc = {"media_type": MEDIA_TYPES["gzip"], "digest": digest, "size": size}
+        if not client.has_blob(digest):
+            client.upload(digest, out)
+    store.remember_pushed_blob(chain, desc)
+    return {"mediaType": desc["media_type"], "digest": digest, "size": size}

@@ -10,7 +10,7 @@ import json
 import os
 import uuid
 
-from kago.storage import drivers, idshift, reference, syscalls
+from kago.storage import drivers, idshift, reference, syscalls, tarsplit
 from kago.storage.apply import Applier
 from kago.storage.errors import (
     BadArchive,
@@ -48,6 +48,7 @@ from kago.storage.writer import LayerTar
 DEFAULT_ROOT = "/var/lib/kago/storage"
 HOST_ROOT = "@host"  # create_rootfs's image for "the host's own root filesystem"
 EPOCH = "1970-01-01T00:00:00Z"
+SPLIT_SUFFIX = ".tar-split.gz"  # <root>/layers/<chain hex>.tar-split.gz: see tarsplit.py
 DEFAULT_PATH = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 class Store:
     """An image and layer store rooted at ``root``; see the package docstring for the API."""
@@ -484,16 +485,58 @@ class Store:
 
     def _layer_of(self, chain):
         """A Layer for a layer in the store, from its record."""
-        rec = read_json(self._p("layers", hex_of(chain) + ".json"))
-        if rec is None or not rec.get("blob"):
-            raise StoreError(f"layer {chain} is missing from the store (run gc, re-import "
-                             "the image)")
-        blob = rec["blob"]
-        layer = Layer(blob["digest"], blob["size"], blob["media_type"], rec["diff_id"],
-                      self._blob_path(blob["digest"]))
+        rec = self._layer_record(chain)
+        source = rec.get("source") or rec.get("blob") or {}
+        blob = rec.get("blob")
+        layer = Layer(source.get("digest"), source.get("size"), source.get("media_type"),
+                      rec["diff_id"], self._blob_path(blob["digest"]) if blob else None)
         layer.chain = chain
         layer.content_size = rec["size"]
+        layer.tar_size = rec.get("tar_size")
         return layer
+
+    def _layer_record(self, chain):
+        rec = read_json(self._p("layers", hex_of(chain) + ".json"))
+        if rec is None or not (rec.get("blob") or rec.get("split")):
+            raise StoreError(f"layer {chain} is missing from the store (run gc, re-import "
+                             "the image)")
+        return rec
+
+    def layer_tar(self, chain):
+        """The uncompressed tar of layer ``chain`` (its diff_id's bytes), to read: a reader
+        with ``read(n)``, ``size`` (bytes it will give), ``diff_id``, and ``check()`` to call
+        after the last byte (DigestMismatch if what was read is not the layer's tar). Played
+        back from the layer's files and tar-split, or decompressed from its kept blob."""
+        rec = self._layer_record(chain)
+        if rec.get("split"):
+            path = self._p("layers", hex_of(chain))
+            chunks = tarsplit.chunks(path + SPLIT_SUFFIX, path)
+        else:
+            chunks = _decompressed_chunks(self._blob_path(rec["blob"]["digest"]))
+        size = rec.get("tar_size")
+        if size is None:  # a record from before sizes were kept: count once
+            size = sum(len(c) for c in _decompressed_chunks(
+                self._blob_path(rec["blob"]["digest"])))
+        return _LayerTar(chunks, size, rec["diff_id"], chain)
+
+    def pushed_blob(self, chain):
+        """The descriptor (digest, size, media_type) of the gzip blob kago made of layer
+        ``chain`` for its last push, if any (a push that finds it in the registry sends
+        nothing)."""
+        rec = read_json(self._p("layers", hex_of(chain) + ".json")) or {}
+        return rec.get("pushed")
+
+    def remember_pushed_blob(self, chain, desc):
+        with self._lock:
+            path = self._p("layers", hex_of(chain) + ".json")
+            rec = read_json(path)
+            if rec is not None:
+                rec["pushed"] = desc
+                write_json(path, rec)
+
+    def layer_chains(self, ref):
+        """The chain IDs of image ``ref``'s layers, bottom first."""
+        return list(self._find(ref)["chain"])
 
     def _base_config(self, record):
         """The config document of the container's image; a bare one if it was removed."""
@@ -549,19 +592,18 @@ class Store:
         images = self._image_records()
         used_chains = {c for r in images for c in r["chain"]}
         used_chains |= {c for r in self._container_records() for c in r["chain"]}
-        used_blobs = {r["config"] for r in images} | {layer["digest"] for r in images
-                                                      for layer in r["layers"]}
+        used_blobs = {r["config"] for r in images}
         removed = []
         for entry in os.listdir(self._p("layers")):
-            stem = entry.removesuffix(".json")
+            stem = entry.removesuffix(".json").removesuffix(SPLIT_SUFFIX)
             if stem == "empty" or "sha256:" + stem in used_chains:
-                if entry.endswith(".json"):  # a kept layer keeps its blob (commit, export)
+                if entry.endswith(".json"):  # a layer without a tar-split keeps its blob
                     blob = (read_json(self._p("layers", entry)) or {}).get("blob")
                     if blob:
                         used_blobs.add(blob["digest"])
                 continue
             path = self._p("layers", entry)
-            if entry.endswith(".json"):
+            if entry.endswith((".json", SPLIT_SUFFIX)):
                 os.unlink(path)
             else:
                 self._driver.remove_layer(path)
@@ -571,6 +613,43 @@ class Store:
                 os.unlink(self._p("blobs", "sha256", entry))
                 removed.append(f"blob sha256:{entry}")
         return removed
+
+
+def _plays_back(split, layer_dir, diff_id):
+    """Whether ``split`` and the layer's files give back the tar whose digest is ``diff_id``
+    (a tar that writes one path twice, say, does not: its layer keeps its blob)."""
+    reader = tarsplit.Reader(tarsplit.chunks(split, layer_dir))
+    try:
+        while reader.read(CHUNK):
+            pass
+    except StoreError:
+        return False
+    return reader.digest() == diff_id
+
+
+def _decompressed_chunks(path):
+    with open(path, "rb") as f:
+        src = decompressed(f)[0]
+        while chunk := src.read(CHUNK):
+            yield chunk
+
+
+class _LayerTar(tarsplit.Reader):
+    """Store.layer_tar's reader."""
+
+    def __init__(self, chunks, size, diff_id, chain):
+        super().__init__(chunks)
+        self.expected_size = size
+        self.diff_id = diff_id
+        self.chain = chain
+
+    def check(self):
+        if self.read(1):
+            raise StoreError(f"layer {self.chain}: its tar is longer than recorded "
+                             "(re-import the image)")
+        if self.digest() != self.diff_id:
+            raise DigestMismatch(f"layer {self.chain} played back", self.diff_id,
+                                 self.digest())
 
 
 class _Record:
@@ -689,23 +768,30 @@ class _Staging:
                     continue
             staged = self.path(f"layer-{index}")
             self.store._driver.stage_layer(staged, self._path_of(parent))
-            with open(layer.path, "rb") as f:
-                reader = HashingReader(decompressed(f)[0])
-                applier = Applier(staged, self.store._driver.apply_mode, what,
-                                  self.store.devices)
-                layer.content_size = applier.run(reader)
-                layer.newest = applier.newest
-                try:
-                    reader.drain()
-                except (EOFError, OSError, ValueError) as e:
-                    if is_enospc(e):
-                        raise
-                    raise BadArchive(f"{what}: corrupt or truncated stream ({e})") from None
+            recorder = tarsplit.Recorder(self.path(f"split-{index}"))
+            try:
+                with open(layer.path, "rb") as f:
+                    reader = HashingReader(decompressed(f)[0], tee=recorder)
+                    applier = Applier(staged, self.store._driver.apply_mode, what,
+                                      self.store.devices, recorder=recorder)
+                    layer.content_size = applier.run(reader)
+                    layer.newest = applier.newest
+                    try:
+                        reader.drain()
+                    except (EOFError, OSError, ValueError) as e:
+                        if is_enospc(e):
+                            raise
+                        raise BadArchive(f"{what}: corrupt or truncated stream ({e})") from None
+                layer.tar_size = recorder.finish()
+            except BaseException:
+                recorder.abort()
+                raise
             diff_id = reader.digest()
             if layer.diff_id and layer.diff_id != diff_id:
                 raise DigestMismatch(f"{what} (uncompressed)", layer.diff_id, diff_id)
             layer.diff_id = diff_id
             layer.chain = parent = chain_id(parent, diff_id)
+            layer.split = recorder.path if _plays_back(recorder.path, staged, diff_id) else None
             self._staged_layers[layer.chain] = staged
 
     def _path_of(self, chain):
@@ -732,7 +818,6 @@ class _Staging:
             try:
                 parent = None
                 for layer in layers:
-                    self._publish_blob(layer.path, layer.digest)
                     self._publish_layer(layer, parent)
                     parent = layer.chain
                 self._publish_blob(cfg_path, "sha256:" + image_id)
@@ -767,6 +852,9 @@ class _Staging:
         self._added.append(("blob", final))
 
     def _publish_layer(self, layer, parent):
+        """Rename a staged layer into the store with one copy of its content: the extracted
+        files and its tar-split (the tar plays back from them), or, for a tar that does not
+        play back, the extracted files and the blob."""
         store = self.store
         record = store._p("layers", hex_of(layer.chain) + ".json")
         staged = self._staged_layers.pop(layer.chain, None)
@@ -778,9 +866,17 @@ class _Staging:
                              "using it was imported (retry the import)")
         if os.path.lexists(final):  # a leftover without a record (a crash): replace it
             store._driver.remove_layer(final)
+        blob = None
+        if layer.split:
+            os.rename(layer.split, final + SPLIT_SUFFIX)
+            self._added.append(("blob", final + SPLIT_SUFFIX))
+        else:
+            self._publish_blob(layer.path, layer.digest)
+            blob = layer.to_json()
         store._driver.publish_layer(staged, final)
         self._added.append(("layer", final))
         write_json(record, {"chain_id": layer.chain, "diff_id": layer.diff_id,
                             "parent": parent, "size": layer.content_size,
-                            "blob": layer.to_json(), "created": now_rfc3339(),
+                            "tar_size": layer.tar_size, "split": bool(layer.split),
+                            "blob": blob, "source": layer.to_json(), "created": now_rfc3339(),
                             "newest": layer.newest})
