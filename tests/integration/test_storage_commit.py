@@ -1,7 +1,6 @@
 """commit: a container's changes become a layer and an image, for each driver and ID shift,
 also while a process runs in the container."""
 
-import gzip
 import io
 import os
 import shutil

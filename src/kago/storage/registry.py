@@ -416,6 +416,14 @@ def push(store, ref, dest_ref, insecure=None, auth=None):
     return "sha256:" + hashlib.sha256(body).hexdigest()
 
 
+OCI_LAYER_TYPE = {
+    "application/vnd.docker.image.rootfs.diff.tar.gzip":
+        "application/vnd.oci.image.layer.v1.tar+gzip",
+    "application/vnd.docker.image.rootfs.foreign.diff.tar.gzip":
+        "application/vnd.oci.image.layer.nondistributable.v1.tar+gzip",
+}
+
+
 def _push_layer(store, client, chain, source):
     """The descriptor of layer ``chain`` in the registry, uploading it if the registry lacks
     it. A blob the registry already has is used as is: the one the layer came as (pulled or
@@ -426,8 +434,9 @@ def _push_layer(store, client, chain, source):
     pushed = store.pushed_blob(chain)
     for desc in (source, pushed):
         if desc and desc.get("digest") and client.has_blob(desc["digest"]):
-            return {"mediaType": desc["media_type"], "digest": desc["digest"],
-                    "size": desc["size"]}
+            # the manifest is OCI's: docker's name for a gzip layer is OCI's gzip layer
+            kind = OCI_LAYER_TYPE.get(desc["media_type"], desc["media_type"])
+            return {"mediaType": kind, "digest": desc["digest"], "size": desc["size"]}
     with store.staging() as stage:
         out = stage.path("layer.tar.gz")
         tar = store.layer_tar(chain)

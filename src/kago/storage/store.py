@@ -308,7 +308,8 @@ class Store:
         return oci.export(self, ref, path, docker=True)
 
     def manifest(self, ref):
-        """(OCI manifest bytes, image record) of a stored image (for push and export)."""
+        """(OCI manifest bytes, image record) of a stored image as export writes it: its
+        layers as uncompressed tars (push sends compressed blobs: see registry.push)."""
         from kago.storage import oci
         rec = self._find(ref)
         return oci.manifest_of(self, rec), rec
