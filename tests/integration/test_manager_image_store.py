@@ -63,13 +63,16 @@ def test_save_load_and_import_through_pipes(kmt, tmp_path):
                            check=True).stdout.split()
     assert "manifest.json" in names and "index.json" in names
     busybox = kmt.inspect("busybox")["Id"]
-    kmt.kago("rmi", "busybox", check=True)
+    kmt.kago("tag", "busybox", "kmt-other", check=True)
+    kmt.kago("rmi", "busybox", check=True)  # the name only
     with open(archive, "rb") as f:
         proc = subprocess.run([KAGO, "load"], stdin=f, capture_output=True, text=True,
                               env=kmt.env, timeout=60, check=False)
     assert proc.returncode == 0, proc.stderr
-    assert proc.stdout == "Loaded image: busybox:latest\n"
+    assert proc.stdout == "Loaded image: busybox:latest\n"  # the archive's name, not others
     assert kmt.inspect("busybox")["Id"] == busybox  # the same image back
+    assert kmt.inspect("busybox")["RepoTags"] == ["kmt-other:latest", "busybox:latest"]
+    kmt.kago("rmi", "kmt-other", check=True)
     tar = _tar(kmt.rootfs, tmp_path / "root.tar")
     with open(tar, "rb") as f:
         proc = subprocess.run([KAGO, "import", "-", "kmt-piped"], stdin=f, capture_output=True,

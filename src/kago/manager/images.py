@@ -298,8 +298,8 @@ def load(mgr, source=None, stdin=None):
         source = os.path.abspath(source)
     lines = []
     for info in mgr.store.load(source):
-        if info.names:
-            lines += [f"Loaded image: {name}" for name in info.names]
+        if info.given:  # the archive's names (the image may have had others already)
+            lines += [f"Loaded image: {name}" for name in info.given]
         else:
             lines.append(f"Loaded image ID: sha256:{info.id}")
     return lines

@@ -109,16 +109,18 @@ class ImageInfo:
     ``id`` is the sha256 hex of its config blob; ``layers`` the digests of its layers'
     uncompressed tars (the config's rootfs.diff_ids), bottom first; ``config`` the OCI image
     config's ``config`` object (Env, Cmd, Entrypoint, WorkingDir, User, ExposedPorts, ...);
-    ``size`` the bytes of file content in its layers.
+    ``size`` the bytes of file content in its layers; ``given`` (from an import, load or
+    pull) the names that command gave it, of ``names``.
     """
 
-    __slots__ = ("architecture", "author", "config", "created", "history", "id", "layers",
-                 "names", "os", "size")
+    __slots__ = ("architecture", "author", "config", "created", "given", "history", "id",
+                 "layers", "names", "os", "size")
 
     def __init__(self, id, names, created, size, layers, config, author=None, history=(),
-                 architecture=None, os=None):
+                 architecture=None, os=None, given=()):
         self.id = id
         self.names = list(names)
+        self.given = list(given)  # the names the import or pull that returned it gave it
         self.created = created
         self.size = size
         self.layers = list(layers)

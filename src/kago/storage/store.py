@@ -139,12 +139,12 @@ class Store:
         with open(self._blob_path(rec["config"])) as f:
             return json.load(f)
 
-    def _info(self, rec):
+    def _info(self, rec, given=()):
         cfg = self._config(rec)
         return ImageInfo(rec["id"], rec["names"], cfg.get("created") or rec["created"],
                          rec["size"], [layer["diff_id"] for layer in rec["layers"]],
                          cfg.get("config") or {}, cfg.get("author"), cfg.get("history") or (),
-                         cfg.get("architecture"), cfg.get("os"))
+                         cfg.get("architecture"), cfg.get("os"), given)
 
     def images(self):
         """Every image, oldest first."""
@@ -261,12 +261,12 @@ class Store:
             if message:
                 history["comment"] = message
             doc = new_config([layer], image_config, created, [history], author)
-            return self._info(stage.publish(doc, [layer], names))
+            return self._info(stage.publish(doc, [layer], names), names)
 
     def new_image_from_config(self, stage, config, layers, names):
         """Publish an image whose layers ``stage`` has applied, with ``config`` (bytes) as its
         config blob as is: its digest is the image ID (for the OCI, docker and registry code)."""
-        return self._info(stage.publish_config(config, layers, names))
+        return self._info(stage.publish_config(config, layers, names), names)
 
     def import_oci(self, path, name=None):
         """Import the host platform's images of an OCI image layout (a directory or a tar);
@@ -482,7 +482,7 @@ class Store:
                 history["author"] = author
             doc = new_config(base_layers + [layer], image_config, created, [history], author,
                              base=base_doc)
-            return self._info(stage.publish(doc, base_layers + [layer], names))
+            return self._info(stage.publish(doc, base_layers + [layer], names), names)
 
     def _layer_of(self, chain):
         """A Layer for a layer in the store, from its record."""
