@@ -107,3 +107,27 @@ def test_commit_layers_are_kept_once(stores, rootfs_cache):
         with tarfile.open(fileobj=io.BytesIO(layer)) as tar:
             assert tar.extractfile("etc/new").read() == b"new"
         store.remove_rootfs("c1")
+
+
+@pytest.mark.parametrize("form", ["gnu", "posix"])
+def test_a_sparse_file_plays_back(stores, tmp_path, form):
+    src = tmp_path / "src"
+    src.mkdir()
+    with open(src / "sparse", "wb") as f:
+        f.seek(4 << 20)
+        f.write(b"end")
+    (src / "after").write_text("after")
+    tar = tmp_path / "sparse.tar"
+    subprocess.run(["tar", "--sparse", f"--format={form}", "--numeric-owner", "-C", str(src),
+                    "-cf", str(tar), "sparse", "after"], check=True)
+    store = stores.new()
+    img = store.import_archive(str(tar), name="sparse")
+    assert played_back(store, "sparse") == [tar.read_bytes()]
+    assert blobs(store) == [img.id]
+    with store:
+        r = store.create_rootfs("c1", "sparse")
+        with open(os.path.join(r.path, "sparse"), "rb") as f:
+            f.seek(4 << 20)
+            assert f.read() == b"end"
+        assert open(os.path.join(r.path, "after")).read() == "after"
+        store.remove_rootfs("c1")
