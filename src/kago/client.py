@@ -360,8 +360,7 @@ class Client:
         ('CMD ["sh"]', "ENV A=1", ...). Its ImageInfo."""
         from kago.manager import images
         record = self.manager.resolve(ref)
-        return images.commit(self.manager, record, name, message, author,
-                             images.parse_changes(changes) or None)
+        return images.commit(self.manager, record, name, message, author, changes=changes)
 
     def export(self, ref, target):
         """The container's filesystem as a tar archive at ``target`` ("-": stdout)."""
@@ -425,22 +424,24 @@ class Images:
         from kago.manager import images
         return images.images(self.manager, all=all)
 
-    def get(self, ref):
-        """docker image inspect's document."""
+    def get(self, ref, kind="image"):
+        """docker image inspect's document. ``kind`` None: ``ref`` is not a container
+        either, so a missing image is docker's "no such object"."""
         from kago.manager import images
-        return images.inspect(self.manager, ref)
+        return images.inspect(self.manager, ref, kind)
 
-    def import_(self, path, name=None, changes=(), message=None):
-        """A root filesystem (tarball or directory) as an image named ``name``."""
+    def import_(self, path, name=None, changes=(), message=None, stdin=None):
+        """A root filesystem (tarball or directory; "-": ``stdin``, default standard input)
+        as an image named ``name``. The same content gives the same image ID."""
         from kago.manager import images
-        return images.import_image(self.manager, path, name, images.parse_changes(changes),
-                                   message)
+        return images.import_image(self.manager, path, name, changes, message, stdin=stdin)
 
-    def pull(self, reference, insecure=False):
+    def pull(self, reference, insecure=None):
+        """``insecure`` None: plain HTTP only for loopback registries, as docker."""
         from kago.manager import images
         return images.pull(self.manager, reference, insecure=insecure)
 
-    def push(self, image, destination=None, insecure=False):
+    def push(self, image, destination=None, insecure=None):
         """Push to a registry; the manifest's digest."""
         from kago.manager import images
         return images.push(self.manager, image, destination, insecure=insecure)
@@ -450,17 +451,20 @@ class Images:
         images.tag(self.manager, source, target)
 
     def remove(self, ref, force=False):
-        """["name N" / "id I", ...]: what went."""
+        """docker rmi's lines: "Untagged: NAME", "Deleted: sha256:ID", ..."""
         from kago.manager import images
         return images.remove(self.manager, ref, force=force)
 
-    def save(self, image, output, format="docker-archive"):
+    def save(self, image, output=None, format="docker-archive", stdout=None):
+        """To ``output`` (a path), else to ``stdout`` (a binary file; default standard
+        output, never a terminal)."""
         from kago.manager import images
-        images.save(self.manager, image, output, format=format)
+        images.save(self.manager, image, output, format=format, stdout=stdout)
 
-    def load(self, path):
+    def load(self, path=None, stdin=None):
+        """[ImageInfo] from a docker archive or OCI layout at ``path``, else ``stdin``."""
         from kago.manager import images
-        return images.load(self.manager, path)
+        return images.load(self.manager, path, stdin=stdin)
 
 
 class Networks:

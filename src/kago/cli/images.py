@@ -56,7 +56,7 @@ def cmd_pull(glob, argv):
                    dest="insecure", help="plain HTTP / unverified TLS (local registries)")
     p.add_argument("reference")
     args = p.parse_args(argv)
-    info = client(glob).images.pull(args.reference, insecure=args.insecure)
+    info = client(glob).images.pull(args.reference, insecure=args.insecure or None)
     out(f"Digest: sha256:{info.id}")
     out(f"Status: downloaded image for {args.reference}")
     return 0
@@ -68,7 +68,8 @@ def cmd_push(glob, argv):
     p.add_argument("image")
     p.add_argument("destination", nargs="?")
     args = p.parse_args(argv)
-    digest = client(glob).images.push(args.image, args.destination, insecure=args.insecure)
+    digest = client(glob).images.push(args.image, args.destination,
+                                     insecure=args.insecure or None)
     out(f"{args.destination or args.image}: digest: {digest}")
     return 0
 
@@ -89,15 +90,14 @@ def cmd_rmi(glob, argv):
     args = p.parse_args(argv)
     images = client(glob).images
     for ref in args.images:
-        for what in images.remove(ref, force=args.force):
-            kind, _, value = what.partition(" ")
-            out(f"Untagged: {value}" if kind == "name" else f"Deleted: {value}")
+        for line in images.remove(ref, force=args.force):
+            out(line)
     return 0
 
 
 def cmd_save(glob, argv):
     p = parser("save", "Write an image as a docker-loadable archive (or an OCI layout).")
-    p.add_argument("-o", "--output", required=True)
+    p.add_argument("-o", "--output")
     p.add_argument("--format", choices=("docker-archive", "oci"), default="docker-archive")
     p.add_argument("image")
     args = p.parse_args(argv)
@@ -107,10 +107,11 @@ def cmd_save(glob, argv):
 
 def cmd_load(glob, argv):
     p = parser("load", "Load images from a docker archive or an OCI layout.")
-    p.add_argument("-i", "--input", required=True)
+    p.add_argument("-i", "--input")
     args = p.parse_args(argv)
-    for info in client(glob).images.load(args.input):
-        out(f"Loaded image: {', '.join(info.names) or info.id}")
+    from kago.manager.images import load_lines
+    for line in load_lines(client(glob).images.load(args.input)):
+        out(line)
     return 0
 
 

@@ -155,7 +155,7 @@ def cmd_inspect(glob, argv):
                 if args.type == "container":
                     raise
         if doc is None:
-            doc = c.images.get(name)
+            doc = c.images.get(name, args.type)
         docs.append(doc)
     if args.format:
         for doc in docs:

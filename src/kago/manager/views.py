@@ -61,10 +61,9 @@ def inspect(mgr, record, live=None):
             "PortBindings": {k: v for k, v in ports.items()},
         },
         "Config": {
-            "Hostname": record.get("hostname", ""), "User": cfg.get("user") or "",
-            "Env": record.get("env") or cfg.get("env") or [], "Cmd": cfg.get("command"),
-            "Entrypoint": cfg.get("entrypoint"), "Image": record.get("image") or "",
-            "WorkingDir": cfg.get("workdir") or "", "Labels": cfg.get("labels") or {},
+            "Hostname": record.get("hostname", ""),
+            "Env": record.get("env") or cfg.get("env") or [], "Image": record.get("image") or "",
+            **effective_config(cfg, record.get("image_config") or {}),
             "Tty": bool(cfg.get("tty")), "OpenStdin": bool(cfg.get("interactive")),
             "StopSignal": record.get("stop_signal", "SIGTERM"),
         },
@@ -86,6 +85,28 @@ def inspect(mgr, record, live=None):
             "Group": record.get("group"),
         },
     }
+
+
+def effective_config(cfg, image):
+    """docker inspect's Config.{Cmd, Entrypoint, User, WorkingDir, Labels, ExposedPorts,
+    Volumes}: what the container runs with, the image's values where ``cfg`` (the
+    container's flags) gives none; a new entrypoint drops the image's Cmd, as at run."""
+    entrypoint = cfg.get("entrypoint")
+    if entrypoint is not None:
+        cmd = cfg.get("command") or None
+    else:
+        entrypoint = image.get("Entrypoint")
+        cmd = cfg.get("command") or image.get("Cmd")
+    labels = dict(image.get("Labels") or {})
+    labels.update(cfg.get("labels") or {})
+    out = {"User": cfg.get("user") or image.get("User") or "", "Cmd": cmd or None,
+           "Entrypoint": entrypoint or None,
+           "WorkingDir": cfg.get("workdir") or image.get("WorkingDir") or "",
+           "Labels": labels}
+    for key in ("ExposedPorts", "Volumes"):
+        if image.get(key):
+            out[key] = image[key]
+    return out
 
 
 def _policy(text):
