@@ -101,7 +101,7 @@ def test_images_commit_export_save_load_and_networks(client, kmt, tmp_path):
     assert "busybox" in " ".join(names)
     client.images.tag("busybox", "kmt-api-tagged:v1")
     assert client.images.get("kmt-api-tagged:v1")["RepoTags"]
-    assert client.images.remove("kmt-api-tagged:v1") == ["name kmt-api-tagged:v1"]
+    assert client.images.remove("kmt-api-tagged:v1") == ["Untagged: kmt-api-tagged:v1"]
     c = client.run("busybox", ["sh", "-c", "echo hello > /made"], detach=False, network="none",
                    name="kmt-api-commit")
     info = client.commit(c.id, "kmt-api-made", changes=['CMD ["cat", "/made"]'])

@@ -535,6 +535,11 @@ class Store:
                 rec["pushed"] = desc
                 write_json(path, rec)
 
+    def layers(self, ref):
+        """Image ``ref``'s layers as Layer values, bottom first: what a new image made on the
+        same layers (another config) publishes."""
+        return [self._layer_of(chain) for chain in self._find(ref)["chain"]]
+
     def layer_chains(self, ref):
         """The chain IDs of image ``ref``'s layers, bottom first."""
         return list(self._find(ref)["chain"])

@@ -228,22 +228,19 @@ class Builder:
         return self.store.image(image_id)
 
     def _publish(self, result, config, author):
-        from kago.storage.model import Layer, host_platform, now_rfc3339
+        from kago.storage.model import host_platform, now_rfc3339
         os_name, arch = host_platform()
         doc = {"architecture": arch, "os": os_name,
                "rootfs": {"type": "layers", "diff_ids": []}}
         layers = []
         if result.image is not None:
             doc = self.store.image_config(result.image)
-            rec = self.store.manifest(result.image)[1]
-            layers = [Layer(d["digest"], d["size"], d["media_type"], d["diff_id"],
-                            self.store.blob_path(d["digest"])) for d in rec["layers"]]
+            layers = self.store.layers(result.image)
         doc = dict(doc, created=now_rfc3339(), config=config, history=result.history)
         if author:
             doc["author"] = author
         blob = json.dumps(doc, sort_keys=True, separators=(",", ":")).encode()
         with self.store.staging() as stage:
-            stage.apply(layers, "build")
             return self.store.new_image_from_config(stage, blob, layers, []).id
 
     def _tag(self, image_id, name):
