@@ -13,6 +13,7 @@ from kago.manager import format as F
 from kago.manager import supervisor as S
 from kago.manager.engine import Manager, mark_removing
 from kago.manager.records import new_state
+from kago.manager.release import releasable
 
 CID = "c0" * 32
 
@@ -32,14 +33,14 @@ def record(mgr, group=None, config=None, **state):
 
 def test_a_new_or_prepared_container_is_not_released(tmp_path):
     mgr = manager(tmp_path)
-    assert not mgr._releasable(record(mgr), None)              # created: fresh
-    assert not mgr._releasable(record(mgr, status="exited", fresh=True), None)
+    assert not releasable(mgr.ctx, record(mgr), None)              # created: fresh
+    assert not releasable(mgr.ctx, record(mgr, status="exited", fresh=True), None)
 
 
 def test_an_ended_container_is_released_once(tmp_path):
     mgr = manager(tmp_path)
-    assert mgr._releasable(record(mgr, status="exited", fresh=False), None)
-    assert mgr._releasable(record(mgr, status="restarting", fresh=False), None)
+    assert releasable(mgr.ctx, record(mgr, status="exited", fresh=False), None)
+    assert releasable(mgr.ctx, record(mgr, status="restarting", fresh=False), None)
     assert mgr.release(CID) is True
     state = mgr.records.load(CID)["state"]
     assert state["released"] and not state["network_kept"]
@@ -48,25 +49,25 @@ def test_an_ended_container_is_released_once(tmp_path):
     old = record(mgr, status="exited")
     del old["state"]["fresh"], old["state"]["released"]
     mgr.records.save(old)
-    assert mgr._releasable(mgr.records.load(CID), None)
+    assert releasable(mgr.ctx, mgr.records.load(CID), None)
 
 
 def test_a_kept_network_is_released_later(tmp_path):
     mgr = manager(tmp_path)
     rec = record(mgr, status="exited", fresh=False, released=True, network_kept=True)
-    assert mgr._releasable(rec, None)
+    assert releasable(mgr.ctx, rec, None)
 
 
 def test_removing_auto_remove_and_foreground_are_left_alone(tmp_path):
     mgr = manager(tmp_path)
     rec = record(mgr, status="exited", fresh=False)
     mgr.records.update(CID, mark_removing)
-    assert not mgr._releasable(mgr.records.load(CID), None)
+    assert not releasable(mgr.ctx, mgr.records.load(CID), None)
     assert not S._wants_release(mgr.records.load(CID))
     rec = record(mgr, config={"auto_remove": True}, status="exited", fresh=False)
-    assert not mgr._releasable(rec, None) and not S._wants_release(rec)
+    assert not releasable(mgr.ctx, rec, None) and not S._wants_release(rec)
     rec = record(mgr, status="running", foreground=True, fresh=False)
-    assert not mgr._releasable(rec, None) and not S._wants_release(rec)
+    assert not releasable(mgr.ctx, rec, None) and not S._wants_release(rec)
     assert S._wants_release(record(mgr, status="exited", fresh=False))
 
 
@@ -74,7 +75,7 @@ def test_a_definition_with_exit_hooks_is_released_by_its_live_agent(tmp_path):
     mgr = manager(tmp_path)
     group = {"key": "k" * 16, "file": "/x.py", "release": "agent"}
     rec = record(mgr, group=group, status="exited", fresh=False)
-    assert mgr._releasable(rec, None)                           # no agent: anyone releases
+    assert releasable(mgr.ctx, rec, None)                           # no agent: anyone releases
     # a process that looks like the definition's agent
     agent = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)",
                               "kago.manager.define.agent"])
@@ -88,9 +89,9 @@ def test_a_definition_with_exit_hooks_is_released_by_its_live_agent(tmp_path):
                 if b"kago.manager.define.agent" in f.read():
                     break
             time.sleep(0.01)
-        assert not mgr._releasable(rec, None)
-        assert not mgr._releasable(rec, "supervisor")
-        assert mgr._releasable(rec, "agent")
+        assert not releasable(mgr.ctx, rec, None)
+        assert not releasable(mgr.ctx, rec, "supervisor")
+        assert releasable(mgr.ctx, rec, "agent")
     finally:
         agent.kill()
         agent.wait()
