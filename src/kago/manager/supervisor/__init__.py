@@ -35,7 +35,7 @@ command that needs it starts it again.
 
 The package, by what each module holds:
 
-    client      connect / spawn / Connection / running_pid, and the protocol (imported by
+    client      connect (spawning one) / Connection / running_pid, and the protocol (imported by
                 every command that talks to the supervisor: it imports nothing below)
     main        the entry point (``python -m kago.manager.supervisor``): lock, pid file
     server      the Supervisor: set-up, the loop, accept, dispatch of client requests
@@ -51,7 +51,7 @@ context.py Context) directly. Importing this package imports the client only; th
 names (``Supervisor``, ``idle_timeout``...) are loaded from their modules when first used.
 """
 
-from kago.manager.supervisor.client import Connection, connect, running_pid, spawn
+from kago.manager.supervisor.client import Connection, connect, running_pid
 
 _LAZY = {
     "Supervisor": "server", "main": "main", "Watched": "state", "Client": "state",
@@ -70,4 +70,4 @@ def __getattr__(name):
     return getattr(importlib.import_module(f"{__name__}.{module}"), attr)
 
 
-__all__ = ["Connection", "connect", "running_pid", "spawn"]
+__all__ = ["Connection", "connect", "running_pid"]

@@ -1,4 +1,4 @@
-"""The client side of the supervisor: ``connect`` (starting one when there is none: ``spawn``),
+"""The client side of the supervisor: ``connect`` (starting one when there is none),
 a ``Connection`` speaking its protocol, and ``running_pid``. Imports nothing of the server:
 a command that only talks to the supervisor loads no more than this.
 
@@ -70,7 +70,7 @@ def connect(paths, spawn=True, timeout=10.0):
     conn = _try_connect(paths)
     if conn is not None or not spawn:
         return conn
-    spawn(paths)
+    _spawn(paths)
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         conn = _try_connect(paths)
@@ -92,7 +92,7 @@ def _try_connect(paths):
     return Connection(sock)
 
 
-def spawn(paths):
+def _spawn(paths):
     """Start a supervisor in its own session, its output to supervisor.log. If another
     command starts one at the same moment, the loser finds the lock taken and exits."""
     from kago.manager import perms

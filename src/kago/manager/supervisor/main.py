@@ -1,5 +1,5 @@
 """The supervisor's entry point (``python -m kago.manager.supervisor --root R --runroot RR``,
-as client.spawn starts it): it takes RUNROOT/supervisor.lock for its lifetime (a second one
+as client._spawn starts it): it takes RUNROOT/supervisor.lock for its lifetime (a second one
 exits at once), writes its pid file and serves until idle.
 """
 
