@@ -6,6 +6,8 @@ Restarts wait on timers; a start worker past its deadline is killed there too.
 """
 
 import os
+import selectors
+import signal
 import sys
 import time
 
