@@ -146,3 +146,39 @@ def test_subscribers_do_not_keep_the_supervisor_busy(paths):
     sup.clients.clear()
     sup.to_release.append(CID)                      # a release to run
     assert sup._busy()
+
+
+def test_a_stuck_start_worker_is_killed_and_its_start_fails(paths):
+    """A worker past WORKER_TIMEOUT is killed; its start fails "without a report" (here for a
+    container whose record is gone, so nothing else is touched)."""
+    import selectors as sel_mod
+    from kago.manager.supervisor.state import Watched
+    sup = S.Supervisor(paths)
+    worker = subprocess.Popen(["sleep", "30"])
+    report_r, report_w = os.pipe()
+    try:
+        sup.starting[report_r] = (Watched(CID, 0, None, child=True), None, b"")
+        sup.workers[report_r] = (worker.pid, time.monotonic() - 1)
+        sup.sel.register(report_r, sel_mod.EVENT_READ, ("worker", None))
+        sup._stuck_workers()
+        assert worker.wait(timeout=10) == -9
+        assert sup.starting == {} and sup.workers == {} and not sup._busy()
+    finally:
+        worker.kill()
+        worker.wait()
+        os.close(report_w)
+
+
+def test_a_paused_listener_is_taken_back_when_the_retry_is_due(paths):
+    import socket
+    sup = S.Supervisor(paths)
+    listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        sup.listener_paused = listener
+        sup._retry_later()
+        sup.retry_at = time.monotonic() - 1
+        sup._retries()
+        assert sup.listener_paused is None and sup.retry_at is None
+        assert sup.sel.get_key(listener).data == ("listen", None)
+    finally:
+        listener.close()
