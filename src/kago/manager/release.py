@@ -5,7 +5,8 @@ stays) and the network detached; whoever records an end calls it (the supervisor
 ``stop``, ``run``, a settle). ``prepare``: the start's inverse, under the record's lock,
 marking the record ``fresh`` so that a release of the previous run still on its way leaves
 the new one alone. The supervisor's start worker and releaser call these directly
-(``prepare_locked``, ``release``): this module never imports engine.py or the supervisor.
+(``prepare_locked``, ``release``): this module never imports engine.py, nor the supervisor's
+server.
 """
 
 import json
