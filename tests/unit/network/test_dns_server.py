@@ -1,0 +1,115 @@
+"""The resolver process itself (started as kago starts it, listening on a loopback address):
+local names over UDP and TCP, forwarding to a fake upstream, REFUSED to outsiders,
+truncation, the table re-read on change, and its stop."""
+
+import os
+import random
+import signal
+import struct
+import time
+
+import pytest
+
+from kago.network.dns import codec, control, table
+from kago.network.dns.testing import FakeUpstream, addresses, ask, rcode
+
+
+@pytest.fixture(name="resolver")
+def resolver_fixture(tmp_path):
+    upstream = FakeUpstream()
+    listen = f"127.{random.randrange(1, 250)}.{random.randrange(1, 250)}.1"
+    port = random.randrange(20000, 60000)
+    root = str(tmp_path)
+    os.makedirs(control.dns_dir(root))
+    record = {"name": "t", "subnet": "127.0.0.0/8", "gateway": listen}
+
+    def write(members):
+        t = table.build(record, members, upstream=[("127.0.0.1", upstream.port)])
+        t["listen"] = [listen, port]
+        table.write(control.table_path(root, "t"), t)
+
+    write([{"cid": "c1", "ipv4": "10.0.0.2", "hostname": "db", "aliases": ["Alias"]}])
+    pid = control.start(root, "t")
+    yield {"server": (listen, port), "write": write, "pid": pid, "root": root,
+           "upstream": upstream}
+    control.stop(root, "t")
+    upstream.close()
+    assert control.start_time(pid) is None
+
+
+def test_local_names_udp_and_tcp(resolver):
+    for tcp in (False, True):
+        reply = ask(resolver["server"], "DB", tcp=tcp)
+        assert rcode(reply) == codec.NOERROR and addresses(reply) == ["10.0.0.2"]
+        assert addresses(ask(resolver["server"], "alias", tcp=tcp)) == ["10.0.0.2"]
+    aaaa = ask(resolver["server"], "db", codec.AAAA)
+    assert rcode(aaaa) == codec.NOERROR and codec.parse_answers(aaaa) == []
+    ptr = ask(resolver["server"], "2.0.0.10.in-addr.arpa", codec.PTR)
+    assert codec.parse_answers(ptr)[0][2] == codec.encode_name("db")
+    assert resolver["upstream"].asked == []
+
+
+def test_unknown_names_are_forwarded(resolver):
+    for tcp in (False, True):
+        reply = ask(resolver["server"], "example.org", tcp=tcp)
+        assert addresses(reply) == ["192.0.2.77"]
+        assert struct.unpack_from("!H", reply)[0] == 0x1234   # the client's ID back
+    assert resolver["upstream"].asked == ["example.org", "example.org"]
+
+
+def test_outsiders_are_refused(resolver):
+    resolver["write"]([{"cid": "c1", "ipv4": "10.0.0.2", "hostname": "db"}])
+    t = table.load(control.table_path(resolver["root"], "t"))
+    t["subnet"] = "127.1.0.0/16" if not resolver["server"][0].startswith("127.1.") \
+        else "127.2.0.0/16"
+    table.write(control.table_path(resolver["root"], "t"), t)
+    assert rcode(ask(resolver["server"], "db")) == codec.REFUSED
+    assert resolver["upstream"].asked == []
+
+
+def test_big_answer_sets_tc_over_udp_and_comes_whole_over_tcp(resolver):
+    resolver["write"]([{"cid": f"c{i}", "ipv4": f"10.0.0.{i + 2}", "aliases": ["many"]}
+                       for i in range(40)])
+    udp = ask(resolver["server"], "many")
+    assert struct.unpack_from("!H", udp, 2)[0] & codec.TC and codec.parse_answers(udp) == []
+    assert len(addresses(ask(resolver["server"], "many", tcp=True))) == 40
+    assert len(addresses(ask(resolver["server"], "many", edns=1232))) == 40
+
+
+def test_table_changes_are_seen_at_once_and_on_sighup(resolver):
+    resolver["write"]([{"cid": "c2", "ipv4": "10.0.0.9", "hostname": "web"}])
+    assert addresses(ask(resolver["server"], "web")) == ["10.0.0.9"]
+    os.kill(resolver["pid"], signal.SIGHUP)
+    assert addresses(ask(resolver["server"], "db")) == ["192.0.2.77"]   # gone: forwarded
+
+
+def test_no_upstream_is_servfail_and_malformed_is_formerr(resolver):
+    t = table.load(control.table_path(resolver["root"], "t"))
+    t["upstream"] = []
+    table.write(control.table_path(resolver["root"], "t"), t)
+    assert rcode(ask(resolver["server"], "example.org")) == codec.SERVFAIL
+    import socket
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        s.settimeout(3)
+        s.connect(resolver["server"])
+        s.send(struct.pack("!HHHHHH", 5, 0, 1, 0, 0, 0) + b"\x05ab")
+        assert rcode(s.recv(512)) == codec.FORMERR
+
+
+def test_it_exits_when_its_table_is_gone(resolver):
+    os.unlink(control.table_path(resolver["root"], "t"))
+    deadline = time.monotonic() + 10
+    while control.start_time(resolver["pid"]) is not None and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert control.start_time(resolver["pid"]) is None
+
+
+def test_start_reports_why_it_cannot_listen(tmp_path):
+    root = str(tmp_path)
+    os.makedirs(control.dns_dir(root))
+    t = table.build({"name": "x", "subnet": "127.0.0.0/8", "gateway": "127.0.0.1"}, [])
+    t["listen"] = ["203.0.113.300", 53]
+    table.write(control.table_path(root, "x"), t)
+    with pytest.raises(control.ResolverError, match="dns resolver of network x: .*203.0.113.300"):
+        control.start(root, "x")
+    assert control.strays(root) == []
