@@ -4,12 +4,38 @@ Started by ``control.start``. It forks at once and the first process exits, so t
 nobody's child (a short-lived ``kago`` command does not keep it as a zombie-to-be). The
 resolver binds its sockets, writes its process record (pid and /proc start time) to ``P``,
 then writes "ok PID" (or "error: why") on the ready fd and closes it: the starter learns that
-queries are being answered, or why not, before the container runs.
+queries will be answered, or why not, before the container runs. Ready comes before asyncio
+is imported (~40 ms): a query arriving meanwhile waits in the bound socket.
 """
 
 import argparse
 import os
+import socket
 import sys
+
+IP_FREEBIND = getattr(socket, "IP_FREEBIND", 15)
+
+
+def listen_sockets(address, port):
+    """(udp, tcp) bound to ``address``: IP_FREEBIND, so a bridge still coming up (after a
+    reboot) does not fail the bind. No SO_REUSEADDR on UDP: a second resolver on the same
+    address fails here instead of sharing (and stealing) the first one's queries."""
+    family = socket.AF_INET6 if ":" in address else socket.AF_INET
+    udp = socket.socket(family, socket.SOCK_DGRAM)
+    tcp = socket.socket(family, socket.SOCK_STREAM)
+    try:
+        tcp.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)   # TIME_WAIT only
+        for s in (udp, tcp):
+            if family == socket.AF_INET:
+                s.setsockopt(socket.IPPROTO_IP, IP_FREEBIND, 1)
+            s.bind((address, port))
+            s.setblocking(False)
+        tcp.listen(64)
+    except BaseException:
+        udp.close()
+        tcp.close()
+        raise
+    return udp, tcp
 
 
 def main(argv=None):
@@ -22,27 +48,31 @@ def main(argv=None):
     if not opts.foreground and os.fork() > 0:
         os._exit(0)
     ready = os.fdopen(opts.ready_fd, "w") if opts.ready_fd is not None else None
+    sys.modules["ssl"] = None       # asyncio loads TLS (~4 MB of libssl) when it can: never used
     try:
-        from kago.network.dns import control, server, table
-        resolver = server.Resolver(opts.table, opts.proc)
-        address, port = resolver.table["listen"]
+        from kago.network.dns import proc, table
+        address, port = table.load(opts.table)["listen"]
         try:
-            udp, tcp = server.listen_sockets(address, port)
+            udp, tcp = listen_sockets(address, port)
         except OSError as err:
             raise OSError(f"listen on {address}:{port}: {(err.strerror or str(err)).lower()}") \
                 from None
-        table.write(opts.proc, control.process_record(os.getpid(), opts.table, address, port))
+        table.write(opts.proc, proc.process_record(os.getpid(), opts.table, address, port))
     except (OSError, ValueError, KeyError) as err:
         what = str(err)
         if ready:
             ready.write(f"error: {what}\n")
             ready.flush()           # closed by the exit: the starter reads to EOF
+        else:
+            print(f"python -m kago.network.dns: {what}", file=sys.stderr, flush=True)
         os._exit(1)
     if ready:
         ready.write(f"ok {os.getpid()}\n")
         ready.close()
     import asyncio
-    asyncio.run(resolver.serve(udp, tcp))
+
+    from kago.network.dns import server
+    asyncio.run(server.Resolver(opts.table, opts.proc).serve(udp, tcp))
     return 0
 
 

@@ -21,6 +21,7 @@ import sys
 import time
 
 from kago.network.dns import table as names
+from kago.network.dns.proc import alive, process_record, start_time  # noqa: F401
 
 MODULE = "kago.network.dns"
 READY_TIMEOUT = 5.0
@@ -43,35 +44,11 @@ def proc_path(state_root, network):
     return os.path.join(dns_dir(state_root), f"{network}.proc.json")
 
 
-def start_time(pid):
-    """The process's start time in clock ticks since boot (/proc/PID/stat field 22), or None
-    when it is gone or a zombie."""
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            fields = f.read().rsplit(")", 1)[1].split()
-    except (FileNotFoundError, ProcessLookupError, IndexError):
-        return None
-    if fields[0] in ("Z", "X"):
-        return None
-    return int(fields[19])
-
-
-def process_record(pid, table, address, port):
-    return {"pid": pid, "start_time": start_time(pid), "listen": [address, port],
-            "table": os.path.abspath(table)}
-
-
 def read_record(state_root, network):
     try:
         return names.load(proc_path(state_root, network))
     except (FileNotFoundError, ValueError):
         return None
-
-
-def alive(record):
-    """Whether the recorded resolver is the process running under its pid."""
-    return bool(record) and record.get("start_time") is not None \
-        and start_time(record["pid"]) == record["start_time"]
 
 
 def sync(state_root, record, members, upstream=None, never=()):
@@ -88,6 +65,9 @@ def sync(state_root, record, members, upstream=None, never=()):
     if alive(running):
         os.kill(running["pid"], signal.SIGHUP)
         return running["pid"]
+    for pid, theirs in strays(state_root):  # its record lost: it would hold the port
+        if theirs == network:
+            kill(pid, start_time(pid))
     return start(state_root, network)
 
 

@@ -33,32 +33,10 @@ MAX_INFLIGHT = 128
 MAX_TCP = 64
 MAX_TCP_QUERIES = 100
 CHECK = 2.0
-IP_FREEBIND = getattr(socket, "IP_FREEBIND", 15)
 
 
 def _v4(address):
     return int.from_bytes(socket.inet_aton(address), "big")
-
-
-def listen_sockets(address, port):
-    """(udp, tcp) bound to ``address``: IP_FREEBIND, so a bridge still coming up (after a
-    reboot) does not fail the bind."""
-    family = socket.AF_INET6 if ":" in address else socket.AF_INET
-    udp = socket.socket(family, socket.SOCK_DGRAM)
-    tcp = socket.socket(family, socket.SOCK_STREAM)
-    try:
-        for s in (udp, tcp):
-            s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-            if family == socket.AF_INET:
-                s.setsockopt(socket.IPPROTO_IP, IP_FREEBIND, 1)
-            s.bind((address, port))
-            s.setblocking(False)
-        tcp.listen(64)
-    except BaseException:
-        udp.close()
-        tcp.close()
-        raise
-    return udp, tcp
 
 
 class Resolver:

@@ -1,7 +1,8 @@
 """Test helpers: a fake upstream DNS server on 127.0.0.1, and a small client.
 
-``FakeUpstream`` answers every A query with ``address`` (UDP and TCP, one thread each) and
-remembers the names it was asked, so a test can see what the resolver forwarded.
+``FakeUpstream`` answers the A queries of the names it knows ({name: address}), NXDOMAIN for
+others (UDP and TCP, one thread each), and remembers the names it was asked, so a test can
+see what the resolver forwarded.
 """
 
 import socket
@@ -12,8 +13,8 @@ from kago.network.dns import codec
 
 
 class FakeUpstream:
-    def __init__(self, address="192.0.2.77", host="127.0.0.1"):
-        self.address = address
+    def __init__(self, known=None, host="127.0.0.1"):
+        self.known = {"example.org": "192.0.2.77"} if known is None else known
         self.asked = []
         self.udp = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
         self.udp.bind((host, 0))
@@ -35,7 +36,10 @@ class FakeUpstream:
     def _answer(self, data):
         q = codec.parse_query(data)
         self.asked.append(q.name)
-        answers = [(codec.A, 60, socket.inet_aton(self.address))] if q.qtype == codec.A else []
+        if q.name not in self.known:
+            return codec.reply(q, codec.NXDOMAIN)
+        answers = ([(codec.A, 60, socket.inet_aton(self.known[q.name]))]
+                   if q.qtype == codec.A else [])
         return codec.reply(q, answers=answers)
 
     def _serve_udp(self):
