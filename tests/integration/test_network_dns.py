@@ -136,7 +136,7 @@ def test_prune_stops_a_resolver_no_record_names(kmt, upstream):
     try:
         os.unlink(control.proc_path(state_dir(kmt), network(kmt)))
         out = kmt.kago("system", "prune", "-f", check=True).stdout
-        assert "stray dns resolver" in out or not control.alive(record), out
+        assert f"stray dns resolver of network {network(kmt)} (pid {record['pid']})" in out, out
         assert not control.alive(record)
     finally:
         if control.alive(record):

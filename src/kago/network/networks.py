@@ -491,23 +491,29 @@ class Networks:
                 found.append(att)
         return found
 
-    def _sync_dns(self, network, gone=None):
+    def _sync_dns(self, network, gone=None, then=None):
         """The resolver of ``network`` told about its containers (started on the first,
-        stopped after the last)."""
+        stopped after the last). ``gone``: a container leaving; ``then`` runs under the same
+        lock (the leaving container's journal loses its dns mark there: a concurrent detach
+        must never count it as a member after this one left it out). A resolver that cannot
+        be restarted while a container leaves is no error: the next attach tries again."""
         with self.state.lease_lock(network):
             record = state.read_json(self.state.network(network))
-            if record is None:
-                dns_control.stop(self.state.root, network)
-                return
-            members = self._dns_members(network, gone)
-            never = [(r["gateway"], 53) for r in
-                     (state.read_json(self.state.network(n)) for n in self.state.network_names())
-                     if r and r.get("gateway")]
             try:
-                dns_control.sync(self.state.root, record, members, self.dns_upstream, never)
+                if record is None:
+                    dns_control.stop(self.state.root, network)
+                else:
+                    never = [(r["gateway"], 53) for r in
+                             (state.read_json(self.state.network(n))
+                              for n in self.state.network_names()) if r and r.get("gateway")]
+                    dns_control.sync(self.state.root, record, self._dns_members(network, gone),
+                                     self.dns_upstream, never)
             except dns_control.ResolverError as err:
-                raise NetworkError(f"{err} (without a resolver: \"dns\": false in the "
-                                   "network settings)") from None
+                if gone is None:
+                    raise NetworkError(f"{err} (without a resolver: \"dns\": false in the "
+                                       "network settings)") from None
+            if then is not None:
+                then()
 
     def resolvers(self):
         """{network: resolver process record} of the resolvers this state dir runs."""
@@ -652,7 +658,8 @@ class _Steps:
                 continue
             try:
                 getattr(self, f"_undo_{step}")()
-                self.made.remove(step)
+                if step in self.made:       # (_undo_dns takes its own mark back)
+                    self.made.remove(step)
                 if self.made:
                     self.save()
             except Exception as err:  # noqa: BLE001 (undo as much as possible, report all)
@@ -671,7 +678,10 @@ class _Steps:
         self.nets._refresh_hosts(self.att.network, gone=self.att.cid)
 
     def _undo_dns(self):
-        self.nets._sync_dns(self.att.network, gone=self.att.cid)
+        def forget():
+            self.made.remove("dns")
+            self.save()
+        self.nets._sync_dns(self.att.network, gone=self.att.cid, then=forget)
 
     def _undo_nft(self):
         table = self.nets.nft_table
