@@ -114,3 +114,26 @@ def test_start_reports_why_it_cannot_listen(tmp_path):
     with pytest.raises(control.ResolverError, match="dns resolver of network x: .*203.0.113.300"):
         control.start(root, "x")
     assert control.strays(root) == []
+
+
+def test_one_thread_and_neither_networks_nor_pyroute2_nor_tls(resolver):
+    for tcp in (False, True):                  # forwarding (TCP too) starts no thread
+        assert addresses(ask(resolver["server"], "example.org", tcp=tcp)) == ["192.0.2.77"]
+    assert os.listdir(f"/proc/{resolver['pid']}/task") == [str(resolver["pid"])]
+    with open(f"/proc/{resolver['pid']}/maps") as f:
+        maps = f.read()
+    assert "libssl" not in maps and "_ssl" not in maps
+    import subprocess
+    import sys
+    src = os.path.dirname(os.path.dirname(os.path.dirname(control.__file__)))
+    out = subprocess.run(
+        [sys.executable, "-c", "import sys; sys.modules['ssl'] = None; "
+         "import kago.network.dns.__main__, kago.network.dns.server; "
+         "print(' '.join(sorted(sys.modules)))"],
+        capture_output=True, text=True, check=True, env={"PYTHONPATH": os.path.dirname(src)})
+    loaded = set(out.stdout.split())
+    assert {m for m in loaded if m.startswith("kago.")} <= {
+        "kago.network", "kago.network.dns", "kago.network.dns.__main__",
+        "kago.network.dns.codec", "kago.network.dns.proc", "kago.network.dns.server",
+        "kago.network.dns.table"}
+    assert not {m for m in loaded if m.startswith("pyroute2")}
