@@ -137,3 +137,13 @@ def test_one_thread_and_neither_networks_nor_pyroute2_nor_tls(resolver):
         "kago.network.dns.codec", "kago.network.dns.proc", "kago.network.dns.server",
         "kago.network.dns.table"}
     assert not {m for m in loaded if m.startswith("pyroute2")}
+
+
+def test_sighup_right_after_start_does_not_kill_it(resolver):
+    control.stop(resolver["root"], "t")
+    resolver["write"]([{"cid": "c1", "ipv4": "10.0.0.2", "hostname": "db"}])
+    pid = control.start(resolver["root"], "t")
+    os.kill(pid, signal.SIGHUP)                 # a second attach's, while it is still loading
+    assert addresses(ask(resolver["server"], "db")) == ["10.0.0.2"]
+    assert control.alive(control.read_record(resolver["root"], "t"))
+    resolver["pid"] = pid

@@ -10,6 +10,7 @@ is imported (~40 ms): a query arriving meanwhile waits in the bound socket.
 
 import argparse
 import os
+import signal
 import socket
 import sys
 
@@ -47,6 +48,9 @@ def main(argv=None):
     opts = parser.parse_args(argv)
     if not opts.foreground and os.fork() > 0:
         os._exit(0)
+    # a SIGHUP (a table change) before asyncio's handler is in place must not kill it (the
+    # default action): ignored, the table's stamp is checked anyway before every query
+    signal.signal(signal.SIGHUP, signal.SIG_IGN)
     ready = os.fdopen(opts.ready_fd, "w") if opts.ready_fd is not None else None
     sys.modules["ssl"] = None       # asyncio loads TLS (~4 MB of libssl) when it can: never used
     try:
