@@ -162,3 +162,39 @@ def test_a_query_straight_at_the_resolver_from_the_host_is_refused(kmt, upstream
         s.sendto(codec.make_query("kmt-a"), (gateway, 53))
         reply = s.recv(512)
     assert reply[3] & 0xF == codec.REFUSED
+
+
+def test_a_taken_port_53_fails_the_run_clearly_and_leaves_nothing(kmt, upstream):
+    net = f"kmt{kmt.tag}p"
+    subnet = f"10.251.{int(kmt.tag, 16) % 250}.0/24"
+    kmt.kago("network", "create", "--subnet", subnet, "--bridge", f"km{kmt.tag}p", net,
+             check=True)
+    gateway = kmt.manager().nets.get(net)["gateway"]
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as taken:
+        taken.bind((gateway, 53))
+        proc = kmt.kago("run", "-d", "--name", "kmt-a", "--network", net, "busybox", "sleep",
+                        "300")
+        assert proc.returncode != 0
+        assert f"dns resolver of network {net}: listen on {gateway}:53: address already " \
+            "in use" in proc.stderr, proc.stderr
+    assert kmt.manager().nets.attachments() == []
+    assert control.processes(state_dir(kmt)) == {}
+    kmt.kago("rm", "-f", "kmt-a")
+    kmt.kago("run", "-d", "--name", "kmt-a", "--network", net, "busybox", "sleep", "300",
+             check=True)
+    assert answered(nslookup(kmt, "kmt-a", "--network", net).stdout) == [ip_of(kmt, "kmt-a")]
+    kmt.kago("rm", "-f", "kmt-a", check=True)
+    kmt.kago("network", "rm", net, check=True)
+
+
+def test_without_dns_the_hosts_nameservers_and_no_resolver(kmt):
+    kmt.settings["network"]["dns"] = False
+    with open(os.path.join(kmt.root, "kago.json"), "w") as f:
+        json.dump(kmt.settings, f)
+    kmt.kago("run", "-d", "--name", "kmt-a", "busybox", "sleep", "300", check=True)
+    conf = kmt.kago("exec", "kmt-a", "cat", "/etc/resolv.conf", check=True).stdout
+    gateway = kmt.manager().nets.get(network(kmt))["gateway"]
+    assert f"nameserver {gateway}" not in conf
+    assert control.processes(state_dir(kmt)) == {}
+    assert not os.path.exists(control.dns_dir(state_dir(kmt))) or \
+        os.listdir(control.dns_dir(state_dir(kmt))) == []

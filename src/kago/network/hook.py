@@ -18,7 +18,9 @@ choose what the container gets:
     org.kago.network.ip / .mac / .hostname / .aliases (comma separated)
 
 Options before the verb pick the Networks settings (--state-dir, --nft-table, --netns-prefix,
---veth-prefix, --default-network, --default-bridge, --default-subnet, --no-outbound).
+--veth-prefix, --default-network, --default-bridge, --default-subnet, --no-outbound, --no-dns,
+--dns-upstream ADDRESS[:PORT],...). The network's resolver names the container; the hook
+writes no /etc files, so the bundle's resolv.conf decides whether the container asks it.
 A failure prints one line on stderr and exits 1, which fails the container's creation.
 """
 
@@ -42,6 +44,8 @@ def _options(argv):
     parser.add_argument("--default-bridge", default="kago0")
     parser.add_argument("--default-subnet", default="10.89.0.0/24")
     parser.add_argument("--no-outbound", action="store_true")
+    parser.add_argument("--no-dns", action="store_true")
+    parser.add_argument("--dns-upstream", help="comma separated; default: the host's")
     parser.add_argument("verb", choices=("attach", "detach"))
     return parser.parse_args(argv)
 
@@ -70,7 +74,10 @@ def main(argv=None, stdin=None):
                         netns_prefix=opts.netns_prefix, veth_prefix=opts.veth_prefix,
                         default_network=opts.default_network,
                         default_bridge=opts.default_bridge,
-                        default_subnet=opts.default_subnet, outbound=not opts.no_outbound)
+                        default_subnet=opts.default_subnet, outbound=not opts.no_outbound,
+                        dns=not opts.no_dns,
+                        dns_upstream=(None if opts.dns_upstream is None
+                                      else _list(opts.dns_upstream)))
         if opts.verb == "attach":
             nets.attach(state["id"], pid=state["pid"], **attach_args(state))
         else:
