@@ -98,6 +98,8 @@ def test_a_killed_resolver_comes_back_with_the_next_container(kmt, upstream):
     kmt.kago("run", "-d", "--name", "kmt-db", "busybox", "sleep", "300", check=True)
     first = control.read_record(state_dir(kmt), network(kmt))
     assert control.alive(first)
+    doc = json.loads(kmt.kago("network", "inspect", network(kmt), check=True).stdout)[0]
+    assert doc["dns"]["pid"] == first["pid"] and doc["dns"]["listen"][1] == 53
     os.kill(first["pid"], signal.SIGKILL)
     assert wait_for(lambda: not control.alive(first), 5, 0.02)
     out = nslookup(kmt, "kmt-db")                                 # its attach restarts it

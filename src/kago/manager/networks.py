@@ -89,6 +89,7 @@ def _inspect(mgr, argv, parser, out):
         nets = _nets(mgr, name)
         doc = dict(nets.get(name))
         doc["containers"] = [a.to_dict() for a in nets.attachments(name)]
+        doc["dns"] = nets.resolvers().get(name)     # the running resolver, or None
         docs.append(doc)
     out(json.dumps(docs, indent=4))
     return 0

@@ -535,7 +535,9 @@ class Networks:
                     names.add(entry[:-len(".proc.json")])
         with self.state.lock():
             for name in sorted(names):
-                with self.state.lease_lock(name):
+                # a removed network's: no attach can come, and no lock file is left for it
+                known = os.path.exists(self.state.network(name))
+                with self.state.lease_lock(name) if known else contextlib.nullcontext():
                     record = dns_control.read_record(self.state.root, name)
                     if record is None or self._dns_members(name):
                         continue
