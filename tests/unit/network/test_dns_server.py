@@ -147,3 +147,49 @@ def test_sighup_right_after_start_does_not_kill_it(resolver):
     assert addresses(ask(resolver["server"], "db")) == ["10.0.0.2"]
     assert control.alive(control.read_record(resolver["root"], "t"))
     resolver["pid"] = pid
+
+
+def set_upstream(resolver, servers):
+    t = table.load(control.table_path(resolver["root"], "t"))
+    t["upstream"] = [list(s) for s in servers]
+    table.write(control.table_path(resolver["root"], "t"), t)
+
+
+def test_a_silent_upstream_is_skipped_after_its_attempt(resolver):
+    import socket
+    from kago.network.dns import server
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as silent:
+        silent.bind(("127.0.0.1", 0))
+        set_upstream(resolver, [silent.getsockname(), ("127.0.0.1", resolver["upstream"].port)])
+        t0 = time.monotonic()
+        reply = ask(resolver["server"], "example.org", timeout=server.DEADLINE + 2)
+        took = time.monotonic() - t0
+    assert addresses(reply) == ["192.0.2.77"]
+    assert server.ATTEMPT - 0.2 < took < server.DEADLINE
+
+
+def test_it_never_forwards_to_itself(resolver):
+    set_upstream(resolver, [resolver["server"]])
+    t0 = time.monotonic()
+    assert rcode(ask(resolver["server"], "example.org")) == codec.SERVFAIL
+    assert time.monotonic() - t0 < 1
+
+
+def test_forwards_in_flight_are_capped(resolver):
+    import socket
+    from kago.network.dns import server
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as silent, \
+            socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as client:
+        silent.bind(("127.0.0.1", 0))
+        set_upstream(resolver, [silent.getsockname()])
+        client.settimeout(server.DEADLINE + 2)
+        client.connect(resolver["server"])
+        for i in range(server.MAX_INFLIGHT + 1):
+            client.send(codec.make_query(f"n{i}.example", id_=i))
+        t0 = time.monotonic()
+        first = client.recv(512)                # the one over the cap, at once
+        assert time.monotonic() - t0 < 1
+        assert rcode(first) == codec.SERVFAIL
+        assert struct.unpack_from("!H", first)[0] == server.MAX_INFLIGHT
+        for _ in range(server.MAX_INFLIGHT):    # the others when their attempt timed out
+            assert rcode(client.recv(512)) == codec.SERVFAIL
