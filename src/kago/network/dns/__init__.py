@@ -6,7 +6,7 @@ of the containers on that network and forwards everything else to the host's res
 
     codec.py     the DNS wire format (parse queries, write answers, truncate)
     table.py     the name table kago writes and the resolver reads (JSON)
-    server.py    the resolver: asyncio, UDP and TCP, forwarding
+    server.py    the resolver: a selectors loop, UDP and TCP, forwarding
     control.py   kago's side: start, SIGHUP, stop, find strays
     __main__.py  ``python -m kago.network.dns``
 

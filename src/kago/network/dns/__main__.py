@@ -4,8 +4,8 @@ Started by ``control.start``. It forks at once and the first process exits, so t
 nobody's child (a short-lived ``kago`` command does not keep it as a zombie-to-be). The
 resolver binds its sockets, writes its process record (pid and /proc start time) to ``P``,
 then writes "ok PID" (or "error: why") on the ready fd and closes it: the starter learns that
-queries will be answered, or why not, before the container runs. Ready comes before asyncio
-is imported (~40 ms): a query arriving meanwhile waits in the bound socket.
+queries will be answered, or why not, before the container runs. Ready comes before the
+server's modules are imported: a query arriving meanwhile waits in the bound socket.
 """
 
 import argparse
@@ -48,11 +48,10 @@ def main(argv=None):
     opts = parser.parse_args(argv)
     if not opts.foreground and os.fork() > 0:
         os._exit(0)
-    # a SIGHUP (a table change) before asyncio's handler is in place must not kill it (the
+    # a SIGHUP (a table change) before the server's handler is in place must not kill it (the
     # default action): ignored, the table's stamp is checked anyway before every query
     signal.signal(signal.SIGHUP, signal.SIG_IGN)
     ready = os.fdopen(opts.ready_fd, "w") if opts.ready_fd is not None else None
-    sys.modules["ssl"] = None       # asyncio loads TLS (~4 MB of libssl) when it can: never used
     try:
         from kago.network.dns import proc, table
         address, port = table.load(opts.table)["listen"]
@@ -73,10 +72,8 @@ def main(argv=None):
     if ready:
         ready.write(f"ok {os.getpid()}\n")
         ready.close()
-    import asyncio
-
     from kago.network.dns import server
-    asyncio.run(server.Resolver(opts.table, opts.proc).serve(udp, tcp))
+    server.Resolver(opts.table, opts.proc).serve(udp, tcp)
     return 0
 
 

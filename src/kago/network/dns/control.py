@@ -1,4 +1,4 @@
-"""Starting, telling and stopping a network's resolver, from kago's side (no asyncio here).
+"""Starting, telling and stopping a network's resolver, from kago's side.
 
 Files under ``<state dir>/dns/``::
 
