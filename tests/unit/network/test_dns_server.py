@@ -193,3 +193,17 @@ def test_forwards_in_flight_are_capped(resolver):
         assert struct.unpack_from("!H", first)[0] == server.MAX_INFLIGHT
         for _ in range(server.MAX_INFLIGHT):    # the others when their attempt timed out
             assert rcode(client.recv(512)) == codec.SERVFAIL
+
+
+def test_tcp_queries_pipelined_on_one_connection(resolver):
+    import socket
+    from kago.network.dns.testing import _exactly
+    with socket.create_connection(resolver["server"], timeout=5) as s:
+        queries = [codec.make_query("db", id_=1), codec.make_query("example.org", id_=2),
+                   codec.make_query("alias", id_=3)]
+        s.sendall(b"".join(struct.pack("!H", len(q)) + q for q in queries))
+        replies = {}
+        for _ in queries:
+            data = _exactly(s, struct.unpack("!H", _exactly(s, 2))[0])
+            replies[struct.unpack_from("!H", data)[0]] = addresses(data)
+    assert replies == {1: ["10.0.0.2"], 2: ["192.0.2.77"], 3: ["10.0.0.2"]}
