@@ -200,3 +200,23 @@ def test_without_dns_the_hosts_nameservers_and_no_resolver(kmt):
     assert control.processes(state_dir(kmt)) == {}
     assert not os.path.exists(control.dns_dir(state_dir(kmt))) or \
         os.listdir(control.dns_dir(state_dir(kmt))) == []
+
+
+DEFINITION = """
+from kago.manager.define import Container
+Container("kmt-api", image="busybox", command=["sleep", "300"], stop_signal="SIGKILL")
+Container("kmt-web", image="busybox", command=["sleep", "300"], stop_signal="SIGKILL")
+"""
+
+
+def test_up_names_the_definitions_containers_and_down_leaves_no_resolver(kmt, upstream,
+                                                                        tmp_path):
+    path = tmp_path / "def.py"
+    path.write_text(DEFINITION)
+    kmt.kago("up", str(path), check=True, timeout=120)
+    out = kmt.kago("exec", "kmt-web", "nslookup", "kmt-api", check=True).stdout
+    assert answered(out) == [ip_of(kmt, "kmt-api")], out
+    assert control.processes(state_dir(kmt))
+    kmt.kago("down", "-t", "1", str(path), check=True, timeout=120)
+    assert control.processes(state_dir(kmt)) == {}
+    assert os.listdir(control.dns_dir(state_dir(kmt))) == []
