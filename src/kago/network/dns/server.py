@@ -119,14 +119,16 @@ class Resolver:
         self.mask = (0xFFFFFFFF << (32 - int(bits))) & 0xFFFFFFFF
         self.net = _v4(net) & self.mask
 
-    def fresh(self):
-        """Re-reads a changed table; False when it is gone (then we stop)."""
+    def fresh(self, force=False):
+        """Re-reads a changed table (any table with ``force``: a SIGHUP's, which also covers
+        a same-size rewrite within the clock's tick on a reused inode); False when it is gone
+        (then we stop)."""
         try:
             st = os.stat(self.table_path)
         except FileNotFoundError:
             self.stop()
             return False
-        if (st.st_ino, st.st_size, st.st_mtime_ns) != self.stamp:
+        if force or (st.st_ino, st.st_size, st.st_mtime_ns) != self.stamp:
             try:
                 self.load()
             except (OSError, ValueError):
@@ -205,7 +207,7 @@ class Resolver:
         signal.signal(signal.SIGTERM, lambda *_: self.stop())
         signal.signal(signal.SIGINT, lambda *_: self.stop())
         signal.signal(signal.SIGHUP, lambda *_: None)  # the wakeup fd says it: re-read there
-        loop.watch(wake_r, READ, lambda _: (_drain(wake_r), self.fresh()))
+        loop.watch(wake_r, READ, lambda _: (_drain(wake_r), self.fresh(force=True)))
         self.udp = udp
         loop.watch(udp, READ, lambda _: self._datagrams())
         loop.watch(tcp, READ, lambda _: self._accept(tcp))
