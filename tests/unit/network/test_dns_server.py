@@ -207,3 +207,19 @@ def test_tcp_queries_pipelined_on_one_connection(resolver):
             data = _exactly(s, struct.unpack("!H", _exactly(s, 2))[0])
             replies[struct.unpack_from("!H", data)[0]] = addresses(data)
     assert replies == {1: ["10.0.0.2"], 2: ["192.0.2.77"], 3: ["10.0.0.2"]}
+
+
+def test_sighup_rereads_even_when_the_stamp_looks_the_same(resolver):
+    path = control.table_path(resolver["root"], "t")
+    st = os.stat(path)
+    with open(path, "r+") as f:                 # same inode, size and mtime: "db" -> "dc"
+        text = f.read().replace('"db"', '"dc"')
+        f.seek(0)
+        f.write(text)
+    os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns))
+    assert rcode(ask(resolver["server"], "dc")) == codec.NXDOMAIN      # not seen yet
+    os.kill(resolver["pid"], signal.SIGHUP)
+    deadline = time.monotonic() + 5
+    while addresses(ask(resolver["server"], "dc")) != ["10.0.0.2"]:
+        assert time.monotonic() < deadline
+        time.sleep(0.02)
