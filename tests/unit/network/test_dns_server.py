@@ -135,7 +135,7 @@ def test_one_thread_and_neither_networks_nor_pyroute2_nor_tls(resolver):
     assert {m for m in loaded if m.startswith("kago.")} <= {
         "kago.network", "kago.network.dns", "kago.network.dns.__main__",
         "kago.network.dns.codec", "kago.network.dns.proc", "kago.network.dns.server",
-        "kago.network.dns.table"}
+        "kago.network.dns.table", "kago.version"}
     assert not {m for m in loaded if m.startswith("pyroute2")}
 
 
