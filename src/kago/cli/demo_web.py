@@ -195,7 +195,17 @@ class _Demo:
         self.names = [f"web-{p}" for p in range(FIRST_PORT, FIRST_PORT + COUNT)]
 
     def say(self, text):
-        print(text, file=self.out, flush=True)
+        try:
+            print(text, file=self.out, flush=True)
+        except (BrokenPipeError, ValueError):  # a reader that went away (| head): still clean
+            self.out = open(os.devnull, "w")  # noqa: SIM115 - for the rest of the process
+
+    def say_nothing(self):
+        """Flush what was said before a command writes to the same output."""
+        try:
+            self.out.flush()
+        except (BrokenPipeError, ValueError):
+            self.out = open(os.devnull, "w")  # noqa: SIM115
 
     # ------------------------------------------------------------------ the steps
 
@@ -209,7 +219,10 @@ class _Demo:
             json.dump(self.s.settings(), f)
         self.say(f"kago demo: {COUNT} web containers from one definition file, on a scratch "
                  f"manager root\n  KAGO_ROOT={self.s.root}  network {NETWORK} "
-                 f"{self.s.subnet} (bridge {self.s.bridge}, nft table {self.s.table})")
+                 f"{self.s.subnet} (bridge {self.s.bridge}, nft table {self.s.table})\n"
+                 f"  each: busybox httpd with its own PID and network namespaces, its own "
+                 f"100-ID range at port*100,\n  a 20% CPU quota, its own layer over one image, "
+                 f"published on 127.0.0.1:PORT")
         rootfs = busybox.cached_rootfs(os.path.join(self.s.root, "cache"))
         self.step("import", os.fspath(rootfs), "busybox",
                   shown=["import", "<rootfs of Debian's busybox-static>", "busybox"])
@@ -229,7 +242,7 @@ class _Demo:
 
     def call(self, args, quiet=False):
         """Run ``kago ARGS`` on the scratch root, its output to ours (or discarded)."""
-        self.out.flush()
+        self.say_nothing()
         sink = subprocess.DEVNULL if quiet else None
         child = subprocess.Popen(self.kago + list(args), env=self.env, stdout=sink,
                                  stderr=sink if quiet else None)
