@@ -1,6 +1,6 @@
 """``kago demo``: kago's main job in one run, ten web containers from one definition file.
 
-On a scratch manager root (a directory under /run with its own network, bridge, subnet, nft
+On a scratch manager root (a directory under /var/tmp with its own network, bridge, subnet, nft
 table, netns and veth names, so a user's own containers are neither seen nor touched), it runs
 the command line as a user would and shows what each command prints::
 
@@ -26,7 +26,7 @@ import time
 import urllib.request
 from dataclasses import dataclass, field
 
-BASE = "/run"  # a tmpfs on systemd hosts: the image and ten layers cost RAM, not disk writes
+BASE = "/var/tmp"  # a disk filesystem on most hosts: idmapped layers, nothing copied
 DEMO_RANGE = ipaddress.ip_network("10.231.0.0/16")  # kago's own default is 10.89.0.0/16
 FIRST_PORT, COUNT, PAGE_PORT = 8081, 10, 8083
 NETWORK = "kagodemo"
@@ -224,6 +224,7 @@ class _Demo:
                  f"100-ID range at port*100,\n  a 20% CPU quota, its own layer over one image, "
                  f"published on 127.0.0.1:PORT")
         rootfs = busybox.cached_rootfs(os.path.join(self.s.root, "cache"))
+        owned_by_root(rootfs)
         self.step("import", os.fspath(rootfs), "busybox",
                   shown=["import", "<rootfs of Debian's busybox-static>", "busybox"])
         try:
@@ -298,6 +299,19 @@ class _Demo:
             if os.path.exists(self.s.root):
                 left.append(f"directory {self.s.root}")
         return left
+
+
+def owned_by_root(tree):
+    """Give root every file of ``tree`` (this demo's own copy of the image) that another user
+    owns: the embedded image's /home/user is 1000's, and a 100-ID range maps only 0-99. Where
+    the kernel cannot idmap the filesystem (tmpfs before Linux 6.3: Debian 12's /run), kago
+    shifts a copy of the layer instead, and an owner outside the range makes that fail."""
+    for top, dirs, files in os.walk(tree):
+        for name in [".", *dirs, *files]:
+            path = os.path.join(top, name)
+            st = os.lstat(path)
+            if (st.st_uid, st.st_gid) != (0, 0):
+                os.chown(path, 0, 0, follow_symlinks=False)
 
 
 def _end(child, grace):
