@@ -1,10 +1,11 @@
-"""kago demo's choice of a subnet: the first /24 of 10.231.0.0/16 that no host route covers."""
+"""kago demo's pure parts: its subnet (the first free /24 of 10.231.0.0/16), its names, its image copy."""
 
 import ipaddress
+import os
 
 import pytest
 
-from kago.cli.demo_web import DemoError, Scratch, free_subnet, parse_routes
+from kago.cli.demo_web import DemoError, Scratch, free_subnet, owned_by_root, parse_routes
 
 ROUTES = """\
 default via 192.0.2.1 dev eth0
@@ -38,3 +39,18 @@ def test_every_name_derives_from_the_tag_and_fits_the_kernel():
                    "default_bridge": "kdab12b0", "default_subnet": "10.231.3.0/24",
                    "outbound": False}
     assert len(net["veth_prefix"]) <= 7 and net["default_bridge"].startswith(net["veth_prefix"])
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="chown needs root")
+def test_the_demo_image_copy_is_given_to_root(tmp_path):
+    """A 100-ID range maps 0-99 only: the image's /home/user (1000) must not stay 1000's."""
+    home = tmp_path / "home" / "user"
+    home.mkdir(parents=True)
+    (home / "f").write_text("x")
+    os.symlink("f", home / "link")
+    for p in (home, home / "f"):
+        os.chown(p, 1000, 1000)
+    os.chown(home / "link", 1000, 1000, follow_symlinks=False)
+    owned_by_root(tmp_path)
+    assert {(os.lstat(p).st_uid, os.lstat(p).st_gid)
+            for p in (tmp_path, home, home / "f", home / "link")} == {(0, 0)}
