@@ -1,4 +1,4 @@
-"""kago demo's pure parts: its subnet (the first free /24 of 10.231.0.0/16), its names, its image copy."""
+"""kago demo's pure parts: its subnet, its names, its copy of the image."""
 
 import ipaddress
 import os
