@@ -26,6 +26,8 @@ import time
 import urllib.request
 from dataclasses import dataclass, field
 
+from kago.errors import KagoError
+
 BASE = "/var/tmp"  # a disk filesystem on most hosts: idmapped layers, nothing copied
 DEMO_RANGE = ipaddress.ip_network("10.231.0.0/16")  # kago's own default is 10.89.0.0/16
 FIRST_PORT, COUNT, PAGE_PORT = 8081, 10, 8083
@@ -136,7 +138,16 @@ def web_demo():
         print("kago: demo: run it as root (containers are made of namespaces, mounts and "
               "cgroups)", file=sys.stderr)
         return 1
-    return run(sys.stdout).status
+    signal.signal(signal.SIGTERM, _interrupt)  # kill PID: the same clean-up as Ctrl-C
+    try:
+        return run(sys.stdout).status
+    except (DemoError, OSError) as e:  # no scratch root could be made: nothing to clean
+        print(f"kago: demo: {e}", file=sys.stderr)
+        return 1
+
+
+def _interrupt(signum, frame):
+    raise KeyboardInterrupt
 
 
 def run(out, base=BASE):
@@ -148,18 +159,20 @@ def run(out, base=BASE):
     demo = _Demo(scratch, out, result)
     try:
         demo.show()
-    except DemoError as e:
+    except (DemoError, KagoError, OSError, subprocess.SubprocessError) as e:
         demo.say(f"kago: demo: {e}")
         result.status = 1
     except KeyboardInterrupt:
-        demo.say("\ninterrupted: removing what the demo made")
+        demo.say("\ninterrupted: removing what the demo made")  # Ctrl-C or SIGTERM
         result.status = 130
     finally:
-        previous = signal.signal(signal.SIGINT, signal.SIG_IGN)  # the clean-up runs to its end
+        # the clean-up runs to its end: a second Ctrl-C or SIGTERM is ignored meanwhile
+        previous = {n: signal.signal(n, signal.SIG_IGN) for n in (signal.SIGINT, signal.SIGTERM)}
         try:
             result.leftovers = demo.clean()
         finally:
-            signal.signal(signal.SIGINT, previous)
+            for n, handler in previous.items():
+                signal.signal(n, handler)
     result.seconds = time.monotonic() - started
     if result.leftovers:
         demo.say("left on the host: " + "; ".join(result.leftovers))
