@@ -112,8 +112,10 @@ def _cgroups_prefixed(short_ids):
     return found
 
 
-def test_demo_interrupted_during_up_leaves_nothing():
-    """Ctrl-C at the terminal (SIGINT to the whole process group) while ``kago up`` runs."""
+@pytest.mark.parametrize("how", ["ctrl-c", "sigterm"])
+def test_demo_interrupted_during_up_leaves_nothing(how):
+    """Ctrl-C at the terminal (SIGINT to the whole process group, ``kago up`` included) or
+    SIGTERM to the demo alone, while ``kago up`` runs."""
     demo = subprocess.Popen([KAGO, "demo"], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                             start_new_session=True)
     head = b""
@@ -127,7 +129,10 @@ def test_demo_interrupted_during_up_leaves_nothing():
                 head += chunk
         assert b"$ kago up" in head, head
         time.sleep(0.5)  # some containers made, not all ready
-        os.killpg(demo.pid, signal.SIGINT)
+        if how == "ctrl-c":
+            os.killpg(demo.pid, signal.SIGINT)
+        else:
+            os.kill(demo.pid, signal.SIGTERM)
         rest, _ = demo.communicate(timeout=90)
     finally:
         if demo.poll() is None:
