@@ -25,8 +25,6 @@ from kago.manager import journal, perms
 from kago.manager.errors import AmbiguousContainer, BadValue, NameInUse, NoSuchContainer
 from kago.runtime.store import Lock
 
-_NAME_FIRST = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789"
-_NAME_REST = _NAME_FIRST + "_.-"
 _ADJECTIVES = ("brave", "calm", "eager", "fond", "keen", "lucid", "merry", "nimble", "proud",
                "quiet", "sharp", "tidy", "vivid", "witty", "zesty", "bold", "crisp", "gentle")
 _NOUNS = ("bamboo", "crane", "lantern", "maple", "otter", "pine", "river", "sparrow", "tatami",
@@ -49,11 +47,8 @@ def new_state():
 
 def check_name(name, field="--name"):
     """docker's rule: [a-zA-Z0-9][a-zA-Z0-9_.-]*; it also names files here, so no "/"."""
-    if (not name or len(name) > 128 or name[0] not in _NAME_FIRST
-            or any(c not in _NAME_REST for c in name)):
-        raise BadValue(field, f'invalid container name "{name}": only [a-zA-Z0-9][a-zA-Z0-9_.-] '
-                              f'are allowed')
-    return name
+    from kago.manager.definition.values import name as checked
+    return checked(name, field)
 
 
 def random_name():

@@ -28,6 +28,7 @@ from kago.manager.definition import (
     from_config,
     from_flags,
     from_json,
+    from_options,
     stored,
     to_json,
 )
@@ -135,6 +136,36 @@ def test_flag_errors_name_the_flag(argv, message):
     with pytest.raises(BadValue) as err:
         flags(*argv)
     assert str(err.value).startswith(message), str(err.value)
+
+
+OPTION_ERRORS = [
+    ({"memory": "lots"}, 'memory: invalid size "lots"'),
+    ({"volumes": ["/a"]}, 'volumes: invalid volume "/a"'),
+    ({"ports": ["80:80"], "network": "none"}, "ports: ports cannot be published with network"),
+    ({"remove": True, "restart": "always"}, "remove: remove and restart cannot be used"),
+    ({"mounts": [{"type": "nfs", "destination": "/x"}]}, "mounts[0]: use a Mount"),
+    ({"cgroup": {"pids.max": "many"}}, "cgroup['pids.max']: invalid value"),
+    ({"colour": "red"}, "colour: not a container option"),
+]
+
+
+@pytest.mark.parametrize("options,message", OPTION_ERRORS, ids=[m for _o, m in OPTION_ERRORS])
+def test_option_errors_name_the_option(options, message):
+    with pytest.raises(BadValue) as err:
+        from_options("busybox", **options)
+    assert str(err.value).startswith(message), str(err.value)
+
+
+def test_options_build_what_the_flags_build():
+    from_client = from_options("busybox", ["httpd"], name="web", memory="64m", cpus="0.5",
+                               ports=["8080:80"], volumes=["/s:/d:ro"], tmpfs=["/t"],
+                               env={"A": "1"}, remove=True, entrypoint="", labels={"k": "v"},
+                               environ={})
+    from_cli = flags("--name", "web", "-m", "64m", "--cpus", "0.5", "-p", "8080:80", "-v",
+                     "/s:/d:ro", "--tmpfs", "/t", "-e", "A=1", "--rm", "--entrypoint", "",
+                     "-l", "k=v", "busybox", "httpd")
+    assert from_client == from_cli
+    assert from_options("busybox", "echo hi").command == ("/bin/sh", "-c", "echo hi")
 
 
 def write(tmp_path, body):

@@ -99,7 +99,7 @@ def bind(source, destination, readonly=False):
 
 def volume(name, destination, readonly=False):
     """kago volume ``name`` (made on first use) at ``destination``."""
-    return Mount("volume", V.destination(destination, "volume"), V.volume_name(name, "volume"),
+    return Mount("volume", V.destination(destination, "volume"), V.name(name, "volume"),
                  bool(readonly))
 
 

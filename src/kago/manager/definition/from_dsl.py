@@ -32,7 +32,7 @@ def from_container(c, source_dir):
         with at(field):
             fields[field] = parse(getattr(c, field), field, source_dir)
     with at("name"):
-        name = V.volume_name(c.name, "name")
+        name = V.name(c.name, "name")
     with at("rootfs"):
         if bool(c.image) == bool(c.rootfs):
             raise BadValue("image", "give exactly one of image= and rootfs=")
@@ -113,7 +113,7 @@ def _mount(m, field, source_dir):
     if m.kind == "bind":
         return replace(m, destination=dest, source=V.absolute(m.source, field, base=source_dir))
     if m.kind == "volume":
-        return replace(m, destination=dest, source=V.volume_name(m.source, field))
+        return replace(m, destination=dest, source=V.name(m.source, field))
     return replace(m, destination=dest)
 
 

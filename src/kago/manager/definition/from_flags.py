@@ -40,7 +40,7 @@ def from_flags(args, environ=None):
     d = Definition(
         image=image or "",
         rootfs=os.path.abspath(args.rootfs) if args.rootfs else "",
-        name=V.volume_name(args.name, "--name") if args.name else "",
+        name=V.name(args.name, "--name") if args.name else "",
         command=tuple(command) or None, entrypoint=entrypoint,
         env=V.env(_env_files(args.env_file) + list(args.env), "-e", environ),
         workdir=args.workdir or "", user=args.user or "", hostname=args.hostname or "",

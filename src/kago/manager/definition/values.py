@@ -153,12 +153,21 @@ def volume(text, field):
         return Mount("bind", dest, source, readonly, tuple(options))
     if source.startswith("."):
         raise BadValue(field, f'invalid volume "{text}": a bind source must be absolute')
-    return Mount("volume", dest, volume_name(source, field), readonly, tuple(options))
+    return Mount("volume", dest, name(source, field), readonly, tuple(options))
 
 
-def volume_name(name, field):
-    from kago.manager.records import check_name
-    return check_name(name, field)
+_NAME_FIRST = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789"
+_NAME_REST = _NAME_FIRST + "_.-"
+
+
+def name(text, field):
+    """docker's rule for container and volume names: [a-zA-Z0-9][a-zA-Z0-9_.-]*, at most 128
+    characters; they name files too, so no "/"."""
+    if (not isinstance(text, str) or not text or len(text) > 128 or text[0] not in _NAME_FIRST
+            or any(c not in _NAME_REST for c in text)):
+        raise BadValue(field, f'invalid container name "{text}": only [a-zA-Z0-9][a-zA-Z0-9_.-] '
+                              f'are allowed')
+    return text
 
 
 def tmpfs(text, field):
