@@ -7,6 +7,7 @@
     d = D.from_options(image, cmd, **opts)  # kago.Client's keyword options (the option)
     spec.build(d, cid=..., rootfs=..., ...) # -> the OCI config.json (pure)
     record["definition"] = D.to_json(d)     # and D.stored(record) -> the Definition again
+    D.of(record).auto_remove                # a record without one: the default Definition
 
 Modules: parts.py (Mount, Port, Network, IdMapping, Limits, Rlimit, Capabilities,
 RestartPolicy, Namespace, LogOptions, OciHook), model.py (Definition), values.py and
@@ -14,34 +15,36 @@ resources.py (the parsers of what users write), check.py (rules across fields),
 from_flags.py / from_dsl.py / from_options.py / from_config.py (the builders: flags,
 definition files, keyword options, records of the previous format), serial.py (JSON with a
 format version).
+
+The names are loaded on first use (a module ``__getattr__``): a reader of records (``kago
+ps``, the supervisor) loads the model and serial.py, not the parsers and builders.
 """
 
-from kago.manager.definition.from_config import from_config
-from kago.manager.definition.from_dsl import from_container
-from kago.manager.definition.from_flags import from_flags
-from kago.manager.definition.from_options import from_options
-from kago.manager.definition.model import DEFAULT_CAPS, LIMIT_FIELDS, RESTART_FIELDS, Definition
-from kago.manager.definition.parts import (
-    INDEPENDENT,
-    TMPFS_OPTIONS,
-    Capabilities,
-    CgroupKey,
-    IdMapping,
-    IdRange,
-    Limits,
-    LogOptions,
-    Mount,
-    Namespace,
-    Network,
-    OciHook,
-    Port,
-    RestartPolicy,
-    Rlimit,
-)
-from kago.manager.definition.serial import FORMAT, from_json, stored, to_json
+_WHERE = {
+    "DEFAULT_CAPS": "model", "LIMIT_FIELDS": "model", "RESTART_FIELDS": "model",
+    "Definition": "model",
+    "INDEPENDENT": "parts", "TMPFS_OPTIONS": "parts", "Capabilities": "parts",
+    "CgroupKey": "parts", "IdMapping": "parts", "IdRange": "parts", "Limits": "parts",
+    "LogOptions": "parts", "Mount": "parts", "Namespace": "parts", "Network": "parts",
+    "OciHook": "parts", "Port": "parts", "RestartPolicy": "parts", "Rlimit": "parts",
+    "FORMAT": "serial", "from_json": "serial", "of": "serial", "stored": "serial",
+    "to_json": "serial",
+    "from_config": "from_config", "from_container": "from_dsl", "from_flags": "from_flags",
+    "from_options": "from_options",
+}
 
-__all__ = ["DEFAULT_CAPS", "FORMAT", "INDEPENDENT", "LIMIT_FIELDS", "RESTART_FIELDS",
-           "TMPFS_OPTIONS", "Capabilities", "CgroupKey", "Definition", "IdMapping", "IdRange",
-           "Limits", "LogOptions", "Mount", "Namespace", "Network", "OciHook", "Port",
-           "RestartPolicy", "Rlimit", "from_config", "from_container", "from_flags",
-           "from_json", "from_options", "stored", "to_json"]
+__all__ = sorted(_WHERE)
+
+
+def __getattr__(name):
+    module = _WHERE.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    import importlib
+    value = getattr(importlib.import_module(f"{__name__}.{module}"), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__():
+    return sorted(set(globals()) | set(_WHERE))

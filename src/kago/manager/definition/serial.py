@@ -46,6 +46,12 @@ def stored(record):
     return None
 
 
+def of(record):
+    """The Definition of a record, or the default one for a record that has none yet (what
+    its readers of a flag -- auto_remove, restart, log -- should then see)."""
+    return stored(record) or Definition()
+
+
 def _encode(value):
     if dataclasses.is_dataclass(value):
         out = {}
