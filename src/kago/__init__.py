@@ -6,5 +6,13 @@ Data flows one way: OCI bundle (``oci``) -> Plan (``plan``, pure) -> fork choreo
 Nothing here imports anything heavy: ``kago-oci``'s start-up is its latency.
 """
 
-__version__ = "0.1.0"
-OCI_VERSION = "1.2.0"
+from kago.version import OCI_VERSION, __version__  # noqa: F401 (kago.__version__)
+
+
+def __getattr__(name):
+    """``kago.Client`` and ``kago.Container`` (kago.client), imported on first use: ``import
+    kago`` is on kago-oci's start path, which must not load the manager."""
+    if name in ("Client", "Container"):
+        from kago import client
+        return getattr(client, name)
+    raise AttributeError(f"module 'kago' has no attribute {name!r}")

@@ -31,8 +31,13 @@ FILE_NAME = "kago-oci.bundle"
 FORMAT = 1
 # The manager's packages and the test helpers never run in kago-oci: leaving them out keeps
 # the file (which is read whole at every start) small.
-EXCLUDED = ("kago.manager", "kago.storage", "kago.network", "kago.testing", "kago.cli.main",
-            "kago.bundle")
+EXCLUDED = ("kago.manager", "kago.storage", "kago.network", "kago.testing", "kago.client",
+            "kago.bundle",
+            # kago's command line (kago.cli.main and its verbs' modules)
+            "kago.cli.main", "kago.cli.common", "kago.cli.flags", "kago.cli.run",
+            "kago.cli.lifecycle", "kago.cli.views", "kago.cli.exec", "kago.cli.images",
+            "kago.cli.networks", "kago.cli.system", "kago.cli.definitions", "kago.cli.demo",
+            "kago.cli.nethook")
 
 
 def default_path():

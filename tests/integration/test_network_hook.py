@@ -1,4 +1,4 @@
-"""kago.network as OCI hooks: createRuntime attaches the netns kago-oci made, poststop detaches;
+"""kago.network as OCI hooks (python -m kago.cli.nethook): createRuntime attaches the netns kago-oci made, poststop detaches;
 the spec's annotations choose ports and addresses. A refused attach fails the create and
 leaves nothing (the oci fixture checks the runtime's side, leftovers() the network's)."""
 
@@ -6,7 +6,8 @@ import io
 import json
 import sys
 
-from kago.network.hook import attach_args, main
+from kago.cli.nethook import main
+from kago.network.hook import attach_args
 from kago.network.testing import netenv_fixture, run  # noqa: F401 (fixture)
 from test_lifecycle import detached
 
@@ -21,7 +22,7 @@ def hook_options(env, verb):
 
 def with_hooks(env, annotations):
     def mutate(cfg):
-        argv = [sys.executable, "-m", "kago.network.hook"]
+        argv = [sys.executable, "-m", "kago.cli.nethook"]
         cfg["hooks"] = {kind: [{"path": sys.executable, "args": argv + hook_options(env, verb)}]
                         for kind, verb in (("createRuntime", "attach"), ("poststop", "detach"))}
         cfg["annotations"] = annotations
@@ -63,7 +64,7 @@ def test_hook_reads_annotations_and_reports_one_line(netenv, capsys):
     assert args["ports"] == ["1:2", "3:4/udp"] and args["aliases"] == ["a", "b"]
     assert args["mode"] == "bridge" and args["network"] is None
     assert main(hook_options(netenv, "attach"), io.StringIO(json.dumps({"pid": 1}))) == 1
-    assert capsys.readouterr().err == "kago.network.hook attach: missing 'id'\n"
+    assert capsys.readouterr().err == "kago.cli.nethook attach: missing 'id'\n"
     assert main(hook_options(netenv, "detach"), io.StringIO("{not json")) == 1
-    assert "kago.network.hook detach: " in capsys.readouterr().err
+    assert "kago.cli.nethook detach: " in capsys.readouterr().err
     assert main(hook_options(netenv, "detach"), io.StringIO(json.dumps({"id": "x"}))) == 0

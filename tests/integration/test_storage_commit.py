@@ -1,7 +1,6 @@
 """commit: a container's changes become a layer and an image, for each driver and ID shift,
 also while a process runs in the container."""
 
-import gzip
 import io
 import os
 import shutil
@@ -69,9 +68,10 @@ def check(root):
 
 
 def layer_entries(store, img):
-    rec = store._find(img.id)
-    path = store.blob_path(rec["layers"][-1]["digest"])
-    with tarfile.open(fileobj=io.BytesIO(gzip.decompress(open(path, "rb").read()))) as tar:
+    layer = store.layer_tar(store._find(img.id)["chain"][-1])  # played back, checked
+    data = layer.read()
+    layer.check()
+    with tarfile.open(fileobj=io.BytesIO(data)) as tar:
         return {m.name: m for m in tar.getmembers()}
 
 

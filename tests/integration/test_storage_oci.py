@@ -98,10 +98,15 @@ def test_export_refuses_an_existing_path_and_leaves_nothing_on_failure(stores, t
     (tmp_path / "exists.tar").write_text("x")
     with pytest.raises(StoreError, match="exists; export to a new path"):
         store.export_oci(img.id, str(tmp_path / "exists.tar"))
-    blob = store.blob_path(store._find(img.id)["layers"][0]["digest"])
-    os.unlink(blob)
-    with pytest.raises(StoreError, match="not in the store"):
+    # a layer's tar is played back from its files: a changed file is caught, not exported
+    layer = os.path.join(store.root, "layers", store._find(img.id)["chain"][0][7:])
+    with open(os.path.join(layer, "etc/one"), "w") as f:
+        f.write("X")
+    with pytest.raises(DigestMismatch, match="played back"):
         store.export_docker_archive(img.id, str(tmp_path / "broken.tar"))
+    os.unlink(os.path.join(layer, "etc/one"))
+    with pytest.raises(StoreError, match="etc/one: .*no such file"):
+        store.export_oci(img.id, str(tmp_path / "broken"))
     assert not [p for p in os.listdir(tmp_path) if p.startswith("broken")]
 
 

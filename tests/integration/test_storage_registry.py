@@ -122,9 +122,11 @@ def _put(server, path, body, kind):
 
 def _index_for(server, source, repo, platforms):
     """Push app:1's manifest by digest and an index listing it under ``platforms``."""
-    registry.push(source, "app:1", f"{server.host}/{repo}:single", insecure=True)
-    manifest, _ = source.manifest("app:1")
-    digest = "sha256:" + hashlib.sha256(manifest).hexdigest()
+    digest = registry.push(source, "app:1", f"{server.host}/{repo}:single", insecure=True)
+    manifest = urllib.request.urlopen(urllib.request.Request(
+        f"http://{server.host}/v2/{repo}/manifests/{digest}",
+        headers={"Accept": "application/vnd.oci.image.manifest.v1+json"}), timeout=10).read()
+    assert "sha256:" + hashlib.sha256(manifest).hexdigest() == digest
     index = {"schemaVersion": 2, "mediaType": "application/vnd.oci.image.index.v1+json",
              "manifests": [{"mediaType": "application/vnd.oci.image.manifest.v1+json",
                             "digest": digest, "size": len(manifest),
@@ -155,3 +157,19 @@ def test_unknown_image_and_unreachable_registry(server, stores):
     port = testkit.free_port()
     with pytest.raises(RegistryError, match=f"registry 127.0.0.1:{port}: .*refused"):
         registry.pull(dest, f"127.0.0.1:{port}/x:1", insecure=True)
+
+
+def test_verified_https_when_asked_and_a_plain_http_answer_names_the_fix(server, source,
+                                                                          stores, tmp_path):
+    dest = stores.new("dest")
+    with pytest.raises(RegistryError) as err:
+        registry.pull(dest, f"{server.host}/kagotest/app:1", insecure=False)
+    assert str(err.value) == (f"registry {server.host}: it answers plain HTTP, not HTTPS "
+                              "(wrong version number); if it is an HTTP registry you trust, "
+                              "use --insecure")
+    with testkit.Proxy(server.host, tls=testkit.self_signed(str(tmp_path))) as proxy:
+        with pytest.raises(RegistryError, match="certificate verify failed"):
+            registry.push(source, "app:1", f"{proxy.host}/kagotest/tls:1", insecure=False)
+        registry.push(source, "app:1", f"{proxy.host}/kagotest/tls:1")  # loopback: unverified
+        assert proxy.seen
+    assert dest.images() == []

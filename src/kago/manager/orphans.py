@@ -1,6 +1,6 @@
 """``kago system prune``: stopped containers, abandoned ones, and what no record owns.
 
-Containers: every one that is not running is removed (``Manager.remove``), except an
+Containers: every one that is not running is removed (``removal.remove``), except an
 incomplete one (journal.py) whose creator still lives: that one is being made right now. An
 incomplete one whose creator died is removed like any other: its teardown undoes what its
 intents name.
@@ -24,8 +24,9 @@ from kago.errors import KagoError
 from kago.manager import journal
 
 
-def prune(mgr, all_images=False):
-    """Returns {"containers": [records], "orphans": [str], "images": [str], "errors": [str]}."""
+def prune(mgr, all_images, remove):
+    """Returns {"containers": [records], "orphans": [str], "images": [str], "errors": [str]}.
+    ``mgr``: a Context (context.py); ``remove(cid)``: removal.remove on it."""
     out = {"containers": [], "orphans": [], "images": [], "errors": []}
     for record, status in mgr.list(all=True):
         if status not in ("exited", "created"):
@@ -33,7 +34,7 @@ def prune(mgr, all_images=False):
         if journal.incomplete(record) and not journal.abandoned(record):
             continue  # its creator is at work
         try:
-            mgr.remove(record["id"])
+            remove(record["id"])
             out["containers"].append(record)
         except (KagoError, OSError) as e:
             out["errors"].append(f"{record['name']}: {_describe(e)}")
@@ -67,10 +68,10 @@ def _new_dirs(mgr, found):
 
 def _dirs(mgr, found):
     """A container directory without its record: a removal that died half-way."""
-    from kago.manager.engine import _unbind
+    from kago.manager.rootfs import unbind
     for cid in mgr.records.ids():
         if _gone(mgr, cid):
-            _unbind(os.path.join(mgr.paths.container(cid), "rootfs"))
+            unbind(os.path.join(mgr.paths.container(cid), "rootfs"))
             shutil.rmtree(mgr.paths.container(cid), ignore_errors=True)
             found.append(f"container directory {cid[:12]}")
 
@@ -105,9 +106,10 @@ def _runtime(mgr, found):
 
 
 def _id_ranges(mgr, found):
-    for cid in list(mgr._id_table()):
+    from kago.manager import idranges
+    for cid in list(idranges.read(mgr.paths)):
         if _gone(mgr, cid):
-            mgr._release_ids(cid)
+            idranges.release(mgr.paths, cid)
             found.append(f"ID range of {cid[:12]}")
 
 

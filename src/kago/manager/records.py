@@ -18,7 +18,6 @@ wins, and a name whose owner has a record -- complete or not -- is in use.
 
 import json
 import os
-import secrets
 import time
 
 from kago.manager import journal, perms
@@ -52,6 +51,7 @@ def check_name(name, field="--name"):
 
 
 def random_name():
+    import secrets  # here: it loads hashlib and random, which reading records never needs
     return f"{secrets.choice(_ADJECTIVES)}_{secrets.choice(_NOUNS)}_{secrets.token_hex(2)}"
 
 
@@ -64,6 +64,7 @@ class Records:
     # --- ids and names
     @staticmethod
     def new_id():
+        import secrets
         return secrets.token_hex(32)
 
     def reserve_name(self, name, cid):

@@ -72,12 +72,10 @@ def inspect(mgr, record, live=None):
             "PortBindings": {k: v for k, v in ports.items()},
         },
         "Config": {
-            "Hostname": record.get("hostname", ""), "User": d.user,
-            "Env": record.get("env") or list(d.env),
-            "Cmd": None if d.command is None else list(d.command),
-            "Entrypoint": None if d.entrypoint is None else list(d.entrypoint),
-            "Image": record.get("image") or "", "WorkingDir": d.workdir,
-            "Labels": d.label_dict, "Tty": d.tty, "OpenStdin": d.interactive,
+            "Hostname": record.get("hostname", ""),
+            "Env": record.get("env") or list(d.env), "Image": record.get("image") or "",
+            **effective_config(d, record.get("image_config") or {}),
+            "Tty": d.tty, "OpenStdin": d.interactive,
             "StopSignal": record.get("stop_signal", "SIGTERM"),
             "StopTimeout": d.stop_timeout,
         },
@@ -99,6 +97,28 @@ def inspect(mgr, record, live=None):
             "Group": record.get("group"),
         },
     }
+
+
+def effective_config(definition, image):
+    """docker inspect's Config.{Cmd, Entrypoint, User, WorkingDir, Labels, ExposedPorts,
+    Volumes}: what the container runs with, the image's values where its Definition gives
+    none; a new entrypoint drops the image's Cmd, as at run."""
+    d = definition
+    if d.entrypoint is not None:
+        entrypoint, cmd = list(d.entrypoint), list(d.command or ()) or None
+    else:
+        entrypoint = image.get("Entrypoint")
+        cmd = list(d.command or ()) or image.get("Cmd")
+    labels = dict(image.get("Labels") or {})
+    labels.update(d.label_dict)
+    out = {"User": d.user or image.get("User") or "", "Cmd": cmd or None,
+           "Entrypoint": entrypoint or None,
+           "WorkingDir": d.workdir or image.get("WorkingDir") or "",
+           "Labels": labels}
+    for key in ("ExposedPorts", "Volumes"):
+        if image.get(key):
+            out[key] = image[key]
+    return out
 
 
 def top(mgr, record, ps_args=()):

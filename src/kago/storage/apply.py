@@ -60,7 +60,7 @@ def xattrs_of(info):
 class Applier:
     """Writes the entries of one tar stream under ``root``; see the module docstring."""
 
-    def __init__(self, root, mode, source, devices="allow"):
+    def __init__(self, root, mode, source, devices="allow", recorder=None):
         if mode not in ("overlay", "merge"):
             raise ValueError(mode)
         if devices not in DEVICE_POLICIES:
@@ -69,7 +69,10 @@ class Applier:
         self.mode = mode
         self.source = source
         self.devices = devices
+        self.recorder = recorder  # a tarsplit.Recorder: told where each entry's content went
+        self._told = False
         self.size = 0
+        self.newest = None      # the newest mtime of any entry (an import's reproducible date)
         self.seen = set()       # paths this layer wrote (for opaque dirs in merge mode)
         self.dir_times = []     # (path, mtime): set last, children change a dir's mtime
         self._cache = (None, None)
@@ -81,7 +84,9 @@ class Applier:
             try:
                 with tarfile.open(fileobj=stream, mode="r|", errorlevel=2) as tar:
                     for info in tar:
+                        self._told = False
                         self.entry(tar, info)
+                        self._tell(info, None)
             except corrupt_errors() as e:
                 if isinstance(e, (StoreError, KernelError)) or is_enospc(e):
                     raise
@@ -96,6 +101,8 @@ class Applier:
 
     def entry(self, tar, info):
         parts = clean(info.name, self.source)
+        if self.newest is None or info.mtime > self.newest:
+            self.newest = info.mtime
         if not parts:
             if not info.isdir():
                 raise UnsafeArchive(self.source, info.name, "replaces the layer's root")
@@ -128,7 +135,7 @@ class Applier:
             return self.hardlink(pfd, base, info, path, existing)
         self._remove(pfd, base, existing)
         if info.isreg():
-            self._write_file(tar, pfd, base, info)
+            self._write_file(tar, pfd, base, info, path)
         elif info.issym():
             os.symlink(info.linkname, base, dir_fd=pfd)
         elif info.ischr() or info.isblk():
@@ -142,7 +149,18 @@ class Applier:
             raise UnsafeArchive(self.source, info.name, f"has an unsupported type {info.type!r}")
         self._meta(pfd, base, info)
 
-    def _write_file(self, tar, pfd, base, info):
+    def _tell(self, info, path):
+        """Tell the recorder (once per entry, before its content is read) where it went."""
+        if self.recorder is None or self._told:
+            return
+        self._told = True
+        if info.issparse():
+            self.recorder.skip()
+        else:
+            self.recorder.entry(info.offset_data, info.size, path)
+
+    def _write_file(self, tar, pfd, base, info, path):
+        self._tell(info, path)
         fd = os.open(base, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC,
                      0o600, dir_fd=pfd)
         with open(fd, "wb", closefd=True) as out:

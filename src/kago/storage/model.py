@@ -97,22 +97,30 @@ def now_rfc3339():
     return datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
+def rfc3339(timestamp):
+    """A unix time as RFC 3339 in UTC, whole seconds (a file's mtime as an image's date)."""
+    return datetime.datetime.fromtimestamp(int(timestamp), datetime.UTC).strftime(
+        "%Y-%m-%dT%H:%M:%SZ")
+
+
 class ImageInfo:
     """An image as callers see it.
 
     ``id`` is the sha256 hex of its config blob; ``layers`` the digests of its layers'
     uncompressed tars (the config's rootfs.diff_ids), bottom first; ``config`` the OCI image
     config's ``config`` object (Env, Cmd, Entrypoint, WorkingDir, User, ExposedPorts, ...);
-    ``size`` the bytes of file content in its layers.
+    ``size`` the bytes of file content in its layers; ``given`` (from an import, load or
+    pull) the names that command gave it, of ``names``.
     """
 
-    __slots__ = ("architecture", "author", "config", "created", "history", "id", "layers",
-                 "names", "os", "size")
+    __slots__ = ("architecture", "author", "config", "created", "given", "history", "id",
+                 "layers", "names", "os", "size")
 
     def __init__(self, id, names, created, size, layers, config, author=None, history=(),
-                 architecture=None, os=None):
+                 architecture=None, os=None, given=()):
         self.id = id
         self.names = list(names)
+        self.given = list(given)  # the names the import or pull that returned it gave it
         self.created = created
         self.size = size
         self.layers = list(layers)
@@ -170,7 +178,8 @@ def chain_id(parent, diff_id):
 class Layer:
     """A layer to stack: its blob (digest, size, media type) and, once read, its diff_id."""
 
-    __slots__ = ("chain", "content_size", "diff_id", "digest", "media_type", "path", "size")
+    __slots__ = ("chain", "content_size", "diff_id", "digest", "media_type", "newest", "path",
+                 "size", "split", "tar_size")
 
     def __init__(self, digest, size, media_type, diff_id=None, path=None):
         self.digest = digest
@@ -180,6 +189,9 @@ class Layer:
         self.path = path            # where the blob's bytes are (staged or in the store)
         self.chain = None
         self.content_size = 0
+        self.newest = None          # the newest mtime in its tar, once applied
+        self.split = None           # its tar-split file, once applied, if it plays back
+        self.tar_size = None        # bytes of its uncompressed tar
 
     def to_json(self):
         return {"digest": self.digest, "size": self.size, "media_type": self.media_type,

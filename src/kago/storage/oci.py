@@ -213,9 +213,12 @@ def build_image(store, stage, config_bytes, layer_descs, fetch, names, what):
         check_digest(diff_id, f"{what}: diff_id {index + 1}")
         chain = chain_id(parent, diff_id)
         digest, mtype, size = desc
-        have_layer = os.path.exists(store._p("layers", hex_of(chain) + ".json"))
-        if digest and have_layer and store.has_blob(digest):
-            layer = Layer(digest, size, mtype, diff_id, store._blob_path(digest))
+        if os.path.exists(store._p("layers", hex_of(chain) + ".json")):
+            # the layer (its files, and its tar through them) is in the store: the blob is
+            # not needed, whoever compressed it; the descriptor is kept for a push back
+            layer = store._layer_of(chain)
+            if digest:
+                layer.digest, layer.media_type, layer.size = digest, mtype, size
         else:
             layer = fetch(index, desc)
             layer.diff_id = diff_id
@@ -327,6 +330,22 @@ def _import_manifest(store, stage, source, desc, names, host):
     return build_image(store, stage, config, layers, fetch, names, what)
 
 
+# --- either form ---------------------------------------------------------------------------------
+
+def load(store, path):
+    """Import what ``path`` holds: a docker-save archive (manifest.json; Docker 25's are OCI
+    layouts too) or an OCI layout, a directory or a tar. Returns [ImageInfo]."""
+    source = Source(path)
+    try:
+        docker = source.exists("manifest.json")
+        oci = source.exists("oci-layout")
+    finally:
+        source.close()
+    if oci and not docker:
+        return import_oci(store, path)
+    return import_docker_archive(store, path)
+
+
 # --- docker save archives -----------------------------------------------------------------------
 
 def import_docker_archive(store, path):
@@ -373,22 +392,38 @@ def _import_docker_entry(store, stage, source, entry, host):
 
 # --- export ---------------------------------------------------------------------------------------
 
-def manifest_of(store, rec):
-    """The OCI manifest (bytes) of a stored image."""
+def manifest_of(store, rec, layers=None):
+    """The OCI manifest (bytes) of a stored image: with ``layers`` (descriptors: mediaType,
+    digest, size), else with its layers as uncompressed tars (digest = diff_id), as docker
+    save writes them and as the store can always give them back."""
     config_path = store._blob_path(rec["config"])
+    if layers is None:
+        layers = [uncompressed_descriptor(store, chain) for chain in rec["chain"]]
     doc = {"schemaVersion": 2, "mediaType": MEDIA_OCI_MANIFEST,
            "config": {"mediaType": MEDIA_OCI_CONFIG, "digest": rec["config"],
                       "size": os.path.getsize(config_path)},
-           "layers": [{"mediaType": layer["media_type"], "digest": layer["digest"],
-                       "size": layer["size"]} for layer in rec["layers"]]}
+           "layers": layers}
     return json.dumps(doc, separators=(",", ":"), sort_keys=True).encode()
+
+
+def uncompressed_descriptor(store, chain):
+    tar = store.layer_tar(chain)
+    tar.close()
+    return {"mediaType": MEDIA_TYPES[None], "digest": tar.diff_id, "size": tar.expected_size}
 
 
 class _Writer:
     """Writes an export into a directory or a tar, next to its final path, then renames it:
-    a failed export leaves nothing at ``path``."""
+    a failed export leaves nothing at ``path``. ``path`` may also be a binary file object
+    (a pipe: stdout), which gets the tar as a stream."""
 
     def __init__(self, path, as_tar):
+        if hasattr(path, "write"):
+            self.path = self.tmp = None
+            self.as_tar = True
+            self.tar = tarfile.open(fileobj=path, mode="w|", format=tarfile.PAX_FORMAT)
+            self.written = set()
+            return
         self.path = os.path.abspath(path)
         self.tmp = f"{self.path}.tmp-{os.getpid()}-{uuid.uuid4().hex[:8]}"
         self.as_tar = as_tar
@@ -430,16 +465,37 @@ class _Writer:
         with open(src, "rb") as f:
             self.tar.addfile(info, f)
 
+    def stream(self, name, reader, size):
+        """``size`` bytes read from ``reader`` (a Store.layer_tar, checked at the end)."""
+        if name in self.written:
+            reader.close()
+            return
+        self.written.add(name)
+        if self.tar is None:
+            os.makedirs(os.path.dirname(os.path.join(self.tmp, name)), exist_ok=True)
+            with open(os.path.join(self.tmp, name), "wb") as f:
+                while chunk := reader.read(1 << 20):
+                    f.write(chunk)
+        else:
+            info = tarfile.TarInfo(name)
+            info.size, info.mode = size, 0o644
+            self.tar.addfile(info, reader)
+        reader.check()
+
     def finish(self):
         if self.tar is not None:
             self.tar.close()
+        if self.path is None:
+            return
         if os.path.isdir(self.path):
             os.rmdir(self.path)
         os.rename(self.tmp, self.path)
 
     def abort(self):
-        if self.tar is not None:
+        if self.tar is not None and self.path is not None:
             self.tar.close()
+        if self.tmp is None:
+            return  # a stream: what was written is out; the caller reports the error
         if os.path.isdir(self.tmp):
             shutil.rmtree(self.tmp, ignore_errors=True)
         elif os.path.exists(self.tmp):
@@ -449,11 +505,16 @@ class _Writer:
 def _write_blobs(out, store, rec, manifest):
     import hashlib
     mdigest = "sha256:" + hashlib.sha256(manifest).hexdigest()
-    for layer in rec["layers"]:
-        out.file(f"blobs/sha256/{hex_of(layer['digest'])}", store.blob_path(layer["digest"]))
+    for chain in rec["chain"]:
+        tar = store.layer_tar(chain)
+        out.stream(f"blobs/sha256/{hex_of(tar.diff_id)}", tar, tar.expected_size)
     out.file(f"blobs/sha256/{hex_of(rec['config'])}", store.blob_path(rec["config"]))
     out.bytes(f"blobs/sha256/{hex_of(mdigest)}", manifest)
     return mdigest
+
+
+def _diff_ids(store, rec):
+    return [store._layer_of(chain).diff_id for chain in rec["chain"]]
 
 
 def _index(rec, manifest, mdigest, name):
@@ -471,14 +532,15 @@ def _index(rec, manifest, mdigest, name):
 
 def export(store, ref, path, docker=False):
     """Write image ``ref`` as an OCI layout (a directory, or a tar if ``path`` ends in
-    .tar) or, with ``docker``, as a docker-save tar that is an OCI layout too."""
+    .tar or is a binary file object) or, with ``docker``, as a docker-save tar that is an
+    OCI layout too."""
     rec = store._find(ref)
     name = ref if ref in rec["names"] else (rec["names"][0] if rec["names"] else None)
     try:
         name = reference.normalize(ref) if reference.normalize(ref) in rec["names"] else name
     except StoreError:
         pass
-    out = _Writer(path, docker or path.endswith(".tar"))
+    out = _Writer(path, docker or hasattr(path, "write") or path.endswith(".tar"))
     try:
         manifest = manifest_of(store, rec)
         mdigest = _write_blobs(out, store, rec, manifest)
@@ -487,7 +549,7 @@ def export(store, ref, path, docker=False):
         if docker:
             entry = {"Config": f"blobs/sha256/{hex_of(rec['config'])}",
                      "RepoTags": [name] if name else [],
-                     "Layers": [f"blobs/sha256/{hex_of(l['digest'])}" for l in rec["layers"]]}
+                     "Layers": [f"blobs/sha256/{hex_of(d)}" for d in _diff_ids(store, rec)]}
             out.bytes("manifest.json", json.dumps([entry]).encode())
         out.finish()
     except BaseException:

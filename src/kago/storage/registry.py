@@ -12,14 +12,22 @@
 - Resumable by blob: a pull fetches only blobs the store lacks, and continues a blob whose
   download broke off (``Range`` from the bytes kept in <root>/downloads); a push uploads only
   blobs the registry lacks (``HEAD`` first). Every blob is checked against its digest.
-- ``insecure=True`` speaks plain HTTP (a registry on 127.0.0.1 in tests); otherwise HTTPS.
+- Transport, as docker's: a registry is reached over HTTPS with a verified certificate,
+  except an insecure one: ``insecure=True``, or by default (``insecure=None``) one on
+  loopback (127.0.0.0/8, ::1, localhost), as docker treats 127.0.0.0/8 (and localhost, which
+  resolves there). An insecure registry is tried over HTTPS without verifying its
+  certificate first, then over plain HTTP if HTTPS does not answer (docker's endpoint
+  order). ``insecure=False`` insists on verified HTTPS even on loopback. A registry that
+  answers HTTPS with plain HTTP is one error line naming ``--insecure``.
 """
 
 import base64
 import hashlib
 import http.client
+import ipaddress
 import json
 import os
+import ssl
 import urllib.parse
 
 from kago.storage import oci, reference
@@ -78,20 +86,69 @@ class Response:
         self.conn.close()
 
 
+def host_name(host):
+    """The name or address in "name[:port]" / "[v6][:port]"."""
+    if host.startswith("["):
+        return host[1:].partition("]")[0]
+    return host.rpartition(":")[0] if ":" in host else host
+
+
+def is_loopback(host):
+    """A registry host on this machine's loopback: 127.0.0.0/8, ::1 or localhost."""
+    name = host_name(host).lower()
+    if name == "localhost" or name.endswith(".localhost"):
+        return True
+    try:
+        return ipaddress.ip_address(name).is_loopback
+    except ValueError:
+        return False
+
+
+def insecure_for(host, insecure=None):
+    """Whether ``host`` is an insecure registry: as asked, else loopback ones (docker's
+    default: 127.0.0.0/8 is an insecure registry range)."""
+    return is_loopback(host) if insecure is None else bool(insecure)
+
+
+PLAIN_HTTP_REASONS = ("WRONG_VERSION_NUMBER", "RECORD_LAYER_FAILURE", "PACKET_LENGTH_TOO_LONG",
+                      "HTTP_REQUEST", "UNKNOWN_PROTOCOL")
+
+
 class Client:
     """One registry host and repository."""
 
-    def __init__(self, host, repository, insecure=False, auth=None, timeout=TIMEOUT):
+    def __init__(self, host, repository, insecure=None, auth=None, timeout=TIMEOUT):
         self.host = host
         self.repository = repository
-        self.scheme = "http" if insecure else "https"
+        self.insecure = insecure_for(host, insecure)
         self.auth = auth
         self.timeout = timeout
+        self._scheme = None if self.insecure else "https"
         self._tokens = {}      # scope -> Authorization header value
         self._basic = None
 
+    @property
+    def scheme(self):
+        """https, or for an insecure registry the first of https (unverified), http that
+        answers GET /v2/ (docker's order)."""
+        if self._scheme is None:
+            self._scheme = "https"
+            try:
+                self._send("GET", f"https://{self.host}/v2/", {}, None, None, None).close()
+            except RegistryError:
+                self._scheme = "http"
+        return self._scheme
+
     def url(self, path):
         return f"{self.scheme}://{self.host}/v2/{self.repository}/{path}"
+
+    def _connection(self, parts, origin):
+        if parts.scheme != "https":
+            return http.client.HTTPConnection(parts.netloc, timeout=self.timeout)
+        context = None
+        if self.insecure and parts.netloc == origin:  # redirects elsewhere are verified
+            context = ssl._create_unverified_context()  # noqa: S323 - an insecure registry
+        return http.client.HTTPSConnection(parts.netloc, timeout=self.timeout, context=context)
 
     # --- transport ----------------------------------------------------------------------------
 
@@ -119,9 +176,7 @@ class Client:
         origin = urllib.parse.urlsplit(url).netloc
         for _ in range(MAX_REDIRECTS + 1):
             parts = urllib.parse.urlsplit(url)
-            conn_cls = http.client.HTTPSConnection if parts.scheme == "https" \
-                else http.client.HTTPConnection
-            conn = conn_cls(parts.netloc, timeout=self.timeout)
+            conn = self._connection(parts, origin)
             sent = dict(headers)
             if auth and parts.netloc == origin:  # credentials never go to another host
                 sent["Authorization"] = auth
@@ -137,6 +192,11 @@ class Client:
                 raw = conn.getresponse()
             except (OSError, http.client.HTTPException) as e:
                 conn.close()
+                if isinstance(e, ssl.SSLError) and e.reason in PLAIN_HTTP_REASONS:
+                    raise RegistryError(
+                        f"registry {self.host}: it answers plain HTTP, not HTTPS "
+                        f"({_describe(e)}); if it is an HTTP registry you trust, use "
+                        "--insecure") from None
                 raise RegistryError(f"registry {self.host}: {method} {parts.path}: "
                                     f"{_describe(e)}") from None
             lowered = {k.lower(): v for k, v in raw.getheaders()}
@@ -281,6 +341,8 @@ def _basic(auth):
 
 
 def _describe(err):
+    if isinstance(err, ssl.SSLError) and err.reason:
+        return err.reason.lower().replace("_", " ")
     text = getattr(err, "strerror", None) or str(err) or type(err).__name__
     return text.lower()
 
@@ -291,9 +353,10 @@ def _client(ref, insecure, auth):
     return r, Client(host, repo, insecure, auth), tag
 
 
-def pull(store, ref, insecure=False, auth=None):
+def pull(store, ref, insecure=None, auth=None):
     """Pull ``ref`` (``host[:port]/repo[:tag|@digest]``) into ``store``; the image is named
-    ``ref`` (with ``:latest`` added when no tag is given). Returns its ImageInfo."""
+    ``ref`` (with ``:latest`` added when no tag is given). Returns its ImageInfo.
+    ``insecure``: see the module docstring (None: loopback registries are insecure)."""
     from kago.storage.model import host_platform
     r, client, tag = _client(ref, insecure, auth)
     what = f"{client.host}/{client.repository}:{tag}"
@@ -337,15 +400,50 @@ def pull(store, ref, insecure=False, auth=None):
     return image
 
 
-def push(store, ref, dest_ref, insecure=False, auth=None):
+def push(store, ref, dest_ref, insecure=None, auth=None):
     """Push image ``ref`` to ``dest_ref`` (``host[:port]/repo[:tag]``); blobs the registry has
     are not sent again. Returns the manifest's digest."""
-    body, rec = store.manifest(ref)
+    rec = store._find(ref)
     r, client, tag = _client(dest_ref, insecure, auth)
     if r.digest:
         raise StoreError(f"push to {dest_ref}: give a tag, not a digest")
-    for digest in [layer["digest"] for layer in rec["layers"]] + [rec["config"]]:
-        if not client.has_blob(digest):
-            client.upload(digest, store.blob_path(digest))
+    layers = [_push_layer(store, client, chain, source)
+              for chain, source in zip(rec["chain"], rec["layers"])]
+    if not client.has_blob(rec["config"]):
+        client.upload(rec["config"], store.blob_path(rec["config"]))
+    body = oci.manifest_of(store, rec, layers)
     client.put_manifest(tag, body, oci.MEDIA_OCI_MANIFEST)
     return "sha256:" + hashlib.sha256(body).hexdigest()
+
+
+OCI_LAYER_TYPE = {
+    "application/vnd.docker.image.rootfs.diff.tar.gzip":
+        "application/vnd.oci.image.layer.v1.tar+gzip",
+    "application/vnd.docker.image.rootfs.foreign.diff.tar.gzip":
+        "application/vnd.oci.image.layer.nondistributable.v1.tar+gzip",
+}
+
+
+def _push_layer(store, client, chain, source):
+    """The descriptor of layer ``chain`` in the registry, uploading it if the registry lacks
+    it. A blob the registry already has is used as is: the one the layer came as (pulled or
+    imported; a blob is known by its tar, whoever compressed it) or the one kago pushed
+    before. Otherwise the layer's tar is played back, gzip-compressed into staging (as
+    docker pushes), uploaded, and its descriptor kept for the next push."""
+    from kago.storage.stream import MEDIA_TYPES, gzip_copy
+    pushed = store.pushed_blob(chain)
+    for desc in (source, pushed):
+        if desc and desc.get("digest") and client.has_blob(desc["digest"]):
+            # the manifest is OCI's: docker's name for a gzip layer is OCI's gzip layer
+            kind = OCI_LAYER_TYPE.get(desc["media_type"], desc["media_type"])
+            return {"mediaType": kind, "digest": desc["digest"], "size": desc["size"]}
+    with store.staging() as stage:
+        out = stage.path("layer.tar.gz")
+        tar = store.layer_tar(chain)
+        digest, size = gzip_copy(tar, out)
+        tar.check()
+        desc = {"media_type": MEDIA_TYPES["gzip"], "digest": digest, "size": size}
+        if not client.has_blob(digest):
+            client.upload(digest, out)
+    store.remember_pushed_blob(chain, desc)
+    return {"mediaType": desc["media_type"], "digest": digest, "size": size}

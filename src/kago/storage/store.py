@@ -10,8 +10,8 @@ import json
 import os
 import uuid
 
-from kago.storage import drivers, idshift, reference, syscalls
-from kago.storage.apply import apply_layer
+from kago.storage import drivers, idshift, reference, syscalls, tarsplit
+from kago.storage.apply import Applier
 from kago.storage.errors import (
     BadArchive,
     DigestMismatch,
@@ -23,7 +23,7 @@ from kago.storage.errors import (
     StoreError,
 )
 from kago.storage.model import (  # noqa: F401 - Layer, chain_id, host_platform: also here
-    IdMap, ImageInfo, Layer, RootfsInfo, chain_id, host_platform, now_rfc3339)
+    IdMap, ImageInfo, Layer, RootfsInfo, chain_id, host_platform, now_rfc3339, rfc3339)
 from kago.storage.records import (
     StoreLock,
     container_half_made,
@@ -33,8 +33,10 @@ from kago.storage.records import (
     write_json,
 )
 from kago.storage.stream import (
+    CHUNK,
     MEDIA_TYPES,
     HashingReader,
+    Peek,
     decompressed,
     gzip_copy,
     hex_of,
@@ -45,6 +47,8 @@ from kago.storage.writer import LayerTar
 
 DEFAULT_ROOT = "/var/lib/kago/storage"
 HOST_ROOT = "@host"  # create_rootfs's image for "the host's own root filesystem"
+EPOCH = "1970-01-01T00:00:00Z"
+SPLIT_SUFFIX = ".tar-split.gz"  # <root>/layers/<chain hex>.tar-split.gz: see tarsplit.py
 DEFAULT_PATH = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 class Store:
     """An image and layer store rooted at ``root``; see the package docstring for the API."""
@@ -135,12 +139,12 @@ class Store:
         with open(self._blob_path(rec["config"])) as f:
             return json.load(f)
 
-    def _info(self, rec):
+    def _info(self, rec, given=()):
         cfg = self._config(rec)
         return ImageInfo(rec["id"], rec["names"], cfg.get("created") or rec["created"],
                          rec["size"], [layer["diff_id"] for layer in rec["layers"]],
                          cfg.get("config") or {}, cfg.get("author"), cfg.get("history") or (),
-                         cfg.get("architecture"), cfg.get("os"))
+                         cfg.get("architecture"), cfg.get("os"), given)
 
     def images(self):
         """Every image, oldest first."""
@@ -228,38 +232,64 @@ class Store:
 
     def import_archive(self, path, name=None, config=None, message=None, author=None):
         """Import a root filesystem: a tarball (.tar, .tar.gz, .tar.xz, .tar.zst, .tar.bz2,
-        the compression found from its first bytes) or a directory, as a one-layer image.
-        ``config`` fills the image config's "config" object (default: PATH in Env)."""
-        names = [reference.normalize(name)] if name else []
-        with self._lock:
-            self._check_names(names, None)
-        if not os.path.exists(path):
+        the compression found from its first bytes; a path or a binary file object such as
+        standard input) or a directory, as a one-layer image.
+        ``config`` fills the image config's "config" object (default: PATH in Env).
+
+        The config is a function of the content and the arguments only (its date is the
+        newest mtime in the archive), so importing the same content again gives the same
+        image ID: the existing image, with ``name`` added to its names."""
+        names = [reference.normalize(name)] if name else []  # checked once the ID is known
+        stream = hasattr(path, "read")
+        if not stream and not os.path.exists(path):
             raise StoreError(f"{path}: no such file or directory")
         with self.staging() as stage:
-            if os.path.isdir(path):
+            if stream:
+                layer = stage.blob_from_file(path, "standard input")
+                path = "standard input"
+            elif os.path.isdir(path):
                 layer = stage.blob_from_dir(path)
             else:
                 layer = stage.blob_from_file(path)
             stage.apply([layer], source=path)
-            created = now_rfc3339()
+            # content-addressed: the same tarball with the same options is the same config,
+            # so the same image ID (dated by its newest file, not by the clock; no file name)
+            created = rfc3339(layer.newest) if layer.newest is not None else EPOCH
             image_config = {"Env": [DEFAULT_PATH]}
             image_config.update(config or {})
-            history = {"created": created, "created_by": f"kago import {os.path.basename(path)}"}
+            history = {"created": created, "created_by": "kago import"}
             if message:
                 history["comment"] = message
             doc = new_config([layer], image_config, created, [history], author)
-            return self._info(stage.publish(doc, [layer], names))
+            return self._info(stage.publish(doc, [layer], names), names)
 
     def new_image_from_config(self, stage, config, layers, names):
         """Publish an image whose layers ``stage`` has applied, with ``config`` (bytes) as its
         config blob as is: its digest is the image ID (for the OCI, docker and registry code)."""
-        return self._info(stage.publish_config(config, layers, names))
+        return self._info(stage.publish_config(config, layers, names), names)
 
     def import_oci(self, path, name=None):
         """Import the host platform's images of an OCI image layout (a directory or a tar);
         names from its annotations, or ``name`` when it holds one image."""
         from kago.storage import oci
         return oci.import_oci(self, path, name)
+
+    def load(self, path):
+        """Import a docker-save archive or an OCI layout (what ``path`` holds decides), from
+        a path or a binary file object (a pipe: copied into staging first, as the archive
+        is read out of order). Returns [ImageInfo]."""
+        from kago.storage import oci
+        if not hasattr(path, "read"):
+            return oci.load(self, path)
+        with self.staging() as stage:
+            copy = stage.path("input.tar")
+            with open(copy, "wb") as out:
+                while chunk := path.read(CHUNK):
+                    out.write(chunk)
+            if os.path.getsize(copy) == 0:
+                raise BadArchive("standard input is empty (give an archive: -i FILE or "
+                                 "redirect it)")
+            return oci.load(self, copy)
 
     def import_docker_archive(self, path):
         """Import the images of a ``docker save`` archive, named by its RepoTags."""
@@ -278,7 +308,8 @@ class Store:
         return oci.export(self, ref, path, docker=True)
 
     def manifest(self, ref):
-        """(OCI manifest bytes, image record) of a stored image (for push and export)."""
+        """(OCI manifest bytes, image record) of a stored image as export writes it: its
+        layers as uncompressed tars (push sends compressed blobs: see registry.push)."""
         from kago.storage import oci
         rec = self._find(ref)
         return oci.manifest_of(self, rec), rec
@@ -451,20 +482,67 @@ class Store:
                 history["author"] = author
             doc = new_config(base_layers + [layer], image_config, created, [history], author,
                              base=base_doc)
-            return self._info(stage.publish(doc, base_layers + [layer], names))
+            return self._info(stage.publish(doc, base_layers + [layer], names), names)
 
     def _layer_of(self, chain):
         """A Layer for a layer in the store, from its record."""
-        rec = read_json(self._p("layers", hex_of(chain) + ".json"))
-        if rec is None or not rec.get("blob"):
-            raise StoreError(f"layer {chain} is missing from the store (run gc, re-import "
-                             "the image)")
-        blob = rec["blob"]
-        layer = Layer(blob["digest"], blob["size"], blob["media_type"], rec["diff_id"],
-                      self._blob_path(blob["digest"]))
+        rec = self._layer_record(chain)
+        source = rec.get("source") or rec.get("blob") or {}
+        blob = rec.get("blob")
+        layer = Layer(source.get("digest"), source.get("size"), source.get("media_type"),
+                      rec["diff_id"], self._blob_path(blob["digest"]) if blob else None)
         layer.chain = chain
         layer.content_size = rec["size"]
+        layer.tar_size = rec.get("tar_size")
         return layer
+
+    def _layer_record(self, chain):
+        rec = read_json(self._p("layers", hex_of(chain) + ".json"))
+        if rec is None or not (rec.get("blob") or rec.get("split")):
+            raise StoreError(f"layer {chain} is missing from the store (run gc, re-import "
+                             "the image)")
+        return rec
+
+    def layer_tar(self, chain):
+        """The uncompressed tar of layer ``chain`` (its diff_id's bytes), to read: a reader
+        with ``read(n)``, ``size`` (bytes it will give), ``diff_id``, and ``check()`` to call
+        after the last byte (DigestMismatch if what was read is not the layer's tar). Played
+        back from the layer's files and tar-split, or decompressed from its kept blob."""
+        rec = self._layer_record(chain)
+        if rec.get("split"):
+            path = self._p("layers", hex_of(chain))
+            chunks = tarsplit.chunks(path + SPLIT_SUFFIX, path)
+        else:
+            chunks = _decompressed_chunks(self._blob_path(rec["blob"]["digest"]))
+        size = rec.get("tar_size")
+        if size is None:  # a record from before sizes were kept: count once
+            size = sum(len(c) for c in _decompressed_chunks(
+                self._blob_path(rec["blob"]["digest"])))
+        return _LayerTar(chunks, size, rec["diff_id"], chain)
+
+    def pushed_blob(self, chain):
+        """The descriptor (digest, size, media_type) of the gzip blob kago made of layer
+        ``chain`` for its last push, if any (a push that finds it in the registry sends
+        nothing)."""
+        rec = read_json(self._p("layers", hex_of(chain) + ".json")) or {}
+        return rec.get("pushed")
+
+    def remember_pushed_blob(self, chain, desc):
+        with self._lock:
+            path = self._p("layers", hex_of(chain) + ".json")
+            rec = read_json(path)
+            if rec is not None:
+                rec["pushed"] = desc
+                write_json(path, rec)
+
+    def layers(self, ref):
+        """Image ``ref``'s layers as Layer values, bottom first: what a new image made on the
+        same layers (another config) publishes."""
+        return [self._layer_of(chain) for chain in self._find(ref)["chain"]]
+
+    def layer_chains(self, ref):
+        """The chain IDs of image ``ref``'s layers, bottom first."""
+        return list(self._find(ref)["chain"])
 
     def _base_config(self, record):
         """The config document of the container's image; a bare one if it was removed."""
@@ -520,19 +598,18 @@ class Store:
         images = self._image_records()
         used_chains = {c for r in images for c in r["chain"]}
         used_chains |= {c for r in self._container_records() for c in r["chain"]}
-        used_blobs = {r["config"] for r in images} | {layer["digest"] for r in images
-                                                      for layer in r["layers"]}
+        used_blobs = {r["config"] for r in images}
         removed = []
         for entry in os.listdir(self._p("layers")):
-            stem = entry.removesuffix(".json")
+            stem = entry.removesuffix(".json").removesuffix(SPLIT_SUFFIX)
             if stem == "empty" or "sha256:" + stem in used_chains:
-                if entry.endswith(".json"):  # a kept layer keeps its blob (commit, export)
+                if entry.endswith(".json"):  # a layer without a tar-split keeps its blob
                     blob = (read_json(self._p("layers", entry)) or {}).get("blob")
                     if blob:
                         used_blobs.add(blob["digest"])
                 continue
             path = self._p("layers", entry)
-            if entry.endswith(".json"):
+            if entry.endswith((".json", SPLIT_SUFFIX)):
                 os.unlink(path)
             else:
                 self._driver.remove_layer(path)
@@ -542,6 +619,43 @@ class Store:
                 os.unlink(self._p("blobs", "sha256", entry))
                 removed.append(f"blob sha256:{entry}")
         return removed
+
+
+def _plays_back(split, layer_dir, diff_id):
+    """Whether ``split`` and the layer's files give back the tar whose digest is ``diff_id``
+    (a tar that writes one path twice, say, does not: its layer keeps its blob)."""
+    reader = tarsplit.Reader(tarsplit.chunks(split, layer_dir))
+    try:
+        while reader.read(CHUNK):
+            pass
+    except StoreError:
+        return False
+    return reader.digest() == diff_id
+
+
+def _decompressed_chunks(path):
+    with open(path, "rb") as f:
+        src = decompressed(f)[0]
+        while chunk := src.read(CHUNK):
+            yield chunk
+
+
+class _LayerTar(tarsplit.Reader):
+    """Store.layer_tar's reader."""
+
+    def __init__(self, chunks, size, diff_id, chain):
+        super().__init__(chunks)
+        self.expected_size = size
+        self.diff_id = diff_id
+        self.chain = chain
+
+    def check(self):
+        if self.read(1):
+            raise StoreError(f"layer {self.chain}: its tar is longer than recorded "
+                             "(re-import the image)")
+        if self.digest() != self.diff_id:
+            raise DigestMismatch(f"layer {self.chain} played back", self.diff_id,
+                                 self.digest())
 
 
 class _Record:
@@ -594,22 +708,31 @@ class _Staging:
 
     # blobs
 
-    def blob_from_file(self, path):
-        """Stage a rootfs tarball as a layer blob: kept as is if plain, gzip or zstd (OCI media
-        types exist for those), else recompressed to gzip."""
+    def blob_from_file(self, path, what=None):
+        """Stage a rootfs tarball (a path or a binary file object, read once) as a layer blob:
+        kept as is if plain, gzip or zstd (OCI media types exist for those), else
+        recompressed to gzip."""
+        if hasattr(path, "read"):
+            return self._blob_from_stream(path, what or "standard input")
         with open(path, "rb") as f:
-            kind = sniff(f.read(6))
-        if kind in MEDIA_TYPES:
-            return self.copy_blob(path, MEDIA_TYPES[kind])
+            return self._blob_from_stream(f, what or path)
+
+    def _blob_from_stream(self, f, what):
+        head = f.read(6)
+        kind = sniff(head)
+        src = Peek(f, head)
         out = self.path(f"blob-{uuid.uuid4().hex}")
-        with open(path, "rb") as f:
-            src, _ = decompressed(f)
-            try:
-                digest, size = gzip_copy(src, out)
-            except (EOFError, OSError, ValueError) as e:
-                if is_enospc(e):
-                    raise
-                raise BadArchive(f"{path}: corrupt or truncated {kind} stream ({e})") from None
+        if kind in MEDIA_TYPES:
+            with open(out, "wb") as dst:
+                reader = HashingReader(src, tee=dst)
+                reader.drain()
+            return Layer(reader.digest(), reader.size, MEDIA_TYPES[kind], path=out)
+        try:
+            digest, size = gzip_copy(decompressed(src)[0], out)
+        except (EOFError, OSError, ValueError) as e:
+            if is_enospc(e):
+                raise
+            raise BadArchive(f"{what}: corrupt or truncated {kind} stream ({e})") from None
         return Layer(digest, size, MEDIA_TYPES["gzip"], path=out)
 
     def copy_blob(self, path, media_type, expected=None, what=None):
@@ -646,25 +769,35 @@ class _Staging:
                 existing = self.store._p("layers", hex_of(chain) + ".json")
                 if os.path.exists(existing):
                     layer.chain, parent = chain, chain
-                    layer.content_size = read_json(existing)["size"]
+                    rec = read_json(existing)
+                    layer.content_size, layer.newest = rec["size"], rec.get("newest")
                     continue
             staged = self.path(f"layer-{index}")
             self.store._driver.stage_layer(staged, self._path_of(parent))
-            with open(layer.path, "rb") as f:
-                reader = HashingReader(decompressed(f)[0])
-                layer.content_size = apply_layer(reader, staged, self.store._driver.apply_mode,
-                                                 what, self.store.devices)
-                try:
-                    reader.drain()
-                except (EOFError, OSError, ValueError) as e:
-                    if is_enospc(e):
-                        raise
-                    raise BadArchive(f"{what}: corrupt or truncated stream ({e})") from None
+            recorder = tarsplit.Recorder(self.path(f"split-{index}"))
+            try:
+                with open(layer.path, "rb") as f:
+                    reader = HashingReader(decompressed(f)[0], tee=recorder)
+                    applier = Applier(staged, self.store._driver.apply_mode, what,
+                                      self.store.devices, recorder=recorder)
+                    layer.content_size = applier.run(reader)
+                    layer.newest = applier.newest
+                    try:
+                        reader.drain()
+                    except (EOFError, OSError, ValueError) as e:
+                        if is_enospc(e):
+                            raise
+                        raise BadArchive(f"{what}: corrupt or truncated stream ({e})") from None
+                layer.tar_size = recorder.finish()
+            except BaseException:
+                recorder.abort()
+                raise
             diff_id = reader.digest()
             if layer.diff_id and layer.diff_id != diff_id:
                 raise DigestMismatch(f"{what} (uncompressed)", layer.diff_id, diff_id)
             layer.diff_id = diff_id
             layer.chain = parent = chain_id(parent, diff_id)
+            layer.split = recorder.path if _plays_back(recorder.path, staged, diff_id) else None
             self._staged_layers[layer.chain] = staged
 
     def _path_of(self, chain):
@@ -691,7 +824,6 @@ class _Staging:
             try:
                 parent = None
                 for layer in layers:
-                    self._publish_blob(layer.path, layer.digest)
                     self._publish_layer(layer, parent)
                     parent = layer.chain
                 self._publish_blob(cfg_path, "sha256:" + image_id)
@@ -726,6 +858,9 @@ class _Staging:
         self._added.append(("blob", final))
 
     def _publish_layer(self, layer, parent):
+        """Rename a staged layer into the store with one copy of its content: the extracted
+        files and its tar-split (the tar plays back from them), or, for a tar that does not
+        play back, the extracted files and the blob."""
         store = self.store
         record = store._p("layers", hex_of(layer.chain) + ".json")
         staged = self._staged_layers.pop(layer.chain, None)
@@ -737,8 +872,17 @@ class _Staging:
                              "using it was imported (retry the import)")
         if os.path.lexists(final):  # a leftover without a record (a crash): replace it
             store._driver.remove_layer(final)
+        blob = None
+        if layer.split:
+            os.rename(layer.split, final + SPLIT_SUFFIX)
+            self._added.append(("blob", final + SPLIT_SUFFIX))
+        else:
+            self._publish_blob(layer.path, layer.digest)
+            blob = layer.to_json()
         store._driver.publish_layer(staged, final)
         self._added.append(("layer", final))
         write_json(record, {"chain_id": layer.chain, "diff_id": layer.diff_id,
                             "parent": parent, "size": layer.content_size,
-                            "blob": layer.to_json(), "created": now_rfc3339()})
+                            "tar_size": layer.tar_size, "split": bool(layer.split),
+                            "blob": blob, "source": layer.to_json(), "created": now_rfc3339(),
+                            "newest": layer.newest})

@@ -83,7 +83,7 @@ class HashingWriter:
         return "sha256:" + self.hash.hexdigest()
 
 
-class _Peek:
+class Peek:
     """A reader whose first bytes were already read to sniff the compression."""
 
     def __init__(self, raw, head):
@@ -109,7 +109,7 @@ def decompressed(raw):
     """(reader of the decompressed bytes, compression kind) for a possibly compressed stream."""
     head = raw.read(6)
     kind = sniff(head)
-    src = _Peek(raw, head)
+    src = Peek(raw, head)
     if kind == "gzip":
         return gzip.GzipFile(fileobj=src, mode="rb"), kind
     if kind == "xz":

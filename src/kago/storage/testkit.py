@@ -304,9 +304,10 @@ def oci_layout(path, layer_tars, platforms=None, name=None, config=None, diff_id
 class Proxy:
     """An HTTP proxy in front of a registry, run in a thread of the test: it can demand a
     bearer token (served at /token for ``user``/``password``), cut one blob download short
-    (``cut_blobs``), corrupt blobs (``corrupt``), and it records the requests it saw."""
+    (``cut_blobs``), corrupt blobs (``corrupt``), and it records the requests it saw.
+    ``tls=(certfile, keyfile)`` makes it speak HTTPS only (see ``self_signed``)."""
 
-    def __init__(self, upstream, user=None, password=None):
+    def __init__(self, upstream, user=None, password=None, tls=None):
         import http.server
         import threading
         self.upstream = upstream
@@ -330,6 +331,13 @@ class Proxy:
 
         self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.server.daemon_threads = True
+        self.scheme = "http"
+        if tls:
+            import ssl
+            context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+            context.load_cert_chain(*tls)
+            self.server.socket = context.wrap_socket(self.server.socket, server_side=True)
+            self.scheme = "https"
         self.host = f"127.0.0.1:{self.server.server_address[1]}"
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
 
@@ -364,7 +372,7 @@ class Proxy:
             return self._send(h, 200, {"Content-Type": "application/json"},
                               ('{"token": "%s"}' % self.token).encode())
         if self.user and h.headers.get("Authorization") != f"Bearer {self.token}":
-            realm = f"http://{self.host}/token"
+            realm = f"{self.scheme}://{self.host}/token"
             return self._send(h, 401, {"WWW-Authenticate":
                                        f'Bearer realm="{realm}",service="kagotest-st"'},
                               b'{"errors":[{"code":"UNAUTHORIZED","message":"auth"}]}')
@@ -380,6 +388,8 @@ class Proxy:
         if "location" in {k.lower() for k in out}:
             for k in list(out):
                 if k.lower() == "location":
+                    out[k] = out[k].replace(f"http://{self.upstream}",
+                                            f"{self.scheme}://{self.host}")
                     out[k] = out[k].replace(self.upstream, self.host)
         is_blob = h.command == "GET" and "/blobs/sha256:" in h.path and resp.status in (200, 206)
         if is_blob and self.corrupt:
@@ -438,3 +448,13 @@ def as_container_root(root, idmap, fn):
             os.close(nsfd)
     if status != 0:
         raise AssertionError(f"in the container: {err.decode(errors='replace')}")
+
+
+def self_signed(directory, name="127.0.0.1"):
+    """A self-signed certificate and key for ``name`` (an IP address) in ``directory``:
+    (certfile, keyfile), for a TLS ``Proxy``."""
+    cert, key = os.path.join(directory, "cert.pem"), os.path.join(directory, "key.pem")
+    _run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2",
+          "-subj", f"/CN={name}", "-addext", f"subjectAltName=IP:{name}",
+          "-keyout", key, "-out", cert])
+    return cert, key

@@ -1,0 +1,21 @@
+"""``kago exec``: a command in a running container."""
+
+from kago.cli.common import Usage, client, parser
+
+
+def cmd_exec(glob, argv):
+    p = parser("exec", "Run a command in a running container.")
+    p.add_argument("-i", "--interactive", action="store_true")
+    p.add_argument("-t", "--tty", action="store_true")
+    p.add_argument("-d", "--detach", action="store_true")
+    p.add_argument("-u", "--user")
+    p.add_argument("-w", "--workdir")
+    p.add_argument("-e", "--env", action="append", default=[])
+    p.add_argument("container")
+    p.add_argument("command", nargs="...")
+    args = p.parse_args(argv)
+    if not args.command:
+        raise Usage("exec needs a command to run in the container")
+    return client(glob).exec(args.container, args.command, tty=args.tty, user=args.user,
+                             workdir=args.workdir, env=args.env, detach=args.detach)
+

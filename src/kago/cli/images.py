@@ -1,0 +1,145 @@
+"""``kago images/import/pull/push/tag/rmi/save/load/commit/export``: docker's flags and output
+over the client's images (kago.manager.images does the work)."""
+
+import sys
+import time
+
+from kago.cli.common import client, out, parser
+
+
+def cmd_images(glob, argv):
+    p = parser("images", "List images.")
+    p.add_argument("-q", "--quiet", action="store_true")
+    p.add_argument("--no-trunc", action="store_true")
+    p.add_argument("--format")
+    p.add_argument("-a", "--all", action="store_true",
+                   help="also the intermediate images kago build keeps as its cache")
+    args = p.parse_args(argv)
+    from kago.manager import format as F
+    from kago.manager.images import created_time, split_name
+    rows = []
+    for info in reversed(client(glob).images.list(all=args.all)):
+        short = info.id if args.no_trunc else info.id[:12]
+        for name in info.names or ["<none>:<none>"]:
+            repo, tag = split_name(name)
+            rows.append({"Repository": repo, "Tag": tag, "ID": short,
+                         "CreatedSince": F.human_duration(time.time() - created_time(info))
+                         + " ago",
+                         "CreatedAt": info.created, "Size": F.human_size(info.size)})
+    if args.quiet:
+        for row in dict.fromkeys(r["ID"] for r in rows):
+            out(row)
+        return 0
+    for line in F.formatted(args.format or "table", rows,
+                            ("Repository", "Tag", "ID", "CreatedSince", "Size"),
+                            {"ID": "IMAGE ID"}):
+        out(line)
+    return 0
+
+
+def cmd_import(glob, argv):
+    p = parser("import", "Import a root filesystem (tarball or directory) as an image.")
+    p.add_argument("-m", "--message")
+    p.add_argument("-c", "--change", action="append", default=[])
+    p.add_argument("file")
+    p.add_argument("reference", nargs="?")
+    args = p.parse_args(argv)
+    info = client(glob).images.import_(args.file, args.reference, changes=args.change,
+                                       message=args.message)
+    out("sha256:" + info.id)
+    return 0
+
+
+def cmd_pull(glob, argv):
+    p = parser("pull", "Pull an image from a registry.")
+    p.add_argument("--insecure", "--tls-verify=false", action="store_true",
+                   dest="insecure", help="plain HTTP / unverified TLS (local registries)")
+    p.add_argument("reference")
+    args = p.parse_args(argv)
+    info = client(glob).images.pull(args.reference, insecure=args.insecure or None)
+    out(f"Digest: sha256:{info.id}")
+    out(f"Status: downloaded image for {args.reference}")
+    return 0
+
+
+def cmd_push(glob, argv):
+    p = parser("push", "Push an image to a registry.")
+    p.add_argument("--insecure", action="store_true")
+    p.add_argument("image")
+    p.add_argument("destination", nargs="?")
+    args = p.parse_args(argv)
+    digest = client(glob).images.push(args.image, args.destination,
+                                     insecure=args.insecure or None)
+    out(f"{args.destination or args.image}: digest: {digest}")
+    return 0
+
+
+def cmd_tag(glob, argv):
+    p = parser("tag", "Give an image another name.")
+    p.add_argument("source")
+    p.add_argument("target")
+    args = p.parse_args(argv)
+    client(glob).images.tag(args.source, args.target)
+    return 0
+
+
+def cmd_rmi(glob, argv):
+    p = parser("rmi", "Remove images.")
+    p.add_argument("-f", "--force", action="store_true")
+    p.add_argument("images", nargs="+")
+    args = p.parse_args(argv)
+    images = client(glob).images
+    for ref in args.images:
+        for line in images.remove(ref, force=args.force):
+            out(line)
+    return 0
+
+
+def cmd_save(glob, argv):
+    p = parser("save", "Write an image as a docker-loadable archive (or an OCI layout).")
+    p.add_argument("-o", "--output")
+    p.add_argument("--format", choices=("docker-archive", "oci"), default="docker-archive")
+    p.add_argument("image")
+    args = p.parse_args(argv)
+    client(glob).images.save(args.image, args.output, format=args.format)
+    return 0
+
+
+def cmd_load(glob, argv):
+    p = parser("load", "Load images from a docker archive or an OCI layout.")
+    p.add_argument("-i", "--input")
+    args = p.parse_args(argv)
+    from kago.manager.images import load_lines
+    for line in load_lines(client(glob).images.load(args.input)):
+        out(line)
+    return 0
+
+
+def cmd_commit(glob, argv):
+    p = parser("commit", "Make an image from a container's changes.")
+    p.add_argument("-m", "--message")
+    p.add_argument("-a", "--author")
+    p.add_argument("-c", "--change", action="append", default=[])
+    p.add_argument("container")
+    p.add_argument("reference", nargs="?")
+    args = p.parse_args(argv)
+    info = client(glob).commit(args.container, args.reference, message=args.message,
+                               author=args.author, changes=args.change)
+    out("sha256:" + info.id)
+    return 0
+
+
+def cmd_export(glob, argv):
+    p = parser("export", "Write a container's filesystem as a tar archive.")
+    p.add_argument("-o", "--output")
+    p.add_argument("container")
+    args = p.parse_args(argv)
+    c = client(glob)
+    c.container(args.container)  # an unknown container is the error, before the terminal
+    target = args.output or "-"
+    if target == "-" and sys.stdout.isatty():
+        from kago.manager.errors import ManagerError
+        raise ManagerError("refusing to write a tar archive to a terminal: use -o FILE or "
+                           "redirect stdout")
+    c.export(args.container, target)
+    return 0

@@ -1,0 +1,92 @@
+"""``kago start/stop/restart/kill/rm/pause/unpause/wait/attach``: one verb, many containers,
+docker's partial failure (each error reported, exit 1 if any failed)."""
+
+from kago.cli.common import Usage, client, each, out, parser
+from kago.cli.run import run_attached
+
+
+def cmd_start(glob, argv):
+    p = parser("start", "Start one or more containers.")
+    p.add_argument("-a", "--attach", action="store_true")
+    p.add_argument("containers", nargs="+")
+    args = p.parse_args(argv)
+    if args.attach:
+        if len(args.containers) != 1:
+            raise Usage("start -a takes one container")
+        container = client(glob).container(args.containers[0])
+        mgr = container.client.manager
+        if container.state in ("running", "paused"):
+            return run_attached(mgr, container.record, start=False)
+        return run_attached(mgr, container.record)
+    return each(glob, args.containers, lambda c, r: c.start(r), "start")
+
+
+def cmd_stop(glob, argv):
+    p = parser("stop", "Stop running containers (SIGKILL after the timeout).")
+    p.add_argument("-t", "--time", "--timeout", type=int, dest="time")
+    p.add_argument("-s", "--signal")
+    p.add_argument("containers", nargs="+")
+    args = p.parse_args(argv)
+    return each(glob, args.containers, lambda c, r: c.stop(r, args.time, args.signal), "stop")
+
+
+def cmd_restart(glob, argv):
+    p = parser("restart", "Restart containers.")
+    p.add_argument("-t", "--time", "--timeout", type=int, dest="time")
+    p.add_argument("containers", nargs="+")
+    args = p.parse_args(argv)
+    return each(glob, args.containers, lambda c, r: c.restart(r, args.time), "restart")
+
+
+def cmd_kill(glob, argv):
+    p = parser("kill", "Send a signal (default SIGKILL) to containers.")
+    p.add_argument("-s", "--signal", default="SIGKILL")
+    p.add_argument("containers", nargs="+")
+    args = p.parse_args(argv)
+    return each(glob, args.containers, lambda c, r: c.kill(r, args.signal), "kill")
+
+
+def cmd_rm(glob, argv):
+    p = parser("rm", "Remove containers.")
+    p.add_argument("-f", "--force", action="store_true")
+    p.add_argument("-v", "--volumes", action="store_true")
+    p.add_argument("containers", nargs="+")
+    args = p.parse_args(argv)
+    return each(glob, args.containers, lambda c, r: c.remove(r, args.force), "rm")
+
+
+def cmd_pause(glob, argv):
+    return _freeze(glob, argv, "pause")
+
+
+def cmd_unpause(glob, argv):
+    return _freeze(glob, argv, "unpause")
+
+
+def _freeze(glob, argv, verb):
+    p = parser(verb, f"{verb.title()} all processes of containers.")
+    p.add_argument("containers", nargs="+")
+    args = p.parse_args(argv)
+    return each(glob, args.containers, lambda c, r: getattr(c, verb)(r), verb)
+
+
+def cmd_wait(glob, argv):
+    p = parser("wait", "Block until containers stop; print their exit codes.")
+    p.add_argument("containers", nargs="+")
+    args = p.parse_args(argv)
+    c = client(glob)
+    for ref in args.containers:
+        code = c.wait(ref)
+        out("unknown" if code is None else str(code))
+    return 0
+
+
+def cmd_attach(glob, argv):
+    p = parser("attach", "Show a running container's output until it ends (no stdin).")
+    p.add_argument("container")
+    args = p.parse_args(argv)
+    container = client(glob).container(args.container)
+    if container.state not in ("running", "paused"):
+        raise Usage("you cannot attach to a stopped container: start it first")
+    return run_attached(container.client.manager, container.record, start=False)
+

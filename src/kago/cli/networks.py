@@ -1,0 +1,72 @@
+"""``kago network ls|create|rm|inspect``: docker's flags and output over the client's
+networks (kago.manager.networks does the work)."""
+
+import json
+
+from kago.cli.common import client, out, parser
+
+
+def cmd_network(glob, argv):
+    verbs = {"ls": _ls, "list": _ls, "create": _create, "rm": _rm, "remove": _rm,
+             "inspect": _inspect}
+    if not argv or argv[0] not in verbs:
+        from kago.manager.errors import BadValue
+        raise BadValue("network", "use network ls, create, rm or inspect")
+    return verbs[argv[0]](glob, argv[1:])
+
+
+def _ls(glob, argv):
+    p = parser("network ls", "List networks.")
+    p.add_argument("-q", "--quiet", action="store_true")
+    p.add_argument("--format")
+    args = p.parse_args(argv)
+    from kago.manager import format as F
+    from kago.manager.networks import net_id
+    rows = [{"ID": net_id(n["name"]), "Name": n["name"], "Driver": "bridge",
+             "Subnet": n.get("subnet", ""), "Bridge": n.get("bridge", ""),
+             "Containers": str(len(n.get("containers") or ()))}
+            for n in client(glob).networks.list()]
+    if args.quiet:
+        for r in rows:
+            out(r["Name"])
+        return 0
+    for line in F.formatted(args.format or "table", rows,
+                            ("ID", "Name", "Driver", "Subnet", "Bridge", "Containers"),
+                            {"ID": "NETWORK ID"}):
+        out(line)
+    return 0
+
+
+def _create(glob, argv):
+    p = parser("network create", "Create a bridge network.")
+    p.add_argument("--subnet", default=None)
+    p.add_argument("--gateway")
+    p.add_argument("--bridge", "-o", dest="bridge")
+    p.add_argument("--ipv6-subnet")
+    p.add_argument("--internal", action="store_true", help="no outbound NAT")
+    p.add_argument("name")
+    args = p.parse_args(argv)
+    out(client(glob).networks.create(args.name, subnet=args.subnet, gateway=args.gateway,
+                                     bridge=args.bridge, ipv6_subnet=args.ipv6_subnet,
+                                     internal=args.internal))
+    return 0
+
+
+def _rm(glob, argv):
+    p = parser("network rm", "Remove networks.")
+    p.add_argument("names", nargs="+")
+    args = p.parse_args(argv)
+    networks = client(glob).networks
+    for name in args.names:
+        networks.remove(name)
+        out(name)
+    return 0
+
+
+def _inspect(glob, argv):
+    p = parser("network inspect", "Show networks as JSON.")
+    p.add_argument("names", nargs="+")
+    args = p.parse_args(argv)
+    networks = client(glob).networks
+    out(json.dumps([networks.inspect(name) for name in args.names], indent=4))
+    return 0

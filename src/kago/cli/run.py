@@ -1,0 +1,149 @@
+"""``kago run`` and ``kago create``; a container's output attached to this command line
+(``run`` without -d, ``start -a``, ``attach``) and the foreground runtime of ``run -it``."""
+
+import os
+import sys
+
+from kago.cli.common import Usage, client, out, parser
+from kago.cli.flags import _add_container_flags, _container_config
+
+
+def cmd_create(glob, argv):
+    p = parser("create", "Create a container (prepared, not started).")
+    _add_container_flags(p)
+    cfg = _container_config(p.parse_args(argv))
+    out(client(glob).create_from(cfg).id)
+
+
+def cmd_run(glob, argv):
+    p = parser("run", "Create and start a container.")
+    p.add_argument("-d", "--detach", action="store_true")
+    _add_container_flags(p)
+    args = p.parse_args(argv)
+    cfg = _container_config(args)
+    if args.detach and cfg.get("auto_remove") is None:
+        cfg["auto_remove"] = False
+    c = client(glob)
+    container = c.create_from(cfg)
+    if cfg.get("tty") or cfg.get("interactive"):
+        if args.detach:
+            c.remove(container.id, force=True)
+            raise Usage("-i/-t with -d would need attach over a console socket: run "
+                        "detached without -it, then kago exec -it")
+        return _run_foreground(c.manager, container.record)
+    if args.detach:
+        try:
+            c.start(container.id)
+        except Exception:
+            if cfg.get("auto_remove"):
+                c.remove(container.id, force=True)
+            raise
+        out(container.id)
+        return 0
+    return run_attached(c.manager, container.record, remove=cfg.get("auto_remove"))
+
+
+def run_attached(mgr, record, remove=False, start=True):
+    """Start under the supervisor and stream the log until the container ends; docker's
+    ``run`` without -d. Ctrl-C and SIGTERM go to the container (docker's sig-proxy)."""
+    import signal
+
+    from kago.manager import logs, supervisor
+    cid = record["id"]
+    conn = supervisor.connect(mgr.paths)
+    path = mgr.paths.log(cid)
+    offset = os.path.getsize(path) if os.path.exists(path) else 0
+    try:
+        if start:
+            mgr.start(cid, attached=True, conn=conn)
+        conn.send("wait", id=cid)
+        reply = {}
+
+        def proxy(signum, _frame):
+            from kago.errors import KagoError
+            try:
+                mgr.runtime(record).kill(cid, signum)
+            except KagoError:  # it ended meanwhile: the wait reply is on its way
+                return
+        old = {s: signal.signal(s, proxy) for s in (signal.SIGINT, signal.SIGTERM)}
+
+        def ended():
+            if not reply:
+                got = conn.receive(timeout=0)
+                if got is not None:
+                    reply.update(got)
+            return bool(reply)
+        try:
+            for entry in logs.follow(path, ended, interval=0.02, offset=offset):
+                stream = sys.stdout if entry.get("stream") == "stdout" else sys.stderr
+                stream.write(entry.get("log", ""))
+                stream.flush()
+        finally:
+            for s, h in old.items():
+                signal.signal(s, h)
+    except BaseException:
+        if remove:
+            mgr.remove(cid, force=True)
+        raise
+    finally:
+        conn.close()
+    if remove:
+        mgr.remove(cid, force=True)
+    elif reply.get("status") == "exited":
+        # the supervisor releases it as well; this returns once it is done (docker's run)
+        mgr.release_quietly(cid)
+    code = reply.get("exit_code")
+    return 255 if code is None else code
+
+
+def _run_foreground(mgr, record):
+    """-i/-t: the runtime runs in the foreground with our terminal (it proxies the pty:
+    resize, Ctrl-C, exit status); no restart policy applies. The record names this process
+    as its ``client``, and a connection to the supervisor stays open while it runs: if this
+    process dies, the supervisor takes the container over (manager/adoption.py)."""
+    import subprocess
+    import time
+
+    from kago.manager.journal import creator
+    cid = record["id"]
+    mgr.prepare(record)
+    runtime = mgr.runtime(record)
+    # "foreground": the supervisor leaves it to us while we live
+    mgr.records.update(cid, lambda r: r["state"].update(status="running", foreground=True,
+                                                        client=creator(),
+                                                        started_at=time.time()))
+    conn = _foreground_watch(mgr, cid)
+    code = None
+    try:
+        code = subprocess.call(runtime.run_argv(cid, mgr.paths.bundle(cid)))
+        code = 128 - code if code < 0 else code
+    finally:
+        mgr.records.update(cid, lambda r: r["state"].update(
+            status="exited", exit_code=code, finished_at=time.time(), pid=0,
+            foreground=False, fresh=False))
+        if conn is not None:
+            conn.close()
+        if record["config"].get("auto_remove"):
+            mgr.remove(cid, force=True)
+        else:
+            mgr.release_quietly(cid)  # docker: an ended container holds no network or mount
+    return code
+
+
+def _foreground_watch(mgr, cid):
+    """The supervisor's connection that tells it when this command line dies; None (with a
+    warning) if no supervisor can be had: the container then runs unwatched, as before."""
+    from kago.errors import KagoError
+    from kago.manager import supervisor
+    try:
+        conn = supervisor.connect(mgr.paths)
+    except (KagoError, OSError) as e:
+        print(f"kago: warning: not supervised if this command dies: {e}", file=sys.stderr)
+        return None
+    try:
+        conn.request("foreground", id=cid, timeout=10)
+    except (KagoError, OSError, ValueError):
+        conn.close()
+        return None
+    return conn
+

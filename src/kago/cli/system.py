@@ -1,0 +1,110 @@
+"""``kago system prune|info|supervisor``, ``kago version``, ``kago info``."""
+
+import os
+import sys
+
+from kago.version import __version__
+from kago.cli.common import Usage, client, confirm, out, parser
+
+
+def cmd_system(glob, argv):
+    if not argv or argv[0] not in ("prune", "info", "supervisor"):
+        raise Usage("system: use prune, info or supervisor")
+    if argv[0] == "info":
+        return cmd_info(glob, argv[1:])
+    if argv[0] == "supervisor":
+        return _supervisor(glob, argv[1:])
+    p = parser("system prune", "Remove stopped containers, dangling images, unused layers.")
+    p.add_argument("-f", "--force", action="store_true", help="do not prompt for confirmation")
+    p.add_argument("-a", "--all", action="store_true",
+                   help="remove all unused images, not just dangling ones")
+    args = p.parse_args(argv[1:])
+    if not args.force and not confirm(_PRUNE_WARNING.format(
+            images="all images without at least one container associated to them"
+            if args.all else "all dangling images")):
+        return 0
+    done = client(glob).prune(all_images=args.all)
+    out("Deleted Containers:" if done["containers"] else "No stopped containers")
+    for record in done["containers"]:
+        out(record["id"])
+    for what in done["orphans"]:
+        out(f"Removed orphaned {what}")
+    if done["images"]:
+        out("Deleted Images:")
+        for what in done["images"]:
+            out(f"deleted: {what}")
+    for error in done["errors"]:
+        print(f"kago: system prune: {error}", file=sys.stderr)
+    return 1 if done["errors"] else 0
+
+
+_PRUNE_WARNING = """WARNING! This will remove:
+  - all stopped containers
+  - {images}
+  - what no container owns any more (attachments, layers, ID ranges of dead commands)
+
+Are you sure you want to continue? [y/N] """
+
+
+def _supervisor(glob, argv):
+    """system supervisor [--stop]: the shared supervisor's pid and what it watches."""
+    from kago.manager import supervisor
+    mgr = client(glob).manager
+    conn = supervisor.connect(mgr.paths, spawn=False)
+    if conn is None:
+        out("no supervisor is running")
+        return 0
+    try:
+        if "--stop" in argv:
+            conn.request("quit", timeout=5)
+            out("supervisor stopped (containers keep running)")
+        else:
+            reply = conn.request("ping", timeout=5)
+            idle = reply.get("idle_timeout")
+            out(f"pid {reply['pid']}, watching {len(reply['watching'])} container(s)"
+                + (f", exits after {idle:g} s with nothing to do" if idle is not None else ""))
+            for cid, count in sorted((reply.get("dropped") or {}).items()):
+                out(f"{cid[:12]}: {count} log lines dropped (its log could not be written)")
+    finally:
+        conn.close()
+    return 0
+
+
+def cmd_version(glob, argv):
+    mgr = client(glob).manager
+    runtime = mgr.runtime()
+    out(f"kago version {__version__}")
+    out(f"runtime: {runtime.name} ({runtime.path})")
+    from kago.version import OCI_VERSION
+    out(f"OCI runtime spec: {OCI_VERSION}")
+    return 0
+
+
+def cmd_info(glob, argv):
+    import platform
+    mgr = client(glob).manager
+    counts = {"running": 0, "paused": 0, "exited": 0, "created": 0, "restarting": 0}
+    containers = mgr.list(all=True)
+    for _record, live in containers:
+        counts[live] = counts.get(live, 0) + 1
+    from kago.manager import supervisor
+    from kago.runtime import container
+    layout = container.layout()
+    out(f"Containers: {len(containers)}")
+    out(f" Running: {counts['running']}")
+    out(f" Paused: {counts['paused']}")
+    out(f" Stopped: {counts['exited'] + counts['created']}")
+    if os.path.isdir(mgr.paths.storage()):
+        out(f"Images: {len(mgr.store.images())}")
+        out(f"Storage Driver: {mgr.store.driver}")
+    else:
+        out("Images: 0")
+    out(f"Cgroup Version: {layout.mode}")
+    out(f"Runtime: {mgr.runtime().name}")
+    out(f"Kernel Version: {platform.release()}")
+    out(f"Kago Root Dir: {mgr.paths.root}")
+    out(f"Kago Run Dir: {mgr.paths.runroot}")
+    pid = supervisor.running_pid(mgr.paths)
+    out(f"Supervisor: {'pid ' + str(pid) if pid else 'not running'}")
+    return 0
+

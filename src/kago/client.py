@@ -1,0 +1,496 @@
+"""``kago.Client``: kago's manager as a Python API -- what the ``kago`` command line calls.
+
+    import kago
+    client = kago.Client()                       # root=None: /var/lib/kago (or $KAGO_ROOT)
+    c = client.run("busybox", ["sh", "-c", "echo hi; sleep 30"], name="web", network="none")
+    print(c.id, c.state, c.pid)                  # ..., "running", 12345
+    for line in c.logs():                        # "hi\n"
+        print(line, end="")
+    c.stop(timeout=2)
+    c.remove()
+
+Containers come back as ``Container`` values (a snapshot: ``reload()`` reads it again);
+images and networks are ``client.images`` and ``client.networks``; definition files are
+``up``/``down``/``group``/``reload_definition``/``archive``. Every error is a
+``kago.errors.KagoError`` whose ``str()`` is one line naming what is at fault. docs/api.md
+has the whole surface with runnable examples.
+
+A container's configuration is built in one place, ``container_config`` (the manager's
+configuration dict today: ``config.new_config`` filled from the options, then
+``config.validate``); ``create`` and ``run`` go through it. The CLI builds its own from
+docker's flags (cli/flags.py) and hands it to ``create_from``.
+
+This module imports only ``kago.manager`` (lazily, on first use); the ``kago`` package
+offers ``Client`` and ``Container`` through a module ``__getattr__``, so ``import kago`` (on
+kago-oci's start path) loads none of it.
+"""
+
+import os
+
+from kago.errors import KagoError
+
+__all__ = ["Client", "Container", "GroupRun", "container_config"]
+
+
+class ClientError(KagoError):
+    """A call the client cannot make as asked (an unknown option, a terminal it has not)."""
+
+    exit_code = 125
+
+
+# options that are configuration keys as they are (the manager checks their values)
+_PLAIN = ("name", "hostname", "user", "workdir", "read_only", "tty", "interactive", "ip",
+          "stop_signal", "stop_timeout", "cpu_shares", "cpuset_cpus", "pids_limit", "labels",
+          "sysctls", "rlimits", "cgroup", "namespaces", "independent", "seccomp",
+          "no_new_privileges", "uid_map", "gid_map", "log", "network_etc", "mounts")
+
+
+def container_config(image=None, command=None, **options):
+    """The manager's configuration for one container, every value checked.
+
+    ``image`` (a name in the root's store) or ``rootfs=DIR``; ``command`` a list (or a
+    string, run by ``/bin/sh -c``). Options, docker's flags by their Python names:
+    ``name``, ``env`` (dict or ["K=V"]), ``ports`` (["8080:80"]), ``volumes``
+    (["/src:/dst:ro", "name:/dst"]), ``tmpfs`` (["/run"]), ``network`` ("bridge", "none",
+    "host", a network's name), ``ip``, ``aliases``, ``hostname``, ``user``, ``workdir``,
+    ``entrypoint`` (str or list), ``memory`` ("64m" or bytes), ``memory_swap``, ``cpus``,
+    ``cpu_shares``, ``cpuset_cpus``, ``pids_limit``, ``cap_add``, ``cap_drop``, ``restart``
+    ("no", "on-failure[:N]", "always", "unless-stopped"), ``remove`` (docker's --rm),
+    ``labels``, ``sysctls``, ``userns`` ("auto", "keep-id", ...), ``read_only``,
+    ``stop_signal``, ``stop_timeout``, and the configuration keys of docs/manager.md as they
+    are (``cgroup``, ``rlimits``, ``namespaces``, ``seccomp``, ...). An unknown option is a
+    ``ClientError`` naming it.
+    """
+    from kago.manager import config as C
+    opts = dict(options)
+    if isinstance(command, str):
+        command = ["/bin/sh", "-c", command]
+    rootfs = opts.pop("rootfs", None)
+    values = {"image": image, "rootfs": rootfs and os.path.abspath(rootfs),
+              "command": list(command) if command else None,
+              "network": opts.pop("network", None) or "bridge",
+              "aliases": list(opts.pop("aliases", ()) or ())}
+    if "remove" in opts or "auto_remove" in opts:
+        values["auto_remove"] = bool(opts.pop("remove", None) or opts.pop("auto_remove", None))
+    env = opts.pop("env", None) or ()
+    if isinstance(env, dict):
+        env = [f"{k}={v}" for k, v in env.items()]
+    values["env"] = C.parse_env(list(env), "env")
+    mounts = [C.parse_volume(v, "volumes") for v in opts.pop("volumes", None) or ()]
+    mounts += [C.parse_tmpfs(t, "tmpfs") for t in opts.pop("tmpfs", None) or ()]
+    values["mounts"] = list(opts.pop("mounts", None) or ()) + mounts
+    values["ports"] = [C.parse_port(p, "ports") for p in opts.pop("ports", None) or ()]
+    if opts.get("memory") is not None:
+        values["memory"] = C.parse_size(opts.pop("memory"), "memory")
+    if opts.get("memory_swap") is not None:
+        swap = opts.pop("memory_swap")
+        values["memory_swap"] = -1 if str(swap) == "-1" else C.parse_size(swap, "memory_swap")
+    if opts.get("cpus") is not None:
+        C.parse_cpus(opts["cpus"], "cpus")
+        values["cpus"] = float(opts.pop("cpus"))
+    values["cap_add"] = list(opts.pop("cap_add", None) or ())
+    values["cap_drop"] = list(opts.pop("cap_drop", None) or ())
+    C.capabilities(values["cap_add"], values["cap_drop"])
+    restart = opts.pop("restart", None) or "no"
+    C.parse_restart(restart, "restart")
+    values["restart"] = restart
+    entrypoint = opts.pop("entrypoint", None)
+    if entrypoint is not None:
+        values["entrypoint"] = [entrypoint] if isinstance(entrypoint, str) and entrypoint \
+            else list(entrypoint or [])
+    if opts.get("userns"):
+        values["userns"] = C.parse_userns(opts.pop("userns"), "userns")
+    opts.pop("userns", None)
+    for key in list(opts):
+        if key not in _PLAIN:
+            raise ClientError(f"{key}: not a container option (docs/api.md lists them)")
+        if opts[key] is not None:
+            values[key] = opts.pop(key)
+    values = {k: v for k, v in values.items() if v is not None or k in ("image", "rootfs")}
+    return C.validate(C.new_config(**values))
+
+
+class Container:
+    """One container as it was when read: ``id``, ``name``, ``image``, ``state`` (created,
+    running, paused, restarting, exited), ``status`` (docker's "Up 3 seconds" / "Exited (0)
+    2 seconds ago"), ``pid`` (0 unless running), ``exit_code`` (None until it ended),
+    ``ports`` (the published ports, dicts), ``ip`` (its IPv4 address on its network, None
+    once released), ``labels``, ``attrs`` (docker inspect's document) and ``record`` (the
+    manager's record, for what this class does not name)."""
+
+    def __init__(self, client, record, state):
+        from kago.manager import format as F
+        self.client = client
+        self.record = record
+        self.id = record["id"]
+        self.name = record["name"]
+        self.image = record.get("image") or (record.get("config") or {}).get("rootfs") or ""
+        self.state = state
+        self.status = F.status_text(record, state)
+        run = record.get("state") or {}
+        self.pid = run.get("pid") or 0 if state in ("running", "paused") else 0
+        self.exit_code = run.get("exit_code")
+        released = F.released(record) and state not in ("running", "paused")
+        att = {} if released else (record.get("network") or {})
+        self.ports = [dict(p) for p in att.get("ports") or ()]
+        self.ip = att.get("ipv4") or None
+        self.labels = dict((record.get("config") or {}).get("labels") or {})
+        self._attrs = None
+
+    @property
+    def attrs(self):
+        """docker inspect's document (read once, with the rest of this snapshot)."""
+        if self._attrs is None:
+            from kago.manager import views
+            self._attrs = views.inspect(self.client.manager, self.record, self.state)
+        return self._attrs
+
+    def __repr__(self):
+        return f"<Container {self.id[:12]} {self.name} {self.state}>"
+
+    def __eq__(self, other):
+        return isinstance(other, Container) and other.id == self.id
+
+    def __hash__(self):
+        return hash(self.id)
+
+    def reload(self):
+        """This container read again (a new Container)."""
+        return self.client.container(self.id)
+
+    def start(self):
+        return self.client.start(self.id)
+
+    def stop(self, timeout=None, signal=None):
+        return self.client.stop(self.id, timeout=timeout, signal=signal)
+
+    def kill(self, signal="SIGKILL"):
+        return self.client.kill(self.id, signal)
+
+    def restart(self, timeout=None):
+        return self.client.restart(self.id, timeout=timeout)
+
+    def wait(self):
+        return self.client.wait(self.id)
+
+    def remove(self, force=False):
+        self.client.remove(self.id, force=force)
+
+    def logs(self, follow=False, tail=None, since=None):
+        return self.client.logs(self.id, follow=follow, tail=tail, since=since)
+
+
+class GroupRun:
+    """What ``Client.up`` did: ``containers`` (the definition's, in its order) and
+    ``exit_code`` (0; 1 if a container failed under keep_going; the worst exit status of
+    the definition's detach=False containers, which ``up`` followed until they ended)."""
+
+    def __init__(self, exit_code, containers):
+        self.exit_code, self.containers = exit_code, containers
+
+    def __repr__(self):
+        return f"<GroupRun exit_code={self.exit_code} containers={self.containers}>"
+
+
+def _quiet(_line=""):
+    pass
+
+
+class Client:
+    """kago's manager on one root (``root``: /var/lib/kago or $KAGO_ROOT; ``runroot``:
+    /run/kago/manager, ROOT/run with a root; ``runtime``: a runc-compatible runtime's path,
+    kago-oci by default). ``manager`` is the kago.manager.engine.Manager underneath."""
+
+    def __init__(self, root=None, runroot=None, runtime=None):
+        from kago.manager.engine import Manager
+        self.manager = Manager(root, runroot, runtime)
+        self.images = Images(self.manager)
+        self.networks = Networks(self.manager)
+
+    def _container(self, record, state=None):
+        return Container(self, record, state or self.manager.live(record))
+
+    # --- containers ----------------------------------------------------------------------------
+    def create(self, image=None, command=None, **options):
+        """A created container (not started): ``container_config``'s options."""
+        return self.create_from(container_config(image, command, **options))
+
+    def create_from(self, config):
+        """A created container from a configuration dict (``container_config``'s, or the
+        command line's)."""
+        return self._container(self.manager.create(config))
+
+    def run(self, image=None, command=None, *, name=None, detach=True, **options):
+        """Create and start a container. ``detach=True``: returns it running. ``detach=False``:
+        waits until it ends and returns it ended (``exit_code`` set; its output is in
+        ``logs()``; with ``remove=True`` it is removed before this returns, and the value
+        returned is its last snapshot). A terminal (``tty``/``interactive``) is the command
+        line's: ClientError."""
+        config = container_config(image, command, name=name, **options)
+        if config.get("tty") or config.get("interactive"):
+            raise ClientError("tty/interactive need a terminal: use kago run -it")
+        if detach and config.get("auto_remove") is None:
+            config["auto_remove"] = False
+        container = self.create_from(config)
+        remove = bool(config.get("auto_remove"))
+        try:
+            # not detached with remove: this call removes it at its end (as kago run --rm)
+            self.manager.start(container.id, attached=remove and not detach)
+        except BaseException:
+            if remove:
+                self.manager.remove(container.id, force=True)
+            raise
+        if detach:
+            return container.reload()
+        try:
+            code = self.manager.wait(container.id)
+            ended = self.container(container.id)
+            ended.exit_code = code
+        finally:
+            if remove:
+                self.manager.remove(container.id, force=True)
+        if not remove:
+            self.manager.release_quietly(container.id)
+            ended = self.container(container.id)
+        return ended
+
+    def start(self, ref):
+        self.manager.start(ref)
+        return self.container(ref)
+
+    def container(self, ref):
+        """The container named by ``ref`` (a name, an ID or an ID prefix):
+        NoSuchContainer if none."""
+        return self._container(self.manager.resolve(ref))
+
+    def containers(self, all=False):
+        """Running (and paused, restarting) containers, newest first; ``all``: every one."""
+        return [self._container(record, state) for record, state in self.manager.list(all=all)]
+
+    def stop(self, ref, timeout=None, signal=None):
+        """The stop signal (the container's, or ``signal``), SIGKILL after ``timeout`` s
+        (default 10); returns the stopped container."""
+        record = self.manager.stop(ref, timeout, signal)
+        return self._container(record)
+
+    def kill(self, ref, signal="SIGKILL"):
+        self.manager.kill(ref, signal)
+
+    def restart(self, ref, timeout=None):
+        self.manager.restart(ref, timeout)
+        return self.container(ref)
+
+    def wait(self, ref):
+        """Block until the container ends; its exit code (None if nobody saw it)."""
+        return self.manager.wait(ref)
+
+    def remove(self, ref, force=False):
+        """Remove a container (``force``: a running one is stopped first)."""
+        self.manager.remove(ref, force=force)
+
+    def pause(self, ref):
+        self._freeze(ref, "pause")
+
+    def unpause(self, ref):
+        self._freeze(ref, "resume")
+
+    def _freeze(self, ref, verb):
+        record = self.manager.resolve(ref)
+        runtime = self.manager.runtime(record)
+        from kago.manager.runtimes import call
+        code, _o, err = call([runtime.path, "--root", runtime.root, verb, record["id"]])
+        if code:
+            from kago.manager.errors import ManagerError
+            what = "pause" if verb == "pause" else "unpause"
+            raise ManagerError(err.strip().splitlines()[-1] if err.strip() else f"{what} failed")
+
+    def log_entries(self, ref, follow=False, tail=None, since=None):
+        """The container's log as entries ({"stream": "stdout"|"stderr", "log": text,
+        "time": RFC 3339}), oldest first; ``tail`` the last N, ``since`` a unix time;
+        ``follow``: then what it writes until it ends."""
+        from kago.manager import logs
+        record = self.manager.resolve(ref)
+        path = self.manager.paths.log(record["id"])
+        yield from logs.read(path, since=since, tail=tail)
+        if follow:
+            size = os.path.getsize(path) if os.path.exists(path) else 0
+
+            def stopped():
+                return self.manager.live(self.manager.resolve(record["id"])) not in (
+                    "running", "paused", "restarting")
+            yield from logs.follow(path, stopped, interval=0.1, offset=size)
+
+    def logs(self, ref, follow=False, tail=None, since=None):
+        """The container's output lines (stdout and stderr, in order, each with its "\\n")."""
+        for entry in self.log_entries(ref, follow=follow, tail=tail, since=since):
+            yield entry.get("log", "")
+
+    def exec(self, ref, command, tty=False, user=None, workdir=None, env=(), detach=False):
+        """Run ``command`` in a running container with this process's stdio (the runtime's
+        ``exec``); its exit status (127/126 if it cannot be found/run)."""
+        from kago.manager import execs
+        return execs.run(self.manager, ref, list(command), tty=tty, user=user,
+                         workdir=workdir, env=env, detach=detach)
+
+    def inspect(self, ref):
+        """docker inspect's document of a container."""
+        return self.container(ref).attrs
+
+    def top(self, ref, ps_args=()):
+        """ps's lines for the container's processes (ps options allowed)."""
+        from kago.manager import views
+        from kago.manager.errors import StateError
+        record = self.manager.resolve(ref)
+        if self.manager.live(record) not in ("running", "paused"):
+            raise StateError(f"container {record['name']} is not running")
+        return views.top(self.manager, record, list(ps_args))
+
+    def stats(self, refs=None, interval=0.5):
+        """docker stats' rows (CPU %, memory, pids, net and block I/O, PSI), sampled over
+        ``interval`` s, for ``refs`` (default: the running containers)."""
+        from kago.manager import views
+        if refs:
+            records = [self.manager.resolve(r) for r in refs]
+        else:
+            records = [r for r, live in self.manager.list() if live == "running"]
+        return views.stats_rows(self.manager, records, interval=interval)
+
+    def commit(self, ref, name=None, message=None, author=None, changes=()):
+        """An image of the container's filesystem; ``changes`` docker's --change lines
+        ('CMD ["sh"]', "ENV A=1", ...). Its ImageInfo."""
+        from kago.manager import images
+        record = self.manager.resolve(ref)
+        return images.commit(self.manager, record, name, message, author, changes=changes)
+
+    def export(self, ref, target):
+        """The container's filesystem as a tar archive at ``target`` ("-": stdout)."""
+        from kago.manager import images
+        images.export(self.manager, self.manager.resolve(ref), target)
+
+    def prune(self, all_images=False):
+        """Remove stopped containers, what nothing owns, dangling (``all_images``: unused)
+        images: {"containers": [record], "orphans": [text], "images": [text],
+        "errors": [text]}."""
+        return self.manager.prune(all_images=all_images)
+
+    # --- definition files (docs/manager.md) ----------------------------------------------------
+    def up(self, file, env=None, *, keep_going=False, wait=True, out=None):
+        """Start every container the definition ``file`` defines (``env``: its ``-e``
+        values); ``out`` receives the table lines ``kago up`` prints. A GroupRun."""
+        from kago.manager.define import up
+        code = up.up(self.manager, file, env=env, out=out or _quiet, keep_going=keep_going,
+                     no_wait=not wait)
+        return GroupRun(code, self.group(file))
+
+    def down(self, file, timeout=10, out=None):
+        """Stop and remove the definition's containers (found even if the file changed)."""
+        from kago.manager.define import down
+        down.down(self.manager, file, out=out or _quiet, timeout=timeout)
+
+    def group(self, file):
+        """The containers ``up`` made for ``file``, in definition order (removed ones
+        left out)."""
+        from kago.manager.define.group import Group
+        states = self.manager.states()
+        return [self._container(record, self.manager.live(record, states))
+                for _name, record in Group(self.manager, file).records() if record is not None]
+
+    def group_table(self, file, out):
+        """``kago ps FILE``'s table, line by line to ``out``."""
+        from kago.manager.define import table
+        table.ps(self.manager, file, out=out)
+
+    def reload_definition(self, file, env=None, out=None):
+        """Apply the definition's changed limits to its running containers, no restarts."""
+        from kago.manager.define import reload
+        reload.reload(self.manager, file, env=env, out=out or _quiet)
+
+    def archive(self, file, env=None, tag=None, out=None):
+        """Bootstrap and provision the definition's rootfs in scratch containers, save each
+        as an image (``tag``: its name)."""
+        from kago.manager.define import archive
+        archive.archive(self.manager, file, env=env, out=out or _quiet, tag=tag)
+
+
+class Images:
+    """``client.images``: the root's image store."""
+
+    def __init__(self, manager):
+        self.manager = manager
+
+    def list(self, all=False):
+        """ImageInfo values (``id``, ``names``, ``created``, ``size``, ``config``...),
+        oldest first; ``all`` adds the unnamed images ``kago build`` keeps as its cache."""
+        from kago.manager import images
+        return images.images(self.manager, all=all)
+
+    def get(self, ref, kind="image"):
+        """docker image inspect's document. ``kind`` None: ``ref`` is not a container
+        either, so a missing image is docker's "no such object"."""
+        from kago.manager import images
+        return images.inspect(self.manager, ref, kind)
+
+    def import_(self, path, name=None, changes=(), message=None, stdin=None):
+        """A root filesystem (tarball or directory; "-": ``stdin``, default standard input)
+        as an image named ``name``. The same content gives the same image ID."""
+        from kago.manager import images
+        return images.import_image(self.manager, path, name, changes, message, stdin=stdin)
+
+    def pull(self, reference, insecure=None):
+        """``insecure`` None: plain HTTP only for loopback registries, as docker."""
+        from kago.manager import images
+        return images.pull(self.manager, reference, insecure=insecure)
+
+    def push(self, image, destination=None, insecure=None):
+        """Push to a registry; the manifest's digest."""
+        from kago.manager import images
+        return images.push(self.manager, image, destination, insecure=insecure)
+
+    def tag(self, source, target):
+        from kago.manager import images
+        images.tag(self.manager, source, target)
+
+    def remove(self, ref, force=False):
+        """docker rmi's lines: "Untagged: NAME", "Deleted: sha256:ID", ..."""
+        from kago.manager import images
+        return images.remove(self.manager, ref, force=force)
+
+    def save(self, image, output=None, format="docker-archive", stdout=None):
+        """To ``output`` (a path), else to ``stdout`` (a binary file; default standard
+        output, never a terminal)."""
+        from kago.manager import images
+        images.save(self.manager, image, output, format=format, stdout=stdout)
+
+    def load(self, path=None, stdin=None):
+        """[ImageInfo] from a docker archive or OCI layout at ``path``, else ``stdin``."""
+        from kago.manager import images
+        return images.load(self.manager, path, stdin=stdin)
+
+
+class Networks:
+    """``client.networks``: the root's bridge networks."""
+
+    def __init__(self, manager):
+        self.manager = manager
+
+    def list(self):
+        from kago.manager import networks
+        return networks.list_networks(self.manager)
+
+    def create(self, name, subnet=None, gateway=None, bridge=None, ipv6_subnet=None,
+               internal=False):
+        """A bridge network; its ID."""
+        from kago.manager import networks
+        return networks.create(self.manager, name, subnet=subnet, gateway=gateway,
+                               bridge=bridge, ipv6_subnet=ipv6_subnet, internal=internal)
+
+    def remove(self, name):
+        from kago.manager import networks
+        networks.remove(self.manager, name)
+
+    def get(self, name):
+        """The network's record, with its attached containers."""
+        from kago.manager import networks
+        return networks.inspect(self.manager, name)
+
+    inspect = get
