@@ -261,7 +261,8 @@ def id_map(value, field):
         try:
             inside, host, length = (int(x) for x in item)
         except (TypeError, ValueError):
-            raise BadValue(field, f"invalid ID mapping {item!r}: use (inside, host, size)") from None
+            raise BadValue(field, f"invalid ID mapping {item!r}: use (inside, host, "
+                                  f"size)") from None
         if inside < 0 or host < 0 or length <= 0 or host + length > 1 << 32:
             raise BadValue(field, f"invalid ID mapping {item!r}: IDs are 0..2^32-1, size > 0")
         out.append(IdRange(inside, host, length))
