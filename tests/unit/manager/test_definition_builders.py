@@ -8,7 +8,7 @@ import textwrap
 
 import pytest
 
-from kago.cli.main import _add_container_flags
+from kago.cli.flags import _add_container_flags
 from kago.manager.define.load import load
 from kago.manager.definition import (
     Capabilities,
