@@ -9,7 +9,7 @@ data, PSI included) twice and derives CPU % from the difference, as docker does.
 import time
 
 from kago.manager import format as F
-from kago.manager.definition import Definition, stored
+from kago.manager.definition import of
 
 
 def iso(ts):
@@ -21,7 +21,7 @@ def iso(ts):
 
 def inspect(mgr, record, live=None):
     live = live or mgr.live(record)
-    d = stored(record) or Definition()
+    d = of(record)
     state = record.get("state") or {}
     att = record.get("network") or {}
     args = record.get("args") or []
