@@ -7,7 +7,8 @@ intents name.
 
 Orphans: host objects and state no container record names any more, left by a process
 killed between its steps or by an older kago: a network attachment (veth, netns, lease,
-published port, nft elements: ``Networks.detach``), a store layer, an ID range, a runtime
+published port, nft elements: ``Networks.detach``), a network's DNS resolver process with
+no container on its network or no record naming it, a store layer, an ID range, a runtime
 container, a name file, its output FIFOs, a record directory never completed (``containers/.new-*`` of a dead
 creator). A record is written before anything it owns is made and removed after all of it
 (journal.py), so an object whose container has no record (checked just before removing it) is
@@ -46,7 +47,8 @@ def prune(mgr, all_images, remove):
 
 def sweep(mgr, out):
     """Remove what no record names (see the module's docstring)."""
-    steps = (_new_dirs, _dirs, _attachments, _layers, _runtime, _id_ranges, _names, _fifos)
+    steps = (_new_dirs, _dirs, _attachments, _resolvers, _layers, _runtime, _id_ranges, _names,
+             _fifos)
     for step in steps:
         try:
             step(mgr, out["orphans"])
@@ -83,6 +85,12 @@ def _attachments(mgr, found):
         if _gone(mgr, cid):
             mgr.nets.detach(cid)
             found.append(f"network attachment {cid[:12]}")
+
+
+def _resolvers(mgr, found):
+    """A network's resolver with no container left on it, or one no record names."""
+    if os.path.isdir(os.path.join(mgr.paths.network(), "networks")):
+        found += mgr.nets.sweep_resolvers()
 
 
 def _layers(mgr, found):
