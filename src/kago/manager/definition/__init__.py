@@ -10,11 +10,10 @@
     D.of(record).auto_remove                # a record without one: the default Definition
 
 Modules: parts.py (Mount, Port, Network, IdMapping, Limits, Rlimit, Capabilities,
-RestartPolicy, Namespace, LogOptions, OciHook), model.py (Definition), values.py and
-resources.py (the parsers of what users write), check.py (rules across fields),
-from_flags.py / from_dsl.py / from_options.py / from_config.py (the builders: flags,
-definition files, keyword options, records of the previous format), serial.py (JSON with a
-format version).
+RestartPolicy, Namespace, LogOptions, OciHook), model.py (Definition and the rules across its
+fields), values.py and resources.py (the parsers of what users write), from_flags.py /
+from_dsl.py / from_options.py / from_config.py (the builders: flags, definition files,
+keyword options, records of the previous format), serial.py (JSON with a format version).
 
 The names are loaded on first use (a module ``__getattr__``): a reader of records (``kago
 ps``, the supervisor) loads the model and serial.py, not the parsers and builders.

@@ -7,8 +7,7 @@ made, so the conversion only re-spells them.
 """
 
 from kago.manager.definition import values as V
-from kago.manager.definition.check import check
-from kago.manager.definition.model import Definition
+from kago.manager.definition.model import Definition, check
 from kago.manager.definition.parts import (
     INDEPENDENT,
     TMPFS_OPTIONS,

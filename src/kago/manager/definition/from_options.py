@@ -14,8 +14,7 @@ import os
 from dataclasses import replace
 
 from kago.manager.definition import values as V
-from kago.manager.definition.check import check
-from kago.manager.definition.model import Definition
+from kago.manager.definition.model import Definition, check
 from kago.manager.definition.parts import INDEPENDENT, TMPFS_OPTIONS, Capabilities, Limits, Mount
 from kago.manager.definition.resources import cgroup, rlimits
 from kago.manager.errors import BadValue
