@@ -21,7 +21,8 @@ haconiwa's DSL, in this vocabulary:
                                     cpuset_cpus="0-1", pids_limit=100
     mount_independent               independent=("proc", "sys", "dev", "devpts", "shm")
     mount_network_etc               network_etc="host"
-    add_mount_point                 mounts=[tmpfs("/tmp"), bind("/src", "/dst", readonly=True)]
+    add_mount_point                 mounts=[tmpfs("/tmp"), bind("/src", "/dst", readonly=True),
+                                    volume("data", "/data")]
     cgroup["cpu.cfs_quota_us"]      cgroup={"cpu.cfs_quota_us": 30000} or {"cpu.max": "..."}
     capabilities.allow / drop       cap_add=[...], cap_drop=[...], capabilities=[exact set]
     resource.set_limit              rlimits={"nofile": (1024, 4096)}
