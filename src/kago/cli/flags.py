@@ -44,9 +44,22 @@ def _add_container_flags(p):
     p.add_argument("--security-opt", action="append", default=[])
     p.add_argument("--ulimit", action="append", default=[])
     p.add_argument("--log-opt", action="append", default=[])
+    _add_health_flags(p)
     p.add_argument("--rootfs", help="run this directory as the root filesystem (no image)")
     p.add_argument("image", nargs="?")
     p.add_argument("command", nargs="...")
+
+
+def _add_health_flags(p):
+    """docker's healthcheck flags and --init (definition/health.py parses them)."""
+    p.add_argument("--health-cmd")
+    p.add_argument("--health-interval")
+    p.add_argument("--health-timeout")
+    p.add_argument("--health-start-period")
+    p.add_argument("--health-start-interval")
+    p.add_argument("--health-retries")
+    p.add_argument("--no-healthcheck", action="store_true")
+    p.add_argument("--init", action="store_true")
 
 
 def container_definition(args):

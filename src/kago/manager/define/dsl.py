@@ -131,7 +131,7 @@ class Container:
                  cap_add=(), cap_drop=(), capabilities=None, no_new_privileges=False,
                  read_only=False, restart="no", labels=None, sysctls=None, bootstrap=(),
                  provision=(), stop_signal=None, stop_timeout=None, log=None,
-                 seccomp="default"):
+                 seccomp="default", healthcheck=None, init=False):
         object.__setattr__(self, "_lines", {})
         self.line = _caller_line()
         self.file = _caller_file()
@@ -162,6 +162,7 @@ class Container:
         self.provision = list(provision)
         self.stop_signal, self.stop_timeout = stop_signal, stop_timeout
         self.log, self.seccomp = log, seccomp
+        self.healthcheck, self.init = healthcheck, init
         self.hooks = {m: [] for m in MOMENTS}
         self.timers = []        # (ms, times, fn)
         self.signals = []       # (signal name, fn)

@@ -62,7 +62,17 @@ def from_flags(args, environ=None):
             args.stop_timeout, "--stop-timeout"),
         labels=V.pairs(dict(_key_value(x, "--label") for x in args.label)),
         log=_log_opts(args.log_opt))
+    d = _health_and_init(d, args)
     return check(d, NAMES)
+
+
+def _health_and_init(d, args):
+    from kago.manager.definition.health import healthcheck_flags
+    get = lambda name: getattr(args, name, None)  # noqa: E731 - callers without these flags
+    return d.but(healthcheck=healthcheck_flags(
+        get("health_cmd"), get("health_interval"), get("health_timeout"),
+        get("health_start_period"), get("health_start_interval"), get("health_retries"),
+        bool(get("no_healthcheck"))), init=bool(get("init")))
 
 
 def _limits(args):

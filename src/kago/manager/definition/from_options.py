@@ -75,7 +75,14 @@ def from_options(image=None, command=None, environ=None, **options):
         stop_timeout=None if opts.get("stop_timeout") is None else V.count(
             opts["stop_timeout"], "stop_timeout"),
         labels=V.pairs(opt("labels", {})), log=V.log(opt("log", {}), "log"))
+    d = _health_and_init(d, opts)
     return check(d, NAMES)
+
+
+def _health_and_init(d, opts):
+    from kago.manager.definition.health import healthcheck
+    return d.but(healthcheck=healthcheck(opts.get("healthcheck"), "healthcheck"),
+                 init=bool(opts.get("init")))
 
 
 def _ids(opts):
@@ -120,3 +127,4 @@ _OPTIONS = ("rootfs", "name", "env", "entrypoint", "workdir", "user", "hostname"
             "cpuset_cpus", "pids_limit", "cgroup", "rlimits", "cap_add", "cap_drop",
             "no_new_privileges", "seccomp", "sysctls", "restart", "stop_signal",
             "stop_timeout", "labels", "log")
+_OPTIONS += ("healthcheck", "init")

@@ -13,6 +13,7 @@ from kago.manager.errors import BadValue
 from kago.manager.definition.parts import (
     INDEPENDENT,
     Capabilities,
+    Healthcheck,
     IdMapping,
     Limits,
     LogOptions,
@@ -70,6 +71,8 @@ class Definition:
     stop_timeout: int | None = None
     labels: tuple[tuple[str, str], ...] = ()
     log: LogOptions = field(default_factory=LogOptions)
+    healthcheck: Healthcheck | None = None          # None: the image's (health.effective)
+    init: bool = False                              # a reaping PID 1 (tini) runs the command
 
     def but(self, **changes):
         """A copy with ``changes`` (values of the right types: nothing is checked again)."""

@@ -174,3 +174,17 @@ class OciHook:
     args: tuple[str, ...] = ()
     env: tuple[str, ...] = ()
     timeout: int | None = None
+
+
+@dataclass(frozen=True)
+class Healthcheck:
+    """docker's healthcheck: ``test`` is () (the image's), ("NONE",) (none at all),
+    ("CMD", arg...) or ("CMD-SHELL", command). Durations are nanoseconds as in docker's
+    config; 0 (and ``retries`` 0) means the image's value, else docker's default."""
+
+    test: tuple[str, ...] = ()
+    interval: int = 0               # ns between checks (default 30 s)
+    timeout: int = 0                # ns before a check is killed and failed (default 30 s)
+    start_period: int = 0           # ns after a start in which failures do not count
+    start_interval: int = 0         # ns between checks in the start period (default 5 s)
+    retries: int = 0                # consecutive failures to be unhealthy (default 3)
