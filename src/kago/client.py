@@ -63,8 +63,9 @@ class Container:
     running, paused, restarting, exited), ``status`` (docker's "Up 3 seconds" / "Exited (0)
     2 seconds ago"), ``pid`` (0 unless running), ``exit_code`` (None until it ended),
     ``ports`` (the published ports, dicts), ``ip`` (its IPv4 address on its network, None
-    once released), ``labels``, ``attrs`` (docker inspect's document) and ``record`` (the
-    manager's record, for what this class does not name)."""
+    once released), ``labels``, ``health`` (its healthcheck's status: "starting",
+    "healthy" or "unhealthy"; None without one), ``attrs`` (docker inspect's document) and
+    ``record`` (the manager's record, for what this class does not name)."""
 
     def __init__(self, client, record, state):
         from kago.manager import format as F
@@ -85,6 +86,7 @@ class Container:
         self.ports = [dict(p) for p in att.get("ports") or ()]
         self.ip = att.get("ipv4") or None
         self.labels = definition.label_dict
+        self.health = (run.get("health") or {}).get("Status")
         self._attrs = None
 
     @property

@@ -81,7 +81,7 @@ def _create(ctx, cid, name, d, group, undo):
     cgroups_path = record["cgroups_path"]
     spec = build(d, cid=cid, rootfs=made["path"], image=image_cfg, user=user,
                  netns=netns, etc=etc, uid_map=_ranges(uid_map), gid_map=_ranges(gid_map),
-                 volumes=volumes, cgroups_path=cgroups_path)
+                 volumes=volumes, cgroups_path=cgroups_path, init_binary=_init_binary(d))
     bundle = ctx.paths.bundle(cid)
     journal.intend(ctx.records, record, "bundle")
     os.mkdir(bundle, perms.SEARCH)
@@ -93,7 +93,7 @@ def _create(ctx, cid, name, d, group, undo):
         "image_id": image.id if image else "",
         "image_config": image.config if image else {}, "rootfs": made,
         "network": attachment, "uid_map": uid_map, "gid_map": gid_map,
-        "args": spec["process"]["args"], "env": spec["process"]["env"],
+        "args": spec["process"]["args"][2 if d.init else 0:], "env": spec["process"]["env"],
         "hostname": hostname,
         "stop_signal": d.stop_signal or image_cfg.stop_signal or "SIGTERM",
     })
@@ -132,3 +132,11 @@ def _check_reachable(path):
             f"{parent} is not searchable by others (mode {mode & 0o777:o}): a container "
             f"with its own user namespace could not reach its files under it; "
             f"chmod o+x {parent}, or use another --root")
+
+
+def _init_binary(d):
+    """--init: the host's tini (a clear error when it is missing); None without --init."""
+    if not d.init:
+        return None
+    from kago.manager.init_binary import host_binary
+    return host_binary()

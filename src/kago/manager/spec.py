@@ -60,13 +60,14 @@ def command(definition, image):
 
 
 def build(definition, *, cid, rootfs, image=None, user=None, netns=None, etc=None,
-          uid_map=None, gid_map=None, volumes=None, cgroups_path=None):
+          uid_map=None, gid_map=None, volumes=None, cgroups_path=None, init_binary=None):
     """The config.json for ``definition`` (a kago.manager.definition.Definition).
 
     ``netns``: None for a new network namespace, "host" for the host's, or a path (a
     kago.network namespace, or another container's). ``uid_map``/``gid_map``: the IdRanges
     reserved for it (the definition's maps, or an ``auto`` block). ``etc``: {"/etc/hosts":
     host path, ...} bind-mounted. ``volumes``: {volume name: host directory}.
+    ``init_binary``: the host's tini, for a definition with ``init`` (init_binary.py).
     """
     from kago.oci.defaults import default_spec
     d = definition
@@ -88,6 +89,8 @@ def build(definition, *, cid, rootfs, image=None, user=None, netns=None, etc=Non
             spec["process"]["capabilities"]["bounding"])
     if d.oci_hooks:
         spec["hooks"] = _hooks(d.oci_hooks)
+    if d.init:
+        _init(spec, init_binary)
     spec["annotations"] = {"io.kago.id": cid, "io.kago.name": d.name}
     for key, value in d.labels:
         spec["annotations"][key] = value
@@ -252,3 +255,13 @@ def _resources(spec, d):
     base.update(copy.deepcopy(res))
     if devices is not None:
         base["devices"] = devices
+
+
+def _init(spec, binary):
+    """--init: tini bind-mounted read-only at /dev/init runs the command as PID 1's child."""
+    from kago.manager.init_binary import IN_CONTAINER
+    if not binary:
+        raise BadValue("init", "needs the host's init binary (init_binary.host_binary)")
+    spec["process"]["args"] = [IN_CONTAINER, "--"] + spec["process"]["args"]
+    spec["mounts"].append({"destination": IN_CONTAINER, "type": "bind", "source": binary,
+                           "options": ["bind", "ro", "nosuid", "nodev"]})

@@ -46,6 +46,7 @@ def inspect(mgr, record, live=None):
             "ExitCode": state.get("exit_code") or 0, "Error": state.get("error", ""),
             "StartedAt": iso(state.get("started_at")),
             "FinishedAt": iso(state.get("finished_at")),
+            **_health(state),
         },
         "Image": record.get("image_id") or "",
         "Name": "/" + record["name"],
@@ -70,6 +71,7 @@ def inspect(mgr, record, live=None):
             "LogConfig": {"Type": "json-file", "Config": {
                 "max-size": str(d.log.max_size), "max-file": str(d.log.max_files)}},
             "PortBindings": {k: v for k, v in ports.items()},
+            "Init": d.init or None,
         },
         "Config": {
             "Hostname": record.get("hostname", ""),
@@ -78,6 +80,7 @@ def inspect(mgr, record, live=None):
             "Tty": d.tty, "OpenStdin": d.interactive,
             "StopSignal": record.get("stop_signal", "SIGTERM"),
             "StopTimeout": d.stop_timeout,
+            **_healthcheck(d, record),
         },
         "NetworkSettings": {
             "IPAddress": net.get("ipv4") or "", "Gateway": net.get("gateway") or "",
@@ -97,6 +100,23 @@ def inspect(mgr, record, live=None):
             "Group": record.get("group"),
         },
     }
+
+
+def _health(state):
+    """docker's State.Health (only for a container with a healthcheck)."""
+    h = state.get("health")
+    if not h:
+        return {}
+    return {"Health": {"Status": h.get("Status", "starting"),
+                       "FailingStreak": h.get("FailingStreak", 0),
+                       "Log": list(h.get("Log") or ())}}
+
+
+def _healthcheck(definition, record):
+    """docker's Config.Healthcheck: the definition's over the image's."""
+    from kago.manager.health import effective
+    conf = effective(definition, record.get("image_config") or {})
+    return {"Healthcheck": conf} if conf else {}
 
 
 def effective_config(definition, image):
