@@ -108,15 +108,24 @@ class Ready:
     """A readiness check: a TCP port accepting connections inside the container's network
     namespace, or a callable fn(container) -> bool; ``kago up`` polls it until ``timeout``."""
 
-    __slots__ = ("fn", "line", "port", "timeout")
+    __slots__ = ("fn", "health", "line", "port", "timeout")
 
     def __init__(self, port=None, fn=None, timeout=10.0):
         self.port, self.fn, self.timeout = port, fn, float(timeout)
+        self.health = False
         self.line = _caller_line()
 
 
 def tcp(port):
     return Ready(port=int(port))
+
+
+def healthy():
+    """Readiness by the container's healthcheck (``healthcheck=`` or the image's): ready when
+    its status is "healthy"."""
+    ready = Ready()
+    ready.health = True
+    return ready
 
 
 class Container:
@@ -238,15 +247,15 @@ class Container:
         return fn
 
     def ready(self, check, timeout=10.0):
-        """``kago up`` waits for this before it calls the container ready: tcp(port) or a
-        callable fn(container) -> bool."""
+        """``kago up`` waits for this before it calls the container ready: tcp(port),
+        healthy() or a callable fn(container) -> bool."""
         if isinstance(check, Ready):
             check.timeout = float(timeout)
             self.readiness = check
         elif callable(check):
             self.readiness = Ready(fn=check, timeout=timeout)
         else:
-            raise BadValue("ready", f"{check!r}: use tcp(port) or a callable")
+            raise BadValue("ready", f"{check!r}: use tcp(port), healthy() or a callable")
 
     def resident(self):
         """Whether something must keep running after ``kago up``: the definition's agent."""

@@ -328,6 +328,9 @@ def _provisioned(r):
 
 
 def _is_ready(check, handle):
+    if getattr(check, "health", False):
+        state = handle._mgr.records.load(handle.id).get("state") or {}
+        return (state.get("health") or {}).get("Status") == "healthy"
     if check.port is not None:
         return H.tcp_ready(handle.netns, handle.refresh().pid, check.port)
     ok, result = H.call(check.fn, handle.refresh())
@@ -374,5 +377,7 @@ def _log_tail(mgr, cid, lines=10):
 
 
 def _describe_check(check):
+    if getattr(check, "health", False):
+        return "healthcheck"
     return f"tcp port {check.port}" if check.port is not None else "readiness callable"
 
