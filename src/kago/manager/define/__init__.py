@@ -27,5 +27,5 @@ from kago.manager.define.dsl import (
 
 env = {}
 
-__all__ = ["Container", "Ready", "bind", "env", "healthy", "id_range", "python", "shell", "tarball", "tcp",
-           "tmpfs", "volume"]
+__all__ = ["Container", "Ready", "bind", "env", "healthy", "id_range", "python", "shell",
+           "tarball", "tcp", "tmpfs", "volume"]
