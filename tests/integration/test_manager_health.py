@@ -197,3 +197,33 @@ def test_inspect_has_no_health_without_a_check(kmt):
     assert "Health" not in doc["State"] and "Healthcheck" not in doc["Config"]
     assert json.loads(kmt.kago("inspect", "-f", "{{json .State}}", "kmt-plain",
                                check=True).stdout).get("Health") is None
+
+
+def test_under_runc_checks_are_killed_at_their_timeout_and_init_runs(workdir, rootfs_cache):
+    """The same through runc's exec (--pid-file) and runc's handling of the /dev/init bind."""
+    import shutil
+
+    from kago.manager.testing import KagoEnv
+    runc = shutil.which("runc")
+    if runc is None:
+        pytest.skip("runc is not installed")
+    env = KagoEnv(workdir, runtime=runc, rootfs_cache=rootfs_cache)
+    try:
+        env.kago("run", "-d", "--name", "kmt-runc-hang", "--network", "none", "--init",
+                 "--health-cmd", "echo started; sleep 48", "--health-interval", "0.2s",
+                 "--health-timeout", "1s", "busybox", "sleep", "60", check=True)
+        assert wait_for(lambda: (health(env, "kmt-runc-hang") or {}).get("Log"), 15)
+        entry = health(env, "kmt-runc-hang")["Log"][0]
+        assert (entry["ExitCode"], entry["Output"]) == (-1, "Health check exceeded timeout "
+                                                            "(1s)")
+        assert "1 /dev/init -- sleep 60" in env.kago("exec", "kmt-runc-hang", "ps", "-o",
+                                                     "pid,args", check=True).stdout
+        t0 = time.monotonic()
+        env.kago("stop", "-t", "10", "kmt-runc-hang", check=True)
+        assert time.monotonic() - t0 < 3
+        assert env.inspect("kmt-runc-hang")["State"]["ExitCode"] == 143
+        assert wait_for(lambda: not processes_with("sleep 48"), 5), processes_with("sleep 48")
+        assert processes_with(f"exec --pid-file {env.root}") == []
+    finally:
+        left = env.destroy()
+    assert not left, left
