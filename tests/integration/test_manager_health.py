@@ -227,3 +227,26 @@ def test_under_runc_checks_are_killed_at_their_timeout_and_init_runs(workdir, ro
     finally:
         left = env.destroy()
     assert not left, left
+
+
+def test_kago_up_waits_for_healthy(kmt, tmp_path):
+    path = tmp_path / "def.py"
+    path.write_text(
+        'c = Container("kmt-upweb", image="busybox", network="none", init=True,\n'
+        '              command=["sh", "-c", "sleep 1; touch /tmp/up; exec sleep 60"],\n'
+        '              healthcheck={"test": "test -e /tmp/up", "interval": 0.3,\n'
+        '                           "start_period": "10s", "start_interval": 0.2})\n'
+        'c.ready(healthy(), timeout=15)\n')
+    up = kmt.kago("up", path, check=True)
+    assert "(healthy)" in up.stdout
+    assert health(kmt, "kmt-upweb")["Status"] == "healthy"
+    kmt.kago("down", "-t", "1", path, check=True)
+    bad = tmp_path / "bad.py"
+    bad.write_text('c = Container("kmt-upbad", image="busybox", network="none",\n'
+                   '              command=["sleep", "60"], healthcheck={"test": "false",\n'
+                   '              "interval": 0.2, "retries": 1})\n'
+                   'c.ready(healthy(), timeout=1.5)\n')
+    proc = kmt.kago("up", bad)
+    assert proc.returncode == 125
+    assert "container kmt-upbad not ready after 1.5 s (healthcheck)" in proc.stderr
+    assert kmt.kago("ps", "-aq", check=True).stdout == ""
