@@ -180,3 +180,10 @@ def test_a_missing_init_binary_is_one_clear_line(tmp_path):
     assert str(err.value) == (f"--init: {missing} not found: install Debian's tini package "
                               f"(apt-get install tini)")
     assert host_binary(("/bin/sh",)) == "/bin/sh"
+
+
+def test_reload_names_a_changed_healthcheck_or_init_as_needing_a_new_container():
+    from kago.manager.define.reload import _needs_restart
+    old = Definition(image="busybox", name="web")
+    new = old.but(healthcheck=Healthcheck(("CMD", "true")), init=True)
+    assert _needs_restart(old, new) == ["healthcheck", "init"]

@@ -116,6 +116,7 @@ RESTART_FIELDS = ("image", "rootfs", "command", "entrypoint", "env", "mounts", "
                   "network", "ids", "namespaces", "user", "workdir", "capabilities",
                   "read_only", "hostname")
 """What ``kago reload`` reports as changed but cannot apply without a new container."""
+RESTART_FIELDS += ("healthcheck", "init")
 
 
 def check(d, names=None):
