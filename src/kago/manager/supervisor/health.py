@@ -30,12 +30,14 @@ KILL_WAIT = 2.0             # after killing a check, how long the runtime may ta
 class Probe:
     """One container's healthcheck: its config, when it runs next, the worker at work."""
 
-    __slots__ = ("argv", "cid", "conf", "deadline", "due", "fd", "started_at", "worker")
+    __slots__ = ("argv", "buf", "cid", "conf", "deadline", "due", "fd", "started_at",
+                 "worker")
 
     def __init__(self, cid, conf, argv, started_at):
         self.cid, self.conf, self.argv, self.started_at = cid, conf, argv, started_at
         self.due = None
         self.fd = self.worker = self.deadline = None
+        self.buf = b""
 
 
 class Health:
@@ -73,6 +75,7 @@ class Health:
             except (ProcessLookupError, PermissionError):
                 pass
         p.fd = p.worker = p.deadline = None
+        p.buf = b""
 
     def _health_waits(self):
         now = time.monotonic()
@@ -112,9 +115,13 @@ class Health:
 
     def _health_report(self, p):
         try:
-            data = os.read(p.fd, 65536)
+            chunk = os.read(p.fd, 65536)
         except BlockingIOError:
             return
+        p.buf += chunk
+        if chunk and b"\n" not in p.buf:
+            return  # the rest of the line is on its way
+        data, p.buf = p.buf, b""
         self._health_drop(p, kill=False)
         if self.probes.get(p.cid) is not p:
             return  # the container ended meanwhile
@@ -191,6 +198,7 @@ def run_check(argv, pid_file, timeout):
     kill the check (its process group in the container, then the runtime)."""
     from kago.manager.logs import timestamp
     start, start_ts = time.time(), timestamp()
+    os.makedirs(os.path.dirname(pid_file), 0o700, exist_ok=True)
     try:
         os.unlink(pid_file)
     except FileNotFoundError:
