@@ -82,6 +82,11 @@ def test_a_failing_check_turns_unhealthy_after_its_retries(kmt):
     assert h["FailingStreak"] >= 2
     assert {(e["ExitCode"], e["Output"]) for e in h["Log"]} == {(1, "broken\n")}
     assert status(kmt, "kmt-bad").endswith(" (unhealthy)")
+    names = kmt.kago("ps", "--filter", "health=unhealthy", "--format", "{{.Names}}",
+                     check=True).stdout
+    assert names == "kmt-bad\n"
+    assert kmt.kago("ps", "-q", "--filter", "health=healthy", check=True).stdout == ""
+    assert kmt.kago("ps", "--filter", "health=sick").returncode == 125
     # a restart starts over: starting, no failure counted, the log kept
     kmt.kago("restart", "-t", "1", "kmt-bad", check=True)
     h = health(kmt, "kmt-bad")

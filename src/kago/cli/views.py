@@ -51,7 +51,8 @@ def _ps_row(record, live, no_trunc=False):
             "Status": F.status_text(record, live), "State": live,
             "Ports": F.ports_text(record), "Names": record["name"],
             "Labels": ",".join(f"{k}={v}" for k, v in definition.labels),
-            "Pid": (record.get("state") or {}).get("pid", 0) if live == "running" else 0}
+            "Pid": (record.get("state") or {}).get("pid", 0) if live == "running" else 0,
+            "Health": ((record.get("state") or {}).get("health") or {}).get("Status", "none")}
 
 
 def _local_time(ts):
@@ -60,12 +61,16 @@ def _local_time(ts):
 
 
 def _filters(items):
-    """-f KEY=VALUE for name, status, id and label (label=K or label=K=V)."""
+    """-f KEY=VALUE for name, status, id, label (label=K or label=K=V) and health
+    (starting, healthy, unhealthy or none: docker's)."""
     out = []
     for item in items:
         key, eq, value = item.partition("=")
-        if key not in ("name", "status", "id", "label") or not eq:
-            raise Usage(f"invalid filter '{item}': use name=, status=, id= or label=")
+        if key not in ("name", "status", "id", "label", "health") or not eq:
+            raise Usage(f"invalid filter '{item}': use name=, status=, id=, label= or health=")
+        if key == "health" and value not in ("starting", "healthy", "unhealthy", "none"):
+            raise Usage(f"invalid filter '{item}': health= takes starting, healthy, "
+                        f"unhealthy or none")
         out.append((key, value))
     return out
 
@@ -79,6 +84,8 @@ def _matches(row, filters):
         if key == "status" and row["State"] != value:
             return False
         if key == "id" and not row["ID"].startswith(value):
+            return False
+        if key == "health" and row["Health"] != value:
             return False
         if key == "label":
             name, eq, wanted = value.partition("=")
