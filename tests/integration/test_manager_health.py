@@ -121,6 +121,10 @@ def test_checks_stop_when_the_container_ends(kmt):
     assert health(kmt, "kmt-end")["Log"] == log
     assert status(kmt, "kmt-end").startswith("Exited (0)")
     assert processes_with(f"exec --pid-file {kmt.root}") == []
+    # nothing watched: the supervisor goes idle and exits, and no probe worker (a fork of
+    # it, with its command line) stays behind
+    assert wait_for(lambda: not processes_with(f"--root {kmt.root} "), 15), \
+        processes_with(f"--root {kmt.root} ")
 
 
 def test_the_images_healthcheck_applies_and_no_healthcheck_turns_it_off(kmt, tmp_path):
@@ -255,3 +259,23 @@ def test_kago_up_waits_for_healthy(kmt, tmp_path):
     assert proc.returncode == 125
     assert "container kmt-upbad not ready after 1.5 s (healthcheck)" in proc.stderr
     assert kmt.kago("ps", "-aq", check=True).stdout == ""
+
+
+def test_a_new_supervisor_takes_the_checks_over(kmt):
+    """A supervisor killed while a check runs: its probe worker ends on its own (it holds
+    no lock), and the next supervisor runs the container's checks."""
+    import signal
+    kmt.kago("run", "-d", "--name", "kmt-adopt", "--network", "none", "--health-cmd",
+             "sleep 1.5; echo done", "--health-interval", "0.2s", "busybox", "sleep", "60",
+             check=True)
+    assert wait_for(lambda: _in_container(kmt, "kmt-adopt", "sleep 1.5"), 10)
+    old = kmt.supervisor_pid()
+    os.kill(old, signal.SIGKILL)
+    assert wait_for(lambda: kmt.supervisor_pid() is None, 5)
+    # any command that needs a supervisor starts one, which adopts kmt-adopt
+    kmt.kago("run", "-d", "--name", "kmt-other", "--network", "none", "busybox", "sleep",
+             "60", check=True)
+    assert kmt.supervisor_pid() not in (None, old)
+    assert wait_for(lambda: (health(kmt, "kmt-adopt") or {}).get("Status") == "healthy", 15)
+    kmt.kago("rm", "-f", "kmt-adopt", "kmt-other", check=True)
+    assert wait_for(lambda: not processes_with("sleep 1.5"), 5)
