@@ -50,3 +50,15 @@ def test_a_check_past_its_timeout_is_killed_with_its_group(tmp_path):
 def test_a_command_that_cannot_run_is_a_failure(tmp_path):
     doc = run_check(["/bin/sh", "-c", "exec /nonexistent"], str(tmp_path / "pid"), 5)
     assert doc["ExitCode"] == 127
+
+
+def test_the_check_starts_with_default_signal_dispositions(tmp_path):
+    import signal
+    old = signal.signal(signal.SIGQUIT, signal.SIG_IGN)  # as a supervisor might have it
+    try:
+        doc = run_check(["/bin/sh", "-c", "grep SigIgn /proc/self/status"],
+                        str(tmp_path / "pid"), 5)
+    finally:
+        signal.signal(signal.SIGQUIT, old)
+    ignored = int(doc["Output"].split()[1], 16)
+    assert not ignored & (1 << (signal.SIGQUIT - 1)), doc["Output"]

@@ -23,6 +23,7 @@ from kago.manager.definition import of
 from kago.manager.errors import NoSuchContainer
 from kago.manager.supervisor.state import say
 
+_CATCHABLE = tuple(sorted(signal.valid_signals() - {signal.SIGKILL, signal.SIGSTOP}))
 WORKER_GRACE = 5.0          # after the check's timeout, how long a silent worker may take
 KILL_WAIT = 2.0             # after killing a check, how long the runtime may take to exit
 
@@ -206,9 +207,10 @@ def run_check(argv, pid_file, timeout):
     out_r, out_w = os.pipe()
     null = os.open(os.devnull, os.O_RDONLY)
     try:
+        # default dispositions: what the supervisor ignores is not the check's business
         pid = os.posix_spawn(argv[0], argv, os.environ, file_actions=[
             (os.POSIX_SPAWN_DUP2, null, 0), (os.POSIX_SPAWN_DUP2, out_w, 1),
-            (os.POSIX_SPAWN_DUP2, out_w, 2)])
+            (os.POSIX_SPAWN_DUP2, out_w, 2)], setsigdef=_CATCHABLE)
     finally:
         os.close(out_w)
         os.close(null)
