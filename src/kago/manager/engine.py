@@ -260,9 +260,8 @@ class Manager:
         out = {}
         for m in cfg.get("mounts") or ():
             if m["type"] == "volume":
-                path = os.path.join(self.paths.root, "volumes", m["source"], "_data")
-                os.makedirs(path, exist_ok=True)
-                out[m["source"]] = path
+                from kago.manager import volumes
+                out[m["source"]] = volumes.ensure(self, m["source"])
             elif m["type"] == "bind" and not os.path.exists(m["source"]):
                 raise BadValue("-v", f"bind source path does not exist: {m['source']}")
         return out
