@@ -368,6 +368,16 @@ class Client:
         from kago.manager import images
         images.export(self.manager, self.manager.resolve(ref), target)
 
+    def copy(self, src, dest, archive=False, follow_link=False, stdin=None, stdout=None):
+        """docker cp: ``src`` to ``dest``, one of them ``CONTAINER:PATH`` (running or
+        stopped), the other a path on this host or "-" (a tar stream from ``stdin`` / to
+        ``stdout``: binary files, default this process's). ``archive`` keeps owners (-a),
+        ``follow_link`` follows a symlink at ``src`` (-L). kago.manager.cp.CopyError (a
+        ManagerError) names what is at fault."""
+        from kago.manager import cp
+        cp.copy(self.manager, src, dest, archive=archive, follow=follow_link, stdin=stdin,
+                stdout=stdout)
+
     def prune(self, all_images=False):
         """Remove stopped containers, what nothing owns, dangling (``all_images``: unused)
         images: {"containers": [record], "orphans": [text], "images": [text],

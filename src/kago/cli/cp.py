@@ -1,0 +1,32 @@
+"""``kago cp [-a] [-L] CONTAINER:SRC DEST|-`` and ``kago cp [-a] [-L] SRC|- CONTAINER:DEST``:
+docker's flags, path rules and exit statuses (an error is one line and status 1; flag errors
+are 125) over the client's ``copy`` (kago.manager.cp does the work)."""
+
+import sys
+
+from kago.cli.common import client, parser
+
+
+def cmd_cp(glob, argv):
+    p = parser("cp", "Copy files between a container and this host ('-': a tar stream on "
+                     "stdin or stdout).")
+    p.add_argument("-a", "--archive", action="store_true",
+                   help="keep owners (uid/gid) as the source has them")
+    p.add_argument("-L", "--follow-link", action="store_true",
+                   help="follow a symlink at SRC")
+    p.add_argument("-q", "--quiet", action="store_true", help="accepted (kago prints no "
+                                                              "progress)")
+    p.add_argument("src", metavar="SRC")
+    p.add_argument("dest", metavar="DEST")
+    args = p.parse_args(argv)
+    from kago.errors import KagoError, describe
+    try:
+        client(glob).copy(args.src, args.dest, archive=args.archive,
+                          follow_link=args.follow_link)
+    except KagoError as e:
+        print(f"kago: {e}", file=sys.stderr)
+        return 1
+    except OSError as e:
+        print(f"kago: {describe(e)}", file=sys.stderr)
+        return 1
+    return 0
