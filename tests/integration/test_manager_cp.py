@@ -4,6 +4,7 @@ and bad input (one line, exit status 1, nothing left mounted)."""
 
 import io
 import os
+import stat
 import subprocess
 import tarfile
 
@@ -201,3 +202,17 @@ def _tar(files):
             info.size = len(data)
             t.addfile(info, io.BytesIO(data))
     return buf.getvalue()
+
+
+def test_device_nodes_stay_out_of_host_files_but_fifos_come(kmt, tmp_path):
+    run_ready(kmt, "kmt-cp-dev", command="mknod /srv/app/disk b 8 0; chmod 666 /srv/app/disk; "
+                                         "mkfifo /srv/app/pipe; touch /made; sleep 60")
+    assert wait_for(lambda: kmt.kago("exec", "kmt-cp-dev", "test", "-e", "/made").returncode
+                    == 0, timeout=10)
+    kmt.kago("cp", "kmt-cp-dev:/srv/app", str(tmp_path / "out"), check=True)
+    assert sorted(os.listdir(tmp_path / "out")) == ["a", "link", "pipe", "sub"]
+    assert stat.S_ISFIFO(os.lstat(tmp_path / "out/pipe").st_mode)
+    out = raw(kmt, "cp", "kmt-cp-dev:/srv/app", "-")
+    with tarfile.open(fileobj=io.BytesIO(out.stdout)) as t:
+        disk = t.getmember("app/disk")
+        assert disk.isblk() and (disk.devmajor, disk.devminor) == (8, 0)

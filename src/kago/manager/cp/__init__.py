@@ -27,6 +27,8 @@ Owners. Files copied into a container are its root's (as it sees them: its ID ra
 IDs on this host) unless ``archive`` (-a), which keeps the source's IDs as container IDs,
 shifted into its range. Files copied out are the caller's unless ``archive``, which gives
 them the IDs the container sees; a tar stream out always carries the IDs the container sees.
+Device nodes are not copied out to this host's files (docker's cp makes them: a container
+could hand this host a node of its own disks); a tar stream carries them.
 """
 
 import json
@@ -202,7 +204,7 @@ class _Job:
         pfd = os.open(placement.parent, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
         owner = (lambda u, g: (u, g)) if self.archive else (lambda u, g: None)
         sink = tree.TreeSink(pfd, "", placement.name, owner,
-                             lambda rel: posixpath.join(placement.parent, rel))
+                             lambda rel: posixpath.join(placement.parent, rel), devices=False)
         try:
             for entry in entries:
                 sink.put(entry)

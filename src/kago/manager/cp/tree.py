@@ -90,8 +90,12 @@ def _walk(pfd, name, rel, ids, seen):
             os.close(fd)
         return
     if kind == "file":
-        fd = _open(pfd, name, os.O_RDONLY)
+        # O_NONBLOCK: a FIFO swapped in since the stat must not hang the copy
+        fd = _open(pfd, name, os.O_RDONLY | os.O_NONBLOCK)
         st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            os.close(fd)
+            raise CopyError(f"{rel or name}: changed while it was copied")
         uid, gid = ids(st.st_uid, st.st_gid)
         key = (st.st_dev, st.st_ino)
         if st.st_nlink > 1 and key in seen:
@@ -198,11 +202,12 @@ class TreeSink:
     """Entries written under directory ``base`` of the tree at ``rootfd`` (a container's root,
     or the destination directory itself with ``base`` ""), the top named ``top`` (None: the
     entries go into ``base`` as named). ``owner(uid, gid)`` gives the IDs to chown to (None:
-    leave them the writer's). ``shown(path)`` names a path in errors."""
+    leave them the writer's). ``shown(path)`` names a path in errors. ``devices`` False: device
+    nodes are left out (a container's node of this host's disk must not land on this host)."""
 
-    def __init__(self, rootfd, base, top, owner, shown):
+    def __init__(self, rootfd, base, top, owner, shown, devices=True):
         self.rootfd, self.base, self.top = rootfd, base.lstrip("/"), top
-        self.owner, self.shown = owner, shown
+        self.owner, self.shown, self.devices = owner, shown, devices
         self._dirs = {}
         self._times = []
 
@@ -243,6 +248,8 @@ class TreeSink:
         rel = archive_name(self.top, entry.name)
         if rel is None:
             return  # the top of a contents-only copy: the destination stays as it is
+        if entry.kind in ("char", "block") and not self.devices:
+            return
         parent, name = posixpath.split(rel)
         try:
             self._put(self._dir(parent), name, rel, entry)
