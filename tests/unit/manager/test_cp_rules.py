@@ -3,8 +3,8 @@ source lands, what is refused -- decisions only, no files."""
 
 import pytest
 
-from kago.manager.cp.rules import (CopyError, Location, Placement, archive_name, member_name,
-                                   pair, place, split_arg, top_name, check_source)
+from kago.manager.cp.rules import (CopyError, Location, Placement, archive_name, check_source,
+                                   local_path, member_name, pair, place, split_arg, top_name)
 
 
 @pytest.mark.parametrize("arg, expected", [
@@ -84,3 +84,20 @@ def test_names_in_the_copy_and_in_archives():
     for bad in ("../x", "a/../../x", "a/.."):
         with pytest.raises(CopyError, match="leaves the destination"):
             member_name(bad)
+
+
+@pytest.mark.parametrize("path, expected", [
+    ("out", "/work/dir/out"), ("out/", "/work/dir/out/"), ("out/.", "/work/dir/out/."),
+    (".", "/work/dir/."), ("..", "/work"), ("../", "/work/"), ("/abs/x/", "/abs/x/"),
+    ("/", "/"), ("/.", "/."),
+])
+def test_local_paths_are_made_absolute_keeping_what_their_end_says(path, expected):
+    assert local_path(path, "/work/dir") == expected
+
+
+def test_pair_makes_only_local_paths_absolute():
+    src, dst = pair("..", "web:/srv", cwd="/work/dir")
+    assert (src.path, dst.path) == ("/work", "/srv")
+    assert top_name(src.path) == "work"
+    src, dst = pair("web:/srv", "-", cwd="/work/dir")
+    assert dst.stream

@@ -50,7 +50,7 @@ def copy(mgr, src_arg, dst_arg, archive=False, follow=False, stdin=None, stdout=
     process's). ``archive``: keep owners (docker's -a); ``follow``: follow a symlink at the
     source's top (docker's -L). NoSuchContainer, or CopyError naming the path at fault."""
     import sys
-    src, dst = rules.pair(src_arg, dst_arg)
+    src, dst = rules.pair(src_arg, dst_arg, cwd=os.getcwd())
     ref = src.container if src.container is not None else dst.container
     record = mgr.resolve(ref)
     if not record.get("rootfs"):

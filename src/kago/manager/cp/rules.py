@@ -63,9 +63,24 @@ def split_arg(arg):
     return Location(container, "/" + path.lstrip("/") if not path.startswith("/") else path)
 
 
-def pair(src_arg, dst_arg):
-    """(source, destination) Locations; exactly one side is a container."""
+def local_path(path, cwd):
+    """A path on this host made absolute against ``cwd``, keeping a trailing ``/`` or ``/.``
+    (docker's resolveLocalPath): ``..`` then has a name, and the rules see what was meant."""
+    absolute = posixpath.normpath(posixpath.join(cwd, path))
+    if path.endswith("/.") or path == ".":
+        return absolute.rstrip("/") + "/."
+    if path.endswith("/") and absolute != "/":
+        return absolute + "/"
+    return absolute
+
+
+def pair(src_arg, dst_arg, cwd=None):
+    """(source, destination) Locations; exactly one side is a container. ``cwd``: local
+    paths are made absolute against it."""
     src, dst = split_arg(src_arg), split_arg(dst_arg)
+    if cwd is not None:
+        src, dst = (Location(None, local_path(loc.path, cwd))
+                    if loc.container is None and not loc.stream else loc for loc in (src, dst))
     if src.container is not None and dst.container is not None:
         raise CopyError("copying between containers is not supported")
     if src.container is None and dst.container is None:
