@@ -126,6 +126,8 @@ def test_a_stopped_container_is_mounted_for_the_copy_only(kmt, tmp_path):
     assert kmt.held(cid) == []
     kmt.kago("cp", "kmt-cp-stopped:/srv/app", str(tmp_path / "out"), check=True)
     assert (tmp_path / "out/sub/b").read_text() == "two\n"
+    kmt.kago("cp", "kmt-cp-stopped:/escape/etc/shadow", str(tmp_path), check=True)
+    assert (tmp_path / "shadow").read_text() == "container-shadow\n"
     (tmp_path / "f").write_text("while stopped\n")
     kmt.kago("cp", str(tmp_path / "f"), "kmt-cp-stopped:/srv/app/", check=True)
     assert kmt.held(cid) == []  # unmounted again
@@ -194,9 +196,13 @@ def test_bad_input_is_one_line_and_exit_1(kmt, tmp_path):
     assert kmt.held(cid) == []
 
 
-def _tar(files):
+def _tar(files, links=None):
     buf = io.BytesIO()
     with tarfile.open(fileobj=buf, mode="w") as t:
+        for name, target in (links or {}).items():
+            info = tarfile.TarInfo(name)
+            info.type, info.linkname = tarfile.SYMTYPE, target
+            t.addfile(info)
         for name, data in files.items():
             info = tarfile.TarInfo(name)
             info.size = len(data)
@@ -216,3 +222,29 @@ def test_device_nodes_stay_out_of_host_files_but_fifos_come(kmt, tmp_path):
     with tarfile.open(fileobj=io.BytesIO(out.stdout)) as t:
         disk = t.getmember("app/disk")
         assert disk.isblk() and (disk.devmajor, disk.devminor) == (8, 0)
+
+
+def test_what_the_container_hands_out_never_writes_through_a_symlink_on_this_host(kmt,
+                                                                                   tmp_path):
+    target = tmp_path / "outside"
+    target.mkdir()
+    run_ready(kmt, "kmt-cp-swap", command=f"mkdir /srv/evil; ln -s {target} /srv/evil/lnk; "
+                                          "touch /made; sleep 60")
+    assert wait_for(lambda: kmt.kago("exec", "kmt-cp-swap", "test", "-e", "/made").returncode
+                    == 0, timeout=10)
+    kmt.kago("cp", "kmt-cp-swap:/srv/evil", str(tmp_path / "out"), check=True)
+    assert os.readlink(tmp_path / "out/lnk") == str(target)
+    # the link becomes a directory in the container: a second copy does not follow the
+    # link it left here
+    kmt.kago("exec", "kmt-cp-swap", "sh", "-c",
+             "rm /srv/evil/lnk; mkdir /srv/evil/lnk; echo x > /srv/evil/lnk/x", check=True)
+    one_line_error(kmt.kago("cp", "kmt-cp-swap:/srv/evil/.", str(tmp_path / "out")),
+                   "cannot overwrite non-directory")
+    assert os.listdir(target) == []
+    # a tar stream's symlink member leads inside the container, never to this host's /etc
+    name = f"kmt-cp-tar-{os.getpid()}"
+    stream = _tar({f"d/{name}": b"via a link\n"}, links={"d": "/etc"})
+    proc = raw(kmt, "cp", "-", "kmt-cp-swap:/srv", data=stream)
+    assert proc.returncode == 0, proc.stderr
+    assert not os.path.exists(f"/etc/{name}")
+    assert cat(kmt, "kmt-cp-swap", f"/etc/{name}") == "via a link\n"
