@@ -118,6 +118,11 @@ def test_tar_streams_both_ways(kmt):
     assert cat(kmt, "kmt-cp-tar", "/srv/new/x") == "from a tar\n"
     one_line_error(raw(kmt, "cp", "-", "kmt-cp-tar:/srv/app/a", data=_tar({"y": b""})),
                    "must be a directory")
+    # a reader that leaves early (| head): no error, no traceback
+    proc = subprocess.run(f"{KAGO} cp kmt-cp-tar:/bin - | head -c 100 >/dev/null; "
+                          "echo ${{PIPESTATUS[0]}}", shell=True, executable="/bin/bash",
+                          capture_output=True, text=True, env=kmt.env, timeout=60, check=False)
+    assert (proc.stdout, proc.stderr) == ("0\n", "")
 
 
 def test_a_stopped_container_is_mounted_for_the_copy_only(kmt, tmp_path):

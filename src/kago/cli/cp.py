@@ -26,6 +26,8 @@ def cmd_cp(glob, argv):
     except KagoError as e:
         print(f"kago: {e}", file=sys.stderr)
         return 1
+    except BrokenPipeError:
+        raise  # the reader of a tar stream left (kago cp c:/x - | head): main's to handle
     except OSError as e:
         print(f"kago: {describe(e)}", file=sys.stderr)
         return 1

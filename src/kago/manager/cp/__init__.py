@@ -106,8 +106,12 @@ class _Job:
             from kago.manager.cp import tree
             with os.fdopen(fd, "wb", closefd=False) as stream:
                 sink = tree.TarSink(stream, rules.top_name(self.src.path))
-                for entry in entries:
-                    sink.put(entry)
+                try:
+                    for entry in entries:
+                        sink.put(entry)
+                except BaseException:
+                    sink.abandon()
+                    raise
                 sink.close()
             return
         if self.dst.container is not None:

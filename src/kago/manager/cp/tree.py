@@ -179,6 +179,11 @@ class TarSink:
     def close(self):
         self.archive.close()
 
+    def abandon(self):
+        """After a failure (the reader left): nothing more is written, not even at exit."""
+        self.archive.closed = True
+        self.archive.fileobj.closed = True
+
 
 class _Exactly:
     """A file's data as the tar header says: ``size`` bytes (a file that grew is cut, one that
