@@ -120,7 +120,7 @@ def test_tar_streams_both_ways(kmt):
                    "must be a directory")
     # a reader that leaves early (| head): no error, no traceback
     proc = subprocess.run(f"{KAGO} cp kmt-cp-tar:/bin - | head -c 100 >/dev/null; "
-                          "echo ${{PIPESTATUS[0]}}", shell=True, executable="/bin/bash",
+                          "echo ${PIPESTATUS[0]}", shell=True, executable="/bin/bash",
                           capture_output=True, text=True, env=kmt.env, timeout=60, check=False)
     assert (proc.stdout, proc.stderr) == ("0\n", "")
 
