@@ -79,3 +79,12 @@ def test_prune_asks_and_keeps_used_and_named_volumes(kmt):
     assert "Deleted Volumes:\nkmt-named\n" in out
     assert kmt.kago("volume", "ls", "-q", check=True).stdout == "kmt-used\n"
     assert "Deleted Volumes" not in kmt.kago("volume", "prune", "-af", check=True).stdout
+
+
+def test_a_volume_an_id_mapped_container_makes_is_its_roots(kmt):
+    out = kmt.kago("run", "--rm", "--network", "none", "--userns", "auto", "-v",
+                   "kmt-mapped:/data", "busybox", "sh", "-c",
+                   "touch /data/x && stat -c %u:%g /data/x", check=True).stdout
+    assert out == "0:0\n"
+    mountpoint = os.path.join(kmt.root, "volumes", "kmt-mapped", "_data")
+    assert os.stat(mountpoint).st_uid >= 1 << 30  # the range's root on this host

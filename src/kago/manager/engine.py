@@ -167,7 +167,7 @@ class Manager:
         journal.intend(self.records, record, "network")
         netns, attachment, etc = self._attach(cid, cfg, hostname, undo)
         fault("create.network")
-        volumes = self._volumes(cfg)
+        volumes = self._volumes(cfg, uid_map, gid_map)
         cgroups_path = record["cgroups_path"]
         spec = build(cfg, cid=cid, rootfs=rootfs["path"], image=image_cfg, user=user,
                      netns=netns, etc=etc, uid_map=uid_map, gid_map=gid_map, volumes=volumes,
@@ -256,12 +256,12 @@ class Manager:
                                 aliases=tuple(cfg.get("aliases") or ()) + (cfg["name"],),
                                 etc_dir=self.paths.etc(cid))
 
-    def _volumes(self, cfg):
+    def _volumes(self, cfg, uid_map=None, gid_map=None):
         out = {}
         for m in cfg.get("mounts") or ():
             if m["type"] == "volume":
                 from kago.manager import volumes
-                out[m["source"]] = volumes.ensure(self, m["source"])
+                out[m["source"]] = volumes.ensure(self, m["source"], uid_map, gid_map)
             elif m["type"] == "bind" and not os.path.exists(m["source"]):
                 raise BadValue("-v", f"bind source path does not exist: {m['source']}")
         return out

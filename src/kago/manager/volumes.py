@@ -132,12 +132,20 @@ def _make(mgr, name, labels):
     return True
 
 
-def ensure(mgr, name):
+def ensure(mgr, name, uid_map=None, gid_map=None):
     """The host directory of volume ``name``, made (with its metadata) if it does not exist:
-    what ``-v NAME:/path`` at create calls."""
+    what ``-v NAME:/path`` at create calls. A volume an ID-mapped container makes
+    (``uid_map``/``gid_map``, its [[inside, host, size]] ranges) belongs to that container's
+    root, so it can write to it (docker with userns-remap does the same)."""
     check_name(name, "-v")
     with _Lock(mgr):
-        _make(mgr, name, {})
+        made = _make(mgr, name, {})
+        if made and uid_map:
+            from kago.storage import IdMap
+            uid, gid = IdMap([tuple(r) for r in uid_map],
+                             [tuple(r) for r in gid_map or uid_map]).root()
+            if uid is not None and gid is not None:
+                os.chown(mountpoint(mgr, name), uid, gid)
     return mountpoint(mgr, name)
 
 
