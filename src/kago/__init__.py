@@ -6,8 +6,7 @@ Data flows one way: OCI bundle (``oci``) -> Plan (``plan``, pure) -> fork choreo
 Nothing here imports anything heavy: ``kago-oci``'s start-up is its latency.
 """
 
-__version__ = "0.1.0"
-OCI_VERSION = "1.2.0"
+from kago.version import OCI_VERSION, __version__  # noqa: F401 (kago.__version__)
 
 
 def __getattr__(name):

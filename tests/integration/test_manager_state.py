@@ -130,7 +130,7 @@ def test_hundred_concurrent_runs_are_all_up_with_distinct_addresses(kmt):
 CREATE_STEPS = ("create.record", "create.name", "create.ids", "create.layer", "create.mount",
                 "create.network", "create.bundle", "create.done")
 ATTACH_STEPS = ("attach.record", "attach.leases", "attach.ports", "attach.netns",
-                "attach.veth", "attach.nft", "attach.etc")
+                "attach.veth", "attach.nft", "attach.dns", "attach.etc")
 START_STEPS = ("start.prepared", "start.requested")
 SUPERVISOR_STEPS = ("supervisor.forked", "worker.prepared", "worker.started")
 STOP_STEPS = ("stop.signalled", "stop.stopped")

@@ -17,7 +17,7 @@ def hook_options(env, verb):
             "--nft-table", env.table, "--netns-prefix", env.nets.netns_prefix,
             "--veth-prefix", env.nets.veth_prefix, "--default-network", "kt",
             "--default-bridge", env.bridge(0), "--default-subnet", env.subnet(0),
-            "--no-outbound", verb]
+            "--no-outbound", "--dns-upstream", "", verb]
 
 
 def with_hooks(env, annotations):
@@ -42,6 +42,19 @@ def test_hooks_attach_and_detach_a_runtime_made_netns(oci, make_bundle, netenv):
     # run deleted the container: poststop detached it
     assert netenv.nets.attachments() == []
     assert "18498" not in run(["nft", "list", "table", "inet", netenv.table]).stdout
+
+
+def test_the_networks_resolver_names_a_hooked_container(oci, make_bundle, netenv):
+    gateway = netenv.subnet(0).rsplit(".", 1)[0] + ".1"
+    bundle = make_bundle(["sh", "-c", f"ip -o -4 addr show eth0; nslookup HOOKED {gateway}"],
+                         mutate=with_hooks(netenv, {"org.kago.network.hostname": "hooked"}),
+                         process__terminal=False)
+    cid = oci.new_id("hook")
+    proc = oci("run", "--bundle", bundle.path, cid)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    own = proc.stdout.split(" inet ", 1)[1].split("/", 1)[0]
+    assert f"Address: {own}" in proc.stdout.split("\n\n", 1)[1], proc.stdout
+    assert not [x for x in netenv.leftovers() if "resolver" in x]   # poststop stopped it
 
 
 def test_a_refused_hook_attach_fails_create_and_leaves_nothing(oci, make_bundle, netenv):

@@ -18,7 +18,7 @@ storage or network code it does not need.
 import os
 import sys
 
-from kago import __version__
+from kago.version import __version__
 
 PROG = "kago"
 

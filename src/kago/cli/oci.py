@@ -9,7 +9,8 @@ Each command imports only what it uses: start-up is kago-oci's latency.
 import os
 import sys
 
-from kago import __version__, OCI_VERSION, log
+from kago import log
+from kago.version import OCI_VERSION, __version__
 from kago.cli.args import parse_command, parse_global
 from kago.errors import KagoError, UsageError
 

@@ -3,7 +3,7 @@
 import os
 import sys
 
-from kago import __version__
+from kago.version import __version__
 from kago.cli.common import Usage, client, confirm, out, parser
 
 
@@ -75,7 +75,7 @@ def cmd_version(glob, argv):
     runtime = mgr.runtime()
     out(f"kago version {__version__}")
     out(f"runtime: {runtime.name} ({runtime.path})")
-    from kago import OCI_VERSION
+    from kago.version import OCI_VERSION
     out(f"OCI runtime spec: {OCI_VERSION}")
     return 0
 

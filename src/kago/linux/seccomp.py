@@ -194,7 +194,8 @@ def send_listener(sp, fd, pid, state):
     the fd attached (SCM_RIGHTS), ``fds`` naming it "seccompFd"."""
     import _socket
 
-    from kago import OCI_VERSION, jsonio
+    from kago import jsonio
+    from kago.version import OCI_VERSION
     doc = {"ociVersion": OCI_VERSION, "fds": ["seccompFd"], "pid": pid,
            "metadata": sp.listener_metadata or "", "state": state}
     sock = _socket.socket(_socket.AF_UNIX, _socket.SOCK_STREAM | _socket.SOCK_CLOEXEC)

@@ -1,10 +1,12 @@
 """The kago manager: docker-like verbs, a shared supervisor, and container
 definitions that are Python programs (``kago up FILE``).
 
-    engine.Manager      the verbs as a library: create, start, stop, kill, remove, list, wait
+    engine.Manager      the verbs as a library: create, start, stop, kill, remove, list, wait,
+                        a facade over the services (context, create, lifecycle, release,
+                        removal, attachments, rootfs, ids/idranges)
     config / spec       flags and definitions -> the manager's dict -> an OCI config.json
     runtimes            the seam: kago's runtime in process, or any runc-compatible binary
-    supervisor          one process per root: starts, reaps, restarts, logs every container
+    supervisor/         one process per root: starts, reaps, restarts, logs every container
     logs                docker's json-file logs, rotated by size
     define/             definition files: the DSL, loading with file:line errors, up/down/...
     views, format       inspect/top/stats documents; docker's tables and --format templates

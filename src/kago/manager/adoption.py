@@ -1,6 +1,6 @@
 """What a supervisor takes over from processes that died: starts and foreground runs.
 
-A start worker (supervisor.py) records itself in the container's state as ``starter`` (pid
+A start worker (supervisor/starts.py) records itself in the container's state as ``starter`` (pid
 and start time) in the same save that marks the start ``fresh``; a foreground ``kago run -it``
 records its command line as ``client`` and keeps a connection to the supervisor open
 (``{"op": "foreground", "id": ID}``) while it runs. So a supervisor knows, from the record
@@ -23,6 +23,7 @@ import time
 
 from kago.host.procfs import alive, start_time
 from kago.manager.errors import ManagerError, NoSuchContainer
+from kago.manager.supervisor.state import Watched, started
 
 STARTER_WAIT = 10.0  # how long a new supervisor waits for an orphaned start worker
 
@@ -84,11 +85,10 @@ def _from_runtime(sup, record, failure):
 
 def watch(sup, record, pid, pid_start):
     """Record ``pid`` as the running container's and watch it through a pidfd."""
-    from kago.manager.supervisor import Watched, _started
     cid = record["id"]
 
     def running(r):
-        _started(r, pid, pid_start, False)
+        started(r, pid, pid_start, False)
         _not_foreground(r)
     try:
         record = sup.records.update(cid, running)

@@ -48,4 +48,5 @@ def inspect(mgr, name):
     nets = _nets(mgr, name)
     doc = dict(nets.get(name))
     doc["containers"] = [a.to_dict() for a in nets.attachments(name)]
+    doc["dns"] = nets.resolvers().get(name)     # the running resolver, or None
     return doc

@@ -1,13 +1,14 @@
 """``kago system prune``: stopped containers, abandoned ones, and what no record owns.
 
-Containers: every one that is not running is removed (``Manager.remove``), except an
+Containers: every one that is not running is removed (``removal.remove``), except an
 incomplete one (journal.py) whose creator still lives: that one is being made right now. An
 incomplete one whose creator died is removed like any other: its teardown undoes what its
 intents name.
 
 Orphans: host objects and state no container record names any more, left by a process
 killed between its steps or by an older kago: a network attachment (veth, netns, lease,
-published port, nft elements: ``Networks.detach``), a store layer, an ID range, a runtime
+published port, nft elements: ``Networks.detach``), a network's DNS resolver process with
+no container on its network or no record naming it, a store layer, an ID range, a runtime
 container, a name file, its output FIFOs, a record directory never completed (``containers/.new-*`` of a dead
 creator). A record is written before anything it owns is made and removed after all of it
 (journal.py), so an object whose container has no record (checked just before removing it) is
@@ -24,8 +25,9 @@ from kago.errors import KagoError
 from kago.manager import journal
 
 
-def prune(mgr, all_images=False):
-    """Returns {"containers": [records], "orphans": [str], "images": [str], "errors": [str]}."""
+def prune(mgr, all_images, remove):
+    """Returns {"containers": [records], "orphans": [str], "images": [str], "errors": [str]}.
+    ``mgr``: a Context (context.py); ``remove(cid)``: removal.remove on it."""
     out = {"containers": [], "orphans": [], "images": [], "errors": []}
     for record, status in mgr.list(all=True):
         if status not in ("exited", "created"):
@@ -33,7 +35,7 @@ def prune(mgr, all_images=False):
         if journal.incomplete(record) and not journal.abandoned(record):
             continue  # its creator is at work
         try:
-            mgr.remove(record["id"])
+            remove(record["id"])
             out["containers"].append(record)
         except (KagoError, OSError) as e:
             out["errors"].append(f"{record['name']}: {_describe(e)}")
@@ -45,7 +47,8 @@ def prune(mgr, all_images=False):
 
 def sweep(mgr, out):
     """Remove what no record names (see the module's docstring)."""
-    steps = (_new_dirs, _dirs, _attachments, _layers, _runtime, _id_ranges, _names, _fifos)
+    steps = (_new_dirs, _dirs, _attachments, _resolvers, _layers, _runtime, _id_ranges, _names,
+             _fifos)
     for step in steps:
         try:
             step(mgr, out["orphans"])
@@ -67,10 +70,10 @@ def _new_dirs(mgr, found):
 
 def _dirs(mgr, found):
     """A container directory without its record: a removal that died half-way."""
-    from kago.manager.engine import _unbind
+    from kago.manager.rootfs import unbind
     for cid in mgr.records.ids():
         if _gone(mgr, cid):
-            _unbind(os.path.join(mgr.paths.container(cid), "rootfs"))
+            unbind(os.path.join(mgr.paths.container(cid), "rootfs"))
             shutil.rmtree(mgr.paths.container(cid), ignore_errors=True)
             found.append(f"container directory {cid[:12]}")
 
@@ -82,6 +85,12 @@ def _attachments(mgr, found):
         if _gone(mgr, cid):
             mgr.nets.detach(cid)
             found.append(f"network attachment {cid[:12]}")
+
+
+def _resolvers(mgr, found):
+    """A network's resolver with no container left on it, or one no record names."""
+    if os.path.isdir(os.path.join(mgr.paths.network(), "networks")):
+        found += mgr.nets.sweep_resolvers()
 
 
 def _layers(mgr, found):
@@ -105,9 +114,10 @@ def _runtime(mgr, found):
 
 
 def _id_ranges(mgr, found):
-    for cid in list(mgr._id_table()):
+    from kago.manager import idranges
+    for cid in list(idranges.read(mgr.paths)):
         if _gone(mgr, cid):
-            mgr._release_ids(cid)
+            idranges.release(mgr.paths, cid)
             found.append(f"ID range of {cid[:12]}")
 
 

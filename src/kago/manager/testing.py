@@ -37,7 +37,8 @@ class KagoEnv:
             "nft_table": self.table, "netns_prefix": f"kmt-{self.tag}-",
             "veth_prefix": f"km{self.tag}", "default_network": f"kmt{self.tag}",
             "default_bridge": f"km{self.tag}b0",
-            "default_subnet": f"10.250.{random.randrange(1, 250)}.0/24", "outbound": False}}
+            "default_subnet": f"10.250.{random.randrange(1, 250)}.0/24", "outbound": False,
+            "dns_upstream": []}}  # unknown names: SERVFAIL, never the host's resolvers
         if runtime:
             self.settings["runtime"] = runtime
         with open(os.path.join(self.root, "kago.json"), "w") as f:
@@ -132,6 +133,12 @@ class KagoEnv:
                 if os.path.isdir(f"/sys/fs/cgroup/{h}/kago-{cid}"):
                     found.append(f"cgroup {h}/kago-{cid}")
         found += [f"supervisor process {p}" for p in self.pids_seen if _alive(p)]
+        from kago.network.dns import control as dns_control
+        state_dir = os.path.join(self.root, "network")
+        found += [f"dns resolver process {pid} ({net})"
+                  for pid, net in dns_control.processes(state_dir).items()]
+        if os.path.isdir(dns_control.dns_dir(state_dir)):
+            found += [f"dns file {n}" for n in os.listdir(dns_control.dns_dir(state_dir))]
         return found
 
     def held(self, cid):

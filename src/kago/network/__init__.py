@@ -7,15 +7,24 @@
     nets.detach(cid)                                             #  "path": att.netns_path}
 
 Importing this package is cheap: pyroute2 (~150 ms) is imported only when a bridge, veth or
-netns is configured, and the OCI runtime (kago-oci) never imports kago.network.
+netns is configured, and the OCI runtime (kago-oci) never imports kago.network. The names
+below are loaded on first use (PEP 562), so a process that needs one submodule only (the DNS
+resolver, ``python -m kago.network.dns``) does not load the rest.
 """
 
-from kago.network.attachment import Attachment
-from kago.network.errors import (AddressExhausted, AddressInUse, AttachmentExists, NetworkBusy,
-                                 NetworkError, NetworkExists, NetworkNotFound, ObjectExists)
-from kago.network.networks import Networks
-from kago.network.ports import PortMapping
+import importlib
 
-__all__ = ["AddressExhausted", "AddressInUse", "Attachment", "AttachmentExists", "NetworkBusy",
-           "NetworkError", "NetworkExists", "NetworkNotFound", "Networks", "ObjectExists",
-           "PortMapping"]
+_WHERE = {"Attachment": "attachment", "Networks": "networks", "PortMapping": "ports",
+          **{name: "errors" for name in (
+              "AddressExhausted", "AddressInUse", "AttachmentExists", "NetworkBusy",
+              "NetworkError", "NetworkExists", "NetworkNotFound", "ObjectExists")}}
+
+__all__ = sorted(_WHERE)
+
+
+def __getattr__(name):
+    if name not in _WHERE:
+        raise AttributeError(f"module 'kago.network' has no attribute {name!r}")
+    value = getattr(importlib.import_module(f"kago.network.{_WHERE[name]}"), name)
+    globals()[name] = value
+    return value

@@ -50,13 +50,20 @@ def _loopback(server):
 
 
 def resolv_text(attachment=None, given=None, host_file=HOST_RESOLV_CONF,
-                upstream_file=RESOLVED_UPSTREAM):
+                upstream_file=RESOLVED_UPSTREAM, nameservers=None):
     """``given`` verbatim; else the host's resolv.conf. A container with its own netns cannot
     reach the host's loopback resolver (systemd-resolved's 127.0.0.53, dnsmasq on 127.0.0.1),
-    so those lines are dropped there, and resolved's upstream list is used when it exists."""
+    so those lines are dropped there, and resolved's upstream list is used when it exists.
+    With ``nameservers`` (its network's resolver), the host's search and options lines and
+    those servers instead of the host's."""
     if given is not None:
         return given if given.endswith("\n") or not given else given + "\n"
     text = _read(host_file)
+    if nameservers:
+        kept = [line for line in text.splitlines(True)
+                if line.split()[:1] != ["nameserver"] and line.strip()]
+        kept = [line if line.endswith("\n") else line + "\n" for line in kept]
+        return "".join(kept + [f"nameserver {s}\n" for s in nameservers])
     if attachment is None or attachment.mode == "host":
         return text
     if _nameservers(text) and all(_loopback(s) for s in _nameservers(text)):
@@ -91,7 +98,8 @@ def write_in_place(path, text):
         f.write(text)
 
 
-def write_etc_files(dirpath, hostname, attachment=None, peers=(), resolv_conf=None):
+def write_etc_files(dirpath, hostname, attachment=None, peers=(), resolv_conf=None,
+                    nameservers=None):
     """Writes hosts, resolv.conf and hostname into ``dirpath`` (created if needed).
 
     Host mode gets the host's /etc/hosts. Returns {"/etc/hosts": path, ...}: destination in
@@ -104,7 +112,7 @@ def write_etc_files(dirpath, hostname, attachment=None, peers=(), resolv_conf=No
         hosts = hosts_text(hostname, attachment, peers)
     contents = {
         "/etc/hosts": hosts,
-        "/etc/resolv.conf": resolv_text(attachment, resolv_conf),
+        "/etc/resolv.conf": resolv_text(attachment, resolv_conf, nameservers=nameservers),
         "/etc/hostname": f"{hostname}\n" if hostname else "",
     }
     written = {}

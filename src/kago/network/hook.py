@@ -10,6 +10,9 @@ choose what the container gets:
     org.kago.network.name      the network (default: the default network, made on first use)
     org.kago.network.ports     published ports, comma separated: "8080:80,127.0.0.1:53:53/udp"
     org.kago.network.ip / .mac / .hostname / .aliases (comma separated)
+
+The network's resolver names the container; the hook writes no /etc files, so the bundle's
+resolv.conf decides whether the container asks it.
 """
 
 from kago.network.networks import Networks
@@ -17,7 +20,7 @@ from kago.network.networks import Networks
 PREFIX = "org.kago.network."
 
 
-def _list(text):
+def split_list(text):
     return [item.strip() for item in (text or "").split(",") if item.strip()]
 
 
@@ -26,11 +29,11 @@ def attach_args(state):
     notes = state.get("annotations") or {}
     return {"mode": notes.get(PREFIX + "mode", "bridge"),
             "network": notes.get(PREFIX + "name"),
-            "ports": _list(notes.get(PREFIX + "ports")),
+            "ports": split_list(notes.get(PREFIX + "ports")),
             "ip": notes.get(PREFIX + "ip"),
             "mac": notes.get(PREFIX + "mac"),
             "hostname": notes.get(PREFIX + "hostname"),
-            "aliases": _list(notes.get(PREFIX + "aliases"))}
+            "aliases": split_list(notes.get(PREFIX + "aliases"))}
 
 
 def run(verb, state, **settings):

@@ -2,7 +2,7 @@
 
 An attach is a list of steps, each recorded in attachments/<cid>.json *before* it runs::
 
-    leases -> ports -> netns -> veth -> addresses -> nft -> etc files
+    leases -> ports -> netns -> veth -> addresses -> nft -> dns -> etc files
 
 so detach (and the rollback of a failed attach, which is the same code) removes exactly what
 was made, even when the attaching process died half-way. A step that fails because its object
@@ -10,6 +10,10 @@ already existed (a veth name clash, a netns name taken) is unmarked: that object
 else's and stays. Locks: ``lock`` shared by attach/detach and exclusive for create/remove (a
 network cannot vanish under an attach); leases/<net>.lock only around IPAM and hosts files;
 ports.lock around the published-port registry.
+
+The ``dns`` step puts the container's names in its network's resolver table and starts the
+resolver (kago.network.dns) on the first attach; undoing it takes them out again and stops the
+resolver with the last one, under leases/<net>.lock.
 """
 
 import contextlib
@@ -22,6 +26,7 @@ import socket
 from kago.faults import fault
 from kago.network import hostwide, ipam, links, netns, nft, state
 from kago.network.attachment import Attachment
+from kago.network.dns import control as dns_control, table as dns_table
 from kago.network.errors import (AddressInUse, AttachmentExists, NetworkBusy, NetworkError,
                                  NetworkExists, NetworkNotFound, ObjectExists)
 from kago.network.files import hosts_text, write_etc_files, write_in_place
@@ -62,14 +67,17 @@ class Networks:
     ``outbound`` is the default for new networks: masquerade their traffic leaving the host,
     which needs net.ipv4.ip_forward=1 (set if it is 0, and back to its value before when the
     last outbound network of any state dir on the host goes). ``host_dir`` holds what all
-    state dirs share (hostwide.py): published ports, ip_forward's saved value.
+    state dirs share (hostwide.py): published ports, ip_forward's saved value. ``dns``: run a
+    resolver on each bridge network's gateway for its containers' names (kago.network.dns);
+    ``dns_upstream``: where it forwards other names (["ADDRESS[:PORT]", ...]; None: the
+    servers of the host's /etc/resolv.conf; []: nowhere, SERVFAIL).
     """
 
     def __init__(self, state_dir="/var/lib/kago/network", nft_table="kago",
                  netns_dir=netns.RUN_DIR, netns_prefix="kago-", veth_prefix="kv",
                  default_network="kago", default_bridge="kago0",
                  default_subnet="10.89.0.0/24", default_ipv6_subnet=None, outbound=True,
-                 host_dir=hostwide.HOST_DIR):
+                 host_dir=hostwide.HOST_DIR, dns=True, dns_upstream=None):
         self.state = state.StateDir(state_dir)
         self.host = hostwide.HostState(host_dir)
         self.nft_table = nft.check_table(nft_table)
@@ -84,6 +92,8 @@ class Networks:
         self.default_subnet = default_subnet
         self.default_ipv6_subnet = default_ipv6_subnet
         self.outbound = outbound
+        self.dns = bool(dns)
+        self.dns_upstream = _upstream(dns_upstream)
 
     # ------------------------------------------------------------------ networks
 
@@ -159,6 +169,8 @@ class Networks:
             if users:
                 raise NetworkBusy(name, users)
             others = [self.get(n) for n in self.state.network_names() if n != name]
+            with self.state.lease_lock(name):
+                dns_control.stop(self.state.root, name)
             with links.host() as ipr:
                 self._undo_network(ipr, record, others, made=True)
             state.remove_file(self.state.network(name))
@@ -290,6 +302,8 @@ class Networks:
                     self._bridge_steps(steps, att, ip, ipv6, mac, ports, pid)
                 elif kind == "none":
                     steps.mark("netns", lambda: self._make_netns(att, pid))
+                if self._uses_dns(att):
+                    steps.mark("dns", lambda: self._sync_dns(att.network))
                 if etc_dir:
                     steps.mark("etc", lambda: self._write_etc(att, resolv_conf))
                 steps.done()
@@ -458,11 +472,89 @@ class Networks:
         return [(name, att.ipv4) for att in self.attachments(network) if att.ipv4
                 for name in att.names]
 
+    # ------------------------------------------------------------------ dns
+
+    def _uses_dns(self, att):
+        """A container on a bridge network (its own or shared netns) is named by its
+        network's resolver and uses it."""
+        return self.dns and bool(att.network and att.ipv4 and att.gateway)
+
+    def _dns_members(self, network, gone=None):
+        """Attachments on ``network`` whose dns step ran (not one being undone: ``gone``)."""
+        found = []
+        for cid in self.state.attachment_ids():
+            data = state.read_json(self.state.attachment(cid))
+            if not data or cid == gone or "dns" not in data.get("made", ()):
+                continue
+            att = data["attachment"]
+            if att.get("network") == network and att.get("ipv4"):
+                found.append(att)
+        return found
+
+    def _sync_dns(self, network, gone=None, then=None):
+        """The resolver of ``network`` told about its containers (started on the first,
+        stopped after the last). ``gone``: a container leaving; ``then`` runs under the same
+        lock (the leaving container's journal loses its dns mark there: a concurrent detach
+        must never count it as a member after this one left it out). A resolver that cannot
+        be restarted while a container leaves is no error: the next attach tries again."""
+        with self.state.lease_lock(network):
+            record = state.read_json(self.state.network(network))
+            try:
+                if record is None:
+                    dns_control.stop(self.state.root, network)
+                else:
+                    never = [(r["gateway"], 53) for r in
+                             (state.read_json(self.state.network(n))
+                              for n in self.state.network_names()) if r and r.get("gateway")]
+                    dns_control.sync(self.state.root, record, self._dns_members(network, gone),
+                                     self.dns_upstream, never)
+            except dns_control.ResolverError as err:
+                if gone is None:
+                    raise NetworkError(f"{err} (without a resolver: \"dns\": false in the "
+                                       "network settings)") from None
+            if then is not None:
+                then()
+
+    def resolvers(self):
+        """{network: resolver process record} of the resolvers this state dir runs."""
+        found = {}
+        for name in self.state.network_names():
+            record = dns_control.read_record(self.state.root, name)
+            if dns_control.alive(record):
+                found[name] = record
+        return found
+
+    def sweep_resolvers(self):
+        """For ``kago system prune``: stops resolvers whose network has no container left and
+        resolver processes of this state dir no record names. Returns what it stopped."""
+        done = []
+        names = set(self.state.network_names())
+        if os.path.isdir(dns_control.dns_dir(self.state.root)):
+            for entry in os.listdir(dns_control.dns_dir(self.state.root)):
+                if entry.endswith(".proc.json"):
+                    names.add(entry[:-len(".proc.json")])
+        with self.state.lock():
+            for name in sorted(names):
+                # a removed network's: no attach can come, and no lock file is left for it
+                known = os.path.exists(self.state.network(name))
+                with self.state.lease_lock(name) if known else contextlib.nullcontext():
+                    record = dns_control.read_record(self.state.root, name)
+                    if record is None or self._dns_members(name):
+                        continue
+                    pid = dns_control.stop(self.state.root, name)
+                    done.append(f"dns resolver of network {name}"
+                                + (f" (pid {pid})" if pid else ""))
+            for pid, name in dns_control.strays(self.state.root):
+                dns_control.kill(pid, dns_control.start_time(pid))
+                done.append(f"stray dns resolver of network {name} (pid {pid})")
+        return done
+
     # ------------------------------------------------------------------ /etc files
 
     def _write_etc(self, att, resolv_conf):
         peers = self.peers(att.network) if att.network else ()
-        write_etc_files(att.etc_dir, att.hostname, att, peers, resolv_conf)
+        nameservers = [att.gateway] if self._uses_dns(att) else None
+        write_etc_files(att.etc_dir, att.hostname, att, peers, resolv_conf, nameservers)
         self._refresh_hosts(att.network, skip=att.cid)
 
     def _refresh_hosts(self, network, skip=None, gone=None):
@@ -478,6 +570,17 @@ class Networks:
                 if att.etc_dir and att.cid != skip and os.path.isdir(att.etc_dir):
                     write_in_place(os.path.join(att.etc_dir, "hosts"),
                                    hosts_text(att.hostname, att, peers))
+
+
+def _upstream(servers):
+    if servers is None:
+        return None
+    if isinstance(servers, str) or not isinstance(servers, (list, tuple)):
+        raise NetworkError(f"dns_upstream {servers!r}: use a list of \"ADDRESS[:PORT]\"")
+    try:
+        return [dns_table.parse_server(s) for s in servers]
+    except ValueError as err:
+        raise NetworkError(str(err)) from None
 
 
 def _check_port_free(p):
@@ -501,7 +604,7 @@ class _Steps:
     """The attach journal: marks a step in attachments/<cid>.json before running it, and
     undoes marked steps in reverse. The journal file itself is the last thing removed."""
 
-    UNDO_ORDER = ("etc", "nft", "veth", "netns", "ports", "leases", "record")
+    UNDO_ORDER = ("etc", "dns", "nft", "veth", "netns", "ports", "leases", "record")
 
     def __init__(self, nets, att, made=()):
         self.nets = nets
@@ -557,7 +660,8 @@ class _Steps:
                 continue
             try:
                 getattr(self, f"_undo_{step}")()
-                self.made.remove(step)
+                if step in self.made:       # (_undo_dns takes its own mark back)
+                    self.made.remove(step)
                 if self.made:
                     self.save()
             except Exception as err:  # noqa: BLE001 (undo as much as possible, report all)
@@ -574,6 +678,12 @@ class _Steps:
         for name in ("hosts", "resolv.conf", "hostname"):
             state.remove_file(os.path.join(self.att.etc_dir, name))
         self.nets._refresh_hosts(self.att.network, gone=self.att.cid)
+
+    def _undo_dns(self):
+        def forget():
+            self.made.remove("dns")
+            self.save()
+        self.nets._sync_dns(self.att.network, gone=self.att.cid, then=forget)
 
     def _undo_nft(self):
         table = self.nets.nft_table

@@ -32,7 +32,7 @@ class NetEnv:
         settings = dict(nft_table=self.table, netns_prefix=f"kagotest-{self.tag}-",
                         veth_prefix=f"kt{self.tag}", default_network="kt",
                         default_bridge=self.bridge(0), default_subnet=self.subnet(0),
-                        outbound=False)
+                        outbound=False, dns_upstream=[])
         settings.update(kwargs)
         self.nets = Networks(state_dir, **settings)
 
@@ -55,7 +55,10 @@ class NetEnv:
             self.nets.remove(record["name"])
 
     def leftovers(self):
-        return leftovers(self.tag, self.table)
+        from kago.network.dns import control
+        return leftovers(self.tag, self.table) + [
+            f"dns resolver process {pid} ({net})"
+            for pid, net in control.processes(self.state_dir).items()]
 
 
 def run(argv, timeout=10, **kwargs):

@@ -7,7 +7,7 @@ literals on each call, so a caller may change the result freely.
 
 import os
 
-import kago
+from kago.version import OCI_VERSION
 
 HOOK_KINDS = ["prestart", "createRuntime", "createContainer", "startContainer",
               "poststart", "poststop"]
@@ -90,7 +90,7 @@ def default_spec(args=None, rootless: bool = False, terminal: bool = True,
     does (its output stays runc's); ``kago-oci spec --seccomp`` and the manager put it in.
     """
     spec = {
-        "ociVersion": kago.OCI_VERSION,
+        "ociVersion": OCI_VERSION,
         "process": _process(args, terminal),
         "root": {"path": "rootfs", "readonly": True},
         "hostname": "kago",

@@ -19,7 +19,7 @@ What this host offers goes in kago's annotations, each probed when the document 
 
 import errno
 
-import kago
+from kago.version import OCI_VERSION, __version__
 from kago.oci.schema import HOOK_KINDS, NAMESPACE_TYPES
 from kago.plan.tables import CAPABILITIES, known_mount_options
 
@@ -28,7 +28,7 @@ def features(cgroup_host=None):
     """The document; ``cgroup_host``: the host's cgroup layout, its annotation when given."""
     doc = {
         "ociVersionMin": "1.0.0",
-        "ociVersionMax": kago.OCI_VERSION,
+        "ociVersionMax": OCI_VERSION,
         "hooks": list(HOOK_KINDS),
         "mountOptions": known_mount_options(),
         "linux": {
@@ -42,7 +42,7 @@ def features(cgroup_host=None):
             "intelRdt": {"enabled": False},
             "mountExtensions": {"idmap": {"enabled": True}},
         },
-        "annotations": {"io.github.kago.version": kago.__version__,
+        "annotations": {"io.github.kago.version": __version__,
                         "io.github.kago.cgroup.v2.devices":
                             "ebpf" if device_filter_loads() else "none",
                         "io.github.kago.mount.idmap": "true" if idmap_mounts() else "false"},

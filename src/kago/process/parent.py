@@ -12,7 +12,8 @@ import os
 import sys
 import _signal as signal  # signal.py builds IntEnums (~4 ms); the C module is enough
 
-from kago import OCI_VERSION, log
+from kago import log
+from kago.version import OCI_VERSION
 from kago.errors import KagoError
 from kago.host import procfs
 from kago.kernel import consts as C

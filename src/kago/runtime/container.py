@@ -15,7 +15,7 @@ import os
 import time
 
 from kago import jsonio, log
-from kago import OCI_VERSION
+from kago.version import OCI_VERSION
 from kago.errors import (ContainerNotFound, CreateError, IncorrectStatus, KagoError, SpecError,
                          UsageError)
 from kago.runtime import store as st

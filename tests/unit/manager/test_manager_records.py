@@ -2,11 +2,9 @@
 
 import pytest
 
-from kago.manager import engine
 from kago.manager.errors import (
     AmbiguousContainer,
     BadValue,
-    IdRangeError,
     NameInUse,
     NoSuchContainer,
 )
@@ -68,13 +66,3 @@ def test_good_names(name):
 def test_bad_names(name):
     with pytest.raises(BadValue):
         check_name(name)
-
-
-def test_auto_ranges_skip_taken_ones_and_overlaps_are_refused():
-    table = {"x": {"uids": [[0, engine.AUTO_ID_BASE, 65536]], "gids": []}}
-    assert engine._free_block(table, 65536) == engine.AUTO_ID_BASE + 65536
-    assert engine._free_block({}, 65536) == engine.AUTO_ID_BASE
-    table = {"web": {"uids": [[0, 1000100, 100]], "gids": [[0, 1000100, 100]]}}
-    engine._check_free(table, "uids", [[0, 1000200, 100]], str)  # adjacent: fine
-    with pytest.raises(IdRangeError, match="overlaps container web's 1000100-1000199"):
-        engine._check_free(table, "uids", [[0, 1000150, 100]], str)

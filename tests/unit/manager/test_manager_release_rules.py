@@ -13,6 +13,7 @@ from kago.manager import format as F
 from kago.manager import supervisor as S
 from kago.manager.engine import Manager, mark_removing
 from kago.manager.records import new_state
+from kago.manager.release import releasable
 
 CID = "c0" * 32
 
@@ -32,14 +33,14 @@ def record(mgr, group=None, config=None, **state):
 
 def test_a_new_or_prepared_container_is_not_released(tmp_path):
     mgr = manager(tmp_path)
-    assert not mgr._releasable(record(mgr), None)              # created: fresh
-    assert not mgr._releasable(record(mgr, status="exited", fresh=True), None)
+    assert not releasable(mgr.ctx, record(mgr), None)              # created: fresh
+    assert not releasable(mgr.ctx, record(mgr, status="exited", fresh=True), None)
 
 
 def test_an_ended_container_is_released_once(tmp_path):
     mgr = manager(tmp_path)
-    assert mgr._releasable(record(mgr, status="exited", fresh=False), None)
-    assert mgr._releasable(record(mgr, status="restarting", fresh=False), None)
+    assert releasable(mgr.ctx, record(mgr, status="exited", fresh=False), None)
+    assert releasable(mgr.ctx, record(mgr, status="restarting", fresh=False), None)
     assert mgr.release(CID) is True
     state = mgr.records.load(CID)["state"]
     assert state["released"] and not state["network_kept"]
@@ -48,25 +49,25 @@ def test_an_ended_container_is_released_once(tmp_path):
     old = record(mgr, status="exited")
     del old["state"]["fresh"], old["state"]["released"]
     mgr.records.save(old)
-    assert mgr._releasable(mgr.records.load(CID), None)
+    assert releasable(mgr.ctx, mgr.records.load(CID), None)
 
 
 def test_a_kept_network_is_released_later(tmp_path):
     mgr = manager(tmp_path)
     rec = record(mgr, status="exited", fresh=False, released=True, network_kept=True)
-    assert mgr._releasable(rec, None)
+    assert releasable(mgr.ctx, rec, None)
 
 
 def test_removing_auto_remove_and_foreground_are_left_alone(tmp_path):
     mgr = manager(tmp_path)
     rec = record(mgr, status="exited", fresh=False)
     mgr.records.update(CID, mark_removing)
-    assert not mgr._releasable(mgr.records.load(CID), None)
+    assert not releasable(mgr.ctx, mgr.records.load(CID), None)
     assert not S._wants_release(mgr.records.load(CID))
     rec = record(mgr, config={"auto_remove": True}, status="exited", fresh=False)
-    assert not mgr._releasable(rec, None) and not S._wants_release(rec)
+    assert not releasable(mgr.ctx, rec, None) and not S._wants_release(rec)
     rec = record(mgr, status="running", foreground=True, fresh=False)
-    assert not mgr._releasable(rec, None) and not S._wants_release(rec)
+    assert not releasable(mgr.ctx, rec, None) and not S._wants_release(rec)
     assert S._wants_release(record(mgr, status="exited", fresh=False))
 
 
@@ -74,7 +75,7 @@ def test_a_definition_with_exit_hooks_is_released_by_its_live_agent(tmp_path):
     mgr = manager(tmp_path)
     group = {"key": "k" * 16, "file": "/x.py", "release": "agent"}
     rec = record(mgr, group=group, status="exited", fresh=False)
-    assert mgr._releasable(rec, None)                           # no agent: anyone releases
+    assert releasable(mgr.ctx, rec, None)                           # no agent: anyone releases
     # a process that looks like the definition's agent
     agent = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)",
                               "kago.manager.define.agent"])
@@ -88,9 +89,9 @@ def test_a_definition_with_exit_hooks_is_released_by_its_live_agent(tmp_path):
                 if b"kago.manager.define.agent" in f.read():
                     break
             time.sleep(0.01)
-        assert not mgr._releasable(rec, None)
-        assert not mgr._releasable(rec, "supervisor")
-        assert mgr._releasable(rec, "agent")
+        assert not releasable(mgr.ctx, rec, None)
+        assert not releasable(mgr.ctx, rec, "supervisor")
+        assert releasable(mgr.ctx, rec, "agent")
     finally:
         agent.kill()
         agent.wait()
@@ -145,3 +146,39 @@ def test_subscribers_do_not_keep_the_supervisor_busy(paths):
     sup.clients.clear()
     sup.to_release.append(CID)                      # a release to run
     assert sup._busy()
+
+
+def test_a_stuck_start_worker_is_killed_and_its_start_fails(paths):
+    """A worker past WORKER_TIMEOUT is killed; its start fails "without a report" (here for a
+    container whose record is gone, so nothing else is touched)."""
+    import selectors as sel_mod
+    from kago.manager.supervisor.state import Watched
+    sup = S.Supervisor(paths)
+    worker = subprocess.Popen(["sleep", "30"])
+    report_r, report_w = os.pipe()
+    try:
+        sup.starting[report_r] = (Watched(CID, 0, None, child=True), None, b"")
+        sup.workers[report_r] = (worker.pid, time.monotonic() - 1)
+        sup.sel.register(report_r, sel_mod.EVENT_READ, ("worker", None))
+        sup._stuck_workers()
+        assert worker.wait(timeout=10) == -9
+        assert sup.starting == {} and sup.workers == {} and not sup._busy()
+    finally:
+        worker.kill()
+        worker.wait()
+        os.close(report_w)
+
+
+def test_a_paused_listener_is_taken_back_when_the_retry_is_due(paths):
+    import socket
+    sup = S.Supervisor(paths)
+    listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        sup.listener_paused = listener
+        sup._retry_later()
+        sup.retry_at = time.monotonic() - 1
+        sup._retries()
+        assert sup.listener_paused is None and sup.retry_at is None
+        assert sup.sel.get_key(listener).data == ("listen", None)
+    finally:
+        listener.close()

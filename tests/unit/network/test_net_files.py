@@ -70,3 +70,13 @@ def test_netns_etc_mounts(tmp_path):
     assert files.netns_etc_mounts("kago-c1", str(tmp_path)) == [
         (str(base / "hosts"), "/etc/hosts"), (str(base / "resolv.conf"), "/etc/resolv.conf")]
     assert files.netns_etc_mounts("kago-none", str(tmp_path)) == []
+
+
+def test_resolv_conf_names_the_networks_resolver_and_keeps_search_and_options(tmp_path):
+    host = tmp_path / "resolv.conf"
+    host.write_text("# comment\nsearch example.com\nnameserver 127.0.0.53\n"
+                    "nameserver 192.0.2.1\noptions edns0 trust-ad")
+    assert files.resolv_text(att(), host_file=str(host), nameservers=["10.89.0.1"]) == \
+        "# comment\nsearch example.com\noptions edns0 trust-ad\nnameserver 10.89.0.1\n"
+    assert files.resolv_text(att(), "nameserver 192.0.2.9", host_file=str(host),
+                             nameservers=["10.89.0.1"]) == "nameserver 192.0.2.9\n"

@@ -1,0 +1,60 @@
+"""User-namespace ID ranges, decided: given the root's table of reserved ranges and what a
+container asks for, the ranges it gets, or IdRangeError. Pure: no file, no lock (reading and
+writing ROOT/idranges.json under its lock is idranges.py's).
+
+The table: {container ID: {"uids": [[inside, host, size], ...], "gids": [...]}}. A request
+names its maps (``uid_map``/``gid_map``, [[inside, host, size], ...]) or asks for
+``userns=auto[=SIZE]``: the lowest free block of SIZE (64 Ki by default) at or above
+AUTO_ID_BASE, 64 Ki-aligned. No two containers share a host ID.
+"""
+
+from kago.manager.errors import IdRangeError
+
+AUTO_ID_BASE = 1 << 30        # --userns=auto ranges start here, 65536-aligned
+AUTO_ID_SIZE = 65536
+ID_LIMIT = 1 << 32
+
+
+def wanted(userns, uid_map):
+    """Whether a request asks for a user namespace's ranges at all."""
+    return bool(uid_map) or userns.startswith("auto")
+
+
+def allocate(table, userns, uid_map, gid_map, name_of=str):
+    """(uid_map, gid_map) for a request, or (None, None) for none; ``table`` is not changed.
+    ``name_of(cid)`` names the owner of an overlapping range in the error."""
+    if not wanted(userns, uid_map):
+        return None, None
+    if not uid_map:
+        size = int(userns.split("=", 1)[1]) if "=" in userns else AUTO_ID_SIZE
+        base = free_block(table, size)
+        uid_map = [[0, base, size]]
+    gid_map = gid_map or [list(r) for r in uid_map]
+    for kind, ranges in (("uids", uid_map), ("gids", gid_map)):
+        check_free(table, kind, ranges, name_of)
+    return uid_map, gid_map
+
+
+def free_block(table, size):
+    """The lowest 64 Ki-aligned base >= AUTO_ID_BASE where ``size`` IDs overlap no range."""
+    taken = sorted((h, h + s) for entry in table.values() for kind in ("uids", "gids")
+                   for _, h, s in entry[kind])
+    base = AUTO_ID_BASE
+    for start, end in taken:
+        if start < base + size and base < end:
+            base = ((end + AUTO_ID_SIZE - 1) // AUTO_ID_SIZE) * AUTO_ID_SIZE
+    if base + size > ID_LIMIT:
+        raise IdRangeError("no free user-namespace ID range is left: remove containers or "
+                           "use smaller ranges")
+    return base
+
+
+def check_free(table, kind, ranges, name_of):
+    """IdRangeError naming the first range of ``ranges`` that overlaps one in ``table``."""
+    for _, host, size in ranges:
+        for other, entry in table.items():
+            for _, oh, osz in entry[kind]:
+                if host < oh + osz and oh < host + size:
+                    raise IdRangeError(
+                        f"{kind[:-1]} range {host}-{host + size - 1} overlaps container "
+                        f"{name_of(other)}'s {oh}-{oh + osz - 1}: choose another range")

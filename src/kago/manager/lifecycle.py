@@ -1,0 +1,195 @@
+"""A container's runs: ``start`` (prepare, then the shared supervisor runs the bundle),
+``stop`` (the stop signal, SIGKILL after the timeout; the record says "stopped by user" so
+no restart policy brings it back), ``kill``, ``wait``, ``restart``, and the settling of an
+end nobody watched (no supervisor alive: the exit status is lost, the end is still
+recorded and released).
+
+Live status always comes from the runtime's state (Context.live): a record's "running" is
+believed only if the runtime agrees.
+"""
+
+import os
+import time
+
+from kago.manager import supervisor
+from kago.manager.errors import ManagerError, NoSuchContainer, StateError, SupervisorGone
+from kago.manager.journal import fault
+from kago.manager.release import foreground, mark_stopped, prepare, release_quietly
+
+STOP_TIMEOUT = 10
+
+
+def start(ctx, ref, attached=False, conn=None):
+    """Start a created or exited container under the supervisor; returns its pid."""
+    record = ctx.resolve(ref)
+    status = ctx.live(record)
+    if status in ("running", "paused"):
+        return record["state"]["pid"]  # docker: starting a running container is a no-op
+    prepare(ctx, record)
+    fault("start.prepared")
+    own = conn is None
+    conn = conn or supervisor.connect(ctx.paths)
+    try:
+        reply = conn.request("start", id=record["id"], attached=attached)
+    except SupervisorGone:
+        reply = _start_outcome(ctx, record)
+    finally:
+        if own:
+            conn.close()
+    fault("start.requested")
+    return started(reply)
+
+
+def _start_outcome(ctx, record):
+    """The supervisor died during our start: the next one adopts the start (its worker
+    may have started the container: adoption.py) and says how it went."""
+    deadline = time.monotonic() + 30
+    while True:
+        # its orphaned start worker still holds the dead one's socket and lock: a
+        # connection may reach nobody until that worker is done
+        conn = supervisor.connect(ctx.paths)
+        try:
+            return conn.request("adopt", id=record["id"])
+        except SupervisorGone:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.05)
+        finally:
+            conn.close()
+
+
+def started(reply):
+    """The pid a supervisor's start reply names, or its error raised."""
+    if reply.get("ok"):
+        return reply["pid"]
+    from kago.manager.errors import CommandError
+    code = reply.get("code", 125)
+    if code in (126, 127):
+        raise CommandError(reply.get("error", "cannot start"), code)
+    raise ManagerError(reply.get("error", "the supervisor could not start the container"))
+
+
+def stop(ctx, ref, timeout=None, signal_name=None):
+    """docker stop: the stop signal, SIGKILL after ``timeout`` s; returns the record."""
+    record = ctx.resolve(ref)
+    ctx.records.update(record["id"], mark_stopped)
+    status = ctx.live(record)
+    if status not in ("running", "paused"):
+        release_quietly(ctx, record)  # restarting (or an end nobody released)
+        return ctx.records.load(record["id"])
+    timeout = STOP_TIMEOUT if timeout is None else timeout
+    runtime = ctx.runtime(record)
+    from kago.oci.names import parse_signal
+    if status == "paused":
+        runtime.kill(record["id"], parse_signal("SIGKILL"), all=True)
+    else:
+        try:
+            runtime.kill(record["id"], parse_signal(signal_name or record["stop_signal"]))
+        except ManagerError:
+            pass  # it ended meanwhile
+    fault("stop.signalled")
+    if not wait_exit(ctx, record, timeout):
+        try:
+            runtime.kill(record["id"], parse_signal("SIGKILL"), all=True)
+        except ManagerError:
+            pass
+        if not wait_exit(ctx, record, 10):
+            raise ManagerError(f"container {record['name']} did not stop after SIGKILL")
+    fault("stop.stopped")
+    # the supervisor releases it too; this makes stop return with it done (docker's)
+    release_quietly(ctx, record)
+    return ctx.records.load(record["id"])
+
+
+def kill(ctx, ref, signal_name="SIGKILL"):
+    from kago.oci.names import parse_signal
+    record = ctx.resolve(ref)
+    if ctx.live(record) not in ("running", "paused"):
+        raise StateError(f"cannot kill container {record['name']}: it is not running")
+    sig = parse_signal(signal_name if signal_name.upper().startswith("SIG") or
+                       signal_name.isdigit() else "SIG" + signal_name.upper())
+    if sig == 9:
+        ctx.records.update(record["id"], mark_stopped)
+    ctx.runtime(record).kill(record["id"], sig)
+    return record
+
+
+def wait_exit(ctx, record, timeout=None):
+    """Wait until the container's end is recorded; False on timeout. Uses the supervisor
+    when one is alive, else the pid's pidfd (and then records the end itself)."""
+    conn = supervisor.connect(ctx.paths, spawn=False)
+    if conn is not None:
+        try:
+            reply = conn.request("wait", timeout=timeout, id=record["id"])
+        except (ManagerError, OSError):
+            reply = None
+        finally:
+            conn.close()
+        if ctx.live(ctx.records.load(record["id"])) not in ("running", "paused"):
+            return True
+        if reply is None:
+            return False
+        # answered at once but still running: not the supervisor's (kago run -it)
+    return _wait_unsupervised(ctx, record, timeout)
+
+
+def _wait_unsupervised(ctx, record, timeout):
+    import select
+    state = ctx.records.load(record["id"])["state"]
+    rt = ctx.runtime(record).state(record["id"]) or {}
+    pid = state.get("pid") or rt.get("pid")  # a foreground run records no pid
+    if pid and ctx.live(record) in ("running", "paused"):
+        try:
+            fd = os.pidfd_open(pid)
+        except OSError:
+            fd = None
+        if fd is not None:
+            try:
+                if not select.select([fd], [], [], timeout)[0]:
+                    return False
+            finally:
+                os.close(fd)
+    settle(ctx, record)
+    return True
+
+
+def settle(ctx, record):
+    """Record the end of a container nobody watched (its exit status is lost)."""
+    runtime = ctx.runtime(record)
+    try:
+        runtime.delete(record["id"], force=True)
+    except ManagerError:
+        pass
+
+    def ended(r):
+        if foreground(r["state"]):
+            return  # its command line records the real status
+        r["state"]["foreground"] = False
+        if r["state"]["status"] in ("running", "restarting"):
+            r["state"].update(status="exited", pid=0, finished_at=time.time(),
+                              fresh=False,
+                              error="exited while no supervisor was watching: exit "
+                                    "status unknown")
+    try:
+        ctx.records.update(record["id"], ended)
+    except NoSuchContainer:
+        return
+    release_quietly(ctx, record["id"])
+
+
+def wait(ctx, ref):
+    """docker wait: block until the container stops; its exit code (None if unknown)."""
+    record = ctx.resolve(ref)
+    conn = supervisor.connect(ctx.paths, spawn=False)
+    if conn is None:
+        _wait_unsupervised(ctx, record, None)
+        return ctx.records.load(record["id"])["state"].get("exit_code")
+    try:
+        return conn.request("wait", id=record["id"]).get("exit_code")
+    finally:
+        conn.close()
+
+
+def restart(ctx, ref, timeout=None):
+    record = stop(ctx, ref, timeout)
+    return start(ctx, record["id"])

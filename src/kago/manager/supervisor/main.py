@@ -1,0 +1,44 @@
+"""The supervisor's entry point (``python -m kago.manager.supervisor --root R --runroot RR``,
+as client._spawn starts it): it takes RUNROOT/supervisor.lock for its lifetime (a second one
+exits at once), writes its pid file and serves until idle.
+"""
+
+import errno
+import fcntl
+import os
+import sys
+
+from kago.manager.paths import Paths
+from kago.manager.supervisor.server import Supervisor
+from kago.manager.supervisor.state import say
+
+
+def main(argv=None):
+    argv = list(sys.argv[1:] if argv is None else argv)
+    opts = dict(zip(argv[::2], argv[1::2]))
+    paths = Paths(opts.get("--root"), opts.get("--runroot"))
+    from kago.manager import perms
+    perms.make_runroot(paths)
+    lock = os.open(os.path.join(paths.runroot, "supervisor.lock"),
+                   os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+    try:
+        fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError as e:
+        if e.errno in (errno.EWOULDBLOCK, errno.EAGAIN):
+            return 0  # another supervisor serves this root
+        raise
+    from kago import log
+    log.configure(paths.supervisor_log())  # the runtime's own warnings go here too
+    with open(paths.supervisor_pid() + ".tmp", "w") as f:
+        f.write(str(os.getpid()))
+    os.rename(paths.supervisor_pid() + ".tmp", paths.supervisor_pid())
+    say(f"supervisor {os.getpid()} serving {paths.root}")
+    try:
+        Supervisor(paths, lock).serve()
+    finally:
+        try:
+            os.unlink(paths.supervisor_pid())
+        except FileNotFoundError:
+            pass
+        say(f"supervisor {os.getpid()} exits")
+    return 0
