@@ -372,10 +372,10 @@ class Client:
         """docker cp: ``src`` to ``dest``, one of them ``CONTAINER:PATH`` (running or
         stopped), the other a path on this host or "-" (a tar stream from ``stdin`` / to
         ``stdout``: binary files, default this process's). ``archive`` keeps owners (-a),
-        ``follow_link`` follows a symlink at ``src`` (-L). kago.manager.cp.CopyError (a
-        ManagerError) names what is at fault."""
+        ``follow_link`` follows a symlink at ``src`` (-L). The bytes of file data copied;
+        kago.manager.cp.CopyError (a ManagerError) names what is at fault."""
         from kago.manager import cp
-        cp.copy(self.manager, src, dest, archive=archive, follow=follow_link, stdin=stdin,
+        return cp.copy(self.manager, src, dest, archive=archive, follow=follow_link, stdin=stdin,
                 stdout=stdout)
 
     def prune(self, all_images=False):

@@ -253,3 +253,18 @@ def test_what_the_container_hands_out_never_writes_through_a_symlink_on_this_hos
     assert proc.returncode == 0, proc.stderr
     assert not os.path.exists(f"/etc/{name}")
     assert cat(kmt, "kmt-cp-swap", f"/etc/{name}") == "via a link\n"
+
+
+def test_the_client_copies_with_python_streams_and_counts_bytes(kmt, tmp_path):
+    import kago
+    run_ready(kmt, "kmt-cp-api")
+    client = kago.Client(root=kmt.root)
+    (tmp_path / "f").write_bytes(b"12345")
+    assert client.copy(str(tmp_path / "f"), "kmt-cp-api:/srv/") == 5
+    out = io.BytesIO()
+    assert client.copy("kmt-cp-api:/srv/app", "-", stdout=out) == len("one\ntwo\n")
+    with tarfile.open(fileobj=io.BytesIO(out.getvalue())) as t:
+        assert t.extractfile("app/a").read() == b"one\n"
+    assert client.copy("-", "kmt-cp-api:/srv",
+                       stdin=io.BytesIO(_tar({"z": b"zz"}))) == 2
+    assert cat(kmt, "kmt-cp-api", "/srv/z") == "zz"

@@ -14,15 +14,15 @@ def cmd_cp(glob, argv):
                    help="keep owners (uid/gid) as the source has them")
     p.add_argument("-L", "--follow-link", action="store_true",
                    help="follow a symlink at SRC")
-    p.add_argument("-q", "--quiet", action="store_true", help="accepted (kago prints no "
-                                                              "progress)")
+    p.add_argument("-q", "--quiet", action="store_true",
+                   help="no 'Successfully copied' line (printed on a terminal only)")
     p.add_argument("src", metavar="SRC")
     p.add_argument("dest", metavar="DEST")
     args = p.parse_args(argv)
     from kago.errors import KagoError, describe
     try:
-        client(glob).copy(args.src, args.dest, archive=args.archive,
-                          follow_link=args.follow_link)
+        copied = client(glob).copy(args.src, args.dest, archive=args.archive,
+                                   follow_link=args.follow_link)
     except KagoError as e:
         print(f"kago: {e}", file=sys.stderr)
         return 1
@@ -31,4 +31,9 @@ def cmd_cp(glob, argv):
     except OSError as e:
         print(f"kago: {describe(e)}", file=sys.stderr)
         return 1
+    if not args.quiet and args.dest != "-" and sys.stderr.isatty():
+        # docker's line, on a terminal only (as its progress)
+        from kago.manager import format as F
+        where = args.dest
+        print(f"Successfully copied {F.human_size(copied)} to {where}", file=sys.stderr)
     return 0

@@ -48,7 +48,8 @@ def copy(mgr, src_arg, dst_arg, archive=False, follow=False, stdin=None, stdout=
     """Copy ``src_arg`` to ``dst_arg`` (``CONTAINER:PATH``, a path on this host, or "-" for a
     tar stream read from ``stdin`` / written to ``stdout``, binary files defaulting to this
     process's). ``archive``: keep owners (docker's -a); ``follow``: follow a symlink at the
-    source's top (docker's -L). NoSuchContainer, or CopyError naming the path at fault."""
+    source's top (docker's -L). Returns the bytes of file data copied. NoSuchContainer, or
+    CopyError naming the path at fault."""
     import sys
     src, dst = rules.pair(src_arg, dst_arg, cwd=os.getcwd())
     ref = src.container if src.container is not None else dst.container
@@ -65,7 +66,7 @@ def copy(mgr, src_arg, dst_arg, archive=False, follow=False, stdin=None, stdout=
         stream = None
     with mgr.rootfs_mounted(record) as rootfs:
         job.rootfs = rootfs
-        _in_child(job, stream, "in" if src.stream else "out" if dst.stream else None)
+        return _in_child(job, stream, "in" if src.stream else "out" if dst.stream else None)
 
 
 class _Job:
@@ -88,6 +89,13 @@ class _Job:
             self.idmap = IdMap([tuple(r) for r in record["uid_map"]],
                                [tuple(r) for r in record.get("gid_map") or record["uid_map"]])
         self.rootfs = None
+        self.copied = 0  # bytes of file data, counted as entries pass
+
+    def _counted(self, entries):
+        for entry in entries:
+            if entry.kind == "file":
+                self.copied += entry.size
+            yield entry
 
     # --- in the child ---------------------------------------------------------------------
     def run(self, fd):
@@ -98,10 +106,12 @@ class _Job:
         elif self.src.stream:
             from kago.manager.cp import tree
             with os.fdopen(fd, "rb", closefd=False) as stream:
-                self._into(rootfd, tree.read_tar(stream), None, True, stream=True)
+                self._into(rootfd, self._counted(tree.read_tar(stream)), None, True,
+                           stream=True)
             return
         else:
             entries, top = self._source(_on_host, self.src, None)
+        entries = self._counted(entries)
         if self.dst.stream:
             from kago.manager.cp import tree
             with os.fdopen(fd, "wb", closefd=False) as stream:
@@ -286,7 +296,8 @@ _CHUNK = 1 << 16
 
 def _in_child(job, stream, direction):
     """Run ``job`` in a forked child (its own mount namespace); relay the tar stream between
-    ``stream`` and the child through a pipe; raise the child's error here."""
+    ``stream`` and the child through a pipe; raise the child's error here, or return the
+    bytes it copied."""
     err_r, err_w = os.pipe2(os.O_CLOEXEC)
     data_r = data_w = None
     if direction:
@@ -304,10 +315,11 @@ def _in_child(job, stream, direction):
                 os.close(data_r)
                 mine = data_w
             job.run(mine)
+            os.write(err_w, json.dumps({"copied": job.copied}).encode())
         except BaseException as e:  # noqa: BLE001 - every failure is one line for the parent
             code = 1
             try:
-                os.write(err_w, json.dumps(_describe(e)).encode())
+                os.write(err_w, json.dumps({"error": _describe(e)}).encode())
             except OSError:
                 pass
         finally:
@@ -350,11 +362,13 @@ def _in_child(job, stream, direction):
                 break
             message += chunk
         os.close(err_r)
-    if message:
-        raise CopyError(json.loads(message.decode()))
-    if status:
+    reply = json.loads(message.decode()) if message else {}
+    if "error" in reply:
+        raise CopyError(reply["error"])
+    if status or "copied" not in reply:
         raise CopyError(f"copy {job.src.shown()} to {job.dst.shown()}: the copying process "
                         f"ended with status {status}")
+    return reply["copied"]
 
 
 def _describe(e):
