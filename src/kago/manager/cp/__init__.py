@@ -31,12 +31,13 @@ Device nodes are not copied out to this host's files (docker's cp makes them: a 
 could hand this host a node of its own disks); a tar stream carries them.
 """
 
+import errno
 import json
 import os
 import posixpath
 import stat
 
-from kago.manager.cp import rules
+from kago.manager.cp import rules, tree
 from kago.manager.cp.rules import CopyError
 
 __all__ = ["CopyError", "copy"]
@@ -102,18 +103,16 @@ class _Job:
         """The copy, in the child's mount namespace; ``fd`` the tar stream's pipe end."""
         rootfd = _enter(self.rootfs, self.mounts, self.read_only)
         if self.src.container is not None:
-            entries, top = self._source(_in_root(rootfd), self.src, self._seen_ids)
+            entries, is_dir = self._source(_in_root(rootfd), self.src, self._seen_ids)
         elif self.src.stream:
-            from kago.manager.cp import tree
             with os.fdopen(fd, "rb", closefd=False) as stream:
                 self._into(rootfd, self._counted(tree.read_tar(stream)), None, True,
                            stream=True)
             return
         else:
-            entries, top = self._source(_on_host, self.src, None)
+            entries, is_dir = self._source(_on_host, self.src, None)
         entries = self._counted(entries)
         if self.dst.stream:
-            from kago.manager.cp import tree
             with os.fdopen(fd, "wb", closefd=False) as stream:
                 sink = tree.TarSink(stream, rules.top_name(self.src.path))
                 try:
@@ -125,9 +124,9 @@ class _Job:
                 sink.close()
             return
         if self.dst.container is not None:
-            self._into(rootfd, entries, self.src.path, top)
+            self._into(rootfd, entries, self.src.path, is_dir)
         else:
-            self._out(entries, self.src.path, top)
+            self._out(entries, self.src.path, is_dir)
 
     def _seen_ids(self, uid, gid):
         if self.idmap is None:
@@ -137,7 +136,6 @@ class _Job:
 
     def _source(self, opener, loc, ids):
         """(entries, is_dir) of the source; a missing one is the rules' error."""
-        from kago.manager.cp import tree
         path = loc.path
         cleaned = rules.clean(path)
         last = posixpath.basename(cleaned)
@@ -154,7 +152,7 @@ class _Job:
                     os.close(fd)
                     raise
         except OSError as e:
-            if e.errno in (2, 20):  # ENOENT, ENOTDIR (a parent is a file)
+            if e.errno in (errno.ENOENT, errno.ENOTDIR):  # ENOTDIR: a parent is a file
                 rules.check_source(loc, False, False)
             raise
         is_dir = stat.S_ISDIR(st.st_mode)
@@ -171,9 +169,9 @@ class _Job:
         try:
             fd = opener(rules.clean(loc.path), os.O_PATH)
         except OSError as e:
-            if e.errno == 2:
+            if e.errno == errno.ENOENT:
                 return False, False
-            if e.errno == 20:
+            if e.errno == errno.ENOTDIR:
                 raise CopyError(f"{loc.shown()}: not a directory") from None
             raise
         try:
@@ -182,7 +180,6 @@ class _Job:
             os.close(fd)
 
     def _into(self, rootfd, entries, src_path, src_is_dir, stream=False):
-        from kago.manager.cp import tree
         opener = _in_root(rootfd)
         exists, is_dir = self._dest_info(opener, self.dst)
         if stream:
@@ -211,7 +208,6 @@ class _Job:
         return u, g
 
     def _out(self, entries, src_path, src_is_dir):
-        from kago.manager.cp import tree
         exists, is_dir = self._dest_info(_on_host, self.dst)
         placement = rules.place(src_path, src_is_dir, self.dst, exists, is_dir)
         _check_parent(_on_host, placement.parent, self.dst)
@@ -244,11 +240,11 @@ def _check_parent(opener, parent, loc):
         fd = opener(parent, os.O_PATH | os.O_DIRECTORY)
     except OSError as e:
         where = loc.shown(parent)
-        if e.errno == 2:
+        if e.errno == errno.ENOENT:
             if loc.container is not None:
                 raise CopyError(f"no such container:path: {where}") from None
             raise CopyError(f"{where}: no such file or directory") from None
-        if e.errno == 20:
+        if e.errno == errno.ENOTDIR:
             raise CopyError(f"{where}: not a directory") from None
         raise
     os.close(fd)
