@@ -185,8 +185,12 @@ def _read(mgr, name, used):
         with open(_meta(mgr, name)) as f:
             meta = json.load(f)
     except (FileNotFoundError, ValueError):
-        meta = {"created": time.strftime("%Y-%m-%dT%H:%M:%SZ",
-                                         time.gmtime(os.stat(base).st_mtime)), "labels": {}}
+        try:
+            made = os.stat(base).st_mtime
+        except FileNotFoundError:
+            raise NoSuchVolume(name) from None  # removed meanwhile
+        meta = {"created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(made)),
+                "labels": {}}
     return Volume(name, mountpoint(mgr, name), meta.get("created", ""),
                   dict(meta.get("labels") or {}), tuple(used.get(name, ())))
 
@@ -194,15 +198,22 @@ def _read(mgr, name, used):
 def names(mgr):
     try:
         return sorted(n for n in os.listdir(_dir(mgr))
-                      if not n.startswith(".") and os.path.isdir(mountpoint(mgr, n)))
+                      if n[:1] in _FIRST and os.path.isdir(mountpoint(mgr, n)))
     except FileNotFoundError:
         return []
 
 
+def _named(name):
+    """A name a volume could have (else there is no such volume: ``.removing-*`` is not)."""
+    try:
+        return check_name(name)
+    except BadValue:
+        raise NoSuchVolume(name) from None
+
+
 def get(mgr, name):
     """The volume named ``name``: NoSuchVolume if there is none."""
-    if not isinstance(name, str) or not name or "/" in name or name in (".", ".."):
-        raise NoSuchVolume(name)
+    _named(name)
     return _read(mgr, name, users(mgr))
 
 
@@ -253,10 +264,12 @@ def matches(volume, f):
 def remove(mgr, name, force=False):
     """docker volume rm: refused while any container's record names it (even with
     ``force``, as docker); ``force`` makes a missing volume no error."""
-    if not isinstance(name, str) or not name or "/" in name or name in (".", ".."):
+    try:
+        _named(name)
+    except NoSuchVolume:
         if force:
             return
-        raise NoSuchVolume(name)
+        raise
     with _Lock(mgr):
         if not os.path.isdir(mountpoint(mgr, name)):
             if force:

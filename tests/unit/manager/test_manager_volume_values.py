@@ -54,6 +54,11 @@ def test_create_list_get_and_users(tmp_path):
     assert (doc["Driver"], doc["Scope"], doc["Options"]) == ("local", "local", {})
     with pytest.raises(V.NoSuchVolume, match="no such volume: nope"):
         V.get(mgr, "nope")
+    os.makedirs(tmp_path / "volumes" / ".removing-x-1" / "_data")  # a removal under way
+    for name in (".removing-x-1", "../volumes/data", ""):
+        with pytest.raises(V.NoSuchVolume):
+            V.get(mgr, name)
+    assert ".removing-x-1" not in V.names(mgr)
 
 
 def test_a_directory_made_before_volumes_had_metadata_is_a_volume(tmp_path):
