@@ -88,3 +88,17 @@ def test_a_volume_an_id_mapped_container_makes_is_its_roots(kmt):
     assert out == "0:0\n"
     mountpoint = os.path.join(kmt.root, "volumes", "kmt-mapped", "_data")
     assert os.stat(mountpoint).st_uid >= 1 << 30  # the range's root on this host
+
+
+def test_system_prune_volumes_takes_anonymous_volumes_its_containers_freed(kmt):
+    kmt.kago("volume", "create", "--label", "com.docker.volume.anonymous=", "kmt-anon2",
+             check=True)
+    kmt.kago("volume", "create", "kmt-named2", check=True)
+    kmt.kago("create", "--name", "kmt-vsp", "--network", "none", "-v", "kmt-anon2:/a",
+             "busybox", "true", check=True)
+    proc = kmt.kago("system", "prune", "--volumes", input="n\n")
+    assert "all anonymous volumes not used by at least one container" in proc.stdout
+    assert "anonymous volumes" not in kmt.kago("system", "prune", input="n\n").stdout
+    out = kmt.kago("system", "prune", "-f", "--volumes", check=True).stdout
+    assert "Deleted Containers:" in out and "Deleted Volumes:\nkmt-anon2\n" in out
+    assert kmt.kago("volume", "ls", "-q", check=True).stdout == "kmt-named2\n"
