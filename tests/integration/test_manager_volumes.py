@@ -37,7 +37,12 @@ def test_create_ls_inspect_and_filters(kmt):
 def test_a_used_volume_is_not_removed_even_with_force(kmt):
     kmt.kago("run", "-d", "--name", "kmt-vuser", "--network", "none", "-v", "kmt-data:/data",
              "busybox", "sh", "-c", "echo kept > /data/f; sleep 60", check=True)
-    cid = kmt.inspect("kmt-vuser")["Id"]
+    doc = kmt.inspect("kmt-vuser")
+    cid = doc["Id"]
+    mount, = doc["Mounts"]
+    assert (mount["Type"], mount["Name"], mount["Destination"], mount["Driver"], mount["RW"]) \
+        == ("volume", "kmt-data", "/data", "local", True)
+    assert mount["Source"] == os.path.join(kmt.root, "volumes", "kmt-data", "_data")
     # -v NAME made the volume
     assert kmt.kago("volume", "ls", "-q", check=True).stdout == "kmt-data\n"
     assert kmt.kago("volume", "ls", "-q", "-f", "dangling=true", check=True).stdout == ""

@@ -30,9 +30,7 @@ def inspect(mgr, record, live=None):
             {"HostIp": p.get("host_ip") or "0.0.0.0", "HostPort": str(p["host_port"])})
     # an ended container's network was released (docker: no address, no ports, no sandbox)
     net = {} if F.released(record) and live not in ("running", "paused") else att
-    mounts = [{"Type": m["type"], "Source": m.get("source", ""),
-               "Destination": m["destination"], "RW": not m.get("readonly"),
-               "Mode": "ro" if m.get("readonly") else "rw"} for m in cfg.get("mounts") or ()]
+    mounts = [_mount(mgr, m) for m in cfg.get("mounts") or ()]
     return {
         "Id": record["id"],
         "Created": iso(record.get("created")),
@@ -85,6 +83,16 @@ def inspect(mgr, record, live=None):
             "Group": record.get("group"),
         },
     }
+
+
+def _mount(mgr, m):
+    """docker inspect's Mounts entry; a volume's names it and its directory (Source)."""
+    doc = {"Type": m["type"], "Source": m.get("source", ""), "Destination": m["destination"],
+           "RW": not m.get("readonly"), "Mode": "ro" if m.get("readonly") else "rw"}
+    if m["type"] == "volume":
+        from kago.manager.volumes import mountpoint
+        doc.update(Name=m["source"], Source=mountpoint(mgr, m["source"]), Driver="local")
+    return doc
 
 
 def effective_config(cfg, image):
