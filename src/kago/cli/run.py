@@ -5,14 +5,14 @@ import os
 import sys
 
 from kago.cli.common import Usage, client, out, parser
-from kago.cli.flags import _add_container_flags, _container_config
+from kago.cli.flags import _add_container_flags, container_definition
 
 
 def cmd_create(glob, argv):
     p = parser("create", "Create a container (prepared, not started).")
     _add_container_flags(p)
-    cfg = _container_config(p.parse_args(argv))
-    out(client(glob).create_from(cfg).id)
+    definition = container_definition(p.parse_args(argv))
+    out(client(glob).create_from(definition).id)
 
 
 def cmd_run(glob, argv):
@@ -20,12 +20,10 @@ def cmd_run(glob, argv):
     p.add_argument("-d", "--detach", action="store_true")
     _add_container_flags(p)
     args = p.parse_args(argv)
-    cfg = _container_config(args)
-    if args.detach and cfg.get("auto_remove") is None:
-        cfg["auto_remove"] = False
+    definition = container_definition(args)
     c = client(glob)
-    container = c.create_from(cfg)
-    if cfg.get("tty") or cfg.get("interactive"):
+    container = c.create_from(definition)
+    if definition.tty or definition.interactive:
         if args.detach:
             c.remove(container.id, force=True)
             raise Usage("-i/-t with -d would need attach over a console socket: run "
@@ -35,12 +33,12 @@ def cmd_run(glob, argv):
         try:
             c.start(container.id)
         except Exception:
-            if cfg.get("auto_remove"):
+            if definition.auto_remove:
                 c.remove(container.id, force=True)
             raise
         out(container.id)
         return 0
-    return run_attached(c.manager, container.record, remove=cfg.get("auto_remove"))
+    return run_attached(c.manager, container.record, remove=definition.auto_remove)
 
 
 def run_attached(mgr, record, remove=False, start=True):
@@ -123,7 +121,8 @@ def _run_foreground(mgr, record):
             foreground=False, fresh=False))
         if conn is not None:
             conn.close()
-        if record["config"].get("auto_remove"):
+        from kago.manager.definition import of
+        if of(record).auto_remove:
             mgr.remove(cid, force=True)
         else:
             mgr.release_quietly(cid)  # docker: an ended container holds no network or mount

@@ -23,9 +23,10 @@ def run(mgr, ref, command, tty=False, user=None, workdir=None, env=(), detach=Fa
         from kago.manager.rootfs_files import resolve_user
         u = resolve_user(f"/proc/{record['state']['pid']}/root", user, "--user")
         numeric = f"{u.uid}:{u.gid}"
-    from kago.manager import config as C
+    from kago.manager.definition.values import env as parse_env
     argv = mgr.runtime(record).exec_argv(record["id"], command, tty=tty, user=numeric,
-                                          cwd=workdir, env=C.parse_env(env), detach=detach)
+                                          cwd=workdir, env=list(parse_env(env, "-e")),
+                                          detach=detach)
     if detach:
         return _detached(argv)
     proc = subprocess.Popen(argv, stderr=subprocess.PIPE)

@@ -166,12 +166,13 @@ def create(mgr, name=None, labels=None):
 
 
 def users(mgr):
-    """{volume name: [container IDs whose configuration names it]} over every record."""
+    """{volume name: [container IDs whose definition names it]} over every record."""
+    from kago.manager import definition as D
     out = {}
     for record in mgr.records.all():
-        for m in (record.get("config") or {}).get("mounts") or ():
-            if m.get("type") == "volume":
-                ids = out.setdefault(m["source"], [])
+        for m in D.of(record).mounts:
+            if m.kind == "volume":
+                ids = out.setdefault(m.source, [])
                 if record["id"] not in ids:
                     ids.append(record["id"])
     return out

@@ -16,9 +16,10 @@ def manager(root, records=()):
 
 
 def record(cid, *names):
-    return {"id": cid, "config": {"mounts": [
-        {"type": "volume", "source": n, "destination": f"/{n}"} for n in names]
-        + [{"type": "bind", "source": "/srv", "destination": "/srv"}]}}
+    from kago.manager import definition as D
+    mounts = tuple(D.Mount("volume", f"/{n}", n) for n in names) + (D.Mount("bind", "/srv",
+                                                                           "/srv"),)
+    return {"id": cid, "definition": D.to_json(D.Definition(image="busybox", mounts=mounts))}
 
 
 def test_names_labels_and_filters_are_checked():

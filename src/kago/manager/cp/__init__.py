@@ -74,16 +74,17 @@ class _Job:
     def __init__(self, mgr, record, src, dst, archive, follow):
         self.src, self.dst, self.archive, self.follow = src, dst, archive, follow
         self.name = record["name"]
-        cfg = record.get("config") or {}
-        self.read_only = bool(cfg.get("read_only"))
-        self.mounts = []
-        for m in cfg.get("mounts") or ():
-            if m.get("type") == "volume":
-                from kago.manager import volumes
-                self.mounts.append((volumes.mountpoint(mgr, m["source"]), m["destination"],
-                                    bool(m.get("readonly"))))
-            elif m.get("type") == "bind":
-                self.mounts.append((m["source"], m["destination"], bool(m.get("readonly"))))
+        from kago.manager import definition as D
+        from kago.manager import volumes
+        d = D.of(record)
+        self.read_only = d.read_only
+        self.mounts = []  # (host source, destination, read-only), in the definition's order
+        for m in d.mounts:
+            if m.kind == "volume":
+                self.mounts.append((volumes.mountpoint(mgr, m.source), m.destination,
+                                    m.readonly))
+            elif m.kind == "bind":
+                self.mounts.append((m.source, m.destination, m.readonly))
         self.idmap = None
         if record.get("uid_map"):
             from kago.storage import IdMap
