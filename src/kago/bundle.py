@@ -38,7 +38,7 @@ EXCLUDED = ("kago.manager", "kago.storage", "kago.network", "kago.testing", "kag
             "kago.cli.lifecycle", "kago.cli.views", "kago.cli.exec", "kago.cli.images",
             "kago.cli.networks", "kago.cli.system", "kago.cli.definitions", "kago.cli.demo",
             "kago.cli.demo_web", "kago.examples",
-            "kago.cli.nethook")
+            "kago.cli.nethook", "kago.cli.resolver")
 
 
 def default_path():
