@@ -279,3 +279,18 @@ def test_a_new_supervisor_takes_the_checks_over(kmt):
     assert wait_for(lambda: (health(kmt, "kmt-adopt") or {}).get("Status") == "healthy", 15)
     kmt.kago("rm", "-f", "kmt-adopt", "kmt-other", check=True)
     assert wait_for(lambda: not processes_with("sleep 1.5"), 5)
+
+
+def test_the_clients_healthcheck_and_init_options(kmt):
+    import kago
+    client = kago.Client(kmt.root)
+    c = client.run("busybox", ["sleep", "60"], name="kmt-api", network="none", init=True,
+                   healthcheck={"test": ["test", "-d", "/"], "interval": 0.3})
+    assert c.health in ("starting", "healthy")
+    assert wait_for(lambda: c.reload().health == "healthy", 10)
+    entry = c.reload().attrs["State"]["Health"]["Log"][-1]
+    assert (entry["ExitCode"], entry["Output"]) == (0, "")
+    assert c.reload().attrs["HostConfig"]["Init"] is True
+    stopped = c.stop(timeout=10)
+    assert stopped.exit_code == 143
+    c.remove()
