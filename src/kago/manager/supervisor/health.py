@@ -1,5 +1,6 @@
 """Running healthchecks: on its timers the supervisor forks a probe worker per check, which
-execs the check in the container through the runtime (``exec --pid-file``), reads its output
+execs the check in the container through the runtime (``exec --pid-file``; with kago's own
+runtime, kago.runtime's exec in a forked child: ``in_process``), reads its output
 and, past the check's timeout, kills the check's process group inside the container, then
 reports one JSON line on a pipe. The loop never waits for a check: the report is one more
 fd in its selector (as a start worker's), and the result goes through kago.manager.health's
@@ -110,7 +111,8 @@ class Health:
         if self.lock_fd is not None:
             fds.append(self.lock_fd)
         timeout = H.timeout(p.conf)
-        p.fd, p.worker = fork_probe(runtime, p.cid, argv, pid_file, timeout, fds)
+        spawn = in_process(runtime, p.cid, p.argv, pid_file)
+        p.fd, p.worker = fork_probe(runtime, p.cid, argv, pid_file, timeout, fds, spawn)
         p.deadline = time.monotonic() + timeout + KILL_WAIT + WORKER_GRACE
         self.sel.register(p.fd, selectors.EVENT_READ, ("health", p))
 
@@ -152,7 +154,7 @@ class Health:
         p.due = time.monotonic() + H.next_in(p.conf, status, time.time() - p.started_at)
 
 
-def fork_probe(runtime, cid, argv, pid_file, timeout, close_fds):
+def fork_probe(runtime, cid, argv, pid_file, timeout, close_fds, spawn=None):
     """Fork a worker that runs one check (``argv``: the runtime's exec) and reports docker's
     Log entry ({"Start", "End", "ExitCode", "Output"}, plus "start" in epoch seconds) as one
     JSON line; (report fd, worker pid). The worker leads its own process group."""
@@ -180,7 +182,7 @@ def fork_probe(runtime, cid, argv, pid_file, timeout, close_fds):
             if state.get("status") == "paused":
                 doc = {"skip": True}
             else:
-                doc = run_check(argv, pid_file, timeout)
+                doc = run_check(argv, pid_file, timeout, spawn)
         except Exception as e:  # noqa: BLE001 - reported as the check's failure
             now = time.time()
             from kago.manager.logs import timestamp
@@ -194,9 +196,10 @@ def fork_probe(runtime, cid, argv, pid_file, timeout, close_fds):
         os._exit(0)
 
 
-def run_check(argv, pid_file, timeout):
+def run_check(argv, pid_file, timeout, spawn=None):
     """Run the runtime's exec ``argv`` with its output on a pipe; past ``timeout`` seconds
-    kill the check (its process group in the container, then the runtime)."""
+    kill the check (its process group in the container, then the runtime). ``spawn(stdin,
+    out)`` -> pid starts the runtime's part another way (``in_process``)."""
     from kago.manager.logs import timestamp
     start, start_ts = time.time(), timestamp()
     os.makedirs(os.path.dirname(pid_file), 0o700, exist_ok=True)
@@ -207,10 +210,13 @@ def run_check(argv, pid_file, timeout):
     out_r, out_w = os.pipe()
     null = os.open(os.devnull, os.O_RDONLY)
     try:
-        # default dispositions: what the supervisor ignores is not the check's business
-        pid = os.posix_spawn(argv[0], argv, os.environ, file_actions=[
-            (os.POSIX_SPAWN_DUP2, null, 0), (os.POSIX_SPAWN_DUP2, out_w, 1),
-            (os.POSIX_SPAWN_DUP2, out_w, 2)], setsigdef=_CATCHABLE)
+        if spawn is not None:
+            pid = spawn(null, out_w)
+        else:
+            # default dispositions: what the supervisor ignores is not the check's business
+            pid = os.posix_spawn(argv[0], argv, os.environ, file_actions=[
+                (os.POSIX_SPAWN_DUP2, null, 0), (os.POSIX_SPAWN_DUP2, out_w, 1),
+                (os.POSIX_SPAWN_DUP2, out_w, 2)], setsigdef=_CATCHABLE)
     finally:
         os.close(out_w)
         os.close(null)
@@ -284,3 +290,41 @@ def _kill_pid_file(pid_file):
                 os.kill(pid, signal.SIGKILL)
             except (ProcessLookupError, PermissionError):
                 pass
+
+
+def in_process(runtime, cid, args, pid_file):
+    """With kago's own runtime (in process, already imported by the supervisor), the exec
+    runs in a forked child of the worker rather than in a new kago-oci: the same steps
+    (kago.runtime.exec, with --pid-file), without an interpreter's start. None for any other
+    runtime (its binary is run)."""
+    store = getattr(runtime, "_store", None)
+    if store is None:
+        return None
+
+    def spawn(stdin, out):
+        pid = os.fork()
+        if pid:
+            return pid
+        code = 255
+        try:  # the runtime's part: never returns
+            for sig in _CATCHABLE:
+                try:
+                    signal.signal(sig, signal.SIG_DFL)
+                except (OSError, ValueError):
+                    pass
+            os.dup2(stdin, 0)
+            os.dup2(out, 1)
+            os.dup2(out, 2)
+            from kago.runtime import exec as ex
+            from kago.runtime.options import Options
+            st = store()
+            proc = ex.process_from_args(st.load(cid), list(args))
+            code = ex.execute(st, cid, proc, Options(pid_file=pid_file))
+        except BaseException as e:  # noqa: BLE001 - the check's output, as kago-oci's stderr
+            try:
+                os.write(2, f"kago-oci: {e}\n".encode())
+            except OSError:
+                pass
+        finally:
+            os._exit(code if 0 <= code <= 255 else 255)
+    return spawn
