@@ -90,12 +90,18 @@ class Health:
             if p.fd is not None:
                 if now > p.deadline:
                     say(f"{p.cid[:12]}: healthcheck worker did not report: killed")
+                    # the check first, while the runtime (its parent) still holds its pid
+                    _kill_pid_file(os.path.join(self.paths.fifos(p.cid), "health.pid"))
                     self._health_drop(p, kill=True)
                     p.due = now + H.next_in(p.conf, "healthy", now)
                 continue
             if p.due is not None and now >= p.due:
                 p.due = None
-                self._health_run(p)
+                try:
+                    self._health_run(p)
+                except OSError as e:  # no fd or memory for a worker: the next round tries
+                    say(f"{p.cid[:12]}: cannot run its healthcheck: {e}")
+                    p.due = now + H.next_in(p.conf, "healthy", now)
 
     def _health_run(self, p):
         try:
@@ -159,7 +165,12 @@ def fork_probe(runtime, cid, argv, pid_file, timeout, close_fds, spawn=None):
     Log entry ({"Start", "End", "ExitCode", "Output"}, plus "start" in epoch seconds) as one
     JSON line; (report fd, worker pid). The worker leads its own process group."""
     report_r, report_w = os.pipe2(os.O_CLOEXEC)
-    pid = os.fork()
+    try:
+        pid = os.fork()
+    except OSError:
+        os.close(report_r)
+        os.close(report_w)
+        raise
     if pid:
         os.close(report_w)
         os.set_blocking(report_r, False)
