@@ -22,9 +22,11 @@ def cmd_ps(glob, argv):
         c.group_table(args.file, out=out)
         return 0
     from kago.manager import format as F
-    rows = [_ps_row(container.record, container.state, args.no_trunc)
-            for container in c.containers(all=args.all)]
     filters = _filters(args.filter)
+    health = {value for key, value in filters if key == "health"}
+    rows = [_ps_row(container.record, container.state, args.no_trunc)
+            for container in c.containers(all=args.all)
+            if all((container.health or "none") == h for h in health)]
     rows = [r for r in rows if _matches(r, filters)]
     if args.quiet:
         for r in rows:
@@ -51,8 +53,7 @@ def _ps_row(record, live, no_trunc=False):
             "Status": F.status_text(record, live), "State": live,
             "Ports": F.ports_text(record), "Names": record["name"],
             "Labels": ",".join(f"{k}={v}" for k, v in definition.labels),
-            "Pid": (record.get("state") or {}).get("pid", 0) if live == "running" else 0,
-            "Health": ((record.get("state") or {}).get("health") or {}).get("Status", "none")}
+            "Pid": (record.get("state") or {}).get("pid", 0) if live == "running" else 0}
 
 
 def _local_time(ts):
@@ -84,8 +85,6 @@ def _matches(row, filters):
         if key == "status" and row["State"] != value:
             return False
         if key == "id" and not row["ID"].startswith(value):
-            return False
-        if key == "health" and row["Health"] != value:
             return False
         if key == "label":
             name, eq, wanted = value.partition("=")
