@@ -294,3 +294,18 @@ def test_the_clients_healthcheck_and_init_options(kmt):
     stopped = c.stop(timeout=10)
     assert stopped.exit_code == 143
     c.remove()
+
+
+def test_checks_and_containers_start_with_sigpipe_at_its_default(kmt):
+    """As under runc: neither the container nor its checks inherit Python's ignored SIGPIPE."""
+    import signal
+    kmt.kago("run", "-d", "--name", "kmt-sig", "--network", "none", "--health-cmd",
+             "grep SigIgn /proc/self/status", "--health-interval", "0.3s", "busybox", "sh",
+             "-c", "grep SigIgn /proc/self/status; exec sleep 60", check=True)
+    assert wait_for(lambda: (health(kmt, "kmt-sig") or {}).get("Log"), 10)
+    pipe = 1 << (signal.SIGPIPE - 1)
+    check = health(kmt, "kmt-sig")["Log"][0]["Output"]
+    assert not int(check.split()[1], 16) & pipe, check
+    assert wait_for(lambda: "SigIgn" in kmt.kago("logs", "kmt-sig").stdout, 5)
+    main = kmt.kago("logs", "kmt-sig").stdout
+    assert not int(main.split()[1], 16) & pipe, main
