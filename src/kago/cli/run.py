@@ -6,6 +6,7 @@ import sys
 
 from kago.cli.common import Usage, client, out, parser
 from kago.cli.flags import _add_container_flags, _container_config
+from kago.cli.terminal import not_a_tty, stdin_is_a_terminal
 
 
 def cmd_create(glob, argv):
@@ -23,13 +24,15 @@ def cmd_run(glob, argv):
     cfg = _container_config(args)
     if args.detach and cfg.get("auto_remove") is None:
         cfg["auto_remove"] = False
+    tty, interactive = cfg.get("tty"), cfg.get("interactive")
+    if tty and interactive and not args.detach and not stdin_is_a_terminal():
+        return not_a_tty()  # docker's check, before anything is made
+    if args.detach and interactive and not tty:
+        raise Usage("-i with -d: a detached container's stdin is not kept open (use -dit "
+                    "for a terminal to attach to)")
     c = client(glob)
     container = c.create_from(cfg)
-    if cfg.get("tty") or cfg.get("interactive"):
-        if args.detach:
-            c.remove(container.id, force=True)
-            raise Usage("-i/-t with -d would need attach over a console socket: run "
-                        "detached without -it, then kago exec -it")
+    if (tty or interactive) and not args.detach:
         return _run_foreground(c.manager, container.record)
     if args.detach:
         try:
