@@ -117,9 +117,17 @@ def proxy(master, pid_alive):
 
 
 def _copy_loop(master, select, pid_alive):
+    """Until the terminal closes, or the process has ended and what it wrote is read (a
+    process gone does not wait for the last of its output to be copied)."""
     fds = [master, 0]
-    while pid_alive():
-        ready, _, _ = select.select(fds, [], [], 0.2)
+    after = 0  # reads since the process ended: bounded, as something it left may write on
+    while True:
+        alive = pid_alive()
+        ready, _, _ = select.select(fds if alive else [master], [], [], 0.2 if alive else 0)
+        if not alive:
+            after += 1
+            if master not in ready or after > 1024:
+                return
         if master in ready:
             try:
                 data = os.read(master, 65536)
