@@ -24,8 +24,9 @@ def cmd_start(glob, argv):
                 return terminal.not_a_tty()
             keys = terminal.detach_keys(args.detach_keys or terminal.DEFAULT_DETACH_KEYS)
             start = None if running else (lambda: mgr.start(container.id))
-            return terminal.attach(mgr.paths, container.id, keys, stdin=args.interactive,
+            code = terminal.attach(mgr.paths, container.id, keys, stdin=args.interactive,
                                    start=start)
+            return 0 if code is None else code
         if args.interactive:
             raise Usage("start -i: only a container made with -t has a stdin to attach to")
         return run_attached(mgr, container.record, start=not running)
@@ -111,6 +112,7 @@ def cmd_attach(glob, argv):
         if not args.no_stdin and not terminal.stdin_is_a_terminal():
             return terminal.not_a_tty()
         keys = terminal.detach_keys(args.detach_keys or terminal.DEFAULT_DETACH_KEYS)
-        return terminal.attach(mgr.paths, container.id, keys, stdin=not args.no_stdin)
+        code = terminal.attach(mgr.paths, container.id, keys, stdin=not args.no_stdin)
+        return 0 if code is None else code
     return run_attached(mgr, container.record, start=False)
 

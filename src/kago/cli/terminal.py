@@ -83,14 +83,15 @@ class DetachMatcher:
 
 def attach(paths, cid, keys, stdin=True, start=None, timeout=30.0):
     """Join our terminal to the container's; ``start`` (``start -ai``) starts it once the
-    supervisor waits with our attach. Returns the container's exit status, or 0 when the
-    detach keys left it running."""
+    supervisor waits with our attach. Returns the container's exit status, or None when the
+    detach keys left it running (docker then exits 0)."""
     from kago.manager import supervisor
     from kago.manager.errors import ManagerError
     conn = supervisor.connect(paths)
     try:
         conn.send("attach", id=cid, before_start=start is not None)
         if start is not None:
+            _size_at_start(paths, cid)
             start()
         reply, master, early = _reply(conn.sock, timeout)
         if not reply.get("ok"):
@@ -104,13 +105,21 @@ def attach(paths, cid, keys, stdin=True, start=None, timeout=30.0):
     finally:
         conn.close()
     if detached:
-        return 0
+        return None
     done = supervisor.connect(paths)
     try:
         code = done.request("wait", id=cid, timeout=timeout).get("exit_code")
     finally:
         done.close()
     return 255 if code is None else code
+
+
+def _size_at_start(paths, cid):
+    from kago.process.tty import terminal_size
+    size = terminal_size(1) or terminal_size(0)
+    if size is not None:
+        from kago.manager.console_size import set_console_size
+        set_console_size(paths, cid, *size)
 
 
 def _reply(sock, timeout):
