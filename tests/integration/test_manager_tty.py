@@ -174,3 +174,24 @@ def test_run_i_streams_a_pipe_and_closes_it_at_eof(kmt):
     proc = kmt.kago("run", "-i", "--rm", "--network", "none", "busybox", "cat", input="hi\n",
                     timeout=30)
     assert (proc.returncode, proc.stdout) == (0, "hi\n"), proc.stderr
+
+
+def test_run_it_detaches_with_the_keys_and_logs_its_output(kmt):
+    t = Terminal(kmt, "run", "-it", "--name", "kmt-rdet", "--network", "none", "busybox", "sh")
+    try:
+        t.type("echo logged-$((2+3))\n")
+        t.read_for("logged-5")
+        t.type(b"\x10\x11")
+        assert t.wait() == 0
+    finally:
+        t.close()
+    assert kmt.inspect("kmt-rdet")["State"]["Running"]
+    assert "logged-5" in kmt.kago("logs", "kmt-rdet", check=True).stdout
+    t = Terminal(kmt, "attach", "kmt-rdet")
+    try:
+        t.type("exit 4\n")
+        assert t.wait() == 4
+    finally:
+        t.close()
+    doc = kmt.inspect("kmt-rdet")
+    assert (doc["State"]["Status"], doc["State"]["ExitCode"]) == ("exited", 4)

@@ -1,5 +1,6 @@
 """``kago run`` and ``kago create``; a container's output attached to this command line
-(``run`` without -d, ``start -a``, ``attach``) and the foreground runtime of ``run -it``."""
+(``run`` without -d, ``start -a``, ``attach``), the terminal of ``run -t`` (held by the
+supervisor: cli/terminal.py) and the foreground runtime of ``run -i``."""
 
 import os
 import sys

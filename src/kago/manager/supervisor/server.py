@@ -112,7 +112,7 @@ class Supervisor(Starts, Endings, Releases, Console, Output):
         for record in self.records.all():
             state = record.get("state") or {}
             if state.get("foreground"):
-                # `kago run -it`: its own command line waits for it, while it lives
+                # `kago run -i`: its own command line waits for it, while it lives
                 adoption.adopt_foreground(self, record["id"])
                 continue
             if state.get("starter") and state.get("status") != "running":
@@ -274,7 +274,7 @@ class Supervisor(Starts, Endings, Releases, Console, Output):
     def _drop(self, client):
         self.clients.discard(client)
         self._detach(client)
-        if client.foreground:  # a `kago run -it` ended, or died: then we take over
+        if client.foreground:  # a `kago run -i` ended, or died: then we take over
             adoption.adopt_foreground(self, client.foreground, dropped=True)
         try:
             self.sel.unregister(client.sock)

@@ -69,7 +69,7 @@ class Client:
         self.sock = sock
         self.buf = b""
         self.subscribed = False
-        self.foreground = None  # the cid of a `kago run -it` that holds this connection
+        self.foreground = None  # the cid of a `kago run -i` that holds this connection
         self.attached = None    # the Watched whose terminal output this connection carries
 
     def send(self, doc):
