@@ -37,7 +37,8 @@ EXCLUDED = ("kago.manager", "kago.storage", "kago.network", "kago.testing", "kag
             "kago.cli.main", "kago.cli.common", "kago.cli.flags", "kago.cli.run",
             "kago.cli.lifecycle", "kago.cli.views", "kago.cli.exec", "kago.cli.images",
             "kago.cli.networks", "kago.cli.system", "kago.cli.definitions", "kago.cli.demo",
-            "kago.cli.nethook")
+            "kago.cli.demo_web", "kago.examples",
+            "kago.cli.nethook", "kago.cli.resolver")
 
 
 def default_path():

@@ -15,10 +15,10 @@ images and networks are ``client.images`` and ``client.networks``; definition fi
 ``kago.errors.KagoError`` whose ``str()`` is one line naming what is at fault. docs/api.md
 has the whole surface with runnable examples.
 
-A container's configuration is built in one place, ``container_config`` (the manager's
-configuration dict today: ``config.new_config`` filled from the options, then
-``config.validate``); ``create`` and ``run`` go through it. The CLI builds its own from
-docker's flags (cli/flags.py) and hands it to ``create_from``.
+A container's Definition is built in one place, ``container_definition`` (the keyword
+options' builder of kago.manager.definition); ``create`` and ``run`` go through it. The CLI
+builds one from docker's flags (cli/flags.py, the flags' builder) and hands it to
+``create_from``.
 
 This module imports only ``kago.manager`` (lazily, on first use); the ``kago`` package
 offers ``Client`` and ``Container`` through a module ``__getattr__``, so ``import kago`` (on
@@ -29,7 +29,7 @@ import os
 
 from kago.errors import KagoError
 
-__all__ = ["Client", "Container", "GroupRun", "container_config"]
+__all__ = ["Client", "Container", "GroupRun", "container_definition"]
 
 
 class ClientError(KagoError):
@@ -38,15 +38,8 @@ class ClientError(KagoError):
     exit_code = 125
 
 
-# options that are configuration keys as they are (the manager checks their values)
-_PLAIN = ("name", "hostname", "user", "workdir", "read_only", "tty", "interactive", "ip",
-          "stop_signal", "stop_timeout", "cpu_shares", "cpuset_cpus", "pids_limit", "labels",
-          "sysctls", "rlimits", "cgroup", "namespaces", "independent", "seccomp",
-          "no_new_privileges", "uid_map", "gid_map", "log", "network_etc", "mounts")
-
-
-def container_config(image=None, command=None, **options):
-    """The manager's configuration for one container, every value checked.
+def container_definition(image=None, command=None, **options):
+    """The Definition (kago.manager.definition) of one container, every value checked.
 
     ``image`` (a name in the root's store) or ``rootfs=DIR``; ``command`` a list (or a
     string, run by ``/bin/sh -c``). Options, docker's flags by their Python names:
@@ -57,57 +50,12 @@ def container_config(image=None, command=None, **options):
     ``cpu_shares``, ``cpuset_cpus``, ``pids_limit``, ``cap_add``, ``cap_drop``, ``restart``
     ("no", "on-failure[:N]", "always", "unless-stopped"), ``remove`` (docker's --rm),
     ``labels``, ``sysctls``, ``userns`` ("auto", "keep-id", ...), ``read_only``,
-    ``stop_signal``, ``stop_timeout``, and the configuration keys of docs/manager.md as they
-    are (``cgroup``, ``rlimits``, ``namespaces``, ``seccomp``, ...). An unknown option is a
-    ``ClientError`` naming it.
+    ``stop_signal``, ``stop_timeout``, and a definition file's fields as they are
+    (``cgroup``, ``rlimits``, ``namespaces``, ``mounts``, ``seccomp``, ...). A bad value or
+    an unknown option is a BadValue naming the option.
     """
-    from kago.manager import config as C
-    opts = dict(options)
-    if isinstance(command, str):
-        command = ["/bin/sh", "-c", command]
-    rootfs = opts.pop("rootfs", None)
-    values = {"image": image, "rootfs": rootfs and os.path.abspath(rootfs),
-              "command": list(command) if command else None,
-              "network": opts.pop("network", None) or "bridge",
-              "aliases": list(opts.pop("aliases", ()) or ())}
-    if "remove" in opts or "auto_remove" in opts:
-        values["auto_remove"] = bool(opts.pop("remove", None) or opts.pop("auto_remove", None))
-    env = opts.pop("env", None) or ()
-    if isinstance(env, dict):
-        env = [f"{k}={v}" for k, v in env.items()]
-    values["env"] = C.parse_env(list(env), "env")
-    mounts = [C.parse_volume(v, "volumes") for v in opts.pop("volumes", None) or ()]
-    mounts += [C.parse_tmpfs(t, "tmpfs") for t in opts.pop("tmpfs", None) or ()]
-    values["mounts"] = list(opts.pop("mounts", None) or ()) + mounts
-    values["ports"] = [C.parse_port(p, "ports") for p in opts.pop("ports", None) or ()]
-    if opts.get("memory") is not None:
-        values["memory"] = C.parse_size(opts.pop("memory"), "memory")
-    if opts.get("memory_swap") is not None:
-        swap = opts.pop("memory_swap")
-        values["memory_swap"] = -1 if str(swap) == "-1" else C.parse_size(swap, "memory_swap")
-    if opts.get("cpus") is not None:
-        C.parse_cpus(opts["cpus"], "cpus")
-        values["cpus"] = float(opts.pop("cpus"))
-    values["cap_add"] = list(opts.pop("cap_add", None) or ())
-    values["cap_drop"] = list(opts.pop("cap_drop", None) or ())
-    C.capabilities(values["cap_add"], values["cap_drop"])
-    restart = opts.pop("restart", None) or "no"
-    C.parse_restart(restart, "restart")
-    values["restart"] = restart
-    entrypoint = opts.pop("entrypoint", None)
-    if entrypoint is not None:
-        values["entrypoint"] = [entrypoint] if isinstance(entrypoint, str) and entrypoint \
-            else list(entrypoint or [])
-    if opts.get("userns"):
-        values["userns"] = C.parse_userns(opts.pop("userns"), "userns")
-    opts.pop("userns", None)
-    for key in list(opts):
-        if key not in _PLAIN:
-            raise ClientError(f"{key}: not a container option (docs/api.md lists them)")
-        if opts[key] is not None:
-            values[key] = opts.pop(key)
-    values = {k: v for k, v in values.items() if v is not None or k in ("image", "rootfs")}
-    return C.validate(C.new_config(**values))
+    from kago.manager.definition import from_options
+    return from_options(image, command, **options)
 
 
 class Container:
@@ -124,7 +72,9 @@ class Container:
         self.record = record
         self.id = record["id"]
         self.name = record["name"]
-        self.image = record.get("image") or (record.get("config") or {}).get("rootfs") or ""
+        from kago.manager.definition import of
+        definition = of(record)
+        self.image = record.get("image") or definition.rootfs
         self.state = state
         self.status = F.status_text(record, state)
         run = record.get("state") or {}
@@ -134,7 +84,7 @@ class Container:
         att = {} if released else (record.get("network") or {})
         self.ports = [dict(p) for p in att.get("ports") or ()]
         self.ip = att.get("ipv4") or None
-        self.labels = dict((record.get("config") or {}).get("labels") or {})
+        self.labels = definition.label_dict
         self._attrs = None
 
     @property
@@ -206,19 +156,20 @@ class Client:
         self.manager = Manager(root, runroot, runtime)
         self.images = Images(self.manager)
         self.networks = Networks(self.manager)
+        self.volumes = Volumes(self.manager)
 
     def _container(self, record, state=None):
         return Container(self, record, state or self.manager.live(record))
 
     # --- containers ----------------------------------------------------------------------------
     def create(self, image=None, command=None, **options):
-        """A created container (not started): ``container_config``'s options."""
-        return self.create_from(container_config(image, command, **options))
+        """A created container (not started): ``container_definition``'s options."""
+        return self.create_from(container_definition(image, command, **options))
 
-    def create_from(self, config):
-        """A created container from a configuration dict (``container_config``'s, or the
+    def create_from(self, definition):
+        """A created container from a Definition (``container_definition``'s, or the
         command line's)."""
-        return self._container(self.manager.create(config))
+        return self._container(self.manager.create(definition))
 
     def run(self, image=None, command=None, *, name=None, detach=True, **options):
         """Create and start a container. ``detach=True``: returns it running. ``detach=False``:
@@ -226,13 +177,11 @@ class Client:
         ``logs()``; with ``remove=True`` it is removed before this returns, and the value
         returned is its last snapshot). A terminal (``tty``/``interactive``) is the command
         line's: ClientError."""
-        config = container_config(image, command, name=name, **options)
-        if config.get("tty") or config.get("interactive"):
+        definition = container_definition(image, command, name=name, **options)
+        if definition.tty or definition.interactive:
             raise ClientError("tty/interactive need a terminal: use kago run -it")
-        if detach and config.get("auto_remove") is None:
-            config["auto_remove"] = False
-        container = self.create_from(config)
-        remove = bool(config.get("auto_remove"))
+        container = self.create_from(definition)
+        remove = definition.auto_remove
         try:
             # not detached with remove: this call removes it at its end (as kago run --rm)
             self.manager.start(container.id, attached=remove and not detach)
@@ -367,6 +316,16 @@ class Client:
         from kago.manager import images
         images.export(self.manager, self.manager.resolve(ref), target)
 
+    def copy(self, src, dest, archive=False, follow_link=False, stdin=None, stdout=None):
+        """docker cp: ``src`` to ``dest``, one of them ``CONTAINER:PATH`` (running or
+        stopped), the other a path on this host or "-" (a tar stream from ``stdin`` / to
+        ``stdout``: binary files, default this process's). ``archive`` keeps owners (-a),
+        ``follow_link`` follows a symlink at ``src`` (-L). The bytes of file data copied;
+        kago.manager.cp.CopyError (a ManagerError) names what is at fault."""
+        from kago.manager import cp
+        return cp.copy(self.manager, src, dest, archive=archive, follow=follow_link, stdin=stdin,
+                stdout=stdout)
+
     def prune(self, all_images=False):
         """Remove stopped containers, what nothing owns, dangling (``all_images``: unused)
         images: {"containers": [record], "orphans": [text], "images": [text],
@@ -494,3 +453,41 @@ class Networks:
         return networks.inspect(self.manager, name)
 
     inspect = get
+
+
+class Volumes:
+    """``client.volumes``: the root's named volumes (docker's local driver), as
+    ``kago.manager.volumes.Volume`` values: ``name``, ``mountpoint``, ``created``,
+    ``labels``, ``users`` (IDs of the containers whose configuration names it)."""
+
+    def __init__(self, manager):
+        self.manager = manager
+
+    def create(self, name=None, labels=None):
+        """A new volume (a random name without ``name``); an existing one as it is."""
+        from kago.manager import volumes
+        return volumes.create(self.manager, name, labels=labels)
+
+    def list(self, filters=None):
+        """Every volume, by name; ``filters`` docker's ["dangling=true", "label=K=V",
+        "name=PART", "driver=local"]."""
+        from kago.manager import volumes
+        return volumes.list_volumes(self.manager, filters or ())
+
+    def get(self, name):
+        """The volume ``name`` (NoSuchVolume if none); ``.inspect()`` is docker's document."""
+        from kago.manager import volumes
+        return volumes.get(self.manager, name)
+
+    def remove(self, name, force=False):
+        """Refused (VolumeInUse) while a container's configuration names it, even with
+        ``force``, as docker; ``force`` makes a missing volume no error."""
+        from kago.manager import volumes
+        volumes.remove(self.manager, name, force=force)
+
+    def prune(self, all=False, filters=None):  # noqa: A002 (docker's flag)
+        """Remove unused anonymous volumes (``all``: every unused one) matching ``filters``
+        (["label=K=V", "label!=K"]): {"volumes": [names], "reclaimed": bytes}."""
+        from kago.manager import volumes
+        names, size = volumes.prune(self.manager, all=all, filters=filters or ())
+        return {"volumes": names, "reclaimed": size}

@@ -70,6 +70,46 @@ def test_stop_kills_after_the_timeout(kmt):
     assert kmt.inspect("kmt-stubborn")["State"]["ExitCode"] == 137
 
 
+def test_stop_without_a_timeout_takes_the_containers_stop_timeout(kmt):
+    # docker's --stop-timeout: what stop waits when -t is not given (10 s otherwise)
+    kmt.kago("run", "-d", "--name", "kmt-quick", "--network", "none", "--stop-timeout", "1",
+             "busybox", "sh", "-c", "trap '' TERM; while :; do sleep 0.1; done", check=True)
+    assert kmt.inspect("kmt-quick")["Config"]["StopTimeout"] == 1
+    start = time.monotonic()
+    kmt.kago("stop", "kmt-quick", check=True)
+    assert 0.9 < time.monotonic() - start < 5
+    assert kmt.inspect("kmt-quick")["State"]["ExitCode"] == 137
+
+
+def test_a_record_of_the_previous_format_is_read_started_and_rewritten(kmt):
+    # records written before the Definition held the flags' dict under "config"
+    cid = kmt.kago("create", "--name", "kmt-old", "--network", "none", "busybox", "true",
+                   check=True).stdout.strip()
+    path = os.path.join(kmt.root, "containers", cid, "container.json")
+    with open(path) as f:
+        record = json.load(f)
+    del record["definition"]
+    record["config"] = {"name": "kmt-old", "image": "busybox", "command": ["true"],
+                        "entrypoint": None, "env": [], "mounts": [], "ports": [],
+                        "network": "none", "restart": "on-failure:2", "memory": 32 << 20,
+                        "cap_add": [], "cap_drop": [], "cgroup": {}, "rlimits": {},
+                        "labels": {"era": "old"}, "sysctls": {}, "namespaces": {},
+                        "independent": ["proc", "sys", "dev", "devpts", "shm", "mqueue"],
+                        "network_etc": "own", "log": {"max_size": 4096, "max_files": 2},
+                        "seccomp": "default", "auto_remove": False}
+    with open(path, "w") as f:
+        json.dump(record, f)
+    doc = kmt.inspect("kmt-old")
+    assert doc["HostConfig"]["RestartPolicy"] == {"Name": "on-failure", "MaximumRetryCount": 2}
+    assert doc["HostConfig"]["Memory"] == 32 << 20 and doc["Config"]["Labels"] == {"era": "old"}
+    kmt.kago("start", "kmt-old", check=True)
+    assert kmt.kago("wait", "kmt-old", check=True).stdout.strip() == "0"
+    with open(path) as f:
+        record = json.load(f)
+    assert "config" not in record and record["definition"]["labels"] == [["era", "old"]]
+    kmt.kago("rm", "kmt-old", check=True)
+
+
 def test_exit_codes_for_kagos_own_errors_and_unusable_commands(kmt):
     assert kmt.kago("run", "--network", "none", "no-such-image").returncode == 125
     assert kmt.kago("run", "--memory", "lots", "busybox", "true").returncode == 125

@@ -5,8 +5,8 @@ from kago.cli.common import client, out, parser
 
 
 def definition_env(items):
-    from kago.manager import config as C
-    return dict(item.split("=", 1) for item in C.parse_env(items, "-e"))
+    from kago.manager.definition.values import env
+    return dict(item.split("=", 1) for item in env(items, "-e"))
 
 
 def _definition_parser(name, description, extra=None):

@@ -1,4 +1,7 @@
-"""``kago demo``: the embedded busybox bundle, run through a runtime (kago-oci by default)."""
+"""``kago demo --one``: the embedded busybox bundle, run through a runtime (kago-oci by default).
+
+``kago demo`` itself (ten web containers from one definition file) is demo_web.py's.
+"""
 
 import os
 import sys
@@ -10,6 +13,9 @@ DEMO_SCRIPT = 'echo "hostname: $(hostname)"; echo "pid: $$"; id'
 
 def demo(argv):
     opts = _parse_demo(argv)
+    if not opts.one:
+        from kago.cli.demo_web import web_demo
+        return web_demo()
     runtime = opts.runtime or default_runtime()
     if runtime is None:
         print("kago: kago-oci not found next to the Python interpreter nor on PATH; "
@@ -41,11 +47,16 @@ def _parse_demo(argv):
     import argparse
 
     parser = argparse.ArgumentParser(
-        prog="kago demo", description="Run the embedded busybox image through a runtime.")
+        prog="kago demo",
+        description="Start ten busybox web servers from one definition file on a scratch "
+                    "manager root, answer one over HTTP, show their stats, remove everything.")
+    parser.add_argument("--one", action="store_true",
+                        help="instead, run one busybox container through the runtime alone "
+                             "(hostname, PID 1, id)")
     parser.add_argument("--keep", action="store_true",
-                        help="keep the temporary bundle directory and print its path")
+                        help="--one: keep the temporary bundle directory and print its path")
     parser.add_argument("--runtime", metavar="PATH",
-                        help="runc-compatible runtime to use (default: kago-oci)")
+                        help="--one: runc-compatible runtime to use (default: kago-oci)")
     return parser.parse_args(argv)
 
 

@@ -34,7 +34,8 @@ def cmd_start(glob, argv):
 
 
 def _has_tty(record):
-    return bool((record.get("config") or {}).get("tty"))
+    from kago.manager.definition import of
+    return of(record).tty
 
 
 def cmd_stop(glob, argv):

@@ -6,15 +6,15 @@ import os
 import sys
 
 from kago.cli.common import Usage, client, out, parser
-from kago.cli.flags import _add_container_flags, _container_config
+from kago.cli.flags import _add_container_flags, container_definition
 from kago.cli.terminal import DEFAULT_DETACH_KEYS, detach_keys, not_a_tty, stdin_is_a_terminal
 
 
 def cmd_create(glob, argv):
     p = parser("create", "Create a container (prepared, not started).")
     _add_container_flags(p)
-    cfg = _container_config(p.parse_args(argv))
-    out(client(glob).create_from(cfg).id)
+    definition = container_definition(p.parse_args(argv))
+    out(client(glob).create_from(definition).id)
 
 
 def cmd_run(glob, argv):
@@ -23,10 +23,8 @@ def cmd_run(glob, argv):
     p.add_argument("--detach-keys")
     _add_container_flags(p)
     args = p.parse_args(argv)
-    cfg = _container_config(args)
-    if args.detach and cfg.get("auto_remove") is None:
-        cfg["auto_remove"] = False
-    tty, interactive = cfg.get("tty"), cfg.get("interactive")
+    definition = container_definition(args)
+    tty, interactive = definition.tty, definition.interactive
     if tty and interactive and not args.detach and not stdin_is_a_terminal():
         return not_a_tty()  # docker's check, before anything is made
     if args.detach and interactive and not tty:
@@ -34,7 +32,7 @@ def cmd_run(glob, argv):
                     "for a terminal to attach to)")
     keys = detach_keys(args.detach_keys or DEFAULT_DETACH_KEYS)
     c = client(glob)
-    container = c.create_from(cfg)
+    container = c.create_from(definition)
     if tty and not args.detach:
         return run_terminal(c.manager, container.record, keys, stdin=interactive)
     if interactive and not args.detach:
@@ -43,12 +41,12 @@ def cmd_run(glob, argv):
         try:
             c.start(container.id)
         except Exception:
-            if cfg.get("auto_remove"):
+            if definition.auto_remove:
                 c.remove(container.id, force=True)
             raise
         out(container.id)
         return 0
-    return run_attached(c.manager, container.record, remove=cfg.get("auto_remove"))
+    return run_attached(c.manager, container.record, remove=definition.auto_remove)
 
 
 def run_attached(mgr, record, remove=False, start=True):
@@ -113,8 +111,9 @@ def run_terminal(mgr, record, keys, stdin):
 
     from kago.cli import terminal
     from kago.errors import KagoError
+    from kago.manager.definition import of
     cid = record["id"]
-    remove = record["config"].get("auto_remove")
+    remove = of(record).auto_remove
 
     def proxy(signum, _frame):
         try:
@@ -168,7 +167,8 @@ def _run_foreground(mgr, record):
             foreground=False, fresh=False))
         if conn is not None:
             conn.close()
-        if record["config"].get("auto_remove"):
+        from kago.manager.definition import of
+        if of(record).auto_remove:
             mgr.remove(cid, force=True)
         else:
             mgr.release_quietly(cid)  # docker: an ended container holds no network or mount

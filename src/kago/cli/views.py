@@ -41,15 +41,16 @@ def _ps_row(record, live, no_trunc=False):
     import time
 
     from kago.manager import format as F
+    from kago.manager.definition import of
+    definition = of(record)
     return {"ID": record["id"] if no_trunc else record["id"][:12],
-            "Image": record.get("image") or record["config"].get("rootfs") or "",
+            "Image": record.get("image") or definition.rootfs,
             "Command": F.command_text(record, trunc=not no_trunc),
             "RunningFor": F.human_duration(time.time() - record["created"]) + " ago",
             "CreatedAt": _local_time(record["created"]),
             "Status": F.status_text(record, live), "State": live,
             "Ports": F.ports_text(record), "Names": record["name"],
-            "Labels": ",".join(f"{k}={v}" for k, v in (record["config"].get("labels") or {})
-                               .items()),
+            "Labels": ",".join(f"{k}={v}" for k, v in definition.labels),
             "Pid": (record.get("state") or {}).get("pid", 0) if live == "running" else 0}
 
 

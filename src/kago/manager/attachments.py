@@ -1,7 +1,7 @@
 """A container's network attachment (kago.network) and volumes, as its record knows them.
 
-``attach`` at create: the mode its config asks for (bridge, host, none, a network's name,
-container:REF), and the /etc files to bind (hosts, hostname, resolv.conf); ``reattach`` at a
+``attach`` at create: the network its Definition asks for (bridge, host, none, a network's
+name, container:REF), and the /etc files to bind (hosts, hostname, resolv.conf); ``reattach`` at a
 start after a release (or a reboot): the same request again, the bundle's netns path moved
 if the new one is elsewhere; the detach is the release's and the removal's (``nets.detach``).
 ``shared_by_running``: whether a running container uses another's network (--network
@@ -12,25 +12,24 @@ import json
 import os
 
 from kago.manager import perms
+from kago.manager.definition import stored
 from kago.manager.errors import BadValue, NoSuchContainer
 
 
-def attach(ctx, cid, cfg, hostname, undo):
+def attach(ctx, cid, definition, hostname, undo):
     """(netns for the spec, attachment dict, {dest: host file} to bind)."""
-    mode = cfg.get("network") or "bridge"
-    network = None
-    if mode not in ("bridge", "host", "none") and not mode.startswith("container:"):
-        mode, network = "bridge", mode  # a network's name
-    if mode.startswith("container:"):
-        other = ctx.records.resolve(mode.split(":", 1)[1])
+    net = definition.network
+    mode, network = net.mode, net.name or None
+    if mode == "container":
+        other = ctx.records.resolve(net.container)
         if other["id"] == cid:
             raise BadValue("--network", "a container cannot join its own network")
         mode = f"container:{other['id']}"
     etc_dir = ctx.paths.etc(cid)
-    att = attach_network(ctx, cid, cfg, mode, network, hostname)
+    att = attach_network(ctx, cid, definition, mode, network, hostname)
     undo.push(ctx.nets.detach, cid)
     netns = "host" if att.mode == "host" else att.netns_path
-    if cfg.get("network_etc") == "host":
+    if definition.network_etc == "host":
         etc = {d: d for d in ("/etc/resolv.conf", "/etc/hosts") if os.path.exists(d)}
     else:
         etc = {d: os.path.join(etc_dir, os.path.basename(d))
@@ -39,12 +38,15 @@ def attach(ctx, cid, cfg, hostname, undo):
     return netns, att.to_dict(), etc
 
 
-def attach_network(ctx, cid, cfg, mode, network, hostname):
+def attach_network(ctx, cid, definition, mode, network, hostname):
     """kago.network's attach with what create asked for (again at a start after a
     release: the same static --ip and published ports; a dynamic address may change)."""
-    return ctx.nets.attach(cid, mode=mode, network=network, ip=cfg.get("ip"),
-                           ports=cfg.get("ports") or (), hostname=hostname,
-                           aliases=tuple(cfg.get("aliases") or ()) + (cfg["name"],),
+    from kago.network import PortMapping
+    net = definition.network
+    ports = [PortMapping(p.host_port, p.container_port, p.proto, p.host_ip)
+             for p in definition.ports]
+    return ctx.nets.attach(cid, mode=mode, network=network, ip=net.ip or None, ports=ports,
+                           hostname=hostname, aliases=net.aliases + (definition.name,),
                            etc_dir=ctx.paths.etc(cid))
 
 
@@ -60,7 +62,7 @@ def reattach(ctx, record):
         if not current.netns_path or os.path.exists(current.netns_path):
             return None  # never released, or kept for a running container sharing it
         ctx.nets.detach(cid)  # half there: a reboot emptied /run, or a release failed
-    att = attach_network(ctx, cid, record["config"], mode, old.get("network"),
+    att = attach_network(ctx, cid, stored(record), mode, old.get("network"),
                          record.get("hostname"))
     try:
         if att.netns_path != old.get("netns_path"):
@@ -98,15 +100,15 @@ def shared_by_running(ctx, cid):
     return False
 
 
-def volumes(ctx, cfg):
-    """{volume name: host directory} of the config's named volumes (made if new); a bind
-    mount's missing source is an error here, before anything runs."""
+def volumes(ctx, definition, uid_map=None, gid_map=None):
+    """{volume name: host directory} of the definition's named volumes (made if new, by
+    kago.manager.volumes: an ID-mapped container's new volume is its root's); a bind mount's
+    missing source is an error here, before anything runs."""
     out = {}
-    for m in cfg.get("mounts") or ():
-        if m["type"] == "volume":
-            path = os.path.join(ctx.paths.root, "volumes", m["source"], "_data")
-            os.makedirs(path, exist_ok=True)
-            out[m["source"]] = path
-        elif m["type"] == "bind" and not os.path.exists(m["source"]):
-            raise BadValue("-v", f"bind source path does not exist: {m['source']}")
+    for m in definition.mounts:
+        if m.kind == "volume":
+            from kago.manager import volumes as named
+            out[m.source] = named.ensure(ctx, m.source, uid_map, gid_map)
+        elif m.kind == "bind" and not os.path.exists(m.source):
+            raise BadValue("-v", f"bind source path does not exist: {m.source}")
     return out

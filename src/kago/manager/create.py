@@ -14,23 +14,26 @@ import time
 
 from kago.errors import KagoError
 from kago.manager import attachments, idranges, journal, perms, rootfs
-from kago.manager import config as C
 from kago.manager.context import describe
+from kago.manager.definition import Definition, IdRange, to_json
 from kago.manager.errors import BadValue, ImageNotFound, ManagerError
 from kago.manager.journal import fault
-from kago.manager.records import Records, check_name, new_state, random_name
+from kago.manager.records import Records, new_state, random_name
 from kago.runtime import Undo
 
 
-def create(ctx, cfg, group=None):
-    """Prepare a container (no process yet); returns its record."""
-    cfg = C.validate(dict(cfg))
+def create(ctx, definition, group=None):
+    """Prepare a container (no process yet) as its Definition (kago.manager.definition,
+    checked when it was built) asks; returns its record."""
+    if not isinstance(definition, Definition):
+        raise TypeError(f"create takes a Definition (kago.manager.definition's builders make "
+                        f"one), not {type(definition).__name__}")
     cid = Records.new_id()
-    name = check_name(cfg.get("name") or random_name())
-    cfg["name"] = name
+    name = definition.name or random_name()
+    definition = definition.but(name=name)
     undo = Undo()
     try:
-        return _create(ctx, cid, name, cfg, group, undo)
+        return _create(ctx, cid, name, definition, group, undo)
     except BaseException as e:
         failed = undo.run()
         if failed:
@@ -42,12 +45,12 @@ def create(ctx, cfg, group=None):
         raise
 
 
-def _create(ctx, cid, name, cfg, group, undo):
+def _create(ctx, cid, name, d, group, undo):
     # the record first (journal.py): from here on, whatever dies, ps -a shows it and
     # rm -f / system prune find what its intents name
     record = {
-        "id": cid, "name": name, "created": time.time(), "config": cfg,
-        "image": cfg.get("image") or "", "image_id": "", "image_config": {},
+        "id": cid, "name": name, "created": time.time(), "definition": to_json(d),
+        "image": d.image, "image_id": "", "image_config": {},
         "rootfs": None, "network": None, "uid_map": None, "gid_map": None,
         "runtime": ctx.runtime_path, "runtime_root": ctx.runtime_root(ctx.runtime_path),
         "cgroups_path": f"/kago-{cid}", "group": group,
@@ -58,27 +61,27 @@ def _create(ctx, cid, name, cfg, group, undo):
     fault("create.record")
     ctx.records.reserve_name(name, cid)
     fault("create.name")
-    image = _image(ctx, cfg)
+    image = _image(ctx, d)
     journal.intend(ctx.records, record, "ids")
-    uid_map, gid_map = _reserve_ids(ctx, cid, cfg)
+    uid_map, gid_map = idranges.reserve(ctx.paths, cid, d.ids, ctx.name_of)
     fault("create.ids")
     if uid_map:
         undo.push(idranges.release, ctx.paths, cid)
         _check_reachable(ctx.paths.container(cid))
-    made = rootfs.make(ctx, record, cfg, uid_map, gid_map, undo)
+    made = rootfs.make(ctx, record, d, uid_map, gid_map, undo)
     from kago.manager.rootfs_files import resolve_user
     from kago.manager.spec import ImageConfig, build
     image_cfg = ImageConfig(image.config if image else None)
-    user = resolve_user(made["path"], cfg.get("user") or image_cfg.user)
-    hostname = cfg.get("hostname") or cid[:12]
+    user = resolve_user(made["path"], d.user or image_cfg.user)
+    hostname = d.hostname or cid[:12]
     journal.intend(ctx.records, record, "network")
-    netns, attachment, etc = attachments.attach(ctx, cid, cfg, hostname, undo)
+    netns, attachment, etc = attachments.attach(ctx, cid, d, hostname, undo)
     fault("create.network")
-    volumes = attachments.volumes(ctx, cfg)
+    volumes = attachments.volumes(ctx, d, uid_map, gid_map)
     cgroups_path = record["cgroups_path"]
-    spec = build(cfg, cid=cid, rootfs=made["path"], image=image_cfg, user=user,
-                 netns=netns, etc=etc, uid_map=uid_map, gid_map=gid_map, volumes=volumes,
-                 cgroups_path=cgroups_path)
+    spec = build(d, cid=cid, rootfs=made["path"], image=image_cfg, user=user,
+                 netns=netns, etc=etc, uid_map=_ranges(uid_map), gid_map=_ranges(gid_map),
+                 volumes=volumes, cgroups_path=cgroups_path)
     bundle = ctx.paths.bundle(cid)
     journal.intend(ctx.records, record, "bundle")
     os.mkdir(bundle, perms.SEARCH)
@@ -92,7 +95,7 @@ def _create(ctx, cid, name, cfg, group, undo):
         "network": attachment, "uid_map": uid_map, "gid_map": gid_map,
         "args": spec["process"]["args"], "env": spec["process"]["env"],
         "hostname": hostname,
-        "stop_signal": cfg.get("stop_signal") or image_cfg.stop_signal or "SIGTERM",
+        "stop_signal": d.stop_signal or image_cfg.stop_signal or "SIGTERM",
     })
     journal.finish(record["state"])
     ctx.records.save(record, existing=True)
@@ -101,25 +104,21 @@ def _create(ctx, cid, name, cfg, group, undo):
     return record
 
 
-def _image(ctx, cfg):
-    if not cfg.get("image"):
-        if not os.path.isdir(cfg["rootfs"]):
-            raise BadValue("--rootfs", f"{cfg['rootfs']}: not a directory")
+def _image(ctx, d):
+    if not d.image:
+        if not os.path.isdir(d.rootfs):
+            raise BadValue("--rootfs", f"{d.rootfs}: not a directory")
         return None
     from kago.storage import ImageNotFound as StoreImageNotFound
     try:
-        return ctx.store.image(cfg["image"])
+        return ctx.store.image(d.image)
     except StoreImageNotFound:
-        raise ImageNotFound(cfg["image"]) from None
+        raise ImageNotFound(d.image) from None
 
 
-def _reserve_ids(ctx, cid, cfg):
-    """The container's (uid_map, gid_map), reserved in ROOT/idranges.json so no two
-    containers share host IDs. ``userns=auto`` takes the lowest free 64 Ki block."""
-    userns = cfg.get("userns") or "host"
-    uid_map = C.parse_id_map(cfg.get("uid_map"), "uid_map") if cfg.get("uid_map") else []
-    gid_map = C.parse_id_map(cfg.get("gid_map"), "gid_map") if cfg.get("gid_map") else []
-    return idranges.reserve(ctx.paths, cid, userns, uid_map, gid_map, ctx.name_of)
+def _ranges(table_ranges):
+    """The ID table's [[inside, host, size], ...] as IdRanges for spec.build."""
+    return tuple(IdRange(*r) for r in table_ranges or ())
 
 
 def _check_reachable(path):

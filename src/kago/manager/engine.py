@@ -1,4 +1,5 @@
-"""The manager's verbs as a library: ``Manager(root).create(cfg)``, ``.start(ref)``, ``.stop``...
+"""The manager's verbs as a library: ``Manager(root).create(definition)``, ``.start(ref)``,
+``.stop``...
 
 ``kago``'s command line (cli/main.py) and ``kago up`` (define/) both call this. ``Manager`` is
 a facade: each verb is one call into the service that owns its piece of state (see
@@ -70,9 +71,9 @@ class Manager:
         return self.ctx.list(all)
 
     # --- create -------------------------------------------------------------------------------
-    def create(self, cfg, group=None):
+    def create(self, definition, group=None):
         from kago.manager import create
-        return create.create(self.ctx, cfg, group)
+        return create.create(self.ctx, definition, group)
 
     # --- runs ---------------------------------------------------------------------------------
     def supervisor(self):

@@ -24,10 +24,11 @@ def run(mgr, ref, command, tty=False, user=None, workdir=None, env=(), detach=Fa
         from kago.manager.rootfs_files import resolve_user
         u = resolve_user(f"/proc/{record['state']['pid']}/root", user, "--user")
         numeric = f"{u.uid}:{u.gid}"
-    from kago.manager import config as C
-    env = C.parse_env(env)
+    from kago.manager.definition.values import env as parse_env
+    from kago.manager.definition.values import merge_env
+    env = list(parse_env(env, "-e"))
     if tty and not _has_term(mgr, record):
-        env = C.merge_env(["TERM=xterm"], env)  # docker's, for -t; a given TERM wins
+        env = merge_env(["TERM=xterm"], env)  # docker's, for -t; a given TERM wins
     argv = mgr.runtime(record).exec_argv(record["id"], command, tty=tty, user=numeric,
                                           cwd=workdir, env=env, detach=detach)
     if detach:

@@ -9,14 +9,14 @@ import os
 from kago.manager import ids
 
 
-def reserve(paths, cid, userns, uid_map, gid_map, name_of):
-    """The container's (uid_map, gid_map), reserved in the table; (None, None) if it asks
-    for no user namespace (then nothing is locked or read)."""
-    if not ids.wanted(userns, uid_map):
+def reserve(paths, cid, mapping, name_of):
+    """The container's (uid_map, gid_map) for its IdMapping, reserved in the table; (None,
+    None) if it asks for no user namespace (then nothing is locked or read)."""
+    if not ids.wanted(mapping):
         return None, None
     with FileLock(_lock_path(paths)):
         table = read(paths)
-        uid_map, gid_map = ids.allocate(table, userns, uid_map, gid_map, name_of)
+        uid_map, gid_map = ids.allocate(table, mapping, name_of)
         table[cid] = {"uids": uid_map, "gids": gid_map}
         _write(paths, table)
     return uid_map, gid_map

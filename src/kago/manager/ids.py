@@ -2,10 +2,10 @@
 container asks for, the ranges it gets, or IdRangeError. Pure: no file, no lock (reading and
 writing ROOT/idranges.json under its lock is idranges.py's).
 
-The table: {container ID: {"uids": [[inside, host, size], ...], "gids": [...]}}. A request
-names its maps (``uid_map``/``gid_map``, [[inside, host, size], ...]) or asks for
-``userns=auto[=SIZE]``: the lowest free block of SIZE (64 Ki by default) at or above
-AUTO_ID_BASE, 64 Ki-aligned. No two containers share a host ID.
+The table: {container ID: {"uids": [[inside, host, size], ...], "gids": [...]}}. A request is
+the definition's IdMapping: its maps (``uid_map``/``gid_map``, IdRanges), or mode ``auto``:
+the lowest free block of ``auto_size`` IDs (64 Ki by default) at or above AUTO_ID_BASE,
+64 Ki-aligned. No two containers share a host ID.
 """
 
 from kago.manager.errors import IdRangeError
@@ -15,20 +15,21 @@ AUTO_ID_SIZE = 65536
 ID_LIMIT = 1 << 32
 
 
-def wanted(userns, uid_map):
-    """Whether a request asks for a user namespace's ranges at all."""
-    return bool(uid_map) or userns.startswith("auto")
+def wanted(mapping):
+    """Whether an IdMapping asks for a user namespace's ranges at all."""
+    return bool(mapping.uid_map) or mapping.mode == "auto"
 
 
-def allocate(table, userns, uid_map, gid_map, name_of=str):
-    """(uid_map, gid_map) for a request, or (None, None) for none; ``table`` is not changed.
-    ``name_of(cid)`` names the owner of an overlapping range in the error."""
-    if not wanted(userns, uid_map):
+def allocate(table, mapping, name_of=str):
+    """(uid_map, gid_map) as [[inside, host, size], ...] for an IdMapping, or (None, None)
+    for none; ``table`` is not changed. ``name_of(cid)`` names the owner of an overlapping
+    range in the error."""
+    if not wanted(mapping):
         return None, None
+    uid_map = [[r.inside, r.host, r.size] for r in mapping.uid_map]
+    gid_map = [[r.inside, r.host, r.size] for r in mapping.gid_map]
     if not uid_map:
-        size = int(userns.split("=", 1)[1]) if "=" in userns else AUTO_ID_SIZE
-        base = free_block(table, size)
-        uid_map = [[0, base, size]]
+        uid_map = [[0, free_block(table, mapping.auto_size), mapping.auto_size]]
     gid_map = gid_map or [list(r) for r in uid_map]
     for kind, ranges in (("uids", uid_map), ("gids", gid_map)):
         check_free(table, kind, ranges, name_of)

@@ -12,6 +12,7 @@ import os
 import time
 
 from kago.manager import supervisor
+from kago.manager.definition import of
 from kago.manager.errors import ManagerError, NoSuchContainer, StateError, SupervisorGone
 from kago.manager.journal import fault
 from kago.manager.release import foreground, mark_stopped, prepare, release_quietly
@@ -70,13 +71,16 @@ def started(reply):
 
 
 def stop(ctx, ref, timeout=None, signal_name=None):
-    """docker stop: the stop signal, SIGKILL after ``timeout`` s; returns the record."""
+    """docker stop: the stop signal, SIGKILL after ``timeout`` s (None: the container's
+    stop_timeout, else STOP_TIMEOUT); returns the record."""
     record = ctx.resolve(ref)
     ctx.records.update(record["id"], mark_stopped)
     status = ctx.live(record)
     if status not in ("running", "paused"):
         release_quietly(ctx, record)  # restarting (or an end nobody released)
         return ctx.records.load(record["id"])
+    if timeout is None:
+        timeout = of(record).stop_timeout
     timeout = STOP_TIMEOUT if timeout is None else timeout
     runtime = ctx.runtime(record)
     from kago.oci.names import parse_signal

@@ -1,11 +1,12 @@
 """Container records: one JSON file per container, written by tmp + rename, edited under flock.
 
-The record is the manager's memory of a container: its configuration (what ``run``/``create``
-or a definition asked for), where its rootfs and network are, and the last known state
-(``state``: status, pid, start/finish times, exit code, OOM kill, restarts, and whether the
-rootfs mount and network attachment are held or were released at its end). Live status never
-comes from the record alone: ``engine.Manager.status`` asks the runtime and /proc, so a killed
-supervisor cannot make ``kago ps`` lie.
+The record is the manager's memory of a container: its Definition (``definition``: what
+``run``/``create`` or a definition file asked for, as kago.manager.definition's JSON), where
+its rootfs and network are, and the last known state (``state``: status, pid, start/finish
+times, exit code, OOM kill, restarts, and whether the rootfs mount and network attachment are
+held or were released at its end). Live status never comes from the record alone:
+``engine.Manager.status`` asks the runtime and /proc, so a killed supervisor cannot make
+``kago ps`` lie.
 
 Two processes edit a record: the command line (create, stop, rm) and the supervisor (start,
 exit, restart). Each edit is ``update(cid, fn)``: flock the container's directory, load, apply,
@@ -23,8 +24,6 @@ from kago.manager import journal, perms
 from kago.manager.errors import AmbiguousContainer, BadValue, NameInUse, NoSuchContainer
 from kago.runtime.store import Lock
 
-_NAME_FIRST = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789"
-_NAME_REST = _NAME_FIRST + "_.-"
 _ADJECTIVES = ("brave", "calm", "eager", "fond", "keen", "lucid", "merry", "nimble", "proud",
                "quiet", "sharp", "tidy", "vivid", "witty", "zesty", "bold", "crisp", "gentle")
 _NOUNS = ("bamboo", "crane", "lantern", "maple", "otter", "pine", "river", "sparrow", "tatami",
@@ -47,11 +46,8 @@ def new_state():
 
 def check_name(name, field="--name"):
     """docker's rule: [a-zA-Z0-9][a-zA-Z0-9_.-]*; it also names files here, so no "/"."""
-    if (not name or len(name) > 128 or name[0] not in _NAME_FIRST
-            or any(c not in _NAME_REST for c in name)):
-        raise BadValue(field, f'invalid container name "{name}": only [a-zA-Z0-9][a-zA-Z0-9_.-] '
-                              f'are allowed')
-    return name
+    from kago.manager.definition.values import name as checked
+    return checked(name, field)
 
 
 def random_name():
@@ -145,7 +141,7 @@ class Records:
     def load(self, cid):
         try:
             with open(self.paths.record(cid), "rb") as f:
-                return json.loads(f.read())
+                return _current(json.loads(f.read()))
         except (FileNotFoundError, NotADirectoryError):
             raise NoSuchContainer(cid) from None
         except ValueError:
@@ -213,6 +209,21 @@ class Records:
                 shutil.rmtree(self.paths.container(cid), ignore_errors=True)
         except NoSuchContainer:
             return  # no directory: removed already
+
+
+def _current(record):
+    """A record in the current format. One written before the Definition holds a ``config``
+    dict: it gets its Definition (converted by definition.from_config) instead, which the
+    record's next write stores. One that does not convert keeps its dict, and a reader of its
+    definition gets the conversion's error."""
+    if "config" in record and "definition" not in record:
+        from kago.manager.definition import from_config, to_json
+        try:
+            record["definition"] = to_json(from_config(record["config"]))
+        except BadValue:
+            return record
+        del record["config"]
+    return record
 
 
 class _Lock(Lock):

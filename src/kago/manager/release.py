@@ -15,6 +15,7 @@ import os
 from kago.errors import KagoError
 from kago.manager import attachments, rootfs
 from kago.manager.context import describe
+from kago.manager.definition import of
 from kago.manager.errors import ManagerError, NoSuchContainer
 
 
@@ -101,7 +102,7 @@ def releasable(ctx, record, by):
         return False
     if state.get("released") and not state.get("network_kept"):
         return False
-    if (record.get("config") or {}).get("auto_remove"):
+    if of(record).auto_remove:
         return False
     group = record.get("group") or {}
     if group.get("release") == "agent" and by != "agent" and _agent_alive(ctx.paths,

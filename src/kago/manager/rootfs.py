@@ -13,18 +13,18 @@ from kago.manager import journal
 from kago.manager.journal import fault
 
 
-def make(ctx, record, cfg, uid_map, gid_map, undo):
+def make(ctx, record, definition, uid_map, gid_map, undo):
     """The record's "rootfs" dict; what it made is pushed on ``undo``."""
     cid = record["id"]
-    if not cfg.get("image"):
-        return {"kind": "dir", "path": os.path.abspath(cfg["rootfs"])}
+    if not definition.image:
+        return {"kind": "dir", "path": definition.rootfs}
     idmap = None
     if uid_map:
         from kago.storage import IdMap
         idmap = IdMap([tuple(r) for r in uid_map], [tuple(r) for r in gid_map or uid_map])
     journal.intend(ctx.records, record, "layer")
     undo.push(ctx.store.remove_rootfs, cid)
-    info = ctx.store.create_rootfs(cid, cfg["image"], idmap=idmap)
+    info = ctx.store.create_rootfs(cid, definition.image, idmap=idmap)
     fault("create.layer")
     path = os.path.join(ctx.paths.container(cid), "rootfs")
     journal.intend(ctx.records, record, "mount")

@@ -1,44 +1,24 @@
-"""A container's configuration -> the OCI config.json the runtime gets. Pure: no I/O.
+"""A container's Definition -> the OCI config.json the runtime gets. Pure: no I/O.
 
-This is the seam of DESIGN.md: everything the manager knows (flags, definition, image
-config, rootfs path, network namespace, ID maps, the /etc files it wrote) ends up in one
-runtime-spec document, so kago-oci, runc or crun can run it. It starts from
-``kago.oci.defaults.default_spec`` (runc's document) and changes only what the configuration
-asks for, plus two defaults docker users expect: docker's capability set and its seccomp
-profile.
+This is the seam of DESIGN.md: everything the manager knows (the definition built from flags
+or a definition file, image config, rootfs path, network namespace, ID maps, the /etc files it
+wrote) ends up in one runtime-spec document, so kago-oci, runc or crun can run it. It starts
+from ``kago.oci.defaults.default_spec`` (runc's document) and changes only what the
+definition asks for, plus two defaults docker users expect: docker's capability set and its
+seccomp profile.
 
-    build(cfg, cid=..., rootfs=..., image=ImageConfig, user=User, netns=..., etc=..., ...)
+    build(definition, cid=..., rootfs=..., image=ImageConfig, user=User, netns=..., etc=...)
 
-cgroup settings may be written in either vocabulary (``cpu.cfs_quota_us`` or ``cpu.max``):
-v1 names that have a ``linux.resources`` field are translated to it (the runtime writes them
-for whatever layout the host has); every other name goes to ``linux.resources.unified``, which
-the runtime writes to cgroup2 or translates to v1 where an equivalent exists.
+The definition's values are typed and checked already (kago.manager.definition): nothing here
+parses what a user wrote. cgroup keys with a ``linux.resources`` field were converted for it
+when the definition was built; every other key goes to ``linux.resources.unified``, which the
+runtime writes to cgroup2 or translates to v1 where an equivalent exists.
 """
 
 import copy
 
-from kago.manager import config as C
+from kago.manager.definition.values import merge_env
 from kago.manager.errors import BadValue
-
-# v1 control file -> (linux.resources section, field, converter)
-_V1_KEYS = {
-    "cpu.cfs_quota_us": ("cpu", "quota", int),
-    "cpu.cfs_period_us": ("cpu", "period", int),
-    "cpu.shares": ("cpu", "shares", int),
-    "cpu.rt_runtime_us": ("cpu", "realtimeRuntime", int),
-    "cpu.rt_period_us": ("cpu", "realtimePeriod", int),
-    "cpuset.cpus": ("cpu", "cpus", str),
-    "cpuset.mems": ("cpu", "mems", str),
-    "memory.limit_in_bytes": ("memory", "limit", "size"),
-    "memory.memsw.limit_in_bytes": ("memory", "swap", "size"),
-    "memory.soft_limit_in_bytes": ("memory", "reservation", "size"),
-    "memory.swappiness": ("memory", "swappiness", int),
-    "pids.max": ("pids", "limit", "pids"),
-    "blkio.weight": ("blockIO", "weight", int),
-}
-
-_RLIMITS = ("as", "core", "cpu", "data", "fsize", "locks", "memlock", "msgqueue", "nice",
-            "nofile", "nproc", "rss", "rtprio", "rttime", "sigpending", "stack")
 
 
 class ImageConfig:
@@ -66,10 +46,9 @@ class User:
         self.uid, self.gid, self.groups, self.home = uid, gid, list(groups), home
 
 
-def command(cfg, image):
+def command(definition, image):
     """docker's rule: entrypoint + cmd, where a new entrypoint drops the image's Cmd."""
-    entrypoint = cfg.get("entrypoint")
-    cmd = cfg.get("command")
+    entrypoint, cmd = definition.entrypoint, definition.command
     if entrypoint is not None:
         args = list(entrypoint) + list(cmd or ())
     else:
@@ -80,85 +59,89 @@ def command(cfg, image):
     return args
 
 
-def build(cfg, *, cid, rootfs, image=None, user=None, netns=None, etc=None, uid_map=None,
-          gid_map=None, volumes=None, cgroups_path=None):
-    """The config.json for ``cfg`` (see config.py for its keys).
+def build(definition, *, cid, rootfs, image=None, user=None, netns=None, etc=None,
+          uid_map=None, gid_map=None, volumes=None, cgroups_path=None):
+    """The config.json for ``definition`` (a kago.manager.definition.Definition).
 
     ``netns``: None for a new network namespace, "host" for the host's, or a path (a
-    kago.network namespace, or another container's). ``etc``: {"/etc/hosts": host path, ...}
-    bind-mounted read-only. ``volumes``: {volume name: host directory}.
+    kago.network namespace, or another container's). ``uid_map``/``gid_map``: the IdRanges
+    reserved for it (the definition's maps, or an ``auto`` block). ``etc``: {"/etc/hosts":
+    host path, ...} bind-mounted. ``volumes``: {volume name: host directory}.
     """
     from kago.oci.defaults import default_spec
+    d = definition
     image = image or ImageConfig()
     user = user or User()
-    args = command(cfg, image)
-    spec = default_spec(args=args, terminal=bool(cfg.get("tty")))
-    spec["root"] = {"path": rootfs, "readonly": bool(cfg.get("read_only"))}
-    spec["hostname"] = cfg.get("hostname") or cid[:12]
-    _process(spec["process"], cfg, image, user, spec["hostname"])
-    _namespaces(spec, cfg, netns, uid_map, gid_map)
-    _mounts(spec, cfg, etc or {}, volumes or {})
-    _resources(spec, cfg)
+    spec = default_spec(args=command(d, image), terminal=d.tty)
+    spec["root"] = {"path": rootfs, "readonly": d.read_only}
+    spec["hostname"] = d.hostname or cid[:12]
+    _process(spec["process"], d, image, user, spec["hostname"])
+    _namespaces(spec, d, netns, uid_map, gid_map)
+    _mounts(spec, d, etc or {}, volumes or {})
+    _resources(spec, d)
     spec["linux"]["cgroupsPath"] = cgroups_path or f"/kago-{cid}"
-    if cfg.get("sysctls"):
-        spec["linux"]["sysctl"] = dict(cfg["sysctls"])
-    if cfg.get("seccomp", "default") == "default":
+    if d.sysctls:
+        spec["linux"]["sysctl"] = d.sysctl_dict
+    if d.seccomp == "default":
         from kago.oci.defaults import default_seccomp_profile
         spec["linux"]["seccomp"] = default_seccomp_profile(
             spec["process"]["capabilities"]["bounding"])
-    if cfg.get("oci_hooks"):
-        spec["hooks"] = {kind: list(hooks) for kind, hooks in cfg["oci_hooks"].items()}
-    spec["annotations"] = {"io.kago.id": cid, "io.kago.name": cfg.get("name") or ""}
-    for key, value in (cfg.get("labels") or {}).items():
-        spec["annotations"][str(key)] = str(value)
+    if d.oci_hooks:
+        spec["hooks"] = _hooks(d.oci_hooks)
+    spec["annotations"] = {"io.kago.id": cid, "io.kago.name": d.name}
+    for key, value in d.labels:
+        spec["annotations"][key] = value
     return spec
 
 
-def _process(proc, cfg, image, user, hostname):
+def _hooks(hooks):
+    out = {}
+    for hook in hooks:
+        entry = {"path": hook.path}
+        if hook.args:
+            entry["args"] = list(hook.args)
+        if hook.env:
+            entry["env"] = list(hook.env)
+        if hook.timeout is not None:
+            entry["timeout"] = hook.timeout
+        out.setdefault(hook.kind, []).append(entry)
+    return out
+
+
+def _process(proc, d, image, user, hostname):
     proc["user"] = {"uid": user.uid, "gid": user.gid}
     if user.groups:
         proc["user"]["additionalGids"] = list(user.groups)
     base = ["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
             f"HOSTNAME={hostname}", f"HOME={user.home}"]
-    if cfg.get("tty"):
+    if d.tty:
         base.append("TERM=xterm")
-    proc["env"] = C.merge_env(C.merge_env(base, image.env), cfg.get("env"))
-    proc["cwd"] = cfg.get("workdir") or image.workdir or "/"
-    caps = C.capabilities(cfg.get("cap_add"), cfg.get("cap_drop"))
+    proc["env"] = merge_env(merge_env(base, image.env), d.env)
+    proc["cwd"] = d.workdir or image.workdir or "/"
+    caps = list(d.capability_set())
     # docker (CVE-2022-24769): a non-root user starts with no effective/permitted
     # capabilities; it keeps the bounding set, so setuid binaries still work as usual
     live = caps if user.uid == 0 else []
     proc["capabilities"] = {"bounding": list(caps), "effective": list(live),
                             "permitted": list(live), "inheritable": [], "ambient": []}
-    proc["rlimits"] = _rlimits(cfg.get("rlimits") or {})
-    proc["noNewPrivileges"] = bool(cfg.get("no_new_privileges", False))
-    if cfg.get("tty"):
+    proc["rlimits"] = rlimits_for(d)
+    proc["noNewPrivileges"] = d.no_new_privileges
+    if d.tty:
         proc["consoleSize"] = {"height": 24, "width": 80}
 
 
-def _rlimits(limits):
+def rlimits_for(definition):
+    """process.rlimits (also what ``kago reload`` applies to a running container)."""
     # runc spec's 1024: docker's 1048576 would raise the hard limit, which needs
     # CAP_SYS_RESOURCE (a host's root may lack it, as here); ask with rlimits/--ulimit
-    out = {"RLIMIT_NOFILE": {"type": "RLIMIT_NOFILE", "soft": 1024, "hard": 1024}}
-    for name, value in limits.items():
-        key = str(name).lower().replace("rlimit_", "")
-        if key not in _RLIMITS:
-            raise BadValue(f"rlimits.{name}", f"unknown resource limit: use one of "
-                                              f"{', '.join(_RLIMITS)}")
-        soft, hard = (value, value) if isinstance(value, int) else tuple(value)
-        if soft > hard:
-            raise BadValue(f"rlimits.{name}", f"soft limit {soft} is above the hard one {hard}")
-        out["RLIMIT_" + key.upper()] = {"type": "RLIMIT_" + key.upper(), "soft": int(soft),
-                                        "hard": int(hard)}
+    out = {"nofile": {"type": "RLIMIT_NOFILE", "soft": 1024, "hard": 1024}}
+    for limit in definition.rlimits:
+        out[limit.name] = {"type": "RLIMIT_" + limit.name.upper(), "soft": limit.soft,
+                           "hard": limit.hard}
     return list(out.values())
 
 
-def rlimits_for(cfg):
-    """The rlimits a running container should have: ``kago reload`` applies these."""
-    return _rlimits(cfg.get("rlimits") or {})
-
-
-def _namespaces(spec, cfg, netns, uid_map, gid_map):
+def _namespaces(spec, d, netns, uid_map, gid_map):
     wanted = {"pid": "new", "network": "new", "ipc": "new", "uts": "new", "mount": "new"}
     if netns == "host":
         wanted["network"] = "host"
@@ -166,10 +149,8 @@ def _namespaces(spec, cfg, netns, uid_map, gid_map):
         wanted["network"] = netns
     if uid_map:
         wanted["user"] = "new"
-    for kind, how in (cfg.get("namespaces") or {}).items():
-        if kind == "mount" and how != "new":
-            raise BadValue("namespaces.mount", "a container always has its own mount namespace")
-        wanted[kind] = how
+    for ns in d.namespaces:
+        wanted[ns.kind] = ns.how
     spec["linux"]["namespaces"] = [
         {"type": kind} if how == "new" else {"type": kind, "path": how}
         for kind, how in wanted.items() if how != "host"]
@@ -180,8 +161,8 @@ def _namespaces(spec, cfg, netns, uid_map, gid_map):
         spec.pop("hostname", None)
 
 
-def _mappings(items):
-    return [{"containerID": i, "hostID": h, "size": s} for i, h, s in items]
+def _mappings(ranges):
+    return [{"containerID": r.inside, "hostID": r.host, "size": r.size} for r in ranges]
 
 
 def _owns_netns(spec):
@@ -193,8 +174,8 @@ def _has_userns(spec):
     return any(ns["type"] == "user" for ns in spec["linux"]["namespaces"])
 
 
-def _mounts(spec, cfg, etc, volumes):
-    independent = set(cfg.get("independent", C.INDEPENDENT))
+def _mounts(spec, d, etc, volumes):
+    independent = set(d.independent)
     by_kind = {"/proc": "proc", "/sys": "sys", "/dev": "dev", "/dev/pts": "devpts",
                "/dev/shm": "shm", "/dev/mqueue": "mqueue", "/sys/fs/cgroup": "sys"}
     mounts = []
@@ -215,80 +196,57 @@ def _mounts(spec, cfg, etc, volumes):
         mounts = [m for m in mounts if not m["destination"].startswith("/dev/")]
     for dest, source in sorted(etc.items()):
         mounts.append({"destination": dest, "type": "bind", "source": source,
-                       "options": ["rbind", "ro" if cfg.get("network_etc") == "host" else "rw",
+                       "options": ["rbind", "ro" if d.network_etc == "host" else "rw",
                                    "nosuid", "nodev", "noexec"]})
-    for i, m in enumerate(cfg.get("mounts") or ()):
+    for i, m in enumerate(d.mounts):
         mounts.append(_user_mount(m, volumes, f"mounts[{i}]"))
     spec["mounts"] = mounts
 
 
 def _user_mount(m, volumes, field):
-    dest = m["destination"]
-    if m["type"] == "tmpfs":
-        opts = list(m.get("options") or ["nosuid", "nodev", "mode=1777"])
-        return {"destination": dest, "type": "tmpfs", "source": "tmpfs",
-                "options": opts + (["ro"] if m.get("readonly") else [])}
-    if m["type"] == "volume":
-        if m["source"] not in volumes:
-            raise BadValue(field, f"volume {m['source']} has no directory")
-        source = volumes[m["source"]]
-    elif m["type"] == "bind":
-        source = m["source"]
-    else:
-        raise BadValue(f"{field}.type", f'"{m["type"]}": use bind, tmpfs or volume')
-    opts = ["rbind", "ro" if m.get("readonly") else "rw"] + list(m.get("options") or ())
-    return {"destination": dest, "type": "bind", "source": source, "options": opts}
+    if m.kind == "tmpfs":
+        return {"destination": m.destination, "type": "tmpfs", "source": "tmpfs",
+                "options": list(m.options) + (["ro"] if m.readonly else [])}
+    source = m.source
+    if m.kind == "volume":
+        if m.source not in volumes:
+            raise BadValue(field, f"volume {m.source} has no directory")
+        source = volumes[m.source]
+    opts = ["rbind", "ro" if m.readonly else "rw"] + list(m.options)
+    return {"destination": m.destination, "type": "bind", "source": source, "options": opts}
 
 
-def resources(cfg):
-    """linux.resources for the configuration's limits (also what ``kago reload`` writes)."""
+def resources(definition):
+    """linux.resources for the definition's limits (also what ``kago reload`` writes)."""
+    limits = definition.limits
     res = {}
 
     def put(section, field, value):
         res.setdefault(section, {})[field] = value
-    if cfg.get("memory") is not None:
-        put("memory", "limit", int(cfg["memory"]))
-    if cfg.get("memory_swap") is not None:
-        put("memory", "swap", int(cfg["memory_swap"]))
-    if cfg.get("cpus") is not None:
-        quota, period = C.parse_cpus(cfg["cpus"])
+    if limits.memory is not None:
+        put("memory", "limit", limits.memory)
+    if limits.memory_swap is not None:
+        put("memory", "swap", limits.memory_swap)
+    if limits.cpus is not None:
+        quota, period = limits.cpu_quota
         put("cpu", "quota", quota)
         put("cpu", "period", period)
-    if cfg.get("cpu_shares") is not None:
-        put("cpu", "shares", int(cfg["cpu_shares"]))
-    if cfg.get("cpuset_cpus"):
-        put("cpu", "cpus", str(cfg["cpuset_cpus"]))
-    if cfg.get("pids_limit") is not None:
-        put("pids", "limit", int(cfg["pids_limit"]))
-    for key, value in (cfg.get("cgroup") or {}).items():
-        _cgroup_key(res, put, str(key), value)
+    if limits.cpu_shares is not None:
+        put("cpu", "shares", limits.cpu_shares)
+    if limits.cpuset_cpus:
+        put("cpu", "cpus", limits.cpuset_cpus)
+    if limits.pids is not None:
+        put("pids", "limit", limits.pids)
+    for key in limits.cgroup:
+        if key.section:
+            put(key.section, key.field, key.value)
+        else:
+            res.setdefault("unified", {})[key.key] = str(key.value)
     return res
 
 
-def _cgroup_key(res, put, key, value):
-    field = f"cgroup[{key!r}]"
-    if "." not in key or "/" in key:
-        raise BadValue(field, "cgroup keys are control file names like cpu.max or "
-                              "cpu.cfs_quota_us")
-    known = _V1_KEYS.get(key)
-    if known is None:
-        res.setdefault("unified", {})[key] = str(value)
-        return
-    section, name, conv = known
-    try:
-        if conv == "size":
-            value = -1 if value in (-1, "-1", "max") else C.parse_size(value, field)
-        elif conv == "pids":
-            value = -1 if value in (-1, "-1", "max") else int(value)
-        else:
-            value = conv(value)
-    except ValueError:
-        raise BadValue(field, f"invalid value {value!r}") from None
-    put(section, name, value)
-
-
-def _resources(spec, cfg):
-    res = resources(cfg)
+def _resources(spec, d):
+    res = resources(d)
     base = spec["linux"].setdefault("resources", {})
     devices = base.get("devices")
     base.update(copy.deepcopy(res))

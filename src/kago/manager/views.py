@@ -9,6 +9,7 @@ data, PSI included) twice and derives CPU % from the difference, as docker does.
 import time
 
 from kago.manager import format as F
+from kago.manager.definition import of
 
 
 def iso(ts):
@@ -20,7 +21,7 @@ def iso(ts):
 
 def inspect(mgr, record, live=None):
     live = live or mgr.live(record)
-    cfg = record.get("config") or {}
+    d = of(record)
     state = record.get("state") or {}
     att = record.get("network") or {}
     args = record.get("args") or []
@@ -30,9 +31,8 @@ def inspect(mgr, record, live=None):
             {"HostIp": p.get("host_ip") or "0.0.0.0", "HostPort": str(p["host_port"])})
     # an ended container's network was released (docker: no address, no ports, no sandbox)
     net = {} if F.released(record) and live not in ("running", "paused") else att
-    mounts = [{"Type": m["type"], "Source": m.get("source", ""),
-               "Destination": m["destination"], "RW": not m.get("readonly"),
-               "Mode": "ro" if m.get("readonly") else "rw"} for m in cfg.get("mounts") or ()]
+    mounts = [_mount(mgr, m) for m in d.mounts]
+    limits = d.limits
     return {
         "Id": record["id"],
         "Created": iso(record.get("created")),
@@ -51,21 +51,32 @@ def inspect(mgr, record, live=None):
         "RestartCount": state.get("restart_count", 0),
         "LogPath": mgr.paths.log(record["id"]),
         "HostConfig": {
-            "NetworkMode": cfg.get("network") or "bridge",
-            "RestartPolicy": _policy(cfg.get("restart")),
-            "AutoRemove": bool(cfg.get("auto_remove")),
-            "ReadonlyRootfs": bool(cfg.get("read_only")),
-            "CapAdd": cfg.get("cap_add") or None, "CapDrop": cfg.get("cap_drop") or None,
-            "Memory": cfg.get("memory") or 0, "NanoCpus": int((cfg.get("cpus") or 0) * 1e9),
-            "PidsLimit": cfg.get("pids_limit"), "UsernsMode": cfg.get("userns") or "",
+            "NetworkMode": d.network.text,
+            "RestartPolicy": {"Name": d.restart.name,
+                              "MaximumRetryCount": d.restart.max_retries},
+            "AutoRemove": d.auto_remove, "ReadonlyRootfs": d.read_only,
+            "CapAdd": list(d.capabilities.add) or None,
+            "CapDrop": list(d.capabilities.drop) or None,
+            "Memory": limits.memory or 0, "MemorySwap": limits.memory_swap or 0,
+            "NanoCpus": int(round((limits.cpus or 0) * 1e9)),
+            "CpuShares": limits.cpu_shares or 0, "CpusetCpus": limits.cpuset_cpus,
+            "PidsLimit": limits.pids, "UsernsMode": d.ids.text,
+            "Sysctls": d.sysctl_dict or None,
+            "SecurityOpt": (["seccomp=unconfined"] if d.seccomp == "unconfined" else [])
+            + (["no-new-privileges"] if d.no_new_privileges else []) or None,
+            "Ulimits": [{"Name": r.name, "Soft": r.soft, "Hard": r.hard}
+                        for r in d.rlimits] or None,
+            "LogConfig": {"Type": "json-file", "Config": {
+                "max-size": str(d.log.max_size), "max-file": str(d.log.max_files)}},
             "PortBindings": {k: v for k, v in ports.items()},
         },
         "Config": {
             "Hostname": record.get("hostname", ""),
-            "Env": record.get("env") or cfg.get("env") or [], "Image": record.get("image") or "",
-            **effective_config(cfg, record.get("image_config") or {}),
-            "Tty": bool(cfg.get("tty")), "OpenStdin": bool(cfg.get("interactive")),
+            "Env": record.get("env") or list(d.env), "Image": record.get("image") or "",
+            **effective_config(d, record.get("image_config") or {}),
+            "Tty": d.tty, "OpenStdin": d.interactive,
             "StopSignal": record.get("stop_signal", "SIGTERM"),
+            "StopTimeout": d.stop_timeout,
         },
         "NetworkSettings": {
             "IPAddress": net.get("ipv4") or "", "Gateway": net.get("gateway") or "",
@@ -87,31 +98,36 @@ def inspect(mgr, record, live=None):
     }
 
 
-def effective_config(cfg, image):
+def _mount(mgr, m):
+    """docker inspect's Mounts entry; a volume's names it and its directory (Source)."""
+    doc = {"Type": m.kind, "Source": m.source, "Destination": m.destination,
+           "RW": not m.readonly, "Mode": "ro" if m.readonly else "rw"}
+    if m.kind == "volume":
+        from kago.manager.volumes import mountpoint
+        doc.update(Name=m.source, Source=mountpoint(mgr, m.source), Driver="local")
+    return doc
+
+
+def effective_config(definition, image):
     """docker inspect's Config.{Cmd, Entrypoint, User, WorkingDir, Labels, ExposedPorts,
-    Volumes}: what the container runs with, the image's values where ``cfg`` (the
-    container's flags) gives none; a new entrypoint drops the image's Cmd, as at run."""
-    entrypoint = cfg.get("entrypoint")
-    if entrypoint is not None:
-        cmd = cfg.get("command") or None
+    Volumes}: what the container runs with, the image's values where its Definition gives
+    none; a new entrypoint drops the image's Cmd, as at run."""
+    d = definition
+    if d.entrypoint is not None:
+        entrypoint, cmd = list(d.entrypoint), list(d.command or ()) or None
     else:
         entrypoint = image.get("Entrypoint")
-        cmd = cfg.get("command") or image.get("Cmd")
+        cmd = list(d.command or ()) or image.get("Cmd")
     labels = dict(image.get("Labels") or {})
-    labels.update(cfg.get("labels") or {})
-    out = {"User": cfg.get("user") or image.get("User") or "", "Cmd": cmd or None,
+    labels.update(d.label_dict)
+    out = {"User": d.user or image.get("User") or "", "Cmd": cmd or None,
            "Entrypoint": entrypoint or None,
-           "WorkingDir": cfg.get("workdir") or image.get("WorkingDir") or "",
+           "WorkingDir": d.workdir or image.get("WorkingDir") or "",
            "Labels": labels}
     for key in ("ExposedPorts", "Volumes"):
         if image.get(key):
             out[key] = image[key]
     return out
-
-
-def _policy(text):
-    name, _, count = str(text or "no").partition(":")
-    return {"Name": name, "MaximumRetryCount": int(count or 0)}
 
 
 def top(mgr, record, ps_args=()):

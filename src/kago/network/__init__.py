@@ -9,7 +9,7 @@
 Importing this package is cheap: pyroute2 (~150 ms) is imported only when a bridge, veth or
 netns is configured, and the OCI runtime (kago-oci) never imports kago.network. The names
 below are loaded on first use (PEP 562), so a process that needs one submodule only (the DNS
-resolver, ``python -m kago.network.dns``) does not load the rest.
+resolver, ``python -m kago.cli.resolver``) does not load the rest.
 """
 
 import importlib

@@ -1,4 +1,4 @@
-"""Loading definition files: the DSL's values become configurations; every error names the
+"""Loading definition files: the DSL's values become Definitions; every error names the
 file and the line, before anything could start (no root needed: loading touches no host)."""
 
 import textwrap
@@ -6,6 +6,7 @@ import textwrap
 import pytest
 
 from kago.manager.define.load import load
+from kago.manager.definition import Capabilities, CgroupKey, IdRange
 from kago.manager.errors import DefinitionError
 
 
@@ -27,10 +28,11 @@ def test_a_loop_defines_many_with_id_ranges_and_cgroups(tmp_path):
         """)
     d = load(path, {"IMAGE": "debian"})
     assert [c.name for c in d.containers] == ["web-10001", "web-10002", "web-10003"]
-    cfg = d.configs["web-10002"]
-    assert cfg["image"] == "debian" and cfg["uid_map"] == [[0, 1000200, 100]]
-    assert cfg["cgroup"] == {"cpu.cfs_quota_us": 30000} and cfg["hostname"] == "web-10002"
-    assert cfg["mounts"][0]["options"][-1] == "size=1m"
+    web = d.definitions["web-10002"]
+    assert web.image == "debian" and web.ids.uid_map == (IdRange(0, 1000200, 100),)
+    assert web.limits.cgroup == (CgroupKey("cpu.cfs_quota_us", 30000, "cpu", "quota"),)
+    assert web.hostname == "web-10002" and web.network.mode == "host"
+    assert web.mounts[0].options[-1] == f"size={1 << 20}"
     assert d.containers[0].readiness.port == 10001 and not d.resident()
 
 
@@ -39,10 +41,10 @@ def test_rootfs_and_bind_sources_are_relative_to_the_file(tmp_path):
         from kago.manager.define import Container, bind
         Container("c", rootfs="rootfs", command="echo hi", mounts=[bind("data", "/data")])
         """)
-    cfg = load(path).configs["c"]
-    assert cfg["rootfs"] == str(tmp_path / "rootfs")
-    assert cfg["mounts"][0]["source"] == str(tmp_path / "data")
-    assert cfg["command"] == ["/bin/sh", "-c", "echo hi"]
+    c = load(path).definitions["c"]
+    assert c.rootfs == str(tmp_path / "rootfs")
+    assert c.mounts[0].source == str(tmp_path / "data")
+    assert c.command == ("/bin/sh", "-c", "echo hi")
 
 
 def test_capabilities_as_an_exact_set(tmp_path):
@@ -50,8 +52,9 @@ def test_capabilities_as_an_exact_set(tmp_path):
         from kago.manager.define import Container
         Container("c", image="i", command=["x"], capabilities=["NET_BIND_SERVICE"])
         """)
-    cfg = load(path).configs["c"]
-    assert cfg["cap_drop"] == ["ALL"] and cfg["cap_add"] == ["NET_BIND_SERVICE"]
+    c = load(path).definitions["c"]
+    assert c.capabilities == Capabilities(("CAP_NET_BIND_SERVICE",), ("ALL",))
+    assert c.capability_set() == ("CAP_NET_BIND_SERVICE",)
 
 
 def test_resident_hooks_need_the_agent(tmp_path):

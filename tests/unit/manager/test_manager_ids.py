@@ -4,6 +4,7 @@
 import pytest
 
 from kago.manager import idranges, ids
+from kago.manager.definition import IdMapping, IdRange
 from kago.manager.errors import IdRangeError
 from kago.manager.ids import AUTO_ID_BASE as BASE
 from kago.manager.paths import Paths
@@ -15,74 +16,79 @@ def entry(uids, gids=None):
     return {"uids": uids, "gids": uids if gids is None else gids}
 
 
+def req(mode="host", size=K64, uids=(), gids=()):
+    """A definition's IdMapping: a mode (auto of ``size`` IDs) or explicit maps."""
+    return IdMapping(mode, size, tuple(IdRange(*r) for r in uids),
+                     tuple(IdRange(*r) for r in gids))
+
+
 ALLOCATE = [
-    # (table, userns, uid_map, gid_map) -> (uid_map, gid_map)
-    ("no user namespace", {}, "host", [], [], (None, None)),
-    ("auto: the first block", {}, "auto", [], [], ([[0, BASE, K64]], [[0, BASE, K64]])),
-    ("auto: the next free block", {"a": entry([[0, BASE, K64]])}, "auto", [], [],
+    # (table, the definition's IdMapping) -> (uid_map, gid_map)
+    ("no user namespace", {}, req(), (None, None)),
+    ("auto: the first block", {}, req("auto"), ([[0, BASE, K64]], [[0, BASE, K64]])),
+    ("auto: the next free block", {"a": entry([[0, BASE, K64]])}, req("auto"),
      ([[0, BASE + K64, K64]], [[0, BASE + K64, K64]])),
     ("auto: a hole between blocks", {"a": entry([[0, BASE, K64]]),
-                                     "c": entry([[0, BASE + 2 * K64, K64]])}, "auto", [], [],
+                                     "c": entry([[0, BASE + 2 * K64, K64]])}, req("auto"),
      ([[0, BASE + K64, K64]], [[0, BASE + K64, K64]])),
-    ("auto: past a small odd range, aligned", {"a": entry([[0, BASE + 10, 5]])}, "auto", [], [],
+    ("auto: past a small odd range, aligned", {"a": entry([[0, BASE + 10, 5]])}, req("auto"),
      ([[0, BASE + K64, K64]], [[0, BASE + K64, K64]])),
-    ("auto=SIZE", {}, "auto=1000", [], [], ([[0, BASE, 1000]], [[0, BASE, 1000]])),
-    ("auto=SIZE larger than a hole", {"a": entry([[0, BASE + K64, K64]])}, "auto=131072", [],
-     [], ([[0, BASE + 2 * K64, 131072]], [[0, BASE + 2 * K64, 131072]])),
-    ("a gid taken counts too", {"a": entry([], [[0, BASE, K64]])}, "auto", [], [],
+    ("auto=SIZE", {}, req("auto", 1000), ([[0, BASE, 1000]], [[0, BASE, 1000]])),
+    ("auto=SIZE larger than a hole", {"a": entry([[0, BASE + K64, K64]])},
+     req("auto", 131072), ([[0, BASE + 2 * K64, 131072]], [[0, BASE + 2 * K64, 131072]])),
+    ("a gid taken counts too", {"a": entry([], [[0, BASE, K64]])}, req("auto"),
      ([[0, BASE + K64, K64]], [[0, BASE + K64, K64]])),
-    ("explicit maps", {}, "host", [[0, 100000, 100]], [[0, 200000, 100]],
+    ("explicit maps", {}, req(uids=[[0, 100000, 100]], gids=[[0, 200000, 100]]),
      ([[0, 100000, 100]], [[0, 200000, 100]])),
-    ("explicit uid map: the gid map follows", {}, "host", [[0, 100000, 100]], [],
+    ("explicit uid map: the gid map follows", {}, req(uids=[[0, 100000, 100]]),
      ([[0, 100000, 100]], [[0, 100000, 100]])),
-    ("adjacent ranges are fine", {"web": entry([[0, 1000100, 100]])}, "host",
-     [[0, 1000200, 100]], [], ([[0, 1000200, 100]], [[0, 1000200, 100]])),
+    ("adjacent ranges are fine", {"web": entry([[0, 1000100, 100]])},
+     req(uids=[[0, 1000200, 100]]), ([[0, 1000200, 100]], [[0, 1000200, 100]])),
 ]
 
 
-@pytest.mark.parametrize("what,table,userns,uid_map,gid_map,want", ALLOCATE,
-                         ids=[row[0] for row in ALLOCATE])
-def test_allocate(what, table, userns, uid_map, gid_map, want):
+@pytest.mark.parametrize("what,table,request_,want", ALLOCATE, ids=[row[0] for row in ALLOCATE])
+def test_allocate(what, table, request_, want):
     before = repr(table)
-    assert ids.allocate(table, userns, uid_map, gid_map) == want
+    assert ids.allocate(table, request_) == want
     assert repr(table) == before  # the table is not changed
 
 
 REFUSED = [
-    ("a uid overlap", {"web": entry([[0, 1000100, 100]])}, "host", [[0, 1000150, 100]], [],
+    ("a uid overlap", {"web": entry([[0, 1000100, 100]])}, req(uids=[[0, 1000150, 100]]),
      "uid range 1000150-1000249 overlaps container web's 1000100-1000199"),
-    ("a gid overlap", {"web": entry([[0, 5000, 10]], [[0, 9000, 10]])}, "host",
-     [[0, 1, 10]], [[0, 9005, 10]], "gid range 9005-9014 overlaps container web's 9000-9009"),
-    ("no block left", {"a": entry([[0, BASE, (1 << 32) - BASE]])}, "auto", [], [],
+    ("a gid overlap", {"web": entry([[0, 5000, 10]], [[0, 9000, 10]])},
+     req(uids=[[0, 1, 10]], gids=[[0, 9005, 10]]),
+     "gid range 9005-9014 overlaps container web's 9000-9009"),
+    ("no block left", {"a": entry([[0, BASE, (1 << 32) - BASE]])}, req("auto"),
      "no free user-namespace ID range is left"),
-    ("a size beyond 2^32", {}, f"auto={(1 << 32) - BASE + 1}", [], [],
+    ("a size beyond 2^32", {}, req("auto", (1 << 32) - BASE + 1),
      "no free user-namespace ID range is left"),
 ]
 
 
-@pytest.mark.parametrize("what,table,userns,uid_map,gid_map,error", REFUSED,
-                         ids=[row[0] for row in REFUSED])
-def test_allocate_refuses(what, table, userns, uid_map, gid_map, error):
+@pytest.mark.parametrize("what,table,request_,error", REFUSED, ids=[row[0] for row in REFUSED])
+def test_allocate_refuses(what, table, request_, error):
     with pytest.raises(IdRangeError, match=error):
-        ids.allocate(table, userns, uid_map, gid_map)
+        ids.allocate(table, request_)
 
 
 def test_an_overlap_names_the_owner_by_name_of():
     table = {"c0ffee": entry([[0, 7000, 10]])}
     with pytest.raises(IdRangeError, match="container kmt-web's"):
-        ids.allocate(table, "host", [[0, 7005, 1]], [],
+        ids.allocate(table, req(uids=[[0, 7005, 1]]),
                      name_of=lambda cid: {"c0ffee": "kmt-web"}[cid])
 
 
 def test_the_table_on_disk_reserves_and_releases(tmp_path):
     paths = Paths(str(tmp_path / "root"), str(tmp_path / "run"))
     (tmp_path / "root").mkdir()
-    assert idranges.reserve(paths, "a", "host", [], [], str) == (None, None)
+    assert idranges.reserve(paths, "a", req(), str) == (None, None)
     assert idranges.read(paths) == {}
-    assert idranges.reserve(paths, "a", "auto", [], [], str)[0] == [[0, BASE, K64]]
-    assert idranges.reserve(paths, "b", "auto", [], [], str)[0] == [[0, BASE + K64, K64]]
+    assert idranges.reserve(paths, "a", req("auto"), str)[0] == [[0, BASE, K64]]
+    assert idranges.reserve(paths, "b", req("auto"), str)[0] == [[0, BASE + K64, K64]]
     assert sorted(idranges.read(paths)) == ["a", "b"]
     idranges.release(paths, "a")
     idranges.release(paths, "a")  # twice: nothing left to release
     assert sorted(idranges.read(paths)) == ["b"]
-    assert idranges.reserve(paths, "c", "auto", [], [], str)[0] == [[0, BASE, K64]]
+    assert idranges.reserve(paths, "c", req("auto"), str)[0] == [[0, BASE, K64]]

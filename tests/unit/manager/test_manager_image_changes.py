@@ -5,6 +5,7 @@ import pytest
 
 from kago.manager.errors import ManagerError
 from kago.manager.images import apply_changes
+from kago.manager.definition import Definition
 from kago.manager.views import effective_config
 
 BASE = {"Env": ["PATH=/bin", "A=1"], "Labels": {"a": "1"}, "ExposedPorts": {"80/tcp": {}},
@@ -41,12 +42,14 @@ def test_bad_changes_are_one_line(change, message):
 def test_inspect_shows_what_the_container_runs_with():
     image = {"Cmd": ["httpd"], "Entrypoint": ["/init"], "User": "www", "WorkingDir": "/w",
              "Labels": {"a": "1"}, "ExposedPorts": {"80/tcp": {}}}
-    out = effective_config({}, image)
+    plain = Definition(image="i")
+    out = effective_config(plain, image)
     assert (out["Cmd"], out["Entrypoint"], out["User"], out["WorkingDir"]) == \
         (["httpd"], ["/init"], "www", "/w")
     assert out["ExposedPorts"] == {"80/tcp": {}}
-    out = effective_config({"command": ["id"], "user": "0", "labels": {"b": "2"}}, image)
+    out = effective_config(plain.but(command=("id",), user="0", labels=(("b", "2"),)), image)
     assert (out["Cmd"], out["User"], out["Labels"]) == (["id"], "0", {"a": "1", "b": "2"})
-    out = effective_config({"entrypoint": ["/bin/sh"]}, image)  # drops the image's Cmd
+    out = effective_config(plain.but(entrypoint=("/bin/sh",)), image)  # drops the image's Cmd
     assert (out["Entrypoint"], out["Cmd"]) == (["/bin/sh"], None)
-    assert effective_config({}, {})["Cmd"] is None and effective_config({}, {})["User"] == ""
+    assert effective_config(plain, {})["Cmd"] is None
+    assert effective_config(plain, {})["User"] == ""

@@ -11,6 +11,7 @@ import sys
 import pytest
 
 from kago.manager import journal
+from kago.manager.definition import Definition, Network
 from kago.manager.engine import Manager
 from kago.manager.errors import NameInUse, NoSuchContainer
 from kago.manager.paths import Paths
@@ -58,8 +59,8 @@ def test_ten_creates_racing_one_name_one_wins_and_the_losers_leave_no_record(tmp
     rootfs.mkdir()
 
     def create(_i):
-        Manager(root, str(tmp_path / "run")).create(
-            {"rootfs": str(rootfs), "network": "host", "name": "same", "command": ["true"]})
+        Manager(root, str(tmp_path / "run")).create(Definition(
+            rootfs=str(rootfs), network=Network("host"), name="same", command=("true",)))
     codes = in_processes(10, create)
     assert sorted(codes) == [0] + [3] * 9, codes
     recs = Records(Paths(root, str(tmp_path / "run")))

@@ -11,6 +11,7 @@ import pytest
 
 from kago.manager import format as F
 from kago.manager import supervisor as S
+from kago.manager.definition import Definition, to_json
 from kago.manager.engine import Manager, mark_removing
 from kago.manager.records import new_state
 from kago.manager.release import releasable
@@ -22,8 +23,9 @@ def manager(tmp_path):
     return Manager(str(tmp_path / "root"), str(tmp_path / "run"))
 
 
-def record(mgr, group=None, config=None, **state):
-    rec = {"id": CID, "name": "kmt-r", "created": 1.0, "config": dict(config or {}),
+def record(mgr, group=None, definition=None, **state):
+    definition = definition or Definition(rootfs="/nonexistent")
+    rec = {"id": CID, "name": "kmt-r", "created": 1.0, "definition": to_json(definition),
            "rootfs": {"kind": "dir", "path": "/nonexistent"}, "network": {"mode": "host"},
            "runtime": None, "runtime_root": os.path.join(mgr.paths.runroot, "oci", "kago"),
            "group": group, "state": dict(new_state(), **state)}
@@ -64,7 +66,8 @@ def test_removing_auto_remove_and_foreground_are_left_alone(tmp_path):
     mgr.records.update(CID, mark_removing)
     assert not releasable(mgr.ctx, mgr.records.load(CID), None)
     assert not S._wants_release(mgr.records.load(CID))
-    rec = record(mgr, config={"auto_remove": True}, status="exited", fresh=False)
+    rec = record(mgr, definition=Definition(rootfs="/nonexistent", auto_remove=True),
+                 status="exited", fresh=False)
     assert not releasable(mgr.ctx, rec, None) and not S._wants_release(rec)
     rec = record(mgr, status="running", foreground=True, fresh=False)
     assert not releasable(mgr.ctx, rec, None) and not S._wants_release(rec)

@@ -128,12 +128,13 @@ def test_one_thread_and_neither_networks_nor_pyroute2_nor_tls(resolver):
     src = os.path.dirname(os.path.dirname(os.path.dirname(control.__file__)))
     out = subprocess.run(
         [sys.executable, "-c", "import sys; sys.modules['ssl'] = None; "
-         "import kago.network.dns.__main__, kago.network.dns.server; "
+         "import kago.cli.resolver, kago.network.dns.daemon, kago.network.dns.server; "
          "print(' '.join(sorted(sys.modules)))"],
         capture_output=True, text=True, check=True, env={"PYTHONPATH": os.path.dirname(src)})
     loaded = set(out.stdout.split())
     assert {m for m in loaded if m.startswith("kago.")} <= {
-        "kago.network", "kago.network.dns", "kago.network.dns.__main__",
+        "kago.cli", "kago.cli.resolver", "kago.network", "kago.network.dns",
+        "kago.network.dns.daemon",
         "kago.network.dns.codec", "kago.network.dns.proc", "kago.network.dns.server",
         "kago.network.dns.table", "kago.version"}
     assert not {m for m in loaded if m.startswith("pyroute2")}

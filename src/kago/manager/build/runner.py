@@ -22,13 +22,13 @@ def run(mgr, image_id, step, config, where, write, out=lambda line: None):
     """Run ``step`` (a steps.Run) on ``image_id``; commit its changes with ``config`` as the
     new image's config. ``write(stream, text)`` gets its output. Returns the new image's ID;
     BuildError (with the exit status) if the command fails."""
-    from kago.manager.config import new_config
-    cfg = new_config(image=image_id, command=list(step.argv), entrypoint=[],
-                     env=list(step.env), workdir=step.workdir or "/",
-                     user=step.user or None, name=f"kago-build-{uuid.uuid4().hex[:12]}",
-                     labels={"io.kago.build": "step"})
+    from kago.manager.definition import from_options
     try:
-        record = mgr.create(cfg)
+        definition = from_options(image_id, list(step.argv), entrypoint=[], env=list(step.env),
+                                  workdir=step.workdir or "/", user=step.user or None,
+                                  name=f"kago-build-{uuid.uuid4().hex[:12]}",
+                                  labels={"io.kago.build": "step"}, environ={})
+        record = mgr.create(definition)
     except KagoError as e:
         raise BuildError(f"{step.text}: the build container cannot be made: {e}", where) \
             from None

@@ -21,9 +21,10 @@ from kago.manager.define.dsl import (
                                      tarball,
                                      tcp,
                                      tmpfs,
+                                     volume,
 )
 
 env = {}
 
 __all__ = ["Container", "Ready", "bind", "env", "id_range", "python", "shell", "tarball", "tcp",
-           "tmpfs"]
+           "tmpfs", "volume"]

@@ -6,6 +6,7 @@ import os
 from kago.manager.define import hooks as H
 from kago.manager.define.bootstrap import bootstrap_dir, provision_step, run_bootstrap
 from kago.manager.define.load import load
+from kago.manager.definition import RestartPolicy
 from kago.manager.errors import DefinitionError
 
 
@@ -20,16 +21,14 @@ def archive(mgr, file, env=None, out=print, tag=None, **_):
     for c in definition.containers:
         if not (c.bootstrap or c.provision):
             continue
-        cfg = dict(definition.configs[c.name])
-        cfg["name"] = f"{c.name}-archive-{secrets.token_hex(3)}"
-        cfg["command"] = ["/bin/sh", "-c", "while :; do sleep 1; done"]
-        cfg["entrypoint"] = []
-        cfg["restart"] = "no"
-        cfg["ports"] = []
-        bootstrap_dir(c, cfg)
-        record = mgr.create(cfg)
+        scratch = definition.definitions[c.name].but(
+            name=f"{c.name}-archive-{secrets.token_hex(3)}",
+            command=("/bin/sh", "-c", "while :; do sleep 1; done"), entrypoint=(),
+            restart=RestartPolicy(), ports=())
+        bootstrap_dir(c, scratch)
+        record = mgr.create(scratch)
         try:
-            if cfg.get("image") and c.bootstrap:
+            if scratch.image and c.bootstrap:
                 run_bootstrap(c, record["rootfs"]["path"])
             mgr.start(record["id"])
             handle = H.Handle(mgr, mgr.records.load(record["id"]))

@@ -10,10 +10,10 @@ from kago.manager.define import hooks as H
 from kago.manager.errors import ManagerError
 
 
-def bootstrap_dir(c, cfg):
+def bootstrap_dir(c, definition):
     """A directory rootfs that does not exist yet is made and bootstrapped (once, ever);
     returns it if this call made it, so a failure can remove it again."""
-    rootfs = cfg.get("rootfs")
+    rootfs = definition.rootfs
     if not rootfs or not c.bootstrap:
         return None
     if os.path.isdir(rootfs) and os.listdir(rootfs):

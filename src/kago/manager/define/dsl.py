@@ -17,21 +17,30 @@ haconiwa's DSL, in this vocabulary:
     namespace.unshare / enter       namespaces={"pid": "new", "network": "/run/netns/x"}
     set_uid_mapping                 ids=id_range(port * 100, 100) | ids="auto" |
                                     uid_map=[(0, 100000, 65536)], gid_map=...
+    cgroup (docker's words)         memory="64m", memory_swap=, cpus=0.5, cpu_shares=,
+                                    cpuset_cpus="0-1", pids_limit=100
     mount_independent               independent=("proc", "sys", "dev", "devpts", "shm")
     mount_network_etc               network_etc="host"
-    add_mount_point                 mounts=[tmpfs("/tmp"), bind("/src", "/dst", readonly=True)]
+    add_mount_point                 mounts=[tmpfs("/tmp"), bind("/src", "/dst", readonly=True),
+                                    volume("data", "/data")]
     cgroup["cpu.cfs_quota_us"]      cgroup={"cpu.cfs_quota_us": 30000} or {"cpu.max": "..."}
     capabilities.allow / drop       cap_add=[...], cap_drop=[...], capabilities=[exact set]
     resource.set_limit              rlimits={"nofile": (1024, 4096)}
     environ                         env={"A": "1"}
     add_general_hook / async_hook   @c.on("before_fork"), @c.every(ms=1000, times=5),
     add_signal_handler              @c.on_signal("USR1"), @c.on_pressure(...), @c.on_oom
+
+A Container only holds what the file wrote; ``to_definition`` (kago.manager.definition's
+``from_container``) parses and checks it into the manager's typed Definition. An attribute set
+after the call (``web.memory = "64m"``) is remembered with its line, so an error in it names
+that line rather than the ``Container(...)`` call's.
 """
 
 import os
 import sys
 
-from kago.manager import config as C
+from kago.manager.definition import INDEPENDENT, IdRange, Mount
+from kago.manager.definition import values as V
 from kago.manager.errors import BadValue
 
 MOMENTS = ("before_fork", "after_fork", "before_root_switch", "after_root_switch", "exit",
@@ -73,18 +82,26 @@ def python(fn):
 
 def id_range(start, size=65536, inside=0):
     """Container IDs inside..inside+size-1 are host IDs start..start+size-1 (uids and gids)."""
-    return [[int(inside), int(start), int(size)]]
+    return V.id_map((inside, start, size), "id_range")
 
 
 def tmpfs(destination, size=None, mode="1777", readonly=False):
-    opts = ["nosuid", "nodev", f"mode={mode}"] + ([f"size={size}"] if size else [])
-    return {"type": "tmpfs", "source": "tmpfs", "destination": destination,
-            "readonly": readonly, "options": opts}
+    """A fresh tmpfs at ``destination`` (``size``: "1m", bytes...; ``mode``: octal text)."""
+    opts = ("nosuid", "nodev", f"mode={mode}")
+    if size is not None:
+        opts += (f"size={V.size(size, 'tmpfs size')}",)
+    return Mount("tmpfs", V.destination(destination, "tmpfs"), "tmpfs", bool(readonly), opts)
 
 
 def bind(source, destination, readonly=False):
-    return {"type": "bind", "source": str(source), "destination": destination,
-            "readonly": readonly, "options": []}
+    """The host's ``source`` (relative to the definition file) at ``destination``."""
+    return Mount("bind", V.destination(destination, "bind"), str(source), bool(readonly))
+
+
+def volume(name, destination, readonly=False):
+    """kago volume ``name`` (made on first use) at ``destination``."""
+    return Mount("volume", V.destination(destination, "volume"), V.name(name, "volume"),
+                 bool(readonly))
 
 
 class Ready:
@@ -107,11 +124,15 @@ class Container:
 
     def __init__(self, name, image=None, *, rootfs=None, command=None, entrypoint=None,
                  hostname=None, env=None, workdir=None, user=None, detach=True,
-                 network="bridge", ports=(), ip=None, ids=None, uid_map=None, gid_map=None,
-                 namespaces=None, independent=C.INDEPENDENT, network_etc="own", mounts=(),
-                 cgroup=None, rlimits=None, cap_add=(), cap_drop=(), capabilities=None,
-                 read_only=False, restart="no", labels=None, bootstrap=(), provision=(),
-                 stop_signal=None, log=None, seccomp="default"):
+                 network="bridge", ports=(), ip=None, aliases=(), ids=None, uid_map=None,
+                 gid_map=None, namespaces=None, independent=INDEPENDENT, network_etc="own",
+                 mounts=(), cgroup=None, memory=None, memory_swap=None, cpus=None,
+                 cpu_shares=None, cpuset_cpus=None, pids_limit=None, rlimits=None,
+                 cap_add=(), cap_drop=(), capabilities=None, no_new_privileges=False,
+                 read_only=False, restart="no", labels=None, sysctls=None, bootstrap=(),
+                 provision=(), stop_signal=None, stop_timeout=None, log=None,
+                 seccomp="default"):
+        object.__setattr__(self, "_lines", {})
         self.line = _caller_line()
         self.file = _caller_file()
         self.name = name
@@ -121,28 +142,45 @@ class Container:
         self.env = dict(env or {}) if not isinstance(env, (list, tuple)) else dict(
             item.split("=", 1) for item in env)
         self.workdir, self.user, self.detach = workdir, user, detach
-        self.network, self.ports, self.ip = network, list(ports), ip
+        self.network, self.ports, self.ip, self.aliases = network, list(ports), ip, list(aliases)
         self.ids, self.uid_map, self.gid_map = ids, uid_map, gid_map
         self.namespaces = dict(namespaces or {})
         self.independent = tuple(independent)
         self.network_etc = network_etc
         self.mounts = list(mounts)
         self.cgroup = dict(cgroup or {})
+        self.memory, self.memory_swap, self.cpus = memory, memory_swap, cpus
+        self.cpu_shares, self.cpuset_cpus, self.pids_limit = cpu_shares, cpuset_cpus, pids_limit
         self.rlimits = dict(rlimits or {})
         self.cap_add, self.cap_drop, self.capabilities = list(cap_add), list(cap_drop), \
             capabilities
+        self.no_new_privileges = no_new_privileges
         self.read_only, self.restart = read_only, restart
         self.labels = dict(labels or {})
+        self.sysctls = dict(sysctls or {})
         self.bootstrap = list(bootstrap)
         self.provision = list(provision)
-        self.stop_signal, self.log, self.seccomp = stop_signal, log, seccomp
+        self.stop_signal, self.stop_timeout = stop_signal, stop_timeout
+        self.log, self.seccomp = log, seccomp
         self.hooks = {m: [] for m in MOMENTS}
         self.timers = []        # (ms, times, fn)
         self.signals = []       # (signal name, fn)
         self.pressure = []      # (resource, stall_ms, window_ms, fn)
         self.oom = []           # fn
         self.readiness = None
+        self._lines.clear()     # every keyword is on the line of the call
         _registry.append(self)
+
+    def __setattr__(self, name, value):
+        if not name.startswith("_") and hasattr(self, "line"):
+            line = _caller_line()
+            if line:
+                self._lines[name] = line
+        object.__setattr__(self, name, value)
+
+    def line_of(self, field):
+        """The line that set ``field``: where it was assigned, or the Container(...) call."""
+        return self._lines.get(str(field).split(".")[0].split("[")[0], self.line)
 
     # --- hooks
     def on(self, moment):
@@ -215,75 +253,10 @@ class Container:
                     or any(self.hooks[m] for m in RESIDENT))
 
     # --- to the manager's vocabulary
-    def to_config(self, source_dir):
-        """The manager's configuration dict; BadValue names the field at fault."""
-        from kago.manager.records import check_name
-        check_name(self.name, "name")
-        if bool(self.image) == bool(self.rootfs):
-            raise BadValue("image", "give exactly one of image= and rootfs=")
-        cfg = C.new_config(name=self.name, image=self.image, hostname=self.hostname or self.name,
-                           workdir=self.workdir, user=None if self.user is None else str(
-                               self.user), read_only=bool(self.read_only), restart=self.restart,
-                           network=self.network or "bridge", ip=self.ip,
-                           network_etc=self.network_etc, seccomp=self.seccomp)
-        if self.rootfs:
-            cfg["rootfs"] = os.path.normpath(os.path.join(source_dir, str(self.rootfs)))
-        cfg["command"] = _argv(self.command, "command")
-        cfg["entrypoint"] = _argv(self.entrypoint, "entrypoint")
-        cfg["env"] = [f"{k}={v}" for k, v in self.env.items()]
-        cfg["ports"] = [C.parse_port(p, "ports") for p in self.ports]
-        cfg["mounts"] = [_mount(m, source_dir, i) for i, m in enumerate(self.mounts)]
-        cfg["namespaces"] = dict(self.namespaces)
-        cfg["independent"] = C.check_independent(self.independent)
-        cfg["cgroup"] = dict(self.cgroup)
-        cfg["rlimits"] = dict(self.rlimits)
-        if self.capabilities is not None:
-            cfg["cap_drop"] = ["ALL"]
-            cfg["cap_add"] = list(self.capabilities)
-        else:
-            cfg["cap_add"], cfg["cap_drop"] = list(self.cap_add), list(self.cap_drop)
-        C.capabilities(cfg["cap_add"], cfg["cap_drop"])
-        C.parse_restart(self.restart, "restart")
-        if self.ids == "auto" or (isinstance(self.ids, str) and self.ids.startswith("auto")):
-            cfg["userns"] = C.parse_userns(self.ids, "ids")
-        elif self.ids is not None:
-            cfg["uid_map"] = C.parse_id_map(self.ids, "ids")
-        if self.uid_map is not None:
-            cfg["uid_map"] = C.parse_id_map(self.uid_map, "uid_map")
-        if self.gid_map is not None:
-            cfg["gid_map"] = C.parse_id_map(self.gid_map, "gid_map")
-        cfg["labels"] = {str(k): str(v) for k, v in self.labels.items()}
-        if self.stop_signal:
-            cfg["stop_signal"] = self.stop_signal
-        if self.log:
-            cfg["log"] = dict(C.DEFAULT_LOG, **self.log)
-        if self.network_etc not in ("own", "host"):
-            raise BadValue("network_etc", f'"{self.network_etc}": use "own" or "host"')
-        from kago.manager.spec import resources, rlimits_for
-        resources(cfg)      # cgroup keys and values checked now, not at start
-        rlimits_for(cfg)
-        return C.validate(cfg)
-
-
-def _argv(value, field):
-    if value is None:
-        return None
-    if isinstance(value, str):
-        return ["/bin/sh", "-c", value]
-    if not all(isinstance(a, str) for a in value):
-        raise BadValue(field, "a list of strings (or one shell command string)")
-    return list(value)
-
-
-def _mount(m, source_dir, i):
-    if not isinstance(m, dict) or m.get("type") not in ("tmpfs", "bind", "volume"):
-        raise BadValue(f"mounts[{i}]", "use tmpfs(...) or bind(...)")
-    if not str(m.get("destination", "")).startswith("/"):
-        raise BadValue(f"mounts[{i}]", "the destination must be an absolute path")
-    m = dict(m)
-    if m["type"] == "bind":
-        m["source"] = os.path.normpath(os.path.join(source_dir, m["source"]))
-    return m
+    def to_definition(self, source_dir):
+        """The manager's Definition; DefinitionError names the file and the line at fault."""
+        from kago.manager.definition import from_container
+        return from_container(self, source_dir)
 
 
 def _checked(fn):

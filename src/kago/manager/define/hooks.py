@@ -84,21 +84,22 @@ def call(fn, *args):
 # --- before/after the root switch: OCI hooks that call back ------------------------------------
 
 def oci_hooks(directory, moments):
-    """(hooks section, extra mount) for a container whose definition hooks these moments."""
-    hooks = {}
-    mounts = []
+    """(OciHooks, extra Mounts) for a container whose definition hooks these moments."""
+    from kago.manager.definition import Mount
+    hooks = ()
+    mounts = ()
     if "before_root_switch" in moments:
-        hooks["createContainer"] = [_hook("before_root_switch", directory)]
+        hooks += (_hook("createContainer", "before_root_switch", directory),)
     if "after_root_switch" in moments:
-        hooks["startContainer"] = [_hook("after_root_switch", INSIDE)]
-        mounts.append({"type": "bind", "source": directory, "destination": INSIDE,
-                       "readonly": False, "options": []})
+        hooks += (_hook("startContainer", "after_root_switch", INSIDE),)
+        mounts += (Mount("bind", INSIDE, directory),)
     return hooks, mounts
 
 
-def _hook(moment, directory):
-    return {"path": "/bin/sh", "args": ["sh", "-c", _SCRIPT, "kago-hook", moment, directory],
-            "timeout": 60}
+def _hook(kind, moment, directory):
+    from kago.manager.definition import OciHook
+    return OciHook(kind, "/bin/sh", ("sh", "-c", _SCRIPT, "kago-hook", moment, directory),
+                   timeout=60)
 
 
 class RootSwitchServer:

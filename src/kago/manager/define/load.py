@@ -2,8 +2,9 @@
 
 Whatever goes wrong -- a syntax error, an exception the program raises, a bad value in a
 Container -- becomes one DefinitionError naming the file and the line (the line of the
-``Container(...)`` call for a bad value), and nothing has been started: loading only runs the
-file and builds configuration dicts.
+``Container(...)`` call, or of the assignment, for a bad value), and nothing has been started:
+loading only runs the file and builds each container's Definition
+(kago.manager.definition).
 
 The file runs with ``env`` (the ``-e KEY=VAL`` values, a dict) and the DSL's names
 (``Container``, ``id_range``, ``tcp``, ...) already defined; ``from kago.manager.define import
@@ -18,14 +19,15 @@ from kago.manager.define import dsl
 from kago.manager.errors import DefinitionError
 
 
-class Definition:
-    """A loaded file: its path, env, and the Containers in definition order."""
+class DefinitionFile:
+    """A loaded file: its path, env, the Containers in definition order and their
+    Definitions (``definitions[name]``)."""
 
     def __init__(self, path, env, containers):
         self.path = path
         self.env = env
         self.containers = containers
-        self.configs = {}
+        self.definitions = {}
 
     def container(self, name):
         return next(c for c in self.containers if c.name == name)
@@ -60,13 +62,13 @@ def load(path, env=None):
         dsl._registry.clear()
     if not containers:
         raise DefinitionError(path, 0, "defines no container (make Container(...) objects)")
-    definition = Definition(path, env, containers)
+    definition = DefinitionFile(path, env, containers)
     check(definition)
     return definition
 
 
 def check(definition):
-    """Every container's configuration, built and checked before anything happens."""
+    """Every container's Definition, built and checked before anything happens."""
     seen = {}
     for c in definition.containers:
         if c.name in seen:
@@ -74,11 +76,9 @@ def check(definition):
                                   f'container name "{c.name}" is also used on line '
                                   f"{seen[c.name]}")
         seen[c.name] = c.line
-        try:
-            definition.configs[c.name] = c.to_config(os.path.dirname(definition.path))
-        except KagoError as e:
-            raise DefinitionError(c.file or definition.path, c.line,
-                                  f"container {c.name}: {e}") from None
+        if not c.file:
+            object.__setattr__(c, "file", definition.path)
+        definition.definitions[c.name] = c.to_definition(os.path.dirname(definition.path))
 
 
 def _line_in(error, path):
@@ -97,4 +97,4 @@ def _what(error):
     return f"{type(error).__name__}: {text}" if text else type(error).__name__
 
 
-__all__ = ["Definition", "load"]
+__all__ = ["DefinitionFile", "load"]

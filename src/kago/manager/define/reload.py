@@ -3,8 +3,10 @@ running containers, without restarts; what needs a restart is named."""
 
 import json
 
+from kago.manager.define import hooks as H
 from kago.manager.define.group import Group, start_agent
 from kago.manager.define.load import load
+from kago.manager.definition import RESTART_FIELDS, of, to_json
 from kago.manager.errors import ManagerError
 
 
@@ -20,8 +22,8 @@ def reload(mgr, file, env=None, out=print, **_):
             out(f"{c.name}: not started by kago up (kago up starts it)")
             continue
         record = mgr.records.load(cid)
-        new = definition.configs[c.name]
-        old = record["config"]
+        new = definition.definitions[c.name]
+        old = of(record)
         notes = _needs_restart(old, new)
         res_old, res_new = spec.resources(old), spec.resources(new)
         lim_old, lim_new = spec.rlimits_for(old), spec.rlimits_for(new)
@@ -41,23 +43,16 @@ def reload(mgr, file, env=None, out=print, **_):
     return 0
 
 
-_LIMIT_KEYS = ("cgroup", "memory", "memory_swap", "cpus", "cpu_shares", "cpuset_cpus",
-               "pids_limit", "rlimits")
-
-
 def _keep_live_fields(record, new):
-    for key in _LIMIT_KEYS:
-        if key in new:
-            record["config"][key] = new[key]
-        else:
-            record["config"].pop(key, None)
+    """The record's definition with the new limits and rlimits (what reload applied)."""
+    record["definition"] = to_json(of(record).but(limits=new.limits, rlimits=new.rlimits))
 
 
 def _needs_restart(old, new):
-    keys = ("image", "rootfs", "command", "entrypoint", "env", "mounts", "ports", "network",
-            "uid_map", "gid_map", "userns", "namespaces", "user", "workdir", "cap_add",
-            "cap_drop", "read_only", "hostname")
-    return [k for k in keys if (old.get(k) or None) != (new.get(k) or None)]
+    """The fields that changed but only apply to a new container (the mount ``up`` adds
+    for root-switch hooks is not the definition's)."""
+    old = old.but(mounts=tuple(m for m in old.mounts if m.destination != H.INSIDE))
+    return [f for f in RESTART_FIELDS if getattr(old, f) != getattr(new, f)]
 
 
 def _with_resets(old, new):

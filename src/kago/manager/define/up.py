@@ -77,14 +77,14 @@ def _precheck(mgr, definition):
     """What can be known before anything is made: images, names owned by others."""
     group_key = key_of(definition.path)
     for c in definition.containers:
-        cfg = definition.configs[c.name]
-        if cfg.get("image"):
+        image = definition.definitions[c.name].image
+        if image:
             from kago.storage import ImageNotFound as StoreImageNotFound
             try:
-                mgr.store.image(cfg["image"])
+                mgr.store.image(image)
             except StoreImageNotFound:
-                raise DefinitionError(c.file, c.line, f"container {c.name}: image "
-                                      f"{cfg['image']} not found (kago import or pull it)") \
+                raise DefinitionError(c.file, c.line_of("image"), f"container {c.name}: "
+                                      f"image {image} not found (kago import or pull it)") \
                     from None
         try:
             other = mgr.records.resolve(c.name)
@@ -140,19 +140,19 @@ class _Up:
             return None
 
     def _create(self, c):
-        cfg = dict(self.definition.configs[c.name])
-        made_dir = bootstrap_dir(c, cfg)
+        definition = self.definition.definitions[c.name]
+        made_dir = bootstrap_dir(c, definition)
         moments = [m for m in ("before_root_switch", "after_root_switch") if c.hooks[m]]
         if moments:
             directory = os.path.join(self.mgr.paths.runroot, "hooks", c.name)
-            cfg["oci_hooks"], extra = H.oci_hooks(directory, moments)
-            cfg["mounts"] = list(cfg["mounts"]) + extra
+            hooks, extra = H.oci_hooks(directory, moments)
+            definition = definition.but(oci_hooks=hooks, mounts=definition.mounts + extra)
             os.makedirs(directory, exist_ok=True)
         group = {"key": self.group.key, "file": self.group.path}
         if c.hooks["exit"] or c.hooks["failure"]:
             group["release"] = "agent"  # its exit hooks see its rootfs: the agent releases it
         try:
-            record = self.mgr.create(cfg, group=group)
+            record = self.mgr.create(definition, group=group)
         except BaseException:
             if made_dir:
                 shutil.rmtree(made_dir, ignore_errors=True)
@@ -161,7 +161,7 @@ class _Up:
         fault("up.created")  # the record names the group: down finds it without the file
         self.group.containers[c.name] = record["id"]
         self.group.save()
-        if cfg.get("image") and c.bootstrap:
+        if definition.image and c.bootstrap:
             run_bootstrap(c, record["rootfs"]["path"])
         return record
 

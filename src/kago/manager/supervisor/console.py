@@ -23,7 +23,8 @@ from kago.manager.supervisor.state import say
 
 
 def wants_console(record):
-    return bool((record.get("config") or {}).get("tty"))
+    from kago.manager.definition import of
+    return of(record).tty
 
 
 class Console:

@@ -12,6 +12,7 @@ import sys
 import time
 
 from kago.errors import KagoError, describe
+from kago.manager.definition import of
 from kago.manager.errors import ManagerError, NoSuchContainer
 from kago.manager.supervisor import restart as policy
 from kago.manager.supervisor.releases import wants_release
@@ -86,7 +87,7 @@ class Endings:
         except ManagerError as e:
             say(f"{cid[:12]}: {e}")
         state = record.get("state") or {}
-        decision = policy.decide((record.get("config") or {}).get("restart"), code,
+        decision = policy.decide(of(record).restart, code,
                                  state.get("restart_count", 0),
                                  bool(state.get("stopped_by_user")), self.delays.get(cid))
         restart = decision.restart
@@ -107,7 +108,7 @@ class Endings:
             self.delays[cid] = decision.next_delay
             self._schedule(cid, decision.delay)
             return
-        if (record.get("config") or {}).get("auto_remove") and not attached:
+        if of(record).auto_remove and not attached:
             self._remove(record)
 
     def _answer_waiters(self, cid, doc):

@@ -10,6 +10,7 @@ import os
 import selectors
 
 from kago.manager import logs
+from kago.manager.definition import of
 from kago.manager.supervisor.state import say
 
 STREAMS = ("stdout", "stderr")
@@ -20,9 +21,8 @@ class Output:
 
     def _open_output(self, w, record, create):
         fifo_dir = self.paths.fifos(w.cid)
-        opts = (record.get("config") or {}).get("log") or {}
-        w.log = logs.LogWriter(self.paths.log(w.cid), opts.get("max_size", 10 << 20),
-                               opts.get("max_files", 3),
+        opts = of(record).log
+        w.log = logs.LogWriter(self.paths.log(w.cid), opts.max_size, opts.max_files,
                                warn=lambda text, cid=w.cid: say(f"{cid[:12]}: {text}"))
         for stream in STREAMS:
             path = os.path.join(fifo_dir, stream)

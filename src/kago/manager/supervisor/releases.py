@@ -10,6 +10,7 @@ import os
 import signal
 import time
 
+from kago.manager.definition import of
 from kago.manager.supervisor.state import say
 
 RELEASER_WAIT = 10.0        # at exit, how long to wait for a releaser still at work
@@ -85,4 +86,4 @@ def wants_release(record):
     releaser checks the rest under the record's lock)."""
     state = record.get("state") or {}
     return not (state.get("removing") or state.get("foreground")
-                or (record.get("config") or {}).get("auto_remove"))
+                or of(record).auto_remove)

@@ -1,6 +1,7 @@
-"""The restart policy, decided: given a container's policy (``--restart``: no, always,
-unless-stopped, on-failure[:N]), how it ended, how often it was restarted and whether the
-user stopped it, whether it is started again and after what delay. Pure.
+"""The restart policy, decided: given a container's RestartPolicy (its definition's: no,
+always, unless-stopped, on-failure with at most N retries), how it ended, how often it was
+restarted and whether the user stopped it, whether it is started again and after what
+delay. Pure.
 
 The delay is docker's: 100 ms for the first restart, doubled each time up to 10 s, and back
 to 100 ms once a run lasted 10 s (``reset``). A user's stop (``stop``, ``kill``, ``rm -f``)
@@ -9,8 +10,6 @@ at most N times when N is given.
 """
 
 from collections import namedtuple
-
-from kago.manager.config import parse_restart
 
 RESTART_DELAY_MIN = 0.1     # docker: 100 ms, doubled each time, reset after 10 s of running
 RESTART_DELAY_MAX = 10.0
@@ -31,11 +30,11 @@ def decide(policy, exit_code, restart_count, stopped_by_user, delay=None):
 def should_restart(policy, exit_code, restart_count, stopped_by_user):
     if stopped_by_user:
         return False
-    name, retries = parse_restart(policy)
-    if name in ("always", "unless-stopped"):
+    if policy.name in ("always", "unless-stopped"):
         return True
-    if name == "on-failure":
-        return exit_code != 0 and (retries == 0 or restart_count < retries)
+    if policy.name == "on-failure":
+        return exit_code != 0 and (policy.max_retries == 0
+                                   or restart_count < policy.max_retries)
     return False
 
 

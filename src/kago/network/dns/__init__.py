@@ -8,7 +8,7 @@ of the containers on that network and forwards everything else to the host's res
     table.py     the name table kago writes and the resolver reads (JSON)
     server.py    the resolver: a selectors loop, UDP and TCP, forwarding
     control.py   kago's side: start, SIGHUP, stop, find strays
-    __main__.py  ``python -m kago.network.dns``
+    daemon.py    the resolver process (``python -m kago.cli.resolver``)
 
 Importing this package imports nothing.
 """

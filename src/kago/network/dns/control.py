@@ -23,7 +23,7 @@ import time
 from kago.network.dns import table as names
 from kago.network.dns.proc import alive, process_record, start_time  # noqa: F401
 
-MODULE = "kago.network.dns"
+MODULE = "kago.cli.resolver"
 READY_TIMEOUT = 5.0
 STOP_TIMEOUT = 2.0
 

@@ -1,4 +1,5 @@
-"""``python -m kago.network.dns --table T --proc P [--ready-fd N]``: a network's resolver.
+"""A network's resolver process: ``run`` is what ``python -m kago.cli.resolver --table T --proc P
+[--ready-fd N]`` (cli/resolver.py, the program's command line) does.
 
 Started by ``control.start``. It forks at once and the first process exits, so the resolver is
 nobody's child (a short-lived ``kago`` command does not keep it as a zombie-to-be). The
@@ -8,7 +9,6 @@ queries will be answered, or why not, before the container runs. Ready comes bef
 server's modules are imported: a query arriving meanwhile waits in the bound socket.
 """
 
-import argparse
 import os
 import signal
 import socket
@@ -39,43 +39,37 @@ def listen_sockets(address, port):
     return udp, tcp
 
 
-def main(argv=None):
-    parser = argparse.ArgumentParser(prog="python -m kago.network.dns")
-    parser.add_argument("--table", required=True)
-    parser.add_argument("--proc", required=True)
-    parser.add_argument("--ready-fd", type=int)
-    parser.add_argument("--foreground", action="store_true")
-    opts = parser.parse_args(argv)
-    if not opts.foreground and os.fork() > 0:
+def run(table_path, proc_path, ready_fd=None, foreground=False):
+    """Serve the names of the table at ``table_path`` (recording this process at
+    ``proc_path``), in a forked child unless ``foreground``; "ok PID" or "error: why" goes to
+    ``ready_fd``."""
+    if not foreground and os.fork() > 0:
         os._exit(0)
     # a SIGHUP (a table change) before the server's handler is in place must not kill it (the
     # default action): ignored, the table's stamp is checked anyway before every query
     signal.signal(signal.SIGHUP, signal.SIG_IGN)
-    ready = os.fdopen(opts.ready_fd, "w") if opts.ready_fd is not None else None
+    ready = os.fdopen(ready_fd, "w") if ready_fd is not None else None
     try:
         from kago.network.dns import proc, table
-        address, port = table.load(opts.table)["listen"]
+        address, port = table.load(table_path)["listen"]
         try:
             udp, tcp = listen_sockets(address, port)
         except OSError as err:
             raise OSError(f"listen on {address}:{port}: {(err.strerror or str(err)).lower()}") \
                 from None
-        table.write(opts.proc, proc.process_record(os.getpid(), opts.table, address, port))
+        table.write(proc_path, proc.process_record(os.getpid(), table_path, address, port))
     except (OSError, ValueError, KeyError) as err:
         what = str(err)
         if ready:
             ready.write(f"error: {what}\n")
             ready.flush()           # closed by the exit: the starter reads to EOF
         else:
-            print(f"python -m kago.network.dns: {what}", file=sys.stderr, flush=True)
+            print(f"python -m kago.cli.resolver: {what}", file=sys.stderr, flush=True)
         os._exit(1)
     if ready:
         ready.write(f"ok {os.getpid()}\n")
         ready.close()
     from kago.network.dns import server
-    server.Resolver(opts.table, opts.proc).serve(udp, tcp)
+    server.Resolver(table_path, proc_path).serve(udp, tcp)
     return 0
 
-
-if __name__ == "__main__":
-    sys.exit(main())

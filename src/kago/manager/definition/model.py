@@ -1,0 +1,146 @@
+"""``Definition``: everything the manager knows about a container before it makes it.
+
+One frozen value, built by ``kago run``/``create``'s flags (flags.py), by a definition
+file's ``Container(...)`` (dsl.py) or by ``kago.Client``, and checked there once. The engine,
+spec.build, the supervisor and ``inspect`` read its typed fields; a record stores it as JSON
+(serial.py) and reads it back without checking it again.
+"""
+
+from dataclasses import dataclass, field, replace
+
+from kago.manager.errors import BadValue
+
+from kago.manager.definition.parts import (
+    INDEPENDENT,
+    Capabilities,
+    IdMapping,
+    Limits,
+    LogOptions,
+    Mount,
+    Namespace,
+    Network,
+    OciHook,
+    Port,
+    RestartPolicy,
+    Rlimit,
+)
+
+DEFAULT_CAPS = ("CAP_AUDIT_WRITE", "CAP_CHOWN", "CAP_DAC_OVERRIDE", "CAP_FOWNER", "CAP_FSETID",
+                "CAP_KILL", "CAP_MKNOD", "CAP_NET_BIND_SERVICE", "CAP_NET_RAW", "CAP_SETFCAP",
+                "CAP_SETGID", "CAP_SETPCAP", "CAP_SETUID", "CAP_SYS_CHROOT")
+"""docker's default set (moby oci/caps/defaults.go): enough for daemons that switch users and
+chown their files, which runc spec's three capabilities are not."""
+
+
+@dataclass(frozen=True)
+class Definition:
+    # what to run: an image (a reference) or a directory as the root filesystem
+    image: str = ""
+    rootfs: str = ""                                # absolute
+    name: str = ""                                  # "": a random one at create
+    command: tuple[str, ...] | None = None          # None: the image's Cmd
+    entrypoint: tuple[str, ...] | None = None       # None: the image's Entrypoint
+    env: tuple[str, ...] = ()                       # "K=V", merged over the image's
+    workdir: str = ""                               # "": the image's, else /
+    user: str = ""                                  # "": the image's; name, uid[:gid]
+    hostname: str = ""                              # "": the ID's first 12 characters
+    tty: bool = False
+    interactive: bool = False
+    read_only: bool = False
+    auto_remove: bool = False
+    # filesystem, network
+    mounts: tuple[Mount, ...] = ()
+    network: Network = field(default_factory=Network)
+    ports: tuple[Port, ...] = ()
+    network_etc: str = "own"                        # own | host (the host's, read-only)
+    # isolation
+    ids: IdMapping = field(default_factory=IdMapping)
+    namespaces: tuple[Namespace, ...] = ()          # changes to pid/network/ipc/uts/mount new
+    independent: tuple[str, ...] = INDEPENDENT      # fresh proc, sys, dev... mounts
+    limits: Limits = field(default_factory=Limits)
+    rlimits: tuple[Rlimit, ...] = ()
+    capabilities: Capabilities = field(default_factory=Capabilities)
+    no_new_privileges: bool = False
+    seccomp: str = "default"                        # default | unconfined
+    sysctls: tuple[tuple[str, str], ...] = ()
+    oci_hooks: tuple[OciHook, ...] = ()
+    # life
+    restart: RestartPolicy = field(default_factory=RestartPolicy)
+    stop_signal: str = ""                           # "": the image's, else SIGTERM
+    stop_timeout: int | None = None
+    labels: tuple[tuple[str, str], ...] = ()
+    log: LogOptions = field(default_factory=LogOptions)
+
+    def but(self, **changes):
+        """A copy with ``changes`` (values of the right types: nothing is checked again)."""
+        return replace(self, **changes)
+
+    @property
+    def source(self):
+        """The image reference, or the rootfs directory."""
+        return self.image or self.rootfs
+
+    @property
+    def label_dict(self):
+        return dict(self.labels)
+
+    @property
+    def sysctl_dict(self):
+        return dict(self.sysctls)
+
+    def capability_set(self, base=DEFAULT_CAPS):
+        """The bounding set by docker's rule: base (all with ALL added), plus the added,
+        minus the dropped (ALL drops every one but those added); sorted CAP_ names."""
+        from kago.oci.names import CAPABILITIES
+        add, drop = self.capabilities.add, self.capabilities.drop
+        caps = set(CAPABILITIES) if "ALL" in add else set(base)
+        caps |= {c for c in add if c != "ALL"}
+        if "ALL" in drop:
+            caps = {c for c in add if c != "ALL"}
+        caps -= {c for c in drop if c != "ALL"}
+        return tuple(sorted(caps))
+
+    def namespace(self, kind):
+        """How the definition asks for namespace ``kind``: "new", "host", a path, or None
+        when it says nothing (spec.build's defaults apply)."""
+        return next((ns.how for ns in self.namespaces if ns.kind == kind), None)
+
+
+LIMIT_FIELDS = ("limits", "rlimits")
+"""What ``kago reload`` applies to a running container."""
+
+RESTART_FIELDS = ("image", "rootfs", "command", "entrypoint", "env", "mounts", "ports",
+                  "network", "ids", "namespaces", "user", "workdir", "capabilities",
+                  "read_only", "hostname")
+"""What ``kago reload`` reports as changed but cannot apply without a new container."""
+
+
+def check(d, names=None):
+    """The definition ``d`` if its fields agree with each other; BadValue otherwise.
+
+    Every builder calls this once, after each value was parsed on its own. ``names`` maps a
+    field of the Definition to what the user wrote it as (``--restart`` on the command line,
+    ``restart`` in a definition file), so the error names that."""
+    names = names or {}
+
+    def name(field):
+        return names.get(field, field)
+    if not d.image and not d.rootfs:
+        raise BadValue(name("image"), "give an image or a rootfs directory")
+    if d.image and d.rootfs:
+        raise BadValue(name("image"), "give either an image or a rootfs directory, not both")
+    if d.ports and d.network.mode in ("host", "none"):
+        raise BadValue(name("ports"), f"ports cannot be published with "
+                                      f"{name('network')} {d.network.mode}")
+    if d.tty and d.restart.name != "no":
+        raise BadValue(name("restart"), "a container with a terminal (-t) runs in the "
+                                        "foreground and cannot have a restart policy")
+    if d.auto_remove and d.restart.name != "no":
+        raise BadValue(name("auto_remove"), f"{name('auto_remove')} and {name('restart')} "
+                                            f"cannot be used together")
+    if (d.ids.uid_map or d.ids.gid_map) and d.ids.mode in ("auto", "keep-id"):
+        raise BadValue(name("userns"), "give either an explicit ID map or a user namespace "
+                                       "mode, not both")
+    if d.ids.gid_map and not d.ids.uid_map:
+        raise BadValue(name("gid_map"), "a gid map needs a uid map too")
+    return d
