@@ -195,3 +195,30 @@ def test_run_it_detaches_with_the_keys_and_logs_its_output(kmt):
         t.close()
     doc = kmt.inspect("kmt-rdet")
     assert (doc["State"]["Status"], doc["State"]["ExitCode"]) == ("exited", 4)
+
+
+def test_run_dit_and_attach_under_runc(workdir, rootfs_cache):
+    """The console socket is runc's protocol: the supervisor holds runc's pty the same way."""
+    import shutil
+
+    import pytest
+
+    from kago.manager.testing import KagoEnv
+    runc = shutil.which("runc")
+    if runc is None:
+        pytest.skip("runc is not installed")
+    env = KagoEnv(workdir, runtime=runc, rootfs_cache=rootfs_cache)
+    try:
+        env.kago("run", "-dit", "--name", "kmt-runc-tty", "--network", "none", "busybox", "sh",
+                 check=True, input="")
+        t = Terminal(env, "attach", "kmt-runc-tty", rows=31, cols=91)
+        try:
+            t.type("echo via-runc $(stty size)\n")
+            t.read_for("via-runc 31 91")
+            t.type("exit 6\n")
+            assert t.wait() == 6
+        finally:
+            t.close()
+    finally:
+        left = env.destroy()
+    assert not left, left

@@ -99,15 +99,16 @@ class Console:
             pass
 
     def _pty_output(self, w):
+        """Copy what the container wrote to its terminal; False when nothing was there."""
         try:
             data = os.read(w.master, 65536)
         except BlockingIOError:
-            return
+            return False
         except OSError:  # EIO: the container's last holder of its terminal closed it
             data = b""
         if not data:
             self._close_master(w)
-            return
+            return False
         if w.log is not None:
             w.log.write("stdout", data)
         for client in list(w.attachers):
@@ -118,6 +119,7 @@ class Console:
             if sent != len(data):
                 say(f"{w.cid[:12]}: an attached client does not keep up: dropped")
                 self._drop(client)
+        return True
 
     def _close_master(self, w):
         fd, w.master = w.master, None
@@ -129,11 +131,9 @@ class Console:
 
     def _close_console(self, w):
         self._unlisten(w)
-        if w.master is not None:
-            for _ in range(1024):  # what the container wrote before it ended
-                if w.master is None:
-                    break
-                self._pty_output(w)
+        for _ in range(1024):  # what it wrote before it ended (bounded: a child it left writes on)
+            if w.master is None or not self._pty_output(w):
+                break
         self._close_master(w)
         for client in self.attaching.pop(w.cid, []):
             client.send({"ok": False, "id": w.cid, "code": 125,
