@@ -124,6 +124,11 @@ def test_it_without_a_terminal_is_refused_as_dockers_and_leaves_nothing(kmt):
     proc = kmt.kago("attach", "kmt-dit0", input="")
     assert (proc.returncode, proc.stderr.strip()) == (1, NOT_A_TTY)
     assert kmt.inspect("kmt-dit0")["State"]["Running"]
+    kmt.kago("create", "-it", "--name", "kmt-cit0", "--network", "none", "busybox", "sh",
+             check=True, input="")
+    proc = kmt.kago("start", "-ai", "kmt-cit0", input="")
+    assert (proc.returncode, proc.stderr.strip()) == (1, NOT_A_TTY)
+    assert kmt.inspect("kmt-cit0")["State"]["Status"] == "created"
 
 
 def test_run_dit_then_attach_types_reads_and_detaches(kmt):
@@ -222,3 +227,26 @@ def test_run_dit_and_attach_under_runc(workdir, rootfs_cache):
     finally:
         left = env.destroy()
     assert not left, left
+
+
+def test_a_restarted_tty_container_has_a_new_terminal_to_attach_to(kmt):
+    kmt.kago("run", "-dit", "--restart", "always", "--name", "kmt-rtty", "--network", "none",
+             "busybox", "sh", "-c", "echo start; read x; echo got-$x; exit 2", check=True,
+             input="")
+    t = Terminal(kmt, "attach", "kmt-rtty")
+    try:
+        t.type("one\n")
+        t.read_for("got-one")
+        assert t.wait() == 2
+    finally:
+        t.close()
+    assert wait_for(lambda: kmt.inspect("kmt-rtty")["RestartCount"] >= 1
+                    and kmt.inspect("kmt-rtty")["State"]["Running"], 10, 0.05)
+    t = Terminal(kmt, "attach", "kmt-rtty")
+    try:
+        t.type("two\n")
+        t.read_for("got-two")
+        assert t.wait() == 2
+    finally:
+        t.close()
+    kmt.kago("rm", "-f", "kmt-rtty", check=True)
