@@ -250,3 +250,19 @@ def test_a_restarted_tty_container_has_a_new_terminal_to_attach_to(kmt):
     finally:
         t.close()
     kmt.kago("rm", "-f", "kmt-rtty", check=True)
+
+
+def test_attach_ended_by_a_signal_gives_the_terminal_back(kmt):
+    kmt.kago("run", "-dit", "--name", "kmt-sig", "--network", "none", "busybox", "sh",
+             check=True, input="")
+    t = Terminal(kmt, "attach", "kmt-sig")
+    try:
+        t.type("echo ready-$((1+1))\n")
+        t.read_for("ready-2")
+        assert not termios.tcgetattr(t.master)[3] & termios.ICANON  # raw while attached
+        t.proc.terminate()
+        assert t.wait() == 128 + 15
+        assert termios.tcgetattr(t.master)[3] & termios.ICANON  # cooked again
+    finally:
+        t.close()
+    assert kmt.inspect("kmt-sig")["State"]["Running"]

@@ -158,8 +158,13 @@ def _join(sock, master, early, keys, stdin):
     typing = stdin and os.isatty(0)
     size_from = 1 if os.isatty(1) else 0
     saved = termios.tcgetattr(0) if typing else None
+    old_ends = {}
     if typing:
         tty.setraw(0, termios.TCSANOW)  # keys typed ahead are kept, not flushed
+
+        def end(signum, _frame):  # our terminal back as it was (docker's attach exits too)
+            raise SystemExit(128 + signum)
+        old_ends = {s: signal.signal(s, end) for s in (signal.SIGTERM, signal.SIGHUP)}
     copy_size(size_from, master)
     old_winch = signal.signal(signal.SIGWINCH, lambda _s, _f: copy_size(size_from, master))
     matcher = DetachMatcher(keys)
@@ -185,6 +190,8 @@ def _join(sock, master, early, keys, stdin):
                     return True
     finally:
         signal.signal(signal.SIGWINCH, old_winch)
+        for sig, handler in old_ends.items():
+            signal.signal(sig, handler)
         if saved is not None:
             termios.tcsetattr(0, termios.TCSADRAIN, saved)
 
