@@ -183,6 +183,8 @@ class Console:
         if w is not None and client in w.attachers:
             w.attachers.remove(client)
         client.attached = None
-        for waiting in self.attaching.values():
+        for cid, waiting in list(self.attaching.items()):
             while client in waiting:
                 waiting.remove(client)
+            if not waiting:
+                del self.attaching[cid]
