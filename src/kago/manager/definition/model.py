@@ -13,6 +13,9 @@ from kago.manager.errors import BadValue
 from kago.manager.definition.parts import (
     INDEPENDENT,
     Capabilities,
+    Device,
+    Dns,
+    ExtraHost,
     IdMapping,
     Limits,
     LogOptions,
@@ -70,6 +73,16 @@ class Definition:
     stop_timeout: int | None = None
     labels: tuple[tuple[str, str], ...] = ()
     log: LogOptions = field(default_factory=LogOptions)
+    # docker's run flags added later (kept last: records and merges stay simple)
+    extra_hosts: tuple[ExtraHost, ...] = ()         # --add-host
+    dns: Dns = field(default_factory=Dns)           # --dns, --dns-search, --dns-option
+    devices: tuple[Device, ...] = ()                # --device
+    privileged: bool = False                        # all caps and devices, no seccomp
+    publish_all: bool = False                       # -P: exposed ports on random host ports
+    expose: tuple[tuple[int, str], ...] = ()        # --expose: (port, proto)
+    shm_size: int | None = None                     # bytes of /dev/shm (docker: 64m)
+    group_add: tuple[str, ...] = ()                 # more groups: names or gids
+    pull: str = "missing"                           # missing | always | never
 
     def but(self, **changes):
         """A copy with ``changes`` (values of the right types: nothing is checked again)."""
