@@ -5,14 +5,19 @@ import os
 import sys
 
 from kago.cli.common import Usage, client, out, parser
-from kago.cli.flags import _add_container_flags, container_definition
+from kago.cli.flags import _add_container_flags, check_cidfile, container_definition
+from kago.cli.flags import write_cidfile
 
 
 def cmd_create(glob, argv):
     p = parser("create", "Create a container (prepared, not started).")
     _add_container_flags(p)
-    definition = container_definition(p.parse_args(argv))
-    out(client(glob).create_from(definition).id)
+    args = p.parse_args(argv)
+    definition = container_definition(args)
+    check_cidfile(args)
+    cid = client(glob).create_from(definition).id
+    write_cidfile(args, cid)
+    out(cid)
 
 
 def cmd_run(glob, argv):
@@ -21,8 +26,10 @@ def cmd_run(glob, argv):
     _add_container_flags(p)
     args = p.parse_args(argv)
     definition = container_definition(args)
+    check_cidfile(args)
     c = client(glob)
     container = c.create_from(definition)
+    write_cidfile(args, container.id)
     if definition.tty or definition.interactive:
         if args.detach:
             c.remove(container.id, force=True)

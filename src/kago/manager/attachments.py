@@ -47,7 +47,19 @@ def attach_network(ctx, cid, definition, mode, network, hostname):
              for p in definition.ports]
     return ctx.nets.attach(cid, mode=mode, network=network, ip=net.ip or None, ports=ports,
                            hostname=hostname, aliases=net.aliases + (definition.name,),
-                           etc_dir=ctx.paths.etc(cid))
+                           etc_dir=ctx.paths.etc(cid), **etc_lines(definition))
+
+
+def etc_lines(definition):
+    """--add-host and --dns... as kago.network's attach takes them."""
+    out = {}
+    if definition.extra_hosts:
+        out["extra_hosts"] = [(h.name, h.ip) for h in definition.extra_hosts]
+    if definition.dns:
+        dns = definition.dns
+        out["dns"] = {"servers": list(dns.servers), "search": list(dns.search),
+                      "options": list(dns.options)}
+    return out
 
 
 def reattach(ctx, record):

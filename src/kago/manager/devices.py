@@ -60,3 +60,13 @@ def _walk(root):
                 continue
             if stat.S_ISCHR(mode) or stat.S_ISBLK(mode):
                 yield path
+
+
+def host_capabilities(status="/proc/self/status"):
+    """The capabilities in this process's bounding set (--privileged gives the container
+    those: a host's root may lack some, and asking for more fails at capset)."""
+    from kago.oci.names import CAPABILITIES
+    with open(status) as f:
+        line = next((ln for ln in f if ln.startswith("CapBnd:")), "CapBnd: 0")
+    mask = int(line.split()[1], 16)
+    return tuple(sorted(name for name, bit in CAPABILITIES.items() if mask >> bit & 1))

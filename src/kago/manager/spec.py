@@ -60,7 +60,8 @@ def command(definition, image):
 
 
 def build(definition, *, cid, rootfs, image=None, user=None, netns=None, etc=None,
-          uid_map=None, gid_map=None, volumes=None, cgroups_path=None, devices=None):
+          uid_map=None, gid_map=None, volumes=None, cgroups_path=None, devices=None,
+          host_caps=None):
     """The config.json for ``definition`` (a kago.manager.definition.Definition).
 
     ``netns``: None for a new network namespace, "host" for the host's, or a path (a
@@ -69,6 +70,8 @@ def build(definition, *, cid, rootfs, image=None, user=None, netns=None, etc=Non
     host path, ...} bind-mounted. ``volumes``: {volume name: host directory}. ``devices``:
     the host's device nodes for --device and --privileged, as ``kago.manager.devices`` read
     them ({"path", "type", "major", "minor", "fileMode", "uid", "gid", "permissions"}).
+    ``host_caps``: the capabilities this host's root holds (--privileged gives those; None:
+    every capability kago knows).
     """
     from kago.oci.defaults import default_spec
     d = definition
@@ -90,7 +93,7 @@ def build(definition, *, cid, rootfs, image=None, user=None, netns=None, etc=Non
             spec["process"]["capabilities"]["bounding"])
     if d.oci_hooks:
         spec["hooks"] = _hooks(d.oci_hooks)
-    _docker_flags(spec, d, devices or ())
+    _docker_flags(spec, d, devices or (), host_caps)
     spec["annotations"] = {"io.kago.id": cid, "io.kago.name": d.name}
     for key, value in d.labels:
         spec["annotations"][key] = value
@@ -257,7 +260,7 @@ def _resources(spec, d):
         base["devices"] = devices
 
 
-def _docker_flags(spec, d, devices):
+def _docker_flags(spec, d, devices, host_caps=None):
     """--shm-size, --group-add (numeric: names were resolved into ``user``), --device and
     --privileged, as docker's daemon writes them."""
     if d.shm_size is not None:
@@ -281,15 +284,15 @@ def _docker_flags(spec, d, devices):
     if not nodes:
         spec["linux"].pop("devices")
     if d.privileged:
-        _privileged(spec)
+        _privileged(spec, host_caps)
 
 
-def _privileged(spec):
+def _privileged(spec, host_caps=None):
     """docker's --privileged: every capability, no seccomp, every device (the nodes were
     given), /sys and its cgroups writable, nothing masked or read-only."""
     from kago.oci.names import CAPABILITIES
     caps = spec["process"]["capabilities"]
-    everything = sorted(CAPABILITIES)
+    everything = sorted(CAPABILITIES if host_caps is None else host_caps)
     live = bool(caps["effective"])
     caps.update(bounding=list(everything), effective=list(everything) if live else [],
                 permitted=list(everything) if live else [])
