@@ -143,3 +143,63 @@ def cmd_export(glob, argv):
                            "redirect stdout")
     c.export(args.container, target)
     return 0
+
+
+def cmd_history(glob, argv):
+    p = parser("history", "Show the history of an image: its layers and the steps that made "
+                          "them, newest first.")
+    p.add_argument("-H", "--human", default="true",
+                   help="sizes and dates in human form (true, the default, or false)")
+    p.add_argument("--no-trunc", action="store_true", help="do not truncate the output")
+    p.add_argument("-q", "--quiet", action="store_true", help="only the image IDs")
+    p.add_argument("--format", help="a Go template per row, or table, or json")
+    p.add_argument("image", help="the image's name or ID")
+    args = p.parse_args(argv)
+    from kago.manager import format as F
+    from kago.manager.images import created_time
+    human = args.human.lower() not in ("false", "0")
+    rows = []
+    for entry in client(glob).images.history(args.image):
+        short = entry["id"] if args.no_trunc or entry["id"] == "<missing>" else \
+            entry["id"][:12]
+        by = entry["created_by"]
+        if not args.no_trunc and len(by) > 45:
+            by = by[:44] + "…"
+        when = created_time(type("I", (), {"created": entry["created"]})())
+        rows.append({"ID": short, "CreatedSince": F.human_duration(time.time() - when) + " ago"
+                     if human else entry["created"], "CreatedAt": entry["created"],
+                     "CreatedBy": by, "Size": F.human_size(entry["size"]) if human
+                     else str(entry["size"]), "Comment": entry["comment"]})
+    if args.quiet:
+        for row in rows:
+            out(row["ID"])
+        return 0
+    for line in F.formatted(args.format or "table", rows,
+                            ("ID", "CreatedSince", "CreatedBy", "Size", "Comment"),
+                            {"ID": "IMAGE", "CreatedSince": "CREATED",
+                             "CreatedBy": "CREATED BY"}):
+        out(line)
+    return 0
+
+
+def cmd_image_prune(glob, argv):
+    p = parser("image prune", "Remove dangling images (with -a, every image no container "
+                              "uses).")
+    p.add_argument("-a", "--all", action="store_true",
+                   help="every unused image, not just the dangling ones")
+    p.add_argument("-f", "--force", action="store_true", help="do not prompt for confirmation")
+    args = p.parse_args(argv)
+    from kago.cli.common import confirm
+    what = "all images without at least one container associated to them" if args.all \
+        else "all dangling images"
+    if not args.force and not confirm(f"WARNING! This will remove {what}.\n"
+                                      f"Are you sure you want to continue? [y/N] "):
+        return 0
+    done = client(glob).images.prune(all=args.all)
+    if done["images"]:
+        out("Deleted Images:")
+    for line in done["images"]:
+        out(f"deleted: {line}")
+    for error in done["errors"]:
+        print(f"kago: image prune: {error}", file=sys.stderr)
+    return 1 if done["errors"] else 0

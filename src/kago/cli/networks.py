@@ -9,10 +9,23 @@ from kago.cli.common import client, out, parser
 def cmd_network(glob, argv):
     verbs = {"ls": _ls, "list": _ls, "create": _create, "rm": _rm, "remove": _rm,
              "inspect": _inspect}
+    if argv and argv[0] in ("-h", "--help", "help"):
+        out(_HELP)
+        return 0
     if not argv or argv[0] not in verbs:
         from kago.manager.errors import BadValue
         raise BadValue("network", "use network ls, create, rm or inspect")
     return verbs[argv[0]](glob, argv[1:])
+
+
+_HELP = """usage: kago network COMMAND
+
+  ls       list networks
+  create   create a bridge network
+  rm       remove networks
+  inspect  show networks as JSON
+
+Run 'kago network COMMAND --help' for a command's flags."""
 
 
 def _ls(glob, argv):

@@ -8,8 +8,13 @@ from kago.cli.common import Usage, client, confirm, out, parser
 
 
 def cmd_system(glob, argv):
-    if not argv or argv[0] not in ("prune", "info", "supervisor"):
-        raise Usage("system: use prune, info or supervisor")
+    if argv and argv[0] in ("-h", "--help"):
+        out(_SYSTEM_HELP)
+        return 0
+    if not argv or argv[0] not in ("prune", "info", "supervisor", "df"):
+        raise Usage("system: use df, prune, info or supervisor")
+    if argv[0] == "df":
+        return _df(glob, argv[1:])
     if argv[0] == "info":
         return cmd_info(glob, argv[1:])
     if argv[0] == "supervisor":
@@ -108,3 +113,30 @@ def cmd_info(glob, argv):
     out(f"Supervisor: {'pid ' + str(pid) if pid else 'not running'}")
     return 0
 
+
+
+_SYSTEM_HELP = """usage: kago system COMMAND
+
+  df          show what images, containers and volumes take on disk
+  prune       remove stopped containers, dangling images, what nothing owns
+  info        show system-wide information
+  supervisor  show (or --stop) the shared supervisor"""
+
+
+def _df(glob, argv):
+    p = parser("system df", "Show what images, containers and volumes take on disk.")
+    p.add_argument("--format", help="a Go template per row, or table, or json")
+    args = p.parse_args(argv)
+    from kago.manager import format as F
+    rows = []
+    for r in client(glob).disk_usage():
+        share = f" ({100 * r['reclaimable'] // r['size']}%)" if r["size"] else " (0%)"
+        rows.append({"Type": r["type"], "TotalCount": str(r["total"]),
+                     "Active": str(r["active"]), "Size": F.human_size(r["size"]),
+                     "Reclaimable": F.human_size(r["reclaimable"]) + share})
+    for line in F.formatted(args.format or "table", rows,
+                            ("Type", "TotalCount", "Active", "Size", "Reclaimable"),
+                            {"Type": "TYPE", "TotalCount": "TOTAL", "Active": "ACTIVE",
+                             "Size": "SIZE", "Reclaimable": "RECLAIMABLE"}):
+        out(line)
+    return 0
