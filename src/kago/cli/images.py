@@ -9,9 +9,9 @@ from kago.cli.common import client, out, parser
 
 def cmd_images(glob, argv):
     p = parser("images", "List images.")
-    p.add_argument("-q", "--quiet", action="store_true")
-    p.add_argument("--no-trunc", action="store_true")
-    p.add_argument("--format")
+    p.add_argument("-q", "--quiet", action="store_true", help="only the image IDs")
+    p.add_argument("--no-trunc", action="store_true", help="do not truncate the output")
+    p.add_argument("--format", help="a Go template per row, or table, or json")
     p.add_argument("-a", "--all", action="store_true",
                    help="also the intermediate images kago build keeps as its cache")
     args = p.parse_args(argv)
@@ -39,10 +39,11 @@ def cmd_images(glob, argv):
 
 def cmd_import(glob, argv):
     p = parser("import", "Import a root filesystem (tarball or directory) as an image.")
-    p.add_argument("-m", "--message")
-    p.add_argument("-c", "--change", action="append", default=[])
-    p.add_argument("file")
-    p.add_argument("reference", nargs="?")
+    p.add_argument("-m", "--message", help="a commit message")
+    p.add_argument("-c", "--change", action="append", default=[],
+                   help="apply a Dockerfile instruction (CMD, ENV, EXPOSE...)")
+    p.add_argument("file", help="a tarball or directory (- for stdin)")
+    p.add_argument("reference", nargs="?", help="the image's name (NAME[:TAG])")
     args = p.parse_args(argv)
     info = client(glob).images.import_(args.file, args.reference, changes=args.change,
                                        message=args.message)
@@ -54,7 +55,7 @@ def cmd_pull(glob, argv):
     p = parser("pull", "Pull an image from a registry.")
     p.add_argument("--insecure", "--tls-verify=false", action="store_true",
                    dest="insecure", help="plain HTTP / unverified TLS (local registries)")
-    p.add_argument("reference")
+    p.add_argument("reference", help="the image's name (NAME[:TAG])")
     args = p.parse_args(argv)
     info = client(glob).images.pull(args.reference, insecure=args.insecure or None)
     out(f"Digest: sha256:{info.id}")
@@ -64,9 +65,10 @@ def cmd_pull(glob, argv):
 
 def cmd_push(glob, argv):
     p = parser("push", "Push an image to a registry.")
-    p.add_argument("--insecure", action="store_true")
-    p.add_argument("image")
-    p.add_argument("destination", nargs="?")
+    p.add_argument("--insecure", action="store_true",
+                   help="allow plain HTTP and unverified TLS to the registry")
+    p.add_argument("image", help="the image's name or ID")
+    p.add_argument("destination", nargs="?", help="push under this name")
     args = p.parse_args(argv)
     digest = client(glob).images.push(args.image, args.destination,
                                      insecure=args.insecure or None)
@@ -76,8 +78,8 @@ def cmd_push(glob, argv):
 
 def cmd_tag(glob, argv):
     p = parser("tag", "Give an image another name.")
-    p.add_argument("source")
-    p.add_argument("target")
+    p.add_argument("source", help="the image's name or ID")
+    p.add_argument("target", help="the new name (NAME[:TAG])")
     args = p.parse_args(argv)
     client(glob).images.tag(args.source, args.target)
     return 0
@@ -85,8 +87,9 @@ def cmd_tag(glob, argv):
 
 def cmd_rmi(glob, argv):
     p = parser("rmi", "Remove images.")
-    p.add_argument("-f", "--force", action="store_true")
-    p.add_argument("images", nargs="+")
+    p.add_argument("-f", "--force", action="store_true",
+                   help="remove it even if a stopped container uses it")
+    p.add_argument("images", nargs="+", help="the images' names or IDs")
     args = p.parse_args(argv)
     images = client(glob).images
     for ref in args.images:
@@ -97,9 +100,10 @@ def cmd_rmi(glob, argv):
 
 def cmd_save(glob, argv):
     p = parser("save", "Write an image as a docker-loadable archive (or an OCI layout).")
-    p.add_argument("-o", "--output")
-    p.add_argument("--format", choices=("docker-archive", "oci"), default="docker-archive")
-    p.add_argument("image")
+    p.add_argument("-o", "--output", help="write to this file instead of stdout")
+    p.add_argument("--format", choices=("docker-archive", "oci"), default="docker-archive",
+                   help="a Go template per row, or table, or json")
+    p.add_argument("image", help="the image's name or ID")
     args = p.parse_args(argv)
     client(glob).images.save(args.image, args.output, format=args.format)
     return 0
@@ -107,7 +111,7 @@ def cmd_save(glob, argv):
 
 def cmd_load(glob, argv):
     p = parser("load", "Load images from a docker archive or an OCI layout.")
-    p.add_argument("-i", "--input")
+    p.add_argument("-i", "--input", help="read from this file instead of stdin")
     args = p.parse_args(argv)
     from kago.manager.images import load_lines
     for line in load_lines(client(glob).images.load(args.input)):
@@ -117,11 +121,12 @@ def cmd_load(glob, argv):
 
 def cmd_commit(glob, argv):
     p = parser("commit", "Make an image from a container's changes.")
-    p.add_argument("-m", "--message")
-    p.add_argument("-a", "--author")
-    p.add_argument("-c", "--change", action="append", default=[])
-    p.add_argument("container")
-    p.add_argument("reference", nargs="?")
+    p.add_argument("-m", "--message", help="a commit message")
+    p.add_argument("-a", "--author", help="author (\"Name <email>\")")
+    p.add_argument("-c", "--change", action="append", default=[],
+                   help="apply a Dockerfile instruction (CMD, ENV, EXPOSE...)")
+    p.add_argument("container", help="the container's name or ID")
+    p.add_argument("reference", nargs="?", help="the image's name (NAME[:TAG])")
     args = p.parse_args(argv)
     info = client(glob).commit(args.container, args.reference, message=args.message,
                                author=args.author, changes=args.change)
@@ -131,8 +136,8 @@ def cmd_commit(glob, argv):
 
 def cmd_export(glob, argv):
     p = parser("export", "Write a container's filesystem as a tar archive.")
-    p.add_argument("-o", "--output")
-    p.add_argument("container")
+    p.add_argument("-o", "--output", help="write to this file instead of stdout")
+    p.add_argument("container", help="the container's name or ID")
     args = p.parse_args(argv)
     c = client(glob)
     c.container(args.container)  # an unknown container is the error, before the terminal

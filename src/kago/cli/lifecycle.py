@@ -7,8 +7,9 @@ from kago.cli.run import run_attached
 
 def cmd_start(glob, argv):
     p = parser("start", "Start one or more containers.")
-    p.add_argument("-a", "--attach", action="store_true")
-    p.add_argument("containers", nargs="+")
+    p.add_argument("-a", "--attach", action="store_true",
+                   help="attach to its output and wait for it to end")
+    p.add_argument("containers", nargs="+", help="the containers' names or IDs")
     args = p.parse_args(argv)
     if args.attach:
         if len(args.containers) != 1:
@@ -23,34 +24,38 @@ def cmd_start(glob, argv):
 
 def cmd_stop(glob, argv):
     p = parser("stop", "Stop running containers (SIGKILL after the timeout).")
-    p.add_argument("-t", "--time", "--timeout", type=int, dest="time")
-    p.add_argument("-s", "--signal")
-    p.add_argument("containers", nargs="+")
+    p.add_argument("-t", "--time", "--timeout", type=int, dest="time",
+                   help="seconds to wait before SIGKILL (default: its --stop-timeout, or 10)")
+    p.add_argument("-s", "--signal", help="the signal to send (default: its stop signal)")
+    p.add_argument("containers", nargs="+", help="the containers' names or IDs")
     args = p.parse_args(argv)
     return each(glob, args.containers, lambda c, r: c.stop(r, args.time, args.signal), "stop")
 
 
 def cmd_restart(glob, argv):
     p = parser("restart", "Restart containers.")
-    p.add_argument("-t", "--time", "--timeout", type=int, dest="time")
-    p.add_argument("containers", nargs="+")
+    p.add_argument("-t", "--time", "--timeout", type=int, dest="time",
+                   help="seconds to wait before SIGKILL (default: its --stop-timeout, or 10)")
+    p.add_argument("containers", nargs="+", help="the containers' names or IDs")
     args = p.parse_args(argv)
     return each(glob, args.containers, lambda c, r: c.restart(r, args.time), "restart")
 
 
 def cmd_kill(glob, argv):
     p = parser("kill", "Send a signal (default SIGKILL) to containers.")
-    p.add_argument("-s", "--signal", default="SIGKILL")
-    p.add_argument("containers", nargs="+")
+    p.add_argument("-s", "--signal", default="SIGKILL",
+                   help="the signal to send (default: its stop signal)")
+    p.add_argument("containers", nargs="+", help="the containers' names or IDs")
     args = p.parse_args(argv)
     return each(glob, args.containers, lambda c, r: c.kill(r, args.signal), "kill")
 
 
 def cmd_rm(glob, argv):
     p = parser("rm", "Remove containers.")
-    p.add_argument("-f", "--force", action="store_true")
-    p.add_argument("-v", "--volumes", action="store_true")
-    p.add_argument("containers", nargs="+")
+    p.add_argument("-f", "--force", action="store_true", help="stop a running container first")
+    p.add_argument("-v", "--volumes", action="store_true",
+                   help="also remove its anonymous volumes (kago has none: named volumes stay)")
+    p.add_argument("containers", nargs="+", help="the containers' names or IDs")
     args = p.parse_args(argv)
     return each(glob, args.containers, lambda c, r: c.remove(r, args.force), "rm")
 
@@ -65,14 +70,14 @@ def cmd_unpause(glob, argv):
 
 def _freeze(glob, argv, verb):
     p = parser(verb, f"{verb.title()} all processes of containers.")
-    p.add_argument("containers", nargs="+")
+    p.add_argument("containers", nargs="+", help="the containers' names or IDs")
     args = p.parse_args(argv)
     return each(glob, args.containers, lambda c, r: getattr(c, verb)(r), verb)
 
 
 def cmd_wait(glob, argv):
     p = parser("wait", "Block until containers stop; print their exit codes.")
-    p.add_argument("containers", nargs="+")
+    p.add_argument("containers", nargs="+", help="the containers' names or IDs")
     args = p.parse_args(argv)
     c = client(glob)
     for ref in args.containers:
@@ -83,7 +88,7 @@ def cmd_wait(glob, argv):
 
 def cmd_attach(glob, argv):
     p = parser("attach", "Show a running container's output until it ends (no stdin).")
-    p.add_argument("container")
+    p.add_argument("container", help="the container's name or ID")
     args = p.parse_args(argv)
     container = client(glob).container(args.container)
     if container.state not in ("running", "paused"):

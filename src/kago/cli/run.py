@@ -22,7 +22,8 @@ def cmd_create(glob, argv):
 
 def cmd_run(glob, argv):
     p = parser("run", "Create and start a container.")
-    p.add_argument("-d", "--detach", action="store_true")
+    p.add_argument("-d", "--detach", action="store_true",
+                   help="run in the background and print the container's ID")
     _add_container_flags(p)
     args = p.parse_args(argv)
     definition = container_definition(args)

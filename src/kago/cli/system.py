@@ -76,6 +76,7 @@ def _supervisor(glob, argv):
 
 
 def cmd_version(glob, argv):
+    parser("version", "Show kago's version, its runtime's and the OCI spec's.").parse_args(argv)
     mgr = client(glob).manager
     runtime = mgr.runtime()
     out(f"kago version {__version__}")
@@ -86,6 +87,7 @@ def cmd_version(glob, argv):
 
 
 def cmd_info(glob, argv):
+    parser("info", "Show system-wide information.").parse_args(argv)
     import platform
     mgr = client(glob).manager
     counts = {"running": 0, "paused": 0, "exited": 0, "created": 0, "restarting": 0}
