@@ -64,9 +64,24 @@ def cmd_update(glob, argv):
                                args.restart)):
         raise Usage("update: give at least one of --memory, --memory-swap, --cpus, "
                     "--pids-limit, --restart")
+    _check_update(args)  # a bad value is the command line's error (125), before any change
     return each(glob, args.containers, lambda c, ref: c.update(
         ref, memory=args.memory, memory_swap=args.memory_swap, cpus=args.cpus,
         pids_limit=args.pids_limit, restart=args.restart), "update")
+
+
+def _check_update(args):
+    from kago.manager.definition import values as V
+    if args.memory is not None:
+        V.size(args.memory, "--memory")
+    if args.memory_swap is not None:
+        V.swap(args.memory_swap, "--memory-swap")
+    if args.cpus is not None:
+        V.cpus(args.cpus, "--cpus")
+    if args.pids_limit is not None:
+        V.count(args.pids_limit, "--pids-limit", minimum=-1)
+    if args.restart is not None:
+        V.restart(args.restart, "--restart")
 
 
 def cmd_container_prune(glob, argv):
