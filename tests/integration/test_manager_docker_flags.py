@@ -10,7 +10,10 @@ import json
 import os
 import shutil
 
+import pytest
+
 from kago.manager.testing import kmt_fixture  # noqa: F401 (fixture)
+from kago.storage import testkit
 
 
 def run(kmt, *args):
@@ -33,6 +36,31 @@ def test_volume_destinations_are_cleaned_and_the_root_refused(kmt):
                "echo hi > /data/f && cat /data/f && ls -d /x 2>&1")
     assert proc.returncode == 1 and proc.stdout.startswith("hi\n"), proc.stderr
     assert "No such file" in proc.stdout
+    # docker's own example: the volume lands on /etc (it said "mkdir /etc: file exists")
+    proc = run(kmt, "-v", "kmtetc:/x/../../etc", "busybox", "sh", "-c",
+               "grep -c localhost /etc/hosts; findmnt -n -o TARGET /etc 2>/dev/null "
+               "|| grep -c ' /etc ' /proc/mounts")
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.splitlines()[0] != "0"
+
+
+def test_dns_lines_on_a_network_with_kagos_resolver(kmt):
+    proc = kmt.kago("run", "--rm", "--dns-search", "kmt.example", "--dns-option", "ndots:4",
+                    "busybox", "cat", "/etc/resolv.conf")
+    assert proc.returncode == 0, proc.stderr
+    lines = proc.stdout.splitlines()
+    servers = [line for line in lines if line.startswith("nameserver")]
+    assert len(servers) == 1 and servers[0].startswith("nameserver 10.")  # the resolver
+    assert "search kmt.example" in lines and "options ndots:4" in lines
+    proc = kmt.kago("run", "--rm", "--dns", "192.0.2.53", "--add-host", "gw:host-gateway",
+                    "busybox", "sh", "-c", "cat /etc/resolv.conf; grep gw /etc/hosts; "
+                    "ip route | grep default")
+    assert proc.returncode == 0, proc.stderr
+    lines = proc.stdout.splitlines()
+    assert [line for line in lines if line.startswith("nameserver")] == \
+        ["nameserver 192.0.2.53"]
+    gateway = [line for line in lines if line.startswith("default")][0].split()[2]
+    assert f"{gateway}\tgw" in lines
 
 
 def test_extra_hosts_and_dns_lines(kmt):
@@ -127,3 +155,21 @@ def test_mount_flag(kmt, tmp_path):
     proc = kmt.kago("run", "--rm", "--mount", "type=bind,src=/nonexistent-kmt,dst=/m",
                     "busybox", "true")
     assert proc.returncode == 125 and "/nonexistent-kmt" in proc.stderr
+
+
+@pytest.mark.skipif(not os.path.exists(testkit.Registry.BINARY),
+                    reason="docker-registry is not installed")
+def test_pull_missing_and_always_from_a_registry_the_reference_names(kmt, tmp_path):
+    with testkit.Registry(str(tmp_path)) as reg:
+        ref = f"{reg.host}/kmt/busybox:1"
+        kmt.kago("push", "busybox", ref, check=True)
+        proc = run(kmt, "--pull", "never", ref, "true")
+        assert proc.returncode == 125 and ref in proc.stderr
+        proc = run(kmt, ref, "echo", "pulled")  # missing: not local, so pulled
+        assert (proc.returncode, proc.stdout) == (0, "pulled\n"), proc.stderr
+        assert f"pulling {ref}" in proc.stderr
+        proc = run(kmt, ref, "true")  # now local: no pull
+        assert proc.returncode == 0 and "pulling" not in proc.stderr
+        proc = run(kmt, "--pull", "always", ref, "true")
+        assert proc.returncode == 0 and f"pulling {ref}" in proc.stderr
+        kmt.kago("rmi", ref, check=True)
