@@ -72,7 +72,7 @@ def _add_container_flags(p):
                                      "exist)")
     p.add_argument("--pull", default="missing",
                    help="missing (default: pull if not local), always, never; kago pulls "
-                        "from the registries it is configured for")
+                        "only from a registry the reference names (HOST[:PORT]/REPO)")
     p.add_argument("--mount", **many, help="docker's mount syntax: type=bind|volume|tmpfs,"
                                              "src=...,dst=...[,readonly]")
     p.add_argument("image", nargs="?", help="the image (or, with --rootfs, the command)")

@@ -122,5 +122,6 @@ def volumes(ctx, definition):
             os.makedirs(path, exist_ok=True)
             out[m.source] = path
         elif m.kind == "bind" and not os.path.exists(m.source):
-            raise BadValue("-v", f"bind source path does not exist: {m.source}")
+            raise BadValue("-v", f'invalid mount config for type "bind": bind source path '
+                                 f"does not exist: {m.source}")
     return out
