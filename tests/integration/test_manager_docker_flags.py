@@ -123,6 +123,21 @@ def test_shm_size_and_group_add(kmt):
     assert kmt.kago("ps", "-aq", check=True).stdout == ""
 
 
+def test_inspect_shows_the_flags(kmt):
+    kmt.kago("create", "--name", "kmt-i", "--network", "none", "--add-host", "db:10.1.2.3",
+             "--dns", "192.0.2.1", "--dns-search", "x.example", "--device", "/dev/null:/dev/n:r",
+             "--privileged", "--expose", "80", "--shm-size", "1m", "--group-add", "7",
+             "busybox", "true", check=True)
+    host = kmt.inspect("kmt-i")["HostConfig"]
+    assert host["ExtraHosts"] == ["db:10.1.2.3"] and host["Dns"] == ["192.0.2.1"]
+    assert host["DnsSearch"] == ["x.example"] and host["Privileged"] is True
+    assert host["Devices"] == [{"PathOnHost": "/dev/null", "PathInContainer": "/dev/n",
+                                "CgroupPermissions": "r"}]
+    assert (host["ShmSize"], host["GroupAdd"]) == (1 << 20, ["7"])
+    assert "80/tcp" in kmt.inspect("kmt-i")["Config"]["ExposedPorts"]
+    kmt.kago("rm", "kmt-i", check=True)
+
+
 def test_cidfile(kmt, tmp_path):
     path = str(tmp_path / "cid")
     cid = kmt.kago("create", "--cidfile", path, "--network", "none", "busybox", "true",

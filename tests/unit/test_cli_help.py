@@ -8,7 +8,7 @@ import pytest
 from kago.cli.main import VERBS, main
 
 SUBCOMMANDS = ["network ls", "network create", "network rm", "network inspect",
-               "system df", "system prune", "container ls", "container prune",
+               "system df", "system prune", "system info", "system supervisor", "container ls", "container prune",
                "image ls", "image prune", "image history"]
 WHOLE = ["network", "system", "container", "image"]
 

@@ -53,6 +53,10 @@ Are you sure you want to continue? [y/N] """
 
 def _supervisor(glob, argv):
     """system supervisor [--stop]: the shared supervisor's pid and what it watches."""
+    p = parser("system supervisor", "Show the shared supervisor's pid and what it watches.")
+    p.add_argument("--stop", action="store_true",
+                   help="stop it (the containers keep running)")
+    args = p.parse_args(argv)
     from kago.manager import supervisor
     mgr = client(glob).manager
     conn = supervisor.connect(mgr.paths, spawn=False)
@@ -60,7 +64,7 @@ def _supervisor(glob, argv):
         out("no supervisor is running")
         return 0
     try:
-        if "--stop" in argv:
+        if args.stop:
             conn.request("quit", timeout=5)
             out("supervisor stopped (containers keep running)")
         else:
