@@ -73,7 +73,7 @@ def _create(ctx, cid, name, d, group, undo):
     from kago.manager.spec import ImageConfig, build
     image_cfg = ImageConfig(image.config if image else None)
     user = resolve_user(made["path"], d.user or image_cfg.user)
-    d = _docker_extras(d, image, made["path"], user)
+    d = _docker_extras(ctx, d, image, made["path"], user)
     hostname = d.hostname or cid[:12]
     journal.intend(ctx.records, record, "network")
     netns, attachment, etc = attachments.attach(ctx, cid, d, hostname, undo)
@@ -141,7 +141,7 @@ def _pull(ctx, ref):
     return ctx.store.image(ref)
 
 
-def _docker_extras(d, image, rootfs_path, user):
+def _docker_extras(ctx, d, image, rootfs_path, user):
     """What docker's flags resolve at create: --group-add names (the image's /etc/group)
     into ``user``, and -P's exposed ports (--expose and the image's ExposedPorts) onto free
     host ports. Returns the Definition as it is recorded."""
@@ -158,20 +158,31 @@ def _docker_extras(d, image, rootfs_path, user):
         if number.isdigit():
             exposed.append((int(number), proto or "tcp"))
     published = {(p.container_port, p.proto) for p in d.ports}
+    taken = {(p.host_port, p.proto) for att in ctx.nets.attachments() for p in att.ports}
+    from kago.manager.definition import of
+    taken |= {(p.host_port, p.proto) for r in ctx.records.all() for p in of(r).ports}
+    taken |= {(p.host_port, p.proto) for p in d.ports}
     ports = list(d.ports)
     for number, proto in sorted(set(exposed)):
         if (number, proto) not in published:
-            ports.append(Port(_free_port(proto), number, proto))
+            port = _free_port(proto, taken)
+            taken.add((port, proto))
+            ports.append(Port(port, number, proto))
     return d.but(ports=tuple(ports))
 
 
-def _free_port(proto):
-    """A host port the kernel gives out as free (its ephemeral range, as docker's)."""
+def _free_port(proto, taken):
+    """A host port the kernel gives out as free (its ephemeral range, as docker's) that no
+    other container publishes (a published port is a DNAT rule, not a bound socket)."""
     import socket
     kind = socket.SOCK_STREAM if proto == "tcp" else socket.SOCK_DGRAM
-    with socket.socket(socket.AF_INET, kind) as s:
-        s.bind(("", 0))
-        return s.getsockname()[1]
+    for _ in range(64):
+        with socket.socket(socket.AF_INET, kind) as s:
+            s.bind(("", 0))
+            port = s.getsockname()[1]
+        if (port, proto) not in taken:
+            return port
+    raise ManagerError(f"-P: no free {proto} host port found")
 
 
 def _host_caps(d):
