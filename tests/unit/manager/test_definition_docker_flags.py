@@ -112,3 +112,11 @@ def test_flag_errors_name_the_flag(argv, message):
     with pytest.raises(BadValue) as err:
         flags(*argv)
     assert str(err.value).startswith(message), str(err.value)
+
+
+def test_a_definition_files_mounts_follow_the_same_rule():
+    from kago.manager.definition import from_options
+    with pytest.raises(BadValue, match="destination can't be '/'"):
+        from_options("busybox", mounts=[{"type": "tmpfs", "destination": "/x/.."}])
+    d = from_options("busybox", mounts=[{"type": "tmpfs", "destination": "//a/./b/"}])
+    assert d.mounts[0].destination == "/a/b"

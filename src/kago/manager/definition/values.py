@@ -122,7 +122,7 @@ def argv(value, field):
 def destination(text, field):
     if not isinstance(text, str) or not text.startswith("/"):
         raise BadValue(field, f'invalid mount destination "{text}": it must be absolute')
-    return os.path.normpath(text) if text != "/" else text
+    return mount_destination(text, field, "", text)
 
 
 def volume(text, field):
@@ -367,8 +367,9 @@ def mount_destination(dest, field, kind, text):
                               f"'{dest}' mount path must be absolute")
     clean = "/" + os.path.normpath(dest).lstrip("/")
     if clean == "/":
-        raise BadValue(field, f'invalid mount config for type "{kind}": invalid '
-                              f"specification: destination can't be '/'")
+        of_kind = f' for type "{kind}"' if kind else ""
+        raise BadValue(field, f"invalid mount config{of_kind}: invalid specification: "
+                              f"destination can't be '/'")
     return clean
 
 
