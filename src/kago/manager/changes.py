@@ -51,6 +51,9 @@ def update(ctx, ref, limits=None, restart=None):
         if old.auto_remove and restart.name != "no":
             raise BadValue("--restart", "restart policy cannot be updated because AutoRemove "
                                         "is enabled for the container")
+        if old.tty and restart.name != "no":
+            raise BadValue("--restart", "a container with a terminal (-t) runs in the "
+                                        "foreground and cannot have a restart policy")
         new = new.but(restart=restart)
     if new == old:
         return record
