@@ -16,16 +16,16 @@ def test_publish_all_puts_exposed_ports_on_free_host_ports(kmt):
                    "127.0.0.1:28941:81", "busybox", "httpd", "-f", "-p", "80", "-h", "/etc",
                    check=True).stdout.strip()
     lines = kmt.kago("port", "kmt-pa", check=True).stdout.splitlines()
-    assert "81/tcp -> 127.0.0.1:28941" in lines
+    assert "81/tcp -> 127.0.0.1:28941" in lines, lines
     ours = [line for line in lines if line.startswith("80/tcp -> 0.0.0.0:")]
-    assert len(ours) == 1
+    assert len(ours) == 1, lines
     host_port = int(ours[0].rsplit(":", 1)[1])
     assert 1024 < host_port <= 65535
     assert kmt.kago("port", "kmt-pa", "81", check=True).stdout == "127.0.0.1:28941\n"
     proc = kmt.kago("port", "kmt-pa", "82/udp")
     assert proc.returncode == 125
     assert "no public port '82/udp' published for kmt-pa" in proc.stderr
-    wait_http(host_port, "/passwd", timeout=15)
+    assert "root:" in (wait_http(host_port, "/passwd", timeout=15) or ""), lines
     assert kmt.inspect(cid)["HostConfig"]["PortBindings"]["80/tcp"]
     kmt.kago("rm", "-f", cid, check=True)
 
