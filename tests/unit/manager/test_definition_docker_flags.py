@@ -120,3 +120,20 @@ def test_a_definition_files_mounts_follow_the_same_rule():
         from_options("busybox", mounts=[{"type": "tmpfs", "destination": "/x/.."}])
     d = from_options("busybox", mounts=[{"type": "tmpfs", "destination": "//a/./b/"}])
     assert d.mounts[0].destination == "/a/b"
+
+
+def test_the_clients_options_build_what_the_flags_build():
+    from kago.manager.definition import from_options
+    d = from_options("i", extra_hosts={"db": "10.0.0.5"}, dns=["1.1.1.1"],
+                     dns_search=["example.com"], dns_options=["ndots:2"],
+                     devices=["/dev/null:/dev/n:r"], privileged=True, publish_all=True,
+                     expose=[80, "53/udp"], shm_size="128m", group_add=[44], pull="never")
+    assert d == flags("--add-host", "db:10.0.0.5", "--dns", "1.1.1.1", "--dns-search",
+                      "example.com", "--dns-option", "ndots:2", "--device",
+                      "/dev/null:/dev/n:r", "--privileged", "-P", "--expose", "80",
+                      "--expose", "53/udp", "--shm-size", "128m", "--group-add", "44",
+                      "--pull", "never", "i")
+    with pytest.raises(BadValue, match="^workdir: the working directory 'rel' is invalid"):
+        from_options("i", workdir="rel")
+    with pytest.raises(BadValue, match='^dns: "x" is not an ip address'):
+        from_options("i", dns=["x"])
