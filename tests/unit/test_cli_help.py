@@ -47,3 +47,17 @@ def test_every_flag_is_described(verb, capsys):
 def test_verbs_with_subcommands_answer_help(verb, capsys):
     assert main([verb, "--help"]) == 0
     assert capsys.readouterr().out.startswith("usage: kago " + verb)
+
+
+def _forms():
+    from kago.cli.groups import CONTAINER, IMAGE
+    return [f"{group} {verb}" for group, table in (("container", CONTAINER), ("image", IMAGE))
+            for verb, target in table.items() if not isinstance(target, str) or target in VERBS]
+
+
+@pytest.mark.parametrize("form", _forms())
+def test_every_container_and_image_form_reaches_a_verb(form, capsys):
+    with pytest.raises(SystemExit) as done:
+        main(form.split() + ["--help"])
+    assert done.value.code == 0
+    assert capsys.readouterr().out.startswith("usage: kago ")

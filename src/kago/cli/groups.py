@@ -11,7 +11,8 @@ CONTAINER = {
     "pause": "pause", "unpause": "unpause", "wait": "wait", "attach": "attach",
     "logs": "logs", "inspect": "inspect", "top": "top", "stats": "stats", "exec": "exec",
     "commit": "commit", "export": "export", "port": "port", "rename": "rename",
-    "diff": "diff", "update": "update", "prune": ("changes", "cmd_container_prune"),
+    "diff": "diff", "update": "update", "cp": "cp",
+    "prune": ("changes", "cmd_container_prune"),
 }
 IMAGE = {
     "ls": "images", "list": "images", "rm": "rmi", "remove": "rmi", "inspect": "inspect",
@@ -32,6 +33,8 @@ def cmd_image(glob, argv):
 
 
 def _group(name, table, glob, argv):
+    from kago.cli.main import VERBS
+    table = {v: t for v, t in table.items() if not isinstance(t, str) or t in VERBS}
     if not argv or argv[0] in ("-h", "--help", "help"):
         stream = sys.stdout if argv else sys.stderr
         stream.write(f"usage: kago {name} COMMAND [ARGS...]\n\nCommands (each is a kago verb; "
@@ -48,7 +51,6 @@ def _group(name, table, glob, argv):
     if isinstance(target, tuple):
         module, function = target
     else:
-        from kago.cli.main import VERBS
         module, function = VERBS[target]
     handler = getattr(__import__(f"kago.cli.{module}", fromlist=[function]), function)
     return handler(glob, rest)
