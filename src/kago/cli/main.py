@@ -29,15 +29,16 @@ kago {__version__}: a Linux container runtime and manager in Python.
 
 containers:
   run, create, start, stop, restart, kill, rm, ps, logs, exec, attach, wait,
-  inspect, top, stats, pause, unpause, commit, export, port, rename, diff, update
-  (and docker's forms: container ls|run|rm|start|stop|inspect|logs|exec|prune|...)
+  inspect, top, stats, pause, unpause, commit, export, cp, port, rename, diff, update
+  (and docker's forms: container ls|run|rm|start|stop|inspect|logs|exec|cp|prune|...)
 images:
   images, import, pull, push, tag, rmi, save, load, build, history
   (and docker's forms: image ls|rm|inspect|pull|push|tag|save|load|import|history|prune)
 definitions (Python files, see docs/manager.md):
   up FILE [-e KEY=VAL], down FILE, ps FILE, reload FILE, archive FILE
 other:
-  network ls|create|rm|inspect, system df|prune|info, version, info, demo
+  network ls|create|rm|inspect, volume create|ls|inspect|rm|prune,
+  system df|prune|info, version, info, demo
 
 global options:
   --root DIR      state (default /var/lib/kago, or $KAGO_ROOT)
@@ -150,6 +151,7 @@ VERBS = {
     "pull": ("images", "cmd_pull"), "push": ("images", "cmd_push"), "tag": ("images", "cmd_tag"),
     "rmi": ("images", "cmd_rmi"), "save": ("images", "cmd_save"), "load": ("images", "cmd_load"),
     "build": ("build", "main"), "network": ("networks", "cmd_network"),
+    "volume": ("volumes", "cmd_volume"), "cp": ("cp", "cmd_cp"),
     "system": ("system", "cmd_system"), "version": ("system", "cmd_version"),
     "info": ("system", "cmd_info"),
     "up": ("definitions", "cmd_up"), "down": ("definitions", "cmd_down"),
