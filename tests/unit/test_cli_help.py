@@ -9,8 +9,9 @@ from kago.cli.main import VERBS, main
 
 SUBCOMMANDS = ["network ls", "network create", "network rm", "network inspect",
                "system df", "system prune", "system info", "system supervisor", "container ls", "container prune",
-               "image ls", "image prune", "image history"]
-WHOLE = ["network", "system", "container", "image"]
+               "image ls", "image prune", "image history", "volume create", "volume ls",
+               "volume inspect", "volume rm", "volume prune"]
+WHOLE = ["network", "system", "container", "image", "volume"]
 
 
 def undescribed(text):

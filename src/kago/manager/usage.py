@@ -3,8 +3,6 @@ image's history (``kago history``), as docker shows them."""
 
 import os
 
-from kago.manager.definition import of
-
 
 def tree_size(path):
     """Bytes of the files under ``path`` (hard links once, nothing followed, no mounts)."""
@@ -55,14 +53,13 @@ def disk_usage(mgr):
     rows.append({"type": "Containers", "total": len(records), "active": len(running),
                  "size": total,
                  "reclaimable": total - sum(sizes[r["id"]] for r in running)})
-    volumes_dir = os.path.join(mgr.paths.root, "volumes")
-    names = sorted(os.listdir(volumes_dir)) if os.path.isdir(volumes_dir) else []
-    in_use = {m.source for r, _ in records for m in of(r).mounts if m.kind == "volume"}
-    vsize = {n: tree_size(os.path.join(volumes_dir, n)) for n in names}
+    from kago.manager import volumes
+    found = volumes.list_volumes(mgr)
+    vsize = {v.name: tree_size(v.mountpoint) for v in found}
+    active = [v.name for v in found if v.users]
     total = sum(vsize.values())
-    rows.append({"type": "Local Volumes", "total": len(names),
-                 "active": len([n for n in names if n in in_use]), "size": total,
-                 "reclaimable": total - sum(vsize[n] for n in names if n in in_use)})
+    rows.append({"type": "Local Volumes", "total": len(found), "active": len(active),
+                 "size": total, "reclaimable": total - sum(vsize[n] for n in active)})
     return rows
 
 
