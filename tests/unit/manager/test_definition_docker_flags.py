@@ -83,6 +83,8 @@ ERRORS = [
     (["--shm-size", "0", "i"], "--shm-size: the size must be greater than 0"),
     (["--group-add", "a:b", "i"], '--group-add: invalid group "a:b"'),
     (["--pull", "sometimes", "i"], '--pull: invalid pull option: "sometimes"'),
+    (["--privileged", "--userns", "auto", "i"], "--privileged: privileged mode is "
+                                                "incompatible with user namespaces"),
     (["--mount", "type=nfs,dst=/d", "i"], "--mount: invalid argument \"type=nfs,dst=/d\" for "
                                           "\"--mount\" flag: type 'nfs' is not supported"),
     (["--mount", "type=bind,colour=red,dst=/d", "i"], "--mount: invalid argument "

@@ -156,4 +156,8 @@ def check(d, names=None):
                                        "mode, not both")
     if d.ids.gid_map and not d.ids.uid_map:
         raise BadValue(name("gid_map"), "a gid map needs a uid map too")
+    if d.privileged and (d.ids.mode != "host" or d.ids.uid_map):
+        raise BadValue(name("privileged"), "privileged mode is incompatible with user "
+                                           "namespaces: drop --userns/--uidmap, or "
+                                           "--privileged")
     return d
