@@ -182,6 +182,7 @@ def test_pull_missing_and_always_from_a_registry_the_reference_names(kmt, tmp_pa
         assert proc.returncode == 125 and ref in proc.stderr
         proc = run(kmt, ref, "echo", "pulled")  # missing: not local, so pulled
         assert (proc.returncode, proc.stdout) == (0, "pulled\n"), proc.stderr
+        assert f"Unable to find image '{ref}' locally" in proc.stderr
         assert f"pulling {ref}" in proc.stderr
         proc = run(kmt, ref, "true")  # now local: no pull
         assert proc.returncode == 0 and "pulling" not in proc.stderr

@@ -118,6 +118,8 @@ def _image(ctx, d):
         return ctx.store.image(d.image)
     except StoreImageNotFound:
         if d.pull == "missing" and _names_registry(d.image):
+            import sys
+            print(f"Unable to find image '{d.image}' locally", file=sys.stderr)
             return _pull(ctx, d.image)
         raise ImageNotFound(d.image) from None
 
