@@ -132,3 +132,13 @@ def test_container_and_image_forms(kmt):
     assert kmt.kago("ps", "-aq", check=True).stdout == ""
     proc = kmt.kago("container", "fly")
     assert proc.returncode == 125 and "'container fly' is not a kago command" in proc.stderr
+
+
+def test_an_updated_restart_policy_applies_at_the_next_end(kmt):
+    kmt.kago("run", "-d", "--name", "kmt-rp", "--network", "none", "busybox", "sh", "-c",
+             "sleep 1; exit 3", check=True)
+    kmt.kago("update", "--restart", "on-failure:1", "kmt-rp", check=True)
+    assert wait_for(lambda: kmt.inspect("kmt-rp")["RestartCount"] == 1, 20, 0.1)
+    assert wait_for(lambda: kmt.inspect("kmt-rp")["State"]["Status"] == "exited", 20, 0.1)
+    assert kmt.inspect("kmt-rp")["State"]["ExitCode"] == 3
+    kmt.kago("rm", "-f", "kmt-rp", check=True)
