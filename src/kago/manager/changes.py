@@ -67,7 +67,8 @@ def update(ctx, ref, limits=None, restart=None):
 
 def ports(record):
     """[(container "PORT/PROTO", host "IP:PORT")] of its published ports, as ``docker port``
-    lists them (every local address: 0.0.0.0 and [::])."""
+    lists them (every local address: 0.0.0.0, and [::] when the container has an IPv6
+    address for kago.network to forward to)."""
     att = record.get("network") or {}
     found = att.get("ports")
     if found is None:
@@ -82,7 +83,8 @@ def ports(record):
                         else f"{ip}:{p['host_port']}"))
         else:
             out.append((inside, f"0.0.0.0:{p['host_port']}"))
-            out.append((inside, f"[::]:{p['host_port']}"))
+            if att.get("ipv6"):
+                out.append((inside, f"[::]:{p['host_port']}"))
     return out
 
 
