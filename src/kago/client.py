@@ -334,6 +334,56 @@ class Client:
         "errors": [text]}."""
         return self.manager.prune(all_images=all_images)
 
+    def rename(self, ref, new):
+        """docker rename: the container named ``new``; returns it."""
+        from kago.manager import changes
+        return self._container(changes.rename(self.manager.ctx, ref, new))
+
+    def update(self, ref, memory=None, memory_swap=None, cpus=None, pids_limit=None,
+               restart=None):
+        """docker update: new limits (docker's spellings: "512m", "1.5", 100) and/or a
+        restart policy ("on-failure:3"); a running container gets the limits at once, and
+        its record keeps them. Returns the container."""
+        from kago.manager import changes
+        from kago.manager.definition import values as V
+        limits = {}
+        if memory is not None:
+            limits["memory"] = V.size(memory, "--memory")
+        if memory_swap is not None:
+            limits["memory_swap"] = V.swap(memory_swap, "--memory-swap")
+        if cpus is not None:
+            limits["cpus"] = V.cpus(cpus, "--cpus")
+        if pids_limit is not None:
+            limits["pids"] = V.count(pids_limit, "--pids-limit", minimum=-1)
+        policy = None if restart is None else V.restart(restart, "--restart")
+        return self._container(changes.update(self.manager.ctx, ref, limits, policy))
+
+    def port(self, ref):
+        """docker port: [(container "PORT/PROTO", host "IP:PORT")]."""
+        from kago.manager import changes
+        return changes.ports(self.manager.resolve(ref))
+
+    def diff(self, ref):
+        """docker diff: [(A|C|D, path)] of the container's writable layer."""
+        from kago.manager import changes
+        return changes.diff(self.manager.ctx, ref)
+
+    def prune_containers(self):
+        """docker container prune: every stopped (or never started) container removed;
+        [record] of those."""
+        removed = []
+        for record, live in self.manager.list(all=True):
+            if live in ("exited", "created", "dead"):
+                self.manager.remove(record["id"])
+                removed.append(record)
+        return removed
+
+    def disk_usage(self):
+        """docker system df's rows: images, containers, volumes (total, active, size,
+        reclaimable bytes)."""
+        from kago.manager import usage
+        return usage.disk_usage(self.manager)
+
     # --- definition files (docs/manager.md) ----------------------------------------------------
     def up(self, file, env=None, *, keep_going=False, wait=True, out=None):
         """Start every container the definition ``file`` defines (``env``: its ``-e``
@@ -426,6 +476,20 @@ class Images:
         """[ImageInfo] from a docker archive or OCI layout at ``path``, else ``stdin``."""
         from kago.manager import images
         return images.load(self.manager, path, stdin=stdin)
+
+    def history(self, ref):
+        """docker history's rows, newest first: {"id", "created", "created_by", "size",
+        "comment"} ("id" "<missing>" below the image itself)."""
+        from kago.manager import usage
+        return usage.history(self.manager, ref)
+
+    def prune(self, all=False):
+        """docker image prune: dangling images (``all``: every one no container uses)
+        removed; the lines of what went ("deleted: ...")."""
+        from kago.manager import orphans
+        out = {"containers": [], "orphans": [], "images": [], "errors": []}
+        orphans._images(self.manager, all, out)
+        return out
 
 
 class Networks:

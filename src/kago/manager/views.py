@@ -71,6 +71,7 @@ def inspect(mgr, record, live=None):
                 "max-size": str(d.log.max_size), "max-file": str(d.log.max_files)}},
             "PortBindings": {k: v for k, v in ports.items()},
             "Init": d.init or None,
+            **docker_flags(d),
         },
         "Config": {
             "Hostname": record.get("hostname", ""),
@@ -147,7 +148,25 @@ def effective_config(definition, image):
     for key in ("ExposedPorts", "Volumes"):
         if image.get(key):
             out[key] = image[key]
+    if d.expose:
+        out["ExposedPorts"] = {**out.get("ExposedPorts", {}),
+                               **{f"{port}/{proto}": {} for port, proto in d.expose}}
     return out
+
+
+def docker_flags(d):
+    """docker inspect's HostConfig fields of --add-host, --dns..., --device, --privileged,
+    -P, --shm-size and --group-add."""
+    return {
+        "ExtraHosts": [f"{h.name}:{h.ip}" for h in d.extra_hosts] or None,
+        "Dns": list(d.dns.servers), "DnsSearch": list(d.dns.search),
+        "DnsOptions": list(d.dns.options),
+        "Devices": [{"PathOnHost": x.host, "PathInContainer": x.container,
+                     "CgroupPermissions": x.permissions} for x in d.devices],
+        "Privileged": d.privileged, "PublishAllPorts": d.publish_all,
+        "ShmSize": d.shm_size if d.shm_size is not None else 64 << 20,
+        "GroupAdd": list(d.group_add) or None,
+    }
 
 
 def top(mgr, record, ps_args=()):

@@ -42,7 +42,39 @@ def hosts_text(hostname, attachment=None, peers=()):
         if name not in own and name not in grouped.get(ip, ()):
             grouped.setdefault(ip, []).append(name)
     lines += [f"{ip}\t{' '.join(names)}\n" for ip, names in grouped.items()]
+    return "".join(lines) + extra_hosts_text(attachment)
+
+
+def extra_hosts_text(attachment):
+    """--add-host's lines (``host-gateway``: the container's gateway, the host's address on
+    its network; 127.0.0.1 where it has none, as with the host's network)."""
+    lines = []
+    for name, ip in getattr(attachment, "extra_hosts", ()) or ():
+        if ip == "host-gateway":
+            ip = getattr(attachment, "gateway", None) or "127.0.0.1"
+        lines.append(f"{ip}\t{name}\n")
     return "".join(lines)
+
+
+def with_dns(text, dns):
+    """resolv.conf ``text`` with --dns (nameserver), --dns-search (search) and --dns-option
+    (options) lines replacing those of their kind, when given."""
+    if not dns:
+        return text
+    replace = {"nameserver": [f"nameserver {s}\n" for s in dns.get("servers") or ()],
+               "search": [f"search {' '.join(dns['search'])}\n"] if dns.get("search") else [],
+               "options": [f"options {' '.join(dns['options'])}\n"]
+               if dns.get("options") else []}
+    replace["domain"] = replace["search"]
+    kept = []
+    for line in text.splitlines(True):
+        word = (line.split() or [""])[0]
+        if word in replace and replace[word]:
+            continue
+        kept.append(line if line.endswith("\n") else line + "\n")
+    for kind in ("search", "options", "nameserver"):
+        kept += replace[kind]
+    return "".join(kept)
 
 
 def _loopback(server):
@@ -107,12 +139,16 @@ def write_etc_files(dirpath, hostname, attachment=None, peers=(), resolv_conf=No
     """
     os.makedirs(dirpath, mode=0o755, exist_ok=True)
     if attachment is not None and attachment.mode == "host":
-        hosts = _read(HOST_HOSTS) or _LOCAL
+        hosts = (_read(HOST_HOSTS) or _LOCAL) + extra_hosts_text(attachment)
     else:
         hosts = hosts_text(hostname, attachment, peers)
+    dns = getattr(attachment, "dns", None)
+    if dns and dns.get("servers"):
+        nameservers = None  # --dns: those servers, not the network's resolver
     contents = {
         "/etc/hosts": hosts,
-        "/etc/resolv.conf": resolv_text(attachment, resolv_conf, nameservers=nameservers),
+        "/etc/resolv.conf": with_dns(resolv_text(attachment, resolv_conf,
+                                                 nameservers=nameservers), dns),
         "/etc/hostname": f"{hostname}\n" if hostname else "",
     }
     written = {}

@@ -265,7 +265,7 @@ class Networks:
 
     def attach(self, cid, mode="bridge", network=None, netns_name=None, ip=None, mac=None,
                ports=(), hostname=None, aliases=(), ipv6=None, etc_dir=None, resolv_conf=None,
-               pid=None):
+               pid=None, extra_hosts=(), dns=None):
         """Gives container ``cid`` its network; returns an ``Attachment``.
 
         ``ip``/``ipv6``/``mac`` request static values; ``ports`` are PortMappings or "-p"
@@ -273,7 +273,8 @@ class Networks:
         ``etc_dir``, hosts/resolv.conf/hostname are written there (and kept up to date as peers
         come and go). With ``pid`` (an OCI hook's case: the runtime already made the
         container's netns), that process's netns is named and plumbed instead of a new one.
-        Anything failing undoes everything this call made.
+        Anything failing undoes everything this call made. ``extra_hosts`` ([(name, ip)])
+        and ``dns`` ({"servers", "search", "options"}) are the container's own /etc lines.
         """
         check_cid(cid)
         kind, other = parse_mode(mode)
@@ -295,6 +296,8 @@ class Networks:
             else:
                 att = self._own_netns(cid, kind, network, netns_name, hostname, aliases,
                                       etc_dir)
+            att.extra_hosts = tuple(tuple(h) for h in extra_hosts or ())
+            att.dns = dict(dns) if dns else None
             steps = _Steps(self, att)
             steps.claim()
             try:

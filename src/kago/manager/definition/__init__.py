@@ -31,6 +31,7 @@ _WHERE = {
     "to_json": "serial", "Healthcheck": "parts", "healthcheck": "health",
     "from_config": "from_config", "from_container": "from_dsl", "from_flags": "from_flags",
     "from_options": "from_options",
+    "Device": "parts", "Dns": "parts", "ExtraHost": "parts", "PULL_POLICIES": "parts",
 }
 
 __all__ = sorted(_WHERE)

@@ -17,7 +17,7 @@ from kago.manager.errors import BadValue
 
 NAMES = {"image": "image", "rootfs": "--rootfs", "ports": "-p", "network": "--network",
          "restart": "--restart", "auto_remove": "--rm", "userns": "--userns",
-         "gid_map": "--gidmap"}
+         "gid_map": "--gidmap", "privileged": "--privileged"}
 
 
 def from_flags(args, environ=None):
@@ -63,6 +63,7 @@ def from_flags(args, environ=None):
         labels=V.pairs(dict(_key_value(x, "--label") for x in args.label)),
         log=_log_opts(args.log_opt))
     d = _health_and_init(d, args)
+    d = d.but(**_more(args, d))
     return check(d, NAMES)
 
 
@@ -73,6 +74,37 @@ def _health_and_init(d, args):
         get("health_cmd"), get("health_interval"), get("health_timeout"),
         get("health_start_period"), get("health_start_interval"), get("health_retries"),
         bool(get("no_healthcheck"))), init=bool(get("init")))
+
+
+def _more(args, d):
+    """The fields of docker's flags added later (-w checked, --add-host, --dns...,
+    --device, --privileged, -P/--expose, --shm-size, --group-add, --pull, --mount)."""
+    get = lambda name, default=(): getattr(args, name, default) or default  # noqa: E731
+    shm = get("shm_size", None)
+    out = dict(
+        workdir=V.workdir(get("workdir", ""), "--workdir"),
+        extra_hosts=tuple(V.extra_host(h, "--add-host") for h in get("add_host")),
+        dns=V.dns(get("dns"), get("dns_search"), get("dns_option")),
+        devices=tuple(V.device(x, "--device") for x in get("device")),
+        privileged=bool(get("privileged", False)),
+        publish_all=bool(get("publish_all", False)),
+        expose=tuple(p for x in get("expose") for p in V.expose(x, "--expose")),
+        shm_size=V.size(shm, "--shm-size") if shm else None,
+        group_add=tuple(_group(g) for g in get("group_add")),
+        pull=V.pull(get("pull", "missing"), "--pull"))
+    mounts = tuple(V.mount(m, "--mount") for m in get("mount"))
+    if mounts:
+        out["mounts"] = d.mounts + mounts
+    if out["shm_size"] == 0:
+        raise BadValue("--shm-size", "the size must be greater than 0")
+    return out
+
+
+def _group(text):
+    text = str(text).strip()
+    if not text or ":" in text or any(c.isspace() for c in text):
+        raise BadValue("--group-add", f'invalid group "{text}": use a name or a gid')
+    return text
 
 
 def _limits(args):

@@ -188,3 +188,38 @@ class Healthcheck:
     start_period: int = 0           # ns after a start in which failures do not count
     start_interval: int = 0         # ns between checks in the start period (default 5 s)
     retries: int = 0                # consecutive failures to be unhealthy (default 3)
+
+
+PULL_POLICIES = ("missing", "always", "never")
+
+
+@dataclass(frozen=True)
+class Device:
+    """--device HOST[:CONTAINER[:PERMS]]: a host device node made in the container, with the
+    cgroup rule that lets it be used (``permissions``: some of r, w, m)."""
+
+    host: str                       # absolute, under /dev
+    container: str                  # absolute, inside the container
+    permissions: str = "rwm"
+
+
+@dataclass(frozen=True)
+class ExtraHost:
+    """--add-host NAME:IP: one more /etc/hosts line (``ip`` "host-gateway": the host's
+    address on the container's network, as docker)."""
+
+    name: str
+    ip: str
+
+
+@dataclass(frozen=True)
+class Dns:
+    """--dns, --dns-search, --dns-option: what replaces resolv.conf's lines of that kind
+    (empty: the network's, or the host's)."""
+
+    servers: tuple[str, ...] = ()
+    search: tuple[str, ...] = ()
+    options: tuple[str, ...] = ()
+
+    def __bool__(self):
+        return bool(self.servers or self.search or self.options)
