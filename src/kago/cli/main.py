@@ -35,7 +35,7 @@ images:
 definitions (Python files, see docs/manager.md):
   up FILE [-e KEY=VAL], down FILE, ps FILE, reload FILE, archive FILE
 other:
-  network ls|create|rm|inspect, system prune|info, version, info, demo
+  network ls|create|rm|inspect|connect|disconnect, system prune|info, version, info, demo
 
 global options:
   --root DIR      state (default /var/lib/kago, or $KAGO_ROOT)

@@ -82,9 +82,32 @@ def _attachments(mgr, found):
     if not os.path.isdir(os.path.join(mgr.paths.network(), "attachments")):
         return
     for cid in mgr.nets.state.attachment_ids():
-        if _gone(mgr, cid):
+        att = mgr.nets.attachment(cid)
+        if att is not None and att.owner:       # a further network (network connect)
+            if _stale_connection(mgr, att):
+                mgr.nets.detach_one(cid)
+                found.append(f"network attachment {att.owner[:12]} on {att.network}")
+        elif _gone(mgr, cid):
             mgr.nets.detach(cid)
             found.append(f"network attachment {cid[:12]}")
+
+
+def _stale_connection(mgr, att):
+    """A connect or disconnect killed half-way (connections.py): the record does not name
+    the attachment's network, or names it pending with its command gone (the entry goes)."""
+    from kago.manager import connections
+    from kago.manager.errors import NoSuchContainer
+    try:
+        with mgr.records.lock(att.owner):
+            record = mgr.records.load(att.owner)
+            if not connections.stale(record, att.network):
+                return False
+            record["connections"] = [c for c in record.get("connections") or ()
+                                     if c["network"] != att.network]
+            mgr.records.save(record, existing=True)
+    except NoSuchContainer:
+        pass
+    return True
 
 
 def _resolvers(mgr, found):

@@ -46,7 +46,8 @@ def teardown(ctx, record):
         steps.append(("mount", lambda: unbind(path)))
     if rootfs.get("kind") == "image" or journal.intended(record, "layer"):
         steps.append(("rootfs", lambda: ctx.store.remove_rootfs(cid)))
-    if record.get("network") or journal.intended(record, "network"):
+    if record.get("network") or record.get("connections") or \
+            journal.intended(record, "network"):
         steps.append(("network", lambda: ctx.nets.detach(cid)))
     if record.get("uid_map") or journal.intended(record, "ids"):
         steps.append(("ids", lambda: idranges.release(ctx.paths, cid)))

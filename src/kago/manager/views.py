@@ -86,7 +86,7 @@ def inspect(mgr, record, live=None):
             "Networks": ({att["network"]: {"IPAddress": net.get("ipv4") or "",
                                            "Gateway": net.get("gateway") or "",
                                            "MacAddress": net.get("mac") or ""}}
-                         if att.get("network") else {}),
+                         if att.get("network") else {}) | _connected(record, bool(net)),
         },
         "Mounts": mounts,
         "Kago": {
@@ -97,6 +97,19 @@ def inspect(mgr, record, live=None):
             "Group": record.get("group"),
         },
     }
+
+
+def _connected(record, attached):
+    """NetworkSettings.Networks of the further networks (network connect): addresses while
+    the container holds them (not after a release, not yet for a stopped one)."""
+    out = {}
+    for c in record.get("connections") or ():
+        a = (c.get("attachment") or {}) if attached else {}
+        out[c["network"]] = {"IPAddress": a.get("ipv4") or "", "Gateway": a.get("gateway") or "",
+                             "MacAddress": a.get("mac") or "", "Aliases": c.get("aliases") or None,
+                             "IPAMConfig": {"IPv4Address": c["ip"]} if c.get("ip") else None,
+                             "Interface": a.get("ifname") or ""}
+    return out
 
 
 def effective_config(definition, image):

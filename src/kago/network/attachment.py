@@ -6,7 +6,7 @@ from kago.network.ports import PortMapping
 # ``ports`` are kago.network's own bookkeeping, useful to callers but optional.
 FIELDS = ("cid", "mode", "network", "netns_name", "netns_path", "ifname", "ipv4", "ipv6", "mac",
           "gateway", "prefixlen", "ports", "ipv6_gateway", "ipv6_prefixlen", "bridge",
-          "host_ifname", "hostname", "aliases", "etc_dir", "shares")
+          "host_ifname", "hostname", "aliases", "etc_dir", "shares", "owner")
 
 
 class Attachment:
@@ -22,7 +22,7 @@ class Attachment:
     def __init__(self, cid, mode, network=None, netns_name=None, netns_path=None, ifname="eth0",
                  ipv4=None, ipv6=None, mac=None, gateway=None, prefixlen=None, ports=(),
                  ipv6_gateway=None, ipv6_prefixlen=None, bridge=None, host_ifname=None,
-                 hostname=None, aliases=(), etc_dir=None, shares=None):
+                 hostname=None, aliases=(), etc_dir=None, shares=None, owner=None):
         self.cid = cid
         self.mode = mode
         self.network = network
@@ -44,12 +44,13 @@ class Attachment:
         self.aliases = tuple(aliases)
         self.etc_dir = etc_dir
         self.shares = shares
+        self.owner = owner
 
     @property
     def names(self):
         """Names peers know this container by: hostname, aliases, then the id."""
         seen = []
-        for name in (self.hostname, *self.aliases, self.cid):
+        for name in (self.hostname, *self.aliases, self.owner or self.cid):
             if name and name not in seen:
                 seen.append(name)
         return seen

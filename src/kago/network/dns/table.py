@@ -29,7 +29,7 @@ def valid_name(name):
 def member_names(att):
     """What a container (an Attachment or its dict) answers to, lower-cased, valid ones only."""
     get = att.get if isinstance(att, dict) else lambda k: getattr(att, k)
-    cid = get("cid") or ""
+    cid = get("owner") or get("cid") or ""   # a further network's key is <owner>+<net>
     found = []
     for name in (get("hostname"), *(get("aliases") or ()), cid[:12], cid):
         name = (name or "").lower().rstrip(".")
