@@ -47,7 +47,7 @@ def prune(mgr, all_images, remove):
 
 def sweep(mgr, out):
     """Remove what no record names (see the module's docstring)."""
-    steps = (_new_dirs, _dirs, _attachments, _resolvers, _layers, _runtime, _id_ranges, _names,
+    steps = (_new_dirs, _dirs, _connections, _attachments, _resolvers, _layers, _runtime, _id_ranges, _names,
              _fifos)
     for step in steps:
         try:
@@ -90,6 +90,27 @@ def _attachments(mgr, found):
         elif _gone(mgr, cid):
             mgr.nets.detach(cid)
             found.append(f"network attachment {cid[:12]}")
+
+
+def _connections(mgr, found):
+    """A network connect killed before it made anything: its record's entry, pending with
+    its command gone (connections.py), goes; what it made, ``_attachments`` detaches."""
+    from kago.manager import connections
+    from kago.manager.errors import NoSuchContainer
+    for record in mgr.records.all():
+        for entry in record.get("connections") or ():
+            if entry.get("pending") and connections.stale(record, entry["network"]):
+                try:
+                    with mgr.records.lock(record["id"]):
+                        fresh = mgr.records.load(record["id"])
+                        if connections.stale(fresh, entry["network"]):
+                            fresh["connections"] = [c for c in fresh["connections"]
+                                                    if c["network"] != entry["network"]]
+                            mgr.records.save(fresh, existing=True)
+                            found.append(f"network connection of {record['name']} to "
+                                         f"{entry['network']}")
+                except NoSuchContainer:
+                    pass
 
 
 def _stale_connection(mgr, att):
