@@ -24,6 +24,7 @@ def _add_container_flags(p):
     p.add_argument("--cpu-shares", type=int)
     p.add_argument("--cpuset-cpus")
     p.add_argument("--pids-limit", type=int)
+    p.add_argument("--cgroup-parent", help="the cgroup to put the container's under")
     p.add_argument("-u", "--user")
     p.add_argument("-w", "--workdir")
     p.add_argument("--read-only", action="store_true")

@@ -62,6 +62,7 @@ def inspect(mgr, record, live=None):
             "NanoCpus": int(round((limits.cpus or 0) * 1e9)),
             "CpuShares": limits.cpu_shares or 0, "CpusetCpus": limits.cpuset_cpus,
             "PidsLimit": limits.pids, "UsernsMode": d.ids.text,
+            "CgroupParent": d.cgroup_parent,
             "Sysctls": d.sysctl_dict or None,
             "SecurityOpt": (["seccomp=unconfined"] if d.seccomp == "unconfined" else [])
             + (["no-new-privileges"] if d.no_new_privileges else []) or None,

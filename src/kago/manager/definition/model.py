@@ -70,6 +70,10 @@ class Definition:
     stop_timeout: int | None = None
     labels: tuple[tuple[str, str], ...] = ()
     log: LogOptions = field(default_factory=LogOptions)
+    # where its cgroup goes: under cgroup_parent ("" the hierarchies' top), named kago-<id>
+    # (layout "id") or by the container's name (layout "name": haconiwa's /group/name)
+    cgroup_parent: str = ""
+    cgroup_layout: str = "id"
 
     def but(self, **changes):
         """A copy with ``changes`` (values of the right types: nothing is checked again)."""

@@ -341,3 +341,16 @@ def absolute(path, field, base=None):
     if not os.path.isabs(path):
         raise BadValue(field, f"{path}: must be an absolute path")
     return os.path.normpath(path)
+
+
+def cgroup_parent(text, field):
+    """docker's --cgroup-parent: a cgroup path ("/kago.slice/web", "group": from the
+    hierarchies' top either way), no ".." and no empty name; "/a/b" out."""
+    if not isinstance(text, str) or "\0" in text or "\n" in text:
+        raise BadValue(field, f"{text!r}: use a cgroup path like /group or /group/sub")
+    parts = [p for p in text.split("/") if p not in ("", ".")]
+    if ".." in parts:
+        raise BadValue(field, f'"{text}": a cgroup path must not contain ".."')
+    if any(len(p) > 255 for p in parts):
+        raise BadValue(field, f'"{text}": a cgroup name is at most 255 characters')
+    return "/" + "/".join(parts) if parts else ""
