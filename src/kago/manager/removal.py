@@ -41,7 +41,8 @@ def teardown(ctx, record):
     errors = []
     rootfs = record.get("rootfs") or {}
     steps = [("runtime", lambda: ctx.runtime(record).delete(cid, force=True))]
-    if rootfs.get("kind") == "image" or journal.intended(record, "mount"):
+    if rootfs.get("kind") == "image" or rootfs.get("shift") == "idmapped" or \
+            journal.intended(record, "mount"):
         path = rootfs.get("path") or os.path.join(ctx.paths.container(cid), "rootfs")
         steps.append(("mount", lambda: unbind(path)))
     if rootfs.get("kind") == "image" or journal.intended(record, "layer"):
