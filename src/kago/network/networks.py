@@ -468,7 +468,10 @@ class Networks:
             links.add_veth(ipr, att.host_ifname, att.bridge, att.netns_path, att.ifname,
                            att.mac)
         with links.inside(att.netns_path) as ipr:
-            links.configure(ipr, att, default_route)
+            if default_route:
+                links.configure(ipr, att)
+            else:
+                links.configure(ipr, att, default_route=False)
 
     def _publish(self, att, record):
         """One nft transaction of elements only (~2.5 ms; declaring the table's sets and chains
@@ -640,21 +643,33 @@ class Networks:
     # ------------------------------------------------------------------ /etc files
 
     def _write_etc(self, att, resolv_conf):
-        peers, also = self._hosts_view(att)
+        peers, also = self._hosts_view(att, self._hosts_index())
         nameservers = [att.gateway] if self._uses_dns(att) else None
         write_etc_files(att.etc_dir, att.hostname, att, peers, resolv_conf, nameservers,
                         also)
         self._refresh_hosts(att.network, skip=att.cid)
 
-    def _hosts_view(self, att, gone=None):
+    def _hosts_index(self, gone=None):
+        """Every attachment but ``gone``, read once: ({key: att}, {network: [att]},
+        {owner: [its further networks' atts]})."""
+        every = [a for a in self.attachments() if a.cid != gone]
+        by_net, extras = {}, {}
+        for a in every:
+            by_net.setdefault(a.network, []).append(a)
+            if a.owner:
+                extras.setdefault(a.owner, []).append(a)
+        return {a.cid: a for a in every}, by_net, extras
+
+    @staticmethod
+    def _hosts_view(att, index):
         """(peers, its addresses on further networks) for the /etc/hosts of container
-        ``att`` (a primary attachment): the containers of each of its networks but itself."""
-        extras = [e for e in self.extras(att.cid) if e.cid != gone]
-        networks = [n for n in [att.network] + [e.network for e in extras] if n]
-        peers = [(name, a.ipv4) for net in networks for a in self.attachments(net)
-                 if a.ipv4 and (a.owner or a.cid) != att.cid and a.cid != gone
-                 for name in a.names]
-        return peers, [e.ipv4 for e in extras]
+        ``att`` (a first attachment): the containers of each of its networks but itself."""
+        _keys, by_net, extras = index
+        mine = extras.get(att.cid, [])
+        networks = [n for n in [att.network] + [e.network for e in mine] if n]
+        peers = [(name, a.ipv4) for net in networks for a in by_net.get(net, ())
+                 if a.ipv4 and (a.owner or a.cid) != att.cid for name in a.names]
+        return peers, [e.ipv4 for e in mine]
 
     def _refresh_hosts(self, network, skip=None, gone=None):
         """Rewrites (in place) the hosts file of every container on ``network`` that asked for
@@ -663,13 +678,20 @@ class Networks:
         if not network:
             return
         with self.state.lease_lock(network):
-            for att in self.attachments(network):
+            index = self._hosts_index(gone)
+            done = set()
+            leaving = self.attachment(gone) if gone else None
+            targets = list(index[1].get(network, ()))
+            if leaving is not None and leaving.owner:   # its container forgets them too
+                targets.append(leaving)
+            for att in targets:
                 if att.owner:               # a further network: its container's own file
-                    att = self.attachment(att.owner)
-                if att is None or att.cid in (skip, gone) or not att.etc_dir \
-                        or not os.path.isdir(att.etc_dir):
+                    att = index[0].get(att.owner)
+                if att is None or att.cid in (skip, gone) or att.cid in done \
+                        or not att.etc_dir or not os.path.isdir(att.etc_dir):
                     continue
-                peers, also = self._hosts_view(att, gone)
+                done.add(att.cid)
+                peers, also = self._hosts_view(att, index)
                 write_in_place(os.path.join(att.etc_dir, "hosts"),
                                hosts_text(att.hostname, att, peers, also))
 
