@@ -10,7 +10,9 @@ killed between its steps or by an older kago: a network attachment (veth, netns,
 published port, nft elements: ``Networks.detach``), a network's DNS resolver process with
 no container on its network or no record naming it, a store layer, an ID range, a runtime
 container, a name file, its output FIFOs, a record directory never completed (``containers/.new-*`` of a dead
-creator). A record is written before anything it owns is made and removed after all of it
+creator), a further network's attachment (``network connect``) that its container's record
+does not name or names as pending for a dead command (connections.py: the pending entry goes
+too). A record is written before anything it owns is made and removed after all of it
 (journal.py), so an object whose container has no record (checked just before removing it) is
 nobody's.
 
@@ -47,8 +49,8 @@ def prune(mgr, all_images, remove):
 
 def sweep(mgr, out):
     """Remove what no record names (see the module's docstring)."""
-    steps = (_new_dirs, _dirs, _connections, _attachments, _resolvers, _layers, _runtime, _id_ranges, _names,
-             _fifos)
+    steps = (_new_dirs, _dirs, _connections, _attachments, _resolvers, _layers, _runtime,
+             _id_ranges, _names, _fifos)
     for step in steps:
         try:
             step(mgr, out["orphans"])
