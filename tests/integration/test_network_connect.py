@@ -1,6 +1,6 @@
 """``kago network connect`` / ``disconnect`` through the command: a running container gets
 eth1 on a second network, reaches a container there by name (wget through /etc/hosts,
-nslookup at that network's resolver) and is found by it; inspect lists both networks; the
+nslookup at its own resolver and at that network's) and is found by it; inspect lists both networks; the
 connection survives stop/start; disconnect takes the interface, lease and names away; a
 stopped container is connected at its next start. The fault-step tests are in
 test_manager_state.py.
@@ -67,6 +67,13 @@ def test_connect_reach_by_name_inspect_stop_start_disconnect(kmt, second):
     assert re.search(rf"^{re.escape(ips['eth1'])}\s", hosts, re.M), hosts
     out = ex(kmt, "kmt-app", "nslookup", "kmt-web", gw2).stdout
     assert answered(out) == [web_ip], out
+    # its own resolver (its first network's) answers it the second network's names too,
+    # and only it: a container on the first network alone does not get them
+    out = ex(kmt, "kmt-app", "nslookup", "www").stdout
+    assert answered(out) == [web_ip], out
+    kmt.kago("run", "-d", "--name", "kmt-other", "busybox", "sleep", "300", check=True)
+    out = ex(kmt, "kmt-other", "nslookup", "www", check=False).stdout
+    assert answered(out) == [], out
     # and the second network's containers find it by its name and alias
     for name in ("kmt-app", "app2", cid[:12]):
         out = ex(kmt, "kmt-web", "nslookup", name).stdout
@@ -97,6 +104,8 @@ def test_connect_reach_by_name_inspect_stop_start_disconnect(kmt, second):
     assert answered(out.stdout) == [], out.stdout
     assert ips["eth1"] not in ex(kmt, "kmt-web", "cat", "/etc/hosts").stdout
     assert "kmt-web" not in ex(kmt, "kmt-app", "cat", "/etc/hosts").stdout
+    assert answered(ex(kmt, "kmt-app", "nslookup", "www", check=False).stdout) == []
+    kmt.kago("rm", "-f", "kmt-other", check=True)
     nets = kmt.manager().nets
     assert nets.extras(cid) == []
     assert kmt.kago("network", "disconnect", second, "kmt-app").returncode != 0

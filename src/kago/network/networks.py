@@ -582,14 +582,49 @@ class Networks:
                 found.append(att)
         return found
 
-    def _sync_dns(self, network, gone=None, then=None):
+    def _dns_all(self):
+        """{key: attachment dict} of every attachment whose dns step ran."""
+        found = {}
+        for key in self.state.attachment_ids():
+            data = state.read_json(self.state.attachment(key))
+            if data and "dns" in data.get("made", ()) and data["attachment"].get("ipv4"):
+                found[key] = data["attachment"]
+        return found
+
+    @staticmethod
+    def _dns_views(network, members, every):
+        """{client address: [attachments]} for ``network``'s table: to each member whose
+        container is on other networks too (connect), the containers of those networks."""
+        by_owner, by_net = {}, {}
+        for a in every:
+            by_owner.setdefault(a.get("owner") or a["cid"], []).append(a)
+            by_net.setdefault(a["network"], []).append(a)
+        views = {}
+        for m in members:
+            owner = m.get("owner") or m["cid"]
+            for mine in by_owner.get(owner, ()):
+                if mine["network"] != network:
+                    views.setdefault(m["ipv4"], []).extend(
+                        a for a in by_net.get(mine["network"], ())
+                        if (a.get("owner") or a["cid"]) != owner)
+        return views
+
+    def _sync_dns(self, network, gone=None, then=None, related=True):
         """The resolver of ``network`` told about its containers (started on the first,
         stopped after the last). ``gone``: a container leaving; ``then`` runs under the same
         lock (the leaving container's journal loses its dns mark there: a concurrent detach
         must never count it as a member after this one left it out). A resolver that cannot
-        be restarted while a container leaves is no error: the next attach tries again."""
+        be restarted while a container leaves is no error: the next attach tries again.
+        With ``related``, then the tables of the other networks its containers are on
+        (their views: a container on both asks its first network's resolver for names of
+        this one), each under its own lock."""
+        owners = set()
         with self.state.lease_lock(network):
             record = state.read_json(self.state.network(network))
+            every = self._dns_all()
+            leaving = every.pop(gone, None) if gone else None
+            members = [a for a in every.values() if a.get("network") == network]
+            owners = {a.get("owner") or a["cid"] for a in members + [leaving] if a}
             try:
                 if record is None:
                     dns_control.stop(self.state.root, network)
@@ -597,14 +632,21 @@ class Networks:
                     never = [(r["gateway"], 53) for r in
                              (state.read_json(self.state.network(n))
                               for n in self.state.network_names()) if r and r.get("gateway")]
-                    dns_control.sync(self.state.root, record, self._dns_members(network, gone),
-                                     self.dns_upstream, never)
+                    dns_control.sync(self.state.root, record, members, self.dns_upstream,
+                                     never, self._dns_views(network, members,
+                                                            list(every.values())))
             except dns_control.ResolverError as err:
                 if gone is None:
                     raise NetworkError(f"{err} (without a resolver: \"dns\": false in the "
                                        "network settings)") from None
             if then is not None:
                 then()
+        if related:
+            others = {a["network"] for a in every.values()
+                      if (a.get("owner") or a["cid"]) in owners and a["network"] != network}
+            for other in sorted(others):
+                with contextlib.suppress(NetworkError, dns_control.ResolverError):
+                    self._sync_dns(other, related=False)
 
     def resolvers(self):
         """{network: resolver process record} of the resolvers this state dir runs."""

@@ -47,3 +47,16 @@ def test_the_resolver_table_answers_the_further_address_for_the_owners_names():
     assert built["names"][OWNER[:12]]["4"] == ["10.9.0.5"]
     assert extra_key(OWNER, "back") not in built["names"]
     assert built["ptr"] == {"10.9.0.5": "web"}
+
+
+def test_a_view_answers_its_client_only_after_the_networks_own_names():
+    record = {"name": "front", "subnet": "10.8.0.0/24", "gateway": "10.8.0.1"}
+    app = {"cid": OWNER, "network": "front", "ipv4": "10.8.0.2", "hostname": "app"}
+    web = {"cid": "w1", "network": "back", "ipv4": "10.9.0.7", "hostname": "web"}
+    clash = {"cid": "w2", "network": "back", "ipv4": "10.9.0.8", "hostname": "app"}
+    built = table.build(record, [app], views={"10.8.0.2": [web, clash]})
+    assert table.lookup(built, "web", "4", "10.8.0.2") == ["10.9.0.7"]
+    assert table.lookup(built, "web", "4", "10.8.0.3") is None       # another client
+    assert table.lookup(built, "web", "4") is None
+    assert table.lookup(built, "app", "4", "10.8.0.2") == ["10.8.0.2"]  # its network's first
+    assert "views" not in table.build(record, [app])
