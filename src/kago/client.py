@@ -513,6 +513,17 @@ class Networks:
         from kago.manager import networks
         networks.remove(self.manager, name)
 
+    def connect(self, network, container, ip=None, aliases=()):
+        """``container`` (created, running or stopped) on ``network`` too: eth1, eth2...,
+        kept across stop and start."""
+        from kago.manager import networks
+        networks.connect(self.manager, network, container, ip=ip, aliases=aliases)
+
+    def disconnect(self, network, container, force=False):
+        """``container`` off a network it was connected to."""
+        from kago.manager import networks
+        networks.disconnect(self.manager, network, container, force=force)
+
     def get(self, name):
         """The network's record, with its attached containers."""
         from kago.manager import networks

@@ -29,6 +29,7 @@ def _add_container_flags(p):
     p.add_argument("--cpu-shares", type=int, help="relative CPU weight")
     p.add_argument("--cpuset-cpus", help="CPUs it may run on (0-3, 0,1)")
     p.add_argument("--pids-limit", type=int, help="process limit (-1: unlimited)")
+    p.add_argument("--cgroup-parent", help="the cgroup to put the container's under")
     p.add_argument("-u", "--user", help="user to run as: name, uid, name:group or uid:gid")
     p.add_argument("-w", "--workdir", help="working directory inside (absolute)")
     p.add_argument("--read-only", action="store_true",

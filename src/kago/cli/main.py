@@ -37,7 +37,7 @@ images:
 definitions (Python files, see docs/manager.md):
   up FILE [-e KEY=VAL], down FILE, ps FILE, reload FILE, archive FILE
 other:
-  network ls|create|rm|inspect, volume create|ls|inspect|rm|prune,
+  network ls|create|rm|inspect|connect|disconnect, volume create|ls|inspect|rm|prune,
   system df|prune|info, version, info, demo
 
 global options:

@@ -53,7 +53,7 @@ def _create(ctx, cid, name, d, group, undo):
         "image": d.image, "image_id": "", "image_config": {},
         "rootfs": None, "network": None, "uid_map": None, "gid_map": None,
         "runtime": ctx.runtime_path, "runtime_root": ctx.runtime_root(ctx.runtime_path),
-        "cgroups_path": f"/kago-{cid}", "group": group,
+        "cgroups_path": cgroups_path_of(d, cid, name), "group": group,
         "state": journal.begin(new_state()), "intents": [],
     }
     ctx.records.create(record)
@@ -104,6 +104,13 @@ def _create(ctx, cid, name, d, group, undo):
     undo.steps = []  # made: nothing to undo any more
     fault("create.done")
     return record
+
+
+def cgroups_path_of(d, cid, name):
+    """The container's cgroup path (from each hierarchy's top): kago-<id>, or its name with
+    the "name" layout, under ``cgroup_parent`` ("/group/name", haconiwa's layout)."""
+    leaf = name if d.cgroup_layout == "name" else f"kago-{cid}"
+    return f"{d.cgroup_parent}/{leaf}"
 
 
 def _image(ctx, d):

@@ -62,6 +62,7 @@ def inspect(mgr, record, live=None):
             "NanoCpus": int(round((limits.cpus or 0) * 1e9)),
             "CpuShares": limits.cpu_shares or 0, "CpusetCpus": limits.cpuset_cpus,
             "PidsLimit": limits.pids, "UsernsMode": d.ids.text,
+            "CgroupParent": d.cgroup_parent,
             "Sysctls": d.sysctl_dict or None,
             "SecurityOpt": (["seccomp=unconfined"] if d.seccomp == "unconfined" else [])
             + (["no-new-privileges"] if d.no_new_privileges else []) or None,
@@ -89,7 +90,7 @@ def inspect(mgr, record, live=None):
             "Networks": ({att["network"]: {"IPAddress": net.get("ipv4") or "",
                                            "Gateway": net.get("gateway") or "",
                                            "MacAddress": net.get("mac") or ""}}
-                         if att.get("network") else {}),
+                         if att.get("network") else {}) | _connected(record, bool(net)),
         },
         "Mounts": mounts,
         "Kago": {
@@ -127,6 +128,19 @@ def _mount(mgr, m):
         from kago.manager.volumes import mountpoint
         doc.update(Name=m.source, Source=mountpoint(mgr, m.source), Driver="local")
     return doc
+
+
+def _connected(record, attached):
+    """NetworkSettings.Networks of the further networks (network connect): addresses while
+    the container holds them (not after a release, not yet for a stopped one)."""
+    out = {}
+    for c in record.get("connections") or ():
+        a = (c.get("attachment") or {}) if attached else {}
+        out[c["network"]] = {"IPAddress": a.get("ipv4") or "", "Gateway": a.get("gateway") or "",
+                             "MacAddress": a.get("mac") or "", "Aliases": c.get("aliases") or None,
+                             "IPAMConfig": {"IPv4Address": c["ip"]} if c.get("ip") else None,
+                             "Interface": a.get("ifname") or ""}
+    return out
 
 
 def effective_config(definition, image):

@@ -6,7 +6,8 @@ from kago.network.ports import PortMapping
 # ``ports`` are kago.network's own bookkeeping, useful to callers but optional.
 FIELDS = ("cid", "mode", "network", "netns_name", "netns_path", "ifname", "ipv4", "ipv6", "mac",
           "gateway", "prefixlen", "ports", "ipv6_gateway", "ipv6_prefixlen", "bridge",
-          "host_ifname", "hostname", "aliases", "etc_dir", "shares", "extra_hosts", "dns")
+          "host_ifname", "hostname", "aliases", "etc_dir", "shares", "extra_hosts", "dns",
+          "owner")
 
 
 class Attachment:
@@ -23,7 +24,7 @@ class Attachment:
                  ipv4=None, ipv6=None, mac=None, gateway=None, prefixlen=None, ports=(),
                  ipv6_gateway=None, ipv6_prefixlen=None, bridge=None, host_ifname=None,
                  hostname=None, aliases=(), etc_dir=None, shares=None, extra_hosts=(),
-                 dns=None):
+                 dns=None, owner=None):
         self.cid = cid
         self.mode = mode
         self.network = network
@@ -49,12 +50,13 @@ class Attachment:
         # gateway; --dns...: {"servers", "search", "options"} replacing resolv.conf's)
         self.extra_hosts = tuple(tuple(h) for h in extra_hosts or ())
         self.dns = dict(dns) if dns else None
+        self.owner = owner
 
     @property
     def names(self):
         """Names peers know this container by: hostname, aliases, then the id."""
         seen = []
-        for name in (self.hostname, *self.aliases, self.cid):
+        for name in (self.hostname, *self.aliases, self.owner or self.cid):
             if name and name not in seen:
                 seen.append(name)
         return seen

@@ -18,11 +18,12 @@ RESOLVED_UPSTREAM = "/run/systemd/resolve/resolv.conf"
 _LOCAL = "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n"
 
 
-def hosts_text(hostname, attachment=None, peers=()):
+def hosts_text(hostname, attachment=None, peers=(), also=()):
     """/etc/hosts: localhost, the container's own names on its address, then peers.
 
     Without an address of its own (mode none) the hostname resolves to 127.0.1.1 as on Debian.
-    ``peers`` is [(name, ip)]; the container's own entries are skipped.
+    ``peers`` is [(name, ip)]; the container's own entries are skipped. ``also``: its
+    addresses on further networks (``Networks.connect``), with the same names.
     """
     lines = [_LOCAL]
     own = []
@@ -37,6 +38,7 @@ def hosts_text(hostname, attachment=None, peers=()):
         lines.append(f"{address or '127.0.1.1'}\t{' '.join(own)}\n")
         if getattr(attachment, "ipv6", None):
             lines.append(f"{attachment.ipv6}\t{' '.join(own)}\n")
+        lines += [f"{ip}\t{' '.join(own)}\n" for ip in also if ip]
     grouped = {}
     for name, ip in peers:
         if name not in own and name not in grouped.get(ip, ()):
@@ -131,7 +133,7 @@ def write_in_place(path, text):
 
 
 def write_etc_files(dirpath, hostname, attachment=None, peers=(), resolv_conf=None,
-                    nameservers=None):
+                    nameservers=None, also=()):
     """Writes hosts, resolv.conf and hostname into ``dirpath`` (created if needed).
 
     Host mode gets the host's /etc/hosts. Returns {"/etc/hosts": path, ...}: destination in
@@ -141,7 +143,7 @@ def write_etc_files(dirpath, hostname, attachment=None, peers=(), resolv_conf=No
     if attachment is not None and attachment.mode == "host":
         hosts = (_read(HOST_HOSTS) or _LOCAL) + extra_hosts_text(attachment)
     else:
-        hosts = hosts_text(hostname, attachment, peers)
+        hosts = hosts_text(hostname, attachment, peers, also)
     dns = getattr(attachment, "dns", None)
     if dns and dns.get("servers"):
         nameservers = None  # --dns: those servers, not the network's resolver

@@ -24,6 +24,8 @@ haconiwa's DSL, in this vocabulary:
     add_mount_point                 mounts=[tmpfs("/tmp"), bind("/src", "/dst", readonly=True),
                                     volume("data", "/data")]
     cgroup["cpu.cfs_quota_us"]      cgroup={"cpu.cfs_quota_us": 30000} or {"cpu.max": "..."}
+    cgroup group / name layout      cgroup_parent="/web" (docker's --cgroup-parent: the cgroup
+                                    is /web/kago-<id>), cgroup_layout="name" (/web/<name>)
     capabilities.allow / drop       cap_add=[...], cap_drop=[...], capabilities=[exact set]
     resource.set_limit              rlimits={"nofile": (1024, 4096)}
     environ                         env={"A": "1"}
@@ -140,7 +142,8 @@ class Container:
                  cap_add=(), cap_drop=(), capabilities=None, no_new_privileges=False,
                  read_only=False, restart="no", labels=None, sysctls=None, bootstrap=(),
                  provision=(), stop_signal=None, stop_timeout=None, log=None,
-                 seccomp="default", healthcheck=None, init=False):
+                 seccomp="default", healthcheck=None, init=False, cgroup_parent=None,
+                 cgroup_layout="id"):
         object.__setattr__(self, "_lines", {})
         self.line = _caller_line()
         self.file = _caller_file()
@@ -172,6 +175,7 @@ class Container:
         self.stop_signal, self.stop_timeout = stop_signal, stop_timeout
         self.log, self.seccomp = log, seccomp
         self.healthcheck, self.init = healthcheck, init
+        self.cgroup_parent, self.cgroup_layout = cgroup_parent, cgroup_layout
         self.hooks = {m: [] for m in MOMENTS}
         self.timers = []        # (ms, times, fn)
         self.signals = []       # (signal name, fn)

@@ -156,6 +156,8 @@ _PARSERS = {
     "stop_timeout": _maybe(V.count, None),
     "labels": _plain(lambda v, f: V.pairs(v)),
     "log": _plain(V.log),
+    "cgroup_parent": _maybe(V.cgroup_parent),
+    "cgroup_layout": _plain(lambda v, f: V.choice(v, f, ("id", "name"))),
 }
 _PARSERS["healthcheck"] = _plain(lambda v, f: _health().healthcheck(v, f))
 _PARSERS["init"] = _plain(lambda v, f: bool(v))

@@ -61,7 +61,9 @@ def from_flags(args, environ=None):
         stop_timeout=None if args.stop_timeout is None else V.count(
             args.stop_timeout, "--stop-timeout"),
         labels=V.pairs(dict(_key_value(x, "--label") for x in args.label)),
-        log=_log_opts(args.log_opt))
+        log=_log_opts(args.log_opt),
+        cgroup_parent=V.cgroup_parent(getattr(args, "cgroup_parent", None) or "",
+                                      "--cgroup-parent"))
     d = _health_and_init(d, args)
     d = d.but(**_more(args, d))
     return check(d, NAMES)

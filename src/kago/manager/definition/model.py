@@ -86,6 +86,10 @@ class Definition:
     shm_size: int | None = None                     # bytes of /dev/shm (docker: 64m)
     group_add: tuple[str, ...] = ()                 # more groups: names or gids
     pull: str = "missing"                           # missing | always | never
+    # where its cgroup goes: under cgroup_parent ("" the hierarchies' top), named kago-<id>
+    # (layout "id") or by the container's name (layout "name": haconiwa's /group/name)
+    cgroup_parent: str = ""
+    cgroup_layout: str = "id"
 
     def but(self, **changes):
         """A copy with ``changes`` (values of the right types: nothing is checked again)."""

@@ -523,3 +523,16 @@ def pull(text, field):
         raise BadValue(field, f'invalid pull option: "{text}": must be one of "always", '
                               f'"missing", "never"')
     return text
+
+
+def cgroup_parent(text, field):
+    """docker's --cgroup-parent: a cgroup path ("/kago.slice/web", "group": from the
+    hierarchies' top either way), no ".." and no empty name; "/a/b" out."""
+    if not isinstance(text, str) or "\0" in text or "\n" in text:
+        raise BadValue(field, f"{text!r}: use a cgroup path like /group or /group/sub")
+    parts = [p for p in text.split("/") if p not in ("", ".")]
+    if ".." in parts:
+        raise BadValue(field, f'"{text}": a cgroup path must not contain ".."')
+    if any(len(p) > 255 for p in parts):
+        raise BadValue(field, f'"{text}": a cgroup name is at most 255 characters')
+    return "/" + "/".join(parts) if parts else ""
