@@ -286,7 +286,7 @@ class Tutorial:
                    "the web app reads and writes the db by its service name")
         self.run("exec", "notes-app-db-1", "redis-cli", "LLEN", "notes")
         out = self.run("compose", "logs", "worker", env=self.compose_env)
-        self.check("worker: wrote tick 1" in out, "compose logs shows the worker's lines")
+        self.check("worker: wrote tick 1 " in out, "compose logs shows the worker's lines")
 
     def step6_down(self):
         self.heading("6. Down, and down -v")

@@ -2,7 +2,9 @@
 request body), GET /health answers ok."""
 
 import os
+import signal
 import socket
+import sys
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 from store import open_store
@@ -38,6 +40,8 @@ class Notes(BaseHTTPRequestHandler):
 
 
 if __name__ == "__main__":
+    # as PID 1 in its container, a signal without a handler does nothing: stop on SIGTERM
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     port = int(os.environ.get("PORT", "8000"))
     print(f"serving notes on port {port}", flush=True)
     ThreadingHTTPServer(("0.0.0.0", port), Notes).serve_forever()

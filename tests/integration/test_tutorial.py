@@ -1,0 +1,100 @@
+"""docs/tutorial.md, replayed by scripts/tutorial as a user runs it: a Debian image made with
+mmdebstrap, kago build, run -d -p, cp in and out, kago compose with a Redis server and a
+worker, compose down -v. The script checks each step's outcome itself; here its exit status
+is checked, and what it may have left on the host is looked for from the names it printed,
+not from its own verdict. A Ctrl-C in the middle must leave nothing either.
+
+The Debian tarballs are cached between runs (/var/tmp/kago-tutorial-cache); a first run
+downloads them from Debian's mirror (~1 minute each) and skips when the mirror cannot be
+reached.
+"""
+
+import os
+import re
+import signal
+import subprocess
+import time
+
+import pytest
+
+pytestmark = pytest.mark.root
+
+CHECKOUT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+SCRIPT = os.path.join(CHECKOUT, "scripts", "tutorial")
+SKIPPED = 77
+
+
+def _tag(text):
+    m = re.search(r"root (/var/tmp/kago-tutorial-([0-9a-f]{4}))/root,", text)
+    assert m, text
+    return m.group(1), m.group(2)
+
+
+def _left_on_host(top, tag):
+    found = []
+    if os.path.exists(top):
+        found.append(top)
+    with open("/proc/self/mountinfo") as f:
+        found += [line.split()[4] for line in f if line.split()[4].startswith(top + "/")]
+    if os.path.isdir("/run/netns"):
+        found += [n for n in os.listdir("/run/netns") if n.startswith(f"kago-tut-{tag}-")]
+    found += [n for n in os.listdir("/sys/class/net") if n.startswith(f"kt{tag}")]
+    if subprocess.run(["nft", "list", "table", "inet", f"kago_tut_{tag}"],
+                      capture_output=True, check=False).returncode == 0:
+        found.append(f"nft table kago_tut_{tag}")
+    for pid in os.listdir("/proc"):
+        try:
+            with open(f"/proc/{pid}/cmdline", "rb") as f:
+                if top.encode() in f.read():
+                    found.append(f"process {pid}")
+        except OSError:
+            continue
+    return found
+
+
+def test_tutorial_replays_every_step(tmp_path, record_property):
+    transcript = tmp_path / "transcript.md"
+    started = time.monotonic()
+    proc = subprocess.run([SCRIPT, "--transcript", str(transcript)], capture_output=True,
+                          text=True, timeout=900, check=False)
+    seconds = time.monotonic() - started
+    record_property("tutorial_seconds", round(seconds, 1))
+    print(f"scripts/tutorial took {seconds:.1f} s")
+    if proc.returncode == SKIPPED:
+        pytest.skip(proc.stderr.strip())
+    assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr
+    assert "every step checked" in proc.stdout
+    for step in ("## 1.", "## 2.", "## 3.", "## 4.", "## 5.", "## 6."):
+        assert step in proc.stdout
+    top, tag = _tag(proc.stdout)
+    assert _left_on_host(top, tag) == []
+    text = transcript.read_text()
+    assert "$ kago build -t notes:1 ." in text and "$ kago compose down -v" in text
+
+
+def test_ctrl_c_in_the_middle_leaves_nothing():
+    """SIGINT to the script's process group (a Ctrl-C at its terminal) while the app runs."""
+    child = subprocess.Popen([SCRIPT, "--until", "4"], stdout=subprocess.PIPE,
+                             stderr=subprocess.STDOUT, text=True, start_new_session=True)
+    seen = ""
+    try:
+        deadline = time.monotonic() + 600
+        for line in child.stdout:
+            seen += line
+            if "ok: the app answers on the published port" in line:
+                os.killpg(child.pid, signal.SIGINT)
+                break
+            assert time.monotonic() < deadline, seen
+        seen += child.stdout.read()
+        status = child.wait(timeout=120)
+    finally:
+        if child.poll() is None:
+            os.killpg(child.pid, signal.SIGKILL)
+            child.wait()
+    if status == SKIPPED:
+        pytest.skip(seen.strip().splitlines()[-1])
+    assert status == 130, seen
+    assert "interrupted: removing what the tutorial made" in seen
+    assert "left on the host: nothing" in seen, seen
+    top, tag = _tag(seen)
+    assert _left_on_host(top, tag) == []
