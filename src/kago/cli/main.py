@@ -34,6 +34,8 @@ images:
   images, import, pull, push, tag, rmi, save, load, build
 definitions (Python files, see docs/manager.md):
   up FILE [-e KEY=VAL], down FILE, ps FILE, reload FILE, archive FILE
+compose files (docs/compose.md):
+  compose [-f FILE] [-p NAME] up [-d]|down [-v]|ps|logs [-f]|config
 other:
   network ls|create|rm|inspect, system prune|info, version, info, demo
 
@@ -152,6 +154,7 @@ VERBS = {
     "info": ("system", "cmd_info"),
     "up": ("definitions", "cmd_up"), "down": ("definitions", "cmd_down"),
     "reload": ("definitions", "cmd_reload"), "archive": ("definitions", "cmd_archive"),
+    "compose": ("compose", "cmd_compose"),
 }
 
 
