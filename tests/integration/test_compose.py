@@ -208,9 +208,7 @@ def test_a_bad_file_is_one_line_with_its_line_exit_1_and_nothing_made(kmt, tmp_p
     proc = kmt.kago("compose", "-f", str(path), "up", "-d")
     assert proc.returncode == 1
     assert proc.stderr == f'kago: {path}:7: services.web.ports[0]: "80:x" is not a port: ' \
-                          f"port mapping '80:x': invalid container port 'x'\n" or \
-        proc.stderr.startswith(f'kago: {path}:7: services.web.ports[0]: "80:x" is not a port')
-    assert proc.stderr.count("\n") == 1
+                          f"container port 'x' is not a port (1-65535)\n"
     path.write_text("services:\n  web:\n    image: busybox\n    depends_on: [db]\n")
     proc = kmt.kago("compose", "-f", str(path), "up", "-d")
     assert (proc.returncode, proc.stderr) == (

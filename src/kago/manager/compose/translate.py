@@ -453,7 +453,9 @@ def _ports(s, i, item):
         try:
             V.port(text, "ports")
         except BadValue as e:
-            raise s.error(key, f'"{shown}" is not a port: {_message(e)}') from None
+            detail = _message(e).split("': ", 1)[-1] if _message(e).startswith(
+                "port mapping '") else _message(e)
+            raise s.error(key, f'"{shown}" is not a port: {detail}') from None
         out.append(text)
     return out
 
