@@ -261,3 +261,53 @@ def test_attached_up_prefixes_the_output_and_ctrl_c_stops_the_services(kmt, tmp_
     assert "bye" in kmt.kago("logs", f"{p}-talker-1").stdout
     compose(kmt, path, "down", check=True)
     assert kmt.kago("ps", "-aq", check=True).stdout == ""
+
+
+def test_build_completed_dependencies_and_a_failed_up_rolls_back(kmt, tmp_path):
+    app = tmp_path / "app"
+    app.mkdir()
+    (app / "Containerfile").write_text("FROM busybox\nARG WORD=none\n"
+                                       "RUN echo built-$WORD > /built\n")
+    path = project_file(kmt, str(tmp_path), """\
+        services:
+          setup:
+            build: {context: ./app, args: {WORD: yes}}
+            command: ["sh", "-c", "cat /built > /data/setup"]
+            volumes: [data:/data]
+          app:
+            image: busybox
+            depends_on:
+              setup: {condition: service_completed_successfully}
+            volumes: [data:/data]
+            command: ["sh", "-c", "cat /data/setup; exec sleep 1000"]
+            stop_signal: SIGKILL
+        """)
+    p = f"kmt{kmt.tag}"
+    up = compose(kmt, path, "up", "-d", timeout=180)
+    assert up.returncode == 0, up.stderr
+    assert "Service setup  Built" in up.stdout
+    assert kmt.kago("images", check=True).stdout.count(f"{p}-setup") == 1
+    assert wait_for(lambda: "built-yes" in kmt.kago("logs", f"{p}-app-1").stdout, timeout=10)
+    ps = compose(kmt, path, "ps", "-a", check=True).stdout
+    assert "Exited (0)" in ps and ps.count(" Up ") == 1
+    compose(kmt, path, "down", "-v", check=True, timeout=60)
+
+    # a service that cannot start: up fails (exit 1) and removes what it made
+    path = project_file(kmt, str(tmp_path), """\
+        services:
+          first:
+            image: busybox
+            command: ["sleep", "1000"]
+            stop_signal: SIGKILL
+          broken:
+            image: busybox
+            depends_on: [first]
+            command: ["no-such-program"]
+        """, volumes="")
+    proc = compose(kmt, path, "up", "-d", timeout=120)
+    assert proc.returncode == 1
+    assert proc.stderr.count("\n") == 1 and "no-such-program" in proc.stderr, proc.stderr
+    assert kmt.kago("ps", "-aq", check=True).stdout == ""
+    assert not link_exists(f"km{kmt.tag}p0")
+    rmi = kmt.kago("rmi", f"{p}-setup", check=True)
+    assert rmi.returncode == 0

@@ -356,3 +356,18 @@ def test_service_healthy_without_healthchecks_in_kago_is_refused_clearly(tmp_pat
                 condition: service_healthy
         """) == ("compose.yaml:9: services.web.depends_on.db.condition: service_healthy "
                  "needs healthchecks, which this kago does not run yet: use service_started")
+
+
+def test_only_true_and_false_are_booleans_as_in_compose(tmp_path):
+    p = project(tmp_path, """\
+        services:
+          web:
+            image: busybox
+            restart: no
+            read_only: true
+            environment: {A: yes, B: off, C: on}
+        """)
+    web = p.services["web"]
+    assert web["restart"] == "no" and web["read_only"] is True
+    assert web["environment"] == {"A": "yes", "B": "off", "C": "on"}
+    assert translate(p).services["web"].definition.restart.name == "no"

@@ -5,10 +5,25 @@
 ``doc`` is plain Python (dicts, lists, strings, numbers, booleans, None); ``lines`` maps a
 value's path (``("services", "web", "ports", 0)``) to (file, line) so that an error about
 it can name where it was written. Anchors, aliases and ``<<`` merge keys are YAML's; keys are
-strings (YAML 1.1's ``on``/``yes`` as keys are compose's words, not booleans).
+strings. As compose reads YAML 1.2, only true and false are booleans: ``restart: no`` and
+``WORD: yes`` are the strings "no" and "yes" (PyYAML's YAML 1.1 would make them booleans).
 """
 
+import re
+
 import yaml
+
+
+class _Loader(yaml.SafeLoader):
+    """SafeLoader with YAML 1.2's booleans (true/false only)."""
+
+
+_BOOL = "tag:yaml.org,2002:bool"
+_Loader.yaml_implicit_resolvers = {
+    first: [(tag, rx) for tag, rx in resolvers if tag != _BOOL]
+    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()}
+_Loader.add_implicit_resolver(_BOOL, re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$"),
+                              list("tTfF"))
 
 from kago.manager.compose.errors import ComposeError
 
@@ -16,7 +31,7 @@ from kago.manager.compose.errors import ComposeError
 def read(name, text):
     """(doc, lines) of YAML ``text`` from file ``name``; ComposeError at the mark of a YAML
     error."""
-    loader = yaml.SafeLoader(text)
+    loader = _Loader(text)
     try:
         node = loader.get_single_node()
         if node is None:
