@@ -11,14 +11,13 @@ the init's pid + start time (is it alive), the exec fifo (has ``start`` happened
     delete  kill what is left, remove the cgroup, poststop hooks, remove the record
 """
 
-import errno
 import os
 import time
 
 from kago import jsonio, log
 from kago.version import OCI_VERSION
-from kago.errors import (CgroupError, ContainerNotFound, CreateError, IncorrectStatus, KagoError,
-                         SpecError, UsageError)
+from kago.errors import (ContainerNotFound, CreateError, IncorrectStatus, KagoError, SpecError,
+                         UsageError)
 from kago.runtime import store as st
 from kago.runtime import Undo
 
@@ -347,16 +346,8 @@ def status(store, record):
     if not st.alive(record.get("pid"), kago.get("pid_start")):
         return STOPPED
     mgr = cgroup_of(record)
-    try:
-        if mgr is not None and mgr.can_freeze() and mgr.frozen():
-            return PAUSED
-    except CgroupError as e:
-        # its last process ended between the check above and this read: the cgroup went
-        # with it (kago ps during a teardown); not paused, and stopped if it is gone now
-        if e.errno != errno.ENOENT:
-            raise
-        if not st.alive(record.get("pid"), kago.get("pid_start")):
-            return STOPPED
+    if mgr is not None and mgr.can_freeze() and mgr.frozen():
+        return PAUSED
     if os.path.exists(os.path.join(store.dir(record["id"]), st.FIFO)):
         return CREATED
     return RUNNING
