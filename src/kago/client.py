@@ -156,6 +156,7 @@ class Client:
         self.manager = Manager(root, runroot, runtime)
         self.images = Images(self.manager)
         self.networks = Networks(self.manager)
+        self.volumes = Volumes(self.manager)
 
     def _container(self, record, state=None):
         return Container(self, record, state or self.manager.live(record))
@@ -315,6 +316,16 @@ class Client:
         from kago.manager import images
         images.export(self.manager, self.manager.resolve(ref), target)
 
+    def copy(self, src, dest, archive=False, follow_link=False, stdin=None, stdout=None):
+        """docker cp: ``src`` to ``dest``, one of them ``CONTAINER:PATH`` (running or
+        stopped), the other a path on this host or "-" (a tar stream from ``stdin`` / to
+        ``stdout``: binary files, default this process's). ``archive`` keeps owners (-a),
+        ``follow_link`` follows a symlink at ``src`` (-L). The bytes of file data copied;
+        kago.manager.cp.CopyError (a ManagerError) names what is at fault."""
+        from kago.manager import cp
+        return cp.copy(self.manager, src, dest, archive=archive, follow=follow_link, stdin=stdin,
+                stdout=stdout)
+
     def prune(self, all_images=False):
         """Remove stopped containers, what nothing owns, dangling (``all_images``: unused)
         images: {"containers": [record], "orphans": [text], "images": [text],
@@ -451,3 +462,41 @@ class Networks:
         return networks.inspect(self.manager, name)
 
     inspect = get
+
+
+class Volumes:
+    """``client.volumes``: the root's named volumes (docker's local driver), as
+    ``kago.manager.volumes.Volume`` values: ``name``, ``mountpoint``, ``created``,
+    ``labels``, ``users`` (IDs of the containers whose configuration names it)."""
+
+    def __init__(self, manager):
+        self.manager = manager
+
+    def create(self, name=None, labels=None):
+        """A new volume (a random name without ``name``); an existing one as it is."""
+        from kago.manager import volumes
+        return volumes.create(self.manager, name, labels=labels)
+
+    def list(self, filters=None):
+        """Every volume, by name; ``filters`` docker's ["dangling=true", "label=K=V",
+        "name=PART", "driver=local"]."""
+        from kago.manager import volumes
+        return volumes.list_volumes(self.manager, filters or ())
+
+    def get(self, name):
+        """The volume ``name`` (NoSuchVolume if none); ``.inspect()`` is docker's document."""
+        from kago.manager import volumes
+        return volumes.get(self.manager, name)
+
+    def remove(self, name, force=False):
+        """Refused (VolumeInUse) while a container's configuration names it, even with
+        ``force``, as docker; ``force`` makes a missing volume no error."""
+        from kago.manager import volumes
+        volumes.remove(self.manager, name, force=force)
+
+    def prune(self, all=False, filters=None):  # noqa: A002 (docker's flag)
+        """Remove unused anonymous volumes (``all``: every unused one) matching ``filters``
+        (["label=K=V", "label!=K"]): {"volumes": [names], "reclaimed": bytes}."""
+        from kago.manager import volumes
+        names, size = volumes.prune(self.manager, all=all, filters=filters or ())
+        return {"volumes": names, "reclaimed": size}

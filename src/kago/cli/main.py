@@ -29,7 +29,7 @@ kago {__version__}: a Linux container runtime and manager in Python.
 
 containers:
   run, create, start, stop, restart, kill, rm, ps, logs, exec, attach, wait,
-  inspect, top, stats, pause, unpause, commit, export
+  inspect, top, stats, pause, unpause, commit, export, cp
 images:
   images, import, pull, push, tag, rmi, save, load, build
 definitions (Python files, see docs/manager.md):
@@ -37,7 +37,8 @@ definitions (Python files, see docs/manager.md):
 compose files (docs/compose.md):
   compose [-f FILE] [-p NAME] up [-d]|down [-v]|ps|logs [-f]|config
 other:
-  network ls|create|rm|inspect, system prune|info, version, info, demo
+  network ls|create|rm|inspect, volume create|ls|inspect|rm|prune,
+  system prune|info, version, info, demo
 
 global options:
   --root DIR      state (default /var/lib/kago, or $KAGO_ROOT)
@@ -150,6 +151,7 @@ VERBS = {
     "pull": ("images", "cmd_pull"), "push": ("images", "cmd_push"), "tag": ("images", "cmd_tag"),
     "rmi": ("images", "cmd_rmi"), "save": ("images", "cmd_save"), "load": ("images", "cmd_load"),
     "build": ("build", "main"), "network": ("networks", "cmd_network"),
+    "volume": ("volumes", "cmd_volume"), "cp": ("cp", "cmd_cp"),
     "system": ("system", "cmd_system"), "version": ("system", "cmd_version"),
     "info": ("system", "cmd_info"),
     "up": ("definitions", "cmd_up"), "down": ("definitions", "cmd_down"),

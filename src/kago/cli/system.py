@@ -18,12 +18,16 @@ def cmd_system(glob, argv):
     p.add_argument("-f", "--force", action="store_true", help="do not prompt for confirmation")
     p.add_argument("-a", "--all", action="store_true",
                    help="remove all unused images, not just dangling ones")
+    p.add_argument("--volumes", action="store_true", help="prune anonymous volumes")
     args = p.parse_args(argv[1:])
     if not args.force and not confirm(_PRUNE_WARNING.format(
             images="all images without at least one container associated to them"
-            if args.all else "all dangling images")):
+            if args.all else "all dangling images",
+            volumes="  - all anonymous volumes not used by at least one container\n"
+            if args.volumes else "")):
         return 0
-    done = client(glob).prune(all_images=args.all)
+    kago = client(glob)
+    done = kago.prune(all_images=args.all)
     out("Deleted Containers:" if done["containers"] else "No stopped containers")
     for record in done["containers"]:
         out(record["id"])
@@ -33,6 +37,12 @@ def cmd_system(glob, argv):
         out("Deleted Images:")
         for what in done["images"]:
             out(f"deleted: {what}")
+    if args.volumes:  # after the containers: a removed one no longer uses its volumes
+        pruned = kago.volumes.prune()
+        if pruned["volumes"]:
+            out("Deleted Volumes:")
+            for name in pruned["volumes"]:
+                out(name)
     for error in done["errors"]:
         print(f"kago: system prune: {error}", file=sys.stderr)
     return 1 if done["errors"] else 0
@@ -41,7 +51,7 @@ def cmd_system(glob, argv):
 _PRUNE_WARNING = """WARNING! This will remove:
   - all stopped containers
   - {images}
-  - what no container owns any more (attachments, layers, ID ranges of dead commands)
+{volumes}  - what no container owns any more (attachments, layers, ID ranges of dead commands)
 
 Are you sure you want to continue? [y/N] """
 

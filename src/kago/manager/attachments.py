@@ -100,15 +100,15 @@ def shared_by_running(ctx, cid):
     return False
 
 
-def volumes(ctx, definition):
-    """{volume name: host directory} of the definition's named volumes (made if new); a
-    bind mount's missing source is an error here, before anything runs."""
+def volumes(ctx, definition, uid_map=None, gid_map=None):
+    """{volume name: host directory} of the definition's named volumes (made if new, by
+    kago.manager.volumes: an ID-mapped container's new volume is its root's); a bind mount's
+    missing source is an error here, before anything runs."""
     out = {}
     for m in definition.mounts:
         if m.kind == "volume":
-            path = os.path.join(ctx.paths.root, "volumes", m.source, "_data")
-            os.makedirs(path, exist_ok=True)
-            out[m.source] = path
+            from kago.manager import volumes as named
+            out[m.source] = named.ensure(ctx, m.source, uid_map, gid_map)
         elif m.kind == "bind" and not os.path.exists(m.source):
             raise BadValue("-v", f"bind source path does not exist: {m.source}")
     return out

@@ -77,7 +77,7 @@ def _create(ctx, cid, name, d, group, undo):
     journal.intend(ctx.records, record, "network")
     netns, attachment, etc = attachments.attach(ctx, cid, d, hostname, undo)
     fault("create.network")
-    volumes = attachments.volumes(ctx, d)
+    volumes = attachments.volumes(ctx, d, uid_map, gid_map)
     cgroups_path = record["cgroups_path"]
     spec = build(d, cid=cid, rootfs=made["path"], image=image_cfg, user=user,
                  netns=netns, etc=etc, uid_map=_ranges(uid_map), gid_map=_ranges(gid_map),

@@ -1,7 +1,8 @@
 """Reading a container's /etc/passwd and /etc/group from the host, safely, to resolve users.
 
 ``--user www-data`` must become numeric IDs before the runtime sees the spec. The files are
-read from the container's rootfs with openat2(RESOLVE_IN_ROOT), so a symlink in an image
+read from the container's rootfs with openat2(RESOLVE_IN_ROOT) (kago.kernel.rooted, as every
+path the manager opens in a container), so a symlink in an image
 (``/etc/passwd -> /../../etc/shadow``) resolves inside the rootfs, never on the host.
 """
 
@@ -12,18 +13,24 @@ from kago.manager.spec import User
 
 
 def read_in_root(rootfs, path, limit=1 << 20):
-    """The bytes of ``path`` resolved inside ``rootfs``, or None when it does not exist."""
+    """The bytes of ``path`` resolved inside ``rootfs`` (kago.kernel.rooted), or None when it
+    does not exist or is not a regular file (O_NONBLOCK: a FIFO an image put there does not
+    block the command)."""
+    import stat
+
     from kago.errors import KernelError
-    from kago.kernel import consts, libc
+    from kago.kernel import rooted
     root = os.open(rootfs, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
     try:
-        fd = libc.openat2(root, path.lstrip("/"), os.O_RDONLY | os.O_NOFOLLOW,
-                          consts.RESOLVE_IN_ROOT, shown=path)
+        fd = rooted.open_in_root(root, path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK
+                                 | os.O_CLOEXEC)
     except KernelError:
         return None
     finally:
         os.close(root)
     try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            return None
         return os.read(fd, limit)
     finally:
         os.close(fd)

@@ -31,8 +31,7 @@ def inspect(mgr, record, live=None):
             {"HostIp": p.get("host_ip") or "0.0.0.0", "HostPort": str(p["host_port"])})
     # an ended container's network was released (docker: no address, no ports, no sandbox)
     net = {} if F.released(record) and live not in ("running", "paused") else att
-    mounts = [{"Type": m.kind, "Source": m.source, "Destination": m.destination,
-               "RW": not m.readonly, "Mode": "ro" if m.readonly else "rw"} for m in d.mounts]
+    mounts = [_mount(mgr, m) for m in d.mounts]
     limits = d.limits
     return {
         "Id": record["id"],
@@ -97,6 +96,16 @@ def inspect(mgr, record, live=None):
             "Group": record.get("group"),
         },
     }
+
+
+def _mount(mgr, m):
+    """docker inspect's Mounts entry; a volume's names it and its directory (Source)."""
+    doc = {"Type": m.kind, "Source": m.source, "Destination": m.destination,
+           "RW": not m.readonly, "Mode": "ro" if m.readonly else "rw"}
+    if m.kind == "volume":
+        from kago.manager.volumes import mountpoint
+        doc.update(Name=m.source, Source=mountpoint(mgr, m.source), Driver="local")
+    return doc
 
 
 def effective_config(definition, image):

@@ -11,13 +11,14 @@ the init's pid + start time (is it alive), the exec fifo (has ``start`` happened
     delete  kill what is left, remove the cgroup, poststop hooks, remove the record
 """
 
+import errno
 import os
 import time
 
 from kago import jsonio, log
 from kago.version import OCI_VERSION
-from kago.errors import (ContainerNotFound, CreateError, IncorrectStatus, KagoError, SpecError,
-                         UsageError)
+from kago.errors import (CgroupError, ContainerNotFound, CreateError, IncorrectStatus, KagoError,
+                         SpecError, UsageError)
 from kago.runtime import store as st
 from kago.runtime import Undo
 
@@ -346,11 +347,25 @@ def status(store, record):
     if not st.alive(record.get("pid"), kago.get("pid_start")):
         return STOPPED
     mgr = cgroup_of(record)
-    if mgr is not None and mgr.can_freeze() and mgr.frozen():
+    if mgr is not None and _frozen(mgr):
         return PAUSED
+    if not st.alive(record.get("pid"), kago.get("pid_start")):
+        return STOPPED   # it ended while its cgroup was read: the cgroup may be gone too
     if os.path.exists(os.path.join(store.dir(record["id"]), st.FIFO)):
         return CREATED
     return RUNNING
+
+
+def _frozen(mgr):
+    """Whether the container's cgroup is frozen; False once the cgroup is gone (ENOENT, or
+    ENODEV from a cgroup removed while its file was read): a container that ended meanwhile
+    is not paused."""
+    try:
+        return mgr.can_freeze() and mgr.frozen()
+    except CgroupError as e:
+        if e.errno in (errno.ENOENT, errno.ENODEV):
+            return False
+        raise
 
 
 def cgroup_of(record):

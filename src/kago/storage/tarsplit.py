@@ -28,6 +28,9 @@ from kago.kernel import rooted
 from kago.storage.errors import StoreError
 from kago.storage.stream import CHUNK
 
+SPLIT_SUFFIX = ".tar-split.gz"  # <store>/layers/<chain hex>.tar-split.gz
+
+
 _RAW = struct.Struct(">Q")
 _FILE = struct.Struct(">QI")
 _FLUSH = 1 << 20  # raw bytes kept before a frame is written
