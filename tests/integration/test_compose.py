@@ -5,6 +5,7 @@ them by their service names), a named volume that survives ``down`` and goes wit
 ``down -v``, ``-p``, ``config``, bad files (one line, exit 1, nothing made), an attached
 ``up`` stopped by Ctrl-C, and nothing left after ``down``."""
 
+import json
 import os
 import random
 import signal
@@ -147,6 +148,9 @@ def test_three_services_up_ps_logs_down_and_a_volume_that_survives_down(kmt, tmp
     assert not link_exists(f"km{kmt.tag}p0")
     volume = os.path.join(kmt.root, "volumes", f"{p}_data")
     assert os.path.isfile(os.path.join(volume, "_data", "count"))
+    labels = json.loads(kmt.kago("volume", "inspect", f"{p}_data", check=True).stdout)[0][
+        "Labels"]
+    assert labels == {"com.docker.compose.project": p, "com.docker.compose.volume": "data"}
 
     # the volume survived down: the next worker counts on
     compose(kmt, path, "up", "-d", "worker", env=dict(env, GREETING="again"), check=True,

@@ -11,7 +11,6 @@ config-hash label) is left running, or started; a changed one is recreated.
 
 import json
 import os
-import shutil
 import sys
 import time
 
@@ -53,6 +52,8 @@ def up(mgr, plan, services=(), build=False, out=print, warn=None,
     try:
         for network in plan.used_networks(names):
             run.network(network)
+        for volume in plan.used_volumes(names):
+            run.volume(volume)
         for name in names:
             run.service(name, existing.get(name))
     except BaseException:
@@ -62,8 +63,23 @@ def up(mgr, plan, services=(), build=False, out=print, warn=None,
 
 
 def _precheck(mgr, plan, names, existing, build):
-    """Images (the services to build), and names other containers hold: before anything."""
+    """Images (the services to build), names other containers hold, external volumes and
+    networks: before anything is made."""
+    from kago.manager import volumes as VOL
+    from kago.network.errors import NetworkNotFound
     from kago.storage import ImageNotFound
+    for volume in plan.used_volumes(names):
+        if volume.external and not os.path.isdir(VOL.mountpoint(mgr, volume.name)):
+            raise plan.project.error(("volumes", volume.key), f"volume {volume.name} is "
+                                     f"declared external, but it does not exist")
+    for net in plan.used_networks(names):
+        if net.external:
+            try:
+                mgr.nets.get(net.name)
+            except NetworkNotFound:
+                raise plan.project.error(("networks", net.key), f"network {net.name} is "
+                                         f"declared external, but it does not exist") \
+                    from None
     to_build = []
     for name in names:
         service = plan.services[name]
@@ -134,7 +150,7 @@ class _Up:
     def __init__(self, mgr, plan, out, warn, wait_timeout):
         self.mgr, self.plan, self.out, self.warn = mgr, plan, out, warn
         self.wait_timeout = wait_timeout
-        self.made, self.started, self.networks = [], [], []
+        self.made, self.started, self.networks, self.volumes = [], [], [], []
 
     def network(self, net):
         from kago.network.errors import NetworkNotFound
@@ -142,14 +158,22 @@ class _Up:
             self.mgr.nets.get(net.name)
             return
         except NetworkNotFound:
-            if net.external:
-                raise ComposeError(f"network {net.name} declared as external, but could not "
-                                   f"be found") from None
+            pass
         from kago.manager import networks
         networks.create(self.mgr, net.name, subnet=net.subnet, gateway=net.gateway,
                         bridge=net.bridge, internal=net.internal)
         self.networks.append(net.name)
         self.out(f" Network {net.name}  Created")
+
+    def volume(self, volume):
+        """A named volume, made with compose's labels if it does not exist yet."""
+        from kago.manager import volumes as VOL
+        if volume.external or os.path.isdir(VOL.mountpoint(self.mgr, volume.name)):
+            return
+        VOL.create(self.mgr, volume.name, {PROJECT: self.plan.project.name,
+                                           f"{LABEL}.volume": volume.key})
+        self.volumes.append(volume.name)
+        self.out(f" Volume {volume.name}  Created")
 
     def service(self, name, record):
         service = self.plan.services[name]
@@ -167,12 +191,6 @@ class _Up:
         else:
             for path in service.make_dirs:
                 os.makedirs(path, exist_ok=True)
-            for volume in self.plan.volumes.values():
-                if volume.external and any(m.kind == "volume" and m.source == volume.name
-                                           for m in d.mounts):
-                    if not os.path.isdir(volume_dir(self.mgr, volume.name)):
-                        raise ComposeError(f"volume {volume.name} declared as external, but "
-                                           f"could not be found")
             record = self.mgr.create(d)
             self.made.append(record["id"])
             self.out(f" Container {d.name}  Created")
@@ -185,16 +203,20 @@ class _Up:
             return
         d = self.plan.services[dep].definition
         deadline = time.monotonic() + self.wait_timeout
+        ended = None
         while True:
             record = self.mgr.records.resolve(d.name)
             live = self.mgr.live(record)
             if condition == "service_completed_successfully":
-                if live == "exited":
-                    code = (record.get("state") or {}).get("exit_code")
+                code = (record.get("state") or {}).get("exit_code")
+                if live == "exited" and code is None and ended is None:
+                    ended = time.monotonic()  # the supervisor records its status next
+                if live == "exited" and (code is not None or time.monotonic() - ended > 5):
                     if code == 0:
                         return
                     raise ComposeError(f"service {dep} didn't complete successfully: exit "
-                                       f"{code} (service {name} depends on it)")
+                                       f"{'unknown' if code is None else code} (service "
+                                       f"{name} depends on it)")
             else:
                 health = container_health(self.mgr, record, live)
                 if health == "healthy":
@@ -230,6 +252,12 @@ class _Up:
                 self.mgr.nets.remove(name)
             except KagoError as e:
                 self.warn(f"rollback: {e}")
+        from kago.manager import volumes as VOL
+        for name in reversed(self.volumes):
+            try:
+                VOL.remove(self.mgr, name, force=True)
+            except KagoError as e:
+                self.warn(f"rollback: {e}")
 
 
 def container_health(mgr, record, live=None):
@@ -238,10 +266,6 @@ def container_health(mgr, record, live=None):
     from kago.manager import views
     doc = views.inspect(mgr, record, live or mgr.live(record))
     return ((doc.get("State") or {}).get("Health") or {}).get("Status")
-
-
-def volume_dir(mgr, name):
-    return os.path.join(mgr.paths.root, "volumes", name)
 
 
 # --- down ----------------------------------------------------------------------------------------
@@ -284,29 +308,18 @@ def down(mgr, name, plan=None, volumes=False, remove_orphans=False, timeout=10, 
             except KagoError as e:
                 errors.append(f"network {net}: {e}")
     if volumes and plan is not None:
-        in_use = _volumes_in_use(mgr)
+        from kago.manager import volumes as VOL
         for volume in plan.volumes.values():
-            path = volume_dir(mgr, volume.name)
-            if volume.external or not os.path.isdir(path):
+            if volume.external or not os.path.isdir(VOL.mountpoint(mgr, volume.name)):
                 continue
-            if volume.name in in_use:
-                errors.append(f"volume {volume.name} is in use by {in_use[volume.name]}")
-                continue
-            shutil.rmtree(path)
-            out(f" Volume {volume.name}  Removed")
+            try:
+                VOL.remove(mgr, volume.name, force=True)
+                out(f" Volume {volume.name}  Removed")
+            except KagoError as e:
+                errors.append(str(e))
     if errors:
         raise ManagerError("; ".join(errors))
     return 0
-
-
-def _volumes_in_use(mgr):
-    from kago.manager.definition import of
-    used = {}
-    for record in mgr.records.all():
-        for m in of(record).mounts:
-            if m.kind == "volume":
-                used.setdefault(m.source, record["name"])
-    return used
 
 
 # --- ps, logs ------------------------------------------------------------------------------------

@@ -93,6 +93,12 @@ class Plan:
         used = {k for n in names for k in self.services[n].networks}
         return [n for k, n in self.networks.items() if k in used]
 
+    def used_volumes(self, names):
+        """The project volumes the services ``names`` mount, in plan order."""
+        used = {m.source for n in names for m in self.services[n].definition.mounts
+                if m.kind == "volume"}
+        return [v for v in self.volumes.values() if v.name in used]
+
     def selected(self, names=()):
         """``names`` and what they depend on, in start order (all when empty)."""
         if not names:
