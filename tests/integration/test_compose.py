@@ -156,8 +156,13 @@ def test_three_services_up_ps_logs_down_and_a_volume_that_survives_down(kmt, tmp
     compose(kmt, path, "up", "-d", "worker", env=dict(env, GREETING="again"), check=True,
             timeout=120)
     assert wait_for(lambda: "again run 2" in worker_log(), timeout=10), worker_log()
-    down = compose(kmt, path, "down", "-v", env=env, check=True, timeout=60)
+    # without a file, -p finds the project by its labels: ps, and down -v
+    rows = kmt.kago("compose", "-p", p, "ps", check=True).stdout
+    assert f"{p}-worker-1" in rows and f"{p}-web-1" in rows
+    # (the cwd of the tests has no compose file)
+    down = kmt.kago("compose", "-p", p, "down", "-v", check=True, timeout=60)
     assert f"Volume {p}_data  Removed" in down.stdout
+    assert f"Network {p}_default  Removed" in down.stdout
     assert not os.path.exists(volume)
     assert kmt.kago("ps", "-aq", check=True).stdout == ""
     assert kmt.kago("network", "ls", check=True).stdout.count(f"{p}_default") == 0

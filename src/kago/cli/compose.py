@@ -2,6 +2,7 @@
 engine (kago.manager.compose, docs/compose.md). Errors are one line (file:line: field:
 what), exit status 1, as docker compose's."""
 
+import os
 import signal
 import sys
 
@@ -63,6 +64,19 @@ def _interrupt(_sig, _frame):
     raise KeyboardInterrupt
 
 
+def _without_file(args):
+    """``-p NAME`` and no compose file here: the verbs that find containers by their labels
+    (down, ps) work on the project's name alone, as compose's."""
+    from kago.manager.compose.load import NoComposeFile, find_files, normalize_name
+    if args.file or not args.project_name:
+        return None
+    try:
+        find_files(os.getcwd())
+    except NoComposeFile:
+        return normalize_name(args.project_name)
+    return None
+
+
 def _down(glob, args, argv):
     p = parser("compose down", "Stop and remove the project's containers and networks.")
     p.add_argument("-v", "--volumes", action="store_true", help="remove its named volumes too")
@@ -71,6 +85,12 @@ def _down(glob, args, argv):
     p.add_argument("-t", "--timeout", type=int, default=10,
                    help="seconds between the stop signal and SIGKILL (default 10)")
     opts = p.parse_args(argv)
+    name = _without_file(args)
+    if name is not None:
+        from kago.manager.compose import runner
+        runner.down(client(glob).manager, name, None, volumes=opts.volumes,
+                    timeout=opts.timeout, out=out)
+        return 0
     _project(glob, args).down(volumes=opts.volumes, remove_orphans=opts.remove_orphans,
                               timeout=opts.timeout, out=out)
     return 0
@@ -81,13 +101,19 @@ def _ps(glob, args, argv):
     p.add_argument("-a", "--all", action="store_true", help="also those that have ended")
     p.add_argument("-q", "--quiet", action="store_true", help="only the IDs")
     opts = p.parse_args(argv)
+    from kago.manager import format as F
+    name = _without_file(args)
+    if name is not None:
+        from kago.manager.compose import runner
+        rows = runner.ps(client(glob).manager, name, all=opts.all)
+        out(F.table(("NAME", "IMAGE", "SERVICE", "STATUS", "PORTS"), rows))
+        return 0
     project = _project(glob, args)
     if opts.quiet:
         for c in project.containers():
             if opts.all or c.state in ("running", "paused", "restarting"):
                 out(c.id)
         return 0
-    from kago.manager import format as F
     out(F.table(("NAME", "IMAGE", "SERVICE", "STATUS", "PORTS"), project.ps(all=opts.all)))
     return 0
 

@@ -25,6 +25,10 @@ OVERRIDE_FILES = ("compose.override.yaml", "compose.override.yml",
 TOP_LEVEL = ("version", "name", "services", "networks", "volumes")
 
 
+class NoComposeFile(ComposeError):
+    """No -f and none of DEFAULT_FILES in the directory."""
+
+
 class Project:
     """The resolved compose document of one project, and where each value was written."""
 
@@ -60,7 +64,7 @@ def find_files(cwd):
                     files.append(over)
                     break
             return files
-    raise ComposeError(f"no compose file in {cwd} (compose.yaml, docker-compose.yml...; or "
+    raise NoComposeFile(f"no compose file in {cwd} (compose.yaml, docker-compose.yml...; or "
                        f"give -f FILE)")
 
 

@@ -307,14 +307,18 @@ def down(mgr, name, plan=None, volumes=False, remove_orphans=False, timeout=10, 
                 pass
             except KagoError as e:
                 errors.append(f"network {net}: {e}")
-    if volumes and plan is not None:
+    if volumes:
         from kago.manager import volumes as VOL
-        for volume in plan.volumes.values():
-            if volume.external or not os.path.isdir(VOL.mountpoint(mgr, volume.name)):
+        if plan is not None:
+            names = [v.name for v in plan.volumes.values() if not v.external]
+        else:  # no file: the volumes up made carry the project's label
+            names = [v.name for v in VOL.list_volumes(mgr, [f"label={PROJECT}={name}"])]
+        for volume in names:
+            if not os.path.isdir(VOL.mountpoint(mgr, volume)):
                 continue
             try:
-                VOL.remove(mgr, volume.name, force=True)
-                out(f" Volume {volume.name}  Removed")
+                VOL.remove(mgr, volume, force=True)
+                out(f" Volume {volume}  Removed")
             except KagoError as e:
                 errors.append(str(e))
     if errors:
