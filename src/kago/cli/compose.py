@@ -139,7 +139,7 @@ def _config(glob, args, argv):
     opts = p.parse_args(argv)
     from kago.manager.compose.load import load
     from kago.manager.compose.translate import translate
-    project = load(args.file or None, args.project_name)
+    project = load(args.file or None, args.project_name, warn=_warn)
     plan = translate(project)  # checked as up would
     if opts.quiet:
         return 0
@@ -150,6 +150,10 @@ def _config(glob, args, argv):
     from kago.manager.compose.api import config_text
     sys.stdout.write(config_text(project))
     return 0
+
+
+def _warn(line):
+    print(f"kago: warning: {line}", file=sys.stderr)
 
 
 _COMMANDS = {"up": _up, "down": _down, "ps": _ps, "logs": _logs, "config": _config}

@@ -32,9 +32,10 @@ class NoComposeFile(ComposeError):
 class Project:
     """The resolved compose document of one project, and where each value was written."""
 
-    def __init__(self, name, directory, files, doc, lines, env):
+    def __init__(self, name, directory, files, doc, lines, env, warn=None):
         self.name, self.directory, self.files = name, directory, files
         self.doc, self.lines, self.env = doc, lines, env
+        self.warn = warn or (lambda _line: None)
 
     def where(self, path):
         """(file, line) of ``path``, or of the nearest value around it that has one."""
@@ -97,7 +98,8 @@ def load(files=None, project_name=None, environ=None, cwd=None, warn=None):
             doc, lines = M.merge(doc, lines, one, one_lines)
     name = project_name or env.get("COMPOSE_PROJECT_NAME") or doc.get("name") \
         or os.path.basename(directory)
-    project = Project(normalize_name(str(name), files[0]), directory, files, doc, lines, env)
+    project = Project(normalize_name(str(name), files[0]), directory, files, doc, lines, env,
+                      warn)
     _check_top(project)
     return project
 

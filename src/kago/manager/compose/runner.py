@@ -222,6 +222,9 @@ class _Up:
                 if health == "healthy":
                     self.out(f" Container {d.name}  Healthy")
                     return
+                if health is None and live in ("running", "paused"):
+                    raise ComposeError(f"container {d.name} has no healthcheck (service "
+                                       f"{name} waits for it to be healthy)")
                 if health == "unhealthy":
                     raise ComposeError(f"dependency failed to start: container {d.name} is "
                                        f"unhealthy (service {name} depends on it)")

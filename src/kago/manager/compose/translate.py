@@ -281,15 +281,20 @@ def _service(project, plan, name, svc):
     if "ulimits" in svc:
         opts["rlimits"] = _ulimits(s)
     _limits(s)
-    if svc.get("init"):
-        raise s.error("init", "not supported yet: kago has no init process to run as PID 1 "
-                              "(run one from the image, e.g. command: [tini, --, ...])")
+    if "init" in svc and _bool(s, "init", svc["init"]):
+        if not _has_field("init"):
+            raise s.error("init", "not supported yet: kago has no init process to run as "
+                                  "PID 1 (run one from the image, e.g. command: [tini, --, "
+                                  "...])")
+        opts["init"] = True
     healthcheck = _healthcheck(s)
     labels = _mapping(s, "labels") if "labels" in svc else {}
     labels.update(_compose_labels(project, name, svc, depends))
     opts["labels"] = labels
     if healthcheck is not None and _has_health_field():
-        opts["healthcheck"] = healthcheck
+        opts["healthcheck"] = _health_option(svc["healthcheck"])
+    elif healthcheck is not None and healthcheck.test != ("NONE",):
+        s.project.warn(f"services.{name}.healthcheck: not run: this kago has no healthchecks")
     definition = _definition(s, image, opts)
     return Service(name, definition, tuple(depends), build, healthcheck, tuple(networks),
                    tuple(s.make_dirs))
@@ -305,7 +310,7 @@ _OPTION_KEYS = {"name": "container_name", "command": "command", "entrypoint": "e
                 "restart": "restart", "user": "user", "hostname": "hostname",
                 "stop_signal": "stop_signal", "cap_add": "cap_add", "cap_drop": "cap_drop",
                 "sysctls": "sysctls", "labels": "labels", "read_only": "read_only",
-                "image": "image", "healthcheck": "healthcheck"}
+                "image": "image", "healthcheck": "healthcheck", "init": "init"}
 
 
 def _definition(s, image, opts):
@@ -313,8 +318,12 @@ def _definition(s, image, opts):
     try:
         return from_options(image, opts.pop("command", None), environ={}, **opts)
     except BadValue as e:
-        key = _OPTION_KEYS.get(e.field.split("[")[0].split(".")[0], e.field)
-        raise s.error(key if isinstance(key, tuple) else (key,), _message(e)) from None
+        first = e.field.split("[")[0].split(".")[0]
+        key = _OPTION_KEYS.get(first, e.field)
+        key = key if isinstance(key, tuple) else (key,)
+        if first == "healthcheck" and "." in e.field:
+            key += tuple(e.field.split(".")[1:])
+        raise s.error(key, _message(e)) from None
 
 
 def _message(e):
@@ -324,11 +333,24 @@ def _message(e):
     return text[len(prefix):] if e.field and text.startswith(prefix) else text
 
 
-def _has_health_field():
+def _has_field(name):
     from dataclasses import fields
 
     from kago.manager.definition import Definition
-    return any(f.name == "healthcheck" for f in fields(Definition))
+    return any(f.name == name for f in fields(Definition))
+
+
+def _has_health_field():
+    return _has_field("healthcheck")
+
+
+def _health_option(hc):
+    """compose's healthcheck -> the Definition builder's option (its durations are Go's,
+    as compose's)."""
+    if hc.get("disable"):
+        return False
+    return {k: v for k, v in hc.items() if k in ("test", "interval", "timeout", "retries",
+                                                  "start_period", "start_interval")}
 
 
 def _checked(project, path, parse, *args):
@@ -592,9 +614,9 @@ def _depends(s):
                               "service_healthy needs healthchecks, which this kago does not "
                               "run yet: use service_started")
             hc = (s.project.services[dep] or {}).get("healthcheck") or {}
-            if not hc or hc.get("disable") or hc.get("test") in (["NONE"], "NONE"):
-                raise s.error(key + ("condition",), f'service "{dep}" has no healthcheck '
-                                                    f"to wait for")
+            if hc.get("disable") or hc.get("test") in (["NONE"], "NONE"):
+                raise s.error(key + ("condition",), f'service "{dep}" has its healthcheck '
+                                                    f"disabled: nothing to wait for")
         out.append((dep, condition))
     return out
 
