@@ -299,6 +299,14 @@ def test_build_completed_dependencies_and_a_failed_up_rolls_back(kmt, tmp_path):
     assert wait_for(lambda: "built-yes" in kmt.kago("logs", f"{p}-app-1").stdout, timeout=10)
     ps = compose(kmt, path, "ps", "-a", check=True).stdout
     assert "Exited (0)" in ps and ps.count(" Up ") == 1
+    # a changed service is recreated, an unchanged one kept
+    with open(path) as f:
+        text = f.read()
+    with open(path, "w") as f:
+        f.write(text.replace("cat /data/setup; exec", "cat /data/setup; echo changed; exec"))
+    again = compose(kmt, path, "up", "-d", "app", check=True, timeout=120).stdout
+    assert f"Container {p}-app-1  Recreate" in again and "Built" not in again
+    assert wait_for(lambda: "changed" in kmt.kago("logs", f"{p}-app-1").stdout, timeout=10)
     compose(kmt, path, "down", "-v", check=True, timeout=60)
 
     # a service that cannot start: up fails (exit 1) and removes what it made
