@@ -328,3 +328,58 @@ def test_build_completed_dependencies_and_a_failed_up_rolls_back(kmt, tmp_path):
     assert not link_exists(f"km{kmt.tag}p0")
     rmi = kmt.kago("rmi", f"{p}-setup", check=True)
     assert rmi.returncode == 0
+
+
+def has_healthchecks():
+    from dataclasses import fields
+
+    from kago.manager.definition import Definition
+    return any(f.name == "healthcheck" for f in fields(Definition))
+
+
+def test_service_healthy_waits_for_the_healthcheck_and_an_unhealthy_one_fails(kmt, tmp_path):
+    if not has_healthchecks():
+        import pytest
+        pytest.skip("this kago has no healthchecks: service_healthy is refused (unit tests)")
+    path = project_file(kmt, str(tmp_path), """\
+        services:
+          db:
+            image: busybox
+            network_mode: none
+            stop_signal: SIGKILL
+            command: ["sh", "-c", "sleep 1; touch /tmp/ready; exec sleep 1000"]
+            healthcheck:
+              test: ["CMD-SHELL", "test -f /tmp/ready"]
+              interval: 200ms
+              timeout: 2s
+              retries: 2
+              start_period: 5s
+          app:
+            image: busybox
+            network_mode: none
+            stop_signal: SIGKILL
+            depends_on:
+              db: {condition: service_healthy}
+            command: ["sleep", "1000"]
+        """, volumes="")
+    p = f"kmt{kmt.tag}"
+    start = time.monotonic()
+    up = compose(kmt, path, "up", "-d", timeout=120)
+    assert up.returncode == 0, up.stderr
+    lines = up.stdout.splitlines()
+    healthy = lines.index(f" Container {p}-db-1  Healthy")
+    assert healthy < lines.index(f" Container {p}-app-1  Started")
+    assert time.monotonic() - start > 1.0
+    assert kmt.inspect(f"{p}-db-1")["State"]["Health"]["Status"] == "healthy"
+    compose(kmt, path, "down", check=True, timeout=60)
+
+    with open(path) as f:
+        text = f.read()
+    with open(path, "w") as f:
+        f.write(text.replace("test -f /tmp/ready", "false").replace("start_period: 5s",
+                                                                      "start_period: 0s"))
+    proc = compose(kmt, path, "up", "-d", timeout=120)
+    assert proc.returncode == 1
+    assert proc.stderr == f"kago: dependency failed to start: container {p}-db-1 is " \
+                          f"unhealthy (service app depends on it)\n"
+    assert kmt.kago("ps", "-aq", check=True).stdout == ""

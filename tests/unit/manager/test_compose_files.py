@@ -310,9 +310,6 @@ def test_networks_declared_aliases_network_mode_and_build(tmp_path):
                             "top-level networks:)"),
     ("cap_add: [NOT_A_CAP]", 'compose.yaml:4: services.web.cap_add: unknown capability '
                              '"NOT_A_CAP"'),
-    ("init: true", "compose.yaml:4: services.web.init: not supported yet: kago has no init "
-                   "process to run as PID 1 (run one from the image, e.g. command: [tini, "
-                   "--, ...])"),
 ])
 def test_error_lines(tmp_path, service, expected):
     text = "services:\n  web:\n    image: busybox\n    " + service + \
@@ -371,3 +368,56 @@ def test_only_true_and_false_are_booleans_as_in_compose(tmp_path):
     assert web["restart"] == "no" and web["read_only"] is True
     assert web["environment"] == {"A": "yes", "B": "off", "C": "on"}
     assert translate(p).services["web"].definition.restart.name == "no"
+
+
+def has_field(name):
+    from dataclasses import fields
+
+    from kago.manager.definition import Definition
+    return any(f.name == name for f in fields(Definition))
+
+
+def test_init_is_the_definitions_or_refused(tmp_path):
+    text = "services:\n  web:\n    image: busybox\n    init: true\n"
+    if not has_field("init"):
+        assert error(tmp_path, text) == (
+            "compose.yaml:4: services.web.init: not supported yet: kago has no init process "
+            "to run as PID 1 (run one from the image, e.g. command: [tini, --, ...])")
+    else:
+        assert translate(project(tmp_path, text)).services["web"].definition.init is True
+
+
+def test_a_healthcheck_becomes_the_definitions(tmp_path):
+    if not has_field("healthcheck"):
+        pytest.skip("this kago has no healthchecks")
+    plan = translate(project(tmp_path, """\
+        services:
+          db:
+            image: busybox
+            healthcheck:
+              test: pg_isready
+              interval: 1m30s
+              timeout: 500ms
+              retries: 5
+              start_period: 2s
+          off:
+            image: busybox
+            healthcheck: {disable: true}
+          web:
+            image: busybox
+            depends_on:
+              db: {condition: service_healthy}
+        """))
+    hc = plan.services["db"].definition.healthcheck
+    assert hc.test == ("CMD-SHELL", "pg_isready")
+    assert (hc.interval, hc.timeout, hc.retries, hc.start_period) == (
+        90 * 10**9, 500 * 10**6, 5, 2 * 10**9)
+    assert plan.services["off"].definition.healthcheck.test == ("NONE",)
+    assert plan.services["web"].depends_on == (("db", "service_healthy"),)
+    assert error(tmp_path, """\
+        services:
+          db:
+            image: busybox
+            healthcheck: {test: "true", interval: soon}
+        """) == ('compose.yaml:4: services.db.healthcheck.interval: "soon" is not a duration '
+                 "(10s, 1m30s, 500ms)")
