@@ -271,6 +271,19 @@ def test_attached_up_prefixes_the_output_and_ctrl_c_stops_the_services(kmt, tmp_
     compose(kmt, path, "down", check=True)
     assert kmt.kago("ps", "-aq", check=True).stdout == ""
 
+    # services that end on their own end an attached up, each announced, status 0
+    path = project_file(kmt, str(tmp_path), """\
+        services:
+          once:
+            image: busybox
+            network_mode: none
+            command: ["echo", "done"]
+        """, volumes="")
+    proc = compose(kmt, path, "up", timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.endswith("once-1 | done\nonce-1 exited with code 0\n"), proc.stdout
+    compose(kmt, path, "down", check=True)
+
 
 def test_build_completed_dependencies_and_a_failed_up_rolls_back(kmt, tmp_path):
     app = tmp_path / "app"

@@ -43,20 +43,28 @@ def _up(glob, args, argv):
     p.add_argument("services", nargs="*")
     opts = p.parse_args(argv)
     project = _project(glob, args)
+    # SIGTERM as Ctrl-C: an up cut short removes what it made, an attached one stops
+    previous = signal.signal(signal.SIGTERM, _interrupt)
+    try:
+        return _up_and_follow(project, opts)
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def _up_and_follow(project, opts):
     project.up(opts.services, build=opts.build, out=out)
     if opts.detach:
         return 0
     # attached, as compose: every service's output until they end, or Ctrl-C stops them
-    previous = signal.signal(signal.SIGTERM, _interrupt)
     try:
-        project.logs(opts.services and project.plan.selected(opts.services), follow=True)
+        project.logs(opts.services and project.plan.selected(opts.services), follow=True,
+                     exits=True)
     except KeyboardInterrupt:
         sys.stderr.write("Gracefully stopping... \n")
-        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        signal.signal(signal.SIGINT, signal.SIG_IGN)   # the stop is not interrupted
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
         project.stop()
         return 130
-    finally:
-        signal.signal(signal.SIGTERM, previous)
     return 0
 
 

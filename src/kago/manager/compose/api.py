@@ -64,11 +64,12 @@ class ComposeProject:
         """Rows (name, image, service, status, ports), as ``kago compose ps``."""
         return runner.ps(self.manager, self.name, all=all)
 
-    def logs(self, services=(), follow=False, write=None, stop=None):
+    def logs(self, services=(), follow=False, write=None, stop=None, exits=False):
         """Every line of the services' containers, prefixed "web-1 | "; ``write(stream,
-        text)`` gets them (default: this process's stdout/stderr)."""
+        text)`` gets them (default: this process's stdout/stderr); ``exits``: with follow,
+        a line as each one ends."""
         runner.logs(self.manager, self.records(services), write or _write, follow=follow,
-                    stop=stop)
+                    stop=stop, exits=exits)
 
     def stop(self, timeout=10):
         runner.stop_all(self.manager, self.records(), timeout)

@@ -354,9 +354,10 @@ def prefixes(records):
     return {cid: f"{n:<{width}} | " for cid, n in names.items()}
 
 
-def logs(mgr, records, write, follow=False, stop=None, interval=0.1):
+def logs(mgr, records, write, follow=False, stop=None, interval=0.1, exits=False):
     """The containers' output, each line prefixed; ``follow``: then what they write until
-    they have all ended (or ``stop()``). Without follow, entries are in time order."""
+    they have all ended (or ``stop()``); ``exits``: a line when one ends ("web-1 exited with
+    code 0", as compose up). Without follow, entries are in time order."""
     from kago.manager import logs as L
     prefix = prefixes(records)
     offsets = {}
@@ -367,16 +368,30 @@ def logs(mgr, records, write, follow=False, stop=None, interval=0.1):
         for _t, cid, e in sorted(entries, key=lambda x: x[0]):
             write(e.get("stream"), prefix[cid] + e.get("log", ""))
         return
+    ended, seen_end = set(), {}
     while True:
-        ended = all(mgr.live(mgr.records.load(r["id"])) not in ("running", "paused",
-                                                                "restarting")
-                    for r in records) if records else True
         for r in records:
-            path = mgr.paths.log(r["id"])
-            offsets[r["id"]], entries = _new_entries(path, offsets.get(r["id"], 0))
+            if r["id"] in ended:
+                continue
+            now = mgr.records.load(r["id"])
+            over = mgr.live(now) not in ("running", "paused", "restarting")
+            if over and (now.get("state") or {}).get("status") == "running":
+                # the runtime has it ended; the supervisor records its status once its
+                # output has drained: wait for that (a few seconds at most)
+                first = seen_end.setdefault(r["id"], time.monotonic())
+                over = time.monotonic() - first > 5
+            offsets[r["id"]], entries = _new_entries(mgr.paths.log(r["id"]),
+                                                     offsets.get(r["id"], 0))
             for e in entries:
                 write(e.get("stream"), prefix[r["id"]] + e.get("log", ""))
-        if ended or (stop is not None and stop()):
+            if over:
+                ended.add(r["id"])
+                if exits:
+                    code = (now.get("state") or {}).get("exit_code")
+                    name = prefix[r["id"]].split(" | ")[0].rstrip()
+                    write("stdout", f"{name} exited with code "
+                                    f"{'unknown' if code is None else code}\n")
+        if len(ended) == len(records) or (stop is not None and stop()):
             return
         time.sleep(interval)
 
