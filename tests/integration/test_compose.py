@@ -83,7 +83,8 @@ THREE = """\
             n=$$(cat /data/count 2>/dev/null || echo 0); n=$$((n + 1)); echo $$n > /data/count
             echo "$$GREETING run $$n"
             for i in 1 2 3 4 5 6 7 8 9 10; do
-              wget -qO- http://web/passwd >/dev/null && wget -qO- http://db:5432/passwd >/dev/null && break
+              wget -qO- http://web/passwd >/dev/null &&
+                wget -qO- http://db:5432/passwd >/dev/null && break
               sleep 0.3
             done
             wget -qO- http://web/passwd >/dev/null && echo web ok
@@ -241,7 +242,10 @@ def test_attached_up_prefixes_the_output_and_ctrl_c_stops_the_services(kmt, tmp_
           talker:
             image: busybox
             stop_grace_period: 2s
-            command: ["sh", "-c", "trap 'echo bye; exit 0' TERM; echo hello; while :; do sleep 0.1; done"]
+            command:
+              - sh
+              - -c
+              - "trap 'echo bye; exit 0' TERM; echo hello; while :; do sleep 0.1; done"
           quiet:
             image: busybox
             depends_on: [talker]

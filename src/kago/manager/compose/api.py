@@ -71,7 +71,9 @@ class ComposeProject:
         runner.logs(self.manager, self.records(services), write or _write, follow=follow,
                     stop=stop, exits=exits)
 
-    def stop(self, timeout=10):
+    def stop(self, timeout=None):
+        """Stop every container of the project at once (SIGKILL after ``timeout``, else each
+        one's stop_grace_period, else 10 s); they stay, ended."""
         runner.stop_all(self.manager, self.records(), timeout)
 
     def config(self):

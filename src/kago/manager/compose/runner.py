@@ -416,33 +416,41 @@ def _new_entries(path, offset):
     return offset + end, out
 
 
-def stop_all(mgr, records, timeout=10):
-    """docker compose's stop of many: the stop signals all at once, one wait, SIGKILL to
-    the rest; the containers stay (ended, what they held released)."""
+def stop_all(mgr, records, timeout=None):
+    """docker compose's stop of many: the stop signals all at once, SIGKILL to each one
+    still running after its stop timeout (``timeout``, else its stop_grace_period, else
+    10 s); the containers stay (ended, what they held released)."""
+    from kago.manager.definition import of
     from kago.manager.release import mark_stopped
     from kago.oci.names import parse_signal
-    running = []
+    now = time.monotonic()
+    running = {}
     for record in records:
         mgr.records.update(record["id"], mark_stopped)  # no restart policy brings it back
         if mgr.live(record) in ("running", "paused"):
             try:
                 mgr.runtime(record).kill(record["id"], parse_signal(record["stop_signal"]))
-                running.append(record)
             except KagoError:
-                pass
-    for sig, wait in ((None, timeout), (9, 10)):
-        if sig:
-            for record in running:
+                continue
+            wait = timeout if timeout is not None else of(record).stop_timeout
+            running[record["id"]] = (record, now + (10 if wait is None else wait))
+    killed_at = None
+    while running:
+        states = mgr.states()
+        running = {cid: v for cid, v in running.items()
+                   if mgr.live(v[0], states) in ("running", "paused")}
+        for cid, (record, deadline) in list(running.items()):
+            if time.monotonic() > deadline:
                 try:
-                    mgr.runtime(record).kill(record["id"], sig, all=True)
+                    mgr.runtime(record).kill(cid, 9, all=True)
                 except KagoError:
                     pass
-        deadline = time.monotonic() + wait
-        while running and time.monotonic() < deadline:
-            states = mgr.states()
-            running = [r for r in running if mgr.live(r, states) in ("running", "paused")]
-            if running:
-                time.sleep(0.05)
+                running[cid] = (record, float("inf"))
+                killed_at = killed_at or time.monotonic()
+        if killed_at and time.monotonic() - killed_at > 10:
+            break  # SIGKILLed and still listed: what remove or the next up finds
+        if running:
+            time.sleep(0.05)
     for record in records:
         mgr.release_quietly(record["id"])
 
