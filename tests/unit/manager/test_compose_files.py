@@ -421,3 +421,41 @@ def test_a_healthcheck_becomes_the_definitions(tmp_path):
             healthcheck: {test: "true", interval: soon}
         """) == ('compose.yaml:4: services.db.healthcheck.interval: "soon" is not a duration '
                  "(10s, 1m30s, 500ms)")
+
+
+# --- YAML with lines, env files -----------------------------------------------------------------
+
+def test_yaml_keeps_the_line_of_every_value_through_anchors_and_merge_keys():
+    from kago.manager.compose.yamlfile import read
+    doc, lines = read("c.yaml", textwrap.dedent("""\
+        x-base: &base
+          image: busybox
+          restart: always
+        services:
+          web:
+            <<: *base
+            ports:
+              - "80:80"
+        """))
+    assert doc["services"]["web"] == {"image": "busybox", "restart": "always",
+                                      "ports": ["80:80"]}
+    assert lines[("services", "web", "ports", 0)] == ("c.yaml", 8)
+    assert lines[("services", "web", "image")] == ("c.yaml", 2)  # where the anchor wrote it
+
+
+def test_env_files(tmp_path):
+    from kago.manager.compose.yamlfile import read_env_file
+    path = write(tmp_path, "x.env", """\
+        # a comment
+        A=1
+        export B=two words
+        C="quoted # not a comment\\n"
+        D='single'
+        E=value # a comment
+        F
+        """)
+    assert read_env_file(path) == {"A": "1", "B": "two words", "C": "quoted # not a comment\n",
+                                   "D": "single", "E": "value", "F": ""}
+    bad = write(tmp_path, "bad.env", "A=1\nBAD KEY=2\n")
+    with pytest.raises(ComposeError, match=r"bad.env:2: invalid line 'BAD KEY=2'"):
+        read_env_file(bad, "bad.env")
