@@ -58,6 +58,7 @@ THREE = """\
       web:
         image: busybox
         command: ["httpd", "-f", "-p", "80", "-h", "/etc"]
+        stop_grace_period: 1s          # httpd as PID 1 ignores SIGTERM
         ports:
           - "127.0.0.1:${WEB_PORT}:80"
       db:

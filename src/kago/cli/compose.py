@@ -90,8 +90,9 @@ def _down(glob, args, argv):
     p.add_argument("-v", "--volumes", action="store_true", help="remove its named volumes too")
     p.add_argument("--remove-orphans", action="store_true",
                    help="also containers of services the file no longer has")
-    p.add_argument("-t", "--timeout", type=int, default=10,
-                   help="seconds between the stop signal and SIGKILL (default 10)")
+    p.add_argument("-t", "--timeout", type=int,
+                   help="seconds between the stop signal and SIGKILL (default: each "
+                        "service's stop_grace_period, else 10)")
     opts = p.parse_args(argv)
     name = _without_file(args)
     if name is not None:

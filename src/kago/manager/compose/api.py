@@ -39,7 +39,7 @@ class ComposeProject:
                           warn=self.warn, wait_timeout=wait_timeout)
         return [self.client.container(n) for n in names]
 
-    def down(self, volumes=False, remove_orphans=False, timeout=10, out=None):
+    def down(self, volumes=False, remove_orphans=False, timeout=None, out=None):
         runner.down(self.manager, self.name, self.plan, volumes=volumes,
                     remove_orphans=remove_orphans, timeout=timeout, out=out or _quiet,
                     warn=self.warn)

@@ -273,12 +273,12 @@ def container_health(mgr, record, live=None):
 
 # --- down ----------------------------------------------------------------------------------------
 
-def down(mgr, name, plan=None, volumes=False, remove_orphans=False, timeout=10, out=print,
+def down(mgr, name, plan=None, volumes=False, remove_orphans=False, timeout=None, out=print,
          warn=None):
-    """Stop and remove the project's containers (all at once), its networks, and with
-    ``volumes`` its named volumes. Without ``remove_orphans``, containers of services the
+    """Stop the project's containers all at once (SIGKILL after ``timeout``, else each one's
+    stop_grace_period, else 10 s), remove them, its networks, and with ``volumes`` its
+    named volumes. Without ``remove_orphans``, containers of services the
     file no longer has are left (and named in a warning), as compose."""
-    from kago.manager.define.down import _stop_many
     warn = warn or _stderr
     records = project_records(mgr, name)
     if plan is not None:
@@ -288,7 +288,7 @@ def down(mgr, name, plan=None, volumes=False, remove_orphans=False, timeout=10, 
             warn(f"found orphan containers ({', '.join(r['name'] for r in orphans)}) for "
                  f"this project: remove them with --remove-orphans")
             records = [r for r in records if r not in orphans]
-    _stop_many(mgr, records, timeout)
+    stop_all(mgr, records, timeout, removing=True)
     errors = []
     for record in reversed(records):
         try:
@@ -416,17 +416,19 @@ def _new_entries(path, offset):
     return offset + end, out
 
 
-def stop_all(mgr, records, timeout=None):
+def stop_all(mgr, records, timeout=None, removing=False):
     """docker compose's stop of many: the stop signals all at once, SIGKILL to each one
     still running after its stop timeout (``timeout``, else its stop_grace_period, else
-    10 s); the containers stay (ended, what they held released)."""
+    10 s); the containers stay (ended, what they held released), or, ``removing``, are
+    left for their removal to free all (down)."""
     from kago.manager.definition import of
-    from kago.manager.release import mark_stopped
+    from kago.manager.release import mark_removing, mark_stopped
     from kago.oci.names import parse_signal
     now = time.monotonic()
     running = {}
     for record in records:
-        mgr.records.update(record["id"], mark_stopped)  # no restart policy brings it back
+        # no restart policy brings it back
+        mgr.records.update(record["id"], mark_removing if removing else mark_stopped)
         if mgr.live(record) in ("running", "paused"):
             try:
                 mgr.runtime(record).kill(record["id"], parse_signal(record["stop_signal"]))
@@ -451,8 +453,9 @@ def stop_all(mgr, records, timeout=None):
             break  # SIGKILLed and still listed: what remove or the next up finds
         if running:
             time.sleep(0.05)
-    for record in records:
-        mgr.release_quietly(record["id"])
+    if not removing:
+        for record in records:
+            mgr.release_quietly(record["id"])
 
 
 def _stderr(line):
