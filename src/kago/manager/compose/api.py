@@ -57,7 +57,7 @@ class ComposeProject:
                 if s not in self.plan.services:
                     from kago.manager.compose.errors import ComposeError
                     raise ComposeError(f"no such service: {s}")
-            records = [r for r in records if runner._labels(r).get(runner.SERVICE) in services]
+            records = [r for r in records if runner.labels_of(r).get(runner.SERVICE) in services]
         return records
 
     def ps(self, all=False):

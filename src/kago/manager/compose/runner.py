@@ -32,7 +32,7 @@ def project_records(mgr, name):
     return sorted(records, key=lambda r: r.get("created") or 0)
 
 
-def _labels(record):
+def labels_of(record):
     from kago.manager.definition import of
     return of(record).label_dict
 
@@ -44,7 +44,7 @@ def up(mgr, plan, services=(), build=False, out=print, warn=None,
     """Start ``services`` (all when empty) and what they depend on; their names in order."""
     warn = warn or _stderr
     names = plan.selected(services)
-    existing = {_labels(r).get(SERVICE): r for r in project_records(mgr, plan.project.name)}
+    existing = {labels_of(r).get(SERVICE): r for r in project_records(mgr, plan.project.name)}
     to_build = _precheck(mgr, plan, names, existing, build)
     for name in to_build:
         _build(mgr, plan, name, out)
@@ -180,7 +180,7 @@ class _Up:
         d = service.definition
         for dep, condition in service.depends_on:
             self.wait_for(name, dep, condition)
-        if record is not None and _labels(record).get(HASH) != d.label_dict.get(HASH):
+        if record is not None and labels_of(record).get(HASH) != d.label_dict.get(HASH):
             self.mgr.remove(record["id"], force=True)
             self.out(f" Container {d.name}  Recreate")
             record = None
@@ -283,7 +283,7 @@ def down(mgr, name, plan=None, volumes=False, remove_orphans=False, timeout=None
     records = project_records(mgr, name)
     if plan is not None:
         known = set(plan.services)
-        orphans = [r for r in records if _labels(r).get(SERVICE) not in known]
+        orphans = [r for r in records if labels_of(r).get(SERVICE) not in known]
         if orphans and not remove_orphans:
             warn(f"found orphan containers ({', '.join(r['name'] for r in orphans)}) for "
                  f"this project: remove them with --remove-orphans")
@@ -341,14 +341,14 @@ def ps(mgr, name, all=False):
         if not all and live not in ("running", "paused", "restarting"):
             continue
         ports = "" if F.released(record) else F.ports_text(record)
-        rows.append((record["name"], record.get("image") or "", _labels(record).get(SERVICE),
+        rows.append((record["name"], record.get("image") or "", labels_of(record).get(SERVICE),
                      F.status_text(record, live), ports))
     return rows
 
 
 def prefixes(records):
     """compose's prefix of each container's lines: SERVICE-N, padded to one width."""
-    names = {r["id"]: f"{_labels(r).get(SERVICE)}-{_labels(r).get(LABEL + '.container-number')}"
+    names = {r["id"]: f"{labels_of(r).get(SERVICE)}-{labels_of(r).get(LABEL + '.container-number')}"
              for r in records}
     width = max((len(n) for n in names.values()), default=0)
     return {cid: f"{n:<{width}} | " for cid, n in names.items()}
