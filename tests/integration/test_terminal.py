@@ -8,6 +8,7 @@ import array
 import errno
 import os
 import select
+import signal
 import socket
 import subprocess
 import time
@@ -216,3 +217,35 @@ def read_until_closed_or_exit(master, proc, timeout=10.0):
         elif proc.poll() is not None:
             break
     return out
+
+
+def _set_size(fd, rows, cols):
+    import fcntl
+    import struct
+    import termios
+    fcntl.ioctl(fd, termios.TIOCSWINSZ, struct.pack("HHHH", rows, cols, 0, 0))
+
+
+def test_run_in_foreground_starts_at_our_terminal_size_and_follows_it(oci, make_bundle):
+    # consoleSize says 24x80; run's proxy gives the pty its own terminal's size instead (as
+    # runc's foreground resizes it) and passes a SIGWINCH on
+    b = tty_bundle(make_bundle, "echo size:$(stty size); read line; echo size:$(stty size)",
+                   consoleSize={"height": 24, "width": 80})
+    master, slave = os.openpty()
+    _set_size(slave, 40, 120)
+    proc = subprocess.Popen([KAGO_OCI, "--root", oci.root, "run", "--bundle", b.path,
+                             oci.new_id()], stdin=slave, stdout=slave, stderr=slave,
+                            start_new_session=True)
+    os.close(slave)
+    try:
+        seen = _read_for(master, "size:40 120", timeout=10)
+        _set_size(master, 50, 132)
+        proc.send_signal(signal.SIGWINCH)
+        time.sleep(0.2)
+        os.write(master, b"\n")
+        seen += read_until_closed_or_exit(master, proc)
+    finally:
+        code = proc.wait(timeout=10)
+        os.close(master)
+    assert "size:40 120" in seen and "size:50 132" in seen, seen
+    assert code == 0

@@ -1,6 +1,7 @@
 """``kago exec``: a command in a running container."""
 
 from kago.cli.common import Usage, client, parser
+from kago.cli.terminal import not_a_tty, stdin_is_a_terminal
 
 
 def cmd_exec(glob, argv):
@@ -16,6 +17,8 @@ def cmd_exec(glob, argv):
     args = p.parse_args(argv)
     if not args.command:
         raise Usage("exec needs a command to run in the container")
+    if args.tty and args.interactive and not args.detach and not stdin_is_a_terminal():
+        return not_a_tty()
     return client(glob).exec(args.container, args.command, tty=args.tty, user=args.user,
                              workdir=args.workdir, env=args.env, detach=args.detach)
 

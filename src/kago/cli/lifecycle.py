@@ -1,6 +1,7 @@
 """``kago start/stop/restart/kill/rm/pause/unpause/wait/attach``: one verb, many containers,
 docker's partial failure (each error reported, exit 1 if any failed)."""
 
+from kago.cli import terminal
 from kago.cli.common import Usage, client, each, out, parser
 from kago.cli.run import run_attached
 
@@ -8,17 +9,33 @@ from kago.cli.run import run_attached
 def cmd_start(glob, argv):
     p = parser("start", "Start one or more containers.")
     p.add_argument("-a", "--attach", action="store_true")
+    p.add_argument("-i", "--interactive", action="store_true")
+    p.add_argument("--detach-keys")
     p.add_argument("containers", nargs="+")
     args = p.parse_args(argv)
-    if args.attach:
+    if args.attach or args.interactive:
         if len(args.containers) != 1:
-            raise Usage("start -a takes one container")
+            raise Usage("start -a/-i takes one container")
         container = client(glob).container(args.containers[0])
         mgr = container.client.manager
-        if container.state in ("running", "paused"):
-            return run_attached(mgr, container.record, start=False)
-        return run_attached(mgr, container.record)
+        running = container.state in ("running", "paused")
+        if _has_tty(container.record):
+            if args.interactive and not terminal.stdin_is_a_terminal():
+                return terminal.not_a_tty()
+            keys = terminal.detach_keys(args.detach_keys or terminal.DEFAULT_DETACH_KEYS)
+            start = None if running else (lambda: mgr.start(container.id))
+            code = terminal.attach(mgr.paths, container.id, keys, stdin=args.interactive,
+                                   start=start)
+            return 0 if code is None else code
+        if args.interactive:
+            raise Usage("start -i: only a container made with -t has a stdin to attach to")
+        return run_attached(mgr, container.record, start=not running)
     return each(glob, args.containers, lambda c, r: c.start(r), "start")
+
+
+def _has_tty(record):
+    from kago.manager.definition import of
+    return of(record).tty
 
 
 def cmd_stop(glob, argv):
@@ -82,11 +99,21 @@ def cmd_wait(glob, argv):
 
 
 def cmd_attach(glob, argv):
-    p = parser("attach", "Show a running container's output until it ends (no stdin).")
+    p = parser("attach", "Attach to a running container: its terminal (made with -t: input, "
+                         "output, size; the detach keys leave it), else its output.")
+    p.add_argument("--no-stdin", action="store_true")
+    p.add_argument("--detach-keys")
     p.add_argument("container")
     args = p.parse_args(argv)
     container = client(glob).container(args.container)
     if container.state not in ("running", "paused"):
         raise Usage("you cannot attach to a stopped container: start it first")
-    return run_attached(container.client.manager, container.record, start=False)
+    mgr = container.client.manager
+    if _has_tty(container.record):
+        if not args.no_stdin and not terminal.stdin_is_a_terminal():
+            return terminal.not_a_tty()
+        keys = terminal.detach_keys(args.detach_keys or terminal.DEFAULT_DETACH_KEYS)
+        code = terminal.attach(mgr.paths, container.id, keys, stdin=not args.no_stdin)
+        return 0 if code is None else code
+    return run_attached(mgr, container.record, start=False)
 

@@ -1,11 +1,13 @@
 """``kago run`` and ``kago create``; a container's output attached to this command line
-(``run`` without -d, ``start -a``, ``attach``) and the foreground runtime of ``run -it``."""
+(``run`` without -d, ``start -a``, ``attach``), the terminal of ``run -t`` (held by the
+supervisor: cli/terminal.py) and the foreground runtime of ``run -i``."""
 
 import os
 import sys
 
 from kago.cli.common import Usage, client, out, parser
 from kago.cli.flags import _add_container_flags, container_definition
+from kago.cli.terminal import DEFAULT_DETACH_KEYS, detach_keys, not_a_tty, stdin_is_a_terminal
 
 
 def cmd_create(glob, argv):
@@ -18,16 +20,22 @@ def cmd_create(glob, argv):
 def cmd_run(glob, argv):
     p = parser("run", "Create and start a container.")
     p.add_argument("-d", "--detach", action="store_true")
+    p.add_argument("--detach-keys")
     _add_container_flags(p)
     args = p.parse_args(argv)
     definition = container_definition(args)
+    tty, interactive = definition.tty, definition.interactive
+    if tty and interactive and not args.detach and not stdin_is_a_terminal():
+        return not_a_tty()  # docker's check, before anything is made
+    if args.detach and interactive and not tty:
+        raise Usage("-i with -d: a detached container's stdin is not kept open (use -dit "
+                    "for a terminal to attach to)")
+    keys = detach_keys(args.detach_keys or DEFAULT_DETACH_KEYS)
     c = client(glob)
     container = c.create_from(definition)
-    if definition.tty or definition.interactive:
-        if args.detach:
-            c.remove(container.id, force=True)
-            raise Usage("-i/-t with -d would need attach over a console socket: run "
-                        "detached without -it, then kago exec -it")
+    if tty and not args.detach:
+        return run_terminal(c.manager, container.record, keys, stdin=interactive)
+    if interactive and not args.detach:
         return _run_foreground(c.manager, container.record)
     if args.detach:
         try:
@@ -94,8 +102,46 @@ def run_attached(mgr, record, remove=False, start=True):
     return 255 if code is None else code
 
 
+def run_terminal(mgr, record, keys, stdin):
+    """``run -t``: started under the supervisor, which holds its pty (its output is logged),
+    with our terminal attached from the start (cli/terminal.py): the container's status when
+    it ends, 0 when the detach keys leave it running. Without -i our keyboard is not its:
+    Ctrl-C and SIGTERM go to the container (docker's sig-proxy)."""
+    import signal
+
+    from kago.cli import terminal
+    from kago.errors import KagoError
+    from kago.manager.definition import of
+    cid = record["id"]
+    remove = of(record).auto_remove
+
+    def proxy(signum, _frame):
+        try:
+            mgr.runtime(record).kill(cid, signum)
+        except KagoError:
+            pass  # it ended meanwhile
+    old = {} if stdin else {s: signal.signal(s, proxy) for s in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        code = terminal.attach(mgr.paths, cid, keys, stdin=stdin,
+                               start=lambda: mgr.start(cid, attached=True))
+    except BaseException:
+        if remove:
+            mgr.remove(cid, force=True)
+        raise
+    finally:
+        for s, h in old.items():
+            signal.signal(s, h)
+    if code is None:
+        return 0  # detached: it runs on
+    if remove:
+        mgr.remove(cid, force=True)
+    else:
+        mgr.release_quietly(cid)  # the supervisor releases it as well (docker's run)
+    return code
+
+
 def _run_foreground(mgr, record):
-    """-i/-t: the runtime runs in the foreground with our terminal (it proxies the pty:
+    """-i without -t: the runtime runs in the foreground with our terminal (it proxies the pty:
     resize, Ctrl-C, exit status); no restart policy applies. The record names this process
     as its ``client``, and a connection to the supervisor stays open while it runs: if this
     process dies, the supervisor takes the container over (manager/adoption.py)."""

@@ -104,6 +104,7 @@ TIOCSCTTY = 0x540E
 TIOCGPTN = 0x80045430
 TIOCSPTLCK = 0x40045431
 TIOCSWINSZ = 0x5414
+TIOCGWINSZ = 0x5413
 
 # x86_64 syscall numbers for calls glibc 2.36 has no wrapper for, or that we call directly.
 SYS_pivot_root = 155

@@ -1,7 +1,7 @@
 """What a supervisor takes over from processes that died: starts and foreground runs.
 
 A start worker (supervisor/starts.py) records itself in the container's state as ``starter`` (pid
-and start time) in the same save that marks the start ``fresh``; a foreground ``kago run -it``
+and start time) in the same save that marks the start ``fresh``; a foreground ``kago run -i``
 records its command line as ``client`` and keeps a connection to the supervisor open
 (``{"op": "foreground", "id": ID}``) while it runs. So a supervisor knows, from the record
 alone, of a start whose supervisor died before the worker's report reached it, and learns at

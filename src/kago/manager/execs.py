@@ -1,7 +1,8 @@
 """``kago exec``: another process in a running container, through the runtime's ``exec``.
 
 The runtime runs in the foreground with our stdin/stdout (and terminal with -t, which it
-proxies: resize, Ctrl-C, exit status). Two things are the manager's: ``--user name`` becomes
+proxies: our size from the start and on resize, Ctrl-C, exit status; TERM=xterm as docker
+sets it). Two things are the manager's: ``--user name`` becomes
 numeric IDs from the container's own /etc/passwd (the runtime takes numbers only), and a
 command that cannot be found or run exits 127/126 as with docker: the runtime's stderr passes
 through us so its "executable file not found" line can be recognised.
@@ -24,9 +25,12 @@ def run(mgr, ref, command, tty=False, user=None, workdir=None, env=(), detach=Fa
         u = resolve_user(f"/proc/{record['state']['pid']}/root", user, "--user")
         numeric = f"{u.uid}:{u.gid}"
     from kago.manager.definition.values import env as parse_env
+    from kago.manager.definition.values import merge_env
+    env = list(parse_env(env, "-e"))
+    if tty and not _has_term(mgr, record):
+        env = merge_env(["TERM=xterm"], env)  # docker's, for -t; a given TERM wins
     argv = mgr.runtime(record).exec_argv(record["id"], command, tty=tty, user=numeric,
-                                          cwd=workdir, env=list(parse_env(env, "-e")),
-                                          detach=detach)
+                                          cwd=workdir, env=env, detach=detach)
     if detach:
         return _detached(argv)
     proc = subprocess.Popen(argv, stderr=subprocess.PIPE)
@@ -45,6 +49,17 @@ def run(mgr, ref, command, tty=False, user=None, workdir=None, env=(), detach=Fa
 
 
 
+
+
+def _has_term(mgr, record):
+    """Whether the container's own environment sets TERM (docker's exec keeps it then)."""
+    import json
+    try:
+        with open(f"{mgr.paths.bundle(record['id'])}/config.json") as f:
+            env = (json.load(f).get("process") or {}).get("env") or []
+    except (OSError, ValueError):
+        return False
+    return any(str(item).startswith("TERM=") for item in env)
 
 
 def _detached(argv):

@@ -133,7 +133,7 @@ def wait_exit(ctx, record, timeout=None):
             return True
         if reply is None:
             return False
-        # answered at once but still running: not the supervisor's (kago run -it)
+        # answered at once but still running: not the supervisor's (kago run -i)
     return _wait_unsupervised(ctx, record, timeout)
 
 

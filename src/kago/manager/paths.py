@@ -88,5 +88,10 @@ class Paths:
     def fifos(self, cid):
         return os.path.join(self.runroot, "fifos", cid)
 
+    def console(self, cid):
+        """The console socket of a tty container's start (short: a unix socket's path is at
+        most 107 bytes)."""
+        return os.path.join(self.runroot, "tty", cid[:16])
+
     def hooks(self, cid):
         return os.path.join(self.runroot, "hooks", cid)

@@ -142,7 +142,7 @@ def release_quietly(ctx, ref, by=None):
 
 
 def foreground(state):
-    """A `kago run -it` whose command line still lives (it records the end itself)."""
+    """A `kago run -i` whose command line still lives (it records the end itself)."""
     if not state.get("foreground"):
         return False
     from kago.manager.adoption import lives

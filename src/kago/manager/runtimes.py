@@ -82,7 +82,7 @@ class LibraryRuntime:
         from kago.runtime import container
         container.warm()
 
-    def start(self, cid, bundle, stdio):
+    def start(self, cid, bundle, stdio, console=None):
         from kago.errors import KagoError
         from kago.runtime import container
         from kago.runtime.options import Options
@@ -94,7 +94,8 @@ class LibraryRuntime:
             for target, fd in enumerate(stdio):
                 if fd != target:
                     os.dup2(fd, target)
-            container.run(store, cid, bundle, Options(detach=True, listen_fds=0))
+            container.run(store, cid, bundle, Options(detach=True, listen_fds=0,
+                                                      console_socket=console))
         except KagoError as e:
             raise _failure(str(e), "create") from None
         finally:
@@ -181,12 +182,14 @@ class ProcessRuntime:
     def warm(self):
         """Nothing to import: the binary runs in its own process."""
 
-    def start(self, cid, bundle, stdio):
+    def start(self, cid, bundle, stdio, console=None):
         os.makedirs(self.root, 0o700, exist_ok=True)
         pid_file = os.path.join(self.root, f".{cid}.pid")
         log_file = os.path.join(self.root, f".{cid}.log")
         argv = self._base() + ["--log", log_file, "--log-format", "json", "run", "-d",
                                "--pid-file", pid_file, "--bundle", bundle, cid]
+        if console:
+            argv[-1:-1] = ["--console-socket", console]
         try:
             code, _out, _err = call(argv, stdio=stdio)
             if code != 0:

@@ -4,7 +4,9 @@ The pty pair comes from the container's own devpts instance (/dev/ptmx after the
 The slave becomes the controlling terminal and fds 0-2; the master is sent over the console
 socket with SCM_RIGHTS, exactly as runc does, so containerd, conmon and podman can take it.
 Without a console socket, ``kago-oci run`` in the foreground passes its own socketpair end here
-and copies between its terminal and the master (``proxy``).
+and copies between its terminal and the master (``proxy``); the pty then starts at the size of
+the runtime's own terminal (``terminal_size``) and follows it on SIGWINCH, as runc's foreground
+does.
 """
 
 import os
@@ -60,6 +62,27 @@ def set_size(fd, rows, cols):
     fcntl.ioctl(fd, C.TIOCSWINSZ, struct.pack("HHHH", rows, cols, 0, 0))
 
 
+def terminal_size(fd):
+    """(rows, cols) of the terminal ``fd``, or None if it is not one (or has no size)."""
+    import fcntl
+    try:
+        got = fcntl.ioctl(fd, C.TIOCGWINSZ, b"\0" * 8)
+    except OSError:
+        return None
+    rows, cols, _x, _y = struct.unpack("HHHH", got)
+    return (rows, cols) if rows and cols else None
+
+
+def copy_size(src, dst):
+    """Give the terminal ``dst`` the size of ``src`` (nothing if ``src`` has none)."""
+    size = terminal_size(src)
+    if size is not None:
+        try:
+            set_size(dst, *size)
+        except OSError:
+            pass  # the pty is gone: the container ended
+
+
 def recv_master(sock):
     """Receive the pty master sent by the container (the console socket's other end)."""
     import _socket
@@ -71,25 +94,40 @@ def recv_master(sock):
 
 
 def proxy(master, pid_alive):
-    """Copy stdin -> master and master -> stdout until the container's terminal closes."""
+    """Copy stdin -> master and master -> stdout until the container's terminal closes; the
+    pty follows our terminal's size (SIGWINCH)."""
     import select
+    import signal
     import termios
     import tty as _tty
     saved = None
+    old_winch = None
     if os.isatty(0):
         saved = termios.tcgetattr(0)
         _tty.setraw(0)
+        copy_size(0, master)
+        old_winch = signal.signal(signal.SIGWINCH, lambda _s, _f: copy_size(0, master))
     try:
         _copy_loop(master, select, pid_alive)
     finally:
+        if old_winch is not None:
+            signal.signal(signal.SIGWINCH, old_winch)
         if saved is not None:
             termios.tcsetattr(0, termios.TCSADRAIN, saved)
 
 
 def _copy_loop(master, select, pid_alive):
+    """Until the terminal closes, or the process has ended and what it wrote is read (a
+    process gone does not wait for the last of its output to be copied)."""
     fds = [master, 0]
-    while pid_alive():
-        ready, _, _ = select.select(fds, [], [], 0.2)
+    after = 0  # reads since the process ended: bounded, as something it left may write on
+    while True:
+        alive = pid_alive()
+        ready, _, _ = select.select(fds if alive else [master], [], [], 0.2 if alive else 0)
+        if not alive:
+            after += 1
+            if master not in ready or after > 1024:
+                return
         if master in ready:
             try:
                 data = os.read(master, 65536)

@@ -260,6 +260,12 @@ def _console(plan, opts, fds):
                             f"{os.strerror(e.errno).lower()}") from None
         return fds.add(sock.detach()), None
     a, b = _socket.socketpair(_socket.AF_UNIX, _socket.SOCK_STREAM | _socket.SOCK_CLOEXEC)
+    from kago.process import tty
+    size = tty.terminal_size(0)
+    if size is not None:
+        # our proxy makes the pty follow our terminal (runc resizes it once started): it
+        # starts at that size, so the container's first look at it sees the right one
+        plan.process.console_size = {"height": size[0], "width": size[1]}
     return fds.add(b.detach()), a
 
 

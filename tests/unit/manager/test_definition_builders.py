@@ -110,7 +110,6 @@ FLAG_ERRORS = [
     (["--cap-drop", "fly", "i"], '--cap-drop: unknown capability "fly"'),
     (["--restart", "sometimes", "i"], '--restart: invalid restart policy "sometimes"'),
     (["--restart", "always", "--rm", "i"], "--rm: --rm and --restart cannot be used together"),
-    (["--restart", "always", "-t", "i"], "--restart: a container with a terminal"),
     (["--userns", "maybe", "i"], '--userns: invalid user namespace mode "maybe"'),
     (["--userns", "auto", "--uidmap", "0:1:1", "i"], "--userns: give either an explicit ID"),
     (["--uidmap", "0:1", "i"], "--uidmap: invalid ID mapping"),
@@ -129,6 +128,12 @@ FLAG_ERRORS = [
     (["--env-file", "/nonexistent/env", "i"], "--env-file: /nonexistent/env: no such file"),
     ([], "requires an image (or --rootfs DIR)"),
 ]
+
+
+def test_a_terminal_may_have_a_restart_policy():
+    # docker's: the supervisor holds a -t container's terminal, through every restart
+    d = flags("-t", "--restart", "always", "i")
+    assert d.tty and d.restart.name == "always"
 
 
 @pytest.mark.parametrize("argv,message", FLAG_ERRORS, ids=[m for _a, m in FLAG_ERRORS])

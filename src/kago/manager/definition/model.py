@@ -132,9 +132,6 @@ def check(d, names=None):
     if d.ports and d.network.mode in ("host", "none"):
         raise BadValue(name("ports"), f"ports cannot be published with "
                                       f"{name('network')} {d.network.mode}")
-    if d.tty and d.restart.name != "no":
-        raise BadValue(name("restart"), "a container with a terminal (-t) runs in the "
-                                        "foreground and cannot have a restart policy")
     if d.auto_remove and d.restart.name != "no":
         raise BadValue(name("auto_remove"), f"{name('auto_remove')} and {name('restart')} "
                                             f"cannot be used together")

@@ -41,6 +41,7 @@ The package, by what each module holds:
     server      the Supervisor: set-up, the loop, accept, dispatch of client requests
     starts      start workers: fork, prepare (release.prepare_locked), reports
     output      the FIFOs read into rotated logs
+    console     a -t container's pty master (console socket), its output, attached clients
     endings     ends recorded, restarts scheduled, --rm spawned, retries after EMFILE/ENOSPC
     restart     the restart policy as a pure decision (and the back-off delay)
     releases    the forked releaser (release.release)

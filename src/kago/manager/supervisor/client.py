@@ -16,11 +16,18 @@ Protocol: a unix stream socket, one JSON object per line each way.
     {"op": "quit"}                          -> {"ok": true}, then it exits (containers stay)
     {"op": "adopt", "id": ID}               -> a start whose supervisor died, as it went:
                                                {"ok": true, "pid": N} | {"ok": false, ...}
-    {"op": "foreground", "id": ID}          -> {"ok": true}; `kago run -it` keeps this
+    {"op": "foreground", "id": ID}          -> {"ok": true}; `kago run -i` keeps this
                                                connection open: its end while the record
                                                still says foreground means the command line
                                                died, and the container is adopted
                                                (adoption.py)
+    {"op": "attach", "id": ID,              -> the terminal of a -t container (console.py):
+     "before_start": b}                        {"ok": true, "id": ID} with a dup of its pty
+                                               master (SCM_RIGHTS), then the container's
+                                               output, raw, until it ends (EOF) |
+                                               {"ok": false, ...}; ``before_start``: the
+                                               start follows (start -ai), the reply comes
+                                               with the terminal
 """
 
 import json

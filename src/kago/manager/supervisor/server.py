@@ -22,6 +22,7 @@ from kago.manager import adoption
 from kago.manager.errors import ManagerError, NoSuchContainer
 from kago.manager.records import Records
 from kago.manager.supervisor import restart as policy
+from kago.manager.supervisor.console import Console
 from kago.manager.supervisor.endings import Endings
 from kago.manager.supervisor.output import Output
 from kago.manager.supervisor.releases import Releases, wants_release
@@ -29,7 +30,7 @@ from kago.manager.supervisor.starts import Starts
 from kago.manager.supervisor.state import Client, Watched, alive, idle_timeout, note, say
 
 
-class Supervisor(Starts, Endings, Releases, Output):
+class Supervisor(Starts, Endings, Releases, Console, Output):
     def __init__(self, paths, lock_fd=None):
         self.paths = paths
         self.lock_fd = lock_fd     # RUNROOT/supervisor.lock: closed in the releaser
@@ -38,6 +39,7 @@ class Supervisor(Starts, Endings, Releases, Output):
         self.watched = {}          # cid -> Watched
         self.by_pid = {}           # pid -> Watched (our children)
         self.waiters = {}          # cid -> [Client]
+        self.attaching = {}        # cid -> [Client] waiting for its terminal (console.py)
         self.clients = set()
         self.timers = []           # [(when, cid)] pending restarts
         self.delays = {}           # cid -> next restart delay
@@ -110,7 +112,7 @@ class Supervisor(Starts, Endings, Releases, Output):
         for record in self.records.all():
             state = record.get("state") or {}
             if state.get("foreground"):
-                # `kago run -it`: its own command line waits for it, while it lives
+                # `kago run -i`: its own command line waits for it, while it lives
                 adoption.adopt_foreground(self, record["id"])
                 continue
             if state.get("starter") and state.get("status") != "running":
@@ -163,6 +165,10 @@ class Supervisor(Starts, Endings, Releases, Output):
             self._client_readable(obj)
         elif kind == "fifo":
             self._output(obj[0], obj[1], key.fd)
+        elif kind == "console":
+            self._console_event(obj, key.fileobj)
+        elif kind == "pty":
+            self._pty_output(obj)
         elif kind == "pidfd":
             self._adopted_exit(obj)
         elif kind == "worker":
@@ -267,7 +273,8 @@ class Supervisor(Starts, Endings, Releases, Output):
 
     def _drop(self, client):
         self.clients.discard(client)
-        if client.foreground:  # a `kago run -it` ended, or died: then we take over
+        self._detach(client)
+        if client.foreground:  # a `kago run -i` ended, or died: then we take over
             adoption.adopt_foreground(self, client.foreground, dropped=True)
         try:
             self.sel.unregister(client.sock)
@@ -296,6 +303,8 @@ class Supervisor(Starts, Endings, Releases, Output):
         elif op == "foreground":
             client.foreground = req.get("id") or None
             client.send({"ok": True})
+        elif op == "attach":
+            self._attach_request(client, req.get("id", ""), bool(req.get("before_start")))
         elif op == "adopt":
             self._adopt_request(client, req.get("id", ""))
         elif op == "quit":

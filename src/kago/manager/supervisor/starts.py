@@ -19,6 +19,7 @@ from kago.errors import KagoError
 from kago.manager.errors import ManagerError, NoSuchContainer
 from kago.manager.journal import creator, fault
 from kago.manager.records import Records
+from kago.manager.supervisor.console import wants_console
 from kago.manager.supervisor.output import STREAMS
 from kago.manager.supervisor.releases import wants_release
 from kago.manager.supervisor.state import Watched, started
@@ -67,7 +68,8 @@ class Starts:
             # no supervisor is reading (they block once the pipe is full, until one is back)
             writers = [os.open(os.path.join(fifo_dir, s), os.O_RDWR | os.O_CLOEXEC)
                        for s in STREAMS]
-            report, worker = fork_worker(runtime, cid, self.paths, writers)
+            console = self._listen_console(w) if wants_console(record) else None
+            report, worker = fork_worker(runtime, cid, self.paths, writers, console)
             fault("supervisor.forked")
         except BaseException:
             self._close_output(w)
@@ -157,9 +159,9 @@ class Starts:
             self._release_later(cid)  # docker cleans up after a failed start too
 
 
-def fork_worker(runtime, cid, paths, writers):
+def fork_worker(runtime, cid, paths, writers, console=None):
     """Fork a process that prepares the container (``prepare``), runs ``runtime.start`` with
-    its stdio and reports {"pid", "pid_start"} or {"error", "code"} as JSON on the returned
+    its stdio (and ``console``, the console socket of a tty container) and reports {"pid", "pid_start"} or {"error", "code"} as JSON on the returned
     pipe."""
     report_r, report_w = os.pipe2(os.O_CLOEXEC)
     pid = os.fork()
@@ -185,7 +187,7 @@ def fork_worker(runtime, cid, paths, writers):
                 from kago.errors import describe
                 raise ManagerError(f"container {cid[:12]}: {describe(e)}") from e
             fault("worker.prepared")
-            pid, start_time = runtime.start(cid, paths.bundle(cid), (0, 1, 2))
+            pid, start_time = runtime.start(cid, paths.bundle(cid), (0, 1, 2), console=console)
             fault("worker.started")
             doc = {"pid": pid, "pid_start": start_time}
         except ManagerError as e:

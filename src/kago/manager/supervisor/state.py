@@ -37,9 +37,12 @@ class Watched:
 
     __slots__ = (
         "attached",
+        "attachers",
         "child",
         "cid",
+        "console",
         "log",
+        "master",
         "pid",
         "pid_start",
         "pidfd",
@@ -54,16 +57,20 @@ class Watched:
         self.log = None
         self.started = time.monotonic()
         self.attached = False
+        self.console = None   # the console socket of a tty start (listening, then connected)
+        self.master = None    # its pty master, once the runtime sent it
+        self.attachers = []   # clients attached to that terminal
 
 
 class Client:
-    __slots__ = ("buf", "foreground", "sock", "subscribed")
+    __slots__ = ("attached", "buf", "foreground", "sock", "subscribed")
 
     def __init__(self, sock):
         self.sock = sock
         self.buf = b""
         self.subscribed = False
-        self.foreground = None  # the cid of a `kago run -it` that holds this connection
+        self.foreground = None  # the cid of a `kago run -i` that holds this connection
+        self.attached = None    # the Watched whose terminal output this connection carries
 
     def send(self, doc):
         try:
