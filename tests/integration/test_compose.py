@@ -401,3 +401,32 @@ def test_service_healthy_waits_for_the_healthcheck_and_an_unhealthy_one_fails(km
     assert proc.stderr == f"kago: dependency failed to start: container {p}-db-1 is " \
                           f"unhealthy (service app depends on it)\n"
     assert kmt.kago("ps", "-aq", check=True).stdout == ""
+
+
+def test_orphans_are_left_by_down_unless_remove_orphans_and_ps_q(kmt, tmp_path):
+    two = """\
+        services:
+          a:
+            image: busybox
+            network_mode: none
+            command: ["sleep", "1000"]
+            stop_signal: SIGKILL
+          b:
+            image: busybox
+            network_mode: none
+            command: ["sleep", "1000"]
+            stop_signal: SIGKILL
+        """
+    path = project_file(kmt, str(tmp_path), two, volumes="")
+    p = f"kmt{kmt.tag}"
+    compose(kmt, path, "up", "-d", check=True, timeout=60)
+    ids = compose(kmt, path, "ps", "-q", check=True).stdout.split()
+    assert len(ids) == 2 and all(len(i) == 64 for i in ids)
+    project_file(kmt, str(tmp_path), two.split("          b:")[0], volumes="")
+    down = compose(kmt, path, "down", timeout=60)
+    assert down.returncode == 0
+    assert f"found orphan containers ({p}-b-1)" in down.stderr
+    assert kmt.kago("ps", "-a", "--format", "{{.Names}}", check=True).stdout == f"{p}-b-1\n"
+    down = compose(kmt, path, "down", "--remove-orphans", check=True, timeout=60)
+    assert f"Container {p}-b-1  Removed" in down.stdout
+    assert kmt.kago("ps", "-aq", check=True).stdout == ""
