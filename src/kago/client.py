@@ -63,8 +63,9 @@ class Container:
     running, paused, restarting, exited), ``status`` (docker's "Up 3 seconds" / "Exited (0)
     2 seconds ago"), ``pid`` (0 unless running), ``exit_code`` (None until it ended),
     ``ports`` (the published ports, dicts), ``ip`` (its IPv4 address on its network, None
-    once released), ``labels``, ``attrs`` (docker inspect's document) and ``record`` (the
-    manager's record, for what this class does not name)."""
+    once released), ``labels``, ``health`` (its healthcheck's status: "starting",
+    "healthy" or "unhealthy"; None without one), ``attrs`` (docker inspect's document) and
+    ``record`` (the manager's record, for what this class does not name)."""
 
     def __init__(self, client, record, state):
         from kago.manager import format as F
@@ -85,6 +86,7 @@ class Container:
         self.ports = [dict(p) for p in att.get("ports") or ()]
         self.ip = att.get("ipv4") or None
         self.labels = definition.label_dict
+        self.health = (run.get("health") or {}).get("Status")
         self._attrs = None
 
     @property
@@ -332,6 +334,56 @@ class Client:
         "errors": [text]}."""
         return self.manager.prune(all_images=all_images)
 
+    def rename(self, ref, new):
+        """docker rename: the container named ``new``; returns it."""
+        from kago.manager import changes
+        return self._container(changes.rename(self.manager.ctx, ref, new))
+
+    def update(self, ref, memory=None, memory_swap=None, cpus=None, pids_limit=None,
+               restart=None):
+        """docker update: new limits (docker's spellings: "512m", "1.5", 100) and/or a
+        restart policy ("on-failure:3"); a running container gets the limits at once, and
+        its record keeps them. Returns the container."""
+        from kago.manager import changes
+        from kago.manager.definition import values as V
+        limits = {}
+        if memory is not None:
+            limits["memory"] = V.size(memory, "--memory")
+        if memory_swap is not None:
+            limits["memory_swap"] = V.swap(memory_swap, "--memory-swap")
+        if cpus is not None:
+            limits["cpus"] = V.cpus(cpus, "--cpus")
+        if pids_limit is not None:
+            limits["pids"] = V.count(pids_limit, "--pids-limit", minimum=-1)
+        policy = None if restart is None else V.restart(restart, "--restart")
+        return self._container(changes.update(self.manager.ctx, ref, limits, policy))
+
+    def port(self, ref):
+        """docker port: [(container "PORT/PROTO", host "IP:PORT")]."""
+        from kago.manager import changes
+        return changes.ports(self.manager.resolve(ref))
+
+    def diff(self, ref):
+        """docker diff: [(A|C|D, path)] of the container's writable layer."""
+        from kago.manager import changes
+        return changes.diff(self.manager.ctx, ref)
+
+    def prune_containers(self):
+        """docker container prune: every stopped (or never started) container removed;
+        [record] of those."""
+        removed = []
+        for record, live in self.manager.list(all=True):
+            if live in ("exited", "created", "dead"):
+                self.manager.remove(record["id"])
+                removed.append(record)
+        return removed
+
+    def disk_usage(self):
+        """docker system df's rows: images, containers, volumes (total, active, size,
+        reclaimable bytes)."""
+        from kago.manager import usage
+        return usage.disk_usage(self.manager)
+
     # --- definition files (docs/manager.md) ----------------------------------------------------
     def up(self, file, env=None, *, keep_going=False, wait=True, out=None):
         """Start every container the definition ``file`` defines (``env``: its ``-e``
@@ -434,6 +486,20 @@ class Images:
         from kago.manager import images
         return images.load(self.manager, path, stdin=stdin)
 
+    def history(self, ref):
+        """docker history's rows, newest first: {"id", "created", "created_by", "size",
+        "comment"} ("id" "<missing>" below the image itself)."""
+        from kago.manager import usage
+        return usage.history(self.manager, ref)
+
+    def prune(self, all=False):
+        """docker image prune: dangling images (``all``: every one no container uses)
+        removed; the lines of what went ("deleted: ...")."""
+        from kago.manager import orphans
+        out = {"containers": [], "orphans": [], "images": [], "errors": []}
+        orphans._images(self.manager, all, out)
+        return out
+
 
 class Networks:
     """``client.networks``: the root's bridge networks."""
@@ -455,6 +521,17 @@ class Networks:
     def remove(self, name):
         from kago.manager import networks
         networks.remove(self.manager, name)
+
+    def connect(self, network, container, ip=None, aliases=()):
+        """``container`` (created, running or stopped) on ``network`` too: eth1, eth2...,
+        kept across stop and start."""
+        from kago.manager import networks
+        networks.connect(self.manager, network, container, ip=ip, aliases=aliases)
+
+    def disconnect(self, network, container, force=False):
+        """``container`` off a network it was connected to."""
+        from kago.manager import networks
+        networks.disconnect(self.manager, network, container, force=force)
 
     def get(self, name):
         """The network's record, with its attached containers."""

@@ -225,29 +225,31 @@ def test_default_deny_all_keeps_the_default_devices(oci, make_bundle):
     assert tty.returncode != 0 and "No such device or address" in tty.stderr, tty.stderr
 
 
-def test_spec_devices_are_allowed_and_others_denied(oci, make_bundle):
-    """``linux.devices`` nodes are usable (runc appends an allow rule for each); a host node
-    bind-mounted in without a rule is refused by the device cgroup (EPERM at open)."""
+def test_spec_devices_are_usable_only_as_the_spec_rules_allow(oci, make_bundle):
+    """A ``linux.devices`` node is made but, as with runc 1.1, gets no allow rule of its own:
+    usable as the spec's rules say (``c 10:229 r``: open for reading, not for writing), and a
+    node with no rule is refused by the device cgroup (EPERM at open, before any driver)."""
     devices = [{"path": "/dev/fuse", "type": "c", "major": 10, "minor": 229,
-                "fileMode": 0o666, "uid": 0, "gid": 0}]
-    mounts = [{"destination": "/dev/kmsg", "type": "bind", "source": "/dev/kmsg",
-               "options": ["bind"]}]
-    cid, _b, _pid = start(oci, make_bundle, devices=devices, mounts=mounts,
-                          resources={"devices": [{"allow": False, "access": "rwm"}]})
-    assert devices_list(cid) == IMPLIED + ["c 10:229 rwm"]
-    fuse = oci("exec", cid, "sh", "-c", "exec 3<>/dev/fuse && echo opened")
-    # opened, or refused by the driver (ENODEV/ENXIO without the module), never by the cgroup
-    assert "Operation not permitted" not in fuse.stderr, fuse.stderr
-    assert (fuse.returncode, fuse.stdout) == (0, "opened\n") or \
-        "No such device" in fuse.stderr, (fuse.returncode, fuse.stdout, fuse.stderr)
+                "fileMode": 0o666, "uid": 0, "gid": 0},
+               {"path": "/dev/kmsg", "type": "c", "major": 1, "minor": 11,
+                "fileMode": 0o644, "uid": 0, "gid": 0}]
+    rules = [{"allow": False, "access": "rwm"},
+             {"allow": True, "type": "c", "major": 10, "minor": 229, "access": "r"}]
+    cid, _b, _pid = start(oci, make_bundle, devices=devices, resources={"devices": rules})
+    assert devices_list(cid) == ["c 10:229 r"] + IMPLIED
+    read = oci("exec", cid, "sh", "-c", "exec 3</dev/fuse && echo opened")
+    # opened, or refused by the driver (ENODEV without the module), never by the cgroup
+    assert "Operation not permitted" not in read.stderr, read.stderr
+    write = oci("exec", cid, "sh", "-c", "exec 3>/dev/fuse && echo opened")
+    assert write.returncode != 0 and "Operation not permitted" in write.stderr, write.stderr
     kmsg = oci("exec", cid, "sh", "-c", "exec 3</dev/kmsg && echo opened")
     assert kmsg.returncode != 0 and "Operation not permitted" in kmsg.stderr, kmsg.stderr
 
 
 def test_implied_rules_come_after_the_spec_rules(oci, make_bundle):
-    """runc's order (specconv): the spec's rules, then the default allow rules, then one per
-    ``linux.devices`` entry. So a spec rule denying c 1:3 does not take /dev/null away: the
-    default allow for 1:3 is written after it. kago does the same."""
+    """runc's order (specconv): the spec's rules, then the default allow rules. So a spec rule
+    denying c 1:3 does not take /dev/null (or another node of 1:3) away: the default allow for
+    1:3 is written after it. kago does the same."""
     devices = [{"path": "/dev/mynull", "type": "c", "major": 1, "minor": 3,
                 "fileMode": 0o666, "uid": 0, "gid": 0}]
     rules = [{"allow": False, "access": "rwm"},

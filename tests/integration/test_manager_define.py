@@ -174,6 +174,31 @@ def test_hooks_run_in_order_and_readiness_waits(kmt, tmp_path):
     kmt.kago("down", "-t", "0", path, check=True)
 
 
+def test_ready_is_each_containers_own_time(kmt, tmp_path):
+    """READY: from when up began with the container to its readiness, not the group's
+    running total (the first one does not wait for the slow hook of the second)."""
+    path = definition(tmp_path, """\
+        import time
+        from kago.manager.define import Container, tcp
+        Container("kmt-r1", image="busybox", network="none", command=["sleep", "60"],
+                  stop_signal="SIGKILL")
+        slow = Container("kmt-r2", image="busybox", network="none",
+                         command=["sh", "-c", "sleep 0.5; exec httpd -f -p 8080 -h /etc"],
+                         stop_signal="SIGKILL")
+        slow.on("before_fork")(lambda c: time.sleep(1.0))
+        slow.ready(tcp(8080), timeout=10)
+        Container("kmt-r3", image="busybox", network="none", command=["sleep", "60"],
+                  stop_signal="SIGKILL")
+        """)
+    up = kmt.kago("up", path, check=True, timeout=120)
+    rows = {line.split()[0]: line.split() for line in up.stdout.splitlines()[1:]}
+    ready = {name: float(row[-1].rstrip("s")) for name, row in rows.items()}
+    assert set(ready) == {"kmt-r1", "kmt-r2", "kmt-r3"}, up.stdout
+    assert ready["kmt-r2"] >= 1.5, up.stdout            # its hook, then its server's sleep
+    assert ready["kmt-r1"] < 1.0 and ready["kmt-r3"] < 1.0, up.stdout
+    kmt.kago("down", "-t", "0", path, check=True)
+
+
 def test_readiness_timeout_fails_and_rolls_back(kmt, tmp_path):
     path = definition(tmp_path, """\
         from kago.manager.define import Container, tcp

@@ -136,6 +136,9 @@ SUPERVISOR_STEPS = ("supervisor.forked", "worker.prepared", "worker.started")
 STOP_STEPS = ("stop.signalled", "stop.stopped")
 RM_STEPS = ("rm.runtime", "rm.mount", "rm.rootfs", "rm.network", "rm.ids", "rm.fifos",
             "rm.record")
+CONNECT_STEPS = ("connect.recorded", "attach.record", "attach.leases", "attach.veth",
+                 "attach.dns", "attach.hosts", "connect.attached")
+DISCONNECT_STEPS = ("disconnect.recorded", "disconnect.detached")
 
 
 @pytest.fixture
@@ -228,6 +231,35 @@ def test_a_start_killed_after_preparing_is_started_again_and_removed(kmt, bystan
     assert kmt.inspect("kmt-f")["State"]["Running"]
     kmt.kago("rm", "-f", "kmt-f", check=True)
     assert gone(kmt, cid, port) == []
+    check_bystander(kmt, bystander)
+
+
+@pytest.mark.parametrize("recovery", ("prune", "rm"))
+@pytest.mark.parametrize("step", CONNECT_STEPS + DISCONNECT_STEPS)
+def test_a_connect_or_disconnect_killed_at_each_step_leaves_nothing(kmt, bystander, step,
+                                                                     recovery):
+    net = f"kmt{kmt.tag}c"
+    kmt.kago("network", "create", "--subnet", f"10.253.{random.randrange(1, 250)}.0/24",
+             "--bridge", f"km{kmt.tag}c", net, check=True)
+    cid = kmt.kago("run", "-d", "--name", "kmt-f", "busybox", "sleep", "120",
+                   check=True).stdout.strip()
+    if step.startswith("disconnect."):
+        kmt.kago("network", "connect", net, "kmt-f", check=True)
+    verb = "disconnect" if step.startswith("disconnect.") else "connect"
+    proc = faulty(kmt, step, "network", verb, net, "kmt-f")
+    assert proc.returncode == -signal.SIGKILL, (proc.returncode, proc.stderr)
+    if recovery == "prune":
+        kmt.kago("system", "prune", "-f", check=True)
+        assert kmt.inspect("kmt-f")["State"]["Running"]       # running: kept, eth0 kept
+        assert kmt.manager().nets.extras(cid) == []
+        assert net not in kmt.inspect("kmt-f")["NetworkSettings"]["Networks"]
+        assert "attachment record" in kmt.held(cid)
+        # nothing of the killed verb is in the way: connect works again
+        kmt.kago("network", "connect", net, "kmt-f", check=True)
+        kmt.kago("network", "disconnect", net, "kmt-f", check=True)
+    kmt.kago("rm", "-f", "kmt-f", check=True)
+    assert gone(kmt, cid) == []
+    kmt.kago("network", "rm", net, check=True)                 # nobody left on it
     check_bystander(kmt, bystander)
 
 

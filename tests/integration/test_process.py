@@ -445,3 +445,18 @@ def test_exited_process_without_start_time_is_not_alive():
         os._exit(0)
     os.waitpid(pid, 0)
     assert not store.alive(pid, None)
+
+
+# --- signal dispositions ---------------------------------------------------------------------
+
+def test_the_program_starts_with_no_signal_ignored(oci, make_bundle):
+    """runc (Go) hands the program default dispositions for SIGPIPE and SIGXFSZ; kago-oci is
+    Python, which ignores both at start-up: the init puts them back before execve, so `yes |
+    head -1` ends `yes` by SIGPIPE as under runc."""
+    out = ok(run(oci, make_bundle, ["grep", "SigIgn", "/proc/self/status"]))
+    ignored = int(out.split()[1], 16)
+    import signal
+    for sig in (signal.SIGPIPE, signal.SIGXFSZ):
+        assert not ignored & (1 << (sig - 1)), out
+    assert ok(sh(oci, make_bundle, "yes | head -1; echo ${PIPESTATUS:-done}")).startswith("y\n")
+

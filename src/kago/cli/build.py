@@ -31,11 +31,13 @@ def _parser():
     p.add_argument("-t", "--tag", action="append", default=[], help="NAME[:TAG] (repeatable)")
     p.add_argument("-f", "--file", help="the Containerfile (default: PATH/Containerfile or "
                                         "PATH/Dockerfile)")
-    p.add_argument("--build-arg", action="append", default=[], metavar="K=V")
+    p.add_argument("--build-arg", action="append", default=[], metavar="K=V",
+                   help="set a build-time variable (ARG): KEY=VALUE")
     p.add_argument("--target", help="build this stage and what it needs, not the last")
     p.add_argument("--no-cache", action="store_true", help="run every step again")
     p.add_argument("-q", "--quiet", action="store_true", help="print only the image ID")
-    p.add_argument("context", metavar="PATH|-")
+    p.add_argument("context", metavar="PATH|-",
+                   help="the build context: a directory, or - for a Dockerfile on stdin")
     return p
 
 

@@ -11,10 +11,11 @@ def definition_env(items):
 
 def _definition_parser(name, description, extra=None):
     p = parser(name, description)
-    p.add_argument("-e", "--env", action="append", default=[])
+    p.add_argument("-e", "--env", action="append", default=[],
+                   help="set a variable the definition file reads: KEY=VALUE")
     if extra:
         extra(p)
-    p.add_argument("file")
+    p.add_argument("file", help="the definition file (Python)")
     return p
 
 

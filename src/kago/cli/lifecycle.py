@@ -8,10 +8,12 @@ from kago.cli.run import run_attached
 
 def cmd_start(glob, argv):
     p = parser("start", "Start one or more containers.")
-    p.add_argument("-a", "--attach", action="store_true")
-    p.add_argument("-i", "--interactive", action="store_true")
-    p.add_argument("--detach-keys")
-    p.add_argument("containers", nargs="+")
+    p.add_argument("-a", "--attach", action="store_true",
+                   help="attach to its output (its terminal with -i) and wait for it to end")
+    p.add_argument("-i", "--interactive", action="store_true",
+                   help="with -a: attach stdin to its terminal")
+    p.add_argument("--detach-keys", help="keys that detach (default ctrl-p,ctrl-q)")
+    p.add_argument("containers", nargs="+", help="the containers' names or IDs")
     args = p.parse_args(argv)
     if args.attach or args.interactive:
         if len(args.containers) != 1:
@@ -40,34 +42,38 @@ def _has_tty(record):
 
 def cmd_stop(glob, argv):
     p = parser("stop", "Stop running containers (SIGKILL after the timeout).")
-    p.add_argument("-t", "--time", "--timeout", type=int, dest="time")
-    p.add_argument("-s", "--signal")
-    p.add_argument("containers", nargs="+")
+    p.add_argument("-t", "--time", "--timeout", type=int, dest="time",
+                   help="seconds to wait before SIGKILL (default: its --stop-timeout, or 10)")
+    p.add_argument("-s", "--signal", help="the signal to send (default: its stop signal)")
+    p.add_argument("containers", nargs="+", help="the containers' names or IDs")
     args = p.parse_args(argv)
     return each(glob, args.containers, lambda c, r: c.stop(r, args.time, args.signal), "stop")
 
 
 def cmd_restart(glob, argv):
     p = parser("restart", "Restart containers.")
-    p.add_argument("-t", "--time", "--timeout", type=int, dest="time")
-    p.add_argument("containers", nargs="+")
+    p.add_argument("-t", "--time", "--timeout", type=int, dest="time",
+                   help="seconds to wait before SIGKILL (default: its --stop-timeout, or 10)")
+    p.add_argument("containers", nargs="+", help="the containers' names or IDs")
     args = p.parse_args(argv)
     return each(glob, args.containers, lambda c, r: c.restart(r, args.time), "restart")
 
 
 def cmd_kill(glob, argv):
     p = parser("kill", "Send a signal (default SIGKILL) to containers.")
-    p.add_argument("-s", "--signal", default="SIGKILL")
-    p.add_argument("containers", nargs="+")
+    p.add_argument("-s", "--signal", default="SIGKILL",
+                   help="the signal to send (default: its stop signal)")
+    p.add_argument("containers", nargs="+", help="the containers' names or IDs")
     args = p.parse_args(argv)
     return each(glob, args.containers, lambda c, r: c.kill(r, args.signal), "kill")
 
 
 def cmd_rm(glob, argv):
     p = parser("rm", "Remove containers.")
-    p.add_argument("-f", "--force", action="store_true")
-    p.add_argument("-v", "--volumes", action="store_true")
-    p.add_argument("containers", nargs="+")
+    p.add_argument("-f", "--force", action="store_true", help="stop a running container first")
+    p.add_argument("-v", "--volumes", action="store_true",
+                   help="also remove its anonymous volumes (kago has none: named volumes stay)")
+    p.add_argument("containers", nargs="+", help="the containers' names or IDs")
     args = p.parse_args(argv)
     return each(glob, args.containers, lambda c, r: c.remove(r, args.force), "rm")
 
@@ -82,14 +88,14 @@ def cmd_unpause(glob, argv):
 
 def _freeze(glob, argv, verb):
     p = parser(verb, f"{verb.title()} all processes of containers.")
-    p.add_argument("containers", nargs="+")
+    p.add_argument("containers", nargs="+", help="the containers' names or IDs")
     args = p.parse_args(argv)
     return each(glob, args.containers, lambda c, r: getattr(c, verb)(r), verb)
 
 
 def cmd_wait(glob, argv):
     p = parser("wait", "Block until containers stop; print their exit codes.")
-    p.add_argument("containers", nargs="+")
+    p.add_argument("containers", nargs="+", help="the containers' names or IDs")
     args = p.parse_args(argv)
     c = client(glob)
     for ref in args.containers:
@@ -101,9 +107,9 @@ def cmd_wait(glob, argv):
 def cmd_attach(glob, argv):
     p = parser("attach", "Attach to a running container: its terminal (made with -t: input, "
                          "output, size; the detach keys leave it), else its output.")
-    p.add_argument("--no-stdin", action="store_true")
-    p.add_argument("--detach-keys")
-    p.add_argument("container")
+    p.add_argument("--no-stdin", action="store_true", help="do not send this terminal's input")
+    p.add_argument("--detach-keys", help="keys that detach (default ctrl-p,ctrl-q)")
+    p.add_argument("container", help="the container's name or ID")
     args = p.parse_args(argv)
     container = client(glob).container(args.container)
     if container.state not in ("running", "paused"):

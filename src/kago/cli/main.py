@@ -29,16 +29,18 @@ kago {__version__}: a Linux container runtime and manager in Python.
 
 containers:
   run, create, start, stop, restart, kill, rm, ps, logs, exec, attach, wait,
-  inspect, top, stats, pause, unpause, commit, export, cp
+  inspect, top, stats, pause, unpause, commit, export, cp, port, rename, diff, update
+  (and docker's forms: container ls|run|rm|start|stop|inspect|logs|exec|cp|prune|...)
 images:
-  images, import, pull, push, tag, rmi, save, load, build
+  images, import, pull, push, tag, rmi, save, load, build, history
+  (and docker's forms: image ls|rm|inspect|pull|push|tag|save|load|import|history|prune)
 definitions (Python files, see docs/manager.md):
   up FILE [-e KEY=VAL], down FILE, ps FILE, reload FILE, archive FILE
 compose files (docs/compose.md):
   compose [-f FILE] [-p NAME] up [-d]|down [-v]|ps|logs [-f]|config
 other:
-  network ls|create|rm|inspect, volume create|ls|inspect|rm|prune,
-  system prune|info, version, info, demo
+  network ls|create|rm|inspect|connect|disconnect, volume create|ls|inspect|rm|prune,
+  system df|prune|info, version, info, demo
 
 global options:
   --root DIR      state (default /var/lib/kago, or $KAGO_ROOT)
@@ -156,6 +158,10 @@ VERBS = {
     "info": ("system", "cmd_info"),
     "up": ("definitions", "cmd_up"), "down": ("definitions", "cmd_down"),
     "reload": ("definitions", "cmd_reload"), "archive": ("definitions", "cmd_archive"),
+    "port": ("changes", "cmd_port"), "rename": ("changes", "cmd_rename"),
+    "diff": ("changes", "cmd_diff"), "update": ("changes", "cmd_update"),
+    "history": ("images", "cmd_history"),
+    "container": ("groups", "cmd_container"), "image": ("groups", "cmd_image"),
     "compose": ("compose", "cmd_compose"),
 }
 

@@ -6,21 +6,28 @@ import os
 import sys
 
 from kago.cli.common import Usage, client, out, parser
-from kago.cli.flags import _add_container_flags, container_definition
+from kago.cli.flags import _add_container_flags, check_cidfile, container_definition
+from kago.cli.flags import write_cidfile
 from kago.cli.terminal import DEFAULT_DETACH_KEYS, detach_keys, not_a_tty, stdin_is_a_terminal
 
 
 def cmd_create(glob, argv):
     p = parser("create", "Create a container (prepared, not started).")
     _add_container_flags(p)
-    definition = container_definition(p.parse_args(argv))
-    out(client(glob).create_from(definition).id)
+    args = p.parse_args(argv)
+    definition = container_definition(args)
+    check_cidfile(args)
+    cid = client(glob).create_from(definition).id
+    write_cidfile(args, cid)
+    out(cid)
 
 
 def cmd_run(glob, argv):
     p = parser("run", "Create and start a container.")
-    p.add_argument("-d", "--detach", action="store_true")
-    p.add_argument("--detach-keys")
+    p.add_argument("-d", "--detach", action="store_true",
+                   help="run in the background and print the container's ID")
+    p.add_argument("--detach-keys", help="keys that detach from its terminal (default "
+                                         "ctrl-p,ctrl-q)")
     _add_container_flags(p)
     args = p.parse_args(argv)
     definition = container_definition(args)
@@ -31,8 +38,10 @@ def cmd_run(glob, argv):
         raise Usage("-i with -d: a detached container's stdin is not kept open (use -dit "
                     "for a terminal to attach to)")
     keys = detach_keys(args.detach_keys or DEFAULT_DETACH_KEYS)
+    check_cidfile(args)
     c = client(glob)
     container = c.create_from(definition)
+    write_cidfile(args, container.id)
     if tty and not args.detach:
         return run_terminal(c.manager, container.record, keys, stdin=interactive)
     if interactive and not args.detach:

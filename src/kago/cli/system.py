@@ -8,8 +8,13 @@ from kago.cli.common import Usage, client, confirm, out, parser
 
 
 def cmd_system(glob, argv):
-    if not argv or argv[0] not in ("prune", "info", "supervisor"):
-        raise Usage("system: use prune, info or supervisor")
+    if argv and argv[0] in ("-h", "--help"):
+        out(_SYSTEM_HELP)
+        return 0
+    if not argv or argv[0] not in ("prune", "info", "supervisor", "df"):
+        raise Usage("system: use df, prune, info or supervisor")
+    if argv[0] == "df":
+        return _df(glob, argv[1:])
     if argv[0] == "info":
         return cmd_info(glob, argv[1:])
     if argv[0] == "supervisor":
@@ -58,6 +63,10 @@ Are you sure you want to continue? [y/N] """
 
 def _supervisor(glob, argv):
     """system supervisor [--stop]: the shared supervisor's pid and what it watches."""
+    p = parser("system supervisor", "Show the shared supervisor's pid and what it watches.")
+    p.add_argument("--stop", action="store_true",
+                   help="stop it (the containers keep running)")
+    args = p.parse_args(argv)
     from kago.manager import supervisor
     mgr = client(glob).manager
     conn = supervisor.connect(mgr.paths, spawn=False)
@@ -65,7 +74,7 @@ def _supervisor(glob, argv):
         out("no supervisor is running")
         return 0
     try:
-        if "--stop" in argv:
+        if args.stop:
             conn.request("quit", timeout=5)
             out("supervisor stopped (containers keep running)")
         else:
@@ -81,6 +90,7 @@ def _supervisor(glob, argv):
 
 
 def cmd_version(glob, argv):
+    parser("version", "Show kago's version, its runtime's and the OCI spec's.").parse_args(argv)
     mgr = client(glob).manager
     runtime = mgr.runtime()
     out(f"kago version {__version__}")
@@ -91,6 +101,7 @@ def cmd_version(glob, argv):
 
 
 def cmd_info(glob, argv):
+    parser("info", "Show system-wide information.").parse_args(argv)
     import platform
     mgr = client(glob).manager
     counts = {"running": 0, "paused": 0, "exited": 0, "created": 0, "restarting": 0}
@@ -118,3 +129,30 @@ def cmd_info(glob, argv):
     out(f"Supervisor: {'pid ' + str(pid) if pid else 'not running'}")
     return 0
 
+
+
+_SYSTEM_HELP = """usage: kago system COMMAND
+
+  df          show what images, containers and volumes take on disk
+  prune       remove stopped containers, dangling images, what nothing owns
+  info        show system-wide information
+  supervisor  show (or --stop) the shared supervisor"""
+
+
+def _df(glob, argv):
+    p = parser("system df", "Show what images, containers and volumes take on disk.")
+    p.add_argument("--format", help="a Go template per row, or table, or json")
+    args = p.parse_args(argv)
+    from kago.manager import format as F
+    rows = []
+    for r in client(glob).disk_usage():
+        share = f" ({100 * r['reclaimable'] // r['size']}%)" if r["size"] else " (0%)"
+        rows.append({"Type": r["type"], "TotalCount": str(r["total"]),
+                     "Active": str(r["active"]), "Size": F.human_size(r["size"]),
+                     "Reclaimable": F.human_size(r["reclaimable"]) + share})
+    for line in F.formatted(args.format or "table", rows,
+                            ("Type", "TotalCount", "Active", "Size", "Reclaimable"),
+                            {"Type": "TYPE", "TotalCount": "TOTAL", "Active": "ACTIVE",
+                             "Size": "SIZE", "Reclaimable": "RECLAIMABLE"}):
+        out(line)
+    return 0

@@ -7,13 +7,16 @@ from kago.cli.common import Usage, client, out, parser
 
 def cmd_ps(glob, argv):
     p = parser("ps", "List containers (or those of a definition FILE).")
-    p.add_argument("-a", "--all", action="store_true")
-    p.add_argument("-q", "--quiet", action="store_true")
-    p.add_argument("--no-trunc", action="store_true")
-    p.add_argument("--format")
-    p.add_argument("-f", "--filter", action="append", default=[])
-    p.add_argument("-e", "--env", action="append", default=[])
-    p.add_argument("file", nargs="?")
+    p.add_argument("-a", "--all", action="store_true",
+                   help="show every container (default: running)")
+    p.add_argument("-q", "--quiet", action="store_true", help="only the container IDs")
+    p.add_argument("--no-trunc", action="store_true", help="do not truncate the output")
+    p.add_argument("--format", help="a Go template per row, or table, or json")
+    p.add_argument("-f", "--filter", action="append", default=[],
+                   help="filter: name=, status=, id= or label=")
+    p.add_argument("-e", "--env", action="append", default=[],
+                   help="set a variable the definition file reads: KEY=VALUE")
+    p.add_argument("file", nargs="?", help="a definition file: list its containers")
     args = p.parse_args(argv)
     c = client(glob)
     if args.file:
@@ -22,9 +25,11 @@ def cmd_ps(glob, argv):
         c.group_table(args.file, out=out)
         return 0
     from kago.manager import format as F
-    rows = [_ps_row(container.record, container.state, args.no_trunc)
-            for container in c.containers(all=args.all)]
     filters = _filters(args.filter)
+    health = {value for key, value in filters if key == "health"}
+    rows = [_ps_row(container.record, container.state, args.no_trunc)
+            for container in c.containers(all=args.all)
+            if all((container.health or "none") == h for h in health)]
     rows = [r for r in rows if _matches(r, filters)]
     if args.quiet:
         for r in rows:
@@ -60,12 +65,16 @@ def _local_time(ts):
 
 
 def _filters(items):
-    """-f KEY=VALUE for name, status, id and label (label=K or label=K=V)."""
+    """-f KEY=VALUE for name, status, id, label (label=K or label=K=V) and health
+    (starting, healthy, unhealthy or none: docker's)."""
     out = []
     for item in items:
         key, eq, value = item.partition("=")
-        if key not in ("name", "status", "id", "label") or not eq:
-            raise Usage(f"invalid filter '{item}': use name=, status=, id= or label=")
+        if key not in ("name", "status", "id", "label", "health") or not eq:
+            raise Usage(f"invalid filter '{item}': use name=, status=, id=, label= or health=")
+        if key == "health" and value not in ("starting", "healthy", "unhealthy", "none"):
+            raise Usage(f"invalid filter '{item}': health= takes starting, healthy, "
+                        f"unhealthy or none")
         out.append((key, value))
     return out
 
@@ -89,11 +98,11 @@ def _matches(row, filters):
 
 def cmd_logs(glob, argv):
     p = parser("logs", "Show a container's output.")
-    p.add_argument("-f", "--follow", action="store_true")
-    p.add_argument("-n", "--tail", default="all")
-    p.add_argument("--since")
-    p.add_argument("-t", "--timestamps", action="store_true")
-    p.add_argument("container")
+    p.add_argument("-f", "--follow", action="store_true", help="follow the log as it grows")
+    p.add_argument("-n", "--tail", default="all", help="only the last N lines (default: all)")
+    p.add_argument("--since", help="only lines since a time (RFC 3339, unix time, or 10m...)")
+    p.add_argument("-t", "--timestamps", action="store_true", help="show each line's time")
+    p.add_argument("container", help="the container's name or ID")
     args = p.parse_args(argv)
     c = client(glob)
     container = c.container(args.container)
@@ -137,9 +146,10 @@ def _since(text):
 
 def cmd_inspect(glob, argv):
     p = parser("inspect", "Show containers' (or images') details as JSON.")
-    p.add_argument("-f", "--format")
-    p.add_argument("--type", choices=("container", "image"))
-    p.add_argument("names", nargs="+")
+    p.add_argument("-f", "--format", help="a Go template, applied to each document")
+    p.add_argument("--type", choices=("container", "image"),
+                   help="only a container or only an image")
+    p.add_argument("names", nargs="+", help="names or IDs of containers or images")
     args = p.parse_args(argv)
     import json
 
@@ -168,8 +178,8 @@ def cmd_inspect(glob, argv):
 
 def cmd_top(glob, argv):
     p = parser("top", "Show a container's processes (ps options allowed).")
-    p.add_argument("container")
-    p.add_argument("ps_args", nargs="...")
+    p.add_argument("container", help="the container's name or ID")
+    p.add_argument("ps_args", nargs="...", help="ps options (default -ef)")
     args = p.parse_args(argv)
     for line in client(glob).top(args.container, args.ps_args):
         out(line)
@@ -178,10 +188,12 @@ def cmd_top(glob, argv):
 
 def cmd_stats(glob, argv):
     p = parser("stats", "Live resource usage: CPU, memory, pids, net, block I/O, PSI.")
-    p.add_argument("--no-stream", action="store_true")
-    p.add_argument("-a", "--all", action="store_true")
-    p.add_argument("--format")
-    p.add_argument("containers", nargs="*")
+    p.add_argument("--no-stream", action="store_true", help="print one sample and exit")
+    p.add_argument("-a", "--all", action="store_true",
+                   help="show every container (default: running)")
+    p.add_argument("--format", help="a Go template per row, or table, or json")
+    p.add_argument("containers", nargs="*",
+                   help="the containers' names or IDs (default: the running ones)")
     args = p.parse_args(argv)
     from kago.manager import format as F
     from kago.manager import views

@@ -11,6 +11,11 @@ from kago.cli.common import client, confirm, out, parser
 def cmd_volume(glob, argv):
     verbs = {"create": _create, "ls": _ls, "list": _ls, "inspect": _inspect, "rm": _rm,
              "remove": _rm, "prune": _prune}
+    if argv and argv[0] in ("-h", "--help", "help"):
+        print("usage: kago volume COMMAND\n\n  create   create a volume\n  ls       list "
+              "volumes\n  inspect  show volumes as JSON\n  rm       remove volumes\n  prune    "
+              "remove unused volumes\n\nRun 'kago volume COMMAND --help' for a command's flags.")
+        return 0
     if not argv or argv[0] not in verbs:
         from kago.cli.common import Usage
         raise Usage("volume: use volume create, ls, inspect, rm or prune")
@@ -28,8 +33,9 @@ def cmd_volume(glob, argv):
 def _create(glob, argv):
     p = parser("volume create", "Create a volume.")
     p.add_argument("-d", "--driver", default="local", help="only local")
-    p.add_argument("-l", "--label", action="append", default=[])
-    p.add_argument("name", nargs="?")
+    p.add_argument("-l", "--label", action="append", default=[],
+                   help="set metadata: KEY=VALUE")
+    p.add_argument("name", nargs="?", help="the volume's name (default: a random one)")
     args = p.parse_args(argv)
     from kago.manager.errors import BadValue
     from kago.manager.volumes import parse_labels
@@ -42,9 +48,10 @@ def _create(glob, argv):
 
 def _ls(glob, argv):
     p = parser("volume ls", "List volumes.")
-    p.add_argument("-q", "--quiet", action="store_true")
-    p.add_argument("-f", "--filter", action="append", default=[])
-    p.add_argument("--format")
+    p.add_argument("-q", "--quiet", action="store_true", help="only the volume names")
+    p.add_argument("-f", "--filter", action="append", default=[],
+                   help="filter: dangling=, label=, name= or driver=")
+    p.add_argument("--format", help="a Go template per row, or table, or json")
     args = p.parse_args(argv)
     volumes = client(glob).volumes.list(filters=args.filter)
     if args.quiet:
@@ -65,8 +72,8 @@ def _ls(glob, argv):
 
 def _inspect(glob, argv):
     p = parser("volume inspect", "Show volumes as JSON.")
-    p.add_argument("-f", "--format")
-    p.add_argument("names", nargs="+")
+    p.add_argument("-f", "--format", help="a Go template, applied to each document")
+    p.add_argument("names", nargs="+", help="the volumes' names")
     args = p.parse_args(argv)
     from kago.errors import KagoError
     volumes = client(glob).volumes
@@ -113,7 +120,7 @@ def _prune(glob, argv):
     p = parser("volume prune", "Remove unused volumes (anonymous ones; all with -a).")
     p.add_argument("-f", "--force", action="store_true", help="do not prompt for confirmation")
     p.add_argument("-a", "--all", action="store_true", help="named volumes too")
-    p.add_argument("--filter", action="append", default=[])
+    p.add_argument("--filter", action="append", default=[], help="filter: label=K[=V]")
     args = p.parse_args(argv)
     if not args.force and not confirm(_PRUNE_WARNING.format(
             which="all" if args.all else "anonymous")):

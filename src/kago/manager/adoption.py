@@ -103,6 +103,7 @@ def watch(sup, record, pid, pid_start):
     sup.sel.register(w.pidfd, selectors.EVENT_READ, ("pidfd", w))
     sup._open_output(w, record, create=False)
     sup.watched[cid] = w
+    sup._health_watch(cid, record)
     return w
 
 

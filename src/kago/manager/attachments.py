@@ -47,7 +47,19 @@ def attach_network(ctx, cid, definition, mode, network, hostname):
              for p in definition.ports]
     return ctx.nets.attach(cid, mode=mode, network=network, ip=net.ip or None, ports=ports,
                            hostname=hostname, aliases=net.aliases + (definition.name,),
-                           etc_dir=ctx.paths.etc(cid))
+                           etc_dir=ctx.paths.etc(cid), **etc_lines(definition))
+
+
+def etc_lines(definition):
+    """--add-host and --dns... as kago.network's attach takes them."""
+    out = {}
+    if definition.extra_hosts:
+        out["extra_hosts"] = [(h.name, h.ip) for h in definition.extra_hosts]
+    if definition.dns:
+        dns = definition.dns
+        out["dns"] = {"servers": list(dns.servers), "search": list(dns.search),
+                      "options": list(dns.options)}
+    return out
 
 
 def reattach(ctx, record):
@@ -110,5 +122,6 @@ def volumes(ctx, definition, uid_map=None, gid_map=None):
             from kago.manager import volumes as named
             out[m.source] = named.ensure(ctx, m.source, uid_map, gid_map)
         elif m.kind == "bind" and not os.path.exists(m.source):
-            raise BadValue("-v", f"bind source path does not exist: {m.source}")
+            raise BadValue("-v", f'invalid mount config for type "bind": bind source path '
+                                 f"does not exist: {m.source}")
     return out

@@ -53,7 +53,7 @@ def _create(ctx, cid, name, d, group, undo):
         "image": d.image, "image_id": "", "image_config": {},
         "rootfs": None, "network": None, "uid_map": None, "gid_map": None,
         "runtime": ctx.runtime_path, "runtime_root": ctx.runtime_root(ctx.runtime_path),
-        "cgroups_path": f"/kago-{cid}", "group": group,
+        "cgroups_path": cgroups_path_of(d, cid, name), "group": group,
         "state": journal.begin(new_state()), "intents": [],
     }
     ctx.records.create(record)
@@ -73,6 +73,7 @@ def _create(ctx, cid, name, d, group, undo):
     from kago.manager.spec import ImageConfig, build
     image_cfg = ImageConfig(image.config if image else None)
     user = resolve_user(made["path"], d.user or image_cfg.user)
+    d = _docker_extras(ctx, d, image, made["path"], user)
     hostname = d.hostname or cid[:12]
     journal.intend(ctx.records, record, "network")
     netns, attachment, etc = attachments.attach(ctx, cid, d, hostname, undo)
@@ -81,7 +82,8 @@ def _create(ctx, cid, name, d, group, undo):
     cgroups_path = record["cgroups_path"]
     spec = build(d, cid=cid, rootfs=made["path"], image=image_cfg, user=user,
                  netns=netns, etc=etc, uid_map=_ranges(uid_map), gid_map=_ranges(gid_map),
-                 volumes=volumes, cgroups_path=cgroups_path)
+                 volumes=volumes, cgroups_path=cgroups_path, init_binary=_init_binary(d),
+                 devices=_devices(d), host_caps=_host_caps(d))
     bundle = ctx.paths.bundle(cid)
     journal.intend(ctx.records, record, "bundle")
     os.mkdir(bundle, perms.SEARCH)
@@ -93,8 +95,8 @@ def _create(ctx, cid, name, d, group, undo):
         "image_id": image.id if image else "",
         "image_config": image.config if image else {}, "rootfs": made,
         "network": attachment, "uid_map": uid_map, "gid_map": gid_map,
-        "args": spec["process"]["args"], "env": spec["process"]["env"],
-        "hostname": hostname,
+        "args": spec["process"]["args"][2 if d.init else 0:], "env": spec["process"]["env"],
+        "hostname": hostname, "definition": to_json(d),
         "stop_signal": d.stop_signal or image_cfg.stop_signal or "SIGTERM",
     })
     journal.finish(record["state"])
@@ -104,16 +106,106 @@ def _create(ctx, cid, name, d, group, undo):
     return record
 
 
+def cgroups_path_of(d, cid, name):
+    """The container's cgroup path (from each hierarchy's top): kago-<id>, or its name with
+    the "name" layout, under ``cgroup_parent`` ("/group/name", haconiwa's layout)."""
+    leaf = name if d.cgroup_layout == "name" else f"kago-{cid}"
+    return f"{d.cgroup_parent}/{leaf}"
+
+
 def _image(ctx, d):
     if not d.image:
         if not os.path.isdir(d.rootfs):
             raise BadValue("--rootfs", f"{d.rootfs}: not a directory")
         return None
     from kago.storage import ImageNotFound as StoreImageNotFound
+    if d.pull == "always":
+        return _pull(ctx, d.image)
     try:
         return ctx.store.image(d.image)
     except StoreImageNotFound:
+        if d.pull == "missing" and _names_registry(d.image):
+            import sys
+            print(f"Unable to find image '{d.image}' locally", file=sys.stderr)
+            return _pull(ctx, d.image)
         raise ImageNotFound(d.image) from None
+
+
+def _names_registry(ref):
+    """Whether ``ref`` names its registry (host[:port]/...): ``--pull missing`` pulls only
+    from a registry the reference names, never from Docker Hub unasked."""
+    from kago.storage import reference
+    try:
+        return reference.parse(ref).domain is not None
+    except Exception:
+        return False
+
+
+def _pull(ctx, ref):
+    import sys
+
+    from kago.storage import registry
+    print(f"kago: pulling {ref}", file=sys.stderr)
+    registry.pull(ctx.store, ref)
+    return ctx.store.image(ref)
+
+
+def _docker_extras(ctx, d, image, rootfs_path, user):
+    """What docker's flags resolve at create: --group-add names (the image's /etc/group)
+    into ``user``, and -P's exposed ports (--expose and the image's ExposedPorts) onto free
+    host ports. Returns the Definition as it is recorded."""
+    from kago.manager.rootfs_files import resolve_groups
+    names = [g for g in d.group_add if not g.isdigit()]
+    if names:
+        user.groups = sorted(set(user.groups) | set(resolve_groups(rootfs_path, names)))
+    if not d.publish_all or d.network.mode in ("host", "none", "container"):
+        return d
+    from kago.manager.definition import Port
+    exposed = list(d.expose)
+    for key in ((image.config if image else None) or {}).get("ExposedPorts") or {}:
+        number, _, proto = str(key).partition("/")
+        if number.isdigit():
+            exposed.append((int(number), proto or "tcp"))
+    published = {(p.container_port, p.proto) for p in d.ports}
+    taken = {(p.host_port, p.proto) for att in ctx.nets.attachments() for p in att.ports}
+    from kago.manager.definition import of
+    taken |= {(p.host_port, p.proto) for r in ctx.records.all() for p in of(r).ports}
+    taken |= {(p.host_port, p.proto) for p in d.ports}
+    ports = list(d.ports)
+    for number, proto in sorted(set(exposed)):
+        if (number, proto) not in published:
+            port = _free_port(proto, taken)
+            taken.add((port, proto))
+            ports.append(Port(port, number, proto))
+    return d.but(ports=tuple(ports))
+
+
+def _free_port(proto, taken):
+    """A host port the kernel gives out as free (its ephemeral range, as docker's) that no
+    other container publishes (a published port is a DNAT rule, not a bound socket)."""
+    import socket
+    kind = socket.SOCK_STREAM if proto == "tcp" else socket.SOCK_DGRAM
+    for _ in range(64):
+        with socket.socket(socket.AF_INET, kind) as s:
+            s.bind(("", 0))
+            port = s.getsockname()[1]
+        if (port, proto) not in taken:
+            return port
+    raise ManagerError(f"-P: no free {proto} host port found")
+
+
+def _host_caps(d):
+    if not d.privileged:
+        return None
+    from kago.manager import devices
+    return devices.host_capabilities()
+
+
+def _devices(d):
+    if not d.devices and not d.privileged:
+        return None
+    from kago.manager import devices
+    return devices.for_definition(d)
 
 
 def _ranges(table_ranges):
@@ -132,3 +224,11 @@ def _check_reachable(path):
             f"{parent} is not searchable by others (mode {mode & 0o777:o}): a container "
             f"with its own user namespace could not reach its files under it; "
             f"chmod o+x {parent}, or use another --root")
+
+
+def _init_binary(d):
+    """--init: the host's tini (a clear error when it is missing); None without --init."""
+    if not d.init:
+        return None
+    from kago.manager.init_binary import host_binary
+    return host_binary()

@@ -1,8 +1,8 @@
 """The manager's verbs as a library: ``Manager(root).create(definition)``, ``.start(ref)``,
 ``.stop``...
 
-``kago``'s command line (cli/main.py) and ``kago up`` (define/) both call this. ``Manager`` is
-a facade: each verb is one call into the service that owns its piece of state (see
+``kago.Client`` (which the command line, cli/, calls) and ``kago up`` (define/) call this.
+``Manager`` is a facade: each verb is one call into the service that owns its piece of state (see
 docs/manager.md), all sharing one ``Context`` (context.py: paths, settings, records, store,
 networks, runtimes, live status). A container's life:
 

@@ -63,7 +63,9 @@ def status_text(record, live, now=None):
     now = time.time() if now is None else now
     state = record.get("state") or {}
     if live == "running":
-        return f"Up {human_duration(now - state.get('started_at', now))}"
+        from kago.manager.health import suffix
+        return (f"Up {human_duration(now - state.get('started_at', now))}"
+                f"{suffix(state.get('health'))}")
     if live == "paused":
         return f"Up {human_duration(now - state.get('started_at', now))} (Paused)"
     if live == "restarting":

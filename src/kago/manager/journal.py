@@ -29,8 +29,11 @@ prove that a death at each named step is recovered from. The variable is read on
 without it ``fault`` is one comparison with None. Steps: ``create.<record|name|ids|layer|mount|network|
 bundle|done>``, ``start.<prepared|requested>``, ``supervisor.<forked|started>``,
 ``worker.<prepared|started>``, ``stop.<signalled|stopped>``, ``rm.<runtime|mount|rootfs|
-network|ids|fifos|record>``, ``up.created``, ``down.removed``; inside kago.network's attach, after each of its own journalled
-steps: ``attach.<record|leases|ports|netns|veth|nft|etc>``.
+network|ids|fifos|record>``, ``up.created``, ``down.removed``, ``connect.<recorded|attached>``,
+``disconnect.<recorded|detached>`` (connections.py: a further network's own journal); inside
+kago.network's attach, after each of its own journalled steps:
+``attach.<record|leases|ports|netns|veth|nft|dns|etc>`` (a connect's: ``record|leases|veth|
+dns|hosts``).
 """
 
 import os

@@ -43,6 +43,18 @@ def remove(mgr, name):
     _nets(mgr, name).remove(name)
 
 
+def connect(mgr, network, container, ip=None, aliases=()):
+    """``network connect``: ``container`` gets a further interface on ``network``
+    (connections.py)."""
+    from kago.manager import connections
+    connections.connect(mgr, container, network, ip=ip, aliases=tuple(aliases))
+
+
+def disconnect(mgr, network, container, force=False):
+    from kago.manager import connections
+    connections.disconnect(mgr, container, network, force=force)
+
+
 def inspect(mgr, name):
     """The network's record with its attached containers."""
     nets = _nets(mgr, name)

@@ -10,7 +10,9 @@ killed between its steps or by an older kago: a network attachment (veth, netns,
 published port, nft elements: ``Networks.detach``), a network's DNS resolver process with
 no container on its network or no record naming it, a store layer, an ID range, a runtime
 container, a name file, its output FIFOs, a record directory never completed (``containers/.new-*`` of a dead
-creator). A record is written before anything it owns is made and removed after all of it
+creator), a further network's attachment (``network connect``) that its container's record
+does not name or names as pending for a dead command (connections.py: the pending entry goes
+too). A record is written before anything it owns is made and removed after all of it
 (journal.py), so an object whose container has no record (checked just before removing it) is
 nobody's.
 
@@ -47,8 +49,8 @@ def prune(mgr, all_images, remove):
 
 def sweep(mgr, out):
     """Remove what no record names (see the module's docstring)."""
-    steps = (_new_dirs, _dirs, _attachments, _resolvers, _layers, _runtime, _id_ranges, _names,
-             _fifos)
+    steps = (_new_dirs, _dirs, _connections, _attachments, _resolvers, _layers, _runtime,
+             _id_ranges, _names, _fifos)
     for step in steps:
         try:
             step(mgr, out["orphans"])
@@ -82,9 +84,53 @@ def _attachments(mgr, found):
     if not os.path.isdir(os.path.join(mgr.paths.network(), "attachments")):
         return
     for cid in mgr.nets.state.attachment_ids():
-        if _gone(mgr, cid):
+        att = mgr.nets.attachment(cid)
+        if att is not None and att.owner:       # a further network (network connect)
+            if _stale_connection(mgr, att):
+                mgr.nets.detach_one(cid)
+                found.append(f"network attachment {att.owner[:12]} on {att.network}")
+        elif _gone(mgr, cid):
             mgr.nets.detach(cid)
             found.append(f"network attachment {cid[:12]}")
+
+
+def _connections(mgr, found):
+    """A network connect killed before it made anything: its record's entry, pending with
+    its command gone (connections.py), goes; what it made, ``_attachments`` detaches."""
+    from kago.manager import connections
+    from kago.manager.errors import NoSuchContainer
+    for record in mgr.records.all():
+        for entry in record.get("connections") or ():
+            if entry.get("pending") and connections.stale(record, entry["network"]):
+                try:
+                    with mgr.records.lock(record["id"]):
+                        fresh = mgr.records.load(record["id"])
+                        if connections.stale(fresh, entry["network"]):
+                            fresh["connections"] = [c for c in fresh["connections"]
+                                                    if c["network"] != entry["network"]]
+                            mgr.records.save(fresh, existing=True)
+                            found.append(f"network connection of {record['name']} to "
+                                         f"{entry['network']}")
+                except NoSuchContainer:
+                    pass
+
+
+def _stale_connection(mgr, att):
+    """A connect or disconnect killed half-way (connections.py): the record does not name
+    the attachment's network, or names it pending with its command gone (the entry goes)."""
+    from kago.manager import connections
+    from kago.manager.errors import NoSuchContainer
+    try:
+        with mgr.records.lock(att.owner):
+            record = mgr.records.load(att.owner)
+            if not connections.stale(record, att.network):
+                return False
+            record["connections"] = [c for c in record.get("connections") or ()
+                                     if c["network"] != att.network]
+            mgr.records.save(record, existing=True)
+    except NoSuchContainer:
+        pass
+    return True
 
 
 def _resolvers(mgr, found):

@@ -13,7 +13,7 @@ import json
 import os
 
 from kago.errors import KagoError
-from kago.manager import attachments, rootfs
+from kago.manager import attachments, connections, rootfs
 from kago.manager.context import describe
 from kago.manager.definition import of
 from kago.manager.errors import ManagerError, NoSuchContainer
@@ -38,12 +38,14 @@ def prepare_locked(ctx, record):
     made = rootfs.mount(ctx, record)
     try:
         att = attachments.reattach(ctx, record)
+        if att is not None:
+            record["network"] = att
+        if record.get("connections"):
+            connections.reconnect(ctx, record)   # its further networks (network connect)
     except BaseException:
         if made:
             rootfs.unmount(ctx, record)
         raise
-    if att is not None:
-        record["network"] = att
     record["state"].update(fresh=True, released=False, network_kept=False,
                            removing=False)
 

@@ -41,12 +41,14 @@ def teardown(ctx, record):
     errors = []
     rootfs = record.get("rootfs") or {}
     steps = [("runtime", lambda: ctx.runtime(record).delete(cid, force=True))]
-    if rootfs.get("kind") == "image" or journal.intended(record, "mount"):
+    if rootfs.get("kind") == "image" or rootfs.get("shift") == "idmapped" or \
+            journal.intended(record, "mount"):
         path = rootfs.get("path") or os.path.join(ctx.paths.container(cid), "rootfs")
         steps.append(("mount", lambda: unbind(path)))
     if rootfs.get("kind") == "image" or journal.intended(record, "layer"):
         steps.append(("rootfs", lambda: ctx.store.remove_rootfs(cid)))
-    if record.get("network") or journal.intended(record, "network"):
+    if record.get("network") or record.get("connections") or \
+            journal.intended(record, "network"):
         steps.append(("network", lambda: ctx.nets.detach(cid)))
     if record.get("uid_map") or journal.intended(record, "ids"):
         steps.append(("ids", lambda: idranges.release(ctx.paths, cid)))

@@ -4,11 +4,22 @@ at ROOT/containers/<id>/rootfs for the bundle, or a directory given with --rootf
 Made at create (``make``), unmounted when the container ends and released (``unmount``: the
 writable layer stays), mounted again by the next start (``mount``), and mounted for a while
 for ``export`` of an ended container (``mounted``). Its removal is removal.py's.
+
+A directory rootfs (--rootfs, a definition's ``rootfs=``) of a container with an ID range is
+shifted as an image's layers are (kago.storage.idshift): an idmapped bind of the directory at
+ROOT/containers/<id>/rootfs (``shift`` "idmapped": the directory keeps its owners, the
+container sees them as its own IDs), or where the kernel cannot idmap its filesystem, its
+files re-owned in place to the container's host IDs (``shift`` "chown", once: a directory
+whose top already belongs to the range's root is left as it is). Without the shift its root
+would own nothing of it (files of host root show as nobody) and the runtime could not even
+make /etc/hosts' mount point.
 """
 
 import contextlib
+import errno
 import os
 
+from kago.errors import KagoError
 from kago.manager import journal
 from kago.manager.journal import fault
 
@@ -16,12 +27,11 @@ from kago.manager.journal import fault
 def make(ctx, record, definition, uid_map, gid_map, undo):
     """The record's "rootfs" dict; what it made is pushed on ``undo``."""
     cid = record["id"]
+    idmap = _idmap(uid_map, gid_map)
     if not definition.image:
-        return {"kind": "dir", "path": definition.rootfs}
-    idmap = None
-    if uid_map:
-        from kago.storage import IdMap
-        idmap = IdMap([tuple(r) for r in uid_map], [tuple(r) for r in gid_map or uid_map])
+        if idmap is None:
+            return {"kind": "dir", "path": definition.rootfs}
+        return _shifted_dir(ctx, record, definition.rootfs, idmap, undo)
     journal.intend(ctx.records, record, "layer")
     undo.push(ctx.store.remove_rootfs, cid)
     info = ctx.store.create_rootfs(cid, definition.image, idmap=idmap)
@@ -36,9 +46,63 @@ def make(ctx, record, definition, uid_map, gid_map, undo):
             "shift": info.shift}
 
 
+def _idmap(uid_map, gid_map):
+    if not uid_map:
+        return None
+    from kago.storage import IdMap
+    return IdMap([tuple(r) for r in uid_map], [tuple(r) for r in gid_map or uid_map])
+
+
+def _shifted_dir(ctx, record, source, idmap, undo, shift=None):
+    """A directory rootfs for a container with an ID range (see the module's docstring);
+    ``shift`` forces "idmapped" or "chown"."""
+    from kago.storage import idshift
+    path = os.path.join(ctx.paths.container(record["id"]), "rootfs")
+    if shift != "chown":
+        journal.intend(ctx.records, record, "mount")
+        os.mkdir(path, 0o755)
+        undo.push(unbind, path)
+        try:
+            bind_idmapped(source, path, idmap)
+            fault("create.mount")
+            return {"kind": "dir", "path": path, "source": source, "shift": "idmapped"}
+        except (KagoError, OSError) as e:
+            if shift == "idmapped" or getattr(e, "errno", None) not in _NO_IDMAP:
+                raise
+    st = os.lstat(source)
+    if (st.st_uid, st.st_gid) != (idmap.uid_to_host(0), idmap.gid_to_host(0)):
+        idshift.chown_tree(source, idmap)
+    return {"kind": "dir", "path": source, "source": source, "shift": "chown"}
+
+
+# the kernel or the directory's filesystem cannot idmap: EINVAL (no FS_ALLOW_IDMAP),
+# ENOSYS/EOPNOTSUPP (no mount_setattr), EPERM (a mount it will not clone)
+_NO_IDMAP = (errno.EINVAL, errno.ENOSYS, errno.EOPNOTSUPP, errno.EPERM)
+
+
+def bind_idmapped(source, target, idmap):
+    from kago.storage import idshift
+    userns = idshift.UsernsCache(size=1)
+    try:
+        idshift.bind(source, target, idmap, userns)
+    finally:
+        userns.close()
+
+
+def _idmapped_dir(rootfs):
+    return rootfs.get("kind") == "dir" and rootfs.get("shift") == "idmapped"
+
+
 def mount(ctx, record):
-    """Mount an image rootfs again if it is not; whether it did."""
+    """Mount an image rootfs (or an idmapped directory) again if it is not; whether it did."""
     rootfs = record.get("rootfs") or {}
+    if _idmapped_dir(rootfs):
+        from kago.storage import syscalls
+        if syscalls.is_mountpoint(rootfs["path"]):
+            return False
+        bind_idmapped(rootfs["source"], rootfs["path"],
+                      _idmap(record.get("uid_map"), record.get("gid_map")))
+        return True
     if rootfs.get("kind") != "image":
         return False
     from kago.storage import syscalls
@@ -51,6 +115,10 @@ def mount(ctx, record):
 
 def unmount(ctx, record):
     rootfs = record.get("rootfs") or {}
+    if _idmapped_dir(rootfs):
+        from kago.storage import syscalls
+        syscalls.unmount(rootfs["path"])
+        return
     if rootfs.get("kind") != "image":
         return
     from kago.storage import syscalls
@@ -64,7 +132,7 @@ def mounted(ctx, record):
     (``export`` of an ended container) and unmounted again if it was released."""
     rootfs = record.get("rootfs") or {}
     if rootfs.get("kind") != "image":
-        yield rootfs["path"]
+        yield rootfs.get("source") or rootfs["path"]   # a directory: its own owners
         return
     from kago.storage import syscalls
     if syscalls.is_mountpoint(rootfs["path"]):

@@ -81,3 +81,16 @@ def resolve_user(rootfs, text, field="--user"):
     if uid == 0 and not entry:
         home = "/root"
     return User(uid, gid, extra, home)
+
+
+def resolve_groups(rootfs, names, field="--group-add"):
+    """--group-add's group names -> gids, from the image's /etc/group (docker's error)."""
+    rows = _table(read_in_root(rootfs, "/etc/group"))
+    out = []
+    for name in names:
+        row = next((r for r in rows if len(r) >= 3 and r[0] == name), None)
+        if row is None or not row[2].isdigit():
+            raise BadValue(field, f"unable to find group {name}: no matching entries in group "
+                                  f"file")
+        out.append(int(row[2]))
+    return out

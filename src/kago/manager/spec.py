@@ -60,13 +60,19 @@ def command(definition, image):
 
 
 def build(definition, *, cid, rootfs, image=None, user=None, netns=None, etc=None,
-          uid_map=None, gid_map=None, volumes=None, cgroups_path=None):
+          uid_map=None, gid_map=None, volumes=None, cgroups_path=None, init_binary=None,
+          devices=None, host_caps=None):
     """The config.json for ``definition`` (a kago.manager.definition.Definition).
 
     ``netns``: None for a new network namespace, "host" for the host's, or a path (a
     kago.network namespace, or another container's). ``uid_map``/``gid_map``: the IdRanges
     reserved for it (the definition's maps, or an ``auto`` block). ``etc``: {"/etc/hosts":
     host path, ...} bind-mounted. ``volumes``: {volume name: host directory}.
+    ``init_binary``: the host's tini, for a definition with ``init`` (init_binary.py).
+    ``devices``: the host's device nodes for --device and --privileged, as
+    ``kago.manager.devices`` reads them ({"path", "type", "major", "minor", "fileMode", "uid", "gid", "permissions"}).
+    ``host_caps``: the capabilities this host's root holds (--privileged gives those; None:
+    every capability kago knows).
     """
     from kago.oci.defaults import default_spec
     d = definition
@@ -88,6 +94,9 @@ def build(definition, *, cid, rootfs, image=None, user=None, netns=None, etc=Non
             spec["process"]["capabilities"]["bounding"])
     if d.oci_hooks:
         spec["hooks"] = _hooks(d.oci_hooks)
+    if d.init:
+        _init(spec, init_binary)
+    _docker_flags(spec, d, devices or (), host_caps)
     spec["annotations"] = {"io.kago.id": cid, "io.kago.name": d.name}
     for key, value in d.labels:
         spec["annotations"][key] = value
@@ -252,3 +261,58 @@ def _resources(spec, d):
     base.update(copy.deepcopy(res))
     if devices is not None:
         base["devices"] = devices
+
+
+def _init(spec, binary):
+    """--init: tini bind-mounted read-only at /dev/init runs the command as PID 1's child."""
+    from kago.manager.init_binary import IN_CONTAINER
+    if not binary:
+        raise BadValue("init", "needs the host's init binary (init_binary.host_binary)")
+    spec["process"]["args"] = [IN_CONTAINER, "--"] + spec["process"]["args"]
+    spec["mounts"].append({"destination": IN_CONTAINER, "type": "bind", "source": binary,
+                           "options": ["bind", "ro", "nosuid", "nodev"]})
+
+
+def _docker_flags(spec, d, devices, host_caps=None):
+    """--shm-size, --group-add (numeric: names were resolved into ``user``), --device and
+    --privileged, as docker's daemon writes them."""
+    if d.shm_size is not None:
+        for m in spec["mounts"]:
+            if m["destination"] == "/dev/shm":
+                m["options"] = [o for o in m.get("options", ()) if not o.startswith("size=")]
+                m["options"].append(f"size={d.shm_size}")
+    gids = [int(g) for g in d.group_add if g.isdigit()]
+    if gids:
+        user = spec["process"]["user"]
+        user["additionalGids"] = sorted(set(user.get("additionalGids", [])) | set(gids))
+    rules = spec["linux"].setdefault("resources", {}).setdefault("devices", [])
+    nodes = spec["linux"].setdefault("devices", [])
+    for dev in devices:
+        node = {k: dev[k] for k in ("path", "type", "major", "minor", "fileMode", "uid", "gid")
+                if k in dev}
+        if all(n["path"] != node["path"] for n in nodes):
+            nodes.append(node)
+        rules.append({"allow": True, "type": dev["type"], "major": dev["major"],
+                      "minor": dev["minor"], "access": dev.get("permissions", "rwm")})
+    if not nodes:
+        spec["linux"].pop("devices")
+    if d.privileged:
+        _privileged(spec, host_caps)
+
+
+def _privileged(spec, host_caps=None):
+    """docker's --privileged: every capability, no seccomp, every device (the nodes were
+    given), /sys and its cgroups writable, nothing masked or read-only."""
+    from kago.oci.names import CAPABILITIES
+    caps = spec["process"]["capabilities"]
+    everything = sorted(CAPABILITIES if host_caps is None else host_caps)
+    live = bool(caps["effective"])
+    caps.update(bounding=list(everything), effective=list(everything) if live else [],
+                permitted=list(everything) if live else [])
+    spec["linux"].pop("seccomp", None)
+    spec["linux"]["maskedPaths"] = []
+    spec["linux"]["readonlyPaths"] = []
+    spec["linux"]["resources"]["devices"] = [{"allow": True, "access": "rwm"}]
+    for m in spec["mounts"]:
+        if m["destination"] in ("/sys", "/sys/fs/cgroup") and "ro" in m.get("options", ()):
+            m["options"] = [("rw" if o == "ro" else o) for o in m["options"]]

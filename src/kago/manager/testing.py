@@ -156,11 +156,13 @@ class KagoEnv:
             found.append(f"netns {netns}")
         if nets.attachment(cid) is not None:
             found.append("attachment record")
+        found += [f"attachment on {a.network}" for a in nets.extras(cid)]  # network connect
         names = nets.state.network_names() if os.path.isdir(
             os.path.join(mgr.paths.network(), "networks")) else []
         for name in names:
             record = nets.get(name)
-            if cid in ipam.Leases(nets.state, record).holders():
+            if any(h == cid or h.startswith(cid + "+")
+                   for h in ipam.Leases(nets.state, record).holders()):
                 found.append(f"lease on {name}")
         if any(e.get("cid") == cid for e in state.read_json(nets.state.ports(), [])):
             found.append("published ports")

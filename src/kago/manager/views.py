@@ -45,6 +45,7 @@ def inspect(mgr, record, live=None):
             "ExitCode": state.get("exit_code") or 0, "Error": state.get("error", ""),
             "StartedAt": iso(state.get("started_at")),
             "FinishedAt": iso(state.get("finished_at")),
+            **_health(state),
         },
         "Image": record.get("image_id") or "",
         "Name": "/" + record["name"],
@@ -61,6 +62,7 @@ def inspect(mgr, record, live=None):
             "NanoCpus": int(round((limits.cpus or 0) * 1e9)),
             "CpuShares": limits.cpu_shares or 0, "CpusetCpus": limits.cpuset_cpus,
             "PidsLimit": limits.pids, "UsernsMode": d.ids.text,
+            "CgroupParent": d.cgroup_parent,
             "Sysctls": d.sysctl_dict or None,
             "SecurityOpt": (["seccomp=unconfined"] if d.seccomp == "unconfined" else [])
             + (["no-new-privileges"] if d.no_new_privileges else []) or None,
@@ -69,6 +71,8 @@ def inspect(mgr, record, live=None):
             "LogConfig": {"Type": "json-file", "Config": {
                 "max-size": str(d.log.max_size), "max-file": str(d.log.max_files)}},
             "PortBindings": {k: v for k, v in ports.items()},
+            "Init": d.init or None,
+            **docker_flags(d),
         },
         "Config": {
             "Hostname": record.get("hostname", ""),
@@ -77,6 +81,7 @@ def inspect(mgr, record, live=None):
             "Tty": d.tty, "OpenStdin": d.interactive,
             "StopSignal": record.get("stop_signal", "SIGTERM"),
             "StopTimeout": d.stop_timeout,
+            **_healthcheck(d, record),
         },
         "NetworkSettings": {
             "IPAddress": net.get("ipv4") or "", "Gateway": net.get("gateway") or "",
@@ -85,7 +90,7 @@ def inspect(mgr, record, live=None):
             "Networks": ({att["network"]: {"IPAddress": net.get("ipv4") or "",
                                            "Gateway": net.get("gateway") or "",
                                            "MacAddress": net.get("mac") or ""}}
-                         if att.get("network") else {}),
+                         if att.get("network") else {}) | _connected(record, bool(net)),
         },
         "Mounts": mounts,
         "Kago": {
@@ -98,6 +103,23 @@ def inspect(mgr, record, live=None):
     }
 
 
+def _health(state):
+    """docker's State.Health (only for a container with a healthcheck)."""
+    h = state.get("health")
+    if not h:
+        return {}
+    return {"Health": {"Status": h.get("Status", "starting"),
+                       "FailingStreak": h.get("FailingStreak", 0),
+                       "Log": list(h.get("Log") or ())}}
+
+
+def _healthcheck(definition, record):
+    """docker's Config.Healthcheck: the definition's over the image's."""
+    from kago.manager.health import effective
+    conf = effective(definition, record.get("image_config") or {})
+    return {"Healthcheck": conf} if conf else {}
+
+
 def _mount(mgr, m):
     """docker inspect's Mounts entry; a volume's names it and its directory (Source)."""
     doc = {"Type": m.kind, "Source": m.source, "Destination": m.destination,
@@ -106,6 +128,19 @@ def _mount(mgr, m):
         from kago.manager.volumes import mountpoint
         doc.update(Name=m.source, Source=mountpoint(mgr, m.source), Driver="local")
     return doc
+
+
+def _connected(record, attached):
+    """NetworkSettings.Networks of the further networks (network connect): addresses while
+    the container holds them (not after a release, not yet for a stopped one)."""
+    out = {}
+    for c in record.get("connections") or ():
+        a = (c.get("attachment") or {}) if attached else {}
+        out[c["network"]] = {"IPAddress": a.get("ipv4") or "", "Gateway": a.get("gateway") or "",
+                             "MacAddress": a.get("mac") or "", "Aliases": c.get("aliases") or None,
+                             "IPAMConfig": {"IPv4Address": c["ip"]} if c.get("ip") else None,
+                             "Interface": a.get("ifname") or ""}
+    return out
 
 
 def effective_config(definition, image):
@@ -127,7 +162,25 @@ def effective_config(definition, image):
     for key in ("ExposedPorts", "Volumes"):
         if image.get(key):
             out[key] = image[key]
+    if d.expose:
+        out["ExposedPorts"] = {**out.get("ExposedPorts", {}),
+                               **{f"{port}/{proto}": {} for port, proto in d.expose}}
     return out
+
+
+def docker_flags(d):
+    """docker inspect's HostConfig fields of --add-host, --dns..., --device, --privileged,
+    -P, --shm-size and --group-add."""
+    return {
+        "ExtraHosts": [f"{h.name}:{h.ip}" for h in d.extra_hosts] or None,
+        "Dns": list(d.dns.servers), "DnsSearch": list(d.dns.search),
+        "DnsOptions": list(d.dns.options),
+        "Devices": [{"PathOnHost": x.host, "PathInContainer": x.container,
+                     "CgroupPermissions": x.permissions} for x in d.devices],
+        "Privileged": d.privileged, "PublishAllPorts": d.publish_all,
+        "ShmSize": d.shm_size if d.shm_size is not None else 64 << 20,
+        "GroupAdd": list(d.group_add) or None,
+    }
 
 
 def top(mgr, record, ps_args=()):

@@ -6,7 +6,8 @@ from kago.network.ports import PortMapping
 # ``ports`` are kago.network's own bookkeeping, useful to callers but optional.
 FIELDS = ("cid", "mode", "network", "netns_name", "netns_path", "ifname", "ipv4", "ipv6", "mac",
           "gateway", "prefixlen", "ports", "ipv6_gateway", "ipv6_prefixlen", "bridge",
-          "host_ifname", "hostname", "aliases", "etc_dir", "shares")
+          "host_ifname", "hostname", "aliases", "etc_dir", "shares", "extra_hosts", "dns",
+          "owner")
 
 
 class Attachment:
@@ -22,7 +23,8 @@ class Attachment:
     def __init__(self, cid, mode, network=None, netns_name=None, netns_path=None, ifname="eth0",
                  ipv4=None, ipv6=None, mac=None, gateway=None, prefixlen=None, ports=(),
                  ipv6_gateway=None, ipv6_prefixlen=None, bridge=None, host_ifname=None,
-                 hostname=None, aliases=(), etc_dir=None, shares=None):
+                 hostname=None, aliases=(), etc_dir=None, shares=None, extra_hosts=(),
+                 dns=None, owner=None):
         self.cid = cid
         self.mode = mode
         self.network = network
@@ -44,12 +46,17 @@ class Attachment:
         self.aliases = tuple(aliases)
         self.etc_dir = etc_dir
         self.shares = shares
+        # the container's own /etc lines (--add-host: [(name, ip)], ip "host-gateway" the
+        # gateway; --dns...: {"servers", "search", "options"} replacing resolv.conf's)
+        self.extra_hosts = tuple(tuple(h) for h in extra_hosts or ())
+        self.dns = dict(dns) if dns else None
+        self.owner = owner
 
     @property
     def names(self):
         """Names peers know this container by: hostname, aliases, then the id."""
         seen = []
-        for name in (self.hostname, *self.aliases, self.cid):
+        for name in (self.hostname, *self.aliases, self.owner or self.cid):
             if name and name not in seen:
                 seen.append(name)
         return seen
@@ -58,6 +65,7 @@ class Attachment:
         data = {name: getattr(self, name) for name in FIELDS}
         data["ports"] = [p.to_dict() for p in self.ports]
         data["aliases"] = list(self.aliases)
+        data["extra_hosts"] = [list(h) for h in self.extra_hosts]
         return data
 
     @classmethod

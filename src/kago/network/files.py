@@ -18,11 +18,12 @@ RESOLVED_UPSTREAM = "/run/systemd/resolve/resolv.conf"
 _LOCAL = "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n"
 
 
-def hosts_text(hostname, attachment=None, peers=()):
+def hosts_text(hostname, attachment=None, peers=(), also=()):
     """/etc/hosts: localhost, the container's own names on its address, then peers.
 
     Without an address of its own (mode none) the hostname resolves to 127.0.1.1 as on Debian.
-    ``peers`` is [(name, ip)]; the container's own entries are skipped.
+    ``peers`` is [(name, ip)]; the container's own entries are skipped. ``also``: its
+    addresses on further networks (``Networks.connect``), with the same names.
     """
     lines = [_LOCAL]
     own = []
@@ -37,12 +38,45 @@ def hosts_text(hostname, attachment=None, peers=()):
         lines.append(f"{address or '127.0.1.1'}\t{' '.join(own)}\n")
         if getattr(attachment, "ipv6", None):
             lines.append(f"{attachment.ipv6}\t{' '.join(own)}\n")
+        lines += [f"{ip}\t{' '.join(own)}\n" for ip in also if ip]
     grouped = {}
     for name, ip in peers:
         if name not in own and name not in grouped.get(ip, ()):
             grouped.setdefault(ip, []).append(name)
     lines += [f"{ip}\t{' '.join(names)}\n" for ip, names in grouped.items()]
+    return "".join(lines) + extra_hosts_text(attachment)
+
+
+def extra_hosts_text(attachment):
+    """--add-host's lines (``host-gateway``: the container's gateway, the host's address on
+    its network; 127.0.0.1 where it has none, as with the host's network)."""
+    lines = []
+    for name, ip in getattr(attachment, "extra_hosts", ()) or ():
+        if ip == "host-gateway":
+            ip = getattr(attachment, "gateway", None) or "127.0.0.1"
+        lines.append(f"{ip}\t{name}\n")
     return "".join(lines)
+
+
+def with_dns(text, dns):
+    """resolv.conf ``text`` with --dns (nameserver), --dns-search (search) and --dns-option
+    (options) lines replacing those of their kind, when given."""
+    if not dns:
+        return text
+    replace = {"nameserver": [f"nameserver {s}\n" for s in dns.get("servers") or ()],
+               "search": [f"search {' '.join(dns['search'])}\n"] if dns.get("search") else [],
+               "options": [f"options {' '.join(dns['options'])}\n"]
+               if dns.get("options") else []}
+    replace["domain"] = replace["search"]
+    kept = []
+    for line in text.splitlines(True):
+        word = (line.split() or [""])[0]
+        if word in replace and replace[word]:
+            continue
+        kept.append(line if line.endswith("\n") else line + "\n")
+    for kind in ("search", "options", "nameserver"):
+        kept += replace[kind]
+    return "".join(kept)
 
 
 def _loopback(server):
@@ -99,7 +133,7 @@ def write_in_place(path, text):
 
 
 def write_etc_files(dirpath, hostname, attachment=None, peers=(), resolv_conf=None,
-                    nameservers=None):
+                    nameservers=None, also=()):
     """Writes hosts, resolv.conf and hostname into ``dirpath`` (created if needed).
 
     Host mode gets the host's /etc/hosts. Returns {"/etc/hosts": path, ...}: destination in
@@ -107,12 +141,16 @@ def write_etc_files(dirpath, hostname, attachment=None, peers=(), resolv_conf=No
     """
     os.makedirs(dirpath, mode=0o755, exist_ok=True)
     if attachment is not None and attachment.mode == "host":
-        hosts = _read(HOST_HOSTS) or _LOCAL
+        hosts = (_read(HOST_HOSTS) or _LOCAL) + extra_hosts_text(attachment)
     else:
-        hosts = hosts_text(hostname, attachment, peers)
+        hosts = hosts_text(hostname, attachment, peers, also)
+    dns = getattr(attachment, "dns", None)
+    if dns and dns.get("servers"):
+        nameservers = None  # --dns: those servers, not the network's resolver
     contents = {
         "/etc/hosts": hosts,
-        "/etc/resolv.conf": resolv_text(attachment, resolv_conf, nameservers=nameservers),
+        "/etc/resolv.conf": with_dns(resolv_text(attachment, resolv_conf,
+                                                 nameservers=nameservers), dns),
         "/etc/hostname": f"{hostname}\n" if hostname else "",
     }
     written = {}

@@ -181,9 +181,10 @@ def loopback_up(ipr):
         ipr.link("set", index=_index(ipr, "lo"), state="up")
 
 
-def configure(ipr, att):
+def configure(ipr, att, default_route=True):
     """Inside the container's netns: lo up, addresses on the container end, up, default
-    routes through the bridge's gateway."""
+    routes through the bridge's gateway (not for a further network: its subnet's route
+    only, the first network keeps the default)."""
     loopback_up(ipr)
     with netlink_errors(f"{att.ifname} in {att.netns_path}"):
         index = _index(ipr, att.ifname)
@@ -192,6 +193,8 @@ def configure(ipr, att):
             ipr.addr("add", index=index, address=att.ipv6, prefixlen=att.ipv6_prefixlen,
                      flags=IFA_F_NODAD)
         ipr.link("set", index=index, state="up")
+        if not default_route:
+            return
         ipr.route("add", dst="0.0.0.0/0", gateway=att.gateway, oif=index)
         if att.ipv6:
             ipr.route("add", dst="::/0", gateway=att.ipv6_gateway, oif=index, family=10)

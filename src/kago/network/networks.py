@@ -14,6 +14,12 @@ ports.lock around the published-port registry.
 The ``dns`` step puts the container's names in its network's resolver table and starts the
 resolver (kago.network.dns) on the first attach; undoing it takes them out again and stops the
 resolver with the last one, under leases/<net>.lock.
+
+``connect`` gives a container with its own netns a further network (docker's ``network
+connect``): an attachment keyed ``<cid>+<network>`` (``owner`` = cid) journalled the same way,
+``record -> leases -> veth -> dns -> hosts``, with no netns step (the owner's netns is
+used and stays) and an interface eth1, eth2... with its subnet's route only (the first
+network keeps the default route). ``detach(cid)`` takes the further networks first.
 """
 
 import contextlib
@@ -52,6 +58,11 @@ def parse_mode(mode):
     if mode not in MODES:
         raise NetworkError(f"network mode {mode!r}: use bridge, none, host or container:<id>")
     return mode, None
+
+
+def extra_key(cid, network):
+    """The attachment key of container ``cid``'s further network ``network``."""
+    return f"{cid}+{network}"
 
 
 def _ports(ports):
@@ -157,7 +168,7 @@ class Networks:
         """Every network's dict, with "containers": the ids attached to it."""
         attached = {}
         for att in self.attachments():
-            attached.setdefault(att.network, []).append(att.cid)
+            attached.setdefault(att.network, []).append(att.owner or att.cid)
         return [dict(self.get(n), containers=attached.get(n, []))
                 for n in self.state.network_names()]
 
@@ -165,7 +176,7 @@ class Networks:
         """Removes the bridge, nft elements and records; refuses while containers are attached."""
         with self.state.lock(exclusive=True):
             record = self.get(name)
-            users = [a.cid for a in self.attachments() if a.network == name]
+            users = [a.owner or a.cid for a in self.attachments() if a.network == name]
             if users:
                 raise NetworkBusy(name, users)
             others = [self.get(n) for n in self.state.network_names() if n != name]
@@ -265,7 +276,7 @@ class Networks:
 
     def attach(self, cid, mode="bridge", network=None, netns_name=None, ip=None, mac=None,
                ports=(), hostname=None, aliases=(), ipv6=None, etc_dir=None, resolv_conf=None,
-               pid=None):
+               pid=None, extra_hosts=(), dns=None):
         """Gives container ``cid`` its network; returns an ``Attachment``.
 
         ``ip``/``ipv6``/``mac`` request static values; ``ports`` are PortMappings or "-p"
@@ -273,7 +284,8 @@ class Networks:
         ``etc_dir``, hosts/resolv.conf/hostname are written there (and kept up to date as peers
         come and go). With ``pid`` (an OCI hook's case: the runtime already made the
         container's netns), that process's netns is named and plumbed instead of a new one.
-        Anything failing undoes everything this call made.
+        Anything failing undoes everything this call made. ``extra_hosts`` ([(name, ip)])
+        and ``dns`` ({"servers", "search", "options"}) are the container's own /etc lines.
         """
         check_cid(cid)
         kind, other = parse_mode(mode)
@@ -295,6 +307,8 @@ class Networks:
             else:
                 att = self._own_netns(cid, kind, network, netns_name, hostname, aliases,
                                       etc_dir)
+            att.extra_hosts = tuple(tuple(h) for h in extra_hosts or ())
+            att.dns = dict(dns) if dns else None
             steps = _Steps(self, att)
             steps.claim()
             try:
@@ -347,6 +361,76 @@ class Networks:
         att.hostname, att.aliases, att.etc_dir = hostname, tuple(aliases), etc_dir
         return att
 
+    def connect(self, cid, network, ip=None, aliases=(), hostname=None):
+        """Container ``cid`` (attached, with a netns of its own) on a further bridge network:
+        a veth into its netns as the next free ethN, a lease, its names in ``network``'s
+        resolver and every /etc/hosts concerned (its own lists the new network's containers).
+        Returns the new ``Attachment``; a failure undoes what this call made."""
+        check_cid(cid)
+        primary = self.attachment(cid)
+        if primary is None or primary.owner:
+            raise NetworkError(f"container {cid}: not attached to a network (start it first)")
+        if primary.mode == "host" or primary.shares or not primary.netns_path:
+            raise NetworkError(f"container {cid}: its network mode {primary.mode} has no "
+                               "network namespace of its own to connect")
+        if network == primary.network:
+            raise NetworkError(f"container {cid} is already connected to network {network}")
+        self._setup_if_missing(self.get(network))
+        key = extra_key(cid, network)
+        with self.state.lock():
+            record = self.get(network)
+            used = {primary.ifname} | {a.ifname for a in self.extras(cid)}
+            ifname = next(f"eth{n}" for n in range(1, len(used) + 2) if f"eth{n}" not in used)
+            att = Attachment(key, "bridge", network, netns_name=primary.netns_name,
+                             netns_path=primary.netns_path, ifname=ifname,
+                             gateway=record["gateway"], prefixlen=record["prefixlen"],
+                             ipv6_gateway=record["ipv6_gateway"],
+                             ipv6_prefixlen=record["ipv6_prefixlen"], bridge=record["bridge"],
+                             host_ifname=self.veth_name(key),
+                             hostname=hostname or primary.hostname, aliases=aliases,
+                             owner=cid)
+            steps = _Steps(self, att)
+            try:
+                steps.claim()
+            except AttachmentExists:
+                raise NetworkError(f"container {cid} is already connected to network "
+                                   f"{network}") from None
+            try:
+                leases = ipam.Leases(self.state, record)
+
+                def take():
+                    att.ipv4, att.ipv6, att.mac = leases.take(key, ip, None, None)
+                steps.mark("leases", take, atomic=True)
+                steps.mark("veth", lambda: self._make_veth(att, default_route=False))
+                if self._uses_dns(att):
+                    steps.mark("dns", lambda: self._sync_dns(network))
+                steps.mark("hosts", lambda: self._refresh_hosts(network))
+                steps.done()
+            except BaseException as err:
+                failed = steps.undo()
+                if failed and isinstance(err, Exception):
+                    raise NetworkError(f"{err}; cleanup also failed: {failed}") from err
+                raise
+        return att
+
+    def disconnect(self, cid, network):
+        """Takes container ``cid`` off its further network ``network`` (``connect``'s
+        undo: interface, lease, names); NetworkError if it is not connected to it."""
+        key = extra_key(check_cid(cid), network)
+        if state.read_json(self.state.attachment(key)) is None:
+            raise NetworkError(f"container {cid} is not connected to network {network}")
+        self.detach_one(key)
+
+    def extras(self, cid):
+        """The further networks' attachments of container ``cid`` (``connect``)."""
+        found = []
+        for key in self.state.attachment_ids():
+            if key.startswith(cid + "+"):
+                att = self.attachment(key)
+                if att is not None and att.owner == cid:
+                    found.append(att)
+        return found
+
     def veth_name(self, cid):
         """Host end of a container's veth: prefix + a hash of the id, within IFNAMSIZ."""
         digest = hashlib.sha256(cid.encode()).hexdigest()
@@ -382,12 +466,15 @@ class Networks:
             with links.inside(att.netns_path) as ipr:
                 links.loopback_up(ipr)
 
-    def _make_veth(self, att):
+    def _make_veth(self, att, default_route=True):
         with links.host() as ipr:
             links.add_veth(ipr, att.host_ifname, att.bridge, att.netns_path, att.ifname,
                            att.mac)
         with links.inside(att.netns_path) as ipr:
-            links.configure(ipr, att)
+            if default_route:
+                links.configure(ipr, att)
+            else:
+                links.configure(ipr, att, default_route=False)
 
     def _publish(self, att, record):
         """One nft transaction of elements only (~2.5 ms; declaring the table's sets and chains
@@ -446,8 +533,15 @@ class Networks:
 
     def detach(self, cid):
         """Removes what ``attach`` made for ``cid``: veth, leases, nft elements, netns bind
-        mount, records. Calling it again, or for an unknown id, does nothing."""
+        mount, records; its further networks (``connect``) first. Calling it again, or for
+        an unknown id, does nothing."""
         check_cid(cid)
+        for att in self.extras(cid):
+            self.detach_one(att.cid)
+        self.detach_one(cid)
+
+    def detach_one(self, cid):
+        """``detach`` of this attachment key alone (a further network's: <cid>+<network>)."""
         with self.state.lock():
             data = state.read_json(self.state.attachment(cid))
             if data is None:
@@ -491,14 +585,49 @@ class Networks:
                 found.append(att)
         return found
 
-    def _sync_dns(self, network, gone=None, then=None):
+    def _dns_all(self):
+        """{key: attachment dict} of every attachment whose dns step ran."""
+        found = {}
+        for key in self.state.attachment_ids():
+            data = state.read_json(self.state.attachment(key))
+            if data and "dns" in data.get("made", ()) and data["attachment"].get("ipv4"):
+                found[key] = data["attachment"]
+        return found
+
+    @staticmethod
+    def _dns_views(network, members, every):
+        """{client address: [attachments]} for ``network``'s table: to each member whose
+        container is on other networks too (connect), the containers of those networks."""
+        by_owner, by_net = {}, {}
+        for a in every:
+            by_owner.setdefault(a.get("owner") or a["cid"], []).append(a)
+            by_net.setdefault(a["network"], []).append(a)
+        views = {}
+        for m in members:
+            owner = m.get("owner") or m["cid"]
+            for mine in by_owner.get(owner, ()):
+                if mine["network"] != network:
+                    views.setdefault(m["ipv4"], []).extend(
+                        a for a in by_net.get(mine["network"], ())
+                        if (a.get("owner") or a["cid"]) != owner)
+        return views
+
+    def _sync_dns(self, network, gone=None, then=None, related=True):
         """The resolver of ``network`` told about its containers (started on the first,
         stopped after the last). ``gone``: a container leaving; ``then`` runs under the same
         lock (the leaving container's journal loses its dns mark there: a concurrent detach
         must never count it as a member after this one left it out). A resolver that cannot
-        be restarted while a container leaves is no error: the next attach tries again."""
+        be restarted while a container leaves is no error: the next attach tries again.
+        With ``related``, then the tables of the other networks its containers are on
+        (their views: a container on both asks its first network's resolver for names of
+        this one), each under its own lock."""
+        owners = set()
         with self.state.lease_lock(network):
             record = state.read_json(self.state.network(network))
+            every = self._dns_all()
+            leaving = every.pop(gone, None) if gone else None
+            members = [a for a in every.values() if a.get("network") == network]
+            owners = {a.get("owner") or a["cid"] for a in members + [leaving] if a}
             try:
                 if record is None:
                     dns_control.stop(self.state.root, network)
@@ -506,14 +635,21 @@ class Networks:
                     never = [(r["gateway"], 53) for r in
                              (state.read_json(self.state.network(n))
                               for n in self.state.network_names()) if r and r.get("gateway")]
-                    dns_control.sync(self.state.root, record, self._dns_members(network, gone),
-                                     self.dns_upstream, never)
+                    dns_control.sync(self.state.root, record, members, self.dns_upstream,
+                                     never, self._dns_views(network, members,
+                                                            list(every.values())))
             except dns_control.ResolverError as err:
                 if gone is None:
                     raise NetworkError(f"{err} (without a resolver: \"dns\": false in the "
                                        "network settings)") from None
             if then is not None:
                 then()
+        if related:
+            others = {a["network"] for a in every.values()
+                      if (a.get("owner") or a["cid"]) in owners and a["network"] != network}
+            for other in sorted(others):
+                with contextlib.suppress(NetworkError, dns_control.ResolverError):
+                    self._sync_dns(other, related=False)
 
     def resolvers(self):
         """{network: resolver process record} of the resolvers this state dir runs."""
@@ -552,10 +688,33 @@ class Networks:
     # ------------------------------------------------------------------ /etc files
 
     def _write_etc(self, att, resolv_conf):
-        peers = self.peers(att.network) if att.network else ()
+        peers, also = self._hosts_view(att, self._hosts_index())
         nameservers = [att.gateway] if self._uses_dns(att) else None
-        write_etc_files(att.etc_dir, att.hostname, att, peers, resolv_conf, nameservers)
+        write_etc_files(att.etc_dir, att.hostname, att, peers, resolv_conf, nameservers,
+                        also)
         self._refresh_hosts(att.network, skip=att.cid)
+
+    def _hosts_index(self, gone=None):
+        """Every attachment but ``gone``, read once: ({key: att}, {network: [att]},
+        {owner: [its further networks' atts]})."""
+        every = [a for a in self.attachments() if a.cid != gone]
+        by_net, extras = {}, {}
+        for a in every:
+            by_net.setdefault(a.network, []).append(a)
+            if a.owner:
+                extras.setdefault(a.owner, []).append(a)
+        return {a.cid: a for a in every}, by_net, extras
+
+    @staticmethod
+    def _hosts_view(att, index):
+        """(peers, its addresses on further networks) for the /etc/hosts of container
+        ``att`` (a first attachment): the containers of each of its networks but itself."""
+        _keys, by_net, extras = index
+        mine = extras.get(att.cid, [])
+        networks = [n for n in [att.network] + [e.network for e in mine] if n]
+        peers = [(name, a.ipv4) for net in networks for a in by_net.get(net, ())
+                 if a.ipv4 and (a.owner or a.cid) != att.cid for name in a.names]
+        return peers, [e.ipv4 for e in mine]
 
     def _refresh_hosts(self, network, skip=None, gone=None):
         """Rewrites (in place) the hosts file of every container on ``network`` that asked for
@@ -564,12 +723,22 @@ class Networks:
         if not network:
             return
         with self.state.lease_lock(network):
-            everyone = [a for a in self.attachments(network) if a.cid != gone]
-            peers = [(n, a.ipv4) for a in everyone if a.ipv4 for n in a.names]
-            for att in everyone:
-                if att.etc_dir and att.cid != skip and os.path.isdir(att.etc_dir):
-                    write_in_place(os.path.join(att.etc_dir, "hosts"),
-                                   hosts_text(att.hostname, att, peers))
+            index = self._hosts_index(gone)
+            done = set()
+            leaving = self.attachment(gone) if gone else None
+            targets = list(index[1].get(network, ()))
+            if leaving is not None and leaving.owner:   # its container forgets them too
+                targets.append(leaving)
+            for att in targets:
+                if att.owner:               # a further network: its container's own file
+                    att = index[0].get(att.owner)
+                if att is None or att.cid in (skip, gone) or att.cid in done \
+                        or not att.etc_dir or not os.path.isdir(att.etc_dir):
+                    continue
+                done.add(att.cid)
+                peers, also = self._hosts_view(att, index)
+                write_in_place(os.path.join(att.etc_dir, "hosts"),
+                               hosts_text(att.hostname, att, peers, also))
 
 
 def _upstream(servers):
@@ -604,7 +773,7 @@ class _Steps:
     """The attach journal: marks a step in attachments/<cid>.json before running it, and
     undoes marked steps in reverse. The journal file itself is the last thing removed."""
 
-    UNDO_ORDER = ("etc", "dns", "nft", "veth", "netns", "ports", "leases", "record")
+    UNDO_ORDER = ("etc", "hosts", "dns", "nft", "veth", "netns", "ports", "leases", "record")
 
     def __init__(self, nets, att, made=()):
         self.nets = nets
@@ -677,6 +846,9 @@ class _Steps:
     def _undo_etc(self):
         for name in ("hosts", "resolv.conf", "hostname"):
             state.remove_file(os.path.join(self.att.etc_dir, name))
+        self.nets._refresh_hosts(self.att.network, gone=self.att.cid)
+
+    def _undo_hosts(self):
         self.nets._refresh_hosts(self.att.network, gone=self.att.cid)
 
     def _undo_dns(self):

@@ -44,7 +44,7 @@ def build(cfg, bundle, container_id, no_pivot=False, extra_env=()):
         # flat, like runc's "/<id>": a shared parent would be made and pruned on every run
         # (cgroupfs mkdir/rmdir are slow: 0.8 ms a run, measured in docs/latency.md)
         cgroups_path=linux.get("cgroupsPath") or f"/kago-{container_id}",
-        resources=cgroup_resources(linux.get("resources"), linux.get("devices") or ()),
+        resources=cgroup_resources(linux.get("resources")),
         annotations=dict(cfg.get("annotations") or {}), warnings=[])
 
 
@@ -229,12 +229,14 @@ DEFAULT_DEVICE_RULES = (
 )
 
 
-def cgroup_resources(resources, spec_devices):
+def cgroup_resources(resources):
     """The spec's ``linux.resources`` with runc's implied device rules added.
 
     A spec that restricts devices (podman's and runc's start with deny-all) still lets the
-    container use the default nodes and the devices it lists in ``linux.devices``; a spec
-    with no device rules leaves the device cgroup as it is, as runc does.
+    container use the default nodes (runc's AllowedDevices, after the spec's rules). A node
+    listed in ``linux.devices`` is made, but usable only as the spec's own rules allow (runc
+    1.1 adds no rule for it: ``c 1:11 r`` stays read-only); a spec with no device rules
+    leaves the device cgroup as it is, as runc does.
     """
     if not resources:
         return None
@@ -245,8 +247,6 @@ def cgroup_resources(resources, spec_devices):
     if devices:
         implied = [_rule(kind, major, minor, access) for kind, major, minor, access
                    in DEFAULT_DEVICE_RULES]
-        implied += [_rule("c" if d["type"] == "u" else d["type"], d.get("major"), d.get("minor"),
-                          "rwm") for d in spec_devices if d["type"] != "p"]
         resources["devices"] = list(resources["devices"]) + implied
     return resources
 

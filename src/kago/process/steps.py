@@ -34,6 +34,7 @@ Why this order (runc's standard_init_linux.go and prepareRootfs, crun's containe
   it, as runc sets it early).
 """
 
+import _signal  # the C module: signal.py builds IntEnums, and nothing imports after pivot_root
 import errno
 import os
 import stat
@@ -349,6 +350,7 @@ def execute(ctx):
     proc = ctx.plan.process
     # the last line of the phase log: the time from here to the program is the kernel's
     log.debug("phase exec", path=ctx.exe, pid=os.getpid())
+    _default_signals()
     try:
         os.execve(ctx.exe, proc.args, _env_dict(proc.env))
     except OSError as e:
@@ -368,6 +370,14 @@ EXEC_STEPS = (cgroup_limits, set_oom_score, enter_exec_root, terminal, rlimits, 
 
 
 # --- helpers -------------------------------------------------------------------------------
+
+def _default_signals():
+    """Python ignores SIGPIPE and SIGXFSZ at start-up, and an ignored signal stays ignored
+    across execve: put them back to the default, as the program gets them from runc (Go
+    resets what it handles). Ignored SIGHUP/SIGINT of the caller stay ignored there too."""
+    for sig in (_signal.SIGPIPE, _signal.SIGXFSZ):
+        _signal.signal(sig, _signal.SIG_DFL)
+
 
 DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 

@@ -222,3 +222,33 @@ def _differs(path, st, owner, old_path, ost):
     if kind in (stat.S_IFCHR, stat.S_IFBLK) and st.st_rdev != ost.st_rdev:
         return True
     return read_xattrs(path) != read_xattrs(old_path)
+
+
+class _Changes:
+    """A stand-in for the layer tar that keeps docker's ``diff`` view instead: each path
+    added (A), changed (C: it exists below) or deleted (D)."""
+
+    def __init__(self, lowers):
+        self.lowers = lowers
+        self.found = {}
+
+    def add(self, _path, name, _st, owner=None, content=None):
+        kind = "A" if _lower(self.lowers, name)[0] is None else "C"
+        self.found.setdefault("/" + name, kind)
+
+    def whiteout(self, name):
+        self.found["/" + name] = "D"
+
+    def opaque(self, name):
+        pass
+
+
+def changes(upper, lowers, overlay=True, idmap=None):
+    """[(kind, path)] sorted by path: what a container changed in its own tree (``upper``)
+    over its image's layers (``lowers``, top first), as ``docker diff`` lists it."""
+    rec = _Changes(lowers)
+    if overlay:
+        overlay_changes(rec, upper, lowers, idmap)
+    else:
+        tree_changes(rec, upper, lowers[0], idmap)
+    return sorted(((kind, path) for path, kind in rec.found.items()), key=lambda c: c[1])

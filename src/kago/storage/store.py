@@ -541,6 +541,18 @@ class Store:
         except FileNotFoundError:
             return {}
 
+    def changes(self, cid):
+        """``docker diff``: [(A|C|D, path)] of the container's own tree over its image."""
+        from kago.storage import diff
+        record = self._container(cid)
+        layers = self._layer_paths(record["chain"])
+        own = self._driver.own_tree(self._cdir(cid))
+        if self.driver == "overlay":
+            return diff.changes(own, list(reversed(layers)), True,
+                                IdMap.from_json(record["idmap"]))
+        back = IdMap.from_json(record["idmap"]) if record["shift"] == "chown" else None
+        return diff.changes(own, [layers[-1]], False, back)
+
     def _diff_layer(self, stage, cid, record):
         from kago.storage import diff
         cdir = self._cdir(cid)

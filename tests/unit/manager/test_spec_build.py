@@ -230,6 +230,41 @@ ROWS = [
 ]
 
 
+NULL = {"path": "/dev/null", "type": "c", "major": 1, "minor": 3, "fileMode": 0o666, "uid": 0,
+        "gid": 0}
+ROWS += [
+    # --- docker's run flags: --shm-size, --group-add, --device, --privileged
+    ("shm size", d(shm_size=1 << 30), {},
+     {"mounts": Has({"destination": "/dev/shm", "options": Has("size=1073741824")})}),
+    ("default shm size", d(), {},
+     {"mounts": Has({"destination": "/dev/shm", "options": Has("size=65536k")})}),
+    ("numeric groups added", d(group_add=("10", "20")), {"user": User(0, 0, [20, 30])},
+     {"process": {"user": {"additionalGids": [10, 20, 30]}}}),
+    ("a device node and its cgroup rule",
+     d(), {"devices": [{**NULL, "path": "/dev/mynull", "permissions": "rw"}]},
+     {"linux": {"devices": [{**NULL, "path": "/dev/mynull"}], "resources": {"devices": [
+         {"allow": False, "access": "rwm"},
+         {"allow": True, "type": "c", "major": 1, "minor": 3, "access": "rw"}]}}}),
+    ("no devices", d(), {}, {"linux": {"devices": ABSENT}}),
+    ("privileged", d(privileged=True), {"devices": [{**NULL, "permissions": "rwm"}]},
+     {"process": {"capabilities": {"bounding": sorted(CAPABILITIES),
+                                   "effective": sorted(CAPABILITIES)}},
+      "linux": {"seccomp": ABSENT, "maskedPaths": [], "readonlyPaths": [],
+                "devices": [NULL],
+                "resources": {"devices": [{"allow": True, "access": "rwm"}]}},
+      "mounts": Lacks({"destination": "/sys", "options": Has("ro")},
+                      {"destination": "/sys/fs/cgroup", "options": Has("ro")})}),
+    ("privileged: only the capabilities the host has", d(privileged=True),
+     {"host_caps": ("CAP_CHOWN", "CAP_SYS_ADMIN")},
+     {"process": {"capabilities": {"bounding": ["CAP_CHOWN", "CAP_SYS_ADMIN"]}}}),
+    ("privileged as a user: nothing effective", d(privileged=True), {"user": User(1000, 1000)},
+     {"process": {"capabilities": {"bounding": sorted(CAPABILITIES), "effective": []}}}),
+    ("unprivileged: masked paths and a read-only /sys", d(), {},
+     {"linux": {"maskedPaths": Has("/proc/kcore"), "readonlyPaths": Has("/proc/sys")},
+      "mounts": Has({"destination": "/sys", "options": Has("ro")})}),
+]
+
+
 @pytest.mark.parametrize("definition,kwargs,expected",
                          [row[1:] for row in ROWS], ids=[row[0] for row in ROWS])
 def test_build(definition, kwargs, expected):

@@ -15,6 +15,7 @@ from kago.manager.define.dsl import (
                                      Container,
                                      Ready,
                                      bind,
+                                     healthy,
                                      id_range,
                                      python,
                                      shell,
@@ -26,5 +27,5 @@ from kago.manager.define.dsl import (
 
 env = {}
 
-__all__ = ["Container", "Ready", "bind", "env", "id_range", "python", "shell", "tarball", "tcp",
-           "tmpfs", "volume"]
+__all__ = ["Container", "Ready", "bind", "env", "healthy", "id_range", "python", "shell",
+           "tarball", "tcp", "tmpfs", "volume"]

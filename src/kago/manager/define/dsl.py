@@ -24,6 +24,8 @@ haconiwa's DSL, in this vocabulary:
     add_mount_point                 mounts=[tmpfs("/tmp"), bind("/src", "/dst", readonly=True),
                                     volume("data", "/data")]
     cgroup["cpu.cfs_quota_us"]      cgroup={"cpu.cfs_quota_us": 30000} or {"cpu.max": "..."}
+    cgroup group / name layout      cgroup_parent="/web" (docker's --cgroup-parent: the cgroup
+                                    is /web/kago-<id>), cgroup_layout="name" (/web/<name>)
     capabilities.allow / drop       cap_add=[...], cap_drop=[...], capabilities=[exact set]
     resource.set_limit              rlimits={"nofile": (1024, 4096)}
     environ                         env={"A": "1"}
@@ -108,15 +110,24 @@ class Ready:
     """A readiness check: a TCP port accepting connections inside the container's network
     namespace, or a callable fn(container) -> bool; ``kago up`` polls it until ``timeout``."""
 
-    __slots__ = ("fn", "line", "port", "timeout")
+    __slots__ = ("fn", "health", "line", "port", "timeout")
 
     def __init__(self, port=None, fn=None, timeout=10.0):
         self.port, self.fn, self.timeout = port, fn, float(timeout)
+        self.health = False
         self.line = _caller_line()
 
 
 def tcp(port):
     return Ready(port=int(port))
+
+
+def healthy():
+    """Readiness by the container's healthcheck (``healthcheck=`` or the image's): ready when
+    its status is "healthy"."""
+    ready = Ready()
+    ready.health = True
+    return ready
 
 
 class Container:
@@ -131,7 +142,8 @@ class Container:
                  cap_add=(), cap_drop=(), capabilities=None, no_new_privileges=False,
                  read_only=False, restart="no", labels=None, sysctls=None, bootstrap=(),
                  provision=(), stop_signal=None, stop_timeout=None, log=None,
-                 seccomp="default"):
+                 seccomp="default", healthcheck=None, init=False, cgroup_parent=None,
+                 cgroup_layout="id"):
         object.__setattr__(self, "_lines", {})
         self.line = _caller_line()
         self.file = _caller_file()
@@ -162,6 +174,8 @@ class Container:
         self.provision = list(provision)
         self.stop_signal, self.stop_timeout = stop_signal, stop_timeout
         self.log, self.seccomp = log, seccomp
+        self.healthcheck, self.init = healthcheck, init
+        self.cgroup_parent, self.cgroup_layout = cgroup_parent, cgroup_layout
         self.hooks = {m: [] for m in MOMENTS}
         self.timers = []        # (ms, times, fn)
         self.signals = []       # (signal name, fn)
@@ -237,15 +251,15 @@ class Container:
         return fn
 
     def ready(self, check, timeout=10.0):
-        """``kago up`` waits for this before it calls the container ready: tcp(port) or a
-        callable fn(container) -> bool."""
+        """``kago up`` waits for this before it calls the container ready: tcp(port),
+        healthy() or a callable fn(container) -> bool."""
         if isinstance(check, Ready):
             check.timeout = float(timeout)
             self.readiness = check
         elif callable(check):
             self.readiness = Ready(fn=check, timeout=timeout)
         else:
-            raise BadValue("ready", f"{check!r}: use tcp(port) or a callable")
+            raise BadValue("ready", f"{check!r}: use tcp(port), healthy() or a callable")
 
     def resident(self):
         """Whether something must keep running after ``kago up``: the definition's agent."""

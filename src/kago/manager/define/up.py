@@ -7,6 +7,11 @@ for readiness checks and prints a table. Starts are pipelined: the supervisor st
 N (forking it from its own process, no interpreter per container) while this process prepares
 container N+1's rootfs, network and bundle, so both cores work. If any step fails, what this
 ``up`` made is removed again (``--keep-going`` keeps it), and the error names the container.
+
+READY is each container's own time: from when ``up`` began with it (its create, or the
+prepare of an existing one) to its start's answer, or with a readiness check to the check's
+first success; checks are polled while the later containers are still being started (after
+provisioning, for a container provisioned on this start).
 """
 
 import os
@@ -51,6 +56,7 @@ def up(mgr, file, env=None, out=print, keep_going=False, no_wait=False):
     _precheck(mgr, definition)
     group = Group(mgr, file, env)
     run = _Up(mgr, definition, group, keep_going)
+    run.wait = not no_wait
     try:
         run.start_all()
         run.provision()
@@ -102,20 +108,24 @@ class _Up:
         self.made, self.started = [], []
         self.first_start = set()
         self.errors = {}
-        self.ready_at = {}
+        self.ready_at = {}  # name -> seconds from its own beginning to ready
+        self.began = {}     # name -> (monotonic, wall clock) time up began with it
+        self.wait = True    # readiness checks run (not with --no-wait)
+        self.checks = {}    # name -> (Container, Handle, deadline): readiness polled
         self.progress = Progress(len(definition.containers))
         self.server = H.RootSwitchServer()
         self.conn = None
         self.pending = {}  # cid -> (Container, record, Handle), replies come in any order
         self.deferred = {}  # cid -> (Container, record, Handle, reply): awaiting its hook
         self.switched = set()  # cids whose after_root_switch hook has been served
-        self.t0 = time.monotonic()
+        self.t0, self.t0_wall = time.monotonic(), time.time()
 
     # --- creating and starting
     def start_all(self):
         from kago.manager import supervisor
         self.conn = supervisor.connect(self.mgr.paths)
         for c in self.definition.containers:
+            self.began[c.name] = (time.monotonic(), time.time())
             record = self._existing(c)
             if record is not None and self.mgr.live(record) in ("running", "paused"):
                 self.progress.step(c.name, "running")
@@ -126,6 +136,7 @@ class _Up:
                 self.mgr.prepare(record)  # what its end (or a reboot) released
             self._start(c, record)
             self._collect(block=False)
+            self._poll_checks()
         while self.pending or self.deferred:
             self._collect(block=True)
         self.progress.end()
@@ -247,6 +258,24 @@ class _Up:
             if not ok:
                 raise ManagerError(f"container {c.name}: after_fork hook failed: {result}")
         self.progress.step(c.name)
+        if c.readiness is None:
+            # its start, as the supervisor recorded it: the answer may have been read
+            # only after the next container's own work (pipelining)
+            state = self.mgr.records.load(record["id"]).get("state") or {}
+            self._ready(c.name, state.get("started_at"))
+        elif self.wait and not (c.name in self.first_start and c.provision):
+            self._watch(c, handle)
+
+    def _ready(self, name, at=None):
+        """``name`` is ready (``at``: when, by the clock, else now)."""
+        began, began_wall = self.began.get(name, (self.t0, self.t0_wall))
+        took = time.monotonic() - began
+        if at is not None:
+            took = min(took, max(0.0, at - began_wall))
+        self.ready_at[name] = took
+
+    def _watch(self, c, handle):
+        self.checks[c.name] = (c, handle, time.monotonic() + c.readiness.timeout)
 
     # --- after the starts
     def provision(self):
@@ -261,21 +290,28 @@ class _Up:
             self.mgr.records.update(record["id"], _provisioned)
 
     def wait_ready(self):
-        checks = {}
         for c in self.definition.containers:
-            if c.name in self.errors:
+            if c.name in self.errors or c.name in self.ready_at or c.name in self.checks:
+                continue
+            if c.readiness is None:
+                self._ready(c.name)    # running already
                 continue
             record = self.mgr.records.load(self.group.containers[c.name])
-            if c.readiness is None:
-                self.ready_at[c.name] = time.monotonic() - self.t0
-                continue
-            checks[c.name] = (c, H.Handle(self.mgr, record), time.monotonic()
-                              + c.readiness.timeout)
-        while checks:
+            self._watch(c, H.Handle(self.mgr, record))
+        while self.checks:
+            self._poll_checks()
+            if self.checks:
+                self.server.poll(0.02)
+
+    def _poll_checks(self):
+        """One pass over the readiness checks: a ready container leaves them with its
+        time; one that ended or timed out fails the up (``--keep-going``: is noted)."""
+        checks = self.checks
+        if checks:
             for name, (c, handle, deadline) in list(checks.items()):
                 ended = _ended(self.mgr, handle)
                 if ended is None and _is_ready(c.readiness, handle):
-                    self.ready_at[name] = time.monotonic() - self.t0
+                    self._ready(name)
                     del checks[name]
                 elif ended is not None or time.monotonic() > deadline:
                     tail = _log_tail(self.mgr, handle.id)
@@ -293,8 +329,6 @@ class _Up:
                         raise ManagerError(error)
                     self.errors[name] = error
                     del checks[name]
-            if checks:
-                self.server.poll(0.02)
 
     def rollback(self):
         """Undo this up: remove what it made, stop what it started."""
@@ -328,6 +362,9 @@ def _provisioned(r):
 
 
 def _is_ready(check, handle):
+    if getattr(check, "health", False):
+        state = handle._mgr.records.load(handle.id).get("state") or {}
+        return (state.get("health") or {}).get("Status") == "healthy"
     if check.port is not None:
         return H.tcp_ready(handle.netns, handle.refresh().pid, check.port)
     ok, result = H.call(check.fn, handle.refresh())
@@ -374,5 +411,7 @@ def _log_tail(mgr, cid, lines=10):
 
 
 def _describe_check(check):
+    if getattr(check, "health", False):
+        return "healthcheck"
     return f"tcp port {check.port}" if check.port is not None else "readiness callable"
 

@@ -10,10 +10,11 @@
     D.of(record).auto_remove                # a record without one: the default Definition
 
 Modules: parts.py (Mount, Port, Network, IdMapping, Limits, Rlimit, Capabilities,
-RestartPolicy, Namespace, LogOptions, OciHook), model.py (Definition and the rules across its
-fields), values.py and resources.py (the parsers of what users write), from_flags.py /
-from_dsl.py / from_options.py / from_config.py (the builders: flags, definition files,
-keyword options, records of the previous format), serial.py (JSON with a format version).
+RestartPolicy, Namespace, LogOptions, OciHook, Healthcheck), model.py (Definition and the
+rules across its fields), values.py, resources.py and health.py (the parsers of what users
+write), from_flags.py / from_dsl.py / from_options.py / from_config.py (the builders: flags,
+definition files, keyword options, records of the previous format), serial.py (JSON with a
+format version).
 
 The names are loaded on first use (a module ``__getattr__``): a reader of records (``kago
 ps``, the supervisor) loads the model and serial.py, not the parsers and builders.
@@ -27,9 +28,10 @@ _WHERE = {
     "LogOptions": "parts", "Mount": "parts", "Namespace": "parts", "Network": "parts",
     "OciHook": "parts", "Port": "parts", "RestartPolicy": "parts", "Rlimit": "parts",
     "FORMAT": "serial", "from_json": "serial", "of": "serial", "stored": "serial",
-    "to_json": "serial",
+    "to_json": "serial", "Healthcheck": "parts", "healthcheck": "health",
     "from_config": "from_config", "from_container": "from_dsl", "from_flags": "from_flags",
     "from_options": "from_options",
+    "Device": "parts", "Dns": "parts", "ExtraHost": "parts", "PULL_POLICIES": "parts",
 }
 
 __all__ = sorted(_WHERE)

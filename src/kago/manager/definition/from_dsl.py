@@ -156,7 +156,16 @@ _PARSERS = {
     "stop_timeout": _maybe(V.count, None),
     "labels": _plain(lambda v, f: V.pairs(v)),
     "log": _plain(V.log),
+    "cgroup_parent": _maybe(V.cgroup_parent),
+    "cgroup_layout": _plain(lambda v, f: V.choice(v, f, ("id", "name"))),
 }
+_PARSERS["healthcheck"] = _plain(lambda v, f: _health().healthcheck(v, f))
+_PARSERS["init"] = _plain(lambda v, f: bool(v))
+
+
+def _health():
+    from kago.manager.definition import health
+    return health
 
 _LIMITS = {"memory": V.size, "memory_swap": V.swap, "cpus": V.cpus,
            "cpu_shares": V.count, "cpuset_cpus": lambda v, f: str(v),

@@ -17,7 +17,7 @@ from kago.manager.errors import BadValue
 
 NAMES = {"image": "image", "rootfs": "--rootfs", "ports": "-p", "network": "--network",
          "restart": "--restart", "auto_remove": "--rm", "userns": "--userns",
-         "gid_map": "--gidmap"}
+         "gid_map": "--gidmap", "privileged": "--privileged"}
 
 
 def from_flags(args, environ=None):
@@ -61,8 +61,52 @@ def from_flags(args, environ=None):
         stop_timeout=None if args.stop_timeout is None else V.count(
             args.stop_timeout, "--stop-timeout"),
         labels=V.pairs(dict(_key_value(x, "--label") for x in args.label)),
-        log=_log_opts(args.log_opt))
+        log=_log_opts(args.log_opt),
+        cgroup_parent=V.cgroup_parent(getattr(args, "cgroup_parent", None) or "",
+                                      "--cgroup-parent"))
+    d = _health_and_init(d, args)
+    d = d.but(**_more(args, d))
     return check(d, NAMES)
+
+
+def _health_and_init(d, args):
+    from kago.manager.definition.health import healthcheck_flags
+    get = lambda name: getattr(args, name, None)  # noqa: E731 - callers without these flags
+    return d.but(healthcheck=healthcheck_flags(
+        get("health_cmd"), get("health_interval"), get("health_timeout"),
+        get("health_start_period"), get("health_start_interval"), get("health_retries"),
+        bool(get("no_healthcheck"))), init=bool(get("init")))
+
+
+def _more(args, d):
+    """The fields of docker's flags added later (-w checked, --add-host, --dns...,
+    --device, --privileged, -P/--expose, --shm-size, --group-add, --pull, --mount)."""
+    get = lambda name, default=(): getattr(args, name, default) or default  # noqa: E731
+    shm = get("shm_size", None)
+    out = dict(
+        workdir=V.workdir(get("workdir", ""), "--workdir"),
+        extra_hosts=tuple(V.extra_host(h, "--add-host") for h in get("add_host")),
+        dns=V.dns(get("dns"), get("dns_search"), get("dns_option")),
+        devices=tuple(V.device(x, "--device") for x in get("device")),
+        privileged=bool(get("privileged", False)),
+        publish_all=bool(get("publish_all", False)),
+        expose=tuple(p for x in get("expose") for p in V.expose(x, "--expose")),
+        shm_size=V.size(shm, "--shm-size") if shm else None,
+        group_add=tuple(_group(g) for g in get("group_add")),
+        pull=V.pull(get("pull", "missing"), "--pull"))
+    mounts = tuple(V.mount(m, "--mount") for m in get("mount"))
+    if mounts:
+        out["mounts"] = d.mounts + mounts
+    if out["shm_size"] == 0:
+        raise BadValue("--shm-size", "the size must be greater than 0")
+    return out
+
+
+def _group(text):
+    text = str(text).strip()
+    if not text or ":" in text or any(c.isspace() for c in text):
+        raise BadValue("--group-add", f'invalid group "{text}": use a name or a gid')
+    return text
 
 
 def _limits(args):

@@ -75,7 +75,15 @@ def from_options(image=None, command=None, environ=None, **options):
         stop_timeout=None if opts.get("stop_timeout") is None else V.count(
             opts["stop_timeout"], "stop_timeout"),
         labels=V.pairs(opt("labels", {})), log=V.log(opt("log", {}), "log"))
+    d = _health_and_init(d, opts)
+    d = d.but(**_docker_options(opts))
     return check(d, NAMES)
+
+
+def _health_and_init(d, opts):
+    from kago.manager.definition.health import healthcheck
+    return d.but(healthcheck=healthcheck(opts.get("healthcheck"), "healthcheck"),
+                 init=bool(opts.get("init")))
 
 
 def _ids(opts):
@@ -120,3 +128,35 @@ _OPTIONS = ("rootfs", "name", "env", "entrypoint", "workdir", "user", "hostname"
             "cpuset_cpus", "pids_limit", "cgroup", "rlimits", "cap_add", "cap_drop",
             "no_new_privileges", "seccomp", "sysctls", "restart", "stop_signal",
             "stop_timeout", "labels", "log")
+_OPTIONS += ("healthcheck", "init")
+
+
+_OPTIONS += ("extra_hosts", "dns", "dns_search", "dns_options", "devices", "privileged",
+             "publish_all", "expose", "shm_size", "group_add", "pull")
+
+
+def _docker_options(opts):
+    """docker's later run flags by their Python names: ``extra_hosts`` (["name:ip"] or
+    {name: ip}), ``dns``, ``dns_search``, ``dns_options``, ``devices`` (["/dev/x[:/dev/y[:rw]]"]),
+    ``privileged``, ``publish_all``, ``expose`` ([80, "53/udp"]), ``shm_size``, ``group_add``,
+    ``pull``; and -w's rule (absolute)."""
+    hosts = opts.get("extra_hosts") or ()
+    if isinstance(hosts, dict):
+        hosts = [f"{name}:{ip}" for name, ip in hosts.items()]
+    shm = opts.get("shm_size")
+    out = dict(
+        workdir=V.workdir(str(opts.get("workdir") or ""), "workdir"),
+        extra_hosts=tuple(V.extra_host(h, "extra_hosts") for h in hosts),
+        dns=V.dns([str(x) for x in opts.get("dns") or ()],
+                  [str(x) for x in opts.get("dns_search") or ()],
+                  [str(x) for x in opts.get("dns_options") or ()],
+                  ("dns", "dns_search", "dns_options")),
+        devices=tuple(V.device(x, "devices") for x in opts.get("devices") or ()),
+        privileged=bool(opts.get("privileged")), publish_all=bool(opts.get("publish_all")),
+        expose=tuple(p for x in opts.get("expose") or () for p in V.expose(x, "expose")),
+        shm_size=None if shm is None else V.size(shm, "shm_size"),
+        group_add=tuple(str(g) for g in opts.get("group_add") or ()),
+        pull=V.pull(opts.get("pull") or "missing", "pull"))
+    if out["shm_size"] == 0:
+        raise BadValue("shm_size", "the size must be greater than 0")
+    return out

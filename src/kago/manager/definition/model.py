@@ -13,6 +13,10 @@ from kago.manager.errors import BadValue
 from kago.manager.definition.parts import (
     INDEPENDENT,
     Capabilities,
+    Healthcheck,
+    Device,
+    Dns,
+    ExtraHost,
     IdMapping,
     Limits,
     LogOptions,
@@ -70,6 +74,22 @@ class Definition:
     stop_timeout: int | None = None
     labels: tuple[tuple[str, str], ...] = ()
     log: LogOptions = field(default_factory=LogOptions)
+    healthcheck: Healthcheck | None = None          # None: the image's (health.effective)
+    init: bool = False                              # a reaping PID 1 (tini) runs the command
+    # docker's run flags added later (kept last: records and merges stay simple)
+    extra_hosts: tuple[ExtraHost, ...] = ()         # --add-host
+    dns: Dns = field(default_factory=Dns)           # --dns, --dns-search, --dns-option
+    devices: tuple[Device, ...] = ()                # --device
+    privileged: bool = False                        # all caps and devices, no seccomp
+    publish_all: bool = False                       # -P: exposed ports on random host ports
+    expose: tuple[tuple[int, str], ...] = ()        # --expose: (port, proto)
+    shm_size: int | None = None                     # bytes of /dev/shm (docker: 64m)
+    group_add: tuple[str, ...] = ()                 # more groups: names or gids
+    pull: str = "missing"                           # missing | always | never
+    # where its cgroup goes: under cgroup_parent ("" the hierarchies' top), named kago-<id>
+    # (layout "id") or by the container's name (layout "name": haconiwa's /group/name)
+    cgroup_parent: str = ""
+    cgroup_layout: str = "id"
 
     def but(self, **changes):
         """A copy with ``changes`` (values of the right types: nothing is checked again)."""
@@ -113,6 +133,7 @@ RESTART_FIELDS = ("image", "rootfs", "command", "entrypoint", "env", "mounts", "
                   "network", "ids", "namespaces", "user", "workdir", "capabilities",
                   "read_only", "hostname")
 """What ``kago reload`` reports as changed but cannot apply without a new container."""
+RESTART_FIELDS += ("healthcheck", "init")
 
 
 def check(d, names=None):
@@ -140,4 +161,8 @@ def check(d, names=None):
                                        "mode, not both")
     if d.ids.gid_map and not d.ids.uid_map:
         raise BadValue(name("gid_map"), "a gid map needs a uid map too")
+    if d.privileged and (d.ids.mode != "host" or d.ids.uid_map):
+        raise BadValue(name("privileged"), "privileged mode is incompatible with user "
+                                           "namespaces: drop --userns/--uidmap, or "
+                                           "--privileged")
     return d

@@ -174,3 +174,52 @@ class OciHook:
     args: tuple[str, ...] = ()
     env: tuple[str, ...] = ()
     timeout: int | None = None
+
+
+@dataclass(frozen=True)
+class Healthcheck:
+    """docker's healthcheck: ``test`` is () (the image's), ("NONE",) (none at all),
+    ("CMD", arg...) or ("CMD-SHELL", command). Durations are nanoseconds as in docker's
+    config; 0 (and ``retries`` 0) means the image's value, else docker's default."""
+
+    test: tuple[str, ...] = ()
+    interval: int = 0               # ns between checks (default 30 s)
+    timeout: int = 0                # ns before a check is killed and failed (default 30 s)
+    start_period: int = 0           # ns after a start in which failures do not count
+    start_interval: int = 0         # ns between checks in the start period (default 5 s)
+    retries: int = 0                # consecutive failures to be unhealthy (default 3)
+
+
+PULL_POLICIES = ("missing", "always", "never")
+
+
+@dataclass(frozen=True)
+class Device:
+    """--device HOST[:CONTAINER[:PERMS]]: a host device node made in the container, with the
+    cgroup rule that lets it be used (``permissions``: some of r, w, m)."""
+
+    host: str                       # absolute, under /dev
+    container: str                  # absolute, inside the container
+    permissions: str = "rwm"
+
+
+@dataclass(frozen=True)
+class ExtraHost:
+    """--add-host NAME:IP: one more /etc/hosts line (``ip`` "host-gateway": the host's
+    address on the container's network, as docker)."""
+
+    name: str
+    ip: str
+
+
+@dataclass(frozen=True)
+class Dns:
+    """--dns, --dns-search, --dns-option: what replaces resolv.conf's lines of that kind
+    (empty: the network's, or the host's)."""
+
+    servers: tuple[str, ...] = ()
+    search: tuple[str, ...] = ()
+    options: tuple[str, ...] = ()
+
+    def __bool__(self):
+        return bool(self.servers or self.search or self.options)

@@ -35,6 +35,7 @@ class Endings:
     def _exited(self, w, code):
         self.watched.pop(w.cid, None)
         self.by_pid.pop(w.pid, None)
+        self._health_stop(w.cid)
         self._close_output(w)
         ran = time.monotonic() - w.started
         if policy.reset(ran):

@@ -24,13 +24,14 @@ from kago.manager.records import Records
 from kago.manager.supervisor import restart as policy
 from kago.manager.supervisor.console import Console
 from kago.manager.supervisor.endings import Endings
+from kago.manager.supervisor.health import Health
 from kago.manager.supervisor.output import Output
 from kago.manager.supervisor.releases import Releases, wants_release
 from kago.manager.supervisor.starts import Starts
 from kago.manager.supervisor.state import Client, Watched, alive, idle_timeout, note, say
 
 
-class Supervisor(Starts, Endings, Releases, Console, Output):
+class Supervisor(Starts, Endings, Releases, Console, Output, Health):
     def __init__(self, paths, lock_fd=None):
         self.paths = paths
         self.lock_fd = lock_fd     # RUNROOT/supervisor.lock: closed in the releaser
@@ -56,6 +57,7 @@ class Supervisor(Starts, Endings, Releases, Console, Output):
         self.unfinished = {}       # cid -> (code, attached): ends not recorded yet (EMFILE...)
         self.listener_paused = None  # the listener, out of the selector while accept fails
         self.retry_at = None       # when to try those again
+        self.probes = {}           # cid -> health.Probe: healthchecks of watched containers
 
     # --- set-up
     def serve(self):
@@ -134,6 +136,7 @@ class Supervisor(Starts, Endings, Releases, Console, Output):
                     self.sel.register(w.pidfd, selectors.EVENT_READ, ("pidfd", w))
                     self._open_output(w, record, create=False)
                     self.watched[w.cid] = w
+                    self._health_watch(w.cid, record)
                 else:
                     self._finish(record["id"], None, unknown=True)
 
@@ -150,6 +153,7 @@ class Supervisor(Starts, Endings, Releases, Console, Output):
                     say(f"{key.data[0]}: {describe(e)}")
             try:
                 self._run_timers()
+                self._health_timers()
             except (OSError, KagoError) as e:
                 say(f"timers: {describe(e)}")
             if self._idle():
@@ -173,12 +177,15 @@ class Supervisor(Starts, Endings, Releases, Console, Output):
             self._adopted_exit(obj)
         elif kind == "worker":
             self._worker_done(key.fd)
+        elif kind == "health":
+            self._health_report(obj)
 
     def _next_timeout(self):
         waits = [when - time.monotonic() for when, _ in self.timers]
         if self.retry_at is not None:
             waits.append(self.retry_at - time.monotonic())
         waits += [deadline - time.monotonic() for _pid, deadline in self.workers.values()]
+        waits += self._health_waits()
         if not self._busy():
             waits.append(self.idle_since + self.idle_after - time.monotonic())
         return max(0.0, min(waits)) if waits else None

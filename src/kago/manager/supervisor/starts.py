@@ -123,7 +123,9 @@ class Starts:
         w.pid, w.pid_start = report["pid"], report["pid_start"]
         self.watched[w.cid] = w
         self.by_pid[w.pid] = w
-        self.records.update(w.cid, lambda r: started(r, w.pid, w.pid_start, w.attached))
+        record = self.records.update(w.cid,
+                                     lambda r: started(r, w.pid, w.pid_start, w.attached))
+        self._health_watch(w.cid, record)
         if client is not None:
             client.send({"ok": True, "id": w.cid, "pid": w.pid})
         self._broadcast({"event": "start", "id": w.cid, "pid": w.pid})

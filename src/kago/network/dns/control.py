@@ -51,16 +51,17 @@ def read_record(state_root, network):
         return None
 
 
-def sync(state_root, record, members, upstream=None, never=()):
-    """Brings network ``record``'s resolver in line with ``members`` (its attachments):
-    returns the resolver's pid, or None when it was stopped (no members)."""
+def sync(state_root, record, members, upstream=None, never=(), views=None):
+    """Brings network ``record``'s resolver in line with ``members`` (its attachments) and
+    ``views`` (table.build's): returns the resolver's pid, or None when it was stopped (no
+    members)."""
     network = record["name"]
     if not members:
         stop(state_root, network)
         return None
     os.makedirs(dns_dir(state_root), mode=0o700, exist_ok=True)
     names.write(table_path(state_root, network),
-                names.build(record, members, upstream, never))
+                names.build(record, members, upstream, never, views))
     running = read_record(state_root, network)
     if alive(running):
         os.kill(running["pid"], signal.SIGHUP)

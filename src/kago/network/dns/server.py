@@ -142,8 +142,9 @@ class Resolver:
             return False            # not IPv4
 
     # --- answering
-    def local(self, query):
-        """A reply from the table, or None to forward."""
+    def local(self, query, client=None):
+        """A reply from the table (with ``client``'s view: the names of its container's
+        other networks), or None to forward."""
         if query.qclass != codec.IN:
             return None
         if query.qtype == codec.PTR and query.name.endswith(".in-addr.arpa"):
@@ -161,7 +162,7 @@ class Resolver:
                 return None
             return codec.reply(query, codec.NXDOMAIN, authoritative=True) if inside else None
         family = {codec.A: "4", codec.AAAA: "6"}.get(query.qtype)
-        found = names.lookup(self.table, query.name, family or "4")
+        found = names.lookup(self.table, query.name, family or "4", client)
         if found is None:
             return None
         if family is None:
@@ -184,7 +185,7 @@ class Resolver:
             return codec.error_reply(data, codec.FORMERR), None
         if query.opcode != 0:
             return codec.error_reply(data, codec.NOTIMP), None
-        message = self.local(query)
+        message = self.local(query, src[0])
         if message is not None:
             return (message if tcp else codec.truncate(message, query.udp_limit())), None
         return None, query

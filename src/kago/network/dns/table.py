@@ -7,7 +7,11 @@ file changed. Plain JSON, so the resolver imports nothing of kago's but this mod
      "upstream": [["127.0.0.1", 5353]] | null,      # null: the host's /etc/resolv.conf
      "never": [["10.89.0.1", 53], ...],              # kago's own resolvers: no loops
      "names": {"db": {"4": ["10.89.0.2"], "6": []}, ...},
-     "ptr": {"10.89.0.2": "db"}}
+     "ptr": {"10.89.0.2": "db"},
+     "views": {"10.89.0.5": {"web": {"4": ["10.90.0.3"], "6": []}}}}   # optional
+
+``views``: per client address, the names of the other networks its container is connected
+to (``Networks.connect``), answered to that client only, after the network's own names.
 
 Names are the container's hostname, aliases (the manager adds its name), its full ID and
 the first 12 characters of it, lower-cased (DNS names are case-insensitive); a name more than
@@ -29,7 +33,7 @@ def valid_name(name):
 def member_names(att):
     """What a container (an Attachment or its dict) answers to, lower-cased, valid ones only."""
     get = att.get if isinstance(att, dict) else lambda k: getattr(att, k)
-    cid = get("cid") or ""
+    cid = get("owner") or get("cid") or ""   # a further network's key is <owner>+<net>
     found = []
     for name in (get("hostname"), *(get("aliases") or ()), cid[:12], cid):
         name = (name or "").lower().rstrip(".")
@@ -38,8 +42,21 @@ def member_names(att):
     return found
 
 
-def build(record, members, upstream=None, never=()):
-    """The table of network ``record`` (its dict) with attachments ``members``."""
+def build(record, members, upstream=None, never=(), views=None):
+    """The table of network ``record`` (its dict) with attachments ``members``. ``views``:
+    {client address: [attachments]}: names a client also gets (those of the other networks
+    its container is on, ``Networks.connect``), after the network's own."""
+    names, ptr = _names(members)
+    table = {"network": record["name"], "subnet": record["subnet"],
+             "listen": [record["gateway"], 53],
+             "upstream": None if upstream is None else [list(u) for u in upstream],
+             "never": [list(n) for n in never], "names": names, "ptr": ptr}
+    if views:
+        table["views"] = {client: _names(atts)[0] for client, atts in views.items()}
+    return table
+
+
+def _names(members):
     names, ptr = {}, {}
     for att in members:
         get = att.get if isinstance(att, dict) else lambda k, a=att: getattr(a, k)
@@ -53,16 +70,16 @@ def build(record, members, upstream=None, never=()):
                 entry["6"].append(v6)
         if own and v4:
             ptr.setdefault(v4, own[0])
-    return {"network": record["name"], "subnet": record["subnet"],
-            "listen": [record["gateway"], 53],
-            "upstream": None if upstream is None else [list(u) for u in upstream],
-            "never": [list(n) for n in never], "names": names, "ptr": ptr}
+    return names, ptr
 
 
-def lookup(table, name, family):
+def lookup(table, name, family, client=None):
     """Addresses of ``name`` (family "4" or "6"): a list (maybe empty: the name exists without
-    that family), or None when the network has no such name."""
-    entry = table["names"].get(name.lower().rstrip("."))
+    that family), or None when the network has no such name (nor ``client``'s view)."""
+    key = name.lower().rstrip(".")
+    entry = table["names"].get(key)
+    if entry is None and client is not None:
+        entry = (table.get("views") or {}).get(client, {}).get(key)
     if entry is None:
         return None
     return entry.get(family, [])
