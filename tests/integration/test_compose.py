@@ -375,7 +375,7 @@ def test_service_healthy_waits_for_the_healthcheck_and_an_unhealthy_one_fails(km
           app:
             image: busybox
             network_mode: none
-            stop_signal: SIGKILL
+            init: true
             depends_on:
               db: {condition: service_healthy}
             command: ["sleep", "1000"]
@@ -389,6 +389,9 @@ def test_service_healthy_waits_for_the_healthcheck_and_an_unhealthy_one_fails(km
     assert healthy < lines.index(f" Container {p}-app-1  Started")
     assert time.monotonic() - start > 1.0
     assert kmt.inspect(f"{p}-db-1")["State"]["Health"]["Status"] == "healthy"
+    assert kmt.inspect(f"{p}-app-1")["HostConfig"]["Init"] is True   # init: true
+    table = kmt.kago("exec", f"{p}-app-1", "ps", "-o", "pid,args", check=True).stdout
+    assert "1 /dev/init -- sleep 1000" in table
     compose(kmt, path, "down", check=True, timeout=60)
 
     with open(path) as f:
