@@ -433,3 +433,57 @@ def test_orphans_are_left_by_down_unless_remove_orphans_and_ps_q(kmt, tmp_path):
     down = compose(kmt, path, "down", "--remove-orphans", check=True, timeout=60)
     assert f"Container {p}-b-1  Removed" in down.stdout
     assert kmt.kago("ps", "-aq", check=True).stdout == ""
+
+
+def test_a_service_on_two_networks_reaches_both_by_name(kmt, tmp_path):
+    octet = int(kmt.settings["network"]["default_subnet"].split(".")[2])
+    front, back = ((octet + k) % 250 or 1 for k in (2, 3))
+    path = tmp_path / "compose.yaml"
+    path.write_text(textwrap.dedent(f"""\
+        services:
+          web:
+            image: busybox
+            command: ["httpd", "-f", "-p", "80", "-h", "/etc"]
+            networks: [front]
+            stop_signal: SIGKILL
+          db:
+            image: busybox
+            command: ["httpd", "-f", "-p", "80", "-h", "/etc"]
+            networks: [back]
+            stop_signal: SIGKILL
+          api:
+            image: busybox
+            depends_on: [web, db]
+            networks:
+              front: {{}}
+              back: {{aliases: [api-internal]}}
+            stop_signal: SIGKILL
+            command:
+              - sh
+              - -c
+              - |
+                for i in 1 2 3 4 5 6 7 8 9 10; do
+                  wget -qO- http://web/passwd >/dev/null && wget -qO- http://db/passwd >/dev/null && break
+                  sleep 0.3
+                done
+                wget -qO- http://web/passwd >/dev/null && echo web ok
+                wget -qO- http://db/passwd >/dev/null && echo db ok
+                exec sleep 1000
+        networks:
+          front:
+            driver_opts: {{com.docker.network.bridge.name: km{kmt.tag}f0}}
+            ipam: {{config: [{{subnet: 10.250.{front}.0/24}}]}}
+          back:
+            driver_opts: {{com.docker.network.bridge.name: km{kmt.tag}k0}}
+            ipam: {{config: [{{subnet: 10.250.{back}.0/24}}]}}
+        """))
+    p = f"kmt{kmt.tag}"
+    up = compose(kmt, str(path), "up", "-d", timeout=120)
+    assert up.returncode == 0, up.stderr
+    assert wait_for(lambda: "db ok" in kmt.kago("logs", f"{p}-api-1").stdout, timeout=15), \
+        kmt.kago("logs", f"{p}-api-1").stdout
+    assert kmt.kago("logs", f"{p}-api-1").stdout == "web ok\ndb ok\n"
+    nets = kmt.inspect(f"{p}-api-1")["NetworkSettings"]["Networks"]
+    assert set(nets) == {f"{p}_front", f"{p}_back"}
+    compose(kmt, str(path), "down", check=True, timeout=60)
+    assert not link_exists(f"km{kmt.tag}f0") and not link_exists(f"km{kmt.tag}k0")

@@ -303,8 +303,6 @@ def test_networks_declared_aliases_network_mode_and_build(tmp_path):
                                 "not a duration (10s, 1m30s, 500ms)"),
     ("privileged: true", "compose.yaml:4: services.web.privileged: not supported by kago "
                          "compose (docs/compose.md lists the keys)"),
-    ("networks: [a, b]", "compose.yaml:4: services.web.networks: kago attaches a container "
-                         "to one network (2 given): a, b"),
     ("networks: [nowhere]", "compose.yaml:4: services.web.networks.nowhere: service \"web\" "
                             "refers to undefined network nowhere (declare it under the "
                             "top-level networks:)"),
@@ -459,3 +457,22 @@ def test_env_files(tmp_path):
     bad = write(tmp_path, "bad.env", "A=1\nBAD KEY=2\n")
     with pytest.raises(ComposeError, match=r"bad.env:2: invalid line 'BAD KEY=2'"):
         read_env_file(bad, "bad.env")
+
+
+def test_more_networks_than_one_are_connected_after_the_first(tmp_path):
+    plan = translate(project(tmp_path, """\
+        services:
+          web:
+            image: busybox
+            networks:
+              front: {aliases: [www]}
+              back: {ipv4_address: 10.9.1.5}
+        networks:
+          front:
+          back:
+        """, name="p"))
+    web = plan.services["web"]
+    assert web.definition.network.name == "p_front"
+    assert web.definition.network.aliases == ("web", "www")
+    assert web.more_networks == (("p_back", "10.9.1.5", ("web",)),)
+    assert [n.name for n in plan.used_networks(["web"])] == ["p_front", "p_back"]

@@ -114,7 +114,8 @@ def depends_on(s):
 
 
 def service_network(s):
-    """(project network keys, network option, ip, aliases)."""
+    """(project network keys, network option, ip, aliases) of the first network; the others
+    go to ``s.more_networks`` as (name, ip, aliases)."""
     svc = s.svc
     mode = svc.get("network_mode")
     if mode is not None and svc.get("networks") is not None:
@@ -139,20 +140,25 @@ def service_network(s):
         items = {str(k): v or {} for k, v in value.items()}
     else:
         raise s.error("networks", "a list of networks or a mapping")
-    if len(items) != 1:
-        raise s.error("networks", f"kago attaches a container to one network ({len(items)} "
-                                  f"given): {', '.join(items)}")
-    (key, spec), = items.items()
-    if key not in s.plan.networks:
-        raise s.error(("networks", key), f'service "{s.name}" refers to undefined network '
-                                         f"{key} (declare it under the top-level networks:)")
-    if not isinstance(spec, dict):
-        raise s.error(("networks", key), "a mapping (aliases, ipv4_address)")
-    unknown = set(spec) - {"aliases", "ipv4_address"}
-    if unknown:
-        raise s.error(("networks", key, sorted(unknown)[0]), "not supported by kago compose")
-    aliases = [s.name] + [str(a) for a in spec.get("aliases") or ()]
-    return [key], s.plan.networks[key].name, str(spec.get("ipv4_address") or ""), aliases
+    keys, attached = [], []
+    for key, spec in items.items():
+        if key not in s.plan.networks:
+            raise s.error(("networks", key), f'service "{s.name}" refers to undefined network '
+                                             f"{key} (declare it under the top-level "
+                                             f"networks:)")
+        if not isinstance(spec, dict):
+            raise s.error(("networks", key), "a mapping (aliases, ipv4_address)")
+        unknown = set(spec) - {"aliases", "ipv4_address"}
+        if unknown:
+            raise s.error(("networks", key, sorted(unknown)[0]),
+                          "not supported by kago compose")
+        aliases = (s.name,) + tuple(str(a) for a in spec.get("aliases") or ())
+        keys.append(key)
+        attached.append((s.plan.networks[key].name, str(spec.get("ipv4_address") or ""),
+                         aliases))
+    s.more_networks = attached[1:]  # kago network connect'ed after create (runner.py)
+    first, ip, aliases = attached[0]
+    return keys, first, ip, list(aliases)
 
 
 def other_container(s, other):

@@ -193,6 +193,9 @@ class _Up:
                 os.makedirs(path, exist_ok=True)
             record = self.mgr.create(d)
             self.made.append(record["id"])
+            from kago.manager import networks
+            for net, ip, aliases in service.more_networks:
+                networks.connect(self.mgr, net, record["id"], ip=ip or None, aliases=aliases)
             self.out(f" Container {d.name}  Created")
         self.mgr.start(record["id"])
         self.started.append(record["id"])

@@ -50,6 +50,7 @@ class Service:
     healthcheck: Healthcheck | None = None
     networks: tuple[str, ...] = ()                  # project network keys it uses
     make_dirs: tuple[str, ...] = ()                 # bind sources compose makes if missing
+    more_networks: tuple = ()       # (network, ip, aliases) connected after the first
 
 
 @dataclass
@@ -110,6 +111,7 @@ class _Service:
         self.base = ("services", name)
         self.opts = {}
         self.make_dirs = []
+        self.more_networks = []
 
     def error(self, key, message):
         path = self.base + (key if isinstance(key, tuple) else (key,))
@@ -191,7 +193,7 @@ def _service(project, plan, name, svc):
         s.project.warn(f"services.{name}.healthcheck: not run: this kago has no healthchecks")
     definition = _definition(s, image, opts)
     return Service(name, definition, tuple(depends), build, healthcheck, tuple(networks),
-                   tuple(s.make_dirs))
+                   tuple(s.make_dirs), tuple(s.more_networks))
 
 
 _OPTION_KEYS = {"name": "container_name", "command": "command", "entrypoint": "entrypoint",
