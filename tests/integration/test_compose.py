@@ -463,7 +463,8 @@ def test_a_service_on_two_networks_reaches_both_by_name(kmt, tmp_path):
               - -c
               - |
                 for i in 1 2 3 4 5 6 7 8 9 10; do
-                  wget -qO- http://web/passwd >/dev/null && wget -qO- http://db/passwd >/dev/null && break
+                  wget -qO- http://web/passwd >/dev/null &&
+                    wget -qO- http://db/passwd >/dev/null && break
                   sleep 0.3
                 done
                 wget -qO- http://web/passwd >/dev/null && echo web ok
