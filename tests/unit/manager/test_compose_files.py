@@ -301,8 +301,8 @@ def test_networks_declared_aliases_network_mode_and_build(tmp_path):
      "use a number with b, k, m or g"),
     ("stop_grace_period: soon", 'compose.yaml:4: services.web.stop_grace_period: "soon" is '
                                 "not a duration (10s, 1m30s, 500ms)"),
-    ("privileged: true", "compose.yaml:4: services.web.privileged: not supported by kago "
-                         "compose (docs/compose.md lists the keys)"),
+    ("pid: host", "compose.yaml:4: services.web.pid: not supported by kago "
+                  "compose (docs/compose.md lists the keys)"),
     ("networks: [nowhere]", "compose.yaml:4: services.web.networks.nowhere: service \"web\" "
                             "refers to undefined network nowhere (declare it under the "
                             "top-level networks:)"),
@@ -476,3 +476,39 @@ def test_more_networks_than_one_are_connected_after_the_first(tmp_path):
     assert web.definition.network.aliases == ("web", "www")
     assert web.more_networks == (("p_back", "10.9.1.5", ("web",)),)
     assert [n.name for n in plan.used_networks(["web"])] == ["p_front", "p_back"]
+
+
+def test_the_docker_run_keys_reach_the_definition(tmp_path):
+    """privileged, devices, dns*, extra_hosts, shm_size, group_add and expose are kago run's
+    flags by their compose names."""
+    plan = translate(project(tmp_path, """\
+        services:
+          web:
+            image: busybox
+            privileged: true
+            devices: ["/dev/fuse"]
+            dns: 10.0.0.53
+            dns_search: [example.test]
+            dns_opt: [ndots:2]
+            extra_hosts: {db: 10.0.0.5}
+            shm_size: 128m
+            group_add: ["1001"]
+            expose: ["8000"]
+        """))
+    d = plan.services["web"].definition
+    assert d.privileged and [x.host for x in d.devices] == ["/dev/fuse"]
+    assert d.dns.servers == ("10.0.0.53",) and d.dns.search == ("example.test",)
+    assert d.dns.options == ("ndots:2",)
+    assert [(h.name, h.ip) for h in d.extra_hosts] == [("db", "10.0.0.5")]
+    assert d.shm_size == 128 << 20 and d.group_add == ("1001",)
+    assert d.expose == ((8000, "tcp"),)
+
+
+def test_a_bad_docker_run_key_names_its_line(tmp_path):
+    message = error(tmp_path, """\
+        services:
+          web:
+            image: busybox
+            extra_hosts: ["nocolon"]
+        """)
+    assert message.startswith("compose.yaml:4: services.web.extra_hosts"), message

@@ -38,7 +38,8 @@ SERVICE_KEYS = (
     "volumes", "tmpfs", "depends_on", "healthcheck", "networks", "network_mode", "restart",
     "user", "working_dir", "hostname", "labels", "container_name", "deploy", "mem_limit",
     "cpus", "pids_limit", "stop_signal", "stop_grace_period", "read_only", "cap_add",
-    "cap_drop", "sysctls", "ulimits", "init")
+    "cap_drop", "sysctls", "ulimits", "init", "privileged", "devices", "dns", "dns_search",
+    "dns_opt", "extra_hosts", "shm_size", "group_add")
 
 
 @dataclass(frozen=True)
@@ -176,6 +177,7 @@ def _service(project, plan, name, svc):
         opts["sysctls"] = F.key_values(s, "sysctls")
     if "ulimits" in svc:
         opts["rlimits"] = F.ulimits(s)
+    _docker_keys(s, svc, opts)
     F.limits(s)
     if "init" in svc and F.boolean(s, "init", svc["init"]):
         if not F.has_field("init"):
@@ -206,7 +208,34 @@ _OPTION_KEYS = {"name": "container_name", "command": "command", "entrypoint": "e
                 "restart": "restart", "user": "user", "hostname": "hostname",
                 "stop_signal": "stop_signal", "cap_add": "cap_add", "cap_drop": "cap_drop",
                 "sysctls": "sysctls", "labels": "labels", "read_only": "read_only",
-                "image": "image", "healthcheck": "healthcheck", "init": "init"}
+                "image": "image", "healthcheck": "healthcheck", "init": "init",
+                "privileged": "privileged", "devices": "devices", "dns": "dns",
+                "dns_search": "dns_search", "dns_options": "dns_opt",
+                "extra_hosts": "extra_hosts", "shm_size": "shm_size", "group_add": "group_add",
+                "expose": "expose"}
+
+
+def _docker_keys(s, svc, opts):
+    """The keys that are docker run's later flags, by from_options's names: privileged,
+    devices, dns, dns_search, dns_opt, extra_hosts (list or mapping), shm_size, group_add,
+    expose."""
+    if "privileged" in svc:
+        opts["privileged"] = F.boolean(s, "privileged", svc["privileged"])
+    for key, option in (("dns", "dns"), ("dns_search", "dns_search")):
+        if key in svc:   # a string or a list, as compose takes them
+            value = svc[key]
+            opts[option] = [str(value)] if isinstance(value, str) else \
+                [str(v) for v in F.list_of(s, key)]
+    for key, option in (("dns_opt", "dns_options"), ("devices", "devices"),
+                        ("group_add", "group_add"), ("expose", "expose")):
+        if key in svc:
+            opts[option] = [str(v) for v in F.list_of(s, key)]
+    if "extra_hosts" in svc:
+        hosts = svc["extra_hosts"]
+        opts["extra_hosts"] = {str(k): str(v) for k, v in hosts.items()} \
+            if isinstance(hosts, dict) else [str(h) for h in F.list_of(s, "extra_hosts")]
+    if "shm_size" in svc:
+        opts["shm_size"] = F.scalar(svc["shm_size"])
 
 
 def _definition(s, image, opts):
