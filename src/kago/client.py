@@ -422,6 +422,15 @@ class Client:
         from kago.manager.define import archive
         archive.archive(self.manager, file, env=env, out=out or _quiet, tag=tag)
 
+    # --- compose files (docs/compose.md) -------------------------------------------------------
+    def compose(self, files=None, project_name=None, cwd=None, environ=None):
+        """The compose project of ``files`` (default: compose.yaml, docker-compose.yml... in
+        ``cwd``), loaded and checked: ``up``, ``down``, ``ps``, ``containers``, ``logs``,
+        ``config`` (kago.manager.compose.api.ComposeProject). ``environ``: the variables
+        for interpolation (default: this process's, over the .env file)."""
+        from kago.manager.compose.api import ComposeProject
+        return ComposeProject(self, files, project_name, cwd, environ)
+
 
 class Images:
     """``client.images``: the root's image store."""

@@ -36,6 +36,8 @@ images:
   (and docker's forms: image ls|rm|inspect|pull|push|tag|save|load|import|history|prune)
 definitions (Python files, see docs/manager.md):
   up FILE [-e KEY=VAL], down FILE, ps FILE, reload FILE, archive FILE
+compose files (docs/compose.md):
+  compose [-f FILE] [-p NAME] up [-d]|down [-v]|ps|logs [-f]|config
 other:
   network ls|create|rm|inspect|connect|disconnect, volume create|ls|inspect|rm|prune,
   system df|prune|info, version, info, demo
@@ -160,6 +162,7 @@ VERBS = {
     "diff": ("changes", "cmd_diff"), "update": ("changes", "cmd_update"),
     "history": ("images", "cmd_history"),
     "container": ("groups", "cmd_container"), "image": ("groups", "cmd_image"),
+    "compose": ("compose", "cmd_compose"),
 }
 
 
