@@ -98,3 +98,17 @@ def test_ctrl_c_in_the_middle_leaves_nothing():
     assert "left on the host: nothing" in seen, seen
     top, tag = _tag(seen)
     assert _left_on_host(top, tag) == []
+
+
+def test_no_mirror_and_no_cache_makes_nothing_and_says_why(tmp_path):
+    """What the replay test skips on: a clear line, status 77, no scratch root made."""
+    before = set(os.listdir("/var/tmp"))
+    proc = subprocess.run([SCRIPT, "--cache", str(tmp_path)], capture_output=True, text=True,
+                          timeout=60, check=False,
+                          env=dict(os.environ, KAGO_TUTORIAL_MIRROR="http://127.0.0.1:9/debian"))
+    assert proc.returncode == SKIPPED, proc.stdout + proc.stderr
+    assert proc.stderr.startswith("scripts/tutorial: skipped: Debian's mirror cannot be "
+                                  "reached (http://127.0.0.1:9/debian/dists/bookworm/Release")
+    assert not {n for n in set(os.listdir("/var/tmp")) - before
+                if n.startswith("kago-tutorial-")}
+    assert os.listdir(tmp_path) == []
