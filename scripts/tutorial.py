@@ -276,7 +276,10 @@ class Tutorial:
         for service in ("web", "db", "worker"):
             self.check(f"notes-app-{service}-1" in out, f"compose ps lists {service}")
         self.check("healthy" in out, "the db is healthy")
-        self.run("exec", "notes-app-web-1", "getent", "hosts", "db")
+        hosts = self.run("exec", "notes-app-web-1", "getent", "hosts", "db").split()
+        dns = self.run("exec", "notes-app-web-1", "python3", "dnsask.py", "db")
+        self.check(hosts and dns.startswith(f"db: {hosts[0]} (asked "),
+                   "the network's resolver answers the service's name with its address")
         self.wait_for("the worker has written to redis",
                       lambda: "tick 2" in self.quiet("exec", "notes-app-db-1", "redis-cli",
                                                      "LRANGE", "notes", "0", "-1"))
