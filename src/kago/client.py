@@ -254,6 +254,8 @@ class Client:
             from kago.manager.errors import ManagerError
             what = "pause" if verb == "pause" else "unpause"
             raise ManagerError(err.strip().splitlines()[-1] if err.strip() else f"{what} failed")
+        from kago.manager import events
+        events.container(self.manager.paths, "pause" if verb == "pause" else "unpause", record)
 
     def log_entries(self, ref, follow=False, tail=None, since=None):
         """The container's log as entries ({"stream": "stdout"|"stderr", "log": text,

@@ -89,6 +89,21 @@ def container(paths, action, record, **attributes):
     return emit(paths, "container", action, record["id"], attrs)
 
 
+def started(paths, record, attached=False):
+    """A start (``attached``: a client reads its output, as ``docker run`` without -d: an
+    attach first, docker's order)."""
+    if attached:
+        container(paths, "attach", record)
+    return container(paths, "start", record)
+
+
+def died(paths, record, code, oom=False):
+    """An end: oom first when the kernel killed it for memory, then die with its exitCode."""
+    if oom:
+        container(paths, "oom", record)
+    return container(paths, "die", record, exitCode=code)
+
+
 def _labels(labels):
     if isinstance(labels, dict):
         return labels.items()
@@ -101,8 +116,8 @@ def image(paths, action, actor, name=None):
 
 
 def network(paths, action, name, container=None):
-    from kago.manager.networks import net_id
-    return emit(paths, "network", action, net_id(name),
+    import hashlib  # kago.manager.networks.net_id's: a stable 12 hex digits from the name
+    return emit(paths, "network", action, hashlib.sha256(name.encode()).hexdigest()[:12],
                 {"container": container, "name": name, "type": "bridge"})
 
 
