@@ -38,7 +38,7 @@ definitions (Python files, see docs/manager.md):
   up FILE [-e KEY=VAL], down FILE, ps FILE, reload FILE, archive FILE
 other:
   network ls|create|rm|inspect|connect|disconnect, volume create|ls|inspect|rm|prune,
-  system df|prune|info, version, info, demo
+  system df|prune|info, version, info, events, demo
 
 global options:
   --root DIR      state (default /var/lib/kago, or $KAGO_ROOT)
@@ -160,6 +160,7 @@ VERBS = {
     "diff": ("changes", "cmd_diff"), "update": ("changes", "cmd_update"),
     "history": ("images", "cmd_history"),
     "container": ("groups", "cmd_container"), "image": ("groups", "cmd_image"),
+    "events": ("events", "cmd_events"),
 }
 
 

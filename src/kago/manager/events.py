@@ -31,6 +31,8 @@ import json
 import os
 import time
 
+from kago.errors import KagoError
+
 NAME = "events.jsonl"
 MAX_BYTES = 2 << 20
 POLL = 0.2
@@ -246,8 +248,10 @@ FILTERS = ("container", "event", "image", "label", "network", "type", "volume")
 TYPES = ("container", "image", "network", "volume")
 
 
-class FilterError(ValueError):
-    pass
+class FilterError(KagoError):
+    """A filter or time ``kago events`` cannot use (docker's exit status 125)."""
+
+    exit_code = 125
 
 
 def parse_filters(filters):
