@@ -204,3 +204,22 @@ def test_when():
     assert E.when("1h30m", now=10000) == 10000 - 5400
     with pytest.raises(E.FilterError, match="yesterday"):
         E.when("yesterday")
+
+
+def test_network_and_image_events_name_what_the_verbs_show(tmp_path):
+    from kago.manager.networks import net_id
+    paths = P(tmp_path)
+    doc = E.network(paths, "connect", "front", container="c1")
+    assert doc["Actor"] == {"ID": net_id("front"), "Attributes": {
+        "container": "c1", "name": "front", "type": "bridge"}}
+    assert E.image(paths, "tag", "sha256:ab", "web:1")["Actor"] == {
+        "ID": "sha256:ab", "Attributes": {"name": "web:1"}}
+    assert E.docker_doc(E.image(paths, "pull", "busybox:latest"))["status"] == "pull"
+
+
+def test_died_logs_oom_first_and_the_exit_code(tmp_path):
+    paths = P(tmp_path)
+    E.died(paths, {"id": "c1", "name": "web", "image": "busybox"}, 137, oom=True)
+    E.started(paths, {"id": "c1", "name": "web", "image": "busybox"}, attached=True)
+    got = [(d["Action"], d["Actor"]["Attributes"].get("exitCode")) for d in E.read(paths)]
+    assert got == [("oom", None), ("die", "137"), ("attach", None), ("start", None)]

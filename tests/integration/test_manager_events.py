@@ -1,0 +1,116 @@
+"""``kago events`` against the real kernel: what run/stop/rm/rename/pause logged (--since,
+--until, filters, --format), and a following ``kago events`` seeing a start made after it
+began. Each test has its own root (kago.manager.testing.KagoEnv); containers use no network.
+"""
+
+import json
+import os
+import select
+import signal
+import subprocess
+import time
+
+from kago.manager.testing import KAGO, kmt_fixture  # noqa: F401 (fixture)
+
+
+def _events(kmt, *args):
+    return kmt.kago("events", *args, check=True, timeout=30).stdout.splitlines()
+
+
+def _actions(lines, cid):
+    return [line.split()[2] for line in lines if line.split()[3] == cid]
+
+
+def test_run_stop_rm_logged_with_since_and_until(kmt):
+    t0 = time.time()
+    cid = kmt.kago("run", "-d", "--name", "kmt-ev", "--network", "none", "-l", "tier=front",
+                   "busybox", "sh", "-c", "trap 'exit 0' TERM; while :; do sleep 0.1; done",
+                   check=True).stdout.strip()
+    kmt.kago("pause", "kmt-ev", check=True)
+    kmt.kago("unpause", "kmt-ev", check=True)
+    kmt.kago("stop", "-t", "5", "kmt-ev", check=True)
+    t1 = time.time()
+    time.sleep(0.05)
+    kmt.kago("rm", "kmt-ev", check=True)
+    until_now = _events(kmt, "--since", str(t0), "--until", str(time.time()))
+    assert _actions(until_now, cid) == ["create", "start", "pause", "unpause", "kill", "die",
+                                        "stop", "destroy"]
+    line = next(x for x in until_now if x.split()[2] == "die")
+    assert line.endswith(f"container die {cid} (exitCode=0, image=busybox, name=kmt-ev, "
+                         "tier=front)")
+    assert "signal=15" in next(x for x in until_now if x.split()[2] == "kill")
+    assert _actions(_events(kmt, "--since", str(t0), "--until", str(t1)), cid) == \
+        ["create", "start", "pause", "unpause", "kill", "die", "stop"]
+    assert _actions(_events(kmt, "--since", str(t1), "--until", "0s"), cid) == ["destroy"]
+    # --until alone: from the start of the log (the fixture's image import is in it)
+    assert any(" image import sha256:" in x for x in _events(kmt, "--until", "0s"))
+
+
+def test_filters_and_json(kmt):
+    t0 = time.time()
+    cid = kmt.kago("run", "--name", "kmt-evj", "--network", "none", "busybox", "sh", "-c",
+                   "exit 3").returncode and kmt.kago("inspect", "-f", "{{.Id}}", "kmt-evj",
+                                                     check=True).stdout.strip()
+    kmt.kago("rename", "kmt-evj", "kmt-evk", check=True)
+    kmt.kago("volume", "create", "kmt-evv", check=True)
+    kmt.kago("volume", "rm", "kmt-evv", check=True)
+    since = ("--since", str(t0), "--until", "0s")
+    docs = [json.loads(x) for x in _events(kmt, *since, "-f", "type=container", "-f",
+                                           "event=die", "--format", "{{json .}}")]
+    assert len(docs) == 1
+    doc = docs[0]
+    assert (doc["Type"], doc["Action"], doc["status"], doc["id"], doc["from"]) == \
+        ("container", "die", "die", cid, "busybox")
+    assert doc["Actor"] == {"ID": cid, "Attributes": {"exitCode": "3", "image": "busybox",
+                                                      "name": "kmt-evj"}}
+    assert doc["timeNano"] // 1_000_000_000 == doc["time"] >= int(t0)
+    by_name = _events(kmt, *since, "-f", "container=kmt-evk", "--format", "{{.Action}}")
+    assert by_name == ["rename"]  # the events before it name kmt-evj
+    assert _events(kmt, *since, "-f", f"container={cid[:12]}", "--format",
+                   "{{.Action}}") == ["create", "attach", "start", "die", "rename"]
+    assert _events(kmt, *since, "-f", "type=volume", "--format", "json") and \
+        [json.loads(x)["Action"] for x in _events(kmt, *since, "-f", "volume=kmt-evv",
+                                                  "--format", "json")] == ["create", "destroy"]
+    assert _events(kmt, *since, "-f", "image=alpine") == []
+    bad = kmt.kago("events", "-f", "colour=red", "--until", "0s")
+    assert (bad.returncode, bad.stderr) == (125, "kago: invalid filter 'colour'\n")
+
+
+def _read_until(proc, want, timeout=15.0):
+    """Lines of a running ``kago events`` until one equals ``want`` (bounded)."""
+    seen, buf = [], b""
+    deadline = time.monotonic() + timeout
+    fd = proc.stdout.fileno()
+    while want not in seen and time.monotonic() < deadline:
+        if select.select([fd], [], [], 0.1)[0]:
+            chunk = os.read(fd, 4096)
+            if not chunk:
+                break
+            buf += chunk
+            *lines, buf = buf.split(b"\n")
+            seen += [x.decode() for x in lines]
+    return seen
+
+
+def test_a_following_events_sees_a_start_made_after_it_began(kmt):
+    t0 = time.time()
+    kmt.kago("create", "--name", "kmt-evf", "--network", "none", "busybox", "sleep", "30",
+             check=True)
+    proc = subprocess.Popen([KAGO, "events", "--since", str(t0), "-f", "container=kmt-evf",
+                             "--format", "{{.Action}}"], stdout=subprocess.PIPE, env=kmt.env)
+    try:
+        assert _read_until(proc, "create") == ["create"]  # the past, then it follows
+        assert proc.poll() is None
+        kmt.kago("start", "kmt-evf", check=True)
+        assert _read_until(proc, "start") == ["start"]
+        kmt.kago("kill", "kmt-evf", check=True)
+        assert _read_until(proc, "die") == ["kill", "die"]
+    finally:
+        proc.send_signal(signal.SIGINT)  # Ctrl-C
+        try:
+            code = proc.wait(10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            code = proc.wait(5)
+        proc.stdout.close()
+    assert code == 0
