@@ -114,3 +114,13 @@ def test_a_following_events_sees_a_start_made_after_it_began(kmt):
             code = proc.wait(5)
         proc.stdout.close()
     assert code == 0
+
+
+def test_a_foreground_run_i_is_logged_too(kmt):
+    t0 = time.time()
+    proc = kmt.kago("run", "-i", "--name", "kmt-evi", "--network", "none", "busybox", "sh",
+                    "-c", "cat; exit 4", input="hi\n")
+    assert (proc.returncode, proc.stdout) == (4, "hi\n")
+    lines = _events(kmt, "--since", str(t0), "--until", "0s", "-f", "container=kmt-evi",
+                    "--format", "{{.Action}} {{index .Actor.Attributes \"exitCode\"}}")
+    assert lines == ["create ", "attach ", "start ", "die 4"]
