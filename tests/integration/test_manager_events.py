@@ -124,3 +124,18 @@ def test_a_foreground_run_i_is_logged_too(kmt):
     lines = _events(kmt, "--since", str(t0), "--until", "0s", "-f", "container=kmt-evi",
                     "--format", "{{.Action}} {{index .Actor.Attributes \"exitCode\"}}")
     assert lines == ["create ", "attach ", "start ", "die 4"]
+
+
+def test_exec_events_and_the_system_events_form(kmt):
+    t0 = time.time()
+    kmt.kago("run", "-d", "--name", "kmt-evx", "--network", "none", "busybox", "sleep", "30",
+             check=True)
+    assert kmt.kago("exec", "kmt-evx", "sh", "-c", "exit 5").returncode == 5
+    lines = kmt.kago("system", "events", "--since", str(t0), "--until", "0s", "-f",
+                     "container=kmt-evx", "-f", "event=exec_create", "-f", "event=exec_die",
+                     "--format", "json", check=True, timeout=30).stdout.splitlines()
+    docs = [json.loads(x) for x in lines]
+    assert [d["Action"] for d in docs] == ["exec_create: sh -c exit 5", "exec_die"]
+    assert docs[1]["Actor"]["Attributes"]["exitCode"] == "5"
+    assert docs[0]["Actor"]["Attributes"]["execID"] == docs[1]["Actor"]["Attributes"]["execID"]
+    kmt.kago("rm", "-f", "kmt-evx", check=True)

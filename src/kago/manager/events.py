@@ -5,6 +5,7 @@ anybody listens, so ``kago events --since`` shows what happened before it was as
 
     container  create start die (exitCode) stop kill (signal) destroy rename (oldName)
                pause unpause oom "health_status: STATUS" attach commit
+               "exec_create: CMD" "exec_start: CMD" exec_die (execID, exitCode)
     image      import pull push tag untag delete save load
     network    create destroy connect disconnect (container)
     volume     create destroy
@@ -104,6 +105,17 @@ def died(paths, record, code, oom=False):
     if oom:
         container(paths, "oom", record)
     return container(paths, "die", record, exitCode=code)
+
+
+def exec_started(paths, record, command):
+    """docker's exec_create and exec_start (the command in the action); its exec ID, for
+    the exec_die at its end."""
+    import secrets
+    eid = secrets.token_hex(32)
+    what = " ".join(command if isinstance(command, (list, tuple)) else [str(command)])
+    container(paths, f"exec_create: {what}", record, execID=eid)
+    container(paths, f"exec_start: {what}", record, execID=eid)
+    return eid
 
 
 def _labels(labels):

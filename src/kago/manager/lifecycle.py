@@ -176,6 +176,7 @@ def settle(ctx, record):
             return  # its command line records the real status
         r["state"]["foreground"] = False
         if r["state"]["status"] in ("running", "restarting"):
+            events.container(ctx.paths, "die", r)  # docker's die, without an exitCode
             r["state"].update(status="exited", pid=0, finished_at=time.time(),
                               fresh=False,
                               error="exited while no supervisor was watching: exit "
