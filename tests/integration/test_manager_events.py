@@ -139,3 +139,20 @@ def test_exec_events_and_the_system_events_form(kmt):
     assert docs[1]["Actor"]["Attributes"]["exitCode"] == "5"
     assert docs[0]["Actor"]["Attributes"]["execID"] == docs[1]["Actor"]["Attributes"]["execID"]
     kmt.kago("rm", "-f", "kmt-evx", check=True)
+
+
+def test_image_events(kmt, tmp_path):
+    t0 = time.time()
+    image_id = kmt.kago("image", "inspect", "-f", "{{.Id}}", "busybox", check=True).stdout.strip()
+    kmt.kago("tag", "busybox", "kmt-evimg:1", check=True)
+    kmt.kago("rmi", "kmt-evimg:1", check=True)
+    kmt.kago("save", "-o", tmp_path / "b.tar", "busybox", check=True)
+    kmt.kago("load", "-i", tmp_path / "b.tar", check=True)
+    docs = [json.loads(x) for x in _events(kmt, "--since", str(t0), "--until", "0s", "-f",
+                                           "type=image", "--format", "{{json .}}")]
+    got = [(d["Action"], d["Actor"]["ID"], d["Actor"]["Attributes"].get("name")) for d in docs]
+    sha = image_id if image_id.startswith("sha256:") else "sha256:" + image_id
+    assert got[:3] == [("tag", sha, "kmt-evimg:1"), ("untag", sha, "kmt-evimg:1"),
+                       ("save", sha, "busybox")]
+    assert [g[0] for g in got[3:]] == ["load"] and got[3][1] == sha
+    assert docs[0]["status"] == "tag" and docs[0]["id"] == sha
