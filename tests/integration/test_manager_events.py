@@ -156,3 +156,29 @@ def test_image_events(kmt, tmp_path):
                        ("save", sha, "busybox")]
     assert [g[0] for g in got[3:]] == ["load"] and got[3][1] == sha
     assert docs[0]["status"] == "tag" and docs[0]["id"] == sha
+
+
+def test_network_events(kmt):
+    import random
+    t0 = time.time()
+    first, extra = f"kmt{kmt.tag}", f"kmt{kmt.tag}e"  # the root's default network, another
+    kmt.kago("network", "create", "--subnet", f"10.248.{random.randrange(1, 250)}.0/24",
+             "--internal", "--bridge", f"km{kmt.tag}e", extra, check=True)
+    cid = kmt.kago("run", "-d", "--name", "kmt-evn", "busybox", "sleep", "30",
+                   check=True).stdout.strip()
+    kmt.kago("network", "connect", extra, "kmt-evn", check=True)
+    kmt.kago("network", "disconnect", extra, "kmt-evn", check=True)
+    kmt.kago("stop", "-t", "0", "kmt-evn", check=True)
+    kmt.kago("start", "kmt-evn", check=True)
+    kmt.kago("rm", "-f", "kmt-evn", check=True)
+    kmt.kago("network", "rm", extra, check=True)
+    docs = [json.loads(x) for x in _events(kmt, "--since", str(t0), "--until", "0s", "-f",
+                                           "type=network", "--format", "json")]
+    got = [(d["Action"], d["Actor"]["Attributes"]["name"],
+            d["Actor"]["Attributes"].get("container")) for d in docs]
+    assert got == [("create", extra, None), ("connect", first, cid), ("connect", extra, cid),
+                   ("disconnect", extra, cid), ("disconnect", first, cid),
+                   ("connect", first, cid), ("disconnect", first, cid),
+                   ("destroy", extra, None)]
+    assert _events(kmt, "--since", str(t0), "--until", "0s", "-f", f"network={extra}",
+                   "--format", "{{.Action}}") == ["create", "connect", "disconnect", "destroy"]

@@ -104,6 +104,7 @@ def _create(ctx, cid, name, d, group, undo):
     undo.steps = []  # made: nothing to undo any more
     fault("create.done")
     events.container(ctx.paths, "create", record)
+    events.networks(ctx.paths, record, "connect")
     return record
 
 

@@ -7,7 +7,9 @@ anybody listens, so ``kago events --since`` shows what happened before it was as
                pause unpause oom "health_status: STATUS" attach commit
                "exec_create: CMD" "exec_start: CMD" exec_die (execID, exitCode)
     image      import pull push tag untag delete save load
-    network    create destroy connect disconnect (container)
+    network    create destroy connect disconnect (container: a container's networks as
+               create or a start attaches them and an end or rm detaches them, and the
+               network connect/disconnect verbs)
     volume     create destroy
 
 A line holds docker's event document without the legacy fields (``status``/``id``/``from``:
@@ -133,6 +135,17 @@ def network(paths, action, name, container=None):
     import hashlib  # kago.manager.networks.net_id's: a stable 12 hex digits from the name
     return emit(paths, "network", action, hashlib.sha256(name.encode()).hexdigest()[:12],
                 {"container": container, "name": name, "type": "bridge"})
+
+
+def networks(paths, record, action):
+    """connect or disconnect events for every bridge network ``record`` holds: its first
+    (``network``, when create or a start after a release attaches it, and when an end or rm
+    detaches it) and those ``network connect`` added."""
+    att = record.get("network") or {}
+    names = [att["network"]] if att.get("network") and att.get("mode") == "bridge" else []
+    names += [c["network"] for c in record.get("connections") or () if c.get("network")]
+    for name in names:
+        network(paths, action, name, record["id"])
 
 
 def volume(paths, action, name):

@@ -64,6 +64,8 @@ def teardown(ctx, record):
                                                                      for e in errors))
     ctx.records.remove(cid)
     fault("rm.record")
+    if not (record.get("state") or {}).get("released"):  # a release logged its disconnect
+        events.networks(ctx.paths, record, "disconnect")
     events.container(ctx.paths, "destroy", record)
 
 
