@@ -154,13 +154,13 @@ VERBS = {
     "volume": ("volumes", "cmd_volume"), "cp": ("cp", "cmd_cp"),
     "system": ("system", "cmd_system"), "version": ("system", "cmd_version"),
     "info": ("system", "cmd_info"),
+    "events": ("events", "cmd_events"),
     "up": ("definitions", "cmd_up"), "down": ("definitions", "cmd_down"),
     "reload": ("definitions", "cmd_reload"), "archive": ("definitions", "cmd_archive"),
     "port": ("changes", "cmd_port"), "rename": ("changes", "cmd_rename"),
     "diff": ("changes", "cmd_diff"), "update": ("changes", "cmd_update"),
     "history": ("images", "cmd_history"),
     "container": ("groups", "cmd_container"), "image": ("groups", "cmd_image"),
-    "events": ("events", "cmd_events"),
 }
 
 
