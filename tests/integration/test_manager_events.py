@@ -182,3 +182,31 @@ def test_network_events(kmt):
                    ("destroy", extra, None)]
     assert _events(kmt, "--since", str(t0), "--until", "0s", "-f", f"network={extra}",
                    "--format", "{{.Action}}") == ["create", "connect", "disconnect", "destroy"]
+
+
+def test_a_follower_without_since_begins_now_and_sees_health_status(kmt):
+    cid = kmt.kago("create", "--name", "kmt-evh", "--network", "none", "--health-cmd", "true",
+                   "--health-interval", "1s", "busybox", "sleep", "30",
+                   check=True).stdout.strip()
+    proc = subprocess.Popen([KAGO, "events", "--format", "{{.Type}} {{.Action}} {{.Actor.ID}}"],
+                            stdout=subprocess.PIPE, env=kmt.env)
+    try:
+        seen = []
+        for i in range(20):  # it begins at its own start: a volume made after it shows it is
+            kmt.kago("volume", "create", f"kmt-evm{i}", check=True)
+            seen = _read_until(proc, f"volume create kmt-evm{i}", timeout=1)
+            if seen:
+                break
+        assert seen and seen[-1].startswith("volume create kmt-evm")
+        kmt.kago("start", "kmt-evh", check=True)
+        seen = _read_until(proc, f"container health_status: healthy {cid}")
+        assert [x for x in seen if x.endswith(cid)] == [
+            f"container start {cid}", f"container health_status: healthy {cid}"]  # no create
+    finally:
+        proc.terminate()  # stopped by PID
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(5)
+        proc.stdout.close()
