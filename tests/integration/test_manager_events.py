@@ -210,3 +210,18 @@ def test_a_follower_without_since_begins_now_and_sees_health_status(kmt):
             proc.kill()
             proc.wait(5)
         proc.stdout.close()
+
+
+def test_an_oom_kill_logs_oom_then_die(kmt):
+    import hostprobe
+    t0 = time.time()
+    swap = ["--memory-swap", "16m"] if hostprobe.has_cgroup_file(
+        "memory", "memory.memsw.limit_in_bytes") else []
+    proc = kmt.kago("run", "--name", "kmt-evo", "--network", "none", "--memory", "16m",
+                    *swap, "busybox", "sh", "-c",
+                    "x=$(head -c 200000000 /dev/zero | tr '\\0' a); echo survived")
+    assert proc.returncode == 137, proc.stderr
+    lines = _events(kmt, "--since", str(t0), "--until", "0s", "-f", "container=kmt-evo",
+                    "-f", "event=oom", "-f", "event=die", "--format",
+                    "{{.Action}} {{index .Actor.Attributes \"exitCode\"}}")
+    assert lines == ["oom ", "die 137"]
