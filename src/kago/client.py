@@ -254,6 +254,8 @@ class Client:
             from kago.manager.errors import ManagerError
             what = "pause" if verb == "pause" else "unpause"
             raise ManagerError(err.strip().splitlines()[-1] if err.strip() else f"{what} failed")
+        from kago.manager import events
+        events.container(self.manager.paths, "pause" if verb == "pause" else "unpause", record)
 
     def log_entries(self, ref, follow=False, tail=None, since=None):
         """The container's log as entries ({"stream": "stdout"|"stderr", "log": text,
@@ -383,6 +385,26 @@ class Client:
         reclaimable bytes)."""
         from kago.manager import usage
         return usage.disk_usage(self.manager)
+
+    def events(self, since=None, until=None, filters=None, poll=None):
+        """docker's events (kago.manager.events) as docker's API documents ({"Type",
+        "Action", "Actor": {"ID", "Attributes"}, "time", "timeNano", ...}), oldest first.
+        ``since``/``until``: a unix time, a datetime, RFC 3339 text or a duration ("10m":
+        that long ago). Without ``until`` it follows the log, yielding new events as kago
+        commands and the supervisor make them, until the caller stops iterating; without
+        ``since`` either, only events from now on (docker's). ``filters``: {"type":
+        "container", "event": ["start", "die"], "container": NAME, "label": "k=v", ...} or
+        ["type=container", ...]; values of one key are alternatives, keys must all match."""
+        import time
+
+        from kago.manager import events as E
+        wanted = E.parse_filters(filters)
+        since, until = E.when(since), E.when(until)
+        if since is None and until is None:
+            since = time.time()
+        for doc in E.follow(self.manager.paths, since, until, poll=poll or E.POLL):
+            if E.matches(doc, wanted):
+                yield E.docker_doc(doc)
 
     # --- definition files (docs/manager.md) ----------------------------------------------------
     def up(self, file, env=None, *, keep_going=False, wait=True, out=None):

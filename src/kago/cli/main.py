@@ -40,7 +40,7 @@ compose files (docs/compose.md):
   compose [-f FILE] [-p NAME] up [-d]|down [-v]|ps|logs [-f]|config
 other:
   network ls|create|rm|inspect|connect|disconnect, volume create|ls|inspect|rm|prune,
-  system df|prune|info, version, info, demo
+  system df|prune|info, version, info, events, demo
 
 global options:
   --root DIR      state (default /var/lib/kago, or $KAGO_ROOT)
@@ -156,6 +156,7 @@ VERBS = {
     "volume": ("volumes", "cmd_volume"), "cp": ("cp", "cmd_cp"),
     "system": ("system", "cmd_system"), "version": ("system", "cmd_version"),
     "info": ("system", "cmd_info"),
+    "events": ("events", "cmd_events"),
     "up": ("definitions", "cmd_up"), "down": ("definitions", "cmd_down"),
     "reload": ("definitions", "cmd_reload"), "archive": ("definitions", "cmd_archive"),
     "port": ("changes", "cmd_port"), "rename": ("changes", "cmd_rename"),

@@ -157,6 +157,7 @@ def _run_foreground(mgr, record):
     import subprocess
     import time
 
+    from kago.manager import events
     from kago.manager.journal import creator
     cid = record["id"]
     mgr.prepare(record)
@@ -166,6 +167,7 @@ def _run_foreground(mgr, record):
                                                         client=creator(),
                                                         started_at=time.time()))
     conn = _foreground_watch(mgr, cid)
+    events.started(mgr.paths, record, attached=True)
     code = None
     try:
         code = subprocess.call(runtime.run_argv(cid, mgr.paths.bundle(cid)))
@@ -174,6 +176,7 @@ def _run_foreground(mgr, record):
         mgr.records.update(cid, lambda r: r["state"].update(
             status="exited", exit_code=code, finished_at=time.time(), pid=0,
             foreground=False, fresh=False))
+        events.died(mgr.paths, record, code)
         if conn is not None:
             conn.close()
         from kago.manager.definition import of

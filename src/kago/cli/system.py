@@ -11,10 +11,12 @@ def cmd_system(glob, argv):
     if argv and argv[0] in ("-h", "--help"):
         out(_SYSTEM_HELP)
         return 0
-    if not argv or argv[0] not in ("prune", "info", "supervisor", "df"):
+    if not argv or argv[0] not in ("prune", "info", "supervisor", "df", "events"):
         raise Usage("system: use df, prune, info or supervisor")
     if argv[0] == "df":
         return _df(glob, argv[1:])
+    if argv[0] == "events":
+        return __import__("kago.cli.events", fromlist=["_"]).cmd_events(glob, argv[1:])
     if argv[0] == "info":
         return cmd_info(glob, argv[1:])
     if argv[0] == "supervisor":
@@ -136,6 +138,7 @@ _SYSTEM_HELP = """usage: kago system COMMAND
   df          show what images, containers and volumes take on disk
   prune       remove stopped containers, dangling images, what nothing owns
   info        show system-wide information
+  events      show what kago did: docker's events (as kago events)
   supervisor  show (or --stop) the shared supervisor"""
 
 

@@ -3,6 +3,7 @@ cgroup limits and restart policy, applied to a running one through the runtime's
 recorded in its definition); and what it reads back: ``ports`` (``kago port``) and ``diff``
 (its writable layer's changes)."""
 
+from kago.manager import events
 from kago.manager.definition import of, to_json
 from kago.manager.errors import BadValue, ManagerError
 
@@ -27,6 +28,7 @@ def rename(ctx, ref, new):
         ctx.records.release_name(new, cid)
         raise
     ctx.records.release_name(old, cid)
+    events.container(ctx.paths, "rename", dict(record, name=new), oldName="/" + old)
     return ctx.records.load(cid)
 
 

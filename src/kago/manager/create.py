@@ -13,7 +13,7 @@ import os
 import time
 
 from kago.errors import KagoError
-from kago.manager import attachments, idranges, journal, perms, rootfs
+from kago.manager import attachments, events, idranges, journal, perms, rootfs
 from kago.manager.context import describe
 from kago.manager.definition import Definition, IdRange, to_json
 from kago.manager.errors import BadValue, ImageNotFound, ManagerError
@@ -103,6 +103,8 @@ def _create(ctx, cid, name, d, group, undo):
     ctx.records.save(record, existing=True)
     undo.steps = []  # made: nothing to undo any more
     fault("create.done")
+    events.container(ctx.paths, "create", record)
+    events.networks(ctx.paths, record, "connect")
     return record
 
 

@@ -12,6 +12,7 @@ through us so its "executable file not found" line can be recognised.
 import subprocess
 import sys
 
+from kago.manager import events
 from kago.manager.errors import StateError, command_error
 
 
@@ -31,6 +32,7 @@ def run(mgr, ref, command, tty=False, user=None, workdir=None, env=(), detach=Fa
         env = merge_env(["TERM=xterm"], env)  # docker's, for -t; a given TERM wins
     argv = mgr.runtime(record).exec_argv(record["id"], command, tty=tty, user=numeric,
                                           cwd=workdir, env=env, detach=detach)
+    eid = events.exec_started(mgr.paths, record, command)
     if detach:
         return _detached(argv)
     proc = subprocess.Popen(argv, stderr=subprocess.PIPE)
@@ -41,6 +43,7 @@ def run(mgr, ref, command, tty=False, user=None, workdir=None, env=(), detach=Fa
         last = line
     code = proc.wait()
     code = 128 - code if code < 0 else code
+    events.container(mgr.paths, "exec_die", record, execID=eid, exitCode=code)
     if code == 255 and last:
         error = command_error(last.decode(errors="replace").strip())
         if error is not None:

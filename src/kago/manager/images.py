@@ -7,6 +7,7 @@ are KagoErrors already, so the CLI reports them with exit status 125.
 import os
 import time
 
+from kago.manager import events
 from kago.manager.errors import ManagerError
 
 
@@ -60,7 +61,9 @@ def import_image(mgr, source, name=None, changes=(), message=None, stdin=None):
                                "tarball into it, or give a file)")
     else:
         source = os.path.abspath(source)
-    return mgr.store.import_archive(source, name=name, config=config, message=message)
+    info = mgr.store.import_archive(source, name=name, config=config, message=message)
+    events.image(mgr.paths, "import", "sha256:" + info.id, name)
+    return info
 
 
 CHANGES = ("CMD", "ENTRYPOINT", "ENV", "EXPOSE", "LABEL", "ONBUILD", "STOPSIGNAL", "USER",
@@ -162,32 +165,43 @@ def _ports(item, text):
 def pull(mgr, reference, insecure=None):
     """``insecure`` None: plain HTTP allowed for loopback registries only, as docker."""
     from kago.storage import registry
-    return registry.pull(mgr.store, reference, insecure=insecure)
+    info = registry.pull(mgr.store, reference, insecure=insecure)
+    events.image(mgr.paths, "pull", reference, reference)
+    return info
 
 
 def push(mgr, image, destination=None, insecure=None):
     """Push ``image`` (as ``destination``); returns the manifest's digest."""
     from kago.storage import registry
-    return registry.push(store_of(mgr, image), image, destination or image, insecure=insecure)
+    digest = registry.push(store_of(mgr, image), image, destination or image, insecure=insecure)
+    events.image(mgr.paths, "push", destination or image, destination or image)
+    return digest
 
 
 def tag(mgr, source, target):
-    store_of(mgr, source).tag(source, target)
+    store = store_of(mgr, source)
+    store.tag(source, target)
+    events.image(mgr.paths, "tag", "sha256:" + store.image(target).id, target)
 
 
 def remove(mgr, ref, force=False):
     """docker rmi's lines for one image: each name untagged, then the image and the layers
     that went with it (by ID; the blobs under them are not listed, as docker does not)."""
     store = store_of(mgr, ref)
-    names = store.image(ref).names
+    img = store.image(ref)
+    names = img.names
     lines = []
     for what in store.remove_image(ref, force=force):
         kind, _, value = what.partition(" ")
         if kind == "name":
             lines.append(f"Untagged: {value}")
+            events.image(mgr.paths, "untag", "sha256:" + img.id, value)
         elif kind == "image":
             lines += [f"Untagged: {name}" for name in names]
             lines.append(f"Deleted: sha256:{value}")
+            for name in names:
+                events.image(mgr.paths, "untag", "sha256:" + value, name)
+            events.image(mgr.paths, "delete", "sha256:" + value, ref)
         elif kind == "layer":
             lines.append(f"Deleted: {value}")
     return lines
@@ -209,6 +223,7 @@ def save(mgr, ref, output=None, format="docker-archive", stdout=None):
         store.export_docker_archive(ref, output)
     if hasattr(output, "flush"):
         output.flush()
+    events.image(mgr.paths, "save", "sha256:" + store.image(ref).id, ref)
 
 
 def load(mgr, source=None, stdin=None):
@@ -221,7 +236,10 @@ def load(mgr, source=None, stdin=None):
             raise ManagerError("requested load from stdin, but stdin is empty")
     else:
         source = os.path.abspath(source)
-    return list(mgr.store.load(source))
+    infos = list(mgr.store.load(source))
+    for info in infos:
+        events.image(mgr.paths, "load", "sha256:" + info.id, ",".join(info.given or ()))
+    return infos
 
 
 def load_lines(infos):
@@ -243,9 +261,14 @@ def commit(mgr, record, name, message=None, author=None, config=None, changes=()
                       **(config or {}))
     if (record.get("rootfs") or {}).get("kind") != "image":
         # a directory rootfs has no base image to diff against: import it whole
-        return mgr.store.import_archive(record["rootfs"]["path"], name=name, message=message,
+        info = mgr.store.import_archive(record["rootfs"]["path"], name=name, message=message,
                                         author=author, config=config)
-    return mgr.store.commit(record["id"], name, message=message, author=author, config=config)
+    else:
+        info = mgr.store.commit(record["id"], name, message=message, author=author,
+                                config=config)
+    events.container(mgr.paths, "commit", record, comment=message, imageID="sha256:" + info.id,
+                     imageRef=name)
+    return info
 
 
 def export(mgr, record, target):

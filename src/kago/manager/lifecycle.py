@@ -11,7 +11,7 @@ believed only if the runtime agrees.
 import os
 import time
 
-from kago.manager import supervisor
+from kago.manager import events, supervisor
 from kago.manager.definition import of
 from kago.manager.errors import ManagerError, NoSuchContainer, StateError, SupervisorGone
 from kago.manager.journal import fault
@@ -84,15 +84,19 @@ def stop(ctx, ref, timeout=None, signal_name=None):
     timeout = STOP_TIMEOUT if timeout is None else timeout
     runtime = ctx.runtime(record)
     from kago.oci.names import parse_signal
+    sig = parse_signal("SIGKILL" if status == "paused" else
+                       signal_name or record["stop_signal"])
+    events.container(ctx.paths, "kill", record, signal=sig)
     if status == "paused":
-        runtime.kill(record["id"], parse_signal("SIGKILL"), all=True)
+        runtime.kill(record["id"], sig, all=True)
     else:
         try:
-            runtime.kill(record["id"], parse_signal(signal_name or record["stop_signal"]))
+            runtime.kill(record["id"], sig)
         except ManagerError:
             pass  # it ended meanwhile
     fault("stop.signalled")
     if not wait_exit(ctx, record, timeout):
+        events.container(ctx.paths, "kill", record, signal=9)
         try:
             runtime.kill(record["id"], parse_signal("SIGKILL"), all=True)
         except ManagerError:
@@ -102,6 +106,7 @@ def stop(ctx, ref, timeout=None, signal_name=None):
     fault("stop.stopped")
     # the supervisor releases it too; this makes stop return with it done (docker's)
     release_quietly(ctx, record)
+    events.container(ctx.paths, "stop", record)
     return ctx.records.load(record["id"])
 
 
@@ -115,6 +120,7 @@ def kill(ctx, ref, signal_name="SIGKILL"):
     if sig == 9:
         ctx.records.update(record["id"], mark_stopped)
     ctx.runtime(record).kill(record["id"], sig)
+    events.container(ctx.paths, "kill", record, signal=sig)
     return record
 
 
@@ -170,6 +176,7 @@ def settle(ctx, record):
             return  # its command line records the real status
         r["state"]["foreground"] = False
         if r["state"]["status"] in ("running", "restarting"):
+            events.container(ctx.paths, "die", r)  # docker's die, without an exitCode
             r["state"].update(status="exited", pid=0, finished_at=time.time(),
                               fresh=False,
                               error="exited while no supervisor was watching: exit "

@@ -3,6 +3,8 @@
 
 import os
 
+from kago.manager import events
+
 
 def _nets(mgr, name=None):
     """The root's Networks; a root without network state has none, and none is made for
@@ -36,23 +38,27 @@ def create(mgr, name, subnet=None, gateway=None, bridge=None, ipv6_subnet=None,
     if internal:
         kwargs["outbound"] = False
     mgr.nets.create(name, **kwargs)
+    events.network(mgr.paths, "create", name)
     return net_id(name)
 
 
 def remove(mgr, name):
     _nets(mgr, name).remove(name)
+    events.network(mgr.paths, "destroy", name)
 
 
 def connect(mgr, network, container, ip=None, aliases=()):
     """``network connect``: ``container`` gets a further interface on ``network``
     (connections.py)."""
     from kago.manager import connections
-    connections.connect(mgr, container, network, ip=ip, aliases=tuple(aliases))
+    record = connections.connect(mgr, container, network, ip=ip, aliases=tuple(aliases))
+    events.network(mgr.paths, "connect", network, record["id"])
 
 
 def disconnect(mgr, network, container, force=False):
     from kago.manager import connections
-    connections.disconnect(mgr, container, network, force=force)
+    record = connections.disconnect(mgr, container, network, force=force)
+    events.network(mgr.paths, "disconnect", network, (record or {}).get("id"))
 
 
 def inspect(mgr, name):

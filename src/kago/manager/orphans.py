@@ -24,7 +24,7 @@ import os
 import shutil
 
 from kago.errors import KagoError
-from kago.manager import journal
+from kago.manager import events, journal
 
 
 def prune(mgr, all_images, remove):
@@ -195,6 +195,7 @@ def _images(mgr, all_images, out):
             continue
         try:
             out["images"] += mgr.store.remove_image(image.id)
+            events.image(mgr.paths, "delete", "sha256:" + image.id)
         except ImageInUse:
             continue
         except StoreError as e:

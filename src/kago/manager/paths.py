@@ -10,6 +10,7 @@
       storage/                           kago.storage's Store
       network/                           kago.network's state
       groups/<key>.json                  what ``kago up FILE`` started
+      events.jsonl[.1]                   docker's events, appended by every command (events.py)
     RUNROOT (default /run/kago/manager; ROOT/run when only --root is given)
       oci/                               the runtime's --root
       supervisor.sock / .pid / .log      the shared supervisor

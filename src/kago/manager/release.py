@@ -13,7 +13,7 @@ import json
 import os
 
 from kago.errors import KagoError
-from kago.manager import attachments, connections, rootfs
+from kago.manager import attachments, connections, events, rootfs
 from kago.manager.context import describe
 from kago.manager.definition import of
 from kago.manager.errors import ManagerError, NoSuchContainer
@@ -40,6 +40,7 @@ def prepare_locked(ctx, record):
         att = attachments.reattach(ctx, record)
         if att is not None:
             record["network"] = att
+            events.networks(ctx.paths, record, "connect")
         if record.get("connections"):
             connections.reconnect(ctx, record)   # its further networks (network connect)
     except BaseException:
@@ -127,6 +128,7 @@ def _release(ctx, record):
         if not kept:
             try:
                 ctx.nets.detach(cid)
+                events.networks(ctx.paths, record, "disconnect")
             except (KagoError, OSError) as e:
                 errors.append(e)
     return errors, kept

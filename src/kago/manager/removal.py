@@ -12,7 +12,7 @@ import os
 import shutil
 
 from kago.errors import KagoError
-from kago.manager import idranges, journal, lifecycle
+from kago.manager import events, idranges, journal, lifecycle
 from kago.manager.context import describe
 from kago.manager.errors import ManagerError, StateError
 from kago.manager.journal import fault
@@ -64,6 +64,9 @@ def teardown(ctx, record):
                                                                      for e in errors))
     ctx.records.remove(cid)
     fault("rm.record")
+    if not (record.get("state") or {}).get("released"):  # a release logged its disconnect
+        events.networks(ctx.paths, record, "disconnect")
+    events.container(ctx.paths, "destroy", record)
 
 
 def prune(ctx, all_images=False):

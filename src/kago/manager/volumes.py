@@ -22,7 +22,7 @@ import os
 import shutil
 import time
 
-from kago.manager import journal
+from kago.manager import events, journal
 from kago.manager.errors import BadValue, ManagerError
 
 _FIRST = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789"
@@ -129,6 +129,7 @@ def _make(mgr, name, labels):
     os.mkdir(os.path.join(base, "_data"), 0o755)
     journal.write_atomic(_meta(mgr, name), json.dumps(
         {"name": name, "created": _now(), "labels": labels}).encode())
+    events.volume(mgr.paths, "create", name)
     return True
 
 
@@ -287,6 +288,7 @@ def _delete(mgr, name):
     trash = os.path.join(_dir(mgr), f".removing-{name}-{os.getpid()}")
     os.rename(base, trash)  # gone at once for readers; the tree is removed after
     shutil.rmtree(trash)
+    events.volume(mgr.paths, "destroy", name)
 
 
 def prune(mgr, all=False, filters=()):  # noqa: A002 (docker's flag)

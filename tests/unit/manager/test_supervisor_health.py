@@ -38,7 +38,7 @@ class Records:
 
 class Paths:
     def __init__(self, base):
-        self.base = base
+        self.base = self.root = base
 
     def fifos(self, cid):
         return os.path.join(self.base, cid)
@@ -135,6 +135,9 @@ def test_first_check_after_one_interval_then_a_report_updates_the_record(tmp_pat
                       "Log": [{"Start": "s", "End": "e", "ExitCode": 0, "Output": "ok\n"}]}
     assert sup.events == [{"event": "health_status", "id": CID, "status": "healthy"}]
     assert p.fd is None and p.due > time.monotonic() + 1.5
+    from kago.manager import events
+    logged = [(d["Action"], d["Actor"]["ID"]) for d in events.read(sup.paths)]
+    assert logged == [("health_status: healthy", CID)]  # in the root's event log too
     assert len(sup.sel.get_map()) == 0
 
 

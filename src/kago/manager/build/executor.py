@@ -14,6 +14,7 @@ import shutil
 import time
 import uuid
 
+from kago.manager import events
 from kago.manager.build import cache as C
 from kago.manager.build import context, files, runner, stages, steps
 from kago.manager.build.errors import BuildError, at
@@ -250,6 +251,7 @@ class Builder:
         except NameTaken:
             self.store.untag(name)  # docker: the name moves to the new image
             self.store.tag(image_id, name)
+        events.image(self.mgr.paths, "tag", "sha256:" + image_id, name)
 
     def _announce(self, text):
         self.step_no += 1

@@ -12,6 +12,7 @@ import sys
 import time
 
 from kago.errors import KagoError, describe
+from kago.manager import events
 from kago.manager.definition import of
 from kago.manager.errors import ManagerError, NoSuchContainer
 from kago.manager.supervisor import restart as policy
@@ -102,6 +103,7 @@ class Endings:
             # dynamic address may change
             self._release_later(cid)
         self._broadcast({"event": "exit", "id": cid, "exit_code": code, "oom_killed": oom})
+        events.died(self.paths, record, code, oom)
         # docker wait returns at every end, even one a restart policy will undo
         self._answer_waiters(cid, {"ok": True, "exit_code": code, "oom_killed": oom,
                                    "status": "restarting" if restart else "exited"})

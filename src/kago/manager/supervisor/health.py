@@ -19,6 +19,7 @@ import selectors
 import signal
 import time
 
+from kago.manager import events
 from kago.manager import health as H
 from kago.manager.definition import of
 from kago.manager.errors import NoSuchContainer
@@ -157,6 +158,7 @@ class Health:
             status = record["state"]["health"]["Status"]
             if status != old.get("Status"):
                 self._broadcast({"event": "health_status", "id": p.cid, "status": status})
+                events.container(self.paths, f"health_status: {status}", record)
         p.due = time.monotonic() + H.next_in(p.conf, status, time.time() - p.started_at)
 
 

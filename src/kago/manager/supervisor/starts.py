@@ -16,6 +16,7 @@ import signal
 import time
 
 from kago.errors import KagoError
+from kago.manager import events
 from kago.manager.errors import ManagerError, NoSuchContainer
 from kago.manager.journal import creator, fault
 from kago.manager.records import Records
@@ -129,6 +130,7 @@ class Starts:
         if client is not None:
             client.send({"ok": True, "id": w.cid, "pid": w.pid})
         self._broadcast({"event": "start", "id": w.cid, "pid": w.pid})
+        events.started(self.paths, record, w.attached)
         status = self.early.pop(w.pid, None)
         if status is not None:  # it ended before its worker's report reached us
             self._exited(w, status)
