@@ -477,9 +477,10 @@ def _exe_hunt(oci, box, log):
     out = read(log)
     (r,) = results(out)
     assert not r.ok, f"opened the runtime for writing: {r.detail}"
-    # a few execs are enough to overlap the hunt (sightings are what proves it); a TCG-emulated
-    # guest manages 4-5 in the 3 s, the host dozens
-    assert execs >= 3, f"only {execs} execs ran during the hunt"
+    # what proves an overlap is a sighting (the caller tries again without one); an exec must
+    # have run at all. A TCG-emulated guest manages 4-5 in the 3 s (2 on a loaded host), the
+    # host dozens
+    assert execs >= 1, f"no exec ran during the hunt: {out}"
     sightings = int(out.split("probe: ")[1].split()[0])
     if sightings:
         # EACCES/EPERM: the refusal of a non-dumpable process; ESRCH: it was exiting; ETXTBSY:
