@@ -1,6 +1,11 @@
-"""What a container got from the network: the record ``attach`` returns and ``detach`` undoes."""
+"""What a container got from the network: the record ``attach`` returns and ``detach`` undoes,
+and the rules of its id (``check_cid``) and network mode (``parse_mode``)."""
 
+from kago.network.errors import NetworkError
 from kago.network.ports import PortMapping
+
+MODES = ("none", "bridge", "host")
+CID_CHARS = set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_+-.")
 
 # Field order is the public constructor's positional order (the lead's API); the fields after
 # ``ports`` are kago.network's own bookkeeping, useful to callers but optional.
@@ -78,3 +83,20 @@ class Attachment:
     def __repr__(self):
         return (f"Attachment({self.cid!r}, mode={self.mode!r}, network={self.network!r}, "
                 f"netns={self.netns_path!r}, ipv4={self.ipv4!r}, mac={self.mac!r})")
+
+
+def check_cid(cid):
+    """The runtime's container ID rule (runc's): it becomes file and netns names."""
+    if (not isinstance(cid, str) or not cid or len(cid) > 1024 or cid in (".", "..")
+            or not set(cid) <= CID_CHARS):
+        raise NetworkError(f"container id {cid!r}: use letters, digits, '_', '+', '-', '.'")
+    return cid
+
+
+def parse_mode(mode):
+    """Returns (kind, other): ("bridge", None) ... ("container", "<cid>")."""
+    if isinstance(mode, str) and mode.startswith("container:"):
+        return "container", check_cid(mode.split(":", 1)[1])
+    if mode not in MODES:
+        raise NetworkError(f"network mode {mode!r}: use bridge, none, host or container:<id>")
+    return mode, None

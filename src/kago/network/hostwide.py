@@ -14,13 +14,17 @@ An entry whose state dir no longer knows it (a root deleted by hand, a crash bet
 writes) is stale: it is dropped when it is met, so it never holds a port or ip_forward.
 
 ``listeners(proto)`` reads the kernel's sockets (/proc/net/{tcp,tcp6,udp,udp6}): a published
-port must not take the traffic of a process already listening on it.
+port must not take the traffic of a process already listening on it, nor one
+``check_port_free`` cannot bind.
 """
 
+import errno
 import ipaddress
 import os
+import socket
 
 from kago.network import state
+from kago.network.errors import AddressInUse, NetworkError
 
 HOST_DIR = "/run/kago/host"
 IP_FORWARD = "/proc/sys/net/ipv4/ip_forward"
@@ -148,3 +152,21 @@ def listener_conflict(mapping, found):
                 or address == mapping.host_ip):
             return address, port
     return None
+
+
+def check_port_free(p):
+    """Binds ``p``'s host address and port once: AddressInUse when a process has it."""
+    family = socket.AF_INET6 if p.family == 6 else socket.AF_INET
+    kind = socket.SOCK_STREAM if p.proto == "tcp" else socket.SOCK_DGRAM
+    with socket.socket(family, kind) as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            s.bind((p.host_ip or "0.0.0.0", p.host_port))
+        except OSError as err:
+            if err.errno == errno.EADDRINUSE:
+                raise AddressInUse(f"host port {p.host_port}/{p.proto}: a process on the host "
+                                   "already uses it") from None
+            if err.errno != errno.EADDRNOTAVAIL:
+                raise
+            raise NetworkError(f"port {p}: {p.host_ip} is not an address of this host") \
+                from None

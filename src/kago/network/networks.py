@@ -1,75 +1,42 @@
-"""``Networks``: persisted networks, per-container attachments, and their undo.
+"""``Networks``: persisted networks, per-container attachments, and published ports.
 
-An attach is a list of steps, each recorded in attachments/<cid>.json *before* it runs::
+A ``Networks`` is this module's part (networks: create, remove, their bridge, nft elements and
+ip_forward; ``attach``/``detach``; the published-port registry) and two mixins:
+connections.py (netns, veth, a container's further networks: ``connect``/``disconnect``) and
+names.py (the resolver of each network and the containers' /etc files). Every attach and
+connect is journalled step by step in steps.py, whose undo is both detach and the rollback of
+a failed attach. The id and mode rules are attachment.py's (``check_cid``, ``parse_mode``),
+importable from here too, as is connections.py's ``extra_key``.
 
-    leases -> ports -> netns -> veth -> addresses -> nft -> dns -> etc files
-
-so detach (and the rollback of a failed attach, which is the same code) removes exactly what
-was made, even when the attaching process died half-way. A step that fails because its object
-already existed (a veth name clash, a netns name taken) is unmarked: that object is somebody
-else's and stays. Locks: ``lock`` shared by attach/detach and exclusive for create/remove (a
-network cannot vanish under an attach); leases/<net>.lock only around IPAM and hosts files;
+Locks: ``lock`` shared by attach/detach and exclusive for create/remove (a network cannot
+vanish under an attach); leases/<net>.lock only around IPAM, the resolver and hosts files;
 ports.lock around the published-port registry.
-
-The ``dns`` step puts the container's names in its network's resolver table and starts the
-resolver (kago.network.dns) on the first attach; undoing it takes them out again and stops the
-resolver with the last one, under leases/<net>.lock.
-
-``connect`` gives a container with its own netns a further network (docker's ``network
-connect``): an attachment keyed ``<cid>+<network>`` (``owner`` = cid) journalled the same way,
-``record -> leases -> veth -> dns -> hosts``, with no netns step (the owner's netns is
-used and stays) and an interface eth1, eth2... with its subnet's route only (the first
-network keeps the default route). ``detach(cid)`` takes the further networks first.
 """
 
 import contextlib
-import errno
 import hashlib
 import ipaddress
 import os
-import socket
 
-from kago.faults import fault
 from kago.network import hostwide, ipam, links, netns, nft, state
-from kago.network.attachment import Attachment
-from kago.network.dns import control as dns_control, table as dns_table
-from kago.network.errors import (AddressInUse, AttachmentExists, NetworkBusy, NetworkError,
-                                 NetworkExists, NetworkNotFound, ObjectExists)
-from kago.network.files import hosts_text, write_etc_files, write_in_place
+from kago.network.attachment import (  # noqa: F401 (CID_CHARS, MODES: re-exported)
+    CID_CHARS, MODES, Attachment, check_cid, parse_mode)
+from kago.network.connections import Connections, extra_key  # noqa: F401 (re-exported)
+from kago.network.dns import control as dns_control
+from kago.network.errors import (AddressInUse, NetworkBusy, NetworkError, NetworkExists,
+                                 NetworkNotFound)
+from kago.network.names import Names, upstream_servers
 from kago.network.ports import PortMapping
+from kago.network.steps import Steps
 
 IP_FORWARD = "/proc/sys/net/ipv4/ip_forward"
-MODES = ("none", "bridge", "host")
-CID_CHARS = set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_+-.")
-
-
-def check_cid(cid):
-    """The runtime's container ID rule (runc's): it becomes file and netns names."""
-    if (not isinstance(cid, str) or not cid or len(cid) > 1024 or cid in (".", "..")
-            or not set(cid) <= CID_CHARS):
-        raise NetworkError(f"container id {cid!r}: use letters, digits, '_', '+', '-', '.'")
-    return cid
-
-
-def parse_mode(mode):
-    """Returns (kind, other): ("bridge", None) ... ("container", "<cid>")."""
-    if isinstance(mode, str) and mode.startswith("container:"):
-        return "container", check_cid(mode.split(":", 1)[1])
-    if mode not in MODES:
-        raise NetworkError(f"network mode {mode!r}: use bridge, none, host or container:<id>")
-    return mode, None
-
-
-def extra_key(cid, network):
-    """The attachment key of container ``cid``'s further network ``network``."""
-    return f"{cid}+{network}"
 
 
 def _ports(ports):
     return tuple(p if isinstance(p, PortMapping) else PortMapping.parse(p) for p in ports)
 
 
-class Networks:
+class Networks(Connections, Names):
     """Networks and container attachments kept under ``state_dir``.
 
     ``nft_table`` names kago's ``inet`` table; ``netns_dir``/``netns_prefix`` where and how
@@ -104,7 +71,7 @@ class Networks:
         self.default_ipv6_subnet = default_ipv6_subnet
         self.outbound = outbound
         self.dns = bool(dns)
-        self.dns_upstream = _upstream(dns_upstream)
+        self.dns_upstream = upstream_servers(dns_upstream)
 
     # ------------------------------------------------------------------ networks
 
@@ -309,7 +276,7 @@ class Networks:
                                       etc_dir)
             att.extra_hosts = tuple(tuple(h) for h in extra_hosts or ())
             att.dns = dict(dns) if dns else None
-            steps = _Steps(self, att)
+            steps = Steps(self, att)
             steps.claim()
             try:
                 if kind == "bridge":
@@ -327,154 +294,6 @@ class Networks:
                     raise NetworkError(f"{err}; cleanup also failed: {failed}") from err
                 raise
         return att
-
-    def _own_netns(self, cid, kind, network, netns_name, hostname, aliases, etc_dir):
-        name = netns.check_name(netns_name or f"{self.netns_prefix}{cid}")
-        att = Attachment(cid, kind, netns_name=name,
-                         netns_path=os.path.join(self.netns_dir, name), hostname=hostname,
-                         aliases=aliases, etc_dir=etc_dir)
-        if kind == "bridge":
-            record = self.get(network)
-            att.network = network
-            att.bridge = record["bridge"]
-            att.gateway = record["gateway"]
-            att.prefixlen = record["prefixlen"]
-            att.ipv6_gateway = record["ipv6_gateway"]
-            att.ipv6_prefixlen = record["ipv6_prefixlen"]
-            att.host_ifname = self.veth_name(cid)
-        return att
-
-    def _shared(self, cid, other, hostname, aliases, etc_dir):
-        """container:<other>: the other's netns and addresses, followed to the container that
-        owns the netns when <other> itself shares one."""
-        if other == cid:
-            raise NetworkError(f"network mode container:{cid}: a container cannot join itself")
-        owner = self.attachment(other)
-        if owner is None:
-            raise NetworkError(f"network mode container:{other}: that container has no "
-                               "network: start it first")
-        if owner.shares:
-            owner = self.attachment(owner.shares) or owner
-        att = Attachment.from_dict(owner.to_dict())
-        att.cid, att.mode, att.shares, att.ports = cid, f"container:{other}", owner.cid, ()
-        att.host_ifname = None
-        att.hostname, att.aliases, att.etc_dir = hostname, tuple(aliases), etc_dir
-        return att
-
-    def connect(self, cid, network, ip=None, aliases=(), hostname=None):
-        """Container ``cid`` (attached, with a netns of its own) on a further bridge network:
-        a veth into its netns as the next free ethN, a lease, its names in ``network``'s
-        resolver and every /etc/hosts concerned (its own lists the new network's containers).
-        Returns the new ``Attachment``; a failure undoes what this call made."""
-        check_cid(cid)
-        primary = self.attachment(cid)
-        if primary is None or primary.owner:
-            raise NetworkError(f"container {cid}: not attached to a network (start it first)")
-        if primary.mode == "host" or primary.shares or not primary.netns_path:
-            raise NetworkError(f"container {cid}: its network mode {primary.mode} has no "
-                               "network namespace of its own to connect")
-        if network == primary.network:
-            raise NetworkError(f"container {cid} is already connected to network {network}")
-        self._setup_if_missing(self.get(network))
-        key = extra_key(cid, network)
-        with self.state.lock():
-            record = self.get(network)
-            used = {primary.ifname} | {a.ifname for a in self.extras(cid)}
-            ifname = next(f"eth{n}" for n in range(1, len(used) + 2) if f"eth{n}" not in used)
-            att = Attachment(key, "bridge", network, netns_name=primary.netns_name,
-                             netns_path=primary.netns_path, ifname=ifname,
-                             gateway=record["gateway"], prefixlen=record["prefixlen"],
-                             ipv6_gateway=record["ipv6_gateway"],
-                             ipv6_prefixlen=record["ipv6_prefixlen"], bridge=record["bridge"],
-                             host_ifname=self.veth_name(key),
-                             hostname=hostname or primary.hostname, aliases=aliases,
-                             owner=cid)
-            steps = _Steps(self, att)
-            try:
-                steps.claim()
-            except AttachmentExists:
-                raise NetworkError(f"container {cid} is already connected to network "
-                                   f"{network}") from None
-            try:
-                leases = ipam.Leases(self.state, record)
-
-                def take():
-                    att.ipv4, att.ipv6, att.mac = leases.take(key, ip, None, None)
-                steps.mark("leases", take, atomic=True)
-                steps.mark("veth", lambda: self._make_veth(att, default_route=False))
-                if self._uses_dns(att):
-                    steps.mark("dns", lambda: self._sync_dns(network))
-                steps.mark("hosts", lambda: self._refresh_hosts(network))
-                steps.done()
-            except BaseException as err:
-                failed = steps.undo()
-                if failed and isinstance(err, Exception):
-                    raise NetworkError(f"{err}; cleanup also failed: {failed}") from err
-                raise
-        return att
-
-    def disconnect(self, cid, network):
-        """Takes container ``cid`` off its further network ``network`` (``connect``'s
-        undo: interface, lease, names); NetworkError if it is not connected to it."""
-        key = extra_key(check_cid(cid), network)
-        if state.read_json(self.state.attachment(key)) is None:
-            raise NetworkError(f"container {cid} is not connected to network {network}")
-        self.detach_one(key)
-
-    def extras(self, cid):
-        """The further networks' attachments of container ``cid`` (``connect``)."""
-        found = []
-        for key in self.state.attachment_ids():
-            if key.startswith(cid + "+"):
-                att = self.attachment(key)
-                if att is not None and att.owner == cid:
-                    found.append(att)
-        return found
-
-    def veth_name(self, cid):
-        """Host end of a container's veth: prefix + a hash of the id, within IFNAMSIZ."""
-        digest = hashlib.sha256(cid.encode()).hexdigest()
-        return self.veth_prefix + digest[:ipam.IFNAMSIZ - 1 - len(self.veth_prefix)]
-
-    def _bridge_steps(self, steps, att, ip, ipv6, mac, ports, pid=None):
-        record = self.get(att.network)
-        leases = ipam.Leases(self.state, record)
-        # ports the addresses cannot carry (an IPv6 host ip, no IPv6 subnet) fail before any
-        # step: placeholders stand for the addresses IPAM has not handed out yet
-        nft.port_elements(ports, "0.0.0.0", "::" if record["ipv6_subnet"] else None)
-
-        def take():
-            att.ipv4, att.ipv6, att.mac = leases.take(att.cid, ip, ipv6, mac)
-        steps.mark("leases", take, atomic=True)
-        if ports:
-            def reserve():
-                att.ports = ports
-                self._reserve_ports(att.cid, ports)
-            steps.mark("ports", reserve, atomic=True)
-        steps.mark("netns", lambda: self._make_netns(att, pid))
-        steps.mark("veth", lambda: self._make_veth(att))
-        if ports:   # one nft transaction: all elements or none
-            steps.mark("nft", lambda: self._publish(att, record), atomic=True)
-
-    def _make_netns(self, att, pid=None):
-        netns.ensure_run_dir(self.netns_dir)
-        if pid is None:
-            netns.create(att.netns_path)
-        else:
-            netns.adopt(att.netns_path, pid)
-        if att.mode == "none":
-            with links.inside(att.netns_path) as ipr:
-                links.loopback_up(ipr)
-
-    def _make_veth(self, att, default_route=True):
-        with links.host() as ipr:
-            links.add_veth(ipr, att.host_ifname, att.bridge, att.netns_path, att.ifname,
-                           att.mac)
-        with links.inside(att.netns_path) as ipr:
-            if default_route:
-                links.configure(ipr, att)
-            else:
-                links.configure(ipr, att, default_route=False)
 
     def _publish(self, att, record):
         """One nft transaction of elements only (~2.5 ms; declaring the table's sets and chains
@@ -514,7 +333,7 @@ class Networks:
                 if clash:
                     raise AddressInUse(f"host port {p.host_port}/{p.proto}: a process on the "
                                        f"host already uses it (bound to {clash[0]})")
-                _check_port_free(p)
+                hostwide.check_port_free(p)
             table += [dict(p.to_dict(), cid=cid) for p in ports]
             host = [e for e in host if (e["state"], e["cid"]) != mine]
             host += [dict(p.to_dict(), cid=cid, state=self.state.root) for p in ports]
@@ -546,7 +365,7 @@ class Networks:
             data = state.read_json(self.state.attachment(cid))
             if data is None:
                 return
-            _Steps.load(self, data).undo(raise_errors=True)
+            Steps.load(self, data).undo(raise_errors=True)
 
     def attachment(self, cid):
         """The ``Attachment`` of ``cid``, or None."""
@@ -565,321 +384,3 @@ class Networks:
         """[(name, ip)] of every container on ``network``, for /etc/hosts."""
         return [(name, att.ipv4) for att in self.attachments(network) if att.ipv4
                 for name in att.names]
-
-    # ------------------------------------------------------------------ dns
-
-    def _uses_dns(self, att):
-        """A container on a bridge network (its own or shared netns) is named by its
-        network's resolver and uses it."""
-        return self.dns and bool(att.network and att.ipv4 and att.gateway)
-
-    def _dns_members(self, network, gone=None):
-        """Attachments on ``network`` whose dns step ran (not one being undone: ``gone``)."""
-        found = []
-        for cid in self.state.attachment_ids():
-            data = state.read_json(self.state.attachment(cid))
-            if not data or cid == gone or "dns" not in data.get("made", ()):
-                continue
-            att = data["attachment"]
-            if att.get("network") == network and att.get("ipv4"):
-                found.append(att)
-        return found
-
-    def _dns_all(self):
-        """{key: attachment dict} of every attachment whose dns step ran."""
-        found = {}
-        for key in self.state.attachment_ids():
-            data = state.read_json(self.state.attachment(key))
-            if data and "dns" in data.get("made", ()) and data["attachment"].get("ipv4"):
-                found[key] = data["attachment"]
-        return found
-
-    @staticmethod
-    def _dns_views(network, members, every):
-        """{client address: [attachments]} for ``network``'s table: to each member whose
-        container is on other networks too (connect), the containers of those networks."""
-        by_owner, by_net = {}, {}
-        for a in every:
-            by_owner.setdefault(a.get("owner") or a["cid"], []).append(a)
-            by_net.setdefault(a["network"], []).append(a)
-        views = {}
-        for m in members:
-            owner = m.get("owner") or m["cid"]
-            for mine in by_owner.get(owner, ()):
-                if mine["network"] != network:
-                    views.setdefault(m["ipv4"], []).extend(
-                        a for a in by_net.get(mine["network"], ())
-                        if (a.get("owner") or a["cid"]) != owner)
-        return views
-
-    def _sync_dns(self, network, gone=None, then=None, related=True):
-        """The resolver of ``network`` told about its containers (started on the first,
-        stopped after the last). ``gone``: a container leaving; ``then`` runs under the same
-        lock (the leaving container's journal loses its dns mark there: a concurrent detach
-        must never count it as a member after this one left it out). A resolver that cannot
-        be restarted while a container leaves is no error: the next attach tries again.
-        With ``related``, then the tables of the other networks its containers are on
-        (their views: a container on both asks its first network's resolver for names of
-        this one), each under its own lock."""
-        owners = set()
-        with self.state.lease_lock(network):
-            record = state.read_json(self.state.network(network))
-            every = self._dns_all()
-            leaving = every.pop(gone, None) if gone else None
-            members = [a for a in every.values() if a.get("network") == network]
-            owners = {a.get("owner") or a["cid"] for a in members + [leaving] if a}
-            try:
-                if record is None:
-                    dns_control.stop(self.state.root, network)
-                else:
-                    never = [(r["gateway"], 53) for r in
-                             (state.read_json(self.state.network(n))
-                              for n in self.state.network_names()) if r and r.get("gateway")]
-                    dns_control.sync(self.state.root, record, members, self.dns_upstream,
-                                     never, self._dns_views(network, members,
-                                                            list(every.values())))
-            except dns_control.ResolverError as err:
-                if gone is None:
-                    raise NetworkError(f"{err} (without a resolver: \"dns\": false in the "
-                                       "network settings)") from None
-            if then is not None:
-                then()
-        if related:
-            others = {a["network"] for a in every.values()
-                      if (a.get("owner") or a["cid"]) in owners and a["network"] != network}
-            for other in sorted(others):
-                with contextlib.suppress(NetworkError, dns_control.ResolverError):
-                    self._sync_dns(other, related=False)
-
-    def resolvers(self):
-        """{network: resolver process record} of the resolvers this state dir runs."""
-        found = {}
-        for name in self.state.network_names():
-            record = dns_control.read_record(self.state.root, name)
-            if dns_control.alive(record):
-                found[name] = record
-        return found
-
-    def sweep_resolvers(self):
-        """For ``kago system prune``: stops resolvers whose network has no container left and
-        resolver processes of this state dir no record names. Returns what it stopped."""
-        done = []
-        names = set(self.state.network_names())
-        if os.path.isdir(dns_control.dns_dir(self.state.root)):
-            for entry in os.listdir(dns_control.dns_dir(self.state.root)):
-                if entry.endswith(".proc.json"):
-                    names.add(entry[:-len(".proc.json")])
-        with self.state.lock():
-            for name in sorted(names):
-                # a removed network's: no attach can come, and no lock file is left for it
-                known = os.path.exists(self.state.network(name))
-                with self.state.lease_lock(name) if known else contextlib.nullcontext():
-                    record = dns_control.read_record(self.state.root, name)
-                    if record is None or self._dns_members(name):
-                        continue
-                    pid = dns_control.stop(self.state.root, name)
-                    done.append(f"dns resolver of network {name}"
-                                + (f" (pid {pid})" if pid else ""))
-            for pid, name in dns_control.strays(self.state.root):
-                dns_control.kill(pid, dns_control.start_time(pid))
-                done.append(f"stray dns resolver of network {name} (pid {pid})")
-        return done
-
-    # ------------------------------------------------------------------ /etc files
-
-    def _write_etc(self, att, resolv_conf):
-        peers, also = self._hosts_view(att, self._hosts_index())
-        nameservers = [att.gateway] if self._uses_dns(att) else None
-        write_etc_files(att.etc_dir, att.hostname, att, peers, resolv_conf, nameservers,
-                        also)
-        self._refresh_hosts(att.network, skip=att.cid)
-
-    def _hosts_index(self, gone=None):
-        """Every attachment but ``gone``, read once: ({key: att}, {network: [att]},
-        {owner: [its further networks' atts]})."""
-        every = [a for a in self.attachments() if a.cid != gone]
-        by_net, extras = {}, {}
-        for a in every:
-            by_net.setdefault(a.network, []).append(a)
-            if a.owner:
-                extras.setdefault(a.owner, []).append(a)
-        return {a.cid: a for a in every}, by_net, extras
-
-    @staticmethod
-    def _hosts_view(att, index):
-        """(peers, its addresses on further networks) for the /etc/hosts of container
-        ``att`` (a first attachment): the containers of each of its networks but itself."""
-        _keys, by_net, extras = index
-        mine = extras.get(att.cid, [])
-        networks = [n for n in [att.network] + [e.network for e in mine] if n]
-        peers = [(name, a.ipv4) for net in networks for a in by_net.get(net, ())
-                 if a.ipv4 and (a.owner or a.cid) != att.cid for name in a.names]
-        return peers, [e.ipv4 for e in mine]
-
-    def _refresh_hosts(self, network, skip=None, gone=None):
-        """Rewrites (in place) the hosts file of every container on ``network`` that asked for
-        etc files, so running peers learn about a container that came (``skip``: it wrote its
-        own) or went (``gone``: no longer anybody's peer)."""
-        if not network:
-            return
-        with self.state.lease_lock(network):
-            index = self._hosts_index(gone)
-            done = set()
-            leaving = self.attachment(gone) if gone else None
-            targets = list(index[1].get(network, ()))
-            if leaving is not None and leaving.owner:   # its container forgets them too
-                targets.append(leaving)
-            for att in targets:
-                if att.owner:               # a further network: its container's own file
-                    att = index[0].get(att.owner)
-                if att is None or att.cid in (skip, gone) or att.cid in done \
-                        or not att.etc_dir or not os.path.isdir(att.etc_dir):
-                    continue
-                done.add(att.cid)
-                peers, also = self._hosts_view(att, index)
-                write_in_place(os.path.join(att.etc_dir, "hosts"),
-                               hosts_text(att.hostname, att, peers, also))
-
-
-def _upstream(servers):
-    if servers is None:
-        return None
-    if isinstance(servers, str) or not isinstance(servers, (list, tuple)):
-        raise NetworkError(f"dns_upstream {servers!r}: use a list of \"ADDRESS[:PORT]\"")
-    try:
-        return [dns_table.parse_server(s) for s in servers]
-    except ValueError as err:
-        raise NetworkError(str(err)) from None
-
-
-def _check_port_free(p):
-    family = socket.AF_INET6 if p.family == 6 else socket.AF_INET
-    kind = socket.SOCK_STREAM if p.proto == "tcp" else socket.SOCK_DGRAM
-    with socket.socket(family, kind) as s:
-        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            s.bind((p.host_ip or "0.0.0.0", p.host_port))
-        except OSError as err:
-            if err.errno == errno.EADDRINUSE:
-                raise AddressInUse(f"host port {p.host_port}/{p.proto}: a process on the host "
-                                   "already uses it") from None
-            if err.errno != errno.EADDRNOTAVAIL:
-                raise
-            raise NetworkError(f"port {p}: {p.host_ip} is not an address of this host") \
-                from None
-
-
-class _Steps:
-    """The attach journal: marks a step in attachments/<cid>.json before running it, and
-    undoes marked steps in reverse. The journal file itself is the last thing removed."""
-
-    UNDO_ORDER = ("etc", "hosts", "dns", "nft", "veth", "netns", "ports", "leases", "record")
-
-    def __init__(self, nets, att, made=()):
-        self.nets = nets
-        self.att = att
-        self.made = list(made)
-
-    @classmethod
-    def load(cls, nets, data):
-        return cls(nets, Attachment.from_dict(data["attachment"]), data.get("made", ()))
-
-    def save(self):
-        state.write_json(self.nets.state.attachment(self.att.cid),
-                         {"attachment": self.att.to_dict(), "made": self.made})
-
-    def claim(self):
-        """Creates the record exclusively and complete (two attaches of one id race here, and
-        only one wins; readers never see an empty or half-written record), journalling it as
-        the first step."""
-        self.made.append("record")
-        try:
-            state.create_json(self.nets.state.attachment(self.att.cid),
-                              {"attachment": self.att.to_dict(), "made": self.made})
-        except FileExistsError:
-            self.made.remove("record")
-            raise AttachmentExists(self.att.cid) from None
-        fault("attach.record")
-
-    def mark(self, step, action, atomic=False):
-        """Journal ``step``, then run ``action``. The mark is taken back when the action failed
-        without making anything: an ``atomic`` action (all or nothing), or one that found its
-        object already there (ObjectExists: somebody else's, left alone). What a step learns
-        (addresses) reaches the record with the next step's mark, or ``done``: undo needs only
-        the id and the planned names up to there (leases are released by id)."""
-        self.made.append(step)
-        self.save()
-        try:
-            action()
-        except BaseException as err:
-            if atomic or isinstance(err, ObjectExists):
-                self.made.remove(step)
-            raise
-        fault(f"attach.{step}")
-
-    def done(self):
-        self.save()
-
-    def undo(self, raise_errors=False):
-        """Undoes every marked step, newest kind first. Returns what could not be undone ("" if
-        all went), or raises it as a NetworkError with ``raise_errors``."""
-        errors = []
-        for step in self.UNDO_ORDER:
-            if step not in self.made:
-                continue
-            try:
-                getattr(self, f"_undo_{step}")()
-                if step in self.made:       # (_undo_dns takes its own mark back)
-                    self.made.remove(step)
-                if self.made:
-                    self.save()
-            except Exception as err:  # noqa: BLE001 (undo as much as possible, report all)
-                errors.append(f"{step}: {err}")
-        if errors:
-            self.save()
-            message = f"container {self.att.cid}: could not undo " + "; ".join(errors)
-            if raise_errors:
-                raise NetworkError(message)
-            return message
-        return ""
-
-    def _undo_etc(self):
-        for name in ("hosts", "resolv.conf", "hostname"):
-            state.remove_file(os.path.join(self.att.etc_dir, name))
-        self.nets._refresh_hosts(self.att.network, gone=self.att.cid)
-
-    def _undo_hosts(self):
-        self.nets._refresh_hosts(self.att.network, gone=self.att.cid)
-
-    def _undo_dns(self):
-        def forget():
-            self.made.remove("dns")
-            self.save()
-        self.nets._sync_dns(self.att.network, gone=self.att.cid, then=forget)
-
-    def _undo_nft(self):
-        table = self.nets.nft_table
-        elements = nft.port_elements(self.att.ports, self.att.ipv4, self.att.ipv6)
-        try:
-            nft.apply(nft.delete_elements(table, elements))
-        except NetworkError:
-            if nft.table_exists(table):
-                raise                       # a table without the elements is already undone
-
-    def _undo_veth(self):
-        with links.host() as ipr:
-            links.delete_link(ipr, self.att.host_ifname)
-
-    def _undo_netns(self):
-        netns.remove(self.att.netns_path)
-
-    def _undo_ports(self):
-        self.nets._release_ports(self.att.cid)
-
-    def _undo_leases(self):
-        record = state.read_json(self.nets.state.network(self.att.network))
-        if record is not None:
-            ipam.Leases(self.nets.state, record).release(self.att.cid)
-
-    def _undo_record(self):
-        state.remove_file(self.nets.state.attachment(self.att.cid))

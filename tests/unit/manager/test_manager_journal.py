@@ -18,7 +18,7 @@ from kago.manager.paths import Paths
 from kago.manager.records import Records, new_state
 from kago.network import Attachment, state
 from kago.network.errors import NetworkError
-from kago.network.networks import _Steps
+from kago.network.steps import Steps
 
 
 def test_create_exclusive_has_one_winner_and_never_an_empty_file(tmp_path):
@@ -112,14 +112,14 @@ def test_an_attachment_record_is_complete_from_its_first_moment(tmp_path, monkey
                 seen.append(str(e))
         real(path, data)
     monkeypatch.setattr(state, "write_json", spy)
-    steps = _Steps(nets, Attachment("c1", "host"))
+    steps = Steps(nets, Attachment("c1", "host"))
     steps.claim()
     steps.done()
     assert all(isinstance(s, dict) for s in seen), seen
     doc = json.loads(open(nets.state.attachment("c1")).read())
     assert doc["made"] == ["record"] and doc["attachment"]["cid"] == "c1"
     with pytest.raises(Exception, match="c1"):
-        _Steps(nets, Attachment("c1", "host")).claim()  # the second claim of an id loses
+        Steps(nets, Attachment("c1", "host")).claim()  # the second claim of an id loses
 
 
 def test_a_record_removed_under_its_creator_is_not_brought_back(tmp_path):

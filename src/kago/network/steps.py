@@ -1,0 +1,135 @@
+"""``Steps``: the attach journal of ``Networks`` and the undo of each step.
+
+An attach is a list of steps, each recorded in attachments/<cid>.json *before* it runs::
+
+    leases -> ports -> netns -> veth -> addresses -> nft -> dns -> etc files
+
+so detach (and the rollback of a failed attach, which is the same code) removes exactly what
+was made, even when the attaching process died half-way. A step that fails because its object
+already existed (a veth name clash, a netns name taken) is unmarked: that object is somebody
+else's and stays. A further network (``connect``, connections.py) journals
+``record -> leases -> veth -> dns -> hosts`` the same way.
+"""
+
+import os
+
+from kago.faults import fault
+from kago.network import ipam, links, netns, nft, state
+from kago.network.attachment import Attachment
+from kago.network.errors import AttachmentExists, NetworkError, ObjectExists
+
+
+class Steps:
+    """The attach journal: marks a step in attachments/<cid>.json before running it, and
+    undoes marked steps in reverse. The journal file itself is the last thing removed."""
+
+    UNDO_ORDER = ("etc", "hosts", "dns", "nft", "veth", "netns", "ports", "leases", "record")
+
+    def __init__(self, nets, att, made=()):
+        self.nets = nets
+        self.att = att
+        self.made = list(made)
+
+    @classmethod
+    def load(cls, nets, data):
+        return cls(nets, Attachment.from_dict(data["attachment"]), data.get("made", ()))
+
+    def save(self):
+        state.write_json(self.nets.state.attachment(self.att.cid),
+                         {"attachment": self.att.to_dict(), "made": self.made})
+
+    def claim(self):
+        """Creates the record exclusively and complete (two attaches of one id race here, and
+        only one wins; readers never see an empty or half-written record), journalling it as
+        the first step."""
+        self.made.append("record")
+        try:
+            state.create_json(self.nets.state.attachment(self.att.cid),
+                              {"attachment": self.att.to_dict(), "made": self.made})
+        except FileExistsError:
+            self.made.remove("record")
+            raise AttachmentExists(self.att.cid) from None
+        fault("attach.record")
+
+    def mark(self, step, action, atomic=False):
+        """Journal ``step``, then run ``action``. The mark is taken back when the action failed
+        without making anything: an ``atomic`` action (all or nothing), or one that found its
+        object already there (ObjectExists: somebody else's, left alone). What a step learns
+        (addresses) reaches the record with the next step's mark, or ``done``: undo needs only
+        the id and the planned names up to there (leases are released by id)."""
+        self.made.append(step)
+        self.save()
+        try:
+            action()
+        except BaseException as err:
+            if atomic or isinstance(err, ObjectExists):
+                self.made.remove(step)
+            raise
+        fault(f"attach.{step}")
+
+    def done(self):
+        self.save()
+
+    def undo(self, raise_errors=False):
+        """Undoes every marked step, newest kind first. Returns what could not be undone ("" if
+        all went), or raises it as a NetworkError with ``raise_errors``."""
+        errors = []
+        for step in self.UNDO_ORDER:
+            if step not in self.made:
+                continue
+            try:
+                getattr(self, f"_undo_{step}")()
+                if step in self.made:       # (_undo_dns takes its own mark back)
+                    self.made.remove(step)
+                if self.made:
+                    self.save()
+            except Exception as err:  # noqa: BLE001 (undo as much as possible, report all)
+                errors.append(f"{step}: {err}")
+        if errors:
+            self.save()
+            message = f"container {self.att.cid}: could not undo " + "; ".join(errors)
+            if raise_errors:
+                raise NetworkError(message)
+            return message
+        return ""
+
+    def _undo_etc(self):
+        for name in ("hosts", "resolv.conf", "hostname"):
+            state.remove_file(os.path.join(self.att.etc_dir, name))
+        self.nets._refresh_hosts(self.att.network, gone=self.att.cid)
+
+    def _undo_hosts(self):
+        self.nets._refresh_hosts(self.att.network, gone=self.att.cid)
+
+    def _undo_dns(self):
+        def forget():
+            self.made.remove("dns")
+            self.save()
+        self.nets._sync_dns(self.att.network, gone=self.att.cid, then=forget)
+
+    def _undo_nft(self):
+        table = self.nets.nft_table
+        elements = nft.port_elements(self.att.ports, self.att.ipv4, self.att.ipv6)
+        try:
+            nft.apply(nft.delete_elements(table, elements))
+        except NetworkError:
+            if nft.table_exists(table):
+                raise                       # a table without the elements is already undone
+
+    def _undo_veth(self):
+        with links.host() as ipr:
+            links.delete_link(ipr, self.att.host_ifname)
+
+    def _undo_netns(self):
+        netns.remove(self.att.netns_path)
+
+    def _undo_ports(self):
+        self.nets._release_ports(self.att.cid)
+
+    def _undo_leases(self):
+        record = state.read_json(self.nets.state.network(self.att.network))
+        if record is not None:
+            ipam.Leases(self.nets.state, record).release(self.att.cid)
+
+    def _undo_record(self):
+        state.remove_file(self.nets.state.attachment(self.att.cid))
