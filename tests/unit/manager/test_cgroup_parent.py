@@ -11,7 +11,7 @@ from kago.cli.flags import _add_container_flags
 from kago.manager.create import cgroups_path_of
 from kago.manager.define.load import load
 from kago.manager.definition import Definition, from_flags, from_json, to_json
-from kago.manager.definition import values as V
+from kago.manager.definition import docker_values as DV
 from kago.manager.errors import BadValue, DefinitionError
 
 CID = "ab" * 32
@@ -33,13 +33,13 @@ def write(tmp_path, body):
     ("/kago.slice/web", "/kago.slice/web"), ("web", "/web"), ("/a//b/./", "/a/b"),
     ("/", ""), ("", "")])
 def test_parent_paths_are_made_absolute_and_plain(text, expected):
-    assert V.cgroup_parent(text, "--cgroup-parent") == expected
+    assert DV.cgroup_parent(text, "--cgroup-parent") == expected
 
 
 @pytest.mark.parametrize("text", ["/a/../b", "a\0b", 5, "x" * 256])
 def test_bad_parents_name_the_flag(text):
     with pytest.raises(BadValue, match="^--cgroup-parent: "):
-        V.cgroup_parent(text, "--cgroup-parent")
+        DV.cgroup_parent(text, "--cgroup-parent")
 
 
 def test_the_flag_and_the_record_path():

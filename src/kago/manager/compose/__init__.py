@@ -9,7 +9,8 @@ and ``kago up FILE`` build, and containers, networks and volumes are the manager
     translate.py    services -> Definitions in depends_on order (pure), with fields.py
                     (a service's values), mounts.py (volumes), links.py (ports,
                     depends_on, networks) and top.py (top-level volumes and networks)
-    runner.py       up, down, ps, logs on the manager (images built with kago build)
+    up.py           up on the manager (images built with kago build)
+    runner.py       down, ps, logs, stop: the project's containers found by their labels
 
 Every error in a file is one ComposeError naming the file, the line and the field, raised
 before anything is made. See docs/compose.md.

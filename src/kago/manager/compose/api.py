@@ -9,6 +9,7 @@
 import sys
 
 from kago.manager.compose import runner
+from kago.manager.compose import up as project_up
 from kago.manager.compose.load import load
 from kago.manager.compose.translate import translate
 
@@ -32,11 +33,11 @@ class ComposeProject:
         self.name = self.project.name
         self.directory = self.project.directory
 
-    def up(self, services=(), build=False, out=None, wait_timeout=runner.WAIT_TIMEOUT):
+    def up(self, services=(), build=False, out=None, wait_timeout=project_up.WAIT_TIMEOUT):
         """Create and start ``services`` (all when empty) and their dependencies, detached;
         their Containers in start order."""
-        names = runner.up(self.manager, self.plan, services, build=build, out=out or _quiet,
-                          warn=self.warn, wait_timeout=wait_timeout)
+        names = project_up.up(self.manager, self.plan, services, build=build, out=out or _quiet,
+                              warn=self.warn, wait_timeout=wait_timeout)
         return [self.client.container(n) for n in names]
 
     def down(self, volumes=False, remove_orphans=False, timeout=None, out=None):

@@ -156,7 +156,7 @@ def service_network(s):
         keys.append(key)
         attached.append((s.plan.networks[key].name, str(spec.get("ipv4_address") or ""),
                          aliases))
-    s.more_networks = attached[1:]  # kago network connect'ed after create (runner.py)
+    s.more_networks = attached[1:]  # kago network connect'ed after create (up.py)
     first, ip, aliases = attached[0]
     return keys, first, ip, list(aliases)
 

@@ -7,7 +7,7 @@ and the project's networks and volumes.
     plan.order                          # services in depends_on order
     plan.networks, plan.volumes         # what ``up`` makes and ``down`` removes
 
-Pure: nothing on the host is touched (the images are checked, and built, by runner.py).
+Pure: nothing on the host is touched (the images are checked, and built, by up.py).
 Every error is one ComposeError naming the file, the line and the field.
 """
 

@@ -11,10 +11,10 @@
 
 Modules: parts.py (Mount, Port, Network, IdMapping, Limits, Rlimit, Capabilities,
 RestartPolicy, Namespace, LogOptions, OciHook, Healthcheck), model.py (Definition and the
-rules across its fields), values.py, resources.py and health.py (the parsers of what users
-write), from_flags.py / from_dsl.py / from_options.py / from_config.py (the builders: flags,
-definition files, keyword options, records of the previous format), serial.py (JSON with a
-format version).
+rules across its fields), values.py, docker_values.py, resources.py and health.py (the parsers
+of what users write), from_flags.py / from_dsl.py / from_options.py / from_config.py (the
+builders: flags, definition files, keyword options, records of the previous format), serial.py
+(JSON with a format version).
 
 The names are loaded on first use (a module ``__getattr__``): a reader of records (``kago
 ps``, the supervisor) loads the model and serial.py, not the parsers and builders.

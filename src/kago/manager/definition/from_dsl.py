@@ -12,6 +12,7 @@ file and the line that set it (the ``Container(...)`` call for its keywords). Re
 import contextlib
 from dataclasses import replace
 
+from kago.manager.definition import docker_values as DV
 from kago.manager.definition import values as V
 from kago.manager.definition.model import Definition, check
 from kago.manager.definition.parts import Capabilities, IdMapping, Limits, Mount
@@ -156,7 +157,7 @@ _PARSERS = {
     "stop_timeout": _maybe(V.count, None),
     "labels": _plain(lambda v, f: V.pairs(v)),
     "log": _plain(V.log),
-    "cgroup_parent": _maybe(V.cgroup_parent),
+    "cgroup_parent": _maybe(DV.cgroup_parent),
     "cgroup_layout": _plain(lambda v, f: V.choice(v, f, ("id", "name"))),
 }
 _PARSERS["healthcheck"] = _plain(lambda v, f: _health().healthcheck(v, f))

@@ -9,6 +9,7 @@ parsers a definition file's fields go through (values.py), then checked across f
 import os
 from dataclasses import replace
 
+from kago.manager.definition import docker_values as DV
 from kago.manager.definition import values as V
 from kago.manager.definition.model import Definition, check
 from kago.manager.definition.parts import Capabilities, Limits, LogOptions
@@ -62,8 +63,8 @@ def from_flags(args, environ=None):
             args.stop_timeout, "--stop-timeout"),
         labels=V.pairs(dict(_key_value(x, "--label") for x in args.label)),
         log=_log_opts(args.log_opt),
-        cgroup_parent=V.cgroup_parent(getattr(args, "cgroup_parent", None) or "",
-                                      "--cgroup-parent"))
+        cgroup_parent=DV.cgroup_parent(getattr(args, "cgroup_parent", None) or "",
+                                       "--cgroup-parent"))
     d = _health_and_init(d, args)
     d = d.but(**_more(args, d))
     return check(d, NAMES)
@@ -84,17 +85,17 @@ def _more(args, d):
     get = lambda name, default=(): getattr(args, name, default) or default  # noqa: E731
     shm = get("shm_size", None)
     out = dict(
-        workdir=V.workdir(get("workdir", ""), "--workdir"),
-        extra_hosts=tuple(V.extra_host(h, "--add-host") for h in get("add_host")),
-        dns=V.dns(get("dns"), get("dns_search"), get("dns_option")),
-        devices=tuple(V.device(x, "--device") for x in get("device")),
+        workdir=DV.workdir(get("workdir", ""), "--workdir"),
+        extra_hosts=tuple(DV.extra_host(h, "--add-host") for h in get("add_host")),
+        dns=DV.dns(get("dns"), get("dns_search"), get("dns_option")),
+        devices=tuple(DV.device(x, "--device") for x in get("device")),
         privileged=bool(get("privileged", False)),
         publish_all=bool(get("publish_all", False)),
-        expose=tuple(p for x in get("expose") for p in V.expose(x, "--expose")),
+        expose=tuple(p for x in get("expose") for p in DV.expose(x, "--expose")),
         shm_size=V.size(shm, "--shm-size") if shm else None,
         group_add=tuple(_group(g) for g in get("group_add")),
-        pull=V.pull(get("pull", "missing"), "--pull"))
-    mounts = tuple(V.mount(m, "--mount") for m in get("mount"))
+        pull=DV.pull(get("pull", "missing"), "--pull"))
+    mounts = tuple(DV.mount(m, "--mount") for m in get("mount"))
     if mounts:
         out["mounts"] = d.mounts + mounts
     if out["shm_size"] == 0:

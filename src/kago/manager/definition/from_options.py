@@ -13,6 +13,7 @@ DSL (values.py, resources.py), the same check across fields.
 import os
 from dataclasses import replace
 
+from kago.manager.definition import docker_values as DV
 from kago.manager.definition import values as V
 from kago.manager.definition.model import Definition, check
 from kago.manager.definition.parts import INDEPENDENT, TMPFS_OPTIONS, Capabilities, Limits, Mount
@@ -145,18 +146,18 @@ def _docker_options(opts):
         hosts = [f"{name}:{ip}" for name, ip in hosts.items()]
     shm = opts.get("shm_size")
     out = dict(
-        workdir=V.workdir(str(opts.get("workdir") or ""), "workdir"),
-        extra_hosts=tuple(V.extra_host(h, "extra_hosts") for h in hosts),
-        dns=V.dns([str(x) for x in opts.get("dns") or ()],
-                  [str(x) for x in opts.get("dns_search") or ()],
-                  [str(x) for x in opts.get("dns_options") or ()],
-                  ("dns", "dns_search", "dns_options")),
-        devices=tuple(V.device(x, "devices") for x in opts.get("devices") or ()),
+        workdir=DV.workdir(str(opts.get("workdir") or ""), "workdir"),
+        extra_hosts=tuple(DV.extra_host(h, "extra_hosts") for h in hosts),
+        dns=DV.dns([str(x) for x in opts.get("dns") or ()],
+                   [str(x) for x in opts.get("dns_search") or ()],
+                   [str(x) for x in opts.get("dns_options") or ()],
+                   ("dns", "dns_search", "dns_options")),
+        devices=tuple(DV.device(x, "devices") for x in opts.get("devices") or ()),
         privileged=bool(opts.get("privileged")), publish_all=bool(opts.get("publish_all")),
-        expose=tuple(p for x in opts.get("expose") or () for p in V.expose(x, "expose")),
+        expose=tuple(p for x in opts.get("expose") or () for p in DV.expose(x, "expose")),
         shm_size=None if shm is None else V.size(shm, "shm_size"),
         group_add=tuple(str(g) for g in opts.get("group_add") or ()),
-        pull=V.pull(opts.get("pull") or "missing", "pull"))
+        pull=DV.pull(opts.get("pull") or "missing", "pull"))
     if out["shm_size"] == 0:
         raise BadValue("shm_size", "the size must be greater than 0")
     return out
