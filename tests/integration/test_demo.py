@@ -16,6 +16,7 @@ import sys
 import time
 
 import pytest
+from leftovers import left_on_host
 
 KAGO = os.path.join(os.path.dirname(sys.executable), "kago")
 PORTS = range(8081, 8091)
@@ -47,25 +48,7 @@ def _scratch(text):
 
 
 def _left_on_host(root, tag):
-    found = []
-    if os.path.exists(root):
-        found.append(root)
-    with open("/proc/self/mountinfo") as f:
-        found += [line.split()[4] for line in f if line.split()[4].startswith(root + "/")]
-    if os.path.isdir("/run/netns"):
-        found += [n for n in os.listdir("/run/netns") if n.startswith(f"kago-demo-{tag}-")]
-    found += [n for n in os.listdir("/sys/class/net") if n.startswith(f"kd{tag}")]
-    if subprocess.run(["nft", "list", "table", "inet", f"kago_demo_{tag}"],
-                      capture_output=True, check=False).returncode == 0:
-        found.append(f"nft table kago_demo_{tag}")
-    for pid in os.listdir("/proc"):
-        try:
-            with open(f"/proc/{pid}/cmdline", "rb") as f:
-                if root.encode() in f.read():
-                    found.append(f"process {pid}")
-        except OSError:
-            pass
-    return found
+    return left_on_host(root, f"kago-demo-{tag}-", f"kd{tag}", f"kago_demo_{tag}")
 
 
 def test_demo_shows_ten_web_containers_and_leaves_nothing():

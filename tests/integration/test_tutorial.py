@@ -16,6 +16,7 @@ import subprocess
 import time
 
 import pytest
+from leftovers import left_on_host
 
 pytestmark = pytest.mark.root
 
@@ -31,25 +32,7 @@ def _tag(text):
 
 
 def _left_on_host(top, tag):
-    found = []
-    if os.path.exists(top):
-        found.append(top)
-    with open("/proc/self/mountinfo") as f:
-        found += [line.split()[4] for line in f if line.split()[4].startswith(top + "/")]
-    if os.path.isdir("/run/netns"):
-        found += [n for n in os.listdir("/run/netns") if n.startswith(f"kago-tut-{tag}-")]
-    found += [n for n in os.listdir("/sys/class/net") if n.startswith(f"kt{tag}")]
-    if subprocess.run(["nft", "list", "table", "inet", f"kago_tut_{tag}"],
-                      capture_output=True, check=False).returncode == 0:
-        found.append(f"nft table kago_tut_{tag}")
-    for pid in os.listdir("/proc"):
-        try:
-            with open(f"/proc/{pid}/cmdline", "rb") as f:
-                if top.encode() in f.read():
-                    found.append(f"process {pid}")
-        except OSError:
-            continue
-    return found
+    return left_on_host(top, f"kago-tut-{tag}-", f"kt{tag}", f"kago_tut_{tag}")
 
 
 def test_tutorial_replays_every_step(tmp_path, record_property):

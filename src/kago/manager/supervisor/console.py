@@ -19,7 +19,7 @@ import os
 import selectors
 import socket
 
-from kago.manager.supervisor.state import say
+from kago.manager.supervisor.state import listen_unix, say
 
 
 def wants_console(record):
@@ -38,17 +38,7 @@ class Console:
             from kago.manager.errors import ManagerError
             raise ManagerError(f"console socket path {path}: longer than a unix socket's "
                                f"107 bytes: use a shorter --runroot")
-        try:
-            os.unlink(path)
-        except FileNotFoundError:
-            pass
-        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM | socket.SOCK_CLOEXEC)
-        old = os.umask(0o077)
-        try:
-            sock.bind(path)
-        finally:
-            os.umask(old)
-        sock.listen(1)
+        sock = listen_unix(path, 1)
         sock.setblocking(False)
         w.console = sock
         self.sel.register(sock, selectors.EVENT_READ, ("console", w))

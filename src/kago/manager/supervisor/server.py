@@ -14,7 +14,6 @@ import json
 import os
 import selectors
 import signal
-import socket
 import time
 
 from kago.errors import KagoError, describe
@@ -28,7 +27,8 @@ from kago.manager.supervisor.health import Health
 from kago.manager.supervisor.output import Output
 from kago.manager.supervisor.releases import Releases, wants_release
 from kago.manager.supervisor.starts import Starts
-from kago.manager.supervisor.state import Client, Watched, alive, idle_timeout, note, say
+from kago.manager.supervisor.state import (Client, Watched, alive, idle_timeout, listen_unix,
+                                           note, say)
 
 
 class Supervisor(Starts, Endings, Releases, Console, Output, Health):
@@ -85,19 +85,8 @@ class Supervisor(Starts, Endings, Releases, Console, Output, Health):
             self._wait_releaser()
 
     def _listen(self):
-        path = self.paths.socket()
-        try:
-            os.unlink(path)  # we hold the lock: a socket file here is a dead supervisor's
-        except FileNotFoundError:
-            pass
-        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM | socket.SOCK_CLOEXEC)
-        old = os.umask(0o077)
-        try:
-            sock.bind(path)
-        finally:
-            os.umask(old)
-        sock.listen(64)
-        return sock
+        # we hold the lock: a socket file there is a dead supervisor's
+        return listen_unix(self.paths.socket(), 64)
 
     def _adopt(self):
         """Containers a previous supervisor started: watch the live ones, settle the rest, and

@@ -147,3 +147,20 @@ def say(text):
     except OSError:
         pass  # its own log on a full disk: nothing better to do
 
+
+def listen_unix(path, backlog):
+    """A listening unix socket at ``path`` (a leftover file there is replaced: the caller
+    holds what makes it the owner), 0600 from its birth."""
+    import socket
+    try:
+        os.unlink(path)
+    except FileNotFoundError:
+        pass
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM | socket.SOCK_CLOEXEC)
+    old = os.umask(0o077)
+    try:
+        sock.bind(path)
+    finally:
+        os.umask(old)
+    sock.listen(backlog)
+    return sock
