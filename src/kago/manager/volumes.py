@@ -272,6 +272,10 @@ def remove(mgr, name, force=False):
         if force:
             return
         raise
+    if not os.path.isdir(mountpoint(mgr, name)):  # nothing to remove: no lock (nor root) made
+        if force:
+            return
+        raise NoSuchVolume(name)
     with _Lock(mgr):
         if not os.path.isdir(mountpoint(mgr, name)):
             if force:

@@ -95,3 +95,14 @@ def test_prune_takes_unused_anonymous_volumes_or_all_unused_ones(tmp_path):
     assert V.prune(mgr, all=True, filters=["label!=keep"]) == (["named"], 0)
     assert V.prune(mgr, filters=["all=true"])[0] == ["keep"]
     assert V.names(mgr) == ["used"]
+
+
+def test_removing_a_missing_volume_makes_nothing(tmp_path):
+    """``volume rm nosuch`` on a root that does not exist yet: the error, and no root, lock
+    file or volumes directory made for it."""
+    root = tmp_path / "root"
+    mgr = manager(str(root))
+    with pytest.raises(V.NoSuchVolume):
+        V.remove(mgr, "nosuch")
+    V.remove(mgr, "nosuch", force=True)
+    assert not root.exists()
