@@ -7,6 +7,7 @@ import glob
 import io
 import json
 import os
+import re
 import subprocess
 import tarfile
 
@@ -71,8 +72,24 @@ def test_single_stage_build_then_run(kmt, tmp_path):
         "greet.sh": "#!/bin/sh\ncat /app/made.txt; id -u; pwd; cat /app/data/sub/x.txt\n",
         "data/sub/x.txt": "x\n"})
     proc = _build(kmt, "-t", "kmt-single:v1", "-t", "kmt-single", ctx)
-    assert "STEP 8/17: RUN chmod 755 greet.sh" in proc.stdout
-    assert "Successfully tagged kmt-single:v1" in proc.stdout
+    # BuildKit's plain progress on stderr: FROM, WORKDIR, COPY, ADD and RUN are the steps
+    steps = [line for line in proc.stderr.splitlines() if line.startswith("#")
+             and "] " in line and "[internal]" not in line]
+    assert [s.split(" ", 1)[1] for s in steps] == [
+        "[1/9] FROM busybox:latest", "[2/9] WORKDIR /app", "[3/9] COPY greet.sh ./",
+        "[4/9] COPY data/ /app/data/", "[5/9] ADD bundle.tar.gz /opt/",
+        '[6/9] RUN chmod 755 greet.sh && echo "$GREETING $TARGET" > made.txt',
+        '[7/9] RUN echo "app:x:1234:1234::/app:/bin/sh" >> /etc/passwd && chown app '
+        '/app/made.txt', "[8/9] COPY --chown=1234:99 data/sub/x.txt /app/owned.txt",
+        "[9/9] COPY --chown=app --chmod=600 data/sub/x.txt /app/named.txt"]
+    numbers = [int(s[1:].split(" ", 1)[0]) for s in steps]
+    assert numbers == sorted(numbers) and len(set(numbers)) == 9
+    for n in numbers:  # each step ends once, DONE with its time
+        ends = [line for line in proc.stderr.splitlines() if line.startswith(f"#{n} DONE ")]
+        assert len(ends) == 1 and ends[0].endswith("s"), proc.stderr
+    assert re.search(r"^#\d+ naming to kmt-single:v1 done$", proc.stderr, re.M)
+    assert re.search(r"^#\d+ transferring context: \d+(\.\d+)?k?B done$", proc.stderr, re.M)
+    assert proc.stdout.startswith("sha256:") and len(proc.stdout.splitlines()) == 1
     out = kmt.kago("run", "--rm", "--network", "none", "kmt-single:v1", check=True).stdout
     assert out == "hello world\n1234\n/app\nx\n"
     out = kmt.kago("run", "--rm", "--network", "none", "kmt-single", "stat", "-c", "%u:%g %a",
@@ -111,7 +128,10 @@ CMD ["cat", "/srv/artifact"]
 def test_multi_stage_copy_from_and_target(kmt, tmp_path):
     ctx = _context(tmp_path, {"Containerfile": MULTI})
     proc = _build(kmt, "-t", "kmt-multi", ctx)
-    assert "RUN echo tested" not in proc.stdout   # a stage the target does not need
+    assert "RUN echo tested" not in proc.stderr   # a stage the target does not need
+    assert "#3 [builder 1/2] FROM busybox:latest\n" in proc.stderr  # stage-named steps
+    assert "] COPY --from=builder /out/artifact /srv/\n" in proc.stderr
+    assert "[stage-2 1/3] FROM busybox:latest\n" in proc.stderr
     out = kmt.kago("run", "--rm", "--network", "none", "kmt-multi", check=True).stdout
     assert out == "built\n"
     out = kmt.kago("run", "--rm", "--network", "none", "kmt-multi", "sh", "-c",
@@ -137,12 +157,14 @@ CMD ["cat", "/stamp"]
 def test_cache_hits_and_no_cache(kmt, tmp_path):
     ctx = _context(tmp_path, {"Containerfile": CACHED, "input.txt": "v1\n"})
     first = _build(kmt, "-t", "kmt-cache", ctx)
-    assert "Using cache" not in first.stdout
+    assert "CACHED" not in first.stderr
+    assert re.search(r"^#\d+ 0\.\d{3} \S", first.stderr, re.M) is None  # the RUNs print nothing
     stamp = kmt.kago("run", "--rm", "--network", "none", "kmt-cache", check=True).stdout
     second = _build(kmt, "-t", "kmt-cache", ctx)
-    assert second.stdout.count("--> Using cache") == 3
+    assert re.findall(r"^#(\d+) CACHED$", second.stderr, re.M) == ["5", "6", "7"], \
+        second.stderr
+    assert "#5 [2/4] COPY input.txt /input.txt\n#5 CACHED\n" in second.stderr
     assert _image_id(second) == _image_id(first)
-    assert "Running in" not in second.stdout
     # the steps' images are the cache: `images` hides them, `images -a` shows them
     fmt = ("--format", "{{.Repository}}")
     assert sorted(kmt.kago("images", *fmt, check=True).stdout.split()) == ["busybox",
@@ -151,10 +173,10 @@ def test_cache_hits_and_no_cache(kmt, tmp_path):
     # a changed file misses from its COPY on
     _context(tmp_path, {"input.txt": "v2\n"})
     third = _build(kmt, "-t", "kmt-cache", ctx)
-    assert third.stdout.count("--> Using cache") == 0 and _image_id(third) != _image_id(first)
+    assert "CACHED" not in third.stderr and _image_id(third) != _image_id(first)
     # --no-cache runs everything again
     fourth = _build(kmt, "--no-cache", "-t", "kmt-cache", ctx)
-    assert "Using cache" not in fourth.stdout
+    assert "CACHED" not in fourth.stderr
     again = kmt.kago("run", "--rm", "--network", "none", "kmt-cache", check=True).stdout
     assert again != stamp
 
@@ -178,7 +200,7 @@ def test_build_args(kmt, tmp_path):
     assert out == "version=1.0 flavor=plain unset=none\n"
     proc = _build(kmt, "-t", "kmt-args", "--build-arg", "VERSION=2.5", "--build-arg",
                   "FLAVOR=spicy", "--build-arg", "EXTRA=1", ctx)
-    assert "not consumed: EXTRA" in proc.stdout
+    assert "\n\n[Warning] one or more build args were not consumed: EXTRA\n" in proc.stderr
     out = kmt.kago("run", "--rm", "--network", "none", "kmt-args", check=True).stdout
     assert out == "version=2.5 flavor=spicy unset=none\n"
     cfg = _config(kmt, "kmt-args")["Config"]
@@ -250,14 +272,20 @@ def test_failed_run_leaves_nothing(kmt, tmp_path):
     before = _store_state(kmt)
     proc = _build(kmt, "-t", "kmt-fail", ctx, check=False)
     assert proc.returncode == 1
-    assert "about to fail" in proc.stdout and "oops" in proc.stderr
-    assert "Containerfile:3: RUN /bin/sh -c echo about to fail; echo oops >&2; exit 3: " \
-           "exited with status 3" in proc.stderr
-    assert "never" not in proc.stdout
+    # the step's output with its times, then its ERROR line, a gap and the one-line error
+    assert re.search(r"^#5 \d+\.\d{3} about to fail\n#5 \d+\.\d{3} oops\n", proc.stderr, re.M)
+    assert proc.stderr.endswith(
+        "#5 ERROR: RUN /bin/sh -c echo about to fail; echo oops >&2; exit 3: exited with "
+        "status 3\n\nkago: Containerfile:3: RUN /bin/sh -c echo about to fail; echo oops >&2; "
+        "exit 3: exited with status 3\n"), proc.stderr
+    assert "never" not in proc.stderr and proc.stdout == ""
     assert kmt.kago("ps", "-a", "-q", check=True).stdout == ""
     assert _store_state(kmt) == before
-    cid = proc.stdout.split("--> Running in ")[-1].split()[0]
-    assert len(cid) == 12 and _cgroups(cid) == []
+    with open(os.path.join(kmt.root, "events.jsonl")) as f:
+        made = [e["Actor"]["ID"] for e in map(json.loads, f) if e["Action"] == "create"
+                and e["Type"] == "container"]
+    cid = made[-1][:12]  # the failed step's container
+    assert _cgroups(cid) == []
     assert not any(cid in line for line in open("/proc/self/mountinfo"))
     # no netns, veth or mount of it (the default network's bridge and table stay)
     shared = ("supervisor", "nft table", f"link km{kmt.tag}b0")
@@ -268,7 +296,11 @@ def test_failed_run_leaves_nothing(kmt, tmp_path):
     assert "kmt-fail" not in images
     # -q prints the failed step's output too
     proc = _build(kmt, "-q", ctx, check=False)
-    assert proc.returncode == 1 and "about to fail" in proc.stderr
+    assert proc.returncode == 1 and "about to fail" in proc.stderr and "#" not in proc.stderr
+    # --progress=quiet is -q; a progress mode docker does not have is a flag error
+    assert _build(kmt, "--progress=quiet", ctx, check=False).stderr.startswith("about to fail")
+    bad = _build(kmt, "--progress=fancy", ctx, check=False)
+    assert bad.returncode == 125 and "--progress" in bad.stderr
 
 
 def test_symlinks_stay_inside_the_image_and_the_context(kmt, tmp_path):
@@ -301,7 +333,9 @@ def test_parse_error_names_the_line(kmt, tmp_path):
                                                "FOO bar\n"})
     proc = _build(kmt, ctx, check=False)
     assert proc.returncode == 1
-    assert proc.stderr.strip() == "kago: Containerfile:5: unknown instruction FOO"
+    assert proc.stderr.endswith("\n#1 ERROR: unknown instruction FOO\n\n"
+                                "kago: Containerfile:5: unknown instruction FOO\n")
+    assert proc.stdout == "" and "#2" not in proc.stderr
     ctx = _context(tmp_path / "m", {"Dockerfile.dev": "FROM nosuchimage\n"})
     proc = _build(kmt, "-f", os.path.join(ctx, "Dockerfile.dev"), ctx, check=False)
     assert proc.returncode == 1

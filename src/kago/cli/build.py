@@ -5,8 +5,10 @@ PATH is the build context (a directory); ``-`` reads a tar archive of one from s
 when stdin is not a tar, the Containerfile itself, with an empty context). The file is
 ``-f FILE`` (a path, or inside the tar for ``-``; ``-f -`` reads it from stdin), else
 Containerfile, else Dockerfile in the context. Progress goes to stdout and a RUN's output
-to stdout/stderr as it comes; with ``-q`` only the image ID is printed (the failed step's
-output too, on stderr, if one fails). A failed build exits 1, as docker's; a bad flag 125.
+on stderr as BuildKit's ``--progress=plain`` shows them (numbered steps, each RUN's output
+with its time, DONE with the step's time or CACHED); the image ID goes to stdout. With
+``-q`` (or ``--progress=quiet``) only the ID is printed, and the failed step's output on
+stderr if one fails. A failed build exits 1, as docker's; a bad flag 125.
 """
 
 import argparse
@@ -36,6 +38,9 @@ def _parser():
     p.add_argument("--target", help="build this stage and what it needs, not the last")
     p.add_argument("--no-cache", action="store_true", help="run every step again")
     p.add_argument("-q", "--quiet", action="store_true", help="print only the image ID")
+    p.add_argument("--progress", default="auto", choices=("auto", "plain", "tty", "quiet"),
+                   help="how to show progress: plain (auto and tty too: BuildKit's plain "
+                        "lines on stderr) or quiet (as -q)")
     p.add_argument("context", metavar="PATH|-",
                    help="the build context: a directory, or - for a Dockerfile on stdin")
     return p
@@ -43,15 +48,16 @@ def _parser():
 
 def main(glob, argv):
     args = _parser().parse_args(argv)
+    args.quiet = args.quiet or args.progress == "quiet"
     from kago.manager.build.errors import BuildError
     from kago.manager.engine import Manager
     mgr = Manager(glob.get("root"), glob.get("runroot"), glob.get("runtime"))
-    scratch = None
+    scratch = shown = None
     try:
         from kago.manager.build import context
         from kago.manager.build.executor import Builder, Options
         opts = Options(_tags(args.tag), _build_args(args.build_arg), args.target,
-                       args.no_cache, args.quiet)
+                       args.no_cache)
         if args.context == "-":
             scratch = _scratch(mgr)
             top, text, source = _stdin_context(scratch, args.file)
@@ -62,43 +68,31 @@ def main(glob, argv):
             text, source = _file(top, args.file)
         ignore = context.Ignore(_read(os.path.join(top, ".dockerignore")) or "")
         tree = context.Tree(top, "the build context", ignore)
-        failed_output = []
-
-        def write(stream, data):
-            if args.quiet:
-                failed_output.append(data)
-                return
-            out = sys.stderr if stream == "stderr" else sys.stdout
-            out.write(data)
-            out.flush()
-
-        builder = Builder(mgr, tree, opts, _out, write)
+        from kago.manager.build import progress
+        shown = progress.Quiet() if args.quiet else progress.Plain(_err)
+        builder = Builder(mgr, tree, opts, shown)
         try:
             info = builder.build(text, source)
         except BuildError:
-            if args.quiet and failed_output:
-                sys.stderr.write("".join(failed_output))
+            if args.quiet and shown.collected:
+                sys.stderr.write("".join(shown.collected))
             raise
     except BuildError as e:
+        if shown is not None and getattr(shown, "count", 0):
+            _err()  # after the failed step's ERROR line, as BuildKit leaves a gap
         print(f"kago: {e}", file=sys.stderr)
         return 1
     finally:
         if scratch:
             shutil.rmtree(scratch, ignore_errors=True)
-    if args.quiet:
-        _out("sha256:" + info.id)
-        return 0
-    _out(f"Successfully built {info.id[:12]}")
-    for name in info.names:
-        if name in opts.tags or any(name.endswith("/" + t) for t in opts.tags):
-            _out(f"Successfully tagged {name}")
-    _out("sha256:" + info.id)
+    sys.stdout.write("sha256:" + info.id + "\n")
+    sys.stdout.flush()
     return 0
 
 
-def _out(line=""):
-    sys.stdout.write(line + "\n")
-    sys.stdout.flush()
+def _err(line=""):
+    sys.stderr.write(line + "\n")
+    sys.stderr.flush()
 
 
 def _tags(items):

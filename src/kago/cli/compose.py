@@ -1,4 +1,5 @@
-"""``kago compose [-f FILE]... [-p NAME] up|down|ps|logs|config``: compose files on kago's
+"""``kago compose [-f FILE]... [-p NAME] up|down|ps|logs|config|pull|build|start|stop|restart``:
+compose files on kago's
 engine (kago.manager.compose, docs/compose.md). Errors are one line (file:line: field:
 what), exit status 1, as docker compose's."""
 
@@ -8,7 +9,7 @@ import sys
 
 from kago.cli.common import Usage, client, out, parser
 
-COMMANDS = ("up", "down", "ps", "logs", "config")
+COMMANDS = ("up", "down", "ps", "logs", "config", "pull", "build", "start", "stop", "restart")
 
 
 def cmd_compose(glob, argv):
@@ -161,8 +162,53 @@ def _config(glob, args, argv):
     return 0
 
 
+def _services_verb(verb, what):
+    """A verb that takes only SERVICE...: ``project.<verb>(services, out=out)``."""
+    def run(glob, args, argv):
+        p = parser(f"compose {verb}", what)
+        p.add_argument("services", nargs="*")
+        opts = p.parse_args(argv)
+        getattr(_project(glob, args), verb)(opts.services, out=out)
+        return 0
+    return run
+
+
+_pull = _services_verb("pull", "Pull the services' images (those not built here).")
+_build = _services_verb("build", "Build the services' images (those with build:).")
+_start = _services_verb("start", "Start the services' existing containers.")
+
+
+def _timeout_parser(verb, what):
+    p = parser(f"compose {verb}", what)
+    p.add_argument("-t", "--timeout", type=int,
+                   help="seconds between the stop signal and SIGKILL (default: each "
+                        "service's stop_grace_period, else 10)")
+    p.add_argument("services", nargs="*")
+    return p
+
+
+def _stop(glob, args, argv):
+    opts = _timeout_parser("stop", "Stop the services' containers; they stay.") \
+        .parse_args(argv)
+    project = _project(glob, args)
+    records = project.records(opts.services)
+    project.stop(opts.services, opts.timeout)
+    for record in records:
+        out(f" Container {record['name']}  Stopped")
+    return 0
+
+
+def _restart(glob, args, argv):
+    opts = _timeout_parser("restart", "Stop, then start, the services' containers.") \
+        .parse_args(argv)
+    _project(glob, args).restart(opts.services, opts.timeout, out=out)
+    return 0
+
+
 def _warn(line):
     print(f"kago: warning: {line}", file=sys.stderr)
 
 
-_COMMANDS = {"up": _up, "down": _down, "ps": _ps, "logs": _logs, "config": _config}
+_COMMANDS = {"up": _up, "down": _down, "ps": _ps, "logs": _logs, "config": _config,
+             "pull": _pull, "build": _build, "start": _start, "stop": _stop,
+             "restart": _restart}

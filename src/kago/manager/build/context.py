@@ -58,6 +58,7 @@ class Ignore:
     """.dockerignore rules: ``ignored("dir/file")``."""
 
     def __init__(self, text=""):
+        self.size = len(text.encode())
         self.rules = []
         for number, line in enumerate(text.splitlines(), 1):
             line = line.strip()

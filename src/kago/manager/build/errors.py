@@ -11,6 +11,7 @@ class BuildError(ManagerError):
 
     def __init__(self, message, where=None):
         self.where = where
+        self.reason = message
         super().__init__(f"{where}: {message}" if where else message)
 
 

@@ -11,25 +11,25 @@ entry per instruction. A failure stops the build with nothing of the failed step
 import json
 import os
 import shutil
+import stat
 import time
 import uuid
 
 from kago.manager import events
 from kago.manager.build import cache as C
-from kago.manager.build import context, files, runner, stages, steps
+from kago.manager.build import context, files, progress, runner, stages, steps
 from kago.manager.build.errors import BuildError, at
 from kago.manager.build.parser import parse
 
 
 class Options:
-    """``tags`` [name], ``build_args`` {k: v}, ``target``, ``no_cache``, ``quiet``."""
+    """``tags`` [name], ``build_args`` {k: v}, ``target``, ``no_cache``."""
 
-    def __init__(self, tags=(), build_args=None, target=None, no_cache=False, quiet=False):
+    def __init__(self, tags=(), build_args=None, target=None, no_cache=False):
         self.tags = list(tags)
         self.build_args = dict(build_args or {})
         self.target = target
         self.no_cache = no_cache
-        self.quiet = quiet
 
 
 class Result:
@@ -42,51 +42,75 @@ class Result:
 
 
 class Builder:
-    """``Builder(mgr, tree, options, out, err).build(text, source)`` -> ImageInfo.
-    ``out(line)`` prints progress (not with quiet), ``err(stream, text)`` a RUN's output."""
+    """``Builder(mgr, tree, options, shown).build(text, source)`` -> ImageInfo, its progress
+    (and each RUN's output) shown through ``shown``, a progress.Plain or progress.Quiet."""
 
-    def __init__(self, mgr, tree, options, out, write):
+    def __init__(self, mgr, tree, options, shown):
         self.mgr = mgr
         self.store = mgr.store
         self.tree = tree
         self.opts = options
-        self.out = (lambda line: None) if options.quiet else out
-        self.write = write
+        self.progress = shown
         self.cache = C.Cache(mgr.paths.root, self.store)
         self.tmp = os.path.join(mgr.paths.root, "build", "tmp")
-        self.step_no = 0
-        self.steps_total = 0
+        self.names = {}
+        self.context_loaded = False
         self.used_args = set()
 
     def build(self, text, source="Containerfile"):
         sweep_tmp(self.tmp)
-        plan = stages.plan(parse(text, source), self.opts.build_args, self.opts.target)
-        self.steps_total = sum(1 + len(s.instructions) for s in plan.needed)
+        with _shown(self.progress.vertex(f"[internal] load build definition from {source}")) \
+                as v:
+            v.status(f"transferring dockerfile: {progress.size(len(text.encode()))} done")
+            plan = stages.plan(parse(text, source), self.opts.build_args, self.opts.target)
+        v = self.progress.vertex("[internal] load .dockerignore")
+        v.status(f"transferring context: {progress.size(self.tree.ignore.size)} done")
+        v.done()
+        self.names = progress.step_names(plan)
         results = {}
         for stage in plan.needed:
             results[stage.index] = self._stage(plan, stage, results)
         final = self._finish(results[plan.target.index])
         unused = sorted(set(self.opts.build_args) - self.used_args - set(plan.global_args))
         if unused:
-            self.out(f"[Warning] one or more build args were not consumed: {', '.join(unused)}")
+            self.progress.note("[Warning] one or more build args were not consumed: "
+                               + ", ".join(unused))
         return final
 
     # --- a stage ---------------------------------------------------------------------------
 
     def _stage(self, plan, stage, results):
-        self._announce(stage.from_text)
-        image, state, history = self._base(plan, stage, results)
-        for instr in stage.instructions:
-            self._announce(instr.text)
-            action, created_by = steps.apply(state, instr, self.opts.build_args)
-            if instr.keyword == "ARG":
-                self.used_args.update(n for n, _ in stages.arg_pairs(instr, {}, plan.escape))
-            history.append({"created": _now(), "created_by": created_by,
-                            **({"empty_layer": True} if action is None else {})})
-            if action is None:
-                continue
-            image = self._fs_step(plan, stage, results, image, state, action, instr)
+        with _shown(self.progress.vertex(self.names[(stage.index, -1)])) as v:
+            image, state, history = self._base(plan, stage, results)
+        for i, instr in enumerate(stage.instructions):
+            if instr.keyword in ("COPY", "ADD") and instr.flag("from") is None:
+                self._load_context()
+            name = self.names.get((stage.index, i))
+            v = self.progress.vertex(name) if name else None
+            with _shown(v):
+                action, created_by = steps.apply(state, instr, self.opts.build_args)
+                if instr.keyword == "ARG":
+                    self.used_args.update(n for n, _ in stages.arg_pairs(instr, {},
+                                                                         plan.escape))
+                history.append({"created": _now(), "created_by": created_by,
+                                **({"empty_layer": True} if action is None else {})})
+                if action is not None:
+                    image = self._fs_step(plan, stage, results, image, state, action, instr,
+                                          v)
         return Result(image, state, history)
+
+    def _load_context(self):
+        """BuildKit's ``[internal] load build context`` vertex, once, before the first COPY
+        or ADD from the context: the bytes of what the context holds, .dockerignore
+        applied."""
+        if self.context_loaded:
+            return
+        self.context_loaded = True
+        v = self.progress.vertex("[internal] load build context")
+        total = sum(st.st_size for _, _, st in self.tree.walk(self.tree.top)
+                    if stat.S_ISREG(st.st_mode))
+        v.status(f"transferring context: {progress.size(total)} done")
+        v.done()
 
     def _base(self, plan, stage, results):
         if isinstance(stage.base, stages.Stage):
@@ -107,17 +131,17 @@ class Builder:
         history = list(doc.get("history") or [])
         return info.id, steps.State(info.config, plan.global_args, plan.escape), history
 
-    def _fs_step(self, plan, stage, results, image, state, action, instr):
+    def _fs_step(self, plan, stage, results, image, state, action, instr, v):
         if isinstance(action, steps.Run):
             key = C.key(parent=image, config=state.config, step=action.key())
-            cached = self._cached(key)
+            cached = self._cached(key, v)
             if cached:
                 return cached
             if image is None:
                 raise instr.error("RUN needs a filesystem: FROM scratch has none until a COPY "
                                   "or ADD")
             made = runner.run(self.mgr, image, action, state.config, instr.where,
-                              self.write, self.out)
+                              lambda _stream, text: v.log(text))
         else:
             source_tree, source_image, cleanup = self._source(plan, stage, results, action,
                                                               instr)
@@ -131,22 +155,21 @@ class Builder:
                           else [source_image, action.sources])
                 key = C.key(parent=image, config=state.config, step=action.key(),
                             files=digest)
-                cached = self._cached(key)
+                cached = self._cached(key, v)
                 if cached:
                     return cached
                 made = self._copy(image, state, action, source_tree, found, many, instr)
             finally:
                 cleanup()
         self.cache.put(key, made)
-        self.out(f"--> {made[:12]}")
         return made
 
-    def _cached(self, key):
+    def _cached(self, key, v):
         if self.opts.no_cache:
             return None
         image = self.cache.get(key)
         if image:
-            self.out(f"--> Using cache {image[:12]}")
+            v.cached()
         return image
 
     # --- COPY / ADD --------------------------------------------------------------------------
@@ -220,12 +243,16 @@ class Builder:
                   or k in ("Cmd", "Entrypoint") and v == []}
         key = C.key(final=True, image=result.image, config=config, author=state.author,
                     history=[h["created_by"] for h in result.history])
-        image_id = None if self.opts.no_cache else self.cache.get(key)
-        if image_id is None:
-            image_id = self._publish(result, config, state.author)
-            self.cache.put(key, image_id)
-        for name in self.opts.tags:
-            self._tag(image_id, name)
+        with _shown(self.progress.vertex("exporting to image")) as v:
+            image_id = None if self.opts.no_cache else self.cache.get(key)
+            if image_id is None:
+                image_id = self._publish(result, config, state.author)
+                self.cache.put(key, image_id)
+            v.status("exporting layers done")
+            v.status(f"writing image sha256:{image_id} done")
+            for name in self.opts.tags:
+                self._tag(image_id, name)
+                v.status(f"naming to {name} done")
         return self.store.image(image_id)
 
     def _publish(self, result, config, author):
@@ -253,9 +280,28 @@ class Builder:
             self.store.tag(image_id, name)
         events.image(self.mgr.paths, "tag", "sha256:" + image_id, name)
 
-    def _announce(self, text):
-        self.step_no += 1
-        self.out(f"STEP {self.step_no}/{self.steps_total}: {text}")
+
+class _shown:
+    """``with _shown(vertex):`` ends the vertex DONE, or ERROR with the build error's
+    reason (the error itself goes on up); a None vertex shows nothing."""
+
+    def __init__(self, vertex):
+        self.vertex = vertex
+
+    def __enter__(self):
+        return self.vertex
+
+    def __exit__(self, kind, error, _tb):
+        if self.vertex is None:
+            return False
+        if error is None:
+            self.vertex.done()
+        elif isinstance(error, BuildError):
+            self.vertex.error(error.reason)
+        else:
+            self.vertex.error("interrupted" if isinstance(error, KeyboardInterrupt)
+                              else str(error) or type(error).__name__)
+        return False
 
 
 def sweep_tmp(tmp):

@@ -18,7 +18,7 @@ from kago.manager.build.errors import BuildError
 _POLL = 0.05
 
 
-def run(mgr, image_id, step, config, where, write, out=lambda line: None):
+def run(mgr, image_id, step, config, where, write):
     """Run ``step`` (a steps.Run) on ``image_id``; commit its changes with ``config`` as the
     new image's config. ``write(stream, text)`` gets its output. Returns the new image's ID;
     BuildError (with the exit status) if the command fails."""
@@ -33,7 +33,6 @@ def run(mgr, image_id, step, config, where, write, out=lambda line: None):
         raise BuildError(f"{step.text}: the build container cannot be made: {e}", where) \
             from None
     cid = record["id"]
-    out(f"--> Running in {cid[:12]}")
     try:
         code = _start_and_wait(mgr, cid, write, step, where)
         if code != 0:

@@ -2,6 +2,7 @@
 
     project = client.compose(["compose.yaml"], project_name="shop")
     project.up(detach=True)             # [Container] in start order
+    project.pull(); project.build(); project.stop(); project.start(); project.restart()
     project.ps(all=True); project.config(); project.logs()
     project.down(volumes=True)
 """
@@ -72,10 +73,44 @@ class ComposeProject:
         runner.logs(self.manager, self.records(services), write or _write, follow=follow,
                     stop=stop, exits=exits)
 
-    def stop(self, timeout=None):
-        """Stop every container of the project at once (SIGKILL after ``timeout``, else each
-        one's stop_grace_period, else 10 s); they stay, ended."""
-        runner.stop_all(self.manager, self.records(), timeout)
+    def stop(self, services=(), timeout=None):
+        """Stop the project's containers (``services``' only, if given) at once (SIGKILL
+        after ``timeout``, else each one's stop_grace_period, else 10 s); they stay, ended."""
+        runner.stop_all(self.manager, self.records(services), timeout)
+
+    def start(self, services=(), out=None):
+        """Start the existing containers of ``services`` (all when empty) that are not
+        running, in depends_on order; names of those started. A service without a
+        container is an error (``up`` makes them)."""
+        return runner.start(self.manager, self.plan, self.records(), services,
+                            out or _quiet)
+
+    def restart(self, services=(), timeout=None, out=None):
+        """Stop then start ``services``' containers (all when empty)."""
+        self.stop(services, timeout)
+        return self.start(services, out)
+
+    def pull(self, services=(), out=None):
+        """Pull the images of ``services`` (all when empty) that are not built here; the
+        names of the services pulled."""
+        names = [n for n in (services or self.plan.order) if self._service(n).build is None]
+        for name in names:
+            project_up.pull(self.manager, self.plan, name, out or _quiet)
+        return names
+
+    def build(self, services=(), out=None):
+        """Build the images of ``services`` (all when empty) that have a build: section;
+        the names of the services built."""
+        names = [n for n in (services or self.plan.order) if self._service(n).build]
+        for name in names:
+            project_up.build_service(self.manager, self.plan, name, out or _quiet)
+        return names
+
+    def _service(self, name):
+        if name not in self.plan.services:
+            from kago.manager.compose.errors import ComposeError
+            raise ComposeError(f"no such service: {name}")
+        return self.plan.services[name]
 
     def config(self):
         """The resolved file (interpolated, merged) as YAML text."""

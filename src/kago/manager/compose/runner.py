@@ -216,8 +216,31 @@ def stop_all(mgr, records, timeout=None, removing=False):
             mgr.release_quietly(record["id"])
 
 
+def start(mgr, plan, records, services, out):
+    """``compose start``: the services' existing containers that are not running, started
+    in the plan's order (dependencies first); their container names."""
+    by_service = {}
+    for record in records:
+        by_service.setdefault(labels_of(record).get(SERVICE), []).append(record)
+    names = plan.selected(services)
+    missing = [n for n in names if n not in by_service]
+    if missing:
+        from kago.manager.compose.errors import ComposeError
+        raise ComposeError(f"service {missing[0]} has no container (kago compose up makes "
+                           "it)")
+    started = []
+    for name in names:
+        for record in by_service[name]:
+            if mgr.live(record) in ("running", "paused"):
+                continue
+            mgr.start(record["id"])
+            out(f" Container {record['name']}  Started")
+            started.append(record["name"])
+    return started
+
+
 def _stderr(line):
     sys.stderr.write(f"kago: {line}\n")
 
 
-__all__ = ["down", "labels_of", "logs", "project_records", "ps", "stop_all"]
+__all__ = ["down", "labels_of", "logs", "project_records", "ps", "start", "stop_all"]

@@ -39,7 +39,12 @@ SERVICE_KEYS = (
     "user", "working_dir", "hostname", "labels", "container_name", "deploy", "mem_limit",
     "cpus", "pids_limit", "stop_signal", "stop_grace_period", "read_only", "cap_add",
     "cap_drop", "sysctls", "ulimits", "init", "privileged", "devices", "dns", "dns_search",
-    "dns_opt", "extra_hosts", "shm_size", "group_add")
+    "dns_opt", "extra_hosts", "shm_size", "group_add", "pull_policy")
+
+# compose's pull_policy values -> kago's: "missing" pulls an absent image (from a registry the
+# name gives), "always" at every up, "never" not at all, "build" builds at every up
+PULL_POLICIES = {"missing": "missing", "if_not_present": "missing", "always": "always",
+                 "never": "never", "build": "build"}
 
 
 @dataclass(frozen=True)
@@ -52,6 +57,7 @@ class Service:
     networks: tuple[str, ...] = ()                  # project network keys it uses
     make_dirs: tuple[str, ...] = ()                 # bind sources compose makes if missing
     more_networks: tuple = ()       # (network, ip, aliases) connected after the first
+    pull_policy: str = "missing"    # missing | always | never | build
 
 
 @dataclass
@@ -137,6 +143,7 @@ def _service(project, plan, name, svc):
     if image is None and build is None:
         raise s.error((), "give image: or build:")
     image = str(image) if image is not None else f"{project.name}-{name}"
+    policy = _pull_policy(s, build)
     opts = s.opts
     opts["name"] = str(s.get("container_name") or container_name(project.name, name))
     F.checked(project, base + ("container_name",), V.name, opts["name"])
@@ -193,9 +200,22 @@ def _service(project, plan, name, svc):
         opts["healthcheck"] = F.health_option(svc["healthcheck"])
     elif healthcheck is not None and healthcheck.test != ("NONE",):
         s.project.warn(f"services.{name}.healthcheck: not run: this kago has no healthchecks")
+    opts["pull"] = "never"  # up pulls before it makes anything; create never does
     definition = _definition(s, image, opts)
     return Service(name, definition, tuple(depends), build, healthcheck, tuple(networks),
-                   tuple(s.make_dirs), tuple(s.more_networks))
+                   tuple(s.make_dirs), tuple(s.more_networks), policy)
+
+
+def _pull_policy(s, build):
+    value = s.svc.get("pull_policy")
+    if value is None:
+        return "missing"
+    policy = PULL_POLICIES.get(str(value))
+    if policy is None:
+        raise s.error("pull_policy", f"{value!r}: use one of {', '.join(PULL_POLICIES)}")
+    if policy == "build" and build is None:
+        raise s.error("pull_policy", "build needs a build: section")
+    return policy
 
 
 _OPTION_KEYS = {"name": "container_name", "command": "command", "entrypoint": "entrypoint",

@@ -34,9 +34,11 @@ def up(mgr, plan, services=(), build=False, out=print, warn=None,
     warn = warn or _stderr
     names = plan.selected(services)
     existing = {labels_of(r).get(SERVICE): r for r in project_records(mgr, plan.project.name)}
-    to_build = _precheck(mgr, plan, names, existing, build)
+    to_build, to_pull = _precheck(mgr, plan, names, existing, build)
+    for name in to_pull:
+        pull(mgr, plan, name, out)
     for name in to_build:
-        _build(mgr, plan, name, out)
+        build_service(mgr, plan, name, out)
     run = _Up(mgr, plan, out, warn, wait_timeout)
     try:
         for network in plan.used_networks(names):
@@ -69,20 +71,26 @@ def _precheck(mgr, plan, names, existing, build):
                 raise plan.project.error(("networks", net.key), f"network {net.name} is "
                                          f"declared external, but it does not exist") \
                     from None
-    to_build = []
+    to_build, to_pull = [], []
     for name in names:
         service = plan.services[name]
         d = service.definition
+        policy = service.pull_policy
         try:
             mgr.store.image(d.image)
             found = True
         except ImageNotFound:
             found = False
-        if service.build is not None and (build or not found):
+        if service.build is not None and (build or not found or policy == "build"):
             to_build.append(name)
+        elif policy == "always" or (not found and policy == "missing"
+                                    and names_registry(d.image)):
+            to_pull.append(name)
         elif not found:
+            why = ("pull_policy is never" if policy == "never" else
+                   "kago pull or import it; up pulls only from a registry the name gives")
             raise plan.project.error(("services", name, "image"),
-                                     f"image {d.image} not found (kago pull or import it)")
+                                     f"image {d.image} not found ({why})")
         try:
             other = mgr.records.resolve(d.name)
         except NoSuchContainer:
@@ -91,10 +99,33 @@ def _precheck(mgr, plan, names, existing, build):
             raise plan.project.error(("services", name), f'container name "{d.name}" is in '
                                      f"use by container {other['id'][:12]}, not of this "
                                      f"project's {name}")
-    return to_build
+    return to_build, to_pull
 
 
-def _build(mgr, plan, name, out):
+def names_registry(ref):
+    """Whether ``ref`` names its registry (host[:port]/...): as ``kago run --pull missing``,
+    never Docker Hub unasked."""
+    from kago.storage import reference
+    from kago.storage.errors import StoreError
+    try:
+        return reference.parse(ref).domain is not None
+    except StoreError:
+        return False
+
+
+def pull(mgr, plan, name, out):
+    """The service's image from its registry, as ``kago pull`` (compose's lines)."""
+    from kago.manager import images
+    image = plan.services[name].definition.image
+    out(f" Service {name}  Pulling")
+    try:
+        images.pull(mgr, image)
+    except KagoError as e:
+        raise ComposeError(f"service {name}: pull {image}: {e}") from None
+    out(f" Service {name}  Pulled")
+
+
+def build_service(mgr, plan, name, out):
     """``kago build`` of the service's build: section, tagged with its image name."""
     from kago.manager.build import context
     from kago.manager.build.errors import BuildError
@@ -124,11 +155,14 @@ def _build(mgr, plan, name, out):
     tag = reference.normalize(service.definition.image)
     out(f" Service {name}  Building")
 
-    def write(stream, data):
-        (sys.stderr if stream == "stderr" else sys.stdout).write(data)
+    from kago.manager.build.progress import Plain
+
+    def line(text):  # docker compose: the build's progress goes to stderr
+        sys.stderr.write(text + "\n")
+        sys.stderr.flush()
 
     try:
-        Builder(mgr, tree, Options([tag], dict(b.args), b.target or None), out, write) \
+        Builder(mgr, tree, Options([tag], dict(b.args), b.target or None), Plain(line)) \
             .build(text, source)
     except BuildError as e:
         raise ComposeError(f"service {name}: build failed: {e}") from None
