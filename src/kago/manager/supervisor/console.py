@@ -23,7 +23,7 @@ from kago.manager.supervisor.state import listen_unix, say
 
 
 def wants_console(record):
-    from kago.manager.definition import of
+    from kago.manager.supervisor.settings import of
     return of(record).tty
 
 

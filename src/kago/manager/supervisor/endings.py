@@ -13,7 +13,7 @@ import time
 
 from kago.errors import KagoError, describe
 from kago.manager import events
-from kago.manager.definition import of
+from kago.manager.supervisor.settings import of
 from kago.manager.errors import ManagerError, NoSuchContainer
 from kago.manager.supervisor import restart as policy
 from kago.manager.supervisor.releases import wants_release

@@ -21,7 +21,7 @@ import time
 
 from kago.manager import events
 from kago.manager import health as H
-from kago.manager.definition import of
+from kago.manager.supervisor.settings import of
 from kago.manager.errors import NoSuchContainer
 from kago.manager.supervisor.state import say
 

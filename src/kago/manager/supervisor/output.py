@@ -10,7 +10,7 @@ import os
 import selectors
 
 from kago.manager import logs
-from kago.manager.definition import of
+from kago.manager.supervisor.settings import of
 from kago.manager.supervisor.state import say
 
 STREAMS = ("stdout", "stderr")

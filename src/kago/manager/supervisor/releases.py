@@ -10,7 +10,7 @@ import os
 import signal
 import time
 
-from kago.manager.definition import of
+from kago.manager.supervisor.settings import of
 from kago.manager.supervisor.state import say
 
 RELEASER_WAIT = 10.0        # at exit, how long to wait for a releaser still at work

@@ -88,7 +88,8 @@ def started(r, pid, pid_start, attached):
     s.update(status="running", pid=pid, pid_start=pid_start, started_at=time.time(),
              finished_at=0.0, exit_code=None, oom_killed=False, error="", attached=attached)
     from kago.manager import health
-    health.at_start(r)  # State.Health: starting again, or none without a healthcheck
+    from kago.manager.supervisor import settings
+    health.at_start(r, settings.of(r))  # State.Health: starting again, or none without one
 
 
 def ended(r, code, oom, unknown, restart):
