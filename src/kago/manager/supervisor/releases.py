@@ -7,7 +7,7 @@ the next. A start worker takes the same lock and prepares what a release took.
 """
 
 import os
-import signal
+import _signal as signal  # signal.py adds enums (and imports enum): not needed here
 import time
 
 from kago.manager.supervisor.settings import of
