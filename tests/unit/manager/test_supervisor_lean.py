@@ -65,18 +65,28 @@ def test_register_select_unregister():
         sel.close()
 
 
-def test_a_hang_up_is_readable():
-    # a FIFO or pipe whose writers all closed: the loop reads its end (b"") there
+@pytest.fixture
+def piped():
+    """(a Selector, the read end of a pipe, its write end); the write end may be closed."""
     sel = Selector()
     r, w = os.pipe()
-    try:
-        key = sel.register(r, EVENT_READ, "p")
-        os.close(w)
-        assert sel.select(1) == [(key, EVENT_READ)]
-        assert os.read(r, 10) == b""
-    finally:
-        os.close(r)
-        sel.close()
+    ends = [r, w]
+    yield sel, r, ends
+    for fd in ends:
+        try:
+            os.close(fd)
+        except OSError:
+            pass
+    sel.close()
+
+
+def test_a_hang_up_is_readable(piped):
+    # a FIFO or pipe whose writers all closed: the loop reads its end (b"") there
+    sel, r, ends = piped
+    key = sel.register(r, EVENT_READ, "p")
+    os.close(ends.pop())
+    assert sel.select(1) == [(key, EVENT_READ)]
+    assert os.read(r, 10) == b""
 
 
 def test_a_socket_closed_before_unregister_is_found_by_identity():
@@ -92,15 +102,9 @@ def test_a_socket_closed_before_unregister_is_found_by_identity():
         sel.close()
 
 
-def test_select_without_timeout_waits_for_an_event():
-    sel = Selector()
-    r, w = os.pipe()
-    try:
-        key = sel.register(r, EVENT_READ)
-        os.write(w, b"y")
-        assert sel.select(None) == [(key, EVENT_READ)]
-        assert sel.select(-5) == [(key, EVENT_READ)]  # a past deadline: no wait, not forever
-    finally:
-        os.close(r)
-        os.close(w)
-        sel.close()
+def test_select_without_timeout_waits_for_an_event(piped):
+    sel, r, ends = piped
+    key = sel.register(r, EVENT_READ)
+    os.write(ends[1], b"y")
+    assert sel.select(None) == [(key, EVENT_READ)]
+    assert sel.select(-5) == [(key, EVENT_READ)]  # a past deadline: no wait, not forever
