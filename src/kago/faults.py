@@ -7,7 +7,7 @@ import; without it ``fault`` is one comparison with None. Nothing outside tests 
 """
 
 import os
-import signal
+import _signal as signal  # signal.py adds enums (and imports enum): not needed here
 
 FAULT_ENV = "KAGO_FAULT_STEP"
 _FAULT = os.environ.get(FAULT_ENV) or None

@@ -99,3 +99,35 @@ def _pretty(obj, indent, level):
         yield "[\n" + ",\n".join(items) + "\n" + end + "]"
     else:
         yield "".join(_compact(obj, 0))
+
+
+# --- json.dumps / json.loads themselves, for the manager's long-lived processes -------------
+
+_ENCODERS = {}
+
+
+def std_dumps(obj, ensure_ascii=True, separators=(", ", ": ")):
+    """The text ``json.dumps(obj, ensure_ascii=..., separators=...)`` gives (its defaults
+    too), without importing ``json`` and ``re`` (the supervisor's memory)."""
+    key = (ensure_ascii, separators)
+    encoder = _ENCODERS.get(key)
+    if encoder is None:
+        quote = _json.encode_basestring_ascii if ensure_ascii else _encode_str
+        encoder = _ENCODERS[key] = _json.make_encoder(
+            None, _default, quote, None, separators[1], separators[0], False, False, True)
+    if isinstance(obj, str):
+        return quote_str(obj, ensure_ascii)
+    return "".join(encoder(obj, 0))
+
+
+def quote_str(text, ensure_ascii=True):
+    return (_json.encode_basestring_ascii if ensure_ascii else _encode_str)(text)
+
+
+def std_loads(text):
+    """``json.loads(text)`` of a document kago wrote: the value, or ValueError when it is
+    malformed (NaN and Infinity are refused, as kago never writes them)."""
+    try:
+        return loads(text, "JSON document")
+    except SpecError as e:
+        raise ValueError(str(e)) from None

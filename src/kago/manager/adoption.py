@@ -18,11 +18,11 @@ once (the connection ends) of a foreground run whose command line died:
 """
 
 import os
-import selectors
 import time
 
 from kago.host.procfs import alive, start_time
 from kago.manager.errors import ManagerError, NoSuchContainer
+from kago.manager.supervisor.poll import EVENT_READ
 from kago.manager.supervisor.state import Watched, started
 
 STARTER_WAIT = 10.0  # how long a new supervisor waits for an orphaned start worker
@@ -100,7 +100,7 @@ def watch(sup, record, pid, pid_start):
     except OSError:
         sup._finish(cid, None, unknown=True)  # it ended just now
         return None
-    sup.sel.register(w.pidfd, selectors.EVENT_READ, ("pidfd", w))
+    sup.sel.register(w.pidfd, EVENT_READ, ("pidfd", w))
     sup._open_output(w, record, create=False)
     sup.watched[cid] = w
     sup._health_watch(cid, record)

@@ -30,11 +30,11 @@ old file, then the current one, then polls for more (and for a rotation) until `
 This module imports nothing heavy: the services call it inline.
 """
 
-import json
 import os
 import time
 
 from kago.errors import KagoError
+from kago.jsonio import std_dumps, std_loads
 
 NAME = "events.jsonl"
 MAX_BYTES = 2 << 20
@@ -54,7 +54,7 @@ def emit(paths, type_, action, actor, attributes=None, now_ns=None, max_bytes=No
            "Actor": {"ID": actor, "Attributes": {k: str(v) for k, v in
                                                  (attributes or {}).items() if v is not None}},
            "scope": "local", "time": now_ns // 1_000_000_000, "timeNano": now_ns}
-    data = (json.dumps(doc, separators=(",", ":")) + "\n").encode()
+    data = (std_dumps(doc, separators=(",", ":")) + "\n").encode()
     log = path(paths)
     try:
         fd = os.open(log, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o600)
@@ -231,7 +231,7 @@ def _lines(fd, buf):
     lines, buf[:end + 1] = bytes(buf[:end + 1]), b""
     for line in lines.splitlines():
         try:
-            doc = json.loads(line)
+            doc = std_loads(line)
         except ValueError:
             continue  # a line cut by a full disk: skipped, the rest is read
         if isinstance(doc, dict):

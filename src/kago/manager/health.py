@@ -110,11 +110,14 @@ def suffix(health):
     return " (health: starting)" if status == "starting" else f" ({status})"
 
 
-def at_start(record):
-    """Record edit at a start: a fresh ``state.health`` when a check applies, none otherwise."""
-    from kago.manager.definition import of
+def at_start(record, definition=None):
+    """Record edit at a start: a fresh ``state.health`` when a check applies, none otherwise.
+    ``definition``: the record's, when the caller has it (or a reader of its fields)."""
+    if definition is None:
+        from kago.manager.definition import of
+        definition = of(record)
     state = record["state"]
-    if probe(effective(of(record), record.get("image_config")),
+    if probe(effective(definition, record.get("image_config")),
              record.get("image_config")) is None:
         state.pop("health", None)
     else:

@@ -20,9 +20,10 @@ A line cut by a short write is ended with a newline before the next one.
 """
 
 import errno
-import json
 import os
 import time
+
+from kago.jsonio import std_dumps, std_loads
 
 MAX_LINE = 16 * 1024
 
@@ -98,8 +99,8 @@ class LogWriter:
 
     def _record(self, stream, line):
         text = line.decode("utf-8", errors="replace")
-        return (json.dumps({"log": text, "stream": stream, "time": timestamp()},
-                           ensure_ascii=False) + "\n").encode()
+        return (std_dumps({"log": text, "stream": stream, "time": timestamp()},
+                          ensure_ascii=False) + "\n").encode()
 
     def _append(self, records):
         """One write per run of records that fits; rotate before the one that would not."""
@@ -184,7 +185,7 @@ def files(path, max_files=10):
 def _entries(lines):
     for line in lines:
         try:
-            yield json.loads(line)
+            yield std_loads(line)
         except ValueError:
             continue  # a line cut by a crash mid-write
 

@@ -16,10 +16,10 @@ complete with link(2) (journal.create_exclusive): of racing ``kago run --name x`
 wins, and a name whose owner has a record -- complete or not -- is in use.
 """
 
-import json
 import os
 import time
 
+from kago.jsonio import std_dumps, std_loads
 from kago.manager import journal, perms
 from kago.manager.errors import AmbiguousContainer, BadValue, NameInUse, NoSuchContainer
 from kago.runtime.store import Lock
@@ -116,7 +116,7 @@ class Records:
         tmp = os.path.join(self.paths.containers(), f".new-{record['id']}-{os.getpid()}")
         perms.make_container_dir(self.paths, record["id"], tmp)
         try:
-            _write_atomic(os.path.join(tmp, "container.json"), json.dumps(record).encode())
+            _write_atomic(os.path.join(tmp, "container.json"), std_dumps(record).encode())
             os.rename(tmp, final)
         except BaseException:
             import shutil
@@ -134,14 +134,14 @@ class Records:
             os.makedirs(os.path.dirname(path), exist_ok=True)
         # no indent: json's C encoder (with indent it falls back to Python, ~8x slower)
         try:
-            _write_atomic(path, json.dumps(record).encode())
+            _write_atomic(path, std_dumps(record).encode())
         except FileNotFoundError:
             raise NoSuchContainer(record["id"]) from None
 
     def load(self, cid):
         try:
             with open(self.paths.record(cid), "rb") as f:
-                return _current(json.loads(f.read()))
+                return _current(std_loads(f.read()))
         except (FileNotFoundError, NotADirectoryError):
             raise NoSuchContainer(cid) from None
         except ValueError:

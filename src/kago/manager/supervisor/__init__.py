@@ -48,13 +48,13 @@ The package, by what each module holds:
     state       Watched, Client, idle_timeout, the record edits, say
 
 Nothing here imports engine.py: a worker and a releaser call the services (release.py on a
-context.py Context) directly. Importing this package imports the client only; the server's
-names (``Supervisor``, ``idle_timeout``...) are loaded from their modules when first used.
+context.py Context) directly. Importing this package imports nothing more: each name
+(``connect``, ``Supervisor``, ``idle_timeout``...) is loaded from its module when first used,
+so the supervisor itself never imports the client (nor its ``json`` and ``socket``).
 """
 
-from kago.manager.supervisor.client import Connection, connect, running_pid
-
 _LAZY = {
+    "Connection": "client", "connect": "client", "running_pid": "client",
     "Supervisor": "server", "main": "main", "Watched": "state", "Client": "state",
     "idle_timeout": "state", "IDLE_TIMEOUT": "state", "wants_release": "releases",
     "_wants_release": ("releases", "wants_release"), "_started": ("state", "started"),

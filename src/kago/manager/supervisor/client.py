@@ -104,8 +104,10 @@ def _spawn(paths):
     command starts one at the same moment, the loser finds the lock taken and exits."""
     from kago.manager import perms
     perms.make_runroot(paths)
-    argv = [sys.executable, "-m", "kago.manager.supervisor", "--root", paths.root,
-            "--runroot", paths.runroot]
+    # -c, not -m kago.manager.supervisor: runpy's imports (collections, contextlib...) would
+    # stay in its memory for its whole life (~0.7 MB)
+    argv = [sys.executable, "-c", "import sys; from kago.manager.supervisor.main import main; "
+            "sys.exit(main())", "--root", paths.root, "--runroot", paths.runroot]
     null = os.open(os.devnull, os.O_RDWR | os.O_CLOEXEC)
     log = os.open(paths.supervisor_log(), os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC,
                   0o600)

@@ -14,16 +14,16 @@ A supervisor that dies takes the master with it: the container's terminal hangs 
 conmon); a supervisor that adopts a running tty container has no terminal to attach to.
 """
 
-import array
+import _socket as socket  # see state.py: no socket.py here
 import os
-import selectors
-import socket
+import sys
 
-from kago.manager.supervisor.state import listen_unix, say
+from kago.manager.supervisor.poll import EVENT_READ
+from kago.manager.supervisor.state import accept, listen_unix, say
 
 
 def wants_console(record):
-    from kago.manager.definition import of
+    from kago.manager.supervisor.settings import of
     return of(record).tty
 
 
@@ -41,28 +41,29 @@ class Console:
         sock = listen_unix(path, 1)
         sock.setblocking(False)
         w.console = sock
-        self.sel.register(sock, selectors.EVENT_READ, ("console", w))
+        self.sel.register(sock, EVENT_READ, ("console", w))
         return path
 
     def _console_event(self, w, sock):
         if sock.getsockopt(socket.SOL_SOCKET, socket.SO_ACCEPTCONN):  # the runtime connects
             try:
-                conn, _ = sock.accept()
+                conn = accept(sock)
             except BlockingIOError:
                 return
             self._unlisten(w)
             conn.setblocking(False)
             w.console = conn
-            self.sel.register(conn, selectors.EVENT_READ, ("console", w))
+            self.sel.register(conn, EVENT_READ, ("console", w))
             return
         try:  # the master comes, or the runtime gave up
             _msg, anc, _flags, _addr = sock.recvmsg(1024, socket.CMSG_SPACE(4 * 4))
         except BlockingIOError:
             return
-        fds = array.array("i")
+        fds = []
         for level, kind, data in anc:
             if level == socket.SOL_SOCKET and kind == socket.SCM_RIGHTS:
-                fds.frombytes(data[:len(data) - len(data) % fds.itemsize])
+                fds += [int.from_bytes(data[at:at + 4], sys.byteorder, signed=True)
+                        for at in range(0, len(data) - len(data) % 4, 4)]
         self._unlisten(w)
         if not fds:
             return
@@ -70,7 +71,7 @@ class Console:
             os.close(extra)
         w.master = fds[0]
         os.set_blocking(w.master, False)
-        self.sel.register(w.master, selectors.EVENT_READ, ("pty", w))
+        self.sel.register(w.master, EVENT_READ, ("pty", w))
         for client in self.attaching.pop(w.cid, []):
             self._attach(client, w)
 
@@ -160,7 +161,7 @@ class Console:
         line = (b'{"ok": true, "id": "' + w.cid.encode() + b'"}\n')
         try:
             client.sock.sendmsg([line], [(socket.SOL_SOCKET, socket.SCM_RIGHTS,
-                                          array.array("i", [w.master]))])
+                                          w.master.to_bytes(4, sys.byteorder))])
         except OSError:
             self._drop(client)
             return

@@ -6,16 +6,16 @@ Restarts wait on timers; a start worker past its deadline is killed there too.
 """
 
 import os
-import selectors
-import signal
+import _signal as signal  # signal.py adds enums (and imports enum): not needed here
 import sys
 import time
 
 from kago.errors import KagoError, describe
 from kago.manager import events
-from kago.manager.definition import of
+from kago.manager.supervisor.settings import of
 from kago.manager.errors import ManagerError, NoSuchContainer
 from kago.manager.supervisor import restart as policy
+from kago.manager.supervisor.poll import EVENT_READ
 from kago.manager.supervisor.releases import wants_release
 from kago.manager.supervisor.state import (
     abandoned,
@@ -69,7 +69,7 @@ class Endings:
             return
         self.retry_at = None
         if self.listener_paused is not None:
-            self.sel.register(self.listener_paused, selectors.EVENT_READ, ("listen", None))
+            self.sel.register(self.listener_paused, EVENT_READ, ("listen", None))
             self.listener_paused = None
         for cid, (code, attached) in list(self.unfinished.items()):
             self._record_end(cid, code, attached)

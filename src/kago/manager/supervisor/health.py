@@ -13,16 +13,16 @@ check is killed the same way and no new one is scheduled; the exec'd processes a
 container's cgroup and PID namespace, so they make nothing of their own to leave behind.
 """
 
-import json
 import os
-import selectors
-import signal
+import _signal as signal  # signal.py adds enums (and imports enum): not needed here
 import time
 
+from kago.jsonio import std_dumps, std_loads
 from kago.manager import events
 from kago.manager import health as H
-from kago.manager.definition import of
+from kago.manager.supervisor.settings import of
 from kago.manager.errors import NoSuchContainer
+from kago.manager.supervisor.poll import EVENT_READ, Selector
 from kago.manager.supervisor.state import say
 
 _CATCHABLE = tuple(sorted(signal.valid_signals() - {signal.SIGKILL, signal.SIGSTOP}))
@@ -121,7 +121,7 @@ class Health:
         spawn = in_process(runtime, p.cid, p.argv, pid_file)
         p.fd, p.worker = fork_probe(runtime, p.cid, argv, pid_file, timeout, fds, spawn)
         p.deadline = time.monotonic() + timeout + KILL_WAIT + WORKER_GRACE
-        self.sel.register(p.fd, selectors.EVENT_READ, ("health", p))
+        self.sel.register(p.fd, EVENT_READ, ("health", p))
 
     def _health_report(self, p):
         try:
@@ -136,7 +136,7 @@ class Health:
         if self.probes.get(p.cid) is not p:
             return  # the container ended meanwhile
         try:
-            result = json.loads(data.split(b"\n", 1)[0])
+            result = std_loads(data.split(b"\n", 1)[0])
         except ValueError:
             result = {"ExitCode": -1, "Output": "the healthcheck worker died without a report",
                       "start": time.time(), "Start": "", "End": ""}
@@ -202,7 +202,7 @@ def fork_probe(runtime, cid, argv, pid_file, timeout, close_fds, spawn=None):
             doc = {"start": now, "Start": timestamp(), "End": timestamp(), "ExitCode": -1,
                    "Output": f"{type(e).__name__}: {e}"}
         try:
-            os.write(report_w, json.dumps(doc).encode() + b"\n")
+            os.write(report_w, std_dumps(doc).encode() + b"\n")
         except OSError:
             pass  # the supervisor is gone
     finally:
@@ -236,8 +236,8 @@ def run_check(argv, pid_file, timeout, spawn=None):
     data, more = b"", False
     deadline = time.monotonic() + timeout
     timed_out = False
-    sel = selectors.DefaultSelector()
-    sel.register(out_r, selectors.EVENT_READ)
+    sel = Selector()
+    sel.register(out_r, EVENT_READ)
     while True:
         left = deadline - time.monotonic()
         if left <= 0:

@@ -1,6 +1,7 @@
-"""The supervisor's entry point (``python -m kago.manager.supervisor --root R --runroot RR``,
-as client._spawn starts it): it takes RUNROOT/supervisor.lock for its lifetime (a second one
-exits at once), writes its pid file and serves until idle.
+"""The supervisor's entry point (``python -c "...main()..." --root R --runroot RR`` as
+client._spawn starts it, or ``python -m kago.manager.supervisor`` with the same arguments):
+it takes RUNROOT/supervisor.lock for its lifetime (a second one exits at once), writes its
+pid file and serves until idle.
 """
 
 import errno

@@ -7,10 +7,10 @@ read: the event's error is logged by the loop and the container goes on.
 """
 
 import os
-import selectors
 
 from kago.manager import logs
-from kago.manager.definition import of
+from kago.manager.supervisor.settings import of
+from kago.manager.supervisor.poll import EVENT_READ
 from kago.manager.supervisor.state import say
 
 STREAMS = ("stdout", "stderr")
@@ -33,7 +33,7 @@ class Output:
             except FileNotFoundError:
                 continue
             w.readers[stream] = fd
-            self.sel.register(fd, selectors.EVENT_READ, ("fifo", (w, stream)))
+            self.sel.register(fd, EVENT_READ, ("fifo", (w, stream)))
 
     def _output(self, w, stream, fd):
         try:

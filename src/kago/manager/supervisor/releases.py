@@ -7,10 +7,10 @@ the next. A start worker takes the same lock and prepares what a release took.
 """
 
 import os
-import signal
+import _signal as signal  # signal.py adds enums (and imports enum): not needed here
 import time
 
-from kago.manager.definition import of
+from kago.manager.supervisor.settings import of
 from kago.manager.supervisor.state import say
 
 RELEASER_WAIT = 10.0        # at exit, how long to wait for a releaser still at work

@@ -9,13 +9,23 @@ always wins; ``on-failure`` restarts an exit code other than 0 (an unknown one i
 at most N times when N is given.
 """
 
-from collections import namedtuple
-
 RESTART_DELAY_MIN = 0.1     # docker: 100 ms, doubled each time, reset after 10 s of running
 RESTART_DELAY_MAX = 10.0
 RESTART_RESET_AFTER = 10.0
 
-Decision = namedtuple("Decision", "restart delay next_delay")
+
+class Decision(tuple):
+    """(restart, delay, next_delay), by name too (a namedtuple's, without collections: the
+    supervisor imports nothing that needs it)."""
+
+    __slots__ = ()
+
+    def __new__(cls, restart, delay, next_delay):
+        return tuple.__new__(cls, (restart, delay, next_delay))
+
+    restart = property(lambda self: self[0])
+    delay = property(lambda self: self[1])
+    next_delay = property(lambda self: self[2])
 
 
 def decide(policy, exit_code, restart_count, stopped_by_user, delay=None):

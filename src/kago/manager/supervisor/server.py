@@ -10,13 +10,12 @@ must stay single-threaded.
 """
 
 import errno
-import json
 import os
-import selectors
-import signal
+import _signal as signal  # signal.py adds enums (and imports enum): not needed here
 import time
 
 from kago.errors import KagoError, describe
+from kago.jsonio import std_loads
 from kago.manager import adoption
 from kago.manager.errors import ManagerError, NoSuchContainer
 from kago.manager.records import Records
@@ -25,10 +24,11 @@ from kago.manager.supervisor.console import Console
 from kago.manager.supervisor.endings import Endings
 from kago.manager.supervisor.health import Health
 from kago.manager.supervisor.output import Output
+from kago.manager.supervisor.poll import EVENT_READ, Selector
 from kago.manager.supervisor.releases import Releases, wants_release
 from kago.manager.supervisor.starts import Starts
-from kago.manager.supervisor.state import (Client, Watched, alive, idle_timeout, listen_unix,
-                                           note, say)
+from kago.manager.supervisor.state import (Client, Watched, accept, alive, idle_timeout,
+                                           listen_unix, note, say)
 
 
 class Supervisor(Starts, Endings, Releases, Console, Output, Health):
@@ -36,7 +36,7 @@ class Supervisor(Starts, Endings, Releases, Console, Output, Health):
         self.paths = paths
         self.lock_fd = lock_fd     # RUNROOT/supervisor.lock: closed in the releaser
         self.records = Records(paths)
-        self.sel = selectors.DefaultSelector()
+        self.sel = Selector()
         self.watched = {}          # cid -> Watched
         self.by_pid = {}           # pid -> Watched (our children)
         self.waiters = {}          # cid -> [Client]
@@ -68,9 +68,9 @@ class Supervisor(Starts, Endings, Releases, Console, Output, Health):
         for sig in (signal.SIGCHLD, signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
             signal.signal(sig, note)
         signal.signal(signal.SIGPIPE, signal.SIG_IGN)
-        self.sel.register(rfd, selectors.EVENT_READ, ("signal", None))
+        self.sel.register(rfd, EVENT_READ, ("signal", None))
         listener = self._listen()
-        self.sel.register(listener, selectors.EVENT_READ, ("listen", None))
+        self.sel.register(listener, EVENT_READ, ("listen", None))
         self._adopt()
         try:
             self._loop(rfd)
@@ -122,7 +122,7 @@ class Supervisor(Starts, Endings, Releases, Console, Output, Health):
                         w.pidfd = os.pidfd_open(pid)
                     except OSError:
                         continue
-                    self.sel.register(w.pidfd, selectors.EVENT_READ, ("pidfd", w))
+                    self.sel.register(w.pidfd, EVENT_READ, ("pidfd", w))
                     self._open_output(w, record, create=False)
                     self.watched[w.cid] = w
                     self._health_watch(w.cid, record)
@@ -235,7 +235,7 @@ class Supervisor(Starts, Endings, Releases, Console, Output, Health):
     # --- clients
     def _accept(self, listener):
         try:
-            sock, _ = listener.accept()
+            sock = accept(listener)
         except OSError as e:
             if e.errno in (errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM):
                 # the connection waits in the backlog; a listener left in the selector would
@@ -247,7 +247,7 @@ class Supervisor(Starts, Endings, Releases, Console, Output, Health):
             return
         client = Client(sock)
         self.clients.add(client)
-        self.sel.register(sock, selectors.EVENT_READ, ("client", client))
+        self.sel.register(sock, EVENT_READ, ("client", client))
 
     def _client_readable(self, client):
         try:
@@ -261,7 +261,7 @@ class Supervisor(Starts, Endings, Releases, Console, Output, Health):
         while b"\n" in client.buf:
             line, client.buf = client.buf.split(b"\n", 1)
             try:
-                request = json.loads(line)
+                request = std_loads(line)
             except ValueError:
                 client.send({"ok": False, "error": "bad request", "code": 125})
                 continue

@@ -9,19 +9,19 @@ after this one died adopts the start (adoption.py). Fault-injection steps:
 ``supervisor.forked``, ``worker.prepared``, ``worker.started``.
 """
 
-import json
 import os
-import selectors
-import signal
+import _signal as signal  # signal.py adds enums (and imports enum): not needed here
 import time
 
 from kago.errors import KagoError
+from kago.jsonio import std_dumps, std_loads
 from kago.manager import events
 from kago.manager.errors import ManagerError, NoSuchContainer
 from kago.manager.journal import creator, fault
 from kago.manager.records import Records
 from kago.manager.supervisor.console import wants_console
 from kago.manager.supervisor.output import STREAMS
+from kago.manager.supervisor.poll import EVENT_READ
 from kago.manager.supervisor.releases import wants_release
 from kago.manager.supervisor.state import Watched, started
 
@@ -80,7 +80,7 @@ class Starts:
                 os.close(fd)
         self.starting[report] = (w, client, b"")
         self.workers[report] = (worker, time.monotonic() + WORKER_TIMEOUT)
-        self.sel.register(report, selectors.EVENT_READ, ("worker", None))
+        self.sel.register(report, EVENT_READ, ("worker", None))
 
     def starting_ids(self):
         return {entry[0].cid for entry in self.starting.values()}
@@ -107,7 +107,7 @@ class Starts:
         del self.starting[fd]
         self.workers.pop(fd, None)
         try:
-            report = json.loads(data)
+            report = std_loads(data)
         except ValueError:
             report = self._lost_report(w.cid)
         if "error" in report:
@@ -198,7 +198,7 @@ def fork_worker(runtime, cid, paths, writers, console=None):
             doc = {"error": str(e), "code": getattr(e, "exit_code", 125)}
         except BaseException as e:  # noqa: BLE001 - reported, never raised past the fork
             doc = {"error": f"start {cid[:12]}: {type(e).__name__}: {e}", "code": 125}
-        os.write(report_w, json.dumps(doc).encode() + b"\n")
+        os.write(report_w, std_dumps(doc).encode() + b"\n")
     finally:
         os._exit(0)
 

@@ -4,12 +4,13 @@ lock), and its own log lines (``say``). Imports nothing of the supervisor's own 
 adoption.py takes ``Watched`` and ``started`` from here without importing the server.
 """
 
+import _socket
 import errno
-import json
 import os
 import sys
 import time
 
+from kago.jsonio import std_dumps, std_loads
 from kago.manager import logs
 
 IDLE_TIMEOUT = 30.0
@@ -22,7 +23,7 @@ def idle_timeout(paths=None):
     if text is None and paths is not None:
         try:
             with open(os.path.join(paths.root, "kago.json")) as f:
-                text = ((json.load(f).get("supervisor") or {}).get("idle_timeout"))
+                text = ((std_loads(f.read()).get("supervisor") or {}).get("idle_timeout"))
         except (OSError, ValueError, AttributeError):
             text = None
     try:
@@ -74,7 +75,7 @@ class Client:
 
     def send(self, doc):
         try:
-            self.sock.sendall((json.dumps(doc) + "\n").encode())
+            self.sock.sendall((std_dumps(doc) + "\n").encode())
             return True
         except OSError:
             return False
@@ -88,7 +89,8 @@ def started(r, pid, pid_start, attached):
     s.update(status="running", pid=pid, pid_start=pid_start, started_at=time.time(),
              finished_at=0.0, exit_code=None, oom_killed=False, error="", attached=attached)
     from kago.manager import health
-    health.at_start(r)  # State.Health: starting again, or none without a healthcheck
+    from kago.manager.supervisor import settings
+    health.at_start(r, settings.of(r))  # State.Health: starting again, or none without one
 
 
 def ended(r, code, oom, unknown, restart):
@@ -148,15 +150,17 @@ def say(text):
         pass  # its own log on a full disk: nothing better to do
 
 
+# Sockets are _socket's (socket.py's class adds enums, and imports enum, selectors and
+# collections: ~0.3 MB of the supervisor's memory): ``accept`` is socket.socket.accept's part.
+
 def listen_unix(path, backlog):
     """A listening unix socket at ``path`` (a leftover file there is replaced: the caller
     holds what makes it the owner), 0600 from its birth."""
-    import socket
     try:
         os.unlink(path)
     except FileNotFoundError:
         pass
-    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM | socket.SOCK_CLOEXEC)
+    sock = _socket.socket(_socket.AF_UNIX, _socket.SOCK_STREAM | _socket.SOCK_CLOEXEC)
     old = os.umask(0o077)
     try:
         sock.bind(path)
@@ -164,3 +168,9 @@ def listen_unix(path, backlog):
         os.umask(old)
     sock.listen(backlog)
     return sock
+
+
+def accept(listener):
+    """A connection waiting on ``listener`` (close-on-exec, blocking, as socket.accept's)."""
+    fd, _addr = listener._accept()
+    return _socket.socket(fileno=fd)
