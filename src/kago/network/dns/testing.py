@@ -16,12 +16,7 @@ class FakeUpstream:
     def __init__(self, known=None, host="127.0.0.1"):
         self.known = {"example.org": "192.0.2.77"} if known is None else known
         self.asked = []
-        self.udp = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-        self.udp.bind((host, 0))
-        self.port = self.udp.getsockname()[1]
-        self.tcp = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        self.tcp.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        self.tcp.bind((host, self.port))
+        self.udp, self.tcp, self.port = _pair(host)
         self.tcp.listen(8)
         self.host = host
         self.threads = [threading.Thread(target=self._serve_udp, daemon=True),
@@ -110,3 +105,22 @@ def rcode(message):
 def addresses(message):
     return [socket.inet_ntoa(rdata) for _, rtype, rdata in codec.parse_answers(message)
             if rtype == codec.A]
+
+
+def _pair(host, tries=50):
+    """A UDP and a TCP socket bound to the same free port: the UDP one takes a free port, the
+    TCP one may find it taken (another program's), then both are tried again."""
+    for _ in range(tries):
+        udp = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        udp.bind((host, 0))
+        port = udp.getsockname()[1]
+        tcp = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        tcp.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            tcp.bind((host, port))
+        except OSError:
+            udp.close()
+            tcp.close()
+            continue
+        return udp, tcp, port
+    raise OSError(f"no port free for both UDP and TCP on {host} in {tries} tries")
