@@ -48,23 +48,24 @@ def cmd_run(glob, argv):
                     "for a terminal to attach to)")
     keys = detach_keys(args.detach_keys or DEFAULT_DETACH_KEYS)
     check_cidfile(args)
-    c = client(glob)
-    container = c.create_from(definition)
-    write_cidfile(args, container.id)
+    mgr = client(glob).manager
+    record = mgr.create(definition)  # the record, not a Container: no status read for it
+    cid = record["id"]
+    write_cidfile(args, cid)
     if tty and not args.detach:
-        return run_terminal(c.manager, container.record, keys, stdin=interactive)
+        return run_terminal(mgr, record, keys, stdin=interactive)
     if interactive and not args.detach:
-        return _run_foreground(c.manager, container.record)
+        return _run_foreground(mgr, record)
     if args.detach:
         try:
-            c.start(container.id)
+            mgr.start(cid)
         except Exception:
             if definition.auto_remove:
-                c.remove(container.id, force=True)
+                mgr.remove(cid, force=True)
             raise
-        out(container.id)
+        out(cid)
         return 0
-    return run_attached(c.manager, container.record, remove=definition.auto_remove)
+    return run_attached(mgr, record, remove=definition.auto_remove)
 
 
 def run_attached(mgr, record, remove=False, start=True):

@@ -19,6 +19,7 @@ import os
 import sys
 
 VERBS = ("run", "create", "start")
+DONE = False  # the last call was done remotely: nothing of this process is left to close
 
 
 def call(glob, verb, rest):
@@ -30,10 +31,13 @@ def call(glob, verb, rest):
     sock = _connect(paths)
     if sock is None:
         return None
+    global DONE
     try:
-        return _request(sock, glob, verb, rest)
+        code = _request(sock, glob, verb, rest)
     finally:
         sock.close()
+    DONE = code is not None
+    return code
 
 
 def wanted(verb, rest):
