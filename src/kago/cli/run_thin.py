@@ -174,7 +174,10 @@ def _ended(end):
     if end is not None and end.get("signal"):
         sys.stdout.flush()
         sys.stderr.flush()
-        signal.signal(end["signal"], signal.SIG_DFL)
+        try:
+            signal.signal(end["signal"], signal.SIG_DFL)
+        except (OSError, ValueError):
+            pass  # SIGKILL, SIGSTOP: never caught anyway
         os.kill(os.getpid(), end["signal"])
         return 128 + end["signal"]
     print("kago: the run server ended during the request: see 'kago ps -a'", file=sys.stderr)

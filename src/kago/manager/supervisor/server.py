@@ -316,6 +316,8 @@ class Supervisor(Starts, Endings, Releases, Console, Output, Health, Runs):
             client.send({"ok": True, "pid": os.getpid(), "watching": sorted(self.watched),
                          "restarting": sorted(cid for _, cid in self.timers),
                          "idle_timeout": self.idle_after,
+                         "run_server": {"pid": self.runs_pid, "ready": self.runs_ready,
+                                        "requests": self.runs_inflight},
                          "dropped": {cid: w.log.dropped for cid, w in self.watched.items()
                                      if w.log is not None and w.log.dropped}})
         elif op == "start":
