@@ -303,14 +303,9 @@ def _parse(data, sock):
 
 def _receive(sock):
     """One handoff: the request line and its fds."""
+    from kago.manager.supervisor.runs import received_fds
     data, anc, _flags, _addr = sock.recvmsg(1 << 20, socket.CMSG_SPACE(MAX_FDS * 4))
-    fds = []
-    for level, kind, raw in anc:
-        if level == socket.SOL_SOCKET and kind == socket.SCM_RIGHTS:
-            fds += list(struct.unpack(f"{len(raw) // 4}i", raw[:len(raw) - len(raw) % 4]))
-    for fd in fds:
-        os.set_inheritable(fd, False)
-    return data, fds
+    return data, received_fds(anc)
 
 
 def _reply(sock, doc):
