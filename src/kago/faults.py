@@ -13,6 +13,13 @@ FAULT_ENV = "KAGO_FAULT_STEP"
 _FAULT = os.environ.get(FAULT_ENV) or None
 
 
+def configure(environ):
+    """Read the variable again from ``environ``: a process forked to do another command
+    line's work (cli/run_server.py) takes that command line's."""
+    global _FAULT
+    _FAULT = environ.get(FAULT_ENV) or None
+
+
 def fault(step):
     """Test-only: SIGKILL this process at ``step`` when KAGO_FAULT_STEP names it."""
     if _FAULT is not None and _FAULT == step:

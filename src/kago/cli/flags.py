@@ -7,6 +7,16 @@ through its flag builder (every value checked, one clear line naming the flag on
 """
 
 
+def add_run_flags(p):
+    """``kago run``'s flags: -d, --detach-keys and the container flags (also read by the
+    thin client, cli/run_thin.py, to find -d without argparse)."""
+    p.add_argument("-d", "--detach", action="store_true",
+                   help="run in the background and print the container's ID")
+    p.add_argument("--detach-keys", help="keys that detach from its terminal (default "
+                                         "ctrl-p,ctrl-q)")
+    _add_container_flags(p)
+
+
 def _add_container_flags(p):
     many = {"action": "append", "default": []}
     p.add_argument("--name", help="the container's name (default: a random one)")

@@ -77,9 +77,16 @@ def main(argv=None):
         # would fail half-way, or read an empty root and print an empty table
         print(NEEDS_ROOT, file=sys.stderr)
         return 125
-    return _dispatch(_handler(verb), glob, rest)
+    if verb in THIN_VERBS:
+        # run -d, create, start: done by the supervisor's warm run server when it can
+        from kago.cli import run_thin
+        code = run_thin.call(glob, verb, rest)
+        if code is not None:
+            return code
+    return run_verb(glob, verb, rest)
 
 
+THIN_VERBS = ("run", "create", "start")
 NEEDS_ROOT = "kago: kago needs root (there is no rootless mode yet): run it as root or with sudo"
 
 
@@ -165,6 +172,11 @@ VERBS = {
     "container": ("groups", "cmd_container"), "image": ("groups", "cmd_image"),
     "compose": ("compose", "cmd_compose"),
 }
+
+
+def run_verb(glob, verb, rest):
+    """A verb's handler on its arguments, errors as docker's lines and statuses."""
+    return _dispatch(_handler(verb), glob, rest)
 
 
 def _handler(verb):

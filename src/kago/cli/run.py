@@ -6,15 +6,30 @@ import os
 import sys
 
 from kago.cli.common import Usage, client, out, parser
-from kago.cli.flags import _add_container_flags, check_cidfile, container_definition
-from kago.cli.flags import write_cidfile
+from kago.cli.flags import _add_container_flags, add_run_flags, check_cidfile
+from kago.cli.flags import container_definition, write_cidfile
 from kago.cli.terminal import DEFAULT_DETACH_KEYS, detach_keys, not_a_tty, stdin_is_a_terminal
 
 
+_PARSERS = {}
+
+
+def verb_parser(verb):
+    """``run``'s or ``create``'s parser, made once per process (~1 ms of add_argument
+    calls): the run server makes them before it forks its children (cli/run_server.py)."""
+    if verb not in _PARSERS:
+        if verb == "run":
+            p = parser("run", "Create and start a container.")
+            add_run_flags(p)
+        else:
+            p = parser("create", "Create a container (prepared, not started).")
+            _add_container_flags(p)
+        _PARSERS[verb] = p
+    return _PARSERS[verb]
+
+
 def cmd_create(glob, argv):
-    p = parser("create", "Create a container (prepared, not started).")
-    _add_container_flags(p)
-    args = p.parse_args(argv)
+    args = verb_parser("create").parse_args(argv)
     definition = container_definition(args)
     check_cidfile(args)
     cid = client(glob).create_from(definition).id
@@ -23,13 +38,7 @@ def cmd_create(glob, argv):
 
 
 def cmd_run(glob, argv):
-    p = parser("run", "Create and start a container.")
-    p.add_argument("-d", "--detach", action="store_true",
-                   help="run in the background and print the container's ID")
-    p.add_argument("--detach-keys", help="keys that detach from its terminal (default "
-                                         "ctrl-p,ctrl-q)")
-    _add_container_flags(p)
-    args = p.parse_args(argv)
+    args = verb_parser("run").parse_args(argv)
     definition = container_definition(args)
     tty, interactive = definition.tty, definition.interactive
     if tty and interactive and not args.detach and not stdin_is_a_terminal():
@@ -39,23 +48,24 @@ def cmd_run(glob, argv):
                     "for a terminal to attach to)")
     keys = detach_keys(args.detach_keys or DEFAULT_DETACH_KEYS)
     check_cidfile(args)
-    c = client(glob)
-    container = c.create_from(definition)
-    write_cidfile(args, container.id)
+    mgr = client(glob).manager
+    record = mgr.create(definition)  # the record, not a Container: no status read for it
+    cid = record["id"]
+    write_cidfile(args, cid)
     if tty and not args.detach:
-        return run_terminal(c.manager, container.record, keys, stdin=interactive)
+        return run_terminal(mgr, record, keys, stdin=interactive)
     if interactive and not args.detach:
-        return _run_foreground(c.manager, container.record)
+        return _run_foreground(mgr, record)
     if args.detach:
         try:
-            c.start(container.id)
+            mgr.start(cid)
         except Exception:
             if definition.auto_remove:
-                c.remove(container.id, force=True)
+                mgr.remove(cid, force=True)
             raise
-        out(container.id)
+        out(cid)
         return 0
-    return run_attached(c.manager, container.record, remove=definition.auto_remove)
+    return run_attached(mgr, record, remove=definition.auto_remove)
 
 
 def run_attached(mgr, record, remove=False, start=True):

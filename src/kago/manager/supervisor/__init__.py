@@ -45,6 +45,8 @@ The package, by what each module holds:
     endings     ends recorded, restarts scheduled, --rm spawned, retries after EMFILE/ENOSPC
     restart     the restart policy as a pure decision (and the back-off delay)
     releases    the forked releaser (release.release)
+    runs        ``kago run -d``/create/start requests handed to the warm run server
+                (kago/cli/run_server.py), which it spawns and lets go when idle
     state       Watched, Client, idle_timeout, the record edits, say
 
 Nothing here imports engine.py: a worker and a releaser call the services (release.py on a

@@ -6,7 +6,16 @@ Protocol: a unix stream socket, one JSON object per line each way.
 
     {"op": "ping"}                          -> {"ok": true, "pid": N, "watching": [ids],
                                                "restarting": [ids], "idle_timeout": s,
-                                               "dropped": {id: log lines dropped}}
+                                               "dropped": {id: log lines dropped},
+                                               "run_server": {"pid": N|null, "ready": b,
+                                               "requests": n in flight}}
+    {"op": "run", "verb": "run"|"create"|   -> with the command line's stdin, stdout and
+     "start", "argv": [...], "glob": {root,    stderr attached (SCM_RIGHTS): the connection
+     runroot, runtime}, "cwd": DIR,            goes to the run server (runs.py,
+     "env": {...}}                             kago/cli/run_server.py), which answers
+                                               {"accepted": true}, then {"exit": N} |
+                                               {"signal": S}; or {"ok": false, "fallback":
+                                               true, ...}: the command line does it itself
     {"op": "start", "id": ID, "attached": b} -> {"ok": true, "pid": N} | {"ok": false,
                                                "error": "...", "code": 125|126|127}
     {"op": "wait", "id": ID}                -> when it has exited: {"ok": true, "exit_code": N,

@@ -26,12 +26,16 @@ from kago.manager.supervisor.health import Health
 from kago.manager.supervisor.output import Output
 from kago.manager.supervisor.poll import EVENT_READ, Selector
 from kago.manager.supervisor.releases import Releases, wants_release
+from kago.manager.supervisor.runs import Runs, received_fds
 from kago.manager.supervisor.starts import Starts
 from kago.manager.supervisor.state import (Client, Watched, accept, alive, idle_timeout,
                                            listen_unix, note, say)
 
 
-class Supervisor(Starts, Endings, Releases, Console, Output, Health):
+FDS_SPACE = 64  # ancillary room for a few fds (CMSG_SPACE(3 * 4) is 32)
+
+
+class Supervisor(Starts, Endings, Releases, Console, Output, Health, Runs):
     def __init__(self, paths, lock_fd=None):
         self.paths = paths
         self.lock_fd = lock_fd     # RUNROOT/supervisor.lock: closed in the releaser
@@ -76,6 +80,7 @@ class Supervisor(Starts, Endings, Releases, Console, Output, Health):
             self._loop(rfd)
         finally:
             listener.close()
+            self._runs_close()  # the run server exits once its requests are done
             try:
                 os.unlink(self.paths.socket())
             except FileNotFoundError:
@@ -143,6 +148,7 @@ class Supervisor(Starts, Endings, Releases, Console, Output, Health):
             try:
                 self._run_timers()
                 self._health_timers()
+                self._runs_timer()
             except (OSError, KagoError) as e:
                 say(f"timers: {describe(e)}")
             if self._idle():
@@ -168,6 +174,8 @@ class Supervisor(Starts, Endings, Releases, Console, Output, Health):
             self._worker_done(key.fd)
         elif kind == "health":
             self._health_report(obj)
+        elif kind == "runs":
+            self._runs_readable()
 
     def _next_timeout(self):
         waits = [when - time.monotonic() for when, _ in self.timers]
@@ -175,6 +183,9 @@ class Supervisor(Starts, Endings, Releases, Console, Output, Health):
             waits.append(self.retry_at - time.monotonic())
         waits += [deadline - time.monotonic() for _pid, deadline in self.workers.values()]
         waits += self._health_waits()
+        runs_idle = self._runs_idle_at()
+        if runs_idle is not None:
+            waits.append(runs_idle - time.monotonic())
         if not self._busy():
             waits.append(self.idle_since + self.idle_after - time.monotonic())
         return max(0.0, min(waits)) if waits else None
@@ -184,7 +195,7 @@ class Supervisor(Starts, Endings, Releases, Console, Output, Health):
         listen: they do not keep an idle supervisor alive (they subscribe again to the next
         one, and catch up on what they missed from the records)."""
         return bool(self.watched or self.timers or self.starting or self.releaser
-                    or self.to_release or self.unfinished
+                    or self.to_release or self.unfinished or self.runs_inflight
                     or any(not c.subscribed for c in self.clients))
 
     def _idle(self):
@@ -215,6 +226,8 @@ class Supervisor(Starts, Endings, Releases, Console, Output, Health):
             if self.releaser is not None and pid == self.releaser[0]:
                 self.releaser = None
                 self._run_releaser()  # the containers that ended meanwhile
+                continue
+            if self._runs_reaped(pid):
                 continue
             w = self.by_pid.pop(pid, None)
             if w is not None:
@@ -250,22 +263,38 @@ class Supervisor(Starts, Endings, Releases, Console, Output, Health):
         self.sel.register(sock, EVENT_READ, ("client", client))
 
     def _client_readable(self, client):
-        try:
-            data = client.sock.recv(65536)
+        fds = []
+        try:  # a run request passes the command line's stdio with its first bytes
+            data, anc, _flags, _addr = client.sock.recvmsg(65536, FDS_SPACE)
+            fds = received_fds(anc)
         except OSError:
             data = b""
-        if not data:
-            self._drop(client)
-            return
-        client.buf += data
-        while b"\n" in client.buf:
-            line, client.buf = client.buf.split(b"\n", 1)
-            try:
-                request = std_loads(line)
-            except ValueError:
-                client.send({"ok": False, "error": "bad request", "code": 125})
-                continue
-            self._handle(client, request)
+        try:
+            if not data:
+                self._drop(client)
+                return
+            client.buf += data
+            while b"\n" in client.buf:
+                line, client.buf = client.buf.split(b"\n", 1)
+                try:
+                    request = std_loads(line)
+                except ValueError:
+                    client.send({"ok": False, "error": "bad request", "code": 125})
+                    continue
+                if isinstance(request, dict) and request.get("op") == "run":
+                    self._handoff(client, line, fds)
+                    return
+                self._handle(client, request)
+        finally:
+            for fd in fds:
+                os.close(fd)
+
+    def _handoff(self, client, line, fds):
+        """A run request goes to the run server (runs.py), the connection with it."""
+        if self._run_request(client, line, fds):
+            self.clients.discard(client)
+            self.sel.unregister(client.sock)
+            client.sock.close()  # the run server holds it now
 
     def _drop(self, client):
         self.clients.discard(client)
@@ -287,6 +316,8 @@ class Supervisor(Starts, Endings, Releases, Console, Output, Health):
             client.send({"ok": True, "pid": os.getpid(), "watching": sorted(self.watched),
                          "restarting": sorted(cid for _, cid in self.timers),
                          "idle_timeout": self.idle_after,
+                         "run_server": {"pid": self.runs_pid, "ready": self.runs_ready,
+                                        "requests": self.runs_inflight},
                          "dropped": {cid: w.log.dropped for cid, w in self.watched.items()
                                      if w.log is not None and w.log.dropped}})
         elif op == "start":
