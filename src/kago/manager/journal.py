@@ -50,6 +50,45 @@ write_atomic = atomicfile.replace
 create_exclusive = atomicfile.create
 
 
+# writes about a live process (a start's record edits): no fsync at all, a reboot ends the
+# process they describe, and live status never comes from the record alone
+unsynced = atomicfile.Batch
+
+
+class batch(atomicfile.Batch):
+    """State files written inside reach the disk together at its end: one syncfs(2) per
+    filesystem instead of a fsync per write (~5-11 ms each on ext4). ``kago up`` and ``kago
+    down`` write a hundred records each: per write that was most of their time. A killed
+    process leaves what it left before (renames are atomic); a power loss inside the batch
+    may take back its writes, and with them only what a reboot takes anyway (processes,
+    mounts, network namespaces) or what ``system prune`` removes (a layer no record names)."""
+
+    __slots__ = ()
+
+    def __exit__(self, *exc):
+        dirs = self.dirs if self.outer else ()
+        super().__exit__(*exc)
+        sync_filesystems(dirs)
+
+
+def sync_filesystems(dirs):
+    """One syncfs(2) per filesystem among ``dirs`` (a directory gone meanwhile is skipped)."""
+    from kago.kernel import libc
+    done = set()
+    for path in sorted(dirs):
+        try:
+            fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+        except OSError:
+            continue
+        try:
+            dev = os.fstat(fd).st_dev
+            if dev not in done:
+                done.add(dev)
+                libc.syncfs(fd, path)
+        finally:
+            os.close(fd)
+
+
 # --- the journal in a record ------------------------------------------------------------------
 
 def creator():

@@ -6,10 +6,16 @@ import time
 from kago.errors import KagoError
 from kago.manager.define.group import Group, stop_agent
 from kago.manager.errors import DefinitionError, ManagerError
-from kago.manager.journal import fault
+from kago.manager.journal import batch, fault
 
 
 def down(mgr, file, env=None, out=print, timeout=10, **_):
+    with batch() as written:  # its record edits reach the disk together, at the end
+        written.dirs.add(mgr.paths.root)
+        return _down(mgr, file, out, timeout)
+
+
+def _down(mgr, file, out, timeout):
     group = Group(mgr, file)
     records = [r for _n, r in group.records() if r is not None]
     listed = {r["id"] for r in records}
