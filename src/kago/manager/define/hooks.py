@@ -191,7 +191,16 @@ def tcp_ready(netns_path, pid, port):
             if theirs is not None:
                 libc.setns(own, consts.CLONE_NEWNET, path="/proc/self/ns/net")
         sock.settimeout(0.5)
-        return sock.connect_ex(("127.0.0.1", port)) == 0
+        if sock.connect_ex(("127.0.0.1", port)) != 0:
+            return False
+        if sock.getsockname() == sock.getpeername():
+            # TCP's simultaneous open: with nothing listening yet, a port in the ephemeral
+            # range can be given to this very socket, which then connects to itself and
+            # holds the port the server is about to bind: drop it at once (RST, no TIME_WAIT)
+            linger = b"\x01\x00\x00\x00\x00\x00\x00\x00"  # struct linger {on, 0 s}
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, linger)
+            return False
+        return True
     except OSError:
         return False
     finally:
