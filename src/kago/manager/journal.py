@@ -4,12 +4,15 @@ test-only fault hook.
 Files (kago.atomicfile). Every state file is written whole to a temp file in the same
 directory, fsynced, and renamed over its name (``write_atomic``) or linked to it
 (``create_exclusive``: link(2) fails with EEXIST, so of several writers exactly one wins, and
-readers see either no file or the complete one, never an empty or half-written file).
+readers see either no file or the complete one, never an empty or half-written file). Inside
+a ``batch`` (kago up, kago down) the fsyncs are one syncfs at its end; ``unsynced`` (a start's
+record edits) has none: see docs/manager.md, State, crashes and recovery.
 
 Intent journal. A container's record (``containers/<id>/container.json``) is written first,
 before its name is taken or any host object made, with ``state.incomplete`` set and the
-``creator`` (pid and start time of the command making it). Before each step makes a host object,
-the step's name is appended to ``intents`` and the record saved again:
+``creator`` (pid and start time of the command making it). Before a step makes a host object,
+its name is in ``intents`` and the record saved again (create names all its steps in one save;
+each undo is idempotent, so a step never taken undoes nothing):
 
     ids      its user-namespace ID range in ROOT/idranges.json
     layer    its writable layer in the store (storage/containers/<id>)
@@ -104,11 +107,14 @@ def begin(state):
     return state
 
 
-def intend(records, record, step):
-    """Journal ``step`` in ``record`` and save it, before the step makes anything."""
+def intend(records, record, *steps):
+    """Journal ``steps`` in ``record`` and save it, before they make anything (no save when
+    all were journalled already: a create names its steps in one write)."""
     intents = record.setdefault("intents", [])
-    if step not in intents:
-        intents.append(step)
+    new = [step for step in steps if step not in intents]
+    if not new:
+        return
+    intents.extend(new)
     records.save(record, existing=True)  # removed meanwhile (rm -f): the create fails
 
 

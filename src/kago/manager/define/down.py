@@ -36,8 +36,8 @@ def _down(mgr, file, out, timeout):
         raise DefinitionError(group.path, 0, "no containers of this definition are known "
                                              "(was it started with kago up?)")
     stop_agent(group)
-    if records:
-        mgr.store, mgr.nets  # noqa: B018 - made once here, not by racing threads
+    if any((r.get("rootfs") or {}).get("kind") == "image" for r in records):
+        mgr.store  # noqa: B018 - made once here, not by each thread (two would still agree)
     _stop_many(mgr, records, timeout)
 
     def remove(record):
