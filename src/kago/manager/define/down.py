@@ -13,7 +13,7 @@ import time
 
 from kago.errors import KagoError
 from kago.manager.define.group import Group, stop_agent
-from kago.manager.errors import DefinitionError, ManagerError
+from kago.manager.errors import DefinitionError, ManagerError, NoSuchContainer
 from kago.manager.journal import batch, fault
 
 WORKERS = 8  # threads; measured (100 containers): see docs/latency.md
@@ -38,11 +38,14 @@ def _down(mgr, file, out, timeout):
     stop_agent(group)
     if any((r.get("rootfs") or {}).get("kind") == "image" for r in records):
         mgr.store  # noqa: B018 - made once here, not by each thread (two would still agree)
-    _stop_many(mgr, records, timeout)
+    records = _stop_many(mgr, records, timeout)
 
     def remove(record):
+        """rm -f's teardown of a container stopped above (anything left is killed by its
+        runtime's forced delete), with the record as its removing mark wrote it."""
+        from kago.manager.removal import teardown
         try:
-            mgr.remove(record["id"], force=True)
+            teardown(mgr.ctx, record)
         except KagoError as e:
             return f"{record['name']}: {e}"
         fault("down.removed")
@@ -59,25 +62,29 @@ def _down(mgr, file, out, timeout):
 
 def _stop_many(mgr, records, timeout=10):
     """Each marked removing, then signalled (all side by side): the stop signal, or SIGKILL
-    at once with a timeout of 0; one wait for all; SIGKILL to the rest."""
+    at once with a timeout of 0; one wait for all; SIGKILL to the rest. Returns the records
+    as marked (less those removed meanwhile by another command)."""
     from kago.manager.engine import mark_removing
     from kago.oci.names import parse_signal
 
     def signal(record):
-        mgr.records.update(record["id"], mark_removing)  # removed next: nothing to release
+        try:  # removed next: its end releases nothing
+            record = mgr.records.update(record["id"], mark_removing)
+        except NoSuchContainer:
+            return None, False
         if mgr.live(record) not in ("running", "paused"):
-            return None
+            return record, False
         try:
             if timeout <= 0:
                 mgr.runtime(record).kill(record["id"], 9, all=True)
             else:
                 mgr.runtime(record).kill(record["id"], parse_signal(record["stop_signal"]))
         except KagoError:
-            return None
-        return record
+            return record, False
+        return record, True
 
-    running = [r for r in fanout(signal, records) if r]
-    running = _wait_stopped(mgr, running, timeout)
+    marked = [(r, sent) for r, sent in fanout(signal, records) if r is not None]
+    running = _wait_stopped(mgr, [r for r, sent in marked if sent], timeout)
 
     def kill(record):
         try:
@@ -88,6 +95,7 @@ def _stop_many(mgr, records, timeout=10):
     if timeout > 0:
         fanout(kill, running)
     _wait_stopped(mgr, running, 10)
+    return [r for r, _sent in marked]
 
 
 def _wait_stopped(mgr, running, timeout):

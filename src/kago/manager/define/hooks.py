@@ -190,6 +190,10 @@ def tcp_ready(netns_path, pid, port):
         finally:
             if theirs is not None:
                 libc.setns(own, consts.CLONE_NEWNET, path="/proc/self/ns/net")
+        # a port the kernel picks for this socket may be one a server is about to bind
+        # (ports in the ephemeral range): with SO_REUSEADDR on both, a server's bind is not
+        # refused for it (EADDRINUSE) while this check runs
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         sock.settimeout(0.5)
         if sock.connect_ex(("127.0.0.1", port)) != 0:
             return False
