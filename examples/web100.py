@@ -25,8 +25,9 @@ SERVER = env.get("SERVER", "busybox")  # noqa: F821
 def command(port):
     if SERVER == "apache":
         # Debian's apache2 switches its workers to www-data (33); the port comes from the env
-        script = (f"echo 'Listen {port}' > /etc/apache2/ports.conf && "
-                  "exec apache2ctl -D FOREGROUND")
+        # (a ServerName: else apache looks its hostname up in the DNS at start)
+        script = (f"printf 'Listen {port}\\nServerName localhost\\n' "
+                  "> /etc/apache2/ports.conf && exec apache2ctl -D FOREGROUND")
         return ["/bin/sh", "-c", script]
     # busybox httpd binds the port as root, then runs as 33:33 (www-data on Debian)
     return ["httpd", "-f", "-p", str(port), "-u", "33:33", "-h", "/etc"]

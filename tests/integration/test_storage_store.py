@@ -283,6 +283,29 @@ def test_mount_unmount_remove_are_idempotent_and_keep_writes(stores, tarball):
         store.unmount_rootfs("c1")
 
 
+def test_a_removal_leaves_no_trash_and_gc_finishes_a_killed_one(stores, tarball):
+    with stores.new() as store:
+        store.import_archive(tarball(), name="bb")
+        store.create_rootfs("c1", "bb", idmap=SHIFTED)
+        kept = store.create_rootfs("c2", "bb", idmap=SHIFTED)
+        store.remove_rootfs("c1")
+        assert os.listdir(os.path.join(store.root, "tmp")) == []
+        assert os.listdir(os.path.join(store.root, "containers")) == ["c2"]
+        # a remover killed right after its rename: the layer in tmp/ under its (dead) pid,
+        # its rootfs still mounted
+        child = os.fork()
+        if child == 0:
+            os._exit(0)
+        os.waitpid(child, 0)
+        trash = os.path.join(store.root, "tmp", f"{child}-removed-c2")
+        os.rename(os.path.join(store.root, "containers", "c2"), trash)
+        assert testkit.mounts_under(trash)
+        assert f"tmp/{child}-removed-c2" in store.gc()
+        assert os.listdir(os.path.join(store.root, "tmp")) == []
+        assert not testkit.mounts_under(trash)
+        assert not os.path.exists(kept.path)
+
+
 def test_mount_after_a_new_store_object_as_after_a_reboot(stores, tarball):
     store = stores.new("s")
     store.import_archive(tarball(), name="bb")

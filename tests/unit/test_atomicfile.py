@@ -43,3 +43,20 @@ def test_a_failed_write_leaves_the_old_file_and_no_temp(tmp_path, monkeypatch):
 
 def test_remove_of_a_missing_file_is_fine(tmp_path):
     atomicfile.remove(str(tmp_path / "gone"))
+
+
+def test_a_batch_skips_each_fsync_and_names_the_directories_written(tmp_path, monkeypatch):
+    synced = []
+    monkeypatch.setattr(os, "fsync", lambda fd: synced.append(fd))
+    (tmp_path / "a").mkdir()
+    with atomicfile.Batch() as outer:
+        atomicfile.replace(str(tmp_path / "a" / "r.json"), b"1")
+        with atomicfile.Batch() as inner:  # nested: one batch, the outer collects
+            atomicfile.create(str(tmp_path / "n"), b"2")
+        assert inner.dirs == set()
+    assert synced == []
+    assert outer.dirs == {str(tmp_path / "a"), str(tmp_path)}
+    assert (tmp_path / "a" / "r.json").read_text() == "1"
+    assert sorted(os.listdir(tmp_path)) == ["a", "n"]  # no temp file left
+    atomicfile.replace(str(tmp_path / "a" / "r.json"), b"3")  # after it: fsynced again
+    assert len(synced) == 1

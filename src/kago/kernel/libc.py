@@ -62,6 +62,11 @@ def setdomainname(name):
     _call(_libc.setdomainname, (raw, ffi.c_size_t(len(raw))), "setdomainname", name)
 
 
+def syncfs(fd, shown=None):
+    """syncfs(2): write the whole filesystem holding ``fd`` to its disk."""
+    return _call(_libc.syncfs, (fd,), "syncfs", shown)
+
+
 # --- mounts ---------------------------------------------------------------------------------
 
 def mount(source, target, fstype, flags, data=None, shown=None):

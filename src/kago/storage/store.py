@@ -430,11 +430,23 @@ class Store:
             syscalls.unmount(os.path.join(self._cdir(cid), "rootfs"))
 
     def remove_rootfs(self, cid):
-        """Unmount and delete the container's layer; nothing to do if it has none."""
+        """Unmount and delete the container's layer; nothing to do if it has none.
+
+        Only a rename into tmp/ runs under the store's lock (there the store has forgotten
+        the container; gc deletes what a killed remover left): the unmount before it and the
+        deletion after it do not, so removals in parallel do not queue behind each other's
+        RCU grace periods (one per unmount) and rmtree."""
+        cdir = self._cdir(cid)
+        if not os.path.lexists(cdir):
+            return
+        syscalls.unmount(os.path.join(cdir, "rootfs"))
+        trash = self._p("tmp", f"{os.getpid()}-removed-{cid}")
         with self._lock:
-            cdir = self._cdir(cid)
-            if os.path.lexists(cdir):
-                self._destroy_container_dir(cdir)
+            try:
+                os.rename(cdir, trash)
+            except FileNotFoundError:
+                return  # removed meanwhile
+        self._destroy_container_dir(trash)  # unmounts again: mounted meanwhile, it fails here
 
     def _destroy_container_dir(self, cdir):
         syscalls.unmount(os.path.join(cdir, "rootfs"))
@@ -583,6 +595,8 @@ class Store:
             for entry in os.listdir(self._p("tmp")):
                 pid = entry.split("-", 1)[0]
                 if not (pid.isdigit() and pid_alive(int(pid))):
+                    if "-removed-" in entry:  # a container's layer, maybe still mounted
+                        syscalls.unmount(self._p("tmp", entry, "rootfs"))
                     drivers._rmtree(self._p("tmp", entry))
                     removed.append(f"tmp/{entry}")
             for cid in os.listdir(self._p("containers")):

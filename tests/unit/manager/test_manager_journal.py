@@ -133,3 +133,31 @@ def test_a_record_removed_under_its_creator_is_not_brought_back(tmp_path):
     with pytest.raises(NoSuchContainer):
         journal.intend(recs, record, "layer")
     assert recs.ids() == []
+
+
+def test_intend_saves_once_for_many_steps_and_not_again_for_known_ones(tmp_path):
+    saved = []
+
+    class Counting:
+        def save(self, record, existing=False):
+            saved.append(list(record["intents"]))
+
+    record = {"intents": []}
+    journal.intend(Counting(), record, "ids", "layer", "mount")
+    journal.intend(Counting(), record, "layer")  # journalled already: no write
+    journal.intend(Counting(), record, "mount", "network")
+    assert saved == [["ids", "layer", "mount"], ["ids", "layer", "mount", "network"]]
+
+
+def test_a_batch_syncs_each_filesystem_once_at_its_end(tmp_path, monkeypatch):
+    from kago.kernel import libc
+    calls = []
+    monkeypatch.setattr(libc, "syncfs", lambda fd, shown=None: calls.append(shown))
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    with journal.batch() as b:
+        journal.write_atomic(str(tmp_path / "a" / "x"), b"1")
+        journal.write_atomic(str(tmp_path / "b" / "y"), b"2")
+        b.dirs.add(str(tmp_path / "gone"))  # removed meanwhile: skipped
+        assert calls == []
+    assert len(calls) == 1 and calls[0].startswith(str(tmp_path))

@@ -190,8 +190,21 @@ def tcp_ready(netns_path, pid, port):
         finally:
             if theirs is not None:
                 libc.setns(own, consts.CLONE_NEWNET, path="/proc/self/ns/net")
+        # a port the kernel picks for this socket may be one a server is about to bind
+        # (ports in the ephemeral range): with SO_REUSEADDR on both, a server's bind is not
+        # refused for it (EADDRINUSE) while this check runs
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         sock.settimeout(0.5)
-        return sock.connect_ex(("127.0.0.1", port)) == 0
+        if sock.connect_ex(("127.0.0.1", port)) != 0:
+            return False
+        if sock.getsockname() == sock.getpeername():
+            # TCP's simultaneous open: with nothing listening yet, a port in the ephemeral
+            # range can be given to this very socket, which then connects to itself and
+            # holds the port the server is about to bind: drop it at once (RST, no TIME_WAIT)
+            linger = b"\x01\x00\x00\x00\x00\x00\x00\x00"  # struct linger {on, 0 s}
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, linger)
+            return False
+        return True
     except OSError:
         return False
     finally:

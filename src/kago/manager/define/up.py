@@ -26,7 +26,7 @@ from kago.manager.define.group import Group, key_of, start_agent
 from kago.manager.define.load import load
 from kago.manager.define.table import follow, up_table
 from kago.manager.errors import DefinitionError, ManagerError, NoSuchContainer
-from kago.manager.journal import fault
+from kago.manager.journal import batch, fault
 
 START_TIMEOUT = 120  # seconds without any answer from the supervisor: something is stuck
 
@@ -54,6 +54,12 @@ class Progress:
 def up(mgr, file, env=None, out=print, keep_going=False, no_wait=False):
     definition = load(file, env)
     _precheck(mgr, definition)
+    with batch() as written:  # its records reach the disk together, at the end
+        written.dirs.add(mgr.paths.root)
+        return _up(mgr, file, definition, env, out, keep_going, no_wait)
+
+
+def _up(mgr, file, definition, env, out, keep_going, no_wait):
     group = Group(mgr, file, env)
     run = _Up(mgr, definition, group, keep_going)
     run.wait = not no_wait

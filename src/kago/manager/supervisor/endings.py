@@ -14,6 +14,7 @@ from kago.errors import KagoError, describe
 from kago.manager import events
 from kago.manager.supervisor.settings import of
 from kago.manager.errors import ManagerError, NoSuchContainer
+from kago.manager.journal import unsynced
 from kago.manager.supervisor import restart as policy
 from kago.manager.supervisor.poll import EVENT_READ
 from kago.manager.supervisor.releases import wants_release
@@ -95,7 +96,7 @@ class Endings:
         restart = decision.restart
         gone = False
         try:
-            record = self.records.update(cid, lambda r: ended(r, code, oom, unknown, restart))
+            record = self._update_end(cid, state, lambda r: ended(r, code, oom, unknown, restart))
         except NoSuchContainer:
             restart, gone = False, True
         if not gone and wants_release(record):
@@ -113,6 +114,14 @@ class Endings:
             return
         if of(record).auto_remove and not attached:
             self._remove(record)
+
+    def _update_end(self, cid, state, edit):
+        """The end's record edit: fsynced, unless the container is being removed (rm -f,
+        kago down), whose remover waits for the record's lock while we hold it."""
+        if not state.get("removing"):
+            return self.records.update(cid, edit)
+        with unsynced():
+            return self.records.update(cid, edit)
 
     def _answer_waiters(self, cid, doc):
         for client in self.waiters.pop(cid, []):

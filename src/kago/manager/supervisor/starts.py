@@ -17,7 +17,7 @@ from kago.errors import KagoError
 from kago.jsonio import std_dumps, std_loads
 from kago.manager import events
 from kago.manager.errors import ManagerError, NoSuchContainer
-from kago.manager.journal import creator, fault
+from kago.manager.journal import creator, fault, unsynced
 from kago.manager.records import Records
 from kago.manager.supervisor.console import wants_console
 from kago.manager.supervisor.output import STREAMS
@@ -124,8 +124,9 @@ class Starts:
         w.pid, w.pid_start = report["pid"], report["pid_start"]
         self.watched[w.cid] = w
         self.by_pid[w.pid] = w
-        record = self.records.update(w.cid,
-                                     lambda r: started(r, w.pid, w.pid_start, w.attached))
+        with unsynced():
+            record = self.records.update(w.cid,
+                                         lambda r: started(r, w.pid, w.pid_start, w.attached))
         self._health_watch(w.cid, record)
         if client is not None:
             client.send({"ok": True, "id": w.cid, "pid": w.pid})
@@ -184,6 +185,7 @@ def fork_worker(runtime, cid, paths, writers, console=None):
         os.dup2(devnull, 0)
         os.dup2(writers[0], 1)
         os.dup2(writers[1], 2)
+        unsynced().__enter__()  # for this process's life: its edits describe a start
         try:
             try:
                 prepare(paths, cid)
