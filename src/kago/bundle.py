@@ -118,7 +118,7 @@ def install(path=None):
     if os.environ.get("KAGO_NO_BUNDLE"):
         return None
     try:
-        fd = os.open(path or default_path(), os.O_RDONLY | os.O_CLOEXEC)
+        fd = _high_fd(os.open(path or default_path(), os.O_RDONLY | os.O_CLOEXEC))
     except OSError:
         return None
     try:
@@ -132,6 +132,18 @@ def install(path=None):
     finder = BundleFinder(index, fd, (st.st_dev, st.st_ino))
     sys.meta_path.insert(0, finder)
     return finder
+
+
+def _high_fd(fd):
+    """The fd moved to 512 or above: it stays open for the whole run, and a low number could be
+    one a caller names in ``--preserve-fds`` without having opened it."""
+    import fcntl
+    try:
+        high = fcntl.fcntl(fd, fcntl.F_DUPFD_CLOEXEC, 512)
+    except OSError:
+        return fd  # RLIMIT_NOFILE below 513: keep the low one
+    os.close(fd)
+    return high
 
 
 def read_index(fd, size):

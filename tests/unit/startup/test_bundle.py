@@ -114,7 +114,19 @@ def test_a_closed_and_reused_bundle_fd_falls_back_to_the_normal_import(tmp_path)
     other.write_bytes(b"x" * 4096)
     proc = run_with_bundle(tmp_path, out, (
         "import os; os.close(finder.fd)\n"
-        f"fd = os.open({str(other)!r}, os.O_RDONLY); assert fd == finder.fd\n"
+        f"os.dup2(os.open({str(other)!r}, os.O_RDONLY), finder.fd)\n"
         "import bpkg.mod; print(type(bpkg.mod.__loader__).__name__, bpkg.mod.where())"))
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.split() == ["SourceFileLoader", str(pkg / "mod.py")]
+
+
+def test_the_bundle_fd_is_kept_above_the_low_numbers(tmp_path):
+    # open for the whole run: a low number could be one a caller names in --preserve-fds
+    pkg = make_package(tmp_path)
+    out = bundle.build(str(tmp_path / "b.bundle"), package_dir=str(pkg))
+    proc = run_with_bundle(tmp_path, out, "import os; print(finder.fd, os.get_inheritable("
+                           "finder.fd))")
+    assert proc.returncode == 0, proc.stderr
+    fd, inheritable = proc.stdout.split()
+    assert int(fd) >= 512 and inheritable == "False"
+
