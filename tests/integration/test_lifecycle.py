@@ -394,6 +394,18 @@ def test_pause_freezes_and_resume_thaws(oci, make_bundle):
     assert wait_for(lambda: _count(b) > frozen)
 
 
+def test_kill_of_a_paused_container_lands_on_resume(oci, make_bundle):
+    # as runc: kill is not refused while paused (a v1 freezer holds the signal until the thaw;
+    # the v2 one lets a SIGKILL through at once)
+    cid, _b, pid = running(oci, make_bundle)
+    ok(oci("pause", cid))
+    ok(oci("kill", cid, "KILL"))
+    oci("resume", cid)  # on v2 the init may be gone already: "container not paused"
+    assert gone(pid)
+    wait_status(oci, cid, "stopped")
+    failed(oci("kill", cid, "KILL"), "container not running")
+
+
 def test_resume_not_paused(oci, make_bundle):
     cid, _b, _pid = running(oci, make_bundle)
     failed(oci("resume", cid), "container not paused")

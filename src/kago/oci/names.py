@@ -9,7 +9,6 @@ Plain dicts and ints, not enums: this module is on ``kago-oci``'s start-up path.
 """
 
 from kago.errors import KagoError
-from kago.oci.schema import quote
 
 # ---------------------------------------------------------------- capabilities
 
@@ -75,11 +74,17 @@ def parse_signal(text: str) -> int:
         number = int(text)
         if 1 <= number <= SIGRTMAX:
             return number
-        raise KagoError(f"unknown signal {quote(text)}")
+        raise KagoError(f"unknown signal {_quote(text)}")
     name = text.upper()
     if not name.startswith("SIG"):
         name = "SIG" + name
     number = SIGNALS.get(name) or SIGNAL_ALIASES.get(name) or _parse_rt_signal(name)
     if number is None:
-        raise KagoError(f"unknown signal {quote(text)}")
+        raise KagoError(f"unknown signal {_quote(text)}")
     return number
+
+
+def _quote(text):
+    # kago.oci.schema's (Go's %q), loaded only for this error: ``kill``'s path skips schema
+    from kago.oci.schema import quote
+    return quote(text)

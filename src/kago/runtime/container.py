@@ -346,20 +346,29 @@ def write_pid_file(path, pid):
 # --- status ---------------------------------------------------------------------------------
 
 def status(store, record):
+    ended = _ended_or_creating(record)
+    if ended:
+        return ended
+    mgr = cgroup_of(record)
+    if mgr is not None and _frozen(mgr):
+        return PAUSED
+    if not st.alive(record.get("pid"), record["kago"].get("pid_start")):
+        return STOPPED   # it ended while its cgroup was read: the cgroup may be gone too
+    if os.path.exists(os.path.join(store.dir(record["id"]), st.FIFO)):
+        return CREATED
+    return RUNNING
+
+
+def _ended_or_creating(record):
+    """CREATING while its ``create`` runs, STOPPED once that or the init is gone, else None
+    (created, running or paused: what the rest of status() tells apart)."""
     kago = record.get("kago") or {}
     if record.get("status") == CREATING:
         alive = st.alive(kago.get("creator"), kago.get("creator_start"))
         return CREATING if alive else STOPPED
     if not st.alive(record.get("pid"), kago.get("pid_start")):
         return STOPPED
-    mgr = cgroup_of(record)
-    if mgr is not None and _frozen(mgr):
-        return PAUSED
-    if not st.alive(record.get("pid"), kago.get("pid_start")):
-        return STOPPED   # it ended while its cgroup was read: the cgroup may be gone too
-    if os.path.exists(os.path.join(store.dir(record["id"]), st.FIFO)):
-        return CREATED
-    return RUNNING
+    return None
 
 
 def _frozen(mgr):
@@ -557,12 +566,15 @@ def _proxy_terminal(peer, record):
 # --- kill / delete --------------------------------------------------------------------------
 
 def kill(store, container_id, sig, all_processes=False):
+    """Signal the init (every process with ``all_processes``) of a created, running or paused
+    container. Only "is it alive" decides, not the full status(): a paused container is
+    signalled too (it gets the signal on resume, as with runc), so the cgroup is not read,
+    nor its modules loaded, unless ``--all`` needs it."""
     record = store.load(container_id)
-    now = status(store, record)
-    if now in (STOPPED, CREATING):
+    if _ended_or_creating(record):
         raise IncorrectStatus("container not running")
-    mgr = cgroup_of(record)
-    if all_processes and mgr is not None:
+    mgr = cgroup_of(record) if all_processes else None
+    if mgr is not None:
         mgr.kill_all(sig)
         return
     try:

@@ -75,10 +75,14 @@ def test_a_missing_or_corrupt_or_foreign_bundle_is_no_bundle(tmp_path):
     corrupt = tmp_path / "corrupt"
     corrupt.write_bytes(b"\x00not marshal")
     foreign = tmp_path / "foreign"
-    foreign.write_bytes(marshal.dumps({"format": bundle.FORMAT, "magic": b"\x00\x00\r\n",
-                                       "modules": {}}))
+    index = marshal.dumps({"format": bundle.FORMAT, "magic": b"\x00\x00\r\n", "modules": {}})
+    foreign.write_bytes(bundle.MAGIC + len(index).to_bytes(4, "little") + index)
+    truncated = tmp_path / "truncated"
+    built = bundle.build(str(tmp_path / "whole"), package_dir=str(make_package(tmp_path)))
+    with open(built, "rb") as f:
+        truncated.write_bytes(f.read()[:-10])
     before = list(sys.meta_path)
-    for path in (tmp_path / "missing", corrupt, foreign):
+    for path in (tmp_path / "missing", corrupt, foreign, truncated):
         assert bundle.install(str(path)) is None
     assert sys.meta_path == before
 
@@ -92,7 +96,37 @@ def test_kago_no_bundle_turns_it_off(tmp_path, monkeypatch):
 
 def test_the_real_bundle_leaves_out_the_manager_side(tmp_path):
     out = bundle.build(str(tmp_path / "kago.bundle"))
-    with open(out, "rb") as f:
-        names = set(marshal.loads(f.read())["modules"])
+    fd = os.open(out, os.O_RDONLY)
+    try:
+        names = set(bundle.read_index(fd, os.fstat(fd).st_size))
+    finally:
+        os.close(fd)
     assert {"kago", "kago.cli.oci", "kago.process.child", "kago.linux.cgroups"} <= names
     assert not [n for n in names if n.startswith(bundle.EXCLUDED)]
+
+
+def test_a_closed_and_reused_bundle_fd_falls_back_to_the_normal_import(tmp_path):
+    # the container process closes the fds it does not keep; a number reused for another
+    # file must never be read as the bundle
+    pkg = make_package(tmp_path)
+    out = bundle.build(str(tmp_path / "b.bundle"), package_dir=str(pkg))
+    other = tmp_path / "other"
+    other.write_bytes(b"x" * 4096)
+    proc = run_with_bundle(tmp_path, out, (
+        "import os; os.close(finder.fd)\n"
+        f"os.dup2(os.open({str(other)!r}, os.O_RDONLY), finder.fd)\n"
+        "import bpkg.mod; print(type(bpkg.mod.__loader__).__name__, bpkg.mod.where())"))
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.split() == ["SourceFileLoader", str(pkg / "mod.py")]
+
+
+def test_the_bundle_fd_is_kept_above_the_low_numbers(tmp_path):
+    # open for the whole run: a low number could be one a caller names in --preserve-fds
+    pkg = make_package(tmp_path)
+    out = bundle.build(str(tmp_path / "b.bundle"), package_dir=str(pkg))
+    proc = run_with_bundle(tmp_path, out, "import os; print(finder.fd, os.get_inheritable("
+                           "finder.fd))")
+    assert proc.returncode == 0, proc.stderr
+    fd, inheritable = proc.stdout.split()
+    assert int(fd) >= 512 and inheritable == "False"
+
