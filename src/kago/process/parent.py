@@ -184,11 +184,17 @@ def _intermediate_handshake(sp, plan, prepare):
     writing them first (1.4 ms here) kept every user-namespaced start waiting for them."""
     chan = sp.chan
     hello = chan.recv(expect=("hello",))
+    denied = False
     if hello["userns"]:
         from kago.kernel import idmap
         with log.phase("id maps"):
-            idmap.write_maps(sp.intermediate, plan.uid_maps, plan.gid_maps)
-    chan.send(t="ok")
+            euid = os.geteuid()
+            if euid == 0:  # host root, or root of a user namespace: any map valid there
+                idmap.write_maps(sp.intermediate, plan.uid_maps, plan.gid_maps)
+            else:
+                denied = idmap.write_maps_unprivileged(sp.intermediate, plan.uid_maps,
+                                                       plan.gid_maps, euid, os.getegid())
+    chan.send(t="ok", setgroups_denied=denied)
     sp.pid = chan.recv(expect=("pid",))["pid"]
     # now, not after "ready": a program that exits at once is a zombie by then, and only the
     # start time tells a live container from a recycled pid later

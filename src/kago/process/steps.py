@@ -220,7 +220,11 @@ def enter_cwd(ctx):
 
 
 def credentials(ctx):
-    caps.apply(ctx.plan.process, ctx.top)
+    proc = ctx.plan.process
+    if proc.setgroups_denied and proc.additional_gids:
+        raise ExecError("cannot set additional groups (process.user.additionalGids) in a "
+                        "rootless user namespace mapping a single ID: map ID ranges instead")
+    caps.apply(proc, ctx.top, not proc.setgroups_denied)
     if ctx.plan.process.umask is not None:
         os.umask(ctx.plan.process.umask)
 
