@@ -29,17 +29,25 @@ def _uid_map(path="/proc/self/uid_map"):
         return _IDENTITY  # no /proc: nothing says we are in a user namespace
 
 
-def in_user_namespace(path="/proc/self/uid_map"):
+_IN_USERNS = None  # this process's answer, once read (a process does not change namespace)
+
+
+def in_user_namespace(path=None):
     """True if this process's user namespace is not the initial one (its map is not
-    ``0 0 4294967295``)."""
-    return _uid_map(path) != _IDENTITY
+    ``0 0 4294967295``); ``path``: another map file to judge (tests)."""
+    global _IN_USERNS
+    if path is not None:
+        return _uid_map(path) != _IDENTITY
+    if _IN_USERNS is None:
+        _IN_USERNS = _uid_map() != _IDENTITY
+    return _IN_USERNS
 
 
-def host_uid(uid=None, path="/proc/self/uid_map"):
+def host_uid(uid=None, path=None):
     """The host (parent namespace) UID that ``uid`` (default: our euid) maps to; the ID
     itself where it is not mapped by a line of this namespace's map."""
     uid = os.geteuid() if uid is None else uid
-    words = _uid_map(path)
+    words = _uid_map(path or "/proc/self/uid_map")
     for i in range(0, len(words) - 2, 3):
         inside, outside, count = (int(w) for w in words[i:i + 3])
         if inside <= uid < inside + count:
@@ -47,7 +55,7 @@ def host_uid(uid=None, path="/proc/self/uid_map"):
     return uid
 
 
-def rootless(flag=None, euid=None, path="/proc/self/uid_map"):
+def rootless(flag=None, euid=None, path=None):
     """runc's ``--rootless`` value: "true", "false", or "auto"/None (rootless when not
     host root)."""
     if flag in (None, "", "auto"):
@@ -60,7 +68,7 @@ def rootless(flag=None, euid=None, path="/proc/self/uid_map"):
     raise UsageError(f"invalid --rootless value {flag!r}: use true, false or auto")
 
 
-def default_root(environ=None, euid=None, path="/proc/self/uid_map"):
+def default_root(environ=None, euid=None, path=None):
     """The state root kago-oci uses without ``--root``."""
     environ = os.environ if environ is None else environ
     euid = os.geteuid() if euid is None else euid
