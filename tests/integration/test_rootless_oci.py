@@ -291,3 +291,25 @@ def test_podman_run_d_exec_stop_rm(podman, user):
         podman("rm", "-f", "-t", "0", name)
     assert not os.path.exists(os.path.join(state_dir(user), cid))
     assert name not in ok(podman("ps", "-a", "--format", "{{.Names}}"))
+
+
+def test_spec_rootless_is_runcs_field_by_field(user, oci):
+    """As the user, ``kago-oci spec --rootless`` and ``runc spec --rootless`` write the same
+    document but for kago's ociVersion and hostname."""
+    runc = "/usr/sbin/runc" if os.path.exists("/usr/sbin/runc") else "/usr/bin/runc"
+    if not os.path.exists(runc):
+        pytest.skip("runc is not installed")
+    specs = {}
+    for tool, argv in (("kago", [KAGO_OCI, "spec", "--rootless"]),
+                       ("runc", [runc, "spec", "--rootless"])):
+        d = os.path.join(user.home, f"spec-{tool}")
+        os.makedirs(d)
+        user.chown(d)
+        ok(user.run(argv, cwd=d))
+        with open(os.path.join(d, "config.json")) as f:
+            specs[tool] = json.load(f)
+    for spec in specs.values():
+        spec.pop("ociVersion")
+        spec.pop("hostname")
+    assert specs["kago"] == specs["runc"]
+    assert specs["kago"]["linux"]["uidMappings"][0]["hostID"] == user.uid
