@@ -1,6 +1,6 @@
 """kago-oci as an unprivileged user, as runc runs rootless and as rootless podman drives it.
 
-A throwaway user (tests/rootless_user.py) with a subuid/subgid range runs kago-oci with
+A throwaway user (kago.testing.throwaway_user) with a subuid/subgid range runs kago-oci with
 specs from ``kago-oci spec --rootless`` (its own ID mapped to root) and with a newuidmap
 range, and podman as that user runs its containers with ``--runtime kago-oci``. The user,
 its ID lines, its /run/user directory, its processes and podman's storage in its home are
@@ -14,7 +14,7 @@ import time
 import pytest
 
 from conftest import KAGO_OCI, IS_ROOT
-from rootless_user import ThrowawayUser
+from kago.testing.throwaway_user import ThrowawayUser
 
 pytestmark = [
     pytest.mark.skipif(not IS_ROOT, reason="creates a throwaway user: needs root"),

@@ -1,4 +1,4 @@
-"""A throwaway unprivileged user for rootless tests, and everything it leaves removed.
+"""A throwaway unprivileged user for rootless tests and benches, and all it leaves removed.
 
 ``ThrowawayUser.create(subids=True)`` adds a user (``useradd -m``, with shadow's automatic
 subordinate IDs turned off), appends one ``NAME:START:COUNT`` line to /etc/subuid and
