@@ -16,11 +16,9 @@ import pytest
 from conftest import KAGO_OCI, IS_ROOT
 from kago.testing.throwaway_user import ThrowawayUser
 
-pytestmark = [
-    pytest.mark.skipif(not IS_ROOT, reason="creates a throwaway user: needs root"),
-    pytest.mark.skipif(not os.path.exists("/usr/bin/newuidmap"),
-                       reason="uidmap (newuidmap/newgidmap) is not installed"),
-]
+pytestmark = pytest.mark.skipif(not IS_ROOT, reason="creates a throwaway user: needs root")
+needs_uidmap = pytest.mark.skipif(not os.path.exists("/usr/bin/newuidmap"),
+                                  reason="uidmap (newuidmap/newgidmap) is not installed")
 PODMAN = "/usr/bin/podman"
 IMAGE = "localhost/kago-rootless-busybox"
 
@@ -142,6 +140,7 @@ def test_create_start_state_kill_delete_keep_state_under_xdg_runtime_dir(user, o
     assert not os.path.exists(f"/run/kago/{cid}")
 
 
+@needs_uidmap
 def test_run_with_a_newuidmap_range(user, oci):
     start, count = user.subids
 
@@ -252,6 +251,8 @@ def test_bad_rootless_flag(oci):
 def podman(user):
     if not os.path.exists(PODMAN):
         pytest.skip("podman is not installed")
+    if not os.path.exists("/usr/bin/newuidmap"):
+        pytest.skip("rootless podman needs newuidmap (uidmap is not installed)")
     from kago.testing import busybox
     rootfs = busybox.cached_rootfs(os.path.join(user.home, ".cache-busybox"))
     user.chown(os.path.join(user.home, ".cache-busybox"))
