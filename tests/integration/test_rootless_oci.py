@@ -129,6 +129,13 @@ def test_create_start_state_kill_delete_keep_state_under_xdg_runtime_dir(user, o
         uid_line = next(line for line in f if line.startswith("Uid:"))
     assert uid_line.split()[1] == str(user.uid)  # root inside is the user outside
     assert cid in ok(oci("list", "-q")).split()
+    # exec joins its user namespace, where setgroups is denied (a single-ID map)
+    out = ok(oci("exec", cid, "sh", "-c", "id -u; cat /proc/self/setgroups")).split()
+    assert out == ["0", "deny"]
+    if not _delegated(user):
+        paused = oci("pause", cid)
+        assert paused.returncode == 1
+        assert "has no cgroup" in paused.stderr and "delegate a cgroup v2" in paused.stderr
     ok(oci("kill", cid, "KILL"))
     for _ in range(100):
         if json.loads(ok(oci("state", cid)))["status"] == "stopped":

@@ -256,20 +256,15 @@ def _new_userns_or_hello(chan, plan):
         # a joined user namespace: its root, as runc's nsexec stage 2 (setuid(0), setgid(0),
         # setgroups) does; else kago's host IDs are unmapped there, and every mkdir of the
         # mounts fails with EOVERFLOW. A rootless one may refuse setgroups ("deny").
-        if _setgroups_denied():
-            plan.process.setgroups_denied = True
-        else:
+        # (its /proc/self/setgroups cannot be read here: /proc is the container's by now,
+        # and we are not in its pid namespace; with all capabilities in the namespace, EPERM
+        # can only be that "deny")
+        try:
             os.setgroups([])
+        except PermissionError:
+            plan.process.setgroups_denied = True
         os.setresgid(0, 0, 0)
         os.setresuid(0, 0, 0)
-
-
-def _setgroups_denied():
-    try:
-        with open("/proc/self/setgroups", "rb") as f:
-            return f.read().strip() == b"deny"
-    except OSError:
-        return False
 
 
 def _become_root(plan):

@@ -709,6 +709,13 @@ def resume(store, container_id):
 
 def _freezer(record):
     mgr = cgroup_of(record)
-    if mgr is None or not mgr.can_freeze():
+    if mgr is None:
+        raise KagoError(f"cannot pause: {NO_CGROUP}")
+    if not mgr.can_freeze():
         raise KagoError("this host has no cgroup freezer: cannot pause")
     return mgr
+
+
+# why a container has no cgroup record: the two ways it happens, each with its fix
+NO_CGROUP = ("the container has no cgroup (none was mounted, or kago-oci ran rootless "
+             "where the user may not create one: delegate a cgroup v2 subtree to the user)")
