@@ -232,7 +232,9 @@ def cmd_spec(glob, args):
     with open(path, "w") as f:
         # --seccomp (kago's own flag): add the default seccomp profile; without it the
         # document is runc's
-        spec = default_spec(rootless=bool(args.rootless), seccomp=bool(args.seccomp))
+        from kago.host.facts import cgroup2_unified
+        spec = default_spec(rootless=bool(args.rootless), seccomp=bool(args.seccomp),
+                            cgroup_ns=cgroup2_unified())  # runc's, on a pure v2 host
         f.write(jsonio.dumps(spec, indent=2) + "\n")
 
 
