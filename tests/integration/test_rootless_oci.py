@@ -10,6 +10,7 @@ removed afterwards, failures included, and the module checks that nothing of it 
 import json
 import os
 import time
+import uuid
 
 import pytest
 
@@ -190,6 +191,68 @@ def test_limits_are_skipped_with_one_warning_where_cgroups_are_not_delegated(use
     assert "Delegate=yes" in warnings[0]
 
 
+V2 = "/sys/fs/cgroup"
+
+
+@pytest.fixture
+def delegated(user):
+    """A cgroup v2 subtree delegated to the user as systemd's Delegate=yes makes one (the
+    directory and its cgroup.procs, cgroup.subtree_control and cgroup.threads are the
+    user's; memory and pids enabled for its children), with a ``runner`` leaf for the
+    user's commands; removed afterwards. Only on a pure v2 host whose root enables both."""
+    try:
+        with open(f"{V2}/cgroup.subtree_control") as f:
+            enabled = f.read().split()
+    except OSError:
+        pytest.skip("not a pure cgroup v2 host")
+    if not {"memory", "pids"} <= set(enabled):
+        pytest.skip("the cgroup v2 root does not enable memory and pids")
+    top = f"{V2}/kago-rltest-{uuid.uuid4().hex[:8]}"
+    os.mkdir(top)
+    try:
+        with open(f"{top}/cgroup.subtree_control", "w") as f:
+            f.write("+memory +pids")
+        os.mkdir(f"{top}/runner")
+        for path in (top, f"{top}/cgroup.procs", f"{top}/cgroup.subtree_control",
+                     f"{top}/cgroup.threads", f"{top}/runner", f"{top}/runner/cgroup.procs"):
+            os.chown(path, user.uid, user.gid)
+        yield top
+    finally:
+        _remove_cgroup_tree(top)
+
+
+def _remove_cgroup_tree(top):
+    for _ in range(50):  # bounded: exiting tasks leave late
+        dirs = sorted((d for d, _s, _f in os.walk(top)), key=len, reverse=True)
+        if not dirs:
+            return
+        for d in dirs:
+            try:
+                with open(f"{d}/cgroup.procs") as f:
+                    for pid in f.read().split():
+                        os.kill(int(pid), 9)
+                os.rmdir(d)
+            except OSError:
+                pass
+        time.sleep(0.1)
+    assert not os.path.exists(top), f"cgroup {top} left"
+
+
+def test_limits_apply_in_a_delegated_v2_subtree(user, oci, delegated):
+    def limits(spec):
+        spec["linux"]["resources"] = {"memory": {"limit": 64 << 20}, "pids": {"limit": 50}}
+    path = oci.bundle(["sh", "-c", "cat /proc/self/cgroup /sys/fs/cgroup/memory.max "
+                       "/sys/fs/cgroup/pids.max"], mutate=limits)
+    cid = oci.new_id()
+    proc = user.run([KAGO_OCI, "run", "--bundle", path, cid], cgroup=f"{delegated}/runner")
+    assert proc.returncode == 0, proc.stderr
+    assert "warning" not in proc.stderr
+    # no cgroupsPath: runc's rootless default, beside the caller's cgroup (under its parent)
+    assert proc.stdout.splitlines() == ["0::/", str(64 << 20), "50"]
+    assert sorted(os.listdir(delegated)) == sorted(
+        n for n in os.listdir(delegated) if not n.startswith("kago-")), "cgroup left"
+
+
 def _delegated(user):
     """Whether the user may create cgroups where kago-oci would put the container's."""
     top = "/sys/fs/cgroup"
@@ -244,6 +307,16 @@ def test_a_user_without_subuid_entry_is_told_to_add_one(nosub_user):
     assert len(proc.stderr.strip().splitlines()) == 1
     # its own single ID needs no entry
     ok(Oci(nosub_user)("run", "--bundle", Oci(nosub_user).bundle(["true"]), "own-id"))
+
+
+def test_a_state_root_the_user_cannot_create_names_the_fix(user, oci):
+    path = oci.bundle(["true"])
+    proc = user.run([KAGO_OCI, "run", "--bundle", path, oci.new_id()],
+                    env=user.env(XDG_RUNTIME_DIR="/run/kago-nobody-has-this/x"))
+    assert proc.returncode == 1
+    assert "cannot create /run/kago-nobody-has-this" in proc.stderr
+    assert "pass --root DIR, or set XDG_RUNTIME_DIR" in proc.stderr
+    assert not os.path.exists("/run/kago-nobody-has-this")
 
 
 def test_bad_rootless_flag(oci):

@@ -285,6 +285,10 @@ def _plan_cgroup(plan, undo, rootless=False):
         if not layout.hierarchies:
             log.warning("no cgroup hierarchy is mounted: the container gets no cgroup")
             return None
+        if rootless and plan.cgroups_path == f"/kago-{plan.id}":
+            # no cgroupsPath in the spec: runc's rootless default, beside the caller's own
+            # cgroup (under its parent on pure v2), where a delegated subtree is
+            plan.cgroups_path = f"kago-{plan.id}"
         mgr = cgroups.open_manager(plan.cgroups_path, layout)
         if mgr.exists():
             mgr.check_reusable()  # an empty cgroup is reused, as runc does

@@ -57,12 +57,16 @@ class ThrowawayUser:
         env.update(extra)
         return env
 
-    def run(self, argv, timeout=60, input=None, cwd=None, env=None, detached=False):
+    def run(self, argv, timeout=60, input=None, cwd=None, env=None, detached=False,
+            cgroup=None):
         """``detached``: for a command that leaves a process holding its stdout and stderr
-        (``kago-oci create``): those go to a file, read once the command exits."""
+        (``kago-oci create``): those go to a file, read once the command exits. ``cgroup``:
+        a cgroup2 directory the command starts in (moved there by root before setpriv)."""
         full = ["setpriv", f"--reuid={self.uid}", f"--regid={self.gid}", "--init-groups",
                 "--reset-env", "--", "env", "-i",
                 *(f"{k}={v}" for k, v in (env or self.env()).items()), *argv]
+        if cgroup:
+            full = ["sh", "-c", 'echo $$ > "$0/cgroup.procs" && exec "$@"', cgroup, *full]
         if not detached:
             return subprocess.run(full, capture_output=True, text=True, timeout=timeout,
                                   input=input, cwd=cwd or self.home)
