@@ -24,25 +24,24 @@ PODMAN = "/usr/bin/podman"
 IMAGE = "localhost/kago-rootless-busybox"
 
 
-@pytest.fixture(scope="module")
-def user():
-    u = ThrowawayUser.create(subids=True)
+def _throwaway(subids):
+    u = ThrowawayUser.create(subids=subids)
     try:
         yield u
     finally:
         left = u.remove()
         assert not left, f"left on the host: {left}"
+
+
+@pytest.fixture(scope="module")
+def user():
+    yield from _throwaway(subids=True)
 
 
 @pytest.fixture(scope="module")
 def nosub_user():
     """A user with no /etc/subuid or /etc/subgid entry."""
-    u = ThrowawayUser.create(subids=False)
-    try:
-        yield u
-    finally:
-        left = u.remove()
-        assert not left, f"left on the host: {left}"
+    yield from _throwaway(subids=False)
 
 
 class Oci:
