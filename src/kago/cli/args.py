@@ -57,8 +57,8 @@ COMMANDS = {
                False),
 }
 
-DEFAULTS = {"bundle": ".", "preserve_fds": 0, "format": "table", "log_format": "text",
-            "root": "/run/kago"}
+# no "root": without --root the state root depends on who runs (host.rootless.default_root)
+DEFAULTS = {"bundle": ".", "preserve_fds": 0, "format": "table", "log_format": "text"}
 
 
 class Namespace:

@@ -21,8 +21,9 @@ usage: kago-oci [global options] command [command options] [arguments...]
 commands: create, start, state, kill, delete, run, exec, ps, list, pause, resume,
           update, events, features, spec
 
-global options: --root DIR (default /run/kago), --log FILE, --log-format text|json,
-                --debug, --systemd-cgroup, --version
+global options: --root DIR (default /run/kago; rootless: $XDG_RUNTIME_DIR/kago), --log FILE,
+                --log-format text|json, --debug, --systemd-cgroup, --rootless true|false|auto,
+                --version
 """
 
 
@@ -39,6 +40,9 @@ def main(argv=None):
         if glob.systemd_cgroup:
             raise UsageError("--systemd-cgroup is not supported by kago-oci yet: "
                              "use the cgroupfs driver (omit the flag)")
+        if glob.rootless not in (None, "auto", "true", "false"):
+            raise UsageError(f"invalid --rootless value {glob.rootless!r}: "
+                             "use true, false or auto")
         args = parse_command(command, rest)
         if args.help:
             return _print(USAGE)
@@ -84,15 +88,20 @@ def _print(text):
 
 def _store(glob):
     from kago.runtime.store import Store
-    return Store(glob.root or "/run/kago")
+    if glob.root:
+        return Store(glob.root)
+    from kago.host.rootless import default_root
+    return Store(default_root())  # /run/kago, or the user's $XDG_RUNTIME_DIR/kago rootless
 
 
-def _options(args, **extra):
+def _options(glob, args, **extra):
+    from kago.host.rootless import rootless
     from kago.runtime.options import Options
     return Options(no_pivot=bool(args.no_pivot), pid_file=args.pid_file,
                    console_socket=args.console_socket, preserve_fds=args.preserve_fds or 0,
                    detach=bool(args.detach), no_new_keyring=bool(args.no_new_keyring),
-                   notify_socket=os.environ.get("NOTIFY_SOCKET") or None, **extra)
+                   notify_socket=os.environ.get("NOTIFY_SOCKET") or None,
+                   rootless=rootless(glob.rootless), **extra)
 
 
 def _bundle(args):
@@ -103,12 +112,12 @@ def _bundle(args):
 
 def cmd_create(glob, args):
     from kago.runtime import container
-    container.create(_store(glob), args.id, _bundle(args), _options(args))
+    container.create(_store(glob), args.id, _bundle(args), _options(glob, args))
 
 
 def cmd_run(glob, args):
     from kago.runtime import container
-    return container.run(_store(glob), args.id, _bundle(args), _options(args))
+    return container.run(_store(glob), args.id, _bundle(args), _options(glob, args))
 
 
 def cmd_start(glob, args):
@@ -223,7 +232,9 @@ def cmd_spec(glob, args):
     with open(path, "w") as f:
         # --seccomp (kago's own flag): add the default seccomp profile; without it the
         # document is runc's
-        spec = default_spec(rootless=bool(args.rootless), seccomp=bool(args.seccomp))
+        from kago.host.facts import cgroup2_unified
+        spec = default_spec(rootless=bool(args.rootless), seccomp=bool(args.seccomp),
+                            cgroup_ns=cgroup2_unified())  # runc's, on a pure v2 host
         f.write(jsonio.dumps(spec, indent=2) + "\n")
 
 

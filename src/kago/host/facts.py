@@ -55,3 +55,9 @@ def closed_ancestor(path, cache=None):
         if parent == "/":
             return None
         parent = os.path.dirname(parent)
+
+
+def cgroup2_unified(root="/sys/fs/cgroup"):
+    """True on a pure cgroup v2 host: /sys/fs/cgroup is itself the cgroup2 tree (runc's
+    IsCgroup2UnifiedMode; only a cgroup2 mount's root has cgroup.controllers)."""
+    return os.path.exists(os.path.join(root, "cgroup.controllers"))

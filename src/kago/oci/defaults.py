@@ -62,11 +62,13 @@ _MASKED_PATHS = [
 _READONLY_PATHS = ["/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys", "/proc/sysrq-trigger"]
 
 
-def _linux(rootless: bool) -> dict:
+def _linux(rootless: bool, cgroup_ns: bool) -> dict:
+    cgroup = ("cgroup",) if cgroup_ns else ()
     if not rootless:
         return {
             "resources": {"devices": [{"allow": False, "access": "rwm"}]},
-            "namespaces": [{"type": t} for t in ("pid", "network", "ipc", "uts", "mount")],
+            "namespaces": [{"type": t} for t in ("pid", "network", "ipc", "uts", "mount")
+                           + cgroup],
             "maskedPaths": list(_MASKED_PATHS),
             "readonlyPaths": list(_READONLY_PATHS),
         }
@@ -75,15 +77,18 @@ def _linux(rootless: bool) -> dict:
     return {
         "uidMappings": [{"containerID": 0, "hostID": os.geteuid(), "size": 1}],
         "gidMappings": [{"containerID": 0, "hostID": os.getegid(), "size": 1}],
-        "namespaces": [{"type": t} for t in ("pid", "ipc", "uts", "mount", "user")],
+        "namespaces": [{"type": t} for t in ("pid", "ipc", "uts", "mount") + cgroup + ("user",)],
         "maskedPaths": list(_MASKED_PATHS),
         "readonlyPaths": list(_READONLY_PATHS),
     }
 
 
 def default_spec(args=None, rootless: bool = False, terminal: bool = True,
-                 seccomp: bool = False) -> dict:
+                 seccomp: bool = False, cgroup_ns: bool = False) -> dict:
     """A fresh copy of the default config.json; ``args`` replaces ``["sh"]``.
+
+    ``cgroup_ns``: add a cgroup namespace, as ``runc spec`` does on a pure cgroup v2 host
+    (``kago-oci spec`` passes it there; the library default leaves it out).
 
     ``seccomp``: add kago's default seccomp profile (docker's, see ``oci.seccomp_profile``)
     for the spec's bounding capabilities. ``kago-oci spec`` leaves it out, as ``runc spec``
@@ -95,7 +100,7 @@ def default_spec(args=None, rootless: bool = False, terminal: bool = True,
         "root": {"path": "rootfs", "readonly": True},
         "hostname": "kago",
         "mounts": _mounts(rootless),
-        "linux": _linux(rootless),
+        "linux": _linux(rootless, cgroup_ns),
     }
     if seccomp:
         bounding = spec["process"]["capabilities"]["bounding"]

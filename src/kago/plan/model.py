@@ -55,12 +55,16 @@ class Hook(_Record):
 
 
 class ProcessPlan(_Record):
-    """The user's program and the credentials it runs with (capabilities as 64-bit masks)."""
+    """The user's program and the credentials it runs with (capabilities as 64-bit masks).
+
+    setgroups_denied: set in the container process when its user namespace says "deny" in
+    /proc/self/setgroups (a rootless single-ID map): supplementary groups cannot be set."""
 
     __slots__ = ("args", "env", "cwd", "uid", "gid", "additional_gids", "umask",
                  "bounding", "effective", "inheritable", "permitted", "ambient",
                  "rlimits", "no_new_privileges", "terminal", "console_size",
-                 "oom_score_adj", "apparmor_profile", "selinux_label", "seccomp")
+                 "oom_score_adj", "apparmor_profile", "selinux_label", "seccomp",
+                 "setgroups_denied")
 
 
 class SeccompPlan(_Record):

@@ -236,18 +236,33 @@ def _serve_sources(sock, plan, indices):
 
 def _new_userns_or_hello(chan, plan):
     new_user = plan.new_ns("user")
+    unprivileged = new_user and os.geteuid() != 0
     if new_user:
         libc.unshare(C.CLONE_NEWUSER)
+        if unprivileged:
+            # the caller (or newuidmap, which checks who owns /proc/PID) writes our maps as
+            # the same unprivileged user: our /proc files must be ours, not root's, till then
+            libc.prctl(C.PR_SET_DUMPABLE, 1)
     chan.send(t="hello", userns=new_user)
-    chan.recv(expect=("ok",))
+    ok = chan.recv(expect=("ok",))
+    if unprivileged:
+        libc.prctl(C.PR_SET_DUMPABLE, 0)
+    if ok.get("setgroups_denied"):
+        plan.process.setgroups_denied = True
     if new_user:
         with log.phase("become root in user namespace"):
             _become_root(plan)
     elif plan.has_ns("user"):
         # a joined user namespace: its root, as runc's nsexec stage 2 (setuid(0), setgid(0),
         # setgroups) does; else kago's host IDs are unmapped there, and every mkdir of the
-        # mounts fails with EOVERFLOW
-        os.setgroups([])
+        # mounts fails with EOVERFLOW. A rootless one may refuse setgroups ("deny").
+        # (its /proc/self/setgroups cannot be read here: /proc is the container's by now,
+        # and we are not in its pid namespace; with all capabilities in the namespace, EPERM
+        # can only be that "deny")
+        try:
+            os.setgroups([])
+        except PermissionError:
+            plan.process.setgroups_denied = True
         os.setresgid(0, 0, 0)
         os.setresuid(0, 0, 0)
 
@@ -255,7 +270,8 @@ def _new_userns_or_hello(chan, plan):
 def _become_root(plan):
     """Be uid/gid 0 inside the new user namespace, so files we create have mapped owners."""
     if any(cid == 0 for cid, _h, _s in plan.gid_maps):
-        os.setgroups([])
+        if not plan.process.setgroups_denied:
+            os.setgroups([])
         os.setresgid(0, 0, 0)
     if any(cid == 0 for cid, _h, _s in plan.uid_maps):
         os.setresuid(0, 0, 0)

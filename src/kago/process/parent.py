@@ -85,6 +85,7 @@ def spawn(plan, ctx_args, cgroup=None, on_hooks=None, exec_mode=False, prepare=N
     # also pays copy-on-write faults, and the child's path is the critical one (~0.35 ms)
     from kago.process import child
     from kago.kernel import libc
+    from kago.host.rootless import in_user_namespace
     libc.prctl(C.PR_SET_CHILD_SUBREAPER, 1)
     # non-dumpable before the fork, not just in the child: the child inherits the flag, and
     # from its first instant it may be visible in the container's pid namespace (exec forks it
@@ -94,7 +95,9 @@ def spawn(plan, ctx_args, cgroup=None, on_hooks=None, exec_mode=False, prepare=N
     ours, theirs = Channel.pair()
     sp = Spawn()
     sp.chan = ours
-    direct = not plan.has_ns("user")
+    # as root of a user namespace (rootless podman), setns back to our own pid namespace is
+    # refused (its owner is the host's): the intermediate makes the container's instead
+    direct = not plan.has_ns("user") and not in_user_namespace()
     pid, born_in_cgroup = _fork_first(plan, cgroup, direct)
     if pid == 0:
         try:
@@ -184,11 +187,17 @@ def _intermediate_handshake(sp, plan, prepare):
     writing them first (1.4 ms here) kept every user-namespaced start waiting for them."""
     chan = sp.chan
     hello = chan.recv(expect=("hello",))
+    denied = False
     if hello["userns"]:
         from kago.kernel import idmap
         with log.phase("id maps"):
-            idmap.write_maps(sp.intermediate, plan.uid_maps, plan.gid_maps)
-    chan.send(t="ok")
+            euid = os.geteuid()
+            if euid == 0:  # host root, or root of a user namespace: any map valid there
+                idmap.write_maps(sp.intermediate, plan.uid_maps, plan.gid_maps)
+            else:
+                denied = idmap.write_maps_unprivileged(sp.intermediate, plan.uid_maps,
+                                                       plan.gid_maps, euid, os.getegid())
+    chan.send(t="ok", setgroups_denied=denied)
     sp.pid = chan.recv(expect=("pid",))["pid"]
     # now, not after "ready": a program that exits at once is a zombie by then, and only the
     # start time tells a live container from a recycled pid later

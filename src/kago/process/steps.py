@@ -42,6 +42,7 @@ import stat
 from kago import jsonio, log
 from kago.errors import ExecError, KernelError
 from kago.kernel import consts as C
+from kago.host.rootless import in_user_namespace
 from kago.kernel import libc
 from kago.linux import caps, devices, limits, mounts, rootfs
 
@@ -101,11 +102,17 @@ def prepare_root(ctx):
         ctx.rootfd = rootfs.open_root(ctx.plan.rootfs)
         return
     rootfs.isolate_propagation(ctx.plan.rootfs_propagation)
-    ctx.rootfd = rootfs.bind_rootfs(ctx.plan.rootfs, ctx.plan.userns)
+    ctx.rootfd = rootfs.bind_rootfs(ctx.plan.rootfs, _in_userns(ctx))
+
+
+def _in_userns(ctx):
+    """Whether the container is in a user namespace: its own, or the runtime's (rootless
+    podman runs us as root of its user namespace): no mknod, no sysfs of another netns."""
+    return ctx.plan.userns or in_user_namespace()
 
 
 def mount_all(ctx):
-    userns = ctx.plan.userns
+    userns = _in_userns(ctx)
     for index, op in enumerate(ctx.plan.mounts):
         with log.phase(f"mount {op.destination}"):
             mounts.mount_one(ctx.rootfd, op, userns, ctx.sources.pop(index, None))
@@ -119,7 +126,7 @@ def mount_all(ctx):
 def make_devices(ctx):
     if ctx.dev_is_bind:
         return  # the host's /dev (or the user's) is used as it is, as runc does
-    userns = ctx.plan.userns
+    userns = _in_userns(ctx)
     for dev in ctx.plan.devices:
         devices.create_device(ctx.rootfd, dev, userns)
     devices.create_dev_links(ctx.rootfd, ctx.has_devpts)
@@ -220,7 +227,11 @@ def enter_cwd(ctx):
 
 
 def credentials(ctx):
-    caps.apply(ctx.plan.process, ctx.top)
+    proc = ctx.plan.process
+    if proc.setgroups_denied and proc.additional_gids:
+        raise ExecError("cannot set additional groups (process.user.additionalGids) in a "
+                        "rootless user namespace mapping a single ID: map ID ranges instead")
+    caps.apply(proc, ctx.top, not proc.setgroups_denied)
     if ctx.plan.process.umask is not None:
         os.umask(ctx.plan.process.umask)
 

@@ -101,6 +101,10 @@ def create(store, container_id, bundle, opts, mode="create"):
         cfg = load_config(bundle)
     plan = make_plan(cfg, bundle, container_id, opts)
     _check_terminal(plan, opts, mode)
+    euid = os.geteuid()
+    if euid != 0:
+        from kago.runtime.rootless import check_maps
+        check_maps(plan, euid, os.getegid())
     undo = Undo()
     try:
         return _create(store, container_id, bundle, cfg, plan, opts, mode, undo)
@@ -128,7 +132,7 @@ def _create(store, container_id, bundle, cfg, plan, opts, mode, undo):
     fifo = None
     if mode == "create":
         fifo = st.mkfifo(os.path.join(state_dir, st.FIFO))
-    cgroup = _plan_cgroup(plan, undo)
+    cgroup = _plan_cgroup(plan, undo, opts.rootless)
     if not plan.has_ns("mount"):
         _host_mounts(plan, record, undo)
     fds = _Fds(undo)
@@ -142,7 +146,7 @@ def _create(store, container_id, bundle, cfg, plan, opts, mode, undo):
     with log.phase("spawn"):
         sp = parent.spawn(plan, ctx_args, cgroup,
                           on_hooks=lambda pid: _creation_hooks(plan, record, pid),
-                          prepare=_limits(cgroup, plan.resources),
+                          prepare=_limits(cgroup, plan.resources, opts.rootless),
                           state=lambda pid: oci_state(record, CREATING, pid),
                           seccomp_cache=store.seccomp_cache())
     undo.push(sp.kill)
@@ -269,8 +273,11 @@ def _console(plan, opts, fds):
     return fds.add(b.detach()), a
 
 
-def _plan_cgroup(plan, undo):
-    """Create the container's cgroup (process.parent moves the container into it)."""
+def _plan_cgroup(plan, undo, rootless=False):
+    """Create the container's cgroup (process.parent moves the container into it).
+
+    ``rootless`` (runc's --rootless): a cgroup the caller may not create is skipped, not an
+    error; the container then stays in the caller's cgroups (runtime.rootless)."""
     from kago.linux import cgroups
     from kago.plan.build import expand_cgroup_mount
     with log.phase("cgroups"):
@@ -278,27 +285,44 @@ def _plan_cgroup(plan, undo):
         if not layout.hierarchies:
             log.warning("no cgroup hierarchy is mounted: the container gets no cgroup")
             return None
+        if rootless and plan.cgroups_path == f"/kago-{plan.id}":
+            # no cgroupsPath in the spec: runc's rootless default, beside the caller's own
+            # cgroup (under its parent on pure v2), where a delegated subtree is
+            plan.cgroups_path = f"kago-{plan.id}"
         mgr = cgroups.open_manager(plan.cgroups_path, layout)
         if mgr.exists():
             mgr.check_reusable()  # an empty cgroup is reused, as runc does
-        undo.push(mgr.destroy)
-        mgr.create()
+        if rootless:
+            from kago.runtime import rootless as rl
+            mgr = rl.create_cgroup(mgr, plan.resources)
+            if mgr is None:
+                paths = rl.own_cgroup_dirs(layout)
+        else:
+            mgr.create()
+        if mgr is not None:
+            undo.push(mgr.destroy)
+            paths = mgr.paths()
     mounts = []
     for op in plan.mounts:
-        mounts.extend(expand_cgroup_mount(op, mgr.paths()) if op.fstype == "cgroup" else [op])
+        mounts.extend(expand_cgroup_mount(op, paths) if op.fstype == "cgroup" else [op])
     plan.mounts = mounts
     return mgr
 
 
-def _limits(cgroup, resources):
+def _limits(cgroup, resources, rootless=False):
     """The cgroup limits, applied by process.parent while the first child gets ready (it
-    waits for them before its first step)."""
+    waits for them before its first step). Rootless, a limit the caller may not write (a
+    controller not delegated to it) is skipped with a warning."""
     if cgroup is None or not resources:
         return None
 
     def apply():
         with log.phase("cgroup limits"):
-            cgroup.apply(resources)
+            if rootless:
+                from kago.runtime.rootless import apply_limits
+                apply_limits(cgroup, resources)
+            else:
+                cgroup.apply(resources)
     return apply
 
 
@@ -689,6 +713,13 @@ def resume(store, container_id):
 
 def _freezer(record):
     mgr = cgroup_of(record)
-    if mgr is None or not mgr.can_freeze():
+    if mgr is None:
+        raise KagoError(f"cannot pause: {NO_CGROUP}")
+    if not mgr.can_freeze():
         raise KagoError("this host has no cgroup freezer: cannot pause")
     return mgr
+
+
+# why a container has no cgroup record: the two ways it happens, each with its fix
+NO_CGROUP = ("the container has no cgroup (none was mounted, or kago-oci ran rootless "
+             "where the user may not create one: delegate a cgroup v2 subtree to the user)")

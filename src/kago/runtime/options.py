@@ -5,10 +5,10 @@ import os
 
 class Options:
     __slots__ = ("no_pivot", "pid_file", "console_socket", "preserve_fds", "detach",
-                 "no_new_keyring", "listen_fds", "notify_socket")
+                 "no_new_keyring", "listen_fds", "notify_socket", "rootless")
 
     def __init__(self, no_pivot=False, pid_file=None, console_socket=None, preserve_fds=0,
-                 detach=False, no_new_keyring=False, listen_fds=None, notify_socket=None):
+                 detach=False, no_new_keyring=False, listen_fds=None, notify_socket=None, rootless=False):
         self.no_pivot = no_pivot
         self.pid_file = pid_file
         self.console_socket = console_socket
@@ -18,6 +18,8 @@ class Options:
         self.listen_fds = listen_fds_from_env() if listen_fds is None else listen_fds
         # the host's sd_notify socket (kago-oci passes its NOTIFY_SOCKET): runtime.notify
         self.notify_socket = notify_socket
+        # runc's --rootless: cgroups the caller may not write are skipped (runtime.rootless)
+        self.rootless = rootless
 
     def listen_env(self):
         """systemd socket activation: the container sees LISTEN_FDS and is LISTEN_PID 1."""

@@ -28,7 +28,7 @@ def _live_cgroup(store, container_id, verb):
         raise IncorrectStatus("container not running")
     mgr = ctr.cgroup_of(record)
     if mgr is None:
-        raise KagoError(f"cannot {verb}: the container has no cgroup (none was mounted)")
+        raise KagoError(f"cannot {verb}: {ctr.NO_CGROUP}")
     return record, mgr
 
 

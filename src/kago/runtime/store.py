@@ -42,7 +42,12 @@ class Store:
 
     def reserve(self, container_id):
         """Claim the ID by creating its directory; ContainerExists if it is taken."""
-        os.makedirs(self.root, mode=0o700, exist_ok=True)
+        try:
+            os.makedirs(self.root, mode=0o700, exist_ok=True)
+        except PermissionError as e:
+            raise KagoError(f"state root {self.root}: cannot create {e.filename}: permission "
+                            "denied (pass --root DIR, or set XDG_RUNTIME_DIR to a directory "
+                            "of yours)") from None
         path = self.dir(container_id)
         try:
             os.mkdir(path, 0o711)

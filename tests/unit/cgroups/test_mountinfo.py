@@ -288,3 +288,14 @@ def test_bad_records_are_refused(change):
 def test_non_dict_record_is_refused():
     with pytest.raises(CgroupError, match="bad cgroup record"):
         Manager.from_record(["v2"])
+
+
+def test_own_dirs_are_the_callers_cgroups_and_skip_what_it_has_none_in():
+    """What a rootless container without a cgroup of its own sees under /sys/fs/cgroup."""
+    own = parse_proc_cgroup("4:memory:/user.slice\n0::/user.slice/s.scope\n")
+    text = ("32 31 0:29 / /sys/fs/cgroup/memory rw - cgroup cgroup rw,memory\n"
+            "39 31 0:36 / /sys/fs/cgroup/pids rw - cgroup cgroup rw,pids\n"
+            "41 31 0:38 / /sys/fs/cgroup/unified rw - cgroup2 cgroup2 rw\n")
+    assert parse_mountinfo(text).own_dirs(own) == {
+        "memory": "/sys/fs/cgroup/memory/user.slice",
+        "unified": "/sys/fs/cgroup/unified/user.slice/s.scope"}

@@ -189,3 +189,10 @@ def test_features_probe_of_a_device_program_loads_and_closes_it(monkeypatch):
     assert F.device_filter_loads() is True
     assert loaded == [(bytes((0xB4, 0, 0, 0, 1, 0, 0, 0, 0x95, 0, 0, 0, 0, 0, 0, 0)),
                        "Apache")] and closed == [99]
+
+
+def test_cgroup_namespace_as_runc_spec_adds_on_a_pure_v2_host():
+    assert [n["type"] for n in default_spec(cgroup_ns=True)["linux"]["namespaces"]] == \
+        ["pid", "network", "ipc", "uts", "mount", "cgroup"]
+    assert [n["type"] for n in default_spec(rootless=True, cgroup_ns=True)["linux"][
+        "namespaces"]] == ["pid", "ipc", "uts", "mount", "cgroup", "user"]

@@ -90,6 +90,17 @@ class Layout:
         return {h.name: _join(_own_dir(h, own, parent=self.mode == "v2"), *parts)
                 for h in self.hierarchies}
 
+    def own_dirs(self, own):
+        """name -> the caller's own cgroup directory in every hierarchy (``own``:
+        parse_proc_cgroup()'s result); hierarchies it has no visible cgroup in are left out."""
+        found = {}
+        for h in self.hierarchies:
+            try:
+                found[h.name] = _own_dir(h, own)
+            except CgroupError:
+                continue
+        return found
+
     def __repr__(self):
         return f"Layout({self.mode!r}, v1={self.v1!r}, unified={self.unified!r})"
 
