@@ -87,7 +87,8 @@ def main(argv=None):
 
 
 THIN_VERBS = ("run", "create", "start")
-NEEDS_ROOT = "kago: kago needs root (there is no rootless mode yet): run it as root or with sudo"
+NEEDS_ROOT = ("kago: kago needs root (the manager has no rootless mode yet; kago-oci runs "
+              "rootless, see docs/rootless.md): run it as root or with sudo")
 
 
 
