@@ -17,16 +17,16 @@ HEAVY = ("dataclasses", "typing", "inspect", "ast", "json", "re", "enum", "funct
          "collections", "socket", "selectors", "signal", "runpy", "contextlib", "threading",
          "subprocess", "kago.manager.definition.model", "kago.manager.supervisor.client")
 
-# what the supervisor loads before it serves, then for the first start (the runtime, warmed
-# as LibraryRuntime.warm does it), and for the first end (oom_killed reads the cgroup)
+# what the supervisor loads before it serves, then for the first start (the runtime, warmed),
+# and for the first end (oom_killed reads the cgroup)
 PROGRAM = """\
 import sys
 from kago.manager.supervisor.main import main
 from kago.manager.supervisor import server, settings
 from kago.manager.supervisor.state import oom_killed
 from kago.manager import health
-from kago.manager.runtimes import LibraryRuntime
-LibraryRuntime(None, "/kago-no-such-root").warm()
+from kago.runtime import container
+container.warm()
 oom_killed({"cgroups_path": "/kago-no-such-cgroup"})
 settings.of({"definition": {"format": 1, "tty": True, "restart": {"name": "always"}}})
 print(" ".join(sorted(sys.modules)))
