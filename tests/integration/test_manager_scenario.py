@@ -20,7 +20,7 @@ COUNT = 100
 
 
 def free_range(count):
-    """10001.. as in the issue, unless something on this host listens there."""
+    """10001.. as in the README's scenario, unless something on this host listens there."""
     for first in (10001, 21001, 31001):
         if all(_free(port) for port in range(first, first + count)):
             return first

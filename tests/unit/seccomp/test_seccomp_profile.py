@@ -18,7 +18,7 @@ from kago.plan import build
 x86_64 = pytest.mark.skipif(os.uname().machine != "x86_64", reason="x86_64 numbers")
 
 # What docker's default denies to a container with docker's 14 default capabilities (and
-# what the issue asks to be denied), by name.
+# what the profile must deny), by name.
 DENIED = ("mount", "umount2", "pivot_root", "unshare", "keyctl", "add_key", "request_key",
           "ptrace", "kexec_load", "kexec_file_load", "open_by_handle_at", "bpf",
           "perf_event_open", "init_module", "finit_module", "delete_module", "reboot",
