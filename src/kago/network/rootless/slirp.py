@@ -46,6 +46,25 @@ def _wait_ready(fd, timeout):
             return os.read(fd, 16).startswith(b"1")
 
 
+def _exited_within(proc, timeout):
+    """Whether ``proc`` ends within ``timeout`` seconds, woken by its pidfd the moment it
+    does (Popen.wait's own timeout polls with sleeps of up to 50 ms)."""
+    if proc.poll() is not None:
+        return True
+    try:
+        pidfd = os.pidfd_open(proc.pid)
+    except OSError:  # gone already, or a kernel without pidfds
+        try:
+            proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            return False
+        return True
+    try:
+        return bool(select.select([pidfd], [], [], timeout)[0])
+    finally:
+        os.close(pidfd)
+
+
 class Slirp:
     def __init__(self, proc, pid, api_socket, exit_fd, log, uid):
         self.proc, self.target_pid, self.api_socket = proc, pid, api_socket
@@ -146,11 +165,9 @@ class Slirp:
         if self._exit_fd is not None:
             os.close(self._exit_fd)
             self._exit_fd = None
-        try:
-            self.proc.wait(timeout)
-        except subprocess.TimeoutExpired:
+        if not _exited_within(self.proc, timeout):
             self.proc.kill()
-            self.proc.wait(timeout)
+        self.proc.wait(timeout)
         try:
             os.unlink(self.api_socket)
         except FileNotFoundError:
