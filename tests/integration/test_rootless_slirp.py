@@ -17,11 +17,10 @@ import urllib.request
 
 import pytest
 
-from conftest import IS_ROOT
+from conftest import IS_ROOT, throwaway_user
 from kago.network.rootless import (ApiRefused, PrivilegedPort, RootlessNetError, Slirp,
                                    SlirpMissing)
 from kago.network.rootless.errors import PortInUse
-from kago.testing.throwaway_user import ThrowawayUser
 
 pytestmark = [
     pytest.mark.skipif(not IS_ROOT, reason="creates a throwaway user: needs root"),
@@ -67,12 +66,7 @@ def in_netns(user, holder, argv, **popen):
 
 @pytest.fixture(scope="module")
 def user():
-    u = ThrowawayUser.create(subids=False)
-    try:
-        yield u
-    finally:
-        left = u.remove()
-        assert not left, f"left on the host: {left}"
+    yield from throwaway_user(subids=False)
 
 
 @pytest.fixture(scope="module")
