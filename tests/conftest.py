@@ -29,6 +29,18 @@ IS_ROOT = os.geteuid() == 0
 needs_root = pytest.mark.skipif(not IS_ROOT, reason="needs root and the real kernel")
 
 
+def throwaway_user(subids):
+    """For a fixture: ``yield from throwaway_user(...)`` gives a ThrowawayUser and removes it
+    afterwards, failures included, asserting nothing of it is left on the host."""
+    from kago.testing.throwaway_user import ThrowawayUser
+    u = ThrowawayUser.create(subids=subids)
+    try:
+        yield u
+    finally:
+        left = u.remove()
+        assert not left, f"left on the host: {left}"
+
+
 def pytest_collection_modifyitems(config, items):
     for item in items:
         if "/integration/" in str(item.fspath) or "/security/" in str(item.fspath):

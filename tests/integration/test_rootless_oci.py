@@ -14,8 +14,7 @@ import uuid
 
 import pytest
 
-from conftest import KAGO_OCI, IS_ROOT
-from kago.testing.throwaway_user import ThrowawayUser
+from conftest import KAGO_OCI, IS_ROOT, throwaway_user
 
 pytestmark = pytest.mark.skipif(not IS_ROOT, reason="creates a throwaway user: needs root")
 needs_uidmap = pytest.mark.skipif(not os.path.exists("/usr/bin/newuidmap"),
@@ -24,24 +23,15 @@ PODMAN = "/usr/bin/podman"
 IMAGE = "localhost/kago-rootless-busybox"
 
 
-def _throwaway(subids):
-    u = ThrowawayUser.create(subids=subids)
-    try:
-        yield u
-    finally:
-        left = u.remove()
-        assert not left, f"left on the host: {left}"
-
-
 @pytest.fixture(scope="module")
 def user():
-    yield from _throwaway(subids=True)
+    yield from throwaway_user(subids=True)
 
 
 @pytest.fixture(scope="module")
 def nosub_user():
     """A user with no /etc/subuid or /etc/subgid entry."""
-    yield from _throwaway(subids=False)
+    yield from throwaway_user(subids=False)
 
 
 class Oci:
