@@ -256,6 +256,26 @@ def host_left_as_found():
         assert not left, f"the test run left kago cgroups behind: {left}"
 
 
+RUNTIME_DEFAULT_ROOT = "/run/kago"
+# what the run leaves in kago-oci's default state root when a client (podman passes no --root)
+# or a network test (the host-wide registry of ports and ip_forward) used it: caches and locks,
+# no container's state
+_CACHE_ONLY = {"@seccomp", "host"}
+
+
+@pytest.fixture(scope="session", autouse=True)
+def runtime_default_root_left_as_found():
+    """kago-oci's default state root (/run/kago), made by this run, goes with it when it holds
+    only the seccomp cache and the host-wide registries (their locks and empty tables): a
+    container's state left there is a leak, and stays to be seen."""
+    existed = os.path.exists(RUNTIME_DEFAULT_ROOT)
+    yield
+    if existed or not IS_ROOT or not os.path.isdir(RUNTIME_DEFAULT_ROOT):
+        return
+    if set(os.listdir(RUNTIME_DEFAULT_ROOT)) <= _CACHE_ONLY:
+        shutil.rmtree(RUNTIME_DEFAULT_ROOT, ignore_errors=True)
+
+
 def pytest_terminal_summary(terminalreporter):
     """The OCI runtime-tools totals at the end of the run (tests/conformance/runtime_tools.py
     keeps them), when its tests ran. Here, not in a tests/conformance/conftest.py: a second
