@@ -112,9 +112,7 @@ class Connections:
                 steps.mark("hosts", lambda: self._refresh_hosts(network))
                 steps.done()
             except BaseException as err:
-                failed = steps.undo()
-                if failed and isinstance(err, Exception):
-                    raise NetworkError(f"{err}; cleanup also failed: {failed}") from err
+                steps.abandon(err)
                 raise
         return att
 

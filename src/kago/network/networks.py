@@ -289,9 +289,7 @@ class Networks(Connections, Names):
                     steps.mark("etc", lambda: self._write_etc(att, resolv_conf))
                 steps.done()
             except BaseException as err:
-                failed = steps.undo()
-                if failed and isinstance(err, Exception):
-                    raise NetworkError(f"{err}; cleanup also failed: {failed}") from err
+                steps.abandon(err)
                 raise
         return att
 

@@ -70,6 +70,14 @@ class Steps:
     def done(self):
         self.save()
 
+    def abandon(self, err):
+        """The attach broke with ``err``: undo what it made. Returns when all went (the caller
+        re-raises ``err``); raises a NetworkError naming ``err`` and what could not be undone
+        otherwise (a KeyboardInterrupt or SystemExit goes on as it is)."""
+        failed = self.undo()
+        if failed and isinstance(err, Exception):
+            raise NetworkError(f"{err}; cleanup also failed: {failed}") from err
+
     def undo(self, raise_errors=False):
         """Undoes every marked step, newest kind first. Returns what could not be undone ("" if
         all went), or raises it as a NetworkError with ``raise_errors``."""
