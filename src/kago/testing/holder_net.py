@@ -1,0 +1,102 @@
+"""kago.network inside a rootless holder's namespaces, for tests and benches.
+
+``python -m kago.testing.holder_net JSON`` runs one ``Networks`` call in the namespaces it was
+started in (``nsenter -U -n -m -t HOLDER`` as the holder's user) and prints one JSON line:
+``{"ok": RESULT}`` or ``{"error": "ONE LINE", "type": "ClassName"}``. JSON: ``{"op":
+"attach"|"detach"|"remove", "settings": {Networks(...) keywords, state_dir included}, "cid",
+"ports", "network"}``.
+
+``Holder`` is a throwaway holder: ``unshare --user --map-root-user --net --mount sleep`` as a
+user (a ThrowawayUser), and the argv that runs a command inside it.
+"""
+
+import json
+import os
+import subprocess
+import sys
+import time
+
+
+def run(request):
+    from kago.network import Networks
+    settings = dict(request["settings"])
+    nets = Networks(settings.pop("state_dir"), **settings)
+    op = request["op"]
+    if op == "attach":
+        return nets.attach(request["cid"], ports=request.get("ports", ()),
+                           network=request.get("network")).to_dict()
+    if op == "detach":
+        nets.detach(request["cid"])
+        return None
+    if op == "remove":
+        for record in nets.list():
+            nets.remove(record["name"])
+        return None
+    raise ValueError(f"unknown op {op!r}")
+
+
+def main(argv=None):
+    argv = sys.argv[1:] if argv is None else argv
+    try:
+        print(json.dumps({"ok": run(json.loads(argv[0]))}))
+    except Exception as e:  # noqa: BLE001 (the caller gets every error as one JSON line)
+        print(json.dumps({"error": str(e), "type": type(e).__name__}))
+        return 1
+    return 0
+
+
+class Holder:
+    """A user's process holding a new user (its uid as 0), network and mount namespace."""
+
+    def __init__(self, user):
+        self.user = user
+        self.proc = subprocess.Popen(
+            self.as_user(["unshare", "--user", "--map-root-user", "--net", "--mount",
+                          "sleep", "600"]), stdin=subprocess.DEVNULL, cwd=user.home)
+        ours = os.readlink("/proc/self/ns/net")
+        for _ in range(200):  # bounded: 10 s
+            try:
+                if os.readlink(f"/proc/{self.proc.pid}/ns/net") != ours:
+                    return
+            except OSError:
+                pass
+            time.sleep(0.05)
+        self.stop()
+        raise RuntimeError("the holder's network namespace did not appear within 10s")
+
+    @property
+    def pid(self):
+        return self.proc.pid
+
+    def as_user(self, argv):
+        env = [f"{k}={v}" for k, v in self.user.env().items()]
+        return ["setpriv", f"--reuid={self.user.uid}", f"--regid={self.user.gid}",
+                "--init-groups", "--reset-env", "--", "env", "-i", *env, *argv]
+
+    def inside(self, argv, netns=None):
+        """argv that runs ``argv`` as root of the holder's namespaces (and in the netns
+        bound at ``netns`` there, if given)."""
+        enter = ["nsenter", "--preserve-credentials", "-U", "-n", "-m", "-t", str(self.pid)]
+        if netns:
+            enter += ["nsenter", f"--net={netns}"]
+        return self.as_user([*enter, *argv])
+
+    def network(self, request, timeout=60):
+        """One ``run`` inside the holder: {"ok": ...} or {"error": ..., "type": ...}."""
+        proc = subprocess.run(self.inside([sys.executable, "-m", "kago.testing.holder_net",
+                                           json.dumps(request)]),
+                              capture_output=True, text=True, timeout=timeout,
+                              cwd=self.user.home)
+        lines = proc.stdout.strip().splitlines()
+        if not lines:
+            raise RuntimeError(f"holder_net printed nothing: {proc.stderr.strip()[-500:]}")
+        return json.loads(lines[-1])
+
+    def stop(self):
+        if self.proc.poll() is None:
+            self.proc.kill()
+        self.proc.wait(10)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
