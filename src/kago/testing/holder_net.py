@@ -3,8 +3,8 @@
 ``python -m kago.testing.holder_net JSON`` runs one ``Networks`` call in the namespaces it was
 started in (``nsenter -U -n -m -t HOLDER`` as the holder's user) and prints one JSON line:
 ``{"ok": RESULT}`` or ``{"error": "ONE LINE", "type": "ClassName"}``. JSON: ``{"op":
-"attach"|"detach"|"remove", "settings": {Networks(...) keywords, state_dir included}, "cid",
-"ports", "network"}``.
+"create"|"attach"|"detach"|"remove", "settings": {Networks(...) keywords, state_dir included}, "cid",
+"ports", "network", "subnet", "bridge", "outbound"}``.
 
 ``Holder`` is a throwaway holder: ``unshare --user --map-root-user --net --mount sleep`` as a
 user (a ThrowawayUser), and the argv that runs a command inside it.
@@ -25,6 +25,9 @@ def run(request):
     if op == "attach":
         return nets.attach(request["cid"], ports=request.get("ports", ()),
                            network=request.get("network")).to_dict()
+    if op == "create":
+        return nets.create(request["network"], request["subnet"], request.get("bridge"),
+                           outbound=request.get("outbound"))
     if op == "detach":
         nets.detach(request["cid"])
         return None

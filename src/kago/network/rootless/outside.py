@@ -194,6 +194,15 @@ def disconnect(runroot, timeout=STOP_TIMEOUT):
     return stopped
 
 
+def _reap(pidfd):
+    """Reaps the ended process if it is the caller's child (connect and disconnect in one
+    process); a detached slirp4netns is its new parent's to reap."""
+    try:
+        os.waitid(os.P_PIDFD, pidfd, os.WEXITED | os.WNOHANG)
+    except ChildProcessError:
+        pass
+
+
 def _stop_pid(pid, timeout):
     """SIGTERM ``pid`` (not our child: slirp4netns outlives its starter) and wait on its
     pidfd for it to end; SIGKILL if it lingers past ``timeout``."""
@@ -208,6 +217,7 @@ def _stop_pid(pid, timeout):
             except ProcessLookupError:
                 return
             if select.select([pidfd], [], [], wait)[0]:
+                _reap(pidfd)
                 return
         raise RootlessNetError(f"slirp4netns pid {pid} did not end within {2 * timeout:g}s "
                                "of SIGTERM and SIGKILL")
