@@ -154,7 +154,7 @@ class Connections:
         if ports:
             def reserve():
                 att.ports = ports
-                self._reserve_ports(att.cid, ports, steps, slirp)
+                self._reserve_ports(att.cid, ports, steps)
             steps.mark("ports", reserve, atomic=True)
         steps.mark("netns", lambda: self._make_netns(att, pid))
         steps.mark("veth", lambda: self._make_veth(att))

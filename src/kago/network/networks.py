@@ -321,11 +321,12 @@ class Networks(Connections, Names):
                 raise
             nft.apply(nft.base_ruleset(self.nft_table) + elements)
 
-    def _reserve_ports(self, cid, ports, steps=None, slirp=None):
+    def _reserve_ports(self, cid, ports, steps=None):
         """Registers ``ports`` for ``cid``, refusing ones another container publishes or a host
         process already listens on (its connections would silently go to the container).
-        Behind a rootless holder's ``slirp`` the checks here are of the ports' guest mappings
-        (``steps.nat_ports``), and the host's own sockets are checked through slirp."""
+        Behind a rootless holder's slirp4netns the checks here are of the ports' guest
+        mappings (``steps.nat_ports``): the host's own sockets are slirp4netns's to meet
+        when it binds the port (rootless/hostfwd.py)."""
         nat = steps.nat_ports if steps is not None else (lambda ports: ports)
         mine = (self.state.root, cid)
         with self.state.ports_lock(), self.host.ports_lock():
@@ -349,8 +350,6 @@ class Networks(Connections, Names):
                     raise AddressInUse(f"host port {p.host_port}/{p.proto}: a process on the "
                                        f"host already uses it (bound to {clash[0]})")
                 hostwide.check_port_free(inner)
-            if slirp is not None:
-                hostfwd.check_host(ports, slirp)
             table += [dict(p.to_dict(), cid=cid) for p in ports]
             host = [e for e in host if (e["state"], e["cid"]) != mine]
             host += [dict(p.to_dict(), cid=cid, state=self.state.root) for p in ports]

@@ -3,8 +3,9 @@
 ``python -m kago.testing.holder_net JSON`` runs one ``Networks`` call in the namespaces it was
 started in (``nsenter -U -n -m -t HOLDER`` as the holder's user) and prints one JSON line:
 ``{"ok": RESULT}`` or ``{"error": "ONE LINE", "type": "ClassName"}``. JSON: ``{"op":
-"create"|"attach"|"detach"|"remove", "settings": {Networks(...) keywords, state_dir included}, "cid",
-"ports", "network", "subnet", "bridge", "outbound"}``.
+"create"|"attach"|"detach"|"cycle"|"remove", "settings": {Networks(...) keywords, state_dir included}, "cid",
+"ports", "network", "subnet", "bridge", "outbound", "count"}``; ``cycle`` answers
+[[attach ms, detach ms], ...] of ``count`` attach + detach of ``cid``.
 
 ``Holder`` is a throwaway holder: ``unshare --user --map-root-user --net --mount sleep`` as a
 user (a ThrowawayUser), and the argv that runs a command inside it.
@@ -31,6 +32,16 @@ def run(request):
     if op == "detach":
         nets.detach(request["cid"])
         return None
+    if op == "cycle":     # timed attach + detach of one container, ``count`` times
+        times = []
+        for _ in range(request["count"]):
+            t0 = time.perf_counter()
+            nets.attach(request["cid"], ports=request.get("ports", ()),
+                        network=request.get("network"))
+            t1 = time.perf_counter()
+            nets.detach(request["cid"])
+            times.append(((t1 - t0) * 1000, (time.perf_counter() - t1) * 1000))
+        return times
     if op == "remove":
         for record in nets.list():
             nets.remove(record["name"])

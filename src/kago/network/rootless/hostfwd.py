@@ -15,8 +15,11 @@ veths, nft DNAT), but the host's ports are not this namespace's: slirp4netns bin
 
 The host side cannot be seen from inside (the host's sysctls and sockets are another
 namespace's), so ``check_early`` uses what ``outside.connect`` recorded (the uid slirp4netns
-binds as, the host's ``ip_unprivileged_port_start``) and ``check_host`` the host's sockets as
-slirp4netns's own process sees them (/proc/SLIRP_PID/net).
+binds as, the host's ``ip_unprivileged_port_start``). A host port something else holds is
+met by slirp4netns's own bind, whose refusal does not say why: ``check_host`` then reads the
+host's sockets as slirp4netns's process sees them (/proc/SLIRP_PID/net) to say it in one
+line. (Reading them before every publish would cost the ~9 ms a busy host's socket table
+takes to read, for what slirp4netns's bind answers anyway.)
 """
 
 import errno
