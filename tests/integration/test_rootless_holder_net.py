@@ -224,6 +224,10 @@ def test_published_ports_answer_on_the_hosts_loopback_until_detach(holder, setti
     assert f"10.0.2.100 . tcp . {ip_port}" in in_holder(
         holder, ["nft", "list", "map", "inet", TABLE, "dnat4_ip"])
     assert in_holder(holder, ["cat", "/proc/sys/net/ipv4/ip_forward"]).strip() == "1"
+    # the container's side of the veth, and so the bridge, carry tap0's MTU
+    assert "mtu 65520" in in_holder(holder, ["ip", "link", "show", "eth0"],
+                                    netns=reply["ok"]["netns_path"])
+    assert "mtu 65520" in in_holder(holder, ["ip", "link", "show", BRIDGE])
 
     assert holder.network({"op": "detach", "cid": "web", "settings": settings}) == {"ok": None}
     assert forwards(connected) == []

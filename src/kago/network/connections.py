@@ -178,7 +178,7 @@ class Connections:
     def _make_veth(self, att, default_route=True):
         with links.host() as ipr:
             links.add_veth(ipr, att.host_ifname, att.bridge, att.netns_path, att.ifname,
-                           att.mac)
+                           att.mac, self.mtu)
         with links.inside(att.netns_path) as ipr:
             if default_route:
                 links.configure(ipr, att)

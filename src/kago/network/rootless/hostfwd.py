@@ -27,10 +27,11 @@ import errno
 from kago.network import hostwide
 from kago.network.errors import NetworkError
 from kago.network.ports import PortMapping
-from kago.network.rootless import api, hostports, outside
+from kago.network.rootless import api, command, hostports, outside
 from kago.network.rootless.errors import ApiRefused, PortInUse, RootlessNetError
 
 GUEST_IP = "10.0.2.100"  # slirp4netns --configure's address for tap0
+TAP_MTU = command.MTU    # tap0's, which outside.connect gives slirp4netns
 
 
 def guest_mapping(p):
