@@ -55,7 +55,8 @@ class Networks(Connections, Names):
     connected to the host by the slirp4netns ``rootless.outside.connect`` started with its
     files in that directory. A published port is then also forwarded from the host by
     slirp4netns (rootless/hostfwd.py), its DNAT here matching slirp's delivery address;
-    None (root): the host's own ports, nothing else changes.
+    The resolvers' upstream is then slirp4netns's DNS forwarder (10.0.2.3) unless
+    ``dns_upstream`` says otherwise. None (root): the host's own ports, nothing changes.
 
     ``mtu``: the containers' interfaces' (and so their bridges'); None: the kernel's 1500,
     or behind slirp4netns its tap0's 65520 (slirp4netns's cost is per packet: 1500-byte
@@ -83,6 +84,8 @@ class Networks(Connections, Names):
         self.default_ipv6_subnet = default_ipv6_subnet
         self.outbound = outbound
         self.dns = bool(dns)
+        if dns_upstream is None and slirp_runroot:
+            dns_upstream = [hostfwd.DNS_IP]   # the host's resolv.conf may name its loopback
         self.dns_upstream = upstream_servers(dns_upstream)
         self.slirp_runroot = slirp_runroot
         if mtu is None and slirp_runroot:

@@ -268,3 +268,16 @@ def test_published_ports_need_a_connected_runroot(tmp_path):
     assert str(e.value) == (f"published ports: the rootless network of {tmp_path} is not "
                             "connected (no slirp4netns runs for it): connect the holder "
                             "first (kago.network.rootless.outside.connect)")
+
+
+def test_networks_behind_slirp_take_its_mtu_and_dns_forwarder(tmp_path):
+    from kago.network import Networks
+    rootless = Networks(str(tmp_path / "a"), slirp_runroot=str(tmp_path / "run"))
+    assert rootless.mtu == 65520 and rootless.dns_upstream == [("10.0.2.3", 53)]
+    own = Networks(str(tmp_path / "b"), slirp_runroot=str(tmp_path / "run"), mtu=9000,
+                   dns_upstream=["192.0.2.53"])
+    assert own.mtu == 9000 and own.dns_upstream == [("192.0.2.53", 53)]
+    root = Networks(str(tmp_path / "c"))
+    assert root.mtu is None and root.dns_upstream is None and root.slirp_runroot is None
+    with pytest.raises(Exception, match="mtu 70000: use 68-65535"):
+        Networks(str(tmp_path / "d"), mtu=70000)

@@ -31,6 +31,7 @@ from kago.network.rootless import api, command, hostports, outside
 from kago.network.rootless.errors import ApiRefused, PortInUse, RootlessNetError
 
 GUEST_IP = "10.0.2.100"  # slirp4netns --configure's address for tap0
+DNS_IP = "10.0.2.3"      # slirp4netns's forwarder to the host's resolvers
 TAP_MTU = command.MTU    # tap0's, which outside.connect gives slirp4netns
 
 
