@@ -25,6 +25,7 @@ import pytest
 
 from conftest import IS_ROOT, throwaway_user
 from kago.network.rootless import api, outside
+from kago.testing.holder_net import Holder
 
 pytestmark = [
     pytest.mark.skipif(not IS_ROOT, reason="creates a throwaway user: needs root"),
@@ -42,21 +43,11 @@ CONNECT = ("import socket, sys\n"
            "    print('failed', type(e).__name__, e)\n")
 
 
-def free_ports(count, taken=()):
+def free_ports(count):
     """Ports of PORTS nothing holds on the host now (tcp, any address)."""
-    found = []
-    for port in PORTS:
-        if port in taken:
-            continue
-        with socket.socket() as s:
-            try:
-                s.bind(("0.0.0.0", port))
-            except OSError:
-                continue
-        found.append(port)
-        if len(found) == count:
-            return found
-    pytest.skip(f"no {count} free ports in {PORTS.start}-{PORTS.stop - 1}")
+    from kago.testing.holder_net import free_ports as find
+    return find(PORTS, count) or pytest.skip(f"no {count} free ports in "
+                                             f"{PORTS.start}-{PORTS.stop - 1}")
 
 
 def host_ip_forward():
@@ -71,10 +62,8 @@ def user():
 
 @pytest.fixture(scope="module")
 def holder(user):
-    from kago.testing.holder_net import Holder
-    h = Holder(user)
-    yield h
-    h.stop()
+    with Holder(user) as h:
+        yield h
 
 
 def as_user_connect(holder, runroot, **options):
@@ -313,7 +302,6 @@ def _serve_once(port):
 def loopback_holder(user):
     """A second holder of the user's, connected with the host's loopback reachable at
     10.0.2.2 (a test's way to see outbound traffic without leaving the host)."""
-    from kago.testing.holder_net import Holder
     h = Holder(user)
     rr = os.path.join(user.runtime_dir, "kago-lo")
     os.makedirs(rr)
@@ -373,65 +361,52 @@ def gone(pid, timeout=5.0):
 @pytest.fixture
 def fresh_holder(user):
     """A holder of the user's of its own (one slirp4netns per holder: its tap0 is taken)."""
-    from kago.testing.holder_net import Holder
-    h = Holder(user)
-    yield h
-    h.stop()
+    with Holder(user) as h:
+        yield h
 
 
-def test_disconnect_leaves_no_process_and_no_file(fresh_holder, user):
-    holder = fresh_holder
-    rr = os.path.join(user.runtime_dir, "kago-dis")
-    os.makedirs(rr)
-    user.chown(rr)
-    try:
-        conn = as_user_connect(holder, rr)
-        assert outside.is_connected(rr)
-        assert outside.disconnect(rr) == conn.pid
-        assert gone(conn.pid)
-        assert os.listdir(rr) == []
-        assert not outside.is_connected(rr)
-        assert outside.disconnect(rr) is None           # twice is fine
-    finally:
-        os.rmdir(rr)
+@pytest.fixture
+def fresh_runroot(user):
+    """An empty runroot of the user's, disconnected and removed afterwards."""
+    path = os.path.join(user.runtime_dir, "kago-fresh")
+    os.makedirs(path)
+    user.chown(path)
+    yield path
+    outside.disconnect(path)
+    os.rmdir(path)
 
 
-def test_a_stale_pid_file_is_not_a_connection_and_connect_clears_it(fresh_holder, user):
-    holder = fresh_holder
-    rr = os.path.join(user.runtime_dir, "kago-stale")
-    os.makedirs(rr)
-    user.chown(rr)
+def test_disconnect_leaves_no_process_and_no_file(fresh_holder, fresh_runroot):
+    conn = as_user_connect(fresh_holder, fresh_runroot)
+    assert outside.is_connected(fresh_runroot)
+    assert outside.disconnect(fresh_runroot) == conn.pid
+    assert gone(conn.pid)
+    assert os.listdir(fresh_runroot) == []
+    assert not outside.is_connected(fresh_runroot)
+    assert outside.disconnect(fresh_runroot) is None           # twice is fine
+
+
+def test_a_stale_pid_file_is_not_a_connection_and_connect_clears_it(fresh_holder,
+                                                                     fresh_runroot, user):
     dead = subprocess.Popen(["true"])
     dead.wait()
-    try:
-        files = outside.paths(rr)
-        with open(files["slirp4netns.pid"], "w") as f:
-            f.write(f"{dead.pid}\n")
-        with open(files["slirp4netns.pid"].replace(".pid", ".json"), "w") as f:
-            f.write("{}")
-        user.chown(rr)
-        assert not outside.is_connected(rr)
-        conn = as_user_connect(holder, rr)
-        assert outside.connection(rr) == conn
-        assert outside.disconnect(rr) == conn.pid
-    finally:
-        outside.disconnect(rr)
-        os.rmdir(rr)
+    files = outside.paths(fresh_runroot)
+    with open(files[outside.PIDFILE], "w") as f:
+        f.write(f"{dead.pid}\n")
+    with open(files[outside.FACTS], "w") as f:
+        f.write("{}")
+    user.chown(fresh_runroot)
+    assert not outside.is_connected(fresh_runroot)
+    conn = as_user_connect(fresh_holder, fresh_runroot)
+    assert outside.connection(fresh_runroot) == conn
+    assert outside.disconnect(fresh_runroot) == conn.pid
 
 
-def test_slirp4netns_ends_by_itself_with_its_holder(fresh_holder, user):
-    h = fresh_holder
-    rr = os.path.join(user.runtime_dir, "kago-gone")
-    os.makedirs(rr)
-    user.chown(rr)
-    try:
-        conn = as_user_connect(h, rr)
-        h.stop()                                     # killed and reaped
-        assert gone(conn.pid)
-        assert not outside.is_connected(rr)
-    finally:
-        outside.disconnect(rr)
-        os.rmdir(rr)
+def test_slirp4netns_ends_by_itself_with_its_holder(fresh_holder, fresh_runroot):
+    conn = as_user_connect(fresh_holder, fresh_runroot)
+    fresh_holder.stop()                              # killed and reaped
+    assert gone(conn.pid)
+    assert not outside.is_connected(fresh_runroot)
 
 
 def test_connect_refuses_what_it_cannot_connect(user, holder):

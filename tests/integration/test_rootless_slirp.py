@@ -1,7 +1,7 @@
 """slirp4netns for a network namespace an unprivileged user owns (kago.network.rootless).
 
-A throwaway user holds its own user and network namespace (``unshare --user
---map-root-user --net sleep``); slirp4netns runs as that user for it, publishes ports on the
+A throwaway user holds its own user, network and mount namespace (``unshare --user
+--map-root-user --net --mount sleep``, kago.testing.holder_net.Holder); slirp4netns runs as that user for it, publishes ports on the
 host's 127.0.0.1 through its API socket, and stops leaving nothing. The user, its processes
 and its /run/user directory are removed afterwards and checked gone.
 """
@@ -21,6 +21,8 @@ from conftest import IS_ROOT, throwaway_user
 from kago.network.rootless import (ApiRefused, PrivilegedPort, RootlessNetError, Slirp,
                                    SlirpMissing)
 from kago.network.rootless.errors import PortInUse
+from kago.testing.holder_net import Holder
+from kago.testing.holder_net import free_ports as free
 
 pytestmark = [
     pytest.mark.skipif(not IS_ROOT, reason="creates a throwaway user: needs root"),
@@ -38,30 +40,13 @@ CONNECT = ("import socket, sys\n"
 
 def free_ports(count):
     """Ports in 46000-46999 that nothing holds on 127.0.0.1 now (tcp)."""
-    found = []
-    for port in random.sample(range(46000, 47000), 1000):
-        with socket.socket() as s:
-            try:
-                s.bind(("127.0.0.1", port))
-            except OSError:
-                continue
-        found.append(port)
-        if len(found) == count:
-            return found
-    pytest.skip("no free ports in 46000-46999")
-
-
-def as_user(user, argv, **popen):
-    env = [f"{k}={v}" for k, v in user.env().items()]
-    return subprocess.Popen(["setpriv", f"--reuid={user.uid}", f"--regid={user.gid}",
-                             "--init-groups", "--reset-env", "--", "env", "-i", *env, *argv],
-                            cwd=user.home, **popen)
+    return free(random.sample(range(46000, 47000), 1000), count, "127.0.0.1") or \
+        pytest.skip("no free ports in 46000-46999")
 
 
 def in_netns(user, holder, argv, **popen):
-    """``argv`` as the user inside its own user and network namespace."""
-    return as_user(user, ["nsenter", "--preserve-credentials", "-U", "-n", "-t",
-                          str(holder.pid), *argv], **popen)
+    """``argv`` as the user inside its own user, network and mount namespace."""
+    return subprocess.Popen(holder.inside(argv), cwd=user.home, **popen)
 
 
 @pytest.fixture(scope="module")
@@ -71,24 +56,9 @@ def user():
 
 @pytest.fixture(scope="module")
 def holder(user):
-    """A process of the user's in its own user and network namespace."""
-    proc = as_user(user, ["unshare", "--user", "--map-root-user", "--net", "sleep", "600"],
-                   stdin=subprocess.DEVNULL)
-    ours = os.readlink("/proc/self/ns/net")
-    for _ in range(100):
-        try:
-            if os.readlink(f"/proc/{proc.pid}/ns/net") != ours:
-                break
-        except OSError:
-            pass
-        time.sleep(0.05)
-    else:
-        proc.kill()
-        proc.wait()
-        pytest.fail("the user's network namespace did not appear within 5s")
-    yield proc
-    proc.kill()
-    proc.wait(10)
+    """A process of the user's in its own user, network and mount namespace."""
+    with Holder(user) as h:
+        yield h
 
 
 @pytest.fixture

@@ -8,11 +8,13 @@ started in (``nsenter -U -n -m -t HOLDER`` as the holder's user) and prints one 
 [[attach ms, detach ms], ...] of ``count`` attach + detach of ``cid``.
 
 ``Holder`` is a throwaway holder: ``unshare --user --map-root-user --net --mount sleep`` as a
-user (a ThrowawayUser), and the argv that runs a command inside it.
+user (a ThrowawayUser), and the argv that runs a command inside it. ``free_ports``: host
+ports nothing holds now.
 """
 
 import json
 import os
+import socket
 import subprocess
 import sys
 import time
@@ -57,6 +59,21 @@ def main(argv=None):
         print(json.dumps({"error": str(e), "type": type(e).__name__}))
         return 1
     return 0
+
+
+def free_ports(candidates, count, addr="0.0.0.0"):
+    """``count`` tcp ports of ``candidates`` that nothing holds on ``addr`` now, or None."""
+    found = []
+    for port in candidates:
+        with socket.socket() as s:
+            try:
+                s.bind((addr, port))
+            except OSError:
+                continue
+        found.append(port)
+        if len(found) == count:
+            return found
+    return None
 
 
 class Holder:
@@ -105,6 +122,12 @@ class Holder:
         if not lines:
             raise RuntimeError(f"holder_net printed nothing: {proc.stderr.strip()[-500:]}")
         return json.loads(lines[-1])
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.stop()
 
     def stop(self):
         if self.proc.poll() is None:
