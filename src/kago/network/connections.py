@@ -162,8 +162,7 @@ class Connections:
             steps.mark("nft", lambda: self._publish(att, record, steps.nat_ports()),
                        atomic=True)
         if ports and slirp is not None:
-            steps.mark("hostfwd", lambda: hostfwd.publish(steps.forwards, ports, slirp,
-                                                          steps.save))
+            steps.mark("hostfwd", lambda: hostfwd.publish(steps.forwards, ports, slirp))
 
     def _make_netns(self, att, pid=None):
         netns.ensure_run_dir(self.netns_dir)

@@ -141,10 +141,7 @@ class Steps:
                 raise                       # a table without the elements is already undone
 
     def _undo_hostfwd(self):
-        try:
-            hostfwd.unpublish(self.forwards, self.att.ports)
-        finally:
-            self.save()
+        hostfwd.unpublish(self.forwards, self.att.ports)
 
     def _undo_veth(self):
         with links.host() as ipr:

@@ -216,11 +216,10 @@ def ports(*texts):
     return [PortMapping.parse(t) for t in texts]
 
 
-def test_publish_journals_each_id_as_it_is_added(fake):
-    record, saves = {"api_socket": fake.path, "ids": []}, []
-    hostfwd.publish(record, ports("127.0.0.1:18080:80", "18081:81/udp"), CONN,
-                    lambda: saves.append(list(record["ids"])))
-    assert record["ids"] == [1, 2] and saves == [[1], [1, 2]]
+def test_publish_keeps_each_id_in_the_journals_record(fake):
+    record = {"api_socket": fake.path, "ids": []}
+    hostfwd.publish(record, ports("127.0.0.1:18080:80", "18081:81/udp"), CONN)
+    assert record["ids"] == [1, 2]
     assert [(e["proto"], e["host_addr"], e["host_port"], e["guest_addr"], e["guest_port"])
             for e in fake.entries.values()] == [
         ("tcp", "127.0.0.1", 18080, "10.0.2.100", 18080),
@@ -232,7 +231,7 @@ def test_a_refused_forward_takes_back_the_ones_before_it(fake, monkeypatch):
     monkeypatch.setattr(hostfwd, "check_host", lambda ports, conn: None)  # no host socket
     record = {"api_socket": fake.path, "ids": []}
     with pytest.raises(ApiRefused) as e:
-        hostfwd.publish(record, ports("18080:80", "18081:81"), CONN, lambda: None)
+        hostfwd.publish(record, ports("18080:80", "18081:81"), CONN)
     assert str(e.value) == ("slirp4netns API refused add_hostfwd tcp 0.0.0.0:18081->18081: "
                             "bad request: add_hostfwd: slirp_add_hostfwd failed")
     assert fake.entries == {} and record["ids"] == []
@@ -240,9 +239,9 @@ def test_a_refused_forward_takes_back_the_ones_before_it(fake, monkeypatch):
 
 def test_unpublish_removes_journalled_and_unjournalled_forwards_only(fake):
     mine = {"api_socket": fake.path, "ids": []}
-    hostfwd.publish(mine, ports("127.0.0.1:18080:80"), CONN, lambda: None)
+    hostfwd.publish(mine, ports("127.0.0.1:18080:80"), CONN)
     other = {"api_socket": fake.path, "ids": []}
-    hostfwd.publish(other, ports("127.0.0.1:18090:80"), CONN, lambda: None)
+    hostfwd.publish(other, ports("127.0.0.1:18090:80"), CONN)
     fake.answer({"execute": "add_hostfwd", "arguments": {   # added, then the crash
         "proto": "tcp", "host_addr": "0.0.0.0", "host_port": 18081, "guest_port": 18081}})
     hostfwd.unpublish(mine, ports("127.0.0.1:18080:80", "18081:81"))

@@ -84,11 +84,12 @@ def check_host(ports, conn):
                 raise PortInUse(p.proto, host_addr(p), p.host_port)
 
 
-def publish(record, ports, conn, saved):
+def publish(record, ports, conn):
     """Adds a slirp4netns forward for each of ``ports``, appending its id to
-    ``record["ids"]`` and calling ``saved()`` after each (the journal keeps them). On a
-    failure the forwards added here are removed again and the error raised (PortInUse when
-    a host socket took the port meanwhile)."""
+    ``record["ids"]`` (the journal's: saved with the attach's next step, and a forward added
+    just before a crash is still found by its host address and port, see ``unpublish``). On
+    a failure the forwards added here are removed again and the error raised (PortInUse
+    when a host socket has the port)."""
     added = []
     try:
         for p in ports:
@@ -103,7 +104,6 @@ def publish(record, ports, conn, saved):
                 raise ApiRefused(api.describe(message), f"reply without an id: {reply!r}")
             added.append(reply["id"])
             record["ids"].append(reply["id"])
-            saved()
     except BaseException:
         for forward_id in reversed(added):
             try:
@@ -111,7 +111,6 @@ def publish(record, ports, conn, saved):
             except ApiRefused:
                 continue  # the journal still has it: detach tries again
             record["ids"].remove(forward_id)
-        saved()
         raise
 
 
