@@ -89,14 +89,13 @@ def runroot(user):
 
 @pytest.fixture(scope="module")
 def settings(user, runroot):
-    home = user.home
-    for sub in ("net", "netns", "host"):
-        os.makedirs(os.path.join(home, sub))
-    user.chown(home)
-    return {"state_dir": f"{home}/net", "nft_table": TABLE, "netns_dir": f"{home}/netns",
-            "netns_prefix": "rn2-", "veth_prefix": "rn2v", "default_network": "rn2net",
-            "default_bridge": BRIDGE, "default_subnet": "10.89.231.0/24",
-            "host_dir": f"{home}/host", "dns": False, "slirp_runroot": runroot}
+    """The holder's Networks: netns and host-wide files in the runroot (the defaults behind
+    slirp4netns), a resolver per network."""
+    os.makedirs(os.path.join(user.home, "net"))
+    user.chown(user.home)
+    return {"state_dir": f"{user.home}/net", "nft_table": TABLE, "netns_prefix": "rn2-",
+            "veth_prefix": "rn2v", "default_network": "rn2net", "default_bridge": BRIDGE,
+            "default_subnet": "10.89.231.0/24", "slirp_runroot": runroot}
 
 
 @pytest.fixture(scope="module")
@@ -118,6 +117,10 @@ def connected(holder, runroot, settings):
 def attach(holder, settings, cid, ports, **extra):
     return holder.network({"op": "attach", "cid": cid, "ports": ports, "settings": settings,
                            **extra})
+
+
+def listing(path):
+    return os.listdir(path) if os.path.isdir(path) else []
 
 
 def one_line(reply):
@@ -176,8 +179,8 @@ def in_holder(holder, argv, netns=None):
 
 def test_connect_configures_the_holders_netns_from_outside(holder, runroot, connected):
     assert outside.is_connected(runroot)
-    assert sorted(os.listdir(runroot)) == ["slirp4netns.json", "slirp4netns.log",
-                                           "slirp4netns.pid", "slirp4netns.sock"]
+    assert {"slirp4netns.json", "slirp4netns.log", "slirp4netns.pid",
+            "slirp4netns.sock"} <= set(os.listdir(runroot))
     assert connected.uid == holder.user.uid and connected.holder_pid == holder.pid
     with open(f"/proc/{connected.pid}/status") as f:  # slirp4netns runs as the user
         assert f"Uid:\t{holder.user.uid}\t" in f.read()
@@ -228,6 +231,25 @@ def test_published_ports_answer_on_the_hosts_loopback_until_detach(holder, setti
                                                   "dnat4_ip"])
 
 
+ASK = ("import sys\nfrom kago.network.dns.testing import addresses, ask\n"
+       "print(' '.join(addresses(ask((sys.argv[1], 53), sys.argv[2]))))\n")
+
+
+def test_containers_find_each_other_through_the_holders_resolver(holder, settings,
+                                                                 connected, container):
+    """A user network is kago's, whole, inside the holder: its resolver names its
+    containers, and forwards other names to slirp4netns's 10.0.2.3."""
+    a = container("named-a", [], serve=False)["ok"]
+    b = container("named-b", [], serve=False)["ok"]
+    got = in_holder(holder, [sys.executable, "-c", ASK, b["gateway"], "named-a"],
+                    netns=b["netns_path"]).split()
+    assert got == [a["ipv4"]]
+    with open(os.path.join(settings["state_dir"], "dns", "rn2net.proc.json")) as f:
+        assert json.load(f)["listen"][0] == b["gateway"]
+    with open(os.path.join(settings["state_dir"], "dns", "rn2net.json")) as f:
+        assert "10.0.2.3" in f.read()
+
+
 def test_a_forward_the_journal_missed_goes_with_detach(holder, settings, connected,
                                                        container):
     """A publish interrupted between slirp's add_hostfwd and the journal's save."""
@@ -250,8 +272,8 @@ def test_a_port_below_the_hosts_floor_is_refused_before_anything_is_made(
     assert reply["type"] == "PrivilegedPort"
     assert "sysctl net.ipv4.ip_unprivileged_port_start=80" in text
     assert f"publish a port >= {connected.unprivileged_port_start}" in text
-    assert os.listdir(os.path.join(settings["state_dir"], "attachments")) == []
-    assert os.listdir(settings["netns_dir"]) == []
+    assert listing(os.path.join(settings["state_dir"], "attachments")) == []
+    assert listing(os.path.join(settings["slirp_runroot"], "netns")) == []
     assert forwards(connected) == []
 
 
@@ -266,8 +288,8 @@ def test_a_port_taken_on_the_host_is_one_line_and_leaves_nothing(holder, setting
     assert reply["type"] == "PortInUse"
     assert text == (f"host port 127.0.0.1:{port}/tcp is already in use: publish another "
                     "port or stop what listens there")
-    assert os.listdir(os.path.join(settings["state_dir"], "attachments")) == []
-    assert os.listdir(settings["netns_dir"]) == []
+    assert listing(os.path.join(settings["state_dir"], "attachments")) == []
+    assert listing(os.path.join(settings["slirp_runroot"], "netns")) == []
     assert forwards(connected) == []
 
 

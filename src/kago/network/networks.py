@@ -41,13 +41,16 @@ class Networks(Connections, Names):
     """Networks and container attachments kept under ``state_dir``.
 
     ``nft_table`` names kago's ``inet`` table; ``netns_dir``/``netns_prefix`` where and how
-    container netns are named (``/run/netns/kago-<cid>``); ``veth_prefix`` starts host-side
-    veth names; the ``default_*`` settings describe the network ``ensure_default`` makes;
-    ``outbound`` is the default for new networks: masquerade their traffic leaving the host,
-    which needs net.ipv4.ip_forward=1 (set if it is 0, and back to its value before when the
-    last outbound network of any state dir on the host goes). ``host_dir`` holds what all
-    state dirs share (hostwide.py): published ports, ip_forward's saved value. ``dns``: run a
-    resolver on each bridge network's gateway for its containers' names (kago.network.dns);
+    container netns are named (``/run/netns/kago-<cid>``; behind slirp4netns
+    ``SLIRP_RUNROOT/netns``); ``veth_prefix`` starts host-side veth names; the ``default_*``
+    settings describe the network ``ensure_default`` makes; ``outbound`` is the default for
+    new networks: masquerade their traffic leaving the host, which needs
+    net.ipv4.ip_forward=1 (set if it is 0, and back to its value before when the last
+    outbound network of any state dir on the host goes). ``host_dir`` holds what all state
+    dirs share (hostwide.py): published ports, ip_forward's saved value (/run/kago/host;
+    behind slirp4netns ``SLIRP_RUNROOT/network-host``: the holder's namespace is their
+    host). ``dns``: run a resolver on each bridge network's gateway for its containers'
+    names (kago.network.dns);
     ``dns_upstream``: where it forwards other names (["ADDRESS[:PORT]", ...]; None: the
     servers of the host's /etc/resolv.conf; []: nowhere, SERVFAIL).
 
@@ -55,8 +58,9 @@ class Networks(Connections, Names):
     connected to the host by the slirp4netns ``rootless.outside.connect`` started with its
     files in that directory. A published port is then also forwarded from the host by
     slirp4netns (rootless/hostfwd.py), its DNAT here matching slirp's delivery address;
-    The resolvers' upstream is then slirp4netns's DNS forwarder (10.0.2.3) unless
-    ``dns_upstream`` says otherwise. None (root): the host's own ports, nothing changes.
+    the resolvers' upstream is slirp4netns's DNS forwarder (10.0.2.3) unless
+    ``dns_upstream`` says otherwise, and netns_dir and host_dir default to the runroot's.
+    None (root): the host's own ports, nothing changes.
 
     ``mtu``: the containers' interfaces' (and so their bridges'); None: the kernel's 1500,
     or behind slirp4netns its tap0's 65520 (slirp4netns's cost is per packet: 1500-byte
@@ -64,15 +68,17 @@ class Networks(Connections, Names):
     """
 
     def __init__(self, state_dir="/var/lib/kago/network", nft_table="kago",
-                 netns_dir=netns.RUN_DIR, netns_prefix="kago-", veth_prefix="kv",
+                 netns_dir=None, netns_prefix="kago-", veth_prefix="kv",
                  default_network="kago", default_bridge="kago0",
                  default_subnet="10.89.0.0/24", default_ipv6_subnet=None, outbound=True,
-                 host_dir=hostwide.HOST_DIR, dns=True, dns_upstream=None, slirp_runroot=None,
-                 mtu=None):
+                 host_dir=None, dns=True, dns_upstream=None, slirp_runroot=None, mtu=None):
         self.state = state.StateDir(state_dir)
-        self.host = hostwide.HostState(host_dir)
+        if slirp_runroot:   # the holder's: /run/netns and /run/kago are the host root's
+            netns_dir = netns_dir or os.path.join(slirp_runroot, "netns")
+            host_dir = host_dir or os.path.join(slirp_runroot, "network-host")
+        self.host = hostwide.HostState(host_dir or hostwide.HOST_DIR)
         self.nft_table = nft.check_table(nft_table)
-        self.netns_dir = netns_dir
+        self.netns_dir = netns_dir or netns.RUN_DIR
         self.netns_prefix = netns_prefix
         if len(ipam.check_ifname(veth_prefix, "veth prefix")) > 7:
             raise NetworkError(f"veth prefix {veth_prefix!r}: at most 7 characters (a hash "

@@ -280,3 +280,15 @@ def test_networks_behind_slirp_take_its_mtu_and_dns_forwarder(tmp_path):
     assert root.mtu is None and root.dns_upstream is None and root.slirp_runroot is None
     with pytest.raises(Exception, match="mtu 70000: use 68-65535"):
         Networks(str(tmp_path / "d"), mtu=70000)
+
+
+def test_behind_slirp_netns_and_host_dirs_default_to_the_holders_runroot(tmp_path):
+    from kago.network import Networks
+    run = str(tmp_path / "run")
+    rootless = Networks(str(tmp_path / "a"), slirp_runroot=run)
+    assert rootless.netns_dir == f"{run}/netns"
+    assert rootless.host.root == f"{run}/network-host"
+    own = Networks(str(tmp_path / "b"), slirp_runroot=run, netns_dir="/x", host_dir="/y")
+    assert (own.netns_dir, own.host.root) == ("/x", "/y")
+    root = Networks(str(tmp_path / "c"))
+    assert (root.netns_dir, root.host.root) == ("/run/netns", "/run/kago/host")
