@@ -187,7 +187,7 @@ def test_connect_configures_the_holders_netns_from_outside(holder, runroot, conn
     with open(f"/proc/{connected.pid}/cmdline", "rb") as f:
         args = f.read().split(b"\0")
     assert b"--disable-host-loopback" in args and b"--enable-sandbox" in args
-    assert b"--enable-seccomp" in args
+    assert b"--enable-seccomp" in args and connected.hardened
     assert "10.0.2.100/24" in in_holder(holder, ["ip", "-4", "-o", "addr", "show", "tap0"])
     assert "default via 10.0.2.2 dev tap0" in in_holder(holder, ["ip", "route"])
     again = subprocess.run(
@@ -429,6 +429,28 @@ def test_slirp4netns_ends_by_itself_with_its_holder(fresh_holder, fresh_runroot)
     fresh_holder.stop()                              # killed and reaped
     assert gone(conn.pid)
     assert not outside.is_connected(fresh_runroot)
+
+
+def test_where_the_sandbox_does_not_work_slirp4netns_runs_without(fresh_holder,
+                                                                   fresh_runroot, user):
+    """A slirp4netns refusing --enable-sandbox (as one on a kernel without what it needs
+    would): connect starts it again without, and says so."""
+    wrapper = os.path.join(user.home, "slirp4netns-nosandbox")
+    with open(wrapper, "w") as f:
+        f.write('#!/bin/sh\nfor a in "$@"; do [ "$a" = --enable-sandbox ] && '
+                '{ echo "sandbox: operation not permitted" >&2; exit 1; }; done\n'
+                'exec /usr/bin/slirp4netns "$@"\n')
+    os.chmod(wrapper, 0o755)
+    user.chown(wrapper)
+    conn = as_user_connect(fresh_holder, fresh_runroot, binary=wrapper)
+    assert not conn.hardened and outside.connection(fresh_runroot) == conn
+    with open(f"/proc/{conn.pid}/cmdline", "rb") as f:
+        assert b"--enable-sandbox" not in f.read().split(b"\0")
+    with open(outside.paths(fresh_runroot)[outside.LOG]) as f:
+        log = f.read()
+    assert "kago: started again without --enable-sandbox/--enable-seccomp: slirp4netns " \
+        "for pid" in log and "sandbox: operation not permitted" in log
+    assert outside.disconnect(fresh_runroot) == conn.pid
 
 
 def test_connect_refuses_what_it_cannot_connect(user, holder):

@@ -34,7 +34,7 @@ from dataclasses import asdict, dataclass
 from kago import atomicfile
 from kago.network import state
 from kago.network.rootless import hostports
-from kago.network.rootless.errors import RootlessNetError
+from kago.network.rootless.errors import RootlessNetError, SlirpMissing
 from kago.network.rootless.slirp import START_TIMEOUT, STOP_TIMEOUT, Slirp
 
 SOCKET, FACTS, PIDFILE, LOG = ("slirp4netns.sock", "slirp4netns.json", "slirp4netns.pid",
@@ -45,17 +45,20 @@ SOCKET, FACTS, PIDFILE, LOG = ("slirp4netns.sock", "slirp4netns.json", "slirp4ne
 class Connection:
     """A live connect: slirp4netns's ``pid``, its ``api_socket``, the ``holder_pid`` it
     serves, and the host facts published ports are checked against (``uid`` slirp4netns
-    binds as, the host's ``unprivileged_port_start``)."""
+    binds as, the host's ``unprivileged_port_start``); ``hardened``: it runs with
+    ``--enable-sandbox --enable-seccomp``."""
     pid: int
     holder_pid: int
     api_socket: str
     uid: int
     unprivileged_port_start: int
+    hardened: bool = False
 
     @classmethod
     def from_dict(cls, data):
         return cls(int(data["pid"]), int(data["holder_pid"]), str(data["api_socket"]),
-                   int(data["uid"]), int(data["unprivileged_port_start"]))
+                   int(data["uid"]), int(data["unprivileged_port_start"]),
+                   bool(data.get("hardened", False)))
 
 
 def paths(runroot):
@@ -127,6 +130,8 @@ def connect(holder_pid, runroot, binary=None, user=None, host_loopback=False, sa
     """Starts slirp4netns for the network namespace of ``holder_pid`` with its files in
     ``runroot`` and returns the Connection once tap0 is configured (bounded by ``timeout``).
     ``user``: (uid, gid) slirp4netns runs as, for a root caller acting for a user.
+    ``sandbox``/``seccomp`` are used where they work: a slirp4netns that does not start with
+    them is started once more without (its log says why; ``Connection.hardened`` is False).
     RootlessNetError, one line, when already connected or slirp4netns does not start; a
     failed start leaves no process and no file."""
     if not isinstance(holder_pid, int) or isinstance(holder_pid, bool) or holder_pid <= 0:
@@ -150,17 +155,31 @@ def connect(holder_pid, runroot, binary=None, user=None, host_loopback=False, sa
         if user is not None:
             os.chown(files[LOG], user[0], user[1])
         with log:
-            slirp = Slirp.start(holder_pid, files[SOCKET], binary=binary, user=user,
-                                timeout=timeout, exit_fd=pidfd, log=log, detach=True,
-                                host_loopback=host_loopback, sandbox=sandbox,
-                                seccomp=seccomp)
+            def start(hardened):
+                return Slirp.start(holder_pid, files[SOCKET], binary=binary, user=user,
+                                   timeout=timeout, exit_fd=pidfd, log=log, detach=True,
+                                   host_loopback=host_loopback, sandbox=sandbox and hardened,
+                                   seccomp=seccomp and hardened)
+            hardened = bool(sandbox or seccomp)
+            try:
+                slirp = start(hardened)
+            except SlirpMissing:
+                raise
+            except RootlessNetError as err:
+                if not hardened or not os.path.exists(f"/proc/{holder_pid}"):
+                    raise
+                log.write(f"kago: started again without --enable-sandbox/--enable-seccomp: "
+                          f"{err}\n".encode())
+                log.flush()
+                hardened = False
+                slirp = start(hardened)
     except BaseException:
         _remove_files(runroot)
         raise
     finally:
         os.close(pidfd)
     conn = Connection(slirp.pid, holder_pid, files[SOCKET], slirp.uid,
-                      hostports.unprivileged_port_start())
+                      hostports.unprivileged_port_start(), hardened)
     try:
         facts = asdict(conn)
         del facts["pid"]

@@ -66,9 +66,10 @@ def _exited_within(proc, timeout):
 
 
 class Slirp:
-    def __init__(self, proc, pid, api_socket, exit_fd, log, uid):
+    def __init__(self, proc, pid, api_socket, exit_fd, log, uid, own_log=True):
         self.proc, self.target_pid, self.api_socket = proc, pid, api_socket
         self._exit_fd, self._log, self.uid = exit_fd, log, uid
+        self._own_log = own_log     # a temporary log is ours to close; a caller's is not
 
     @property
     def pid(self):
@@ -96,7 +97,8 @@ class Slirp:
         if exit_fd is None:
             exit_fd, exit_w = os.pipe()
         ready_r, ready_w = os.pipe()
-        log = log if log is not None else tempfile.TemporaryFile()
+        own_log = log is None
+        log = tempfile.TemporaryFile() if own_log else log
         extra = {}
         if user is not None:
             extra = {"user": user[0], "group": user[1], "extra_groups": []}
@@ -110,14 +112,15 @@ class Slirp:
             for fd in (exit_w, ready_r):
                 if fd is not None:
                     os.close(fd)
-            log.close()
+            if own_log:
+                log.close()
             raise RootlessNetError(f"cannot start {binary}: {e.strerror or e}") from None
         finally:
             if exit_w is not None:
                 os.close(exit_fd)
             os.close(ready_w)
         slirp = cls(proc, pid, api_socket, exit_w, log, os.geteuid() if user is None
-                    else user[0])
+                    else user[0], own_log)
         try:
             ready = _wait_ready(ready_r, timeout)
         except TimeoutError:
@@ -187,7 +190,7 @@ class Slirp:
             os.unlink(self.api_socket)
         except FileNotFoundError:
             pass
-        if not self._log.closed:
+        if self._own_log and not self._log.closed:
             self._log.close()
         return self.proc.returncode
 
