@@ -1,8 +1,9 @@
 """slirp4netns for a network namespace an unprivileged user owns (kago.network.rootless).
 
 A throwaway user holds its own user, network and mount namespace (``unshare --user
---map-root-user --net --mount sleep``, kago.testing.holder_net.Holder); slirp4netns runs as that user for it, publishes ports on the
-host's 127.0.0.1 through its API socket, and stops leaving nothing. The user, its processes
+--map-root-user --net --mount sleep``, kago.testing.holder_net.Holder); slirp4netns runs as
+that user for it, publishes ports on the host's 127.0.0.1 through its API socket, and stops
+leaving nothing. The user, its processes
 and its /run/user directory are removed afterwards and checked gone.
 """
 

@@ -3,9 +3,10 @@
 ``python -m kago.testing.holder_net JSON`` runs one ``Networks`` call in the namespaces it was
 started in (``nsenter -U -n -m -t HOLDER`` as the holder's user) and prints one JSON line:
 ``{"ok": RESULT}`` or ``{"error": "ONE LINE", "type": "ClassName"}``. JSON: ``{"op":
-"create"|"attach"|"detach"|"cycle"|"remove", "settings": {Networks(...) keywords, state_dir included}, "cid",
-"ports", "network", "subnet", "bridge", "outbound", "count"}``; ``cycle`` answers
-[[attach ms, detach ms], ...] of ``count`` attach + detach of ``cid``.
+"create"|"attach"|"detach"|"cycle"|"remove", "settings": {Networks(...) keywords,
+state_dir included}, "cid", "ports", "network", "subnet", "bridge", "outbound",
+"count"}``; ``cycle`` answers [[attach ms, detach ms], ...] of ``count`` attach + detach of
+``cid``.
 
 ``Holder`` is a throwaway holder: ``unshare --user --map-root-user --net --mount sleep`` as a
 user (a ThrowawayUser), and the argv that runs a command inside it. ``free_ports``: host
