@@ -292,3 +292,31 @@ def test_behind_slirp_netns_and_host_dirs_default_to_the_holders_runroot(tmp_pat
     assert (own.netns_dir, own.host.root) == ("/x", "/y")
     root = Networks(str(tmp_path / "c"))
     assert (root.netns_dir, root.host.root) == ("/run/netns", "/run/kago/host")
+
+
+def test_the_holders_side_reads_the_recorded_connection_without_seeing_its_pid(tmp_path):
+    """A pid it cannot see (a pid namespace of the holder's own) is no reason to refuse:
+    the API socket's answer is."""
+    write_connection(str(tmp_path), 999999999)
+    assert outside.connection(str(tmp_path)) is None        # outside: not a live slirp
+    conn = hostfwd.connection(str(tmp_path))                # inside: as recorded
+    assert (conn.pid, conn.uid, conn.unprivileged_port_start) == (999999999, 1000, 1024)
+    assert outside.recorded(str(tmp_path)) == conn
+    os.unlink(tmp_path / outside.SOCKET)
+    with pytest.raises(RootlessNetError, match="is not connected"):
+        hostfwd.connection(str(tmp_path))
+
+
+def test_publishing_through_a_slirp4netns_that_ended_says_not_connected(tmp_path):
+    dead = socket.socket(socket.AF_UNIX)           # its socket file, nobody listening
+    dead.bind(str(tmp_path / outside.SOCKET))
+    dead.close()
+    record = {"api_socket": str(tmp_path / outside.SOCKET), "ids": []}
+    conn = outside.Connection(999999999, 1, record["api_socket"], 1000, 1024)
+    with pytest.raises(RootlessNetError) as e:
+        hostfwd.publish(record, ports("127.0.0.1:18080:80"), conn)
+    assert str(e.value) == (f"published ports: the rootless network of {tmp_path} is not "
+                            "connected (no slirp4netns runs for it): connect the holder "
+                            "first (kago.network.rootless.outside.connect) "
+                            "(Connection refused)")
+    assert record["ids"] == []

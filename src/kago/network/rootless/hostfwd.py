@@ -23,6 +23,7 @@ takes to read, for what slirp4netns's bind answers anyway.)
 """
 
 import errno
+import os
 
 from kago.network import hostwide
 from kago.network.errors import NetworkError
@@ -49,13 +50,19 @@ def host_addr(p):
     return p.host_ip or "0.0.0.0"
 
 
+def _not_connected(runroot):
+    return RootlessNetError(f"published ports: the rootless network of {runroot} is not "
+                            "connected (no slirp4netns runs for it): connect the holder "
+                            "first (kago.network.rootless.outside.connect)")
+
+
 def connection(runroot):
-    """The holder's live slirp4netns (outside.Connection), or one line saying it is not."""
-    conn = outside.connection(runroot)
-    if conn is None:
-        raise RootlessNetError(f"published ports: the rootless network of {runroot} is not "
-                               "connected (no slirp4netns runs for it): connect the holder "
-                               "first (kago.network.rootless.outside.connect)")
+    """The holder's slirp4netns as ``outside.connect`` recorded it (outside.Connection), or
+    one line saying there is none. Whether it still runs, the first request tells
+    (``publish``): a holder with a pid namespace of its own would not see its pid."""
+    conn = outside.recorded(runroot)
+    if conn is None or not os.path.exists(conn.api_socket):
+        raise _not_connected(runroot)
     return conn
 
 
@@ -72,6 +79,8 @@ def check_early(ports, conn):
 def check_host(ports, conn):
     """PortInUse when a socket on the host already has one of ``ports`` (read from
     slirp4netns's own network namespace, the host's)."""
+    if not outside.is_ours(conn.pid, conn.api_socket):
+        return                              # its pid is not ours to see: slirp's word stands
     proc_net = f"/proc/{conn.pid}/net"
     for proto in sorted({p.proto for p in ports}):
         try:
@@ -96,7 +105,13 @@ def publish(record, ports, conn):
             message = api.add_hostfwd(p.proto, host_addr(p), p.host_port, p.host_port,
                                       GUEST_IP)
             try:
-                reply = api.call(record["api_socket"], message)
+                reply = api.call_raw(record["api_socket"], message)
+            except OSError as err:
+                if _gone(err):
+                    raise RootlessNetError(f"{_not_connected(os.path.dirname(conn.api_socket))}"
+                                           f" ({err.strerror})") from None
+                raise ApiRefused(api.describe(message), f"API socket {record['api_socket']}: "
+                                 f"{err.strerror or err}") from None
             except ApiRefused:
                 check_host([p], conn)      # slirp's refusal does not say why: a socket?
                 raise

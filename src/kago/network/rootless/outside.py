@@ -33,6 +33,7 @@ from dataclasses import asdict, dataclass
 
 from kago import atomicfile
 from kago.network import state
+from kago.network.errors import NetworkError
 from kago.network.rootless import hostports
 from kago.network.rootless.errors import RootlessNetError, SlirpMissing
 from kago.network.rootless.slirp import START_TIMEOUT, STOP_TIMEOUT, Slirp
@@ -63,6 +64,7 @@ class Connection:
 
 def paths(runroot):
     """{name: path} of the files a connect keeps in ``runroot``."""
+    runroot = os.path.abspath(runroot)
     return {name: os.path.join(runroot, name) for name in (SOCKET, FACTS, PIDFILE, LOG)}
 
 
@@ -85,18 +87,24 @@ def is_ours(pid, api_socket):
             and f"--api-socket={api_socket}" in args)
 
 
-def connection(runroot):
-    """The live Connection of ``runroot``, or None (nothing there, or stale files)."""
+def recorded(runroot):
+    """The Connection ``runroot``'s files describe, live or not (None: no complete set).
+    What the holder's side reads: its processes may not see slirp4netns's pid."""
     files = paths(runroot)
     pid = _read_pid(files[PIDFILE])
-    if pid is None or not is_ours(pid, files[SOCKET]):
-        return None
-    data = state.read_json(files[FACTS])
-    if not isinstance(data, dict):
+    if pid is None:
         return None
     try:
-        conn = Connection.from_dict(dict(data, pid=pid))
-    except (KeyError, TypeError, ValueError):
+        data = state.read_json(files[FACTS])
+        return Connection.from_dict(dict(data, pid=pid))
+    except (KeyError, TypeError, ValueError, NetworkError):
+        return None
+
+
+def connection(runroot):
+    """The live Connection of ``runroot``, or None (nothing there, or stale files)."""
+    conn = recorded(runroot)
+    if conn is None or not is_ours(conn.pid, paths(runroot)[SOCKET]):
         return None
     return conn if os.path.exists(conn.api_socket) else None
 
