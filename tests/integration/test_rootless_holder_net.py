@@ -14,6 +14,7 @@ host's own network namespace (no nft table, no bridge, ip_forward untouched).
 import errno
 import json
 import os
+import shutil
 import socket
 import subprocess
 import sys
@@ -25,7 +26,7 @@ import pytest
 
 from conftest import IS_ROOT, throwaway_user
 from kago.network.rootless import api, outside
-from kago.testing.holder_net import Holder
+from kago.testing.holder_net import Holder, host_ipv4
 
 pytestmark = [
     pytest.mark.skipif(not IS_ROOT, reason="creates a throwaway user: needs root"),
@@ -206,6 +207,12 @@ def test_published_ports_answer_on_the_hosts_loopback_until_detach(holder, setti
     assert "ok" in reply, reply
     assert wait_http(ip_port) == 200
     assert http_get(any_port) == 200
+    addr = host_ipv4()
+    if addr is not None:        # every address: the host's own too (the traffic stays here)
+        with urllib.request.urlopen(f"http://{addr}:{any_port}/", timeout=3) as r:
+            assert r.status == 200
+        with pytest.raises(OSError):            # 127.0.0.1 only: not on that address
+            urllib.request.urlopen(f"http://{addr}:{ip_port}/", timeout=3)
     entries = forwards(connected)
     assert {(e["host_addr"], e["host_port"], e["guest_port"]) for e in entries} == {
         ("127.0.0.1", ip_port, ip_port), ("0.0.0.0", any_port, any_port)}
@@ -261,6 +268,52 @@ def test_a_forward_the_journal_missed_goes_with_detach(holder, settings, connect
         "tcp", "127.0.0.1", port, port, "10.0.2.100"))["id"]
     assert unjournaled != entry["id"]
     assert holder.network({"op": "detach", "cid": "crashy", "settings": settings}) == \
+        {"ok": None}
+    assert forwards(connected) == []
+
+
+UDP_ECHO = ("import socket\ns = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)\n"
+            "s.bind(('0.0.0.0', 5353))\n"
+            "while True:\n    data, peer = s.recvfrom(512)\n    s.sendto(b'echo ' + data, peer)\n")
+
+
+def udp_exchange(holder, netns, addr, port):
+    """The reply to a datagram sent to addr:port on the host, a UDP echo server running in
+    ``netns`` of the holder (b"" when none came)."""
+    server = subprocess.Popen(holder.inside(["/usr/bin/python3", "-c", UDP_ECHO], netns=netns),
+                              stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                              stderr=subprocess.DEVNULL)
+    try:
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+            s.settimeout(0.2)
+            for _ in range(25):             # bounded: the server inside may be starting
+                s.sendto(b"ping", (addr, port))
+                try:
+                    return s.recv(64)
+                except OSError:
+                    continue
+        return b""
+    finally:
+        server.kill()
+        server.wait(10)
+
+
+def test_a_udp_port_is_published_and_loopback_udp_refused(holder, settings, connected,
+                                                           container):
+    port, = free_ports(1)
+    reply = container("lo-udp", [f"127.0.0.1:{port}:5353/udp"], serve=False)
+    assert reply["type"] == "RootlessNetError"
+    assert "a UDP port on the host's loopback gets no replies without root" in one_line(reply)
+    assert listing(os.path.join(settings["state_dir"], "attachments")) == []
+    addr = host_ipv4()
+    if addr is None:
+        pytest.skip("the host has no non-loopback IPv4 address to send from")
+    reply = container("udp", [f"{port}:5353/udp"], serve=False)
+    assert "ok" in reply, reply
+    assert udp_exchange(holder, reply["ok"]["netns_path"], addr, port) == b"echo ping"
+    assert [(e["proto"], e["host_addr"], e["host_port"]) for e in forwards(connected)] == [
+        ("udp", "0.0.0.0", port)]
+    assert holder.network({"op": "detach", "cid": "udp", "settings": settings}) == \
         {"ok": None}
     assert forwards(connected) == []
 
@@ -323,28 +376,39 @@ def _serve_once(port):
 @pytest.fixture
 def loopback_holder(user):
     """A second holder of the user's, connected with the host's loopback reachable at
-    10.0.2.2 (a test's way to see outbound traffic without leaving the host)."""
-    h = Holder(user)
+    10.0.2.2 (a test's way to see outbound traffic without leaving the host); its networks,
+    slirp4netns and files gone afterwards."""
     rr = os.path.join(user.runtime_dir, "kago-lo")
-    os.makedirs(rr)
-    user.chown(rr)
     home = os.path.join(user.home, "lo")
-    for sub in ("net", "netns", "host"):
-        os.makedirs(os.path.join(home, sub))
+    for path in (rr, *(os.path.join(home, sub) for sub in ("net", "netns", "host"))):
+        os.makedirs(path)
+    user.chown(rr)
     user.chown(home)
     settings = {"state_dir": f"{home}/net", "nft_table": TABLE, "netns_dir": f"{home}/netns",
                 "netns_prefix": "rn2-", "veth_prefix": "rn2v", "default_network": "rn2net",
                 "default_bridge": BRIDGE, "default_subnet": "10.89.232.0/24",
                 "host_dir": f"{home}/host", "dns": False, "slirp_runroot": rr}
     try:
-        as_user_connect(h, rr, host_loopback=True)
-        yield h, settings
+        with Holder(user) as h:
+            try:
+                as_user_connect(h, rr, host_loopback=True)
+                yield h, settings
+            finally:
+                for cid in ("out", "sealed"):
+                    h.network({"op": "detach", "cid": cid, "settings": settings})
+                h.network({"op": "remove", "settings": settings})
+                outside.disconnect(rr)
     finally:
-        for cid in ("out", "sealed"):
-            h.network({"op": "detach", "cid": cid, "settings": settings})
-        h.network({"op": "remove", "settings": settings})
-        outside.disconnect(rr)
-        h.stop()
+        os.rmdir(rr)
+        shutil.rmtree(home)
+
+
+def test_loopback_udp_answers_when_slirp_reaches_the_hosts_loopback(loopback_holder):
+    holder, settings = loopback_holder
+    port, = free_ports(1)
+    reply = attach(holder, settings, "out", [f"127.0.0.1:{port}:5353/udp"])
+    assert "ok" in reply, reply
+    assert udp_exchange(holder, reply["ok"]["netns_path"], "127.0.0.1", port) == b"echo ping"
 
 
 def test_outbound_from_a_container_is_masqueraded_out_of_tap0(loopback_holder):

@@ -22,7 +22,7 @@ from conftest import IS_ROOT, throwaway_user
 from kago.network.rootless import (ApiRefused, PrivilegedPort, RootlessNetError, Slirp,
                                    SlirpMissing)
 from kago.network.rootless.errors import PortInUse
-from kago.testing.holder_net import Holder
+from kago.testing.holder_net import Holder, host_ipv4
 from kago.testing.holder_net import free_ports as free
 
 pytestmark = [
@@ -134,14 +134,6 @@ def _connect_from_netns(user, holder, addr, port):
                     stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     out, err = proc.communicate(timeout=20)
     return out.strip() or err.strip()
-
-
-def host_ipv4():
-    """One non-loopback IPv4 address of the host (traffic to it stays on the host)."""
-    out = subprocess.run(["ip", "-4", "-o", "addr", "show", "scope", "global"],
-                         capture_output=True, text=True).stdout.split()
-    addrs = [w.split("/")[0] for i, w in enumerate(out) if i and out[i - 1] == "inet"]
-    return addrs[0] if addrs else None
 
 
 def test_the_hosts_loopback_is_out_of_reach_and_its_other_addresses_are_not(user, holder,

@@ -10,7 +10,7 @@ state_dir included}, "cid", "ports", "network", "subnet", "bridge", "outbound",
 
 ``Holder`` is a throwaway holder: ``unshare --user --map-root-user --net --mount sleep`` as a
 user (a ThrowawayUser), and the argv that runs a command inside it. ``free_ports``: host
-ports nothing holds now.
+ports nothing holds now; ``host_ipv4``: a non-loopback address of the host.
 """
 
 import json
@@ -75,6 +75,14 @@ def free_ports(candidates, count, addr="0.0.0.0"):
         if len(found) == count:
             return found
     return None
+
+
+def host_ipv4():
+    """One non-loopback IPv4 address of the host (traffic to it stays on the host)."""
+    out = subprocess.run(["ip", "-4", "-o", "addr", "show", "scope", "global"],
+                         capture_output=True, text=True).stdout.split()
+    addrs = [w.split("/")[0] for i, w in enumerate(out) if i and out[i - 1] == "inet"]
+    return addrs[0] if addrs else None
 
 
 class Holder:

@@ -51,6 +51,11 @@ def test_two_host_addresses_of_one_port_meet_inside():
     ("127.0.0.1:80:80", PrivilegedPort),
     ("1023:80/udp", PrivilegedPort),
     ("[::1]:18080:80", RootlessNetError),
+    ("127.0.0.1:5353:53/udp", RootlessNetError),
+    ("127.0.0.2:5353:53/udp", RootlessNetError),
+    ("192.0.2.7:5353:53/udp", None),
+    ("5353:53/udp", None),
+    ("127.0.0.1:5353:53/tcp", None),
 ])
 def test_checks_before_anything_is_made(text, error):
     ports = [PortMapping.parse(text)]
@@ -60,6 +65,11 @@ def test_checks_before_anything_is_made(text, error):
         with pytest.raises(error) as e:
             hostfwd.check_early(ports, CONN)
         assert "\n" not in str(e.value)
+
+
+def test_a_loopback_udp_port_is_fine_when_slirp_reaches_the_hosts_loopback():
+    reaching = outside.Connection(1, 2, "s", 1000, 1024, host_loopback=True)
+    hostfwd.check_early([PortMapping.parse("127.0.0.1:5353:53/udp")], reaching)
 
 
 def test_the_hosts_floor_is_the_recorded_one_not_the_namespaces():

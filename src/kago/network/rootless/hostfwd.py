@@ -23,6 +23,7 @@ takes to read, for what slirp4netns's bind answers anyway.)
 """
 
 import errno
+import ipaddress
 import os
 
 from kago.network import hostwide
@@ -67,12 +68,22 @@ def connection(runroot):
 
 
 def check_early(ports, conn):
-    """Pure, before anything is made: IPv4 host addresses only, and no port the host refuses
-    slirp4netns's user (below the host's ip_unprivileged_port_start)."""
+    """Pure, before anything is made: IPv4 host addresses only, no port the host refuses
+    slirp4netns's user (below the host's ip_unprivileged_port_start), and no UDP port on the
+    host's loopback that could never answer: slirp4netns sends a UDP reply to the client's
+    own address, and a client on 127.0.0.1 is the host's loopback, which
+    ``--disable-host-loopback`` keeps the namespace from (TCP is unaffected: its reply goes
+    down the connection slirp4netns accepted)."""
     for p in ports:
         if p.family == 6:
             raise RootlessNetError(f"port {p}: without root, ports are published by "
                                    "slirp4netns, which binds IPv4 host addresses only")
+        if (p.proto == "udp" and p.host_ip and ipaddress.ip_address(p.host_ip).is_loopback
+                and not conn.host_loopback):
+            raise RootlessNetError(
+                f"port {p}: a UDP port on the host's loopback gets no replies without root "
+                "(slirp4netns, with the host's loopback out of the namespace's reach, cannot "
+                "answer a client on it): publish it on another host address")
         hostports.check_privileged(p.host_port, conn.uid, conn.unprivileged_port_start)
 
 

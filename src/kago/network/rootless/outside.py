@@ -47,19 +47,21 @@ class Connection:
     """A live connect: slirp4netns's ``pid``, its ``api_socket``, the ``holder_pid`` it
     serves, and the host facts published ports are checked against (``uid`` slirp4netns
     binds as, the host's ``unprivileged_port_start``); ``hardened``: it runs with
-    ``--enable-sandbox --enable-seccomp``."""
+    ``--enable-sandbox --enable-seccomp``; ``host_loopback``: without
+    ``--disable-host-loopback``."""
     pid: int
     holder_pid: int
     api_socket: str
     uid: int
     unprivileged_port_start: int
     hardened: bool = False
+    host_loopback: bool = False
 
     @classmethod
     def from_dict(cls, data):
         return cls(int(data["pid"]), int(data["holder_pid"]), str(data["api_socket"]),
                    int(data["uid"]), int(data["unprivileged_port_start"]),
-                   bool(data.get("hardened", False)))
+                   bool(data.get("hardened", False)), bool(data.get("host_loopback", False)))
 
 
 def paths(runroot):
@@ -187,7 +189,7 @@ def connect(holder_pid, runroot, binary=None, user=None, host_loopback=False, sa
     finally:
         os.close(pidfd)
     conn = Connection(slirp.pid, holder_pid, files[SOCKET], slirp.uid,
-                      hostports.unprivileged_port_start(), hardened)
+                      hostports.unprivileged_port_start(), hardened, bool(host_loopback))
     try:
         facts = asdict(conn)
         del facts["pid"]
