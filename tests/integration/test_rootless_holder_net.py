@@ -257,6 +257,32 @@ def test_containers_find_each_other_through_the_holders_resolver(holder, setting
         assert "10.0.2.3" in f.read()
 
 
+def test_a_reconnected_holder_gets_its_containers_ports_back(holder, runroot, settings,
+                                                             connected, container):
+    """slirp4netns ended (its forwards with it) and the holder connected anew: the
+    containers still attached are forwarded again by restore_forwards."""
+    port, = free_ports(1)
+    assert "ok" in container("again", [f"127.0.0.1:{port}:{CTR_PORT}"])
+    assert wait_http(port) == 200
+    outside.disconnect(runroot)
+    with pytest.raises(OSError):
+        http_get(port)
+    assert attach(holder, settings, "nope", [f"{port + 1}:{CTR_PORT}"])["error"].startswith(
+        f"published ports: the rootless network of {runroot} is not connected")
+    conn = as_user_connect(holder, runroot)
+    try:
+        assert holder.network({"op": "restore", "settings": settings}) == {"ok": ["again"]}
+        assert wait_http(port) == 200
+        (entry,) = forwards(conn)
+        with open(os.path.join(settings["state_dir"], "attachments", "again.json")) as f:
+            assert json.load(f)["hostfwd"]["ids"] == [entry["id"]]
+        assert holder.network({"op": "restore", "settings": settings}) == {"ok": ["again"]}
+        assert len(forwards(conn)) == 1                         # replaced, not doubled
+    finally:
+        holder.network({"op": "detach", "cid": "again", "settings": settings})
+    assert forwards(conn) == []
+
+
 def test_a_forward_the_journal_missed_goes_with_detach(holder, settings, connected,
                                                        container):
     """A publish interrupted between slirp's add_hostfwd and the journal's save."""

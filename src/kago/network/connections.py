@@ -164,6 +164,30 @@ class Connections:
         if ports and slirp is not None:
             steps.mark("hostfwd", lambda: hostfwd.publish(steps.forwards, ports, slirp))
 
+    def restore_forwards(self):
+        """Behind slirp4netns (``slirp_runroot``), after the holder was connected anew (a
+        slirp4netns that ended takes its forwards along): every attached container's
+        published ports forwarded again, their new ids journalled. Idempotent: forwards still
+        there are replaced. Returns the container ids whose ports were forwarded."""
+        if not self.slirp_runroot:
+            return []
+        conn = hostfwd.connection(self.slirp_runroot)
+        done = []
+        with self.state.lock():
+            for cid in self.state.attachment_ids():
+                data = state.read_json(self.state.attachment(cid))
+                if not data or "hostfwd" not in data.get("made", ()):
+                    continue
+                steps = Steps.load(self, data)
+                hostfwd.unpublish(steps.forwards, steps.att.ports)
+                steps.forwards = {"api_socket": conn.api_socket, "ids": []}
+                try:
+                    hostfwd.publish(steps.forwards, steps.att.ports, conn)
+                finally:
+                    steps.save()
+                done.append(cid)
+        return done
+
     def _make_netns(self, att, pid=None):
         netns.ensure_run_dir(self.netns_dir)
         if pid is None:

@@ -3,7 +3,7 @@
 ``python -m kago.testing.holder_net JSON`` runs one ``Networks`` call in the namespaces it was
 started in (``nsenter -U -n -m -t HOLDER`` as the holder's user) and prints one JSON line:
 ``{"ok": RESULT}`` or ``{"error": "ONE LINE", "type": "ClassName"}``. JSON: ``{"op":
-"create"|"attach"|"detach"|"cycle"|"remove", "settings": {Networks(...) keywords,
+"create"|"attach"|"detach"|"cycle"|"restore"|"remove", "settings": {Networks(...) keywords,
 state_dir included}, "cid", "ports", "network", "subnet", "bridge", "outbound",
 "count"}``; ``cycle`` answers [[attach ms, detach ms], ...] of ``count`` attach + detach of
 ``cid``.
@@ -45,6 +45,8 @@ def run(request):
             nets.detach(request["cid"])
             times.append(((t1 - t0) * 1000, (time.perf_counter() - t1) * 1000))
         return times
+    if op == "restore":
+        return nets.restore_forwards()
     if op == "remove":
         for record in nets.list():
             nets.remove(record["name"])
