@@ -18,7 +18,6 @@ import shutil
 import socket
 import subprocess
 import sys
-import threading
 import time
 import urllib.request
 
@@ -26,7 +25,7 @@ import pytest
 
 from conftest import IS_ROOT, throwaway_user
 from kago.network.rootless import api, outside
-from kago.testing.holder_net import Holder, host_ipv4
+from kago.testing.holder_net import CONNECT, Holder, host_ipv4, serve_hello
 
 pytestmark = [
     pytest.mark.skipif(not IS_ROOT, reason="creates a throwaway user: needs root"),
@@ -36,12 +35,6 @@ pytestmark = [
 PORTS = range(18000, 18100)
 CTR_PORT = 8080
 TABLE, BRIDGE = "rn2t", "rn2br0"
-CONNECT = ("import socket, sys\n"
-           "try:\n"
-           "    s = socket.create_connection((sys.argv[1], int(sys.argv[2])), timeout=3)\n"
-           "    print('got', s.recv(16).decode())\n"
-           "except OSError as e:\n"
-           "    print('failed', type(e).__name__, e)\n")
 
 
 def free_ports(count):
@@ -378,27 +371,6 @@ def test_an_ipv6_host_address_is_refused(holder, settings, connected, container)
     assert "binds IPv4 host addresses only" in one_line(reply)
 
 
-def _serve_once(port):
-    srv = socket.socket()
-    srv.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    srv.bind(("127.0.0.1", port))
-    srv.listen(4)
-    srv.settimeout(15)
-    seen = []
-
-    def run():
-        try:
-            for _ in range(4):
-                conn, peer = srv.accept()
-                seen.append(peer[0])
-                conn.sendall(b"hello")
-                conn.close()
-        except OSError:
-            pass
-    threading.Thread(target=run, daemon=True).start()
-    return srv, seen
-
-
 @pytest.fixture
 def loopback_holder(user):
     """A second holder of the user's, connected with the host's loopback reachable at
@@ -445,7 +417,7 @@ def test_outbound_from_a_container_is_masqueraded_out_of_tap0(loopback_holder):
                             "bridge": "rn2sealed", "outbound": False, "settings": settings})
     assert "ok" in reply, reply
     sealed = attach(holder, settings, "sealed", [], network="sealed")["ok"]
-    srv, seen = _serve_once(port)
+    srv, seen = serve_hello("127.0.0.1", port)
     try:
         got = in_holder(holder, ["/usr/bin/python3", "-c", CONNECT, "10.0.2.2", str(port)],
                         netns=out["netns_path"]).strip()

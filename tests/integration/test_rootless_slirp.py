@@ -12,7 +12,6 @@ import os
 import random
 import socket
 import subprocess
-import threading
 import time
 import urllib.request
 
@@ -22,7 +21,7 @@ from conftest import IS_ROOT, throwaway_user
 from kago.network.rootless import (ApiRefused, PrivilegedPort, RootlessNetError, Slirp,
                                    SlirpMissing)
 from kago.network.rootless.errors import PortInUse
-from kago.testing.holder_net import Holder, host_ipv4
+from kago.testing.holder_net import CONNECT, Holder, host_ipv4, serve_hello
 from kago.testing.holder_net import free_ports as free
 
 pytestmark = [
@@ -31,12 +30,6 @@ pytestmark = [
                        reason="slirp4netns is not installed"),
 ]
 GUEST_PORT = 8080
-CONNECT = ("import socket, sys\n"
-           "try:\n"
-           "    s = socket.create_connection((sys.argv[1], int(sys.argv[2])), timeout=3)\n"
-           "    print('got', s.recv(16).decode())\n"
-           "except OSError as e:\n"
-           "    print('failed', type(e).__name__, e)\n")
 
 
 def free_ports(count):
@@ -110,25 +103,6 @@ def test_a_published_port_reaches_a_server_in_the_users_netns_and_goes_away(slir
     assert getattr(refused.value, "reason", refused.value).errno == errno.ECONNREFUSED
 
 
-def _serve_once(addr, port):
-    srv = socket.socket()
-    srv.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    srv.bind((addr, port))
-    srv.listen(4)
-    srv.settimeout(15)
-
-    def run():
-        try:
-            for _ in range(4):
-                conn, _ = srv.accept()
-                conn.sendall(b"hello")
-                conn.close()
-        except OSError:
-            pass
-    threading.Thread(target=run, daemon=True).start()
-    return srv
-
-
 def _connect_from_netns(user, holder, addr, port):
     proc = in_netns(user, holder, ["/usr/bin/python3", "-c", CONNECT, addr, str(port)],
                     stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
@@ -139,7 +113,7 @@ def _connect_from_netns(user, holder, addr, port):
 def test_the_hosts_loopback_is_out_of_reach_and_its_other_addresses_are_not(user, holder,
                                                                               slirp):
     port, = free_ports(1)
-    srv = _serve_once("127.0.0.1", port)
+    srv, _ = serve_hello("127.0.0.1", port)
     try:
         # slirp's 10.0.2.2 is the host's loopback; --disable-host-loopback refuses it
         assert _connect_from_netns(user, holder, "10.0.2.2", port).startswith("failed")
@@ -151,7 +125,7 @@ def test_the_hosts_loopback_is_out_of_reach_and_its_other_addresses_are_not(user
     if addr is None:
         return
     port, = free_ports(1)
-    srv = _serve_once(addr, port)
+    srv, _ = serve_hello(addr, port)
     try:  # outbound through slirp's NAT to a host address other than loopback works
         assert _connect_from_netns(user, holder, addr, port) == "got hello"
     finally:

@@ -10,7 +10,8 @@ state_dir included}, "cid", "ports", "network", "subnet", "bridge", "outbound",
 
 ``Holder`` is a throwaway holder: ``unshare --user --map-root-user --net --mount sleep`` as a
 user (a ThrowawayUser), and the argv that runs a command inside it. ``free_ports``: host
-ports nothing holds now; ``host_ipv4``: a non-loopback address of the host.
+ports nothing holds now; ``host_ipv4``: a non-loopback address of the host; ``CONNECT`` and
+``serve_hello``: a TCP client for inside and a server on the host.
 """
 
 import json
@@ -18,6 +19,7 @@ import os
 import socket
 import subprocess
 import sys
+import threading
 import time
 
 
@@ -77,6 +79,39 @@ def free_ports(candidates, count, addr="0.0.0.0"):
         if len(found) == count:
             return found
     return None
+
+
+# a TCP client for inside a namespace: ``python3 -c CONNECT ADDR PORT`` prints "got <what
+# the server sent>" or "failed <why>"
+CONNECT = ("import socket, sys\n"
+           "try:\n"
+           "    s = socket.create_connection((sys.argv[1], int(sys.argv[2])), timeout=3)\n"
+           "    print('got', s.recv(16).decode())\n"
+           "except OSError as e:\n"
+           "    print('failed', type(e).__name__, e)\n")
+
+
+def serve_hello(addr, port, count=4):
+    """A TCP server on the host saying "hello" to ``count`` connections, in a thread:
+    (its socket, to close; the peer addresses it saw)."""
+    srv = socket.socket()
+    srv.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    srv.bind((addr, port))
+    srv.listen(count)
+    srv.settimeout(15)
+    seen = []
+
+    def run():
+        try:
+            for _ in range(count):
+                conn, peer = srv.accept()
+                seen.append(peer[0])
+                conn.sendall(b"hello")
+                conn.close()
+        except OSError:
+            pass
+    threading.Thread(target=run, daemon=True).start()
+    return srv, seen
 
 
 def host_ipv4():
