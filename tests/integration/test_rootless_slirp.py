@@ -1,8 +1,9 @@
 """slirp4netns for a network namespace an unprivileged user owns (kago.network.rootless).
 
-A throwaway user holds its own user and network namespace (``unshare --user
---map-root-user --net sleep``); slirp4netns runs as that user for it, publishes ports on the
-host's 127.0.0.1 through its API socket, and stops leaving nothing. The user, its processes
+A throwaway user holds its own user, network and mount namespace (``unshare --user
+--map-root-user --net --mount sleep``, kago.testing.holder_net.Holder); slirp4netns runs as
+that user for it, publishes ports on the host's 127.0.0.1 through its API socket, and stops
+leaving nothing. The user, its processes
 and its /run/user directory are removed afterwards and checked gone.
 """
 
@@ -11,7 +12,6 @@ import os
 import random
 import socket
 import subprocess
-import threading
 import time
 import urllib.request
 
@@ -21,6 +21,8 @@ from conftest import IS_ROOT, throwaway_user
 from kago.network.rootless import (ApiRefused, PrivilegedPort, RootlessNetError, Slirp,
                                    SlirpMissing)
 from kago.network.rootless.errors import PortInUse
+from kago.testing.holder_net import CONNECT, Holder, host_ipv4, serve_hello
+from kago.testing.holder_net import free_ports as free
 
 pytestmark = [
     pytest.mark.skipif(not IS_ROOT, reason="creates a throwaway user: needs root"),
@@ -28,40 +30,17 @@ pytestmark = [
                        reason="slirp4netns is not installed"),
 ]
 GUEST_PORT = 8080
-CONNECT = ("import socket, sys\n"
-           "try:\n"
-           "    s = socket.create_connection((sys.argv[1], int(sys.argv[2])), timeout=3)\n"
-           "    print('got', s.recv(16).decode())\n"
-           "except OSError as e:\n"
-           "    print('failed', type(e).__name__, e)\n")
 
 
 def free_ports(count):
     """Ports in 46000-46999 that nothing holds on 127.0.0.1 now (tcp)."""
-    found = []
-    for port in random.sample(range(46000, 47000), 1000):
-        with socket.socket() as s:
-            try:
-                s.bind(("127.0.0.1", port))
-            except OSError:
-                continue
-        found.append(port)
-        if len(found) == count:
-            return found
-    pytest.skip("no free ports in 46000-46999")
-
-
-def as_user(user, argv, **popen):
-    env = [f"{k}={v}" for k, v in user.env().items()]
-    return subprocess.Popen(["setpriv", f"--reuid={user.uid}", f"--regid={user.gid}",
-                             "--init-groups", "--reset-env", "--", "env", "-i", *env, *argv],
-                            cwd=user.home, **popen)
+    return free(random.sample(range(46000, 47000), 1000), count, "127.0.0.1") or \
+        pytest.skip("no free ports in 46000-46999")
 
 
 def in_netns(user, holder, argv, **popen):
-    """``argv`` as the user inside its own user and network namespace."""
-    return as_user(user, ["nsenter", "--preserve-credentials", "-U", "-n", "-t",
-                          str(holder.pid), *argv], **popen)
+    """``argv`` as the user inside its own user, network and mount namespace."""
+    return subprocess.Popen(holder.inside(argv), cwd=user.home, **popen)
 
 
 @pytest.fixture(scope="module")
@@ -71,24 +50,9 @@ def user():
 
 @pytest.fixture(scope="module")
 def holder(user):
-    """A process of the user's in its own user and network namespace."""
-    proc = as_user(user, ["unshare", "--user", "--map-root-user", "--net", "sleep", "600"],
-                   stdin=subprocess.DEVNULL)
-    ours = os.readlink("/proc/self/ns/net")
-    for _ in range(100):
-        try:
-            if os.readlink(f"/proc/{proc.pid}/ns/net") != ours:
-                break
-        except OSError:
-            pass
-        time.sleep(0.05)
-    else:
-        proc.kill()
-        proc.wait()
-        pytest.fail("the user's network namespace did not appear within 5s")
-    yield proc
-    proc.kill()
-    proc.wait(10)
+    """A process of the user's in its own user, network and mount namespace."""
+    with Holder(user) as h:
+        yield h
 
 
 @pytest.fixture
@@ -139,25 +103,6 @@ def test_a_published_port_reaches_a_server_in_the_users_netns_and_goes_away(slir
     assert getattr(refused.value, "reason", refused.value).errno == errno.ECONNREFUSED
 
 
-def _serve_once(addr, port):
-    srv = socket.socket()
-    srv.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    srv.bind((addr, port))
-    srv.listen(4)
-    srv.settimeout(15)
-
-    def run():
-        try:
-            for _ in range(4):
-                conn, _ = srv.accept()
-                conn.sendall(b"hello")
-                conn.close()
-        except OSError:
-            pass
-    threading.Thread(target=run, daemon=True).start()
-    return srv
-
-
 def _connect_from_netns(user, holder, addr, port):
     proc = in_netns(user, holder, ["/usr/bin/python3", "-c", CONNECT, addr, str(port)],
                     stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
@@ -165,18 +110,10 @@ def _connect_from_netns(user, holder, addr, port):
     return out.strip() or err.strip()
 
 
-def host_ipv4():
-    """One non-loopback IPv4 address of the host (traffic to it stays on the host)."""
-    out = subprocess.run(["ip", "-4", "-o", "addr", "show", "scope", "global"],
-                         capture_output=True, text=True).stdout.split()
-    addrs = [w.split("/")[0] for i, w in enumerate(out) if i and out[i - 1] == "inet"]
-    return addrs[0] if addrs else None
-
-
 def test_the_hosts_loopback_is_out_of_reach_and_its_other_addresses_are_not(user, holder,
                                                                               slirp):
     port, = free_ports(1)
-    srv = _serve_once("127.0.0.1", port)
+    srv, _ = serve_hello("127.0.0.1", port)
     try:
         # slirp's 10.0.2.2 is the host's loopback; --disable-host-loopback refuses it
         assert _connect_from_netns(user, holder, "10.0.2.2", port).startswith("failed")
@@ -188,7 +125,7 @@ def test_the_hosts_loopback_is_out_of_reach_and_its_other_addresses_are_not(user
     if addr is None:
         return
     port, = free_ports(1)
-    srv = _serve_once(addr, port)
+    srv, _ = serve_hello(addr, port)
     try:  # outbound through slirp's NAT to a host address other than loopback works
         assert _connect_from_netns(user, holder, addr, port) == "got hello"
     finally:

@@ -22,6 +22,7 @@ import os
 from kago.network import ipam, links, netns, nft, state
 from kago.network.attachment import Attachment, check_cid
 from kago.network.errors import AttachmentExists, NetworkError
+from kago.network.rootless import hostfwd
 from kago.network.steps import Steps
 
 
@@ -139,12 +140,13 @@ class Connections:
         digest = hashlib.sha256(cid.encode()).hexdigest()
         return self.veth_prefix + digest[:ipam.IFNAMSIZ - 1 - len(self.veth_prefix)]
 
-    def _bridge_steps(self, steps, att, ip, ipv6, mac, ports, pid=None):
+    def _bridge_steps(self, steps, att, ip, ipv6, mac, ports, pid=None, slirp=None):
         record = self.get(att.network)
         leases = ipam.Leases(self.state, record)
         # ports the addresses cannot carry (an IPv6 host ip, no IPv6 subnet) fail before any
         # step: placeholders stand for the addresses IPAM has not handed out yet
-        nft.port_elements(ports, "0.0.0.0", "::" if record["ipv6_subnet"] else None)
+        nft.port_elements(steps.nat_ports(ports), "0.0.0.0",
+                          "::" if record["ipv6_subnet"] else None)
 
         def take():
             att.ipv4, att.ipv6, att.mac = leases.take(att.cid, ip, ipv6, mac)
@@ -152,12 +154,39 @@ class Connections:
         if ports:
             def reserve():
                 att.ports = ports
-                self._reserve_ports(att.cid, ports)
+                self._reserve_ports(att.cid, ports, steps)
             steps.mark("ports", reserve, atomic=True)
         steps.mark("netns", lambda: self._make_netns(att, pid))
         steps.mark("veth", lambda: self._make_veth(att))
         if ports:   # one nft transaction: all elements or none
-            steps.mark("nft", lambda: self._publish(att, record), atomic=True)
+            steps.mark("nft", lambda: self._publish(att, record, steps.nat_ports()),
+                       atomic=True)
+        if ports and slirp is not None:
+            steps.mark("hostfwd", lambda: hostfwd.publish(steps.forwards, ports, slirp))
+
+    def restore_forwards(self):
+        """Behind slirp4netns (``slirp_runroot``), after the holder was connected anew (a
+        slirp4netns that ended takes its forwards along): every attached container's
+        published ports forwarded again, their new ids journalled. Idempotent: forwards still
+        there are replaced. Returns the container ids whose ports were forwarded."""
+        if not self.slirp_runroot:
+            return []
+        conn = hostfwd.connection(self.slirp_runroot)
+        done = []
+        with self.state.lock():
+            for cid in self.state.attachment_ids():
+                data = state.read_json(self.state.attachment(cid))
+                if not data or "hostfwd" not in data.get("made", ()):
+                    continue
+                steps = Steps.load(self, data)
+                hostfwd.unpublish(steps.forwards, steps.att.ports)
+                steps.forwards = {"api_socket": conn.api_socket, "ids": []}
+                try:
+                    hostfwd.publish(steps.forwards, steps.att.ports, conn)
+                finally:
+                    steps.save()
+                done.append(cid)
+        return done
 
     def _make_netns(self, att, pid=None):
         netns.ensure_run_dir(self.netns_dir)
@@ -172,7 +201,7 @@ class Connections:
     def _make_veth(self, att, default_route=True):
         with links.host() as ipr:
             links.add_veth(ipr, att.host_ifname, att.bridge, att.netns_path, att.ifname,
-                           att.mac)
+                           att.mac, self.mtu)
         with links.inside(att.netns_path) as ipr:
             if default_route:
                 links.configure(ipr, att)

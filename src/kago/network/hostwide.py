@@ -114,13 +114,14 @@ def _network_live(user):
     return os.path.exists(os.path.join(state_dir, "networks", f"{network}.json"))
 
 
-def listeners(proto):
+def listeners(proto, proc_net="/proc/net"):
     """{(address, port)} of the host's sockets of ``proto`` ("tcp": listening, "udp": bound),
-    both families; the address as text ("0.0.0.0"/"::" for every address)."""
+    both families; the address as text ("0.0.0.0"/"::" for every address). ``proc_net``:
+    another network namespace's view (/proc/PID/net: that of process PID)."""
     found = set()
     for suffix, family in (("", 4), ("6", 6)):
         try:
-            with open(f"/proc/net/{proto}{suffix}") as f:
+            with open(f"{proc_net}/{proto}{suffix}") as f:
                 lines = f.read().splitlines()[1:]
         except FileNotFoundError:
             continue  # no IPv6 on this host

@@ -160,10 +160,12 @@ def delete_link(ipr, name):
     return True
 
 
-def add_veth(ipr, host_ifname, bridge, netns_path, ifname, mac):
+def add_veth(ipr, host_ifname, bridge, netns_path, ifname, mac, mtu=None):
     """One veth pair: ``host_ifname`` enslaved to ``bridge`` and up, its peer created directly
     inside the container's netns as ``ifname`` with ``mac`` (so the peer never exists on the
-    host under a name that could clash with the host's own eth0)."""
+    host under a name that could clash with the host's own eth0). ``mtu``: both ends' (the
+    bridge follows its ports' smallest); None: the kernel's default."""
+    sized = {"mtu": mtu} if mtu else {}
     fd = os.open(netns_path, os.O_RDONLY | os.O_CLOEXEC)
     try:
         with netlink_errors(f"veth {host_ifname}", creating=True):
@@ -171,7 +173,8 @@ def add_veth(ipr, host_ifname, bridge, netns_path, ifname, mac):
             if master is None:
                 raise NetworkError(f"bridge {bridge} is gone")
             ipr.link("add", ifname=host_ifname, kind="veth", master=master, state="up",
-                     peer={"ifname": ifname, "address": mac, "net_ns_fd": fd})
+                     peer={"ifname": ifname, "address": mac, "net_ns_fd": fd, **sized},
+                     **sized)
     finally:
         os.close(fd)
 

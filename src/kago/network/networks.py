@@ -27,6 +27,7 @@ from kago.network.errors import (AddressInUse, NetworkBusy, NetworkError, Networ
                                  NetworkNotFound)
 from kago.network.names import Names, upstream_servers
 from kago.network.ports import PortMapping
+from kago.network.rootless import hostfwd
 from kago.network.steps import Steps
 
 IP_FORWARD = "/proc/sys/net/ipv4/ip_forward"
@@ -40,26 +41,44 @@ class Networks(Connections, Names):
     """Networks and container attachments kept under ``state_dir``.
 
     ``nft_table`` names kago's ``inet`` table; ``netns_dir``/``netns_prefix`` where and how
-    container netns are named (``/run/netns/kago-<cid>``); ``veth_prefix`` starts host-side
-    veth names; the ``default_*`` settings describe the network ``ensure_default`` makes;
-    ``outbound`` is the default for new networks: masquerade their traffic leaving the host,
-    which needs net.ipv4.ip_forward=1 (set if it is 0, and back to its value before when the
-    last outbound network of any state dir on the host goes). ``host_dir`` holds what all
-    state dirs share (hostwide.py): published ports, ip_forward's saved value. ``dns``: run a
-    resolver on each bridge network's gateway for its containers' names (kago.network.dns);
+    container netns are named (``/run/netns/kago-<cid>``; behind slirp4netns
+    ``SLIRP_RUNROOT/netns``); ``veth_prefix`` starts host-side veth names; the ``default_*``
+    settings describe the network ``ensure_default`` makes; ``outbound`` is the default for
+    new networks: masquerade their traffic leaving the host, which needs
+    net.ipv4.ip_forward=1 (set if it is 0, and back to its value before when the last
+    outbound network of any state dir on the host goes). ``host_dir`` holds what all state
+    dirs share (hostwide.py): published ports, ip_forward's saved value (/run/kago/host;
+    behind slirp4netns ``SLIRP_RUNROOT/network-host``: the holder's namespace is their
+    host). ``dns``: run a resolver on each bridge network's gateway for its containers'
+    names (kago.network.dns);
     ``dns_upstream``: where it forwards other names (["ADDRESS[:PORT]", ...]; None: the
     servers of the host's /etc/resolv.conf; []: nowhere, SERVFAIL).
+
+    ``slirp_runroot``: this state's networks live in a rootless holder's network namespace,
+    connected to the host by the slirp4netns ``rootless.outside.connect`` started with its
+    files in that directory. A published port is then also forwarded from the host by
+    slirp4netns (rootless/hostfwd.py), its DNAT here matching slirp's delivery address;
+    the resolvers' upstream is slirp4netns's DNS forwarder (10.0.2.3) unless
+    ``dns_upstream`` says otherwise, and netns_dir and host_dir default to the runroot's.
+    None (root): the host's own ports, nothing changes.
+
+    ``mtu``: the containers' interfaces' (and so their bridges'); None: the kernel's 1500,
+    or behind slirp4netns its tap0's 65520 (slirp4netns's cost is per packet: 1500-byte
+    packets through it carry a tenth of what 65520-byte ones do).
     """
 
     def __init__(self, state_dir="/var/lib/kago/network", nft_table="kago",
-                 netns_dir=netns.RUN_DIR, netns_prefix="kago-", veth_prefix="kv",
+                 netns_dir=None, netns_prefix="kago-", veth_prefix="kv",
                  default_network="kago", default_bridge="kago0",
                  default_subnet="10.89.0.0/24", default_ipv6_subnet=None, outbound=True,
-                 host_dir=hostwide.HOST_DIR, dns=True, dns_upstream=None):
+                 host_dir=None, dns=True, dns_upstream=None, slirp_runroot=None, mtu=None):
         self.state = state.StateDir(state_dir)
-        self.host = hostwide.HostState(host_dir)
+        if slirp_runroot:   # the holder's: /run/netns and /run/kago are the host root's
+            netns_dir = netns_dir or os.path.join(slirp_runroot, "netns")
+            host_dir = host_dir or os.path.join(slirp_runroot, "network-host")
+        self.host = hostwide.HostState(host_dir or hostwide.HOST_DIR)
         self.nft_table = nft.check_table(nft_table)
-        self.netns_dir = netns_dir
+        self.netns_dir = netns_dir or netns.RUN_DIR
         self.netns_prefix = netns_prefix
         if len(ipam.check_ifname(veth_prefix, "veth prefix")) > 7:
             raise NetworkError(f"veth prefix {veth_prefix!r}: at most 7 characters (a hash "
@@ -71,7 +90,15 @@ class Networks(Connections, Names):
         self.default_ipv6_subnet = default_ipv6_subnet
         self.outbound = outbound
         self.dns = bool(dns)
+        if dns_upstream is None and slirp_runroot:
+            dns_upstream = [hostfwd.DNS_IP]   # the host's resolv.conf may name its loopback
         self.dns_upstream = upstream_servers(dns_upstream)
+        self.slirp_runroot = slirp_runroot
+        if mtu is None and slirp_runroot:
+            mtu = hostfwd.TAP_MTU
+        if mtu is not None and not 68 <= mtu <= 65535:
+            raise NetworkError(f"mtu {mtu}: use 68-65535")
+        self.mtu = mtu
 
     # ------------------------------------------------------------------ networks
 
@@ -259,6 +286,10 @@ class Networks(Connections, Names):
         ports = _ports(ports)
         if ports and kind != "bridge":
             raise NetworkError(f"published ports need bridge mode, not {mode!r}")
+        slirp = None
+        if ports and self.slirp_runroot:      # refused before anything is made
+            slirp = hostfwd.connection(self.slirp_runroot)
+            hostfwd.check_early(ports, slirp)
         if kind == "bridge":
             network = network or self.default_network
             if network == self.default_network:
@@ -277,10 +308,12 @@ class Networks(Connections, Names):
             att.extra_hosts = tuple(tuple(h) for h in extra_hosts or ())
             att.dns = dict(dns) if dns else None
             steps = Steps(self, att)
+            if slirp is not None:
+                steps.forwards = {"api_socket": slirp.api_socket, "ids": []}
             steps.claim()
             try:
                 if kind == "bridge":
-                    self._bridge_steps(steps, att, ip, ipv6, mac, ports, pid)
+                    self._bridge_steps(steps, att, ip, ipv6, mac, ports, pid, slirp)
                 elif kind == "none":
                     steps.mark("netns", lambda: self._make_netns(att, pid))
                 if self._uses_dns(att):
@@ -293,13 +326,13 @@ class Networks(Connections, Names):
                 raise
         return att
 
-    def _publish(self, att, record):
+    def _publish(self, att, record, ports):
         """One nft transaction of elements only (~2.5 ms; declaring the table's sets and chains
         costs ~16 ms, so that happens only when the table is missing: after a reboot or an
         ``nft flush ruleset``). The network's own elements ride along, idempotently."""
         elements = (nft.add_elements(self.nft_table, nft.network_elements(record))
                     + nft.create_elements(self.nft_table,
-                                          nft.port_elements(att.ports, att.ipv4, att.ipv6)))
+                                          nft.port_elements(ports, att.ipv4, att.ipv6)))
         try:
             nft.apply(elements)
         except NetworkError:
@@ -307,18 +340,22 @@ class Networks(Connections, Names):
                 raise
             nft.apply(nft.base_ruleset(self.nft_table) + elements)
 
-    def _reserve_ports(self, cid, ports):
+    def _reserve_ports(self, cid, ports, steps=None):
         """Registers ``ports`` for ``cid``, refusing ones another container publishes or a host
-        process already listens on (its connections would silently go to the container)."""
+        process already listens on (its connections would silently go to the container).
+        Behind a rootless holder's slirp4netns the checks here are of the ports' guest
+        mappings (``steps.nat_ports``): the host's own sockets are slirp4netns's to meet
+        when it binds the port (rootless/hostfwd.py)."""
+        nat = steps.nat_ports if steps is not None else (lambda ports: ports)
         mine = (self.state.root, cid)
         with self.state.ports_lock(), self.host.ports_lock():
             table = state.read_json(self.state.ports(), [])
             host = self.host.ports()  # every state dir's: another root's container too
             found = {proto: hostwide.listeners(proto) for proto in {p.proto for p in ports}}
-            for p in ports:
+            for p, inner in zip(ports, nat(ports)):
                 for entry in table:
-                    theirs = PortMapping.from_dict(entry)
-                    if entry["cid"] != cid and p.conflicts(theirs):
+                    theirs, = nat((PortMapping.from_dict(entry),))
+                    if entry["cid"] != cid and inner.conflicts(theirs):
                         raise AddressInUse(f"host port {p.host_port}/{p.proto}: already "
                                            f"published by container {entry['cid']}")
                 for entry in host:
@@ -327,11 +364,11 @@ class Networks(Connections, Names):
                         raise AddressInUse(f"host port {p.host_port}/{p.proto}: already "
                                            f"published by container {entry['cid'][:12]} of "
                                            f"the kago state in {entry['state']}")
-                clash = hostwide.listener_conflict(p, found[p.proto])
+                clash = hostwide.listener_conflict(inner, found[p.proto])
                 if clash:
                     raise AddressInUse(f"host port {p.host_port}/{p.proto}: a process on the "
                                        f"host already uses it (bound to {clash[0]})")
-                hostwide.check_port_free(p)
+                hostwide.check_port_free(inner)
             table += [dict(p.to_dict(), cid=cid) for p in ports]
             host = [e for e in host if (e["state"], e["cid"]) != mine]
             host += [dict(p.to_dict(), cid=cid, state=self.state.root) for p in ports]

@@ -2,12 +2,14 @@
 
 An attach is a list of steps, each recorded in attachments/<cid>.json *before* it runs::
 
-    leases -> ports -> netns -> veth -> addresses -> nft -> dns -> etc files
+    leases -> ports -> netns -> veth -> addresses -> nft -> hostfwd -> dns -> etc files
 
 so detach (and the rollback of a failed attach, which is the same code) removes exactly what
 was made, even when the attaching process died half-way. A step that fails because its object
 already existed (a veth name clash, a netns name taken) is unmarked: that object is somebody
-else's and stays. A further network (``connect``, connections.py) journals
+else's and stays. ``hostfwd`` is a rootless holder's (rootless/hostfwd.py): slirp4netns's
+forwards from the host, their ids journalled as ``{"api_socket", "ids"}``; with it, the nft
+step publishes the ports' guest mappings. A further network (``connect``, connections.py) journals
 ``record -> leases -> veth -> dns -> hosts`` the same way.
 """
 
@@ -17,26 +19,41 @@ from kago.faults import fault
 from kago.network import ipam, links, netns, nft, state
 from kago.network.attachment import Attachment
 from kago.network.errors import AttachmentExists, NetworkError, ObjectExists
+from kago.network.rootless import hostfwd
 
 
 class Steps:
     """The attach journal: marks a step in attachments/<cid>.json before running it, and
     undoes marked steps in reverse. The journal file itself is the last thing removed."""
 
-    UNDO_ORDER = ("etc", "hosts", "dns", "nft", "veth", "netns", "ports", "leases", "record")
+    UNDO_ORDER = ("etc", "hosts", "dns", "hostfwd", "nft", "veth", "netns", "ports", "leases",
+                  "record")
 
-    def __init__(self, nets, att, made=()):
+    def __init__(self, nets, att, made=(), forwards=None):
         self.nets = nets
         self.att = att
         self.made = list(made)
+        self.forwards = forwards   # a rootless holder's {"api_socket", "ids"}, else None
 
     @classmethod
     def load(cls, nets, data):
-        return cls(nets, Attachment.from_dict(data["attachment"]), data.get("made", ()))
+        return cls(nets, Attachment.from_dict(data["attachment"]), data.get("made", ()),
+                   data.get("hostfwd"))
+
+    def _data(self):
+        data = {"attachment": self.att.to_dict(), "made": self.made}
+        if self.forwards is not None:
+            data["hostfwd"] = self.forwards
+        return data
 
     def save(self):
-        state.write_json(self.nets.state.attachment(self.att.cid),
-                         {"attachment": self.att.to_dict(), "made": self.made})
+        state.write_json(self.nets.state.attachment(self.att.cid), self._data())
+
+    def nat_ports(self, ports=None):
+        """The mappings the nft DNAT publishes: ``ports`` (the attachment's by default), or
+        their guest mappings behind a rootless holder's slirp4netns."""
+        ports = self.att.ports if ports is None else ports
+        return hostfwd.guest_ports(ports) if self.forwards is not None else ports
 
     def claim(self):
         """Creates the record exclusively and complete (two attaches of one id race here, and
@@ -44,8 +61,7 @@ class Steps:
         the first step."""
         self.made.append("record")
         try:
-            state.create_json(self.nets.state.attachment(self.att.cid),
-                              {"attachment": self.att.to_dict(), "made": self.made})
+            state.create_json(self.nets.state.attachment(self.att.cid), self._data())
         except FileExistsError:
             self.made.remove("record")
             raise AttachmentExists(self.att.cid) from None
@@ -117,12 +133,15 @@ class Steps:
 
     def _undo_nft(self):
         table = self.nets.nft_table
-        elements = nft.port_elements(self.att.ports, self.att.ipv4, self.att.ipv6)
+        elements = nft.port_elements(self.nat_ports(), self.att.ipv4, self.att.ipv6)
         try:
             nft.apply(nft.delete_elements(table, elements))
         except NetworkError:
             if nft.table_exists(table):
                 raise                       # a table without the elements is already undone
+
+    def _undo_hostfwd(self):
+        hostfwd.unpublish(self.forwards, self.att.ports)
 
     def _undo_veth(self):
         with links.host() as ipr:

@@ -70,20 +70,26 @@ def decode(message, data):
 
 def call(path, message, timeout=5.0):
     """Send one request to the API socket at ``path`` and return its ``return`` value."""
-    data = encode(message)
-    deadline = time.monotonic() + timeout
     try:
-        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
-            sock.settimeout(timeout)
-            sock.connect(path)
-            sock.sendall(data)
-            sock.shutdown(socket.SHUT_WR)
-            chunks = []
-            while time.monotonic() < deadline:
-                chunk = sock.recv(65536)
-                if not chunk:
-                    break
-                chunks.append(chunk)
+        return call_raw(path, message, timeout)
     except OSError as e:
         raise ApiRefused(describe(message), f"API socket {path}: {e.strerror or e}") from None
+
+
+def call_raw(path, message, timeout=5.0):
+    """``call``, but a socket that cannot be reached raises its OSError (ENOENT: no socket
+    file, ECONNREFUSED: nobody listens, so slirp4netns is gone)."""
+    data = encode(message)
+    deadline = time.monotonic() + timeout
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
+        sock.settimeout(timeout)
+        sock.connect(path)
+        sock.sendall(data)
+        sock.shutdown(socket.SHUT_WR)
+        chunks = []
+        while time.monotonic() < deadline:
+            chunk = sock.recv(65536)
+            if not chunk:
+                break
+            chunks.append(chunk)
     return decode(message, b"".join(chunks))

@@ -19,13 +19,27 @@ def find(path=None):
     return path
 
 
-def argv(binary, pid, api_socket, exit_fd, ready_fd, mtu=MTU, tap=TAP):
+def argv(binary, pid, api_socket, exit_fd, ready_fd, mtu=MTU, tap=TAP, host_loopback=False,
+         sandbox=False, seccomp=False):
     """slirp4netns's argv for the network namespace of ``pid`` (and, as slirp4netns does by
-    default with a pid target, that pid's user namespace)."""
+    default with a pid target, that pid's user namespace).
+
+    ``exit_fd``: slirp4netns exits when it hangs up (a pipe's write end closed, or a pidfd
+    whose process is reaped); None for none. ``host_loopback``: let 10.0.2.2 reach the host's
+    127.0.0.1 (off by default, as podman). ``sandbox``: slirp4netns pivots into an empty
+    mount namespace of its own; ``seccomp``: it filters its own syscalls (its own flags)."""
     if not isinstance(pid, int) or isinstance(pid, bool) or pid <= 0:
         raise ValueError(f"pid {pid!r} is not a process id")
     if not 1280 <= mtu <= 65521:
         raise ValueError(f"mtu {mtu} is outside slirp4netns's 1280-65521")
-    return [binary, "--configure", f"--mtu={mtu}", "--disable-host-loopback",
-            f"--api-socket={api_socket}", f"--exit-fd={exit_fd}", f"--ready-fd={ready_fd}",
-            str(pid), tap]
+    args = [binary, "--configure", f"--mtu={mtu}"]
+    if not host_loopback:
+        args.append("--disable-host-loopback")
+    if sandbox:
+        args.append("--enable-sandbox")
+    if seccomp:
+        args.append("--enable-seccomp")
+    args.append(f"--api-socket={api_socket}")
+    if exit_fd is not None:
+        args.append(f"--exit-fd={exit_fd}")
+    return args + [f"--ready-fd={ready_fd}", str(pid), tap]

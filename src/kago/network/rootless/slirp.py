@@ -66,9 +66,10 @@ def _exited_within(proc, timeout):
 
 
 class Slirp:
-    def __init__(self, proc, pid, api_socket, exit_fd, log, uid):
+    def __init__(self, proc, pid, api_socket, exit_fd, log, uid, own_log=True):
         self.proc, self.target_pid, self.api_socket = proc, pid, api_socket
         self._exit_fd, self._log, self.uid = exit_fd, log, uid
+        self._own_log = own_log     # a temporary log is ours to close; a caller's is not
 
     @property
     def pid(self):
@@ -76,35 +77,50 @@ class Slirp:
 
     @classmethod
     def start(cls, pid, api_socket, binary=None, user=None, mtu=command.MTU,
-              timeout=START_TIMEOUT):
+              timeout=START_TIMEOUT, exit_fd=None, log=None, detach=False,
+              host_loopback=False, sandbox=False, seccomp=False):
         """slirp4netns for the network and user namespace of ``pid``, returning once its
         tap is configured and its API socket listens (or within ``timeout`` seconds, an
         error). ``user``: (uid, gid) to run slirp4netns as, for a root caller acting for an
-        unprivileged one; by default it runs as the caller."""
+        unprivileged one; by default it runs as the caller.
+
+        By default slirp4netns lives as long as this object: it exits when ``stop`` closes
+        the pipe it watches. ``exit_fd``: an fd of the caller's that slirp4netns watches
+        instead (a pidfd: it exits once that process is reaped); ``detach``: its own session,
+        so it outlives the caller; ``log``: a file for its output (else a temporary one).
+        ``host_loopback``, ``sandbox``, ``seccomp``: see ``command.argv``."""
         binary = command.find(binary)
         if os.path.lexists(api_socket):
             raise RootlessNetError(f"slirp4netns API socket {api_socket} already exists: "
                                    f"another slirp4netns may use it; remove it or pick another")
-        exit_r, exit_w = os.pipe()
+        exit_w = None
+        if exit_fd is None:
+            exit_fd, exit_w = os.pipe()
         ready_r, ready_w = os.pipe()
-        log = tempfile.TemporaryFile()
+        own_log = log is None
+        log = tempfile.TemporaryFile() if own_log else log
         extra = {}
         if user is not None:
             extra = {"user": user[0], "group": user[1], "extra_groups": []}
-        argv = command.argv(binary, pid, api_socket, exit_r, ready_w, mtu=mtu)
+        argv = command.argv(binary, pid, api_socket, exit_fd, ready_w, mtu=mtu,
+                            host_loopback=host_loopback, sandbox=sandbox, seccomp=seccomp)
         try:
             proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=log, stderr=log,
-                                    pass_fds=(exit_r, ready_w), **extra)
+                                    pass_fds=(exit_fd, ready_w), start_new_session=detach,
+                                    **extra)
         except OSError as e:
             for fd in (exit_w, ready_r):
-                os.close(fd)
-            log.close()
+                if fd is not None:
+                    os.close(fd)
+            if own_log:
+                log.close()
             raise RootlessNetError(f"cannot start {binary}: {e.strerror or e}") from None
         finally:
-            os.close(exit_r)
+            if exit_w is not None:
+                os.close(exit_fd)
             os.close(ready_w)
         slirp = cls(proc, pid, api_socket, exit_w, log, os.geteuid() if user is None
-                    else user[0])
+                    else user[0], own_log)
         try:
             ready = _wait_ready(ready_r, timeout)
         except TimeoutError:
@@ -165,6 +181,8 @@ class Slirp:
         if self._exit_fd is not None:
             os.close(self._exit_fd)
             self._exit_fd = None
+        elif self.proc.poll() is None:  # it watches an fd that is not ours: ask it to end
+            self.proc.terminate()
         if not _exited_within(self.proc, timeout):
             self.proc.kill()
         self.proc.wait(timeout)
@@ -172,7 +190,7 @@ class Slirp:
             os.unlink(self.api_socket)
         except FileNotFoundError:
             pass
-        if not self._log.closed:
+        if self._own_log and not self._log.closed:
             self._log.close()
         return self.proc.returncode
 
