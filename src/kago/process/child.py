@@ -236,12 +236,13 @@ def _serve_sources(sock, plan, indices):
 
 def _new_userns_or_hello(chan, plan):
     new_user = plan.new_ns("user")
-    unprivileged = new_user and os.geteuid() != 0
+    unprivileged = new_user and (os.geteuid() != 0 or _in_user_namespace())
     if new_user:
         libc.unshare(C.CLONE_NEWUSER)
         if unprivileged:
             # the caller (or newuidmap, which checks who owns /proc/PID) writes our maps as
-            # the same unprivileged user: our /proc files must be ours, not root's, till then
+            # the same unprivileged user (host root only if we are its root: the rootless
+            # manager's holder): our /proc files must be ours, not host root's, till then
             libc.prctl(C.PR_SET_DUMPABLE, 1)
     chan.send(t="hello", userns=new_user)
     ok = chan.recv(expect=("ok",))
@@ -265,6 +266,11 @@ def _new_userns_or_hello(chan, plan):
             plan.process.setgroups_denied = True
         os.setresgid(0, 0, 0)
         os.setresuid(0, 0, 0)
+
+
+def _in_user_namespace():
+    from kago.host.rootless import in_user_namespace
+    return in_user_namespace()
 
 
 def _become_root(plan):

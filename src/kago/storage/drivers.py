@@ -35,6 +35,11 @@ SHIFTS = ("idmapped", "chown")
 _NO_IDMAP = (errno.EINVAL, errno.EPERM, errno.ENOTSUP, errno.EOPNOTSUPP, errno.ENOSYS)
 
 
+def _in_user_namespace():
+    from kago.host.rootless import in_user_namespace
+    return in_user_namespace()
+
+
 def _fd_path(fd):
     return f"/proc/self/fd/{fd}"
 
@@ -120,7 +125,9 @@ class Overlay(Driver):
                 refused = e
         os.chown(upper, top.st_uid, top.st_gid)  # chown_tree shifts it with the rest
         _whiteouts(upper, layers[-1], hide, None)
-        options = "metacopy=on"
+        # metacopy needs trusted.* xattrs: refused to an overlay mounted in a user namespace
+        # (the rootless manager's), where chown_tree then copies up whole files
+        options = "" if _in_user_namespace() else "metacopy=on"
         self._mount(cdir, layers, None, None, "chown", options)
         _chown_after(os.path.join(cdir, "rootfs"), idmap, refused)
         return "chown", options

@@ -353,6 +353,10 @@ class Store:
         return self._create_rootfs(cid, image_ref, idmap, shift)
 
     def _create_rootfs(self, cid, image_ref, idmap, shift):
+        if shift is None and idmap is not None and _in_user_namespace():
+            # root of a user namespace (the rootless manager's holder): the kernel refuses
+            # idmapped mounts of the host's filesystems to it, so the files are re-owned
+            shift = "chown"
         cdir = self._cdir(cid)
         if image_ref is None and self.driver != "overlay":
             raise StoreError(f"a container on the host's root needs the overlay driver; store "
@@ -682,3 +686,8 @@ def new_config(layers, image_config, created, history, author=None, base=None):
     if author:
         doc["author"] = author
     return doc
+
+
+def _in_user_namespace():
+    from kago.host.rootless import in_user_namespace
+    return in_user_namespace()
