@@ -23,6 +23,8 @@ def enter(glob):
     try:
         paths = Paths(glob.get("root"), glob.get("runroot"))
         sub = _subids()
+        from kago.host.holder import maps
+        maps(sub)  # no subordinate IDs: one line, before anything is made
         from kago.linux import holder
         _HOLDER = holder.ensure(paths.runroot, sub)
         holder.join(_HOLDER.pid)

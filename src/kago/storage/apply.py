@@ -118,6 +118,12 @@ class Applier:
         except OSError as e:
             if is_enospc(e) or isinstance(e, StoreError):
                 raise
+            if e.errno == errno.EINVAL and _unmapped(info):
+                # a user's manager: the owner is not an ID of the user's namespace
+                raise StoreError(f"{self.source}: entry {info.name!r} is owned by "
+                                 f"{info.uid}:{info.gid}, beyond the IDs of this user "
+                                 "namespace (the user's subordinate IDs): add subordinate "
+                                 "IDs (usermod --add-subuids/--add-subgids) to hold it") from None
             raise StoreError(f"{self.source}: cannot write entry {info.name!r}: "
                              f"{os.strerror(e.errno).lower() if e.errno else e}") from None
         self.seen.add(path)
@@ -339,3 +345,16 @@ def _why(err):
 def apply_layer(stream, root, mode, source, devices="allow"):
     """Apply the tar ``stream`` under ``root``; returns the bytes of file content written."""
     return Applier(root, mode, source, devices).run(stream)
+
+
+def _unmapped(info):
+    """True when the entry's owner is not mapped in this process's user namespace."""
+    from kago.host.holder import id_space
+    try:
+        with open("/proc/self/uid_map") as f:
+            uids = id_space(f.read())
+        with open("/proc/self/gid_map") as f:
+            gids = id_space(f.read())
+    except OSError:
+        return False
+    return info.uid > uids or info.gid > gids
