@@ -1,6 +1,6 @@
 """``kago`` as an unprivileged user: join the user's holder before any verb runs.
 
-The holder (kago.linux.holder) owns a user namespace mapping the user's own ID to 0 and its
+The holder (kago.runtime.holder) owns a user namespace mapping the user's own ID to 0 and its
 subordinate IDs to 1..N, a mount namespace and a network namespace. ``enter`` makes it when
 there is none (or its record is stale), then setns(2)es this still single-threaded process
 into it: the verb runs as uid 0 of that namespace, with the manager's per-user paths, and the
@@ -25,7 +25,7 @@ def enter(glob):
         sub = _subids()
         from kago.host.holder import maps
         maps(sub)  # no subordinate IDs: one line, before anything is made
-        from kago.linux import holder
+        from kago.runtime import holder
         _HOLDER = holder.ensure(paths.runroot, sub)
         holder.join(_HOLDER.pid)
     except KagoError as e:

@@ -1,4 +1,4 @@
-"""The manager run by an unprivileged user, inside its holder (kago.linux.holder): the ID
+"""The manager run by an unprivileged user, inside its holder (kago.runtime.holder): the ID
 space its containers' ranges come from, and when the holder may end.
 
 Inside the holder the manager is uid 0 of a user namespace whose IDs 1..N are the user's
@@ -70,10 +70,10 @@ def in_use(paths, supervisor=True):
 
 
 def release(paths, holder=None, supervisor=True):
-    """End the holder of ``paths.runroot`` if nothing needs it (see kago.linux.holder);
+    """End the holder of ``paths.runroot`` if nothing needs it (see kago.runtime.holder);
     ``holder``: the caller's own Holder (its lock), else one is opened; ``supervisor``
     False: the caller is the exiting supervisor (its own lock is not a user)."""
-    from kago.linux import holder as L
+    from kago.runtime import holder as L
     if not os.path.exists(os.path.join(paths.runroot, H.PID_FILE)):
         return False
     own = holder is None
