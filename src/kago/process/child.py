@@ -9,6 +9,7 @@ import os
 
 from kago import log
 from kago.errors import KagoError, KernelError
+from kago.host.rootless import in_user_namespace
 from kago.kernel import consts as C
 from kago.kernel import libc
 from kago.linux import namespaces
@@ -236,7 +237,7 @@ def _serve_sources(sock, plan, indices):
 
 def _new_userns_or_hello(chan, plan):
     new_user = plan.new_ns("user")
-    unprivileged = new_user and (os.geteuid() != 0 or _in_user_namespace())
+    unprivileged = new_user and (os.geteuid() != 0 or in_user_namespace())
     if new_user:
         libc.unshare(C.CLONE_NEWUSER)
         if unprivileged:
@@ -266,11 +267,6 @@ def _new_userns_or_hello(chan, plan):
             plan.process.setgroups_denied = True
         os.setresgid(0, 0, 0)
         os.setresuid(0, 0, 0)
-
-
-def _in_user_namespace():
-    from kago.host.rootless import in_user_namespace
-    return in_user_namespace()
 
 
 def _become_root(plan):

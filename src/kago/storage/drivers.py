@@ -25,6 +25,7 @@ import stat
 import subprocess
 
 from kago.errors import KernelError
+from kago.host.rootless import in_user_namespace
 from kago.kernel import consts as C
 from kago.kernel import libc
 from kago.storage import idshift, syscalls
@@ -33,11 +34,6 @@ from kago.storage.errors import StoreError
 SHIFTS = ("idmapped", "chown")
 # errnos with which the kernel or a filesystem refuses an idmapped mount
 _NO_IDMAP = (errno.EINVAL, errno.EPERM, errno.ENOTSUP, errno.EOPNOTSUPP, errno.ENOSYS)
-
-
-def _in_user_namespace():
-    from kago.host.rootless import in_user_namespace
-    return in_user_namespace()
 
 
 def _fd_path(fd):
@@ -127,7 +123,7 @@ class Overlay(Driver):
         _whiteouts(upper, layers[-1], hide, None)
         # metacopy needs trusted.* xattrs: refused to an overlay mounted in a user namespace
         # (the rootless manager's), where chown_tree then copies up whole files
-        options = "" if _in_user_namespace() else "metacopy=on"
+        options = "" if in_user_namespace() else "metacopy=on"
         self._mount(cdir, layers, None, None, "chown", options)
         _chown_after(os.path.join(cdir, "rootfs"), idmap, refused)
         return "chown", options

@@ -8,6 +8,7 @@ containers from being made), then publish it under the lock by renames; see ``st
 import json
 import os
 
+from kago.host.rootless import in_user_namespace
 from kago.storage import drivers, idshift, reference, syscalls, tarsplit
 from kago.storage.errors import (
     BadArchive,
@@ -353,7 +354,7 @@ class Store:
         return self._create_rootfs(cid, image_ref, idmap, shift)
 
     def _create_rootfs(self, cid, image_ref, idmap, shift):
-        if shift is None and idmap is not None and _in_user_namespace():
+        if shift is None and idmap is not None and in_user_namespace():
             # root of a user namespace (the rootless manager's holder): the kernel refuses
             # idmapped mounts of the host's filesystems to it, so the files are re-owned
             shift = "chown"
@@ -686,8 +687,3 @@ def new_config(layers, image_config, created, history, author=None, base=None):
     if author:
         doc["author"] = author
     return doc
-
-
-def _in_user_namespace():
-    from kago.host.rootless import in_user_namespace
-    return in_user_namespace()
