@@ -22,11 +22,13 @@ def enter(glob):
     from kago.manager.paths import Paths
     try:
         paths = Paths(glob.get("root"), glob.get("runroot"))
-        sub = _subids()
-        from kago.host.holder import maps
-        maps(sub)  # no subordinate IDs: one line, before anything is made
         from kago.runtime import holder
-        _HOLDER = holder.ensure(paths.runroot, sub)
+        sub = None
+        if holder.alive(paths.runroot) is None:
+            sub = _subids()
+            from kago.host.holder import maps
+            maps(sub)  # no subordinate IDs: one line, before anything is made
+        _HOLDER = holder.ensure(paths.runroot, sub or _subids)
         holder.join(_HOLDER.pid)
     except KagoError as e:
         print(f"kago: {e}", file=sys.stderr)
