@@ -255,3 +255,22 @@ def test_a_runroot_the_user_cannot_make_is_one_line(kago, user):
     assert proc.stderr.startswith("kago: runroot /proc/kago-nowhere/kago/manager: cannot "
                                   "create it")
     assert "--runroot DIR" in proc.stderr and proc.stderr.count("\n") == 1
+
+
+def test_a_killed_holder_is_made_again_and_the_stale_supervisor_retired(kago, user, after):
+    kago.ok("run", "-d", "--name", "old", "busybox", "sleep", "100")
+    holder = kago.holder_pid()
+    with open(os.path.join(kago.runroot, "supervisor.pid")) as f:
+        stale = int(f.read())
+    os.kill(holder, 9)
+    # the old container can still be removed; a new one runs in the new holder's namespaces
+    kago.ok("rm", "-f", "old")
+    assert kago.ok("run", "--rm", "busybox", "echo", "fresh").strip() == "fresh"
+    assert kago.holder_pid() not in (None, holder)
+    deadline = time.monotonic() + 5
+    while _state(stale) not in (None, "Z") and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert _state(stale) in (None, "Z")  # the supervisor of the dead holder quit
+    kago.ok("run", "-d", "--name", "new", "busybox", "sleep", "100")
+    assert kago.ok("exec", "new", "echo", "joined").strip() == "joined"
+    kago.ok("rm", "-f", "new")

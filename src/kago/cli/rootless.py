@@ -30,6 +30,9 @@ def enter(glob):
             maps(sub)  # no subordinate IDs: one line, before anything is made
         _HOLDER = holder.ensure(paths.runroot, sub or _subids)
         holder.join(_HOLDER.pid)
+        if _HOLDER.made:
+            from kago.manager import rootless as manager_rootless
+            manager_rootless.retire_stale_supervisor(paths)
     except KagoError as e:
         print(f"kago: {e}", file=sys.stderr)
         return 125

@@ -46,14 +46,17 @@ def _user_name():
 
 def in_use(paths, supervisor=True):
     """A container record (or one being made) under ROOT/containers, or (``supervisor``) a
-    live supervisor (it holds RUNROOT/supervisor.lock)."""
+    live supervisor."""
     try:
         if os.listdir(paths.containers()):
             return True
     except FileNotFoundError:
         pass
-    if not supervisor:
-        return False
+    return supervisor and supervisor_alive(paths)
+
+
+def supervisor_alive(paths):
+    """True while a supervisor serves the root (it holds RUNROOT/supervisor.lock)."""
     try:
         fd = os.open(os.path.join(paths.runroot, "supervisor.lock"), os.O_RDONLY | os.O_CLOEXEC)
     except FileNotFoundError:
@@ -111,3 +114,25 @@ def cgroups_delegated(root="/sys/fs/cgroup"):
     except OSError:
         return False
     return own is not None and os.access(os.path.join(root, own.lstrip("/")), os.W_OK)
+
+
+def retire_stale_supervisor(paths, timeout=5.0):
+    """A holder was just made: a supervisor still serving the root lives in the namespaces of
+    the one before (it died, or was killed), where nothing this command makes is seen. Ask it
+    to quit (its containers stay; the next command starts a supervisor inside the new
+    holder). Containers started in the old namespaces keep running, and can be removed, but
+    not joined (exec) from the new ones."""
+    import time
+    from kago.manager import supervisor
+    conn = supervisor.connect(paths, spawn=False)
+    if conn is None:
+        return
+    try:
+        conn.request("quit", timeout=timeout)
+    except (OSError, ValueError):
+        pass  # on its way out already
+    finally:
+        conn.close()
+    deadline = time.monotonic() + timeout
+    while supervisor_alive(paths) and time.monotonic() < deadline:
+        time.sleep(0.02)

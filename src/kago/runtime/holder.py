@@ -34,8 +34,9 @@ _PAUSE = ("/bin/sleep", "/usr/bin/sleep")
 class Holder:
     """An open holder lock (kept for the caller's lifetime) and the holder's PID."""
 
-    def __init__(self, runroot, lock_fd, pid):
+    def __init__(self, runroot, lock_fd, pid, made=False):
         self.runroot, self.lock_fd, self.pid = runroot, lock_fd, pid
+        self.made = made  # this call made it (a previous one had died)
 
 
 def lock(runroot):
@@ -54,6 +55,7 @@ def ensure(runroot, sub):
     """A Holder for ``runroot``: the live one, or a new one for the SubIds ``sub`` (or a
     function returning them, called only when one is made)."""
     fd = lock(runroot)
+    made = False
     try:
         pid = alive(runroot)
         if pid is None:
@@ -61,12 +63,13 @@ def ensure(runroot, sub):
             pid = alive(runroot)
             if pid is None:
                 pid = _make(runroot, sub() if callable(sub) else sub)
+                made = True
                 attach_network(pid, runroot)
             fcntl.flock(fd, fcntl.LOCK_SH)
     except BaseException:
         os.close(fd)
         raise
-    return Holder(runroot, fd, pid)
+    return Holder(runroot, fd, pid, made)
 
 
 def attach_network(pid, runroot):
