@@ -30,6 +30,8 @@ def enter(glob):
             maps(sub)  # no subordinate IDs: one line, before anything is made
         _HOLDER = holder.ensure(paths.runroot, sub or _subids)
         holder.join(_HOLDER.pid)
+        from kago.host import rootless
+        rootless.forget()  # this process is in another user namespace now
         if _HOLDER.made:
             from kago.manager import rootless as manager_rootless
             manager_rootless.retire_stale_supervisor(paths)
@@ -40,8 +42,6 @@ def enter(glob):
         from kago.errors import describe
         print(f"kago: rootless: {describe(e)}", file=sys.stderr)
         return 125
-    from kago.host import rootless
-    rootless.forget()
     return None
 
 

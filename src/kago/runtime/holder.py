@@ -1,9 +1,9 @@
 """The rootless manager's holder: made, joined and stopped (kago.host.holder decides its maps
 and paths).
 
-``ensure(runroot)`` returns the PID of the user's holder for ``runroot``, making it when its
-record (RUNROOT/holder.pid: PID and start time) names no live process: a fork that unshares a
-user namespace, has newuidmap/newgidmap write its maps (inside 0 = the user, 1..N = the user's
+``ensure(runroot, subids)`` returns the user's Holder for ``runroot`` (its PID, and the lock
+this command holds), making it when its record (RUNROOT/holder.pid: PID and start time)
+names no live process: a fork that unshares a user namespace, has newuidmap/newgidmap write its maps (inside 0 = the user, 1..N = the user's
 subordinate IDs), then unshares a mount namespace (``/`` made a recursive slave) and a network
 namespace (``lo`` up), and execs ``sleep infinity`` with its stdio on /dev/null, in a session
 of its own. ``join(pid)`` setns(2)es the calling process into its user namespace, then its
@@ -213,6 +213,8 @@ def stop_if_unused(holder, in_use):
     try:
         fcntl.flock(holder.lock_fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except OSError as e:
+        # a conversion drops the shared lock first (flock(2)): take it again
+        fcntl.flock(holder.lock_fd, fcntl.LOCK_SH)
         if e.errno in (errno.EWOULDBLOCK, errno.EAGAIN):
             return False
         raise
