@@ -279,3 +279,31 @@ def test_a_killed_holder_is_made_again_and_the_stale_supervisor_retired(kago, us
     kago.ok("run", "-d", "--name", "new", "busybox", "sleep", "100")
     assert kago.ok("exec", "new", "echo", "joined").strip() == "joined"
     kago.ok("rm", "-f", "new")
+
+
+def test_a_definition_beyond_the_allocation_and_an_image_file_beyond_it(kago, user, after):
+    path = os.path.join(user.home, "big.py")
+    with open(path, "w") as f:
+        f.write('from kago.manager.define import Container, id_range\n'
+                'Container("far", image="busybox", command=["true"],\n'
+                '          ids=id_range(808000, 100))\n')
+    user.chown(path)
+    proc = kago("up", "big.py")
+    assert proc.returncode == 125
+    assert proc.stderr.count("\n") == 1, proc.stderr
+    assert "uid range 808000-808099 needs 808099 subordinate IDs" in proc.stderr
+    assert kago.ok("ps", "-a", "-q").strip() == ""
+    # an image file owned by an ID the user's namespace does not map: one line, no image
+    import tarfile
+    tar_path = os.path.join(user.home, "far.tar")
+    with tarfile.open(tar_path, "w") as tar:
+        info = tarfile.TarInfo("far")
+        info.uid = info.gid = 70000
+        tar.addfile(info)
+    user.chown(tar_path)
+    proc = kago("import", "far.tar", "far")
+    assert proc.returncode == 125
+    assert proc.stderr.count("\n") == 1, proc.stderr
+    assert "entry 'far' is owned by 70000:70000, beyond the IDs of this user namespace" \
+        in proc.stderr
+    assert "far" not in kago.ok("images")
