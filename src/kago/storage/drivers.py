@@ -28,7 +28,7 @@ from kago.errors import KernelError
 from kago.host.rootless import in_user_namespace
 from kago.kernel import consts as C
 from kago.kernel import libc
-from kago.storage import idshift, syscalls
+from kago.storage import idshift, ovlxattr, syscalls
 from kago.storage.errors import StoreError
 
 SHIFTS = ("idmapped", "chown")
@@ -164,8 +164,9 @@ class Overlay(Driver):
             fds.append(work)
             lower = ":".join(_fd_path(fd) for fd in fds[:-2])
             data = f"lowerdir={lower},upperdir={_fd_path(upper)},workdir={_fd_path(work)}"
-            if options:
-                data += "," + options
+            for option in (options, ovlxattr.mount_option()):
+                if option:
+                    data += "," + option
             target = os.path.join(cdir, "rootfs")
             libc.mount("overlay", target, "overlay", 0, data, shown=target)
         finally:
