@@ -179,11 +179,16 @@ def test_userns_auto_and_commit_own_files_by_subordinate_ids(kago, user, after):
     assert kago.ok("exec", "u", "cat", "/proc/self/uid_map").split() == ["0", "1", "2000"]
     start = user.subids[0]
     assert _host_uid(kago.pid("u")) == start  # inside 1 of the holder: the first subuid
-    kago.ok("exec", "u", "sh", "-c", "echo made > /made && mkdir /d && chown 1234:55 /d")
+    kago.ok("exec", "u", "sh", "-c", "echo made > /made && mkdir /d && chown 1234:55 /d"
+            " && rm -rf /home && mkdir /home")  # an opaque directory (user.overlay.opaque)
+    changes = kago.ok("diff", "u").split("\n")
+    assert "A /made" in changes and "A /d" in changes and "C /home" in changes
+    # the chown shift's whole copy-ups of unchanged files are no change
+    assert not [line for line in changes if line.startswith("C /bin/")]
     kago.ok("commit", "u", "snap")
     out = kago.ok("run", "--rm", "--network", "none", "snap", "sh", "-c",
-                  "cat /made; stat -c %u:%g /d")
-    assert out.split() == ["made", "1234:55"]
+                  "cat /made; stat -c %u:%g /d; ls -A /home | wc -l")
+    assert out.split() == ["made", "1234:55", "0"]
     kago.ok("rm", "-f", "u")
     kago.ok("rmi", "snap")
 
