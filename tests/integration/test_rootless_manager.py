@@ -160,6 +160,10 @@ def test_run_exec_logs_stop_rm_as_the_user(kago, user, after):
     assert os.path.exists(os.path.join(kago.runroot, "supervisor.sock"))
     holder = kago.holder_pid()
     assert holder and _cmdline(holder).startswith("kago-holder")
+    info = kago.ok("info")
+    assert f"Kago Root Dir: {kago.root}\n" in info
+    assert (f"Rootless: yes (host uid {user.uid}, 65536 subordinate UIDs, 65536 GIDs; "
+            f"holder pid {holder})") in info
     kago.ok("stop", "-t", "1", "web")
     kago.ok("rm", "web")
     with open(f"/proc/{holder}/mountinfo") as f:

@@ -136,3 +136,9 @@ def retire_stale_supervisor(paths, timeout=5.0):
     deadline = time.monotonic() + timeout
     while supervisor_alive(paths) and time.monotonic() < deadline:
         time.sleep(0.02)
+
+
+def holder_pid(paths):
+    """The live holder's PID for the root's runroot, or None."""
+    from kago.runtime import holder as L
+    return L.alive(paths.runroot)
