@@ -31,12 +31,14 @@ def as_nobody(argv, env=None):
 
 @pytest.mark.parametrize("argv", [["ps"], ["ps", "-a"], ["import", "/etc/hostname", "x"],
                                   ["run", "busybox", "true"], ["inspect", "x"]])
-def test_a_non_root_user_is_told_kago_needs_root(kmt, argv):
+def test_a_user_without_subordinate_ids_is_told_what_to_add(kmt, argv):
+    """(nobody has no /etc/subuid entry: kago as a user needs one for its namespace)"""
     before = sorted(os.listdir(kmt.root))
     proc = as_nobody([KAGO, "--root", kmt.root] + argv)
     assert proc.returncode == 125, proc
     assert proc.stdout == ""
-    assert proc.stderr.count("\n") == 1 and "kago needs root" in proc.stderr, proc.stderr
+    assert proc.stderr.count("\n") == 1, proc.stderr
+    assert "user nobody has no range in /etc/subuid" in proc.stderr, proc.stderr
     assert sorted(os.listdir(kmt.root)) == before
 
 

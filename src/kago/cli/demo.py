@@ -88,8 +88,8 @@ def _run(runtime, bundle):
         subprocess.call([runtime, "delete", "-f", cid],
                         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         if os.geteuid() != 0:
-            print("kago: demo: the default bundle needs root (rootless comes later)",
-                  file=sys.stderr)
+            print("kago: demo: --one's bundle needs root (as a user: kago-oci spec --rootless, "
+                  "docs/rootless.md)", file=sys.stderr)
     return _exit_status(status)
 
 

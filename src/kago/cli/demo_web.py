@@ -135,8 +135,9 @@ def definition_path():
 def web_demo():
     """``kago demo``'s entry: the exit status."""
     if os.geteuid() != 0:
-        print("kago: demo: run it as root (containers are made of namespaces, mounts and "
-              "cgroups)", file=sys.stderr)
+        print("kago: demo: run it as root (it publishes ports on the host's 127.0.0.1 and "
+              "sets CPU quotas; kago itself runs as a user, see docs/rootless.md)",
+              file=sys.stderr)
         return 1
     signal.signal(signal.SIGTERM, _interrupt)  # kill PID: the same clean-up as Ctrl-C
     try:

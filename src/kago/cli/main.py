@@ -73,10 +73,19 @@ def main(argv=None):
         print(f"kago: '{verb}' is not a kago command. See 'kago --help'", file=sys.stderr)
         return 125
     if os.geteuid() != 0 and verb != "version" and not _asks_help(rest):
-        # the state, the runtime, cgroups and networks are root's: without root every verb
-        # would fail half-way, or read an empty root and print an empty table
-        print(NEEDS_ROOT, file=sys.stderr)
-        return 125
+        # a user: every verb runs as root of the user's holder namespaces (docs/rootless.md)
+        from kago.cli import rootless
+        code = rootless.enter(glob)
+        if code is not None:
+            return code
+        try:
+            return _verb(glob, verb, rest)
+        finally:
+            rootless.leave(glob)
+    return _verb(glob, verb, rest)
+
+
+def _verb(glob, verb, rest):
     if verb in THIN_VERBS:
         # run -d, create, start: done by the supervisor's warm run server when it can
         from kago.cli import run_thin
@@ -87,9 +96,6 @@ def main(argv=None):
 
 
 THIN_VERBS = ("run", "create", "start")
-NEEDS_ROOT = ("kago: kago needs root (the manager has no rootless mode yet; kago-oci runs "
-              "rootless, see docs/rootless.md): run it as root or with sudo")
-
 
 
 def _asks_help(rest):

@@ -291,7 +291,7 @@ def _parse(data, sock):
     from kago import jsonio
     uid = struct.unpack("3i", sock.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, 12))[1]
     if uid != 0:
-        raise ValueError("kago needs root (there is no rootless mode yet)")
+        raise ValueError(f"run: uid {uid} is not root of this namespace: not served")
     request = jsonio.loads(data, "the run request")
     if request.get("verb") not in VERBS:
         raise ValueError(f"run: unknown verb {request.get('verb')!r}")

@@ -129,6 +129,12 @@ def cmd_info(glob, argv):
     out(f"Kago Run Dir: {mgr.paths.runroot}")
     pid = supervisor.running_pid(mgr.paths)
     out(f"Supervisor: {'pid ' + str(pid) if pid else 'not running'}")
+    from kago.manager import rootless
+    if rootless.active():  # docker's "Security Options: rootless"
+        from kago.host.rootless import host_uid
+        space = rootless.id_space()
+        out(f"Rootless: yes (host uid {host_uid()}, {space.uids} subordinate UIDs, "
+            f"{space.gids} GIDs; holder pid {rootless.holder_pid(mgr.paths) or '-'})")
     return 0
 
 

@@ -198,6 +198,7 @@ def cmd_stats(glob, argv):
     from kago.manager import format as F
     from kago.manager import views
     c = client(glob)
+    said = set()
     while True:
         rows = c.stats(args.containers, interval=0.5 if args.no_stream else 1.0)
         lines = F.formatted(args.format or "table", rows, views.STATS_COLUMNS)
@@ -206,6 +207,11 @@ def cmd_stats(glob, argv):
         for line in lines:
             out(line)
         sys.stdout.flush()
+        for r in rows:
+            if r.get("Unavailable") and r["ID"] not in said:
+                said.add(r["ID"])
+                print(f"kago: stats: {r['Name']}: usage and limits unavailable "
+                      f"({r['Unavailable']})", file=sys.stderr)
         if args.no_stream:
             return 0
 

@@ -29,7 +29,14 @@ def _uid_map(path="/proc/self/uid_map"):
         return _IDENTITY  # no /proc: nothing says we are in a user namespace
 
 
-_IN_USERNS = None  # this process's answer, once read (a process does not change namespace)
+_IN_USERNS = None  # this process's answer, once read (until it joins another namespace)
+
+
+def forget():
+    """Read the namespace again on the next question: the process joined another one (the
+    rootless manager's holder)."""
+    global _IN_USERNS
+    _IN_USERNS = None
 
 
 def in_user_namespace(path=None):

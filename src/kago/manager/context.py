@@ -54,7 +54,12 @@ class Context:
     def nets(self):
         if self._nets is None:
             from kago.network import Networks
-            self._nets = Networks(self.paths.network(), **(self.settings.get("network") or {}))
+            settings = dict(self.settings.get("network") or {})
+            from kago.manager import rootless
+            if rootless.active():  # the holder's network namespace is this runroot's own host
+                settings.setdefault("host_dir", os.path.join(self.paths.runroot, "host"))
+                settings.setdefault("netns_dir", os.path.join(self.paths.runroot, "netns"))
+            self._nets = Networks(self.paths.network(), **settings)
         return self._nets
 
     def runtime(self, record=None):

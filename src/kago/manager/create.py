@@ -13,7 +13,7 @@ import os
 import time
 
 from kago.errors import KagoError
-from kago.manager import attachments, events, idranges, journal, perms, rootfs
+from kago.manager import attachments, events, idranges, journal, perms, rootfs, rootless
 from kago.manager.context import describe
 from kago.manager.definition import Definition, IdRange, to_json
 from kago.manager.errors import BadValue, ImageNotFound, ManagerError
@@ -88,6 +88,7 @@ def _create(ctx, cid, name, d, group, undo):
                  netns=netns, etc=etc, uid_map=_ranges(uid_map), gid_map=_ranges(gid_map),
                  volumes=volumes, cgroups_path=cgroups_path, init_binary=_init_binary(d),
                  devices=_devices(d), host_caps=_host_caps(d))
+    rootless.warn_limits(spec)
     bundle = ctx.paths.bundle(cid)
     journal.intend(ctx.records, record, "bundle")
     os.mkdir(bundle, perms.SEARCH)

@@ -14,9 +14,11 @@ def reserve(paths, cid, mapping, name_of):
     None) if it asks for no user namespace (then nothing is locked or read)."""
     if not ids.wanted(mapping):
         return None, None
+    from kago.manager import rootless
+    space = rootless.id_space()
     with FileLock(_lock_path(paths)):
         table = read(paths)
-        uid_map, gid_map = ids.allocate(table, mapping, name_of)
+        uid_map, gid_map = ids.allocate(table, mapping, name_of, space)
         table[cid] = {"uids": uid_map, "gids": gid_map}
         _write(paths, table)
     return uid_map, gid_map

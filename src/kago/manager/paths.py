@@ -1,6 +1,6 @@
 """Where the manager keeps things: persistent state under ROOT, volatile state under RUNROOT.
 
-    ROOT (default /var/lib/kago, or $KAGO_ROOT, or --root)
+    ROOT (default /var/lib/kago, or $KAGO_ROOT, or --root; as a user ~/.local/share/kago)
       containers/<id>/container.json     the record (records.py), with its intent journal
                                          (journal.py); containers/.new-<id>-<pid> while made
       containers/<id>/bundle/            the OCI bundle handed to the runtime (config.json)
@@ -11,7 +11,8 @@
       network/                           kago.network's state
       groups/<key>.json                  what ``kago up FILE`` started
       events.jsonl[.1]                   docker's events, appended by every command (events.py)
-    RUNROOT (default /run/kago/manager; ROOT/run when only --root is given)
+    RUNROOT (default /run/kago/manager, as a user $XDG_RUNTIME_DIR/kago/manager; ROOT/run
+    when only --root is given)
       oci/                               the runtime's --root
       supervisor.sock / .pid / .log      the shared supervisor
       fifos/<id>/{stdout,stderr}         the container's output, read by the supervisor
@@ -25,15 +26,38 @@ DEFAULT_ROOT = "/var/lib/kago"
 DEFAULT_RUNROOT = "/run/kago/manager"
 
 
+def defaults(environ=None):
+    """(root, runroot) without --root/--runroot: /var/lib/kago and /run/kago/manager for host
+    root; for a user (or root of the user's holder namespace) $XDG_DATA_HOME/kago (else
+    ~/.local/share/kago) and $XDG_RUNTIME_DIR/kago/manager (else /run/user/UID/kago/manager)."""
+    from kago.host import rootless
+    if not rootless.rootless():
+        return DEFAULT_ROOT, DEFAULT_RUNROOT
+    from kago.host import holder
+    environ = os.environ if environ is None else environ
+    home = environ.get("HOME") or _home(rootless.host_uid())
+    return (holder.user_root(environ, home),
+            holder.user_runroot(environ, rootless.host_uid()))
+
+
+def _home(uid):
+    import pwd
+    try:
+        return pwd.getpwuid(uid).pw_dir
+    except KeyError:
+        return "/"
+
+
 class Paths:
     __slots__ = ("root", "runroot")
 
     def __init__(self, root=None, runroot=None):
         env_root = os.environ.get("KAGO_ROOT")
-        self.root = os.path.abspath(root or env_root or DEFAULT_ROOT)
         explicit = root or env_root
+        default_root, default_runroot = defaults()
+        self.root = os.path.abspath(explicit or default_root)
         self.runroot = os.path.abspath(runroot or os.environ.get("KAGO_RUNROOT") or (
-            os.path.join(self.root, "run") if explicit else DEFAULT_RUNROOT))
+            os.path.join(self.root, "run") if explicit else default_runroot))
 
     # --- persistent
     def containers(self):

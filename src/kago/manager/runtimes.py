@@ -85,6 +85,7 @@ class LibraryRuntime:
     def start(self, cid, bundle, stdio, console=None):
         from kago.errors import KagoError
         from kago.runtime import container
+        from kago.host.rootless import rootless
         from kago.runtime.options import Options
         store = self._store()
         saved = [os.dup(fd) for fd in (0, 1, 2)]
@@ -95,7 +96,8 @@ class LibraryRuntime:
                 if fd != target:
                     os.dup2(fd, target)
             container.run(store, cid, bundle, Options(detach=True, listen_fds=0,
-                                                      console_socket=console))
+                                                      console_socket=console,
+                                                      rootless=rootless()))
         except KagoError as e:
             raise _failure(str(e), "create") from None
         finally:

@@ -282,19 +282,32 @@ STATS_COLUMNS = ("ID", "Name", "CPUPerc", "MemUsage", "MemPerc", "NetIO", "Block
 def stats_rows(mgr, records, interval=0.5):
     """One table's worth of rows for ``records`` (running ones), sampled ``interval`` apart."""
     from kago.manager.errors import ManagerError
-    first = {}
+    first, missing = {}, {}
     for record in records:
         try:
             first[record["id"]] = sample(mgr, record)
-        except ManagerError:
-            continue
+        except ManagerError as e:
+            missing[record["id"]] = str(e)
     time.sleep(interval)
     rows = []
     for record in records:
-        if record["id"] not in first:
+        if record["id"] in missing:
+            if mgr.runtime(record).state(record["id"]) is not None:
+                rows.append(unavailable_row(record, missing[record["id"]]))
             continue
         try:
             rows.append(row(record, first[record["id"]], sample(mgr, record)))
         except ManagerError:
             continue
     return rows
+
+
+def unavailable_row(record, why):
+    """A running container without a cgroup (a user's manager on a host that delegates it
+    none): "--" for what only a cgroup counts, its own network's bytes, and ``why`` under
+    "Unavailable" (not a column: the command line says it once)."""
+    net = _net_io(record)
+    return {"ID": record["id"][:12], "Container": record["id"][:12], "Name": record["name"],
+            "CPUPerc": "--", "MemUsage": "-- / --", "MemPerc": "--",
+            "NetIO": "--" if net is None else f"{F.human_size(net[0])} / {F.human_size(net[1])}",
+            "BlockIO": "--", "PIDs": "--", "Pressure": "--/--/--", "Unavailable": why}

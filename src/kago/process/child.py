@@ -9,6 +9,7 @@ import os
 
 from kago import log
 from kago.errors import KagoError, KernelError
+from kago.host.rootless import in_user_namespace
 from kago.kernel import consts as C
 from kago.kernel import libc
 from kago.linux import namespaces
@@ -236,12 +237,13 @@ def _serve_sources(sock, plan, indices):
 
 def _new_userns_or_hello(chan, plan):
     new_user = plan.new_ns("user")
-    unprivileged = new_user and os.geteuid() != 0
+    unprivileged = new_user and (os.geteuid() != 0 or in_user_namespace())
     if new_user:
         libc.unshare(C.CLONE_NEWUSER)
         if unprivileged:
             # the caller (or newuidmap, which checks who owns /proc/PID) writes our maps as
-            # the same unprivileged user: our /proc files must be ours, not root's, till then
+            # the same unprivileged user (host root only if we are its root: the rootless
+            # manager's holder): our /proc files must be ours, not host root's, till then
             libc.prctl(C.PR_SET_DUMPABLE, 1)
     chan.send(t="hello", userns=new_user)
     ok = chan.recv(expect=("ok",))

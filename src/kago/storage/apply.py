@@ -10,12 +10,14 @@ links must point to an entry already in the layer; device nodes follow the store
 
 Two ways to apply, by driver:
 - ``overlay``: each layer is its own directory; a whiteout ``.wh.NAME`` becomes overlayfs's
-  whiteout (a 0:0 character device) and ``.wh..wh..opq`` the ``trusted.overlay.opaque`` xattr.
+  whiteout (a 0:0 character device) and ``.wh..wh..opq`` the ``trusted.overlay.opaque`` xattr
+  (``user.overlay.opaque`` in a user namespace: ovlxattr.py).
 - ``merge``: the layer is applied on a copy of its parent (btrfs snapshot, plain copy); a
   whiteout deletes the name, an opaque marker deletes what earlier layers put in the directory.
 
 Ownership, modes, xattrs (pax ``SCHILY.xattr.*``), times, hard links, fifos and device nodes
-are kept. ``trusted.overlay.*`` xattrs in an archive are dropped: they would steer overlayfs.
+are kept. overlayfs's own xattrs in an archive (``trusted.overlay.*``, ``user.overlay.*``) are
+dropped: they would steer overlayfs.
 """
 
 import errno
@@ -26,12 +28,12 @@ import tarfile
 
 from kago.errors import KernelError
 from kago.kernel import rooted
+from kago.storage import ovlxattr
 from kago.storage.errors import BadArchive, StoreError, UnsafeArchive
 from kago.storage.stream import CHUNK, corrupt_errors, is_enospc
 
 WHITEOUT = ".wh."
 OPAQUE = ".wh..wh..opq"
-OVERLAY_XATTR = "trusted.overlay."
 DEVICE_POLICIES = ("allow", "skip", "refuse")
 
 
@@ -54,7 +56,7 @@ def xattrs_of(info):
             import urllib.parse
             name = urllib.parse.unquote(key[17:])
             out[name] = base64.b64decode(value + "=" * (-len(value) % 4))
-    return {k: v for k, v in out.items() if not k.startswith(OVERLAY_XATTR)}
+    return {k: v for k, v in out.items() if not ovlxattr.private(k)}
 
 
 class Applier:
@@ -118,6 +120,12 @@ class Applier:
         except OSError as e:
             if is_enospc(e) or isinstance(e, StoreError):
                 raise
+            if e.errno == errno.EINVAL and _unmapped(info):
+                # a user's manager: the owner is not an ID of the user's namespace
+                raise StoreError(f"{self.source}: entry {info.name!r} is owned by "
+                                 f"{info.uid}:{info.gid}, beyond the IDs of this user "
+                                 "namespace (the user's subordinate IDs): add subordinate "
+                                 "IDs (usermod --add-subuids/--add-subgids) to hold it") from None
             raise StoreError(f"{self.source}: cannot write entry {info.name!r}: "
                              f"{os.strerror(e.errno).lower() if e.errno else e}") from None
         self.seen.add(path)
@@ -222,7 +230,7 @@ class Applier:
     def _opaque(self, dir_parts):
         if self.mode == "overlay":
             pfd = self.parent(dir_parts, "/".join(dir_parts + [OPAQUE]))
-            os.setxattr(rooted.fdpath(pfd), OVERLAY_XATTR + "opaque", b"y")
+            os.setxattr(rooted.fdpath(pfd), ovlxattr.prefix() + "opaque", b"y")
             return
         prefix = "/".join(dir_parts)
         try:
@@ -339,3 +347,16 @@ def _why(err):
 def apply_layer(stream, root, mode, source, devices="allow"):
     """Apply the tar ``stream`` under ``root``; returns the bytes of file content written."""
     return Applier(root, mode, source, devices).run(stream)
+
+
+def _unmapped(info):
+    """True when the entry's owner is not mapped in this process's user namespace."""
+    from kago.host.holder import id_space
+    try:
+        with open("/proc/self/uid_map") as f:
+            uids = id_space(f.read())
+        with open("/proc/self/gid_map") as f:
+            gids = id_space(f.read())
+    except OSError:
+        return False
+    return info.uid > uids or info.gid > gids

@@ -5,6 +5,7 @@ device is a whiteout, ``trusted.overlay.opaque=y`` an opaque directory, a direct
 ``trusted.overlay.redirect`` was renamed from a lower one (archived whole, as opaque), and a
 file with ``trusted.overlay.metacopy`` had only its metadata copied up (its bytes are in a lower
 layer; when the metadata change was only the chown of ID shifting, it is no change at all).
+(``user.overlay.*`` for an overlay mounted in a user namespace: ovlxattr.py.)
 
 btrfs/vfs: the container's tree is compared with its image's top layer, by type, mode, owner,
 size, mtime, link target, device number and xattrs (docker's "naive diff").
@@ -16,17 +17,20 @@ upper with any idmap, a chown-shifted copy), they are mapped back through the id
 import os
 import stat
 
+from kago.storage import ovlxattr
 from kago.storage.idshift import shift_owner
 from kago.storage.writer import read_xattrs
 
-_OPAQUE = "trusted.overlay.opaque"
-_REDIRECT = "trusted.overlay.redirect"
-_METACOPY = "trusted.overlay.metacopy"
+_OPAQUE = "opaque"
+_REDIRECT = "redirect"
+_METACOPY = "metacopy"
 
 
 def _getxattr(path, name):
+    """overlayfs's mark ``name`` (trusted.overlay.NAME, or user.overlay.NAME for an overlay
+    mounted in a user namespace), or None."""
     try:
-        return os.getxattr(path, name, follow_symlinks=False)
+        return os.getxattr(path, ovlxattr.prefix() + name, follow_symlinks=False)
     except OSError:
         return None
 
@@ -77,7 +81,26 @@ def _overlay_dir(tar, upper, rel, lowers, idmap):
         if stat.S_ISREG(st.st_mode) and _getxattr(path, _METACOPY) is not None:
             _metacopy_file(tar, path, sub, st, lowers, idmap)
             continue
+        if idmap is not None and _only_shifted(path, sub, st, lowers, idmap):
+            continue
         tar.add(path, sub, st, owner=_owner(st, idmap, path))
+
+
+def _only_shifted(path, sub, st, lowers, idmap):
+    """A whole copy-up the chown shift made without metacopy (an overlay in a user namespace,
+    where metacopy is refused): the lower file's type, mode, size, mtime, link target and
+    xattrs, with the owner shifted back; the btrfs/vfs drivers' "naive diff" rule."""
+    if not (stat.S_ISREG(st.st_mode) or stat.S_ISLNK(st.st_mode)):
+        return False
+    lpath, lst = _lower(lowers, sub)
+    if lst is None or stat.S_IFMT(lst.st_mode) != stat.S_IFMT(st.st_mode):
+        return False
+    if (st.st_mode, st.st_size, st.st_mtime_ns) != (lst.st_mode, lst.st_size, lst.st_mtime_ns) \
+            or _owner(st, idmap, path) != (lst.st_uid, lst.st_gid):
+        return False
+    if stat.S_ISLNK(st.st_mode):
+        return os.readlink(path) == os.readlink(lpath)
+    return read_xattrs(path) == read_xattrs(lpath)
 
 
 def _metacopy_file(tar, path, sub, st, lowers, idmap):

@@ -25,9 +25,10 @@ import stat
 import subprocess
 
 from kago.errors import KernelError
+from kago.host.rootless import in_user_namespace
 from kago.kernel import consts as C
 from kago.kernel import libc
-from kago.storage import idshift, syscalls
+from kago.storage import idshift, ovlxattr, syscalls
 from kago.storage.errors import StoreError
 
 SHIFTS = ("idmapped", "chown")
@@ -120,7 +121,9 @@ class Overlay(Driver):
                 refused = e
         os.chown(upper, top.st_uid, top.st_gid)  # chown_tree shifts it with the rest
         _whiteouts(upper, layers[-1], hide, None)
-        options = "metacopy=on"
+        # metacopy needs trusted.* xattrs: refused to an overlay mounted in a user namespace
+        # (the rootless manager's), where chown_tree then copies up whole files
+        options = "" if in_user_namespace() else "metacopy=on"
         self._mount(cdir, layers, None, None, "chown", options)
         _chown_after(os.path.join(cdir, "rootfs"), idmap, refused)
         return "chown", options
@@ -161,8 +164,9 @@ class Overlay(Driver):
             fds.append(work)
             lower = ":".join(_fd_path(fd) for fd in fds[:-2])
             data = f"lowerdir={lower},upperdir={_fd_path(upper)},workdir={_fd_path(work)}"
-            if options:
-                data += "," + options
+            for option in (options, ovlxattr.mount_option()):
+                if option:
+                    data += "," + option
             target = os.path.join(cdir, "rootfs")
             libc.mount("overlay", target, "overlay", 0, data, shown=target)
         finally:

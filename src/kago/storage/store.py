@@ -8,6 +8,7 @@ containers from being made), then publish it under the lock by renames; see ``st
 import json
 import os
 
+from kago.host.rootless import in_user_namespace
 from kago.storage import drivers, idshift, reference, syscalls, tarsplit
 from kago.storage.errors import (
     BadArchive,
@@ -353,6 +354,10 @@ class Store:
         return self._create_rootfs(cid, image_ref, idmap, shift)
 
     def _create_rootfs(self, cid, image_ref, idmap, shift):
+        if shift is None and idmap is not None and in_user_namespace():
+            # root of a user namespace (the rootless manager's holder): the kernel refuses
+            # idmapped mounts of the host's filesystems to it, so the files are re-owned
+            shift = "chown"
         cdir = self._cdir(cid)
         if image_ref is None and self.driver != "overlay":
             raise StoreError(f"a container on the host's root needs the overlay driver; store "

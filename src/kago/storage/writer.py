@@ -10,11 +10,11 @@ import os
 import stat
 import tarfile
 
+from kago.storage import ovlxattr
 from kago.storage.errors import StoreError
 from kago.storage.stream import CHUNK, HashingWriter
 
 GZIP_LEVEL = 3  # zlib level 3: near level 6's size here at twice its speed
-OVERLAY_XATTR = "trusted.overlay."
 
 
 class LayerTar:
@@ -148,7 +148,7 @@ def read_xattrs(path):
         return {}
     out = {}
     for name in names:
-        if name.startswith(OVERLAY_XATTR):
+        if ovlxattr.private(name):
             continue
         try:
             out[name] = os.getxattr(path, name, follow_symlinks=False)

@@ -92,3 +92,33 @@ def test_the_table_on_disk_reserves_and_releases(tmp_path):
     idranges.release(paths, "a")  # twice: nothing left to release
     assert sorted(idranges.read(paths)) == ["b"]
     assert idranges.reserve(paths, "c", req("auto"), str)[0] == [[0, BASE, K64]]
+
+
+# --- a user's manager: IDs of the holder's namespace, 1..N its subordinate IDs -------------
+
+def _space(n=65536):
+    from kago.host.holder import IdSpace
+    return IdSpace(n, n, "alice", [(100000, n)], [(100000, n)])
+
+
+def test_rootless_auto_is_carved_from_the_users_subordinate_ids():
+    space = _space()
+    assert ids.allocate({}, req("auto", 1000), space=space) == ([[0, 1, 1000]], [[0, 1, 1000]])
+    taken = {"a": entry([[0, 1, 1000]])}
+    assert ids.allocate(taken, req("auto", 1000), space=space) == (
+        [[0, 1001, 1000]], [[0, 1001, 1000]])
+
+
+def test_rootless_auto_beyond_the_allocation_names_the_fix():
+    with pytest.raises(IdRangeError, match="no free block of 65536 IDs is left in IDs 1-65536"):
+        ids.allocate({"a": entry([[0, 1, 10]])}, req("auto"), space=_space())
+
+
+def test_rootless_explicit_ranges_must_lie_in_the_allocation():
+    from kago.errors import UsageError
+    assert ids.allocate({}, req(uids=[[0, 2000, 1000]]), space=_space()) == (
+        [[0, 2000, 1000]], [[0, 2000, 1000]])
+    with pytest.raises(UsageError, match="uid range 808000-808099 needs 808099 subordinate"):
+        ids.allocate({}, req(uids=[[0, 808000, 100]]), space=_space())
+    with pytest.raises(UsageError, match="gid range 65000-65999"):
+        ids.allocate({}, req(uids=[[0, 100, 10]], gids=[[0, 65000, 1000]]), space=_space())

@@ -42,4 +42,18 @@ def main(argv=None):
         except FileNotFoundError:
             pass
         say(f"supervisor {os.getpid()} exits")
+        _release_holder(paths)
     return 0
+
+
+def _release_holder(paths):
+    """A user's supervisor ends the user's holder as it exits, when no container and no
+    command needs it (kago.manager.rootless)."""
+    from kago.manager import rootless
+    if not rootless.active():
+        return
+    try:
+        if rootless.release(paths, supervisor=False):
+            say("holder stopped: no container left")
+    except OSError as e:
+        say(f"holder not stopped: {e}")

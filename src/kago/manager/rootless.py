@@ -1,0 +1,144 @@
+"""The manager run by an unprivileged user, inside its holder (kago.runtime.holder): the ID
+space its containers' ranges come from, and when the holder may end.
+
+Inside the holder the manager is uid 0 of a user namespace whose IDs 1..N are the user's
+subordinate IDs; ``id_space`` reads N from the namespace's own maps. The holder is needed while
+a container exists (a record under ROOT/containers, or one being made) or a supervisor serves
+the root; ``release`` ends it otherwise (called as a command ends and as a supervisor exits).
+"""
+
+import errno
+import fcntl
+import os
+
+from kago.host import holder as H
+from kago.host import rootless as R
+
+
+def active():
+    """True when this process is the manager inside a holder (root of a user namespace that
+    is not the host's, with a holder record in its runroot is what ``release`` checks)."""
+    return R.rootless()
+
+
+def id_space():
+    """The IdSpace of this process's user namespace, or None for host root."""
+    if not active():
+        return None
+    with open("/proc/self/uid_map") as f:
+        uids = H.id_space(f.read())
+    with open("/proc/self/gid_map") as f:
+        gids = H.id_space(f.read())
+    from kago.host import subids
+    user = _user_name()
+    uid = R.host_uid()
+    mine = subids.read(user, uid, -1)
+    return H.IdSpace(uids, gids, user, mine.uids, mine.gids)
+
+
+def _user_name():
+    import pwd
+    try:
+        return pwd.getpwuid(R.host_uid()).pw_name
+    except KeyError:
+        return os.environ.get("USER") or str(R.host_uid())
+
+
+def in_use(paths, supervisor=True):
+    """A container record (or one being made) under ROOT/containers, or (``supervisor``) a
+    live supervisor."""
+    try:
+        if os.listdir(paths.containers()):
+            return True
+    except FileNotFoundError:
+        pass
+    return supervisor and supervisor_alive(paths)
+
+
+def supervisor_alive(paths):
+    """True while a supervisor serves the root (it holds RUNROOT/supervisor.lock)."""
+    try:
+        fd = os.open(os.path.join(paths.runroot, "supervisor.lock"), os.O_RDONLY | os.O_CLOEXEC)
+    except FileNotFoundError:
+        return False
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        return False
+    except OSError as e:
+        if e.errno in (errno.EWOULDBLOCK, errno.EAGAIN):
+            return True
+        raise
+    finally:
+        os.close(fd)
+
+
+def release(paths, holder=None, supervisor=True):
+    """End the holder of ``paths.runroot`` if nothing needs it (see kago.runtime.holder);
+    ``holder``: the caller's own Holder (its lock), else one is opened; ``supervisor``
+    False: the caller is the exiting supervisor (its own lock is not a user)."""
+    from kago.runtime import holder as L
+    if not os.path.exists(os.path.join(paths.runroot, H.PID_FILE)):
+        return False
+    own = holder is None
+    if own:
+        holder = L.Holder(paths.runroot, L.lock(paths.runroot), None)
+    try:
+        return L.stop_if_unused(holder, lambda: in_use(paths, supervisor))
+    finally:
+        if own:
+            os.close(holder.lock_fd)
+
+
+def warn_limits(spec):
+    """One warning line when a user's container asks for resource limits and the host
+    delegates the user no cgroup v2 subtree: it runs, without them (kago-oci skips the cgroup
+    it may not create, as runc --rootless auto does)."""
+    if not active() or cgroups_delegated():
+        return
+    from kago.runtime.rootless import asks_for_limits
+    if asks_for_limits((spec.get("linux") or {}).get("resources")):
+        from kago import log
+        log.warning("rootless: this host delegates no cgroup v2 subtree to the user: the "
+                    "container runs without its resource limits (systemd Delegate=yes "
+                    "for limits)")
+
+
+def cgroups_delegated(root="/sys/fs/cgroup"):
+    """True on a pure cgroup v2 host whose cgroup of this process the user may write (a
+    delegated subtree); hybrid and v1 hosts delegate no controller to a user."""
+    if not os.path.exists(os.path.join(root, "cgroup.controllers")):
+        return False
+    try:
+        with open("/proc/self/cgroup") as f:
+            own = next((line[3:].strip() for line in f if line.startswith("0::")), None)
+    except OSError:
+        return False
+    return own is not None and os.access(os.path.join(root, own.lstrip("/")), os.W_OK)
+
+
+def retire_stale_supervisor(paths, timeout=5.0):
+    """A holder was just made: a supervisor still serving the root lives in the namespaces of
+    the one before (it died, or was killed), where nothing this command makes is seen. Ask it
+    to quit (its containers stay; the next command starts a supervisor inside the new
+    holder). Containers started in the old namespaces keep running, and can be removed, but
+    not joined (exec) from the new ones."""
+    import time
+    from kago.manager import supervisor
+    conn = supervisor.connect(paths, spawn=False)
+    if conn is None:
+        return
+    try:
+        conn.request("quit", timeout=timeout)
+    except (OSError, ValueError):
+        pass  # on its way out already
+    finally:
+        conn.close()
+    deadline = time.monotonic() + timeout
+    while supervisor_alive(paths) and time.monotonic() < deadline:
+        time.sleep(0.02)
+
+
+def holder_pid(paths):
+    """The live holder's PID for the root's runroot, or None."""
+    from kago.runtime import holder as L
+    return L.alive(paths.runroot)
