@@ -249,7 +249,59 @@ def test_network_none_and_host(kago, user, after):
     out = kago.ok("run", "--rm", "--network", "host", "busybox", "ip", "-o", "link")
     names = {line.split(":")[1].strip().split("@")[0] for line in out.splitlines()}
     host = {n for n in os.listdir("/sys/class/net")}
-    assert "lo" in names and not (names - {"lo", "kago0"}) and names != host
+    # tap0: slirp4netns's way out of it
+    assert {"lo", "tap0"} <= names and not (names - {"lo", "kago0", "tap0"}) and names != host
+
+
+def _get(port, timeout=10):
+    import urllib.request
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=timeout) as r:
+        return r.read()
+
+
+def _answers(port, want, timeout=30):
+    """Whether 127.0.0.1:port answers ``want`` within ``timeout`` s (httpd starting, emulation)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            if _get(port, timeout=5) == want:
+                return True
+        except OSError:
+            time.sleep(0.1)
+    return False
+
+
+def test_a_published_port_answers_on_the_hosts_loopback_until_rm(kago, user, after):
+    from kago.testing.holder_net import free_ports
+    port, = free_ports(range(18000, 18100), 1) or pytest.skip("no free port in 18000-18099")
+    kago.ok("run", "-d", "--name", "pub", "-p", f"127.0.0.1:{port}:80", "busybox", "sh", "-c",
+            "mkdir -p /www && echo published > /www/index.html && exec httpd -f -p 80 -h /www")
+    assert _answers(port, b"published\n")
+    slirp = os.path.join(kago.runroot, "slirp4netns.pid")
+    with open(slirp) as f:
+        assert "slirp4netns --configure" in _cmdline(int(f.read()))
+    # slirp4netns killed: the next command connects the holder again and forwards the port anew
+    with open(slirp) as f:
+        os.kill(int(f.read()), 9)
+    assert "pub" in kago.ok("ps")
+    assert _answers(port, b"published\n")
+    kago.ok("rm", "-f", "pub")
+    with pytest.raises(OSError):
+        _get(port, timeout=2)
+    _gone(user)  # the holder, and its slirp4netns with it: its files removed
+    assert not os.path.exists(slirp)
+
+
+def test_a_privileged_port_is_one_line_and_nothing_made(kago, user, after):
+    with open("/proc/sys/net/ipv4/ip_unprivileged_port_start") as f:
+        floor = int(f.read())
+    if floor == 0:
+        pytest.skip("this host lets every user bind every port")
+    proc = kago("run", "-d", "--name", "low", "-p", f"127.0.0.1:{floor - 1}:80", "busybox",
+                "sleep", "100")
+    assert proc.returncode == 125 and proc.stderr.count("\n") == 1, proc.stderr
+    assert "ip_unprivileged_port_start" in proc.stderr
+    assert kago.ok("ps", "-a", "-q") == ""
 
 
 def test_a_user_without_subordinate_ids_gets_one_line_and_nothing_made(nosub_user):

@@ -28,13 +28,16 @@ def enter(glob):
             sub = _subids()
             from kago.host.holder import maps
             maps(sub)  # no subordinate IDs: one line, before anything is made
-        _HOLDER = holder.ensure(paths.runroot, sub or _subids)
+        _HOLDER = holder.ensure(paths.runroot, sub or _subids, attach=_connect)
+        reconnected = not _HOLDER.made and _reconnect(_HOLDER.pid, paths.runroot)
         holder.join(_HOLDER.pid)
         from kago.host import rootless
         rootless.forget()  # this process is in another user namespace now
         if _HOLDER.made:
             from kago.manager import rootless as manager_rootless
             manager_rootless.retire_stale_supervisor(paths)
+        if reconnected:
+            _restore_forwards(glob)
     except KagoError as e:
         print(f"kago: {e}", file=sys.stderr)
         return 125
@@ -43,6 +46,49 @@ def enter(glob):
         print(f"kago: rootless: {describe(e)}", file=sys.stderr)
         return 125
     return None
+
+
+def _connect(pid, runroot):
+    """slirp4netns for a new holder's network namespace (outside it, as the user): outbound
+    traffic, and ports published on the host. Without it the holder still runs containers,
+    reachable from each other only: one warning, and ``-p`` refuses with one line."""
+    from kago.errors import KagoError
+    from kago.network.rootless import outside
+    try:
+        outside.connect(pid, runroot)
+    except (KagoError, OSError) as e:
+        print(f"kago: warning: rootless: containers get no network beyond the user's own "
+              f"namespace and no published ports: {e}", file=sys.stderr)
+
+
+def _reconnect(pid, runroot):
+    """A live holder whose slirp4netns was connected and has ended (killed): connected again.
+    Cheap when nothing ended: one pid file and one /proc read, no import."""
+    try:
+        with open(os.path.join(runroot, "slirp4netns.pid")) as f:
+            slirp = int(f.read().strip())
+        with open(f"/proc/{slirp}/cmdline", "rb") as f:
+            if f.read().split(b"\0")[0].endswith(b"slirp4netns"):
+                return False
+    except FileNotFoundError:
+        if not os.path.exists(os.path.join(runroot, "slirp4netns.pid")):
+            return False  # never connected (no slirp4netns): the warning was given once
+    except (OSError, ValueError):
+        pass
+    _connect(pid, runroot)
+    return True
+
+
+def _restore_forwards(glob):
+    """After a reconnect, inside the holder: every container's published ports forwarded by
+    the new slirp4netns (the old one took its forwards along)."""
+    from kago.errors import KagoError
+    try:
+        from kago.manager.context import Context
+        Context(glob.get("root"), glob.get("runroot")).nets.restore_forwards()
+    except (KagoError, OSError) as e:
+        print(f"kago: warning: rootless: published ports not forwarded again: {e}",
+              file=sys.stderr)
 
 
 def _subids():

@@ -59,6 +59,9 @@ class Context:
             if rootless.active():  # the holder's network namespace is this runroot's own host
                 settings.setdefault("host_dir", os.path.join(self.paths.runroot, "host"))
                 settings.setdefault("netns_dir", os.path.join(self.paths.runroot, "netns"))
+                # its slirp4netns (connected by the CLI as the holder was made) forwards
+                # published ports from the host and carries outbound traffic
+                settings.setdefault("slirp_runroot", self.paths.runroot)
             self._nets = Networks(self.paths.network(), **settings)
         return self._nets
 

@@ -83,10 +83,14 @@ def release(paths, holder=None, supervisor=True):
     if own:
         holder = L.Holder(paths.runroot, L.lock(paths.runroot), None)
     try:
-        return L.stop_if_unused(holder, lambda: in_use(paths, supervisor))
+        stopped = L.stop_if_unused(holder, lambda: in_use(paths, supervisor))
     finally:
         if own:
             os.close(holder.lock_fd)
+    if stopped:  # its slirp4netns ends with it (its exit fd): waited for, its files removed
+        from kago.network.rootless import outside
+        outside.disconnect(paths.runroot)
+    return stopped
 
 
 def warn_limits(spec):

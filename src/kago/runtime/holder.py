@@ -51,9 +51,11 @@ def lock(runroot):
     return fd
 
 
-def ensure(runroot, sub):
+def ensure(runroot, sub, attach=None):
     """A Holder for ``runroot``: the live one, or a new one for the SubIds ``sub`` (or a
-    function returning them, called only when one is made)."""
+    function returning them, called only when one is made). ``attach(pid, runroot)`` runs
+    once, right after a holder is made and before any other command may join it: the CLI
+    connects the holder's network namespace to the host there (slirp4netns)."""
     fd = lock(runroot)
     made = False
     try:
@@ -64,21 +66,13 @@ def ensure(runroot, sub):
             if pid is None:
                 pid = _make(runroot, sub() if callable(sub) else sub)
                 made = True
-                attach_network(pid, runroot)
+                if attach is not None:
+                    attach(pid, runroot)
             fcntl.flock(fd, fcntl.LOCK_SH)
     except BaseException:
         os.close(fd)
         raise
     return Holder(runroot, fd, pid, made)
-
-
-def attach_network(pid, runroot):
-    """Called once, right after a holder is made, with its PID and the runroot: the place
-    where the holder's network namespace gets its way out (slirp4netns attached to PID's
-    network namespace, its API socket under ``runroot``, for outbound traffic and ports
-    published on the host's 127.0.0.1). Nothing is attached yet: containers reach each other
-    and the holder's namespace, not the host's network."""
-    return None
 
 
 def alive(runroot):
