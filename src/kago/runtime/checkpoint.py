@@ -1,0 +1,320 @@
+"""``checkpoint`` and ``restore``: a running container to CRIU images and back (runc's verbs).
+
+    checkpoint  running -> criu dump of the init's tree -> stopped (its record stays, as a
+                stopped container; ``--leave-running`` keeps it running). A failed dump
+                leaves the container running and untouched (CRIU thaws it).
+    restore     the bundle's config -> a new record, cgroup and limits (as ``create``) ->
+                criu restore into them -> running, with the restored init's new pid.
+                A stopped container of the same ID (the one checkpointed) is deleted first.
+
+CRIU is run as a command (kago.runtime.criu says which options stand for runc's RPC fields).
+"""
+
+import errno
+import os
+import subprocess
+
+from kago import jsonio, log
+from kago.errors import ContainerExists, CreateError, IncorrectStatus, KagoError, UsageError
+from kago.runtime import Undo
+from kago.runtime import container as ct
+from kago.runtime import criu
+from kago.runtime import store as st
+
+CRIU_ROOT = "criu-root"   # in the state dir: the rootfs bound on a mount point for --root
+CRIU_PID = "criu.pid"
+
+
+def _run(argv, what):
+    with log.phase(what):
+        try:
+            return subprocess.run(argv, stdin=subprocess.DEVNULL, capture_output=True,
+                                  text=True, close_fds=False)
+        except OSError as e:
+            raise KagoError(f"run {argv[0]}: {os.strerror(e.errno).lower()}") from None
+
+
+def _mkdir(path, what):
+    try:
+        os.makedirs(path, 0o700, exist_ok=True)
+    except OSError as e:
+        raise KagoError(f"{what} {path}: {os.strerror(e.errno).lower()}") from None
+
+
+def _plan_of(record):
+    """The container's plan, from its bundle as it is now (runc keeps its config in the state;
+    kago-oci reads the bundle's config.json again)."""
+    bundle = record["bundle"]
+    cfg = ct.load_config(bundle)
+    from kago.runtime.options import Options
+    return ct.make_plan(cfg, bundle, record["id"], Options(listen_fds=0))
+
+
+def _expanded_mounts(plan, cgroup_paths):
+    from kago.plan.build import expand_cgroup_mount
+    ops = []
+    for op in plan.mounts:
+        ops.extend(expand_cgroup_mount(op, cgroup_paths) if op.fstype == "cgroup" else [op])
+    return ops
+
+
+def _externals(plan, cgroup_paths):
+    return criu.external_mounts(_expanded_mounts(plan, cgroup_paths),
+                                [(d.path, plan.userns) for d in plan.devices])
+
+
+def _freezer(mgr):
+    if mgr is None:
+        return None
+    for name in ("freezer", "unified"):
+        d = mgr._find(name)
+        if d and os.path.isdir(d):
+            return d
+    return None
+
+
+def check_pre_dump(criu_bin):
+    """Pre-dump needs soft-dirty page tracking; refuse in one line where the kernel lacks it."""
+    done = _run([criu_bin, "check", "--feature", "mem_dirty_track"], "criu check")
+    if done.returncode != 0:
+        raise UsageError("--pre-dump needs the kernel's soft-dirty page tracking "
+                         "(CONFIG_MEM_SOFT_DIRTY), which this kernel lacks "
+                         "(criu check --feature mem_dirty_track failed)")
+
+
+def checkpoint(store, container_id, opts, criu_bin, pre_dump=False):
+    """Dump the container's process tree to ``opts.image_path``."""
+    with store.lock(container_id):
+        record = store.load(container_id)
+        now = ct.status(store, record)
+        if now not in (ct.RUNNING, ct.PAUSED):
+            raise IncorrectStatus(f"container cannot be checkpointed in {now} state")
+        proc = (record.get("kago") or {}).get("process") or {}
+        if proc.get("terminal") and not opts.shell_job:
+            raise UsageError("the container has a terminal (process.terminal): CRIU can only "
+                             "dump it as a shell job, pass --shell-job")
+        plan = _plan_of(record)
+        mgr = ct.cgroup_of(record)
+        paths = mgr.paths() if mgr is not None else {}
+        pid = record["pid"]
+        _mkdir(opts.image_path, "create image path")
+        if opts.work_path:
+            _mkdir(opts.work_path, "create work path")
+        _write_descriptors(opts.image_path, pid)
+        argv = criu.dump_argv(criu_bin, pid, opts, record["rootfs"], freezer=_freezer(mgr),
+                              mounts=_externals(plan, paths),
+                              namespaces=_joined_namespaces(plan), pre_dump=pre_dump)
+        log.debug("criu: " + " ".join(argv))
+        done = _run(argv, "criu dump")
+        if done.returncode != 0:
+            raise KagoError(criu.failure("pre-dump" if pre_dump else "dump",
+                                         os.path.join(opts.log_dir(), criu.DUMP_LOG),
+                                         done.stderr))
+        if not (opts.leave_running or pre_dump):
+            record["status"] = ct.STOPPED
+            record["kago"]["checkpoint"] = opts.image_path
+            store.save(container_id, record)
+
+
+def _write_descriptors(image_path, pid):
+    """runc's descriptors.json: where the init's fds 0-2 pointed (``pipe:[N]``, a path)."""
+    fds = []
+    for i in range(3):
+        try:
+            fds.append(os.readlink(f"/proc/{pid}/fd/{i}"))
+        except OSError:
+            fds.append("/dev/null")
+    path = os.path.join(image_path, criu.DESCRIPTORS)
+    with open(path, "w") as f:
+        f.write(jsonio.dumps(fds))
+
+
+def _joined_namespaces(plan):
+    """(kind, inode) of the network and pid namespaces the container joined by path."""
+    out = []
+    for kind in criu.EXTERNAL_NS:
+        path = plan.ns_path(kind)
+        if path:
+            try:
+                out.append((kind, os.stat(path).st_ino))
+            except OSError as e:
+                raise KagoError(f"{kind} namespace {path}: "
+                                f"{os.strerror(e.errno).lower()}") from None
+    return out
+
+
+# --- restore --------------------------------------------------------------------------------
+
+def restore(store, container_id, bundle, opts, criu_bin, run_opts, console_socket=None):
+    """Restore the container from ``opts.image_path``; returns its record (running)."""
+    bundle = os.path.abspath(bundle)
+    st.validate_id(container_id)
+    if console_socket:
+        raise UsageError("--console-socket: kago-oci cannot restore a container's terminal "
+                         "(CRIU hands back its pty master only through its RPC mode)")
+    if not os.path.isfile(os.path.join(opts.image_path, "inventory.img")):
+        raise UsageError(f"image path {opts.image_path}: no checkpoint there "
+                         "(no inventory.img)")
+    descriptors = _read_descriptors(opts.image_path)
+    _drop_checkpointed(store, container_id)
+    cfg = ct.load_config(bundle)
+    plan = ct.make_plan(cfg, bundle, container_id, run_opts)
+    if plan.process.terminal and not opts.shell_job:
+        raise UsageError("the container has a terminal (process.terminal): restore it with "
+                         "--shell-job")
+    if opts.work_path:
+        _mkdir(opts.work_path, "create work path")
+    undo = Undo()
+    try:
+        return _restore(store, container_id, bundle, cfg, plan, opts, criu_bin, run_opts,
+                        descriptors, undo)
+    except BaseException as e:
+        cleanup_errors = undo.run()
+        if cleanup_errors or not isinstance(e, KagoError):
+            raise CreateError(e, cleanup_errors) from e
+        raise
+
+
+def _read_descriptors(image_path):
+    path = os.path.join(image_path, criu.DESCRIPTORS)
+    try:
+        with open(path, "rb") as f:
+            fds = jsonio.loads(f.read(), what=path)
+    except FileNotFoundError:
+        return []  # a dump not made by a runtime: no stdio to hand over
+    if not isinstance(fds, list) or not all(isinstance(s, str) for s in fds):
+        raise KagoError(f"{path}: not a list of descriptor names")
+    return fds
+
+
+def _drop_checkpointed(store, container_id):
+    """A stopped container of this ID (what checkpoint left) gives its ID to the restore."""
+    try:
+        record = store.load(container_id)
+    except KagoError:
+        return
+    if ct.status(store, record) != ct.STOPPED:
+        raise ContainerExists(container_id)
+    ct.delete(store, container_id)
+
+
+def _restore(store, container_id, bundle, cfg, plan, opts, criu_bin, run_opts, descriptors,
+             undo):
+    state_dir = store.reserve(container_id)
+    undo.push(store.remove, container_id)
+    record = ct.new_record(container_id, bundle, plan, cfg)
+    store.save(container_id, record)
+    cgroup = ct._plan_cgroup(plan, undo, run_opts.rootless)
+    apply_limits = ct._limits(cgroup, plan.resources, run_opts.rootless)
+    if apply_limits is not None:
+        apply_limits()
+    paths = cgroup.paths() if cgroup is not None else {}
+    root = _bind_root(plan.rootfs, os.path.join(state_dir, CRIU_ROOT), undo)
+    keep = []
+    try:
+        inherit = []
+        for i, key in criu.stdio_inherit(descriptors):
+            fd = _inheritable(os.dup(i))  # kago-oci's own stdio: criu's 0-2 are its pipes
+            keep.append(fd)
+            inherit.append((fd, key))
+        for kind, (_criu_kind, key) in criu.EXTERNAL_NS.items():
+            path = plan.ns_path(kind)
+            if path:
+                fd = _open_inheritable(path, kind)
+                keep.append(fd)
+                inherit.append((fd, key))
+        pid_file = os.path.join(state_dir, CRIU_PID)
+        argv = criu.restore_argv(criu_bin, opts, root, pid_file,
+                                 cgroup_root=cgroup.path if cgroup is not None else None,
+                                 mounts=_externals(plan, paths), inherit=inherit)
+        log.debug("criu: " + " ".join(argv))
+        done = _run(argv, "criu restore")
+    finally:
+        for fd in keep:
+            os.close(fd)
+    if done.returncode != 0:
+        raise KagoError(criu.failure("restore", os.path.join(opts.log_dir(), criu.RESTORE_LOG),
+                                     done.stderr))
+    pid = _restored_pid(pid_file)
+    undo.push(_kill, pid)
+    if cgroup is not None:
+        record["kago"]["cgroup"] = cgroup.to_record()
+    record["pid"] = pid
+    record["kago"]["pid_start"] = st.start_time(pid)
+    record["kago"]["restored_from"] = opts.image_path
+    record["status"] = ct.RUNNING
+    store.save(container_id, record)
+    if run_opts.pid_file:
+        ct.write_pid_file(run_opts.pid_file, pid)
+    _unbind_root(root)
+    return record
+
+
+def _bind_root(rootfs, where, undo):
+    """CRIU's --root on restore must be a mount point whose parent is not overmounted: the
+    rootfs, bound on a directory in the state dir (runc does the same)."""
+    from kago.kernel import consts as C
+    from kago.kernel import libc
+    os.mkdir(where, 0o700)
+    undo.push(_rmdir, where)
+    libc.mount(rootfs, where, None, C.MS_BIND | C.MS_REC)
+    undo.push(_unbind_root, where)
+    return where
+
+
+def _unbind_root(where):
+    from kago.kernel import consts as C
+    from kago.kernel import libc
+    from kago.errors import KernelError
+    try:
+        libc.umount2(where, C.MNT_DETACH)
+    except KernelError as e:
+        if e.errno not in (errno.EINVAL, errno.ENOENT):  # not (or no longer) mounted
+            raise
+    _rmdir(where)
+
+
+def _rmdir(path):
+    try:
+        os.rmdir(path)
+    except FileNotFoundError:
+        pass
+
+
+def _open_inheritable(path, kind):
+    try:
+        return _inheritable(os.open(path, os.O_RDONLY))
+    except OSError as e:
+        raise KagoError(f"{kind} namespace {path}: {os.strerror(e.errno).lower()}") from None
+
+
+def _inheritable(fd):
+    os.set_inheritable(fd, True)  # criu inherits it (subprocess with close_fds=False)
+    return fd
+
+
+def _restored_pid(pid_file):
+    try:
+        with open(pid_file) as f:
+            return int(f.read().strip())
+    except (OSError, ValueError) as e:
+        raise KagoError(f"criu restore left no pid in {pid_file}: {e}") from None
+
+
+def _kill(pid):
+    try:
+        os.kill(pid, 9)
+        os.waitpid(pid, 0)
+    except (ProcessLookupError, ChildProcessError):
+        pass
+
+
+def wait_and_delete(store, container_id, pid):
+    """restore without --detach: as ``run``, wait for the restored init, then delete."""
+    from kago.process import parent
+    code = parent.wait(pid)
+    try:
+        ct.delete(store, container_id, force=True)
+    except KagoError:
+        pass
+    return code
