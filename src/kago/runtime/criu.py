@@ -164,8 +164,14 @@ def find(given=None, path=None):
     return found
 
 
+# CRIU's closing lines that only say that something above failed
+_SUMMARIES = ("Dumping FAILED", "Restoring FAILED", "Pre-dumping FAILED", "failed with -1",
+              "Unable to restore", "Restoring mntns failed")
+
+
 def last_error(log_path):
-    """The last ``Error`` line of a CRIU log (its message part), or None."""
+    """The last ``Error`` line of a CRIU log that says what went wrong (its message part; the
+    closing "Dumping FAILED." lines come after it), or None."""
     try:
         with open(log_path, "rb") as f:
             f.seek(max(0, os.fstat(f.fileno()).st_size - 65536))
@@ -176,7 +182,8 @@ def last_error(log_path):
     errors = [ln for ln in lines if "Error (" in ln and "RLIMIT_NOFILE" not in ln]
     if not errors:
         return None
-    line = errors[-1]
+    telling = [ln for ln in errors if not any(word in ln for word in _SUMMARIES)]
+    line = (telling or errors)[-1]
     return line.split("): ", 1)[1].strip() if "): " in line else line.strip()
 
 

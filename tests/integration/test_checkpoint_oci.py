@@ -1,0 +1,431 @@
+"""``kago-oci checkpoint`` / ``restore`` with CRIU 4.2 on the real kernel, next to runc.
+
+The container is a busybox shell counting in memory (each count written to a file on a bind
+mount, so a fresh start would count from 1 again) with busybox httpd listening on loopback,
+either in the host's network namespace (127.0.0.1:190xx) or in a network namespace the test
+makes (joined by path: CRIU must treat it as external). Its stdio are pipes the test holds
+(CRIU restores stdio pipes, not host files: the last test shows the line a host file gives).
+
+CRIU is the checkout's own build (``./dev setup`` puts it in .build/criu); the tests skip with
+that reason when it is not there.
+"""
+
+import json
+import os
+import socket
+import subprocess
+import time
+import urllib.request
+import uuid
+
+import pytest
+
+from conftest import KAGO_OCI, note_ids, wait_for
+
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+CRIU_DIR = os.path.join(REPO, ".build", "criu", "sbin")
+CRIU = os.path.join(CRIU_DIR, "criu")
+RUNC = "/usr/sbin/runc"
+
+pytestmark = pytest.mark.skipif(not os.access(CRIU, os.X_OK),
+                                reason=f"CRIU is not built ({CRIU}): ./dev setup builds it "
+                                       "from ../shared/third_party/criu-v4.2.tar.gz")
+
+# the counter: in memory, so only a restore (not a fresh start) goes on from where it was
+PROGRAM = ("i=0; httpd -p 127.0.0.1:{port} -h /etc; "
+           "while :; do i=$((i+1)); echo $i > /data/count; sleep 0.1; done")
+
+
+def env():
+    return dict(os.environ, PATH=CRIU_DIR + ":" + os.environ.get("PATH", "/usr/bin:/bin"))
+
+
+def free_port():
+    """A free 127.0.0.1 port in 19010-19099 (the host's; a namespace's are all free)."""
+    for port in range(19010, 19100):
+        with socket.socket() as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
+    pytest.skip("no free port in 127.0.0.1:19010-19099")
+
+
+class Stdio:
+    """Pipes the container's stdin and stdout/stderr are (the test holds the other ends);
+    the runtime's own output goes there too, read with ``output()``."""
+
+    def __init__(self):
+        self.in_r, self.in_w = os.pipe()
+        self.out_r, self.out_w = os.pipe()
+        os.set_blocking(self.out_r, False)
+
+    def run(self, argv, timeout=60):
+        proc = subprocess.run(argv, stdin=self.in_r, stdout=self.out_w, stderr=self.out_w,
+                              timeout=timeout, env=env())
+        return proc.returncode
+
+    def output(self):
+        out = b""
+        while True:
+            try:
+                data = os.read(self.out_r, 65536)
+            except BlockingIOError:
+                break
+            if not data:
+                break
+            out += data
+        return out.decode(errors="replace")
+
+    def close(self):
+        for fd in (self.in_r, self.in_w, self.out_r, self.out_w):
+            os.close(fd)
+
+
+@pytest.fixture
+def stdio():
+    made = []
+
+    def factory():
+        made.append(Stdio())
+        return made[-1]
+    yield factory
+    for s in made:
+        s.close()
+
+
+class Runtime:
+    """kago-oci or runc with its own state root and the checkout's CRIU."""
+
+    def __init__(self, name, root):
+        self.name = name
+        self.root = root
+        self.ids = []
+        self.argv0 = ([KAGO_OCI, "--root", root] if name == "kago-oci"
+                      else [RUNC, "--root", root, "--criu", CRIU])
+
+    def new_id(self):
+        cid = f"ck-{uuid.uuid4().hex[:10]}"
+        self.ids.append(cid)
+        note_ids(cid)
+        return cid
+
+    def __call__(self, *args, timeout=60):
+        return subprocess.run(self.argv0 + [str(a) for a in args], capture_output=True,
+                              text=True, timeout=timeout, env=env(), stdin=subprocess.DEVNULL)
+
+    def state(self, cid):
+        proc = self("state", cid)
+        assert proc.returncode == 0, proc.stderr
+        return json.loads(proc.stdout)
+
+    def cleanup(self):
+        for cid in self.ids:
+            self("delete", "--force", cid)
+
+
+@pytest.fixture
+def runtime(request, oci):
+    """``oci``'s state root (its leak check covers these IDs), or runc's under it."""
+    name = getattr(request, "param", "kago-oci")
+    if name == "runc" and not os.access(RUNC, os.X_OK):
+        pytest.skip("runc is not installed")
+    rt = Runtime(name, oci.root if name == "kago-oci" else oci.root + "-runc")
+    yield rt
+    rt.cleanup()
+    oci.ids.extend(rt.ids)  # the leak check: state dirs, cgroups, mounts naming them
+
+
+@pytest.fixture
+def netns():
+    name = f"ckpt-{uuid.uuid4().hex[:8]}"
+    subprocess.run(["ip", "netns", "add", name], check=True)
+    try:
+        subprocess.run(["ip", "-n", name, "link", "set", "lo", "up"], check=True)
+        yield name
+    finally:
+        subprocess.run(["ip", "netns", "del", name], check=False)
+
+
+def counter_bundle(make_bundle, data, port, netns=None):
+    def mutate(cfg):
+        cfg["mounts"].append({"destination": "/data", "type": "bind", "source": str(data),
+                              "options": ["rbind", "rw"]})
+        spaces = [n for n in cfg["linux"]["namespaces"] if n["type"] != "network"]
+        if netns:
+            spaces.append({"type": "network", "path": f"/run/netns/{netns}"})
+        cfg["linux"]["namespaces"] = spaces
+    return make_bundle(["sh", "-c", PROGRAM.format(port=port)], mutate=mutate)
+
+
+def count(data):
+    """The counter's last value (the file is rewritten ten times a second)."""
+    def read():
+        try:
+            text = (data / "count").read_text().strip()
+        except FileNotFoundError:
+            return None
+        return int(text) if text.isdigit() else None
+    value = wait_for(read, timeout=5)
+    assert value is not None, "the counter wrote nothing"
+    return value
+
+
+def counting(data, above, timeout=5.0):
+    """The counter passed ``above`` (it runs)."""
+    return wait_for(lambda: count(data) > above, timeout=timeout)
+
+
+def answer(port, netns=None):
+    url = f"http://127.0.0.1:{port}/hostname"
+    if netns:
+        # (no -T: busybox 1.35's wget -T crashes on a refused connection)
+        # a dumped namespace stays locked by CRIU (its packets dropped) until the restore:
+        # no answer there is a timeout, not a refusal
+        try:
+            proc = subprocess.run(["ip", "netns", "exec", netns, "/bin/busybox", "wget", "-qO-",
+                                   url], capture_output=True, text=True, timeout=3)
+        except subprocess.TimeoutExpired:
+            return None
+        return proc.stdout if proc.returncode == 0 else None
+    try:
+        with urllib.request.urlopen(url, timeout=3) as r:
+            return r.read().decode()
+    except OSError:
+        return None
+
+
+def start(runtime, stdio, bundle):
+    cid = runtime.new_id()
+    io = stdio()
+    code = io.run(runtime.argv0 + ["run", "-d", "--bundle", bundle.path, cid])
+    assert code == 0, io.output()
+    return cid
+
+
+def restore(runtime, stdio, bundle, cid, images, *flags):
+    io = stdio()
+    code = io.run(runtime.argv0 + ["restore", "-d", "--bundle", bundle.path,
+                                   "--image-path", images, *flags, cid])
+    return code, io.output()
+
+
+# --- checkpoint -> restore ------------------------------------------------------------------
+
+@pytest.mark.parametrize("runtime", ["kago-oci", "runc"], indirect=True)
+@pytest.mark.parametrize("network", ["host", "netns"])
+def test_restore_goes_on_counting_and_answering(runtime, stdio, make_bundle, tmp_path,
+                                                network, request):
+    ns = request.getfixturevalue("netns") if network == "netns" else None
+    port = free_port() if ns is None else 19001
+    data = tmp_path / "data"
+    data.mkdir()
+    bundle = counter_bundle(make_bundle, data, port, ns)
+    cid = start(runtime, stdio, bundle)
+    assert counting(data, 5)
+    assert wait_for(lambda: answer(port, ns), timeout=5) == "kago\n"
+    first_pid = runtime.state(cid)["pid"]
+
+    images = tmp_path / "images"
+    done = runtime("checkpoint", "--image-path", images, cid)
+    assert done.returncode == 0, done.stderr
+    at_dump = count(data)
+    time.sleep(0.4)
+    assert count(data) == at_dump, "the container kept running after checkpoint"
+    assert answer(port, ns) is None
+    if runtime.name == "kago-oci":
+        assert runtime.state(cid)["status"] == "stopped"  # runc: the container is gone
+
+    pid_file = tmp_path / "restored.pid"
+    code, out = restore(runtime, stdio, bundle, cid, images, "--pid-file", pid_file)
+    assert code == 0, out
+    state = runtime.state(cid)
+    assert state["status"] == "running"
+    assert state["pid"] == int(pid_file.read_text()) != first_pid
+    # it goes on from where it was, not from 1
+    resumed = count(data)
+    assert at_dump <= resumed < at_dump + 30, (at_dump, resumed)
+    assert counting(data, resumed)
+    assert wait_for(lambda: answer(port, ns), timeout=5) == "kago\n"
+    exec_ = runtime("exec", cid, "cat", "/data/count")
+    assert exec_.returncode == 0 and int(exec_.stdout) >= resumed, exec_.stderr
+
+    assert runtime("kill", cid, "KILL").returncode == 0
+    assert wait_for(lambda: runtime.state(cid)["status"] == "stopped", timeout=5)
+    deleted = runtime("delete", cid)
+    assert deleted.returncode == 0, deleted.stderr
+    assert runtime("state", cid).returncode != 0
+
+
+def test_leave_running_then_restore(runtime, stdio, make_bundle, tmp_path):
+    port = free_port()
+    data = tmp_path / "data"
+    data.mkdir()
+    bundle = counter_bundle(make_bundle, data, port)
+    cid = start(runtime, stdio, bundle)
+    assert counting(data, 3)
+    images = tmp_path / "images"
+    done = runtime("checkpoint", "--leave-running", "--image-path", images, cid)
+    assert done.returncode == 0, done.stderr
+    at_dump = count(data)
+    assert runtime.state(cid)["status"] == "running"
+    assert counting(data, at_dump), "the container stopped counting after --leave-running"
+    assert answer(port) == "kago\n"
+
+    # the image restores once the original (holding the port) is gone
+    assert runtime("delete", "--force", cid).returncode == 0
+    code, out = restore(runtime, stdio, bundle, cid, images)
+    assert code == 0, out
+    assert runtime.state(cid)["status"] == "running"
+    resumed = count(data)
+    assert resumed >= at_dump
+    assert counting(data, resumed)
+    assert wait_for(lambda: answer(port), timeout=5) == "kago\n"
+
+
+def test_restore_under_another_id_gets_its_own_cgroup(runtime, stdio, make_bundle, tmp_path):
+    port = free_port()
+    data = tmp_path / "data"
+    data.mkdir()
+    bundle = counter_bundle(make_bundle, data, port)
+    cid = start(runtime, stdio, bundle)
+    assert counting(data, 3)
+    images = tmp_path / "images"
+    assert runtime("checkpoint", "--image-path", images, cid).returncode == 0
+    other = runtime.new_id()
+    code, out = restore(runtime, stdio, bundle, other, images)
+    assert code == 0, out
+    pid = runtime.state(other)["pid"]
+    with open(f"/proc/{pid}/cgroup") as f:
+        lines = f.read().splitlines()
+    assert lines and all(line.endswith(f"/kago-{other}") for line in lines), lines
+    assert runtime.state(cid)["status"] == "stopped"
+    assert counting(data, count(data))
+
+
+# --- refused, and failures ------------------------------------------------------------------
+
+def last_line(text):
+    """The last line of output; a logfmt error line (runc's form) gives its message."""
+    lines = [ln for ln in text.splitlines() if ln.strip()]
+    assert lines, "no output"
+    line = lines[-1]
+    if "level=error msg=" not in line:
+        return line
+    quoted = line.split("level=error msg=", 1)[1]
+    return quoted[1:quoted.rindex('"')].replace('\\"', '"').replace("\\\\", "\\")
+
+
+def test_a_failed_dump_names_criu_and_its_log_and_leaves_the_container_running(
+        runtime, make_bundle, tmp_path):
+    """stdin a host file (/dev/null outside the container's mounts): CRIU cannot dump it."""
+    data = tmp_path / "data"
+    data.mkdir()
+    bundle = counter_bundle(make_bundle, data, free_port())
+    cid = runtime.new_id()
+    with open(tmp_path / "out", "w") as out:
+        proc = subprocess.run(runtime.argv0 + ["run", "-d", "--bundle", bundle.path, cid],
+                              stdin=subprocess.DEVNULL, stdout=out, stderr=out, env=env(),
+                              timeout=30)
+    assert proc.returncode == 0
+    assert counting(data, 2)
+    pid = runtime.state(cid)["pid"]
+    images = tmp_path / "images"
+    done = runtime("checkpoint", "--image-path", images, cid)
+    assert done.returncode == 1
+    line = last_line(done.stderr)
+    log = images / "dump.log"
+    assert "criu dump failed: Can't lookup mount" in line and f"(log: {log})" in line, line
+    assert log.exists()
+    assert runtime.state(cid)["status"] == "running"
+    assert runtime.state(cid)["pid"] == pid
+    assert counting(data, count(data)), "the container stopped after a failed dump"
+
+
+def test_a_terminal_needs_shell_job(runtime, make_bundle, tmp_path):
+    from test_terminal import ConsoleServer
+    console = ConsoleServer(tmp_path / "console.sock")
+    try:
+        def mutate(cfg):
+            cfg["process"]["terminal"] = True
+        bundle = make_bundle(["sleep", "100"], mutate=mutate)
+        cid = runtime.new_id()
+        made = runtime("run", "-d", "--console-socket", console.path, "--bundle", bundle.path,
+                       cid)
+        assert made.returncode == 0, made.stderr
+        console.take()
+        done = runtime("checkpoint", "--image-path", tmp_path / "images", cid)
+        assert done.returncode == 1
+        assert "pass --shell-job" in last_line(done.stderr)
+        assert runtime.state(cid)["status"] == "running"
+    finally:
+        console.close()
+
+
+def test_bad_input_gets_one_line(runtime, stdio, make_bundle, tmp_path):
+    data = tmp_path / "data"
+    data.mkdir()
+    bundle = counter_bundle(make_bundle, data, free_port())
+    cid = start(runtime, stdio, bundle)
+    images = tmp_path / "images"
+
+    missing = runtime("checkpoint", "--image-path", images, "ck-no-such-container")
+    assert missing.returncode == 1 and "container does not exist" in last_line(missing.stderr)
+
+    no_criu = runtime.argv0[:1] + ["--criu", "/nonexistent/criu"] + runtime.argv0[1:]
+    proc = subprocess.run(no_criu + ["checkpoint", "--image-path", images, cid],
+                          capture_output=True, text=True, timeout=30)
+    assert proc.returncode == 1
+    assert "criu not found: /nonexistent/criu" in last_line(proc.stderr), proc.stderr
+    proc = subprocess.run(runtime.argv0 + ["checkpoint", "--image-path", images, cid],
+                          capture_output=True, text=True, timeout=30,
+                          env=dict(os.environ, PATH="/nonexistent"))
+    assert proc.returncode == 1 and "criu not found on PATH" in last_line(proc.stderr)
+
+    for flags, fragment in ((["--lazy-pages"], "--lazy-pages is not supported"),
+                            (["--manage-cgroups-mode", "bogus"], "invalid --manage-cgroups-mode"),
+                            (["--empty-ns", "ipc"], '"ipc" is not supported by --empty-ns'),
+                            (["--page-server", "127.0.0.1:19099"], "--page-server is not "
+                                                                   "supported")):
+        proc = runtime("checkpoint", "--image-path", images, *flags, cid)
+        assert proc.returncode == 1 and fragment in last_line(proc.stderr), (flags, proc.stderr)
+
+    soft_dirty = subprocess.run([CRIU, "check", "--feature", "mem_dirty_track"],
+                                capture_output=True).returncode == 0
+    pre = runtime("checkpoint", "--pre-dump", "--image-path", images, cid)
+    if soft_dirty:
+        assert pre.returncode == 0, pre.stderr
+    else:
+        assert pre.returncode == 1
+        assert "soft-dirty" in last_line(pre.stderr), pre.stderr
+    assert runtime.state(cid)["status"] == "running"
+
+    nothing = tmp_path / "empty"
+    nothing.mkdir()
+    other = runtime.new_id()
+    code, out = restore(runtime, stdio, bundle, other, nothing)
+    assert code == 1
+    assert f"image path {nothing}: no checkpoint there" in last_line(out), out
+    assert runtime("state", other).returncode == 1
+
+
+def test_a_failed_restore_leaves_nothing(runtime, stdio, make_bundle, tmp_path):
+    """The original, left running, still holds the port: CRIU cannot bind it again."""
+    port = free_port()
+    data = tmp_path / "data"
+    data.mkdir()
+    bundle = counter_bundle(make_bundle, data, port)
+    cid = start(runtime, stdio, bundle)
+    assert counting(data, 2)
+    images = tmp_path / "images"
+    assert runtime("checkpoint", "--leave-running", "--image-path", images, cid).returncode == 0
+    other = runtime.new_id()
+    code, out = restore(runtime, stdio, bundle, other, images)
+    assert code == 1
+    line = last_line(out)
+    assert "criu restore failed: " in line and f"(log: {images}/restore.log)" in line, line
+    assert runtime("state", other).returncode == 1
+    assert not os.path.exists(os.path.join(runtime.root, other))
+    assert runtime.state(cid)["status"] == "running"
+    assert answer(port) == "kago\n"
