@@ -50,19 +50,6 @@ def _plan_of(record):
     return ct.make_plan(cfg, bundle, record["id"], Options(listen_fds=0))
 
 
-def _expanded_mounts(plan, cgroup_paths):
-    from kago.plan.build import expand_cgroup_mount
-    ops = []
-    for op in plan.mounts:
-        ops.extend(expand_cgroup_mount(op, cgroup_paths) if op.fstype == "cgroup" else [op])
-    return ops
-
-
-def _externals(plan, cgroup_paths):
-    return criu.external_mounts(_expanded_mounts(plan, cgroup_paths),
-                                [(d.path, plan.userns) for d in plan.devices])
-
-
 def _freezer(mgr):
     if mgr is None:
         return None
@@ -102,7 +89,7 @@ def checkpoint(store, container_id, opts, criu_bin, pre_dump=False):
             _mkdir(opts.work_path, "create work path")
         _write_descriptors(opts.image_path, pid)
         argv = criu.dump_argv(criu_bin, pid, opts, record["rootfs"], freezer=_freezer(mgr),
-                              mounts=_externals(plan, paths),
+                              mounts=criu.plan_externals(plan, paths),
                               namespaces=_joined_namespaces(plan), pre_dump=pre_dump)
         log.debug("criu: " + " ".join(argv))
         done = _run(argv, "criu dump")
@@ -226,7 +213,7 @@ def _restore(store, container_id, bundle, cfg, plan, opts, criu_bin, run_opts, d
         pid_file = os.path.join(state_dir, CRIU_PID)
         argv = criu.restore_argv(criu_bin, opts, root, pid_file,
                                  cgroup_root=cgroup.path if cgroup is not None else None,
-                                 mounts=_externals(plan, paths), inherit=inherit)
+                                 mounts=criu.plan_externals(plan, paths), inherit=inherit)
         log.debug("criu: " + " ".join(argv))
         done = _run(argv, "criu restore")
     finally:

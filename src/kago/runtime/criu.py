@@ -142,6 +142,16 @@ def external_mounts(ops, devices=()):
     return sorted(found.items())
 
 
+def plan_externals(plan, cgroup_paths):
+    """external_mounts() of a container's plan, its ``cgroup`` mount expanded into the binds
+    of its cgroup directories (``cgroup_paths``: hierarchy name -> directory), as created."""
+    from kago.plan.build import expand_cgroup_mount
+    ops = []
+    for op in plan.mounts:
+        ops.extend(expand_cgroup_mount(op, cgroup_paths) if op.fstype == "cgroup" else [op])
+    return external_mounts(ops, [(d.path, plan.userns) for d in plan.devices])
+
+
 def stdio_inherit(descriptors):
     """(fd, key) for each of the init's stdio that was a pipe at dump time (runc's rule):
     the restored tree gets kago-oci's own fd N in its place."""
