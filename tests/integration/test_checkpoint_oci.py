@@ -32,8 +32,9 @@ pytestmark = pytest.mark.skipif(not os.access(CRIU, os.X_OK),
                                        "from ../shared/third_party/criu-v4.2.tar.gz")
 
 # the counter: in memory, so only a restore (not a fresh start) goes on from where it was
-PROGRAM = ("i=0; httpd -p 127.0.0.1:{port} -h /etc; "
-           "while :; do i=$((i+1)); echo $i > /data/count; sleep 0.1; done")
+# (each count by rename: a dump between a truncate and its write would leave the file empty)
+PROGRAM = ("i=0; httpd -p 127.0.0.1:{port} -h /etc; while :; do i=$((i+1)); "
+           "echo $i > /data/n; mv /data/n /data/count; sleep 0.1; done")
 
 
 def env():
@@ -317,9 +318,34 @@ def last_line(text):
     return quoted[1:quoted.rindex('"')].replace('\\"', '"').replace("\\\\", "\\")
 
 
+def test_stdin_from_the_hosts_dev_null_checkpoints(runtime, make_bundle, tmp_path):
+    """A client's /dev/null (podman's conmon gives one) is a file of the host's mount namespace,
+    which CRIU cannot dump: the init takes the container's own /dev/null instead (as runc)."""
+    data = tmp_path / "data"
+    data.mkdir()
+    bundle = counter_bundle(make_bundle, data, free_port())
+    cid = runtime.new_id()
+    r, w = os.pipe()
+    try:
+        proc = subprocess.run(runtime.argv0 + ["run", "-d", "--bundle", bundle.path, cid],
+                              stdin=subprocess.DEVNULL, stdout=w, stderr=w, env=env(),
+                              timeout=30)
+        assert proc.returncode == 0
+        pid = runtime.state(cid)["pid"]
+        null = os.stat(f"/proc/{pid}/fd/0")
+        assert (os.major(null.st_rdev), os.minor(null.st_rdev)) == (1, 3)
+        assert null.st_dev != os.stat("/dev/null").st_dev  # the container's /dev, a tmpfs
+        assert counting(data, 2)
+        done = runtime("checkpoint", "--image-path", tmp_path / "images", cid)
+        assert done.returncode == 0, done.stderr
+    finally:
+        os.close(r)
+        os.close(w)
+
+
 def test_a_failed_dump_names_criu_and_its_log_and_leaves_the_container_running(
         runtime, make_bundle, tmp_path):
-    """stdin a host file (/dev/null outside the container's mounts): CRIU cannot dump it."""
+    """stdout a host file (outside the container's mounts): CRIU cannot dump it."""
     data = tmp_path / "data"
     data.mkdir()
     bundle = counter_bundle(make_bundle, data, free_port())
