@@ -16,7 +16,9 @@ import socket
 import subprocess
 import time
 import urllib.request
+import shutil
 import uuid
+from pathlib import Path
 
 import pytest
 
@@ -455,3 +457,107 @@ def test_a_failed_restore_leaves_nothing(runtime, stdio, make_bundle, tmp_path):
     assert not os.path.exists(os.path.join(runtime.root, other))
     assert runtime.state(cid)["status"] == "running"
     assert answer(port) == "kago\n"
+
+
+# --- what the restored container keeps ------------------------------------------------------
+
+CAPS = ["CAP_CHOWN", "CAP_KILL", "CAP_NET_BIND_SERVICE", "CAP_SETUID", "CAP_SETGID"]
+MAPS = [{"containerID": 0, "hostID": 200000, "size": 65536}]
+
+
+def status_fields(pid):
+    with open(f"/proc/{pid}/status") as f:
+        fields = dict(line.split(":", 1) for line in f.read().splitlines())
+    keep = ("Seccomp", "NoNewPrivs", "CapEff", "CapPrm", "CapBnd", "CapInh", "Uid", "Gid")
+    out = {k: fields[k].strip() for k in keep}
+    out["NSpid"] = fields["NSpid"].split()[-1]
+    return out
+
+
+def ns_maps(pid):
+    with open(f"/proc/{pid}/uid_map") as f, open(f"/proc/{pid}/gid_map") as g:
+        return f.read().split(), g.read().split()
+
+
+@pytest.mark.parametrize("userns", [False, True], ids=["rootful", "userns"])
+def test_restored_keeps_seccomp_caps_names_ids_and_limits(runtime, stdio, make_bundle,
+                                                          tmp_path, workdir, userns):
+    from kago.oci.defaults import default_spec
+    port = free_port()
+    # CRIU opens bind sources as the container's root (a host ID in a user namespace): a
+    # directory it can reach (the session's tmpfs is 0755; pytest's tmp_path is under 0700)
+    data = Path(workdir) / f"data-{uuid.uuid4().hex[:8]}"
+    data.mkdir()
+    data.chmod(0o777)
+    profile = default_spec(seccomp=True)["linux"]["seccomp"]
+
+    def mutate(cfg):
+        cfg["mounts"].append({"destination": "/data", "type": "bind", "source": str(data),
+                              "options": ["rbind", "rw"]})
+        if not userns:  # (a user namespace in the host's network is refused: its own test)
+            cfg["linux"]["namespaces"] = [n for n in cfg["linux"]["namespaces"]
+                                          if n["type"] != "network"]
+        cfg["linux"]["seccomp"] = profile
+        cfg["linux"]["resources"] = {"memory": {"limit": 64 << 20}, "pids": {"limit": 99}}
+        cfg["hostname"] = "ckpt-box"
+        for kind in ("bounding", "effective", "permitted"):
+            cfg["process"]["capabilities"][kind] = CAPS
+        if userns:
+            cfg["linux"]["namespaces"].append({"type": "user"})
+            cfg["linux"]["uidMappings"] = MAPS
+            cfg["linux"]["gidMappings"] = MAPS
+    bundle = make_bundle(["sh", "-c", PROGRAM.format(port=port)], mutate=mutate)
+    os.mkdir(os.path.join(bundle.rootfs, "data"))  # mapped root cannot make it in a host dir
+    cid = start(runtime, stdio, bundle)
+    assert counting(data, 2)
+    before = status_fields(runtime.state(cid)["pid"])
+    maps_before = ns_maps(runtime.state(cid)["pid"])
+    assert before["Seccomp"] == "2" and before["NSpid"] == "1"
+    images = tmp_path / "images"
+    done = runtime("checkpoint", "--image-path", images, cid)
+    assert done.returncode == 0, done.stderr
+    code, out = restore(runtime, stdio, bundle, cid, images)
+    assert code == 0, out
+    pid = runtime.state(cid)["pid"]
+    assert status_fields(pid) == before
+    assert ns_maps(pid) == maps_before
+    if userns:
+        assert maps_before[0][:3] == ["0", "200000", "65536"]
+    hostname = runtime("exec", cid, "hostname")
+    assert hostname.stdout.strip() == "ckpt-box", hostname.stderr
+    assert counting(data, count(data))
+    if not userns:
+        assert wait_for(lambda: answer(port), timeout=5) == "kago\n"
+    with open(f"/proc/{pid}/cgroup") as f:
+        paths = dict(line.split(":", 2)[1:] for line in f.read().splitlines())
+    memory = f"/sys/fs/cgroup/memory{paths['memory']}/memory.limit_in_bytes"
+    if os.path.exists(memory):  # hybrid/v1 (a pure v2 host: memory.max)
+        with open(memory) as f:
+            assert int(f.read()) == 64 << 20
+    pids_max = f"/sys/fs/cgroup/pids{paths['pids']}/pids.max"
+    if os.path.exists(pids_max):
+        with open(pids_max) as f:
+            assert f.read().strip() == "99"
+    shutil.rmtree(data)
+
+
+def test_a_user_namespace_in_the_hosts_network_is_refused(runtime, make_bundle, tmp_path):
+    def mutate(cfg):
+        cfg["linux"]["namespaces"] = [n for n in cfg["linux"]["namespaces"]
+                                      if n["type"] != "network"] + [{"type": "user"}]
+        cfg["linux"]["uidMappings"] = MAPS
+        cfg["linux"]["gidMappings"] = MAPS
+    bundle = make_bundle(["sleep", "100"], mutate=mutate)
+    cid = runtime.new_id()
+    r, w = os.pipe()
+    try:
+        proc = subprocess.run(runtime.argv0 + ["run", "-d", "--bundle", bundle.path, cid],
+                              stdin=r, stdout=w, stderr=w, env=env(), timeout=30)
+        assert proc.returncode == 0
+        done = runtime("checkpoint", "--image-path", tmp_path / "images", cid)
+        assert done.returncode == 1
+        assert "no network namespace of its own" in last_line(done.stderr), done.stderr
+        assert runtime.state(cid)["status"] == "running"
+    finally:
+        os.close(r)
+        os.close(w)

@@ -34,9 +34,9 @@ def _run(argv, what):
             raise KagoError(f"run {argv[0]}: {os.strerror(e.errno).lower()}") from None
 
 
-def _mkdir(path, what):
+def _mkdir(path, what, mode=0o700):
     try:
-        os.makedirs(path, 0o700, exist_ok=True)
+        os.makedirs(path, mode, exist_ok=True)
     except OSError as e:
         raise KagoError(f"{what} {path}: {os.strerror(e.errno).lower()}") from None
 
@@ -81,10 +81,16 @@ def checkpoint(store, container_id, opts, criu_bin, pre_dump=False):
             raise UsageError("the container has a terminal (process.terminal): CRIU can only "
                              "dump it as a shell job, pass --shell-job")
         plan = _plan_of(record)
+        if plan.userns and plan.has_ns("mount") and not plan.new_ns("network"):
+            raise UsageError("kago-oci cannot checkpoint a container with a user namespace and "
+                             "no network namespace of its own: its /sys is a recursive bind "
+                             "of the host's, which CRIU cannot restore there")
         mgr = ct.cgroup_of(record)
         paths = mgr.paths() if mgr is not None else {}
         pid = record["pid"]
-        _mkdir(opts.image_path, "create image path")
+        # a restore into a user namespace reads the images as the container's root, a host
+        # user: the directory must let it in (not list it)
+        _mkdir(opts.image_path, "create image path", 0o711 if plan.userns else 0o700)
         if opts.work_path:
             _mkdir(opts.work_path, "create work path")
         _write_descriptors(opts.image_path, pid)
@@ -149,6 +155,8 @@ def restore(store, container_id, bundle, opts, criu_bin, run_opts, console_socke
     if plan.process.terminal and not opts.shell_job:
         raise UsageError("the container has a terminal (process.terminal): restore it with "
                          "--shell-job")
+    if plan.userns:
+        _check_searchable(opts.image_path)
     if opts.work_path:
         _mkdir(opts.work_path, "create work path")
     undo = Undo()
@@ -160,6 +168,15 @@ def restore(store, container_id, bundle, opts, criu_bin, run_opts, console_socke
         if cleanup_errors or not isinstance(e, KagoError):
             raise CreateError(e, cleanup_errors) from e
         raise
+
+
+def _check_searchable(image_path):
+    """CRIU reads the images as the restored root task, inside its user namespace: a host ID
+    that is not root, so the directory needs the others' search bit."""
+    mode = os.stat(image_path).st_mode
+    if not mode & 0o001:
+        raise UsageError(f"image path {image_path} (mode {mode & 0o777:04o}) cannot be read "
+                         "from the container's user namespace: chmod o+x it")
 
 
 def _read_descriptors(image_path):

@@ -192,7 +192,10 @@ def last_error(log_path):
     errors = [ln for ln in lines if "Error (" in ln and "RLIMIT_NOFILE" not in ln]
     if not errors:
         return None
-    telling = [ln for ln in errors if not any(word in ln for word in _SUMMARIES)]
+    # what failed first: the errors before CRIU's closing "... FAILED." (after it come
+    # those of its helpers being stopped, cgroupd's "recv req error")
+    closing = next((i for i, ln in enumerate(errors) if "FAILED" in ln), len(errors))
+    telling = [ln for ln in errors[:closing] if not any(word in ln for word in _SUMMARIES)]
     line = (telling or errors)[-1]
     return line.split("): ", 1)[1].strip() if "): " in line else line.strip()
 
