@@ -253,6 +253,10 @@ def test_restore_goes_on_counting_and_answering(runtime, stdio, make_bundle, tmp
     assert wait_for(lambda: answer(port, ns), timeout=5) == "kago\n"
     exec_ = runtime("exec", cid, "cat", "/data/count")
     assert exec_.returncode == 0 and int(exec_.stdout) >= resumed, exec_.stderr
+    assert runtime("pause", cid).returncode == 0
+    assert runtime.state(cid)["status"] == "paused"
+    assert runtime("resume", cid).returncode == 0
+    assert runtime.state(cid)["status"] == "running"
 
     assert runtime("kill", cid, "KILL").returncode == 0
     assert wait_for(lambda: runtime.state(cid)["status"] == "stopped", timeout=5)
@@ -561,3 +565,33 @@ def test_a_user_namespace_in_the_hosts_network_is_refused(runtime, make_bundle, 
     finally:
         os.close(r)
         os.close(w)
+
+
+def test_restore_in_the_foreground_waits_and_deletes(runtime, stdio, make_bundle, tmp_path):
+    """Without --detach, restore is like run: it waits for the init and deletes the
+    container, and exits with the init's status."""
+    data = tmp_path / "data"
+    data.mkdir()
+    bundle = counter_bundle(make_bundle, data, free_port())
+    cid = start(runtime, stdio, bundle)
+    assert counting(data, 2)
+    images = tmp_path / "images"
+    assert runtime("checkpoint", "--image-path", images, cid).returncode == 0
+    io = stdio()
+    proc = subprocess.Popen(runtime.argv0 + ["restore", "--bundle", bundle.path,
+                                             "--image-path", images, cid],
+                            stdin=io.in_r, stdout=io.out_w, stderr=io.out_w, env=env())
+    try:
+        def restored():  # (the checkpointed record, stopped, is there until restore drops it)
+            proc = runtime("state", cid)
+            return proc.returncode == 0 and json.loads(proc.stdout)["status"] == "running"
+        assert wait_for(restored, timeout=10), io.output()
+        assert counting(data, count(data))
+        assert proc.poll() is None  # still waiting for the restored init
+        os.kill(runtime.state(cid)["pid"], 9)
+        assert proc.wait(timeout=10) == 137
+        assert runtime("state", cid).returncode == 1  # deleted on the way out
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()

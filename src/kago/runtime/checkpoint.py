@@ -213,6 +213,9 @@ def _restore(store, container_id, bundle, cfg, plan, opts, criu_bin, run_opts, d
     if apply_limits is not None:
         apply_limits()
     paths = cgroup.paths() if cgroup is not None else {}
+    if cgroup is not None:  # before CRIU runs: a restore killed midway can still be deleted
+        record["kago"]["cgroup"] = cgroup.to_record()
+        store.save(container_id, record)
     root = _bind_root(plan.rootfs, os.path.join(state_dir, CRIU_ROOT), undo)
     keep = []
     try:
@@ -241,8 +244,6 @@ def _restore(store, container_id, bundle, cfg, plan, opts, criu_bin, run_opts, d
                                      done.stderr))
     pid = _restored_pid(pid_file)
     undo.push(_kill, pid)
-    if cgroup is not None:
-        record["kago"]["cgroup"] = cgroup.to_record()
     record["pid"] = pid
     record["kago"]["pid_start"] = st.start_time(pid)
     record["kago"]["restored_from"] = opts.image_path
