@@ -35,10 +35,16 @@ def count(podman, n):  # noqa: F811
     return int(proc.stdout) if proc.returncode == 0 and proc.stdout.strip().isdigit() else None
 
 
-def test_podman_checkpoint_and_restore(criu_podman):
-    p = criu_podman
+def counter(p):
+    """A podman container counting in memory (to /tmp/count); its name."""
     n = name()
     p.run("-d", "--", "sh", "-c", COUNTER, name=n, check=True)
+    return n
+
+
+def test_podman_checkpoint_and_restore(criu_podman):
+    p = criu_podman
+    n = counter(p)
     try:
         assert wait_for(lambda: (count(p, n) or 0) > 3, 5)
         done = p("container", "checkpoint", n)
@@ -57,8 +63,7 @@ def test_podman_checkpoint_and_restore(criu_podman):
 
 def test_podman_checkpoint_leave_running(criu_podman):
     p = criu_podman
-    n = name()
-    p.run("-d", "--", "sh", "-c", COUNTER, name=n, check=True)
+    n = counter(p)
     try:
         assert wait_for(lambda: (count(p, n) or 0) > 2, 5)
         done = p("container", "checkpoint", "--leave-running", n)

@@ -207,6 +207,28 @@ def start(runtime, stdio, bundle):
     return cid
 
 
+class Counter:
+    """A counting, listening container started with pipes: ``.cid``, ``.bundle``, ``.data``
+    (its bind-mounted directory), ``.port``."""
+
+    def __init__(self, runtime, stdio, make_bundle, tmp_path, netns=None, above=2):
+        self.port = free_port() if netns is None else 19001
+        self.data = tmp_path / "data"
+        self.data.mkdir()
+        self.bundle = counter_bundle(make_bundle, self.data, self.port, netns)
+        self.cid = start(runtime, stdio, self.bundle)
+        assert counting(self.data, above)
+
+
+def run_with(runtime, bundle, stdin, out):
+    """``run -d`` with the given stdio (what the container inherits); a new ID."""
+    cid = runtime.new_id()
+    proc = subprocess.run(runtime.argv0 + ["run", "-d", "--bundle", bundle.path, cid],
+                          stdin=stdin, stdout=out, stderr=out, env=env(), timeout=30)
+    assert proc.returncode == 0
+    return cid
+
+
 def restore(runtime, stdio, bundle, cid, images, *flags):
     io = stdio()
     code = io.run(runtime.argv0 + ["restore", "-d", "--bundle", bundle.path,
@@ -221,12 +243,8 @@ def restore(runtime, stdio, bundle, cid, images, *flags):
 def test_restore_goes_on_counting_and_answering(runtime, stdio, make_bundle, tmp_path,
                                                 network, request):
     ns = request.getfixturevalue("netns") if network == "netns" else None
-    port = free_port() if ns is None else 19001
-    data = tmp_path / "data"
-    data.mkdir()
-    bundle = counter_bundle(make_bundle, data, port, ns)
-    cid = start(runtime, stdio, bundle)
-    assert counting(data, 5)
+    c = Counter(runtime, stdio, make_bundle, tmp_path, ns, above=5)
+    cid, bundle, data, port = c.cid, c.bundle, c.data, c.port
     assert wait_for(lambda: answer(port, ns), timeout=5) == "kago\n"
     first_pid = runtime.state(cid)["pid"]
 
@@ -266,12 +284,8 @@ def test_restore_goes_on_counting_and_answering(runtime, stdio, make_bundle, tmp
 
 
 def test_leave_running_then_restore(runtime, stdio, make_bundle, tmp_path):
-    port = free_port()
-    data = tmp_path / "data"
-    data.mkdir()
-    bundle = counter_bundle(make_bundle, data, port)
-    cid = start(runtime, stdio, bundle)
-    assert counting(data, 3)
+    c = Counter(runtime, stdio, make_bundle, tmp_path)
+    cid, bundle, data, port = c.cid, c.bundle, c.data, c.port
     images = tmp_path / "images"
     done = runtime("checkpoint", "--leave-running", "--image-path", images, cid)
     assert done.returncode == 0, done.stderr
@@ -292,12 +306,8 @@ def test_leave_running_then_restore(runtime, stdio, make_bundle, tmp_path):
 
 
 def test_restore_under_another_id_gets_its_own_cgroup(runtime, stdio, make_bundle, tmp_path):
-    port = free_port()
-    data = tmp_path / "data"
-    data.mkdir()
-    bundle = counter_bundle(make_bundle, data, port)
-    cid = start(runtime, stdio, bundle)
-    assert counting(data, 3)
+    c = Counter(runtime, stdio, make_bundle, tmp_path)
+    cid, bundle, data = c.cid, c.bundle, c.data
     images = tmp_path / "images"
     assert runtime("checkpoint", "--image-path", images, cid).returncode == 0
     other = runtime.new_id()
@@ -315,13 +325,8 @@ def test_restore_under_another_id_gets_its_own_cgroup(runtime, stdio, make_bundl
 
 def last_line(text):
     """The last line of output; a logfmt error line (runc's form) gives its message."""
-    lines = [ln for ln in text.splitlines() if ln.strip()]
-    assert lines, "no output"
-    line = lines[-1]
-    if "level=error msg=" not in line:
-        return line
-    quoted = line.split("level=error msg=", 1)[1]
-    return quoted[1:quoted.rindex('"')].replace('\\"', '"').replace("\\\\", "\\")
+    from test_lifecycle import error_message
+    return error_message(text)
 
 
 def test_stdin_from_the_hosts_dev_null_checkpoints(runtime, make_bundle, tmp_path):
@@ -330,13 +335,9 @@ def test_stdin_from_the_hosts_dev_null_checkpoints(runtime, make_bundle, tmp_pat
     data = tmp_path / "data"
     data.mkdir()
     bundle = counter_bundle(make_bundle, data, free_port())
-    cid = runtime.new_id()
     r, w = os.pipe()
     try:
-        proc = subprocess.run(runtime.argv0 + ["run", "-d", "--bundle", bundle.path, cid],
-                              stdin=subprocess.DEVNULL, stdout=w, stderr=w, env=env(),
-                              timeout=30)
-        assert proc.returncode == 0
+        cid = run_with(runtime, bundle, subprocess.DEVNULL, w)
         pid = runtime.state(cid)["pid"]
         null = os.stat(f"/proc/{pid}/fd/0")
         assert (os.major(null.st_rdev), os.minor(null.st_rdev)) == (1, 3)
@@ -355,12 +356,8 @@ def test_a_failed_dump_names_criu_and_its_log_and_leaves_the_container_running(
     data = tmp_path / "data"
     data.mkdir()
     bundle = counter_bundle(make_bundle, data, free_port())
-    cid = runtime.new_id()
     with open(tmp_path / "out", "w") as out:
-        proc = subprocess.run(runtime.argv0 + ["run", "-d", "--bundle", bundle.path, cid],
-                              stdin=subprocess.DEVNULL, stdout=out, stderr=out, env=env(),
-                              timeout=30)
-    assert proc.returncode == 0
+        cid = run_with(runtime, bundle, subprocess.DEVNULL, out)
     assert counting(data, 2)
     pid = runtime.state(cid)["pid"]
     images = tmp_path / "images"
@@ -396,10 +393,8 @@ def test_a_terminal_needs_shell_job(runtime, make_bundle, tmp_path):
 
 
 def test_bad_input_gets_one_line(runtime, stdio, make_bundle, tmp_path):
-    data = tmp_path / "data"
-    data.mkdir()
-    bundle = counter_bundle(make_bundle, data, free_port())
-    cid = start(runtime, stdio, bundle)
+    c = Counter(runtime, stdio, make_bundle, tmp_path)
+    cid, bundle = c.cid, c.bundle
     images = tmp_path / "images"
 
     missing = runtime("checkpoint", "--image-path", images, "ck-no-such-container")
@@ -444,12 +439,8 @@ def test_bad_input_gets_one_line(runtime, stdio, make_bundle, tmp_path):
 
 def test_a_failed_restore_leaves_nothing(runtime, stdio, make_bundle, tmp_path):
     """The original, left running, still holds the port: CRIU cannot bind it again."""
-    port = free_port()
-    data = tmp_path / "data"
-    data.mkdir()
-    bundle = counter_bundle(make_bundle, data, port)
-    cid = start(runtime, stdio, bundle)
-    assert counting(data, 2)
+    c = Counter(runtime, stdio, make_bundle, tmp_path)
+    cid, bundle, port = c.cid, c.bundle, c.port
     images = tmp_path / "images"
     assert runtime("checkpoint", "--leave-running", "--image-path", images, cid).returncode == 0
     other = runtime.new_id()
@@ -552,12 +543,9 @@ def test_a_user_namespace_in_the_hosts_network_is_refused(runtime, make_bundle, 
         cfg["linux"]["uidMappings"] = MAPS
         cfg["linux"]["gidMappings"] = MAPS
     bundle = make_bundle(["sleep", "100"], mutate=mutate)
-    cid = runtime.new_id()
     r, w = os.pipe()
     try:
-        proc = subprocess.run(runtime.argv0 + ["run", "-d", "--bundle", bundle.path, cid],
-                              stdin=r, stdout=w, stderr=w, env=env(), timeout=30)
-        assert proc.returncode == 0
+        cid = run_with(runtime, bundle, r, w)
         done = runtime("checkpoint", "--image-path", tmp_path / "images", cid)
         assert done.returncode == 1
         assert "no network namespace of its own" in last_line(done.stderr), done.stderr
@@ -570,11 +558,8 @@ def test_a_user_namespace_in_the_hosts_network_is_refused(runtime, make_bundle, 
 def test_restore_in_the_foreground_waits_and_deletes(runtime, stdio, make_bundle, tmp_path):
     """Without --detach, restore is like run: it waits for the init and deletes the
     container, and exits with the init's status."""
-    data = tmp_path / "data"
-    data.mkdir()
-    bundle = counter_bundle(make_bundle, data, free_port())
-    cid = start(runtime, stdio, bundle)
-    assert counting(data, 2)
+    c = Counter(runtime, stdio, make_bundle, tmp_path)
+    cid, bundle, data = c.cid, c.bundle, c.data
     images = tmp_path / "images"
     assert runtime("checkpoint", "--image-path", images, cid).returncode == 0
     io = stdio()
