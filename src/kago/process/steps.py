@@ -413,7 +413,8 @@ def execute(ctx):
 
 CREATE_STEPS = (enter_cgroup_ns, session_keyring, set_oom_score, prepare_root, mount_all,
                 cgroup_limits, make_devices, make_cwd, creation_hooks, sysctls, protect_paths,
-                switch_root, reopen_dev_null, set_names, terminal, rlimits, home_env, find_program, enter_cwd, lsm_labels,
+                switch_root, reopen_dev_null, set_names, terminal, rlimits, home_env,
+                find_program, enter_cwd, lsm_labels,
                 close_fds, seccomp_privileged, credentials, seccomp_listener, signal_ready,
                 wait_for_start, start_hooks, no_new_privileges, seccomp, execute)
 
