@@ -631,3 +631,29 @@ def _join(cfg, netns):
     cfg["linux"]["namespaces"] = [n for n in cfg["linux"]["namespaces"]
                                   if n["type"] != "network"]
     cfg["linux"]["namespaces"].append({"type": "network", "path": f"/run/netns/{netns}"})
+
+
+def test_host_pid_namespace_restores_right_after_checkpoint(runtime, stdio, make_bundle,
+                                                            tmp_path):
+    """Without a pid namespace CRIU restores the same PIDs: checkpoint waits until the dumped
+    processes are reaped (PID 1 here reaps about once a second), so restore can follow."""
+    data = tmp_path / "data"
+    data.mkdir()
+
+    def mutate(cfg):
+        cfg["mounts"].append({"destination": "/data", "type": "bind", "source": str(data),
+                              "options": ["rbind", "rw"]})
+        cfg["linux"]["namespaces"] = [n for n in cfg["linux"]["namespaces"]
+                                      if n["type"] not in ("pid", "network")]
+    bundle = make_bundle(["sh", "-c", PROGRAM.format(port=free_port())], mutate=mutate)
+    cid = start(runtime, stdio, bundle)
+    assert counting(data, 2)
+    pid = runtime.state(cid)["pid"]
+    images = tmp_path / "images"
+    done = runtime("checkpoint", "--image-path", images, cid)
+    assert done.returncode == 0, done.stderr
+    assert not os.path.exists(f"/proc/{pid}")
+    code, out = restore(runtime, stdio, bundle, cid, images)
+    assert code == 0, out
+    assert runtime.state(cid)["pid"] == pid  # the same PID, in the host's namespace
+    assert counting(data, count(data))

@@ -13,6 +13,7 @@ CRIU is run as a command (kago.runtime.criu says which options stand for runc's 
 import errno
 import os
 import subprocess
+import time
 
 from kago import jsonio, log
 from kago.errors import ContainerExists, CreateError, IncorrectStatus, KagoError, UsageError
@@ -94,6 +95,8 @@ def checkpoint(store, container_id, opts, criu_bin, pre_dump=False):
         if opts.work_path:
             _mkdir(opts.work_path, "create work path")
         _write_descriptors(opts.image_path, pid)
+        # in the host's pid namespace CRIU restores the very same PIDs: note them
+        same_pids = [] if plan.new_ns("pid") else (mgr.pids() if mgr is not None else [pid])
         argv = criu.dump_argv(criu_bin, pid, opts, record["rootfs"], freezer=_freezer(mgr),
                               mounts=criu.plan_externals(plan, paths),
                               namespaces=_joined_namespaces(plan), pre_dump=pre_dump)
@@ -107,6 +110,23 @@ def checkpoint(store, container_id, opts, criu_bin, pre_dump=False):
             record["status"] = ct.STOPPED
             record["kago"]["checkpoint"] = opts.image_path
             store.save(container_id, record)
+            _wait_reaped(same_pids)
+
+
+def _wait_reaped(pids, timeout=5.0):
+    """Wait (bounded) until the dumped processes are gone, zombies included: a restore of a
+    container in the host's pid namespace needs their PIDs free ("Can't fork for PID: File
+    exists" otherwise), and their parent (the caller's subreaper, else PID 1) reaps them in
+    its own time. Past the bound the checkpoint still succeeded: a warning says so."""
+    deadline = time.monotonic() + timeout
+    left = list(pids)
+    while left and time.monotonic() < deadline:
+        left = [p for p in left if os.path.exists(f"/proc/{p}")]
+        if left:
+            time.sleep(0.01)
+    if left:
+        log.warning(f"the dumped processes {left} are not reaped yet: a restore needs their "
+                    "PIDs free (the container shares the host's pid namespace)")
 
 
 def _write_descriptors(image_path, pid):
