@@ -657,3 +657,18 @@ def test_host_pid_namespace_restores_right_after_checkpoint(runtime, stdio, make
     assert code == 0, out
     assert runtime.state(cid)["pid"] == pid  # the same PID, in the host's namespace
     assert counting(data, count(data))
+
+
+def test_a_paused_container_checkpoints_and_restores_running(runtime, stdio, make_bundle,
+                                                             tmp_path):
+    c = Counter(runtime, stdio, make_bundle, tmp_path)
+    assert runtime("pause", c.cid).returncode == 0
+    at_pause = count(c.data)
+    images = tmp_path / "images"
+    done = runtime("checkpoint", "--image-path", images, c.cid)
+    assert done.returncode == 0, done.stderr
+    assert runtime.state(c.cid)["status"] == "stopped"
+    code, out = restore(runtime, stdio, c.bundle, c.cid, images)
+    assert code == 0, out
+    assert runtime.state(c.cid)["status"] == "running"
+    assert counting(c.data, at_pause)
