@@ -672,3 +672,30 @@ def test_a_paused_container_checkpoints_and_restores_running(runtime, stdio, mak
     assert code == 0, out
     assert runtime.state(c.cid)["status"] == "running"
     assert counting(c.data, at_pause)
+
+
+@pytest.mark.skipif(not os.access(RUNC, os.X_OK), reason="runc is not installed")
+def test_kago_oci_restores_what_runc_checkpointed(oci, stdio, make_bundle, tmp_path):
+    """runc's images name each masked file as the external mount "/dev/null": restore maps it.
+    (The other way fails: kago-oci binds /sys/fs/cgroup/unified on a hybrid host, an external
+    mount runc 1.1's restore does not declare. docs/checkpoint.md says so.)"""
+    runc = Runtime("runc", oci.root + "-runc")
+    kago = Runtime("kago-oci", oci.root)
+    try:
+        c = Counter(runc, stdio, make_bundle, tmp_path)
+        images = tmp_path / "images"
+        done = runc("checkpoint", "--image-path", images, c.cid)
+        assert done.returncode == 0, done.stderr
+        at_dump = count(c.data)
+        kago.ids.append(c.cid)
+        code, out = restore(kago, stdio, c.bundle, c.cid, images)
+        assert code == 0, out
+        assert kago.state(c.cid)["status"] == "running"
+        resumed = count(c.data)
+        assert at_dump <= resumed < at_dump + 30
+        assert counting(c.data, resumed)
+        assert wait_for(lambda: answer(c.port), timeout=5) == "kago\n"
+    finally:
+        kago.cleanup()
+        runc.cleanup()
+        oci.ids.extend(runc.ids)

@@ -253,7 +253,7 @@ def _restore(store, container_id, bundle, cfg, plan, opts, criu_bin, run_opts, d
         pid_file = os.path.join(state_dir, CRIU_PID)
         argv = criu.restore_argv(criu_bin, opts, root, pid_file,
                                  cgroup_root=cgroup.path if cgroup is not None else None,
-                                 mounts=criu.plan_externals(plan, paths), inherit=inherit)
+                                 mounts=criu.restore_externals(plan, paths), inherit=inherit)
         log.debug("criu: " + " ".join(argv))
         done = _run(argv, "criu restore")
     finally:

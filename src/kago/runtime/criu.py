@@ -152,6 +152,16 @@ def plan_externals(plan, cgroup_paths):
     return external_mounts(ops, [(d.path, plan.userns) for d in plan.devices])
 
 
+def restore_externals(plan, cgroup_paths):
+    """plan_externals() for ``criu restore``, plus what runc's images name: runc dumps each
+    masked file as the external mount "/dev/null" (kago's are internal binds), so with masked
+    paths the key maps to the host's /dev/null, as runc's restore passes it."""
+    found = plan_externals(plan, cgroup_paths)
+    if plan.masked_paths and "/dev/null" not in dict(found):
+        found = sorted(found + [("/dev/null", "/dev/null")])
+    return found
+
+
 def stdio_inherit(descriptors):
     """(fd, key) for each of the init's stdio that was a pipe at dump time (runc's rule):
     the restored tree gets kago-oci's own fd N in its place."""
@@ -174,6 +184,9 @@ def find(given=None, path=None):
     return found
 
 
+# not why CRIU failed: its harmless complaint about raising its fd limit, and its cgroup
+# helper's when CRIU stops it after a failure
+_NOISE = ("RLIMIT_NOFILE", "cgroupd: recv req error")
 # CRIU's closing lines that only say that something above failed
 _SUMMARIES = ("Dumping FAILED", "Restoring FAILED", "Pre-dumping FAILED", "failed with -1",
               "Unable to restore", "Restoring mntns failed")
@@ -188,8 +201,7 @@ def last_error(log_path):
             lines = f.read().decode(errors="replace").splitlines()
     except OSError:
         return None
-    # the rlimit line is CRIU's own harmless complaint about raising its fd limit
-    errors = [ln for ln in lines if "Error (" in ln and "RLIMIT_NOFILE" not in ln]
+    errors = [ln for ln in lines if "Error (" in ln and not any(n in ln for n in _NOISE)]
     if not errors:
         return None
     # what failed first: the errors before CRIU's closing "... FAILED." (after it come

@@ -154,6 +154,9 @@ def test_stdio_pipes_are_handed_over(descriptors, want):
      "(00.15) Error (criu/cr-dump.c:2128): Dumping FAILED.\n",
      "Can't lookup mount=24 for fd=0 path=/dev/null"),
     ("(00.2) Error (criu/cr-restore.c:1): Restoring FAILED.\n", "Restoring FAILED."),
+    ("(00.05) Error (criu/mount.c:3141): mnt: No mapping for 54:(null) mountpoint\n"
+     "(00.06) Error (criu/cgroup.c:1998): cg: cgroupd: recv req error: No such file\n",
+     "mnt: No mapping for 54:(null) mountpoint"),
     ("(00.1) Info: all good\n", None),
 ])
 def test_last_error_skips_the_closing_summaries(tmp_path, log, want):
@@ -190,3 +193,14 @@ def test_find(tmp_path):
 def test_log_dir_is_the_work_path_when_given():
     assert CriuOptions("img").log_dir() == os.path.abspath("img")
     assert CriuOptions("img", work_path="/w").log_dir() == "/w"
+
+
+def test_restore_maps_runcs_masked_path_key_to_dev_null():
+    """runc dumps masked files as the external "/dev/null": a restore passes it when the spec
+    masks paths (kago's own images do not use it; CRIU ignores it then)."""
+    masked = criu.restore_externals(_plan(), V2)
+    assert ("/dev/null", "/dev/null") in masked
+    assert criu.plan_externals(_plan(), V2) == [("/sys/fs/cgroup", V2["unified"])]
+    plan = _plan()
+    plan.masked_paths = []
+    assert criu.restore_externals(plan, V2) == [("/sys/fs/cgroup", V2["unified"])]
