@@ -73,3 +73,24 @@ def test_podman_checkpoint_leave_running(criu_podman):
         assert wait_for(lambda: (count(p, n) or 0) > now, 5)
     finally:
         p("rm", "-f", "-t", "0", n)
+
+
+def test_podman_export_and_import(criu_podman, tmp_path):
+    """A checkpoint exported to a tar file, the container removed, restored from the tar: the
+    migration path (podman re-creates the container, conmon runs kago-oci restore)."""
+    p = criu_podman
+    n = counter(p)
+    tar = tmp_path / "checkpoint.tar.gz"
+    try:
+        assert wait_for(lambda: (count(p, n) or 0) > 3, 5)
+        done = p("container", "checkpoint", "--export", tar, n)
+        assert done.returncode == 0, done.stderr
+        assert p("rm", n).returncode == 0
+        restored = p("container", "restore", "--import", tar)
+        assert restored.returncode == 0, restored.stderr
+        assert p("inspect", "--format", "{{.State.Status}}", n).stdout.strip() == "running"
+        first = count(p, n)
+        assert first is not None and first > 3
+        assert wait_for(lambda: (count(p, n) or 0) > first, 5)
+    finally:
+        p("rm", "-f", "-t", "0", n)

@@ -236,6 +236,7 @@ def _restore(store, container_id, bundle, cfg, plan, opts, criu_bin, run_opts, d
     if cgroup is not None:  # before CRIU runs: a restore killed midway can still be deleted
         record["kago"]["cgroup"] = cgroup.to_record()
         store.save(container_id, record)
+    _make_mountpoints(plan.rootfs, criu.mountpoints(criu.expanded_mounts(plan, paths)))
     root = _bind_root(plan.rootfs, os.path.join(state_dir, CRIU_ROOT), undo)
     keep = []
     try:
@@ -273,6 +274,19 @@ def _restore(store, container_id, bundle, cfg, plan, opts, criu_bin, run_opts, d
         ct.write_pid_file(run_opts.pid_file, pid)
     _unbind_root(root)
     return record
+
+
+def _make_mountpoints(rootfs, points):
+    """Create each missing mount point in the rootfs, resolved inside it (never through a
+    symlink out of it)."""
+    from kago.kernel.rooted import create_file_in_root, mkdirs_in_root
+    rootfd = os.open(rootfs, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
+    try:
+        for dest, is_dir in points:
+            fd = (mkdirs_in_root if is_dir else create_file_in_root)(rootfd, dest)
+            os.close(fd)
+    finally:
+        os.close(rootfd)
 
 
 def _bind_root(rootfs, where, undo):

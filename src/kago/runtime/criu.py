@@ -145,11 +145,8 @@ def external_mounts(ops, devices=()):
 def plan_externals(plan, cgroup_paths):
     """external_mounts() of a container's plan, its ``cgroup`` mount expanded into the binds
     of its cgroup directories (``cgroup_paths``: hierarchy name -> directory), as created."""
-    from kago.plan.build import expand_cgroup_mount
-    ops = []
-    for op in plan.mounts:
-        ops.extend(expand_cgroup_mount(op, cgroup_paths) if op.fstype == "cgroup" else [op])
-    return external_mounts(ops, [(d.path, plan.userns) for d in plan.devices])
+    return external_mounts(expanded_mounts(plan, cgroup_paths),
+                           [(d.path, plan.userns) for d in plan.devices])
 
 
 def restore_externals(plan, cgroup_paths):
@@ -160,6 +157,33 @@ def restore_externals(plan, cgroup_paths):
     if plan.masked_paths and "/dev/null" not in dict(found):
         found = sorted(found + [("/dev/null", "/dev/null")])
     return found
+
+
+def expanded_mounts(plan, cgroup_paths):
+    """The plan's mounts in order, its ``cgroup`` mount expanded into the binds of the
+    container's cgroup directories (``cgroup_paths``: hierarchy name -> directory)."""
+    from kago.plan.build import expand_cgroup_mount
+    ops = []
+    for op in plan.mounts:
+        ops.extend(expand_cgroup_mount(op, cgroup_paths) if op.fstype == "cgroup" else [op])
+    return ops
+
+
+def mountpoints(ops, source_is_dir=os.path.isdir):
+    """(destination, is_dir) of each mount point a restore must find in the rootfs (runc's
+    prepareCriuRestoreMounts): a fresh rootfs (podman's ``restore --import``) lacks those the
+    runtime made at create. Those under a tmpfs are not needed: CRIU restores a tmpfs whole,
+    its mount points in it. A bind of a file needs a file, everything else a directory."""
+    tmpfs = [op.destination.rstrip("/") for op in ops if op.fstype == "tmpfs"]
+    out = []
+    for op in ops:
+        dest = op.destination.rstrip("/") or "/"
+        if dest == "/" or any(dest.startswith(t + "/") for t in tmpfs):
+            continue
+        is_dir = not op.is_bind or source_is_dir(op.source)
+        if (dest, is_dir) not in out:
+            out.append((dest, is_dir))
+    return out
 
 
 def stdio_inherit(descriptors):

@@ -204,3 +204,18 @@ def test_restore_maps_runcs_masked_path_key_to_dev_null():
     plan = _plan()
     plan.masked_paths = []
     assert criu.restore_externals(plan, V2) == [("/sys/fs/cgroup", V2["unified"])]
+
+
+FILE_BIND = {"destination": "/run/.containerenv", "type": "bind", "source": "/srv/env",
+             "options": ["bind"]}
+
+
+def test_restore_mountpoints_skip_what_a_tmpfs_holds():
+    ops = criu.expanded_mounts(_plan([BIND, FILE_BIND]), HYBRID)
+    points = criu.mountpoints(ops, source_is_dir=lambda source: source != "/srv/env")
+    assert ("/data", True) in points and ("/run/.containerenv", False) in points
+    assert ("/proc", True) in points and ("/sys", True) in points
+    assert ("/dev", True) in points and ("/sys/fs/cgroup", True) in points
+    # under the /dev and /sys/fs/cgroup tmpfs: CRIU restores those whole
+    assert not [d for d, _ in points if d.startswith(("/dev/", "/sys/fs/cgroup/"))]
+    assert len(points) == len(set(points))
