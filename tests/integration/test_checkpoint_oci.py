@@ -391,10 +391,19 @@ def test_a_terminal_needs_shell_job(runtime, make_bundle, tmp_path):
                        cid)
         assert made.returncode == 0, made.stderr
         console.take()
-        done = runtime("checkpoint", "--image-path", tmp_path / "images", cid)
+        images = tmp_path / "images"
+        done = runtime("checkpoint", "--image-path", images, cid)
         assert done.returncode == 1
         assert "pass --shell-job" in last_line(done.stderr)
         assert runtime.state(cid)["status"] == "running"
+        # with --shell-job the dump works; its restore is refused (no pty to hand back)
+        done = runtime("checkpoint", "--shell-job", "--image-path", images, cid)
+        assert done.returncode == 0, done.stderr
+        back = runtime("restore", "-d", "--shell-job", "--bundle", bundle.path,
+                       "--image-path", images, cid)
+        assert back.returncode == 1
+        assert "cannot restore a container with a terminal" in last_line(back.stderr)
+        assert runtime.state(cid)["status"] == "stopped"
     finally:
         console.close()
 

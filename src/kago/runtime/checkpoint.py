@@ -169,16 +169,17 @@ def restore(store, container_id, bundle, opts, criu_bin, run_opts, console_socke
         raise UsageError(f"image path {opts.image_path}: no checkpoint there "
                          "(no inventory.img)")
     descriptors = _read_descriptors(opts.image_path)
-    _drop_checkpointed(store, container_id)
     cfg = ct.load_config(bundle)
     plan = ct.make_plan(cfg, bundle, container_id, run_opts)
-    if plan.process.terminal and not opts.shell_job:
-        raise UsageError("the container has a terminal (process.terminal): restore it with "
-                         "--shell-job")
+    if plan.process.terminal:
+        raise UsageError("kago-oci cannot restore a container with a terminal "
+                         "(process.terminal): CRIU hands back its pty only through its RPC "
+                         "(orphan-pts-master), which kago-oci does not drive")
     if plan.userns:
         _check_searchable(opts.image_path)
     if opts.work_path:
         _mkdir(opts.work_path, "create work path")
+    _drop_checkpointed(store, container_id)  # only once the restore is not refused
     undo = Undo()
     try:
         return _restore(store, container_id, bundle, cfg, plan, opts, criu_bin, run_opts,
