@@ -16,7 +16,8 @@ import subprocess
 import time
 
 from kago import jsonio, log
-from kago.errors import ContainerExists, CreateError, IncorrectStatus, KagoError, UsageError
+from kago.errors import (CgroupError, ContainerExists, CreateError, IncorrectStatus, KagoError,
+                         UsageError)
 from kago.runtime import Undo
 from kago.runtime import container as ct
 from kago.runtime import criu
@@ -52,11 +53,15 @@ def _plan_of(record):
 
 
 def _freezer(mgr):
+    """The container's freezer cgroup for CRIU (runc's FreezeCgroup): v1's, else cgroup2's."""
     if mgr is None:
         return None
     for name in ("freezer", "unified"):
-        d = mgr._find(name)
-        if d and os.path.isdir(d):
+        try:
+            d = mgr.path_in(name)
+        except CgroupError:
+            continue
+        if os.path.isdir(d):
             return d
     return None
 
