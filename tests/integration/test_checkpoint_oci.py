@@ -374,6 +374,12 @@ def test_a_failed_dump_names_criu_and_its_log_and_leaves_the_container_running(
     log = images / "dump.log"
     assert "criu dump failed: Can't lookup mount" in line and f"(log: {log})" in line, line
     assert log.exists()
+    # with --work-path, the log is there
+    work = tmp_path / "work"
+    done = runtime("checkpoint", "--image-path", images, "--work-path", work, cid)
+    assert done.returncode == 1
+    assert f"(log: {work}/dump.log)" in last_line(done.stderr)
+    assert (work / "dump.log").exists()
     assert runtime.state(cid)["status"] == "running"
     assert runtime.state(cid)["pid"] == pid
     assert counting(data, count(data)), "the container stopped after a failed dump"
