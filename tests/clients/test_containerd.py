@@ -92,6 +92,12 @@ class Ctr:
 
 @pytest.fixture(scope="module")
 def daemon():
+    yield from private_daemon()
+
+
+def private_daemon():
+    """A private containerd with the busybox image imported, as a Ctr in a namespace of its
+    own; stopped and checked for leftovers afterwards (for a fixture: ``yield from``)."""
     base = tempfile.mkdtemp(prefix="kago-containerd-")
     mount_tmpfs(base)
     ns = f"kago-ctr-{uuid.uuid4().hex[:8]}"

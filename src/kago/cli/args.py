@@ -22,6 +22,15 @@ _CREATE = ((("bundle", "b"), "str", "bundle"), (("pid-file",), "str", "pid_file"
            (("preserve-fds",), "int", "preserve_fds"), (("no-pivot",), "bool", "no_pivot"),
            (("no-new-keyring",), "bool", "no_new_keyring"))
 
+# runc's flags shared by checkpoint and restore
+_CRIU = ((("image-path",), "str", "image_path"), (("work-path",), "str", "work_path"),
+         (("tcp-established",), "bool", "tcp_established"),
+         (("ext-unix-sk",), "bool", "ext_unix_sk"), (("shell-job",), "bool", "shell_job"),
+         (("file-locks",), "bool", "file_locks"),
+         (("manage-cgroups-mode",), "str", "manage_cgroups_mode"),
+         (("empty-ns",), "list", "empty_ns"), (("auto-dedup",), "bool", "auto_dedup"),
+         (("lazy-pages",), "bool", "lazy_pages"))
+
 # command -> (flags, positional names, rest: whether args after the positionals are kept raw)
 COMMANDS = {
     "create": (_CREATE, ("id",), False),
@@ -55,6 +64,18 @@ COMMANDS = {
                ("id",), False),
     "events": (((("stats",), "bool", "stats"), (("interval",), "str", "interval")), ("id",),
                False),
+    "checkpoint": (_CRIU + ((("leave-running",), "bool", "leave_running"),
+                            (("pre-dump",), "bool", "pre_dump"),
+                            (("parent-path",), "str", "parent_path"),
+                            (("page-server",), "str", "page_server"),
+                            (("status-fd",), "str", "status_fd")), ("id",), False),
+    "restore": (_CRIU + ((("bundle", "b"), "str", "bundle"), (("detach", "d"), "bool", "detach"),
+                         (("pid-file",), "str", "pid_file"),
+                         (("console-socket",), "str", "console_socket"),
+                         (("no-subreaper",), "bool", "no_subreaper"),
+                         (("no-pivot",), "bool", "no_pivot"),
+                         (("lsm-profile",), "str", "lsm_profile"),
+                         (("lsm-mount-context",), "str", "lsm_mount_context")), ("id",), False),
 }
 
 # no "root": without --root the state root depends on who runs (host.rootless.default_root)

@@ -19,11 +19,11 @@ USAGE = """kago-oci: a runc-compatible OCI container runtime
 usage: kago-oci [global options] command [command options] [arguments...]
 
 commands: create, start, state, kill, delete, run, exec, ps, list, pause, resume,
-          update, events, features, spec
+          update, events, features, spec, checkpoint, restore
 
 global options: --root DIR (default /run/kago; rootless: $XDG_RUNTIME_DIR/kago), --log FILE,
                 --log-format text|json, --debug, --systemd-cgroup, --rootless true|false|auto,
-                --version
+                --criu PATH (checkpoint/restore; default: criu on PATH), --version
 """
 
 
@@ -268,6 +268,47 @@ def cmd_events(glob, args):
     res.events(store, args.id, parse_duration(args.interval or "5s"), emit)
 
 
+def _criu_options(args, leave_running=False):
+    from kago.runtime.criu import CriuOptions
+    if args.lazy_pages:
+        raise UsageError("--lazy-pages is not supported by kago-oci: it needs CRIU's lazy-pages "
+                         "daemon and a page server, which kago-oci does not run")
+    # runc's default image path: ./checkpoint
+    return CriuOptions(args.image_path or os.path.join(os.getcwd(), "checkpoint"),
+                       work_path=args.work_path, leave_running=leave_running,
+                       tcp_established=bool(args.tcp_established),
+                       ext_unix_sk=bool(args.ext_unix_sk), shell_job=bool(args.shell_job),
+                       file_locks=bool(args.file_locks),
+                       manage_cgroups_mode=args.manage_cgroups_mode,
+                       empty_ns=args.empty_ns or (), auto_dedup=bool(args.auto_dedup))
+
+
+def cmd_checkpoint(glob, args):
+    from kago.runtime import checkpoint, criu
+    for flag, given in (("--page-server", args.page_server), ("--status-fd", args.status_fd),
+                        ("--parent-path", args.parent_path)):
+        if given:
+            raise UsageError(f"{flag} is not supported by kago-oci (it belongs to pre-dump "
+                             "and lazy-pages migration)")
+    opts = _criu_options(args, leave_running=bool(args.leave_running))
+    criu_bin = criu.find(glob.criu)
+    if args.pre_dump:
+        checkpoint.check_pre_dump(criu_bin)
+    checkpoint.checkpoint(_store(glob), args.id, opts, criu_bin, pre_dump=bool(args.pre_dump))
+
+
+def cmd_restore(glob, args):
+    from kago.runtime import checkpoint, criu
+    opts = _criu_options(args)
+    criu_bin = criu.find(glob.criu)
+    store = _store(glob)
+    record = checkpoint.restore(store, args.id, _bundle(args), opts, criu_bin,
+                                _options(glob, args), console_socket=args.console_socket)
+    if args.detach:
+        return 0
+    return checkpoint.wait_and_delete(store, args.id, record["pid"])
+
+
 _DURATION_UNITS = (("ns", 1e-9), ("us", 1e-6), ("\u00b5s", 1e-6), ("\u03bcs", 1e-6),
                    ("ms", 1e-3), ("s", 1.0), ("m", 60.0), ("h", 3600.0))
 
@@ -308,5 +349,5 @@ COMMANDS = {"create": cmd_create, "run": cmd_run, "start": cmd_start, "state": c
             "kill": cmd_kill, "delete": cmd_delete, "exec": cmd_exec, "ps": cmd_ps,
             "list": cmd_list, "pause": cmd_pause, "resume": cmd_resume,
             "features": cmd_features, "spec": cmd_spec, "update": cmd_update,
-            "events": cmd_events}
+            "events": cmd_events, "checkpoint": cmd_checkpoint, "restore": cmd_restore}
 

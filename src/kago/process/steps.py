@@ -12,7 +12,9 @@ Why this order (runc's standard_init_linux.go and prepareRootfs, crun's containe
   container's /proc, which is about to be made read-only; a masked file gets the container's
   own /dev/null (made above), resolved in the rootfs, which is what runc binds after its
   pivot_root: the mounts then name the container's /dev, never the host's devtmpfs;
-- the terminal is made after the switch, from the container's own devpts;
+- the terminal is made after the switch, from the container's own devpts; stdio that is the
+  host's /dev/null becomes the container's own /dev/null there first (runc's reOpenDevNull): a
+  file of the host's mount namespace is one CRIU cannot checkpoint;
 - the program is looked up and cwd entered while still privileged, so a missing program is
   reported by ``create`` (with runc's wording), not lost after ``create`` returned;
 - fds are marked close-on-exec before any seccomp filter can be loaded (a profile need not
@@ -178,6 +180,46 @@ def switch_root(ctx):
     rootfs.apply_root_propagation(ctx.plan.rootfs_propagation)
     if ctx.plan.root_readonly:
         rootfs.make_root_readonly()
+
+
+_NULL_RDEV = os.makedev(1, 3)
+_S_IFMT, _S_IFCHR = 0o170000, 0o020000
+
+
+def reopen_dev_null(ctx):
+    """Each of fds 0-2 that is a null device (the host's /dev/null a client gave) is replaced by
+    the container's own /dev/null, opened read-write as runc does; none there: left as is."""
+    if not ctx.plan.has_ns("mount"):
+        return
+    null = None
+    try:
+        for fd in range(3):
+            try:
+                st = os.fstat(fd)
+            except OSError:
+                continue
+            if st.st_mode & _S_IFMT != _S_IFCHR or st.st_rdev != _NULL_RDEV:
+                continue
+            if null is None:
+                null = _open_container_null()
+                if null is None:
+                    return
+            os.dup2(null, fd)
+    finally:
+        if null is not None:
+            os.close(null)
+
+
+def _open_container_null():
+    try:
+        fd = os.open("/dev/null", os.O_RDWR | os.O_CLOEXEC)
+    except OSError:
+        return None
+    st = os.fstat(fd)
+    if st.st_mode & _S_IFMT == _S_IFCHR and st.st_rdev == _NULL_RDEV:
+        return fd
+    os.close(fd)
+    return None
 
 
 def set_names(ctx):
@@ -371,7 +413,8 @@ def execute(ctx):
 
 CREATE_STEPS = (enter_cgroup_ns, session_keyring, set_oom_score, prepare_root, mount_all,
                 cgroup_limits, make_devices, make_cwd, creation_hooks, sysctls, protect_paths,
-                switch_root, set_names, terminal, rlimits, home_env, find_program, enter_cwd, lsm_labels,
+                switch_root, reopen_dev_null, set_names, terminal, rlimits, home_env,
+                find_program, enter_cwd, lsm_labels,
                 close_fds, seccomp_privileged, credentials, seccomp_listener, signal_ready,
                 wait_for_start, start_hooks, no_new_privileges, seccomp, execute)
 
