@@ -292,9 +292,29 @@ def test_limits_apply_in_a_delegated_v2_subtree(kago, user, after):
         row = next(x for x in proc.stdout.splitlines() if " lim " in x)
         assert "/ 32MiB" in row and " -- " not in row, row
         assert "unavailable" not in proc.stderr
+        kago.ok("update", "--memory", "48m", "lim", cgroup=runner)
+        with open(f"{cgroup}/memory.max") as f:
+            assert f.read().strip() == str(48 << 20)
         kago.ok("rm", "-f", "lim", cgroup=runner)
         assert not os.path.exists(cgroup)
+        # a definition's cgroup settings, under its cgroup parent inside the subtree
+        path = os.path.join(user.home, "lim.py")
+        with open(path, "w") as f:
+            f.write('from kago.manager.define import Container\n'
+                    'Container("dlim", image="busybox", stop_signal="SIGKILL",\n'
+                    '          cgroup={"pids.max": "30"}, memory="24m",\n'
+                    '          cgroup_parent="/web", command=["sleep", "100"])\n')
+        user.chown(path)
+        kago.ok("up", "lim.py", cgroup=runner)
+        cgroup = _cgroup_of(kago, "dlim", runner)
+        assert os.path.dirname(cgroup) == f"{top}/web", cgroup
+        for file, want in (("memory.max", str(24 << 20)), ("pids.max", "30")):
+            with open(f"{cgroup}/{file}") as f:
+                assert f.read().strip() == want, file
+        kago.ok("down", "lim.py", cgroup=runner)
+        assert not os.path.exists(cgroup)
         _gone(user)  # the supervisor idles out, then the holder
+        # the subtree as made (the cgroup parent the runtime made, removed with its last child)
         assert [n for n in os.listdir(top) if os.path.isdir(f"{top}/{n}")] == ["runner"]
 
 
