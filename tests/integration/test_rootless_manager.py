@@ -45,8 +45,8 @@ class Kago:
     def __init__(self, user):
         self.user = user
 
-    def __call__(self, *args, timeout=60, env=None):
-        return self.user.run([KAGO, *map(str, args)], timeout=timeout,
+    def __call__(self, *args, timeout=60, env=None, cgroup=None):
+        return self.user.run([KAGO, *map(str, args)], timeout=timeout, cgroup=cgroup,
                              env=env or self.user.env(KAGO_SUPERVISOR_IDLE="1"))
 
     def ok(self, *args, **kw):
@@ -239,6 +239,101 @@ def test_limits_are_skipped_with_one_warning_and_stats_says_so(kago, user, after
     assert row and " -- " in row[0]
     assert "kago: stats: lim: usage and limits unavailable" in proc.stderr
     kago.ok("rm", "-f", "lim")
+
+
+def test_info_says_no_controllers_where_none_are_delegated(kago, user, after):
+    lines = kago.ok("info").splitlines()
+    line = next(x for x in lines if x.startswith("Cgroup Controllers:"))
+    assert line.startswith("Cgroup Controllers: none (this host delegates no cgroup v2 "
+                           "subtree to the user: "), line
+    if not os.path.exists("/sys/fs/cgroup/cgroup.controllers"):
+        assert "hybrid" in line
+
+
+def _delegated_or_skip(controllers):
+    from kago.testing import delegated_cgroup
+    why = delegated_cgroup.unavailable(controllers)
+    if why:
+        pytest.skip(f"{why}: no delegated cgroup v2 subtree can be made")
+    return delegated_cgroup
+
+
+def _cgroup_of(kago, name, cgroup):
+    path = json.loads(kago.ok("inspect", name, cgroup=cgroup))[0]["Kago"]["CgroupsPath"]
+    return "/sys/fs/cgroup" + path
+
+
+def test_limits_apply_in_a_delegated_v2_subtree(kago, user, after):
+    """The user's commands start in a leaf of a delegated subtree: the container's cgroup is
+    made beside it, its limits apply, stats reads it, rm removes it."""
+    D = _delegated_or_skip(("memory", "pids", "cpu"))
+    with D.delegated(user.uid, user.gid, ("memory", "pids")) as top:
+        runner = f"{top}/runner"
+        info = kago.ok("info", cgroup=runner).splitlines()
+        line = next(x for x in info if x.startswith("Cgroup Controllers:"))
+        assert line.endswith(f"(delegated at {top})"), line
+        assert {"cpu", "memory", "pids"} <= set(line.split("(")[0].split()[2:]), line
+        proc = kago("run", "-d", "--name", "lim", "--memory", "32m", "--pids-limit", "50",
+                    "--cpus", "0.5", "busybox", "sleep", "100", cgroup=runner)
+        assert proc.returncode == 0, proc.stderr
+        assert "warning" not in proc.stderr, proc.stderr
+        cgroup = _cgroup_of(kago, "lim", runner)
+        assert os.path.dirname(cgroup) == top, cgroup  # beside the runner leaf
+        with open(f"{cgroup}/cgroup.procs") as f:
+            assert str(kago.pid("lim")) in f.read().split()
+        for file, want in (("memory.max", str(32 << 20)), ("pids.max", "50"),
+                           ("cpu.max", "50000 100000")):
+            with open(f"{cgroup}/{file}") as f:
+                assert f.read().strip() == want, file
+        with open(f"{top}/runner/cgroup.procs") as f:  # the holder and supervisor stay there
+            assert f.read().split()
+        proc = kago("stats", "--no-stream", cgroup=runner)
+        assert proc.returncode == 0, proc.stderr
+        row = next(x for x in proc.stdout.splitlines() if " lim " in x)
+        assert "/ 32MiB" in row and " -- " not in row, row
+        assert "unavailable" not in proc.stderr
+        kago.ok("update", "--memory", "48m", "lim", cgroup=runner)
+        with open(f"{cgroup}/memory.max") as f:
+            assert f.read().strip() == str(48 << 20)
+        kago.ok("rm", "-f", "lim", cgroup=runner)
+        assert not os.path.exists(cgroup)
+        # a definition's cgroup settings, under its cgroup parent inside the subtree
+        path = os.path.join(user.home, "lim.py")
+        with open(path, "w") as f:
+            f.write('from kago.manager.define import Container\n'
+                    'Container("dlim", image="busybox", stop_signal="SIGKILL",\n'
+                    '          cgroup={"pids.max": "30"}, memory="24m",\n'
+                    '          cgroup_parent="/web", command=["sleep", "100"])\n')
+        user.chown(path)
+        kago.ok("up", "lim.py", cgroup=runner)
+        cgroup = _cgroup_of(kago, "dlim", runner)
+        assert os.path.dirname(cgroup) == f"{top}/web", cgroup
+        for file, want in (("memory.max", str(24 << 20)), ("pids.max", "30")):
+            with open(f"{cgroup}/{file}") as f:
+                assert f.read().strip() == want, file
+        kago.ok("down", "lim.py", cgroup=runner)
+        assert not os.path.exists(cgroup)
+        _gone(user)  # the supervisor idles out, then the holder
+        # the subtree as made (the cgroup parent the runtime made, removed with its last child)
+        assert [n for n in os.listdir(top) if os.path.isdir(f"{top}/{n}")] == ["runner"]
+
+
+def test_a_limit_of_a_controller_not_handed_down_is_dropped_with_one_warning(kago, user, after):
+    D = _delegated_or_skip(("memory", "pids", "cpu"))
+    with D.delegated(user.uid, user.gid, ("memory", "pids"), handed=("memory", "pids")) as top:
+        runner = f"{top}/runner"
+        proc = kago("run", "-d", "--name", "lim", "--memory", "32m", "--cpus", "0.5",
+                    "busybox", "sleep", "100", cgroup=runner)
+        assert proc.returncode == 0, proc.stderr
+        warnings = [x for x in proc.stderr.splitlines() if "warning" in x]
+        assert len(warnings) == 1 and "no cpu controller" in warnings[0], proc.stderr
+        cgroup = _cgroup_of(kago, "lim", runner)
+        with open(f"{cgroup}/memory.max") as f:
+            assert f.read().strip() == str(32 << 20)
+        assert not os.path.exists(f"{cgroup}/cpu.max")
+        kago.ok("rm", "-f", "lim", cgroup=runner)
+        assert not os.path.exists(cgroup)
+        _gone(user)
 
 
 def test_network_none_and_host(kago, user, after):

@@ -10,7 +10,6 @@ removed afterwards, failures included, and the module checks that nothing of it 
 import json
 import os
 import time
-import uuid
 
 import pytest
 
@@ -180,51 +179,17 @@ def test_limits_are_skipped_with_one_warning_where_cgroups_are_not_delegated(use
     assert "Delegate=yes" in warnings[0]
 
 
-V2 = "/sys/fs/cgroup"
-
-
 @pytest.fixture
 def delegated(user):
-    """A cgroup v2 subtree delegated to the user as systemd's Delegate=yes makes one (the
-    directory and its cgroup.procs, cgroup.subtree_control and cgroup.threads are the
-    user's; memory and pids enabled for its children), with a ``runner`` leaf for the
-    user's commands; removed afterwards. Only on a pure v2 host whose root enables both."""
-    try:
-        with open(f"{V2}/cgroup.subtree_control") as f:
-            enabled = f.read().split()
-    except OSError:
-        pytest.skip("not a pure cgroup v2 host")
-    if not {"memory", "pids"} <= set(enabled):
-        pytest.skip("the cgroup v2 root does not enable memory and pids")
-    top = f"{V2}/kago-rltest-{uuid.uuid4().hex[:8]}"
-    os.mkdir(top)
-    try:
-        with open(f"{top}/cgroup.subtree_control", "w") as f:
-            f.write("+memory +pids")
-        os.mkdir(f"{top}/runner")
-        for path in (top, f"{top}/cgroup.procs", f"{top}/cgroup.subtree_control",
-                     f"{top}/cgroup.threads", f"{top}/runner", f"{top}/runner/cgroup.procs"):
-            os.chown(path, user.uid, user.gid)
+    """A cgroup v2 subtree delegated to the user (kago.testing.delegated_cgroup: memory and
+    pids enabled for its children), with a ``runner`` leaf for the user's commands; removed
+    afterwards. Only on a pure v2 host whose root enables both."""
+    from kago.testing import delegated_cgroup
+    why = delegated_cgroup.unavailable(("memory", "pids"))
+    if why:
+        pytest.skip(why)
+    with delegated_cgroup.delegated(user.uid, user.gid) as top:
         yield top
-    finally:
-        _remove_cgroup_tree(top)
-
-
-def _remove_cgroup_tree(top):
-    for _ in range(50):  # bounded: exiting tasks leave late
-        dirs = sorted((d for d, _s, _f in os.walk(top)), key=len, reverse=True)
-        if not dirs:
-            return
-        for d in dirs:
-            try:
-                with open(f"{d}/cgroup.procs") as f:
-                    for pid in f.read().split():
-                        os.kill(int(pid), 9)
-                os.rmdir(d)
-            except OSError:
-                pass
-        time.sleep(0.1)
-    assert not os.path.exists(top), f"cgroup {top} left"
 
 
 def test_limits_apply_in_a_delegated_v2_subtree(user, oci, delegated):

@@ -123,13 +123,17 @@ def cmd_info(glob, argv):
     else:
         out("Images: 0")
     out(f"Cgroup Version: {layout.mode}")
+    from kago.manager import rootless
+    found = rootless.delegation()
+    if found is not None:  # a user's manager: what its containers' cgroups may use
+        from kago.manager.delegation import describe
+        out(f"Cgroup Controllers: {describe(found)}")
     out(f"Runtime: {mgr.runtime().name}")
     out(f"Kernel Version: {platform.release()}")
     out(f"Kago Root Dir: {mgr.paths.root}")
     out(f"Kago Run Dir: {mgr.paths.runroot}")
     pid = supervisor.running_pid(mgr.paths)
     out(f"Supervisor: {'pid ' + str(pid) if pid else 'not running'}")
-    from kago.manager import rootless
     if rootless.active():  # docker's "Security Options: rootless"
         from kago.host.rootless import host_uid
         space = rootless.id_space()

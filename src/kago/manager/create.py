@@ -53,7 +53,7 @@ def _create(ctx, cid, name, d, group, undo):
         "image": d.image, "image_id": "", "image_config": {},
         "rootfs": None, "network": None, "uid_map": None, "gid_map": None,
         "runtime": ctx.runtime_path, "runtime_root": ctx.runtime_root(ctx.runtime_path),
-        "cgroups_path": cgroups_path_of(d, cid, name), "group": group,
+        "cgroups_path": rootless.cgroups_path(cgroups_path_of(d, cid, name)), "group": group,
         "state": journal.begin(new_state()), "intents": [],
     }
     ctx.records.create(record)
@@ -88,7 +88,7 @@ def _create(ctx, cid, name, d, group, undo):
                  netns=netns, etc=etc, uid_map=_ranges(uid_map), gid_map=_ranges(gid_map),
                  volumes=volumes, cgroups_path=cgroups_path, init_binary=_init_binary(d),
                  devices=_devices(d), host_caps=_host_caps(d))
-    rootless.warn_limits(spec)
+    rootless.fit_limits(spec)
     bundle = ctx.paths.bundle(cid)
     journal.intend(ctx.records, record, "bundle")
     os.mkdir(bundle, perms.SEARCH)

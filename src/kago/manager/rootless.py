@@ -93,31 +93,62 @@ def release(paths, holder=None, supervisor=True):
     return stopped
 
 
-def warn_limits(spec):
-    """One warning line when a user's container asks for resource limits and the host
-    delegates the user no cgroup v2 subtree: it runs, without them (kago-oci skips the cgroup
-    it may not create, as runc --rootless auto does)."""
-    if not active() or cgroups_delegated():
+def delegation():
+    """The cgroup v2 subtree delegated to this rootless manager's user (kago.manager.delegation),
+    read once per process; None for host root."""
+    global _DELEGATION
+    if not active():
+        return None
+    if _DELEGATION is None:
+        from kago.manager import delegation as D
+        _DELEGATION = D.find()
+    return _DELEGATION
+
+
+_DELEGATION = None
+
+
+def cgroups_path(path):
+    """A container's cgroups path: for a rootless manager in a delegated subtree, ``path``
+    placed inside it (beside the command's own cgroup); otherwise ``path`` unchanged (a
+    rootless runtime then skips the cgroup it may not make)."""
+    found = delegation()
+    if found is None or found.path is None:
+        return path
+    from kago.manager import delegation as D
+    return D.place(found, path)
+
+
+def fit_limits(spec):
+    """A user's container asking for resource limits: where no cgroup v2 subtree is delegated,
+    one warning line (it runs without them: kago-oci skips the cgroup it may not create, as
+    runc --rootless auto does); where one is, limits needing a controller the subtree is not
+    handed are dropped from ``spec`` with one warning naming them."""
+    found = delegation()
+    if found is None:
         return
-    from kago.runtime.rootless import asks_for_limits
-    if asks_for_limits((spec.get("linux") or {}).get("resources")):
-        from kago import log
-        log.warning("rootless: this host delegates no cgroup v2 subtree to the user: the "
-                    "container runs without its resource limits (systemd Delegate=yes "
-                    "for limits)")
+    resources = (spec.get("linux") or {}).get("resources")
+    from kago import log
+    if found.path is None:
+        from kago.runtime.rootless import asks_for_limits
+        if asks_for_limits(resources):
+            log.warning(f"rootless: {found.why}: the container runs without its resource "
+                        f"limits")
+        return
+    from kago.manager import delegation as D
+    kept, missing = D.drop_unavailable(resources or {}, found.controllers)
+    if missing:
+        spec["linux"]["resources"] = kept
+        log.warning(f"rootless: the delegated cgroup subtree {found.dir} has no "
+                    f"{' '.join(missing)} controller: those limits are not applied "
+                    f"(it has: {' '.join(found.controllers) or 'none'})")
 
 
 def cgroups_delegated(root="/sys/fs/cgroup"):
-    """True on a pure cgroup v2 host whose cgroup of this process the user may write (a
-    delegated subtree); hybrid and v1 hosts delegate no controller to a user."""
-    if not os.path.exists(os.path.join(root, "cgroup.controllers")):
-        return False
-    try:
-        with open("/proc/self/cgroup") as f:
-            own = next((line[3:].strip() for line in f if line.startswith("0::")), None)
-    except OSError:
-        return False
-    return own is not None and os.access(os.path.join(root, own.lstrip("/")), os.W_OK)
+    """True on a pure cgroup v2 host where the parent of this process's cgroup is writable by
+    the user (a delegated subtree: kago.manager.delegation)."""
+    from kago.manager import delegation as D
+    return D.find(root).path is not None
 
 
 def retire_stale_supervisor(paths, timeout=5.0):

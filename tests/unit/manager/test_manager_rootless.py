@@ -1,5 +1,5 @@
 """The rootless manager's bookkeeping (kago.manager.rootless) on temp roots: when the holder
-is still needed, whether a cgroup subtree is delegated, and stats' row without a cgroup."""
+is still needed and stats' row without a cgroup."""
 
 import fcntl
 import os
@@ -27,20 +27,6 @@ def test_in_use_while_a_record_exists_or_a_supervisor_holds_its_lock(tmp_path):
         os.close(lock)
     os.makedirs(os.path.join(paths.containers(), "abc"))
     assert rootless.in_use(paths, supervisor=False)
-
-
-def test_cgroups_delegated_only_on_v2_with_a_writable_own_cgroup(tmp_path):
-    assert not rootless.cgroups_delegated(str(tmp_path))  # no cgroup.controllers: not v2
-    (tmp_path / "cgroup.controllers").write_text("cpu memory\n")
-    with open("/proc/self/cgroup") as f:
-        own = next((line[3:].strip() for line in f if line.startswith("0::")), None)
-    if own is None:
-        return
-    target = tmp_path / own.strip("/")
-    if own.strip("/"):
-        assert not rootless.cgroups_delegated(str(tmp_path))  # not there
-        target.mkdir(parents=True)
-    assert rootless.cgroups_delegated(str(tmp_path)) == os.access(target, os.W_OK)
 
 
 def test_release_without_a_holder_record_does_nothing(tmp_path):
