@@ -338,6 +338,8 @@ def test_a_limit_of_a_controller_not_handed_down_is_dropped_with_one_warning(kag
 
 def test_network_none_and_host(kago, user, after):
     out = kago.ok("run", "--rm", "--network", "none", "busybox", "ip", "-o", "link")
+    # a help flag of the container's command is the command's, not kago's
+    assert kago.ok("run", "--rm", "--network", "none", "busybox", "echo", "-h") == "-h\n"
     assert [line.split(":")[1].strip() for line in out.splitlines()] == ["lo"]
     # host: the holder's network namespace (its loopback; kago0 once the default network
     # exists), not the host's

@@ -62,3 +62,17 @@ def test_every_container_and_image_form_reaches_a_verb(form, capsys):
         main(form.split() + ["--help"])
     assert done.value.code == 0
     assert capsys.readouterr().out.startswith("usage: kago ")
+
+
+@pytest.mark.parametrize("rest, asks", [
+    (["--help"], True),
+    (["-h"], True),
+    (["--rm", "-h"], True),
+    (["--rm", "busybox", "echo", "-h"], False),  # the container's command's own flag
+    (["busybox", "--help"], False),
+    (["--", "-h"], False),
+    ([], False),
+])
+def test_a_help_flag_counts_only_before_the_first_argument(rest, asks):
+    from kago.cli.main import _asks_help
+    assert _asks_help(rest) is asks

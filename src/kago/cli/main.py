@@ -99,9 +99,12 @@ THIN_VERBS = ("run", "create", "start")
 
 
 def _asks_help(rest):
-    """``kago VERB --help`` (before a ``--`` or a container's command)"""
+    """``kago VERB [FLAGS] --help``: a help flag before the first argument that is not a flag
+    (an image, a container, a flag's value) or ``--``. Later ones belong to the container's
+    command (``kago run busybox echo -h``); a help flag after a flag's value is missed here
+    and printed by the verb's parser all the same (inside the holder, for a user)."""
     for arg in rest:
-        if arg == "--":
+        if arg == "--" or not arg.startswith("-"):
             return False
         if arg in ("-h", "--help"):
             return True
