@@ -509,6 +509,7 @@ def hangs_up(fd, timeout):
 
 def test_a_watchers_pipe_hangs_up_once_its_holder_is_reaped_or_it_is_stopped():
     """The exit fd of kernels whose pidfds do not hang up (exitwatch.py), on any kernel."""
+    assert exitwatch.probe() == exitwatch.pidfd_hangs_up()   # the kernel agrees with its version
     holder = subprocess.Popen(["sleep", "600"])
     read_end, proc = exitwatch.start(holder.pid)
     watcher = proc.pid
