@@ -22,6 +22,7 @@ import shutil
 import signal
 import subprocess
 
+from kago.network.rootless import command
 from kago.network.rootless.errors import RootlessNetError
 
 TAIL = "/usr/bin/tail"
@@ -90,12 +91,7 @@ def start(holder_pid, user=None):
 
 def is_watcher(pid, holder_pid):
     """Whether ``pid`` is the watcher of ``holder_pid``: not a pid reused since."""
-    try:
-        with open(f"/proc/{pid}/cmdline", "rb") as f:
-            args = f.read().decode(errors="replace").split("\0")
-    except OSError:
-        return False
-    return os.path.basename(args[0]) == "tail" and f"--pid={holder_pid}" in args
+    return command.runs(pid, "tail", f"--pid={holder_pid}")
 
 
 def stop(pid, holder_pid):

@@ -37,7 +37,7 @@ from dataclasses import asdict, dataclass
 from kago import atomicfile
 from kago.network import state
 from kago.network.errors import NetworkError
-from kago.network.rootless import exitwatch, hostports
+from kago.network.rootless import command, exitwatch, hostports
 from kago.network.rootless.errors import RootlessNetError, SlirpMissing
 from kago.network.rootless.slirp import START_TIMEOUT, STOP_TIMEOUT, Slirp
 
@@ -86,13 +86,7 @@ def _read_pid(path):
 
 def is_ours(pid, api_socket):
     """Whether ``pid`` runs slirp4netns with ``api_socket``: not a pid reused since."""
-    try:
-        with open(f"/proc/{pid}/cmdline", "rb") as f:
-            args = f.read().decode(errors="replace").split("\0")
-    except OSError:
-        return False
-    return (os.path.basename(args[0]) == "slirp4netns"
-            and f"--api-socket={api_socket}" in args)
+    return command.runs(pid, "slirp4netns", f"--api-socket={api_socket}")
 
 
 def recorded(runroot):
