@@ -14,7 +14,9 @@ host's own network namespace (no nft table, no bridge, ip_forward untouched).
 import errno
 import json
 import os
+import select
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -24,8 +26,8 @@ import urllib.request
 import pytest
 
 from conftest import IS_ROOT, throwaway_user
-from kago.network.rootless import api, outside
-from kago.testing.holder_net import CONNECT, Holder, host_ipv4, serve_hello
+from kago.network.rootless import api, exitwatch, outside
+from kago.testing.holder_net import CONNECT, Holder, host_ipv4, no_host_ipv4, serve_hello
 
 pytestmark = [
     pytest.mark.skipif(not IS_ROOT, reason="creates a throwaway user: needs root"),
@@ -200,12 +202,13 @@ def test_published_ports_answer_on_the_hosts_loopback_until_detach(holder, setti
     assert "ok" in reply, reply
     assert wait_http(ip_port) == 200
     assert http_get(any_port) == 200
-    addr = host_ipv4()
-    if addr is not None:        # every address: the host's own too (the traffic stays here)
-        with urllib.request.urlopen(f"http://{addr}:{any_port}/", timeout=3) as r:
-            assert r.status == 200
-        with pytest.raises(OSError):            # 127.0.0.1 only: not on that address
-            urllib.request.urlopen(f"http://{addr}:{ip_port}/", timeout=3)
+    # every address: the host's own too (the traffic stays here). Without one the holder
+    # can answer (no_host_ipv4), another loopback address shows the same binds
+    addr = host_ipv4() or "127.0.0.2"
+    with urllib.request.urlopen(f"http://{addr}:{any_port}/", timeout=30) as r:
+        assert r.status == 200
+    with pytest.raises(OSError):                # 127.0.0.1 only: not on that address
+        urllib.request.urlopen(f"http://{addr}:{ip_port}/", timeout=30)
     entries = forwards(connected)
     assert {(e["host_addr"], e["host_port"], e["guest_port"]) for e in entries} == {
         ("127.0.0.1", ip_port, ip_port), ("0.0.0.0", any_port, any_port)}
@@ -326,7 +329,7 @@ def test_a_udp_port_is_published_and_loopback_udp_refused(holder, settings, conn
     assert listing(os.path.join(settings["state_dir"], "attachments")) == []
     addr = host_ipv4()
     if addr is None:
-        pytest.skip("the host has no non-loopback IPv4 address to send from")
+        pytest.skip(f"no host address to send from: {no_host_ipv4()}")
     reply = container("udp", [f"{port}:5353/udp"], serve=False)
     assert "ok" in reply, reply
     assert udp_exchange(holder, reply["ok"]["netns_path"], addr, port) == b"echo ping"
@@ -431,9 +434,10 @@ def test_outbound_from_a_container_is_masqueraded_out_of_tap0(loopback_holder):
         srv.close()
 
 
-def gone(pid, timeout=5.0):
+def gone(pid, timeout=30.0):
     """Whether ``pid`` is gone within ``timeout`` (an ended slirp4netns is reaped by its
-    parent, init or a subreaper, once the user's connecting process has exited)."""
+    parent, init or a subreaper, once the user's connecting process has exited). Bounded
+    for an emulated machine; it ends as soon as the pid is gone."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if not os.path.exists(f"/proc/{pid}"):
@@ -465,6 +469,7 @@ def test_disconnect_leaves_no_process_and_no_file(fresh_holder, fresh_runroot):
     assert outside.is_connected(fresh_runroot)
     assert outside.disconnect(fresh_runroot) == conn.pid
     assert gone(conn.pid)
+    assert conn.watcher == 0 or gone(conn.watcher)              # its watcher, where it has one
     assert os.listdir(fresh_runroot) == []
     assert not outside.is_connected(fresh_runroot)
     assert outside.disconnect(fresh_runroot) is None           # twice is fine
@@ -488,9 +493,53 @@ def test_a_stale_pid_file_is_not_a_connection_and_connect_clears_it(fresh_holder
 
 def test_slirp4netns_ends_by_itself_with_its_holder(fresh_holder, fresh_runroot):
     conn = as_user_connect(fresh_holder, fresh_runroot)
+    assert (conn.watcher == 0) == exitwatch.pidfd_hangs_up()
     fresh_holder.stop()                              # killed and reaped
     assert gone(conn.pid)
+    assert conn.watcher == 0 or gone(conn.watcher)
     assert not outside.is_connected(fresh_runroot)
+
+
+def hangs_up(fd, timeout):
+    """Whether ``fd`` hangs up (POLLHUP) within ``timeout`` seconds."""
+    poller = select.poll()
+    poller.register(fd, select.POLLIN)
+    return any(events & select.POLLHUP for _, events in poller.poll(timeout * 1000))
+
+
+def test_a_watchers_pipe_hangs_up_once_its_holder_is_reaped_or_it_is_stopped():
+    """The exit fd of kernels whose pidfds do not hang up (exitwatch.py), on any kernel."""
+    assert exitwatch.probe() == exitwatch.pidfd_hangs_up()   # the kernel agrees with its version
+    holder = subprocess.Popen(["sleep", "600"])
+    read_end, proc = exitwatch.start(holder.pid)
+    watcher = proc.pid
+    try:
+        assert not hangs_up(read_end, 0.3)
+        assert exitwatch.is_watcher(watcher, holder.pid)
+        holder.kill()
+        holder.wait(10)
+        assert hangs_up(read_end, 30)                # its 1 s poll, on an emulated machine
+        assert proc.wait(30) == 0                    # the watcher ended by itself
+    finally:
+        for p in (holder, proc):
+            p.kill()
+            p.wait(10)
+        os.close(read_end)
+    holder = subprocess.Popen(["sleep", "600"])
+    read_end, proc = exitwatch.start(holder.pid)
+    watcher = proc.pid
+    try:
+        assert not hangs_up(read_end, 0.3)
+        exitwatch.stop(watcher, holder.pid)
+        assert hangs_up(read_end, 30)
+        assert proc.wait(30) == -signal.SIGTERM
+        assert holder.poll() is None                 # the holder is not the watcher's to end
+        exitwatch.stop(watcher, holder.pid)          # a pid that is no watcher: left alone
+    finally:
+        for p in (holder, proc):
+            p.kill()
+            p.wait(10)
+        os.close(read_end)
 
 
 def test_where_the_sandbox_does_not_work_slirp4netns_runs_without(fresh_holder,

@@ -21,7 +21,7 @@ from conftest import IS_ROOT, throwaway_user
 from kago.network.rootless import (ApiRefused, PrivilegedPort, RootlessNetError, Slirp,
                                    SlirpMissing)
 from kago.network.rootless.errors import PortInUse
-from kago.testing.holder_net import CONNECT, Holder, host_ipv4, serve_hello
+from kago.testing.holder_net import CONNECT, Holder, host_ipv4, no_host_ipv4, serve_hello
 from kago.testing.holder_net import free_ports as free
 
 pytestmark = [
@@ -123,7 +123,7 @@ def test_the_hosts_loopback_is_out_of_reach_and_its_other_addresses_are_not(user
         srv.close()
     addr = host_ipv4()
     if addr is None:
-        return
+        pytest.skip(f"the host's other addresses: {no_host_ipv4()}")
     port, = free_ports(1)
     srv, _ = serve_hello(addr, port)
     try:  # outbound through slirp's NAT to a host address other than loopback works

@@ -10,10 +10,12 @@ state_dir included}, "cid", "ports", "network", "subnet", "bridge", "outbound",
 
 ``Holder`` is a throwaway holder: ``unshare --user --map-root-user --net --mount sleep`` as a
 user (a ThrowawayUser), and the argv that runs a command inside it. ``free_ports``: host
-ports nothing holds now; ``host_ipv4``: a non-loopback address of the host; ``CONNECT`` and
-``serve_hello``: a TCP client for inside and a server on the host.
+ports nothing holds now; ``host_ipv4``: a non-loopback address of the host a holder reaches
+through slirp4netns (``no_host_ipv4``: why there is none); ``CONNECT`` and ``serve_hello``: a
+TCP client for inside and a server on the host.
 """
 
+import ipaddress
 import json
 import os
 import socket
@@ -114,12 +116,34 @@ def serve_hello(addr, port, count=4):
     return srv, seen
 
 
-def host_ipv4():
-    """One non-loopback IPv4 address of the host (traffic to it stays on the host)."""
+# slirp4netns's own network inside the holder (tap0 10.0.2.100, gateway 10.0.2.2, dns 10.0.2.3)
+SLIRP_NETWORK = ipaddress.ip_network("10.0.2.0/24")
+
+
+def host_ipv4s():
+    """The host's non-loopback IPv4 addresses (traffic to them stays on the host)."""
     out = subprocess.run(["ip", "-4", "-o", "addr", "show", "scope", "global"],
                          capture_output=True, text=True).stdout.split()
-    addrs = [w.split("/")[0] for i, w in enumerate(out) if i and out[i - 1] == "inet"]
-    return addrs[0] if addrs else None
+    return [w.split("/")[0] for i, w in enumerate(out) if i and out[i - 1] == "inet"]
+
+
+def host_ipv4():
+    """One non-loopback IPv4 address of the host outside slirp4netns's 10.0.2.0/24, or None.
+    One inside it (a QEMU or VirtualBox NAT guest's 10.0.2.15) is on tap0's link for the
+    holder: what the holder sends there, replies to such a client included, goes to
+    slirp4netns's virtual network, where no host has it, and is lost."""
+    usable = [a for a in host_ipv4s() if ipaddress.ip_address(a) not in SLIRP_NETWORK]
+    return usable[0] if usable else None
+
+
+def no_host_ipv4():
+    """Why ``host_ipv4`` is None, in one line."""
+    addrs = host_ipv4s()
+    if not addrs:
+        return "the host has no non-loopback IPv4 address"
+    return (f"the host's IPv4 addresses ({', '.join(addrs)}) are all inside slirp4netns's "
+            f"{SLIRP_NETWORK}, on the holder's tap0 link: the holder cannot reach them, nor "
+            "answer a client on them")
 
 
 class Holder:

@@ -2,10 +2,11 @@
 replies, and the host-port rules."""
 
 import json
+import os
 
 import pytest
 
-from kago.network.rootless import api, command, hostports
+from kago.network.rootless import api, command, exitwatch, hostports
 from kago.network.rootless.errors import ApiRefused, PrivilegedPort, SlirpMissing
 
 
@@ -99,3 +100,16 @@ def test_unprivileged_port_start_reads_the_sysctl(tmp_path):
     path.write_text("443\n")
     assert hostports.unprivileged_port_start(str(path)) == 443
     assert hostports.unprivileged_port_start(str(tmp_path / "missing")) == 1024
+
+
+@pytest.mark.parametrize(("text", "expected"), [
+    ("6.1.0-57-amd64", (6, 1)), ("6.18.44-fc-v1300", (6, 18)), ("5.15.0-91-generic", (5, 15)),
+    ("6.9", (6, 9)), ("6.10-rc1", (6, 10)), ("x", None), ("6.", None)])
+def test_kernel_release_is_read_as_major_minor(text, expected):
+    assert exitwatch.release(text) == expected
+
+
+def test_the_watcher_is_tail_waiting_for_the_holder():
+    args = exitwatch.argv(4242)
+    assert args[0].endswith("/tail") and args[1:] == ["--pid=4242", "-f", "/dev/null"]
+    assert not exitwatch.is_watcher(os.getpid(), 4242)

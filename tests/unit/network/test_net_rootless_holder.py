@@ -153,7 +153,7 @@ def test_an_unreadable_pid_file_is_stale(tmp_path, pidfile):
 
 def test_is_ours_wants_slirp4netns_with_this_socket(monkeypatch, tmp_path):
     cmdline = tmp_path / "cmdline"
-    monkeypatch.setattr(outside, "open", lambda path, mode="r": open(cmdline, mode),
+    monkeypatch.setattr(command, "open", lambda path, mode="r": open(cmdline, mode),
                         raising=False)
     cmdline.write_bytes(b"/usr/bin/slirp4netns\0--configure\0--api-socket=/r/s.sock\0007\0")
     assert outside.is_ours(7, "/r/s.sock")

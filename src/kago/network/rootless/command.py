@@ -19,6 +19,17 @@ def find(path=None):
     return path
 
 
+def runs(pid, program, arg):
+    """Whether process ``pid`` runs ``program`` (by its base name) with ``arg`` among its
+    arguments: the process meant, not another that got its pid since."""
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as f:
+            args = f.read().decode(errors="replace").split("\0")
+    except OSError:
+        return False
+    return os.path.basename(args[0]) == program and arg in args
+
+
 def argv(binary, pid, api_socket, exit_fd, ready_fd, mtu=MTU, tap=TAP, host_loopback=False,
          sandbox=False, seccomp=False):
     """slirp4netns's argv for the network namespace of ``pid`` (and, as slirp4netns does by

@@ -11,14 +11,17 @@ The holder's namespace gets tap0 at 10.0.2.100/24, its default route via 10.0.2.
 at 10.0.2.3 (slirp4netns ``--configure``); the host's loopback stays out of reach
 (``--disable-host-loopback``) unless ``host_loopback``. slirp4netns runs detached (its own
 session, its output in ``RUNROOT/slirp4netns.log``) and watches a pidfd of the holder as its
-exit fd, so it ends by itself once the holder is gone and reaped.
+exit fd, so it ends by itself once the holder is gone and reaped. On a kernel whose pidfds do
+not hang up (before Linux 6.9) the exit fd is a pipe a watcher of the holder holds instead
+(exitwatch.py), ended by ``disconnect`` with slirp4netns.
 
 Files in ``runroot``::
 
     slirp4netns.sock    its API socket (published ports: kago.network.rootless.hostfwd)
     slirp4netns.json    what the namespace side needs and cannot see from inside: the host
                         uid slirp4netns binds ports as, the host's
-                        net.ipv4.ip_unprivileged_port_start, the holder's pid
+                        net.ipv4.ip_unprivileged_port_start, the holder's pid, the
+                        watcher's pid (0: none)
     slirp4netns.pid     its pid, written last: the mark of a complete connect
     slirp4netns.log     its output
 
@@ -34,7 +37,7 @@ from dataclasses import asdict, dataclass
 from kago import atomicfile
 from kago.network import state
 from kago.network.errors import NetworkError
-from kago.network.rootless import hostports
+from kago.network.rootless import command, exitwatch, hostports
 from kago.network.rootless.errors import RootlessNetError, SlirpMissing
 from kago.network.rootless.slirp import START_TIMEOUT, STOP_TIMEOUT, Slirp
 
@@ -48,7 +51,8 @@ class Connection:
     serves, and the host facts published ports are checked against (``uid`` slirp4netns
     binds as, the host's ``unprivileged_port_start``); ``hardened``: it runs with
     ``--enable-sandbox --enable-seccomp``; ``host_loopback``: without
-    ``--disable-host-loopback``."""
+    ``--disable-host-loopback``; ``watcher``: the pid of the process whose pipe is
+    slirp4netns's exit fd where a pidfd cannot be (exitwatch.py), 0 for none."""
     pid: int
     holder_pid: int
     api_socket: str
@@ -56,12 +60,14 @@ class Connection:
     unprivileged_port_start: int
     hardened: bool = False
     host_loopback: bool = False
+    watcher: int = 0
 
     @classmethod
     def from_dict(cls, data):
         return cls(int(data["pid"]), int(data["holder_pid"]), str(data["api_socket"]),
                    int(data["uid"]), int(data["unprivileged_port_start"]),
-                   bool(data.get("hardened", False)), bool(data.get("host_loopback", False)))
+                   bool(data.get("hardened", False)), bool(data.get("host_loopback", False)),
+                   int(data.get("watcher", 0)))
 
 
 def paths(runroot):
@@ -80,13 +86,7 @@ def _read_pid(path):
 
 def is_ours(pid, api_socket):
     """Whether ``pid`` runs slirp4netns with ``api_socket``: not a pid reused since."""
-    try:
-        with open(f"/proc/{pid}/cmdline", "rb") as f:
-            args = f.read().decode(errors="replace").split("\0")
-    except OSError:
-        return False
-    return (os.path.basename(args[0]) == "slirp4netns"
-            and f"--api-socket={api_socket}" in args)
+    return command.runs(pid, "slirp4netns", f"--api-socket={api_socket}")
 
 
 def recorded(runroot):
@@ -116,6 +116,9 @@ def is_connected(runroot):
 
 
 def _remove_files(runroot):
+    old = recorded(runroot)          # a watcher outliving its slirp4netns goes with the files
+    if old is not None:
+        exitwatch.stop(old.watcher, old.holder_pid)
     for path in paths(runroot).values():
         state.remove_file(path)
 
@@ -160,14 +163,17 @@ def connect(holder_pid, runroot, binary=None, user=None, host_loopback=False, sa
         pidfd = os.pidfd_open(holder_pid)
     except OSError as e:
         raise RootlessNetError(f"holder pid {holder_pid}: {e.strerror}") from None
+    exit_fd, watcher = pidfd, None
     try:
+        if not exitwatch.pidfd_hangs_up():
+            exit_fd, watcher = exitwatch.start(holder_pid, user)
         log = open(files[LOG], "a+b")  # noqa: SIM115 (slirp4netns keeps writing to it)
         if user is not None:
             os.chown(files[LOG], user[0], user[1])
         with log:
             def start(hardened):
                 return Slirp.start(holder_pid, files[SOCKET], binary=binary, user=user,
-                                   timeout=timeout, exit_fd=pidfd, log=log, detach=True,
+                                   timeout=timeout, exit_fd=exit_fd, log=log, detach=True,
                                    host_loopback=host_loopback, sandbox=sandbox and hardened,
                                    seccomp=seccomp and hardened)
             hardened = bool(sandbox or seccomp)
@@ -184,12 +190,15 @@ def connect(holder_pid, runroot, binary=None, user=None, host_loopback=False, sa
                 hardened = False
                 slirp = start(hardened)
     except BaseException:
+        _end(watcher)
         _remove_files(runroot)
         raise
     finally:
-        os.close(pidfd)
+        for fd in {pidfd, exit_fd}:
+            os.close(fd)
     conn = Connection(slirp.pid, holder_pid, files[SOCKET], slirp.uid,
-                      hostports.unprivileged_port_start(), hardened, bool(host_loopback))
+                      hostports.unprivileged_port_start(), hardened, bool(host_loopback),
+                      0 if watcher is None else watcher.pid)
     try:
         facts = asdict(conn)
         del facts["pid"]
@@ -200,9 +209,17 @@ def connect(holder_pid, runroot, binary=None, user=None, host_loopback=False, sa
                 os.chown(files[name], user[0], user[1])
     except BaseException:
         slirp.stop()
+        _end(watcher)
         _remove_files(runroot)
         raise
     return conn
+
+
+def _end(watcher):
+    """Ends the watcher connect started (a Popen, or None), what it was for having failed."""
+    if watcher is not None:
+        watcher.kill()
+        watcher.wait()
 
 
 def _write_pid(path, pid):
@@ -211,8 +228,8 @@ def _write_pid(path, pid):
 
 def disconnect(runroot, timeout=STOP_TIMEOUT):
     """Stops ``runroot``'s slirp4netns by PID (SIGTERM, SIGKILL after ``timeout`` seconds)
-    and removes its files; stale or missing files are just removed. Returns the pid stopped,
-    or None. Its published ports go with it."""
+    and removes its files (and ends its watcher, if it has one); stale or missing files are
+    just removed. Returns the pid stopped, or None. Its published ports go with it."""
     files = paths(runroot)
     pid = _read_pid(files[PIDFILE])
     stopped = None
