@@ -5,7 +5,8 @@ device is a whiteout, ``trusted.overlay.opaque=y`` an opaque directory, a direct
 ``trusted.overlay.redirect`` was renamed from a lower one (archived whole, as opaque), and a
 file with ``trusted.overlay.metacopy`` had only its metadata copied up (its bytes are in a lower
 layer; when the metadata change was only the chown of ID shifting, it is no change at all).
-(``user.overlay.*`` for an overlay mounted in a user namespace: ovlxattr.py.)
+(``user.overlay.*`` for an overlay mounted in a user namespace: ovlxattr.py; fuse-overlayfs's
+``user.fuseoverlayfs.opaque`` and marker files: fuseovl.py.)
 
 btrfs/vfs: the container's tree is compared with its image's top layer, by type, mode, owner,
 size, mtime, link target, device number and xattrs (docker's "naive diff").
@@ -17,7 +18,7 @@ upper with any idmap, a chown-shifted copy), they are mapped back through the id
 import os
 import stat
 
-from kago.storage import ovlxattr
+from kago.storage import fuseovl, ovlxattr
 from kago.storage.idshift import shift_owner
 from kago.storage.writer import read_xattrs
 
@@ -33,6 +34,16 @@ def _getxattr(path, name):
         return os.getxattr(path, ovlxattr.prefix() + name, follow_symlinks=False)
     except OSError:
         return None
+
+
+def _opaque(path):
+    """Whether an upper directory is opaque: overlayfs's mark, or fuse-overlayfs's."""
+    if _getxattr(path, _OPAQUE) == b"y":
+        return True
+    try:
+        return os.getxattr(path, fuseovl.OPAQUE_XATTR, follow_symlinks=False) == b"y"
+    except OSError:
+        return False
 
 
 def _owner(st, idmap, path):
@@ -59,9 +70,13 @@ def overlay_changes(tar, upper, lowers, idmap):
     _overlay_dir(tar, upper, "", lowers, idmap)
 
 
-def _overlay_dir(tar, upper, rel, lowers, idmap):
+def _overlay_dir(tar, upper, rel, lowers, idmap, fuse_opaque=False):
+    """``fuse_opaque``: the directory is fuse-overlayfs's opaque one, whose marker files
+    (fuseovl.OPAQUE_MARKERS) are no content."""
     base = os.path.join(upper, rel)
     for name in sorted(os.listdir(base)):
+        if fuse_opaque and name in fuseovl.OPAQUE_MARKERS:
+            continue
         path = os.path.join(base, name)
         sub = _join(rel, name)
         st = os.lstat(path)
@@ -74,9 +89,11 @@ def _overlay_dir(tar, upper, rel, lowers, idmap):
                 tar.opaque(sub)
                 _redirected_tree(tar, upper, sub, lowers, idmap)
                 continue
-            if _getxattr(path, _OPAQUE) == b"y":
+            opaque = _opaque(path)
+            if opaque:
                 tar.opaque(sub)
-            _overlay_dir(tar, upper, sub, lowers, idmap)
+            _overlay_dir(tar, upper, sub, lowers, idmap,
+                         opaque and _getxattr(path, _OPAQUE) is None)
             continue
         if stat.S_ISREG(st.st_mode) and _getxattr(path, _METACOPY) is not None:
             _metacopy_file(tar, path, sub, st, lowers, idmap)

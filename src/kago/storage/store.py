@@ -9,7 +9,7 @@ import json
 import os
 
 from kago.host.rootless import in_user_namespace
-from kago.storage import drivers, idshift, reference, syscalls, tarsplit
+from kago.storage import drivers, fuseovl, idshift, reference, syscalls, tarsplit
 from kago.storage.errors import (
     BadArchive,
     DigestMismatch,
@@ -55,7 +55,13 @@ class Store:
         self._userns = idshift.UsernsCache()
         with self._lock:
             self.driver = self._pick_driver(driver)
-        self._driver = drivers.DRIVERS[self.driver](self.root)
+            self._driver = drivers.DRIVERS[self.driver](self.root)
+            if self.driver == "overlay":
+                self._driver.mounter = fuseovl.initial(
+                    driver, fuseovl.remembered(self.root), in_user_namespace())
+                if driver == fuseovl.NAME:
+                    # the uppers it writes need it (its opaque marks): the store keeps it
+                    fuseovl.remember(self.root)
 
     def _p(self, *parts):
         return os.path.join(self.root, *parts)
@@ -68,6 +74,8 @@ class Store:
         except FileNotFoundError:
             recorded = None
         if recorded:
+            if wanted == fuseovl.NAME and recorded == "overlay":
+                return recorded  # the same layers, mounted by fuse-overlayfs
             if wanted and wanted != recorded:
                 raise StoreError(f"store {self.root} uses driver {recorded}, not {wanted} "
                                  "(use another root for another driver)")
