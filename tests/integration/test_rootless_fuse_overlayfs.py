@@ -48,7 +48,8 @@ def kago(user):
 
 
 def _fuse_pids(user):
-    return [p for p in user.pids() if os.path.basename(_cmdline(p).split(" ")[0]) == "fuse-overlayfs"]
+    return [p for p in user.pids()
+            if os.path.basename(_cmdline(p).split(" ")[0]) == "fuse-overlayfs"]
 
 
 def _holder_mounts(kago):
