@@ -99,3 +99,24 @@ def test_a_container_on_fuse_overlayfs_writes_deletes_commits_and_rm_unmounts(ka
     _gone(user)
     left = [p for top in (user.home, user.runtime_dir) for p in _owned_by_root(top)]
     assert not left, f"root-owned files in the user's directories: {left[:5]}"
+
+
+def test_an_id_mapped_container_on_fuse_overlayfs_is_reowned_and_its_diff_its_own(kago,
+                                                                                  user):
+    try:
+        kago.ok("run", "-d", "--name", "u", "--network", "none", "--userns=auto:size=2000",
+                "busybox", "sleep", "100")
+        assert kago.ok("exec", "u", "cat", "/proc/self/uid_map").split() == ["0", "1", "2000"]
+        assert kago.ok("exec", "u", "stat", "-c", "%u:%g", "/bin/sh", "/home/user").split() \
+            == ["0:0", "1000:1000"]  # the image's owners, as the container sees them
+        kago.ok("exec", "u", "sh", "-c", "echo made > /made && chown 33:44 /made")
+        changes = kago.ok("diff", "u").split("\n")
+        assert "A /made" in changes
+        # the chown shift's whole copy-ups (through fuse-overlayfs) are no change
+        assert not [c for c in changes if c.startswith("C /bin/")]
+        kago.ok("rm", "-f", "u")
+    finally:
+        for c in kago.ok("ps", "-a", "-q").split():
+            kago("rm", "-f", c)
+    _gone(user)
+    assert _fuse_pids(user) == []

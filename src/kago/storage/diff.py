@@ -105,18 +105,22 @@ def _overlay_dir(tar, upper, rel, lowers, idmap, fuse_opaque=False):
 
 def _only_shifted(path, sub, st, lowers, idmap):
     """A whole copy-up the chown shift made without metacopy (an overlay in a user namespace,
-    where metacopy is refused): the lower file's type, mode, size, mtime, link target and
-    xattrs, with the owner shifted back; the btrfs/vfs drivers' "naive diff" rule."""
+    where metacopy is refused): the lower file's type, mode, size, mtime (not a symlink's),
+    link target and xattrs, with the owner shifted back; the btrfs/vfs drivers' "naive diff"
+    rule."""
     if not (stat.S_ISREG(st.st_mode) or stat.S_ISLNK(st.st_mode)):
         return False
     lpath, lst = _lower(lowers, sub)
     if lst is None or stat.S_IFMT(lst.st_mode) != stat.S_IFMT(st.st_mode):
         return False
-    if (st.st_mode, st.st_size, st.st_mtime_ns) != (lst.st_mode, lst.st_size, lst.st_mtime_ns) \
+    if (st.st_mode, st.st_size) != (lst.st_mode, lst.st_size) \
             or _owner(st, idmap, path) != (lst.st_uid, lst.st_gid):
         return False
     if stat.S_ISLNK(st.st_mode):
+        # a symlink's mtime is not compared: fuse-overlayfs's copy-up does not keep it
         return os.readlink(path) == os.readlink(lpath)
+    if st.st_mtime_ns != lst.st_mtime_ns:
+        return False
     return read_xattrs(path) == read_xattrs(lpath)
 
 
