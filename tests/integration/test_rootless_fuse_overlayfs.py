@@ -120,3 +120,28 @@ def test_an_id_mapped_container_on_fuse_overlayfs_is_reowned_and_its_diff_its_ow
             kago("rm", "-f", c)
     _gone(user)
     assert _fuse_pids(user) == []
+
+
+
+def test_a_killed_holders_daemon_is_stopped_with_its_container(kago, user):
+    """A holder killed with a container's root mounted: its fuse-overlayfs daemon keeps the
+    dead holder's mount namespace alive; the container's stop in the new holder stops it, its
+    start mounts the same upper again (one daemon), and rm leaves none."""
+    try:
+        kago.ok("run", "-d", "--name", "k", "--network", "none", "busybox", "sh", "-c",
+                "echo kept > /kept; exec sleep 100")
+        old = _fuse_pids(user)
+        assert len(old) == 1
+        os.kill(kago.holder_pid(), 9)
+        kago.ok("stop", "-t", "1", "k")  # in a new holder, where the root is not mounted
+        assert _fuse_pids(user) == []
+        kago.ok("start", "k")  # mounted again
+        assert kago.ok("exec", "k", "cat", "/kept").strip() == "kept"
+        new = _fuse_pids(user)
+        assert len(new) == 1 and new != old
+        kago.ok("rm", "-f", "k")
+        assert _fuse_pids(user) == []
+    finally:
+        for c in kago.ok("ps", "-a", "-q").split():
+            kago("rm", "-f", c)
+    _gone(user)

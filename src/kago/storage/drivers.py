@@ -73,6 +73,9 @@ class Driver:
     def remove(self, cdir):
         _rmtree(cdir, self.on_btrfs())
 
+    def unmounted(self, cdir):
+        """After the container's root was unmounted (or found not mounted) here."""
+
     def on_btrfs(self):
         """Whether the store is on btrfs (read once: a mount table read per removal was a
         third of ``kago down``'s time with a hundred containers)."""
@@ -155,8 +158,13 @@ class Overlay(Driver):
             fuseovl.remember(self.root)
         return self._mount_fuse(cdir, layers)
 
+    def unmounted(self, cdir):
+        if self.mounter == fuseovl.NAME:
+            fuseovl.stop_daemons(cdir)
+
     @staticmethod
     def _mount_fuse(cdir, layers):
+        fuseovl.stop_daemons(cdir)  # a dead holder's, still writing the same upper
         fuseovl.mount(layers, os.path.join(cdir, "upper"), os.path.join(cdir, "work"),
                       os.path.join(cdir, "rootfs"))
 

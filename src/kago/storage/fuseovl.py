@@ -18,7 +18,9 @@ learned once, remembered in the store (file ``overlay-mount``).
 import errno
 import os
 import shutil
+import signal
 import subprocess
+import time
 
 from kago.storage.errors import StoreError
 
@@ -123,3 +125,52 @@ def mount(layers, upper, work, target):
         if not os.access("/dev/fuse", os.R_OK | os.W_OK):
             why += " (/dev/fuse is not usable here)"
         raise StoreError(f"fuse-overlayfs mount of {target}: {why}")
+
+
+# --- daemons ----------------------------------------------------------------------------------
+
+def _daemons(cdir):
+    """PIDs of the fuse-overlayfs daemons serving the container in ``cdir``: in this mount
+    namespace, or in a holder's that died (its daemon keeps that namespace alive)."""
+    needle = f"upperdir={os.path.join(cdir, 'upper')},".encode()
+    pids = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/cmdline", "rb") as f:
+                argv = f.read().split(b"\0")
+        except OSError:
+            continue
+        if os.path.basename(argv[0]) == NAME.encode() and any(needle in a for a in argv):
+            pids.append(int(entry))
+    return pids
+
+
+def stop_daemons(cdir, timeout=2.0):
+    """Stop what still serves ``cdir``'s root once it is not mounted here: the daemon of an
+    unmount that has not exited yet, or a dead holder's. SIGTERM, then SIGKILL after
+    ``timeout``."""
+    pids = _daemons(cdir)
+    for sig in (signal.SIGTERM, signal.SIGKILL):
+        for pid in pids:
+            try:
+                os.kill(pid, sig)
+            except ProcessLookupError:
+                pass
+        deadline = time.monotonic() + timeout
+        while pids and time.monotonic() < deadline:
+            pids = [p for p in pids if _running(p)]
+            if pids:
+                time.sleep(0.01)
+        if not pids:
+            return
+
+
+def _running(pid):
+    """Alive and not a zombie (a daemon's reaper may be slow to wait for it)."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rpartition(")")[2].split()[0] != "Z"
+    except OSError:
+        return False

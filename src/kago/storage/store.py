@@ -54,11 +54,11 @@ class Store:
         self._lock = StoreLock(self._p("lock"))
         self._userns = idshift.UsernsCache()
         with self._lock:
+            mounter = fuseovl.initial(driver, fuseovl.remembered(self.root), in_user_namespace())
             self.driver = self._pick_driver(driver)
             self._driver = drivers.DRIVERS[self.driver](self.root)
             if self.driver == "overlay":
-                self._driver.mounter = fuseovl.initial(
-                    driver, fuseovl.remembered(self.root), in_user_namespace())
+                self._driver.mounter = mounter
                 if driver == fuseovl.NAME:
                     # the uppers it writes need it (its opaque marks): the store keeps it
                     fuseovl.remember(self.root)
@@ -394,6 +394,7 @@ class Store:
                 write_json(os.path.join(cdir, "rootfs.json"), record, sync=False)
             except BaseException as e:
                 self._destroy_container_dir(cdir)
+                self._driver.unmounted(cdir)
                 if is_enospc(e):
                     raise StoreError(f"no space left in store {self.root} for container "
                                      f"{cid}'s layer (free some space)") from None
@@ -441,6 +442,7 @@ class Store:
         """Unmount the container's root filesystem; nothing to do if it is not mounted."""
         with self._lock:
             syscalls.unmount(os.path.join(self._cdir(cid), "rootfs"))
+            self._driver.unmounted(self._cdir(cid))
 
     def remove_rootfs(self, cid):
         """Unmount and delete the container's layer; nothing to do if it has none.
@@ -453,6 +455,7 @@ class Store:
         if not os.path.lexists(cdir):
             return
         syscalls.unmount(os.path.join(cdir, "rootfs"))
+        self._driver.unmounted(cdir)
         trash = self._p("tmp", f"{os.getpid()}-removed-{cid}")
         with self._lock:
             try:
