@@ -5,7 +5,9 @@ overlayfs in a user namespace (before 5.11), forced here through the storage set
 A throwaway user imports busybox and runs a container whose root is a fuse-overlayfs mount in
 its holder; the container writes a file, deletes one of the image (a whiteout) and replaces a
 directory (opaque); ``diff`` and ``commit`` see exactly that; ``rm`` unmounts it and leaves no
-fuse-overlayfs process and no mount in the holder.
+fuse-overlayfs process and no mount in the holder. An ID-mapped container is re-owned through
+it (chown) with a diff of its own changes only; a killed holder's daemon is stopped with its
+container.
 """
 
 import json
@@ -15,8 +17,9 @@ import time
 
 import pytest
 
-from conftest import IS_ROOT, throwaway_user
+from conftest import IS_ROOT
 from test_rootless_manager import Kago, _cmdline, _gone, _owned_by_root
+from test_rootless_manager import user  # noqa: F401 (a fixture: this module's own user)
 
 pytestmark = [pytest.mark.skipif(not IS_ROOT, reason="creates a throwaway user: needs root"),
               pytest.mark.skipif(not os.path.exists("/usr/bin/newuidmap"),
@@ -24,16 +27,6 @@ pytestmark = [pytest.mark.skipif(not IS_ROOT, reason="creates a throwaway user: 
               pytest.mark.skipif(not shutil.which("fuse-overlayfs"),
                                  reason="fuse-overlayfs is not installed"),
               pytest.mark.skipif(not os.path.exists("/dev/fuse"), reason="no /dev/fuse")]
-
-
-@pytest.fixture(scope="module")
-def user(rootfs_cache):
-    for u in throwaway_user(subids=True):
-        import subprocess
-        tarball = os.path.join(u.home, "busybox.tar")
-        subprocess.run(["tar", "-C", rootfs_cache, "-cf", tarball, "."], check=True)
-        u.chown(tarball)
-        yield u
 
 
 @pytest.fixture(scope="module")

@@ -8,7 +8,9 @@ FUSE daemon that lives until the mount is unmounted (umount2 by the user namespa
 mounted it: the daemon then exits). What fuse-overlayfs itself writes in the upper directory
 differs from overlayfs: an opaque directory carries ``user.fuseoverlayfs.opaque`` (trusted.*
 is refused in a user namespace) and holds a ``.wh..wh..opq`` marker file (and a ``.wh..opq``
-whiteout); diff.py reads both formats.
+whiteout); diff.py reads both formats. A daemon outlives a killed holder (it keeps that mount
+namespace alive): once a container's root is unmounted here, and before it is mounted again,
+the daemons serving its upper are stopped.
 
 Which mount a store uses: ``native`` (overlayfs), or ``fuse-overlayfs`` when forced by the
 storage setting or learned when the kernel refused overlayfs in the manager's user namespace;
