@@ -63,6 +63,7 @@ def test_a_container_on_fuse_overlayfs_writes_deletes_commits_and_rm_unmounts(ka
         kinds = {t for p, t in _holder_mounts(kago) if p.endswith(f"/containers/{cid}/rootfs")}
         assert kinds == {"fuse.fuse-overlayfs"}
         assert len(_fuse_pids(user)) == 1
+        assert "Storage Driver: overlay (mounted by fuse-overlayfs)\n" in kago.ok("info")
         with open(os.path.join(kago.root, "storage", "overlay-mount")) as f:
             assert f.read() == "fuse-overlayfs\n"  # the store keeps it
         kago.ok("exec", "f", "sh", "-c", "echo made > /made && rm /bin/true"

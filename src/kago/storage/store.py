@@ -63,6 +63,12 @@ class Store:
                     # the uppers it writes need it (its opaque marks): the store keeps it
                     fuseovl.remember(self.root)
 
+    @property
+    def mount_program(self):
+        """``fuse-overlayfs`` when the overlay driver's containers are mounted by it, else
+        None (overlayfs or another driver)."""
+        return fuseovl.NAME if getattr(self._driver, "mounter", None) == fuseovl.NAME else None
+
     def _p(self, *parts):
         return os.path.join(self.root, *parts)
 
