@@ -152,7 +152,7 @@ class Overlay(Driver):
         except KernelError as e:
             if not fuseovl.falls_back(e.errno, in_user_namespace(), shift):
                 raise
-            fuseovl.binary()  # missing: one line naming the package, not the kernel's refusal
+            fuseovl.binary(e.errno)  # missing: one line, the refusal and the package
             print(fuseovl.fallback_warning(e.errno), file=sys.stderr)
             self.mounter = fuseovl.NAME
             fuseovl.remember(self.root)

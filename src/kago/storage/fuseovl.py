@@ -64,10 +64,15 @@ def fallback_warning(err_no):
             "remembered for this store")
 
 
-def missing_message(binary_path):
-    """One line when fuse-overlayfs is needed and not installed; None when it is."""
+def missing_message(binary_path, refused=None):
+    """One line when fuse-overlayfs is needed and not installed; None when it is.
+    ``refused``: the errno with which the kernel refused overlayfs, the reason it is needed."""
     if binary_path:
         return None
+    if refused is not None:
+        return (f"storage: the kernel refuses overlayfs in this user namespace "
+                f"({errno.errorcode.get(refused, refused)}) and fuse-overlayfs, its fallback, "
+                f"is not installed ({INSTALL})")
     return f"storage: fuse-overlayfs is needed here and not installed ({INSTALL})"
 
 
@@ -89,9 +94,9 @@ def remember(root):
 
 # --- mount ------------------------------------------------------------------------------------
 
-def binary():
+def binary(refused=None):
     path = shutil.which(NAME)
-    message = missing_message(path)
+    message = missing_message(path, refused)
     if message:
         raise StoreError(message)
     return path

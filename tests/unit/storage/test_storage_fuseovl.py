@@ -44,6 +44,9 @@ def test_a_missing_binary_is_one_line_naming_the_package():
     line = fuseovl.missing_message(None)
     assert "\n" not in line and "apt-get install fuse-overlayfs" in line
     assert fuseovl.missing_message("/usr/bin/fuse-overlayfs") is None
+    line = fuseovl.missing_message(None, errno.EPERM)
+    assert "\n" not in line and "refuses overlayfs" in line and "(EPERM)" in line
+    assert "apt-get install fuse-overlayfs" in line
 
 
 def test_mount_data_lists_the_top_layer_first_and_refuses_separators():
@@ -88,7 +91,8 @@ def test_a_refused_mount_warns_once_remembers_and_goes_straight_to_fuse_later(
 def test_a_refused_mount_without_the_binary_is_the_install_line(refused, monkeypatch):
     driver, calls, root = refused
     monkeypatch.setattr(fuseovl.shutil, "which", lambda _n: None)
-    with pytest.raises(StoreError, match="apt-get install fuse-overlayfs"):
+    with pytest.raises(StoreError, match=r"refuses overlayfs .*\(EPERM\).*apt-get install "
+                       "fuse-overlayfs"):
         driver._mount(str(root / "c1"), ["/l/a"], None, None, "chown")
     assert calls["fuse"] == [] and fuseovl.remembered(str(root)) is None
 
