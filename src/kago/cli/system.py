@@ -119,7 +119,9 @@ def cmd_info(glob, argv):
     out(f" Stopped: {counts['exited'] + counts['created']}")
     if os.path.isdir(mgr.paths.storage()):
         out(f"Images: {len(mgr.store.images())}")
-        out(f"Storage Driver: {mgr.store.driver}")
+        program = mgr.store.mount_program
+        out(f"Storage Driver: {mgr.store.driver}" + (f" (mounted by {program})" if program
+                                                       else ""))
     else:
         out("Images: 0")
     out(f"Cgroup Version: {layout.mode}")

@@ -5,7 +5,8 @@ device is a whiteout, ``trusted.overlay.opaque=y`` an opaque directory, a direct
 ``trusted.overlay.redirect`` was renamed from a lower one (archived whole, as opaque), and a
 file with ``trusted.overlay.metacopy`` had only its metadata copied up (its bytes are in a lower
 layer; when the metadata change was only the chown of ID shifting, it is no change at all).
-(``user.overlay.*`` for an overlay mounted in a user namespace: ovlxattr.py.)
+(``user.overlay.*`` for an overlay mounted in a user namespace: ovlxattr.py; fuse-overlayfs's
+``user.fuseoverlayfs.opaque`` and marker files: fuseovl.py.)
 
 btrfs/vfs: the container's tree is compared with its image's top layer, by type, mode, owner,
 size, mtime, link target, device number and xattrs (docker's "naive diff").
@@ -17,7 +18,7 @@ upper with any idmap, a chown-shifted copy), they are mapped back through the id
 import os
 import stat
 
-from kago.storage import ovlxattr
+from kago.storage import fuseovl, ovlxattr
 from kago.storage.idshift import shift_owner
 from kago.storage.writer import read_xattrs
 
@@ -33,6 +34,16 @@ def _getxattr(path, name):
         return os.getxattr(path, ovlxattr.prefix() + name, follow_symlinks=False)
     except OSError:
         return None
+
+
+def _opaque(path):
+    """Whether an upper directory is opaque: overlayfs's mark, or fuse-overlayfs's."""
+    if _getxattr(path, _OPAQUE) == b"y":
+        return True
+    try:
+        return os.getxattr(path, fuseovl.OPAQUE_XATTR, follow_symlinks=False) == b"y"
+    except OSError:
+        return False
 
 
 def _owner(st, idmap, path):
@@ -59,9 +70,13 @@ def overlay_changes(tar, upper, lowers, idmap):
     _overlay_dir(tar, upper, "", lowers, idmap)
 
 
-def _overlay_dir(tar, upper, rel, lowers, idmap):
+def _overlay_dir(tar, upper, rel, lowers, idmap, fuse_opaque=False):
+    """``fuse_opaque``: the directory is fuse-overlayfs's opaque one, whose marker files
+    (fuseovl.OPAQUE_MARKERS) are no content."""
     base = os.path.join(upper, rel)
     for name in sorted(os.listdir(base)):
+        if fuse_opaque and name in fuseovl.OPAQUE_MARKERS:
+            continue
         path = os.path.join(base, name)
         sub = _join(rel, name)
         st = os.lstat(path)
@@ -74,9 +89,11 @@ def _overlay_dir(tar, upper, rel, lowers, idmap):
                 tar.opaque(sub)
                 _redirected_tree(tar, upper, sub, lowers, idmap)
                 continue
-            if _getxattr(path, _OPAQUE) == b"y":
+            opaque = _opaque(path)
+            if opaque:
                 tar.opaque(sub)
-            _overlay_dir(tar, upper, sub, lowers, idmap)
+            _overlay_dir(tar, upper, sub, lowers, idmap,
+                         opaque and _getxattr(path, _OPAQUE) is None)
             continue
         if stat.S_ISREG(st.st_mode) and _getxattr(path, _METACOPY) is not None:
             _metacopy_file(tar, path, sub, st, lowers, idmap)
@@ -88,18 +105,22 @@ def _overlay_dir(tar, upper, rel, lowers, idmap):
 
 def _only_shifted(path, sub, st, lowers, idmap):
     """A whole copy-up the chown shift made without metacopy (an overlay in a user namespace,
-    where metacopy is refused): the lower file's type, mode, size, mtime, link target and
-    xattrs, with the owner shifted back; the btrfs/vfs drivers' "naive diff" rule."""
+    where metacopy is refused): the lower file's type, mode, size, mtime (not a symlink's),
+    link target and xattrs, with the owner shifted back; the btrfs/vfs drivers' "naive diff"
+    rule."""
     if not (stat.S_ISREG(st.st_mode) or stat.S_ISLNK(st.st_mode)):
         return False
     lpath, lst = _lower(lowers, sub)
     if lst is None or stat.S_IFMT(lst.st_mode) != stat.S_IFMT(st.st_mode):
         return False
-    if (st.st_mode, st.st_size, st.st_mtime_ns) != (lst.st_mode, lst.st_size, lst.st_mtime_ns) \
+    if (st.st_mode, st.st_size) != (lst.st_mode, lst.st_size) \
             or _owner(st, idmap, path) != (lst.st_uid, lst.st_gid):
         return False
     if stat.S_ISLNK(st.st_mode):
+        # a symlink's mtime is not compared: fuse-overlayfs's copy-up does not keep it
         return os.readlink(path) == os.readlink(lpath)
+    if st.st_mtime_ns != lst.st_mtime_ns:
+        return False
     return read_xattrs(path) == read_xattrs(lpath)
 
 

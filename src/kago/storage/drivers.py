@@ -23,12 +23,13 @@ import os
 import shutil
 import stat
 import subprocess
+import sys
 
 from kago.errors import KernelError
 from kago.host.rootless import in_user_namespace
 from kago.kernel import consts as C
 from kago.kernel import libc
-from kago.storage import idshift, ovlxattr, syscalls
+from kago.storage import fuseovl, idshift, ovlxattr, syscalls
 from kago.storage.errors import StoreError
 
 SHIFTS = ("idmapped", "chown")
@@ -72,6 +73,9 @@ class Driver:
     def remove(self, cdir):
         _rmtree(cdir, self.on_btrfs())
 
+    def unmounted(self, cdir):
+        """After the container's root was unmounted (or found not mounted) here."""
+
     def on_btrfs(self):
         """Whether the store is on btrfs (read once: a mount table read per removal was a
         third of ``kago down``'s time with a hundred containers)."""
@@ -87,6 +91,9 @@ class Driver:
 class Overlay(Driver):
     name = "overlay"
     apply_mode = "overlay"
+    # how a container's root is mounted: fuseovl.NATIVE (overlayfs) or fuseovl.NAME
+    # (fuse-overlayfs, in a user namespace whose kernel refuses overlayfs); the store sets it
+    mounter = fuseovl.NATIVE
 
     def stage_layer(self, staged, parent):
         os.mkdir(staged, 0o755)
@@ -138,6 +145,30 @@ class Overlay(Driver):
     attach_lowers = False
 
     def _mount(self, cdir, layers, idmap, userns, shift, options=""):
+        if self.mounter == fuseovl.NAME and shift != "idmapped":
+            return self._mount_fuse(cdir, layers)
+        try:
+            return self._mount_native(cdir, layers, idmap, userns, shift, options)
+        except KernelError as e:
+            if not fuseovl.falls_back(e.errno, in_user_namespace(), shift):
+                raise
+            fuseovl.binary(e.errno)  # missing: one line, the refusal and the package
+            print(fuseovl.fallback_warning(e.errno), file=sys.stderr)
+            self.mounter = fuseovl.NAME
+            fuseovl.remember(self.root)
+        return self._mount_fuse(cdir, layers)
+
+    def unmounted(self, cdir):
+        if self.mounter == fuseovl.NAME:
+            fuseovl.stop_daemons(cdir)
+
+    @staticmethod
+    def _mount_fuse(cdir, layers):
+        fuseovl.stop_daemons(cdir)  # a dead holder's, still writing the same upper
+        fuseovl.mount(layers, os.path.join(cdir, "upper"), os.path.join(cdir, "work"),
+                      os.path.join(cdir, "rootfs"))
+
+    def _mount_native(self, cdir, layers, idmap, userns, shift, options):
         if shift != "idmapped" or not Overlay.attach_lowers:
             try:
                 return self._mount_overlay(cdir, layers, idmap, userns, shift, options)
@@ -354,9 +385,14 @@ def overlay_works(tmp):
 
 def choose(root, tmp, wanted=None):
     """The driver for a store at ``root``: ``wanted`` if it works there, else btrfs on btrfs,
-    overlay where overlayfs accepts the filesystem as upper, vfs otherwise."""
+    overlay where overlayfs accepts the filesystem as upper (or, in a user namespace, where
+    fuse-overlayfs is installed), vfs otherwise. ``wanted`` fuse-overlayfs is overlay."""
+    if wanted == fuseovl.NAME:  # the overlay driver's layers, mounted by fuse-overlayfs
+        fuseovl.binary()
+        return "overlay"
     if wanted is not None and wanted not in DRIVERS:
-        raise StoreError(f"unknown storage driver {wanted!r} (use overlay, btrfs or vfs)")
+        raise StoreError(f"unknown storage driver {wanted!r} (use overlay, btrfs, vfs or "
+                         "fuse-overlayfs)")
     fstype = syscalls.fstype_of(root)
     if wanted == "btrfs" and fstype != "btrfs":
         raise StoreError(f"storage driver btrfs needs the store on btrfs; {root} is on {fstype}")
@@ -367,4 +403,8 @@ def choose(root, tmp, wanted=None):
         return wanted
     if fstype == "btrfs":
         return "btrfs"
-    return "overlay" if overlay_works(tmp) else "vfs"
+    if overlay_works(tmp):
+        return "overlay"
+    # a kernel that refuses overlayfs in a user namespace: overlay layers, mounted by
+    # fuse-overlayfs (the first mount learns it)
+    return "overlay" if in_user_namespace() and shutil.which(fuseovl.NAME) else "vfs"

@@ -3,13 +3,14 @@
 Mounted by host root, overlayfs keeps its opaque, redirect and metacopy marks in
 ``trusted.overlay.*``. Mounted in a user namespace (the rootless manager's holder) it may not
 write trusted xattrs and is mounted with ``userxattr``: the same marks are then
-``user.overlay.*``. Layers extracted and uppers read by such a manager use those names. Both
-kinds are overlayfs's private state: never archived, never taken from an archive.
+``user.overlay.*``. Layers extracted and uppers read by such a manager use those names.
+fuse-overlayfs (fuseovl.py) marks its uppers with ``user.fuseoverlayfs.*``. All are the
+overlay's private state: never archived, never taken from an archive.
 """
 
 from kago.host.rootless import in_user_namespace
 
-PRIVATE = ("trusted.overlay.", "user.overlay.")
+PRIVATE = ("trusted.overlay.", "user.overlay.", "user.fuseoverlayfs.")  # the last: fuseovl.py
 
 
 def prefix():

@@ -9,7 +9,7 @@ import json
 import os
 
 from kago.host.rootless import in_user_namespace
-from kago.storage import drivers, idshift, reference, syscalls, tarsplit
+from kago.storage import drivers, fuseovl, idshift, reference, syscalls, tarsplit
 from kago.storage.errors import (
     BadArchive,
     DigestMismatch,
@@ -54,8 +54,20 @@ class Store:
         self._lock = StoreLock(self._p("lock"))
         self._userns = idshift.UsernsCache()
         with self._lock:
+            mounter = fuseovl.initial(driver, fuseovl.remembered(self.root), in_user_namespace())
             self.driver = self._pick_driver(driver)
-        self._driver = drivers.DRIVERS[self.driver](self.root)
+            self._driver = drivers.DRIVERS[self.driver](self.root)
+            if self.driver == "overlay":
+                self._driver.mounter = mounter
+                if driver == fuseovl.NAME:
+                    # the uppers it writes need it (its opaque marks): the store keeps it
+                    fuseovl.remember(self.root)
+
+    @property
+    def mount_program(self):
+        """``fuse-overlayfs`` when the overlay driver's containers are mounted by it, else
+        None (overlayfs or another driver)."""
+        return fuseovl.NAME if getattr(self._driver, "mounter", None) == fuseovl.NAME else None
 
     def _p(self, *parts):
         return os.path.join(self.root, *parts)
@@ -68,6 +80,8 @@ class Store:
         except FileNotFoundError:
             recorded = None
         if recorded:
+            if wanted == fuseovl.NAME and recorded == "overlay":
+                return recorded  # the same layers, mounted by fuse-overlayfs
             if wanted and wanted != recorded:
                 raise StoreError(f"store {self.root} uses driver {recorded}, not {wanted} "
                                  "(use another root for another driver)")
@@ -386,6 +400,7 @@ class Store:
                 write_json(os.path.join(cdir, "rootfs.json"), record, sync=False)
             except BaseException as e:
                 self._destroy_container_dir(cdir)
+                self._driver.unmounted(cdir)
                 if is_enospc(e):
                     raise StoreError(f"no space left in store {self.root} for container "
                                      f"{cid}'s layer (free some space)") from None
@@ -433,6 +448,7 @@ class Store:
         """Unmount the container's root filesystem; nothing to do if it is not mounted."""
         with self._lock:
             syscalls.unmount(os.path.join(self._cdir(cid), "rootfs"))
+            self._driver.unmounted(self._cdir(cid))
 
     def remove_rootfs(self, cid):
         """Unmount and delete the container's layer; nothing to do if it has none.
@@ -445,6 +461,7 @@ class Store:
         if not os.path.lexists(cdir):
             return
         syscalls.unmount(os.path.join(cdir, "rootfs"))
+        self._driver.unmounted(cdir)
         trash = self._p("tmp", f"{os.getpid()}-removed-{cid}")
         with self._lock:
             try:
