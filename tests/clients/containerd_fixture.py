@@ -177,6 +177,9 @@ class Containerd:
         self.address = os.path.join(self.base, "containerd.sock")
         self.runc_root = os.path.join(self.base, "runc")
         self.fifo_dir = os.path.join(self.base, "fifo")
+        # the daemon's temporary directories (a checkpoint's ctrd-checkpoint*, which
+        # containerd 1.6 never removes) go under base, not the host's /tmp
+        self.tmp_dir = os.path.join(self.base, "tmp")
         self.log_path = os.path.join(self.base, "containerd.log")
         self.config_path = os.path.join(self.base, "config.toml")
         self.cgroup_parents = list(cgroup_parents)
@@ -202,14 +205,17 @@ class Containerd:
             self._sockets_before = set(_listdir(f"{SOCKET_ROOT}/s"))
         os.makedirs(self.runc_root, exist_ok=True)
         os.makedirs(self.fifo_dir, exist_ok=True)
+        os.makedirs(self.tmp_dir, exist_ok=True)
         with open(self.config_path, "w") as f:
             f.write(self.config_text)
         for sock in (self.address, self.address + ".ttrpc"):  # a killed daemon's
             if os.path.exists(sock):
                 os.unlink(sock)
         log = open(self.log_path, "ab")
+        env = {k: v for k, v in os.environ.items() if k != "XDG_RUNTIME_DIR"}
+        env["TMPDIR"] = self.tmp_dir  # Go's os.TempDir, where MkdirTemp("") lands
         self.proc = subprocess.Popen([CONTAINERD, "--config", self.config_path],
-                                     stdout=log, stderr=log, stdin=subprocess.DEVNULL)
+                                     stdout=log, stderr=log, stdin=subprocess.DEVNULL, env=env)
         log.close()
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:

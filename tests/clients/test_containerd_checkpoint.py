@@ -77,3 +77,5 @@ def test_containerd_checkpoint_and_restore(cctr):
     finally:
         ctr.remove(cid)
         ctr("images", "rm", ref)
+    # containerd's checkpoint directory went to the daemon's own TMPDIR, not the host's /tmp
+    assert any(n.startswith("ctrd-checkpoint") for n in os.listdir(ctr.daemon.tmp_dir))
