@@ -27,6 +27,7 @@ import urllib.request
 from dataclasses import dataclass, field
 
 from kago.errors import KagoError
+from kago.host import procfs
 
 BASE = "/var/tmp"  # a disk filesystem on most hosts: idmapped layers, nothing copied
 DEMO_RANGE = ipaddress.ip_network("10.231.0.0/16")  # kago's own default is 10.89.0.0/16
@@ -378,14 +379,9 @@ def leftovers(scratch, ids):
 def _processes_naming(root):
     me = os.getpid()
     pids = []
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit() or int(entry) == me:
-            continue
-        try:
-            with open(f"/proc/{entry}/cmdline", "rb") as f:
-                words = f.read().split(b"\0")
-        except OSError:
+    for pid, words in procfs.processes():
+        if pid == me:
             continue
         if any(w == root.encode() or w.startswith(root.encode() + b"/") for w in words):
-            pids.append(int(entry))
+            pids.append(pid)
     return pids

@@ -11,6 +11,8 @@ container or supervisor needs it any more.
 import os
 import sys
 
+from kago.host import procfs
+
 _HOLDER = None  # this command's Holder (its shared lock stays held until the process ends)
 
 
@@ -67,9 +69,9 @@ def _reconnect(pid, runroot):
     try:
         with open(os.path.join(runroot, "slirp4netns.pid")) as f:
             slirp = int(f.read().strip())
-        with open(f"/proc/{slirp}/cmdline", "rb") as f:
-            if f.read().split(b"\0")[0].endswith(b"slirp4netns"):
-                return False
+        words = procfs.argv(slirp)
+        if words and words[0].endswith(b"slirp4netns"):
+            return False
     except FileNotFoundError:
         if not os.path.exists(os.path.join(runroot, "slirp4netns.pid")):
             return False  # never connected (no slirp4netns): the warning was given once

@@ -1,4 +1,7 @@
-"""/proc readers: a process's state and start time (proc(5), /proc/PID/stat)."""
+"""/proc readers: a process's state, start time and command line (proc(5), /proc/PID/stat and
+/proc/PID/cmdline)."""
+
+import os
 
 
 def _stat(pid, proc="/proc"):
@@ -26,3 +29,27 @@ def alive(pid, started, proc="/proc"):
         return False
     st = _stat(pid, proc)
     return st is not None and st[0] not in ("Z", "X") and st[1] == started
+
+
+def argv(pid, proc="/proc"):
+    """The command line of ``pid`` as a list of bytes words (/proc/PID/cmdline split at its
+    NULs, the terminating one dropped); None if there is no such pid or it cannot be read.
+    A zombie or a kernel thread gives an empty list."""
+    try:
+        with open(f"{proc}/{pid}/cmdline", "rb") as f:
+            data = f.read()
+    except OSError:
+        return None
+    words = data.split(b"\0")
+    if words and words[-1] == b"":
+        words.pop()
+    return words
+
+
+def processes(proc="/proc"):
+    """(pid, argv) of every process readable now; ones that end while listed are skipped."""
+    for entry in os.listdir(proc):
+        if entry.isdigit():
+            words = argv(entry, proc)
+            if words is not None:
+                yield int(entry), words

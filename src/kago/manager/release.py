@@ -13,6 +13,7 @@ import json
 import os
 
 from kago.errors import KagoError
+from kago.host import procfs
 from kago.manager import attachments, connections, events, rootfs
 from kago.manager.context import describe
 from kago.manager.definition import of
@@ -162,11 +163,7 @@ def _agent_alive(paths, group):
         return False
     if not pid:
         return False
-    try:
-        with open(f"/proc/{pid}/cmdline", "rb") as f:
-            return b"kago.manager.define.agent" in f.read()
-    except OSError:
-        return False
+    return b"kago.manager.define.agent" in (procfs.argv(pid) or ())
 
 
 # --- record edits (run under the record's lock) ----------------------------------------------

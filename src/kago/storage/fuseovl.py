@@ -24,6 +24,7 @@ import signal
 import subprocess
 import time
 
+from kago.host import procfs
 from kago.storage.errors import StoreError
 
 NAME = "fuse-overlayfs"
@@ -141,16 +142,9 @@ def _daemons(cdir):
     namespace, or in a holder's that died (its daemon keeps that namespace alive)."""
     needle = f"upperdir={os.path.join(cdir, 'upper')},".encode()
     pids = []
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            with open(f"/proc/{entry}/cmdline", "rb") as f:
-                argv = f.read().split(b"\0")
-        except OSError:
-            continue
-        if os.path.basename(argv[0]) == NAME.encode() and any(needle in a for a in argv):
-            pids.append(int(entry))
+    for pid, argv in procfs.processes():
+        if argv and os.path.basename(argv[0]) == NAME.encode() and any(needle in a for a in argv):
+            pids.append(pid)
     return pids
 
 

@@ -10,6 +10,7 @@ import threading
 
 import pytest
 
+from kago.host import procfs
 from kago.network import nft
 from kago.network.attachment import Attachment
 from kago.network.ports import PortMapping
@@ -152,9 +153,10 @@ def test_an_unreadable_pid_file_is_stale(tmp_path, pidfile):
 
 
 def test_is_ours_wants_slirp4netns_with_this_socket(monkeypatch, tmp_path):
-    cmdline = tmp_path / "cmdline"
-    monkeypatch.setattr(command, "open", lambda path, mode="r": open(cmdline, mode),
-                        raising=False)
+    (tmp_path / "7").mkdir()
+    cmdline = tmp_path / "7" / "cmdline"
+    argv = procfs.argv
+    monkeypatch.setattr(command.procfs, "argv", lambda pid: argv(pid, proc=str(tmp_path)))
     cmdline.write_bytes(b"/usr/bin/slirp4netns\0--configure\0--api-socket=/r/s.sock\0007\0")
     assert outside.is_ours(7, "/r/s.sock")
     assert not outside.is_ours(7, "/other/s.sock")

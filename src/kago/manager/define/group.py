@@ -14,6 +14,7 @@ import os
 import sys
 import time
 
+from kago.host import procfs
 from kago.manager import perms
 from kago.manager.errors import NoSuchContainer
 
@@ -101,9 +102,5 @@ def stop_agent(group):
 
 
 def is_agent(pid):
-    try:
-        with open(f"/proc/{pid}/cmdline", "rb") as f:
-            return b"kago.manager.define.agent" in f.read()
-    except OSError:
-        return False
+    return b"kago.manager.define.agent" in (procfs.argv(pid) or ())
 

@@ -20,6 +20,7 @@ import subprocess
 import sys
 import time
 
+from kago.host import procfs
 from kago.network.dns import table as names
 from kago.network.dns.proc import alive, process_record, start_time  # noqa: F401
 
@@ -152,20 +153,14 @@ def processes(state_root):
     """{pid: network} of every resolver process of this state dir (by its command line)."""
     prefix = dns_dir(os.path.abspath(state_root)) + os.sep
     found = {}
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            with open(f"/proc/{entry}/cmdline", "rb") as f:
-                argv = f.read().decode(errors="replace").split("\0")
-        except OSError:
-            continue
+    for pid, words in procfs.processes():
+        argv = [w.decode(errors="replace") for w in words]
         if MODULE not in argv or "--table" not in argv:
             continue
         i = argv.index("--table")
         path = argv[i + 1] if i + 1 < len(argv) else ""
         if path.startswith(prefix) and path.endswith(".json"):
-            found[int(entry)] = os.path.basename(path)[:-len(".json")]
+            found[pid] = os.path.basename(path)[:-len(".json")]
     return found
 
 

@@ -3,6 +3,8 @@
 import os
 import shutil
 
+from kago.host import procfs
+
 from kago.network.rootless.errors import SlirpMissing
 
 DEFAULT_PATH = "/usr/bin/slirp4netns"
@@ -22,12 +24,10 @@ def find(path=None):
 def runs(pid, program, arg):
     """Whether process ``pid`` runs ``program`` (by its base name) with ``arg`` among its
     arguments: the process meant, not another that got its pid since."""
-    try:
-        with open(f"/proc/{pid}/cmdline", "rb") as f:
-            args = f.read().decode(errors="replace").split("\0")
-    except OSError:
+    words = procfs.argv(pid)
+    if not words:
         return False
-    return os.path.basename(args[0]) == program and arg in args
+    return os.path.basename(words[0]) == program.encode() and arg.encode() in words
 
 
 def argv(binary, pid, api_socket, exit_fd, ready_fd, mtu=MTU, tap=TAP, host_loopback=False,
