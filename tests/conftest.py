@@ -11,6 +11,7 @@ suite passes beside a user's running kago containers (another ``--root``), podma
 containerd, and beside another run of itself.
 """
 
+import contextlib
 import json
 import os
 import shutil
@@ -274,6 +275,32 @@ def runtime_default_root_left_as_found():
         return
     if set(os.listdir(RUNTIME_DEFAULT_ROOT)) <= _CACHE_ONLY:
         shutil.rmtree(RUNTIME_DEFAULT_ROOT, ignore_errors=True)
+
+
+# what the clients the tests drive make outside their private roots, by fixed paths of their
+# own: podman's netavark run directory (hard-coded for root, made even for --network none) and
+# CRIU's kernel-facts cache (root's is in /run; its temporary file stays when a criu is killed
+# between creating and renaming it, and then blocks every later cache write)
+_CLIENT_FILES = ["/run/criu.kdat", "/run/criu.kdat.tmp"]
+_CLIENT_DIRS = ["/run/containers/networks", "/run/containers"]  # removed only when empty
+
+
+@pytest.fixture(scope="session", autouse=True)
+def client_paths_left_as_found():
+    """podman's and CRIU's fixed paths, made by this run, go with it (nothing a user's own
+    podman or criu made before the run is touched; a directory only while empty)."""
+    existed = {p for p in _CLIENT_FILES + _CLIENT_DIRS if os.path.lexists(p)}
+    yield
+    if not IS_ROOT:
+        return
+    for path in _CLIENT_FILES:
+        if path not in existed:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(path)
+    for path in _CLIENT_DIRS:
+        if path not in existed:
+            with contextlib.suppress(FileNotFoundError, OSError):
+                os.rmdir(path)
 
 
 def pytest_terminal_summary(terminalreporter):
