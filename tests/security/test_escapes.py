@@ -152,15 +152,21 @@ WATCHED_FILES = [HOST_PYTHON, "/proc/sys/kernel/core_pattern", "/sys/kernel/mm/k
                  "/proc/irq/default_smp_affinity", "/proc/sys/kernel/hostname"]
 
 
+# where other runs beside this one mount their containers' trees: other test sessions and
+# benches (/tmp, /var/tmp), a user's own kago or podman (their default roots), network namespaces
+OTHERS_TREES = ("/tmp/", "/var/tmp/", "/run/netns", "/run/user/", "/var/lib/kago/",
+                "/var/lib/containers/", "/run/containers/")
+
+
 def mounts(workdir, tmp_path):
-    """The host's mounts (target, source, type), leaving out other test sessions' /tmp trees
-    (the other suites may run beside this one on the same machine)."""
+    """The host's mounts (target, source, type), leaving out the trees where other runs on
+    the same machine mount their own containers (this run's own are kept in)."""
     out = subprocess.run(["findmnt", "-rn", "-o", "TARGET,SOURCE,FSTYPE"], capture_output=True,
                          text=True, check=True).stdout
     ours = (workdir, str(tmp_path))
     return collections.Counter(
         line for line in out.splitlines()
-        if not line.startswith(("/tmp/", "/run/netns")) or line.startswith(ours))
+        if not line.startswith(OTHERS_TREES) or line.startswith(ours))
 
 
 @pytest.fixture(autouse=True)
