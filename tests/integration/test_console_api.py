@@ -394,3 +394,42 @@ def test_images_and_networks(env, server):
     [net] = [n for n in nets if "csl-net" in n["containers"]]
     assert net["driver"] == "bridge" and net["subnet"] and net["gateway"]
     env.kago("rm", "-f", "csl-net", check=True)
+
+
+def console_processes(root):
+    found = []
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            with open(f"/proc/{pid}/cmdline", "rb") as f:
+                args = f.read().split(b"\0")
+        except OSError:
+            continue
+        if b"kago.console.server" in args and root.encode() in args:
+            found.append(int(pid))
+    return found
+
+
+def test_a_definition_starts_and_stops_its_console(env, tmp_path):
+    port = free_port()
+    definition = tmp_path / "csl-web.py"
+    definition.write_text(textwrap.dedent(f"""\
+        from kago.manager.define import Container, console
+        Container("csl-web-0", image="busybox", network="none", command=["sleep", "300"],
+                  stop_signal="SIGKILL")
+        console(listen="127.0.0.1:{port}")
+        """))
+    up = env.kago("up", definition, check=True)
+    assert f"http://127.0.0.1:{port}/" in up.stdout
+    [pid] = console_processes(env.root)
+    rows = httpx.get(f"http://127.0.0.1:{port}/api/containers", timeout=10).json()
+    assert [r["name"] for r in rows] == ["csl-web-0"] and rows[0]["group"] == "csl-web"
+    env.kago("down", definition, check=True)
+    assert wait_for(lambda: not console_processes(env.root), 10, 0.05)
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", port))  # free again
+    twice = tmp_path / "csl-twice.py"
+    twice.write_text("from kago.manager.define import Container, console\n"
+                     "Container('csl-x', image='busybox', network='none')\n"
+                     "console()\nconsole(listen='127.0.0.1:19097')\n")
+    refused = env.kago("up", twice)
+    assert refused.returncode != 0 and "csl-twice.py:4: console() is given twice" in refused.stderr

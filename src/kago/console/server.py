@@ -27,12 +27,16 @@ def prepare(root, listen):
     return host, port, token, made
 
 
-def serve(root=None, runroot=None, runtime=None, listen="127.0.0.1:9090", out=None):
-    """Serve until interrupted; 0, or raise StartError."""
+def serve(root=None, runroot=None, runtime=None, listen="127.0.0.1:9090", out=None,
+          detached=False):
+    """Serve until interrupted (SIGINT, SIGTERM); 0, or raise StartError. The socket is bound
+    before anything is printed; ``detached`` (kago up's console): then standard output is
+    closed, which tells the starter that it listens."""
     import kago
     out = out or (lambda line: print(line, flush=True))
     client = kago.Client(root=root, runroot=runroot, runtime=runtime)
     host, port, token, made = prepare(client.manager.paths.root, listen)
+    sock = bind(host, port, listen)
     import uvicorn
 
     from kago.console.app import Console, make_app
@@ -45,18 +49,44 @@ def serve(root=None, runroot=None, runtime=None, listen="127.0.0.1:9090", out=No
             f"{auth.token_path(client.manager.paths.root)}): {token}")
     if not console.loopback:
         out(f"kago console: {host} is not loopback: every page and API call needs the token")
-    config = uvicorn.Config(app, host=host, port=port, log_level="warning", access_log=False,
-                            ws="wsproto", lifespan="on", server_header=False,
-                            timeout_graceful_shutdown=2)
-    server = uvicorn.Server(config)
-    try:
-        server.run()
-    except OSError as e:
-        raise StartError(f"listen {listen}: {e.strerror}") from None
-    if not server.started:
-        raise StartError(f"listen {listen}: the server did not start (see above)")
+    if detached:
+        import os
+        sys.stdout.flush()
+        null = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(null, 1)
+        os.close(null)
+    config = uvicorn.Config(app, log_level="warning", access_log=False, ws="wsproto",
+                            lifespan="on", server_header=False, timeout_graceful_shutdown=2)
+    uvicorn.Server(config).run(sockets=[sock])
     return 0
 
 
-if __name__ == "__main__":  # python -m kago.console.server ROOT LISTEN (detached starts)
-    sys.exit(serve(root=sys.argv[1] or None, listen=sys.argv[2]))
+def bind(host, port, listen):
+    """The listening socket (IPv6 for a host with a colon); StartError naming the address."""
+    import socket
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    try:
+        if host == "localhost":
+            host = "127.0.0.1"
+        sock = socket.socket(family, socket.SOCK_STREAM)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind((host, port))
+        sock.listen(128)
+    except OSError as e:
+        raise StartError(f"listen {listen}: {e.strerror or e}") from None
+    sock.set_inheritable(False)
+    return sock
+
+
+def main(argv):
+    """``python -m kago.console.server ROOT RUNROOT LISTEN``: a detached console (kago up)."""
+    root, runroot, listen = argv
+    try:
+        return serve(root=root or None, runroot=runroot or None, listen=listen, detached=True)
+    except StartError as e:
+        print(f"kago console: {e}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

@@ -50,7 +50,7 @@ class Group:
         os.rename(self.file + ".tmp", self.file)
 
     def remove(self):
-        for path in (self.file, self.file[:-5] + ".log"):
+        for path in (self.file, self.file[:-5] + ".log", self.file[:-5] + ".console.log"):
             try:
                 os.unlink(path)
             except FileNotFoundError:
