@@ -60,10 +60,20 @@ def test_row_of_a_stopped_or_restarted_container_has_no_metrics():
     assert restarted["cpu_pct"] is None  # the sample is of the run before
 
 
-def test_ring_keeps_the_last_n():
+def test_ring_keeps_the_last_n_in_order():
     ring = Ring(3)
-    for t in range(5):
-        ring.samples.append(R.sample(float(t), None, reading(t, t)))
+    assert ring.last() is None and ring.history()["t"] == [] and len(ring) == 0
+    for t in range(2):
+        ring.append(R.sample(float(t), None, reading(t, t)))
+    assert ring.history()["t"] == [0.0, 1.0]
+    for t in range(2, 5):
+        ring.append(R.sample(float(t), reading(t - 1, 0), reading(t, 500_000_000)))
     h = ring.history()
-    assert h["t"] == [2.0, 3.0, 4.0] and h["mem_bytes"] == [1 << 20] * 3
+    assert len(ring) == 3 and h["t"] == [2.0, 3.0, 4.0] and h["mem_bytes"] == [1 << 20] * 3
     assert set(h) == {"t", "mem_limit", *R.SERIES} and h["mem_limit"] is None
+    assert h["cpu_pct"] == [50.0] * 3 and h["psi_io_some10"] == [None] * 3
+    assert isinstance(h["mem_bytes"][0], int) and isinstance(h["pids"][0], int)
+    last = ring.last()
+    assert last == {"t": 4.0, "cpu_pct": 50.0, "mem_bytes": 1 << 20, "io_read_bytes": 10,
+                    "io_write_bytes": 20, "pids": 3, "psi_cpu_some10": 1.5,
+                    "psi_mem_some10": 0.0, "psi_io_some10": None}

@@ -11,6 +11,7 @@ import os
 # the keys of a sample and of a history (each a list in a history)
 SERIES = ("cpu_pct", "mem_bytes", "io_read_bytes", "io_write_bytes", "pids",
           "psi_cpu_some10", "psi_mem_some10", "psi_io_some10")
+INT_SERIES = ("mem_bytes", "io_read_bytes", "io_write_bytes", "pids")
 _PSI = (("psi_cpu_some10", "cpu"), ("psi_mem_some10", "memory"), ("psi_io_some10", "blkio"))
 
 
