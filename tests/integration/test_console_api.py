@@ -288,8 +288,8 @@ def test_logs_tail_and_follow(env, server):
     env.kago("rm", "-f", "csl-logs", check=True)
 
 
-def exec_processes(cid):
-    """Host processes of runtime execs into ``cid`` (their command lines)."""
+def processes_with(*words):
+    """Pids of host processes with every one of ``words`` among their arguments."""
     found = []
     for pid in filter(str.isdigit, os.listdir("/proc")):
         try:
@@ -297,9 +297,14 @@ def exec_processes(cid):
                 args = f.read().decode(errors="replace").split("\0")
         except OSError:
             continue
-        if "exec" in args and cid in args:
-            found.append(" ".join(args))
+        if all(w in args for w in words):
+            found.append(int(pid))
     return found
+
+
+def exec_processes(cid):
+    """Host processes of runtime execs into ``cid``."""
+    return processes_with("exec", cid)
 
 
 def test_terminal_echo_resize_and_nothing_left(env, server):
@@ -397,16 +402,7 @@ def test_images_and_networks(env, server):
 
 
 def console_processes(root):
-    found = []
-    for pid in filter(str.isdigit, os.listdir("/proc")):
-        try:
-            with open(f"/proc/{pid}/cmdline", "rb") as f:
-                args = f.read().split(b"\0")
-        except OSError:
-            continue
-        if b"kago.console.server" in args and root.encode() in args:
-            found.append(int(pid))
-    return found
+    return processes_with("kago.console.server", root)
 
 
 def test_a_definition_starts_and_stops_its_console(env, tmp_path):

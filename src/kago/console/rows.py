@@ -8,19 +8,13 @@ A value the host cannot measure (no reading, no PSI) is None.
 
 import os
 
+from kago.manager.views import host_memory
+
 # the keys of a sample and of a history (each a list in a history)
 SERIES = ("cpu_pct", "mem_bytes", "io_read_bytes", "io_write_bytes", "pids",
           "psi_cpu_some10", "psi_mem_some10", "psi_io_some10")
 INT_SERIES = ("mem_bytes", "io_read_bytes", "io_write_bytes", "pids")
 _PSI = (("psi_cpu_some10", "cpu"), ("psi_mem_some10", "memory"), ("psi_io_some10", "blkio"))
-
-
-def host_memory():
-    with open("/proc/meminfo") as f:
-        for line in f:
-            if line.startswith("MemTotal:"):
-                return int(line.split()[1]) * 1024
-    return 0
 
 
 HOST_MEMORY = host_memory()

@@ -220,7 +220,7 @@ def reading(record, data, net=True):
     usage = mem["usage"] - raw.get("total_inactive_file", raw.get("inactive_file", 0))
     limit = mem["limit"]
     if not limit or limit >= 1 << 62:
-        limit = _host_memory()
+        limit = host_memory()
     read = write = 0
     for entry in (data.get("blkio") or {}).get("ioServiceBytesRecursive") or ():
         op = entry.get("op", "").lower()
@@ -234,7 +234,8 @@ def reading(record, data, net=True):
 
 
 @functools.lru_cache(maxsize=1)
-def _host_memory():
+def host_memory():
+    """The machine's memory in bytes (MemTotal), read once."""
     with open("/proc/meminfo") as f:
         for line in f:
             if line.startswith("MemTotal:"):

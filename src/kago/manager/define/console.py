@@ -78,11 +78,8 @@ def _end(pid, started, grace=5.0):
 
 
 def _is_console(pid):
-    try:
-        with open(f"/proc/{pid}/cmdline", "rb") as f:
-            return b"kago.console.server" in f.read()
-    except OSError:
-        return False
+    from kago.manager.define.group import runs
+    return runs(pid, b"kago.console.server")
 
 
 def _lines_until_eof(fd, timeout):

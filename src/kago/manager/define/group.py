@@ -101,9 +101,14 @@ def stop_agent(group):
 
 
 def is_agent(pid):
+    return runs(pid, b"kago.manager.define.agent")
+
+
+def runs(pid, module):
+    """Whether process ``pid``'s command line names ``module`` (bytes)."""
     try:
         with open(f"/proc/{pid}/cmdline", "rb") as f:
-            return b"kago.manager.define.agent" in f.read()
+            return module in f.read()
     except OSError:
         return False
 
