@@ -218,12 +218,12 @@ class Sampler:
         ring = self.rings.get(cid)
         return ring.last() if ring is not None else None
 
-    def rows(self, all=False):
-        """The list now: the containers as the manager lists them at this moment, with the
-        sampler's last metrics."""
+    def rows(self, client, all=False):
+        """The list now: the containers as ``client`` (a request's, not the sampler's own)
+        lists them at this moment, with the sampler's last metrics."""
         now = time.time()
         out = []
-        for record, live in self.client.manager.list(all=all):
+        for record, live in client.manager.list(all=all):
             ring = self.rings.get(record["id"])
             last = ring.last() if ring is not None else None
             out.append(R.row(record, live, now, last, ring.reading if ring else None))

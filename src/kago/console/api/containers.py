@@ -17,7 +17,7 @@ def _flag(request, name, default=False):
 
 async def list_containers(request):
     c = console(request)
-    rows, failed = await call(c.sampler.rows, all=_flag(request, "all"))
+    rows, failed = await call(c.sampler.rows, c.client, all=_flag(request, "all"))
     return failed or JSONResponse(rows)
 
 
@@ -156,7 +156,7 @@ async def logs(request):
 
 
 def _row_of(c, ref):
-    for row in c.sampler.rows(all=True):
+    for row in c.sampler.rows(c.client, all=True):
         if row["id"] == ref or row["name"] == ref:
             return row
     return None
