@@ -1,8 +1,6 @@
 """/api/containers...: the list and its stream, one container's document, history, samples
 and log, and the lifecycle verbs (start, stop, restart, remove)."""
 
-import asyncio
-
 from starlette.responses import JSONResponse, StreamingResponse
 
 from kago.console.api.common import SSE_HEADERS, call, console, error, json_body, sse
@@ -82,7 +80,6 @@ async def samples(request):
 async def logs(request):
     """SSE ``line`` {"stream", "text"}: the last ``tail`` lines (default 200; "all"), then,
     with ``follow=1``, what the container writes until it ends or the client goes."""
-    import threading
     record, failed = await _record(request)
     if failed:
         return failed
@@ -90,68 +87,20 @@ async def logs(request):
     if tail != "all" and not tail.isdigit():
         return error(400, f"tail: want a number or all, not {tail!r}")
     tail = None if tail == "all" else int(tail)
-    follow = _flag(request, "follow")
-    c, loop = console(request), asyncio.get_running_loop()
-    queue = asyncio.Queue(maxsize=1000)
-    gone = threading.Event()
-
-    class Gone(Exception):
-        """The client went: the reader thread ends."""
-
-    def put(item):
-        # from the reader thread; blocks it (back-pressure) while the client is slow
-        if gone.is_set():
-            raise Gone
-        asyncio.run_coroutine_threadsafe(queue.put(item), loop).result()
-
-    def read():
-        from kago.manager import logs as L
-        import os
-        path = c.client.manager.paths.log(record["id"])
-        try:
-            offset = os.path.getsize(path) if os.path.exists(path) else 0
-            for entry in L.read(path, tail=tail):
-                put(entry)
-            if follow:
-                def stop():
-                    if gone.is_set():
-                        return True
-                    r = c.client.manager.resolve(record["id"])
-                    return c.client.manager.live(r) not in ("running", "paused", "restarting")
-                for entry in L.follow(path, stop, interval=0.2, offset=offset):
-                    put(entry)
-        except Gone:
-            return
-        except Exception as e:  # noqa: BLE001 - the stream says why it ended
-            try:
-                put({"error": str(e)})
-            except Gone:
-                return
-        try:
-            put(None)
-        except Gone:
-            pass
-
-    reader = threading.Thread(target=read, name="kago-console-logs", daemon=True)
+    from kago.console.logstream import LogStream
+    stream = LogStream(console(request).client, record["id"], tail=tail,
+                       follow=_flag(request, "follow"))
 
     async def events():
-        reader.start()
-        try:
-            while True:
-                entry = await queue.get()
-                if entry is None:
-                    yield sse("end", {})
-                    return
-                if "error" in entry:
-                    yield sse("error", {"error": entry["error"]})
-                    return
+        async for entry in stream.entries():
+            if entry is None:
+                yield sse("end", {})
+            elif "error" in entry:
+                yield sse("error", {"error": entry["error"]})
+            else:
                 text = entry.get("log", "")
                 yield sse("line", {"stream": entry.get("stream", "stdout"),
                                    "text": text[:-1] if text.endswith("\n") else text})
-        finally:
-            gone.set()
-            while not queue.empty():  # unblock a put waiting on a full queue
-                queue.get_nowait()
     return StreamingResponse(events(), media_type="text/event-stream", headers=SSE_HEADERS)
 
 
