@@ -155,6 +155,16 @@ class LibraryRuntime:
         except KagoError as e:
             raise ManagerError(str(e)) from None
 
+    def stats_reader(self, cid):
+        """A reader: call it for ``stats(cid, brief=True)`` again and again (the cgroup
+        found once, its files kept open), ``close()`` it when done (kago console)."""
+        from kago.errors import KagoError
+        from kago.runtime import resources
+        try:
+            return resources.stats_reader(self._store(), cid)
+        except KagoError as e:
+            raise ManagerError(str(e)) from None
+
     def update(self, cid, res):
         from kago.errors import KagoError
         from kago.runtime import resources
@@ -239,6 +249,9 @@ class ProcessRuntime:
     def stats(self, cid):
         import json
         return json.loads(self._check(self._base() + ["events", "--stats", cid], "events"))["data"]
+
+    def stats_reader(self, cid):
+        return _Reader(lambda: self.stats(cid))
 
     def update(self, cid, res):
         import json
@@ -348,3 +361,16 @@ def call(argv, stdio=None, input=None):
     code = os.waitstatus_to_exitcode(status)
     return (128 - code if code < 0 else code), out[1].decode(errors="replace"), \
         out[2].decode(errors="replace")
+
+
+class _Reader:
+    """A stats reader with nothing to close (a runtime binary reads for itself)."""
+
+    def __init__(self, read):
+        self.read = read
+
+    def __call__(self):
+        return self.read()
+
+    def close(self):
+        pass

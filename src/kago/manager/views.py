@@ -6,6 +6,7 @@ driver and shift). ``stats`` samples the runtime's cgroup statistics (runc's ``e
 data, PSI included) twice and derives CPU % from the difference, as docker does.
 """
 
+import functools
 import time
 
 from kago.manager import format as F
@@ -206,7 +207,12 @@ def top(mgr, record, ps_args=()):
 
 def sample(mgr, record):
     """One reading: cpu ns, memory usage/limit, pids, block I/O, net I/O, PSI avg10."""
-    data = mgr.runtime(record).stats(record["id"])
+    return reading(record, mgr.runtime(record).stats(record["id"]))
+
+
+def reading(record, data, net=True):
+    """``sample``'s reading from the runtime's stats ``data`` (runc's events --stats);
+    ``net``: with the network's bytes (else None)."""
     mem = data["memory"]["usage"]
     raw = data["memory"].get("raw") or {}
     # docker's usage without the page cache it may drop: v1's memory.stat counts the tree in
@@ -214,7 +220,7 @@ def sample(mgr, record):
     usage = mem["usage"] - raw.get("total_inactive_file", raw.get("inactive_file", 0))
     limit = mem["limit"]
     if not limit or limit >= 1 << 62:
-        limit = _host_memory()
+        limit = host_memory()
     read = write = 0
     for entry in (data.get("blkio") or {}).get("ioServiceBytesRecursive") or ():
         op = entry.get("op", "").lower()
@@ -224,10 +230,12 @@ def sample(mgr, record):
            for key in ("cpu", "memory", "blkio")}
     return {"t": time.monotonic(), "cpu": data["cpu"]["usage"]["total"], "mem": max(usage, 0),
             "limit": limit, "pids": data["pids"]["current"], "read": read, "write": write,
-            "net": _net_io(record), "psi": psi}
+            "net": _net_io(record) if net else None, "psi": psi}
 
 
-def _host_memory():
+@functools.lru_cache(maxsize=1)
+def host_memory():
+    """The machine's memory in bytes (MemTotal), read once."""
     with open("/proc/meminfo") as f:
         for line in f:
             if line.startswith("MemTotal:"):

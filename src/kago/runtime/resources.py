@@ -65,6 +65,15 @@ def stats_event(store, container_id):
     return {"type": "stats", "id": container_id, "data": mgr.stats()}
 
 
+def stats_reader(store, container_id):
+    """A reader of the running container's stats (docker stats' fields; call it for each
+    reading, ``close()`` it when done) that finds its cgroup once and keeps its files open:
+    for a sampler that reads every second (linux/cgroups/brief.py). Once the container ends
+    it reads zeros (its files are gone)."""
+    _record, mgr = _live_cgroup(store, container_id, "read statistics")
+    return mgr.brief_reader()
+
+
 # how often ``events`` looks whether the container stopped, between its stats ticks
 STATUS_POLL = 0.2
 

@@ -460,6 +460,11 @@ class Manager:
         from . import stats
         return stats.collect(self)
 
+    def brief_reader(self):
+        """A BriefReader of this cgroup: docker stats' fields, its files kept open."""
+        from .brief import BriefReader
+        return BriefReader(self)
+
     def pressure(self):
         """PSI of the container: {"cpu"|"memory"|"io": {"some"|"full": {"avg10", "avg60",
         "avg300", "total"}}}, from its cgroup2 directory (on hybrid: the unified tree)."""

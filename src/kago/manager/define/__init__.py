@@ -15,6 +15,7 @@ from kago.manager.define.dsl import (
                                      Container,
                                      Ready,
                                      bind,
+                                     console,
                                      healthy,
                                      id_range,
                                      python,
@@ -27,5 +28,5 @@ from kago.manager.define.dsl import (
 
 env = {}
 
-__all__ = ["Container", "Ready", "bind", "env", "healthy", "id_range", "python", "shell",
+__all__ = ["Container", "Ready", "bind", "console", "env", "healthy", "id_range", "python", "shell",
            "tarball", "tcp", "tmpfs", "volume"]

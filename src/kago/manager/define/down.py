@@ -36,6 +36,8 @@ def _down(mgr, file, out, timeout):
         raise DefinitionError(group.path, 0, "no containers of this definition are known "
                                              "(was it started with kago up?)")
     stop_agent(group)
+    from kago.manager.define.console import stop_console
+    stop_console(group)
     if any((r.get("rootfs") or {}).get("kind") == "image" for r in records):
         mgr.store  # noqa: B018 - made once here, not by each thread (two would still agree)
     records = _stop_many(mgr, records, timeout)

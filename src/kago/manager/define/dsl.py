@@ -50,6 +50,27 @@ MOMENTS = ("before_fork", "after_fork", "before_root_switch", "after_root_switch
 RESIDENT = ("exit", "failure")  # also timers, signals, pressure and OOM: the agent runs them
 
 _registry = []  # the Containers of the definition being loaded (define/load.py)
+_consoles = []  # its console(...) calls
+
+
+class Console:
+    """``console(listen=...)``: ``kago up`` starts the root's web console, ``kago down``
+    stops it (manager/define/console.py)."""
+
+    __slots__ = ("line", "listen")
+
+    def __init__(self, listen, line):
+        self.listen, self.line = listen, line
+
+
+def console(listen="127.0.0.1:9090"):
+    """Serve ``kago console --listen LISTEN`` for this root while the definition is up."""
+    host, sep, port = str(listen).rpartition(":")
+    if not sep or not port.isdigit() or not 0 < int(port) < 65536:
+        raise BadValue(f"console: listen {listen!r}: want HOST:PORT (like 127.0.0.1:9090)")
+    made = Console(str(listen), _caller_line())
+    _consoles.append(made)
+    return made
 
 
 class Step:

@@ -51,7 +51,7 @@ class Group:
         os.rename(self.file + ".tmp", self.file)
 
     def remove(self):
-        for path in (self.file, self.file[:-5] + ".log"):
+        for path in (self.file, self.file[:-5] + ".log", self.file[:-5] + ".console.log"):
             try:
                 os.unlink(path)
             except FileNotFoundError:
@@ -102,5 +102,10 @@ def stop_agent(group):
 
 
 def is_agent(pid):
-    return b"kago.manager.define.agent" in (procfs.argv(pid) or ())
+    return runs(pid, b"kago.manager.define.agent")
+
+
+def runs(pid, module):
+    """Whether process ``pid``'s command line names ``module`` (bytes)."""
+    return any(module in word for word in procfs.argv(pid) or ())
 

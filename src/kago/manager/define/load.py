@@ -23,10 +23,11 @@ class DefinitionFile:
     """A loaded file: its path, env, the Containers in definition order and their
     Definitions (``definitions[name]``)."""
 
-    def __init__(self, path, env, containers):
+    def __init__(self, path, env, containers, console=None):
         self.path = path
         self.env = env
         self.containers = containers
+        self.console = console  # a dsl.Console, or None
         self.definitions = {}
 
     def container(self, name):
@@ -50,6 +51,7 @@ def load(path, env=None):
     namespace = {"__file__": path, "__name__": "__kago_definition__", "env": define.env}
     namespace.update({name: getattr(define, name) for name in define.__all__})
     dsl._registry.clear()
+    dsl._consoles.clear()
     try:
         code = compile(source, path, "exec")
         exec(code, namespace)  # noqa: S102 - running the user's definition is the point
@@ -58,11 +60,15 @@ def load(path, env=None):
     except Exception as e:  # noqa: BLE001 - any error in the program is the user's to see
         raise DefinitionError(path, _line_in(e, path), _what(e)) from None
     finally:
-        containers = list(dsl._registry)
+        containers, consoles = list(dsl._registry), list(dsl._consoles)
         dsl._registry.clear()
+        dsl._consoles.clear()
     if not containers:
         raise DefinitionError(path, 0, "defines no container (make Container(...) objects)")
-    definition = DefinitionFile(path, env, containers)
+    if len(consoles) > 1:
+        raise DefinitionError(path, consoles[1].line, f"console() is given twice (also on "
+                                                      f"line {consoles[0].line})")
+    definition = DefinitionFile(path, env, containers, consoles[0] if consoles else None)
     check(definition)
     return definition
 

@@ -76,6 +76,9 @@ def _up(mgr, file, definition, env, out, keep_going, no_wait):
         run.close()
     if definition.resident():
         start_agent(mgr, group)
+    if definition.console is not None:
+        from kago.manager.define.console import start_console
+        start_console(mgr, group, definition.console.listen, out)
     up_table(mgr, group, out, run.ready_at)
     failed = [n for n, e in run.errors.items() if e]
     code = 1 if failed else 0
