@@ -52,7 +52,7 @@ function make(name) {
     height: 150,
     legend: { show: true, live: true },
     cursor: { drag: { x: false, y: false } },
-    scales: { x: { time: true }, y: { range: (u, lo, hi) => [spec.min ?? lo, Math.max(hi * 1.1, name === "cpu" ? 5 : name === "psi" ? 1 : 1)] } },
+    scales: { x: { time: true, range: (u, lo, hi) => [hi - WINDOW_S, hi] }, y: { range: (u, lo, hi) => [spec.min ?? lo, Math.max(hi * 1.1, name === "cpu" ? 5 : 1)] } },
     axes: [{ stroke: "#9aa4b2", grid: { stroke: "#2a3140" }, ticks: { stroke: "#2a3140" } },
       { stroke: "#9aa4b2", grid: { stroke: "#2a3140" }, ticks: { stroke: "#2a3140" }, values: spec.axis, size: 70 }],
     series: [{}, ...spec.keys.map(([, label, color, dashed]) => ({

@@ -32,7 +32,7 @@ export function table(obj, depth = 0) {
       } else {
         const open = depth === 0 && JSON.stringify(v).length < 1200;
         value = el("td", {}, el("details", { open },
-          el("summary", { text: `${k} ${size(v)}` }), table(v, depth + 1)));
+          el("summary", { text: size(v) }), table(v, depth + 1)));
       }
     } else if (isEmpty(v)) {
       value = el("td", {}, el("span", { class: "null", text: Array.isArray(v) ? "[]" : "{}" }));
