@@ -41,6 +41,7 @@ compose files (docs/compose.md):
 other:
   network ls|create|rm|inspect|connect|disconnect, volume create|ls|inspect|rm|prune,
   system df|prune|info, version, info, events, demo
+  console [--listen HOST:PORT]   a web console (docs/console.md)
 
 global options:
   --root DIR      state (default /var/lib/kago, or $KAGO_ROOT)
@@ -181,6 +182,7 @@ VERBS = {
     "history": ("images", "cmd_history"),
     "container": ("groups", "cmd_container"), "image": ("groups", "cmd_image"),
     "compose": ("compose", "cmd_compose"),
+    "console": ("console", "cmd_console"),
 }
 
 

@@ -1,0 +1,1 @@
+"""The console's JSON API, one module per kind of object (docs/console.md, "API")."""
