@@ -14,9 +14,17 @@ const buttons = {};
 let term = null;
 let logs = null;
 
+let shownState = null;
+
 function showState(doc) {
   const st = doc?.State || {};
   const state = st.Status || (st.Running ? "running" : "exited");
+  // running again (start, restart, a restart policy): the log's stream had ended; follow anew
+  if (logs && state === "running" && shownState !== null && shownState !== "running") {
+    logs.close();
+    logs = followLogs(name);
+  }
+  shownState = state;
   const badge = document.getElementById("state");
   badge.textContent = state;
   badge.className = `badge state-${state}`;
@@ -85,16 +93,7 @@ async function main() {
   } catch (e) {
     status(e.message, "error");
   }
-  let lastState = null;
-  stream(`/api/containers/${enc(name)}/samples`, {
-    sample: (s) => {
-      graphs.append(s);
-      if (s.state && s.state !== lastState) {
-        lastState = s.state;
-        refresh();
-      }
-    },
-  });
+  stream(`/api/containers/${enc(name)}/samples`, { sample: (s) => graphs.append(s) });
   logs = followLogs(name);
   // the state also changes from outside (kago stop, an exit): look again every few seconds
   setInterval(() => { if (!document.hidden) refreshState(); }, 3000);
