@@ -41,9 +41,9 @@ export function memOfLimit(used, limit) {
   return `${bytes(used)} / ${bytes(limit)}`;
 }
 
-export function ports(list) {
+export function ports(list, sep = ", ") {
   if (!list || !list.length) return "";
-  return list.map((p) => (typeof p === "string" ? p : portText(p))).join(", ");
+  return list.map((p) => (typeof p === "string" ? p : portText(p))).join(sep);
 }
 
 function portText(p) {

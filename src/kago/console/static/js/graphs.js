@@ -15,6 +15,12 @@ const COLORS = { a: "#4f8cff", b: "#f0a030", c: "#e05070", d: "#40c080", limit: 
 
 const charts = {};
 
+// the x axis: what there is, up to the last ten minutes (at least a minute)
+function xRange(u, lo, hi) {
+  if (hi == null) return [Date.now() / 1000 - 60, Date.now() / 1000];
+  return [Math.max(hi - WINDOW_S, Math.min(lo, hi - 60)), hi];
+}
+
 function axisBytes(u, vals) {
   return vals.map((v) => bytes(v));
 }
@@ -25,14 +31,14 @@ function rateBytes(u, vals) {
 
 // What each graph shows: its series (key in `series`, label, color) and how its values read.
 const SPECS = {
-  cpu: { keys: [["cpu_pct", "CPU %", COLORS.a]], fmt: (v) => pct(v), axis: (u, vs) => vs.map((v) => `${v}%`), min: 0 },
+  cpu: { keys: [["cpu_pct", "CPU %", COLORS.a]], fmt: (v) => pct(v), axis: (u, vs) => vs.map((v) => `${v}%`), min: 0, floor: 5 },
   mem: { keys: [["mem_bytes", "used", COLORS.a], ["mem_limit_line", "limit", COLORS.limit, true]],
-    fmt: (v) => bytes(v), axis: axisBytes, min: 0 },
+    fmt: (v) => bytes(v), axis: axisBytes, min: 0, floor: 1 << 20 },
   io: { keys: [["io_read_rate", "read", COLORS.a], ["io_write_rate", "write", COLORS.b]],
-    fmt: (v) => `${bytes(v)}/s`, axis: rateBytes, min: 0 },
-  pids: { keys: [["pids", "PIDs", COLORS.d]], fmt: (v) => num(v, 0), axis: (u, vs) => vs.map((v) => String(v)), min: 0 },
+    fmt: (v) => `${bytes(v)}/s`, axis: rateBytes, min: 0, floor: 4096 },
+  pids: { keys: [["pids", "PIDs", COLORS.d]], fmt: (v) => num(v, 0), axis: (u, vs) => vs.map((v) => String(v)), min: 0, floor: 4 },
   psi: { keys: [["psi_cpu_some10", "cpu", COLORS.a], ["psi_mem_some10", "memory", COLORS.b],
-    ["psi_io_some10", "io", COLORS.c]], fmt: (v) => num(v), axis: (u, vs) => vs.map((v) => `${v}%`), min: 0 },
+    ["psi_io_some10", "io", COLORS.c]], fmt: (v) => num(v), axis: (u, vs) => vs.map((v) => `${v}%`), min: 0, floor: 1 },
 };
 
 function column(key) {
@@ -52,7 +58,7 @@ function make(name) {
     height: 150,
     legend: { show: true, live: true },
     cursor: { drag: { x: false, y: false } },
-    scales: { x: { time: true, range: (u, lo, hi) => [hi - WINDOW_S, hi] }, y: { range: (u, lo, hi) => [spec.min ?? lo, Math.max(hi * 1.1, name === "cpu" ? 5 : 1)] } },
+    scales: { x: { time: true, range: xRange }, y: { range: (u, lo, hi) => [spec.min ?? lo, Math.max(hi * 1.1, spec.floor)] } },
     axes: [{ stroke: "#9aa4b2", grid: { stroke: "#2a3140" }, ticks: { stroke: "#2a3140" } },
       { stroke: "#9aa4b2", grid: { stroke: "#2a3140" }, ticks: { stroke: "#2a3140" }, values: spec.axis, size: 70 }],
     series: [{}, ...spec.keys.map(([, label, color, dashed]) => ({

@@ -23,14 +23,14 @@ async function act(verb, name) {
   await load();
 }
 
-function containerChip(c) {
-  if (typeof c === "string") return el("a", { class: "chip", href: `/c/${enc(c)}`, text: c });
-  const state = c.state || "";
-  return el("a", { class: `chip state-${state}`, href: `/c/${enc(c.name)}`, title: state },
-    el("span", { class: "dot" }), c.name);
+// a group lists its containers' names: their states come from the container list
+function containerChip(name, states) {
+  const state = states.get(name) || "";
+  return el("a", { class: `chip state-${state}`, href: `/c/${enc(name)}`, title: state,
+    "data-state": state }, el("span", { class: "dot" }), name);
 }
 
-function card(g) {
+function card(g, states) {
   const defn = typeof g.definition === "string" ? g.definition : JSON.stringify(g.definition);
   return el("article", { class: "card group", "data-group": g.name },
     el("header", {},
@@ -41,14 +41,16 @@ function card(g) {
       el("button", { type: "button", "data-verb": "reload", text: "Reload", onclick: () => act("reload", g.name) }),
       el("button", { type: "button", class: "danger", "data-verb": "down", text: "Down", onclick: () => act("down", g.name) })),
     el("p", { class: "muted" }, "definition ", el("code", { text: defn || "–" })),
-    el("div", { class: "chips" }, ...(g.containers || []).map(containerChip)));
+    el("div", { class: "chips" }, ...(g.containers || []).map((c) =>
+      containerChip(typeof c === "string" ? c : c.name, states))));
 }
 
 async function load() {
   const box = document.getElementById("groups");
   try {
-    const groups = await api("/api/groups");
-    box.replaceChildren(...groups.map(card));
+    const [groups, rows] = await Promise.all([api("/api/groups"), api("/api/containers?all=1")]);
+    const states = new Map(rows.map((r) => [r.name, r.state]));
+    box.replaceChildren(...groups.map((g) => card(g, states)));
     document.getElementById("empty").hidden = groups.length !== 0;
   } catch (e) {
     status(e.message, "error", 0);

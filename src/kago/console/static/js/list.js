@@ -18,7 +18,7 @@ const COLUMNS = [
   ["psi_cpu", "PSI cpu", (r) => num(r.psi_cpu_some10), (r) => r.psi_cpu_some10 ?? -1],
   ["psi_mem", "PSI mem", (r) => num(r.psi_mem_some10), (r) => r.psi_mem_some10 ?? -1],
   ["psi_io", "PSI io", (r) => num(r.psi_io_some10), (r) => r.psi_io_some10 ?? -1],
-  ["ports", "Ports", (r) => ports(r.ports), (r) => ports(r.ports)],
+  ["ports", "Ports", (r) => ports(r.ports, "\n"), (r) => ports(r.ports)],
 ];
 
 const rows = new Map(); // name -> {tr, cells: {key: td}, texts: {key: text}, row, buttons}
@@ -170,8 +170,10 @@ async function main() {
   const live = document.getElementById("live");
   stream("/api/stream", {
     tick: (d) => {
-      window.kago.ticks++;
+      const t0 = performance.now();
       apply(d.containers || []);
+      window.kago.applyMs = performance.now() - t0; // the DOM work of one tick
+      window.kago.ticks++;
     },
   }, { onState: (s) => { live.textContent = s; live.className = `live ${s}`; } });
 }

@@ -5,6 +5,7 @@ import { el, bytes, time } from "./format.js";
 export function cellText(key, v) {
   if (v === null || v === undefined) return "–";
   const k = key.toLowerCase();
+  if (k === "id" && typeof v === "string") return v.replace(/^sha256:/, "").slice(0, 12);
   if (typeof v === "number" && (k.includes("size") || k.endsWith("bytes"))) return bytes(v);
   if (k.includes("created") || k.endsWith("_at")) return time(v);
   if (Array.isArray(v)) return v.map((x) => (typeof x === "object" ? JSON.stringify(x) : String(x))).join(", ");
