@@ -73,6 +73,19 @@ def spawn(argv, cols, rows):
     return proc, master
 
 
+async def until_raw(fd, proc, timeout=5.0):
+    """Wait until the runtime has put its terminal in raw mode (ICANON off): it flushes
+    what was typed before that, so input waits for it."""
+    deadline = asyncio.get_running_loop().time() + timeout
+    while asyncio.get_running_loop().time() < deadline and proc.poll() is None:
+        try:
+            if not termios.tcgetattr(fd)[3] & termios.ICANON:
+                return
+        except termios.error:
+            return
+        await asyncio.sleep(0.02)
+
+
 def hang_up(proc, grace=2.0):
     """End the exec's session (SIGHUP, SIGKILL after ``grace`` s) and reap it."""
     for sig, wait in ((signal.SIGHUP, grace), (signal.SIGKILL, grace)):
@@ -132,6 +145,8 @@ async def terminal(websocket: WebSocket):
                 return
             await websocket.send_bytes(data)
 
+    raw = asyncio.ensure_future(until_raw(master, proc))
+
     async def pump_in():
         while True:
             message = await websocket.receive()
@@ -141,13 +156,15 @@ async def terminal(websocket: WebSocket):
             if text is None:
                 data = message.get("bytes") or b""
                 if data:
-                    os.write(master, data)
+                    await raw
+                    _write_all(master, data)
                 continue
             try:
                 frame = json.loads(text)
             except ValueError:
                 continue
             if frame.get("type") == "input" and isinstance(frame.get("data"), str):
+                await raw
                 _write_all(master, frame["data"].encode())
             elif frame.get("type") == "resize":
                 set_size(master, *size_of(frame))
@@ -159,7 +176,7 @@ async def terminal(websocket: WebSocket):
     except (WebSocketDisconnect, OSError):
         pass
     finally:
-        for task in (out_task, in_task):
+        for task in (out_task, in_task, raw):
             task.cancel()
         loop.remove_reader(master)
         code = await run_in_threadpool(hang_up, proc)

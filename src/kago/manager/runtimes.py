@@ -147,11 +147,21 @@ class LibraryRuntime:
         except KagoError as e:
             raise ManagerError(str(e)) from None
 
-    def stats(self, cid):
+    def stats(self, cid, brief=False):
         from kago.errors import KagoError
         from kago.runtime import resources
         try:
-            return resources.stats_event(self._store(), cid)["data"]
+            return resources.stats_event(self._store(), cid, brief=brief)["data"]
+        except KagoError as e:
+            raise ManagerError(str(e)) from None
+
+    def stats_reader(self, cid):
+        """A reader: call it for ``stats(cid, brief=True)`` again and again (the cgroup
+        found once, its files kept open), ``close()`` it when done (kago console)."""
+        from kago.errors import KagoError
+        from kago.runtime import resources
+        try:
+            return resources.stats_reader(self._store(), cid)
         except KagoError as e:
             raise ManagerError(str(e)) from None
 
@@ -236,9 +246,13 @@ class ProcessRuntime:
         import json
         return json.loads(self._check(self._base() + ["ps", "--format", "json", cid], "ps"))
 
-    def stats(self, cid):
+    def stats(self, cid, brief=False):
+        """runc's ``events --stats`` (``brief`` changes nothing: the binary reads it all)."""
         import json
         return json.loads(self._check(self._base() + ["events", "--stats", cid], "events"))["data"]
+
+    def stats_reader(self, cid):
+        return _Reader(lambda: self.stats(cid))
 
     def update(self, cid, res):
         import json
@@ -348,3 +362,16 @@ def call(argv, stdio=None, input=None):
     code = os.waitstatus_to_exitcode(status)
     return (128 - code if code < 0 else code), out[1].decode(errors="replace"), \
         out[2].decode(errors="replace")
+
+
+class _Reader:
+    """A stats reader with nothing to close (a runtime binary reads for itself)."""
+
+    def __init__(self, read):
+        self.read = read
+
+    def __call__(self):
+        return self.read()
+
+    def close(self):
+        pass

@@ -6,6 +6,7 @@ driver and shift). ``stats`` samples the runtime's cgroup statistics (runc's ``e
 data, PSI included) twice and derives CPU % from the difference, as docker does.
 """
 
+import functools
 import time
 
 from kago.manager import format as F
@@ -204,9 +205,15 @@ def top(mgr, record, ps_args=()):
 
 # --- stats --------------------------------------------------------------------------------------
 
-def sample(mgr, record):
-    """One reading: cpu ns, memory usage/limit, pids, block I/O, net I/O, PSI avg10."""
-    data = mgr.runtime(record).stats(record["id"])
+def sample(mgr, record, brief=False):
+    """One reading: cpu ns, memory usage/limit, pids, block I/O, net I/O, PSI avg10.
+    ``brief``: the runtime reads only these (kago-oci in-process; another binary reads all)."""
+    return reading(record, mgr.runtime(record).stats(record["id"], brief=brief))
+
+
+def reading(record, data, net=True):
+    """``sample``'s reading from the runtime's stats ``data`` (runc's events --stats);
+    ``net``: with the network's bytes (else None)."""
     mem = data["memory"]["usage"]
     raw = data["memory"].get("raw") or {}
     # docker's usage without the page cache it may drop: v1's memory.stat counts the tree in
@@ -224,9 +231,10 @@ def sample(mgr, record):
            for key in ("cpu", "memory", "blkio")}
     return {"t": time.monotonic(), "cpu": data["cpu"]["usage"]["total"], "mem": max(usage, 0),
             "limit": limit, "pids": data["pids"]["current"], "read": read, "write": write,
-            "net": _net_io(record), "psi": psi}
+            "net": _net_io(record) if net else None, "psi": psi}
 
 
+@functools.lru_cache(maxsize=1)
 def _host_memory():
     with open("/proc/meminfo") as f:
         for line in f:

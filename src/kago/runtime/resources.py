@@ -60,9 +60,19 @@ def update(store, container_id, resources):
         return mgr.update(resources)
 
 
-def stats_event(store, container_id):
+def stats_event(store, container_id, brief=False):
+    """runc's stats event; ``brief``: only docker stats' fields read (the rest zero)."""
     _record, mgr = _live_cgroup(store, container_id, "read statistics")
-    return {"type": "stats", "id": container_id, "data": mgr.stats()}
+    return {"type": "stats", "id": container_id, "data": mgr.stats(brief=brief)}
+
+
+def stats_reader(store, container_id):
+    """A reader of the running container's stats (docker stats' fields; call it for each
+    reading, ``close()`` it when done) that finds its cgroup once and keeps its files open:
+    for a sampler that reads every second (linux/cgroups/brief.py). Once the container ends
+    it reads zeros (its files are gone)."""
+    _record, mgr = _live_cgroup(store, container_id, "read statistics")
+    return mgr.brief_reader()
 
 
 # how often ``events`` looks whether the container stopped, between its stats ticks

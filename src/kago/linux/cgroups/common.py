@@ -454,11 +454,20 @@ class Manager:
         from . import limits
         return limits.available(self)
 
-    def stats(self):
+    def stats(self, brief=False):
         """The ``data`` of runc's ``events --stats`` (cpu, memory, pids, blkio, ...; PSI in
-        cpu/memory/blkio ``psi`` where there is a cgroup2 directory)."""
+        cpu/memory/blkio ``psi`` where there is a cgroup2 directory). ``brief``: only what
+        docker stats shows (brief.collect_brief)."""
+        if brief:
+            from .brief import collect_brief
+            return collect_brief(self)
         from . import stats
         return stats.collect(self)
+
+    def brief_reader(self):
+        """A BriefReader of this cgroup: docker stats' fields, its files kept open."""
+        from .brief import BriefReader
+        return BriefReader(self)
 
     def pressure(self):
         """PSI of the container: {"cpu"|"memory"|"io": {"some"|"full": {"avg10", "avg60",

@@ -158,9 +158,10 @@ def read_files(d, names):
     return out
 
 
-def pressure_of(d):
-    """PSI of cgroup2 directory ``d``: {"cpu": {"some": ..., "full": ...}, "memory", "io"}."""
-    texts = read_files(d, [r + ".pressure" for r in PSI_RESOURCES])
+def pressure_of(d, read=read_files):
+    """PSI of cgroup2 directory ``d``: {"cpu": {"some": ..., "full": ...}, "memory", "io"}
+    (``read``: read_files or another function of the same shape)."""
+    texts = read(d, [r + ".pressure" for r in PSI_RESOURCES])
     return {r: parse_pressure(texts[r + ".pressure"]) for r in PSI_RESOURCES
             if r + ".pressure" in texts}
 
@@ -346,7 +347,7 @@ def hugetlb(texts, version):
 
 # --- collecting from a manager ----------------------------------------------------------------
 
-def _dir(manager, controller):
+def dir_of(manager, controller):
     """(directory, version) answering for ``controller``: v1 where mounted, else cgroup2."""
     d = manager._find(controller) if manager.mode != "v2" else None
     if d is not None:
@@ -371,20 +372,20 @@ def collect(manager):
     stats = empty_stats()
     _collect_cpu(manager, stats)
     for controller, v1_files, v2_files, build_v1, build_v2, key in _SECTIONS:
-        d, version = _dir(manager, controller)
+        d, version = dir_of(manager, controller)
         if version == 1:
             stats[key] = build_v1(read_files(d, v1_files))
         elif version == 2:
             stats[key] = build_v2(read_files(d, v2_files))
-    d, version = _dir(manager, "hugetlb")
+    d, version = dir_of(manager, "hugetlb")
     if d is not None:
         stats["hugetlb"] = hugetlb(read_files(d, _hugetlb_names(d)), version)
-    _add_psi(manager, stats)
+    add_psi(manager, stats)
     return stats
 
 
 def _collect_cpu(manager, stats):
-    d, version = _dir(manager, "cpu")
+    d, version = dir_of(manager, "cpu")
     if version == 2:
         stats["cpu"].update(cpu_v2(read_files(d, CPU_V2_FILES)))
         return
@@ -403,12 +404,12 @@ _SECTIONS = (
 )
 
 
-def _add_psi(manager, stats):
+def add_psi(manager, stats, read=read_files):
     """runc 1.2+ puts PSI in cpu, memory and blkio ("psi"), from the cgroup2 directory."""
     unified = manager.dirs.get(UNIFIED)
     if unified is None:
         return
-    psi = pressure_of(unified)
+    psi = pressure_of(unified, read)
     for resource, key in (("cpu", "cpu"), ("memory", "memory"), ("io", "blkio")):
         if resource in psi:
             stats[key]["psi"] = psi[resource]
