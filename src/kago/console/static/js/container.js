@@ -24,6 +24,8 @@ function showState(doc) {
     logs.close();
     logs = followLogs(name);
   }
+  // running again with the terminal open and not connected: connect
+  if (term && state === "running" && shownState !== null && shownState !== "running") term.connect();
   shownState = state;
   const badge = document.getElementById("state");
   badge.textContent = state;
@@ -72,7 +74,11 @@ function tabs() {
     tab.addEventListener("click", () => {
       for (const t of document.querySelectorAll(".tab")) t.classList.toggle("active", t === tab);
       for (const p of document.querySelectorAll(".pane")) p.hidden = p.id !== `pane-${tab.dataset.tab}`;
-      if (tab.dataset.tab === "terminal" && !term) term = openTerminal(name);
+      if (tab.dataset.tab === "terminal" && !term) {
+        term = openTerminal(name);
+        if (shownState === "running") term.connect();
+        else term.idle("the container is not running: start it to open a shell");
+      }
       if (tab.dataset.tab === "inspect") refresh();
     });
   }
@@ -84,7 +90,7 @@ async function main() {
   actions();
   tabs();
   graphs.init();
-  window.kago = Object.assign(window.kago || {}, { name, terminalText: () => (term ? terminalText(term) : "") });
+  window.kago = Object.assign(window.kago || {}, { name, terminalText: () => (term ? terminalText(term.term) : "") });
   await nav("");
   const doc = await refresh();
   if (!doc) return;

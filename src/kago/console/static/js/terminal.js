@@ -39,7 +39,10 @@ export function openTerminal(name) {
     };
     ws.onclose = (ev) => {
       if (mine !== ws) return;
-      state.textContent = `closed${ev.code && ev.code !== 1000 ? ` (${ev.code}${ev.reason ? ": " + ev.reason : ""})` : ""}`;
+      // a refusal before the handshake (no such container, not running) reaches the page
+      // only as 1006 without a reason
+      const why = ev.reason || (ev.code === 1006 ? "refused, or the connection was lost" : "");
+      state.textContent = `closed${ev.code && ev.code !== 1000 ? ` (${ev.code}${why ? ": " + why : ""})` : ""}`;
       term.write("\r\n[the shell has ended]\r\n");
     };
   }
@@ -50,9 +53,8 @@ export function openTerminal(name) {
     if (box.offsetParent !== null) fit.fit();
   }).observe(box);
   document.getElementById("term-reconnect").addEventListener("click", connect);
-  connect();
   window.kago = Object.assign(window.kago || {}, { term });
-  return term;
+  return { term, connect, idle: (why) => { state.textContent = why; } };
 }
 
 // The terminal's text as lines (for people copying it, and for tests reading it back).
