@@ -16,7 +16,7 @@ import pytest
 from conftest import needs_root
 from kago.testing import console_browser as cb
 
-pytestmark = [needs_root, pytest.mark.skipif(cb.missing() is not None,
+pytestmark = [pytest.mark.root, needs_root, pytest.mark.skipif(cb.missing() is not None,
                                              reason=cb.missing() or "")]
 MiB = 1 << 20
 
