@@ -38,7 +38,8 @@ class Site:
         if not self.started:
             self.env.kago("run", "-d", "--name", self.name, "-m", "256m", "--cpus", "0.5",
                           "--cpuset-cpus", "0", "busybox", "sh", "-c",
-                          'trap "exit 0" TERM; echo ready; while :; do sleep 1; done',
+                          'trap "exit 0" TERM; echo ready; i=0; '
+                          'while :; do i=$((i+1)); echo "tick $i"; sleep 1; done',
                           check=True)
             self.started = True
 
@@ -118,6 +119,25 @@ def test_memory_graph_follows_an_allocation(site):
     assert max(plotted) >= before + 35 * MiB and min(plotted) < before + 35 * MiB, plotted
 
 
+def test_logs_follow_and_inspect_reads_as_a_table(site):
+    site.open_container_page()
+    page = site.page
+    page.wait_for_selector("#logs .line:text('ready')")
+    seen = page.evaluate("document.querySelectorAll('#logs .line').length")
+    page.wait_for_function(f"document.querySelectorAll('#logs .line').length > {seen}")  # followed
+    assert page.locator("#logs .line:text-matches('^tick [0-9]+$')").count() >= 1
+    page.click("button[data-tab=inspect]")
+    name_row = page.wait_for_selector("#inspect table.kv tr:has(> th:text-is('Name')) > td")
+    assert name_row.inner_text().strip() == "/" + site.name
+    # a nested section (State) is a <details>: open at first, closed by a click on its summary
+    state = page.locator("#inspect tr:has(> th:text-is('State')) details").first
+    assert state.evaluate("d => d.open")
+    state.locator("summary").first.click()
+    assert not state.evaluate("d => d.open")
+    assert page.locator("#inspect tr:has(> th:text-is('Running')) .bool").first.is_hidden()
+    page.click("button[data-tab=logs]")
+
+
 def test_psi_shows_cpu_pressure_under_a_hog(site):
     site.open_container_page()
     page = site.page
@@ -137,12 +157,24 @@ def test_terminal_runs_a_shell(site):
     site.open_container_page()
     page = site.page
     page.click("button[data-tab=terminal]")
-    assert "same privilege as kago exec" in " ".join(page.text_content("#pane-terminal .note").split())
+    note = " ".join(page.text_content("#pane-terminal .note").split())
+    assert "same privilege as kago exec" in note
     page.wait_for_selector("#term-state:text('connected')")
     page.wait_for_function("/[#$] *$/m.test(window.kago.terminalText())")  # the prompt
     page.click("#terminal")
     page.keyboard.type("echo hi\n")
     page.wait_for_function("window.kago.terminalText().split('\\n').some(l => l.trim() === 'hi')")
+
+
+def test_images_and_networks_pages(site):
+    page = site.page
+    site.start_container()
+    page.goto(site.base + "/images")
+    page.wait_for_selector("table.grid tbody tr:has-text('busybox')")
+    page.goto(site.base + "/networks")
+    network = site.env.settings["network"]["default_network"]
+    row = page.wait_for_selector(f"table.grid tbody tr:has-text('{network}')")
+    assert site.name in row.inner_text()
 
 
 def test_stop_from_the_page(site):
@@ -156,5 +188,16 @@ def test_stop_from_the_page(site):
     assert page.locator("#actions button[data-verb=start]").is_enabled()
     page.goto(site.base + "/")
     page.wait_for_selector(f'tr[data-name="{site.name}"][data-state="exited"]')
+    assert site.env.inspect(site.name)["State"]["Running"] is False
+
+
+def test_a_401_sends_the_browser_to_login(site):
+    page = site.page
+    page.goto(site.base + "/")
+    page.wait_for_selector(f'tr[data-name="{site.name}"][data-state="exited"]')
+    page.context.clear_cookies()  # the session's cookie gone: reads go on (loopback), acts not
+    page.click(f'tr[data-name="{site.name}"] button[data-verb=start]')
+    page.click("dialog[open] button[data-confirm=yes]")
+    page.wait_for_url(f"{site.base}/login?next=%2F")
     assert site.env.inspect(site.name)["State"]["Running"] is False
     assert not site.errors, site.errors

@@ -30,7 +30,8 @@ KAGO = os.path.join(os.path.dirname(sys.executable), "kago")
 def missing():
     """Why the browser tests cannot run here (one line), or None."""
     if not os.access(CHROMIUM, os.X_OK):
-        return f"no {CHROMIUM}: Debian's chromium package is not installed (./dev setup installs it)"
+        return (f"no {CHROMIUM}: Debian's chromium package is not installed "
+                "(./dev setup installs it)")
     try:
         import playwright.sync_api  # noqa: F401
     except ImportError:
