@@ -177,6 +177,26 @@ def test_images_and_networks_pages(site):
     assert site.name in row.inner_text()
 
 
+def test_groups_page_takes_a_group_down(site, tmp_path):
+    definition = tmp_path / "pair.py"
+    definition.write_text(
+        "from kago.manager.define import Container\n"
+        "for i in (1, 2):\n"
+        "    Container(f'kmt-pair-{i}', image='busybox', network='none',\n"
+        "              command=['sleep', '1d'], stop_signal='SIGKILL')\n")
+    site.env.kago("up", definition, check=True, timeout=60)
+    page = site.page
+    page.goto(site.base + "/groups")
+    card = page.wait_for_selector("article[data-group=pair]")
+    assert "2 / 2 running" in card.inner_text()
+    assert page.locator("article[data-group=pair] a.chip[data-state=running]").count() == 2
+    page.click("article[data-group=pair] button[data-verb=down]")
+    page.click("dialog[open] button[data-confirm=yes]")
+    page.wait_for_selector("article[data-group=pair]", state="detached", timeout=30000)
+    names = [r["name"] for r in site.env.manager().records.all()]
+    assert "kmt-pair-1" not in names and "kmt-pair-2" not in names
+
+
 def test_stop_from_the_page(site):
     site.open_container_page()
     page = site.page
