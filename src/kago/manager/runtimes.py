@@ -147,11 +147,11 @@ class LibraryRuntime:
         except KagoError as e:
             raise ManagerError(str(e)) from None
 
-    def stats(self, cid, brief=False):
+    def stats(self, cid):
         from kago.errors import KagoError
         from kago.runtime import resources
         try:
-            return resources.stats_event(self._store(), cid, brief=brief)["data"]
+            return resources.stats_event(self._store(), cid)["data"]
         except KagoError as e:
             raise ManagerError(str(e)) from None
 
@@ -246,8 +246,7 @@ class ProcessRuntime:
         import json
         return json.loads(self._check(self._base() + ["ps", "--format", "json", cid], "ps"))
 
-    def stats(self, cid, brief=False):
-        """runc's ``events --stats`` (``brief`` changes nothing: the binary reads it all)."""
+    def stats(self, cid):
         import json
         return json.loads(self._check(self._base() + ["events", "--stats", cid], "events"))["data"]
 

@@ -205,10 +205,9 @@ def top(mgr, record, ps_args=()):
 
 # --- stats --------------------------------------------------------------------------------------
 
-def sample(mgr, record, brief=False):
-    """One reading: cpu ns, memory usage/limit, pids, block I/O, net I/O, PSI avg10.
-    ``brief``: the runtime reads only these (kago-oci in-process; another binary reads all)."""
-    return reading(record, mgr.runtime(record).stats(record["id"], brief=brief))
+def sample(mgr, record):
+    """One reading: cpu ns, memory usage/limit, pids, block I/O, net I/O, PSI avg10."""
+    return reading(record, mgr.runtime(record).stats(record["id"]))
 
 
 def reading(record, data, net=True):

@@ -60,10 +60,9 @@ def update(store, container_id, resources):
         return mgr.update(resources)
 
 
-def stats_event(store, container_id, brief=False):
-    """runc's stats event; ``brief``: only docker stats' fields read (the rest zero)."""
+def stats_event(store, container_id):
     _record, mgr = _live_cgroup(store, container_id, "read statistics")
-    return {"type": "stats", "id": container_id, "data": mgr.stats(brief=brief)}
+    return {"type": "stats", "id": container_id, "data": mgr.stats()}
 
 
 def stats_reader(store, container_id):

@@ -454,13 +454,9 @@ class Manager:
         from . import limits
         return limits.available(self)
 
-    def stats(self, brief=False):
+    def stats(self):
         """The ``data`` of runc's ``events --stats`` (cpu, memory, pids, blkio, ...; PSI in
-        cpu/memory/blkio ``psi`` where there is a cgroup2 directory). ``brief``: only what
-        docker stats shows (brief.collect_brief)."""
-        if brief:
-            from .brief import collect_brief
-            return collect_brief(self)
+        cpu/memory/blkio ``psi`` where there is a cgroup2 directory)."""
         from . import stats
         return stats.collect(self)
 
