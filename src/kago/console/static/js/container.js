@@ -13,6 +13,7 @@ const name = decodeURIComponent(location.pathname.replace(/^\/c\//, "").replace(
 const buttons = {};
 let term = null;
 let logs = null;
+let me = null; // /api/whoami: a shell needs a login even where reads do not
 
 let shownState = null;
 
@@ -76,7 +77,8 @@ function tabs() {
       for (const p of document.querySelectorAll(".pane")) p.hidden = p.id !== `pane-${tab.dataset.tab}`;
       if (tab.dataset.tab === "terminal" && !term) {
         term = openTerminal(name);
-        if (shownState === "running") term.connect();
+        if (me && !me.authenticated) term.idle("log in (the bar above) to open a shell");
+        else if (shownState === "running") term.connect();
         else term.idle("the container is not running: start it to open a shell");
       }
       if (tab.dataset.tab === "inspect") refresh();
@@ -91,7 +93,7 @@ async function main() {
   tabs();
   graphs.init();
   window.kago = Object.assign(window.kago || {}, { name, terminalText: () => (term ? terminalText(term.term) : "") });
-  await nav("");
+  me = await nav("");
   const doc = await refresh();
   if (!doc) return;
   try {
