@@ -43,7 +43,13 @@ class Site:
                           check=True)
             self.started = True
 
+    def logged_in(self):
+        """Log in unless the browser holds the console's cookie (a test run alone)."""
+        if not self.page.context.cookies(self.base):
+            cb.login(self.page, self.base, self.console.token)
+
     def open_container_page(self):
+        self.logged_in()
         self.start_container()
         if self.page.url != f"{self.base}/c/{self.name}":
             self.page.goto(f"{self.base}/c/{self.name}")
@@ -164,6 +170,16 @@ def test_terminal_runs_a_shell(site):
     page.click("#terminal")
     page.keyboard.type("echo hi\n")
     page.wait_for_function("window.kago.terminalText().split('\\n').some(l => l.trim() === 'hi')")
+    # the fit addon's size is the shell's, and follows the window
+    for width in (1400, 900):
+        page.set_viewport_size({"width": width, "height": 900})
+        page.wait_for_function(f"document.getElementById('terminal').clientWidth < {width}")
+        page.wait_for_timeout(300)  # the ResizeObserver's fit, then the resize message
+        rows, cols = page.evaluate("[window.kago.term.rows, window.kago.term.cols]")
+        page.keyboard.type("stty size\n")
+        page.wait_for_function(f"window.kago.terminalText().split('\\n')"
+                               f".some(l => l.trim() === '{rows} {cols}')")
+    assert cols < 120, cols  # 900 px wide: fewer columns than at 1400
 
 
 def test_images_and_networks_pages(site):
@@ -185,6 +201,7 @@ def test_groups_page_takes_a_group_down(site, tmp_path):
         "    Container(f'kmt-pair-{i}', image='busybox', network='none',\n"
         "              command=['sleep', '1d'], stop_signal='SIGKILL')\n")
     site.env.kago("up", definition, check=True, timeout=60)
+    site.logged_in()
     page = site.page
     page.goto(site.base + "/groups")
     card = page.wait_for_selector("article[data-group=pair]")
