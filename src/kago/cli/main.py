@@ -181,6 +181,7 @@ VERBS = {
     "history": ("images", "cmd_history"),
     "container": ("groups", "cmd_container"), "image": ("groups", "cmd_image"),
     "compose": ("compose", "cmd_compose"),
+    "checkpoint": ("checkpoint", "cmd_checkpoint"), "restore": ("checkpoint", "cmd_restore"),
 }
 
 

@@ -104,6 +104,19 @@ class Manager:
         from kago.manager import lifecycle
         return lifecycle.restart(self.ctx, ref, timeout)
 
+    # --- checkpoints (CRIU) ----------------------------------------------------------------------
+    def checkpoint(self, ref, export=None, leave_running=False, tcp_established=False):
+        from kago.manager import checkpoints
+        return checkpoints.checkpoint(self.ctx, ref, export, leave_running, tcp_established)
+
+    def restore(self, ref):
+        from kago.manager import checkpoints
+        return checkpoints.restore(self.ctx, ref)
+
+    def restore_import(self, file, name=None):
+        from kago.manager import checkpoints
+        return checkpoints.import_from(self.ctx, file, name)
+
     # --- what an ended container gives back, and a start takes again -------------------------
     def prepare(self, ref):
         from kago.manager import release

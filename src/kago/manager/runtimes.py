@@ -107,6 +107,33 @@ class LibraryRuntime:
         record = store.load(cid)
         return record["pid"], record["kago"]["pid_start"]
 
+    def restore(self, cid, bundle, stdio, how):
+        """CRIU's restore of ``cid`` from ``how["image_path"]`` (kago.runtime.checkpoint),
+        the restored tree's FIFO stdio given ``stdio``; returns (pid, pid_start)."""
+        from kago.errors import KagoError
+        from kago.host.rootless import rootless
+        from kago.runtime import checkpoint
+        from kago.runtime.criu import CriuOptions
+        from kago.runtime.options import Options
+        store = self._store()
+        saved = [os.dup(fd) for fd in (0, 1, 2)]
+        try:
+            for target, fd in enumerate(stdio):
+                if fd != target:
+                    os.dup2(fd, target)
+            opts = CriuOptions(how["image_path"], work_path=how.get("work_path"),
+                               tcp_established=bool(how.get("tcp_established")))
+            record = checkpoint.restore(store, cid, bundle, opts, how["criu"],
+                                        Options(detach=True, listen_fds=0,
+                                                rootless=rootless()))
+        except KagoError as e:
+            raise _failure(str(e), "restore") from None
+        finally:
+            for target, fd in enumerate(saved):
+                os.dup2(fd, target)
+                os.close(fd)
+        return record["pid"], record["kago"]["pid_start"]
+
     def state(self, cid):
         from kago.errors import KagoError
         from kago.runtime import container
