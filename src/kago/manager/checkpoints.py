@@ -52,7 +52,7 @@ def checkpoint(ctx, ref, export=None, leave_running=False, tcp_established=False
     target = ctx.paths.checkpoint(cid)
     new = target + ".new"
     shutil.rmtree(new, ignore_errors=True)
-    os.makedirs(new, 0o700)
+    os.makedirs(new, 0o711)  # searchable: a user-namespaced restore looks the images up
     if not leave_running:
         ctx.records.update(cid, _mark_checkpointing)
     try:
@@ -165,7 +165,8 @@ def restore(ctx, ref, criu_bin=None):
     try:
         prepare(ctx, cid)
         how = {"image_path": os.path.join(ck["path"], files.CRIU_DIR), "criu": criu_bin,
-               "tcp_established": doc.get("tcp_established", False)}
+               "tcp_established": doc.get("tcp_established", False),
+               "work_path": ck.get("work_path")}
         conn = supervisor.connect(ctx.paths)
         try:
             reply = conn.request("start", id=cid, restore=how)

@@ -68,6 +68,7 @@ def _up(mgr, file, definition, env, out, keep_going, no_wait):
         run.provision()
         if not no_wait:
             run.wait_ready()
+            run.store_warm()
     except BaseException:
         if not keep_going:
             run.rollback()
@@ -76,7 +77,7 @@ def _up(mgr, file, definition, env, out, keep_going, no_wait):
         run.close()
     if definition.resident():
         start_agent(mgr, group)
-    up_table(mgr, group, out, run.ready_at)
+    up_table(mgr, group, out, run.ready_at, run.warm)
     failed = [n for n, e in run.errors.items() if e]
     code = 1 if failed else 0
     foreground = [c for c in definition.containers if not c.detach]
@@ -125,6 +126,11 @@ class _Up:
         self.deferred = {}  # cid -> (Container, record, Handle, reply): awaiting its hook
         self.switched = set()  # cids whose after_root_switch hook has been served
         self.t0, self.t0_wall = time.monotonic(), time.time()
+        self.warm = set()       # names restored from a warm checkpoint (define/warm.py)
+        for c in definition.containers:
+            if c.warm and c.readiness is None:
+                c.readiness = _warm_readiness(c, definition.definitions[c.name])
+        self.to_warm = []       # names booted cold, to checkpoint once ready
 
     # --- creating and starting
     def start_all(self):
@@ -138,6 +144,11 @@ class _Up:
                 continue
             if record is None:
                 record = self._create(c)
+                if c.warm:
+                    if self._warm_start(c, record):
+                        continue
+                    record = self._existing(c)  # made again if the warm start failed
+                    self.to_warm.append(c.name)
             else:
                 self.mgr.prepare(record)  # what its end (or a reboot) released
             self._start(c, record)
@@ -146,6 +157,40 @@ class _Up:
         while self.pending or self.deferred:
             self._collect(block=True)
         self.progress.end()
+
+    def _warm_start(self, c, record):
+        """Restore the new container from its key's warm checkpoint, if there is one; a
+        restore that fails removes it and makes it again, to boot it."""
+        from kago.manager.define import warm
+        path = warm.entry(self.mgr, record)
+        if path is None:
+            return False
+        try:
+            warm.restore(self.mgr, record, path)
+        except KagoError as e:
+            H.warn(f"{c.name}: warm start failed, booting it: {e}")
+            self.made.remove(record["id"])
+            del self.group.containers[c.name]
+            self.mgr.remove(record["id"], force=True)
+            self._create(c)
+            return False
+        self.mgr.records.update(record["id"], _provisioned)
+        self.started.append(record["id"])
+        self.warm.add(c.name)
+        self._ready(c.name)
+        self.progress.step(c.name, "restored")
+        return True
+
+    def store_warm(self):
+        """Checkpoint each ready container booted cold with warm=True (leaving it running)."""
+        from kago.manager.define import warm
+        for name in self.to_warm:
+            if name in self.errors or name not in self.ready_at:
+                continue
+            record = self.mgr.records.load(self.group.containers[name])
+            problem = warm.store(self.mgr, record)
+            if problem:
+                H.warn(problem)
 
     def _existing(self, c):
         cid = self.group.containers.get(c.name)
@@ -361,6 +406,17 @@ class _Up:
         self.server.close()
         if self.conn is not None:
             self.conn.close()
+
+
+def _warm_readiness(c, definition):
+    """A warm container is checkpointed once ready: its readiness check, else its first
+    published port accepting connections."""
+    from kago.manager.define.dsl import tcp
+    if not definition.ports:
+        raise DefinitionError(c.file, c.line_of("warm"), f"container {c.name}: warm=True "
+                              "needs a readiness check (c.ready(tcp(PORT))) or a published "
+                              "port, to know when to checkpoint it")
+    return tcp(definition.ports[0].container_port)
 
 
 def _provisioned(r):
