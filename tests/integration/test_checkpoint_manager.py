@@ -178,3 +178,37 @@ def test_refusals_leave_the_container_running_and_nothing_behind(kmt, workdir):
     assert not left
     assert sorted(r["name"] for r in kmt.manager().records.all()) == ["er", "idle", "tty"]
     assert checkpoints_left(kmt) == [kmt.inspect("er")["Id"]]  # the --leave-running one
+
+
+WARM = '''
+from kago.manager.define import Container
+for i, port in enumerate((18121, 18122)):
+    Container(f"w{i}", image="busybox", ports=[f"{port}:8080"], warm=True, env={"V": "%s"},
+              command=["sh", "-c", "echo booting; httpd -p 8080 -h /etc; i=0; "
+                       "while :; do i=$((i+1)); echo n=$i; sleep 0.1; done"])
+'''
+
+
+def test_warm_start_restores_a_ready_container_and_a_changed_one_boots(kmt):
+    with_criu(kmt)
+    path = os.path.join(kmt.root, "warm.py")
+    with open(path, "w") as f:
+        f.write(WARM % "1")
+    first = kmt.kago("up", path, check=True).stdout
+    assert " warm" not in first
+    assert len(os.listdir(os.path.join(kmt.root, "warm"))) == 2
+    kmt.kago("down", "-t", "0", path, check=True)
+    second = kmt.kago("up", path, check=True).stdout
+    assert second.count(" warm") == 2, second
+    # restored, not booted: its log starts past the boot, with the count it was saved with
+    logs = kmt.kago("logs", "w1", check=True).stdout
+    assert "booting" not in logs and logs.startswith("n="), logs[:80]
+    assert http(18122) == 200
+    kmt.kago("down", "-t", "0", path, check=True)
+    with open(path, "w") as f:
+        f.write(WARM % "2")  # another definition: another key
+    third = kmt.kago("up", path, check=True).stdout
+    assert " warm" not in third
+    assert "booting" in kmt.kago("logs", "w0", check=True).stdout
+    assert len(os.listdir(os.path.join(kmt.root, "warm"))) == 4
+    kmt.kago("down", "-t", "0", path, check=True)

@@ -97,9 +97,13 @@ def import_manifest(file):
             doc = jsonio.loads(member.read(), what=file)
     except FileNotFoundError:
         raise ManagerError(f"{file}: no such file") from None
-    except (tarfile.TarError, KeyError, AttributeError, ValueError, OSError) as e:
-        raise ManagerError(f"{file}: not a kago checkpoint ({type(e).__name__}: "
-                           f"{e or 'unreadable'})") from None
+    except tarfile.TarError:
+        raise ManagerError(f"{file}: not a kago checkpoint (not a tar file)") from None
+    except KeyError:
+        raise ManagerError(f"{file}: not a kago checkpoint (no {MANIFEST})") from None
+    except (AttributeError, ValueError, OSError) as e:
+        why = str(e).splitlines()[0] if str(e) else type(e).__name__
+        raise ManagerError(f"{file}: not a kago checkpoint ({why})") from None
     return check(doc, file)
 
 
