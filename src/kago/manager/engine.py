@@ -82,7 +82,10 @@ class Manager:
 
     def start(self, ref, attached=False, conn=None):
         from kago.manager import lifecycle
-        return lifecycle.start(self.ctx, ref, attached, conn)
+        record = self.ctx.resolve(ref)
+        if record["state"].get("status") == "checkpointed":  # podman's: a start restores it
+            return self.restore(record["id"])["state"]["pid"]
+        return lifecycle.start(self.ctx, record["id"], attached, conn)
 
     def stop(self, ref, timeout=None, signal_name=None):
         from kago.manager import lifecycle

@@ -26,9 +26,6 @@ def start(ctx, ref, attached=False, conn=None):
     status = ctx.live(record)
     if status in ("running", "paused"):
         return record["state"]["pid"]  # docker: starting a running container is a no-op
-    if status == "checkpointed":  # podman's: a start restores it
-        from kago.manager import checkpoints
-        return checkpoints.restore(ctx, record["id"])["state"]["pid"]
     prepare(ctx, record)
     fault("start.prepared")
     own = conn is None
