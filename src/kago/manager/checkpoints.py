@@ -158,15 +158,12 @@ def restore(ctx, ref, criu_bin=None):
                          "checkpoint to restore (kago checkpoint it while it runs)")
     doc = files.read_manifest(ck["path"])
     files.check_kernel(doc, kernel(), f"checkpoint of {name}")
-    criu_bin = criu_bin or find_criu()
+    how = restore_how(ck, doc, criu_bin or find_criu())
     from kago.manager.lifecycle import started
     from kago.manager.release import prepare
     ctx.records.update(cid, lambda r: r["state"].update(restoring={"ip": doc.get("ip")}))
     try:
         prepare(ctx, cid)
-        how = {"image_path": os.path.join(ck["path"], files.CRIU_DIR), "criu": criu_bin,
-               "tcp_established": doc.get("tcp_established", False),
-               "work_path": ck.get("work_path")}
         conn = supervisor.connect(ctx.paths)
         try:
             reply = conn.request("start", id=cid, restore=how)
@@ -175,12 +172,21 @@ def restore(ctx, ref, criu_bin=None):
         started(reply)
     finally:
         ctx.records.update(cid, lambda r: r["state"].pop("restoring", None))
-    record = ctx.records.update(cid, lambda r: _restored(r, ck["path"]))
+    record = ctx.records.update(cid, lambda r: restored(r, ck["path"]))
     events.container(ctx.paths, "restore", record)
     return record
 
 
-def _restored(r, path):
+def restore_how(ck, doc, criu_bin):
+    """The supervisor's ``restore`` field of a start request: where the images are, CRIU,
+    and how they were dumped (``ck``: the record's checkpoint, ``doc``: its manifest)."""
+    return {"image_path": os.path.join(ck["path"], files.CRIU_DIR), "criu": criu_bin,
+            "tcp_established": doc.get("tcp_established", False),
+            "work_path": ck.get("work_path")}
+
+
+def restored(r, path):
+    """The record of a container its supervisor restored from the checkpoint at ``path``."""
     s = r["state"]
     s["restored"] = {"from": path, "at": time.time()}
     if s.get("status") == "checkpointed":

@@ -127,6 +127,7 @@ class _Up:
         self.switched = set()  # cids whose after_root_switch hook has been served
         self.t0, self.t0_wall = time.monotonic(), time.time()
         self.warm = set()       # names restored from a warm checkpoint (define/warm.py)
+        self.criu = None
         for c in definition.containers:
             if c.warm and c.readiness is None:
                 c.readiness = _warm_readiness(c, definition.definitions[c.name])
@@ -146,8 +147,9 @@ class _Up:
                 record = self._create(c)
                 if c.warm:
                     if self._warm_start(c, record):
+                        self._collect(block=False)
+                        self._poll_checks()
                         continue
-                    record = self._existing(c)  # made again if the warm start failed
                     self.to_warm.append(c.name)
             else:
                 self.mgr.prepare(record)  # what its end (or a reboot) released
@@ -159,27 +161,34 @@ class _Up:
         self.progress.end()
 
     def _warm_start(self, c, record):
-        """Restore the new container from its key's warm checkpoint, if there is one; a
-        restore that fails removes it and makes it again, to boot it."""
+        """Ask the supervisor to restore the new container from its key's warm checkpoint,
+        if there is one (pipelined as a start; a restore that fails boots it: _started)."""
         from kago.manager.define import warm
         path = warm.entry(self.mgr, record)
         if path is None:
             return False
         try:
-            warm.restore(self.mgr, record, path)
-        except KagoError as e:
-            H.warn(f"{c.name}: warm start failed, booting it: {e}")
-            self.made.remove(record["id"])
-            del self.group.containers[c.name]
-            self.mgr.remove(record["id"], force=True)
-            self._create(c)
-            return False
-        self.mgr.records.update(record["id"], _provisioned)
-        self.started.append(record["id"])
+            if self.criu is None:
+                from kago.manager.checkpoints import find_criu
+                self.criu = find_criu()
+            how = warm.prepare(self.mgr, record, path, self.criu)
+        except (KagoError, OSError) as e:
+            self._warm_failed(c, record, str(e))
+            return True
         self.warm.add(c.name)
-        self._ready(c.name)
-        self.progress.step(c.name, "restored")
+        self.conn.send("start", id=record["id"], attached=False, restore=how)
+        self.pending[record["id"]] = (c, record, H.Handle(self.mgr, record))
         return True
+
+    def _warm_failed(self, c, record, why):
+        """A warm start that failed: the container made again and booted."""
+        H.warn(f"{c.name}: warm start failed, booting it: {why}")
+        self.warm.discard(c.name)
+        self.made.remove(record["id"])
+        del self.group.containers[c.name]
+        self.mgr.remove(record["id"], force=True)
+        self.to_warm.append(c.name)
+        self._start(c, self._create(c))
 
     def store_warm(self):
         """Checkpoint each ready container booted cold with warm=True (leaving it running)."""
@@ -291,6 +300,12 @@ class _Up:
 
     def _started(self, c, record, handle, reply):
         from kago.manager.engine import _started as started_pid
+        if c.name in self.warm:
+            if not reply.get("ok"):
+                self._warm_failed(c, record, reply.get("error", "restore failed"))
+                return
+            from kago.manager.define import warm
+            self.mgr.records.update(record["id"], warm.restored)
         try:
             handle.pid = started_pid(reply)
         except KagoError as e:

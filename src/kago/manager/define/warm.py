@@ -49,34 +49,31 @@ def entry(mgr, record):
     return None
 
 
-def restore(mgr, record, path):
-    """Restore the just-created container ``record`` from the warm checkpoint at ``path``:
-    its layer gets the checkpoint's diff, then the supervisor restores it. Returns the pid;
-    KagoError if it could not (the container is then as created: the caller boots it)."""
+def prepare(mgr, record, path, criu_bin):
+    """Make the just-created container ``record`` ready to be restored from the warm
+    checkpoint at ``path``: its layer gets the checkpoint's diff, its record says
+    checkpointed. Returns the supervisor's ``restore`` field for its start request."""
     import gzip
 
     from kago.manager import checkpoints
     from kago.storage.apply import apply_layer
     cid = record["id"]
     doc = files.read_manifest(path)
+    files.check_kernel(doc, checkpoints.kernel(), f"warm checkpoint {path}")
     with gzip.open(os.path.join(path, files.DIFF), "rb") as stream:
         apply_layer(stream, record["rootfs"]["path"], "merge", f"{path}/{files.DIFF}")
     work = os.path.join(mgr.paths.checkpoint(cid), "work")
     os.makedirs(work, 0o700, exist_ok=True)
+    ck = {"path": path, "at": doc.get("created_at"), "warm": True, "work_path": work}
+    mgr.records.update(cid, lambda r: r["state"].update(status="checkpointed", checkpoint=ck))
+    return checkpoints.restore_how(ck, doc, criu_bin)
 
-    def checkpointed(r):
-        r["state"].update(status="checkpointed",
-                          checkpoint={"path": path, "at": doc.get("created_at"),
-                                      "warm": True, "work_path": work})
-    mgr.records.update(cid, checkpointed)
-    try:
-        return checkpoints.restore(mgr.ctx, cid)["state"]["pid"]
-    except BaseException:
-        def created(r):
-            r["state"]["status"] = "created"
-            r["state"].pop("checkpoint", None)
-        mgr.records.update(cid, created)
-        raise
+
+def restored(r):
+    """The record of a container restored from its warm checkpoint (and provisioned in it)."""
+    from kago.manager import checkpoints
+    checkpoints.restored(r, r["state"]["checkpoint"]["path"])
+    r["state"]["provisioned"] = True
 
 
 def store(mgr, record):
