@@ -40,7 +40,7 @@ def kernel():
 
 
 def checkpoint(ctx, ref, export=None, leave_running=False, tcp_established=False,
-               criu_bin=None):
+               criu_bin=None, skip_in_flight=False):
     """Checkpoint the running container ``ref``; returns its record."""
     record = ctx.resolve(ref)
     cid, name = record["id"], record["name"]
@@ -56,8 +56,11 @@ def checkpoint(ctx, ref, export=None, leave_running=False, tcp_established=False
     if not leave_running:
         ctx.records.update(cid, _mark_checkpointing)
     try:
-        _dump(ctx, record, os.path.join(new, files.CRIU_DIR), leave_running, tcp_established,
-              criu_bin)
+        try:
+            _dump(ctx, record, os.path.join(new, files.CRIU_DIR), leave_running,
+                  tcp_established, criu_bin, skip_in_flight)
+        except ManagerError as e:
+            raise _keep_log(ctx, cid, new, e) from None
         att = record.get("network") or {}
         files.write_manifest(new, files.manifest(
             record, kernel(), att.get("ipv4"), tcp_established, leave_running,
@@ -79,6 +82,19 @@ def checkpoint(ctx, ref, export=None, leave_running=False, tcp_established=False
     return record
 
 
+def _keep_log(ctx, cid, new, error):
+    """A failed dump's CRIU log, kept in the container's directory (the failed checkpoint
+    goes): the error names it there."""
+    from kago.runtime import criu
+    log = os.path.join(new, files.CRIU_DIR, criu.DUMP_LOG)
+    kept = os.path.join(ctx.paths.container(cid), "criu-" + criu.DUMP_LOG)
+    try:
+        shutil.move(log, kept)
+    except OSError:
+        return error
+    return ManagerError(str(error).replace(log, kept))
+
+
 def _check_checkpointable(record):
     name = record["name"]
     if of(record).tty:
@@ -89,12 +105,12 @@ def _check_checkpointable(record):
                            f"{record['runtime']}; checkpoints need kago's own runtime")
 
 
-def _dump(ctx, record, image_path, leave_running, tcp_established, criu_bin):
+def _dump(ctx, record, image_path, leave_running, tcp_established, criu_bin, skip_in_flight):
     from kago.runtime import checkpoint as rc
     from kago.runtime.criu import CriuOptions
     from kago.runtime.store import Store
     opts = CriuOptions(image_path, leave_running=leave_running,
-                       tcp_established=tcp_established)
+                       tcp_established=tcp_established, skip_in_flight=skip_in_flight)
     try:
         rc.checkpoint(Store(record["runtime_root"]), record["id"], opts, criu_bin)
     except KagoError as e:

@@ -42,11 +42,13 @@ class CriuOptions:
     """The flags ``checkpoint`` and ``restore`` share (runc's names, parsed)."""
 
     __slots__ = ("image_path", "work_path", "leave_running", "tcp_established", "ext_unix_sk",
-                 "shell_job", "file_locks", "manage_cgroups_mode", "empty_ns", "auto_dedup")
+                 "shell_job", "file_locks", "manage_cgroups_mode", "empty_ns", "auto_dedup",
+                 "skip_in_flight")
 
     def __init__(self, image_path, work_path=None, leave_running=False, tcp_established=False,
                  ext_unix_sk=False, shell_job=False, file_locks=False,
-                 manage_cgroups_mode=None, empty_ns=(), auto_dedup=False):
+                 manage_cgroups_mode=None, empty_ns=(), auto_dedup=False,
+                 skip_in_flight=False):
         self.image_path = os.path.abspath(image_path)
         self.work_path = os.path.abspath(work_path) if work_path else None
         self.leave_running = leave_running
@@ -64,6 +66,9 @@ class CriuOptions:
                                  "(only network)")
         self.empty_ns = tuple(empty_ns)
         self.auto_dedup = auto_dedup
+        # not runc's: the manager's warm checkpoints drop connections not yet accepted (a
+        # readiness probe's) instead of failing on them
+        self.skip_in_flight = skip_in_flight
 
     def log_dir(self):
         """Where CRIU writes its log: the work path, else the image path (as CRIU does)."""
@@ -96,6 +101,8 @@ def dump_argv(criu, pid, opts, rootfs, freezer=None, mounts=(), namespaces=(), p
     container joined by path (external_namespaces()). ``files``: CRIU's ``file[MNT:INO]`` keys
     of open files to dump as external (fifo_key())."""
     argv = [criu, "pre-dump" if pre_dump else "dump", "-t", str(pid)] + _common(opts, DUMP_LOG)
+    if opts.skip_in_flight:
+        argv.append("--skip-in-flight")
     argv += ["--root", rootfs]
     if freezer:
         argv += ["--freeze-cgroup", freezer]

@@ -83,7 +83,8 @@ def store(mgr, record):
     target = os.path.join(mgr.paths.warm(), key_of(record))
     os.makedirs(mgr.paths.warm(), 0o711, exist_ok=True)
     try:
-        checkpoints.checkpoint(mgr.ctx, record["id"], leave_running=True)
+        # a readiness probe's connection may still wait in the listen queue: dropped
+        checkpoints.checkpoint(mgr.ctx, record["id"], leave_running=True, skip_in_flight=True)
         own = mgr.paths.checkpoint(record["id"])
         mgr.store.export_changes(record["id"], os.path.join(own, files.DIFF))
         doc = files.read_manifest(own)
