@@ -53,8 +53,9 @@ def checkpoint(ctx, ref, export=None, leave_running=False, tcp_established=False
     new = target + ".new"
     shutil.rmtree(new, ignore_errors=True)
     os.makedirs(new, 0o711)  # searchable: a user-namespaced restore looks the images up
-    if not leave_running:
-        ctx.records.update(cid, _mark_checkpointing)
+    if not leave_running:  # what the supervisor records at the end CRIU's dump makes
+        pending = {"path": target, "at": time.time(), "leave_running": False}
+        ctx.records.update(cid, lambda r: _mark_checkpointing(r, pending))
     try:
         try:
             _dump(ctx, record, os.path.join(new, files.CRIU_DIR), leave_running,
@@ -70,12 +71,13 @@ def checkpoint(ctx, ref, export=None, leave_running=False, tcp_established=False
         if not leave_running:
             ctx.records.update(cid, _unmark_checkpointing)
         raise
-    shutil.rmtree(target, ignore_errors=True)
-    os.rename(new, target)
-    if not leave_running:
+    _replace(new, target)
+    if leave_running:
+        record = ctx.records.update(cid, lambda r: _checkpointed(r, target))
+    else:
         from kago.manager.lifecycle import wait_exit
-        wait_exit(ctx, record, 10)  # the supervisor records it checkpointed and releases it
-    record = ctx.records.update(cid, lambda r: _checkpointed(r, target, leave_running))
+        wait_exit(ctx, record, 10)  # the supervisor records it checkpointed, then releases it
+        record = ctx.records.load(cid)
     events.container(ctx.paths, "checkpoint", record)
     if export:
         export_to(ctx, record, export)
@@ -118,21 +120,34 @@ def _dump(ctx, record, image_path, leave_running, tcp_established, criu_bin, ski
                            f"{describe(e)}") from None
 
 
-def _mark_checkpointing(r):
-    r["state"].update(checkpointing=True, stopped_by_user=True)
+def _mark_checkpointing(r, pending):
+    """No restart policy for the end the dump makes; the supervisor's record of it says
+    ``checkpointed`` with ``pending`` as its checkpoint (supervisor/state.ended)."""
+    r["state"].update(checkpointing=True, stopped_by_user=True, checkpoint_pending=pending)
 
 
 def _unmark_checkpointing(r):
     r["state"].pop("checkpointing", None)
+    r["state"].pop("checkpoint_pending", None)
     r["state"]["stopped_by_user"] = False
 
 
-def _checkpointed(r, path, leave_running):
-    s = r["state"]
-    s.pop("checkpointing", None)
-    s["checkpoint"] = {"path": path, "at": time.time(), "leave_running": leave_running}
-    if not leave_running and s.get("status") not in ("running", "checkpointed"):
-        s["status"] = "checkpointed"  # its end was recorded before our mark reached it
+def _checkpointed(r, path):
+    r["state"]["checkpoint"] = {"path": path, "at": time.time(), "leave_running": True}
+
+
+def _replace(new, target):
+    """``new`` becomes ``target``; the old one is removed after (not while the caller
+    waits for the rename)."""
+    old = target + ".old"
+    shutil.rmtree(old, ignore_errors=True)
+    try:
+        os.rename(target, old)
+    except FileNotFoundError:
+        old = None
+    os.rename(new, target)
+    if old:
+        shutil.rmtree(old, ignore_errors=True)
 
 
 def _size(path):
