@@ -104,6 +104,10 @@ def test_export_and_import_on_another_root(kmt, workdir, rootfs_cache):
     tar = os.path.join(kmt.root, "ex.tar")
     kmt.kago("checkpoint", "--export", tar, "ex", check=True)
     last = counts(kmt, "ex")[-1]
+    # a checkpointed container holds its address and ports until stopped (or restored)
+    assert kmt.held(kmt.inspect("ex")["Id"])
+    kmt.kago("stop", "ex", check=True)
+    assert not kmt.held(kmt.inspect("ex")["Id"])
     other = with_criu(KagoEnv(workdir, rootfs_cache=rootfs_cache))
     try:
         other.kago("restore", "--import", tar, "--name", "ex2", check=True)
