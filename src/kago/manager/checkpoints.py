@@ -184,7 +184,7 @@ def restore(ctx, ref, criu_bin=None):
     ck = record["state"].get("checkpoint")
     if status in ("running", "paused", "restarting"):
         raise StateError(f"cannot restore container {name}: it is {status}")
-    if status != "checkpointed" or not ck:
+    if not ck or status not in ("checkpointed", "exited", "created"):
         raise StateError(f"cannot restore container {name}: it is {status}, with no "
                          "checkpoint to restore (kago checkpoint it while it runs)")
     doc = files.read_manifest(ck["path"])
