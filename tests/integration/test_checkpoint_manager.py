@@ -49,8 +49,8 @@ def http(port):
         return r.status
 
 
-def run_counter(env, name, port):
-    env.kago("run", "-d", "--name", name, "-p", f"{port}:8080", "busybox", "sh", "-c",
+def run_counter(env, name, port, *flags):
+    env.kago("run", "-d", "--name", name, "-p", f"{port}:8080", *flags, "busybox", "sh", "-c",
              PROGRAM, check=True)
     wait_count(env, name, 3)
 
@@ -62,7 +62,7 @@ def checkpoints_left(env):
 
 def test_checkpoint_restore_keeps_count_address_port_and_log(kmt):
     with_criu(kmt)
-    run_counter(kmt, "ck", 18101)
+    run_counter(kmt, "ck", 18101, "--restart", "on-failure")
     before = kmt.inspect("ck")
     ip = before["NetworkSettings"]["IPAddress"]
     kmt.kago("checkpoint", "ck", check=True)
@@ -80,7 +80,15 @@ def test_checkpoint_restore_keeps_count_address_port_and_log(kmt):
     assert after["State"]["Restored"] and after["State"]["RestoredFrom"]
     assert after["NetworkSettings"]["IPAddress"] == ip
     assert http(18101) == 200
-    # the supervisor watches the restored process: stop ends it with its status
+    # the supervisor watches the restored process: its end is recorded, its restart policy
+    # applies, and stop ends it
+    os.kill(after["State"]["Pid"], 9)  # not kago kill: a crash, not the user's stop
+    deadline = time.monotonic() + 10
+    while kmt.inspect("ck")["RestartCount"] < 1 and time.monotonic() < deadline:
+        time.sleep(0.1)
+    state = kmt.inspect("ck")
+    assert state["RestartCount"] == 1 and state["State"]["ExitCode"] in (0, 137), state["State"]
+    wait_count(kmt, "ck", 0)
     kmt.kago("stop", "-t", "1", "ck", check=True)
     assert kmt.inspect("ck")["State"]["Status"] == "exited"
     # and a checkpoint with --leave-running keeps it running; start of a checkpointed one
