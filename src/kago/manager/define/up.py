@@ -29,6 +29,7 @@ from kago.manager.errors import DefinitionError, ManagerError, NoSuchContainer
 from kago.manager.journal import batch, fault
 
 START_TIMEOUT = 120  # seconds without any answer from the supervisor: something is stuck
+WARM_DUMPS = 4       # warm checkpoints made at once by the first up
 
 
 class Progress:
@@ -191,15 +192,17 @@ class _Up:
         self._start(c, self._create(c))
 
     def store_warm(self):
-        """Checkpoint each ready container booted cold with warm=True (leaving it running)."""
+        """Checkpoint each ready container booted cold with warm=True (leaving it running),
+        a few at once: much of a dump is CRIU waiting for the freezer."""
+        from concurrent.futures import ThreadPoolExecutor
+
         from kago.manager.define import warm
-        for name in self.to_warm:
-            if name in self.errors or name not in self.ready_at:
-                continue
-            record = self.mgr.records.load(self.group.containers[name])
-            problem = warm.store(self.mgr, record)
-            if problem:
-                H.warn(problem)
+        records = [self.mgr.records.load(self.group.containers[name]) for name in self.to_warm
+                   if name not in self.errors and name in self.ready_at]
+        with ThreadPoolExecutor(max_workers=WARM_DUMPS) as pool:
+            for problem in pool.map(lambda r: warm.store(self.mgr, r), records):
+                if problem:
+                    H.warn(problem)
 
     def _existing(self, c):
         cid = self.group.containers.get(c.name)
