@@ -183,6 +183,7 @@ VERBS = {
     "container": ("groups", "cmd_container"), "image": ("groups", "cmd_image"),
     "compose": ("compose", "cmd_compose"),
     "console": ("console", "cmd_console"),
+    "checkpoint": ("checkpoint", "cmd_checkpoint"), "restore": ("checkpoint", "cmd_restore"),
 }
 
 

@@ -98,6 +98,12 @@ class Container:
     def wait(self):
         return self.client.wait(self.id)
 
+    def checkpoint(self, export=None, leave_running=False, tcp_established=False):
+        return self.client.checkpoint(self.id, export, leave_running, tcp_established)
+
+    def restore(self):
+        return self.client.restore(self.id)
+
     def remove(self, force=False):
         self.client.remove(self.id, force=force)
 

@@ -74,6 +74,22 @@ class Client:
         self.manager.start(ref)
         return self.container(ref)
 
+    def checkpoint(self, ref, export=None, leave_running=False, tcp_established=False):
+        """CRIU's checkpoint of the running container ``ref`` (docs/checkpoint.md): it is
+        then ``checkpointed`` (or still running with ``leave_running``); ``export``: a
+        file to write the checkpoint to, for ``restore(file=...)`` on another root."""
+        return self._container(self.manager.checkpoint(ref, export, leave_running,
+                                                       tcp_established))
+
+    def restore(self, ref=None, *, file=None, name=None):
+        """A checkpointed container running again, or (``file``) a container made from an
+        exported checkpoint (named ``name``, else as it was) and restored."""
+        if (ref is None) == (file is None):
+            raise ClientError("restore: give a container or file=, not both")
+        if file is not None:
+            return self._container(self.manager.restore_import(file, name))
+        return self._container(self.manager.restore(ref))
+
     def container(self, ref):
         """The container named by ``ref`` (a name, an ID or an ID prefix):
         NoSuchContainer if none."""

@@ -38,14 +38,15 @@ def attach(ctx, cid, definition, hostname, undo):
     return netns, att.to_dict(), etc
 
 
-def attach_network(ctx, cid, definition, mode, network, hostname):
+def attach_network(ctx, cid, definition, mode, network, hostname, ip=None):
     """kago.network's attach with what create asked for (again at a start after a
-    release: the same static --ip and published ports; a dynamic address may change)."""
+    release: the same static --ip and published ports; a dynamic address may change,
+    unless ``ip`` asks for it: a restored checkpoint's)."""
     from kago.network import PortMapping
     net = definition.network
     ports = [PortMapping(p.host_port, p.container_port, p.proto, p.host_ip)
              for p in definition.ports]
-    return ctx.nets.attach(cid, mode=mode, network=network, ip=net.ip or None, ports=ports,
+    return ctx.nets.attach(cid, mode=mode, network=network, ip=net.ip or ip, ports=ports,
                            hostname=hostname, aliases=net.aliases + (definition.name,),
                            etc_dir=ctx.paths.etc(cid), **etc_lines(definition))
 
@@ -74,8 +75,18 @@ def reattach(ctx, record):
         if not current.netns_path or os.path.exists(current.netns_path):
             return None  # never released, or kept for a running container sharing it
         ctx.nets.detach(cid)  # half there: a reboot emptied /run, or a release failed
-    att = attach_network(ctx, cid, stored(record), mode, old.get("network"),
-                         record.get("hostname"))
+    att = None
+    keep = (record["state"].get("restoring") or {}).get("ip")
+    if keep:  # a restore: the address it was checkpointed with, if it is free
+        from kago.errors import KagoError
+        try:
+            att = attach_network(ctx, cid, stored(record), mode, old.get("network"),
+                                 record.get("hostname"), ip=keep)
+        except KagoError:
+            att = None
+    if att is None:
+        att = attach_network(ctx, cid, stored(record), mode, old.get("network"),
+                             record.get("hostname"))
     try:
         if att.netns_path != old.get("netns_path"):
             retarget_bundle(ctx, cid, att.netns_path)

@@ -82,7 +82,10 @@ class Manager:
 
     def start(self, ref, attached=False, conn=None):
         from kago.manager import lifecycle
-        return lifecycle.start(self.ctx, ref, attached, conn)
+        record = self.ctx.resolve(ref)
+        if record["state"].get("status") == "checkpointed":  # podman's: a start restores it
+            return self.restore(record["id"])["state"]["pid"]
+        return lifecycle.start(self.ctx, record["id"], attached, conn)
 
     def stop(self, ref, timeout=None, signal_name=None):
         from kago.manager import lifecycle
@@ -103,6 +106,19 @@ class Manager:
     def restart(self, ref, timeout=None):
         from kago.manager import lifecycle
         return lifecycle.restart(self.ctx, ref, timeout)
+
+    # --- checkpoints (CRIU) ----------------------------------------------------------------------
+    def checkpoint(self, ref, export=None, leave_running=False, tcp_established=False):
+        from kago.manager import checkpoints
+        return checkpoints.checkpoint(self.ctx, ref, export, leave_running, tcp_established)
+
+    def restore(self, ref):
+        from kago.manager import checkpoints
+        return checkpoints.restore(self.ctx, ref)
+
+    def restore_import(self, file, name=None):
+        from kago.manager import checkpoints
+        return checkpoints.import_from(self.ctx, file, name)
 
     # --- what an ended container gives back, and a start takes again -------------------------
     def prepare(self, ref):

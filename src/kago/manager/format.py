@@ -75,6 +75,9 @@ def status_text(record, live, now=None):
         if not state.get("finished_at"):
             return "Exited (?)"
         return f"Exited ({_code(state)}) {human_duration(now - state['finished_at'])} ago"
+    if live == "checkpointed":  # podman's state name; kago restore or start brings it back
+        at = (state.get("checkpoint") or {}).get("at") or now
+        return f"Checkpointed {human_duration(now - at)} ago"
     if state.get("incomplete"):
         return "Created (incomplete)"  # being created, or its creator died (journal.py)
     return "Created"

@@ -81,6 +81,14 @@ class Paths:
     def log(self, cid):
         return os.path.join(self.root, "containers", cid, "logs", "ctr.log")
 
+    def checkpoint(self, cid):
+        """A checkpointed container's CRIU images and checkpoint.json (checkpoints.py)."""
+        return os.path.join(self.root, "checkpoints", cid)
+
+    def warm(self):
+        """Warm-start checkpoints of definitions, by key (define/warm.py)."""
+        return os.path.join(self.root, "warm")
+
     def names(self):
         return os.path.join(self.root, "names")
 

@@ -53,6 +53,8 @@ def teardown(ctx, record):
     if record.get("uid_map") or journal.intended(record, "ids"):
         steps.append(("ids", lambda: idranges.release(ctx.paths, cid)))
     steps.append(("fifos", lambda: shutil.rmtree(ctx.paths.fifos(cid), ignore_errors=True)))
+    steps.append(("checkpoint", lambda: shutil.rmtree(ctx.paths.checkpoint(cid),
+                                                      ignore_errors=True)))
     for name, step in steps:
         try:
             step()

@@ -25,6 +25,7 @@ The supervisor must stay single-threaded (the runtime forks, and setns needs it)
 module never imports ``subprocess`` (which imports ``threading``): it spawns with posix_spawn.
 """
 
+import contextlib
 import os
 import sys
 
@@ -83,28 +84,31 @@ class LibraryRuntime:
         container.warm()
 
     def start(self, cid, bundle, stdio, console=None):
-        from kago.errors import KagoError
-        from kago.runtime import container
         from kago.host.rootless import rootless
+        from kago.runtime import container
         from kago.runtime.options import Options
         store = self._store()
-        saved = [os.dup(fd) for fd in (0, 1, 2)]
-        try:
-            # the runtime hands the container our fds 0-2 (and nothing else): make them the
-            # container's for the length of the call
-            for target, fd in enumerate(stdio):
-                if fd != target:
-                    os.dup2(fd, target)
+        with _as_stdio(stdio, "create"):
             container.run(store, cid, bundle, Options(detach=True, listen_fds=0,
                                                       console_socket=console,
                                                       rootless=rootless()))
-        except KagoError as e:
-            raise _failure(str(e), "create") from None
-        finally:
-            for target, fd in enumerate(saved):
-                os.dup2(fd, target)
-                os.close(fd)
         record = store.load(cid)
+        return record["pid"], record["kago"]["pid_start"]
+
+    def restore(self, cid, bundle, stdio, how):
+        """CRIU's restore of ``cid`` from ``how["image_path"]`` (kago.runtime.checkpoint),
+        the restored tree's FIFO stdio given ``stdio``; returns (pid, pid_start)."""
+        from kago.host.rootless import rootless
+        from kago.runtime import checkpoint
+        from kago.runtime.criu import CriuOptions
+        from kago.runtime.options import Options
+        store = self._store()
+        with _as_stdio(stdio, "restore"):
+            opts = CriuOptions(how["image_path"], work_path=how.get("work_path"),
+                               tcp_established=bool(how.get("tcp_established")))
+            record = checkpoint.restore(store, cid, bundle, opts, how["criu"],
+                                        Options(detach=True, listen_fds=0,
+                                                rootless=rootless()))
         return record["pid"], record["kago"]["pid_start"]
 
     def state(self, cid):
@@ -269,6 +273,26 @@ class ProcessRuntime:
 
     def exec_argv(self, cid, args, tty=False, user=None, cwd=None, env=(), detach=False):
         return _exec_argv(self.path, self.root, cid, args, tty, user, cwd, env, detach)
+
+
+@contextlib.contextmanager
+def _as_stdio(stdio, what):
+    """``stdio`` (three fds) as this process's fds 0-2 for the length of the block: the
+    runtime hands the container its caller's fds 0-2 (and nothing else). A KagoError in the
+    block is a ManagerError (``what`` failed)."""
+    from kago.errors import KagoError
+    saved = [os.dup(fd) for fd in (0, 1, 2)]
+    try:
+        for target, fd in enumerate(stdio):
+            if fd != target:
+                os.dup2(fd, target)
+        yield
+    except KagoError as e:
+        raise _failure(str(e), what) from None
+    finally:
+        for target, fd in enumerate(saved):
+            os.dup2(fd, target)
+            os.close(fd)
 
 
 def _exec_argv(path, root, cid, args, tty, user, cwd, env, detach):

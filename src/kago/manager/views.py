@@ -47,6 +47,7 @@ def inspect(mgr, record, live=None):
             "StartedAt": iso(state.get("started_at")),
             "FinishedAt": iso(state.get("finished_at")),
             **_health(state),
+            **_checkpoint(state, live),
         },
         "Image": record.get("image_id") or "",
         "Name": "/" + record["name"],
@@ -102,6 +103,21 @@ def inspect(mgr, record, live=None):
             "Group": record.get("group"),
         },
     }
+
+
+def _checkpoint(state, live):
+    """podman's checkpoint fields of State: Checkpointed, CheckpointedAt, CheckpointPath,
+    Restored, RestoredAt, RestoredFrom."""
+    ck = state.get("checkpoint") or {}
+    restored = state.get("restored") or {}
+    out = {"Checkpointed": live == "checkpointed", "Restored": bool(restored)}
+    if ck:
+        out.update(CheckpointedAt=iso(ck.get("at")), CheckpointPath=ck.get("path", ""))
+        if ck.get("imported_from"):
+            out["CheckpointImportedFrom"] = ck["imported_from"]
+    if restored:
+        out.update(RestoredAt=iso(restored.get("at")), RestoredFrom=restored.get("from", ""))
+    return out
 
 
 def _health(state):

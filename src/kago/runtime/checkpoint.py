@@ -25,6 +25,7 @@ from kago.runtime import store as st
 
 CRIU_ROOT = "criu-root"   # in the state dir: the rootfs bound on a mount point for --root
 CRIU_PID = "criu.pid"
+STDIO_FIFOS = "stdio-fifos.json"  # in the image path: [[N, key]] of the init's FIFO stdio
 
 
 def _run(argv, what):
@@ -100,11 +101,14 @@ def checkpoint(store, container_id, opts, criu_bin, pre_dump=False):
         if opts.work_path:
             _mkdir(opts.work_path, "create work path")
         _write_descriptors(opts.image_path, pid)
+        fifos = _stdio_fifos(pid, record["rootfs"])
+        _write_json(os.path.join(opts.image_path, STDIO_FIFOS), fifos)
         # in the host's pid namespace CRIU restores the very same PIDs: note them
         same_pids = [] if plan.new_ns("pid") else (mgr.pids() if mgr is not None else [pid])
         argv = criu.dump_argv(criu_bin, pid, opts, record["rootfs"], freezer=_freezer(mgr),
                               mounts=criu.plan_externals(plan, paths),
-                              namespaces=_joined_namespaces(plan), pre_dump=pre_dump)
+                              namespaces=_joined_namespaces(plan), pre_dump=pre_dump,
+                              files=sorted({key for _i, key in fifos}))
         log.debug("criu: " + " ".join(argv))
         done = _run(argv, "criu dump")
         if done.returncode != 0:
@@ -142,9 +146,33 @@ def _write_descriptors(image_path, pid):
             fds.append(os.readlink(f"/proc/{pid}/fd/{i}"))
         except OSError:
             fds.append("/dev/null")
-    path = os.path.join(image_path, criu.DESCRIPTORS)
+    _write_json(os.path.join(image_path, criu.DESCRIPTORS), fds)
+
+
+def _write_json(path, doc):
     with open(path, "w") as f:
-        f.write(jsonio.dumps(fds))
+        f.write(jsonio.dumps(doc))
+
+
+def _stdio_fifos(pid, rootfs):
+    """[[N, key]] for each of the init's fds 0-2 that is a named pipe outside its root (a
+    manager's log FIFO): CRIU dumps it as an external file, and restore hands the restorer's
+    own fd N back in its place, as runc does for an anonymous pipe."""
+    import stat
+    root = os.path.realpath(rootfs) + os.sep
+    out = []
+    for i in range(3):
+        try:
+            st_ = os.stat(f"/proc/{pid}/fd/{i}")
+            target = os.readlink(f"/proc/{pid}/fd/{i}")
+            with open(f"/proc/{pid}/fdinfo/{i}") as f:
+                mnt = next(int(line.split()[1]) for line in f if line.startswith("mnt_id:"))
+        except (OSError, StopIteration):
+            continue
+        if stat.S_ISFIFO(st_.st_mode) and target.startswith("/") \
+                and not target.startswith(root):
+            out.append([i, criu.fifo_key(mnt, st_.st_ino)])
+    return out
 
 
 def _joined_namespaces(plan):
@@ -174,6 +202,7 @@ def restore(store, container_id, bundle, opts, criu_bin, run_opts, console_socke
         raise UsageError(f"image path {opts.image_path}: no checkpoint there "
                          "(no inventory.img)")
     descriptors = _read_descriptors(opts.image_path)
+    fifos = _read_fifos(opts.image_path)
     cfg = ct.load_config(bundle)
     plan = ct.make_plan(cfg, bundle, container_id, run_opts)
     if plan.process.terminal:
@@ -188,7 +217,7 @@ def restore(store, container_id, bundle, opts, criu_bin, run_opts, console_socke
     undo = Undo()
     try:
         return _restore(store, container_id, bundle, cfg, plan, opts, criu_bin, run_opts,
-                        descriptors, undo)
+                        descriptors, fifos, undo)
     except BaseException as e:
         cleanup_errors = undo.run()
         if cleanup_errors or not isinstance(e, KagoError):
@@ -217,6 +246,20 @@ def _read_descriptors(image_path):
     return fds
 
 
+def _read_fifos(image_path):
+    path = os.path.join(image_path, STDIO_FIFOS)
+    try:
+        with open(path, "rb") as f:
+            doc = jsonio.loads(f.read(), what=path)
+    except FileNotFoundError:
+        return []  # runc's images, or kago-oci's of a container without FIFO stdio
+    if not isinstance(doc, list) or not all(
+            isinstance(e, list) and len(e) == 2 and isinstance(e[0], int)
+            and isinstance(e[1], str) for e in doc):
+        raise KagoError(f"{path}: not a list of [fd, key] pairs")
+    return doc
+
+
 def _drop_checkpointed(store, container_id):
     """A stopped container of this ID (what checkpoint left) gives its ID to the restore."""
     try:
@@ -229,7 +272,7 @@ def _drop_checkpointed(store, container_id):
 
 
 def _restore(store, container_id, bundle, cfg, plan, opts, criu_bin, run_opts, descriptors,
-             undo):
+             fifos, undo):
     state_dir = store.reserve(container_id)
     undo.push(store.remove, container_id)
     record = ct.new_record(container_id, bundle, plan, cfg)
@@ -247,7 +290,7 @@ def _restore(store, container_id, bundle, cfg, plan, opts, criu_bin, run_opts, d
     keep = []
     try:
         inherit = []
-        for i, key in criu.stdio_inherit(descriptors):
+        for i, key in criu.stdio_inherit(descriptors) + criu.fifo_inherit(fifos):
             fd = _inheritable(os.dup(i))  # kago-oci's own stdio: criu's 0-2 are its pipes
             keep.append(fd)
             inherit.append((fd, key))

@@ -42,11 +42,13 @@ class CriuOptions:
     """The flags ``checkpoint`` and ``restore`` share (runc's names, parsed)."""
 
     __slots__ = ("image_path", "work_path", "leave_running", "tcp_established", "ext_unix_sk",
-                 "shell_job", "file_locks", "manage_cgroups_mode", "empty_ns", "auto_dedup")
+                 "shell_job", "file_locks", "manage_cgroups_mode", "empty_ns", "auto_dedup",
+                 "skip_in_flight")
 
     def __init__(self, image_path, work_path=None, leave_running=False, tcp_established=False,
                  ext_unix_sk=False, shell_job=False, file_locks=False,
-                 manage_cgroups_mode=None, empty_ns=(), auto_dedup=False):
+                 manage_cgroups_mode=None, empty_ns=(), auto_dedup=False,
+                 skip_in_flight=False):
         self.image_path = os.path.abspath(image_path)
         self.work_path = os.path.abspath(work_path) if work_path else None
         self.leave_running = leave_running
@@ -64,6 +66,9 @@ class CriuOptions:
                                  "(only network)")
         self.empty_ns = tuple(empty_ns)
         self.auto_dedup = auto_dedup
+        # not runc's: the manager's warm checkpoints drop connections not yet accepted (a
+        # readiness probe's) instead of failing on them
+        self.skip_in_flight = skip_in_flight
 
     def log_dir(self):
         """Where CRIU writes its log: the work path, else the image path (as CRIU does)."""
@@ -87,13 +92,17 @@ def _common(opts, log_name):
     return argv
 
 
-def dump_argv(criu, pid, opts, rootfs, freezer=None, mounts=(), namespaces=(), pre_dump=False):
+def dump_argv(criu, pid, opts, rootfs, freezer=None, mounts=(), namespaces=(), pre_dump=False,
+              files=()):
     """``criu dump`` (or ``pre-dump``) of the tree at ``pid``.
 
     ``mounts``: the container's external mounts' destinations (external_mounts()); on dump
     runc names each by its own destination. ``namespaces``: (kind, inode) of namespaces the
-    container joined by path (external_namespaces())."""
+    container joined by path (external_namespaces()). ``files``: CRIU's ``file[MNT:INO]`` keys
+    of open files to dump as external (fifo_key())."""
     argv = [criu, "pre-dump" if pre_dump else "dump", "-t", str(pid)] + _common(opts, DUMP_LOG)
+    if opts.skip_in_flight:
+        argv.append("--skip-in-flight")
     argv += ["--root", rootfs]
     if freezer:
         argv += ["--freeze-cgroup", freezer]
@@ -104,6 +113,8 @@ def dump_argv(criu, pid, opts, rootfs, freezer=None, mounts=(), namespaces=(), p
     for kind, inode in namespaces:
         criu_kind, key = EXTERNAL_NS[kind]
         argv += ["--external", f"{criu_kind}[{inode}]:{key}"]
+    for key in files:
+        argv += ["--external", key]
     return argv
 
 
@@ -190,6 +201,20 @@ def stdio_inherit(descriptors):
     """(fd, key) for each of the init's stdio that was a pipe at dump time (runc's rule):
     the restored tree gets kago-oci's own fd N in its place."""
     return [(i, s) for i, s in enumerate(descriptors[:3]) if s.startswith("pipe:")]
+
+
+def fifo_key(mnt_id, inode):
+    """CRIU's key of an external file (``--external file[MNT:INO]``, both in hex): how it
+    names an open file it must not look up in the container's mounts, and the key of the fd
+    handed back for it on restore (``--inherit-fd fd[N]:file[MNT:INO]``)."""
+    return f"file[{mnt_id:x}:{inode:x}]"
+
+
+def fifo_inherit(fifos):
+    """(fd, key) for each of the init's stdio that was a named pipe (FIFO) outside the
+    container at dump time (``fifos``: [[N, key]]): as for a pipe, the restored tree gets
+    kago-oci's own fd N in its place."""
+    return [(int(i), key) for i, key in fifos if 0 <= int(i) <= 2]
 
 
 def find(given=None, path=None):

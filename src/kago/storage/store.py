@@ -587,6 +587,19 @@ class Store:
         back = IdMap.from_json(record["idmap"]) if record["shift"] == "chown" else None
         return diff.changes(own, [layers[-1]], False, back)
 
+    def export_changes(self, cid, out):
+        """The container's own changes over its image, as the gzip layer tar ``out`` (what
+        ``commit`` would stack; a checkpoint's export carries it)."""
+        with self._lock:
+            record = self._container(cid)
+        if record.get("base") == "host":
+            raise StoreError(f"container {cid} is stacked on the host's root: it has no "
+                             "changes of its own to export")
+        with self.staging() as stage:
+            layer = self._diff_layer(stage, cid, record)
+            import shutil
+            shutil.move(layer.path, out)
+
     def _diff_layer(self, stage, cid, record):
         from kago.storage import diff
         cdir = self._cdir(cid)

@@ -164,7 +164,7 @@ class Container:
                  read_only=False, restart="no", labels=None, sysctls=None, bootstrap=(),
                  provision=(), stop_signal=None, stop_timeout=None, log=None,
                  seccomp="default", healthcheck=None, init=False, cgroup_parent=None,
-                 cgroup_layout="id"):
+                 cgroup_layout="id", warm=False):
         object.__setattr__(self, "_lines", {})
         self.line = _caller_line()
         self.file = _caller_file()
@@ -203,6 +203,9 @@ class Container:
         self.pressure = []      # (resource, stall_ms, window_ms, fn)
         self.oom = []           # fn
         self.readiness = None
+        # warm start (define/warm.py): the first up checkpoints it once ready, a later up
+        # restores that checkpoint instead of booting it
+        self.warm = warm
         self._lines.clear()     # every keyword is on the line of the call
         _registry.append(self)
 

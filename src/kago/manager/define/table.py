@@ -27,7 +27,7 @@ def ps(mgr, file, env=None, out=print, **_):
     return 0
 
 
-def up_table(mgr, group, out, ready_at):
+def up_table(mgr, group, out, ready_at, warm=()):
     from kago.manager import format as F
     states = mgr.states()
     rows = []
@@ -37,7 +37,8 @@ def up_table(mgr, group, out, ready_at):
         live = mgr.live(record, states)
         ready = ready_at.get(name)
         rows.append((name, record["id"][:12], F.status_text(record, live),
-                     record["state"].get("pid") or "", "" if ready is None else f"{ready:.2f}s",
+                     record["state"].get("pid") or "",
+                     "" if ready is None else f"{ready:.2f}s" + (" warm" if name in warm else ""),
                      _address(record)))
     out(F.table(("NAME", "CONTAINER ID", "STATUS", "PID", "READY", "PORTS/ADDRESS"), rows))
 

@@ -29,6 +29,7 @@ from kago.manager.errors import DefinitionError, ManagerError, NoSuchContainer
 from kago.manager.journal import batch, fault
 
 START_TIMEOUT = 120  # seconds without any answer from the supervisor: something is stuck
+WARM_DUMPS = 4       # warm checkpoints made at once by the first up
 
 
 class Progress:
@@ -68,6 +69,7 @@ def _up(mgr, file, definition, env, out, keep_going, no_wait):
         run.provision()
         if not no_wait:
             run.wait_ready()
+            run.store_warm()
     except BaseException:
         if not keep_going:
             run.rollback()
@@ -79,7 +81,7 @@ def _up(mgr, file, definition, env, out, keep_going, no_wait):
     if definition.console is not None:
         from kago.manager.define.console import start_console
         start_console(mgr, group, definition.console.listen, out)
-    up_table(mgr, group, out, run.ready_at)
+    up_table(mgr, group, out, run.ready_at, run.warm)
     failed = [n for n, e in run.errors.items() if e]
     code = 1 if failed else 0
     foreground = [c for c in definition.containers if not c.detach]
@@ -128,6 +130,12 @@ class _Up:
         self.deferred = {}  # cid -> (Container, record, Handle, reply): awaiting its hook
         self.switched = set()  # cids whose after_root_switch hook has been served
         self.t0, self.t0_wall = time.monotonic(), time.time()
+        self.warm = set()       # names restored from a warm checkpoint (define/warm.py)
+        self.criu = None
+        for c in definition.containers:
+            if c.warm and c.readiness is None:
+                c.readiness = _warm_readiness(c, definition.definitions[c.name])
+        self.to_warm = []       # names booted cold, to checkpoint once ready
 
     # --- creating and starting
     def start_all(self):
@@ -141,6 +149,12 @@ class _Up:
                 continue
             if record is None:
                 record = self._create(c)
+                if c.warm:
+                    if self._warm_start(c, record):
+                        self._collect(block=False)
+                        self._poll_checks()
+                        continue
+                    self.to_warm.append(c.name)
             else:
                 self.mgr.prepare(record)  # what its end (or a reboot) released
             self._start(c, record)
@@ -149,6 +163,49 @@ class _Up:
         while self.pending or self.deferred:
             self._collect(block=True)
         self.progress.end()
+
+    def _warm_start(self, c, record):
+        """Ask the supervisor to restore the new container from its key's warm checkpoint,
+        if there is one (pipelined as a start; a restore that fails boots it: _started)."""
+        from kago.manager.define import warm
+        path = warm.entry(self.mgr, record)
+        if path is None:
+            return False
+        try:
+            if self.criu is None:
+                from kago.manager.checkpoints import find_criu
+                self.criu = find_criu()
+            how = warm.prepare(self.mgr, record, path, self.criu)
+        except (KagoError, OSError) as e:
+            self._warm_failed(c, record, str(e))
+            return True
+        self.warm.add(c.name)
+        self.conn.send("start", id=record["id"], attached=False, restore=how)
+        self.pending[record["id"]] = (c, record, H.Handle(self.mgr, record))
+        return True
+
+    def _warm_failed(self, c, record, why):
+        """A warm start that failed: the container made again and booted."""
+        H.warn(f"{c.name}: warm start failed, booting it: {why}")
+        self.warm.discard(c.name)
+        self.made.remove(record["id"])
+        del self.group.containers[c.name]
+        self.mgr.remove(record["id"], force=True)
+        self.to_warm.append(c.name)
+        self._start(c, self._create(c))
+
+    def store_warm(self):
+        """Checkpoint each ready container booted cold with warm=True (leaving it running),
+        a few at once: much of a dump is CRIU waiting for the freezer."""
+        from concurrent.futures import ThreadPoolExecutor
+
+        from kago.manager.define import warm
+        records = [self.mgr.records.load(self.group.containers[name]) for name in self.to_warm
+                   if name not in self.errors and name in self.ready_at]
+        with ThreadPoolExecutor(max_workers=WARM_DUMPS) as pool:
+            for problem in pool.map(lambda r: warm.store(self.mgr, r), records):
+                if problem:
+                    H.warn(problem)
 
     def _existing(self, c):
         cid = self.group.containers.get(c.name)
@@ -249,6 +306,12 @@ class _Up:
 
     def _started(self, c, record, handle, reply):
         from kago.manager.engine import _started as started_pid
+        if c.name in self.warm:
+            if not reply.get("ok"):
+                self._warm_failed(c, record, reply.get("error", "restore failed"))
+                return
+            from kago.manager.define import warm
+            self.mgr.records.update(record["id"], warm.restored)
         try:
             handle.pid = started_pid(reply)
         except KagoError as e:
@@ -364,6 +427,17 @@ class _Up:
         self.server.close()
         if self.conn is not None:
             self.conn.close()
+
+
+def _warm_readiness(c, definition):
+    """A warm container is checkpointed once ready: its readiness check, else its first
+    published port accepting connections."""
+    from kago.manager.define.dsl import tcp
+    if not definition.ports:
+        raise DefinitionError(c.file, c.line_of("warm"), f"container {c.name}: warm=True "
+                              "needs a readiness check (c.ready(tcp(PORT))) or a published "
+                              "port, to know when to checkpoint it")
+    return tcp(definition.ports[0].container_port)
 
 
 def _provisioned(r):

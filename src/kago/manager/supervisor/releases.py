@@ -85,5 +85,7 @@ def wants_release(record):
     """Whether an end of this container should be followed by a release at all (the
     releaser checks the rest under the record's lock)."""
     state = record.get("state") or {}
+    # a checkpointed container keeps its rootfs and network (its address and published
+    # ports) for its restore, as a paused one does; kago stop or rm gives them back
     return not (state.get("removing") or state.get("foreground")
-                or of(record).auto_remove)
+                or of(record).auto_remove or state.get("status") == "checkpointed")

@@ -321,7 +321,8 @@ class Supervisor(Starts, Endings, Releases, Console, Output, Health, Runs):
                          "dropped": {cid: w.log.dropped for cid, w in self.watched.items()
                                      if w.log is not None and w.log.dropped}})
         elif op == "start":
-            self._start_request(client, req.get("id", ""), bool(req.get("attached")))
+            self._start_request(client, req.get("id", ""), bool(req.get("attached")),
+                                req.get("restore"))
         elif op == "wait":
             self._wait_request(client, req.get("id", ""))
         elif op == "events":
@@ -340,9 +341,9 @@ class Supervisor(Starts, Endings, Releases, Console, Output, Health, Runs):
         else:
             client.send({"ok": False, "error": f"unknown request {op!r}", "code": 125})
 
-    def _start_request(self, client, cid, attached):
+    def _start_request(self, client, cid, attached, restore=None):
         try:
-            self.start(cid, attached, client)
+            self.start(cid, attached, client, restore)
         except ManagerError as e:
             client.send({"ok": False, "id": cid, "error": str(e),
                          "code": getattr(e, "exit_code", 125)})

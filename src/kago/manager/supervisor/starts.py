@@ -42,8 +42,10 @@ class Starts:
             #              in each forked worker (gc.freeze's documented use before fork)
         return self.runtimes[key]
 
-    def start(self, cid, attached=False, client=None):
-        """Start the prepared bundle of ``cid`` detached, with its output coming to us.
+    def start(self, cid, attached=False, client=None, restore=None):
+        """Start the prepared bundle of ``cid`` detached, with its output coming to us
+        (``restore``: {"image_path", "criu", "tcp_established"}: restore it from those CRIU
+        images instead, its output coming to the same FIFOs and log; checkpoints.py).
 
         The runtime is called in a worker forked for this one start, so that many starts
         run at once (each mostly waits for its own container's set-up): the worker reports
@@ -70,7 +72,7 @@ class Starts:
             writers = [os.open(os.path.join(fifo_dir, s), os.O_RDWR | os.O_CLOEXEC)
                        for s in STREAMS]
             console = self._listen_console(w) if wants_console(record) else None
-            report, worker = fork_worker(runtime, cid, self.paths, writers, console)
+            report, worker = fork_worker(runtime, cid, self.paths, writers, console, restore)
             fault("supervisor.forked")
         except BaseException:
             self._close_output(w)
@@ -164,7 +166,7 @@ class Starts:
             self._release_later(cid)  # docker cleans up after a failed start too
 
 
-def fork_worker(runtime, cid, paths, writers, console=None):
+def fork_worker(runtime, cid, paths, writers, console=None, restore=None):
     """Fork a process that prepares the container (``prepare``), runs ``runtime.start`` with
     its stdio (and ``console``, the console socket of a tty container) and reports {"pid", "pid_start"} or {"error", "code"} as JSON on the returned
     pipe."""
@@ -193,7 +195,11 @@ def fork_worker(runtime, cid, paths, writers, console=None):
                 from kago.errors import describe
                 raise ManagerError(f"container {cid[:12]}: {describe(e)}") from e
             fault("worker.prepared")
-            pid, start_time = runtime.start(cid, paths.bundle(cid), (0, 1, 2), console=console)
+            if restore:
+                pid, start_time = runtime.restore(cid, paths.bundle(cid), (0, 1, 2), restore)
+            else:
+                pid, start_time = runtime.start(cid, paths.bundle(cid), (0, 1, 2),
+                                                console=console)
             fault("worker.started")
             doc = {"pid": pid, "pid_start": start_time}
         except ManagerError as e:

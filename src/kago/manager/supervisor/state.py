@@ -97,6 +97,9 @@ def ended(r, code, oom, unknown, restart):
     s = r["state"]
     s.update(status="restarting" if restart else "exited", pid=0, pid_start=None,
              finished_at=time.time(), exit_code=code, oom_killed=oom, fresh=False)
+    if s.pop("checkpointing", False) and not restart:
+        s["status"] = "checkpointed"  # CRIU's dump ended it: kago restore brings it back
+        s["checkpoint"] = s.pop("checkpoint_pending", None) or s.get("checkpoint")
     if unknown:
         s["error"] = "exited while no supervisor was watching: exit status unknown"
 
