@@ -1,5 +1,6 @@
 """The test-only fault hook: ``KAGO_FAULT_STEP=<step>`` makes a kago process SIGKILL itself
-when it reaches ``fault("<step>")``.
+when it reaches ``fault("<step>")``; ``KAGO_FAULT_STEP=<step>:sleep=<seconds>`` makes it wait
+there instead (a slow step, to hold a race's window open).
 
 Tests use it to prove that a death at each named step is recovered from (the steps and what
 recovery does: kago/manager/journal.py, docs/manager.md). The variable is read once, at
@@ -21,6 +22,12 @@ def configure(environ):
 
 
 def fault(step):
-    """Test-only: SIGKILL this process at ``step`` when KAGO_FAULT_STEP names it."""
-    if _FAULT is not None and _FAULT == step:
+    """Test-only: SIGKILL this process at ``step`` when KAGO_FAULT_STEP names it (or sleep
+    there, for ``<step>:sleep=<seconds>``)."""
+    if _FAULT is None:
+        return
+    if _FAULT == step:
         os.kill(os.getpid(), signal.SIGKILL)
+    elif _FAULT.startswith(step + ":sleep="):
+        import time
+        time.sleep(float(_FAULT[len(step) + 7:]))

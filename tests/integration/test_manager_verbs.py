@@ -9,13 +9,14 @@ or supervisor process is left.
 import json
 import os
 import signal
+import subprocess
 import time
 
 import pytest
 
 import hostprobe
 from conftest import wait_for
-from kago.manager.testing import kmt_fixture, wait_http  # noqa: F401 (fixture)
+from kago.manager.testing import KAGO, kmt_fixture, wait_http  # noqa: F401 (fixture)
 
 
 def wait_until(predicate, timeout=10.0, interval=0.05):
@@ -163,6 +164,30 @@ def test_restart_always_until_stopped(kmt):
     time.sleep(0.8)
     doc = kmt.inspect("kmt-always")
     assert doc["State"]["Status"] == "exited" and doc["RestartCount"] == count
+
+
+def test_a_stop_during_a_restarts_start_leaves_it_stopped(kmt):
+    """The policy's restart is on its way (its start worker held 1.5 s after preparing) when
+    the user stops the container: stop waits for that start and the container ends stopped,
+    not running on. Its second run would sleep, so a start that wins shows as running."""
+    kmt.stop_supervisor()  # the next one is started by the run below, with its environment
+    script = "if [ -e /restarted ]; then exec sleep 600; fi; touch /restarted; exit 1"
+    proc = subprocess.run([KAGO, "run", "-d", "--name", "kmt-racy", "--network", "none",
+                           "--restart", "always", "busybox", "sh", "-c", script],
+                          env=dict(kmt.env, KAGO_FAULT_STEP="worker.prepared:sleep=1.5"),
+                          capture_output=True, text=True, timeout=60, stdin=subprocess.DEVNULL)
+    kmt._note_supervisor()
+    assert proc.returncode == 0, proc.stderr
+    assert wait_until(lambda: kmt.inspect("kmt-racy")["RestartCount"] >= 1, timeout=10)
+    doc = kmt.inspect("kmt-racy")
+    assert doc["State"]["Status"] == "restarting", doc["State"]  # its start is held
+    stop = kmt.kago("stop", "-t", "1", "kmt-racy", check=True)
+    assert stop.stdout.strip() == "kmt-racy"
+    assert kmt.inspect("kmt-racy")["State"]["Status"] == "exited"
+    time.sleep(2)
+    doc = kmt.inspect("kmt-racy")
+    assert doc["State"]["Status"] == "exited" and doc["RestartCount"] == 1, doc["State"]
+    assert "kmt-racy" not in kmt.kago("ps", "--format", "{{.Names}}").stdout.split()
 
 
 def test_logs_rotate_by_size(kmt):

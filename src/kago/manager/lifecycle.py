@@ -18,6 +18,7 @@ from kago.manager.journal import fault
 from kago.manager.release import foreground, mark_stopped, prepare, release_quietly
 
 STOP_TIMEOUT = 10
+START_WAIT = 60.0  # a start's worker is killed after 60 s (supervisor/starts.py)
 
 
 def start(ctx, ref, attached=False, conn=None):
@@ -74,8 +75,14 @@ def stop(ctx, ref, timeout=None, signal_name=None):
     """docker stop: the stop signal, SIGKILL after ``timeout`` s (None: the container's
     stop_timeout, else STOP_TIMEOUT); returns the record."""
     record = ctx.resolve(ref)
-    ctx.records.update(record["id"], mark_stopped)
+    record = ctx.records.update(record["id"], mark_stopped)
     status = ctx.live(record)
+    if status not in ("running", "paused") and _starting(record):
+        # a start on its way (a restart of the policy's): the supervisor ends it as soon as
+        # it runs, seeing the stop; wait for that, so stop returns with it stopped (docker's)
+        _wait_start(ctx, record)
+        record = ctx.records.load(record["id"])
+        status = ctx.live(record)
     if status not in ("running", "paused"):
         release_quietly(ctx, record)  # restarting (or an end nobody released)
         return ctx.records.load(record["id"])
@@ -108,6 +115,25 @@ def stop(ctx, ref, timeout=None, signal_name=None):
     release_quietly(ctx, record)
     events.container(ctx.paths, "stop", record)
     return ctx.records.load(record["id"])
+
+
+def _starting(record):
+    from kago.manager.adoption import lives
+    return lives((record.get("state") or {}).get("starter"))
+
+
+def _wait_start(ctx, record, timeout=START_WAIT):
+    """Until the start of ``record`` under way has run its course (its worker gone), at most
+    ``timeout`` s."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            current = ctx.records.load(record["id"])
+        except NoSuchContainer:
+            return
+        if not _starting(current):
+            return
+        time.sleep(0.02)
 
 
 def kill(ctx, ref, signal_name="SIGKILL"):

@@ -23,7 +23,7 @@ from kago.manager.supervisor.console import wants_console
 from kago.manager.supervisor.output import STREAMS
 from kago.manager.supervisor.poll import EVENT_READ
 from kago.manager.supervisor.releases import wants_release
-from kago.manager.supervisor.state import Watched, started
+from kago.manager.supervisor.state import Watched, say, started
 
 WORKER_TIMEOUT = 60.0       # a start that takes longer is stuck (a hook that never returns)
 
@@ -137,6 +137,18 @@ class Starts:
         status = self.early.pop(w.pid, None)
         if status is not None:  # it ended before its worker's report reached us
             self._exited(w, status)
+        elif record["state"].get("stopped_by_user"):
+            self._stopped_while_starting(record)
+
+    def _stopped_while_starting(self, record):
+        """A stop (or rm -f) that came while this start was on its way (a restart the
+        policy began, or a start the user made before stopping it): the user's stop wins,
+        as it does over a restart's back-off. Its end comes as any other, not restarted."""
+        say(f"{record['id'][:12]}: stopped while it was starting: killing it")
+        try:
+            self.runtime_for(record).kill(record["id"], signal.SIGKILL, all=True)
+        except ManagerError:
+            pass  # it ended meanwhile
 
     def _lost_report(self, cid):
         """A worker that died without a report: the runtime says whether it started."""
