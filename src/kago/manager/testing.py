@@ -14,12 +14,13 @@ Container names in tests start with ``kmt-``.
 
 import json
 import os
-import random
 import shutil
 import subprocess
 import sys
 import time
 import uuid
+
+from kago.testing.subnets import free_octet
 
 KAGO = os.path.join(os.path.dirname(sys.executable), "kago")
 # IDs of the containers the KagoEnvs of this process made (a test run's session-end leak check
@@ -37,7 +38,7 @@ class KagoEnv:
             "nft_table": self.table, "netns_prefix": f"kmt-{self.tag}-",
             "veth_prefix": f"km{self.tag}", "default_network": f"kmt{self.tag}",
             "default_bridge": f"km{self.tag}b0",
-            "default_subnet": f"10.250.{random.randrange(1, 250)}.0/24", "outbound": False,
+            "default_subnet": f"10.250.{free_octet('10.250')}.0/24", "outbound": False,
             "dns_upstream": []}}  # unknown names: SERVFAIL, never the host's resolvers
         if runtime:
             self.settings["runtime"] = runtime

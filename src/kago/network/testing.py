@@ -6,7 +6,6 @@ test left behind, whatever other tests (or other engineers' suites) run at the s
 """
 
 import os
-import random
 import subprocess
 import time
 import uuid
@@ -14,6 +13,7 @@ import uuid
 import pytest
 
 from kago.network import Networks
+from kago.testing.subnets import free_octet
 
 
 def new_tag():
@@ -28,7 +28,7 @@ class NetEnv:
         self.tag = tag or new_tag()
         self.state_dir = state_dir
         self.table = kwargs.get("nft_table", f"kagotest_{self.tag}")
-        self.octet = random.randrange(1, 250)
+        self.octet = free_octet("10.252")
         settings = dict(nft_table=self.table, netns_prefix=f"kagotest-{self.tag}-",
                         veth_prefix=f"kt{self.tag}", default_network="kt",
                         default_bridge=self.bridge(0), default_subnet=self.subnet(0),
@@ -40,8 +40,9 @@ class NetEnv:
         return f"kt{self.tag}b{n}"
 
     def subnet(self, n):
-        """10.(252+n).<random>.0/24: tests running at once rarely meet, and never on the
-        host's own routes (create refuses overlaps with a clear error if they do)."""
+        """10.(252+n).<octet>.0/24, the octet one that 10.252.<octet>.0/24 overlaps no route
+        with when the env is made: tests running at once rarely meet (create refuses an
+        overlap with a clear error if they do)."""
         return f"10.{252 + n}.{self.octet}.0/24"
 
     def netns_name(self, cid):
