@@ -389,6 +389,51 @@ def test_a_published_port_answers_on_the_hosts_loopback_until_rm(kago, user, aft
     assert not os.path.exists(slirp)
 
 
+def test_the_console_of_a_user_answers_on_the_hosts_loopback(kago, user, after):
+    """kago console as the user: bound in the host's network namespace before the command
+    joins its holder's, it serves the user's containers to a browser of the host."""
+    import signal
+    import subprocess
+    import urllib.request
+    from kago.testing.holder_net import free_ports
+    port, = free_ports(range(18100, 18200), 1) or pytest.skip("no free port in 18100-18199")
+    kago.ok("run", "-d", "--name", "seen", "--network", "none", "busybox", "sleep", "60")
+    env = user.env(KAGO_SUPERVISOR_IDLE="1")
+    console = subprocess.Popen(
+        ["setpriv", f"--reuid={user.uid}", f"--regid={user.gid}", "--init-groups",
+         "--reset-env", "--", "env", "-i", *(f"{k}={v}" for k, v in env.items()),
+         KAGO, "console", "--listen", f"127.0.0.1:{port}"],
+        cwd=user.home, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE, text=True)
+    try:
+        rows, deadline = None, time.monotonic() + 30
+        while rows is None and time.monotonic() < deadline and console.poll() is None:
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/api/containers",
+                                            timeout=5) as r:
+                    rows = json.loads(r.read())
+            except OSError:
+                time.sleep(0.1)
+        assert rows is not None, f"no answer: {console.poll()} {console.stderr.read()}"
+        assert [r["name"] for r in rows] == ["seen"] and rows[0]["state"] == "running"
+    finally:
+        console.send_signal(signal.SIGINT)  # Ctrl-C: it ends with 0
+        out, err = console.communicate(timeout=20)
+    assert console.returncode == 0, err
+    assert f"http://127.0.0.1:{port}/" in out
+    # a port taken on the host is one line, before the holder is joined
+    import socket
+    with socket.socket() as busy:
+        busy.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # past TIME_WAIT
+        busy.bind(("127.0.0.1", port))
+        busy.listen(1)
+        taken = kago("console", "--listen", f"127.0.0.1:{port}", timeout=30)
+    assert taken.returncode == 125, taken
+    assert taken.stderr.strip().splitlines() == [
+        f"kago: listen 127.0.0.1:{port}: Address already in use"], taken.stderr
+    kago.ok("rm", "-f", "seen")
+
+
 def test_a_privileged_port_is_one_line_and_nothing_made(kago, user, after):
     with open("/proc/sys/net/ipv4/ip_unprivileged_port_start") as f:
         floor = int(f.read())

@@ -76,6 +76,14 @@ def main(argv=None):
     if os.geteuid() != 0 and verb != "version" and not _asks_help(rest):
         # a user: every verb runs as root of the user's holder namespaces (docs/rootless.md)
         from kago.cli import rootless
+        if verb == "console":  # its socket in the host's network namespace, not the holder's
+            from kago.cli.common import Usage
+            from kago.cli.console import bind_outside
+            try:
+                bind_outside(rest)
+            except Usage as e:
+                print(f"kago: {e}", file=sys.stderr)
+                return 125
         code = rootless.enter(glob)
         if code is not None:
             return code

@@ -28,15 +28,17 @@ def prepare(root, listen):
 
 
 def serve(root=None, runroot=None, runtime=None, listen="127.0.0.1:9090", out=None,
-          detached=False):
+          detached=False, sock=None):
     """Serve until interrupted (SIGINT, SIGTERM); 0, or raise StartError. The socket is bound
     before anything is printed; ``detached`` (kago up's console): then standard output is
-    closed, which tells the starter that it listens."""
+    closed, which tells the starter that it listens. ``sock``: ``listen`` bound already
+    (a user's console binds in the host's network namespace before joining its holder's)."""
     import kago
     out = out or (lambda line: print(line, flush=True))
     client = kago.Client(root=root, runroot=runroot, runtime=runtime)
     host, port, token, made = prepare(client.manager.paths.root, listen)
-    sock = bind(host, port, listen)
+    if sock is None:
+        sock = bind(host, port, listen)
     import uvicorn
 
     from kago.console.app import Console, make_app
