@@ -6,7 +6,6 @@ loopback), and the sampler's history (memory moving, PSI under a CPU quota)."""
 import json
 import os
 import socket
-import subprocess
 import sys
 import textwrap
 import time
@@ -16,6 +15,7 @@ import pytest
 import hostprobe
 from conftest import wait_for
 from kago.manager.testing import KagoEnv
+from kago.testing.console_browser import ConsoleProcess
 
 httpx = pytest.importorskip("httpx")
 wsproto = pytest.importorskip("wsproto")
@@ -35,44 +35,18 @@ def free_port(host="127.0.0.1"):
     pytest.skip(f"no free port in {PORTS.start}-{PORTS.stop - 1} on {host}")
 
 
-class Server:
-    """``kago console --listen HOST:PORT`` on ``env``'s root, as a child process."""
+class Server(ConsoleProcess):
+    """``kago console --listen HOST:PORT`` on ``env``'s root, with an HTTP client."""
 
     def __init__(self, env, host="127.0.0.1"):
-        self.host, self.port = host, free_port(host)
-        self.base = f"http://{host}:{self.port}"
-        self.proc = subprocess.Popen([KAGO, "console", "--listen", f"{host}:{self.port}"],
-                                     env=env.env, stdout=subprocess.PIPE,
-                                     stderr=subprocess.STDOUT, text=True)
-        if not wait_for(self._up, 15, 0.05):
-            self.stop()
-            raise AssertionError(f"kago console did not answer: {self.proc.stdout.read()}")
-        self.token = open(os.path.join(env.root, "console", "token")).read().strip()
+        super().__init__(env, port=free_port(host), timeout=15, host=host)
         self.http = httpx.Client(base_url=self.base, timeout=30)
-
-    def _up(self):
-        if self.proc.poll() is not None:
-            raise AssertionError(f"kago console exited: {self.proc.stdout.read()}")
-        try:
-            with socket.create_connection((self.host, self.port), timeout=0.2):
-                return True
-        except OSError:
-            return False
 
     def auth(self, origin=True):
         h = {"Authorization": f"Bearer {self.token}"}
         if origin:
             h["Origin"] = self.base
         return h
-
-    def stop(self):
-        self.proc.terminate()
-        try:
-            out, _ = self.proc.communicate(timeout=10)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            out, _ = self.proc.communicate()
-        return out
 
 
 def sse(server, path, event, count, timeout=15):

@@ -46,13 +46,14 @@ def free_port():
 
 
 class ConsoleProcess:
-    """``kago console --listen 127.0.0.1:PORT`` on ``env``'s root (KAGO_ROOT in env.env)."""
+    """``kago console --listen HOST:PORT`` on ``env``'s root (KAGO_ROOT in env.env), for the
+    browser tests, the API tests and the console's benches."""
 
-    def __init__(self, env, port=None, timeout=20.0):
-        self.port = port or free_port()
-        self.base = f"http://127.0.0.1:{self.port}"
+    def __init__(self, env, port=None, timeout=20.0, host="127.0.0.1"):
+        self.host, self.port = host, port or free_port()
+        self.base = f"http://{host}:{self.port}"
         self.log = tempfile.TemporaryFile()
-        self.proc = subprocess.Popen([KAGO, "console", "--listen", f"127.0.0.1:{self.port}"],
+        self.proc = subprocess.Popen([KAGO, "console", "--listen", f"{host}:{self.port}"],
                                      env=env.env, stdout=self.log, stderr=subprocess.STDOUT,
                                      start_new_session=True)
         try:
@@ -72,6 +73,8 @@ class ConsoleProcess:
                 with urllib.request.urlopen(self.base + "/api/whoami", timeout=1) as r:
                     json.load(r)
                     return
+            except urllib.error.HTTPError:
+                return  # it answers (off loopback, even whoami wants the token)
             except (OSError, urllib.error.URLError, ValueError):
                 if time.monotonic() > deadline:
                     raise RuntimeError(f"kago console did not answer on {self.base} within "
@@ -83,6 +86,7 @@ class ConsoleProcess:
         return self.log.read().decode(errors="replace").strip()[-2000:]
 
     def stop(self):
+        """Ctrl-C it (SIGKILL after 10 s); returns what it printed."""
         if self.proc.poll() is None:
             self.proc.send_signal(signal.SIGINT)
             try:
@@ -90,7 +94,12 @@ class ConsoleProcess:
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait(timeout=5)
+        if self.log.closed:
+            return ""
+        self.log.seek(0)
+        out = self.log.read().decode(errors="replace")
         self.log.close()
+        return out
 
 
 @contextlib.contextmanager
