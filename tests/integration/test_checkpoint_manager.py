@@ -167,6 +167,7 @@ def test_refusals_leave_the_container_running_and_nothing_behind(kmt, workdir):
     with tarfile.open(junk, "w") as t:
         t.add(os.path.join(kmt.root, "kago.json"), "kago.json")
     _refused(kmt, ["restore", "--import", junk], ["not a kago checkpoint"])
+    _refused(kmt, ["restore", "er", "--import", junk], ["not both"])
     assert checkpoints_left(kmt) == []
     # a checkpoint from another kernel, and one whose image this root lacks
     tar = os.path.join(kmt.root, "er.tar")

@@ -6,6 +6,7 @@ loopback), and the sampler's history (memory moving, PSI under a CPU quota)."""
 import json
 import os
 import socket
+import subprocess
 import sys
 import textwrap
 import time
@@ -142,6 +143,17 @@ def server(env):
 def run(env, *args, network="none"):
     net = ["--network", network] if network else []
     return env.kago("run", "-d", *net, *args, check=True).stdout.strip()
+
+
+def test_an_address_it_cannot_listen_on_is_one_line_and_leaves_no_token(tmp_path):
+    root = tmp_path / "root"
+    proc = subprocess.run([KAGO, "console", "--listen", "198.51.100.7:9090"],
+                          env=dict(os.environ, KAGO_ROOT=str(root)), capture_output=True,
+                          text=True, timeout=60, stdin=subprocess.DEVNULL)
+    assert proc.returncode == 125, proc
+    assert proc.stderr.strip().splitlines() == [
+        "kago: listen 198.51.100.7:9090: Cannot assign requested address"], proc.stderr
+    assert not (root / "console").exists()
 
 
 def test_first_start_makes_the_token_0600_and_prints_it_once(env, server):

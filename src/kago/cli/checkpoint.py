@@ -31,8 +31,11 @@ def cmd_restore(glob, argv):
     p.add_argument("--name", help="with --import: the new container's name (default: the "
                                   "checkpointed one's)")
     args = p.parse_args(argv)
-    if (args.container is None) == (args.file is None):
+    if args.container is None and args.file is None:
         raise Usage("restore: give a container, or --import FILE")
+    if args.container is not None and args.file is not None:
+        raise Usage("restore: give a container or --import FILE, not both (--name names the "
+                    "imported one)")
     if args.name and not args.file:
         raise Usage("restore: --name goes with --import")
     c = client(glob)

@@ -61,6 +61,17 @@ def load_or_make_token(root):
     return token, True
 
 
+def forget_token(root):
+    """Remove the token ``load_or_make_token`` just made (and its directory, when empty): a
+    console that could not start leaves nothing behind."""
+    path = token_path(root)
+    for remove, target in ((os.unlink, path), (os.rmdir, os.path.dirname(path))):
+        try:
+            remove(target)
+        except OSError:
+            return
+
+
 def is_loopback(host):
     """Whether a listen host is loopback by kago console's rule: exactly 127.0.0.1, ::1 or
     localhost (other 127/8 addresses are not, so the rule is one list to audit)."""

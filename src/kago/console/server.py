@@ -38,7 +38,12 @@ def serve(root=None, runroot=None, runtime=None, listen="127.0.0.1:9090", out=No
     client = kago.Client(root=root, runroot=runroot, runtime=runtime)
     host, port, token, made = prepare(client.manager.paths.root, listen)
     if sock is None:
-        sock = bind(host, port, listen)
+        try:
+            sock = bind(host, port, listen)
+        except StartError:
+            if made:
+                auth.forget_token(client.manager.paths.root)
+            raise
     import uvicorn
 
     from kago.console.app import Console, make_app
