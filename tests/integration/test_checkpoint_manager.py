@@ -168,6 +168,8 @@ def test_refusals_leave_the_container_running_and_nothing_behind(kmt, workdir):
         t.add(os.path.join(kmt.root, "kago.json"), "kago.json")
     _refused(kmt, ["restore", "--import", junk], ["not a kago checkpoint"])
     _refused(kmt, ["restore", "er", "--import", junk], ["not both"])
+    for bad in (os.path.join(kmt.root, "no", "such.tar"), kmt.root):  # checked before the dump
+        _refused(kmt, ["checkpoint", "--export", bad, "er"], ["cannot export", bad])
     assert checkpoints_left(kmt) == []
     # a checkpoint from another kernel, and one whose image this root lacks
     tar = os.path.join(kmt.root, "er.tar")

@@ -74,6 +74,22 @@ def write_manifest(path, doc):
 
 # --- the export: one tar -----------------------------------------------------------------------
 
+def check_export_target(out, what):
+    """Before anything is dumped: one line if the export file ``out`` cannot be written (a
+    directory, its directory missing or not writable), so a refused export leaves the
+    container as it was."""
+    from kago.errors import describe
+    if os.path.isdir(out):
+        raise ManagerError(f"cannot export {what} to {out}: it is a directory")
+    tmp = out + ".tmp"
+    try:
+        with open(tmp, "wb"):
+            pass
+        os.unlink(tmp)
+    except OSError as e:
+        raise ManagerError(f"cannot export {what} to {out}: {describe(e)}") from None
+
+
 def export(path, criu_dir, diff_tar, out):
     """Write the tar ``out`` (via ``out.tmp``, renamed when complete)."""
     tmp = out + ".tmp"

@@ -48,6 +48,8 @@ def checkpoint(ctx, ref, export=None, leave_running=False, tcp_established=False
     if status not in ("running", "paused"):
         raise StateError(f"cannot checkpoint container {name}: it is {status}, not running")
     _check_checkpointable(record)
+    if export:
+        files.check_export_target(os.path.abspath(export), f"the checkpoint of {name}")
     criu_bin = criu_bin or find_criu()
     target = ctx.paths.checkpoint(cid)
     new = target + ".new"
