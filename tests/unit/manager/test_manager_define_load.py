@@ -78,6 +78,7 @@ def test_resident_hooks_need_the_agent(tmp_path):
     ('Container("c", image="i", restart="sometimes")', 2, "restart"),
     ('Container("c", image="i", cap_add=["FLY"])', 2, "unknown capability"),
     ('Container("c", image="i", network_etc="maybe")', 2, "network_etc"),
+    ('Container("c", image="i", warm="yes")', 2, "warm: 'yes': want True or False"),
     ('Container("c", image="i").on("teatime")(print)', 2, "unknown moment"),
     ('Container("c", image="i").on_pressure("disk")(print)', 2, "use memory, cpu or io"),
     ('x = Container("c", image="i")\nx.ready(42)', 3, "tcp(port)"),

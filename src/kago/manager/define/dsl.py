@@ -205,6 +205,8 @@ class Container:
         self.readiness = None
         # warm start (define/warm.py): the first up checkpoints it once ready, a later up
         # restores that checkpoint instead of booting it
+        if not isinstance(warm, bool):
+            raise BadValue("warm", f"{warm!r}: want True or False")
         self.warm = warm
         self._lines.clear()     # every keyword is on the line of the call
         _registry.append(self)
