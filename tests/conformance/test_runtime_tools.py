@@ -3,8 +3,10 @@
 One test per validation program (runtime_tools.py says how they are run). Each program runs
 under runc, then under kago-oci, on this host; the test fails on every assertion that runc
 passes and kago-oci does not, so the suite calibrates itself to what the host allows (hugetlb,
-blkio, AppArmor, SELinux labels...). crun runs too, as a third reference held to the same rule,
-unless it is not installed or ``KAGO_TEST_CRUN=0``. Every assertion of every runtime is
+blkio, AppArmor, SELinux labels...). With ``KAGO_TEST_CRUN=1`` crun runs too, as a third
+reference held to the same rule (off by default: its ~50 s would take the host suite past its
+15-minute budget; kago-oci passed every assertion crun passes when it last ran). Every
+assertion of every runtime is
 written to ``results.jsonl`` (and the raw TAP to ``tap/``) in the test's tmp dir; the totals
 print at the end of the run, with how many of the programs ran.
 
@@ -88,7 +90,7 @@ def suite(workdir, rootfs_cache, tmp_path_factory):
     records = str(tmp_path_factory.mktemp("runtime-tools"))
     ws = rt.Workspace(os.path.join(workdir, "runtime-tools"), KAGO_OCI, rootfs_cache)
     runtimes = ["runc", "kago-oci"]
-    if os.environ.get("KAGO_TEST_CRUN") != "0" and ws.add_crun():
+    if os.environ.get("KAGO_TEST_CRUN") == "1" and ws.add_crun():
         runtimes.append("crun")
     return Suite(ws, records, runtimes)
 
