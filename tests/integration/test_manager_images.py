@@ -5,6 +5,8 @@ import json
 import os
 import subprocess
 
+import pytest
+
 from kago.manager.testing import kmt_fixture  # noqa: F401 (fixture)
 
 
@@ -74,6 +76,20 @@ def test_ps_format_filters_and_prune(kmt):
     out = kmt.kago("system", "prune", "-f", check=True).stdout
     assert "Deleted Containers:" in out
     assert kmt.kago("ps", "-aq", check=True).stdout == ""
+
+
+@pytest.mark.parametrize("argv", [
+    ["inspect", "-f", "{{.Nope}}", "busybox"], ["image", "inspect", "-f", "{{.Nope}}",
+                                               "busybox"],
+    ["images", "--format", "{{.Nope}}"], ["ps", "-a", "--format", "{{.Nope}}"]])
+def test_a_template_naming_no_field_is_one_line_not_a_traceback(kmt, argv):
+    kmt.kago("create", "--name", "kmt-tpl", "--network", "none", "busybox", "true",
+             check=True)
+    proc = kmt.kago(*argv)
+    assert proc.returncode == 125, proc
+    assert proc.stderr.startswith("kago: ") and proc.stderr.count("\n") == 1, proc.stderr
+    assert "can't evaluate field Nope" in proc.stderr and "--format" in proc.stderr
+    kmt.kago("rm", "kmt-tpl", check=True)
 
 
 def test_info_and_version(kmt):
