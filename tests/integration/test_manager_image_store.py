@@ -167,9 +167,12 @@ def test_push_and_pull_on_loopback_need_no_insecure_flag(kmt, tmp_path):
         port = reg.host.rpartition(":")[2]
         out = kmt.kago("push", "busybox", f"{reg.host}/kmt/bb:1", check=True).stdout
         assert out.startswith(f"{reg.host}/kmt/bb:1: digest: sha256:")
+        pushed = out.split(": digest: ")[1].split()[0]
         kmt.kago("rmi", "busybox", check=True)
         out = kmt.kago("pull", f"localhost:{port}/kmt/bb:1", check=True).stdout
-        assert out.splitlines()[0] == f"Digest: {busybox}"  # plain HTTP to the same registry
+        # plain HTTP to the same registry; docker's Digest line is the manifest's, not the ID
+        assert out.splitlines()[0] == f"Digest: {pushed}"
+        assert kmt.inspect(f"localhost:{port}/kmt/bb:1")["Id"] == busybox
         # HTTPS is tried first (its certificate unverified, as docker does for insecure
         # registries): a loopback registry that answers HTTPS gets HTTPS, not HTTP
         cert = testkit.self_signed(str(tmp_path))

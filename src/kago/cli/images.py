@@ -58,7 +58,7 @@ def cmd_pull(glob, argv):
     p.add_argument("reference", help="the image's name (NAME[:TAG])")
     args = p.parse_args(argv)
     info = client(glob).images.pull(args.reference, insecure=args.insecure or None)
-    out(f"Digest: sha256:{info.id}")
+    out(f"Digest: {info.digest or 'sha256:' + info.id}")
     out(f"Status: downloaded image for {args.reference}")
     return 0
 
