@@ -92,6 +92,20 @@ def test_a_template_naming_no_field_is_one_line_not_a_traceback(kmt, argv):
     kmt.kago("rm", "kmt-tpl", check=True)
 
 
+def test_images_lists_only_the_repository_given_as_docker_images_does(kmt):
+    kmt.kago("tag", "busybox", "kmt-repo:one", check=True)
+    kmt.kago("tag", "busybox", "kmt-repo:two", check=True)
+    rows = lambda *a: kmt.kago("images", *a, "--format", "{{.Repository}}:{{.Tag}}",  # noqa
+                               check=True).stdout.split()
+    assert sorted(rows("kmt-repo")) == ["kmt-repo:one", "kmt-repo:two"]
+    assert rows("kmt-repo:two") == ["kmt-repo:two"]
+    assert rows("kmt-*:one") == ["kmt-repo:one"]
+    assert rows("nosuch") == []
+    assert kmt.kago("images", "-q", "busybox", check=True).stdout.strip() == \
+        kmt.inspect("busybox")["Id"].removeprefix("sha256:")[:12]
+    kmt.kago("rmi", "kmt-repo:one", "kmt-repo:two", check=True)
+
+
 def test_info_and_version(kmt):
     info = kmt.kago("info", check=True).stdout
     assert "Cgroup Version:" in info and "Storage Driver:" in info

@@ -14,14 +14,23 @@ def cmd_images(glob, argv):
     p.add_argument("--format", help="a Go template per row, or table, or json")
     p.add_argument("-a", "--all", action="store_true",
                    help="also the intermediate images kago build keeps as its cache")
+    p.add_argument("repository", nargs="?", metavar="REPOSITORY[:TAG]",
+                   help="only this repository's images (shell wildcards allowed)")
     args = p.parse_args(argv)
+    from fnmatch import fnmatchcase
+
     from kago.manager import format as F
     from kago.manager.images import created_time, split_name
+    want = split_name(args.repository) if args.repository else None
     rows = []
     for info in reversed(client(glob).images.list(all=args.all)):
         short = info.id if args.no_trunc else info.id[:12]
         for name in info.names or ["<none>:<none>"]:
             repo, tag = split_name(name)
+            if want and not (fnmatchcase(repo, want[0]) and (
+                    ":" not in args.repository.rpartition("/")[2]
+                    or fnmatchcase(tag, want[1]))):
+                continue
             rows.append({"Repository": repo, "Tag": tag, "ID": short,
                          "CreatedSince": F.human_duration(time.time() - created_time(info))
                          + " ago",
