@@ -106,6 +106,21 @@ def test_images_lists_only_the_repository_given_as_docker_images_does(kmt):
     kmt.kago("rmi", "kmt-repo:one", "kmt-repo:two", check=True)
 
 
+def test_image_prune_prints_dockers_lines(kmt, tmp_path):
+    (tmp_path / "Containerfile").write_text("FROM busybox\nRUN echo one > /f\n")
+    first = kmt.kago("build", "-q", "-t", "kmt-dangle", str(tmp_path), check=True,
+                     timeout=120).stdout.strip()
+    (tmp_path / "Containerfile").write_text("FROM busybox\nRUN echo two > /f\n")
+    kmt.kago("build", "-q", "-t", "kmt-dangle", str(tmp_path), check=True, timeout=120)
+    lines = kmt.kago("image", "prune", "-f", check=True).stdout.splitlines()
+    assert lines[0] == "Deleted Images:" and f"deleted: {first}" in lines, lines
+    assert all(line.startswith(("deleted: sha256:", "untagged: ")) for line in lines[1:]), \
+        lines
+    assert len(lines) == len(set(lines))
+    assert kmt.kago("image", "prune", "-f", check=True).stdout == ""
+    kmt.kago("rmi", "kmt-dangle", check=True)
+
+
 def test_info_and_version(kmt):
     info = kmt.kago("info", check=True).stdout
     assert "Cgroup Version:" in info and "Storage Driver:" in info

@@ -209,11 +209,13 @@ def cmd_image_prune(glob, argv):
     if not args.force and not confirm(f"WARNING! This will remove {what}.\n"
                                       f"Are you sure you want to continue? [y/N] "):
         return 0
+    from kago.manager.images import pruned_lines
     done = client(glob).images.prune(all=args.all)
-    if done["images"]:
+    lines = pruned_lines(done["images"])
+    if lines:
         out("Deleted Images:")
-    for line in done["images"]:
-        out(f"deleted: {line}")
+    for line in lines:
+        out(line)
     for error in done["errors"]:
         print(f"kago: image prune: {error}", file=sys.stderr)
     return 1 if done["errors"] else 0
