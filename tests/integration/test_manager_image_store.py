@@ -99,6 +99,11 @@ def test_save_refuses_a_terminal_and_load_an_empty_stdin(kmt):
                                     "flag or redirect\n")
     proc = _kago_io(kmt, "load", stdin=subprocess.DEVNULL)
     assert proc.returncode == 125 and b"standard input is empty" in proc.stderr
+    proc = subprocess.run([KAGO, "load"], input=b"garbage\n", capture_output=True,
+                          env=kmt.env, timeout=60, check=False)
+    assert proc.returncode == 125, proc  # named as given, not by kago's copy of it
+    assert proc.stderr.decode().startswith("kago: standard input: not a tar archive"), \
+        proc.stderr
 
 
 def test_rmi_prints_each_name_and_id_once(kmt):
