@@ -43,6 +43,20 @@ def test_a_host_port_published_twice_is_refused_before_anything_is_made(kmt, por
     kmt.kago("rm", "kmt-pp", check=True)
 
 
+@pytest.mark.parametrize("args,message", [
+    (["--sysctl", "kernel.foo=1"], "sysctl 'kernel.foo=1' is not allowed"),
+    (["--sysctl", "vm.swappiness=1"], "sysctl 'vm.swappiness=1' is not allowed"),
+    (["--network", "host", "--sysctl", "net.ipv4.ip_forward=1"],
+     "not allowed with the host's network namespace")])
+def test_a_sysctl_no_namespace_of_the_container_holds_is_refused_before_anything(kmt, args,
+                                                                                 message):
+    proc = kmt.kago("run", "--name", "kmt-sys", *args, "busybox", "true")
+    assert proc.returncode == 125
+    assert proc.stderr.count("\n") == 1 and message in proc.stderr, proc.stderr
+    assert proc.stderr.startswith("kago: --sysctl: "), proc.stderr
+    assert kmt.kago("ps", "-aq", check=True).stdout == ""
+
+
 def test_volume_destinations_are_cleaned_and_the_root_refused(kmt):
     proc = kmt.kago("run", "--name", "kmt-root", "-v", "kmtvol:/", "busybox", "true")
     assert proc.returncode == 125

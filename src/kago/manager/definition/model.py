@@ -154,6 +154,7 @@ def check(d, names=None):
         raise BadValue(name("ports"), f"ports cannot be published with "
                                       f"{name('network')} {d.network.mode}")
     _check_host_ports(d.ports, name("ports"))
+    _check_sysctls(d, name("sysctls"))
     if d.auto_remove and d.restart.name != "no":
         raise BadValue(name("auto_remove"), f"{name('auto_remove')} and {name('restart')} "
                                             f"cannot be used together")
@@ -182,3 +183,18 @@ def _check_host_ports(ports, field):
                 raise BadValue(field, f"Bind for {where}:{p.host_port} failed: port is "
                                       f"already allocated ({q.text} and {p.text})")
         seen.append(p)
+
+
+def _check_sysctls(d, field):
+    """A sysctl the container's own namespaces hold (the runtime's rule, checked before
+    anything is made): never one of the host's alone, nor the hostname."""
+    from kago.oci.names import sysctl_namespace
+    for key, value in d.sysctls:
+        owner = sysctl_namespace(key)
+        if owner is None or key.replace("/", ".") == "kernel.hostname":
+            raise BadValue(field, f"sysctl '{key}={value}' is not allowed: it is not "
+                                  f"namespaced (it would be the host's)" if owner is None
+                           else f"sysctl '{key}={value}' is not allowed: set the hostname")
+        if owner == "network" and d.network.mode == "host":
+            raise BadValue(field, f"sysctl '{key}={value}' is not allowed with the host's "
+                                  f"network namespace")
