@@ -5,7 +5,10 @@ another: each container's own record cannot say that the parent is kago's to rem
 directory is noted here when it is made, and whichever container leaves it empty removes it
 (a parent that was there before kago is never noted, so it stays).
 
-    ROOT/<sha256 of the directory, 32 hex>   one empty file per parent directory kago made
+    ROOT/<sha256 of the directory, 32 hex>   "INODE DIRECTORY\n", one per parent kago made
+
+The inode tells the directory kago made from one made again at the same path by someone else
+after it went (kernfs does not reuse them): such an entry is stale, and dropped.
 
 Best effort: where ROOT cannot be written (a user's runtime), nothing is noted and a parent
 goes only with the container that made it, as before.
@@ -24,25 +27,43 @@ def _entry(directory):
 def note(directory):
     """``directory`` (an absolute cgroup directory) was made by kago."""
     try:
+        text = f"{os.stat(directory).st_ino} {directory}\n"
         os.makedirs(ROOT, mode=0o700, exist_ok=True)
-        os.close(os.open(_entry(directory), os.O_WRONLY | os.O_CREAT, 0o600))
+        fd = os.open(_entry(directory), os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        try:
+            os.write(fd, text.encode())
+        finally:
+            os.close(fd)
     except OSError:
         pass
 
 
 def made(directory):
-    return os.path.exists(_entry(directory))
+    """Whether kago made ``directory`` (the one there now)."""
+    try:
+        with open(_entry(directory)) as f:
+            ino, _, _path = f.read().partition(" ")
+        if int(ino) == os.stat(directory).st_ino:
+            return True
+    except (OSError, ValueError):
+        return False
+    _unlink(_entry(directory))  # made again by someone else since: not ours
+    return False
 
 
 def forget(directory):
     """``directory`` was removed. Made again meanwhile (a container starting in the group
     mkdirs it between our rmdir and here), it stays noted."""
-    try:
-        os.unlink(_entry(directory))
-    except OSError:
-        return
-    if os.path.isdir(directory):
+    if _unlink(_entry(directory)) and os.path.isdir(directory):
         note(directory)
+
+
+def _unlink(path):
+    try:
+        os.unlink(path)
+        return True
+    except OSError:
+        return False
 
 
 def ancestors(leaf, levels):
