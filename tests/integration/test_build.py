@@ -208,6 +208,30 @@ def test_build_args(kmt, tmp_path):
     assert not any(e.startswith(("VERSION=", "FLAVOR=")) for e in cfg["Env"])  # not kept
 
 
+ENTRY = """\
+FROM busybox
+SHELL ["/bin/sh", "-ec"]
+RUN case "$-" in *e*) echo errexit > /shell;; esac
+ENTRYPOINT ["/bin/sh", "-c", "echo \\"$0 $1 $(cat /shell)\\"", "from-entrypoint"]
+CMD ["from-cmd"]
+"""
+
+
+def test_shell_entrypoint_and_cmd_through_build_and_run(kmt, tmp_path):
+    ctx = _context(tmp_path, {"Entryfile": ENTRY})
+    _build(kmt, "-t", "kmt-entry", "-f", os.path.join(ctx, "Entryfile"), ctx)
+    out = kmt.kago("run", "--rm", "--network", "none", "kmt-entry", check=True).stdout
+    assert out == "from-entrypoint from-cmd errexit\n"
+    out = kmt.kago("run", "--rm", "--network", "none", "kmt-entry", "given", check=True)
+    assert out.stdout == "from-entrypoint given errexit\n"
+    cfg = _config(kmt, "kmt-entry")["Config"]
+    assert cfg["Shell"] == ["/bin/sh", "-ec"] and cfg["Cmd"] == ["from-cmd"]
+    history = kmt.kago("history", "--no-trunc", "--format", "{{.CreatedBy}}", "kmt-entry",
+                       check=True).stdout.splitlines()
+    assert history[:2] == ['CMD ["from-cmd"]', 'ENTRYPOINT ["/bin/sh" "-c" '
+                           '"echo \\"$0 $1 $(cat /shell)\\"" "from-entrypoint"]']
+
+
 def test_tar_context_on_stdin(kmt, tmp_path):
     buf = io.BytesIO()
     with tarfile.open(fileobj=buf, mode="w") as t:

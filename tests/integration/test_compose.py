@@ -488,3 +488,34 @@ def test_a_service_on_two_networks_reaches_both_by_name(kmt, tmp_path):
     assert set(nets) == {f"{p}_front", f"{p}_back"}
     compose(kmt, str(path), "down", check=True, timeout=60)
     assert not link_exists(f"km{kmt.tag}f0") and not link_exists(f"km{kmt.tag}k0")
+
+
+def test_env_file_entrypoint_user_working_dir_and_limits_reach_the_container(kmt, tmp_path):
+    (tmp_path / "app.env").write_text("FROM_FILE=file\nBOTH=file\n")
+    path = project_file(kmt, str(tmp_path), """\
+        services:
+          tool:
+            image: busybox
+            env_file: app.env
+            environment: [BOTH=inline]
+            entrypoint: ["/bin/sh", "-c"]
+            command: ['echo "$$FROM_FILE $$BOTH $$(id -u):$$(id -g) $$(pwd)"; exec sleep 1000']
+            user: "1000:1000"
+            working_dir: /tmp
+            stop_signal: SIGKILL
+            deploy:
+              resources:
+                limits: {cpus: "0.5", memory: 64M, pids: 50}
+        """, volumes="  {}\n")
+    compose(kmt, path, "up", "-d", check=True, timeout=120)
+    name = f"kmt{kmt.tag}-tool-1"
+    assert wait_for(lambda: compose(kmt, path, "logs", "tool").stdout ==
+                    "tool-1 | file inline 1000:1000 /tmp\n", timeout=10), \
+        compose(kmt, path, "logs", "tool").stdout
+    host = kmt.inspect(name)["HostConfig"]
+    assert (host["NanoCpus"], host["Memory"], host["PidsLimit"]) == (5 * 10**8, 64 << 20, 50)
+    labels = kmt.inspect(name)["Config"]["Labels"]
+    assert labels["com.docker.compose.project"] == f"kmt{kmt.tag}"
+    assert labels["com.docker.compose.service"] == "tool"
+    compose(kmt, path, "down", check=True, timeout=120)
+    assert kmt.kago("ps", "-aq", check=True).stdout == ""

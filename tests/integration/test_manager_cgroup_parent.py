@@ -98,6 +98,26 @@ def test_a_definition_file_group_and_name_layout(kmt, parent, tmp_path):
     kmt.kago("down", "-t", "0", path, check=True, timeout=120)
     assert wait_for(lambda: all(directories(f"{parent}/kmt-g{n}") == [] for n in (1, 2)),
                     10, 0.05)
+    assert directories(parent) == []    # the group the runtime made goes with the last one
+
+
+def test_a_parent_two_containers_share_goes_with_the_last_whichever_made_it(kmt, parent):
+    for n in (1, 2):
+        kmt.kago("run", "-d", "--name", f"kmt-cs{n}", "--network", "none", "--cgroup-parent",
+                 parent, "busybox", "sleep", "120", check=True)
+    kmt.kago("rm", "-f", "kmt-cs1", check=True)   # the one that made the parent goes first
+    assert [name for name, _d in directories(parent)]  # the other one is still in it
+    kmt.kago("rm", "-f", "kmt-cs2", check=True)
+    assert directories(parent) == []
+    # a parent that was there before kago stays
+    mine = [mountpoint + parent for _fstype, _opts, mountpoint
+            in hostprobe.cgroup_mounts().values()]
+    for d in mine:
+        os.makedirs(d, exist_ok=True)
+    kmt.kago("run", "-d", "--name", "kmt-cs3", "--network", "none", "--cgroup-parent",
+             parent, "busybox", "sleep", "120", check=True)
+    kmt.kago("rm", "-f", "kmt-cs3", check=True)
+    assert all(os.path.isdir(d) for d in mine)
 
 
 def test_a_bad_cgroup_parent_is_refused_before_anything(kmt):

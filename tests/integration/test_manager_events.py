@@ -126,6 +126,18 @@ def test_a_foreground_run_i_is_logged_too(kmt):
     assert lines == ["create ", "attach ", "start ", "die 4"]
 
 
+def test_update_is_logged_as_docker_logs_it(kmt):
+    t0 = time.time()
+    cid = kmt.kago("run", "-d", "--name", "kmt-evu", "--network", "none", "busybox", "sleep",
+                   "30", check=True).stdout.strip()
+    kmt.kago("update", "--memory", "32m", "kmt-evu", check=True)
+    kmt.kago("update", "--memory", "32m", "kmt-evu", check=True)  # no change: no event
+    lines = _events(kmt, "--since", str(t0), "--until", "0s", "-f", "event=update")
+    assert [line.split(" ", 1)[1] for line in lines] == \
+        [f"container update {cid} (image=busybox, name=kmt-evu)"]
+    kmt.kago("rm", "-f", "kmt-evu", check=True)
+
+
 def test_exec_events_and_the_system_events_form(kmt):
     t0 = time.time()
     kmt.kago("run", "-d", "--name", "kmt-evx", "--network", "none", "busybox", "sleep", "30",

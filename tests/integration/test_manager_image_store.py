@@ -99,6 +99,11 @@ def test_save_refuses_a_terminal_and_load_an_empty_stdin(kmt):
                                     "flag or redirect\n")
     proc = _kago_io(kmt, "load", stdin=subprocess.DEVNULL)
     assert proc.returncode == 125 and b"standard input is empty" in proc.stderr
+    proc = subprocess.run([KAGO, "load"], input=b"garbage\n", capture_output=True,
+                          env=kmt.env, timeout=60, check=False)
+    assert proc.returncode == 125, proc  # named as given, not by kago's copy of it
+    assert proc.stderr.decode().startswith("kago: standard input: not a tar archive"), \
+        proc.stderr
 
 
 def test_rmi_prints_each_name_and_id_once(kmt):
@@ -167,9 +172,12 @@ def test_push_and_pull_on_loopback_need_no_insecure_flag(kmt, tmp_path):
         port = reg.host.rpartition(":")[2]
         out = kmt.kago("push", "busybox", f"{reg.host}/kmt/bb:1", check=True).stdout
         assert out.startswith(f"{reg.host}/kmt/bb:1: digest: sha256:")
+        pushed = out.split(": digest: ")[1].split()[0]
         kmt.kago("rmi", "busybox", check=True)
         out = kmt.kago("pull", f"localhost:{port}/kmt/bb:1", check=True).stdout
-        assert out.splitlines()[0] == f"Digest: {busybox}"  # plain HTTP to the same registry
+        # plain HTTP to the same registry; docker's Digest line is the manifest's, not the ID
+        assert out.splitlines()[0] == f"Digest: {pushed}"
+        assert kmt.inspect(f"localhost:{port}/kmt/bb:1")["Id"] == busybox
         # HTTPS is tried first (its certificate unverified, as docker does for insecure
         # registries): a loopback registry that answers HTTPS gets HTTPS, not HTTP
         cert = testkit.self_signed(str(tmp_path))

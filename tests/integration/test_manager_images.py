@@ -5,6 +5,8 @@ import json
 import os
 import subprocess
 
+import pytest
+
 from kago.manager.testing import kmt_fixture  # noqa: F401 (fixture)
 
 
@@ -74,6 +76,49 @@ def test_ps_format_filters_and_prune(kmt):
     out = kmt.kago("system", "prune", "-f", check=True).stdout
     assert "Deleted Containers:" in out
     assert kmt.kago("ps", "-aq", check=True).stdout == ""
+
+
+@pytest.mark.parametrize("argv", [
+    ["inspect", "-f", "{{.Nope}}", "busybox"], ["image", "inspect", "-f", "{{.Nope}}",
+                                               "busybox"],
+    ["images", "--format", "{{.Nope}}"], ["ps", "-a", "--format", "{{.Nope}}"]])
+def test_a_template_naming_no_field_is_one_line_not_a_traceback(kmt, argv):
+    kmt.kago("create", "--name", "kmt-tpl", "--network", "none", "busybox", "true",
+             check=True)
+    proc = kmt.kago(*argv)
+    assert proc.returncode == 125, proc
+    assert proc.stderr.startswith("kago: ") and proc.stderr.count("\n") == 1, proc.stderr
+    assert "can't evaluate field Nope" in proc.stderr and "--format" in proc.stderr
+    kmt.kago("rm", "kmt-tpl", check=True)
+
+
+def test_images_lists_only_the_repository_given_as_docker_images_does(kmt):
+    kmt.kago("tag", "busybox", "kmt-repo:one", check=True)
+    kmt.kago("tag", "busybox", "kmt-repo:two", check=True)
+    rows = lambda *a: kmt.kago("images", *a, "--format", "{{.Repository}}:{{.Tag}}",  # noqa
+                               check=True).stdout.split()
+    assert sorted(rows("kmt-repo")) == ["kmt-repo:one", "kmt-repo:two"]
+    assert rows("kmt-repo:two") == ["kmt-repo:two"]
+    assert rows("kmt-*:one") == ["kmt-repo:one"]
+    assert rows("nosuch") == []
+    assert kmt.kago("images", "-q", "busybox", check=True).stdout.strip() == \
+        kmt.inspect("busybox")["Id"].removeprefix("sha256:")[:12]
+    kmt.kago("rmi", "kmt-repo:one", "kmt-repo:two", check=True)
+
+
+def test_image_prune_prints_dockers_lines(kmt, tmp_path):
+    (tmp_path / "Containerfile").write_text("FROM busybox\nRUN echo one > /f\n")
+    first = kmt.kago("build", "-q", "-t", "kmt-dangle", str(tmp_path), check=True,
+                     timeout=120).stdout.strip()
+    (tmp_path / "Containerfile").write_text("FROM busybox\nRUN echo two > /f\n")
+    kmt.kago("build", "-q", "-t", "kmt-dangle", str(tmp_path), check=True, timeout=120)
+    lines = kmt.kago("image", "prune", "-f", check=True).stdout.splitlines()
+    assert lines[0] == "Deleted Images:" and f"deleted: {first}" in lines, lines
+    assert all(line.startswith(("deleted: sha256:", "untagged: ")) for line in lines[1:]), \
+        lines
+    assert len(lines) == len(set(lines))
+    assert kmt.kago("image", "prune", "-f", check=True).stdout == ""
+    kmt.kago("rmi", "kmt-dangle", check=True)
 
 
 def test_info_and_version(kmt):

@@ -107,3 +107,21 @@ def test_system_prune_volumes_takes_anonymous_volumes_its_containers_freed(kmt):
     out = kmt.kago("system", "prune", "-f", "--volumes", check=True).stdout
     assert "Deleted Containers:" in out and "Deleted Volumes:\nkmt-anon2\n" in out
     assert kmt.kago("volume", "ls", "-q", check=True).stdout == "kmt-named2\n"
+
+
+def test_a_volume_on_etc_keeps_the_containers_hosts_hostname_and_resolv_conf(kmt, tmp_path):
+    """docker mounts by depth: a volume at /etc (written /x/../etc too) goes first, the
+    container's /etc files over it; a file the user binds at /etc/hosts is the user's."""
+    mine = tmp_path / "hosts"
+    mine.write_text("10.9.8.7 mine\n")
+    for dest in ("/etc", "/x/../etc"):
+        out = kmt.kago("run", "--rm", "--network", "none", "--hostname", "kmt-etc",
+                       "-v", f"kmt-etc:{dest}", "busybox", "sh", "-c",
+                       "cat /etc/hostname; grep -q localhost /etc/hosts && echo hosts; "
+                       "test -f /etc/resolv.conf && echo resolv", check=True).stdout.split()
+        assert out == ["kmt-etc", "hosts", "resolv"], (dest, out)
+    out = kmt.kago("run", "--rm", "--network", "none", "-v", "kmt-etc:/etc",
+                   "-v", f"{mine}:/etc/hosts:ro", "busybox", "cat", "/etc/hosts",
+                   check=True).stdout
+    assert out == "10.9.8.7 mine\n"
+    kmt.kago("volume", "rm", "kmt-etc", check=True)

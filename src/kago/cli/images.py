@@ -14,14 +14,23 @@ def cmd_images(glob, argv):
     p.add_argument("--format", help="a Go template per row, or table, or json")
     p.add_argument("-a", "--all", action="store_true",
                    help="also the intermediate images kago build keeps as its cache")
+    p.add_argument("repository", nargs="?", metavar="REPOSITORY[:TAG]",
+                   help="only this repository's images (shell wildcards allowed)")
     args = p.parse_args(argv)
+    from fnmatch import fnmatchcase
+
     from kago.manager import format as F
     from kago.manager.images import created_time, split_name
+    want = split_name(args.repository) if args.repository else None
     rows = []
     for info in reversed(client(glob).images.list(all=args.all)):
         short = info.id if args.no_trunc else info.id[:12]
         for name in info.names or ["<none>:<none>"]:
             repo, tag = split_name(name)
+            if want and not (fnmatchcase(repo, want[0]) and (
+                    ":" not in args.repository.rpartition("/")[2]
+                    or fnmatchcase(tag, want[1]))):
+                continue
             rows.append({"Repository": repo, "Tag": tag, "ID": short,
                          "CreatedSince": F.human_duration(time.time() - created_time(info))
                          + " ago",
@@ -58,7 +67,7 @@ def cmd_pull(glob, argv):
     p.add_argument("reference", help="the image's name (NAME[:TAG])")
     args = p.parse_args(argv)
     info = client(glob).images.pull(args.reference, insecure=args.insecure or None)
-    out(f"Digest: sha256:{info.id}")
+    out(f"Digest: {info.digest or 'sha256:' + info.id}")
     out(f"Status: downloaded image for {args.reference}")
     return 0
 
@@ -200,11 +209,13 @@ def cmd_image_prune(glob, argv):
     if not args.force and not confirm(f"WARNING! This will remove {what}.\n"
                                       f"Are you sure you want to continue? [y/N] "):
         return 0
+    from kago.manager.images import pruned_lines
     done = client(glob).images.prune(all=args.all)
-    if done["images"]:
+    lines = pruned_lines(done["images"])
+    if lines:
         out("Deleted Images:")
-    for line in done["images"]:
-        out(f"deleted: {line}")
+    for line in lines:
+        out(line)
     for error in done["errors"]:
         print(f"kago: image prune: {error}", file=sys.stderr)
     return 1 if done["errors"] else 0

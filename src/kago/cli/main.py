@@ -140,10 +140,14 @@ def _globals(argv):
 def _dispatch(handler, glob, rest):
     from kago.cli.common import Usage
     from kago.errors import KagoError
+    from kago.manager.format import TemplateError
     try:
         return handler(glob, rest) or 0
     except Usage as e:
         print(f"kago: {e}", file=sys.stderr)
+        return 125
+    except TemplateError as e:  # a --format/-f naming no field: docker's template error
+        print(f"kago: --format: {e}", file=sys.stderr)
         return 125
     except KagoError as e:
         print(f"kago: {e}", file=sys.stderr)

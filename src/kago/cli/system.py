@@ -40,10 +40,12 @@ def cmd_system(glob, argv):
         out(record["id"])
     for what in done["orphans"]:
         out(f"Removed orphaned {what}")
-    if done["images"]:
+    from kago.manager.images import pruned_lines
+    lines = pruned_lines(done["images"])
+    if lines:
         out("Deleted Images:")
-        for what in done["images"]:
-            out(f"deleted: {what}")
+        for line in lines:
+            out(line)
     if args.volumes:  # after the containers: a removed one no longer uses its volumes
         pruned = kago.volumes.prune()
         if pruned["volumes"]:

@@ -133,6 +133,7 @@ def volumes(ctx, definition, uid_map=None, gid_map=None):
             from kago.manager import volumes as named
             out[m.source] = named.ensure(ctx, m.source, uid_map, gid_map)
         elif m.kind == "bind" and not os.path.exists(m.source):
-            raise BadValue("-v", f'invalid mount config for type "bind": bind source path '
-                                 f"does not exist: {m.source}")
+            # (-v, --mount, a definition's bind() or a compose volume: no flag named)
+            raise BadValue(None, f'invalid mount config for type "bind": bind source path '
+                                 f"does not exist: {m.source} (mounted on {m.destination})")
     return out

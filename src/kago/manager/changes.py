@@ -64,7 +64,9 @@ def update(ctx, ref, limits=None, restart=None):
         if res_old != res_new:
             from kago.manager.define.reload import _with_resets
             ctx.runtime(record).update(cid, _with_resets(res_old, res_new))
-    return ctx.records.update(cid, lambda r: r.update(definition=to_json(new)))
+    updated = ctx.records.update(cid, lambda r: r.update(definition=to_json(new)))
+    events.container(ctx.paths, "update", updated)
+    return updated
 
 
 def ports(record):

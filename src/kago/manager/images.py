@@ -207,6 +207,22 @@ def remove(mgr, ref, force=False):
     return lines
 
 
+def pruned_lines(removed):
+    """docker's ``Deleted Images:`` lines for what a prune removed (the store's "image ID",
+    "layer sha256:..." and "name N"; its blobs and scratch are not listed, as docker does
+    not)."""
+    lines = []
+    for what in removed:
+        kind, _, value = what.partition(" ")
+        if kind == "image":
+            lines.append(f"deleted: sha256:{value}")
+        elif kind == "layer":
+            lines.append(f"deleted: {value}")
+        elif kind == "name":
+            lines.append(f"untagged: {value}")
+    return list(dict.fromkeys(lines))
+
+
 def save(mgr, ref, output=None, format="docker-archive", stdout=None):
     """docker save: ``ref`` as a docker-loadable archive or (``format="oci"``) an OCI layout,
     to ``output``, or to standard output (never a terminal) without one."""

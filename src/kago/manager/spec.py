@@ -203,12 +203,14 @@ def _mounts(spec, d, etc, volumes):
         mounts.append(m)
     if "dev" not in independent:  # no fresh /dev means no devpts, shm or mqueue inside it
         mounts = [m for m in mounts if not m["destination"].startswith("/dev/")]
-    for dest, source in sorted(etc.items()):
-        mounts.append({"destination": dest, "type": "bind", "source": source,
-                       "options": ["rbind", "ro" if d.network_etc == "host" else "rw",
-                                   "nosuid", "nodev", "noexec"]})
-    for i, m in enumerate(d.mounts):
-        mounts.append(_user_mount(m, volumes, f"mounts[{i}]"))
+    users = [_user_mount(m, volumes, f"mounts[{i}]") for i, m in enumerate(d.mounts)]
+    taken = {m["destination"] for m in users}
+    ours = [{"destination": dest, "type": "bind", "source": source,
+             "options": ["rbind", "ro" if d.network_etc == "host" else "rw",
+                         "nosuid", "nodev", "noexec"]}
+            for dest, source in sorted(etc.items()) if dest not in taken]
+    # docker's order: by depth, so a volume at /etc goes under the /etc files, not over them
+    mounts += sorted(users + ours, key=lambda m: m["destination"].rstrip("/").count("/"))
     spec["mounts"] = mounts
 
 

@@ -1,4 +1,4 @@
-"""Names the runtime spec and the kernel share: capabilities, rlimits and signals.
+"""Names the runtime spec and the kernel share: capabilities, rlimits, signals and sysctls.
 
 Pure tables and one parser, no I/O. Numbers are the kernel's (include/uapi/linux/capability.h,
 asm-generic/resource.h, asm/signal.h for x86_64 and the other generic-ABI architectures), so a
@@ -88,3 +88,32 @@ def _quote(text):
     # kago.oci.schema's (Go's %q), loaded only for this error: ``kill``'s path skips schema
     from kago.oci.schema import quote
     return quote(text)
+
+
+# ---------------------------------------------------------------- sysctls
+
+# Sysctls the kernel keeps per namespace, by the namespace that owns them (runc's list).
+# Exact names first, then prefixes; anything else is global to the host.
+SYSCTL_EXACT = {
+    "kernel.sem": "ipc",
+    "kernel.hostname": "uts",
+    "kernel.domainname": "uts",
+}
+SYSCTL_PREFIXES = (
+    ("kernel.shm", "ipc"),
+    ("kernel.msg", "ipc"),
+    ("kernel.sem_", "ipc"),
+    ("fs.mqueue.", "ipc"),
+    ("net.", "network"),
+)
+
+
+def sysctl_namespace(name: str) -> str | None:
+    """The namespace type that owns sysctl ``name`` (``/`` or ``.`` separated), or None."""
+    name = name.replace("/", ".")
+    if name in SYSCTL_EXACT:
+        return SYSCTL_EXACT[name]
+    for prefix, ns in SYSCTL_PREFIXES:
+        if name.startswith(prefix):
+            return ns
+    return None

@@ -1,5 +1,5 @@
-"""The kernel's vocabulary as data: namespaces, mount options (capabilities, rlimits and
-signals live in kago.oci.names and are re-exported here).
+"""The kernel's vocabulary as data: namespaces, mount options (capabilities, rlimits,
+signals and the namespaced sysctls live in kago.oci.names and are re-exported here).
 
 Pure tables and small parsers, no I/O. Numbers are the kernel's (include/uapi/linux/capability.h,
 asm-generic/resource.h, asm/signal.h for x86_64 and the other generic-ABI architectures), so a
@@ -11,11 +11,11 @@ Plain dicts and ints, not enums: this module is on ``kago-oci``'s start-up path.
 
 from kago.kernel import consts as k
 
-# capabilities, rlimits and signals are the spec's vocabulary (kago.oci.names): the manager
-# and the CLI use them too, without the plan
+# capabilities, rlimits, signals and the namespaced sysctls are the spec's vocabulary
+# (kago.oci.names): the manager and the CLI use them too, without the plan
 from kago.oci.names import (  # noqa: F401,E402 - re-exported for the plan's users
     CAP_LAST_CAP, CAPABILITIES, RLIM_INFINITY, RLIMITS, SIGNAL_ALIASES, SIGNALS, SIGRTMAX,
-    SIGRTMIN, parse_signal)
+    SIGRTMIN, SYSCTL_EXACT, SYSCTL_PREFIXES, parse_signal, sysctl_namespace)
 
 # ---------------------------------------------------------------- namespaces
 
@@ -30,35 +30,6 @@ NAMESPACES = {
     "cgroup": (k.CLONE_NEWCGROUP, "cgroup"),
     "time": (k.CLONE_NEWTIME, "time"),
 }
-
-# ---------------------------------------------------------------- sysctls
-
-# Sysctls the kernel keeps per namespace, by the namespace that owns them (runc's list).
-# Exact names first, then prefixes; anything else is global to the host.
-SYSCTL_EXACT = {
-    "kernel.sem": "ipc",
-    "kernel.hostname": "uts",
-    "kernel.domainname": "uts",
-}
-SYSCTL_PREFIXES = (
-    ("kernel.shm", "ipc"),
-    ("kernel.msg", "ipc"),
-    ("kernel.sem_", "ipc"),
-    ("fs.mqueue.", "ipc"),
-    ("net.", "network"),
-)
-
-
-def sysctl_namespace(name: str) -> str | None:
-    """The namespace type that owns sysctl ``name`` (``/`` or ``.`` separated), or None."""
-    name = name.replace("/", ".")
-    if name in SYSCTL_EXACT:
-        return SYSCTL_EXACT[name]
-    for prefix, ns in SYSCTL_PREFIXES:
-        if name.startswith(prefix):
-            return ns
-    return None
-
 
 # ---------------------------------------------------------------- mount options
 

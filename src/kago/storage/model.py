@@ -110,17 +110,19 @@ class ImageInfo:
     uncompressed tars (the config's rootfs.diff_ids), bottom first; ``config`` the OCI image
     config's ``config`` object (Env, Cmd, Entrypoint, WorkingDir, User, ExposedPorts, ...);
     ``size`` the bytes of file content in its layers; ``given`` (from an import, load or
-    pull) the names that command gave it, of ``names``.
+    pull) the names that command gave it, of ``names``; ``digest`` (from a pull) the digest
+    of the manifest it was pulled by.
     """
 
-    __slots__ = ("architecture", "author", "config", "created", "given", "history", "id",
-                 "layers", "names", "os", "size")
+    __slots__ = ("architecture", "author", "config", "created", "digest", "given", "history",
+                 "id", "layers", "names", "os", "size")
 
     def __init__(self, id, names, created, size, layers, config, author=None, history=(),
                  architecture=None, os=None, given=()):
         self.id = id
         self.names = list(names)
         self.given = list(given)  # the names the import or pull that returned it gave it
+        self.digest = None  # a pull's: the manifest's digest, "sha256:..."
         self.created = created
         self.size = size
         self.layers = list(layers)

@@ -397,6 +397,7 @@ def pull(store, ref, insecure=None, auth=None):
         image = oci.build_image(store, stage, config, layers, fetch, [r.name()], what)
     for path in fetched:
         os.unlink(path)
+    image.digest = digest
     return image
 
 

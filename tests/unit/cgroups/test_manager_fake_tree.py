@@ -73,6 +73,32 @@ def test_destroy_leaves_a_shared_parent_holding_another_container(tmp_path):
                                "pids"]
 
 
+def test_a_parent_kago_made_goes_with_the_last_container_whichever_made_it(tmp_path):
+    first, second = _v1(tmp_path, "grp/c1"), _v1(tmp_path, "grp/c2")
+    first.create()
+    second.create()                    # the parent was there: not in its own record
+    assert str(tmp_path / "memory/grp") not in second.created
+    first.destroy()                    # the maker goes first; the parent still holds c2
+    assert (tmp_path / "memory/grp/c2").is_dir()
+    second.destroy()
+    assert _tree(tmp_path) == ["freezer", "memory", "pids"]
+
+
+def test_a_parent_made_again_by_someone_else_is_not_kagos(tmp_path, own_ledger):
+    first = _v1(tmp_path, "grp/c1")
+    first.create()
+    for name in ("memory", "pids", "freezer"):   # removed and made again behind kago's back
+        (tmp_path / name / "grp").rename(tmp_path / "old")  # (kept: no inode reused, as on
+        (tmp_path / name / "grp").mkdir()                   # kernfs, which never reuses one)
+        (tmp_path / "old/c1").rmdir()
+        (tmp_path / "old").rmdir()
+    second = _v1(tmp_path, "grp/c2")
+    second.create()
+    second.destroy()
+    assert (tmp_path / "memory/grp").is_dir() and (tmp_path / "pids/grp").is_dir()
+    assert os.listdir(own_ledger) == []          # the stale entries went too
+
+
 def test_destroy_removes_child_cgroups_of_the_leaf(tmp_path):
     m = _v1(tmp_path)
     m.create()

@@ -241,6 +241,20 @@ def test_metadata_instructions(text, key, want):
     assert state.config[key] == want
 
 
+@pytest.mark.parametrize("text,created_by", [
+    ('CMD ["echo $A", "b"]', 'CMD ["echo $A" "b"]'),
+    ("CMD echo it's", 'CMD ["/bin/sh" "-c" "echo it\'s"]'),
+    ('ENTRYPOINT ["/bin/sh", "-c"]', 'ENTRYPOINT ["/bin/sh" "-c"]'),
+    ('SHELL ["/bin/sh", "-c"]', 'SHELL ["/bin/sh" "-c"]'),
+    ("VOLUME /data /logs", 'VOLUME ["/data" "/logs"]'),
+    ("HEALTHCHECK CMD true", 'HEALTHCHECK ["CMD-SHELL" "true"]'),
+])
+def test_history_shows_lists_as_docker_does_not_as_python_reprs(text, created_by):
+    cf = parse("FROM base\n" + text)
+    state = steps.State({"Env": ["PATH=/bin"]}, {})
+    assert steps.apply(state, cf.instructions[1], {})[1] == created_by
+
+
 def test_entrypoint_drops_the_base_cmd_but_not_its_own():
     state, _ = _run('ENTRYPOINT ["/e"]', config={"Cmd": ["base"]})
     assert "Cmd" not in state.config

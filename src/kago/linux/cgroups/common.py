@@ -16,6 +16,7 @@ import time
 
 from kago.errors import CgroupError
 
+from . import ledger
 from .files import _strerror, read_text, write_text  # noqa: F401 - v1/v2 take them here
 from .mountinfo import UNIFIED
 
@@ -249,6 +250,10 @@ class Manager:
             raise
         adopted = [d for d in self.dirs.values() if d not in made]
         self.created += [d for d in made + adopted if d not in self.created]
+        leaves = set(self.dirs.values())
+        for d in made:
+            if d not in leaves:
+                ledger.note(d)  # whichever container leaves it empty removes it
 
     def check_reusable(self):
         """Whether a cgroup found at this path may become the container's (runc's checks):
@@ -344,9 +349,13 @@ class Manager:
         """rmdir what create() made, deepest first, in every hierarchy; see rmdir_tree()."""
         deadline = time.monotonic() + timeout
         leaves = set(self.dirs.values())
+        levels = self.path.strip("/").count("/")
+        # parents another container made, noted host-wide: the last one out removes them
+        shared = {a for d in leaves & set(self.created)
+                  for a in ledger.ancestors(d, levels) if ledger.made(a)} if levels else set()
         errors = []
         left = set()
-        for d in sorted(self.created, key=_depth, reverse=True):
+        for d in sorted(set(self.created) | shared, key=_depth, reverse=True):
             try:
                 if d in leaves:
                     rmdir_tree(d, deadline)
@@ -354,6 +363,8 @@ class Manager:
                     rmdir_parent(d)
                     if os.path.isdir(d):
                         left.add(d)  # still holds other containers' cgroups
+                    else:
+                        ledger.forget(d)
             except CgroupError as e:
                 errors.append(e)
                 left.add(d)

@@ -7,6 +7,7 @@ Entrypoint, WorkingDir, User, ExposedPorts, Labels, Volumes, StopSignal, Shell, 
 """
 
 import copy
+import json
 import posixpath
 import re
 
@@ -108,6 +109,11 @@ def apply(state, instr, build_args):
         raise instr.error(str(e)) from None
 
 
+def _quoted(words):
+    """A list as docker's history shows it (Go's %q of a []string): ["sh" "-c" "x"]."""
+    return "[" + " ".join(json.dumps(w, ensure_ascii=False) for w in words) + "]"
+
+
 def _shell_or_exec(state, instr):
     if instr.json is not None:
         return list(instr.json)
@@ -132,7 +138,7 @@ def _cmd(state, instr, _ba):
         state.config["Entrypoint"] = argv
         if not state.cmd_set:  # docker: a base image's CMD does not outlive a new ENTRYPOINT
             state.config.pop("Cmd", None)
-    return None, f"{instr.keyword} {argv}"
+    return None, f"{instr.keyword} {_quoted(argv)}"
 
 
 def _env(state, instr, _ba):
@@ -210,7 +216,7 @@ def _volume(state, instr, _ba):
     volumes = dict(state.config.get("Volumes") or {})
     volumes.update({p: {} for p in paths})
     state.config["Volumes"] = volumes
-    return None, "VOLUME " + str(paths)
+    return None, "VOLUME " + _quoted(paths)
 
 
 def _stopsignal(state, instr, _ba):
@@ -229,7 +235,7 @@ def _shell(state, instr, _ba):
     if instr.json is None or not instr.json:
         raise instr.error('SHELL needs the JSON form: SHELL ["/bin/sh", "-c"]')
     state.config["Shell"] = list(instr.json)
-    return None, f"SHELL {list(instr.json)}"
+    return None, "SHELL " + _quoted(instr.json)
 
 
 def _maintainer(state, instr, _ba):
@@ -261,7 +267,7 @@ def _healthcheck(state, instr, _ba):
             key = "".join(p.capitalize() for p in flag.split("-"))
             check[key] = _duration(instr, flag, value)
     state.config["Healthcheck"] = check
-    return None, "HEALTHCHECK " + str(check["Test"])
+    return None, "HEALTHCHECK " + _quoted(check["Test"])
 
 
 def _duration(instr, flag, text):

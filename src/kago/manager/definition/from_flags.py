@@ -18,7 +18,7 @@ from kago.manager.errors import BadValue
 
 NAMES = {"image": "image", "rootfs": "--rootfs", "ports": "-p", "network": "--network",
          "restart": "--restart", "auto_remove": "--rm", "userns": "--userns",
-         "gid_map": "--gidmap", "privileged": "--privileged"}
+         "gid_map": "--gidmap", "privileged": "--privileged", "sysctls": "--sysctl"}
 
 
 def from_flags(args, environ=None):

@@ -153,6 +153,8 @@ def check(d, names=None):
     if d.ports and d.network.mode in ("host", "none"):
         raise BadValue(name("ports"), f"ports cannot be published with "
                                       f"{name('network')} {d.network.mode}")
+    _check_host_ports(d.ports, name("ports"))
+    _check_sysctls(d, name("sysctls"))
     if d.auto_remove and d.restart.name != "no":
         raise BadValue(name("auto_remove"), f"{name('auto_remove')} and {name('restart')} "
                                             f"cannot be used together")
@@ -166,3 +168,33 @@ def check(d, names=None):
                                            "namespaces: drop --userns/--uidmap, or "
                                            "--privileged")
     return d
+
+
+def _check_host_ports(ports, field):
+    """One host port (and protocol) once: on one address, or on every address ("")."""
+    seen = []
+    for p in ports:
+        if not p.host_port:
+            continue  # a random one each
+        for q in seen:
+            if (q.host_port, q.proto) == (p.host_port, p.proto) and (
+                    not q.host_ip or not p.host_ip or q.host_ip == p.host_ip):
+                where = p.host_ip or q.host_ip or "0.0.0.0"
+                raise BadValue(field, f"Bind for {where}:{p.host_port} failed: port is "
+                                      f"already allocated ({q.text} and {p.text})")
+        seen.append(p)
+
+
+def _check_sysctls(d, field):
+    """A sysctl the container's own namespaces hold (the runtime's rule, checked before
+    anything is made): never one of the host's alone, nor the hostname."""
+    from kago.oci.names import sysctl_namespace
+    for key, value in d.sysctls:
+        owner = sysctl_namespace(key)
+        if owner is None or key.replace("/", ".") == "kernel.hostname":
+            raise BadValue(field, f"sysctl '{key}={value}' is not allowed: it is not "
+                                  f"namespaced (it would be the host's)" if owner is None
+                           else f"sysctl '{key}={value}' is not allowed: set the hostname")
+        if owner == "network" and d.network.mode == "host":
+            raise BadValue(field, f"sysctl '{key}={value}' is not allowed with the host's "
+                                  f"network namespace")
