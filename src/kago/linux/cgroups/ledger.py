@@ -14,14 +14,15 @@ Best effort: where ROOT cannot be written (a user's runtime), nothing is noted a
 goes only with the container that made it, as before.
 """
 
-import hashlib
 import os
 
 ROOT = "/run/kago/host/cgroup-parents"
 
 
 def _entry(directory):
-    return os.path.join(ROOT, hashlib.sha256(directory.encode()).hexdigest()[:32])
+    # _sha256, not hashlib: hashlib loads OpenSSL (~4 ms), on every kago-oci call's path
+    import _sha256
+    return os.path.join(ROOT, _sha256.sha256(directory.encode()).hexdigest()[:32])
 
 
 def note(directory):
