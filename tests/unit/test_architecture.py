@@ -24,11 +24,12 @@ def test_import_contracts_hold():
 def test_runtime_start_path_imports_nothing_heavy():
     """kago-oci's latency is its start-up: these modules must stay off the create/run path."""
     code = ("import sys; import kago.bundle, kago.cli.oci, kago.runtime.container, kago.process.parent,"
-            " kago.process.child, kago.plan.build, kago.plan.validate, kago.linux.cgroups;"
+            " kago.process.child, kago.plan.build, kago.plan.validate, kago.linux.cgroups,"
+            " kago.linux.cgroups.common;"
             " print(' '.join(sorted(sys.modules)))")
     out = subprocess.run([sys.executable, "-S", "-c", code], capture_output=True, text=True,
                          env={"PYTHONPATH": os.path.join(REPO, "src")}, check=True).stdout
     loaded = set(out.split())
     heavy = {"re", "json", "argparse", "logging", "dataclasses", "typing", "enum", "subprocess",
-             "socket", "signal", "selectors", "threading", "asyncio"}
+             "socket", "signal", "selectors", "threading", "asyncio", "hashlib", "_hashlib"}
     assert not (heavy & loaded), sorted(heavy & loaded)
