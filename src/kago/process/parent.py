@@ -201,12 +201,18 @@ def _fork_into(cgroup):
 
 def _can_clone_into_userns(plan, exec_mode):
     """Whether the container process can be cloned straight into its new user namespace and
-    all its other namespaces (one clone3, no intermediate process): as host root, for a
-    create whose namespaces are all new (joining an existing one needs host root's
-    capabilities, which a process born in a new user namespace has lost), without a time
-    namespace (its offsets are written before anyone is in it) and without bind sources
-    that only a helper with host root's credentials can open (child.SourceOpener)."""
-    if exec_mode or not plan.new_ns("user") or "threading" in sys.modules:
+    all its other namespaces (one clone3, no intermediate process): from a process without
+    ``threading`` (a raw clone3 skips its after-fork hooks), and where the plan fits."""
+    return "threading" not in sys.modules and userns_clone_fits(plan, exec_mode)
+
+
+def userns_clone_fits(plan, exec_mode):
+    """The plan's side of ``_can_clone_into_userns``: as host root, a create whose
+    namespaces are all new (joining an existing one needs host root's capabilities, which a
+    process born in a new user namespace has lost), without a time namespace (its offsets
+    are written before anyone is in it) and without bind sources that only a helper with
+    host root's credentials can open (child.SourceOpener)."""
+    if exec_mode or not plan.new_ns("user"):
         return False
     if os.geteuid() != 0:
         return False
