@@ -294,7 +294,7 @@ class Client:
         from kago.manager.define import up
         code = up.up(self.manager, file, env=env, out=out or _quiet, keep_going=keep_going,
                      no_wait=not wait)
-        return GroupRun(code, self.group(file))
+        return GroupRun(code, lambda: self.group(file))
 
     def down(self, file, timeout=10, out=None):
         """Stop and remove the definition's containers (found even if the file changed)."""

@@ -220,9 +220,18 @@ def clone3_into_cgroup(cgroup_fd):
     must not be relied on. The gain: the child is born in its cgroup, with no migration and
     no RCU grace period (docs/latency.md).
     """
-    args = _CloneArgs(flags=CLONE_INTO_CGROUP, exit_signal=SIGCHLD, cgroup=cgroup_fd)
+    return clone3(0, cgroup_fd)
+
+
+def clone3(ns_flags, cgroup_fd=None):
+    """clone3(2) as fork(2), the child born in the new namespaces ``ns_flags`` (CLONE_NEW*)
+    and, with ``cgroup_fd``, in that cgroup2 directory. The same caveats as
+    ``clone3_into_cgroup``."""
+    flags = ns_flags | (CLONE_INTO_CGROUP if cgroup_fd is not None else 0)
+    args = _CloneArgs(flags=flags, exit_signal=SIGCHLD,
+                      cgroup=cgroup_fd if cgroup_fd is not None else 0)
     return _call(_syscall, (C.SYS_clone3, ffi.byref(args), ffi.c_size_t(ffi.sizeof(args))),
-                 "clone3", detail="CLONE_INTO_CGROUP")
+                 "clone3", detail=f"flags {flags:#x}" if ns_flags else "CLONE_INTO_CGROUP")
 
 
 def join_session_keyring(name):

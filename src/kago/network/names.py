@@ -157,7 +157,11 @@ class Names:
     # ------------------------------------------------------------------ /etc files
 
     def _write_etc(self, att, resolv_conf):
-        peers, also = self._hosts_view(att, self._hosts_index())
+        if att.network or self.extras(att.cid):
+            peers, also = self._hosts_view(att, self._hosts_index())
+        else:  # the host's network and no further one: no peer to name, none to read (every
+            #    attachment read per create made `kago up` of N containers quadratic)
+            peers, also = [], []
         nameservers = [att.gateway] if self._uses_dns(att) else None
         write_etc_files(att.etc_dir, att.hostname, att, peers, resolv_conf, nameservers,
                         also)

@@ -149,9 +149,23 @@ def object_of(table):
     return lambda value, field: check_fields(value, field, table)
 
 
+def plain_strings(values) -> bool:
+    """True when every item of the list ``values`` is an ASCII string without NUL: the usual
+    array of names, told in two C calls. Else (False) the caller walks it item by item, for
+    the message naming the bad one (building each item's field path for a check that passes
+    was most of a spec's check: a seccomp profile has ~350 names)."""
+    try:
+        joined = "\n".join(values)
+    except TypeError:
+        return False
+    return "\x00" not in joined and joined.isascii()
+
+
 def array_of(check):
     def check_each(value, field):
         check_array(value, field)
+        if check is check_string and plain_strings(value):
+            return
         for i, item in enumerate(value):
             check(item, f"{field}[{i}]")
     return check_each

@@ -140,6 +140,36 @@ def direct(chan, plan, ctx_args, exec_mode=False, cgroup=None, join_unified=Fals
     os._exit(1)  # not reached: run_steps execs or exits
 
 
+def born_in_userns(chan, plan, ctx_args, cgroup=None, join_unified=False):
+    """The container process itself, cloned by the runtime straight into a new user namespace
+    and the container's other new namespaces (parent.spawn's third shape: no intermediate).
+    Its credentials are still host root's until the maps are written and it becomes root of
+    the namespace, so it can still join its v1 cgroups itself."""
+    try:
+        _prologue(chan, plan, ctx_args, cgroup, join_unified)
+        with log.phase("namespaces"):
+            _hello(chan, plan, new_user=True, unprivileged=False)
+        ctx = InitContext(plan, chan, **ctx_args)
+        ctx.awaiting_go = True  # the cgroup_limits step waits for it, after the mounts
+    except BaseException as e:  # noqa: BLE001 - must reach os._exit
+        _die(chan, e)
+    run_steps(ctx, CREATE_STEPS)
+    os._exit(1)  # not reached: run_steps execs or exits
+
+
+def source_opener_indices(plan):
+    """The bind mounts whose sources a user-namespaced container needs opened by a helper
+    with host root's credentials (SourceOpener), by index in ``plan.mounts``."""
+    # only sources the mapped root cannot reach need one (the container's own cgroup
+    # dirs, the usual binds, it can): no helper process, a fork and its exit (~2 ms)
+    from kago.host.facts import closed_ancestor
+    modes = {}
+    # and idmapped binds: only host root may idmap a host filesystem
+    return [i for i, op in enumerate(plan.mounts) if op.is_bind and (
+        op.idmap is not None or not (op.source or "").startswith("/")
+        or closed_ancestor(op.source, modes))]
+
+
 class SourceOpener:
     """Opens bind-mount sources with the host's credentials, for a user-namespaced container.
 
@@ -162,14 +192,7 @@ class SourceOpener:
     def start(cls, plan, chan):
         if not plan.has_ns("user"):
             return None
-        # only sources the mapped root cannot reach need one (the container's own cgroup
-        # dirs, the usual binds, it can): no helper process, a fork and its exit (~2 ms)
-        from kago.host.facts import closed_ancestor
-        modes = {}
-        # and idmapped binds: only host root may idmap a host filesystem
-        indices = [i for i, op in enumerate(plan.mounts) if op.is_bind and (
-            op.idmap is not None or not (op.source or "").startswith("/")
-            or closed_ancestor(op.source, modes))]
+        indices = source_opener_indices(plan)
         if not indices:
             return None
         import _socket
@@ -245,6 +268,11 @@ def _new_userns_or_hello(chan, plan):
             # the same unprivileged user (host root only if we are its root: the rootless
             # manager's holder): our /proc files must be ours, not host root's, till then
             libc.prctl(C.PR_SET_DUMPABLE, 1)
+    _hello(chan, plan, new_user, unprivileged)
+
+
+def _hello(chan, plan, new_user, unprivileged):
+    """Ask the runtime for our ID maps (``new_user``), then become root of the namespace."""
     chan.send(t="hello", userns=new_user)
     ok = chan.recv(expect=("ok",))
     if unprivileged:

@@ -59,11 +59,17 @@ def spawn(plan, ctx_args, cgroup=None, on_hooks=None, exec_mode=False, prepare=N
           state=None, seccomp_cache=None):
     """Fork the container process; return the Spawn once it reported ``ready``.
 
-    Two shapes (child.py). With a user namespace, an intermediate process unshares it, waits
-    for us to write its ID maps, makes the other namespaces and forks the container process
-    (the maps must exist before anything else is made in the namespace). Without one, we
-    fork the container process directly: we make its pid/time namespaces for our children
-    only (namespaces.ForChildren) and it makes the rest itself, which saves a whole process.
+    Three shapes (child.py). Without a user namespace, we fork the container process
+    directly: we make its pid/time namespaces for our children only (namespaces.ForChildren)
+    and it makes the rest itself, which saves a whole process. With a new user namespace and
+    only new namespaces besides (as host root), we clone the container process straight into
+    all of them (clone3 with CLONE_NEWUSER: every namespace it makes is owned by the new user
+    namespace, as if unshared after it) and write its ID maps while it waits for them; no
+    intermediate process either. Otherwise (a namespace to join, a time namespace, bind
+    sources only host root can open, rootless, exec) an intermediate process unshares the
+    user namespace, waits for us to write its ID maps, makes the other namespaces and forks
+    the container process (the maps must exist before anything else is made in the
+    namespace).
 
     ``cgroup`` (a created Manager, or None): the first child is born in its cgroup2 directory
     (clone3) and joins the v1 hierarchies itself, before anything is unshared; we never move a
@@ -98,13 +104,20 @@ def spawn(plan, ctx_args, cgroup=None, on_hooks=None, exec_mode=False, prepare=N
     # as root of a user namespace (rootless podman), setns back to our own pid namespace is
     # refused (its owner is the host's): the intermediate makes the container's instead
     direct = not plan.has_ns("user") and not in_user_namespace()
-    pid, born_in_cgroup = _fork_first(plan, cgroup, direct)
+    born_in_userns = False
+    if not direct and _can_clone_into_userns(plan, exec_mode):
+        pid, born_in_cgroup = _clone_into_userns(plan, cgroup)
+        born_in_userns = pid is not None
+    if not born_in_userns:
+        pid, born_in_cgroup = _fork_first(plan, cgroup, direct)
     if pid == 0:
         try:
             ours.close()
+            join_unified = cgroup is not None and not born_in_cgroup
+            if born_in_userns:
+                child.born_in_userns(theirs, plan, ctx_args, cgroup, join_unified)
             entry = child.direct if direct else child.intermediate
-            entry(theirs, plan, ctx_args, exec_mode, cgroup,
-                  join_unified=cgroup is not None and not born_in_cgroup)
+            entry(theirs, plan, ctx_args, exec_mode, cgroup, join_unified=join_unified)
         finally:
             os._exit(1)  # whatever happens, the child never unwinds into our caller
     theirs.close()
@@ -112,6 +125,13 @@ def spawn(plan, ctx_args, cgroup=None, on_hooks=None, exec_mode=False, prepare=N
         if direct:
             sp.pid = pid
             sp.pid_start = procfs.start_time(pid)
+            if prepare:
+                prepare()
+            _send_go(ours)
+        elif born_in_userns:
+            sp.pid = pid
+            sp.pid_start = procfs.start_time(pid)
+            _write_maps(sp, plan)
             if prepare:
                 prepare()
             _send_go(ours)
@@ -177,6 +197,63 @@ def _fork_into(cgroup):
         return os.fork(), False  # kernel < 5.7: the child moves itself (one grace period)
     finally:
         os.close(fd)
+
+
+def _can_clone_into_userns(plan, exec_mode):
+    """Whether the container process can be cloned straight into its new user namespace and
+    all its other namespaces (one clone3, no intermediate process): from a process without
+    ``threading`` (a raw clone3 skips its after-fork hooks), and where the plan fits."""
+    return "threading" not in sys.modules and userns_clone_fits(plan, exec_mode)
+
+
+def userns_clone_fits(plan, exec_mode):
+    """The plan's side of ``_can_clone_into_userns``: as host root, a create whose
+    namespaces are all new (joining an existing one needs host root's capabilities, which a
+    process born in a new user namespace has lost), without a time namespace (its offsets
+    are written before anyone is in it) and without bind sources that only a helper with
+    host root's credentials can open (child.SourceOpener)."""
+    if exec_mode or not plan.new_ns("user"):
+        return False
+    if os.geteuid() != 0:
+        return False
+    from kago.host.rootless import in_user_namespace
+    if in_user_namespace():
+        return False
+    if any(path is not None or kind == "time" for kind, _flag, path in plan.namespaces):
+        return False
+    from kago.process.child import source_opener_indices
+    return not source_opener_indices(plan)
+
+
+def _clone_into_userns(plan, cgroup):
+    """clone3 into a new user namespace and the plan's other new namespaces (but cgroup: the
+    container process makes that once inside its cgroups), and into the container's cgroup2
+    directory when there is one. Returns (pid, born in the cgroup2 directory), or (None,
+    False) where the kernel refuses it (the caller then takes the intermediate shape)."""
+    from kago.kernel import libc
+    from kago.linux import namespaces
+    flags = C.CLONE_NEWUSER | namespaces.unshare_flags(plan.namespaces)
+    fd = cgroup.unified_fd() if cgroup is not None else None
+    try:
+        return libc.clone3(flags, fd), fd is not None
+    except OSError as e:
+        if e.errno not in (errno.ENOSYS, errno.EINVAL, errno.E2BIG, errno.EOPNOTSUPP,
+                           errno.EPERM):
+            raise
+        return None, False
+    finally:
+        if fd is not None:
+            os.close(fd)
+
+
+def _write_maps(sp, plan):
+    """The container process's ID maps (host root: any map is valid), once it said hello."""
+    chan = sp.chan
+    chan.recv(expect=("hello",))
+    from kago.kernel import idmap
+    with log.phase("id maps"):
+        idmap.write_maps(sp.pid, plan.uid_maps, plan.gid_maps)
+    chan.send(t="ok", setgroups_denied=False)
 
 
 def _intermediate_handshake(sp, plan, prepare):

@@ -22,10 +22,15 @@ FIFO = "exec.fifo"
 STATE = "state.json"
 
 
+_ID_CHARS = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_+-."
+
+
 def validate_id(container_id):
     """IDs become directory names: no '/', no '..', no control characters (runc's rule)."""
+    # ASCII letters, digits and "_+-." only: stripping those leaves nothing (one C call,
+    # where a generator over the characters cost ~20 us per call, five calls per start)
     ok = (container_id and len(container_id) <= 1024 and container_id not in (".", "..")
-          and all(c.isalnum() or c in "_+-." for c in container_id) and container_id.isascii())
+          and container_id.isascii() and not container_id.strip(_ID_CHARS))
     if not ok:
         raise InvalidIDError(container_id)
     return container_id

@@ -529,3 +529,22 @@ def test_fuzz_mutated_spec_raises_only_spec_error(path, value, rich):
         validate_config(cfg)
     except SpecError as err:
         assert isinstance(err.field, str) and err.message
+
+
+# ---------------------------------------------------------------- string arrays in one pass
+
+def test_plain_strings_tells_the_arrays_that_need_no_walk():
+    from kago.oci.schema import plain_strings
+    assert plain_strings(["sh", "-c", "echo hi"]) and plain_strings([])
+    assert not plain_strings(["sh", 1])           # not a string
+    assert not plain_strings(["a\x00b"])          # a NUL
+    assert not plain_strings(["caf\u00e9"])       # not ASCII: checked item by item
+    assert not plain_strings(["\ud800"])          # a lone surrogate
+
+
+def test_a_bad_item_after_plain_ones_is_still_named_by_its_index():
+    args = ["sh"] * 40 + ["a\x00b"] + ["sh"] * 40
+    assert_error(with_("process.args", args), "process.args[40]", "must not contain a NUL")
+    assert_error(with_("process.args", ["sh"] * 5 + ["\ud800"]), "process.args[5]",
+                 "lone surrogate")
+    validate_config(with_("process.args", ["caf\u00e9", "ok"]))  # real Unicode passes

@@ -166,6 +166,7 @@ class Container:
                  seccomp="default", healthcheck=None, init=False, cgroup_parent=None,
                  cgroup_layout="id", warm=False):
         object.__setattr__(self, "_lines", {})
+        object.__setattr__(self, "_tracking", False)  # every keyword is on the call's line
         self.line = _caller_line()
         self.file = _caller_file()
         self.name = name
@@ -208,11 +209,11 @@ class Container:
         if not isinstance(warm, bool):
             raise BadValue("warm", f"{warm!r}: want True or False")
         self.warm = warm
-        self._lines.clear()     # every keyword is on the line of the call
+        object.__setattr__(self, "_tracking", True)  # from now on, each assignment's line
         _registry.append(self)
 
     def __setattr__(self, name, value):
-        if not name.startswith("_") and hasattr(self, "line"):
+        if self._tracking and not name.startswith("_"):
             line = _caller_line()
             if line:
                 self._lines[name] = line
@@ -305,13 +306,15 @@ def _checked(fn):
     return fn
 
 
+_HERE = os.path.dirname(os.path.abspath(__file__)) + os.sep
+
+
 def _definition_frame():
     """The innermost frame that runs the definition file (not this package)."""
     frame = sys._getframe(1)
-    here = os.path.dirname(os.path.abspath(__file__))
     while frame is not None:
         path = os.path.abspath(frame.f_code.co_filename)
-        if not path.startswith(here + os.sep):
+        if not path.startswith(_HERE):
             return frame
         frame = frame.f_back
     return None

@@ -55,14 +55,27 @@ def of(record):
 def _encode(value):
     if dataclasses.is_dataclass(value):
         out = {}
-        for f in dataclasses.fields(value):
-            item = getattr(value, f.name)
-            if item != _default(f):
-                out[f.name] = _encode(item)
+        for name, default in _defaults(type(value)):
+            item = getattr(value, name)
+            if item != default:
+                out[name] = _encode(item)
         return out
     if isinstance(value, tuple):
         return [_encode(v) for v in value]
     return value
+
+
+_DEFAULTS = {}
+
+
+def _defaults(kind):
+    """((field name, default), ...) of a dataclass, made once per class: only compared with,
+    never handed out (a default_factory's value is built once, not per record)."""
+    found = _DEFAULTS.get(kind)
+    if found is None:
+        found = _DEFAULTS[kind] = tuple((f.name, _default(f))
+                                        for f in dataclasses.fields(kind))
+    return found
 
 
 def _default(f):
