@@ -19,6 +19,15 @@ from kago.manager.journal import batch, fault
 WORKERS = 8  # threads; measured (100 containers): see docs/latency.md
 
 
+def own_pid_namespace(record):
+    """Whether the container's init is the init of a PID namespace of its own (SIGKILL to it
+    ends every process in it); False for a record without its definition."""
+    from kago.manager.definition import stored
+    definition = stored(record)
+    return definition is not None and all(ns.how == "new" for ns in definition.namespaces
+                                          if ns.kind == "pid")
+
+
 def down(mgr, file, env=None, out=print, timeout=10, **_):
     with batch() as written:  # its record edits reach the disk together, at the end
         written.dirs.add(mgr.paths.root)
@@ -40,7 +49,11 @@ def _down(mgr, file, out, timeout):
     stop_console(group)
     if any((r.get("rootfs") or {}).get("kind") == "image" for r in records):
         mgr.store  # noqa: B018 - made once here, not by each thread (two would still agree)
-    records = _stop_many(mgr, records, timeout)
+    records, running = _stop_many(mgr, records, timeout)
+    # their processes are gone: their ID ranges in one write of the table, not one each
+    from kago.manager import idranges
+    idranges.release_many(mgr.paths, [r["id"] for r in records
+                                          if r.get("uid_map") and r["id"] not in running])
 
     def remove(record):
         """rm -f's teardown of a container stopped above (anything left is killed by its
@@ -65,20 +78,26 @@ def _down(mgr, file, out, timeout):
 def _stop_many(mgr, records, timeout=10):
     """Each marked removing, then signalled (all side by side): the stop signal, or SIGKILL
     at once with a timeout of 0; one wait for all; SIGKILL to the rest. Returns the records
-    as marked (less those removed meanwhile by another command)."""
+    as marked (less those removed meanwhile by another command) and the IDs of those still
+    running."""
     from kago.manager.engine import mark_removing
     from kago.oci.names import parse_signal
+
+    states = mgr.states(records)  # one read for all, not one per container
 
     def signal(record):
         try:  # removed next: its end releases nothing
             record = mgr.records.update(record["id"], mark_removing)
         except NoSuchContainer:
             return None, False
-        if mgr.live(record) not in ("running", "paused"):
+        status = mgr.live(record, states)
+        if status not in ("running", "paused"):
             return record, False
         try:
             if timeout <= 0:
-                mgr.runtime(record).kill(record["id"], 9, all=True)
+                # the init of its own PID namespace takes every process in it along
+                alone = status == "running" and own_pid_namespace(record)
+                mgr.runtime(record).kill(record["id"], 9, all=not alone)
             else:
                 mgr.runtime(record).kill(record["id"], parse_signal(record["stop_signal"]))
         except KagoError:
@@ -96,15 +115,15 @@ def _stop_many(mgr, records, timeout=10):
 
     if timeout > 0:
         fanout(kill, running)
-    _wait_stopped(mgr, running, 10)
-    return [r for r, _sent in marked]
+    left = {r["id"] for r in _wait_stopped(mgr, running, 10)}
+    return [r for r, _sent in marked], left
 
 
 def _wait_stopped(mgr, running, timeout):
     """``running`` less those that stopped within ``timeout`` seconds."""
     deadline = time.monotonic() + timeout
     while running:
-        states = mgr.states()
+        states = mgr.states(running)
         running = [r for r in running if mgr.live(r, states) in ("running", "paused")]
         if not running or time.monotonic() >= deadline:
             break
