@@ -112,6 +112,31 @@ def test_a_definition_error_names_file_and_line_and_starts_nothing(kmt, tmp_path
     assert containers_of(kmt) == []
 
 
+def test_down_now_ends_every_process_with_or_without_a_pid_namespace(kmt, tmp_path):
+    """down -t 0 SIGKILLs the init of a container with its own PID namespace (the kernel ends
+    the rest) and every process of one in the host's (through its cgroup): none is left, nor
+    the records or the ID range."""
+    path = definition(tmp_path, """\
+        from kago.manager.define import Container, id_range
+        Container("kmt-own", image="busybox", network="none", ids=id_range(1849100, 100),
+                  command=["sh", "-c", "sleep 1000 & sleep 1000 & wait"])
+        Container("kmt-hostpid", image="busybox", network="none", namespaces={"pid": "host"},
+                  command=["sh", "-c", "sleep 1000 & sleep 1000 & wait"])
+        """)
+    kmt.kago("up", path, check=True)
+    pids = []
+    for name in ("kmt-own", "kmt-hostpid"):
+        procs = f"/sys/fs/cgroup/memory/kago-{kmt.inspect(name)['Id']}/cgroup.procs"
+        assert wait_until(lambda: len(read(procs).split()) == 3), read(procs)
+        pids += [int(p) for p in read(procs).split()]
+    from kago.manager import idranges
+    assert len(idranges.read(kmt.manager().paths)) == 1
+    kmt.kago("down", "-t", "0", path, check=True)
+    assert wait_until(lambda: not any(_running(p) for p in pids), timeout=5)
+    assert containers_of(kmt) == []
+    assert idranges.read(kmt.manager().paths) == {}
+
+
 def test_a_failing_start_rolls_the_group_back(kmt, tmp_path):
     path = definition(tmp_path, """\
         from kago.manager.define import Container

@@ -79,10 +79,12 @@ class Context:
         return os.path.join(self.paths.oci(), name)
 
     # --- state --------------------------------------------------------------------------------
-    def states(self):
-        """{runtime container ID: OCI state} for every runtime this root's records use."""
+    def states(self, records=None):
+        """{runtime container ID: OCI state} for every runtime this root's records (or
+        ``records``) use."""
         out = {}
-        paths = {(r.get("runtime"), r.get("runtime_root")) for r in self.records.all()}
+        paths = {(r.get("runtime"), r.get("runtime_root"))
+                 for r in (self.records.all() if records is None else records)}
         for path, root in paths:
             if root and os.path.isdir(root):
                 out.update(self.runtime({"runtime": path, "runtime_root": root}).states())

@@ -58,8 +58,8 @@ class Manager:
     def runtime(self, record=None):
         return self.ctx.runtime(record)
 
-    def states(self):
-        return self.ctx.states()
+    def states(self, records=None):
+        return self.ctx.states(records)
 
     def live(self, record, states=None):
         return self.ctx.live(record, states)

@@ -25,9 +25,14 @@ def reserve(paths, cid, mapping, name_of):
 
 
 def release(paths, cid):
+    release_many(paths, [cid])
+
+
+def release_many(paths, cids):
+    """The ranges of ``cids`` given back in one write of the table."""
     with FileLock(_lock_path(paths)):
         table = read(paths)
-        if table.pop(cid, None) is not None:
+        if [table.pop(cid) for cid in cids if cid in table]:
             _write(paths, table)
 
 

@@ -37,6 +37,13 @@ def teardown(ctx, record):
     """Everything create made, in reverse; the record goes last, so a failure can be
     retried with another rm. An incomplete record (journal.py) names in ``intents``
     what its creator may have made: each undo is idempotent, so all of them run."""
+    dismantle(ctx, record)
+    forget(ctx, record)
+
+
+def dismantle(ctx, record, ids=True):
+    """``teardown`` but the record's removal (``forget``); without ``ids``, the caller gives
+    the ID range back itself (``kago down``: all of them in one write) before ``forget``."""
     cid = record["id"]
     errors = []
     rootfs = record.get("rootfs") or {}
@@ -50,7 +57,7 @@ def teardown(ctx, record):
     if record.get("network") or record.get("connections") or \
             journal.intended(record, "network"):
         steps.append(("network", lambda: ctx.nets.detach(cid)))
-    if record.get("uid_map") or journal.intended(record, "ids"):
+    if ids and (record.get("uid_map") or journal.intended(record, "ids")):
         steps.append(("ids", lambda: idranges.release(ctx.paths, cid)))
     steps.append(("fifos", lambda: shutil.rmtree(ctx.paths.fifos(cid), ignore_errors=True)))
     steps.append(("checkpoint", lambda: shutil.rmtree(ctx.paths.checkpoint(cid),
@@ -64,7 +71,12 @@ def teardown(ctx, record):
     if errors:
         raise ManagerError(f"remove {record['name']}: " + "; ".join(describe(e)
                                                                      for e in errors))
-    ctx.records.remove(cid)
+
+
+def forget(ctx, record):
+    """The record (last: what ``dismantle`` freed is named by it until here) and the
+    events of its removal."""
+    ctx.records.remove(record["id"])
     fault("rm.record")
     if not (record.get("state") or {}).get("released"):  # a release logged its disconnect
         events.networks(ctx.paths, record, "disconnect")

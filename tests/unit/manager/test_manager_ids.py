@@ -94,6 +94,22 @@ def test_the_table_on_disk_reserves_and_releases(tmp_path):
     assert idranges.reserve(paths, "c", req("auto"), str)[0] == [[0, BASE, K64]]
 
 
+def test_many_ranges_are_released_in_one_write(tmp_path):
+    paths = Paths(str(tmp_path / "root"), str(tmp_path / "run"))
+    (tmp_path / "root").mkdir()
+    for cid in "abcd":
+        idranges.reserve(paths, cid, req("auto"), str)
+    table = tmp_path / "root" / "idranges.json"
+    before = table.stat().st_ino
+    idranges.release_many(paths, ["a", "c", "x"])  # x: unknown, nothing to release
+    assert sorted(idranges.read(paths)) == ["b", "d"]
+    assert table.stat().st_ino != before  # rewritten (tmp + rename)
+    unchanged = table.stat().st_ino
+    idranges.release_many(paths, ["a", "x"])  # nothing of them left: no write at all
+    assert table.stat().st_ino == unchanged
+    assert idranges.reserve(paths, "e", req("auto"), str)[0] == [[0, BASE, K64]]
+
+
 # --- a user's manager: IDs of the holder's namespace, 1..N its subordinate IDs -------------
 
 def _space(n=65536):

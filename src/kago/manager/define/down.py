@@ -5,6 +5,9 @@ its signal, each teardown step in reverse, the record last), so a ``down`` kille
 point is finished by another ``down`` or ``rm -f``. Containers go through it side by side in
 a few threads: most of a teardown waits on the kernel (an RCU grace period per unmount, a
 cgroup's removal, a rename or rmdir on the disk) with the GIL released, and waits overlap.
+With a timeout of 0 each container goes through all of it in one thread (marked, killed,
+taken apart), none waiting for the slowest one to stop; the ID ranges are then given back in
+one write, and the records removed last.
 """
 
 import os
@@ -17,6 +20,15 @@ from kago.manager.errors import DefinitionError, ManagerError, NoSuchContainer
 from kago.manager.journal import batch, fault
 
 WORKERS = 8  # threads; measured (100 containers): see docs/latency.md
+
+
+def own_pid_namespace(record):
+    """Whether the container's init is the init of a PID namespace of its own (SIGKILL to it
+    ends every process in it); False for a record without its definition."""
+    from kago.manager.definition import stored
+    definition = stored(record)
+    return definition is not None and all(ns.how == "new" for ns in definition.namespaces
+                                          if ns.kind == "pid")
 
 
 def down(mgr, file, env=None, out=print, timeout=10, **_):
@@ -40,47 +52,62 @@ def _down(mgr, file, out, timeout):
     stop_console(group)
     if any((r.get("rootfs") or {}).get("kind") == "image" for r in records):
         mgr.store  # noqa: B018 - made once here, not by each thread (two would still agree)
-    records = _stop_many(mgr, records, timeout)
+    from kago.manager.removal import dismantle, forget
 
-    def remove(record):
-        """rm -f's teardown of a container stopped above (anything left is killed by its
-        runtime's forced delete), with the record as its removing mark wrote it."""
-        from kago.manager.removal import teardown
+    def take_apart(record):
+        """rm -f's teardown but the ID range and the record (both below), anything left
+        killed by the runtime's forced delete; an error as one line."""
         try:
-            teardown(mgr.ctx, record)
+            dismantle(mgr.ctx, record, ids=False)
         except KagoError as e:
             return f"{record['name']}: {e}"
-        fault("down.removed")
         return None
 
-    errors = [e for e in fanout(remove, list(reversed(records))) if e]
+    if timeout <= 0:
+        # each killed and taken apart in one go: none waits for the slowest to stop
+        states = mgr.states(records)
+        done = [d for d in fanout(lambda r: _kill_now(mgr, r, states, take_apart), records)
+                if d is not None]
+    else:
+        records = list(reversed(_stop_many(mgr, records, timeout)))
+        done = list(zip(records, fanout(take_apart, records)))
+    # their processes are gone: the ID ranges in one write of the table, not one each
+    from kago.manager import idranges
+    taken = [r for r, error in done if error is None]
+    idranges.release_many(mgr.paths, [r["id"] for r in taken])
+
+    def finish(record):
+        forget(mgr.ctx, record)
+        fault("down.removed")
+
+    fanout(finish, taken)
+    errors = [error for _r, error in done if error]
     if errors:
         group.save()
         raise ManagerError("; ".join(errors))
     group.remove()
-    out(f"removed {len(records)} container(s)")
+    out(f"removed {len(done)} container(s)")
     return 0
 
 
 def _stop_many(mgr, records, timeout=10):
-    """Each marked removing, then signalled (all side by side): the stop signal, or SIGKILL
-    at once with a timeout of 0; one wait for all; SIGKILL to the rest. Returns the records
-    as marked (less those removed meanwhile by another command)."""
+    """Each marked removing, then sent its stop signal (all side by side); one wait for
+    all; SIGKILL to the rest. Returns the records as marked (less those removed meanwhile by
+    another command)."""
     from kago.manager.engine import mark_removing
     from kago.oci.names import parse_signal
+
+    states = mgr.states(records)  # one read for all, not one per container
 
     def signal(record):
         try:  # removed next: its end releases nothing
             record = mgr.records.update(record["id"], mark_removing)
         except NoSuchContainer:
             return None, False
-        if mgr.live(record) not in ("running", "paused"):
+        if mgr.live(record, states) not in ("running", "paused"):
             return record, False
         try:
-            if timeout <= 0:
-                mgr.runtime(record).kill(record["id"], 9, all=True)
-            else:
-                mgr.runtime(record).kill(record["id"], parse_signal(record["stop_signal"]))
+            mgr.runtime(record).kill(record["id"], parse_signal(record["stop_signal"]))
         except KagoError:
             return record, False
         return record, True
@@ -94,17 +121,54 @@ def _stop_many(mgr, records, timeout=10):
         except KagoError:
             pass
 
-    if timeout > 0:
-        fanout(kill, running)
+    fanout(kill, running)
     _wait_stopped(mgr, running, 10)
     return [r for r, _sent in marked]
+
+
+def _kill_now(mgr, record, states, then):
+    """With a timeout of 0: marked removing, SIGKILLed (the init alone if it is the init of
+    its own PID namespace: the kernel ends the rest), waited for (the init's pidfd), then
+    ``then(record)``. Returns (the record as marked, what ``then`` returned), or None if
+    another command removed it meanwhile."""
+    from kago.manager.engine import mark_removing
+    try:  # removed next: its end releases nothing
+        record = mgr.records.update(record["id"], mark_removing)
+    except NoSuchContainer:
+        return None
+    status = mgr.live(record, states)
+    if status in ("running", "paused"):
+        alone = status == "running" and own_pid_namespace(record)
+        ended = _pidfd((states.get(record["id"]) or {}).get("pid")) if alone else None
+        try:
+            mgr.runtime(record).kill(record["id"], 9, all=not alone)
+            if ended is not None:  # the runtime's forced delete waits for anything left
+                import select
+                waiter = select.poll()
+                waiter.register(ended, select.POLLIN)
+                waiter.poll(5000)
+        except KagoError:
+            pass  # it ended meanwhile
+        finally:
+            if ended is not None:
+                os.close(ended)
+    return record, then(record)
+
+
+def _pidfd(pid):
+    """A pidfd of ``pid`` (opened before the signal, so it is the process signalled), or
+    None."""
+    try:
+        return os.pidfd_open(pid) if pid else None
+    except OSError:
+        return None
 
 
 def _wait_stopped(mgr, running, timeout):
     """``running`` less those that stopped within ``timeout`` seconds."""
     deadline = time.monotonic() + timeout
     while running:
-        states = mgr.states()
+        states = mgr.states(running)
         running = [r for r in running if mgr.live(r, states) in ("running", "paused")]
         if not running or time.monotonic() >= deadline:
             break
