@@ -160,6 +160,16 @@ class Runner:
 
 
 @pytest.fixture
+def own_ledger(tmp_path_factory, monkeypatch):
+    """The cgroup parents a test's fake trees make are noted in a ledger of its own, not the
+    host's (and not inside the fake tree, which the tests list)."""
+    from kago.linux.cgroups import ledger
+    root = tmp_path_factory.mktemp("ledger")
+    monkeypatch.setattr(ledger, "ROOT", str(root))
+    return root
+
+
+@pytest.fixture
 def oci(state_root):
     runner = Runner(state_root)
     yield runner

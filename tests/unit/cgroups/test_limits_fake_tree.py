@@ -15,6 +15,9 @@ from kago.errors import CgroupError, SpecError
 from kago.linux.cgroups import HybridManager, V1Manager, V2Manager, limits
 from kago.linux.cgroups.oom import OomWatch
 
+# the fake trees' parents go to a ledger of the test's own (conftest.own_ledger)
+pytestmark = pytest.mark.usefixtures("own_ledger")
+
 V1_FILES = {
     "cpuset": ["cpuset.cpus", "cpuset.mems"],
     "cpu": ["cpu.shares", "cpu.cfs_quota_us", "cpu.cfs_period_us"],

@@ -13,6 +13,9 @@ import pytest
 from kago.errors import CgroupError
 from kago.linux.cgroups import V1Manager, V2Manager, v1, v2tree
 
+# the fake trees' parents go to a ledger of the test's own (conftest.own_ledger)
+pytestmark = pytest.mark.usefixtures("own_ledger")
+
 
 def _v1(tmp_path, path="kago-t/c1", names=("memory", "pids", "freezer")):
     for name in names:

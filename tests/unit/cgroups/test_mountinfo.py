@@ -9,6 +9,9 @@ from kago.errors import CgroupError
 from kago.linux.cgroups import (HybridManager, Manager, V1Manager, V2Manager, detect, open_manager,
                                 parse_mountinfo, parse_proc_cgroup, split_path)
 
+# the fake trees' parents go to a ledger of the test's own (conftest.own_ledger)
+pytestmark = pytest.mark.usefixtures("own_ledger")
+
 # CentOS 7 style: co-mounted cpu,cpuacct and net_cls,net_prio; systemd's named tree with xattr.
 PURE_V1 = """\
 25 18 0:21 / /sys/fs/cgroup ro,nosuid,nodev,noexec shared:9 - tmpfs tmpfs ro,mode=755
