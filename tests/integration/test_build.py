@@ -150,6 +150,7 @@ FROM busybox
 COPY input.txt /input.txt
 RUN cat /input.txt > /one && date +%s%N > /stamp
 RUN echo two > /two
+WORKDIR /srv
 CMD ["cat", "/stamp"]
 """
 
@@ -161,9 +162,11 @@ def test_cache_hits_and_no_cache(kmt, tmp_path):
     assert re.search(r"^#\d+ 0\.\d{3} \S", first.stderr, re.M) is None  # the RUNs print nothing
     stamp = kmt.kago("run", "--rm", "--network", "none", "kmt-cache", check=True).stdout
     second = _build(kmt, "-t", "kmt-cache", ctx)
-    assert re.findall(r"^#(\d+) CACHED$", second.stderr, re.M) == ["5", "6", "7"], \
+    # WORKDIR makes no layer, yet it is CACHED like the others, as BuildKit shows it
+    assert re.findall(r"^#(\d+) CACHED$", second.stderr, re.M) == ["5", "6", "7", "8"], \
         second.stderr
-    assert "#5 [2/4] COPY input.txt /input.txt\n#5 CACHED\n" in second.stderr
+    assert "#5 [2/5] COPY input.txt /input.txt\n#5 CACHED\n" in second.stderr
+    assert "#8 [5/5] WORKDIR /srv\n#8 CACHED\n" in second.stderr
     assert _image_id(second) == _image_id(first)
     # the steps' images are the cache: `images` hides them, `images -a` shows them
     fmt = ("--format", "{{.Repository}}")

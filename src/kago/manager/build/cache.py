@@ -13,10 +13,12 @@ import os
 import uuid
 
 
-def key(final=False, **parts):
-    """The key of a step (or with ``final``, of a build's result) from what it depends on."""
+def key(final=False, config_only=False, **parts):
+    """The key of a step (or with ``final``, of a build's result; with ``config_only``, of a
+    step that makes no layer, such as WORKDIR) from what it depends on."""
     text = json.dumps(parts, sort_keys=True, separators=(",", ":"))
-    return ("f-" if final else "") + hashlib.sha256(text.encode()).hexdigest()
+    prefix = "f-" if final else "c-" if config_only else ""
+    return prefix + hashlib.sha256(text.encode()).hexdigest()
 
 
 class Cache:
@@ -48,10 +50,11 @@ class Cache:
 
     def image_ids(self):
         """The IDs of the build's intermediate images: what the steps' keys name (a final
-        image's key starts with ``f-``: once its name moved on, it shows as dangling)."""
+        image's key starts with ``f-``: once its name moved on, it shows as dangling; a
+        config-only step's, ``c-``, names its parent, which it did not make)."""
         out = set()
         for entry in os.listdir(self.dir) if os.path.isdir(self.dir) else ():
-            if entry.startswith(("f-", ".")):
+            if entry.startswith(("f-", "c-", ".")):
                 continue
             try:
                 with open(os.path.join(self.dir, entry)) as f:

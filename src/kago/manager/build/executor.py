@@ -97,7 +97,18 @@ class Builder:
                 if action is not None:
                     image = self._fs_step(plan, stage, results, image, state, action, instr,
                                           v)
+                elif v is not None:
+                    self._config_step(image, state, created_by, v)
         return Result(image, state, history)
+
+    def _config_step(self, image, state, created_by, v):
+        """A step BuildKit shows that makes no layer here (WORKDIR: the runtime makes the
+        directory): CACHED when the same parent and config had it before, as BuildKit's."""
+        if image is None:  # FROM scratch: no image to name in the cache
+            return
+        key = C.key(config_only=True, parent=image, config=state.config, step=created_by)
+        if not self._cached(key, v):
+            self.cache.put(key, image)
 
     def _load_context(self):
         """BuildKit's ``[internal] load build context`` vertex, once, before the first COPY

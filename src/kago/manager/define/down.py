@@ -76,11 +76,12 @@ def _down(mgr, file, out, timeout):
     taken = [r for r, error in done if error is None]
     idranges.release_many(mgr.paths, [r["id"] for r in taken])
 
-    def finish(record):
-        forget(mgr.ctx, record)
+    # the records last; the first alone, so that the fault hook's "down.removed" (a down
+    # killed once a container is gone) leaves the others' records, whatever the threads do
+    if taken:
+        forget(mgr.ctx, taken[0])
         fault("down.removed")
-
-    fanout(finish, taken)
+        fanout(lambda r: forget(mgr.ctx, r), taken[1:])
     errors = [error for _r, error in done if error]
     if errors:
         group.save()
