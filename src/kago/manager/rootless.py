@@ -72,10 +72,11 @@ def supervisor_alive(paths):
         os.close(fd)
 
 
-def release(paths, holder=None, supervisor=True):
-    """End the holder of ``paths.runroot`` if nothing needs it (see kago.runtime.holder);
-    ``holder``: the caller's own Holder (its lock), else one is opened; ``supervisor``
-    False: the caller is the exiting supervisor (its own lock is not a user)."""
+def release(paths, holder=None):
+    """As the caller leaves: end the holder of ``paths.runroot`` if nothing needs it (see
+    kago.runtime.holder); ``holder``: the caller's own Holder (its lock, given up here), else
+    one is opened. An exiting supervisor calls this after closing its supervisor.lock, so a
+    command ending at the same moment does not count it as a user, nor it the command."""
     from kago.runtime import holder as L
     if not os.path.exists(os.path.join(paths.runroot, H.PID_FILE)):
         return False
@@ -83,7 +84,7 @@ def release(paths, holder=None, supervisor=True):
     if own:
         holder = L.Holder(paths.runroot, L.lock(paths.runroot), None)
     try:
-        stopped = L.stop_if_unused(holder, lambda: in_use(paths, supervisor))
+        stopped = L.stop_if_unused(holder, lambda: in_use(paths), keep=False)
     finally:
         if own:
             os.close(holder.lock_fd)

@@ -201,14 +201,20 @@ def join(pid):
         os.chdir("/")
 
 
-def stop_if_unused(holder, in_use):
+def stop_if_unused(holder, in_use, keep=True):
     """End the holder when no other command holds it and ``in_use()`` (run under the
-    exclusive lock) says no container or supervisor needs it. True if it was stopped."""
+    exclusive lock) says no container or supervisor needs it. True if it was stopped.
+
+    ``keep`` False: the caller is on its way out and gives up its shared lock whatever
+    happens. Two leaving at once then never both give up: the exclusive attempt drops the
+    shared lock first (flock(2) converts by unlocking, then locking), so the one whose
+    attempt comes second finds the first holding nothing, and ends the holder. With ``keep``
+    the lock is taken again after a failed attempt, for a caller that goes on."""
     try:
         fcntl.flock(holder.lock_fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except OSError as e:
-        # a conversion drops the shared lock first (flock(2)): take it again
-        fcntl.flock(holder.lock_fd, fcntl.LOCK_SH)
+        if keep:  # the failed conversion dropped the shared lock: take it again
+            fcntl.flock(holder.lock_fd, fcntl.LOCK_SH)
         if e.errno in (errno.EWOULDBLOCK, errno.EAGAIN):
             return False
         raise
@@ -223,7 +229,7 @@ def stop_if_unused(holder, in_use):
             pass
         return True
     finally:
-        fcntl.flock(holder.lock_fd, fcntl.LOCK_SH)
+        fcntl.flock(holder.lock_fd, fcntl.LOCK_SH if keep else fcntl.LOCK_UN)
 
 
 def _kill(pid):

@@ -42,6 +42,7 @@ def main(argv=None):
         except FileNotFoundError:
             pass
         say(f"supervisor {os.getpid()} exits")
+        os.close(lock)  # before the holder's release: see kago.manager.rootless.release
         _release_holder(paths)
     return 0
 
@@ -53,7 +54,7 @@ def _release_holder(paths):
     if not rootless.active():
         return
     try:
-        if rootless.release(paths, supervisor=False):
+        if rootless.release(paths):
             say("holder stopped: no container left")
     except OSError as e:
         say(f"holder not stopped: {e}")
