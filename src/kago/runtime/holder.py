@@ -220,7 +220,7 @@ def stop_if_unused(holder, in_use, keep=True):
         raise
     try:
         pid = alive(holder.runroot)
-        if pid is None or in_use():
+        if pid is None or not _ours(pid) or in_use():
             return False
         _kill(pid)
         try:
@@ -230,6 +230,15 @@ def stop_if_unused(holder, in_use, keep=True):
         return True
     finally:
         fcntl.flock(holder.lock_fd, fcntl.LOCK_SH if keep else fcntl.LOCK_UN)
+
+
+def _ours(pid):
+    """True if ``pid`` (the recorded holder) holds the user namespace this process is in: a
+    supervisor left in the namespaces of a holder that died must not end the next one."""
+    try:
+        return os.stat(f"/proc/{pid}/ns/user").st_ino == os.stat("/proc/self/ns/user").st_ino
+    except OSError:
+        return False
 
 
 def _kill(pid):

@@ -4,6 +4,7 @@ kago.manager.rootless.release): a stand-in holder (a `sleep` of our own) on a te
 import fcntl
 import os
 import subprocess
+import time
 
 import pytest
 
@@ -13,13 +14,16 @@ from kago.manager.paths import Paths
 from kago.runtime import holder as L
 
 
-@pytest.fixture
-def runroot(tmp_path):
-    """A runroot whose holder.pid names a live stand-in holder; it is ended at the end."""
+def _stand_in(tmp_path, argv):
+    """A runroot whose holder.pid names a live ``argv`` process; it is ended at the end."""
     run = tmp_path / "run"
     run.mkdir(mode=0o700)
-    proc = subprocess.Popen(["sleep", "60"])
+    proc = subprocess.Popen(argv)
     try:
+        deadline = time.monotonic() + 5
+        while os.readlink(f"/proc/{proc.pid}/exe").endswith("/unshare"):  # not yet exec'd
+            assert time.monotonic() < deadline
+            time.sleep(0.01)
         with open(f"/proc/{proc.pid}/stat") as f:
             ticks, _ = H.start_time(f.read())
         (run / H.PID_FILE).write_text(H.pid_record(proc.pid, ticks))
@@ -28,6 +32,18 @@ def runroot(tmp_path):
         if proc.poll() is None:
             proc.kill()
         proc.wait(timeout=5)
+
+
+@pytest.fixture
+def runroot(tmp_path):
+    yield from _stand_in(tmp_path, ["sleep", "60"])
+
+
+@pytest.fixture
+def foreign_runroot(tmp_path):
+    """The recorded holder in a user namespace of its own, as the one a dead holder left a
+    supervisor in looks from that supervisor."""
+    yield from _stand_in(tmp_path, ["unshare", "--user", "sleep", "60"])
 
 
 def _gone(proc):
@@ -95,3 +111,13 @@ def test_release_counts_a_supervisor_only_while_it_holds_its_lock(tmp_path, runr
         os.close(supervisor)  # what an exiting supervisor does before its own release
     assert rootless.release(paths) is True
     assert _gone(proc)
+
+
+def test_a_holder_of_another_user_namespace_is_not_ended(foreign_runroot):
+    run, proc = foreign_runroot
+    leaving = _holder(run)
+    try:
+        assert L.stop_if_unused(leaving, lambda: False, keep=False) is False
+    finally:
+        os.close(leaving.lock_fd)
+    assert L.alive(run) == proc.pid
