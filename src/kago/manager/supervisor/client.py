@@ -108,20 +108,15 @@ def _try_connect(paths):
     return Connection(sock)
 
 
-# the supervisor's command line (python -c BOOT --root R --runroot RR)
-BOOT = ("import sys; from kago.manager.supervisor.docstrings import drop; drop(); "
-        "from kago.manager.supervisor.main import main; sys.exit(main())")
-
-
 def _spawn(paths):
     """Start a supervisor in its own session, its output to supervisor.log. If another
     command starts one at the same moment, the loser finds the lock taken and exits."""
     from kago.manager import perms
     perms.make_runroot(paths)
     # -c, not -m kago.manager.supervisor: runpy's imports (collections, contextlib...) would
-    # stay in its memory for its whole life (~0.7 MB); kago's modules without docstrings
-    # (docstrings.py)
-    argv = [sys.executable, "-c", BOOT, "--root", paths.root, "--runroot", paths.runroot]
+    # stay in its memory for its whole life (~0.7 MB)
+    argv = [sys.executable, "-c", "import sys; from kago.manager.supervisor.main import main; "
+            "sys.exit(main())", "--root", paths.root, "--runroot", paths.runroot]
     null = os.open(os.devnull, os.O_RDWR | os.O_CLOEXEC)
     log = os.open(paths.supervisor_log(), os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC,
                   0o600)
