@@ -209,3 +209,53 @@ def test_a_supervisor_killed_during_a_run_leaves_nothing(kmt):
     kmt.stop_supervisor()
     assert wait_for(lambda: run_servers(kmt) == [], timeout=10), run_servers(kmt)
     # and the fixture checks that nothing of the root is left on the host
+
+
+def direct(kmt, doc, fds):
+    """A request on the run server's own socket: its reply lines (none: it ended first)."""
+    with socket.socket(socket.AF_UNIX) as s:
+        s.settimeout(30)
+        s.connect(os.path.join(kmt.root, "run", "run-server.sock"))
+        anc = [(socket.SOL_SOCKET, socket.SCM_RIGHTS, struct.pack(f"{len(fds)}i", *fds))]
+        s.sendmsg([(json.dumps(doc) + "\n").encode()], anc if fds else [])
+        return [json.loads(line) for line in s.makefile()]
+
+
+def test_command_lines_reach_the_run_server_on_its_own_socket(kmt):
+    server = warm(kmt)
+    good = {"op": "run", "verb": "run", "glob": {"root": None, "runroot": None,
+                                                 "runtime": None},
+            "cwd": "/", "env": {"KAGO_ROOT": kmt.root},
+            "argv": ["-d", "--network", "none", "--name", "kmt-direct", "busybox", "sleep",
+                     "60"]}
+    null = os.open(os.devnull, os.O_RDWR)
+    try:
+        # served there as through the supervisor: accepted, done, its exit status
+        assert direct(kmt, good, [null, null, null]) == [{"accepted": True}, {"exit": 0}]
+        assert kmt.inspect("kmt-direct")["State"]["Running"]
+        # refused as through the supervisor
+        replies = direct(kmt, dict(good, verb="rm"), [null, null, null])
+        assert len(replies) == 1 and replies[0]["ok"] is False, replies
+        assert replies[0]["code"] == 125 and replies[0]["error"].startswith("run: "), replies
+        # without its stdio: the connection ends unanswered (the command line then goes
+        # the supervisor's way; nothing was done)
+        assert direct(kmt, good, []) == []
+    finally:
+        os.close(null)
+    # the supervisor counted them in and out (its idle exit waits for requests in flight)
+    assert wait_for(lambda: ping(kmt)["run_server"]["requests"] == 0, timeout=10), ping(kmt)
+    assert ping(kmt)["run_server"]["pid"] == server  # the same process served them all
+    # a command line (it tries that socket first, then the supervisor's)
+    p = subprocess.run([KAGO, "run", "-d", "--network", "none", "--name", "kmt-direct2",
+                        "busybox", "true"], env=dict(kmt.env, KAGO_THIN="1"),
+                       capture_output=True, text=True, timeout=60, check=False)
+    assert p.returncode == 0, p.stderr
+    # the supervisor gone, the socket is gone with it: command lines start another
+    kmt.stop_supervisor()
+    assert wait_for(lambda: not os.path.exists(
+        os.path.join(kmt.root, "run", "run-server.sock")), timeout=10)
+    p = subprocess.run([KAGO, "run", "-d", "--network", "none", "--name", "kmt-direct3",
+                        "busybox", "true"], env=dict(kmt.env, KAGO_THIN="1"),
+                       capture_output=True, text=True, timeout=60, check=False)
+    assert p.returncode == 0, p.stderr
+    kmt.kago("rm", "-f", "kmt-direct", "kmt-direct2", "kmt-direct3", check=True)
