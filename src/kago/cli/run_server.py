@@ -17,13 +17,6 @@ hands it each request's connection with the request line and the client's stdio 
     {"exit": N}              written by the child before it exits with N
     {"signal": S}            the child was killed by signal S (no exit line came)
 
-Once it is up, a command line comes to our own socket (argv[1]: the supervisor's
-``Paths.run_socket``) without the supervisor's relay: the spare child is blocked in ``accept``
-there; it reads the request (the line and the three stdio fds), passes the connection to this
-process (for the client's signals and the end line), and does the request; this process says
-"+" to the supervisor for it. A connection that ends before ``{"accepted": true}`` had
-nothing done: its command line goes the supervisor's way.
-
 The client may send ``{"signal": S}`` (its Ctrl-C, SIGTERM): the child gets it, so an
 interrupted ``run`` undoes its create as the in-process one does. Only root may ask
 (SO_PEERCRED), as only root may run the verbs. The process writes one byte on the channel
@@ -42,8 +35,6 @@ import socket
 import struct
 import sys
 
-from kago.cli import run_child
-
 # what every routed verb needs; the rest is learnt from the children (see _learn)
 WARM = ("kago.cli.main", "kago.cli.run", "kago.cli.lifecycle", "kago.cli.common", "argparse",
         "kago.client", "kago.manager.create", "kago.manager.lifecycle",
@@ -51,11 +42,12 @@ WARM = ("kago.cli.main", "kago.cli.run", "kago.cli.lifecycle", "kago.cli.common"
         "kago.manager.definition.serial", "kago.manager.spec", "kago.manager.rootfs",
         "kago.manager.attachments", "kago.manager.runtimes", "kago.storage",
         "kago.manager.supervisor.client")
+VERBS = ("run", "create", "start")
+MAX_FDS = 4           # the client's connection and its stdin, stdout, stderr
 CHANNEL_FD = 3
 
 
 def main(argv=None):
-    argv = sys.argv[1:] if argv is None else argv
     for name in WARM:
         __import__(name)
     from kago.cli.run import verb_parser
@@ -65,11 +57,7 @@ def main(argv=None):
     gc.freeze()  # what is loaded now is shared with every child, never collected
     channel = socket.socket(fileno=CHANNEL_FD)
     os.set_inheritable(CHANNEL_FD, False)
-    listener = None
-    if argv:  # our own socket, where command lines come without the supervisor's relay
-        from kago.manager.supervisor.state import listen_unix
-        listener = socket.socket(fileno=listen_unix(argv[0], 64).detach())
-    Server(channel, listener).serve()
+    Server(channel).serve()
     return 0
 
 
@@ -88,9 +76,8 @@ class Server:
     of this ~50 MB process costs 2-3 ms: off the request's path); a child's end is seen on
     its pidfd."""
 
-    def __init__(self, channel, listener=None):
+    def __init__(self, channel):
         self.channel = channel
-        self.listener = listener  # the spare accepts on it (None: requests via the channel only)
         self.sel = selectors.DefaultSelector()
         self.sel.register(channel, selectors.EVENT_READ, None)
         self.busy = {}       # pidfd -> Child working for a client
@@ -109,26 +96,18 @@ class Server:
                     self._event(key)
                 except (OSError, ValueError) as e:  # no fd left...: this one event failed
                     _note(f"{key.data[0] if key.data else 'channel'}: {e}")
-        self._let_spare_go()
+        if self.spare is not None:
+            self.spare.conn.close()  # it reads the end and exits
 
     def _event(self, key):
         if key.data is None:
             self._channel()
         elif key.data[0] == "child":
             self._ended(key.data[1])
-        elif key.data[0] == "spare":
-            self._taken(key.data[1])
         elif key.data[1].sock is not None:  # not ended in this same round
             self._client(key.data[1])
 
     def _fork_spare(self):
-        """The next spare: it accepts a command line on our socket (and says so on its
-        channel, with the connection: ``_taken``)."""
-        self.spare = self._fork_child(self.listener)
-        if self.listener is not None:
-            self.sel.register(self.spare.conn, selectors.EVENT_READ, ("spare", self.spare))
-
-    def _fork_child(self, listener=None):
         ours, theirs = socket.socketpair(socket.AF_UNIX,
                                          socket.SOCK_SEQPACKET | socket.SOCK_CLOEXEC)
         learn_r, learn_w = os.pipe2(os.O_CLOEXEC)
@@ -136,56 +115,16 @@ class Server:
         sys.stderr.flush()
         pid = os.fork()
         if pid == 0:
-            keep = (0, 1, 2, theirs.fileno(), learn_w)
-            _close_all_but(keep + ((listener.fileno(),) if listener is not None else ()))
-            run_child.spare(theirs, learn_w, listener)  # never returns
+            _close_all_but((0, 1, 2, theirs.fileno(), learn_w))
+            _spare(theirs, learn_w)  # never returns
         theirs.close()
         os.close(learn_w)
-        child = Child(ours, learn_r, pid)
-        self.sel.register(child.pidfd, selectors.EVENT_READ, ("child", child))
-        return child
-
-    def _taken(self, child):
-        """The spare accepted a command line on our socket and read its request: it passes
-        us the connection (for the client's signals and the end line, as for a request that
-        came through the supervisor) and does the request; the supervisor counts it."""
-        try:
-            data, fds = run_child.receive(child.conn)
-        except OSError:
-            data, fds = b"", []
-        self.sel.unregister(child.conn)
-        child.conn.close()
-        if child is self.spare:
-            self.spare = None
-        if data != b"t" or len(fds) != 1:
-            for fd in fds:
-                os.close(fd)
-            return  # it exits (let go, or its client left): its pidfd says so
-        child.sock = socket.socket(fileno=fds[0])
-        self.busy[child.pidfd] = child
-        self.sel.register(child.sock, selectors.EVENT_READ, ("client", child))
-        if self.open:
-            try:
-                self.channel.send(b"+")
-            except OSError:
-                pass
-            self._fork_spare()
-
-    def _let_spare_go(self):
-        spare, self.spare = self.spare, None
-        if spare is None:
-            return
-        if self.listener is not None:
-            try:
-                self.sel.unregister(spare.conn)
-            except KeyError:
-                pass
-        spare.conn.close()  # it reads the end and exits (one that accepted meanwhile: its
-        #                     client sees the connection end before "accepted")
+        self.spare = Child(ours, learn_r, pid)
+        self.sel.register(self.spare.pidfd, selectors.EVENT_READ, ("child", self.spare))
 
     def _channel(self):
         try:
-            data, fds = run_child.receive(self.channel)
+            data, fds = _receive(self.channel)
         except OSError:
             data, fds = b"", []
         if not data:
@@ -194,9 +133,6 @@ class Server:
             self.sel.unregister(self.channel)
             self.channel.close()
             self.open = False  # the supervisor is gone, or let us go: finish and exit
-            if self.listener is not None:
-                self.listener.close()  # (the supervisor removed its path)
-            self._let_spare_go()
             return
         try:
             self._take(data, fds)
@@ -205,34 +141,31 @@ class Server:
                 os.close(fd)  # the child has its own now
 
     def _take(self, data, fds):
-        if len(fds) != run_child.MAX_FDS:
+        if len(fds) != MAX_FDS:
             for fd in fds[:1]:
                 os.close(fd)
-            _note(f"a request came with {len(fds)} fds, not {run_child.MAX_FDS}: dropped")
+            _note(f"a request came with {len(fds)} fds, not {MAX_FDS}: dropped")
             self._done()
             return
         sock = socket.socket(fileno=fds[0])
         try:
-            run_child.parse(data, sock)
+            _parse(data, sock)
             sock.sendall(b'{"accepted": true}\n')
         except (OSError, ValueError) as e:
-            run_child.reply(sock, {"ok": False, "error": str(e), "code": 125})
+            _reply(sock, {"ok": False, "error": str(e), "code": 125})
             sock.close()
             self._done()
             return
         try:
-            if self.listener is not None:
-                child = self._fork_child()  # the spare is for our socket's command lines
-            else:
-                if self.spare is None:
-                    self._fork_spare()  # requests at once: each gets its own
-                child, self.spare = self.spare, None
+            if self.spare is None:
+                self._fork_spare()  # requests at once: each gets its own
+            child, self.spare = self.spare, None
             child.conn.sendmsg([data], [(socket.SOL_SOCKET, socket.SCM_RIGHTS,
-                                         struct.pack(f"{run_child.MAX_FDS}i", *fds))])
+                                         struct.pack(f"{MAX_FDS}i", *fds))])
             child.conn.close()
         except OSError as e:  # nothing was done: said on its stderr, as the verb would
             os.write(fds[3], f"kago: run: cannot fork for it: {e}\n".encode())
-            run_child.reply(sock, {"exit": 125})
+            _reply(sock, {"exit": 125})
             sock.close()
             self._done()
             return
@@ -265,14 +198,16 @@ class Server:
         names = _read_all(child.learn)
         os.close(child.learn)
         if child is self.spare:  # a spare that died waiting (killed): another one
-            self._let_spare_go()
-        elif self.busy.pop(child.pidfd, None) is not None:
+            self.spare = None
+            child.conn.close()
+        else:
+            del self.busy[child.pidfd]
             try:
                 self.sel.unregister(child.sock)
             except KeyError:
                 pass  # the client had gone
             if os.WIFSIGNALED(status):
-                run_child.reply(child.sock, {"signal": os.WTERMSIG(status)})
+                _reply(child.sock, {"signal": os.WTERMSIG(status)})
             child.sock.close()
             child.sock = None
             self._done()
@@ -288,6 +223,22 @@ class Server:
                 pass
 
 
+def _spare(conn, learn_w):
+    """A spare child: waits for its request (the line and the client's four fds), then does
+    it. Never returns."""
+    gc.disable()  # its inherited objects wrap fds closed here: none may be collected
+    try:
+        data, fds = _receive(conn)
+    except OSError:
+        data, fds = b"", []
+    if not data or len(fds) != MAX_FDS:
+        os._exit(0)  # let go unused
+    conn.close()
+    from kago import jsonio
+    sock = socket.socket(fileno=fds[0])
+    _child(jsonio.loads(data, "the run request"), sock, fds[1:], learn_w)
+
+
 def _close_all_but(keep):
     """Close every fd but ``keep`` (a spare holds nothing of other requests: their clients
     see their connection end when their own child and this process are gone)."""
@@ -297,6 +248,74 @@ def _close_all_but(keep):
         last = fd + 1
     os.closerange(last, os.sysconf("SC_OPEN_MAX"))
 
+def _child(request, sock, stdio, learn_w):
+    """The forked child: the command line's verb with its stdio, cwd and environment; its
+    exit line written on the connection before it exits. Never returns."""
+    code = 125
+    try:
+        before = set(sys.modules)
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+        for i, fd in enumerate(stdio):
+            os.dup2(fd, i)
+            os.close(fd)
+        gc.disable()  # a short command: collections would only copy the shared heap
+        code = _run(request)
+        _learnt(learn_w, set(sys.modules) - before)
+    except BaseException as e:  # noqa: BLE001 - reported on the connection
+        print(f"kago: {type(e).__name__}: {e}", file=sys.stderr)
+    finally:
+        for stream in (sys.stdout, sys.stderr):
+            try:
+                stream.flush()
+            except (OSError, ValueError):
+                pass
+        _reply(sock, {"exit": code})
+        os._exit(code)
+
+
+def _run(request):
+    from kago import faults
+    from kago.cli import main
+    os.chdir(request["cwd"])
+    os.environ.clear()
+    os.environ.update(request["env"])
+    faults.configure(os.environ)
+    try:
+        return main.run_verb(request["glob"], request["verb"], request["argv"])
+    except SystemExit as e:  # argparse's --help and usage paths
+        return e.code if isinstance(e.code, int) else (0 if e.code is None else 125)
+
+
+def _parse(data, sock):
+    from kago import jsonio
+    uid = struct.unpack("3i", sock.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, 12))[1]
+    if uid != 0:
+        raise ValueError(f"run: uid {uid} is not root of this namespace: not served")
+    request = jsonio.loads(data, "the run request")
+    if request.get("verb") not in VERBS:
+        raise ValueError(f"run: unknown verb {request.get('verb')!r}")
+    for key, kind in (("argv", list), ("glob", dict), ("cwd", str), ("env", dict)):
+        if not isinstance(request.get(key), kind):
+            raise ValueError(f"run: bad request: {key} is not a {kind.__name__}")
+    return request
+
+
+def _receive(sock):
+    """One handoff: the request line and its fds."""
+    from kago.manager.supervisor.runs import received_fds
+    data, anc, _flags, _addr = sock.recvmsg(1 << 20, socket.CMSG_SPACE(MAX_FDS * 4))
+    return data, received_fds(anc)
+
+
+def _reply(sock, doc):
+    from kago import jsonio
+    try:
+        sock.sendall(jsonio.dumps(doc).encode() + b"\n")
+    except OSError:
+        pass  # the command line is gone
+
+
 def _signal_of(line):
     from kago import jsonio
     try:
@@ -304,6 +323,14 @@ def _signal_of(line):
     except (ValueError, AttributeError, Exception):  # noqa: BLE001 - a bad line is ignored
         return 0
     return sig if sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP) else 0
+
+
+def _learnt(fd, names):
+    try:  # under a pipe's 64 KiB: the parent reads it only after this child ended
+        names = sorted(n for n in names if not n.startswith("_"))
+        os.write(fd, "\n".join(names).encode()[:60000])
+    except OSError:
+        pass
 
 
 def _read_all(fd):

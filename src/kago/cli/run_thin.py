@@ -1,8 +1,7 @@
 """``kago run -d``, ``kago create`` and ``kago start`` (without -a/-i) as a thin client: the
 command line, its working directory, environment and stdio go to the root's supervisor, which
-hands them to its warm run server (cli/run_server.py; once that is up, we connect to its own
-socket first, without the supervisor's relay); a child forked there runs the verb as this
-process would have, writing to our stdout and stderr, and sends back the exit status.
+hands them to its warm run server (cli/run_server.py); a child forked there runs the verb as
+this process would have, writing to our stdout and stderr, and sends back the exit status.
 
 This module imports only what that takes (no argparse, no json package, no socket module:
 ``_socket``, ``kago.jsonio``), so the command costs the interpreter's start and a round trip.
@@ -29,23 +28,14 @@ def call(glob, verb, rest):
         return None
     from kago.manager.paths import Paths
     paths = Paths(glob["root"], glob["runroot"])
+    sock = _connect(paths)
+    if sock is None:
+        return None
     global DONE
-    code = None
-    sock = _connect_unix(paths.run_socket())  # the run server itself: no relay
-    if sock is not None:
-        try:
-            # None: it ended before it took the request (let go meanwhile): nothing was done
-            code = _request(sock, glob, verb, rest)
-        finally:
-            sock.close()
-    if code is None:
-        sock = _connect(paths)
-        if sock is None:
-            return None
-        try:
-            code = _request(sock, glob, verb, rest)
-        finally:
-            sock.close()
+    try:
+        code = _request(sock, glob, verb, rest)
+    finally:
+        sock.close()
     DONE = code is not None
     return code
 
@@ -112,22 +102,15 @@ def _flags_before_image(argv, table):
     return seen
 
 
-def _connect_unix(path):
+def _connect(paths):
+    """A connection to the root's supervisor (started if there is none), or None."""
     import _socket
     sock = _socket.socket(_socket.AF_UNIX, _socket.SOCK_STREAM | _socket.SOCK_CLOEXEC)
     try:
-        sock.connect(path)
+        sock.connect(paths.socket())
         return sock
     except OSError:
         sock.close()
-        return None
-
-
-def _connect(paths):
-    """A connection to the root's supervisor (started if there is none), or None."""
-    sock = _connect_unix(paths.socket())
-    if sock is not None:
-        return sock
     from kago.errors import KagoError
     from kago.manager import supervisor
     try:  # none yet: started as every command starts it

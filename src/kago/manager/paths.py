@@ -112,11 +112,6 @@ class Paths:
     def socket(self):
         return os.path.join(self.runroot, "supervisor.sock")
 
-    def run_socket(self):
-        """The warm run server's own socket (cli/run_server.py): command lines connect there
-        first, without the supervisor's relay."""
-        return os.path.join(self.runroot, "run-server.sock")
-
     def supervisor_pid(self):
         return os.path.join(self.runroot, "supervisor.pid")
 

@@ -4,10 +4,7 @@ process that has the manager imported already, and answers the command line itse
 
 The supervisor only brokers: it spawns the run server on the first request (its child, fd 3
 its end of a SOCK_SEQPACKET pair), passes each request's connection and the client's stdio
-fds to it with the request line (SCM_RIGHTS), and forgets the connection; once the run server
-is up, command lines connect to its own socket (``Paths.run_socket``: made there by the run
-server, removed here when it is let go) and the supervisor only counts them: "+" on the
-channel for each one that came there. It never imports
+fds to it with the request line (SCM_RIGHTS), and forgets the connection. It never imports
 what the run server does (argparse, kago.storage, kago.network...), so its own memory stays
 as it was. The run server writes one byte per request finished: while any is in flight the
 supervisor is busy (no idle exit). After the idle timeout with none, the supervisor closes
@@ -71,7 +68,7 @@ class Runs:
         null = os.open(os.devnull, os.O_RDWR | os.O_CLOEXEC)
         log = os.open(self.paths.supervisor_log(),
                       os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o600)
-        argv = [sys.executable, "-m", MODULE, self.paths.run_socket()]
+        argv = [sys.executable, "-m", MODULE]
         try:
             pid = os.posix_spawn(sys.executable, argv, os.environ, file_actions=[
                 (os.POSIX_SPAWN_DUP2, null, 0), (os.POSIX_SPAWN_DUP2, log, 1),
@@ -106,18 +103,12 @@ class Runs:
             if data == b"r":
                 self.runs_ready = True
                 continue
-            # "+": a command line came to its own socket; ".": a request finished
-            self.runs_inflight = max(0, self.runs_inflight + data.count(b"+")
-                                     - data.count(b"."))
+            self.runs_inflight = max(0, self.runs_inflight - data.count(b"."))
             self.runs_last = time.monotonic()
 
     def _runs_close(self):
         if self.runs_channel is None:
             return
-        try:  # no command line reaches it there any more: they come to us and spawn another
-            os.unlink(self.paths.run_socket())
-        except FileNotFoundError:
-            pass
         self.sel.unregister(self.runs_channel)
         self.runs_channel.close()
         self.runs_channel = None
