@@ -58,7 +58,7 @@ def cmd_run(glob, argv):
         return _run_foreground(mgr, record)
     if args.detach:
         try:
-            mgr.start(cid)
+            mgr.start_created(record)
         except Exception:
             if definition.auto_remove:
                 mgr.remove(cid, force=True)

@@ -87,6 +87,13 @@ class Manager:
             return self.restore(record["id"])["state"]["pid"]
         return lifecycle.start(self.ctx, record["id"], attached, conn)
 
+    def start_created(self, record, attached=False, conn=None):
+        """``start`` of the container this process has just created (``record``, the one
+        ``create`` returned): the checks and the prepare a start of any container does are
+        known to pass (lifecycle.start_created)."""
+        from kago.manager import lifecycle
+        return lifecycle.start_created(self.ctx, record, attached, conn)
+
     def stop(self, ref, timeout=None, signal_name=None):
         from kago.manager import lifecycle
         return lifecycle.stop(self.ctx, ref, timeout, signal_name)

@@ -29,6 +29,22 @@ def start(ctx, ref, attached=False, conn=None):
         return record["state"]["pid"]  # docker: starting a running container is a no-op
     prepare(ctx, record)
     fault("start.prepared")
+    return _request(ctx, record, attached, conn)
+
+
+def start_created(ctx, record, attached=False, conn=None):
+    """Start the container this process has just created (``record``, create's return): no
+    resolve, runtime state or ``prepare`` first. Create set up its rootfs and network and
+    left the record ``fresh``, and the runtime has no state of it until the start; the
+    supervisor's start worker marks the record under its lock (supervisor/starts.py:
+    ``prepare``), as for ``kago up``'s starts. A removal or stop meanwhile is the
+    supervisor's to see: no such container, or the user's stop wins."""
+    fault("start.prepared")  # by create: the same point of a start as in ``start``
+    return _request(ctx, record, attached, conn)
+
+
+def _request(ctx, record, attached, conn):
+    """The start request for a prepared ``record``; the pid its reply names."""
     own = conn is None
     conn = conn or supervisor.connect(ctx.paths)
     try:

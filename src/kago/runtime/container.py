@@ -466,7 +466,8 @@ def start(store, container_id, notify_socket=None):
         now = status(store, record)
         if now != CREATED:
             raise IncorrectStatus(_cannot_start(now))
-        before = _identity(record["pid"])  # still kago's init: the create's command line
+        # still kago's init: the create's command line (read only for poststart hooks)
+        before = _identity(record["pid"]) if _poststart_hooks(record) else None
         # bound before the init is released, so that an early READY is not lost
         sock = _notify_start(store.dir(container_id)) if notify_socket else None
         try:
@@ -523,10 +524,15 @@ def _release_init(store, record):
         os.unlink(fifo)
 
 
+def _poststart_hooks(record):
+    return bool(((record.get("kago") or {}).get("hooks") or {}).get("poststart"))
+
+
 def _poststart(record, before):
     """poststart hooks run after the program was executed (runtime-spec), so wait for the
-    init's execve: the init runs startContainer hooks after ``start`` released it."""
-    if not ((record.get("kago") or {}).get("hooks") or {}).get("poststart"):
+    init's execve: the init runs startContainer hooks after ``start`` released it.
+    ``before``: the init's ``_identity`` before that (read only when there are hooks)."""
+    if not _poststart_hooks(record):
         return
     pid, started = record["pid"], record["kago"]["pid_start"]
     deadline = time.monotonic() + 10
@@ -561,7 +567,8 @@ def _post_hooks(kind, record, status_now):
 def run(store, container_id, bundle, opts):
     """create + start; in the foreground, wait and delete; return the exit status."""
     record = create(store, container_id, bundle, opts, mode="run")
-    _poststart(record, _identity(os.getpid()))  # the init is our fork until it execs
+    if _poststart_hooks(record):
+        _poststart(record, _identity(os.getpid()))  # the init is our fork until it execs
     sock = record["kago"].pop("notify_socket", None)
     if opts.detach:
         if sock is not None:
