@@ -289,8 +289,9 @@ def runtime_default_root_left_as_found():
 
 # what the clients the tests drive make outside their private roots, by fixed paths of their
 # own: podman's netavark run directory (hard-coded for root, made even for --network none) and
-# CRIU's kernel-facts cache (root's is in /run; its temporary file stays when a criu is killed
-# between creating and renaming it, and then blocks every later cache write)
+# CRIU's kernel-facts cache (root's is in /run for a CRIU built as Debian's is; its temporary
+# file stays where /run is not a tmpfs, or when a criu is killed between creating and renaming
+# it, and then blocks every later cache write; the CRIU ./dev builds keeps it in .build/criu/run)
 _CLIENT_FILES = ["/run/criu.kdat", "/run/criu.kdat.tmp"]
 _CLIENT_DIRS = ["/run/containers/networks", "/run/containers"]  # removed only when empty
 
