@@ -106,8 +106,8 @@ class Steps:
         block freed, on ext4 with ``discard`` a synchronous discard.)"""
         errors = []
         for step in self.UNDO_ORDER:
-            if step not in self.made:
-                continue
+            if step not in self.made or (step == "record" and errors):
+                continue  # kept while a step could not be undone: a retry reads it
             try:
                 getattr(self, f"_undo_{step}")()
                 if step in self.made:       # (_undo_dns takes its own mark back)
