@@ -5,9 +5,9 @@ its signal, each teardown step in reverse, the record last), so a ``down`` kille
 point is finished by another ``down`` or ``rm -f``. Containers go through it side by side in
 a few threads: most of a teardown waits on the kernel (an RCU grace period per unmount, a
 cgroup's removal, a rename or rmdir on the disk) with the GIL released, and waits overlap.
-With a timeout of 0 each container goes through all of it in one thread (marked, killed,
-taken apart), none waiting for the slowest one to stop; the ID ranges are then given back in
-one write, and the records removed last.
+With a timeout of 0 every container is marked and killed first (its init's pidfd kept), then
+each taken apart as soon as its init ended, none waiting for the slowest one to stop; the ID
+ranges are then given back in one write, and the records removed last.
 """
 
 import os
