@@ -185,3 +185,22 @@ def test_a_paused_listener_is_taken_back_when_the_retry_is_due(paths):
         assert sup.sel.get_key(listener).data == ("listen", None)
     finally:
         listener.close()
+
+
+def test_the_end_of_a_container_being_removed_is_not_written(paths):
+    """rm -f / kago down remove the record next: the supervisor leaves it as it is (the same
+    file), while an end of any other container is recorded."""
+    mgr = Manager(paths.root, paths.runroot)
+    record(mgr, status="running", fresh=True, **{"removing": True, "stopped_by_user": True})
+    before = os.stat(mgr.paths.record(CID)).st_ino
+    sup = S.Supervisor(paths)
+    sup._finish(CID, 137)
+    assert os.stat(mgr.paths.record(CID)).st_ino == before
+    assert mgr.records.load(CID)["state"]["status"] == "running"
+    assert mgr.live(mgr.records.load(CID)) == "exited"      # the runtime has no such container
+    record(mgr, status="running", fresh=True)
+    sup.adopting = True                                       # no releaser forked here
+    sup._finish(CID, 3)
+    state = mgr.records.load(CID)["state"]
+    assert (state["status"], state["exit_code"], state["fresh"]) == ("exited", 3, False)
+    assert sup.to_release == [CID]

@@ -5,9 +5,9 @@ its signal, each teardown step in reverse, the record last), so a ``down`` kille
 point is finished by another ``down`` or ``rm -f``. Containers go through it side by side in
 a few threads: most of a teardown waits on the kernel (an RCU grace period per unmount, a
 cgroup's removal, a rename or rmdir on the disk) with the GIL released, and waits overlap.
-With a timeout of 0 each container goes through all of it in one thread (marked, killed,
-taken apart), none waiting for the slowest one to stop; the ID ranges are then given back in
-one write, and the records removed last.
+With a timeout of 0 every container is marked and killed first (its init's pidfd kept), then
+each taken apart as soon as its init ended, none waiting for the slowest one to stop; the ID
+ranges are then given back in one write, and the records removed last.
 """
 
 import os
@@ -64,10 +64,12 @@ def _down(mgr, file, out, timeout):
         return None
 
     if timeout <= 0:
-        # each killed and taken apart in one go: none waits for the slowest to stop
+        # all marked and killed first, then each taken apart once it ended: the kernel ends
+        # the later ones while the threads take apart those that ended
         states = mgr.states(records)
-        done = [d for d in fanout(lambda r: _kill_now(mgr, r, states, take_apart), records)
-                if d is not None]
+        killed = [k for k in fanout(lambda r: _kill_now(mgr, r, states), records)
+                  if k is not None]
+        done = fanout(lambda k: (k[0], _when_ended(k[1], take_apart, k[0])), killed)
     else:
         records = list(reversed(_stop_many(mgr, records, timeout)))
         done = list(zip(records, fanout(take_apart, records)))
@@ -127,33 +129,39 @@ def _stop_many(mgr, records, timeout=10):
     return [r for r, _sent in marked]
 
 
-def _kill_now(mgr, record, states, then):
+def _kill_now(mgr, record, states):
     """With a timeout of 0: marked removing, SIGKILLed (the init alone if it is the init of
-    its own PID namespace: the kernel ends the rest), waited for (the init's pidfd), then
-    ``then(record)``. Returns (the record as marked, what ``then`` returned), or None if
-    another command removed it meanwhile."""
+    its own PID namespace: the kernel ends the rest). Returns (the record as marked, a pidfd
+    of the init to wait on or None), or None if another command removed it meanwhile."""
     from kago.manager.engine import mark_removing
     try:  # removed next: its end releases nothing
         record = mgr.records.update(record["id"], mark_removing)
     except NoSuchContainer:
         return None
     status = mgr.live(record, states)
+    ended = None
     if status in ("running", "paused"):
         alone = status == "running" and own_pid_namespace(record)
         ended = _pidfd((states.get(record["id"]) or {}).get("pid")) if alone else None
         try:
             mgr.runtime(record).kill(record["id"], 9, all=not alone)
-            if ended is not None:  # the runtime's forced delete waits for anything left
-                import select
-                waiter = select.poll()
-                waiter.register(ended, select.POLLIN)
-                waiter.poll(5000)
         except KagoError:
             pass  # it ended meanwhile
+    return record, ended
+
+
+def _when_ended(ended, then, record):
+    """``then(record)`` once the init behind the pidfd ``ended`` (closed here) has ended (at
+    most 5 s: the runtime's forced delete waits for anything left)."""
+    if ended is not None:
+        import select
+        try:
+            waiter = select.poll()
+            waiter.register(ended, select.POLLIN)
+            waiter.poll(5000)
         finally:
-            if ended is not None:
-                os.close(ended)
-    return record, then(record)
+            os.close(ended)
+    return then(record)
 
 
 def _pidfd(pid):
