@@ -84,7 +84,7 @@ def release(paths, holder=None):
     if own:
         holder = L.Holder(paths.runroot, L.lock(paths.runroot), None)
     try:
-        stopped = L.stop_if_unused(holder, lambda: in_use(paths), keep=False)
+        stopped = L.stop_if_unused(holder, lambda: in_use(paths))
     finally:
         if own:
             os.close(holder.lock_fd)

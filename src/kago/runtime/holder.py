@@ -201,22 +201,18 @@ def join(pid):
         os.chdir("/")
 
 
-def stop_if_unused(holder, in_use, keep=True):
-    """End the holder when no other command holds it and ``in_use()`` (run under the
-    exclusive lock) says no container or supervisor needs it. True if it was stopped.
-
-    ``keep`` False: the caller is on its way out and gives up its shared lock whatever
-    happens. Two leaving at once then never both give up: the exclusive attempt drops the
-    shared lock first (flock(2) converts by unlocking, then locking), so the one whose
-    attempt comes second finds the first holding nothing, and ends the holder. With ``keep``
-    the lock is taken again after a failed attempt, for a caller that goes on."""
+def stop_if_unused(holder, in_use):
+    """As the caller leaves: end the holder when no other command holds it and ``in_use()``
+    (run under the exclusive lock) says no container or supervisor needs it. True if it was
+    stopped. The caller's shared lock is given up whatever happens, so that two leaving at
+    once never both give up: the exclusive attempt drops the shared lock first (flock(2)
+    converts by unlocking, then locking), and the one whose attempt comes second finds the
+    first holding nothing, and ends the holder."""
     try:
         fcntl.flock(holder.lock_fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except OSError as e:
-        if keep:  # the failed conversion dropped the shared lock: take it again
-            fcntl.flock(holder.lock_fd, fcntl.LOCK_SH)
         if e.errno in (errno.EWOULDBLOCK, errno.EAGAIN):
-            return False
+            return False  # the failed conversion left no lock
         raise
     try:
         pid = alive(holder.runroot)
@@ -229,16 +225,17 @@ def stop_if_unused(holder, in_use, keep=True):
             pass
         return True
     finally:
-        fcntl.flock(holder.lock_fd, fcntl.LOCK_SH if keep else fcntl.LOCK_UN)
+        fcntl.flock(holder.lock_fd, fcntl.LOCK_UN)
 
 
 def _ours(pid):
     """True if ``pid`` (the recorded holder) holds the user namespace this process is in: a
     supervisor left in the namespaces of a holder that died must not end the next one."""
     try:
-        return os.stat(f"/proc/{pid}/ns/user").st_ino == os.stat("/proc/self/ns/user").st_ino
+        theirs, mine = os.stat(f"/proc/{pid}/ns/user"), os.stat("/proc/self/ns/user")
     except OSError:
         return False
+    return (theirs.st_dev, theirs.st_ino) == (mine.st_dev, mine.st_ino)
 
 
 def _kill(pid):

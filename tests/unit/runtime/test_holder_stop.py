@@ -60,8 +60,8 @@ def test_two_leaving_at_once_one_of_them_ends_the_holder(runroot):
     first, second = _holder(run), _holder(run)
     try:
         # the first tries while the second still holds its shared lock, then the second
-        assert L.stop_if_unused(first, lambda: False, keep=False) is False
-        assert L.stop_if_unused(second, lambda: False, keep=False) is True
+        assert L.stop_if_unused(first, lambda: False) is False
+        assert L.stop_if_unused(second, lambda: False) is True
     finally:
         os.close(first.lock_fd)
         os.close(second.lock_fd)
@@ -69,31 +69,17 @@ def test_two_leaving_at_once_one_of_them_ends_the_holder(runroot):
     assert not os.path.exists(os.path.join(run, H.PID_FILE))
 
 
-def test_a_caller_that_goes_on_keeps_its_shared_lock(runroot):
-    run, proc = runroot
-    first, second = _holder(run), _holder(run)
-    try:
-        assert L.stop_if_unused(first, lambda: False) is False
-        # the first took its shared lock again: the second cannot end the holder under it
-        assert L.stop_if_unused(second, lambda: False, keep=False) is False
-    finally:
-        os.close(first.lock_fd)
-        os.close(second.lock_fd)
-    assert proc.poll() is None
-    assert L.alive(run) == proc.pid
-
-
 def test_needed_by_a_container_the_holder_stays_and_the_lock_is_given_up(runroot):
     run, proc = runroot
     leaving, other = _holder(run), _holder(run)
     os.close(other.lock_fd)
     try:
-        assert L.stop_if_unused(leaving, lambda: True, keep=False) is False
+        assert L.stop_if_unused(leaving, lambda: True) is False
         assert L.alive(run) == proc.pid
         # given up: an exclusive lock from another open file is free
         probe = _holder(run)
         try:
-            assert L.stop_if_unused(probe, lambda: False, keep=False) is True
+            assert L.stop_if_unused(probe, lambda: False) is True
         finally:
             os.close(probe.lock_fd)
     finally:
@@ -117,7 +103,7 @@ def test_a_holder_of_another_user_namespace_is_not_ended(foreign_runroot):
     run, proc = foreign_runroot
     leaving = _holder(run)
     try:
-        assert L.stop_if_unused(leaving, lambda: False, keep=False) is False
+        assert L.stop_if_unused(leaving, lambda: False) is False
     finally:
         os.close(leaving.lock_fd)
     assert L.alive(run) == proc.pid
