@@ -174,6 +174,16 @@ def _fork_first(plan, cgroup, direct):
     return forked
 
 
+# clone3 refused for what it was asked, not failed: the caller takes a plain fork
+_CLONE3_UNSUPPORTED = (errno.ENOSYS, errno.EINVAL, errno.E2BIG, errno.EOPNOTSUPP)
+
+
+def _raw_clone_safe():
+    """threading registers after-fork hooks that a raw clone3 would skip: without it loaded,
+    a raw clone3 is as safe as os.fork here."""
+    return "threading" not in sys.modules
+
+
 def _fork_into(cgroup):
     """Fork the intermediate directly into the container's cgroup2 directory when there is one.
 
@@ -183,8 +193,7 @@ def _fork_into(cgroup):
     (asserted), which is what makes a raw clone3 safe: see kernel.libc.clone3_into_cgroup.
     """
     fd = cgroup.unified_fd() if cgroup is not None else None
-    if fd is None or "threading" in sys.modules:
-        # threading registers after-fork hooks a raw clone3 would skip: use the safe path
+    if fd is None or not _raw_clone_safe():
         if fd is not None:
             os.close(fd)
         return os.fork(), False
@@ -192,7 +201,7 @@ def _fork_into(cgroup):
     try:
         return libc.clone3_into_cgroup(fd), True
     except OSError as e:
-        if e.errno not in (errno.ENOSYS, errno.EINVAL, errno.E2BIG, errno.EOPNOTSUPP):
+        if e.errno not in _CLONE3_UNSUPPORTED:
             raise
         return os.fork(), False  # kernel < 5.7: the child moves itself (one grace period)
     finally:
@@ -203,7 +212,7 @@ def _can_clone_into_userns(plan, exec_mode):
     """Whether the container process can be cloned straight into its new user namespace and
     all its other namespaces (one clone3, no intermediate process): from a process without
     ``threading`` (a raw clone3 skips its after-fork hooks), and where the plan fits."""
-    return "threading" not in sys.modules and userns_clone_fits(plan, exec_mode)
+    return _raw_clone_safe() and userns_clone_fits(plan, exec_mode)
 
 
 def userns_clone_fits(plan, exec_mode):
@@ -237,8 +246,7 @@ def _clone_into_userns(plan, cgroup):
     try:
         return libc.clone3(flags, fd), fd is not None
     except OSError as e:
-        if e.errno not in (errno.ENOSYS, errno.EINVAL, errno.E2BIG, errno.EOPNOTSUPP,
-                           errno.EPERM):
+        if e.errno not in _CLONE3_UNSUPPORTED + (errno.EPERM,):
             raise
         return None, False
     finally:
