@@ -97,8 +97,9 @@ def check_config_platform(cfg, host, what):
 class Source:
     """Files of an OCI layout or docker archive, from a directory or a tar (not compressed)."""
 
-    def __init__(self, path):
+    def __init__(self, path, shown=None):
         self.path = path
+        self.shown = shown or path  # what messages call it ("standard input" for a copy)
         self.tar = None
         if os.path.isdir(path):
             return
@@ -106,13 +107,13 @@ class Source:
             with open(path, "rb") as f:
                 kind = sniff(f.read(6))
             if kind is not None:
-                raise BadArchive(f"{path}: a {kind}-compressed archive; decompress it first "
-                                 "(OCI layouts and docker archives are plain tars)")
+                raise BadArchive(f"{self.shown}: a {kind}-compressed archive; decompress it "
+                                 "first (OCI layouts and docker archives are plain tars)")
             self.tar = tarfile.open(path, "r:")
         except FileNotFoundError:
-            raise StoreError(f"{path}: no such file or directory") from None
+            raise StoreError(f"{self.shown}: no such file or directory") from None
         except tarfile.TarError as e:
-            raise BadArchive(f"{path}: not a tar archive ({e})") from None
+            raise BadArchive(f"{self.shown}: not a tar archive ({e})") from None
         self.members = {}
         for m in self.tar.getmembers():
             name = "/".join(p for p in m.name.split("/") if p not in ("", "."))
@@ -142,7 +143,7 @@ class Source:
     def _local(self, name):
         parts = [p for p in name.split("/") if p not in ("", ".")]
         if ".." in parts:
-            raise BadArchive(f"{self.path}: refers to {name!r}, outside the archive")
+            raise BadArchive(f"{self.shown}: refers to {name!r}, outside the archive")
         return os.path.join(self.path, *parts)
 
     def open(self, name, what=None):
@@ -154,14 +155,14 @@ class Source:
                 raise FileNotFoundError(name)
             return self.tar.extractfile(m)
         except (FileNotFoundError, IsADirectoryError, NotADirectoryError):
-            raise BadArchive(f"{self.path}: {what or name} is missing (a missing base layer "
+            raise BadArchive(f"{self.shown}: {what or name} is missing (a missing base layer "
                              "or an incomplete archive)") from None
 
     def read(self, name, what=None):
         with self.open(name, what) as f:
             data = f.read(MAX_JSON + 1)
         if len(data) > MAX_JSON:
-            raise BadArchive(f"{self.path}: {what or name} is too large for a manifest or config")
+            raise BadArchive(f"{self.shown}: {what or name} is too large for a manifest or config")
         return data
 
     def blob_name(self, digest):
@@ -174,7 +175,7 @@ def read_verified(source, digest, what):
     import hashlib
     actual = "sha256:" + hashlib.sha256(data).hexdigest()
     if actual != digest:
-        raise DigestMismatch(f"{source.path}: {what}", digest, actual)
+        raise DigestMismatch(f"{source.shown}: {what}", digest, actual)
     return data
 
 
@@ -186,7 +187,7 @@ def stage_blob(stage, source, name, expected, what, media_type):
         reader = HashingReader(src, tee=dst)
         reader.drain()
     if expected and reader.digest() != expected:
-        raise DigestMismatch(f"{source.path}: {what}", expected, reader.digest())
+        raise DigestMismatch(f"{source.shown}: {what}", expected, reader.digest())
     if media_type is None:
         with open(out, "rb") as f:
             media_type = MEDIA_TYPES.get(sniff(f.read(6)), MEDIA_TYPES[None])
@@ -263,21 +264,21 @@ def resolve_manifest(load, desc, host, what, depth=0):
 def _layout_entries(source, name):
     """[(descriptor, [names])] of the images to import from a layout's index.json."""
     if not source.exists("oci-layout"):
-        raise BadArchive(f"{source.path}: not an OCI image layout (no oci-layout file)")
-    index = parse_json(source.read("index.json"), f"{source.path}: index.json")
+        raise BadArchive(f"{source.shown}: not an OCI image layout (no oci-layout file)")
+    index = parse_json(source.read("index.json"), f"{source.shown}: index.json")
     entries = [d for d in index.get("manifests") or [] if isinstance(d, dict)]
     if not entries:
-        raise BadArchive(f"{source.path}: index.json lists no images")
+        raise BadArchive(f"{source.shown}: index.json lists no images")
     from kago.storage.model import host_platform
     host = host_platform()
     with_platform = [d for d in entries if d.get("platform")]
     if with_platform and not any(matches_host(d["platform"], host) for d in with_platform) \
             and len(with_platform) == len(entries):
-        raise PlatformNotFound(source.path, f"{host[0]}/{host[1]}",
+        raise PlatformNotFound(source.shown, f"{host[0]}/{host[1]}",
                                [platform_text(d["platform"]) for d in with_platform])
     chosen = [d for d in entries if not d.get("platform") or matches_host(d["platform"], host)]
     if name and len(chosen) > 1:
-        raise StoreError(f"{source.path}: holds {len(chosen)} images; a name can only be given "
+        raise StoreError(f"{source.shown}: holds {len(chosen)} images; a name can only be given "
                          "to one (tag them after the import)")
     out = []
     for d in chosen:
@@ -298,10 +299,11 @@ def _names_from(annotations):
     return []
 
 
-def import_oci(store, path, name=None):
-    """Import the images of an OCI image layout (directory or tar)."""
+def import_oci(store, path, name=None, shown=None):
+    """Import the images of an OCI image layout (directory or tar); ``shown``: what messages
+    call ``path``."""
     from kago.storage.model import host_platform
-    source = Source(path)
+    source = Source(path, shown)
     try:
         entries = _layout_entries(source, name)
         images = []
@@ -315,7 +317,7 @@ def import_oci(store, path, name=None):
 
 
 def _import_manifest(store, stage, source, desc, names, host):
-    what = source.path
+    what = source.shown
     load = lambda digest: read_verified(source, digest, f"manifest {digest[:19]}")
     manifest, _ = resolve_manifest(load, desc, host, what)
     cdesc = manifest.get("config") or {}
@@ -332,32 +334,34 @@ def _import_manifest(store, stage, source, desc, names, host):
 
 # --- either form ---------------------------------------------------------------------------------
 
-def load(store, path):
+def load(store, path, shown=None):
     """Import what ``path`` holds: a docker-save archive (manifest.json; Docker 25's are OCI
-    layouts too) or an OCI layout, a directory or a tar. Returns [ImageInfo]."""
-    source = Source(path)
+    layouts too) or an OCI layout, a directory or a tar. Returns [ImageInfo]. ``shown``: what
+    messages call ``path``."""
+    source = Source(path, shown)
     try:
         docker = source.exists("manifest.json")
         oci = source.exists("oci-layout")
     finally:
         source.close()
     if oci and not docker:
-        return import_oci(store, path)
-    return import_docker_archive(store, path)
+        return import_oci(store, path, shown=shown)
+    return import_docker_archive(store, path, shown)
 
 
 # --- docker save archives -----------------------------------------------------------------------
 
-def import_docker_archive(store, path):
-    """Import the images of a ``docker save`` archive (directory or tar)."""
+def import_docker_archive(store, path, shown=None):
+    """Import the images of a ``docker save`` archive (directory or tar); ``shown``: what
+    messages call ``path``."""
     from kago.storage.model import host_platform
-    source = Source(path)
+    source = Source(path, shown)
     try:
         if not source.exists("manifest.json"):
-            raise BadArchive(f"{path}: not a docker archive (no manifest.json)")
-        entries = parse_json(source.read("manifest.json"), f"{path}: manifest.json")
+            raise BadArchive(f"{source.shown}: not a docker archive (no manifest.json)")
+        entries = parse_json(source.read("manifest.json"), f"{source.shown}: manifest.json")
         if not isinstance(entries, list) or not entries:
-            raise BadArchive(f"{path}: manifest.json lists no images")
+            raise BadArchive(f"{source.shown}: manifest.json lists no images")
         images = []
         for entry in entries:
             with store.staging() as stage:
@@ -369,7 +373,7 @@ def import_docker_archive(store, path):
 
 
 def _import_docker_entry(store, stage, source, entry, host):
-    what = source.path
+    what = source.shown
     if not isinstance(entry, dict) or not isinstance(entry.get("Config"), str) \
             or not isinstance(entry.get("Layers"), list):
         raise BadArchive(f"{what}: manifest.json entry {entry!r:.80} lacks Config or Layers")

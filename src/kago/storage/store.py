@@ -292,12 +292,7 @@ class Store:
             if os.path.getsize(copy) == 0:
                 raise BadArchive("standard input is empty (give an archive: -i FILE or "
                                  "redirect it)")
-            try:
-                return oci.load(self, copy)
-            except StoreError as e:  # named as the user gave it, not by our copy's path
-                if e.args and isinstance(e.args[0], str):
-                    e.args = (e.args[0].replace(copy, "standard input"),) + e.args[1:]
-                raise
+            return oci.load(self, copy, shown="standard input")  # not our copy's path
 
     def import_docker_archive(self, path):
         """Import the images of a ``docker save`` archive, named by its RepoTags."""
