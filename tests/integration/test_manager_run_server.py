@@ -16,16 +16,33 @@ import socket
 import struct
 import subprocess
 
+import pytest
+
 from conftest import wait_for
+from kago.manager.paths import Paths
 from kago.manager.testing import KAGO, kmt_fixture  # noqa: F401 (fixture)
 
 IDS = re.compile(r"\b[0-9a-f]{64}\b|\b[0-9a-f]{12}\b|[a-z]+_[a-z]+_[0-9a-f]{4}")
 
 
+@pytest.fixture(autouse=True)
+def patient_supervisor(kmt):
+    """A supervisor that waits for its run server: the root's 3 s idle time is shorter than
+    a run server's loading where Python is slow (an emulated host), and a supervisor that
+    goes idle lets its run server go before it is ready. The fixture stops it at the end."""
+    kmt.env["KAGO_SUPERVISOR_IDLE"] = "60"
+
+
+def supervisor_socket(kmt):
+    """Where this root's supervisor listens (its runroot: ROOT/run, or the one kago.json
+    or the environment names)."""
+    return Paths(kmt.root).socket()
+
+
 def ping(kmt):
     with socket.socket(socket.AF_UNIX) as s:
         s.settimeout(5)
-        s.connect(os.path.join(kmt.root, "run", "supervisor.sock"))
+        s.connect(supervisor_socket(kmt))
         s.sendall(b'{"op": "ping"}\n')
         return json.loads(s.makefile().readline())
 
@@ -126,7 +143,7 @@ def test_run_create_start_through_the_run_server(kmt, tmp_path):
 def send_run(kmt, line, fds):
     with socket.socket(socket.AF_UNIX) as s:
         s.settimeout(10)
-        s.connect(os.path.join(kmt.root, "run", "supervisor.sock"))
+        s.connect(supervisor_socket(kmt))
         anc = [(socket.SOL_SOCKET, socket.SCM_RIGHTS, struct.pack(f"{len(fds)}i", *fds))]
         s.sendmsg([line], anc if fds else [])
         f = s.makefile()
@@ -155,7 +172,7 @@ def test_bad_run_requests_are_refused_and_make_nothing(kmt):
             assert reply["error"].startswith("run: "), reply
         with socket.socket(socket.AF_UNIX) as s:  # not JSON: refused, fds dropped
             s.settimeout(10)
-            s.connect(os.path.join(kmt.root, "run", "supervisor.sock"))
+            s.connect(supervisor_socket(kmt))
             s.sendmsg([b"not json\n"], [(socket.SOL_SOCKET, socket.SCM_RIGHTS,
                                           struct.pack("3i", null, null, null))])
             assert json.loads(s.makefile().readline()) == {
