@@ -74,29 +74,6 @@ def test_removing_auto_remove_and_foreground_are_left_alone(tmp_path):
     assert S._wants_release(record(mgr, status="exited", fresh=False))
 
 
-def test_the_removal_mark_is_a_file_beside_the_record_until_a_save_takes_it_back(tmp_path):
-    """rm -f / kago down mark a container removing without rewriting its record (no block
-    freed); every load reads the mark, an edit keeps it, a save that clears it removes it."""
-    mgr = manager(tmp_path)
-    record(mgr, status="running", fresh=False)
-    before = os.stat(mgr.paths.record(CID)).st_ino
-    marked = mgr.records.mark_removing(CID)
-    assert os.stat(mgr.paths.record(CID)).st_ino == before          # the record as it was
-    assert os.stat(mgr.paths.removing(CID)).st_size == 0
-    for rec in (marked, mgr.records.load(CID)):
-        assert rec["state"]["removing"] and rec["state"]["stopped_by_user"]
-    assert not releasable(mgr.ctx, mgr.records.load(CID), None)
-    assert not S._wants_release(mgr.records.load(CID))
-    mgr.records.update(CID, lambda r: r["state"].update(status="exited"))
-    assert os.path.exists(mgr.paths.removing(CID))                    # an edit keeps it
-    assert json.load(open(mgr.paths.record(CID)))["state"]["removing"]
-    mgr.records.update(CID, lambda r: r["state"].update(removing=False, stopped_by_user=False))
-    assert not os.path.exists(mgr.paths.removing(CID))               # a start's prepare
-    assert not mgr.records.load(CID)["state"]["removing"]
-    mgr.records.remove(CID)
-    assert not os.path.exists(mgr.paths.container(CID))
-
-
 def test_a_definition_with_exit_hooks_is_released_by_its_live_agent(tmp_path):
     mgr = manager(tmp_path)
     group = {"key": "k" * 16, "file": "/x.py", "release": "agent"}

@@ -180,16 +180,13 @@ def stop_all(mgr, records, timeout=None, removing=False):
     10 s); the containers stay (ended, what they held released), or, ``removing``, are
     left for their removal to free all (down)."""
     from kago.manager.definition import of
-    from kago.manager.release import mark_stopped
+    from kago.manager.release import mark_removing, mark_stopped
     from kago.oci.names import parse_signal
     now = time.monotonic()
     running = {}
     for record in records:
         # no restart policy brings it back
-        if removing:
-            mgr.records.mark_removing(record["id"])
-        else:
-            mgr.records.update(record["id"], mark_stopped)
+        mgr.records.update(record["id"], mark_removing if removing else mark_stopped)
         if mgr.live(record) in ("running", "paused"):
             try:
                 mgr.runtime(record).kill(record["id"], parse_signal(record["stop_signal"]))
