@@ -69,10 +69,6 @@ class Paths:
     def record(self, cid):
         return os.path.join(self.root, "containers", cid, "container.json")
 
-    def removing(self, cid):
-        """An empty file beside the record: its ``state.removing`` (records.py)."""
-        return os.path.join(self.root, "containers", cid, "removing")
-
     def bundle(self, cid):
         return os.path.join(self.root, "containers", cid, "bundle")
 

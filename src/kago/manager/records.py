@@ -36,8 +36,7 @@ def new_state():
     ``fresh``     its rootfs and network were set up for a start that has not ended yet
                   (create, or ``Manager.prepare``); cleared when an end is recorded
     ``released``  an end released them (``Manager.release``): the next start sets them up
-    ``removing``  ``rm -f`` / ``kago down`` is removing it: its end releases nothing (set
-                  by ``Records.mark_removing`` as an empty file beside the record)
+    ``removing``  ``rm -f`` / ``kago down`` is removing it: its end releases nothing
     """
     return {"status": "created", "pid": 0, "pid_start": None, "started_at": 0.0,
             "finished_at": 0.0, "exit_code": None, "oom_killed": False, "restart_count": 0,
@@ -138,42 +137,15 @@ class Records:
             _write_atomic(path, std_dumps(record).encode())
         except FileNotFoundError:
             raise NoSuchContainer(record["id"]) from None
-        if not (record.get("state") or {}).get("removing"):
-            try:  # the mark (mark_removing) taken back: after the record, see there
-                os.unlink(self.paths.removing(record["id"]))
-            except FileNotFoundError:
-                pass
 
     def load(self, cid):
         try:
             with open(self.paths.record(cid), "rb") as f:
-                record = _current(std_loads(f.read()))
+                return _current(std_loads(f.read()))
         except (FileNotFoundError, NotADirectoryError):
             raise NoSuchContainer(cid) from None
         except ValueError:
             raise NoSuchContainer(cid) from None  # half-written by a crash: treat as gone
-        if os.path.lexists(self.paths.removing(cid)):
-            _removing(record)
-        return record
-
-    def mark_removing(self, cid):
-        """``rm -f``, ``kago down``: the record's state marked removing (its end releases
-        nothing, no restart) before the container is signalled; returns the record as
-        marked. Under the record's lock, as an edit: an end being recorded finishes first.
-
-        The mark is an empty file beside the record (``load`` reads it into the state), not
-        a rewrite of the record: a rename over the record frees the old one's block, and on
-        ext4 with ``discard`` that is a synchronous discard, with ext4's flush of the new
-        record at the rename (``auto_da_alloc``); an empty file allocates no block and frees
-        none. A save of a record no longer removing (a start's ``prepare``) removes the
-        file, after the record: a death in between leaves the container removing, as
-        before the edit."""
-        with self.lock(cid):
-            record = self.load(cid)
-            os.close(os.open(self.paths.removing(cid),
-                             os.O_WRONLY | os.O_CREAT | os.O_CLOEXEC | os.O_NOFOLLOW, 0o600))
-            _removing(record)
-            return record
 
     def ids(self):
         try:
@@ -237,11 +209,6 @@ class Records:
                 shutil.rmtree(self.paths.container(cid), ignore_errors=True)
         except NoSuchContainer:
             return  # no directory: removed already
-
-
-def _removing(record):
-    """The state ``mark_removing`` gives (release.mark_removing's, as an edit)."""
-    record.setdefault("state", {}).update(stopped_by_user=True, removing=True)
 
 
 def _current(record):

@@ -16,6 +16,7 @@ from kago.manager import events, idranges, journal, lifecycle
 from kago.manager.context import describe
 from kago.manager.errors import ManagerError, StateError
 from kago.manager.journal import fault
+from kago.manager.release import mark_removing
 from kago.manager.rootfs import unbind
 
 
@@ -26,7 +27,7 @@ def remove(ctx, ref, force=False, volumes=False):
         if not force:
             raise StateError(f"cannot remove container {record['name']}: it is {status}: "
                              f"stop it first or use rm -f")
-        ctx.records.mark_removing(record["id"])  # its end releases nothing
+        ctx.records.update(record["id"], mark_removing)  # its end releases nothing
         lifecycle.stop(ctx, record["id"], timeout=0)
     teardown(ctx, record)
     return record

@@ -97,13 +97,14 @@ def _stop_many(mgr, records, timeout=10):
     """Each marked removing, then sent its stop signal (all side by side); one wait for
     all; SIGKILL to the rest. Returns the records as marked (less those removed meanwhile by
     another command)."""
+    from kago.manager.engine import mark_removing
     from kago.oci.names import parse_signal
 
     states = mgr.states(records)  # one read for all, not one per container
 
     def signal(record):
         try:  # removed next: its end releases nothing
-            record = mgr.records.mark_removing(record["id"])
+            record = mgr.records.update(record["id"], mark_removing)
         except NoSuchContainer:
             return None, False
         if mgr.live(record, states) not in ("running", "paused"):
@@ -132,8 +133,9 @@ def _kill_now(mgr, record, states):
     """With a timeout of 0: marked removing, SIGKILLed (the init alone if it is the init of
     its own PID namespace: the kernel ends the rest). Returns (the record as marked, a pidfd
     of the init to wait on or None), or None if another command removed it meanwhile."""
+    from kago.manager.engine import mark_removing
     try:  # removed next: its end releases nothing
-        record = mgr.records.mark_removing(record["id"])
+        record = mgr.records.update(record["id"], mark_removing)
     except NoSuchContainer:
         return None
     status = mgr.live(record, states)
