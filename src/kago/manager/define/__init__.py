@@ -11,22 +11,17 @@
 ``env`` holds the ``-e KEY=VAL`` values of the command line. See docs/manager.md.
 """
 
-from kago.manager.define.dsl import (
-                                     Container,
-                                     Ready,
-                                     bind,
-                                     console,
-                                     healthy,
-                                     id_range,
-                                     python,
-                                     shell,
-                                     tarball,
-                                     tcp,
-                                     tmpfs,
-                                     volume,
-)
-
 env = {}
 
 __all__ = ["Container", "Ready", "bind", "console", "env", "healthy", "id_range", "python", "shell",
            "tarball", "tcp", "tmpfs", "volume"]
+
+
+def __getattr__(name):
+    """The definition names, from ``dsl`` on first use: the verbs of this package that never
+    run a definition (``kago down``, ``ps``) do not load it (dataclasses and the typed
+    Definition come with it)."""
+    if name in __all__:
+        from kago.manager.define import dsl
+        return getattr(dsl, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
