@@ -39,6 +39,8 @@ def warm():
     write (cpu, memory, pids) and the ID-map writer (every container with an ID range):
     a forked create importing one paid ~0.4 ms each in CPU, copy-on-write faults included."""
     global LAYOUT
+    if LAYOUT is not None:
+        return  # warmed already (the start forker warms at its birth and per runtime root)
     from kago.kernel import idmap, libseccomp  # noqa: F401
     from kago.linux import cgroups, mounts, namespaces, seccomp  # noqa: F401
     from kago.linux.cgroups import limits  # noqa: F401

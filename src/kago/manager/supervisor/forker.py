@@ -29,7 +29,7 @@ from kago.manager.supervisor.poll import EVENT_READ
 from kago.manager.supervisor.runs import _fd_bytes, received_fds
 from kago.manager.supervisor.state import say
 
-FORKER_IDLE = 2.0    # s without an order before the forker is let go (a burst keeps it)
+FORKER_IDLE = 5.0    # s without an order before the forker is let go (a burst keeps it)
 ANSWER_WAIT = 30.0   # s an order may wait for room in the forker's queue
 ORDER_FDS = 3        # the worker's stdout, stderr and report pipe
 FDS_SPACE = 64       # ancillary room for them (CMSG_SPACE(3 * 4) is 32)
