@@ -22,9 +22,10 @@ HEAVY = ("dataclasses", "typing", "inspect", "ast", "json", "re", "enum", "funct
 START_PATH = ("kago.runtime.options", "kago.plan.build", "kago.plan.validate",
               "kago.process.child", "kago.process.parent", "kago.process.hooks",
               "kago.kernel.libseccomp", "kago.kernel.idmap", "kago.linux.seccomp",
-              "kago.linux.mounts", "kago.linux.namespaces", "kago.linux.cgroups.limits")
+              "kago.linux.mounts", "kago.linux.namespaces", "kago.linux.cgroups.limits",
+              "kago.kernel.libc", "kago.kernel.ffi")
 
-# what the supervisor loads before it serves (serve's prctl included), then for the first
+# what the supervisor loads before it serves (serve's prctl included: kernel.subreaper), then for the first
 # start (the runtime seam opened, as Starts.runtime_for does, and its state asked, as start
 # does), and for the first end (oom_killed reads the cgroup)
 PROGRAM = """\
@@ -33,7 +34,7 @@ from kago.manager.supervisor.main import main
 from kago.manager.supervisor import server, settings
 from kago.manager.supervisor.state import oom_killed
 from kago.manager import health
-from kago.kernel import consts, libc
+from kago.kernel import subreaper
 from kago.manager.runtimes import open_runtime
 runtime = open_runtime(None, sys.argv[1])
 assert runtime.state("kago-no-such-container") is None
@@ -140,3 +141,16 @@ def test_select_without_timeout_waits_for_an_event(piped):
     os.write(ends[1], b"y")
     assert sel.select(None) == [(key, EVENT_READ)]
     assert sel.select(-5) == [(key, EVENT_READ)]  # a past deadline: no wait, not forever
+
+
+def test_become_subreaper_sets_the_flag():
+    # in a child, so that the test process stays as it was; PR_GET_CHILD_SUBREAPER through libc
+    prog = ("from kago.kernel.subreaper import become_subreaper\n"
+            "from kago.kernel import consts, ffi, libc\n"
+            "become_subreaper()\n"
+            "flag = ffi.c_int(0)\n"
+            "libc.prctl(37, ffi.addressof(flag))\n"  # PR_GET_CHILD_SUBREAPER
+            "print(flag.value)\n")
+    proc = subprocess.run([sys.executable, "-c", prog], capture_output=True, text=True,
+                          timeout=60, check=False)
+    assert (proc.returncode, proc.stdout) == (0, "1\n"), proc.stderr

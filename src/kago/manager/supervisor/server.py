@@ -66,8 +66,8 @@ class Supervisor(Starts, Forker, Endings, Releases, Console, Output, Health, Run
 
     # --- set-up
     def serve(self):
-        from kago.kernel import consts, libc
-        libc.prctl(consts.PR_SET_CHILD_SUBREAPER, 1)
+        from kago.kernel.subreaper import become_subreaper  # not libc: see its module
+        become_subreaper()
         rfd, wfd = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
         signal.set_wakeup_fd(wfd)
         for sig in (signal.SIGCHLD, signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
