@@ -255,8 +255,15 @@ def test_the_start_forker_is_let_go_when_idle_and_forked_again(kmt):
     assert wait_until(lambda: not _forks_of(sup), timeout=FORKER_IDLE + 10)
     kmt.kago("run", "-d", "--name", "kmt-f2", "--network", "none", "busybox", "sleep", "60",
              check=True)
+    # a forker that dies is forked again by the next start
+    forker = _forks_of(sup)
+    assert len(forker) == 1
+    os.kill(int(forker[0]), signal.SIGKILL)
+    assert wait_until(lambda: not _forks_of(sup))
+    kmt.kago("run", "-d", "--name", "kmt-f3", "--network", "none", "busybox", "sleep", "60",
+             check=True)
     assert kmt.supervisor_pid() == sup
-    for name in ("kmt-f1", "kmt-f2"):
+    for name in ("kmt-f1", "kmt-f2", "kmt-f3"):
         state = kmt.inspect(name)["State"]
         assert state["Running"]
         # its worker was the forker's child; its init came to the supervisor, the subreaper
@@ -265,7 +272,7 @@ def test_the_start_forker_is_let_go_when_idle_and_forked_again(kmt):
     kmt.kago("stop", "-t", "0", "kmt-f2", check=True)
     doc = kmt.inspect("kmt-f2")
     assert doc["State"]["Status"] == "exited" and doc["State"]["ExitCode"] == 137
-    kmt.kago("rm", "-f", "kmt-f1", "kmt-f2", check=True)
+    kmt.kago("rm", "-f", "kmt-f1", "kmt-f2", "kmt-f3", check=True)
 
 
 def test_published_port_answers_on_localhost(kmt):
