@@ -39,6 +39,8 @@ from kago.manager.runtimes import open_runtime
 runtime = open_runtime(None, sys.argv[1])
 assert runtime.state("kago-no-such-container") is None
 oom_killed({"cgroups_path": "/kago-no-such-cgroup"})
+from kago.runtime import container
+assert container.LAYOUT is not None  # detected once, not at every end (keep_layout)
 settings.of({"definition": {"format": 1, "tty": True, "restart": {"name": "always"}}})
 print(" ".join(sorted(sys.modules)))
 """
