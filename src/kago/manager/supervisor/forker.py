@@ -78,6 +78,10 @@ class Forker:
             return self.forker_channel
         ours, theirs = socket.socketpair(socket.AF_UNIX,
                                          socket.SOCK_SEQPACKET | socket.SOCK_CLOEXEC)
+        import gc
+        gc.freeze()  # our objects out of collections (gc.freeze's documented use before a
+        #              fork): a collection here would write to, and so copy, every page the
+        #              forker shares with us
         pid = os.fork()
         if pid == 0:
             try:
