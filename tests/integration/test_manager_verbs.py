@@ -224,6 +224,57 @@ def test_a_killed_supervisor_leaves_containers_running_and_ps_truthful(kmt):
     assert doc["State"]["Status"] == "exited" and not doc["State"]["Running"]
 
 
+def _forks_of(pid):
+    """Children of ``pid`` with its command line: its forks (the start forker, a worker, a
+    releaser), not the containers it reaps as their subreaper."""
+    def cmdline(p):
+        try:
+            with open(f"/proc/{p}/cmdline", "rb") as f:
+                return f.read()
+        except OSError:
+            return None
+    try:
+        with open(f"/proc/{pid}/task/{pid}/children") as f:
+            kids = f.read().split()
+    except OSError:
+        return []
+    return [kid for kid in kids if cmdline(kid) == cmdline(pid)]
+
+
+def _ppid(pid):
+    with open(f"/proc/{pid}/stat") as f:
+        return int(f.read().rsplit(")", 1)[1].split()[1])
+
+
+def test_the_start_forker_is_let_go_when_idle_and_forked_again(kmt):
+    from kago.manager.supervisor.forker import FORKER_IDLE
+    kmt.kago("run", "-d", "--name", "kmt-f1", "--network", "none", "busybox", "sleep", "60",
+             check=True)
+    sup = kmt.supervisor_pid()
+    # the forker (the fork holding the warmed runtime) goes once no start came for a while
+    assert wait_until(lambda: not _forks_of(sup), timeout=FORKER_IDLE + 10)
+    kmt.kago("run", "-d", "--name", "kmt-f2", "--network", "none", "busybox", "sleep", "60",
+             check=True)
+    # a forker that dies is forked again by the next start
+    forker = _forks_of(sup)
+    assert len(forker) == 1
+    os.kill(int(forker[0]), signal.SIGKILL)
+    assert wait_until(lambda: not _forks_of(sup))
+    kmt.kago("run", "-d", "--name", "kmt-f3", "--network", "none", "busybox", "sleep", "60",
+             check=True)
+    assert kmt.supervisor_pid() == sup
+    for name in ("kmt-f1", "kmt-f2", "kmt-f3"):
+        state = kmt.inspect(name)["State"]
+        assert state["Running"]
+        # its worker was the forker's child; its init came to the supervisor, the subreaper
+        assert _ppid(state["Pid"]) == sup
+    assert wait_until(lambda: not _forks_of(sup), timeout=FORKER_IDLE + 10)
+    kmt.kago("stop", "-t", "0", "kmt-f2", check=True)
+    doc = kmt.inspect("kmt-f2")
+    assert doc["State"]["Status"] == "exited" and doc["State"]["ExitCode"] == 137
+    kmt.kago("rm", "-f", "kmt-f1", "kmt-f2", "kmt-f3", check=True)
+
+
 def test_published_port_answers_on_localhost(kmt):
     kmt.kago("run", "-d", "--name", "kmt-web", "-p", "127.0.0.1:18931:80", "busybox",
              "httpd", "-f", "-p", "80", "-h", "/etc", check=True)

@@ -28,6 +28,7 @@ CREATED, RUNNING, STOPPED, PAUSED, CREATING = "created", "running", "stopped", "
 # manager's supervisor, whose forked start workers would otherwise each parse a mountinfo that
 # grows by a mount per container. None: detect it per create (kago-oci, one create a process).
 LAYOUT = None
+_WARM = False  # warm() has run in this process
 
 
 def warm():
@@ -38,7 +39,9 @@ def warm():
     forked create paid them, 0.3-0.6 ms in all. And the sections the manager's own flags
     write (cpu, memory, pids) and the ID-map writer (every container with an ID range):
     a forked create importing one paid ~0.4 ms each in CPU, copy-on-write faults included."""
-    global LAYOUT
+    global LAYOUT, _WARM
+    if _WARM:
+        return  # warmed already (the start forker warms at its birth and per runtime root)
     from kago.kernel import idmap, libseccomp  # noqa: F401
     from kago.linux import cgroups, mounts, namespaces, seccomp  # noqa: F401
     from kago.linux.cgroups import limits  # noqa: F401
@@ -48,6 +51,17 @@ def warm():
     from kago.process import channel, child, hooks, parent, steps  # noqa: F401
     from kago.runtime import options  # noqa: F401
     LAYOUT = cgroups.detect()
+    _WARM = True
+
+
+def keep_layout():
+    """For a long-lived caller that reads containers' cgroups without creating any (the
+    manager's supervisor, at each end: resources.oom_killed_at): detect the cgroup layout once,
+    as warm() does, instead of parsing mountinfo at every call."""
+    global LAYOUT
+    if LAYOUT is None:
+        from kago.linux import cgroups
+        LAYOUT = cgroups.detect()
 
 
 def layout():

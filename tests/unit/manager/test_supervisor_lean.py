@@ -17,31 +17,64 @@ HEAVY = ("dataclasses", "typing", "inspect", "ast", "json", "re", "enum", "funct
          "collections", "socket", "selectors", "signal", "runpy", "contextlib", "threading",
          "subprocess", "kago.manager.definition.model", "kago.manager.supervisor.client")
 
-# what the supervisor loads before it serves, then for the first start (the runtime seam
-# opened and warmed, as Starts.runtime_for does), and for the first end (oom_killed reads the
-# cgroup)
+# the runtime's start path: imported and warmed in the start forker (supervisor/forker.py),
+# never in the supervisor (~1.2 MB of its heap)
+START_PATH = ("kago.runtime.options", "kago.plan.build", "kago.plan.validate",
+              "kago.process.child", "kago.process.parent", "kago.process.hooks",
+              "kago.kernel.libseccomp", "kago.kernel.idmap", "kago.linux.seccomp",
+              "kago.linux.mounts", "kago.linux.namespaces", "kago.linux.cgroups.limits",
+              "kago.kernel.libc", "kago.kernel.ffi")
+
+# what the supervisor loads before it serves (serve's prctl included: kernel.subreaper), then for the first
+# start (the runtime seam opened, as Starts.runtime_for does, and its state asked, as start
+# does), and for the first end (oom_killed reads the cgroup)
 PROGRAM = """\
 import sys
 from kago.manager.supervisor.main import main
 from kago.manager.supervisor import server, settings
 from kago.manager.supervisor.state import oom_killed
 from kago.manager import health
+from kago.kernel import subreaper
 from kago.manager.runtimes import open_runtime
-open_runtime(None, "/kago-no-such-root").warm()
+runtime = open_runtime(None, sys.argv[1])
+assert runtime.state("kago-no-such-container") is None
 oom_killed({"cgroups_path": "/kago-no-such-cgroup"})
+from kago.runtime import container
+assert container.LAYOUT is not None  # detected once, not at every end (keep_layout)
 settings.of({"definition": {"format": 1, "tty": True, "restart": {"name": "always"}}})
 print(" ".join(sorted(sys.modules)))
 """
 
 
-def test_the_supervisor_imports_none_of_the_heavy_modules():
+def test_the_supervisor_imports_none_of_the_heavy_modules(tmp_path):
     # -c, as client._spawn starts it (python -m would load runpy and collections)
-    proc = subprocess.run([sys.executable, "-c", PROGRAM], capture_output=True, text=True,
+    proc = subprocess.run([sys.executable, "-c", PROGRAM, str(tmp_path / "runtime")],
+                          capture_output=True, text=True,
                           timeout=60, check=False)
     assert proc.returncode == 0, proc.stderr
     loaded = set(proc.stdout.split())
     assert {"kago.runtime.container", "kago.manager.runtimes",
             "kago.manager.supervisor.server"} <= loaded
+    assert sorted(loaded & set(HEAVY)) == []
+    assert sorted(loaded & set(START_PATH)) == []
+
+
+WARM_PROGRAM = """\
+import sys
+from kago.manager.supervisor.forker import _warmed
+_warmed({}, (None, sys.argv[1]))
+print(" ".join(sorted(sys.modules)))
+"""
+
+
+def test_the_forker_warms_the_start_path(tmp_path):
+    # what the supervisor does not load, its start forker does, once (each worker it forks
+    # then imports nothing): the list above names modules of that path
+    proc = subprocess.run([sys.executable, "-c", WARM_PROGRAM, str(tmp_path / "runtime")],
+                          capture_output=True, text=True, timeout=60, check=False)
+    assert proc.returncode == 0, proc.stderr
+    loaded = set(proc.stdout.split())
+    assert sorted(set(START_PATH) - loaded) == []
     assert sorted(loaded & set(HEAVY)) == []
 
 
@@ -110,3 +143,16 @@ def test_select_without_timeout_waits_for_an_event(piped):
     os.write(ends[1], b"y")
     assert sel.select(None) == [(key, EVENT_READ)]
     assert sel.select(-5) == [(key, EVENT_READ)]  # a past deadline: no wait, not forever
+
+
+def test_become_subreaper_sets_the_flag():
+    # in a child, so that the test process stays as it was; PR_GET_CHILD_SUBREAPER through libc
+    prog = ("from kago.kernel.subreaper import become_subreaper\n"
+            "from kago.kernel import consts, ffi, libc\n"
+            "become_subreaper()\n"
+            "flag = ffi.c_int(0)\n"
+            "libc.prctl(37, ffi.addressof(flag))\n"  # PR_GET_CHILD_SUBREAPER
+            "print(flag.value)\n")
+    proc = subprocess.run([sys.executable, "-c", prog], capture_output=True, text=True,
+                          timeout=60, check=False)
+    assert (proc.returncode, proc.stdout) == (0, "1\n"), proc.stderr

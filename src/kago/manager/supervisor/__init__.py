@@ -9,8 +9,8 @@ kago adds per detached container is a record, two pipe buffers and a few fds
 How it holds on to containers:
 
 - It is a child subreaper (PR_SET_CHILD_SUBREAPER) and it starts every container itself (the
-  runtime is called in this process, or as its child), so each container's init ends up as
-  its child: it reaps it at once (a VM's PID 1 was seen to reap orphans 1-2 s late) and gets the real
+  runtime is called in a worker forked by its start forker, forker.py, a fork of this process
+  that is no subreaper), so each container's init ends up as its child: it reaps it at once (a VM's PID 1 was seen to reap orphans 1-2 s late) and gets the real
   exit status. OOM kills are read from the container's cgroup before the runtime deletes it.
 - A container's stdout and stderr are named FIFOs under RUNROOT/fifos/<id>, which the
   container holds open read-write: if the supervisor dies, the container's writes never fail
@@ -40,6 +40,8 @@ The package, by what each module holds:
     main        the entry point (``python -m kago.manager.supervisor``): lock, pid file
     server      the Supervisor: set-up, the loop, accept, dispatch of client requests
     starts      start workers: fork, prepare (release.prepare_locked), reports
+    forker      the start forker: the fork that holds the warmed runtime and forks the workers,
+                let go when no start came for a few seconds
     output      the FIFOs read into rotated logs
     console     a -t container's pty master (console socket), its output, attached clients
     endings     ends recorded, restarts scheduled, --rm spawned, retries after EMFILE/ENOSPC

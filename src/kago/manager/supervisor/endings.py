@@ -160,7 +160,8 @@ class Endings:
             if now > deadline:
                 say(f"{self.starting[fd][0].cid[:12]}: start timed out, killing its worker")
                 try:
-                    os.kill(pid, signal.SIGKILL)
+                    if pid is not None:  # None: the forker has not answered (forker.py)
+                        os.kill(pid, signal.SIGKILL)
                 except ProcessLookupError:
                     pass
                 self._report(fd, b"")

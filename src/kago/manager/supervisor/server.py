@@ -27,6 +27,7 @@ from kago.manager.supervisor.output import Output
 from kago.manager.supervisor.poll import EVENT_READ, Selector
 from kago.manager.supervisor.releases import Releases, wants_release
 from kago.manager.supervisor.runs import Runs, received_fds
+from kago.manager.supervisor.forker import Forker
 from kago.manager.supervisor.starts import Starts
 from kago.manager.supervisor.state import (Client, Watched, accept, alive, idle_timeout,
                                            listen_unix, note, say)
@@ -35,7 +36,7 @@ from kago.manager.supervisor.state import (Client, Watched, accept, alive, idle_
 FDS_SPACE = 64  # ancillary room for a few fds (CMSG_SPACE(3 * 4) is 32)
 
 
-class Supervisor(Starts, Endings, Releases, Console, Output, Health, Runs):
+class Supervisor(Starts, Forker, Endings, Releases, Console, Output, Health, Runs):
     def __init__(self, paths, lock_fd=None):
         self.paths = paths
         self.lock_fd = lock_fd     # RUNROOT/supervisor.lock: closed in the releaser
@@ -50,7 +51,7 @@ class Supervisor(Starts, Endings, Releases, Console, Output, Health, Runs):
         self.delays = {}           # cid -> next restart delay
         self.runtimes = {}
         self.starting = {}         # worker report fd -> (Watched, Client or None, bytes read)
-        self.workers = {}          # worker report fd -> (worker pid, deadline)
+        self.workers = {}          # worker report fd -> (worker pid or None, deadline)
         self.early = {}            # pid -> exit status, reaped before its worker reported
         self.to_release = []       # ended containers waiting for the next releaser
         self.releaser = None       # (pid, [cids]) of the releaser at work
@@ -65,8 +66,8 @@ class Supervisor(Starts, Endings, Releases, Console, Output, Health, Runs):
 
     # --- set-up
     def serve(self):
-        from kago.kernel import consts, libc
-        libc.prctl(consts.PR_SET_CHILD_SUBREAPER, 1)
+        from kago.kernel.subreaper import become_subreaper  # not libc: see its module
+        become_subreaper()
         rfd, wfd = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
         signal.set_wakeup_fd(wfd)
         for sig in (signal.SIGCHLD, signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
@@ -81,6 +82,7 @@ class Supervisor(Starts, Endings, Releases, Console, Output, Health, Runs):
         finally:
             listener.close()
             self._runs_close()  # the run server exits once its requests are done
+            self._forker_close()
             try:
                 os.unlink(self.paths.socket())
             except FileNotFoundError:
@@ -149,6 +151,7 @@ class Supervisor(Starts, Endings, Releases, Console, Output, Health, Runs):
                 self._run_timers()
                 self._health_timers()
                 self._runs_timer()
+                self._forker_timer()
             except (OSError, KagoError) as e:
                 say(f"timers: {describe(e)}")
             if self._idle():
@@ -176,6 +179,8 @@ class Supervisor(Starts, Endings, Releases, Console, Output, Health, Runs):
             self._health_report(obj)
         elif kind == "runs":
             self._runs_readable()
+        elif kind == "forker":
+            self._forker_readable()
 
     def _next_timeout(self):
         waits = [when - time.monotonic() for when, _ in self.timers]
@@ -183,9 +188,9 @@ class Supervisor(Starts, Endings, Releases, Console, Output, Health, Runs):
             waits.append(self.retry_at - time.monotonic())
         waits += [deadline - time.monotonic() for _pid, deadline in self.workers.values()]
         waits += self._health_waits()
-        runs_idle = self._runs_idle_at()
-        if runs_idle is not None:
-            waits.append(runs_idle - time.monotonic())
+        for idle_at in (self._runs_idle_at(), self._forker_idle_at()):
+            if idle_at is not None:
+                waits.append(idle_at - time.monotonic())
         if not self._busy():
             waits.append(self.idle_since + self.idle_after - time.monotonic())
         return max(0.0, min(waits)) if waits else None
@@ -227,7 +232,7 @@ class Supervisor(Starts, Endings, Releases, Console, Output, Health, Runs):
                 self.releaser = None
                 self._run_releaser()  # the containers that ended meanwhile
                 continue
-            if self._runs_reaped(pid):
+            if self._runs_reaped(pid) or self._forker_reaped(pid):
                 continue
             w = self.by_pid.pop(pid, None)
             if w is not None:
@@ -292,6 +297,7 @@ class Supervisor(Starts, Endings, Releases, Console, Output, Health, Runs):
     def _handoff(self, client, line, fds):
         """A run request goes to the run server (runs.py), the connection with it."""
         if self._run_request(client, line, fds):
+            self.forker_ahead()
             self.clients.discard(client)
             self.sel.unregister(client.sock)
             client.sock.close()  # the run server holds it now

@@ -32,14 +32,13 @@ class Starts:
     """The Supervisor's starting half."""
 
     def runtime_for(self, record):
+        """The runtime of ``record``, for the supervisor's own calls (state, kill, delete):
+        not warmed here. The start path is imported and warmed in the start forker
+        (forker.py), which forks the workers, so this process stays without it."""
         key = (record.get("runtime"), record["runtime_root"])
         if key not in self.runtimes:
             from kago.manager.runtimes import open_runtime
             self.runtimes[key] = open_runtime(*key)
-            self.runtimes[key].warm()
-            import gc
-            gc.freeze()  # what is loaded now stays out of collections: fewer copied pages
-            #              in each forked worker (gc.freeze's documented use before fork)
         return self.runtimes[key]
 
     def start(self, cid, attached=False, client=None, restore=None):
@@ -72,7 +71,7 @@ class Starts:
             writers = [os.open(os.path.join(fifo_dir, s), os.O_RDWR | os.O_CLOEXEC)
                        for s in STREAMS]
             console = self._listen_console(w) if wants_console(record) else None
-            report, worker = fork_worker(runtime, cid, self.paths, writers, console, restore)
+            report = self.fork_start(record, writers, console, restore)
             fault("supervisor.forked")
         except BaseException:
             self._close_output(w)
@@ -81,7 +80,7 @@ class Starts:
             for fd in writers:
                 os.close(fd)
         self.starting[report] = (w, client, b"")
-        self.workers[report] = (worker, time.monotonic() + WORKER_TIMEOUT)
+        self.workers[report] = (None, time.monotonic() + WORKER_TIMEOUT)  # pid: forker.py
         self.sel.register(report, EVENT_READ, ("worker", None))
 
     def starting_ids(self):
@@ -178,23 +177,24 @@ class Starts:
             self._release_later(cid)  # docker cleans up after a failed start too
 
 
-def fork_worker(runtime, cid, paths, writers, console=None, restore=None):
-    """Fork a process that prepares the container (``prepare``), runs ``runtime.start`` with
-    its stdio (and ``console``, the console socket of a tty container) and reports {"pid", "pid_start"} or {"error", "code"} as JSON on the returned
-    pipe."""
-    report_r, report_w = os.pipe2(os.O_CLOEXEC)
+def fork_worker(runtime, cid, paths, writers, report_w, console=None, restore=None,
+                inherited=()):
+    """Fork a process (in the start forker, forker.py) that prepares the container
+    (``prepare``), runs ``runtime.start`` with ``writers`` as its stdout and stderr (and
+    ``console``, the console socket of a tty container) and reports {"pid", "pid_start"} or
+    {"error", "code"} as one JSON line on ``report_w``; returns its pid. The worker closes
+    ``inherited`` first (the forker's channel)."""
     pid = os.fork()
     if pid:
-        os.close(report_w)
-        os.set_blocking(report_r, False)
-        return report_r, pid
+        return pid
     try:  # the worker: never returns
         import gc
         gc.disable()  # a collection would touch (and so copy) the whole inherited heap
         signal.set_wakeup_fd(-1)  # its signals are not the supervisor's business
         for sig in (signal.SIGCHLD, signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
             signal.signal(sig, signal.SIG_DFL)
-        os.close(report_r)
+        for fd in inherited:
+            os.close(fd)
         devnull = os.open(os.devnull, os.O_RDONLY)
         os.dup2(devnull, 0)
         os.dup2(writers[0], 1)

@@ -118,7 +118,9 @@ def oom_killed(record):
     path = record.get("cgroups_path")
     if not path:
         return False
+    from kago.runtime import container
     from kago.runtime.resources import oom_killed_at
+    container.keep_layout()  # once: the supervisor no longer runs warm(), which did it
     return oom_killed_at(path)
 
 
