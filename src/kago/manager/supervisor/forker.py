@@ -79,9 +79,9 @@ class Forker:
         ours, theirs = socket.socketpair(socket.AF_UNIX,
                                          socket.SOCK_SEQPACKET | socket.SOCK_CLOEXEC)
         import gc
-        gc.freeze()  # our objects out of collections (gc.freeze's documented use before a
-        #              fork): a collection here would write to, and so copy, every page the
-        #              forker shares with us
+        gc.freeze()  # our objects out of the young collections (gc.freeze's documented use
+        #              before a fork): a collection here would write to, and so copy, the
+        #              pages the forker shares with us
         pid = os.fork()
         if pid == 0:
             try:
@@ -89,6 +89,9 @@ class Forker:
                 serve(theirs, self.paths)
             finally:
                 os._exit(0)
+        # back into the oldest generation, which only a full collection walks: frozen for
+        # good, a cycle that became garbage since would stay in a long-lived supervisor
+        gc.unfreeze()
         theirs.close()
         # a send waits while the forker's queue is full (the first orders, while it imports)
         ours.settimeout(ANSWER_WAIT)
