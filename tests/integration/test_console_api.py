@@ -402,10 +402,12 @@ def test_a_definition_starts_and_stops_its_console(env, tmp_path):
         """))
     up = env.kago("up", definition, check=True)
     assert f"http://127.0.0.1:{port}/" in up.stdout
-    [pid] = console_processes(env.root)
-    rows = httpx.get(f"http://127.0.0.1:{port}/api/containers", timeout=10).json()
-    assert [r["name"] for r in rows] == ["csl-web-0"] and rows[0]["group"] == "csl-web"
-    env.kago("down", definition, check=True)
+    try:
+        [pid] = console_processes(env.root)
+        rows = httpx.get(f"http://127.0.0.1:{port}/api/containers", timeout=10).json()
+        assert [r["name"] for r in rows] == ["csl-web-0"] and rows[0]["group"] == "csl-web"
+    finally:  # also when an assertion failed: the console would outlive the test, on its port
+        env.kago("down", definition, check=True)
     assert wait_for(lambda: not console_processes(env.root), 10, 0.05)
     with socket.socket() as s:
         s.bind(("127.0.0.1", port))  # free again

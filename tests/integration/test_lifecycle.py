@@ -289,6 +289,27 @@ def test_run_forwards_signals(oci, make_bundle):
     assert_not_exists(oci, cid)
 
 
+def test_run_forwards_signals_before_its_wait(oci, make_bundle):
+    """A signal that comes once the container runs but before ``run`` waits for it (held
+    open here by a slow step) goes to the container too: it does not end the runtime and
+    leave the container behind."""
+    b = make_bundle(TERMABLE, root__readonly=False)
+    cid = oci.new_id()
+    argv = [KAGO_OCI, "--root", oci.root, "run", "--bundle", b.path, cid]
+    runner = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                              stderr=subprocess.DEVNULL,
+                              env=dict(os.environ, KAGO_FAULT_STEP="run.waiting:sleep=3"))
+    try:
+        assert trap_set(b), "run did not start the container"
+        runner.send_signal(signal.SIGTERM)
+        assert runner.wait(timeout=15) == 4
+    finally:
+        if runner.poll() is None:
+            runner.kill()
+            runner.wait()
+    assert_not_exists(oci, cid)
+
+
 def test_run_detached_leaves_it_running(oci, make_bundle, tmp_path):
     b = make_bundle(SLEEPER)
     cid = oci.new_id()

@@ -56,7 +56,7 @@ def assert_single_threaded():
 
 
 def spawn(plan, ctx_args, cgroup=None, on_hooks=None, exec_mode=False, prepare=None,
-          state=None, seccomp_cache=None):
+          state=None, seccomp_cache=None, on_pid=None):
     """Fork the container process; return the Spawn once it reported ``ready``.
 
     Three shapes (child.py). Without a user namespace, we fork the container process
@@ -80,7 +80,9 @@ def spawn(plan, ctx_args, cgroup=None, on_hooks=None, exec_mode=False, prepare=N
     (steps.cgroup_limits; runc sets the limits after the container's mounts too).
     A seccomp filter is compiled here, before the fork (the child only loads it), or taken
     from ``seccomp_cache``, a directory of compiled filters; ``state(pid)`` is the container's
-    OCI state, sent with a seccomp listener fd to ``listenerPath``.
+    OCI state, sent with a seccomp listener fd to ``listenerPath``. ``on_pid(pid)`` runs as
+    soon as the container process's pid is known, before its "go" (and after every fork of
+    ours that the container's processes come from, so what it installs is not inherited).
     """
     if plan.process.seccomp is not None:
         from kago.linux import seccomp
@@ -125,19 +127,15 @@ def spawn(plan, ctx_args, cgroup=None, on_hooks=None, exec_mode=False, prepare=N
         if direct:
             sp.pid = pid
             sp.pid_start = procfs.start_time(pid)
-            if prepare:
-                prepare()
-            _send_go(ours)
+            _release(ours, pid, prepare, on_pid)
         elif born_in_userns:
             sp.pid = pid
             sp.pid_start = procfs.start_time(pid)
             _write_maps(sp, plan)
-            if prepare:
-                prepare()
-            _send_go(ours)
+            _release(ours, pid, prepare, on_pid)
         else:
             sp.intermediate = pid
-            _intermediate_handshake(sp, plan, prepare)
+            _intermediate_handshake(sp, plan, prepare, on_pid)
         _readiness(sp, on_hooks, lambda fd: _pass_listener(plan, sp.pid, fd, state, exec_mode))
     except BaseException:
         sp.kill()
@@ -264,7 +262,7 @@ def _write_maps(sp, plan):
     chan.send(t="ok", setgroups_denied=False)
 
 
-def _intermediate_handshake(sp, plan, prepare):
+def _intermediate_handshake(sp, plan, prepare, on_pid=None):
     """Write the intermediate's ID maps, learn the container process's pid, then apply the
     cgroup limits while it mounts (it waits for our "go" before its devices and hooks).
 
@@ -289,6 +287,13 @@ def _intermediate_handshake(sp, plan, prepare):
     sp.pid_start = procfs.start_time(sp.pid)
     _reap(sp.intermediate)
     sp.intermediate = None
+    _release(chan, sp.pid, prepare, on_pid)
+
+
+def _release(chan, pid, prepare, on_pid):
+    """The container process ``pid`` exists: tell ``on_pid``, apply the limits, send "go"."""
+    if on_pid:
+        on_pid(pid)
     if prepare:
         prepare()
     _send_go(chan)

@@ -111,11 +111,12 @@ def make_plan(cfg, bundle, container_id, opts):
 
 # --- create / run ---------------------------------------------------------------------------
 
-def create(store, container_id, bundle, opts, mode="create"):
+def create(store, container_id, bundle, opts, mode="create", on_pid=None):
     """Create the container (mode "create") or create it started (mode "run").
 
     Returns the container's record. On failure nothing is left: no process, mount, cgroup or
-    state directory.
+    state directory. ``on_pid(pid)``: called once the container process exists, before it
+    goes on to run anything of the container (process.parent.spawn).
     """
     bundle = os.path.abspath(bundle)
     st.validate_id(container_id)
@@ -129,7 +130,7 @@ def create(store, container_id, bundle, opts, mode="create"):
         check_maps(plan, euid, os.getegid())
     undo = Undo()
     try:
-        return _create(store, container_id, bundle, cfg, plan, opts, mode, undo)
+        return _create(store, container_id, bundle, cfg, plan, opts, mode, undo, on_pid)
     except BaseException as e:
         cleanup_errors = undo.run()
         if cleanup_errors or not isinstance(e, KagoError):
@@ -145,7 +146,7 @@ def _check_terminal(plan, opts, mode):
         raise UsageError("--console-socket given but process.terminal is false")
 
 
-def _create(store, container_id, bundle, cfg, plan, opts, mode, undo):
+def _create(store, container_id, bundle, cfg, plan, opts, mode, undo, on_pid=None):
     state_dir = store.reserve(container_id)
     undo.push(store.remove, container_id)
     record = new_record(container_id, bundle, plan, cfg)
@@ -170,7 +171,7 @@ def _create(store, container_id, bundle, cfg, plan, opts, mode, undo):
                           on_hooks=lambda pid: _creation_hooks(plan, record, pid),
                           prepare=_limits(cgroup, plan.resources, opts.rootless),
                           state=lambda pid: oci_state(record, CREATING, pid),
-                          seccomp_cache=store.seccomp_cache())
+                          seccomp_cache=store.seccomp_cache(), on_pid=on_pid)
     undo.push(sp.kill)
     fds.close_all()
     if cgroup is not None:
@@ -579,8 +580,16 @@ def _post_hooks(kind, record, status_now):
 # --- run ------------------------------------------------------------------------------------
 
 def run(store, container_id, bundle, opts):
-    """create + start; in the foreground, wait and delete; return the exit status."""
-    record = create(store, container_id, bundle, opts, mode="run")
+    """create + start; in the foreground, wait and delete; return the exit status.
+
+    In the foreground the signals a shell sends us go to the container's init from the moment
+    it exists, before it is let go (as runc's handler is set before it starts the container):
+    set only at the wait, a SIGTERM in between would end us and leave it running."""
+    on_pid = None
+    if not opts.detach:
+        from kago.process import parent
+        on_pid = parent.forward_signals_to
+    record = create(store, container_id, bundle, opts, mode="run", on_pid=on_pid)
     if _poststart_hooks(record):
         _poststart(record, _identity(os.getpid()))  # the init is our fork until it execs
     sock = record["kago"].pop("notify_socket", None)
@@ -588,14 +597,16 @@ def run(store, container_id, bundle, opts):
         if sock is not None:
             _relay_ready(sock, opts.notify_socket, record, record["pid"])
         return 0
-    from kago.process import parent
     if sock is not None:
-        # as runc: in the foreground the runtime stays the main process systemd watches
-        parent.forward_signals_to(record["pid"])
+        # as runc: in the foreground the runtime stays the main process systemd watches (the
+        # signals it sends us go to the container: on_pid above)
         _relay_ready(sock, opts.notify_socket, record, os.getpid())
     peer = record["kago"].pop("console_peer", None)
     if peer is not None:
         _proxy_terminal(peer, record)
+    if "KAGO_FAULT_STEP" in os.environ:  # tests: a slow step here (kago.faults, not loaded else)
+        from kago.faults import fault
+        fault("run.waiting")
     with log.phase("wait"):
         code = parent.wait(record["pid"])
     try:

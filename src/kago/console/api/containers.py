@@ -27,11 +27,13 @@ async def stream(request):
 
     async def events():
         yield "retry: 2000\n\n"
+        sent = None
         while True:
             t, rows = c.sampler.snapshot
             if not every:
                 rows = [r for r in rows if r["state"] in ("running", "paused", "restarting")]
-            if t:
+            if t and t != sent:  # next_tick gives up after 5 s: no new tick, nothing to send
+                sent = t
                 yield sse("tick", {"t": t, "containers": rows})
             await c.sampler.next_tick()
             if await request.is_disconnected():
