@@ -272,33 +272,14 @@ def test_run_killed_by_signal_is_128_plus_n(oci, make_bundle):
     assert_not_exists(oci, cid)
 
 
-def test_run_forwards_signals(oci, make_bundle):
+def _term_while_running(oci, make_bundle, env=None):
+    """``run`` in the foreground, SIGTERM to it once the container's trap is set: the
+    container gets it (its trap exits 4) and nothing is left."""
     b = make_bundle(TERMABLE, root__readonly=False)
     cid = oci.new_id()
     argv = [KAGO_OCI, "--root", oci.root, "run", "--bundle", b.path, cid]
     runner = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                              stderr=subprocess.DEVNULL)
-    try:
-        assert trap_set(b), "run did not start the container"
-        runner.send_signal(signal.SIGTERM)
-        assert runner.wait(timeout=10) == 4
-    finally:
-        if runner.poll() is None:
-            runner.kill()
-            runner.wait()
-    assert_not_exists(oci, cid)
-
-
-def test_run_forwards_signals_before_its_wait(oci, make_bundle):
-    """A signal that comes once the container runs but before ``run`` waits for it (held
-    open here by a slow step) goes to the container too: it does not end the runtime and
-    leave the container behind."""
-    b = make_bundle(TERMABLE, root__readonly=False)
-    cid = oci.new_id()
-    argv = [KAGO_OCI, "--root", oci.root, "run", "--bundle", b.path, cid]
-    runner = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                              stderr=subprocess.DEVNULL,
-                              env=dict(os.environ, KAGO_FAULT_STEP="run.waiting:sleep=3"))
+                              stderr=subprocess.DEVNULL, env=env)
     try:
         assert trap_set(b), "run did not start the container"
         runner.send_signal(signal.SIGTERM)
@@ -308,6 +289,18 @@ def test_run_forwards_signals_before_its_wait(oci, make_bundle):
             runner.kill()
             runner.wait()
     assert_not_exists(oci, cid)
+
+
+def test_run_forwards_signals(oci, make_bundle):
+    _term_while_running(oci, make_bundle)
+
+
+def test_run_forwards_signals_before_its_wait(oci, make_bundle):
+    """A signal that comes once the container runs but before ``run`` waits for it (held
+    open here by a slow step) goes to the container too: it does not end the runtime and
+    leave the container behind."""
+    _term_while_running(oci, make_bundle,
+                        env=dict(os.environ, KAGO_FAULT_STEP="run.waiting:sleep=3"))
 
 
 def test_run_detached_leaves_it_running(oci, make_bundle, tmp_path):
