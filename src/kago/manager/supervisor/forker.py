@@ -26,7 +26,7 @@ import time
 from kago.jsonio import std_dumps, std_loads
 from kago.manager.errors import ManagerError
 from kago.manager.supervisor.poll import EVENT_READ
-from kago.manager.supervisor.runs import _fd_bytes, received_fds
+from kago.manager.supervisor.runs import fd_bytes, received_fds
 from kago.manager.supervisor.state import say
 
 FORKER_IDLE = 5.0    # s without an order before the forker is let go (a burst keeps it)
@@ -52,7 +52,7 @@ class Forker:
         order = std_dumps({"cid": record["id"], "runtime": record.get("runtime"),
                            "root": record["runtime_root"], "console": console,
                            "restore": restore}).encode()
-        ancillary = [(socket.SOL_SOCKET, socket.SCM_RIGHTS, _fd_bytes([*writers, report_w]))]
+        ancillary = [(socket.SOL_SOCKET, socket.SCM_RIGHTS, fd_bytes([*writers, report_w]))]
         try:
             for attempt in (1, 2):
                 try:
@@ -168,7 +168,7 @@ def serve(channel, paths):
     signal.signal(signal.SIGCHLD, signal.SIG_IGN)  # workers reaped by the kernel
     keep = channel.fileno()
     os.closerange(3, keep)
-    os.closerange(keep + 1, _max_fd())
+    os.closerange(keep + 1, 0x7FFFFFFF)  # close_range(2): no limit to look up (child.py)
     try:  # kago's own runtime, the default: imported before the first order comes
         from kago.runtime import container
         container.warm()
@@ -216,9 +216,3 @@ def _warmed(runtimes, key):
         #              in each forked worker (gc.freeze's documented use before fork)
     return runtimes[key]
 
-
-def _max_fd():
-    try:
-        return os.sysconf("SC_OPEN_MAX")
-    except (OSError, ValueError):
-        return 65536

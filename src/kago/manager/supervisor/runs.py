@@ -51,7 +51,7 @@ class Runs:
                              "error": "run: the run server is starting"})
                 return False
             channel.sendmsg([line], [(socket.SOL_SOCKET, socket.SCM_RIGHTS,
-                                      _fd_bytes([client.sock.fileno(), *fds]))])
+                                      fd_bytes([client.sock.fileno(), *fds]))])
         except OSError as e:
             # the client falls back to doing it itself
             client.send({"ok": False, "fallback": True, "code": 125,
@@ -134,7 +134,8 @@ class Runs:
             self._runs_close()  # it exits when it reads the end
 
 
-def _fd_bytes(fds):
+def fd_bytes(fds):
+    """``fds`` as SCM_RIGHTS ancillary data."""
     return b"".join(fd.to_bytes(4, sys.byteorder, signed=True) for fd in fds)
 
 
